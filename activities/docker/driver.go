@@ -1,0 +1,471 @@
+// Package docker runs tenant environments on a Docker Engine: one bridge
+// network, named volumes and one container per service for each tenant, all
+// found again by deterministic names and tenantflow.* labels so that every
+// operation is idempotent.
+package docker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// Labels put on everything Tenantflow creates, so ops can find a tenant's
+// objects with one filter (docker ps --filter label=tenantflow.tenant=acme).
+const (
+	LabelManaged = "tenantflow.managed"
+	LabelTenant  = "tenantflow.tenant"
+	LabelService = "tenantflow.service"
+	LabelVolume  = "tenantflow.volume"
+	LabelSpec    = "tenantflow.spec" // hash of the rendered service spec
+)
+
+// Error types shown in the Web UI for failures a retry cannot fix.
+const (
+	ErrImageNotFound    = "ImageNotFound"
+	ErrServiceUnhealthy = "ServiceUnhealthy"
+	ErrInvalidSpec      = "InvalidServiceSpec"
+)
+
+// Config is the Docker driver's configuration.
+type Config struct {
+	// Host is the engine address (unix:///var/run/docker.sock, tcp://…);
+	// empty means DOCKER_HOST or the default socket.
+	Host string
+	// PublishIP is the host address the tenant's public port is published
+	// on; the proxy (or the user, before routing exists) connects there.
+	PublishIP string
+	// PollInterval is how often health is checked while waiting.
+	PollInterval time.Duration
+}
+
+// Driver implements runtime.Driver on a Docker Engine.
+type Driver struct {
+	cli  *client.Client
+	cfg  Config
+	http *http.Client
+	log  *slog.Logger
+}
+
+// New connects to the engine and checks it answers, so a wrong address is a
+// start-up error naming the setting rather than a failing activity later.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker host %q: %w", cfg.Host, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("docker host %q does not answer: %w", cli.DaemonHost(), err)
+	}
+	if cfg.PublishIP == "" {
+		cfg.PublishIP = "127.0.0.1"
+	}
+	if net.ParseIP(cfg.PublishIP) == nil {
+		cli.Close()
+		return nil, fmt.Errorf("docker publish IP %q is not an IP address", cfg.PublishIP)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 50 * time.Millisecond
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Driver{cli: cli, cfg: cfg, http: &http.Client{}, log: log}, nil
+}
+
+// Client exposes the engine client for image builds and tests.
+func (d *Driver) Client() *client.Client { return d.cli }
+
+// Close releases the engine connection.
+func (d *Driver) Close() error { return d.cli.Close() }
+
+// NetworkName, VolumeName and ContainerName are the deterministic names that
+// make retries find what an earlier attempt created.
+func NetworkName(tenant string) string        { return "tf-" + tenant }
+func VolumeName(tenant, vol string) string    { return "tf-" + tenant + "-" + vol }
+func ContainerName(tenant, svc string) string { return "tf-" + tenant + "-" + svc }
+
+func tenantFilter(tenant string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", LabelTenant+"="+tenant))
+}
+
+// CreateNetwork makes the tenant's bridge network unless it exists.
+func (d *Driver) CreateNetwork(ctx context.Context, tenant string) error {
+	name := NetworkName(tenant)
+	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return fmt.Errorf("list networks %s: %w", name, err)
+	}
+	for _, n := range nets {
+		if n.Name == name { // the name filter matches substrings
+			return nil
+		}
+	}
+	_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{LabelManaged: "true", LabelTenant: tenant},
+	})
+	if err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	d.log.InfoContext(ctx, "network ready", "tenant", tenant, "network", name)
+	return nil
+}
+
+// CreateVolumes makes the tenant's named volumes. Docker returns the existing
+// volume for a name that exists, which makes this idempotent by itself.
+func (d *Driver) CreateVolumes(ctx context.Context, tenant string, volumes []string) error {
+	for _, v := range volumes {
+		name := VolumeName(tenant, v)
+		_, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{
+			Name:   name,
+			Labels: map[string]string{LabelManaged: "true", LabelTenant: tenant, LabelVolume: v},
+		})
+		if err != nil {
+			return fmt.Errorf("create volume %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// specHash identifies a rendered service so that a container left by an
+// earlier attempt is reused only when it was made from the same spec.
+func specHash(tenant string, svc runtime.Service) string {
+	b, _ := json.Marshal(struct {
+		T string
+		S runtime.Service
+	}{tenant, svc})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}
+
+// StartService creates the service's container once and makes sure it runs.
+func (d *Driver) StartService(ctx context.Context, tenant string, svc runtime.Service) (runtime.ServiceStatus, error) {
+	name := ContainerName(tenant, svc.Name)
+	hash := specHash(tenant, svc)
+	id, err := d.ensureContainer(ctx, tenant, name, hash, svc)
+	if err != nil {
+		return runtime.ServiceStatus{}, err
+	}
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return runtime.ServiceStatus{}, fmt.Errorf("start container %s: %w", name, err)
+	}
+	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "container", name)
+	return runtime.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
+}
+
+func (d *Driver) ensureContainer(ctx context.Context, tenant, name, hash string, svc runtime.Service) (string, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		existing, err := d.cli.ContainerInspect(ctx, name)
+		switch {
+		case err == nil && existing.Config != nil && existing.Config.Labels[LabelSpec] == hash:
+			return existing.ID, nil
+		case err == nil:
+			// Left by an attempt with another spec: replace it, it never served.
+			if err := d.cli.ContainerRemove(ctx, existing.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				return "", fmt.Errorf("replace container %s: %w", name, err)
+			}
+		case !cerrdefs.IsNotFound(err):
+			return "", fmt.Errorf("inspect container %s: %w", name, err)
+		}
+		cfg, hostCfg, netCfg, err := d.containerSpec(tenant, hash, svc)
+		if err != nil {
+			return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
+		}
+		created, err := d.cli.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, name)
+		switch {
+		case err == nil:
+			return created.ID, nil
+		case cerrdefs.IsConflict(err):
+			continue // a concurrent attempt created it: inspect again
+		case cerrdefs.IsNotFound(err):
+			msg := fmt.Sprintf("service %s: image %s is not on the Docker host", svc.Name, svc.Image)
+			return "", temporal.NewNonRetryableApplicationError(msg, ErrImageNotFound, err)
+		default:
+			return "", fmt.Errorf("create container %s: %w", name, err)
+		}
+	}
+	return "", fmt.Errorf("create container %s: name kept conflicting", name)
+}
+
+func (d *Driver) containerSpec(tenant, hash string, svc runtime.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	env := make([]string, 0, len(svc.Env))
+	for k, v := range svc.Env {
+		env = append(env, k+"="+v)
+	}
+	cfg := &container.Config{
+		Image: svc.Image,
+		Env:   env,
+		Labels: map[string]string{
+			LabelManaged: "true", LabelTenant: tenant, LabelService: svc.Name, LabelSpec: hash,
+		},
+		ExposedPorts: nat.PortSet{},
+	}
+	if len(svc.Command) > 0 {
+		cfg.Cmd = svc.Command
+	}
+	hostCfg := &container.HostConfig{
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		PortBindings:  nat.PortMap{},
+		Resources: container.Resources{
+			Memory:   svc.Resources.MemoryBytes(),
+			NanoCPUs: int64(svc.Resources.CPUs * 1e9),
+		},
+	}
+	if svc.Resources.Pids > 0 {
+		pids := svc.Resources.Pids
+		hostCfg.Resources.PidsLimit = &pids
+	}
+	for _, p := range svc.Ports {
+		port := nat.Port(strconv.Itoa(p.Container) + "/tcp")
+		cfg.ExposedPorts[port] = struct{}{}
+		if p.Public {
+			// Host port 0: the engine picks a free one; it is read back by
+			// WaitHealthy so a retry reuses the same container and port.
+			hostCfg.PortBindings[port] = []nat.PortBinding{{HostIP: d.cfg.PublishIP, HostPort: "0"}}
+		}
+	}
+	for _, m := range svc.Mounts {
+		hostCfg.Mounts = append(hostCfg.Mounts, mount.Mount{Type: mount.TypeVolume, Source: VolumeName(tenant, m.Volume), Target: m.Path})
+	}
+	if h := svc.HealthCheck; h != nil && len(h.Command) > 0 {
+		cfg.Healthcheck = &container.HealthConfig{
+			Test:        append([]string{"CMD"}, h.Command...),
+			Interval:    orDefault(h.Interval.D(), time.Second),
+			Timeout:     orDefault(h.Timeout.D(), 2*time.Second),
+			StartPeriod: h.StartPeriod.D(),
+			Retries:     orDefaultInt(h.Retries, 3),
+		}
+	}
+	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		NetworkName(tenant): {Aliases: []string{svc.Name}},
+	}}
+	return cfg, hostCfg, netCfg, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func orDefaultInt(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
+// healthBudget is how long a service may take to become healthy: the time
+// its own check needs to give up, so the activity fails no sooner than the
+// template allows and no later than it must.
+func healthBudget(h *runtime.HealthCheck) time.Duration {
+	if h == nil {
+		return 30 * time.Second
+	}
+	interval := orDefault(h.Interval.D(), time.Second)
+	timeout := orDefault(h.Timeout.D(), 2*time.Second)
+	return h.StartPeriod.D() + time.Duration(orDefaultInt(h.Retries, 3)+1)*(interval+timeout) + 5*time.Second
+}
+
+// WaitHealthy polls every service until its health check passes and returns
+// the tenant's public endpoint. A service that Docker marks unhealthy, or
+// that stays unready past its budget, is a permanent failure.
+func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progress func(string)) (runtime.Endpoint, error) {
+	pubSvc, pubPort, ok := env.PublicPort()
+	if !ok {
+		return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError("environment has no public port", ErrInvalidSpec, nil)
+	}
+	start := time.Now()
+	pending := map[string]runtime.Service{}
+	for _, s := range env.Services {
+		pending[s.Name] = s
+	}
+	var endpoint runtime.Endpoint
+	ticker := time.NewTicker(d.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		for name, svc := range pending {
+			info, err := d.cli.ContainerInspect(ctx, ContainerName(env.Tenant, name))
+			if err != nil {
+				return runtime.Endpoint{}, fmt.Errorf("inspect %s: %w", name, err)
+			}
+			if name == pubSvc.Name && endpoint.URL == "" {
+				if u := d.publishedURL(info, pubPort.Container); u != "" {
+					endpoint.URL = u
+				}
+			}
+			healthy, why := d.serviceHealthy(ctx, info, svc, pubPort)
+			if healthy {
+				delete(pending, name)
+				continue
+			}
+			if info.State != nil && info.State.Health != nil && info.State.Health.Status == "unhealthy" {
+				msg := fmt.Sprintf("service %s is unhealthy: %s", name, why)
+				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+			}
+			if time.Since(start) > healthBudget(svc.HealthCheck) {
+				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), why)
+				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+			}
+			progress(fmt.Sprintf("waiting for %s: %s", name, why))
+		}
+		if len(pending) == 0 {
+			if endpoint.URL == "" {
+				return runtime.Endpoint{}, fmt.Errorf("service %s: public port %d is not published", pubSvc.Name, pubPort.Container)
+			}
+			return endpoint, nil
+		}
+		select {
+		case <-ctx.Done():
+			return runtime.Endpoint{}, ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+func (d *Driver) publishedURL(info container.InspectResponse, port int) string {
+	if info.NetworkSettings == nil {
+		return ""
+	}
+	for _, b := range info.NetworkSettings.Ports[nat.Port(strconv.Itoa(port)+"/tcp")] {
+		if b.HostPort != "" && b.HostPort != "0" {
+			return "http://" + net.JoinHostPort(d.cfg.PublishIP, b.HostPort)
+		}
+	}
+	return ""
+}
+
+// serviceHealthy reads Docker's verdict for command checks and probes HTTP
+// checks itself: through the published port when the check targets the public
+// port, otherwise on the container's address in the tenant network.
+func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectResponse, svc runtime.Service, pub runtime.Port) (bool, string) {
+	if info.State == nil || !info.State.Running {
+		status := "not running"
+		if info.State != nil {
+			status = info.State.Status
+		}
+		return false, status
+	}
+	h := svc.HealthCheck
+	switch {
+	case h == nil:
+		return true, ""
+	case len(h.Command) > 0:
+		if info.State.Health == nil {
+			return false, "no health status yet"
+		}
+		why := info.State.Health.Status
+		if n := len(info.State.Health.Log); n > 0 {
+			why += ": " + info.State.Health.Log[n-1].Output
+		}
+		return info.State.Health.Status == "healthy", why
+	default:
+		var base string
+		if svc.Ports != nil && h.HTTP.Port == pub.Container {
+			base = d.publishedURL(info, pub.Container)
+		} else if info.NetworkSettings != nil {
+			if ep := info.NetworkSettings.Networks[NetworkName(info.Config.Labels[LabelTenant])]; ep != nil && ep.IPAddress != "" {
+				base = "http://" + net.JoinHostPort(ep.IPAddress, strconv.Itoa(h.HTTP.Port))
+			}
+		}
+		if base == "" {
+			return false, "no address yet"
+		}
+		return probeHTTP(ctx, d.http, base+h.HTTP.Path, orDefault(h.Timeout.D(), 2*time.Second))
+	}
+}
+
+func probeHTTP(ctx context.Context, c *http.Client, url string, timeout time.Duration) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		return true, ""
+	}
+	return false, "HTTP " + resp.Status
+}
+
+// RemoveServices force-removes every container of the tenant.
+func (d *Driver) RemoveServices(ctx context.Context, tenant string) error {
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: tenantFilter(tenant)})
+	if err != nil {
+		return fmt.Errorf("list containers of %s: %w", tenant, err)
+	}
+	var errs error
+	for _, c := range list {
+		err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			errs = errors.Join(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
+		}
+	}
+	return errs
+}
+
+// RemoveVolumes deletes the tenant's volumes (containers must be gone).
+func (d *Driver) RemoveVolumes(ctx context.Context, tenant string) error {
+	list, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: tenantFilter(tenant)})
+	if err != nil {
+		return fmt.Errorf("list volumes of %s: %w", tenant, err)
+	}
+	var errs error
+	for _, v := range list.Volumes {
+		if err := d.cli.VolumeRemove(ctx, v.Name, false); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = errors.Join(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+		}
+	}
+	return errs
+}
+
+// RemoveNetwork removes the tenant's network(s).
+func (d *Driver) RemoveNetwork(ctx context.Context, tenant string) error {
+	list, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: tenantFilter(tenant)})
+	if err != nil {
+		return fmt.Errorf("list networks of %s: %w", tenant, err)
+	}
+	var errs error
+	for _, n := range list {
+		if err := d.cli.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = errors.Join(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+		}
+	}
+	return errs
+}
+
+var _ runtime.Driver = (*Driver)(nil)

@@ -1,0 +1,157 @@
+package docker_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+)
+
+func defaultEnv(t *testing.T, tenant string) runtime.Environment {
+	t.Helper()
+	tpls, err := runtime.LoadTemplates(testsuite.RepoRoot() + "/deploy/templates")
+	require.NoError(t, err)
+	tpl := tpls["default"]
+	secrets, err := tpl.GenerateSecrets()
+	require.NoError(t, err)
+	env, err := tpl.Render(tenant, "staging", secrets)
+	require.NoError(t, err)
+	return env
+}
+
+// residue lists what the engine still holds of a tenant.
+func residue(t *testing.T, d *docker.Driver, tenant string) []string {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", docker.LabelTenant+"="+tenant))
+	var out []string
+	cs, err := d.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	require.NoError(t, err)
+	for _, c := range cs {
+		out = append(out, "container "+c.Names[0])
+	}
+	vs, err := d.Client().VolumeList(ctx, volume.ListOptions{Filters: f})
+	require.NoError(t, err)
+	for _, v := range vs.Volumes {
+		out = append(out, "volume "+v.Name)
+	}
+	ns, err := d.Client().NetworkList(ctx, network.ListOptions{Filters: f})
+	require.NoError(t, err)
+	for _, n := range ns {
+		out = append(out, "network "+n.Name)
+	}
+	return out
+}
+
+func destroy(t *testing.T, d *docker.Driver, tenant string) {
+	ctx := context.Background()
+	require.NoError(t, d.RemoveServices(ctx, tenant))
+	require.NoError(t, d.RemoveVolumes(ctx, tenant))
+	require.NoError(t, d.RemoveNetwork(ctx, tenant))
+}
+
+func provision(t *testing.T, d *docker.Driver, env runtime.Environment) (runtime.Endpoint, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, d.CreateNetwork(ctx, env.Tenant))
+	require.NoError(t, d.CreateVolumes(ctx, env.Tenant, env.Volumes))
+	ids := map[string]string{}
+	for _, s := range env.Services {
+		st, err := d.StartService(ctx, env.Tenant, s)
+		require.NoError(t, err)
+		ids[s.Name] = st.ID
+	}
+	ep, err := d.WaitHealthy(ctx, env, func(string) {})
+	require.NoError(t, err)
+	return ep, ids
+}
+
+func TestProvisionIsIdempotentAndLeavesNoResidue(t *testing.T) {
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("drv%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	env := defaultEnv(t, tenant)
+
+	ep, ids := provision(t, d, env)
+	// A retry of every step finds what the first run made.
+	ep2, ids2 := provision(t, d, env)
+	require.Equal(t, ep, ep2)
+	require.Equal(t, ids, ids2)
+	require.Len(t, residue(t, d, tenant), 2+2+1, "2 containers, 2 volumes, 1 network")
+
+	// The app answers on the published port and reaches its db on the
+	// tenant network with the generated password.
+	resp, err := http.Post(ep.URL+"/hits", "text/plain", nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, "1", strings.TrimSpace(string(body)))
+	resp, err = http.Get(ep.URL + "/version")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, "v1", strings.TrimSpace(string(body)))
+
+	destroy(t, d, tenant)
+	require.Empty(t, residue(t, d, tenant))
+	destroy(t, d, tenant) // removing nothing is not an error
+}
+
+func TestMissingImageIsPermanent(t *testing.T) {
+	d := testsuite.Docker(t)
+	tenant := fmt.Sprintf("noimg%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	ctx := context.Background()
+	require.NoError(t, d.CreateNetwork(ctx, tenant))
+	_, err := d.StartService(ctx, tenant, runtime.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
+	require.Error(t, err)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.True(t, appErr.NonRetryable())
+	require.Equal(t, docker.ErrImageNotFound, appErr.Type())
+	_, err = d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, "app"))
+	require.True(t, cerrdefs.IsNotFound(err), "no container may be left: %v", err)
+}
+
+func TestUnhealthyServiceIsPermanent(t *testing.T) {
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("sick%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	env := defaultEnv(t, tenant)
+	// The db's check probes a port nothing listens on: Docker gives up.
+	env.Services[0].HealthCheck = &runtime.HealthCheck{
+		Command:  []string{"/demo-app", "probe", "http://127.0.0.1:1/healthz"},
+		Interval: runtime.Duration(100 * time.Millisecond), Retries: 2,
+	}
+	ctx := context.Background()
+	require.NoError(t, d.CreateNetwork(ctx, tenant))
+	require.NoError(t, d.CreateVolumes(ctx, tenant, env.Volumes))
+	for _, s := range env.Services {
+		_, err := d.StartService(ctx, tenant, s)
+		require.NoError(t, err)
+	}
+	_, err := d.WaitHealthy(ctx, env, func(string) {})
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, docker.ErrServiceUnhealthy, appErr.Type())
+	require.Contains(t, appErr.Error(), "db")
+}

@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+)
+
+// Driver is what a runtime (Docker host, OpenShift cluster) must do for the
+// tenant workflows. Every method is idempotent: it finds what an earlier
+// attempt made (by deterministic names and labels) instead of making it twice,
+// and the Remove methods succeed when there is nothing left to remove.
+type Driver interface {
+	CreateNetwork(ctx context.Context, tenant string) error
+	CreateVolumes(ctx context.Context, tenant string, volumes []string) error
+	StartService(ctx context.Context, tenant string, svc Service) (ServiceStatus, error)
+	WaitHealthy(ctx context.Context, env Environment, progress func(string)) (Endpoint, error)
+	RemoveServices(ctx context.Context, tenant string) error
+	RemoveVolumes(ctx context.Context, tenant string) error
+	RemoveNetwork(ctx context.Context, tenant string) error
+}
+
+// TenantRef names the tenant an activity works on.
+type TenantRef struct {
+	Tenant string `json:"tenant"`
+}
+
+// VolumesInput asks for the tenant's volumes to exist.
+type VolumesInput struct {
+	Tenant  string   `json:"tenant"`
+	Volumes []string `json:"volumes"`
+}
+
+// ServiceInput asks for one service to be created and running.
+type ServiceInput struct {
+	Tenant  string  `json:"tenant"`
+	Service Service `json:"service"`
+}
+
+// ServiceStatus is what StartService reports about the running service.
+type ServiceStatus struct {
+	Service string `json:"service"`
+	ID      string `json:"id"` // container id, deployment uid, …
+	Image   string `json:"image"`
+}
+
+// Endpoint is where the tenant's public port answers.
+type Endpoint struct {
+	URL string `json:"url"`
+}
+
+// Activities is the runtime surface the workflows call. It delegates to the
+// configured Driver so workflows reference one set of type-checked activity
+// names (var a *runtime.Activities; a.StartService) whatever the runtime.
+type Activities struct {
+	Driver Driver
+	// Heartbeat records progress of long activities; the worker sets it to
+	// activity.RecordHeartbeat. Nil disables heartbeats (direct calls).
+	Heartbeat func(ctx context.Context, details ...any)
+}
+
+// CreateNetwork makes the tenant's private network.
+func (a *Activities) CreateNetwork(ctx context.Context, in TenantRef) error {
+	return a.Driver.CreateNetwork(ctx, in.Tenant)
+}
+
+// CreateVolumes makes the tenant's persistent volumes.
+func (a *Activities) CreateVolumes(ctx context.Context, in VolumesInput) error {
+	return a.Driver.CreateVolumes(ctx, in.Tenant, in.Volumes)
+}
+
+// StartService creates (once) and starts one service of the tenant.
+func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
+	return a.Driver.StartService(ctx, in.Tenant, in.Service)
+}
+
+// WaitHealthy blocks until every service passes its health check and
+// heartbeats which ones it still waits for, so a stuck start is visible in the
+// Web UI and a lost worker is noticed by the heartbeat timeout.
+func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint, error) {
+	progress := func(msg string) {
+		if a.Heartbeat != nil {
+			a.Heartbeat(ctx, msg)
+		}
+	}
+	ep, err := a.Driver.WaitHealthy(ctx, env, progress)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("wait for tenant %s to be healthy: %w", env.Tenant, err)
+	}
+	return ep, nil
+}
+
+// RemoveServices removes every service (container) of the tenant.
+func (a *Activities) RemoveServices(ctx context.Context, in TenantRef) error {
+	return a.Driver.RemoveServices(ctx, in.Tenant)
+}
+
+// RemoveVolumes deletes the tenant's volumes and their data. Only
+// compensation of a failed provisioning (no data yet) and the end of
+// retention call it.
+func (a *Activities) RemoveVolumes(ctx context.Context, in TenantRef) error {
+	return a.Driver.RemoveVolumes(ctx, in.Tenant)
+}
+
+// RemoveNetwork removes the tenant's network.
+func (a *Activities) RemoveNetwork(ctx context.Context, in TenantRef) error {
+	return a.Driver.RemoveNetwork(ctx, in.Tenant)
+}

@@ -1,0 +1,156 @@
+package runtime
+
+import (
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Environment is a template rendered for one tenant: everything a runtime
+// driver needs, with secrets already substituted. It travels through workflow
+// history only encrypted (see internal/codec) because env values hold secrets.
+type Environment struct {
+	Tenant   string    `json:"tenant"`
+	Stage    string    `json:"stage"`
+	Template string    `json:"template"`
+	Volumes  []string  `json:"volumes,omitempty"`
+	Services []Service `json:"services"`
+}
+
+// Service is one rendered container of an Environment.
+type Service struct {
+	Name        string            `json:"name"`
+	Image       string            `json:"image"`
+	Command     []string          `json:"command,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	Ports       []Port            `json:"ports,omitempty"`
+	Mounts      []Mount           `json:"mounts,omitempty"`
+	HealthCheck *HealthCheck      `json:"healthcheck,omitempty"`
+	Resources   Resources         `json:"resources,omitempty"`
+}
+
+// Mount attaches a tenant volume (by its logical name) at Path.
+type Mount struct {
+	Volume string `json:"volume"`
+	Path   string `json:"path"`
+}
+
+// PublicPort returns the service and port that form the tenant's endpoint.
+func (e *Environment) PublicPort() (Service, Port, bool) {
+	for _, s := range e.Services {
+		for _, p := range s.Ports {
+			if p.Public {
+				return s, p, true
+			}
+		}
+	}
+	return Service{}, Port{}, false
+}
+
+// Images lists the distinct images of the environment, sorted.
+func (e *Environment) Images() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range e.Services {
+		if !seen[s.Image] {
+			seen[s.Image] = true
+			out = append(out, s.Image)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Render substitutes the tenant's variables and secrets into the template.
+// It is pure (no I/O, no randomness) so that workflows may call it.
+func (t *Template) Render(tenant, stage string, secrets map[string]string) (Environment, error) {
+	env := Environment{Tenant: tenant, Stage: stage, Template: t.Name}
+	for _, v := range t.Volumes {
+		env.Volumes = append(env.Volumes, v.Name)
+	}
+	for _, st := range t.Services {
+		s := Service{
+			Name:        st.Name,
+			Image:       st.Image,
+			Command:     append([]string(nil), st.Command...),
+			Ports:       append([]Port(nil), st.Ports...),
+			HealthCheck: st.HealthCheck,
+			Resources:   st.Resources,
+		}
+		if len(st.Env) > 0 {
+			s.Env = make(map[string]string, len(st.Env))
+		}
+		for k, v := range st.Env {
+			var missing string
+			s.Env[k] = os.Expand(v, func(ref string) string {
+				if name, ok := strings.CutPrefix(ref, "secret."); ok {
+					val, ok := secrets[name]
+					if !ok {
+						missing = name
+					}
+					return val
+				}
+				if f, ok := tenantVars[ref]; ok {
+					return f(tenant, stage)
+				}
+				missing = ref
+				return ""
+			})
+			if missing != "" {
+				return Environment{}, fmt.Errorf("render service %s env %s: no value for %q", st.Name, k, missing)
+			}
+		}
+		for _, m := range st.Mounts {
+			vol, path, _ := strings.Cut(m, ":")
+			s.Mounts = append(s.Mounts, Mount{Volume: vol, Path: path})
+		}
+		env.Services = append(env.Services, s)
+	}
+	return env, nil
+}
+
+const secretAlphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// GenerateSecrets draws the template's secrets from crypto/rand. Workflows
+// call it inside workflow.SideEffect so a replay reuses the recorded values.
+func (t *Template) GenerateSecrets() (map[string]string, error) {
+	out := make(map[string]string, len(t.Secrets))
+	for _, s := range t.Secrets {
+		n := s.Length
+		if n == 0 {
+			n = 32
+		}
+		b := make([]byte, n)
+		for i := range b {
+			idx, err := rand.Int(rand.Reader, big.NewInt(int64(len(secretAlphabet))))
+			if err != nil {
+				return nil, fmt.Errorf("generate secret %s: %w", s.Name, err)
+			}
+			b[i] = secretAlphabet[idx.Int64()]
+		}
+		out[s.Name] = string(b)
+	}
+	return out, nil
+}
+
+// MemoryBytes converts a Resources.Memory quantity to bytes (0 when unset).
+func (r Resources) MemoryBytes() int64 {
+	m := memQty.FindStringSubmatch(r.Memory)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	switch m[2] {
+	case "Ki":
+		n <<= 10
+	case "Mi":
+		n <<= 20
+	case "Gi":
+		n <<= 30
+	}
+	return n
+}

@@ -1,0 +1,293 @@
+// Package runtime describes what one tenant environment is (the template and
+// the rendered Environment) and exposes the runtime activities under names
+// that do not depend on which runtime (Docker, OpenShift) carries them out.
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Template is the declarative description of one tenant environment, read from
+// deploy/templates/<name>.yaml. It is rendered per tenant into an Environment.
+type Template struct {
+	Name        string            `yaml:"name" json:"name"`
+	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
+	Secrets     []SecretTemplate  `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	Volumes     []VolumeTemplate  `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	Services    []ServiceTemplate `yaml:"services" json:"services"`
+}
+
+// SecretTemplate declares a value generated once per tenant (e.g. a database
+// password) and referenced from env as ${secret.<name>}.
+type SecretTemplate struct {
+	Name   string `yaml:"name" json:"name"`
+	Length int    `yaml:"length,omitempty" json:"length,omitempty"`
+}
+
+// VolumeTemplate declares a named persistent volume of the tenant.
+type VolumeTemplate struct {
+	Name string `yaml:"name" json:"name"`
+}
+
+// ServiceTemplate is one container of the environment.
+type ServiceTemplate struct {
+	Name        string            `yaml:"name" json:"name"`
+	Image       string            `yaml:"image" json:"image"`
+	Command     []string          `yaml:"command,omitempty" json:"command,omitempty"`
+	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Ports       []Port            `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Mounts      []string          `yaml:"volumes,omitempty" json:"volumes,omitempty"` // "<volume>:<path>"
+	HealthCheck *HealthCheck      `yaml:"healthcheck,omitempty" json:"healthcheck,omitempty"`
+	Resources   Resources         `yaml:"resources,omitempty" json:"resources,omitempty"`
+}
+
+// Port is a container port. The single Public port of a template is the
+// tenant's endpoint: it is published (Docker) or routed (OpenShift).
+type Port struct {
+	Name      string `yaml:"name" json:"name"`
+	Container int    `yaml:"container" json:"container"`
+	Public    bool   `yaml:"public,omitempty" json:"public,omitempty"`
+}
+
+// HealthCheck is either an HTTP GET against a container port or a command run
+// inside the container; exactly one of the two is set.
+type HealthCheck struct {
+	HTTP        *HTTPCheck `yaml:"http,omitempty" json:"http,omitempty"`
+	Command     []string   `yaml:"command,omitempty" json:"command,omitempty"`
+	Interval    Duration   `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Timeout     Duration   `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	StartPeriod Duration   `yaml:"startPeriod,omitempty" json:"startPeriod,omitempty"`
+	// Retries is how many consecutive failures mark the service unhealthy.
+	Retries int `yaml:"retries,omitempty" json:"retries,omitempty"`
+}
+
+// HTTPCheck probes http://<service>:<port><path>; 2xx and 3xx are healthy.
+type HTTPCheck struct {
+	Path string `yaml:"path" json:"path"`
+	Port int    `yaml:"port" json:"port"`
+}
+
+// Resources limits one service. Memory takes Kubernetes-style quantities
+// ("64Mi", "1Gi"), CPUs a fraction of cores.
+type Resources struct {
+	Memory string  `yaml:"memory,omitempty" json:"memory,omitempty"`
+	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	Pids   int64   `yaml:"pids,omitempty" json:"pids,omitempty"`
+}
+
+// Duration reads "250ms", "2s" from YAML and travels as nanoseconds in JSON.
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	memQty   = regexp.MustCompile(`^([0-9]+)(Ki|Mi|Gi)?$`)
+)
+
+// IsDNSLabel reports whether s is an RFC 1123 label of at most max characters.
+func IsDNSLabel(s string, max int) bool {
+	return len(s) <= max && dnsLabel.MatchString(s)
+}
+
+// ParseTemplate reads and validates one template. Unknown keys are errors:
+// a typo in a template must not silently drop a setting.
+func ParseTemplate(data []byte) (*Template, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var t Template
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Validate checks the template's internal consistency: names, references
+// between services, volumes and secrets, and the single public port.
+func (t *Template) Validate() error {
+	if !IsDNSLabel(t.Name, 40) {
+		return fmt.Errorf("template name %q: must be a DNS label of at most 40 characters", t.Name)
+	}
+	if len(t.Services) == 0 {
+		return fmt.Errorf("template %s: no services", t.Name)
+	}
+	secrets := map[string]bool{}
+	for _, s := range t.Secrets {
+		if !IsDNSLabel(strings.ReplaceAll(s.Name, "_", "-"), 63) {
+			return fmt.Errorf("template %s: secret name %q is invalid", t.Name, s.Name)
+		}
+		if s.Length != 0 && (s.Length < 16 || s.Length > 128) {
+			return fmt.Errorf("template %s: secret %s: length must be 16..128", t.Name, s.Name)
+		}
+		if secrets[s.Name] {
+			return fmt.Errorf("template %s: secret %s declared twice", t.Name, s.Name)
+		}
+		secrets[s.Name] = true
+	}
+	volumes := map[string]bool{}
+	for _, v := range t.Volumes {
+		if !IsDNSLabel(v.Name, 30) {
+			return fmt.Errorf("template %s: volume name %q must be a DNS label of at most 30 characters", t.Name, v.Name)
+		}
+		if volumes[v.Name] {
+			return fmt.Errorf("template %s: volume %s declared twice", t.Name, v.Name)
+		}
+		volumes[v.Name] = true
+	}
+	services := map[string]bool{}
+	public := 0
+	for _, s := range t.Services {
+		where := fmt.Sprintf("template %s: service %q", t.Name, s.Name)
+		if !IsDNSLabel(s.Name, 30) {
+			return fmt.Errorf("%s: name must be a DNS label of at most 30 characters", where)
+		}
+		if services[s.Name] {
+			return fmt.Errorf("%s: declared twice", where)
+		}
+		services[s.Name] = true
+		if s.Image == "" {
+			return fmt.Errorf("%s: image is required", where)
+		}
+		for k, v := range s.Env {
+			if !envName.MatchString(k) {
+				return fmt.Errorf("%s: env name %q is invalid", where, k)
+			}
+			if err := checkRefs(v, secrets); err != nil {
+				return fmt.Errorf("%s: env %s: %w", where, k, err)
+			}
+		}
+		for _, p := range s.Ports {
+			if p.Container < 1 || p.Container > 65535 {
+				return fmt.Errorf("%s: port %q: container port out of range", where, p.Name)
+			}
+			if p.Public {
+				public++
+			}
+		}
+		for _, m := range s.Mounts {
+			vol, path, ok := strings.Cut(m, ":")
+			if !ok || !strings.HasPrefix(path, "/") {
+				return fmt.Errorf("%s: volume mount %q must be <volume>:<absolute path>", where, m)
+			}
+			if !volumes[vol] {
+				return fmt.Errorf("%s: volume mount %q names an undeclared volume", where, m)
+			}
+		}
+		if h := s.HealthCheck; h != nil {
+			if (h.HTTP == nil) == (len(h.Command) == 0) {
+				return fmt.Errorf("%s: healthcheck needs exactly one of http or command", where)
+			}
+			if h.HTTP != nil && (h.HTTP.Port < 1 || h.HTTP.Port > 65535 || !strings.HasPrefix(h.HTTP.Path, "/")) {
+				return fmt.Errorf("%s: healthcheck http needs a port and a path starting with /", where)
+			}
+		}
+		if r := s.Resources.Memory; r != "" && !memQty.MatchString(r) {
+			return fmt.Errorf("%s: resources.memory %q: use e.g. 64Mi or 1Gi", where, r)
+		}
+		if s.Resources.CPUs < 0 || s.Resources.Pids < 0 {
+			return fmt.Errorf("%s: resources must not be negative", where)
+		}
+	}
+	if public != 1 {
+		return fmt.Errorf("template %s: exactly one port must be public (the tenant's endpoint), found %d", t.Name, public)
+	}
+	return nil
+}
+
+// checkRefs makes sure every ${...} in an env value names a known variable.
+func checkRefs(v string, secrets map[string]bool) error {
+	var bad error
+	os.Expand(v, func(ref string) string {
+		if name, ok := strings.CutPrefix(ref, "secret."); ok {
+			if !secrets[name] {
+				bad = errors.Join(bad, fmt.Errorf("${%s}: undeclared secret", ref))
+			}
+			return ""
+		}
+		if _, ok := tenantVars[ref]; !ok {
+			bad = errors.Join(bad, fmt.Errorf("${%s}: unknown variable (use tenant.name, tenant.stage or secret.<name>)", ref))
+		}
+		return ""
+	})
+	return bad
+}
+
+var tenantVars = map[string]func(name, stage string) string{
+	"tenant.name":  func(name, _ string) string { return name },
+	"tenant.stage": func(_, stage string) string { return stage },
+}
+
+// Templates is the set of templates an installation offers, by name.
+type Templates map[string]*Template
+
+// LoadTemplates reads every *.yaml file of dir. The file name (without
+// extension) must equal the template's name so an operator finds it by name.
+func LoadTemplates(dir string) (Templates, error) {
+	return loadTemplatesFS(os.DirFS(dir), dir)
+}
+
+func loadTemplatesFS(fsys fs.FS, label string) (Templates, error) {
+	entries, err := fs.Glob(fsys, "*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("templates dir %s: no *.yaml templates", label)
+	}
+	out := Templates{}
+	for _, e := range entries {
+		data, err := fs.ReadFile(fsys, e)
+		if err != nil {
+			return nil, fmt.Errorf("read template %s: %w", e, err)
+		}
+		t, err := ParseTemplate(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(label, e), err)
+		}
+		if want := strings.TrimSuffix(e, ".yaml"); t.Name != want {
+			return nil, fmt.Errorf("%s: template name %q must match the file name %q", filepath.Join(label, e), t.Name, want)
+		}
+		out[t.Name] = t
+	}
+	return out, nil
+}
+
+// Names lists the template names, sorted, for error messages.
+func (ts Templates) Names() []string {
+	names := make([]string, 0, len(ts))
+	for n := range ts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,260 @@
+// Command demo-app is the boxed single-tenant application Tenantflow deploys
+// in development and tests. One static binary, three modes:
+//
+//	demo-app serve   the tenant's web app: /healthz, /version, / and POST /hits
+//	                 (a counter kept in its volume and mirrored in the db)
+//	demo-app db      a tiny password-protected key/value store on its volume
+//	demo-app probe   an HTTP GET used as a container health-check command
+//
+// It shuts down gracefully on SIGTERM, finishing in-flight requests, which is
+// what lets a rolling update cut over without failing a request.
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// version is set at build time (-ldflags -X main.version=…); DEMO_VERSION
+// (the image's build arg) overrides it so one binary can make many images.
+var version = "dev"
+
+func main() {
+	if v := os.Getenv("DEMO_VERSION"); v != "" {
+		version = v
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	mode := "serve"
+	if len(os.Args) > 1 {
+		mode = os.Args[1]
+	}
+	var err error
+	switch mode {
+	case "serve":
+		err = serve(log)
+	case "db":
+		err = db(log)
+	case "probe":
+		err = probe(os.Args[2:])
+	case "version":
+		fmt.Println(version)
+	default:
+		err = fmt.Errorf("unknown mode %q (serve, db, probe, version)", mode)
+	}
+	if err != nil {
+		log.Error("demo-app failed", "mode", mode, "error", err)
+		os.Exit(1)
+	}
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// run serves h until SIGTERM/SIGINT, then drains for up to 10 s.
+func run(log *slog.Logger, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("listening", "addr", addr, "version", version)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+type counter struct {
+	mu   sync.Mutex
+	path string
+}
+
+func (c *counter) add(delta int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	if b, err := os.ReadFile(c.path); err == nil {
+		n, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	if delta == 0 {
+		return n, nil
+	}
+	n += delta
+	tmp := c.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		return 0, err
+	}
+	return n, os.Rename(tmp, c.path)
+}
+
+func serve(log *slog.Logger) error {
+	tenant := env("TENANT", "demo")
+	hits := &counter{path: filepath.Join(env("DATA_DIR", "/data"), "hits")}
+	dbURL, dbPass := os.Getenv("DB_URL"), os.Getenv("DB_PASSWORD")
+	client := &http.Client{Timeout: 2 * time.Second}
+	dbCall := func(method, key, body string) (string, error) {
+		if dbURL == "" {
+			return "", nil
+		}
+		req, err := http.NewRequest(method, dbURL+"/kv/"+key, strings.NewReader(body))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+dbPass)
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
+			return "", fmt.Errorf("db: %s", resp.Status)
+		}
+		return string(b), nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := hits.add(0); err != nil {
+			http.Error(w, "volume: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, version)
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := hits.add(0)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		mirrored, dbErr := dbCall(http.MethodGet, "hits", "")
+		out := map[string]any{"tenant": tenant, "version": version, "hits": n, "dbHits": mirrored}
+		if dbErr != nil {
+			out["dbError"] = dbErr.Error()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	mux.HandleFunc("POST /hits", func(w http.ResponseWriter, r *http.Request) {
+		n, err := hits.add(1)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if _, err := dbCall(http.MethodPut, "hits", strconv.Itoa(n)); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		fmt.Fprintln(w, n)
+	})
+	return run(log, env("LISTEN", ":8080"), mux)
+}
+
+func db(log *slog.Logger) error {
+	pass := os.Getenv("DB_PASSWORD")
+	if pass == "" {
+		return errors.New("DB_PASSWORD is required")
+	}
+	dir := filepath.Join(env("DATA_DIR", "/data"), "kv")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	auth := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(pass)) != 1 {
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			h(w, r)
+		}
+	}
+	keyPath := func(r *http.Request) (string, bool) {
+		k := r.PathValue("key")
+		return filepath.Join(dir, k), k != "" && !strings.ContainsAny(k, "/\\.")
+	}
+	mux.HandleFunc("GET /kv/{key}", auth(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := keyPath(r)
+		if !ok {
+			http.Error(w, "bad key", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		b, err := os.ReadFile(p)
+		mu.Unlock()
+		if errors.Is(err, os.ErrNotExist) {
+			http.NotFound(w, r)
+			return
+		} else if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(b)
+	}))
+	mux.HandleFunc("PUT /kv/{key}", auth(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := keyPath(r)
+		if !ok {
+			http.Error(w, "bad key", http.StatusBadRequest)
+			return
+		}
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		err = os.WriteFile(p, b, 0o644)
+		mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	return run(log, env("LISTEN", ":5432"), mux)
+}
+
+func probe(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: demo-app probe URL")
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s", args[0], resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+// Package demoimage builds the demo tenant app's image FROM scratch through
+// the Docker Engine API. The engines Tenantflow develops on have no images and
+// cannot pull any, so the default template's image is made from the project's
+// own static binary.
+package demoimage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+)
+
+// Tag is the image the default template runs.
+const Tag = "tenantflow/demo-app:dev"
+
+// Dockerfile of the demo image. /data is created owned by nobody so a fresh
+// named volume mounted there inherits that owner and the app can write to it.
+const Dockerfile = `FROM scratch
+ARG VERSION=dev
+ENV DEMO_VERSION=$VERSION
+COPY --chown=65534:65534 data /data
+COPY demo-app /demo-app
+USER 65534:65534
+EXPOSE 8080
+ENTRYPOINT ["/demo-app"]
+CMD ["serve"]
+`
+
+// CompileBinary builds a static demo-app binary into dir and returns its path.
+// It needs the Go toolchain and must run inside the module.
+func CompileBinary(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "demo-app")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out,
+		"github.com/tenantflow/tenantflow/testsuite/demoapp")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("compile demo-app: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// Build makes the image tag from the binary at binPath; version ends up in the
+// app's /version answer, so release tests can tell images apart.
+func Build(ctx context.Context, d *docker.Driver, binPath, tag, version string) (string, error) {
+	bin, err := os.ReadFile(binPath)
+	if err != nil {
+		return "", fmt.Errorf("read demo-app binary: %w", err)
+	}
+	buildCtx, err := docker.ContextTar(map[string]docker.ContextFile{
+		"Dockerfile": {Mode: 0o644, Data: []byte(Dockerfile)},
+		"demo-app":   {Mode: 0o755, Data: bin},
+		"data":       {Mode: 0o755, Dir: true},
+	})
+	if err != nil {
+		return "", err
+	}
+	return d.BuildImage(ctx, buildCtx, docker.BuildOptions{
+		Tags:      []string{tag},
+		BuildArgs: map[string]string{"VERSION": version},
+		Labels:    map[string]string{"org.opencontainers.image.title": "tenantflow demo-app", "org.opencontainers.image.version": version},
+	})
+}

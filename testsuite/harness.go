@@ -1,0 +1,117 @@
+// Package testsuite holds the shared test harnesses: real servers started on
+// loopback for a test and stopped after it, the demo image, and the committed
+// workflow histories used by replay tests.
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+)
+
+// RequireEnv is the variable CI sets so that a missing dependency fails a test
+// instead of skipping it: nothing is silently skipped in CI.
+const RequireEnv = "TENANTFLOW_REQUIRE_INTEGRATION"
+
+// Unavailable skips the test locally and fails it when RequireEnv is set.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("required integration dependency missing (%s is set): %s", RequireEnv, msg)
+	}
+	t.Skipf("skipped: %s (set %s=1 to make this a failure)", msg, RequireEnv)
+}
+
+// RepoRoot is the module root, found from this file's location so tests in
+// any package can reach bin/ and deploy/.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// Logger returns a JSON logger that writes through t.Log, so a failing
+// test shows what the component said.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Docker connects to the local engine or reports it unavailable.
+func Docker(t testing.TB) *docker.Driver {
+	t.Helper()
+	d, err := docker.New(context.Background(), docker.Config{}, Logger(t))
+	if err != nil {
+		Unavailable(t, "Docker Engine: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+var demoOnce struct {
+	sync.Mutex
+	built map[string]error
+	bin   string
+}
+
+// DemoImage builds the demo app image tag with the given version once per
+// test process and returns the tag.
+func DemoImage(t testing.TB, d *docker.Driver, tag, version string) string {
+	t.Helper()
+	demoOnce.Lock()
+	defer demoOnce.Unlock()
+	if demoOnce.built == nil {
+		demoOnce.built = map[string]error{}
+	}
+	key := tag + "@" + version
+	err, done := demoOnce.built[key]
+	if !done {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if demoOnce.bin == "" {
+			dir, derr := os.MkdirTemp("", "tenantflow-demoapp-")
+			if derr != nil {
+				t.Fatal(derr)
+			}
+			demoOnce.bin, err = demoimage.CompileBinary(ctx, dir)
+		}
+		if err == nil {
+			_, err = demoimage.Build(ctx, d, demoOnce.bin, tag, version)
+		}
+		demoOnce.built[key] = err
+	}
+	if err != nil {
+		t.Fatalf("build demo image %s: %v", tag, err)
+	}
+	return tag
+}
+
+// TemporalCLI is the pinned temporal CLI installed into bin/ by the Makefile.
+func TemporalCLI(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("TENANTFLOW_TEMPORAL_CLI")
+	if p == "" {
+		p = filepath.Join(RepoRoot(), "bin", "temporal")
+	}
+	if _, err := exec.LookPath(p); err != nil {
+		Unavailable(t, "temporal CLI at %s (run `make bin/temporal`): %v", p, err)
+	}
+	return p
+}
