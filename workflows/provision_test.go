@@ -1,0 +1,243 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	tfsuite "github.com/tenantflow/tenantflow/testsuite"
+)
+
+type provisionSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env   *testsuite.TestWorkflowEnvironment
+	mu    sync.Mutex
+	calls []string
+	sa    temporal.SearchAttributes // last upserted
+}
+
+func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
+
+func (s *provisionSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterWorkflowWithOptions(TenantWorkflow, workflow.RegisterOptions{Name: TenantWorkflowType})
+	s.env.RegisterActivity(&runtime.Activities{})
+	s.calls = nil
+	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.sa = args.Get(0).(temporal.SearchAttributes)
+	}).Return(nil)
+}
+
+func (s *provisionSuite) keyword(key temporal.SearchAttributeKeyKeyword) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, _ := s.sa.GetKeyword(key)
+	return v
+}
+
+func (s *provisionSuite) record(call string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call)
+}
+
+func (s *provisionSuite) recorded() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+func defaultInput(t require.TestingT) TenantInput {
+	tpls, err := runtime.LoadTemplates(tfsuite.RepoRoot() + "/deploy/templates")
+	require.NoError(t, err)
+	return TenantInput{Spec: TenantSpec{Name: "acme", Template: "default", Stage: "prod"}, Template: *tpls["default"]}
+}
+
+// mockRuntime makes every runtime activity succeed, recording its calls;
+// startService lets a test inject failures per service.
+func (s *provisionSuite) mockRuntime(startService func(in runtime.ServiceInput) error, waitHealthy func() error) {
+	var a *runtime.Activities
+	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, ref runtime.TenantRef) error {
+		s.record("CreateNetwork")
+		return nil
+	})
+	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.VolumesInput) error {
+		s.record("CreateVolumes")
+		return nil
+	})
+	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ServiceInput) (runtime.ServiceStatus, error) {
+		s.record("StartService " + in.Service.Name)
+		if startService != nil {
+			if err := startService(in); err != nil {
+				return runtime.ServiceStatus{}, err
+			}
+		}
+		return runtime.ServiceStatus{Service: in.Service.Name, ID: "id-" + in.Service.Name, Image: in.Service.Image}, nil
+	})
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+		s.record("WaitHealthy")
+		if waitHealthy != nil {
+			if err := waitHealthy(); err != nil {
+				return runtime.Endpoint{}, err
+			}
+		}
+		return runtime.Endpoint{URL: "http://127.0.0.1:40000"}, nil
+	})
+	for name, fn := range map[string]any{"RemoveServices": a.RemoveServices, "RemoveVolumes": a.RemoveVolumes, "RemoveNetwork": a.RemoveNetwork} {
+		s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(func(_ context.Context, _ runtime.TenantRef) error {
+			s.record(name)
+			return nil
+		})
+	}
+}
+
+func (s *provisionSuite) queryState() TenantState {
+	v, err := s.env.QueryWorkflow(QueryState)
+	s.Require().NoError(err)
+	var st TenantState
+	s.Require().NoError(v.Get(&st))
+	return st
+}
+
+// runUntilSettled runs the workflow and, once provisioning is over (the
+// entity then waits for operations), checks the state and cancels it.
+func (s *provisionSuite) runUntilSettled(in TenantInput, check func(TenantState)) {
+	s.env.RegisterDelayedCallback(func() {
+		check(s.queryState())
+		s.env.CancelWorkflow()
+	}, time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, in)
+	s.Require().True(s.env.IsWorkflowCompleted())
+}
+
+func (s *provisionSuite) TestProvisionsAndReportsState() {
+	var envSeen runtime.Environment
+	s.mockRuntime(func(in runtime.ServiceInput) error {
+		if in.Service.Name == "app" {
+			envSeen.Services = append(envSeen.Services, in.Service)
+		}
+		return nil
+	}, nil)
+	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) {
+		s.Equal(StateActive, st.State)
+		s.Equal("http://127.0.0.1:40000", st.URL)
+		s.Equal("tenantflow/demo-app:dev", st.Image)
+		s.Equal(Progress{Done: 4, Total: 4}, st.Progress)
+		s.Len(st.Services, 2)
+		s.Empty(st.Error)
+	})
+	s.ElementsMatch([]string{"CreateNetwork", "CreateVolumes", "StartService db", "StartService app", "WaitHealthy"}, s.recorded())
+
+	s.Equal(StateActive, s.keyword(SATenantState))
+	s.Equal("tenantflow/demo-app:dev", s.keyword(SARelease))
+	s.Equal("acme", s.keyword(SATenantID))
+
+	// The generated password reached the containers but never the query.
+	s.Require().Len(envSeen.Services, 1)
+	pass := envSeen.Services[0].Env["DB_PASSWORD"]
+	s.Len(pass, 32)
+	st, _ := json.Marshal(s.queryState())
+	s.NotContains(string(st), pass)
+}
+
+func (s *provisionSuite) TestRetriesTransientFailure() {
+	failures := 2
+	s.mockRuntime(func(in runtime.ServiceInput) error {
+		if in.Service.Name == "app" && failures > 0 {
+			failures--
+			return errors.New("docker: connection reset")
+		}
+		return nil
+	}, nil)
+	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) {
+		s.Equal(StateActive, st.State)
+	})
+	var appStarts int
+	for _, c := range s.recorded() {
+		if c == "StartService app" {
+			appStarts++
+		}
+		s.NotContains(c, "Remove", "a transient failure must not compensate")
+	}
+	s.Equal(3, appStarts)
+}
+
+func (s *provisionSuite) TestPermanentFailureCompensatesInReverseOrder() {
+	s.mockRuntime(func(in runtime.ServiceInput) error {
+		if in.Service.Name == "app" {
+			return temporal.NewNonRetryableApplicationError("image gone", "ImageNotFound", nil)
+		}
+		return nil
+	}, nil)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	s.Require().ErrorAs(err, &appErr)
+	s.Equal(ErrProvisioningFailed, appErr.Type())
+
+	calls := s.recorded()
+	s.Equal([]string{"RemoveServices", "RemoveVolumes", "RemoveNetwork"}, calls[len(calls)-3:])
+	s.NotContains(calls, "WaitHealthy")
+
+	st := s.queryState()
+	s.Equal(StateFailed, st.State)
+	s.Contains(st.Error, "image gone (ImageNotFound)")
+	s.Empty(st.Services)
+	s.Equal(StateFailed, s.keyword(SATenantState))
+}
+
+func (s *provisionSuite) TestUnhealthyTenantIsCompensated() {
+	s.mockRuntime(nil, func() error {
+		return temporal.NewNonRetryableApplicationError("service app is unhealthy", "ServiceUnhealthy", nil)
+	})
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().Error(s.env.GetWorkflowError())
+	calls := s.recorded()
+	s.Equal([]string{"WaitHealthy", "RemoveServices", "RemoveVolumes", "RemoveNetwork"}, calls[len(calls)-4:])
+	s.Contains(s.queryState().Error, "ServiceUnhealthy")
+}
+
+func (s *provisionSuite) TestProgressIsQueryableMidway() {
+	release := make(chan struct{})
+	s.mockRuntime(nil, func() error {
+		<-release
+		return nil
+	})
+	var mid TenantState
+	s.env.RegisterDelayedCallback(func() {
+		mid = s.queryState()
+		close(release)
+	}, time.Second)
+	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) { s.Equal(StateActive, st.State) })
+	s.Equal(StateProvisioning, mid.State)
+	s.Equal(Progress{Done: 3, Total: 4, Step: StepWaitHealthy}, mid.Progress)
+}
+
+func (s *provisionSuite) TestCancelDuringProvisioningCompensates() {
+	s.mockRuntime(nil, func() error {
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 0)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().Error(s.env.GetWorkflowError())
+	calls := s.recorded()
+	s.Contains(calls, "RemoveNetwork")
+	s.Equal(StateFailed, s.queryState().State)
+}

@@ -1,0 +1,193 @@
+// Package workflows holds Tenantflow's deterministic workflow code: no I/O,
+// no clocks, no randomness outside the SDK.
+//
+// Each tenant has one durable home: the Tenant entity workflow, id
+// "tenant:<name>". It owns the tenant's state and runs the operations on that
+// tenant (provisioning first; releases and decommission later) one at a time,
+// so two operations on one tenant can never overlap: that is a property of
+// the design, not a check that could race.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// TenantWorkflowType is the registered workflow type name shown in the Web UI.
+const TenantWorkflowType = "Tenant"
+
+// QueryState is the query that returns a TenantState.
+const QueryState = "state"
+
+// TenantWorkflowID is the id of a tenant's entity workflow: starting it a
+// second time for the same name is rejected by the server.
+func TenantWorkflowID(name string) string { return "tenant:" + name }
+
+// Lifecycle states of a tenant, as shown by the API and the TenantState
+// search attribute.
+const (
+	StateProvisioning    = "provisioning"
+	StateActive          = "active"
+	StateUpdating        = "updating"
+	StateDecommissioning = "decommissioning"
+	StateDecommissioned  = "decommissioned"
+	StateFailed          = "failed"
+)
+
+// Stages a tenant can be in; releases reach staging first.
+var Stages = []string{"staging", "prod"}
+
+// Search attributes kept current on the tenant workflow so ops can filter in
+// the Web UI (TenantState="failed", Stage="prod", …). They must be registered
+// on the namespace (the dev server does it from the Makefile).
+var (
+	SATenantID    = temporal.NewSearchAttributeKeyKeyword("TenantId")
+	SATenantState = temporal.NewSearchAttributeKeyKeyword("TenantState")
+	SAStage       = temporal.NewSearchAttributeKeyKeyword("Stage")
+	SARelease     = temporal.NewSearchAttributeKeyKeyword("Release")
+)
+
+// SearchAttributeKeys lists every search attribute the workflows use, for
+// registration and start-up checks.
+var SearchAttributeKeys = []temporal.SearchAttributeKey{SATenantID, SATenantState, SAStage, SARelease}
+
+// TenantSpec is what a client asks for when creating a tenant.
+type TenantSpec struct {
+	Name        string `json:"name"`
+	Template    string `json:"template"`
+	Stage       string `json:"stage"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+}
+
+// TenantInput starts (or continues as new) a tenant's entity workflow.
+type TenantInput struct {
+	Spec TenantSpec `json:"spec"`
+	// Template is the template as it was when the tenant was created; later
+	// edits of the file do not change existing tenants behind their back.
+	Template runtime.Template `json:"template"`
+	// Carried across continue-as-new; empty on the first run.
+	State   *TenantState      `json:"state,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+// Progress of the operation under way.
+type Progress struct {
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
+	Step  string `json:"step"`
+}
+
+// TenantState is the tenant as the API shows it. It never holds secrets.
+type TenantState struct {
+	Name      string                  `json:"name"`
+	State     string                  `json:"state"`
+	Stage     string                  `json:"stage"`
+	Template  string                  `json:"template"`
+	Image     string                  `json:"image,omitempty"`
+	URL       string                  `json:"url,omitempty"`
+	Progress  Progress                `json:"progress"`
+	Error     string                  `json:"error,omitempty"`
+	Services  []runtime.ServiceStatus `json:"services,omitempty"`
+	CreatedAt time.Time               `json:"createdAt"`
+	UpdatedAt time.Time               `json:"updatedAt"`
+}
+
+// tenant is the in-memory state of one workflow run.
+type tenant struct {
+	spec     TenantSpec
+	template runtime.Template
+	secrets  map[string]string
+	state    TenantState
+}
+
+// TenantWorkflow is the tenant's entity workflow (see the package comment).
+func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
+	t := &tenant{spec: in.Spec, template: in.Template, secrets: in.Secrets}
+	first := in.State == nil
+	if first {
+		now := workflow.Now(ctx)
+		t.state = TenantState{
+			Name: in.Spec.Name, State: StateProvisioning, Stage: in.Spec.Stage,
+			Template: in.Spec.Template, CreatedAt: now, UpdatedAt: now,
+		}
+	} else {
+		t.state = *in.State
+	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryState, func() (TenantState, error) {
+		return t.state, nil
+	}, workflow.QueryHandlerOptions{Description: "The tenant's state, endpoint and progress of the operation under way"}); err != nil {
+		return t.state, err
+	}
+
+	if first {
+		if err := t.provision(ctx); err != nil {
+			return t.state, err
+		}
+	}
+
+	// Later operations (release, decommission) are queued here by Updates and
+	// run one at a time. Until then the tenant just lives; its history is
+	// renewed when the server suggests it.
+	if err := workflow.Await(ctx, func() bool { return workflow.GetInfo(ctx).GetContinueAsNewSuggested() }); err != nil {
+		return t.state, err
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return t.state, err
+	}
+	state := t.state
+	return t.state, workflow.NewContinueAsNewError(ctx, TenantWorkflowType, TenantInput{
+		Spec: t.spec, Template: t.template, State: &state, Secrets: t.secrets,
+	})
+}
+
+// setState records a lifecycle change in the state and the search attributes.
+func (t *tenant) setState(ctx workflow.Context, state, errMsg string) {
+	t.state.State = state
+	t.state.Error = errMsg
+	t.state.UpdatedAt = workflow.Now(ctx)
+	t.upsertSearchAttributes(ctx)
+}
+
+func (t *tenant) upsertSearchAttributes(ctx workflow.Context) {
+	updates := []temporal.SearchAttributeUpdate{
+		SATenantID.ValueSet(t.state.Name),
+		SATenantState.ValueSet(t.state.State),
+		SAStage.ValueSet(t.state.Stage),
+	}
+	if t.state.Image != "" {
+		updates = append(updates, SARelease.ValueSet(t.state.Image))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		// Visibility is for people; a failed upsert must not fail the tenant.
+		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
+	}
+}
+
+// step marks the start of a named step for the progress query.
+func (t *tenant) step(name string) { t.state.Progress.Step = name }
+
+// stepDone counts a finished step.
+func (t *tenant) stepDone() { t.state.Progress.Done++ }
+
+// errorMessage turns an activity failure into the readable cause ops need:
+// the innermost application error's message and type.
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		if appErr.Type() != "" {
+			return fmt.Sprintf("%s (%s)", appErr.Message(), appErr.Type())
+		}
+		return appErr.Message()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out: " + timeoutErr.Error()
+	}
+	return err.Error()
+}
