@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	tfsuite "github.com/tenantflow/tenantflow/testsuite"
 )
 
 type provisionSuite struct {
@@ -62,7 +61,7 @@ func (s *provisionSuite) recorded() []string {
 }
 
 func defaultInput(t require.TestingT) TenantInput {
-	tpls, err := runtime.LoadTemplates(tfsuite.RepoRoot() + "/deploy/templates")
+	tpls, err := runtime.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)
 	return TenantInput{Spec: TenantSpec{Name: "acme", Template: "default", Stage: "prod"}, Template: *tpls["default"]}
 }

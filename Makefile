@@ -1,0 +1,56 @@
+# Tenantflow. `make run` runs everything locally; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+TEMPORAL_CLI_VERSION := v1.5.1
+BIN := $(CURDIR)/bin
+TEST_FLAGS ?= -count=1 -timeout 30m
+
+.PHONY: run test unit bench histories build demo-image fmt vet clean
+
+build: $(BIN)/tenantflow
+
+$(BIN)/tenantflow: FORCE
+	$(GO) build -o $@ ./cmd/tenantflow
+
+# The pinned Temporal CLI serves the dev server and Web UI offline.
+$(BIN)/temporal:
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# The default template's image, built FROM scratch from the demo app.
+demo-image: $(BIN)/tenantflow
+	$(BIN)/tenantflow demo-image
+
+# Dev server (UI http://127.0.0.1:8233) + worker + API (http://127.0.0.1:8080),
+# state under .data/; Ctrl-C stops all of it.
+run: $(BIN)/temporal demo-image
+	$(BIN)/tenantflow dev
+
+# Every test: unit, workflow (SDK test env), integration against the real
+# Docker Engine and a real Temporal dev server, replay of committed histories.
+# With TENANTFLOW_REQUIRE_INTEGRATION=1 (CI) a missing dependency fails.
+test: $(BIN)/temporal vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test $(TEST_FLAGS) ./...
+
+unit:
+	$(GO) test -count=1 -short ./workflows/... ./api/... ./internal/... ./activities/runtime/...
+
+vet:
+	$(GO) vet ./...
+
+# Benchmarks with figures (orchestration overhead, …); see README.
+bench: $(BIN)/temporal
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./testsuite/e2e/
+
+# Re-record the committed workflow histories from real runs (see README).
+histories: $(BIN)/temporal
+	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestRecord' ./testsuite/e2e/
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)/tenantflow
+
+FORCE:

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/api"
+	"github.com/tenantflow/tenantflow/internal/config"
+	"github.com/tenantflow/tenantflow/internal/temporalx"
+	"github.com/tenantflow/tenantflow/worker"
+)
+
+// apiSettings are the API process's own settings.
+type apiSettings struct {
+	Listen         string
+	TokensFile     string
+	TemplatesDir   string
+	CodecOrigins   string
+	CodecAnonymous bool
+}
+
+func (a *apiSettings) register(s *config.Set) {
+	s.String(&a.Listen, "api-listen", "TENANTFLOW_API_LISTEN", "127.0.0.1:8080", "REST API listen address")
+	s.String(&a.TokensFile, "api-tokens-file", "TENANTFLOW_API_TOKENS_FILE", "", `JSON file mapping roles to bearer tokens: {"ops":"…","distributor":"…","developer":"…"} (required)`)
+	s.String(&a.TemplatesDir, "templates-dir", "TENANTFLOW_TEMPLATES_DIR", "deploy/templates", "directory of tenant templates (*.yaml)")
+	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
+	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
+}
+
+// parse parses a subcommand's flags; -h prints them and stops.
+func parse(s *config.Set, args []string) error {
+	err := s.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelp
+	}
+	return err
+}
+
+// newRegistry is the process's Prometheus registry with Go and process
+// collectors; SDK and API metrics are added to it.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// dial connects to Temporal with metrics on reg.
+func dial(ctx context.Context, cfg temporalx.Config, reg *prometheus.Registry, log *slog.Logger) (client.Client, error) {
+	metrics, err := temporalx.MetricsHandler(reg)
+	if err != nil {
+		return nil, err
+	}
+	return temporalx.Dial(ctx, cfg, log, metrics)
+}
+
+// startWorker connects to the Docker Engine, checks the namespace and starts
+// the worker; stop waits for running activities (up to the stop timeout).
+func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wcfg worker.Config, log *slog.Logger) (stop func(), err error) {
+	driver, err := docker.New(ctx, wcfg.Docker, log.With("component", "docker"))
+	if err != nil {
+		return nil, fmt.Errorf("TENANTFLOW_DOCKER_HOST: %w", err)
+	}
+	if err := worker.CheckSearchAttributes(ctx, c, tcfg.Namespace); err != nil {
+		driver.Close()
+		return nil, err
+	}
+	w := worker.New(c, tcfg.TaskQueue, wcfg, worker.Deps{Runtime: driver})
+	if err := w.Start(); err != nil {
+		driver.Close()
+		return nil, fmt.Errorf("start worker on task queue %s: %w", tcfg.TaskQueue, err)
+	}
+	log.Info("worker started", "taskQueue", tcfg.TaskQueue, "namespace", tcfg.Namespace, "docker", driver.Client().DaemonHost())
+	return func() {
+		log.Info("worker stopping", "grace", wcfg.StopTimeout)
+		w.Stop()
+		driver.Close()
+	}, nil
+}
+
+// buildAPI loads templates and tokens (failing fast, naming the setting) and
+// returns the router with the codec endpoint mounted.
+func buildAPI(a apiSettings, tcfg temporalx.Config, c client.Client, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+	templates, err := runtime.LoadTemplates(a.TemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)
+	}
+	if a.TokensFile == "" {
+		return nil, errors.New("TENANTFLOW_API_TOKENS_FILE is required (JSON mapping roles to bearer tokens)")
+	}
+	tokens, err := api.LoadTokens(a.TokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("TENANTFLOW_API_TOKENS_FILE: %w", err)
+	}
+	keys, err := tcfg.Keyring()
+	if err != nil {
+		return nil, fmt.Errorf("TENANTFLOW_CODEC_KEYS: %w", err)
+	}
+	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens}, c, templates, log.With("component", "api"), reg)
+	if err != nil {
+		return nil, err
+	}
+	var origins []string
+	for _, o := range strings.Split(a.CodecOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	if a.CodecAnonymous {
+		log.Warn("codec endpoint decrypts without authentication (TENANTFLOW_CODEC_ALLOW_ANONYMOUS): development only")
+	}
+	codec := keys.WebHandler(origins, func(r *http.Request) bool {
+		if a.CodecAnonymous {
+			return true
+		}
+		role, ok := tokens.Role(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		return ok && role == api.RoleOps
+	})
+	r.Any("/codec/*op", gin.WrapH(http.StripPrefix("/codec", codec)))
+	log.Info("api configured", "templates", templates.Names(), "codecOrigins", origins)
+	return r, nil
+}
+
+// serveHTTP serves h on addr until ctx ends, then drains in-flight requests.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/tenantflow/tenantflow/internal/codec"
+	"github.com/tenantflow/tenantflow/internal/config"
+	"github.com/tenantflow/tenantflow/internal/devserver"
+	"github.com/tenantflow/tenantflow/internal/temporalx"
+	"github.com/tenantflow/tenantflow/worker"
+)
+
+// runDev runs the whole platform on one machine: a Temporal dev server
+// (SQLite state under the data dir, so tenants survive a restart) with its
+// Web UI, the worker and the API. Ctrl-C stops the API and the worker first,
+// then the server.
+func runDev(ctx context.Context, args []string, log *slog.Logger) error {
+	s := config.New("dev")
+	var tcfg temporalx.Config
+	var wcfg worker.Config
+	var a apiSettings
+	var dataDir, cli, uiPort string
+	tcfg.Register(s)
+	wcfg.Register(s)
+	a.register(s)
+	s.String(&dataDir, "data-dir", "TENANTFLOW_DATA_DIR", ".data", "state of the dev server, dev tokens and dev codec key")
+	s.String(&cli, "temporal-cli", "TENANTFLOW_TEMPORAL_CLI", "bin/temporal", "the pinned temporal CLI (make bin/temporal)")
+	s.String(&uiPort, "ui-port", "TENANTFLOW_UI_PORT", "8233", "Temporal Web UI port")
+	if err := parse(s, args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
+	}
+	if a.TokensFile == "" {
+		a.TokensFile = filepath.Join(dataDir, "dev-tokens.json")
+		if err := ensureDevTokens(a.TokensFile); err != nil {
+			return err
+		}
+	}
+	if tcfg.CodecKeys == "" {
+		keys, err := ensureDevCodecKey(filepath.Join(dataDir, "codec-keys"))
+		if err != nil {
+			return err
+		}
+		tcfg.CodecKeys = keys
+	}
+	uiURL := "http://127.0.0.1:" + uiPort
+	if a.CodecOrigins == "" {
+		a.CodecOrigins = uiURL + ",http://localhost:" + uiPort
+		// The dev UI has no login to pass a token to the codec endpoint; on
+		// loopback, let it decrypt so ops can read payloads in the UI.
+		a.CodecAnonymous = true
+	}
+
+	host, port, err := net.SplitHostPort(tcfg.Address)
+	if err != nil {
+		return fmt.Errorf("TENANTFLOW_TEMPORAL_ADDRESS %q: %w", tcfg.Address, err)
+	}
+	srvArgs := append([]string{"server", "start-dev",
+		"--ip", host, "--port", port, "--ui-port", uiPort,
+		"--db-filename", filepath.Join(dataDir, "temporal.db"),
+		"--namespace", tcfg.Namespace,
+		"--log-level", "warn",
+		"--ui-codec-endpoint", "http://" + a.Listen + "/codec",
+	}, devserver.Args()...)
+	cmd := exec.Command(cli, srvArgs...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Own process group: the terminal's Ctrl-C must reach us, not the
+	// server, so the worker can stop before the server it talks to.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s (TENANTFLOW_TEMPORAL_CLI; run `make bin/temporal`): %w", cli, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer stopServer(cmd, exited, log)
+
+	if err := waitForTemporal(ctx, tcfg, exited); err != nil {
+		return err
+	}
+	printBanner(uiURL, a, tcfg)
+	return runWorkerAndAPI(ctx, tcfg, wcfg, a, log)
+}
+
+func stopServer(cmd *exec.Cmd, exited chan error, log *slog.Logger) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	log.Info("stopping temporal dev server")
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		log.Warn("temporal dev server did not stop in 15s, killing it")
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+}
+
+// waitForTemporal polls until the frontend answers a health check.
+func waitForTemporal(ctx context.Context, tcfg temporalx.Config, exited chan error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := client.Dial(client.Options{HostPort: tcfg.Address, Namespace: tcfg.Namespace, Logger: quietLogger{}})
+		if err == nil {
+			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("temporal dev server exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("temporal dev server at %s not ready after 60s: %v", tcfg.Address, err)
+		}
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}
+
+func randomToken() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// ensureDevTokens writes one random token per role unless the file exists.
+func ensureDevTokens(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	tokens := map[string]string{}
+	for _, role := range []string{"ops", "distributor", "developer"} {
+		t, err := randomToken()
+		if err != nil {
+			return err
+		}
+		tokens[role] = t
+	}
+	b, _ := json.MarshalIndent(tokens, "", "  ")
+	return os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// ensureDevCodecKey keeps one generated key per data dir: payloads written
+// by an earlier run must stay readable after a restart.
+func ensureDevCodecKey(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	k, err := codec.NewKey("dev-" + time.Now().UTC().Format("20060102"))
+	if err != nil {
+		return "", err
+	}
+	return k, os.WriteFile(path, []byte(k+"\n"), 0o600)
+}
+
+func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config) {
+	tokens := map[string]string{}
+	if b, err := os.ReadFile(a.TokensFile); err == nil {
+		_ = json.Unmarshal(b, &tokens)
+	}
+	fmt.Fprintf(os.Stderr, `
+  Tenantflow is running (Ctrl-C stops everything)
+    Temporal Web UI  %s
+    Temporal gRPC    %s  (namespace %s, task queue %s)
+    REST API         http://%s
+    Dev tokens       %s
+      ops          %s
+      distributor  %s
+      developer    %s
+
+  Try:
+    curl -s -X POST http://%s/v1/tenants -H "Authorization: Bearer %s" \
+      -d '{"name":"acme","template":"default","stage":"prod"}'
+    curl -s http://%s/v1/tenants/acme -H "Authorization: Bearer %s"
+
+`, uiURL, tcfg.Address, tcfg.Namespace, tcfg.TaskQueue, a.Listen, a.TokensFile,
+		tokens["ops"], tokens["distributor"], tokens["developer"],
+		a.Listen, tokens["ops"], a.Listen, tokens["ops"])
+}

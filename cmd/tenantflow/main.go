@@ -1,0 +1,86 @@
+// Command tenantflow runs the tenant-lifecycle orchestrator.
+//
+//	tenantflow worker      the Temporal worker (workflows + activities)
+//	tenantflow api         the REST API
+//	tenantflow dev         dev server + worker + API in one process tree (make run)
+//	tenantflow demo-image  build the demo tenant app image FROM scratch
+//
+// Every flag also reads a TENANTFLOW_* variable; -h lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := newLogger(os.Getenv("TENANTFLOW_LOG_LEVEL"))
+	slog.SetDefault(log)
+	args := os.Args[2:]
+	var err error
+	switch os.Args[1] {
+	case "worker":
+		err = runWorker(ctx, args, log)
+	case "api":
+		err = runAPI(ctx, args, log)
+	case "dev":
+		err = runDev(ctx, args, log)
+	case "demo-image":
+		err = runDemoImage(ctx, args, log)
+	case "version":
+		fmt.Println(version)
+	case "-h", "--help", "help":
+		usage()
+	default:
+		usage()
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil && !errors.Is(err, errHelp) {
+		log.Error("tenantflow "+os.Args[1]+" failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage: tenantflow <command> [flags]
+
+commands:
+  worker      run the Temporal worker
+  api         run the REST API
+  dev         run a local Temporal dev server, the worker and the API (Ctrl-C stops all)
+  demo-image  build the demo tenant app image on the local Docker Engine
+  version     print the version
+
+Run 'tenantflow <command> -h' for its flags; each flag has a TENANTFLOW_* variable.`)
+}
+
+var errHelp = errors.New("help requested")
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("service", "tenantflow")
+}

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// provisionDirect makes the same Docker calls the workflow makes, with the
+// same concurrency (network ∥ volumes, then services ∥, then the health wait),
+// but with no orchestration: the baseline for the overhead figure.
+func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environment) error {
+	var wg sync.WaitGroup
+	var netErr, volErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); netErr = d.CreateNetwork(ctx, env.Tenant) }()
+	go func() { defer wg.Done(); volErr = d.CreateVolumes(ctx, env.Tenant, env.Volumes) }()
+	wg.Wait()
+	if err := errors.Join(netErr, volErr); err != nil {
+		return err
+	}
+	errs := make([]error, len(env.Services))
+	for i, s := range env.Services {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = d.StartService(ctx, env.Tenant, s) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, err := d.WaitHealthy(ctx, env, func(string) {})
+	return err
+}
+
+// BenchmarkProvisionOverhead provisions one tenant through the REST API (POST,
+// then GET until active, polling every 5 ms) and, in the same run, makes the
+// same Docker calls directly. It reports both times and the overhead.
+func BenchmarkProvisionOverhead(b *testing.B) {
+	p := startPlatform(b)
+	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tpl := tpls["default"]
+	ctx := context.Background()
+
+	// Warm up both paths once (image layers, worker caches, connections).
+	warm := tenantName("bench-warm")
+	p.provisionViaAPI(warm)
+	p.destroy(warm)
+
+	var viaAPI, direct []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := tenantName("bench-api")
+		start := time.Now()
+		p.provisionViaAPI(name)
+		viaAPI = append(viaAPI, time.Since(start))
+		b.StopTimer()
+		p.destroy(name)
+		b.StartTimer()
+
+		name = tenantName("bench-direct")
+		secrets, err := tpl.GenerateSecrets()
+		if err != nil {
+			b.Fatal(err)
+		}
+		env, err := tpl.Render(name, "staging", secrets)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if err := provisionDirect(ctx, p.driver, env); err != nil {
+			b.Fatal(err)
+		}
+		direct = append(direct, time.Since(start))
+		b.StopTimer()
+		p.destroy(name)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	api, dir := median(viaAPI), median(direct)
+	b.ReportMetric(float64(api.Milliseconds()), "api-ms")
+	b.ReportMetric(float64(dir.Milliseconds()), "direct-ms")
+	b.ReportMetric(float64(api-dir)/float64(dir)*100, "overhead-%")
+	b.Logf("median over %d: via API %s, direct %s, ratio %.3f", b.N, api, dir, float64(api)/float64(dir))
+}
+
+func (p *platform) provisionViaAPI(name string) {
+	p.t.Helper()
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
+	if code != http.StatusAccepted {
+		p.t.Fatalf("POST: %d %v", code, body)
+	}
+	st := p.waitState(name, 5*time.Millisecond, time.Minute)
+	if st["state"] != workflows.StateActive {
+		p.t.Fatalf("tenant %s: %v", name, st)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}

@@ -1,0 +1,219 @@
+// Package e2e runs Tenantflow end to end: a real Temporal dev server, the
+// real worker on the real Docker Engine, and the REST API over HTTP.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/prometheus/client_golang/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/api"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// platform is Tenantflow running for one test.
+type platform struct {
+	t        testing.TB
+	temporal *testsuite.Temporal
+	driver   *docker.Driver
+	api      *httptest.Server
+	token    string
+}
+
+// brokenTemplate is the default template with an app image that does not
+// exist: network, volumes and the db are made before provisioning fails.
+func brokenTemplate(t testing.TB, tpls runtime.Templates) *runtime.Template {
+	b, err := json.Marshal(tpls["default"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var broken runtime.Template
+	if err := json.Unmarshal(b, &broken); err != nil {
+		t.Fatal(err)
+	}
+	broken.Name = "broken"
+	for i := range broken.Services {
+		if broken.Services[i].Name == "app" {
+			broken.Services[i].Image = "tenantflow/not-built:never"
+		}
+	}
+	return &broken
+}
+
+func startPlatform(t testing.TB) *platform {
+	t.Helper()
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tmp := testsuite.StartTemporal(t)
+
+	w := worker.New(tmp.Client, tmp.Config.TaskQueue, worker.Config{StopTimeout: 5 * time.Second}, worker.Deps{Runtime: d})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+
+	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpls["broken"] = brokenTemplate(t, tpls)
+	token := fmt.Sprintf("ops-token-%016x", rand.Uint64())
+	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	router, err := api.NewRouter(api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens}, tmp.Client, tpls, testsuite.Logger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(router)
+	t.Cleanup(srv.Close)
+	return &platform{t: t, temporal: tmp, driver: d, api: srv, token: token}
+}
+
+func (p *platform) do(method, path string, body any) (int, map[string]any, http.Header) {
+	p.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, p.api.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out, resp.Header
+}
+
+// waitState polls GET /v1/tenants/{name} until the tenant reaches one of the
+// final states of provisioning and returns the last answer.
+func (p *platform) waitState(name string, poll, timeout time.Duration) map[string]any {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last map[string]any
+	for time.Now().Before(deadline) {
+		code, body, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
+		last = body
+		if code == http.StatusOK {
+			if s := body["state"]; s == workflows.StateActive || s == workflows.StateFailed {
+				return body
+			}
+		}
+		time.Sleep(poll)
+	}
+	p.t.Fatalf("tenant %s did not settle in %s; last answer %v", name, timeout, last)
+	return nil
+}
+
+// destroy removes the tenant's workflow and everything on the engine.
+func (p *platform) destroy(name string) {
+	ctx := context.Background()
+	_ = p.temporal.Client.TerminateWorkflow(ctx, workflows.TenantWorkflowID(name), "", "test cleanup")
+	_ = p.driver.RemoveServices(ctx, name)
+	_ = p.driver.RemoveVolumes(ctx, name)
+	_ = p.driver.RemoveNetwork(ctx, name)
+}
+
+// residue lists what the engine still holds of a tenant.
+func (p *platform) residue(name string) []string {
+	p.t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", docker.LabelTenant+"="+name))
+	var out []string
+	cs, err := p.driver.Client().ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, c := range cs {
+		out = append(out, "container "+c.Names[0]+" "+c.State)
+	}
+	vs, err := p.driver.Client().VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, v := range vs.Volumes {
+		out = append(out, "volume "+v.Name)
+	}
+	ns, err := p.driver.Client().NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, n := range ns {
+		out = append(out, "network "+n.Name)
+	}
+	return out
+}
+
+// checkHistory fetches the workflow's history, replays it against the
+// current code, and, when TENANTFLOW_RECORD_HISTORIES is set (make
+// histories), saves it under testsuite/histories for the replay tests.
+func (p *platform) checkHistory(workflowID, file string) {
+	p.t.Helper()
+	ctx := context.Background()
+	iter := p.temporal.Client.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	hist := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: testsuite.TestKeyring(p.t).DataConverter()})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	worker.RegisterWorkflows(replayer)
+	if err := replayer.ReplayWorkflowHistory(nil, hist); err != nil {
+		p.t.Fatalf("replay %s: %v", workflowID, err)
+	}
+	if os.Getenv("TENANTFLOW_RECORD_HISTORIES") == "" {
+		return
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join(testsuite.RepoRoot(), "testsuite", "histories", file)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("recorded %s (%d events)", path, len(hist.Events))
+}
+
+func tenantName(prefix string) string {
+	return fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
+}
+
+var _ client.Client // the platform's client is a real client.Client

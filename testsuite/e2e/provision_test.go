@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+func TestProvisionTenantThroughAPI(t *testing.T) {
+	p := startPlatform(t)
+	name := tenantName("e2e")
+	t.Cleanup(func() { p.destroy(name) })
+
+	code, body, hdr := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.Equal(t, "/v1/tenants/"+name, hdr.Get("Location"))
+	require.Equal(t, workflows.TenantWorkflowID(name), body["workflowId"])
+	require.Equal(t, "provisioning", body["status"])
+
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, "prod", st["stage"])
+	require.Equal(t, "tenantflow/demo-app:dev", st["image"])
+	progress := st["progress"].(map[string]any)
+	require.Equal(t, progress["done"], progress["total"])
+
+	// The containers run on the real engine, healthy, labelled.
+	cs, err := p.driver.Client().ContainerList(context.Background(), container.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", docker.LabelTenant+"="+name)),
+	})
+	require.NoError(t, err)
+	require.Len(t, cs, 2)
+	for _, c := range cs {
+		require.Equal(t, "running", c.State, c.Names)
+	}
+	db, err := p.driver.Client().ContainerInspect(context.Background(), docker.ContainerName(name, "db"))
+	require.NoError(t, err)
+	require.Equal(t, "healthy", db.State.Health.Status)
+
+	// The tenant answers on the reported URL and reaches its database.
+	url := st["url"].(string)
+	resp, err := http.Post(url+"/hits", "text/plain", nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	resp, err = http.Get(url + "/version")
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, "v1", strings.TrimSpace(string(b)))
+
+	// A tenant exists once.
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+	require.Equal(t, http.StatusConflict, code, body)
+
+	// Listing from visibility finds it by state and stage (eventually).
+	require.Eventually(t, func() bool {
+		code, body, _ := p.do(http.MethodGet, "/v1/tenants?state=active&stage=prod", nil)
+		if code != http.StatusOK {
+			return false
+		}
+		for _, tn := range body["tenants"].([]any) {
+			if tn.(map[string]any)["name"] == name {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond)
+
+	p.checkHistory(workflows.TenantWorkflowID(name), "provision-active.json")
+}
+
+func TestPermanentFailureLeavesNoResidue(t *testing.T) {
+	p := startPlatform(t)
+	name := tenantName("e2e-broken")
+	t.Cleanup(func() { p.destroy(name) })
+
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "broken", "stage": "staging"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateFailed, st["state"], st)
+	require.Contains(t, st["error"], docker.ErrImageNotFound)
+	require.Empty(t, p.residue(name), "compensation must leave nothing on the engine")
+
+	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, desc.WorkflowExecutionInfo.Status)
+
+	p.checkHistory(workflows.TenantWorkflowID(name), "provision-failed.json")
+
+	// A failed tenant can be asked for again (a new run of the same id).
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateActive, st["state"], st)
+}

@@ -1,0 +1,39 @@
+package testsuite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/worker"
+)
+
+// TestReplayCommittedHistories replays every history recorded from real runs
+// (testsuite/histories/*.json, refreshed with `make histories`) against the
+// current workflow code. A change that would break running workflows (a
+// reordered activity, a removed step without versioning) fails here.
+func TestReplayCommittedHistories(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(testsuite.RepoRoot(), "testsuite", "histories", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no committed histories under testsuite/histories: run `make histories`")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
+				DataConverter: testsuite.TestKeyring(t).DataConverter(),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			worker.RegisterWorkflows(replayer)
+			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+				t.Fatalf("replay %s: %v", filepath.Base(f), err)
+			}
+		})
+	}
+}

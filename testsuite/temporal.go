@@ -1,0 +1,72 @@
+package testsuite
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"io"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	sdktestsuite "go.temporal.io/sdk/testsuite"
+
+	"github.com/tenantflow/tenantflow/internal/codec"
+	"github.com/tenantflow/tenantflow/internal/devserver"
+	"github.com/tenantflow/tenantflow/internal/temporalx"
+)
+
+// TestCodecKeys is the payload key every test server uses. It is derived from
+// a fixed phrase on purpose: the committed histories under testsuite/histories
+// were recorded with it, and the replay tests must decrypt them. Never use it
+// outside tests.
+var TestCodecKeys = func() string {
+	sum := sha256.Sum256([]byte("tenantflow test-only codec key"))
+	return "test:" + base64.StdEncoding.EncodeToString(sum[:])
+}()
+
+// TestKeyring returns the keyring for TestCodecKeys.
+func TestKeyring(t testing.TB) *codec.Keyring {
+	k, err := codec.ParseKeys(TestCodecKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Temporal is a real dev server started for one test (or benchmark).
+type Temporal struct {
+	Server *sdktestsuite.DevServer
+	Client client.Client
+	Config temporalx.Config
+}
+
+// StartTemporal starts `temporal server start-dev` (the pinned CLI in bin/)
+// on a free loopback port, in memory, configured as `make run` configures
+// it, and stops it when the test ends.
+func StartTemporal(t testing.TB) *Temporal {
+	t.Helper()
+	cli := TemporalCLI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := temporalx.Config{Namespace: "default", TaskQueue: "tenantflow-test", CodecKeys: TestCodecKeys}
+	srv, err := sdktestsuite.StartDevServer(ctx, sdktestsuite.DevServerOptions{
+		ExistingPath:  cli,
+		ClientOptions: &client.Options{Namespace: cfg.Namespace, Logger: tlog.NewStructuredLogger(Logger(t))},
+		LogLevel:      "error",
+		ExtraArgs:     devserver.Args(),
+		Stdout:        io.Discard,
+	})
+	if err != nil {
+		t.Fatalf("start temporal dev server: %v", err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	cfg.Address = srv.FrontendHostPort()
+	c, err := temporalx.Dial(ctx, cfg, Logger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &Temporal{Server: srv, Client: c, Config: cfg}
+}
