@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	commonpb "go.temporal.io/api/common/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// tenantSummary is one tenant as visibility knows it: cheap to list, but
+// only as fresh as the workflow's last search-attribute upsert.
+type tenantSummary struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Stage      string    `json:"stage"`
+	Release    string    `json:"release"`
+	WorkflowID string    `json:"workflowId"`
+	RunID      string    `json:"runId"`
+	Status     string    `json:"status"`
+	StartTime  time.Time `json:"startTime"`
+}
+
+type listTenantsResponse struct {
+	Tenants       []tenantSummary `json:"tenants"`
+	NextPageToken string          `json:"nextPageToken,omitempty"`
+}
+
+// listQuery is what GET /v1/tenants asks visibility for.
+type listQuery struct {
+	query     string
+	pageSize  int32
+	pageToken []byte
+}
+
+// parseListQuery validates the query parameters and builds the visibility
+// query. Only values checked against fixed lists reach the query string, so
+// nothing a client sends can change its meaning.
+func parseListQuery(c *gin.Context) (listQuery, *fieldError) {
+	clauses := []string{
+		fmt.Sprintf("WorkflowType = '%s'", workflows.TenantWorkflowType),
+		// Each continue-as-new closes a run; the tenant lives on in the next.
+		"ExecutionStatus != 'ContinuedAsNew'",
+	}
+	if state := c.Query("state"); state != "" {
+		if !slices.Contains(tenantStates, state) {
+			return listQuery{}, badField("state", "unknown state %q (one of: %s)", state, strings.Join(tenantStates, ", "))
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.SATenantState.GetName(), state))
+	}
+	if stage := c.Query("stage"); stage != "" {
+		if err := validateStage("stage", stage, false); err != nil {
+			return listQuery{}, err
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.SAStage.GetName(), stage))
+	}
+	q := listQuery{query: strings.Join(clauses, " AND "), pageSize: defaultPageSize}
+	if v := c.Query("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			return listQuery{}, badField("pageSize", "pageSize must be a whole number from 1 to %d", maxPageSize)
+		}
+		q.pageSize = int32(n)
+	}
+	if v := c.Query("pageToken"); v != "" {
+		token, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+		if err != nil {
+			return listQuery{}, badField("pageToken", "pageToken is not a token this API returned")
+		}
+		q.pageToken = token
+	}
+	return q, nil
+}
+
+// listTenants lists tenants from Temporal visibility, newest run per name.
+func (s *server) listTenants(c *gin.Context) {
+	q, ferr := parseListQuery(c)
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize:      q.pageSize,
+		NextPageToken: q.pageToken,
+		Query:         q.query,
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "list tenants failed", "query", q.query, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("list tenants: %v", err))
+		return
+	}
+	out := listTenantsResponse{Tenants: summarize(resp.GetExecutions())}
+	if t := resp.GetNextPageToken(); len(t) > 0 {
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString(t)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// summarize turns executions into tenants, keeping only the newest run of
+// each name: a tenant re-created after a failed provisioning has two runs.
+// Runs of one name on different pages are not merged.
+func summarize(execs []*workflowpb.WorkflowExecutionInfo) []tenantSummary {
+	out := make([]tenantSummary, 0, len(execs))
+	index := map[string]int{}
+	for _, e := range execs {
+		t := summary(e)
+		if i, seen := index[t.Name]; seen {
+			if t.StartTime.After(out[i].StartTime) {
+				out[i] = t
+			}
+			continue
+		}
+		index[t.Name] = len(out)
+		out = append(out, t)
+	}
+	return out
+}
+
+func summary(e *workflowpb.WorkflowExecutionInfo) tenantSummary {
+	fields := e.GetSearchAttributes().GetIndexedFields()
+	t := tenantSummary{
+		Name:       keyword(fields, workflows.SATenantID.GetName()),
+		State:      keyword(fields, workflows.SATenantState.GetName()),
+		Stage:      keyword(fields, workflows.SAStage.GetName()),
+		Release:    keyword(fields, workflows.SARelease.GetName()),
+		WorkflowID: e.GetExecution().GetWorkflowId(),
+		RunID:      e.GetExecution().GetRunId(),
+		Status:     e.GetStatus().String(),
+	}
+	if ts := e.GetStartTime(); ts != nil {
+		t.StartTime = ts.AsTime()
+	}
+	if t.Name == "" {
+		// Started without search attributes (e.g. by hand): the id still
+		// names the tenant.
+		t.Name = strings.TrimPrefix(t.WorkflowID, workflows.TenantWorkflowID(""))
+	}
+	return t
+}
+
+// keyword decodes a Keyword search attribute; a missing or undecodable one
+// is shown as empty rather than failing the whole list.
+func keyword(fields map[string]*commonpb.Payload, name string) string {
+	p, ok := fields[name]
+	if !ok || p == nil {
+		return ""
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return ""
+	}
+	return s
+}

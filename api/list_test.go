@@ -1,0 +1,150 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const baseQuery = "WorkflowType = 'Tenant' AND ExecutionStatus != 'ContinuedAsNew'"
+
+func TestListTenantsQuery(t *testing.T) {
+	tests := []struct {
+		name         string
+		target       string
+		wantQuery    string
+		wantSize     int32
+		wantToken    []byte
+		wantBadField string
+	}{
+		{name: "no filters", target: "/v1/tenants", wantQuery: baseQuery, wantSize: 100},
+		{name: "state filter", target: "/v1/tenants?state=failed", wantQuery: baseQuery + " AND TenantState = 'failed'", wantSize: 100},
+		{name: "stage filter", target: "/v1/tenants?stage=staging", wantQuery: baseQuery + " AND Stage = 'staging'", wantSize: 100},
+		{name: "both filters and paging", target: "/v1/tenants?stage=prod&state=active&pageSize=1000&pageToken=" + base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff, 1}),
+			wantQuery: baseQuery + " AND TenantState = 'active' AND Stage = 'prod'", wantSize: 1000, wantToken: []byte{0xfb, 0xff, 1}},
+		{name: "padded page token", target: "/v1/tenants?pageToken=" + base64.URLEncoding.EncodeToString([]byte("ab")), wantQuery: baseQuery, wantSize: 100, wantToken: []byte("ab")},
+		{name: "smallest page", target: "/v1/tenants?pageSize=1", wantQuery: baseQuery, wantSize: 1},
+		{name: "unknown state", target: "/v1/tenants?state=broken", wantBadField: "state"},
+		{name: "injection in state", target: "/v1/tenants?state=active'%20OR%20'1'='1", wantBadField: "state"},
+		{name: "unknown stage", target: "/v1/tenants?stage=dev", wantBadField: "stage"},
+		{name: "injection in stage", target: "/v1/tenants?stage=prod'%20OR%20WorkflowType%20!=%20'", wantBadField: "stage"},
+		{name: "page size zero", target: "/v1/tenants?pageSize=0", wantBadField: "pageSize"},
+		{name: "page size too big", target: "/v1/tenants?pageSize=1001", wantBadField: "pageSize"},
+		{name: "page size not a number", target: "/v1/tenants?pageSize=ten", wantBadField: "pageSize"},
+		{name: "empty parameters mean no filter", target: "/v1/tenants?state=&stage=&pageSize=&pageToken=", wantQuery: baseQuery, wantSize: 100},
+		{name: "bad page token", target: "/v1/tenants?pageToken=***", wantBadField: "pageToken"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			rec := e.do(http.MethodGet, tt.target, developerToken, "")
+			if tt.wantBadField != "" {
+				require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+				var body struct{ Error, Field string }
+				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+				assert.Equal(t, tt.wantBadField, body.Field)
+				assert.NotEmpty(t, body.Error)
+				assert.Empty(t, e.temporal.listCalls(), "an invalid filter must not reach Temporal")
+				return
+			}
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			calls := e.temporal.listCalls()
+			require.Len(t, calls, 1)
+			assert.Equal(t, tt.wantQuery, calls[0].GetQuery())
+			assert.Equal(t, tt.wantSize, calls[0].GetPageSize())
+			assert.Equal(t, tt.wantToken, calls[0].GetNextPageToken())
+			assert.JSONEq(t, `{"tenants":[]}`, rec.Body.String())
+		})
+	}
+}
+
+func TestListTenantsErrorMessages(t *testing.T) {
+	e := newTestEnv(t)
+	rec := e.do(http.MethodGet, "/v1/tenants?state=broken", opsToken, "")
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.JSONEq(t, `{"field":"state","error":"unknown state \"broken\" (one of: provisioning, active, updating, decommissioning, decommissioned, failed)"}`, rec.Body.String())
+
+	rec = e.do(http.MethodGet, "/v1/tenants?stage=dev", opsToken, "")
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.JSONEq(t, `{"field":"stage","error":"unknown stage \"dev\" (one of: staging, prod)"}`, rec.Body.String())
+}
+
+// execution builds a visibility record as the server returns it.
+func execution(t *testing.T, name, runID string, status enumspb.WorkflowExecutionStatus, start time.Time, attrs map[string]string) *workflowpb.WorkflowExecutionInfo {
+	t.Helper()
+	fields := map[string]*commonpb.Payload{}
+	for k, v := range attrs {
+		p, err := converter.GetDefaultDataConverter().ToPayload(v)
+		require.NoError(t, err)
+		fields[k] = p
+	}
+	return &workflowpb.WorkflowExecutionInfo{
+		Execution:        &commonpb.WorkflowExecution{WorkflowId: "tenant:" + name, RunId: runID},
+		Type:             &commonpb.WorkflowType{Name: "Tenant"},
+		StartTime:        timestamppb.New(start),
+		Status:           status,
+		SearchAttributes: &commonpb.SearchAttributes{IndexedFields: fields},
+	}
+}
+
+func TestListTenantsResults(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	e := newTestEnv(t)
+	e.temporal.listResp = &workflowservice.ListWorkflowExecutionsResponse{
+		Executions: []*workflowpb.WorkflowExecutionInfo{
+			// acme was re-created after a failed provisioning: newest run wins,
+			// whichever order visibility returns them in.
+			execution(t, "acme", "run-old", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, t0,
+				map[string]string{"TenantId": "acme", "TenantState": "failed", "Stage": "prod"}),
+			execution(t, "beta", "run-b", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(time.Hour),
+				map[string]string{"TenantId": "beta", "TenantState": "active", "Stage": "staging", "Release": "tenantflow/demo-app:1.2"}),
+			execution(t, "acme", "run-new", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(2*time.Hour),
+				map[string]string{"TenantId": "acme", "TenantState": "provisioning", "Stage": "prod"}),
+			execution(t, "gamma", "run-g", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(3*time.Hour),
+				map[string]string{"TenantId": "gamma", "TenantState": "active", "Stage": "prod"}),
+			execution(t, "gamma", "run-g-old", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, t0,
+				map[string]string{"TenantId": "gamma", "TenantState": "failed", "Stage": "prod"}),
+			// Started by hand without search attributes: the id names it.
+			execution(t, "delta", "run-d", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, t0, nil),
+		},
+		NextPageToken: []byte{0xfb, 0xff, 0x01},
+	}
+	rec := e.do(http.MethodGet, "/v1/tenants", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `{
+		"tenants":[
+			{"name":"acme","state":"provisioning","stage":"prod","release":"","workflowId":"tenant:acme","runId":"run-new","status":"Running","startTime":"2025-03-01T12:00:00Z"},
+			{"name":"beta","state":"active","stage":"staging","release":"tenantflow/demo-app:1.2","workflowId":"tenant:beta","runId":"run-b","status":"Running","startTime":"2025-03-01T11:00:00Z"},
+			{"name":"gamma","state":"active","stage":"prod","release":"","workflowId":"tenant:gamma","runId":"run-g","status":"Running","startTime":"2025-03-01T13:00:00Z"},
+			{"name":"delta","state":"","stage":"","release":"","workflowId":"tenant:delta","runId":"run-d","status":"Completed","startTime":"2025-03-01T10:00:00Z"}
+		],
+		"nextPageToken":"-_8B"
+	}`, rec.Body.String())
+
+	// The token we hand out is accepted back unchanged.
+	rec = e.do(http.MethodGet, "/v1/tenants?pageToken=-_8B", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	calls := e.temporal.listCalls()
+	require.Len(t, calls, 2)
+	assert.Equal(t, []byte{0xfb, 0xff, 0x01}, calls[1].GetNextPageToken())
+}
+
+func TestListTenantsTemporalDown(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.listErr = errors.New("visibility unavailable")
+	rec := e.do(http.MethodGet, "/v1/tenants", opsToken, "")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.JSONEq(t, `{"error":"list tenants: visibility unavailable"}`, rec.Body.String())
+}

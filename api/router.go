@@ -1,0 +1,149 @@
+// Package api is Tenantflow's REST API: it translates HTTP requests into
+// Temporal client calls (start the tenant workflow, query its state, list
+// tenants from visibility) and back. It holds no business rules: everything a
+// tenant goes through is decided by the Tenant workflow.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// Temporal is the part of client.Client the API uses (client.Client
+// satisfies it). Keeping it this small lets tests use an in-memory fake.
+type Temporal interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+}
+
+// The real client must keep satisfying Temporal.
+var _ Temporal = client.Client(nil)
+
+// Config is the API's configuration; zero values of the optional fields get
+// the defaults below.
+type Config struct {
+	TaskQueue    string        // task queue of the tenant workflows
+	Tokens       *Tokens       // bearer tokens -> roles
+	MaxBodyBytes int64         // default 64 KiB when 0
+	QueryTimeout time.Duration // default 5s when 0; also bounds the visibility list
+}
+
+const (
+	defaultMaxBodyBytes = 64 << 10
+	defaultQueryTimeout = 5 * time.Second
+	healthTimeout       = 2 * time.Second
+)
+
+// withDefaults validates the configuration and fills in the defaults, so a
+// misconfigured API fails at start-up with the setting's name, not on the
+// first request.
+func (c Config) withDefaults() (Config, error) {
+	if c.TaskQueue == "" {
+		return c, errors.New("api config: TaskQueue is required")
+	}
+	if c.Tokens == nil || len(c.Tokens.entries) == 0 {
+		return c, errors.New("api config: Tokens is required (no bearer token could ever be accepted)")
+	}
+	if c.MaxBodyBytes < 0 {
+		return c, fmt.Errorf("api config: MaxBodyBytes %d must not be negative", c.MaxBodyBytes)
+	}
+	if c.QueryTimeout < 0 {
+		return c, fmt.Errorf("api config: QueryTimeout %s must not be negative", c.QueryTimeout)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = defaultQueryTimeout
+	}
+	return c, nil
+}
+
+// server carries the dependencies of the handlers; there is one per router
+// and no package-level state.
+type server struct {
+	cfg       Config
+	temporal  Temporal
+	templates runtime.Templates
+	log       *slog.Logger
+}
+
+// NewRouter builds the API's HTTP handler. Metrics are registered on reg
+// (nil: no metrics); /metrics is served only when reg is a
+// *prometheus.Registry, since only then do we know what to gather. A nil log
+// discards request logs.
+func NewRouter(cfg Config, t Temporal, templates runtime.Templates, log *slog.Logger, reg prometheus.Registerer) (*gin.Engine, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, errors.New("api: Temporal client is required")
+	}
+	if len(templates) == 0 {
+		return nil, errors.New("api: no templates (a tenant could never be created)")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if r, ok := reg.(*prometheus.Registry); ok && r == nil {
+		reg = nil // a nil *Registry in the interface would panic on Register
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, temporal: t, templates: templates, log: log}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// The API never uses the client address for decisions; trusting no proxy
+	// keeps X-Forwarded-For from being taken at face value anywhere.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		return nil, fmt.Errorf("api: set trusted proxies: %w", err)
+	}
+	r.Use(observe(log, m), recovery(log))
+	r.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
+	})
+
+	r.GET("/healthz", s.health)
+	if g, ok := reg.(*prometheus.Registry); ok {
+		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	}
+
+	tokens := cfg.Tokens
+	all := []string{RoleOps, RoleDistributor, RoleDeveloper}
+	v1 := r.Group("/v1")
+	v1.POST("/tenants", RequireRoles(tokens, RoleOps, RoleDistributor), s.createTenant)
+	v1.GET("/tenants", RequireRoles(tokens, all...), s.listTenants)
+	v1.GET("/tenants/:name", RequireRoles(tokens, all...), s.getTenant)
+	return r, nil
+}
+
+// health reports whether the Temporal frontend answers; load balancers and
+// probes use it, so it needs no token.
+func (s *server) health(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), healthTimeout)
+	defer cancel()
+	if _, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": "temporal: " + err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}

@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// createTenantRequest is the body of POST /v1/tenants.
+type createTenantRequest struct {
+	Name     string `json:"name"`
+	Template string `json:"template"`
+	Stage    string `json:"stage"`
+}
+
+// createTenantResponse is the 202 answer: provisioning has been accepted,
+// its progress is at Location.
+type createTenantResponse struct {
+	Name       string `json:"name"`
+	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId"`
+	Status     string `json:"status"`
+}
+
+const defaultTemplate = "default"
+
+// validate checks the request and fills in defaults; nothing is started
+// unless it passes.
+func (s *server) validate(req *createTenantRequest) *fieldError {
+	if err := validateName(req.Name); err != nil {
+		return err
+	}
+	if req.Template == "" {
+		req.Template = defaultTemplate
+	}
+	if s.templates[req.Template] == nil {
+		return badField("template", "unknown template %q (known: %s)", req.Template, strings.Join(s.templates.Names(), ", "))
+	}
+	return validateStage("stage", req.Stage, true)
+}
+
+// startOptions are the options of a tenant's entity workflow. The id is the
+// tenant's name, so the server itself refuses a second tenant of that name
+// while one runs (conflict policy FAIL); a closed run, i.e. a tenant whose
+// provisioning failed, may be created again (reuse policy ALLOW_DUPLICATE).
+func (s *server) startOptions(req createTenantRequest) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       workflows.TenantWorkflowID(req.Name),
+		TaskQueue:                s.cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without this the SDK answers "already started" with a handle on
+		// the existing run instead of an error, and we would report 202.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SATenantID.ValueSet(req.Name),
+			workflows.SATenantState.ValueSet(workflows.StateProvisioning),
+			workflows.SAStage.ValueSet(req.Stage),
+		),
+		StaticSummary:    fmt.Sprintf("Tenant %s · %s · template %s", req.Name, req.Stage, req.Template),
+		EnableEagerStart: true,
+	}
+}
+
+// createTenant starts the tenant's entity workflow, which provisions it.
+func (s *server) createTenant(c *gin.Context) {
+	var req createTenantRequest
+	if err := decodeJSONBody(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		respondFieldError(c, err)
+		return
+	}
+	if err := s.validate(&req); err != nil {
+		respondFieldError(c, err)
+		return
+	}
+	role := roleOf(c)
+	input := workflows.TenantInput{
+		Spec: workflows.TenantSpec{
+			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role,
+		},
+		Template: *s.templates[req.Template],
+	}
+	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), s.startOptions(req), workflows.TenantWorkflowType, input)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			c.AbortWithStatusJSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("tenant %s already exists", req.Name), "field": "name"})
+			return
+		}
+		s.log.ErrorContext(c.Request.Context(), "start tenant workflow failed", "tenant", req.Name, "role", role, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start tenant %s: %v", req.Name, err))
+		return
+	}
+	c.Header("Location", "/v1/tenants/"+req.Name)
+	c.JSON(http.StatusAccepted, createTenantResponse{
+		Name: req.Name, WorkflowID: run.GetID(), RunID: run.GetRunID(), Status: workflows.StateProvisioning,
+	})
+}
+
+// getTenant answers with the tenant's state as its workflow reports it. The
+// state comes from a query, so it is current, but needs a worker to answer.
+func (s *server) getTenant(c *gin.Context) {
+	name := c.Param("name")
+	if err := validateName(name); err != nil {
+		respondFieldError(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	value, err := s.temporal.QueryWorkflow(ctx, workflows.TenantWorkflowID(name), "", workflows.QueryState)
+	if err != nil {
+		s.respondQueryError(ctx, c, name, err)
+		return
+	}
+	var state workflows.TenantState
+	if value == nil || !value.HasValue() {
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("tenant %s: the state query returned no value", name))
+		return
+	}
+	if err := value.Get(&state); err != nil {
+		s.log.ErrorContext(ctx, "decode tenant state failed", "tenant", name, "error", err)
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("tenant %s: decode state: %v", name, err))
+		return
+	}
+	c.JSON(http.StatusOK, state)
+}
+
+// respondQueryError maps a failed state query: an unknown workflow is an
+// unknown tenant; a query nobody answers in time means no worker is up.
+func (s *server) respondQueryError(ctx context.Context, c *gin.Context, name string, err error) {
+	var (
+		notFound *serviceerror.NotFound
+		deadline *serviceerror.DeadlineExceeded
+	)
+	switch {
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
+	case errors.As(err, &deadline), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.log.WarnContext(ctx, "tenant state query timed out", "tenant", name, "timeout", s.cfg.QueryTimeout.String(), "error", err)
+		respondError(c, http.StatusServiceUnavailable,
+			fmt.Sprintf("tenant %s: no worker answered the state query within %s", name, s.cfg.QueryTimeout))
+	default:
+		s.log.ErrorContext(ctx, "tenant state query failed", "tenant", name, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("query tenant %s: %v", name, err))
+	}
+}

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// fieldError is a client error about one field of the request; it becomes
+// 400 {"error": ..., "field": ...} so a form can point at the culprit.
+type fieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func badField(field, format string, args ...any) *fieldError {
+	return &fieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// respondFieldError writes a fieldError as 400.
+func respondFieldError(c *gin.Context, err *fieldError) {
+	c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": err.Msg, "field": err.Field})
+}
+
+// respondError writes {"error": msg} with status.
+func respondError(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}
+
+// Tenant names become DNS labels, container and network names, so they are
+// held to the strictest of those rules. The lower bound keeps names
+// meaningful in listings and URLs.
+const (
+	minNameLen = 3
+	maxNameLen = 40
+)
+
+func validateName(name string) *fieldError {
+	if name == "" {
+		return badField("name", "name is required")
+	}
+	if len(name) < minNameLen || !runtime.IsDNSLabel(name, maxNameLen) {
+		return badField("name", "name %q is invalid: use %d–%d lowercase letters, digits and hyphens, starting and ending with a letter or digit",
+			name, minNameLen, maxNameLen)
+	}
+	return nil
+}
+
+func validateStage(field, stage string, required bool) *fieldError {
+	if stage == "" && !required {
+		return nil
+	}
+	if !slices.Contains(workflows.Stages, stage) {
+		if stage == "" {
+			return badField(field, "%s is required (one of: %s)", field, strings.Join(workflows.Stages, ", "))
+		}
+		return badField(field, "unknown %s %q (one of: %s)", field, stage, strings.Join(workflows.Stages, ", "))
+	}
+	return nil
+}
+
+// tenantStates are the values of the TenantState search attribute.
+var tenantStates = []string{
+	workflows.StateProvisioning, workflows.StateActive, workflows.StateUpdating,
+	workflows.StateDecommissioning, workflows.StateDecommissioned, workflows.StateFailed,
+}
+
+// decodeJSONBody reads exactly one JSON object of at most limit bytes into v,
+// strictly: unknown fields, wrong types and trailing data are errors naming
+// the field (or "body") at fault.
+func decodeJSONBody(c *gin.Context, limit int64, v any) *fieldError {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonFieldError(err, limit)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return jsonFieldError(err, limit)
+		}
+		return badField("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonFieldError maps an encoding/json error to the field it is about.
+func jsonFieldError(err error, limit int64) *fieldError {
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return badField("body", "request body is larger than %d bytes", limit)
+	case errors.Is(err, io.EOF):
+		return badField("body", "request body is empty: want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badField("body", "malformed JSON: unexpected end of the body")
+	case errors.As(err, &syntaxErr):
+		return badField("body", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return badField("body", "request body must be a JSON object, not %s", typeErr.Value)
+		}
+		return badField(typeErr.Field, "%s must be a %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	// encoding/json has no error type for unknown fields, only this message.
+	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if field, uerr := strconv.Unquote(rest); uerr == nil {
+			return badField(field, "unknown field %q", field)
+		}
+	}
+	return badField("body", "malformed JSON: %v", err)
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "struct", "map":
+		return "object"
+	default:
+		return "number"
+	}
+}
