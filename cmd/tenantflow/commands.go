@@ -18,78 +18,75 @@ import (
 
 func runWorker(ctx context.Context, args []string, log *slog.Logger) error {
 	s := config.New("worker")
-	var tcfg temporalx.Config
-	var wcfg worker.Config
-	var metricsListen string
-	tcfg.Register(s)
-	wcfg.Register(s)
-	s.String(&metricsListen, "metrics-listen", "TENANTFLOW_WORKER_METRICS_LISTEN", "127.0.0.1:9464", "address of the worker's /metrics endpoint (empty: off)")
+	var p process
+	p.worker = &worker.Config{}
+	p.temporal.Register(s)
+	p.worker.Register(s)
+	s.String(&p.metricsListen, "metrics-listen", "TENANTFLOW_WORKER_METRICS_LISTEN", "127.0.0.1:9464", "address of the worker's /metrics endpoint (empty: off)")
 	if err := parse(s, args); err != nil {
 		return err
 	}
-	reg := newRegistry()
-	c, err := dial(ctx, tcfg, reg, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	stop, err := startWorker(ctx, c, tcfg, wcfg, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	if metricsListen == "" {
-		<-ctx.Done()
-		return nil
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(reg))
-	return serveHTTP(ctx, metricsListen, mux, log)
+	return p.run(ctx, log)
 }
 
 func runAPI(ctx context.Context, args []string, log *slog.Logger) error {
 	s := config.New("api")
-	var tcfg temporalx.Config
-	var a apiSettings
-	tcfg.Register(s)
-	a.register(s)
+	var p process
+	p.api = &apiSettings{}
+	p.temporal.Register(s)
+	p.api.register(s)
 	if err := parse(s, args); err != nil {
 		return err
 	}
-	reg := newRegistry()
-	c, err := dial(ctx, tcfg, reg, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	h, err := buildAPI(a, tcfg, c, reg, log)
-	if err != nil {
-		return err
-	}
-	return serveHTTP(ctx, a.Listen, h, log)
+	return p.run(ctx, log)
 }
 
-// runWorkerAndAPI runs both in this process on one client, which also lets
-// the server hand the first workflow task of a new tenant straight to this
-// process (eager workflow start).
-func runWorkerAndAPI(ctx context.Context, tcfg temporalx.Config, wcfg worker.Config, a apiSettings, log *slog.Logger) error {
+// process is what one tenantflow process runs: a worker, the API, or both
+// (dev) on one Temporal client, which also lets the server hand a new
+// tenant's first workflow task straight to this process (eager start).
+type process struct {
+	temporal      temporalx.Config
+	worker        *worker.Config // nil: no worker
+	api           *apiSettings   // nil: no API
+	metricsListen string         // a /metrics endpoint of its own (worker)
+}
+
+func (p process) run(ctx context.Context, log *slog.Logger) error {
+	var files apiFiles
+	if p.api != nil {
+		// Local files first: a bad one fails without waiting for Temporal.
+		var err error
+		if files, err = loadAPIFiles(*p.api); err != nil {
+			return err
+		}
+	}
 	reg := newRegistry()
-	c, err := dial(ctx, tcfg, reg, log)
+	c, err := dial(ctx, p.temporal, reg, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	stop, err := startWorker(ctx, c, tcfg, wcfg, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	h, err := buildAPI(a, tcfg, c, reg, log)
-	if err != nil {
-		return err
+	if p.worker != nil {
+		stop, err := startWorker(ctx, c, p.temporal, *p.worker, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, a.Listen, h, log) })
+	if p.api != nil {
+		h, err := buildAPI(*p.api, files, p.temporal, c, reg, log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return serveHTTP(gctx, p.api.Listen, h, log) })
+	}
+	if p.metricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metricsHandler(reg))
+		g.Go(func() error { return serveHTTP(gctx, p.metricsListen, mux, log) })
+	}
+	g.Go(func() error { <-gctx.Done(); return nil })
 	return g.Wait()
 }
 

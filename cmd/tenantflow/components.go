@@ -92,20 +92,30 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 	}, nil
 }
 
-// buildAPI loads templates and tokens (failing fast, naming the setting) and
-// returns the router with the codec endpoint mounted.
-func buildAPI(a apiSettings, tcfg temporalx.Config, c client.Client, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+// apiFiles are the API's local configuration files, loaded and checked.
+type apiFiles struct {
+	templates runtime.Templates
+	tokens    *api.Tokens
+}
+
+func loadAPIFiles(a apiSettings) (apiFiles, error) {
 	templates, err := runtime.LoadTemplates(a.TemplatesDir)
 	if err != nil {
-		return nil, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)
+		return apiFiles{}, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)
 	}
 	if a.TokensFile == "" {
-		return nil, errors.New("TENANTFLOW_API_TOKENS_FILE is required (JSON mapping roles to bearer tokens)")
+		return apiFiles{}, errors.New("TENANTFLOW_API_TOKENS_FILE is required (JSON mapping roles to bearer tokens)")
 	}
 	tokens, err := api.LoadTokens(a.TokensFile)
 	if err != nil {
-		return nil, fmt.Errorf("TENANTFLOW_API_TOKENS_FILE: %w", err)
+		return apiFiles{}, fmt.Errorf("TENANTFLOW_API_TOKENS_FILE: %w", err)
 	}
+	return apiFiles{templates: templates, tokens: tokens}, nil
+}
+
+// buildAPI returns the router with the codec endpoint mounted.
+func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Client, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+	templates, tokens := files.templates, files.tokens
 	keys, err := tcfg.Keyring()
 	if err != nil {
 		return nil, fmt.Errorf("TENANTFLOW_CODEC_KEYS: %w", err)

@@ -95,7 +95,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	printBanner(uiURL, a, tcfg)
-	return runWorkerAndAPI(ctx, tcfg, wcfg, a, log)
+	return process{temporal: tcfg, worker: &wcfg, api: &a}.run(ctx, log)
 }
 
 func stopServer(cmd *exec.Cmd, exited chan error, log *slog.Logger) {
