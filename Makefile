@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 TEMPORAL_CLI_VERSION := v1.5.1
-BIN := $(CURDIR)/bin
+BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
 .PHONY: run test unit bench histories build demo-image fmt vet clean
@@ -14,7 +14,7 @@ $(BIN)/tenantflow: FORCE
 
 # The pinned Temporal CLI serves the dev server and Web UI offline.
 $(BIN)/temporal:
-	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
 # The default template's image, built FROM scratch from the demo app.
 demo-image: $(BIN)/tenantflow

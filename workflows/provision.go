@@ -42,7 +42,7 @@ var localStepOptions = workflow.LocalActivityOptions{
 // UI) and is retried elsewhere if its worker dies.
 var waitHealthyOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 10 * time.Minute,
-	HeartbeatTimeout:    30 * time.Second,
+	HeartbeatTimeout:    15 * time.Second,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
@@ -108,7 +108,8 @@ func (t *tenant) end(step string) {
 // healthy. On a permanent failure every step made so far is undone and the
 // tenant ends as failed, holding nothing on the runtime.
 func (t *tenant) provision(ctx workflow.Context) error {
-	log := workflow.GetLogger(ctx)
+	log := t.logger(ctx)
+	started := workflow.Now(ctx)
 	t.state.Progress = Progress{Total: 4}
 	t.setState(ctx, StateProvisioning, "")
 
@@ -195,6 +196,7 @@ func (t *tenant) provision(ctx workflow.Context) error {
 		t.step("")
 		t.state.Services = nil
 		t.setState(ctx, StateFailed, msg)
+		t.countOperation(ctx, "provision", "failed", started)
 		return temporal.NewNonRetryableApplicationError("provision tenant "+t.spec.Name+": "+msg, ErrProvisioningFailed, err)
 	}
 
@@ -203,6 +205,7 @@ func (t *tenant) provision(ctx workflow.Context) error {
 	}
 	t.step("")
 	t.setState(ctx, StateActive, "")
+	t.countOperation(ctx, "provision", "succeeded", started)
 	log.Info("tenant provisioned", "url", t.state.URL)
 	return nil
 }

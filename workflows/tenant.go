@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -165,8 +166,25 @@ func (t *tenant) upsertSearchAttributes(ctx workflow.Context) {
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		// Visibility is for people; a failed upsert must not fail the tenant.
-		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
+		t.logger(ctx).Warn("upsert search attributes failed", "error", err)
 	}
+}
+
+// logger tags every line with the tenant, so ops can grep one tenant's story
+// across workflow and activity logs.
+func (t *tenant) logger(ctx workflow.Context) log.Logger {
+	return log.With(workflow.GetLogger(ctx), "tenant", t.spec.Name)
+}
+
+// countOperation records an operation's outcome and duration as metrics
+// (tenantflow_operations_total, tenantflow_operation_duration); the SDK
+// suppresses them during replay, so each is counted once.
+func (t *tenant) countOperation(ctx workflow.Context, op, outcome string, started time.Time) {
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
+		"operation": op, "outcome": outcome, "template": t.spec.Template, "stage": t.spec.Stage,
+	})
+	m.Counter("tenantflow_operations_total").Inc(1)
+	m.Timer("tenantflow_operation_duration").Record(workflow.Now(ctx).Sub(started))
 }
 
 // step marks the start of a named step for the progress query.

@@ -136,8 +136,16 @@ func serve(log *slog.Logger) error {
 		}
 		return string(b), nil
 	}
+	// READY_DELAY simulates an app that takes a while to warm up: /healthz
+	// answers 503 until it has passed (tests use it to act mid-start).
+	readyDelay, _ := time.ParseDuration(os.Getenv("READY_DELAY"))
+	readyAt := time.Now().Add(readyDelay)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if time.Now().Before(readyAt) {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
 		if _, err := hits.add(0); err != nil {
 			http.Error(w, "volume: "+err.Error(), http.StatusServiceUnavailable)
 			return

@@ -65,23 +65,44 @@ func brokenTemplate(t testing.TB, tpls runtime.Templates) *runtime.Template {
 	return &broken
 }
 
-func startPlatform(t testing.TB) *platform {
+// slowTemplate is the default template with an app that answers its health
+// check only after a few seconds, leaving time to act mid-provisioning.
+func slowTemplate(t testing.TB, tpls runtime.Templates, delay time.Duration) *runtime.Template {
+	slow := brokenTemplate(t, tpls)
+	slow.Name = "slow"
+	for i := range slow.Services {
+		if slow.Services[i].Name == "app" {
+			slow.Services[i].Image = tpls["default"].Services[i].Image
+			slow.Services[i].Env["READY_DELAY"] = delay.String()
+		}
+	}
+	return slow
+}
+
+func startPlatform(t testing.TB) *platform { return startPlatformWith(t, true) }
+
+// startPlatformWith starts the platform; without an in-process worker, the
+// test runs its own (see startWorkerProcess).
+func startPlatformWith(t testing.TB, inProcessWorker bool) *platform {
 	t.Helper()
 	d := testsuite.Docker(t)
 	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
 	tmp := testsuite.StartTemporal(t)
 
-	w := worker.New(tmp.Client, tmp.Config.TaskQueue, worker.Config{StopTimeout: 5 * time.Second}, worker.Deps{Runtime: d})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
+	if inProcessWorker {
+		w := worker.New(tmp.Client, tmp.Config.TaskQueue, worker.Config{StopTimeout: 5 * time.Second}, worker.Deps{Runtime: d})
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Stop)
 	}
-	t.Cleanup(w.Stop)
 
 	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tpls["broken"] = brokenTemplate(t, tpls)
+	tpls["slow"] = slowTemplate(t, tpls, 6*time.Second)
 	token := fmt.Sprintf("ops-token-%016x", rand.Uint64())
 	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `"}`))
 	if err != nil {
