@@ -195,10 +195,7 @@ func (d *Driver) ensureContainer(ctx context.Context, tenant, name, hash string,
 		case !cerrdefs.IsNotFound(err):
 			return "", fmt.Errorf("inspect container %s: %w", name, err)
 		}
-		cfg, hostCfg, netCfg, err := d.containerSpec(tenant, hash, svc)
-		if err != nil {
-			return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
-		}
+		cfg, hostCfg, netCfg := d.containerSpec(tenant, hash, svc)
 		created, err := d.cli.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, name)
 		switch {
 		case err == nil:
@@ -215,7 +212,7 @@ func (d *Driver) ensureContainer(ctx context.Context, tenant, name, hash string,
 	return "", fmt.Errorf("create container %s: name kept conflicting", name)
 }
 
-func (d *Driver) containerSpec(tenant, hash string, svc runtime.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+func (d *Driver) containerSpec(tenant, hash string, svc runtime.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	env := make([]string, 0, len(svc.Env))
 	for k, v := range svc.Env {
 		env = append(env, k+"="+v)
@@ -267,7 +264,7 @@ func (d *Driver) containerSpec(tenant, hash string, svc runtime.Service) (*conta
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		NetworkName(tenant): {Aliases: []string{svc.Name}},
 	}}
-	return cfg, hostCfg, netCfg, nil
+	return cfg, hostCfg, netCfg
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -23,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -236,5 +235,3 @@ func (p *platform) checkHistory(workflowID, file string) {
 func tenantName(prefix string) string {
 	return fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
 }
-
-var _ client.Client // the platform's client is a real client.Client

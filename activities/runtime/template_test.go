@@ -1,0 +1,115 @@
+package runtime
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const validTemplate = `
+name: web
+secrets: [{name: db_password, length: 24}]
+volumes: [{name: data}]
+services:
+  - name: app
+    image: example/app:1
+    env:
+      PASSWORD: ${secret.db_password}
+      GREETING: hello ${tenant.name} on ${tenant.stage}
+    volumes: ["data:/data"]
+    ports: [{name: http, container: 8080, public: true}]
+    healthcheck: {http: {path: /healthz, port: 8080}, interval: 250ms}
+    resources: {memory: 64Mi, cpus: 0.5}
+`
+
+func TestParseAndRender(t *testing.T) {
+	tpl, err := ParseTemplate([]byte(validTemplate))
+	require.NoError(t, err)
+	secrets, err := tpl.GenerateSecrets()
+	require.NoError(t, err)
+	require.Len(t, secrets["db_password"], 24)
+
+	env, err := tpl.Render("acme", "prod", secrets)
+	require.NoError(t, err)
+	app := env.Services[0]
+	require.Equal(t, secrets["db_password"], app.Env["PASSWORD"])
+	require.Equal(t, "hello acme on prod", app.Env["GREETING"])
+	require.Equal(t, []Mount{{Volume: "data", Path: "/data"}}, app.Mounts)
+	require.Equal(t, int64(64<<20), app.Resources.MemoryBytes())
+	require.Equal(t, "250ms", app.HealthCheck.Interval.D().String())
+	svc, port, ok := env.PublicPort()
+	require.True(t, ok)
+	require.Equal(t, "app", svc.Name)
+	require.Equal(t, 8080, port.Container)
+	require.Equal(t, []string{"example/app:1"}, env.Images())
+
+	// Rendering is pure: the template is not modified.
+	require.Equal(t, "${secret.db_password}", tpl.Services[0].Env["PASSWORD"])
+	_, err = tpl.Render("acme", "prod", map[string]string{})
+	require.ErrorContains(t, err, `no value for "db_password"`)
+}
+
+func TestSecretsDiffer(t *testing.T) {
+	tpl, err := ParseTemplate([]byte(validTemplate))
+	require.NoError(t, err)
+	a, _ := tpl.GenerateSecrets()
+	b, _ := tpl.GenerateSecrets()
+	require.NotEqual(t, a["db_password"], b["db_password"])
+}
+
+func TestTemplateErrors(t *testing.T) {
+	cases := map[string]struct{ from, to, want string }{
+		"unknown key":        {"image: example/app:1", "image: example/app:1\n    imagePullPolicy: x", "field imagePullPolicy not found"},
+		"bad name":           {"name: web", "name: Web_1", "must be a DNS label"},
+		"undeclared secret":  {"${secret.db_password}", "${secret.nope}", "undeclared secret"},
+		"unknown variable":   {"${tenant.name}", "${tenant.owner}", "unknown variable"},
+		"undeclared volume":  {`"data:/data"`, `"logs:/logs"`, "undeclared volume"},
+		"relative mount":     {`"data:/data"`, `"data:data"`, "absolute path"},
+		"no public port":     {"public: true", "public: false", "exactly one port must be public"},
+		"two health checks":  {"{http: {path: /healthz, port: 8080}", "{command: [true], http: {path: /healthz, port: 8080}", "exactly one of http or command"},
+		"bad memory":         {"memory: 64Mi", "memory: 64MB", "resources.memory"},
+		"bad duration":       {"interval: 250ms", "interval: soon", "invalid duration"},
+		"short secret":       {"length: 24", "length: 8", "length must be 16..128"},
+		"port out of range":  {"container: 8080, public", "container: 70000, public", "out of range"},
+		"health path":        {"path: /healthz", "path: healthz", "path starting with /"},
+		"missing image":      {"image: example/app:1", "image: ''", "image is required"},
+		"bad env name":       {"GREETING:", "1GREETING:", "env name"},
+		"duplicate volume":   {"volumes: [{name: data}]", "volumes: [{name: data}, {name: data}]", "declared twice"},
+		"too long svc name":  {"- name: app", "- name: " + strings.Repeat("a", 31), "at most 30"},
+		"no services at all": {"services:", "services: []\nx:", "field x not found"},
+		"bad secret name":    {"name: db_password", "name: 'db password'", "secret name"},
+		"duplicate secret":   {"secrets: [{name: db_password, length: 24}]", "secrets: [{name: db_password, length: 24}, {name: db_password}]", "declared twice"},
+		"negative cpus":      {"cpus: 0.5", "cpus: -1", "must not be negative"},
+		"http port missing":  {"port: 8080}", "port: 0}", "needs a port"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			src := strings.Replace(validTemplate, c.from, c.to, 1)
+			require.NotEqual(t, validTemplate, src, "the case must change the template")
+			_, err := ParseTemplate([]byte(src))
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+}
+
+func TestTemplateWithoutServices(t *testing.T) {
+	_, err := ParseTemplate([]byte("name: empty\nservices: []\n"))
+	require.ErrorContains(t, err, "no services")
+}
+
+func TestLoadTemplatesChecksFileNames(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadTemplates(dir)
+	require.ErrorContains(t, err, "no *.yaml templates")
+	require.NoError(t, writeFile(dir+"/other.yaml", validTemplate))
+	_, err = LoadTemplates(dir)
+	require.ErrorContains(t, err, `must match the file name "other"`)
+
+	tpls, err := LoadTemplates("../../deploy/templates")
+	require.NoError(t, err)
+	require.Contains(t, tpls.Names(), "default")
+}
+
+func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o644) }
