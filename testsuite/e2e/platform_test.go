@@ -197,8 +197,9 @@ func (p *platform) residue(name string) []string {
 
 // checkHistory fetches the workflow's history, replays it against the
 // current code, and, when TENANTFLOW_RECORD_HISTORIES is set (make
-// histories), saves it under testsuite/histories for the replay tests.
-func (p *platform) checkHistory(workflowID, file string) {
+// histories), saves it as testsuite/histories/<name>-<date>.json for the
+// replay tests. Older recordings are kept: they must still replay.
+func (p *platform) checkHistory(workflowID, name string) {
 	p.t.Helper()
 	ctx := context.Background()
 	iter := p.temporal.Client.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -225,6 +226,7 @@ func (p *platform) checkHistory(workflowID, file string) {
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	file := name + "-" + time.Now().UTC().Format("20060102") + ".json"
 	path := filepath.Join(testsuite.RepoRoot(), "testsuite", "histories", file)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		p.t.Fatal(err)

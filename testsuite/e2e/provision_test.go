@@ -79,7 +79,7 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 		return false
 	}, 10*time.Second, 100*time.Millisecond)
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "provision-active.json")
+	p.checkHistory(workflows.TenantWorkflowID(name), "provision-active")
 }
 
 func TestPermanentFailureLeavesNoResidue(t *testing.T) {
@@ -98,7 +98,7 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, desc.WorkflowExecutionInfo.Status)
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "provision-failed.json")
+	p.checkHistory(workflows.TenantWorkflowID(name), "provision-failed")
 
 	// A failed tenant can be asked for again (a new run of the same id).
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
