@@ -1,0 +1,429 @@
+// Package proxy gives each tenant its public URL: a route in Caddy, added
+// and changed at run time through Caddy's admin API, that sends
+// <tenant>.<domain> to the tenant's app. A route is found again by its @id
+// (tenantflow-<tenant>), which makes every activity idempotent, and a change
+// of upstreams is one PATCH of the route, which Caddy applies without
+// dropping requests: the release workflow relies on it for zero-downtime
+// cut-overs (new container beside the old one, then the route is switched).
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// Error types shown in the Web UI for failures a retry cannot fix.
+const (
+	// ErrConfigRejected: Caddy's admin API refused the request with a 4xx
+	// (admin URL host not in Caddy's allowed origins, a route Caddy cannot
+	// use).
+	ErrConfigRejected = "ProxyConfigRejected"
+	// ErrInvalidInput: the tenant is not a DNS label or an upstream is not
+	// host:port; nothing was sent to Caddy.
+	ErrInvalidInput = "InvalidRouteInput"
+)
+
+// RouteIDPrefix starts the @id of every route Tenantflow owns, so ops can
+// tell them from hand-made routes and reach one at /id/tenantflow-<tenant>.
+const RouteIDPrefix = "tenantflow-"
+
+// maxAttempts bounds the read-then-write rounds one call makes when another
+// writer changes Caddy's config between our read and our write (Caddy then
+// answers 412 to our If-Match); after that the activity fails retryably.
+const maxAttempts = 8
+
+// RouteInput asks for the tenant's route to send its host to these
+// upstreams, replacing whatever upstreams it had.
+type RouteInput struct {
+	Tenant    string   `json:"tenant"`
+	Upstreams []string `json:"upstreams"` // host:port dial addresses
+}
+
+// Route is the tenant's route as Caddy now serves it.
+type Route struct {
+	ID        string   `json:"id"`   // Caddy @id: tenantflow-<tenant>
+	Host      string   `json:"host"` // <tenant>.<domain>
+	URL       string   `json:"url"`  // what users open
+	Upstreams []string `json:"upstreams"`
+}
+
+// RouteRef names the tenant whose route an activity works on.
+type RouteRef struct {
+	Tenant string `json:"tenant"`
+}
+
+// Activities manage tenant routes in one Caddy. Register it with the worker
+// and reference its methods through a nil pointer in workflows.
+type Activities struct {
+	cfg   settings
+	admin *admin
+	log   *slog.Logger
+}
+
+// New validates the configuration and prepares the admin API client; it
+// does no network I/O, so the worker starts even while Caddy is down (Check
+// tells at start-up, activities retry).
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, fmt.Errorf("proxy config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Activities{cfg: s, admin: newAdmin(s.admin), log: log}, nil
+}
+
+// Check asks Caddy for its admin settings: a small answer that proves the
+// admin API is reachable at the configured URL and accepts our Host header.
+func (a *Activities) Check(ctx context.Context) error {
+	const path = "/config/admin"
+	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return fmt.Errorf("check caddy admin API %s: %w", a.cfg.admin.Redacted(), err)
+	}
+	if r.status != http.StatusOK {
+		return fmt.Errorf("check caddy admin API %s: %w", a.cfg.admin.Redacted(), r.unexpected(http.MethodGet, path))
+	}
+	return nil
+}
+
+// Host is the tenant's public host name, <tenant>.<domain>; workflows use
+// it to publish the same name in DNS.
+func (a *Activities) Host(tenant string) string {
+	return tenant + "." + a.cfg.domain
+}
+
+// EnsureRoute makes the tenant's route exist and send to exactly
+// in.Upstreams. A route that already does is left alone; one with other
+// upstreams is replaced in a single PATCH, so Caddy switches from the old
+// upstreams to the new ones without a moment where the host is unrouted.
+// The HTTP server holding the routes is created first if Caddy has none.
+func (a *Activities) EnsureRoute(ctx context.Context, in RouteInput) (Route, error) {
+	id := RouteIDPrefix + in.Tenant
+	if err := validateInput(in, a.Host(in.Tenant)); err != nil {
+		return Route{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("ensure route %s: %v", id, err), ErrInvalidInput, err)
+	}
+	want := a.caddyRoute(in)
+	log := a.log.With("tenant", in.Tenant, "route", id)
+	for range maxAttempts {
+		done, err := a.ensureOnce(ctx, want, log)
+		if err != nil {
+			return Route{}, activityError("ensure route "+id, err)
+		}
+		if done {
+			return a.route(in), nil
+		}
+	}
+	return Route{}, fmt.Errorf("ensure route %s: Caddy's config changed during each of %d attempts", id, maxAttempts)
+}
+
+// RemoveRoute deletes the tenant's route, so its host is no longer
+// served; a route that is already gone is success.
+func (a *Activities) RemoveRoute(ctx context.Context, in RouteRef) error {
+	id := RouteIDPrefix + in.Tenant
+	if !validLabel(in.Tenant) {
+		err := fmt.Errorf("tenant %q is not a DNS label", in.Tenant)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("remove route %s: %v", id, err), ErrInvalidInput, err)
+	}
+	log := a.log.With("tenant", in.Tenant, "route", id)
+	path := "/id/" + id
+	// Caddy accepts a duplicate @id (added by hand) and indexes the last
+	// one; delete until none is left so the host is really unrouted.
+	for i := range maxAttempts {
+		r, err := a.admin.do(ctx, http.MethodDelete, path, nil, "")
+		if err != nil {
+			return fmt.Errorf("remove route %s: %w", id, err)
+		}
+		switch r.status {
+		case http.StatusOK:
+			log.Info("route removed", "host", a.Host(in.Tenant))
+		case http.StatusNotFound:
+			if i == 0 {
+				log.Info("route already absent", "host", a.Host(in.Tenant))
+			}
+			return nil
+		default:
+			return activityError("remove route "+id, r.unexpected(http.MethodDelete, path))
+		}
+	}
+	return fmt.Errorf("remove route %s: still present after %d deletions", id, maxAttempts)
+}
+
+// ensureOnce does one round of EnsureRoute. It reports done=false when the
+// config changed under it and the caller should look again.
+func (a *Activities) ensureOnce(ctx context.Context, want caddyRoute, log *slog.Logger) (bool, error) {
+	path := "/id/" + want.ID
+	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return false, err
+	}
+	switch r.status {
+	case http.StatusOK:
+		return a.replace(ctx, want, r.body, "", log)
+	case http.StatusNotFound:
+		return a.create(ctx, want, log)
+	default:
+		return false, r.unexpected(http.MethodGet, path)
+	}
+}
+
+// replace PATCHes the route by its @id unless current already equals want.
+// ifMatch, when set, makes Caddy apply the PATCH only if the config it was
+// read from is unchanged.
+func (a *Activities) replace(ctx context.Context, want caddyRoute, current []byte, ifMatch string, log *slog.Logger) (bool, error) {
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		return false, fmt.Errorf("encode route: %w", err)
+	}
+	if sameJSON(current, wantJSON) {
+		log.Debug("route already up to date", "upstreams", want.dials())
+		return true, nil
+	}
+	path := "/id/" + want.ID
+	r, err := a.admin.do(ctx, http.MethodPatch, path, want, ifMatch)
+	if err != nil {
+		return false, err
+	}
+	switch r.status {
+	case http.StatusOK:
+		log.Info("route upstreams switched", "host", want.host(), "from", dialsOf(current), "upstreams", want.dials())
+		return true, nil
+	case http.StatusNotFound, http.StatusPreconditionFailed:
+		return false, nil // removed or changed meanwhile: look again
+	default:
+		return false, r.unexpected(http.MethodPatch, path)
+	}
+}
+
+// create appends the route to the server's routes. The routes are read
+// first, with their ETag, and the append is conditional on it: two attempts
+// racing (a retry overlapping a slow first attempt) cannot both append,
+// which matters because Caddy does not refuse a duplicate @id.
+func (a *Activities) create(ctx context.Context, want caddyRoute, log *slog.Logger) (bool, error) {
+	path := a.serverPath() + "/routes"
+	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case r.status == http.StatusOK && !r.null():
+		var routes []json.RawMessage
+		if err := json.Unmarshal(r.body, &routes); err != nil {
+			return false, fmt.Errorf("read %s: not a list of routes: %w", path, err)
+		}
+		for _, raw := range routes {
+			var head struct {
+				ID string `json:"@id"`
+			}
+			if json.Unmarshal(raw, &head) == nil && head.ID == want.ID {
+				return a.replace(ctx, want, raw, r.etag, log) // added since our lookup by @id
+			}
+		}
+		w, err := a.admin.do(ctx, http.MethodPost, path, want, r.etag)
+		if err != nil {
+			return false, err
+		}
+		switch w.status {
+		case http.StatusOK:
+			log.Info("route created", "host", want.host(), "upstreams", want.dials())
+			return true, nil
+		case http.StatusPreconditionFailed:
+			return false, nil
+		default:
+			return false, w.unexpected(http.MethodPost, path)
+		}
+	case r.status == http.StatusOK, r.status == http.StatusBadRequest:
+		// null: no routes list; 400 "invalid traversal path": a level
+		// above it (apps, http, servers, the server) is missing.
+		return false, a.ensureServer(ctx, log)
+	default:
+		return false, r.unexpected(http.MethodGet, path)
+	}
+}
+
+// ensureServer creates the missing part of apps.http.servers.<server>.routes
+// below the deepest level that exists, conditional on that level's ETag, so
+// it never overwrites what another writer just made and works on an empty
+// Caddy too. The caller looks again afterwards in every case.
+func (a *Activities) ensureServer(ctx context.Context, log *slog.Logger) error {
+	levels := []string{"apps", "http", "servers", a.cfg.server, "routes"}
+	for i := len(levels) - 1; i >= 0; i-- {
+		parent := "/config/" + strings.Join(levels[:i], "/")
+		r, err := a.admin.do(ctx, http.MethodGet, parent, nil, "")
+		if err != nil {
+			return err
+		}
+		if r.status == http.StatusOK && (!r.null() || i == 0) {
+			var keys map[string]json.RawMessage
+			if json.Unmarshal(r.body, &keys) == nil && keys[levels[i]] != nil {
+				return nil // made by another writer since our deeper lookup
+			}
+			child := "/config/" + strings.Join(levels[:i+1], "/")
+			w, err := a.admin.do(ctx, http.MethodPut, child, a.skeleton(levels, i), r.etag)
+			if err != nil {
+				return err
+			}
+			switch w.status {
+			case http.StatusOK:
+				log.Info("created tenant server config in Caddy", "path", child, "server", a.cfg.server, "listen", a.cfg.listen)
+				return nil
+			case http.StatusPreconditionFailed:
+				return nil
+			default:
+				return w.unexpected(http.MethodPut, child)
+			}
+		}
+		if r.status != http.StatusOK && r.status != http.StatusBadRequest {
+			return r.unexpected(http.MethodGet, parent)
+		}
+	}
+	return nil
+}
+
+// skeleton is the value to create at levels[i]: the tenant server (listen
+// addresses, no routes yet) wrapped in the levels between.
+func (a *Activities) skeleton(levels []string, i int) any {
+	if i == len(levels)-1 {
+		return []any{}
+	}
+	server := map[string]any{"listen": a.cfg.listen, "routes": []any{}}
+	if a.cfg.scheme == "http" {
+		// Plain HTTP tenants: without this Caddy would treat the server as
+		// HTTPS and try to obtain a certificate for every tenant host.
+		server["automatic_https"] = map[string]any{"disable": true}
+	}
+	v := any(server)
+	for j := len(levels) - 2; j > i; j-- {
+		v = map[string]any{levels[j]: v}
+	}
+	return v
+}
+
+func (a *Activities) serverPath() string {
+	return "/config/apps/http/servers/" + a.cfg.server
+}
+
+func (a *Activities) caddyRoute(in RouteInput) caddyRoute {
+	ups := make([]caddyUpstream, len(in.Upstreams))
+	for i, u := range in.Upstreams {
+		ups[i] = caddyUpstream{Dial: u}
+	}
+	return caddyRoute{
+		ID:       RouteIDPrefix + in.Tenant,
+		Match:    []caddyMatch{{Host: []string{a.Host(in.Tenant)}}},
+		Handle:   []caddyHandler{{Handler: "reverse_proxy", Upstreams: ups}},
+		Terminal: true,
+	}
+}
+
+func (a *Activities) route(in RouteInput) Route {
+	host := a.Host(in.Tenant)
+	authority := host
+	if a.cfg.port != "" {
+		authority = net.JoinHostPort(host, a.cfg.port)
+	}
+	return Route{
+		ID:        RouteIDPrefix + in.Tenant,
+		Host:      host,
+		URL:       a.cfg.scheme + "://" + authority,
+		Upstreams: append([]string(nil), in.Upstreams...),
+	}
+}
+
+// caddyRoute is the route as Caddy's JSON config holds it.
+type caddyRoute struct {
+	ID       string         `json:"@id"`
+	Match    []caddyMatch   `json:"match"`
+	Handle   []caddyHandler `json:"handle"`
+	Terminal bool           `json:"terminal"`
+}
+
+type caddyMatch struct {
+	Host []string `json:"host"`
+}
+
+type caddyHandler struct {
+	Handler   string          `json:"handler"`
+	Upstreams []caddyUpstream `json:"upstreams"`
+}
+
+type caddyUpstream struct {
+	Dial string `json:"dial"`
+}
+
+func (r caddyRoute) host() string { return r.Match[0].Host[0] }
+
+func (r caddyRoute) dials() []string {
+	var d []string
+	for _, h := range r.Handle {
+		for _, u := range h.Upstreams {
+			d = append(d, u.Dial)
+		}
+	}
+	return d
+}
+
+// dialsOf reads the upstreams of a route as Caddy returned it, for the log.
+func dialsOf(raw []byte) []string {
+	var r caddyRoute
+	_ = json.Unmarshal(raw, &r) // a hand-edited route may not decode: log what we got
+	return r.dials()
+}
+
+// activityError wraps err with the operation. The non-retryable
+// ApplicationError must be the error returned, not wrapped in another:
+// Temporal reads retryability from the outermost error only.
+func activityError(op string, err error) error {
+	var rej *rejectedError
+	if errors.As(err, &rej) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), ErrConfigRejected, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// validateInput checks what a retry cannot fix before anything is sent.
+func validateInput(in RouteInput, host string) error {
+	var errs []error
+	if !validLabel(in.Tenant) {
+		errs = append(errs, fmt.Errorf("tenant %q is not a DNS label (a-z, 0-9 and '-', at most 63)", in.Tenant))
+	} else if len(host) > 253 {
+		errs = append(errs, fmt.Errorf("host %q is longer than 253 characters", host))
+	}
+	if len(in.Upstreams) == 0 {
+		errs = append(errs, errors.New("no upstream given"))
+	}
+	for _, u := range in.Upstreams {
+		if err := validUpstream(u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validUpstream accepts host:port with an IP address or a host name and a
+// port 1–65535: what Caddy can dial. Caddy itself accepts any string and
+// fails only when a request comes, so this is the only check.
+func validUpstream(u string) error {
+	host, port, err := net.SplitHostPort(u)
+	if err != nil {
+		return fmt.Errorf("upstream %q is not host:port", u)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostname(strings.ToLower(host)) {
+		return fmt.Errorf("upstream %q: %q is neither an IP address nor a host name", u, host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("upstream %q: port %q is not 1–65535", u, port)
+	}
+	return nil
+}
