@@ -1,0 +1,242 @@
+// Package dns publishes one DNS record per tenant (acme.apps.example.com →
+// the tenant ingress) on any authoritative server that accepts RFC 2136
+// dynamic updates signed with TSIG: BIND, PowerDNS, Knot, Windows DNS.
+// Every change is one UPDATE message that replaces the name's address and
+// alias records, so it is atomic and can be repeated any number of times.
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	mdns "github.com/miekg/dns"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Error types shown in the Web UI for failures a retry cannot fix.
+const (
+	// ErrUpdateRejected: the server refused the update (bad key or
+	// signature, zone not served or not updatable with this key).
+	ErrUpdateRejected = "DNSUpdateRejected"
+	// ErrInvalidName: the tenant name is malformed or outside the zone.
+	ErrInvalidName = "InvalidDNSName"
+)
+
+// managedTypes are the record types a tenant name carries and this package
+// owns: Ensure replaces all of them, Remove deletes all of them, so that
+// changing the ingress from an address to a hostname (or IPv4 to IPv6)
+// leaves nothing stale behind. Other types at the name (TXT, MX…) are left
+// alone.
+var managedTypes = [...]uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeCNAME}
+
+// RecordInput names the tenant's DNS name.
+type RecordInput struct {
+	// Tenant is the tenant ID, for logs.
+	Tenant string `json:"tenant"`
+	// Name is the tenant's FQDN inside the configured zone, e.g.
+	// "acme.apps.example.com" (a trailing dot is optional).
+	Name string `json:"name"`
+}
+
+// Record is what EnsureDNSRecord published, so the workflow can show it.
+type Record struct {
+	Name   string `json:"name"`   // FQDN with trailing dot
+	Type   string `json:"type"`   // A, AAAA or CNAME
+	Target string `json:"target"` // address, or FQDN for a CNAME
+	TTL    int    `json:"ttl"`    // seconds
+}
+
+// Activities publish and withdraw tenant records. Register one instance
+// per worker; it holds no per-call state.
+type Activities struct {
+	cfg settings
+	udp *mdns.Client
+	tcp *mdns.Client
+	log *slog.Logger
+}
+
+// New validates the settings (whether or not Enabled is set: the caller has
+// decided to use DNS) and builds the client. It does no network I/O.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, fmt.Errorf("dns config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secrets := map[string]string{s.keyName: s.secret}
+	return &Activities{
+		cfg: s,
+		udp: &mdns.Client{Net: "udp", Timeout: s.timeout, TsigSecret: secrets, UDPSize: udpSize},
+		tcp: &mdns.Client{Net: "tcp", Timeout: s.timeout, TsigSecret: secrets},
+		log: log.With("component", "dns", "zone", s.zone, "server", s.server),
+	}, nil
+}
+
+// EnsureDNSRecord points the tenant's name at the configured ingress. One
+// UPDATE deletes the name's A, AAAA and CNAME RRsets and adds the record,
+// so the server applies all or nothing, a retry changes nothing, and a
+// changed ingress (new address, or address ↔ hostname) replaces the old
+// record instead of adding a second one.
+func (a *Activities) EnsureDNSRecord(ctx context.Context, in RecordInput) (Record, error) {
+	name, err := a.recordName(in)
+	if err != nil {
+		return Record{}, err
+	}
+	rr := a.newRR(name)
+	rec := Record{Name: name, Type: mdns.TypeToString[a.cfg.rrtype], Target: a.cfg.target, TTL: int(a.cfg.ttl)}
+	err = a.update(ctx, func(m *mdns.Msg) {
+		m.RemoveRRset(a.rrsets(name))
+		m.Insert([]mdns.RR{rr})
+	})
+	if err != nil {
+		return Record{}, a.fail(in, fmt.Sprintf("ensure DNS record %s %s %s", name, rec.Type, rec.Target), err)
+	}
+	a.log.Info("dns record ensured", "tenant", in.Tenant, "name", name, "type", rec.Type, "target", rec.Target, "ttl", rec.TTL)
+	return rec, nil
+}
+
+// RemoveDNSRecord deletes the tenant name's A, AAAA and CNAME RRsets. The
+// server treats deleting an absent RRset as a no-op, so a name that is
+// already gone is success.
+func (a *Activities) RemoveDNSRecord(ctx context.Context, in RecordInput) error {
+	name, err := a.recordName(in)
+	if err != nil {
+		return err
+	}
+	if err := a.update(ctx, func(m *mdns.Msg) { m.RemoveRRset(a.rrsets(name)) }); err != nil {
+		return a.fail(in, "remove DNS records of "+name, err)
+	}
+	a.log.Info("dns records removed", "tenant", in.Tenant, "name", name)
+	return nil
+}
+
+// Lookup asks the configured server (not a resolver, so no cache is in the
+// way) for the name's address records and returns their values: addresses,
+// or the CNAME target (with trailing dot) for an alias. A name that does
+// not exist, or has no such records, gives an empty result. It is a helper
+// for tests and diagnostics, not an activity.
+func (a *Activities) Lookup(ctx context.Context, name string) ([]string, error) {
+	fqdn := mdns.Fqdn(normalName(name))
+	var out []string
+	seen := map[string]bool{}
+	for _, qtype := range []uint16{mdns.TypeA, mdns.TypeAAAA} {
+		r, err := a.query(ctx, fqdn, qtype)
+		if err != nil {
+			return nil, fmt.Errorf("look up %s %s: %w", fqdn, mdns.TypeToString[qtype], err)
+		}
+		if r.Rcode == mdns.RcodeNameError {
+			return []string{}, nil
+		}
+		if r.Rcode != mdns.RcodeSuccess {
+			return nil, fmt.Errorf("look up %s %s at %s: %s", fqdn, mdns.TypeToString[qtype], a.cfg.server, rcodeName(r.Rcode))
+		}
+		for _, rr := range r.Answer {
+			var v string
+			switch rr := rr.(type) {
+			case *mdns.A:
+				v = rr.A.String()
+			case *mdns.AAAA:
+				v = rr.AAAA.String()
+			case *mdns.CNAME:
+				v = rr.Target
+			default:
+				continue
+			}
+			if !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
+// Check proves the server answers authoritatively for the zone with one
+// SOA query. It does not prove the key works: that needs an update.
+func (a *Activities) Check(ctx context.Context) error {
+	r, err := a.query(ctx, a.cfg.zone, mdns.TypeSOA)
+	if err != nil {
+		return fmt.Errorf("check DNS zone %s: %w", a.cfg.zone, err)
+	}
+	if r.Rcode != mdns.RcodeSuccess {
+		return fmt.Errorf("check DNS zone %s at %s: %s", a.cfg.zone, a.cfg.server, rcodeName(r.Rcode))
+	}
+	if !r.Authoritative {
+		return fmt.Errorf("check DNS zone %s: %s is not authoritative for it (updates need the primary)", a.cfg.zone, a.cfg.server)
+	}
+	for _, rr := range r.Answer {
+		if soa, ok := rr.(*mdns.SOA); ok && strings.EqualFold(soa.Hdr.Name, a.cfg.zone) {
+			return nil
+		}
+	}
+	return fmt.Errorf("check DNS zone %s: %s returned no SOA record for it", a.cfg.zone, a.cfg.server)
+}
+
+// recordName checks that the tenant name is a hostname strictly inside the
+// zone (the apex holds the zone's SOA and NS and cannot be a tenant) and
+// returns it as a lower case FQDN.
+func (a *Activities) recordName(in RecordInput) (string, error) {
+	name := normalName(in.Name)
+	zone := strings.TrimSuffix(a.cfg.zone, ".")
+	var msg string
+	switch {
+	case !validHostname(name):
+		msg = fmt.Sprintf("DNS name %q is not a valid hostname", in.Name)
+	case name == zone:
+		msg = fmt.Sprintf("DNS name %q is the zone apex, not a name inside zone %s", in.Name, a.cfg.zone)
+	case !strings.HasSuffix(name, "."+zone):
+		msg = fmt.Sprintf("DNS name %q is outside zone %s", in.Name, a.cfg.zone)
+	default:
+		return mdns.Fqdn(name), nil
+	}
+	a.log.Warn("invalid dns name", "tenant", in.Tenant, "name", in.Name)
+	return "", temporal.NewNonRetryableApplicationError(msg, ErrInvalidName, nil)
+}
+
+// newRR is the record for the configured target.
+func (a *Activities) newRR(name string) mdns.RR {
+	hdr := mdns.RR_Header{Name: name, Rrtype: a.cfg.rrtype, Class: mdns.ClassINET, Ttl: a.cfg.ttl}
+	switch a.cfg.rrtype {
+	case mdns.TypeA:
+		return &mdns.A{Hdr: hdr, A: net.ParseIP(a.cfg.target)}
+	case mdns.TypeAAAA:
+		return &mdns.AAAA{Hdr: hdr, AAAA: net.ParseIP(a.cfg.target)}
+	default:
+		return &mdns.CNAME{Hdr: hdr, Target: a.cfg.target}
+	}
+}
+
+// rrsets are the name's managed RRsets, as "delete RRset" placeholders.
+func (a *Activities) rrsets(name string) []mdns.RR {
+	rrs := make([]mdns.RR, 0, len(managedTypes))
+	for _, t := range managedTypes {
+		rrs = append(rrs, &mdns.ANY{Hdr: mdns.RR_Header{Name: name, Rrtype: t, Class: mdns.ClassINET}})
+	}
+	return rrs
+}
+
+// fail logs a failed change with the tenant and returns it as Temporal
+// should see it: a rejection a retry cannot fix as a non-retryable
+// DNSUpdateRejected (at the top of the chain, where the SDK looks),
+// anything else (timeouts, refused connections, SERVFAIL) as a plain error
+// so the activity is retried.
+func (a *Activities) fail(in RecordInput, op string, err error) error {
+	a.log.Warn("dns update failed", "tenant", in.Tenant, "name", in.Name, "error", err.Error())
+	var rc *rcodeError
+	if errors.As(err, &rc) && rc.permanent() {
+		// The rcode is the whole cause and is in the message already;
+		// attaching it again would only repeat it in the Web UI.
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: DNS server %s rejected the update: %s", op, a.cfg.server, rc), ErrUpdateRejected, nil)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
