@@ -1,0 +1,194 @@
+// Package ldap gives each tenant its own part of the directory: an
+// organizational unit below the configured base, an admin account in it and
+// a "<tenant>-admins" group holding that account. Every activity opens its
+// own connection (dial, bind, work, close): activities are rare and short,
+// and a fresh connection never carries a broken state from a previous
+// attempt into a retry.
+package ldap
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+
+	goldap "github.com/go-ldap/ldap/v3"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Error types shown in the Web UI for failures a retry cannot fix.
+const (
+	ErrInvalidInput     = "InvalidDirectoryInput"
+	ErrBindRejected     = "LDAPBindRejected"
+	ErrBaseMissing      = "LDAPBaseMissing"
+	ErrRequestRejected  = "LDAPRequestRejected"
+	ErrEntryNotOurs     = "LDAPEntryNotOurs"
+	ErrDirectoryMissing = "LDAPDirectoryMissing"
+)
+
+// Activities manages tenant directories on one LDAP server.
+type Activities struct {
+	cfg      Config
+	password string // bind password, resolved once from the variable or file
+	tls      *tls.Config
+	log      *slog.Logger
+}
+
+// New validates cfg and prepares the connection settings. It does no
+// network I/O; Check does.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("ldap config: %w", err)
+	}
+	pw, err := cfg.bindPassword()
+	if err != nil {
+		return nil, fmt.Errorf("ldap config: %s: %w", envBindPasswordFile, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u, _ := url.Parse(cfg.URL) // checked above
+	a := &Activities{cfg: cfg, password: pw, log: log}
+	if u.Scheme == "ldaps" || cfg.StartTLS {
+		a.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		if cfg.TLSCA != "" {
+			if a.tls.RootCAs, err = loadCA(cfg.TLSCA); err != nil {
+				return nil, fmt.Errorf("ldap config: %s: %w", envTLSCA, err)
+			}
+		}
+	} else if ip := net.ParseIP(u.Hostname()); !(ip != nil && ip.IsLoopback()) && u.Hostname() != "localhost" {
+		log.Warn("LDAP connection is not encrypted: the bind password and tenant admin passwords cross the network in clear; use ldaps:// or "+envStartTLS,
+			"url", cfg.URL)
+	}
+	return a, nil
+}
+
+// Check proves the server answers, the bind credentials work and the base
+// DN exists, so a misconfiguration shows at worker start-up rather than in
+// the first tenant's workflow.
+func (a *Activities) Check(ctx context.Context) error {
+	conn, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.Search(goldap.NewSearchRequest(a.cfg.BaseDN, goldap.ScopeBaseObject, goldap.NeverDerefAliases,
+		1, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("base DN %s (%s) does not exist", a.cfg.BaseDN, envBaseDN), ErrBaseMissing, err)
+	}
+	return a.classify(ctx, "read base DN "+a.cfg.BaseDN, err)
+}
+
+// session is one bound connection, closed early if the activity's context
+// ends: go-ldap requests take no context, closing aborts the one in flight.
+type session struct {
+	*goldap.Conn
+	stop func() bool
+}
+
+// Close ends the session.
+func (s *session) Close() {
+	s.stop()
+	s.Conn.Close()
+}
+
+// connect dials, upgrades with StartTLS when configured and binds.
+func (a *Activities) connect(ctx context.Context) (*session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	opts := []goldap.DialOpt{goldap.DialWithDialer(&net.Dialer{Timeout: a.cfg.Timeout})}
+	if a.tls != nil {
+		opts = append(opts, goldap.DialWithTLSConfig(a.tls))
+	}
+	conn, err := goldap.DialURL(a.cfg.URL, opts...)
+	if err != nil {
+		return nil, a.classify(ctx, "connect to "+a.cfg.URL, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	conn.SetTimeout(a.cfg.Timeout)
+	s := &session{Conn: conn, stop: stop}
+	fail := func(err error) (*session, error) {
+		s.Close()
+		return nil, err
+	}
+	if a.cfg.StartTLS {
+		if err := conn.StartTLS(a.tls); err != nil {
+			return fail(a.classify(ctx, "StartTLS with "+a.cfg.URL, err))
+		}
+	}
+	if err := conn.Bind(a.cfg.BindDN, a.password); err != nil {
+		if goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidCredentials) {
+			return fail(temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("bind as %s rejected (invalid credentials): check %s and %s (or %s)", a.cfg.BindDN, envBindDN, envBindPassword, envBindPasswordFile), ErrBindRejected, err))
+		}
+		return fail(a.classify(ctx, "bind as "+a.cfg.BindDN, err))
+	}
+	return s, nil
+}
+
+// permanent are result codes that describe the request or the server's
+// configuration, not a passing state: retrying the same request cannot help.
+var permanent = map[uint16]bool{
+	goldap.LDAPResultAuthMethodNotSupported:       true,
+	goldap.LDAPResultStrongAuthRequired:           true,
+	goldap.LDAPResultConfidentialityRequired:      true,
+	goldap.LDAPResultUndefinedAttributeType:       true,
+	goldap.LDAPResultInappropriateMatching:        true,
+	goldap.LDAPResultConstraintViolation:          true,
+	goldap.LDAPResultInvalidAttributeSyntax:       true,
+	goldap.LDAPResultInvalidDNSyntax:              true,
+	goldap.LDAPResultInappropriateAuthentication:  true,
+	goldap.LDAPResultInvalidCredentials:           true,
+	goldap.LDAPResultInsufficientAccessRights:     true,
+	goldap.LDAPResultNamingViolation:              true,
+	goldap.LDAPResultObjectClassViolation:         true,
+	goldap.LDAPResultNotAllowedOnRDN:              true,
+	goldap.LDAPResultObjectClassModsProhibited:    true,
+	goldap.LDAPResultUnavailableCriticalExtension: true,
+}
+
+// classify wraps err with what was being done. Rejections that a retry
+// cannot change become non-retryable; network errors, timeouts, busy and
+// unavailable servers (and anything unknown) stay retryable.
+func (a *Activities) classify(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	// Temporal reads the retry policy only from an ApplicationError returned
+	// as is (not wrapped): pass a decision already made straight through.
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr
+	}
+	if ctx.Err() != nil { // the connection was closed because ctx ended
+		return fmt.Errorf("%s: %w (%v)", op, ctx.Err(), err)
+	}
+	var le *goldap.Error
+	if errors.As(err, &le) && permanent[le.ResultCode] {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), ErrRequestRejected, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// hashSSHA is the {SSHA} (salted SHA-1) form OpenLDAP and most servers
+// verify. It is only used when the server refuses the Password Modify
+// extended operation, so that cleartext is never stored.
+func hashSSHA(password string) (string, error) {
+	salt := make([]byte, 8)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	h := sha1.New()
+	h.Write([]byte(password))
+	h.Write(salt)
+	return "{SSHA}" + base64.StdEncoding.EncodeToString(append(h.Sum(nil), salt...)), nil
+}
