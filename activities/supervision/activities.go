@@ -1,0 +1,160 @@
+// Package supervision registers a tenant's URL with the monitoring system so
+// that an outage raises an alert, and removes it when the tenant goes. Two
+// drivers sit behind the same activity names, so workflows never know which
+// one runs: Prometheus (a file_sd file probed through the blackbox exporter)
+// and Icinga 2 (a host with an http service, through its REST API).
+package supervision
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// Error types shown in the Web UI for failures a retry cannot fix.
+const (
+	ErrInvalidInput  = "InvalidSupervisionInput"
+	ErrUnauthorized  = "SupervisionUnauthorized"
+	ErrRejected      = "SupervisionRejected"
+	ErrMisconfigured = "SupervisionMisconfigured"
+	ErrConflict      = "SupervisionConflict"
+)
+
+// Driver is what a monitoring system must do for the tenant workflows. Watch
+// converges: calling it again with the same or a changed input leaves exactly
+// one registration matching the input. Unwatch succeeds when nothing is
+// registered.
+type Driver interface {
+	Watch(ctx context.Context, in WatchInput) error
+	Unwatch(ctx context.Context, ref WatchRef) error
+	Check(ctx context.Context) error
+}
+
+var (
+	_ Driver = (*PrometheusDriver)(nil)
+	_ Driver = (*Icinga2Driver)(nil)
+)
+
+// WatchInput asks for a tenant's URL to be probed and alerted on.
+type WatchInput struct {
+	Tenant string `json:"tenant"`
+	// Stage (prod, staging, …) is attached to the alert so on-call sees
+	// how urgent it is.
+	Stage string `json:"stage"`
+	// URL is what is probed, http or https; a 2xx answer means up.
+	URL string `json:"url"`
+}
+
+// WatchRef names the tenant whose supervision is removed.
+type WatchRef struct {
+	Tenant string `json:"tenant"`
+}
+
+// Activities is the supervision surface the workflows call
+// (var a *supervision.Activities; a.StartSupervision), whatever the driver.
+type Activities struct {
+	driver Driver
+	log    *slog.Logger
+}
+
+// New validates the configuration and builds the selected driver without
+// talking to it (the worker calls Check for that). Supervision must be
+// enabled: with the driver none there is nothing to register.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("supervision configuration: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "supervision", "driver", cfg.driver())
+	var d Driver
+	var err error
+	switch cfg.driver() {
+	case DriverPrometheus:
+		d, err = NewPrometheusDriver(cfg.Prometheus, cfg.Timeout, log)
+	case DriverIcinga2:
+		d, err = NewIcinga2Driver(cfg.Icinga2, cfg.Timeout, log)
+	default:
+		return nil, fmt.Errorf("supervision is disabled (%s=%s): there is no driver to build", EnvDriver, DriverNone)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Activities{driver: d, log: log}, nil
+}
+
+// StartSupervision makes the monitoring system probe the tenant's URL and
+// alert when it fails. Idempotent: a retry or a second call (also with a
+// changed URL or stage) leaves one registration that matches the input.
+func (a *Activities) StartSupervision(ctx context.Context, in WatchInput) error {
+	if err := validateWatch(in); err != nil {
+		return err
+	}
+	if err := a.driver.Watch(ctx, in); err != nil {
+		return err
+	}
+	a.log.InfoContext(ctx, "supervision started", "tenant", in.Tenant, "stage", in.Stage, "url", in.URL)
+	return nil
+}
+
+// StopSupervision removes the tenant from monitoring, so a decommissioned
+// tenant raises no alert. Nothing registered is success.
+func (a *Activities) StopSupervision(ctx context.Context, in WatchRef) error {
+	if err := validateTenant(in.Tenant); err != nil {
+		return err
+	}
+	if err := a.driver.Unwatch(ctx, in); err != nil {
+		return err
+	}
+	a.log.InfoContext(ctx, "supervision stopped", "tenant", in.Tenant)
+	return nil
+}
+
+// Check proves the monitoring system is reachable with this configuration;
+// the worker logs the result at start-up.
+func (a *Activities) Check(ctx context.Context) error {
+	return a.driver.Check(ctx)
+}
+
+// validateTenant keeps tenant names to DNS labels: they become file names
+// and Icinga object names, where anything else could escape the namespace.
+func validateTenant(tenant string) error {
+	if !runtime.IsDNSLabel(tenant, 63) {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("tenant %q is not a valid name (lowercase letters, digits, hyphens)", tenant), ErrInvalidInput, nil)
+	}
+	return nil
+}
+
+func validateWatch(in WatchInput) error {
+	if err := validateTenant(in.Tenant); err != nil {
+		return err
+	}
+	if _, err := parseProbeURL(in.URL); err != nil {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("supervise tenant %s: %v", in.Tenant, err), ErrInvalidInput, nil)
+	}
+	return nil
+}
+
+// parseProbeURL accepts the absolute http(s) URLs a prober can fetch.
+func parseProbeURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("probe URL is not a valid URL")
+	case u.User != nil:
+		return nil, fmt.Errorf("probe URL %q must not contain credentials", u.Redacted())
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("probe URL %q: scheme must be http or https", raw)
+	case u.Hostname() == "":
+		return nil, fmt.Errorf("probe URL %q has no host", raw)
+	}
+	return u, nil
+}
