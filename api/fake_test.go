@@ -59,6 +59,43 @@ type fakeTemporal struct {
 
 	healthErr      error
 	healthDeadline time.Time
+
+	updates      []client.UpdateWorkflowOptions
+	updateResult any
+	updateErr    error // returned by UpdateWorkflow
+	updateGetErr error // returned by the handle's Get
+}
+
+func (f *fakeTemporal) UpdateWorkflow(_ context.Context, opts client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.updates = append(f.updates, opts)
+	if f.updateErr != nil {
+		return nil, f.updateErr
+	}
+	return fakeUpdateHandle{id: opts.WorkflowID, result: f.updateResult, err: f.updateGetErr}, nil
+}
+
+// fakeUpdateHandle answers Get with a canned result through the real
+// default data converter, as the SDK's handle would.
+type fakeUpdateHandle struct {
+	id     string
+	result any
+	err    error
+}
+
+func (h fakeUpdateHandle) WorkflowID() string { return h.id }
+func (h fakeUpdateHandle) RunID() string      { return "run-1" }
+func (h fakeUpdateHandle) UpdateID() string   { return "update-1" }
+func (h fakeUpdateHandle) Get(_ context.Context, valuePtr any) error {
+	if h.err != nil {
+		return h.err
+	}
+	p, err := converter.GetDefaultDataConverter().ToPayload(h.result)
+	if err != nil {
+		return err
+	}
+	return converter.GetDefaultDataConverter().FromPayload(p, valuePtr)
 }
 
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, opts client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error) {

@@ -29,6 +29,7 @@ type Temporal interface {
 	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
 	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
 	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 }
 
 // The real client must keep satisfying Temporal.
@@ -133,6 +134,7 @@ func NewRouter(cfg Config, t Temporal, templates runtime.Templates, log *slog.Lo
 	v1.POST("/tenants", RequireRoles(tokens, RoleOps, RoleDistributor), s.createTenant)
 	v1.GET("/tenants", RequireRoles(tokens, all...), s.listTenants)
 	v1.GET("/tenants/:name", RequireRoles(tokens, all...), s.getTenant)
+	v1.GET("/tenants/:name/credentials", RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
 	return r, nil
 }
 

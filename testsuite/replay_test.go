@@ -7,6 +7,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/worker"
 )
 
@@ -25,7 +26,7 @@ func TestReplayCommittedHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
-				DataConverter: testsuite.TestKeyring(t).DataConverter(),
+				DataConverter: temporaltest.TestKeyring(t).DataConverter(),
 			})
 			if err != nil {
 				t.Fatal(err)

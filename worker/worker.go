@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -20,8 +21,14 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/integrations"
+	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/workflows"
 )
@@ -29,7 +36,17 @@ import (
 // Config holds the worker's own settings (Temporal settings are dialled by
 // the caller, which shares them with the API).
 type Config struct {
-	Docker docker.Config
+	Docker      docker.Config
+	Proxy       proxy.Config
+	DNS         dns.Config
+	LDAP        ldap.Config
+	CMDB        cmdb.Config
+	Supervision supervision.Config
+	// AdminUser is the uid of each tenant's first directory account.
+	AdminUser string
+	// ProbePublic makes supervision probe the public URL instead of the
+	// service's own endpoint.
+	ProbePublic bool
 	// StopTimeout is how long running activities get to finish on shutdown.
 	StopTimeout time.Duration
 }
@@ -39,11 +56,103 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	s.String(&c.Docker.PublishIP, "docker-publish-ip", "TENANTFLOW_DOCKER_PUBLISH_IP", "127.0.0.1", "host address tenant endpoints are published on")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
+	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")
+	s.Bool(&c.ProbePublic, "supervision-probe-public", "TENANTFLOW_SUPERVISION_PROBE_PUBLIC", false, "probe the tenant's public URL (needs routing and DNS) instead of its service endpoint")
+	c.Proxy.Register(s)
+	c.DNS.Register(s)
+	c.LDAP.Register(s)
+	c.CMDB.Register(s)
+	c.Supervision.Register(s)
 }
 
-// Deps are the clients the activities use.
+// Settings derives the integration plan settings from the configuration.
+func (c Config) Settings() integrations.Settings {
+	domain := c.Proxy.Domain
+	if domain == "" {
+		domain = c.DNS.Zone
+	}
+	return integrations.Settings{
+		Routing: c.Proxy.Enabled, Domain: domain, PublicScheme: c.Proxy.PublicScheme, PublicPort: c.Proxy.PublicPort,
+		DNS: c.DNS.Enabled, Directory: c.LDAP.Enabled, AdminUser: c.AdminUser, CMDB: c.CMDB.Enabled,
+		Supervision: c.Supervision.Enabled(), ProbePublic: c.ProbePublic,
+	}
+}
+
+// NewIntegrations validates and builds every enabled integration, so a
+// misconfigured one stops the worker at start-up with the setting's name.
+// It makes no network calls; see CheckIntegrations.
+func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
+	var d Deps
+	var errs []error
+	if c.DNS.Enabled && c.Proxy.Enabled && c.Proxy.Domain != "" &&
+		strings.TrimSuffix(c.Proxy.Domain, ".") != strings.TrimSuffix(c.DNS.Zone, ".") &&
+		!strings.HasSuffix(strings.TrimSuffix(c.Proxy.Domain, "."), "."+strings.TrimSuffix(c.DNS.Zone, ".")) {
+		errs = append(errs, fmt.Errorf("TENANTFLOW_PROXY_DOMAIN %q is not inside TENANTFLOW_DNS_ZONE %q", c.Proxy.Domain, c.DNS.Zone))
+	}
+	build := func(enabled bool, name string, mk func() error) {
+		if enabled {
+			if err := mk(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	var err error
+	build(c.Proxy.Enabled, "proxy", func() error { d.Proxy, err = proxy.New(c.Proxy, log.With("component", "proxy")); return err })
+	build(c.DNS.Enabled, "dns", func() error { d.DNS, err = dns.New(c.DNS, log.With("component", "dns")); return err })
+	build(c.LDAP.Enabled, "ldap", func() error { d.LDAP, err = ldap.New(c.LDAP, log.With("component", "ldap")); return err })
+	build(c.CMDB.Enabled, "cmdb", func() error { d.CMDB, err = cmdb.New(c.CMDB, log.With("component", "cmdb")); return err })
+	build(c.Supervision.Enabled(), "supervision", func() error {
+		d.Supervision, err = supervision.New(c.Supervision, log.With("component", "supervision"))
+		return err
+	})
+	d.Integrations = c.Settings()
+	if c.LDAP.Enabled && !validUID(c.AdminUser) {
+		errs = append(errs, fmt.Errorf("TENANTFLOW_LDAP_ADMIN_USER %q is not a simple uid", c.AdminUser))
+	}
+	return d, errors.Join(errs...)
+}
+
+func validUID(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckIntegrations asks each enabled outside system for a sign of life
+// and logs the outcome. A system that is down now is not fatal: activities
+// retry until it is back.
+func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
+	type checker interface{ Check(context.Context) error }
+	for name, c := range map[string]checker{"proxy": d.Proxy, "dns": d.DNS, "ldap": d.LDAP, "cmdb": d.CMDB, "supervision": d.Supervision} {
+		if reflect.ValueOf(c).IsNil() {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := c.Check(cctx); err != nil {
+			log.Warn("integration not reachable now; its activities will retry", "integration", name, "error", err)
+		} else {
+			log.Info("integration reachable", "integration", name)
+		}
+		cancel()
+	}
+}
+
+// Deps are the clients the activities use; a nil integration is disabled
+// (the workflows learn that from Integrations and never call it).
 type Deps struct {
-	Runtime runtime.Driver
+	Runtime      runtime.Driver
+	Integrations integrations.Settings
+	Proxy        *proxy.Activities
+	DNS          *dns.Activities
+	LDAP         *ldap.Activities
+	CMDB         *cmdb.Activities
+	Supervision  *supervision.Activities
 }
 
 // RegisterWorkflows registers every workflow under its stable type name; the
@@ -52,10 +161,32 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 }
 
-// Register puts every workflow and activity on a worker.
+// Register puts every workflow and activity on a worker. Integration
+// activities are registered method by method: their structs also carry
+// helpers (Check, …) that must not become activities.
 func Register(r sdkworker.Registry, deps Deps) {
 	RegisterWorkflows(r)
 	r.RegisterActivity(&runtime.Activities{Driver: deps.Runtime, Heartbeat: activity.RecordHeartbeat})
+	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
+	var fns []any
+	if a := deps.Proxy; a != nil {
+		fns = append(fns, a.EnsureRoute, a.RemoveRoute)
+	}
+	if a := deps.DNS; a != nil {
+		fns = append(fns, a.EnsureDNSRecord, a.RemoveDNSRecord)
+	}
+	if a := deps.LDAP; a != nil {
+		fns = append(fns, a.EnsureDirectory, a.RemoveDirectory, a.DisableAccounts, a.EnableAccounts)
+	}
+	if a := deps.CMDB; a != nil {
+		fns = append(fns, a.RegisterInCMDB, a.RemoveFromCMDB, a.MarkObsoleteInCMDB)
+	}
+	if a := deps.Supervision; a != nil {
+		fns = append(fns, a.StartSupervision, a.StopSupervision)
+	}
+	for _, fn := range fns {
+		r.RegisterActivity(fn)
+	}
 }
 
 // New builds the worker for the task queue.
@@ -86,25 +217,6 @@ func CheckSearchAttributes(ctx context.Context, c client.Client, namespace strin
 	if len(missing) > 0 {
 		return fmt.Errorf("namespace %s lacks Keyword search attributes %s: run `temporal operator search-attribute create --namespace %s --type Keyword --name %s`",
 			namespace, strings.Join(missing, ", "), namespace, strings.Join(missing, " --name "))
-	}
-	return nil
-}
-
-// Run starts the worker and stops it gracefully when ctx ends.
-func Run(ctx context.Context, c client.Client, namespace, taskQueue string, cfg Config, deps Deps, log *slog.Logger) error {
-	if err := CheckSearchAttributes(ctx, c, namespace); err != nil {
-		return err
-	}
-	w := New(c, taskQueue, cfg, deps)
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker on task queue %s: %w", taskQueue, err)
-	}
-	log.Info("worker started", "taskQueue", taskQueue, "namespace", namespace)
-	<-ctx.Done()
-	log.Info("worker stopping", "grace", cfg.StopTimeout)
-	w.Stop()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 )
 
@@ -103,10 +104,18 @@ func (t *tenant) end(step string) {
 	t.stepDone()
 }
 
-// provision creates the tenant's environment: network and volumes (in
-// parallel), then every service (in parallel), then waits until all are
-// healthy. On a permanent failure every step made so far is undone and the
-// tenant ends as failed, holding nothing on the runtime.
+// versionIntegrations gates the integration steps (routing, DNS, LDAP,
+// CMDB, supervision): tenants whose provisioning began before they existed
+// replay without them.
+const versionIntegrations = "provision-integrations"
+
+// provision creates the tenant's environment and registers it everywhere:
+//
+//	runtime:  network ∥ volumes → services ∥ → wait until healthy → route → supervision
+//	parallel: DNS record, LDAP directory, CMDB entry (they need only the name)
+//
+// On a permanent failure every step that began is undone (after all
+// branches have stopped) and the tenant ends as failed, holding nothing.
 func (t *tenant) provision(ctx workflow.Context) error {
 	log := t.logger(ctx)
 	started := workflow.Now(ctx)
@@ -133,59 +142,65 @@ func (t *tenant) provision(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrProvisioningFailed, err)
 	}
 
-	var a *runtime.Activities
-	ref := runtime.TenantRef{Tenant: t.spec.Name}
-	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
-	var undo saga
-	local := func(fn any, arg any) func(workflow.Context) error {
-		return func(ctx workflow.Context) error {
-			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), fn, arg).Get(ctx, nil)
+	var plan integrations.Plan
+	if workflow.GetVersion(ctx, versionIntegrations, workflow.DefaultVersion, 1) >= 1 {
+		if plan, err = t.planIntegrations(ctx); err != nil {
+			t.setState(ctx, StateFailed, errorMessage(err))
+			return temporal.NewNonRetryableApplicationError(errorMessage(err), ErrProvisioningFailed, err)
 		}
 	}
 
+	var undo saga
+	wg := workflow.NewWaitGroup(ctx)
+	var branchErrs error
+	branch := func(step string, fn func(ctx workflow.Context) error) {
+		t.state.Progress.Total++
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			t.begin(step)
+			branchErrs = errors.Join(branchErrs, fn(ctx))
+			t.end(step)
+		})
+	}
+	if plan.DNS {
+		branch(StepDNS, func(ctx workflow.Context) error { return t.ensureDNS(ctx, plan, &undo) })
+	}
+	if plan.Directory {
+		branch(StepDirectory, func(ctx workflow.Context) error { return t.ensureDirectory(ctx, plan, &undo) })
+	}
+	if plan.CMDB {
+		branch(StepCMDB, func(ctx workflow.Context) error { return t.registerInCMDB(ctx, plan, env, &undo) })
+	}
+	if plan.Routing {
+		t.state.Progress.Total++
+	}
+	if plan.Supervision {
+		t.state.Progress.Total++
+	}
+
 	err = func() error {
-		// Network and volumes do not depend on each other.
-		undo.add("remove network", local(a.RemoveNetwork, ref))
-		undo.add("remove volumes", local(a.RemoveVolumes, ref))
-		t.begin(StepCreateNetwork)
-		t.begin(StepCreateVolumes)
-		netF := workflow.ExecuteLocalActivity(lctx, a.CreateNetwork, ref)
-		volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Tenant: t.spec.Name, Volumes: env.Volumes})
-		netErr := netF.Get(ctx, nil)
-		t.end(StepCreateNetwork)
-		volErr := volF.Get(ctx, nil)
-		t.end(StepCreateVolumes)
-		if err := errors.Join(netErr, volErr); err != nil {
+		ep, err := t.provisionRuntime(ctx, env, &undo)
+		if err != nil {
 			return err
 		}
-
-		// Services start together; each finds its peers by name on the
-		// tenant network once they are up.
-		undo.add("remove services", local(a.RemoveServices, ref))
-		t.begin(StepStartServices)
-		futures := make([]workflow.Future, len(env.Services))
-		for i, svc := range env.Services {
-			futures[i] = workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Service: svc})
-		}
-		var errs error
-		t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
-		for i, f := range futures {
-			errs = errors.Join(errs, f.Get(ctx, &t.state.Services[i]))
-		}
-		t.end(StepStartServices)
-		if errs != nil {
-			return errs
-		}
-
-		t.begin(StepWaitHealthy)
-		var ep runtime.Endpoint
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
-			return err
-		}
-		t.end(StepWaitHealthy)
+		t.state.Endpoint = ep.URL
 		t.state.URL = ep.URL
+		if plan.Routing {
+			if err := t.ensureRoute(ctx, plan, ep, &undo); err != nil {
+				return err
+			}
+			t.state.URL = plan.URL
+		}
+		if plan.Supervision {
+			return t.startSupervision(ctx, plan, ep, &undo)
+		}
 		return nil
 	}()
+	// Branches must have stopped before anything is undone: a step still
+	// running could otherwise create what compensation just removed.
+	wg.Wait(ctx)
+	err = errors.Join(err, branchErrs)
 	if err != nil {
 		msg := errorMessage(err)
 		log.Error("provisioning failed, compensating", "error", msg)
@@ -194,7 +209,8 @@ func (t *tenant) provision(ctx workflow.Context) error {
 			msg += "; compensation incomplete: " + cerr.Error()
 		}
 		t.step("")
-		t.state.Services = nil
+		t.state.Services, t.state.Resources, t.state.Accounts = nil, nil, nil
+		t.state.URL, t.state.Endpoint = "", ""
 		t.setState(ctx, StateFailed, msg)
 		t.countOperation(ctx, "provision", "failed", started)
 		return temporal.NewNonRetryableApplicationError("provision tenant "+t.spec.Name+": "+msg, ErrProvisioningFailed, err)
@@ -208,4 +224,59 @@ func (t *tenant) provision(ctx workflow.Context) error {
 	t.countOperation(ctx, "provision", "succeeded", started)
 	log.Info("tenant provisioned", "url", t.state.URL)
 	return nil
+}
+
+// provisionRuntime makes the containers: network and volumes (in
+// parallel), then every service (in parallel), then waits until all are
+// healthy, registering their compensations as each step begins.
+func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment, undo *saga) (runtime.Endpoint, error) {
+	var a *runtime.Activities
+	ref := runtime.TenantRef{Tenant: t.spec.Name}
+	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
+	local := func(fn any, arg any) func(workflow.Context) error {
+		return func(ctx workflow.Context) error {
+			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), fn, arg).Get(ctx, nil)
+		}
+	}
+
+	// Network and volumes do not depend on each other.
+	undo.add("remove network", local(a.RemoveNetwork, ref))
+	undo.add("remove volumes", local(a.RemoveVolumes, ref))
+	t.begin(StepCreateNetwork)
+	t.begin(StepCreateVolumes)
+	netF := workflow.ExecuteLocalActivity(lctx, a.CreateNetwork, ref)
+	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Tenant: t.spec.Name, Volumes: env.Volumes})
+	netErr := netF.Get(ctx, nil)
+	t.end(StepCreateNetwork)
+	volErr := volF.Get(ctx, nil)
+	t.end(StepCreateVolumes)
+	if err := errors.Join(netErr, volErr); err != nil {
+		return runtime.Endpoint{}, err
+	}
+
+	// Services start together; each finds its peers by name on the tenant
+	// network once they are up.
+	undo.add("remove services", local(a.RemoveServices, ref))
+	t.begin(StepStartServices)
+	futures := make([]workflow.Future, len(env.Services))
+	for i, svc := range env.Services {
+		futures[i] = workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Service: svc})
+	}
+	var errs error
+	t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
+	for i, f := range futures {
+		errs = errors.Join(errs, f.Get(ctx, &t.state.Services[i]))
+	}
+	t.end(StepStartServices)
+	if errs != nil {
+		return runtime.Endpoint{}, errs
+	}
+
+	t.begin(StepWaitHealthy)
+	var ep runtime.Endpoint
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
+		return runtime.Endpoint{}, err
+	}
+	t.end(StepWaitHealthy)
+	return ep, nil
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 )
 
@@ -25,6 +26,7 @@ type provisionSuite struct {
 	mu    sync.Mutex
 	calls []string
 	sa    temporal.SearchAttributes // last upserted
+	plan  integrations.Plan         // what PlanIntegrations answers
 }
 
 func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
@@ -33,7 +35,9 @@ func (s *provisionSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflowWithOptions(TenantWorkflow, workflow.RegisterOptions{Name: TenantWorkflowType})
 	s.env.RegisterActivity(&runtime.Activities{})
+	s.env.RegisterActivity(&integrations.Activities{})
 	s.calls = nil
+	s.plan = integrations.Plan{}
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -69,6 +73,10 @@ func defaultInput(t require.TestingT) TenantInput {
 // mockRuntime makes every runtime activity succeed, recording its calls;
 // startService lets a test inject failures per service.
 func (s *provisionSuite) mockRuntime(startService func(in runtime.ServiceInput) error, waitHealthy func() error) {
+	var p *integrations.Activities
+	s.env.OnActivity(p.PlanIntegrations, mock.Anything, mock.Anything).Return(func(context.Context, integrations.Input) (integrations.Plan, error) {
+		return s.plan, nil
+	})
 	var a *runtime.Activities
 	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, ref runtime.TenantRef) error {
 		s.record("CreateNetwork")
@@ -228,15 +236,19 @@ func (s *provisionSuite) TestProgressIsQueryableMidway() {
 }
 
 func (s *provisionSuite) TestCancelDuringProvisioningCompensates() {
+	release := make(chan struct{})
 	s.mockRuntime(nil, func() error {
-		time.Sleep(50 * time.Millisecond)
+		<-release
 		return nil
 	})
-	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 0)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.CancelWorkflow()
+		close(release)
+	}, time.Second)
 	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().Error(s.env.GetWorkflowError())
 	calls := s.recorded()
-	s.Contains(calls, "RemoveNetwork")
+	s.Equal([]string{"RemoveServices", "RemoveVolumes", "RemoveNetwork"}, calls[len(calls)-3:])
 	s.Equal(StateFailed, s.queryState().State)
 }

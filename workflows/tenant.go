@@ -91,12 +91,43 @@ type TenantState struct {
 	Stage     string                  `json:"stage"`
 	Template  string                  `json:"template"`
 	Image     string                  `json:"image,omitempty"`
-	URL       string                  `json:"url,omitempty"`
+	URL       string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
+	Endpoint  string                  `json:"endpoint,omitempty"` // the runtime's own address of the public service
 	Progress  Progress                `json:"progress"`
 	Error     string                  `json:"error,omitempty"`
 	Services  []runtime.ServiceStatus `json:"services,omitempty"`
-	CreatedAt time.Time               `json:"createdAt"`
-	UpdatedAt time.Time               `json:"updatedAt"`
+	Resources []Resource              `json:"resources,omitempty"`
+	Accounts  []Account               `json:"accounts,omitempty"`
+	// When and by whom the first account's password was handed out; it is
+	// handed out once and then forgotten.
+	CredentialsFetchedAt *time.Time `json:"credentialsFetchedAt,omitempty"`
+	CredentialsFetchedBy string     `json:"credentialsFetchedBy,omitempty"`
+	CreatedAt            time.Time  `json:"createdAt"`
+	UpdatedAt            time.Time  `json:"updatedAt"`
+}
+
+// UpdateFetchCredentials hands out the tenant's first directory account
+// with its password, once. It is an Update rather than a query because it
+// changes the tenant: the password is forgotten and who took it is recorded.
+const UpdateFetchCredentials = "fetchCredentials"
+
+// Failure types of a rejected credentials fetch.
+const (
+	ErrCredentialsGone        = "CredentialsAlreadyFetched"
+	ErrCredentialsUnavailable = "CredentialsUnavailable"
+)
+
+// FetchCredentialsInput says who fetches.
+type FetchCredentialsInput struct {
+	By string `json:"by"`
+}
+
+// Credentials are the first account of the tenant's directory.
+type Credentials struct {
+	Username string `json:"username"`
+	DN       string `json:"dn"`
+	Password string `json:"password"`
+	URL      string `json:"url,omitempty"`
 }
 
 // tenant is the in-memory state of one workflow run.
@@ -126,6 +157,10 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 		return t.state, err
 	}
 
+	if err := t.registerCredentialsUpdate(ctx); err != nil {
+		return t.state, err
+	}
+
 	if first {
 		if err := t.provision(ctx); err != nil {
 			return t.state, err
@@ -145,6 +180,34 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 	return t.state, workflow.NewContinueAsNewError(ctx, TenantWorkflowType, TenantInput{
 		Spec: t.spec, Template: t.template, State: &state, Secrets: t.secrets,
 	})
+}
+
+func (t *tenant) registerCredentialsUpdate(ctx workflow.Context) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateFetchCredentials,
+		func(ctx workflow.Context, in FetchCredentialsInput) (Credentials, error) {
+			acct := t.state.Accounts[0]
+			c := Credentials{Username: acct.Username, DN: acct.DN, Password: t.secrets[adminPasswordSecret], URL: t.state.URL}
+			delete(t.secrets, adminPasswordSecret)
+			now := workflow.Now(ctx)
+			t.state.CredentialsFetchedAt, t.state.CredentialsFetchedBy = &now, in.By
+			t.logger(ctx).Info("credentials handed out", "by", in.By, "account", acct.DN)
+			return c, nil
+		},
+		workflow.UpdateHandlerOptions{
+			Description: "Hand out the tenant's first directory account and its password, once",
+			Validator: func(ctx workflow.Context, in FetchCredentialsInput) error {
+				switch {
+				case t.state.CredentialsFetchedAt != nil:
+					return temporal.NewApplicationError(fmt.Sprintf("credentials of %s were already fetched at %s by %s",
+						t.state.Name, t.state.CredentialsFetchedAt.UTC().Format(time.RFC3339), t.state.CredentialsFetchedBy), ErrCredentialsGone)
+				case t.state.State != StateActive:
+					return temporal.NewApplicationError(fmt.Sprintf("tenant %s is %s: credentials are handed out once it is active", t.state.Name, t.state.State), ErrCredentialsUnavailable)
+				case len(t.state.Accounts) == 0 || t.secrets[adminPasswordSecret] == "":
+					return temporal.NewApplicationError(fmt.Sprintf("tenant %s has no directory accounts (the LDAP integration is off)", t.state.Name), ErrCredentialsUnavailable)
+				}
+				return nil
+			},
+		})
 }
 
 // setState records a lifecycle change in the state and the search attributes.

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 )
 
 // Driver is what a runtime (Docker host, OpenShift cluster) must do for the
@@ -82,11 +81,9 @@ func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint
 			a.Heartbeat(ctx, msg)
 		}
 	}
-	ep, err := a.Driver.WaitHealthy(ctx, env, progress)
-	if err != nil {
-		return Endpoint{}, fmt.Errorf("wait for tenant %s to be healthy: %w", env.Tenant, err)
-	}
-	return ep, nil
+	// Returned unwrapped: the SDK reads only the outermost error, and a
+	// wrapped non-retryable ApplicationError would be retried.
+	return a.Driver.WaitHealthy(ctx, env, progress)
 }
 
 // RemoveServices removes every service (container) of the tenant.

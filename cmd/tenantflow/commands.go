@@ -52,6 +52,14 @@ type process struct {
 }
 
 func (p process) run(ctx context.Context, log *slog.Logger) error {
+	var deps worker.Deps
+	if p.worker != nil {
+		// Integration settings first: a bad one fails before any dialing.
+		var err error
+		if deps, err = worker.NewIntegrations(*p.worker, log); err != nil {
+			return err
+		}
+	}
 	var files apiFiles
 	if p.api != nil {
 		// Local files first: a bad one fails without waiting for Temporal.
@@ -67,7 +75,7 @@ func (p process) run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer c.Close()
 	if p.worker != nil {
-		stop, err := startWorker(ctx, c, p.temporal, *p.worker, log)
+		stop, err := startWorker(ctx, c, p.temporal, *p.worker, deps, log)
 		if err != nil {
 			return err
 		}

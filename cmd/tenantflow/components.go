@@ -70,7 +70,7 @@ func dial(ctx context.Context, cfg temporalx.Config, reg *prometheus.Registry, l
 
 // startWorker connects to the Docker Engine, checks the namespace and starts
 // the worker; stop waits for running activities (up to the stop timeout).
-func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wcfg worker.Config, log *slog.Logger) (stop func(), err error) {
+func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wcfg worker.Config, deps worker.Deps, log *slog.Logger) (stop func(), err error) {
 	driver, err := docker.New(ctx, wcfg.Docker, log.With("component", "docker"))
 	if err != nil {
 		return nil, fmt.Errorf("TENANTFLOW_DOCKER_HOST: %w", err)
@@ -79,7 +79,10 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		driver.Close()
 		return nil, err
 	}
-	w := worker.New(c, tcfg.TaskQueue, wcfg, worker.Deps{Runtime: driver})
+	deps.Runtime = driver
+	log.Info("integrations", "enabled", deps.Integrations.Enabled())
+	worker.CheckIntegrations(ctx, deps, log)
+	w := worker.New(c, tcfg.TaskQueue, wcfg, deps)
 	if err := w.Start(); err != nil {
 		driver.Close()
 		return nil, fmt.Errorf("start worker on task queue %s: %w", tcfg.TaskQueue, err)

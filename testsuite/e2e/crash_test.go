@@ -17,6 +17,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -40,7 +41,7 @@ func startWorkerProcess(t *testing.T, bin string, p *platform) *exec.Cmd {
 		"TENANTFLOW_TEMPORAL_ADDRESS="+p.temporal.Config.Address,
 		"TENANTFLOW_TEMPORAL_NAMESPACE="+p.temporal.Config.Namespace,
 		"TENANTFLOW_TASK_QUEUE="+p.temporal.Config.TaskQueue,
-		"TENANTFLOW_CODEC_KEYS="+testsuite.TestCodecKeys,
+		"TENANTFLOW_CODEC_KEYS="+temporaltest.TestCodecKeys,
 		"TENANTFLOW_WORKER_METRICS_LISTEN=",
 		"TENANTFLOW_LOG_LEVEL=warn",
 	)
@@ -71,7 +72,7 @@ func containerIDs(t *testing.T, p *platform, tenant string) []string {
 // tenant ends active with the very same containers: nothing made twice.
 func TestWorkerCrashMidProvisioning(t *testing.T) {
 	bin := buildTenantflow(t)
-	p := startPlatformWith(t, false)
+	p := startPlatformWith(t, nil)
 	name := tenantName("e2e-crash")
 	t.Cleanup(func() { p.destroy(name) })
 

@@ -31,6 +31,7 @@ import (
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/worker"
 	"github.com/tenantflow/tenantflow/workflows"
 )
@@ -38,7 +39,7 @@ import (
 // platform is Tenantflow running for one test.
 type platform struct {
 	t        testing.TB
-	temporal *testsuite.Temporal
+	temporal *temporaltest.Temporal
 	driver   *docker.Driver
 	api      *httptest.Server
 	token    string
@@ -78,18 +79,25 @@ func slowTemplate(t testing.TB, tpls runtime.Templates, delay time.Duration) *ru
 	return slow
 }
 
-func startPlatform(t testing.TB) *platform { return startPlatformWith(t, true) }
+func startPlatform(t testing.TB) *platform { return startPlatformWith(t, &worker.Config{}) }
 
-// startPlatformWith starts the platform; without an in-process worker, the
-// test runs its own (see startWorkerProcess).
-func startPlatformWith(t testing.TB, inProcessWorker bool) *platform {
+// startPlatformWith starts the platform with an in-process worker
+// configured by wcfg (integrations included); with nil, the test runs its
+// own worker (see startWorkerProcess).
+func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
 	t.Helper()
 	d := testsuite.Docker(t)
 	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tmp := testsuite.StartTemporal(t)
+	tmp := temporaltest.StartTemporal(t)
 
-	if inProcessWorker {
-		w := worker.New(tmp.Client, tmp.Config.TaskQueue, worker.Config{StopTimeout: 5 * time.Second}, worker.Deps{Runtime: d})
+	if wcfg != nil {
+		wcfg.StopTimeout = 5 * time.Second
+		deps, err := worker.NewIntegrations(*wcfg, testsuite.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.Runtime = d
+		w := worker.New(tmp.Client, tmp.Config.TaskQueue, *wcfg, deps)
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +111,7 @@ func startPlatformWith(t testing.TB, inProcessWorker bool) *platform {
 	tpls["broken"] = brokenTemplate(t, tpls)
 	tpls["slow"] = slowTemplate(t, tpls, 6*time.Second)
 	token := fmt.Sprintf("ops-token-%016x", rand.Uint64())
-	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `"}`))
+	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `","distributor":"distributor-` + token + `"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,13 +126,18 @@ func startPlatformWith(t testing.TB, inProcessWorker bool) *platform {
 
 func (p *platform) do(method, path string, body any) (int, map[string]any, http.Header) {
 	p.t.Helper()
+	return p.doAs(p.token, method, path, body)
+}
+
+func (p *platform) doAs(token, method, path string, body any) (int, map[string]any, http.Header) {
+	p.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, p.api.URL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -211,7 +224,7 @@ func (p *platform) checkHistory(workflowID, name string) {
 		}
 		hist.Events = append(hist.Events, ev)
 	}
-	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: testsuite.TestKeyring(p.t).DataConverter()})
+	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: temporaltest.TestKeyring(p.t).DataConverter()})
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package testsuite
+// Package temporaltest starts a real Temporal dev server for tests, set up
+// as `tenantflow dev` sets it up. It is apart from package testsuite so that
+// integration tests of single activities do not compile the workflows.
+package temporaltest
 
 import (
 	"context"
@@ -15,6 +18,7 @@ import (
 	"github.com/tenantflow/tenantflow/internal/codec"
 	"github.com/tenantflow/tenantflow/internal/devserver"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
+	"github.com/tenantflow/tenantflow/testsuite"
 )
 
 // TestCodecKeys is the payload key every test server uses. It is derived from
@@ -47,13 +51,13 @@ type Temporal struct {
 // it, and stops it when the test ends.
 func StartTemporal(t testing.TB) *Temporal {
 	t.Helper()
-	cli := TemporalCLI(t)
+	cli := testsuite.TemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := temporalx.Config{Namespace: "default", TaskQueue: "tenantflow-test", CodecKeys: TestCodecKeys}
 	srv, err := sdktestsuite.StartDevServer(ctx, sdktestsuite.DevServerOptions{
 		ExistingPath:  cli,
-		ClientOptions: &client.Options{Namespace: cfg.Namespace, Logger: tlog.NewStructuredLogger(Logger(t))},
+		ClientOptions: &client.Options{Namespace: cfg.Namespace, Logger: tlog.NewStructuredLogger(testsuite.Logger(t))},
 		LogLevel:      "error",
 		ExtraArgs:     devserver.Args(),
 		Stdout:        io.Discard,
@@ -63,7 +67,7 @@ func StartTemporal(t testing.TB) *Temporal {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	cfg.Address = srv.FrontendHostPort()
-	c, err := temporalx.Dial(ctx, cfg, Logger(t), nil)
+	c, err := temporalx.Dial(ctx, cfg, testsuite.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

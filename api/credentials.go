@@ -1,0 +1,66 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// getCredentials hands the tenant's first directory account and its
+// password to the distributor, once: the tenant workflow forgets the
+// password and records who took it (an Update, validated by the workflow).
+func (s *server) getCredentials(c *gin.Context) {
+	name := c.Param("name")
+	if err := validateName(name); err != nil {
+		respondFieldError(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	by := c.GetString(ctxCaller)
+	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.TenantWorkflowID(name),
+		UpdateName:   workflows.UpdateFetchCredentials,
+		Args:         []any{workflows.FetchCredentialsInput{By: by}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var creds workflows.Credentials
+	if err == nil {
+		err = handle.Get(ctx, &creds)
+	}
+	if err != nil {
+		s.respondUpdateError(c, name, err)
+		return
+	}
+	s.log.InfoContext(c.Request.Context(), "credentials handed out", "tenant", name, "caller", by)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, creds)
+}
+
+// respondUpdateError maps a rejected or failed Update: the workflow's own
+// reasons (already fetched, not active yet) become 410 and 409.
+func (s *server) respondUpdateError(c *gin.Context, name string, err error) {
+	var notFound *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCredentialsGone:
+		respondError(c, http.StatusGone, appErr.Message())
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCredentialsUnavailable:
+		respondError(c, http.StatusConflict, appErr.Message())
+	case errors.Is(err, context.DeadlineExceeded):
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: no worker answered within %s", name, s.cfg.QueryTimeout))
+	default:
+		s.log.ErrorContext(c.Request.Context(), "credentials update failed", "tenant", name, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: %v", name, err))
+	}
+}

@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/dns"
+	"github.com/tenantflow/tenantflow/activities/docker"
+	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/supervision"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/itopfake"
+	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+const testDomain = "apps.example.test"
+
+// servers are the real outside systems of one test: Caddy, BIND, slapd,
+// Prometheus with the blackbox exporter, and the iTop fake.
+type servers struct {
+	caddy *testsuite.Caddy
+	bind  *testsuite.Bind
+	slapd *testsuite.Slapd
+	prom  *testsuite.Prometheus
+	itop  *itopfake.Server
+	base  string // LDAP container of tenant OUs
+}
+
+func startServers(t *testing.T) (*servers, *worker.Config) {
+	s := &servers{
+		caddy: testsuite.StartCaddy(t, "tenantflow"),
+		bind:  testsuite.StartBind(t, testDomain),
+		slapd: testsuite.StartSlapd(t),
+		prom:  testsuite.StartPrometheus(t),
+		itop:  itopfake.New(t, "tenantflow", "itop-password-123"),
+	}
+	s.base = "ou=tenants," + s.slapd.Suffix
+	s.slapd.AddOU(t, s.base)
+	_, port, _ := strings.Cut(s.caddy.HTTPAddr, ":")
+	cfg := &worker.Config{
+		Proxy: proxy.Config{Enabled: true, AdminURL: s.caddy.AdminURL, Server: s.caddy.Server, Listen: s.caddy.HTTPAddr,
+			Domain: testDomain, PublicScheme: "http", PublicPort: port},
+		DNS: dns.Config{Enabled: true, Server: s.bind.Addr, Zone: testDomain, TSIGName: s.bind.KeyName, TSIGSecret: s.bind.KeySecret,
+			TSIGAlgorithm: s.bind.KeyAlgorithm, TTL: 60 * time.Second, Target: "127.0.0.1", Timeout: 2 * time.Second},
+		LDAP: ldapacts.Config{Enabled: true, URL: s.slapd.URL, BindDN: s.slapd.RootDN, BindPassword: s.slapd.RootPassword,
+			BaseDN: s.base, Timeout: 5 * time.Second},
+		CMDB: cmdb.Config{Enabled: true, URL: s.itop.URL, User: "tenantflow", Password: "itop-password-123", Auth: "form",
+			Version: "1.3", Timeout: 5 * time.Second},
+		Supervision: supervision.Config{Driver: supervision.DriverPrometheus, Timeout: 5 * time.Second,
+			Prometheus: supervision.PrometheusConfig{SDDir: s.prom.SDDir, URL: s.prom.URL}},
+		AdminUser: "admin",
+	}
+	return s, cfg
+}
+
+// holdsNothingOf asserts that no server keeps anything of the tenant.
+func (s *servers) holdsNothingOf(t *testing.T, p *platform, name string) {
+	t.Helper()
+	require.Empty(t, p.residue(name), "docker")
+	code, _ := s.caddy.Admin(t, http.MethodGet, "/id/"+proxy.RouteIDPrefix+name, nil)
+	require.Equal(t, http.StatusNotFound, code, "caddy route")
+	require.Equal(t, "NXDOMAIN", s.bind.DigStatus(t, name+"."+testDomain, "A"), "dns")
+	conn := s.slapd.Conn(t)
+	_, err := conn.Search(ldap.NewSearchRequest("ou="+name+","+s.base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	require.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject), "ldap: %v", err)
+	for _, o := range s.itop.Objects("ApplicationSolution") {
+		require.NotEqual(t, cmdb.ApplicationName(name), o.Fields["name"], "cmdb")
+	}
+	_, err = os.Stat(filepath.Join(s.prom.SDDir, "tenantflow-"+name+".json"))
+	require.True(t, os.IsNotExist(err), "supervision target file")
+}
+
+func TestProvisionWithAllIntegrations(t *testing.T) {
+	srv, cfg := startServers(t)
+	p := startPlatformWith(t, cfg)
+	name := tenantName("full")
+	t.Cleanup(func() { p.destroy(name) })
+
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateActive, st["state"], st)
+	host := name + "." + testDomain
+	_, port, _ := strings.Cut(srv.caddy.HTTPAddr, ":")
+	require.Equal(t, "http://"+host+":"+port, st["url"])
+	kinds := map[string]bool{}
+	for _, r := range st["resources"].([]any) {
+		kinds[r.(map[string]any)["kind"].(string)] = true
+	}
+	require.Equal(t, map[string]bool{"route": true, "dns": true, "ldap": true, "cmdb": true, "supervision": true}, kinds)
+
+	// Its URL through the proxy reaches the tenant's own app.
+	code, page, err := srv.caddy.ProxyGet(host)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, page)
+	var app map[string]any
+	require.NoError(t, json.Unmarshal([]byte(page), &app))
+	require.Equal(t, name, app["tenant"])
+
+	// It resolves.
+	require.Equal(t, []string{"127.0.0.1"}, srv.bind.DigShort(t, host, "A"))
+
+	// The distributor fetches the first account once, and it binds.
+	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
+	require.Equal(t, http.StatusOK, code, creds)
+	conn, err := ldap.DialURL(srv.slapd.URL)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Bind(creds["dn"].(string), creds["password"].(string)))
+	code, again, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
+	require.Equal(t, http.StatusGone, code, again)
+
+	// The CMDB knows it, once.
+	var apps int
+	for _, o := range srv.itop.Objects("ApplicationSolution") {
+		if o.Fields["name"] == cmdb.ApplicationName(name) {
+			apps++
+		}
+	}
+	require.Equal(t, 1, apps)
+
+	// Supervision probes it, and raises the alert when its app is stopped.
+	probe := func(metric string) float64 {
+		var out struct { // API unwraps Prometheus's "data" envelope
+			Result []struct {
+				Value []any `json:"value"`
+			} `json:"result"`
+		}
+		if err := srv.prom.API("/api/v1/query?query="+url.QueryEscape(metric+`{tenant="`+name+`"}`), &out); err != nil || len(out.Result) == 0 {
+			return -1
+		}
+		v, _ := strconv.ParseFloat(out.Result[0].Value[1].(string), 64)
+		return v
+	}
+	if !assert.Eventually(t, func() bool { return probe("probe_success") == 1 }, time.Minute, 200*time.Millisecond) {
+		var targets any
+		_ = srv.prom.API("/api/v1/targets", &targets)
+		files, _ := os.ReadDir(srv.prom.SDDir)
+		t.Fatalf("probe_success never 1; targets %v; sd files %v", targets, files)
+	}
+	timeout := 5
+	require.NoError(t, p.driver.Client().ContainerStop(context.Background(), docker.ContainerName(name, "app"), container.StopOptions{Timeout: &timeout}))
+	require.Eventually(t, func() bool {
+		var out struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		}
+		if err := srv.prom.API("/api/v1/alerts", &out); err != nil {
+			return false
+		}
+		for _, a := range out.Alerts {
+			if a.Labels["tenant"] == name && a.Labels["alertname"] == "TenantDown" && a.State == "firing" {
+				return true
+			}
+		}
+		return false
+	}, 90*time.Second, 500*time.Millisecond, "TenantDown must fire once the app is stopped")
+
+	p.checkHistory(workflows.TenantWorkflowID(name), "provision-integrations-active")
+}
+
+func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
+	srv, cfg := startServers(t)
+	// Supervision is misconfigured (its target directory is missing): the
+	// last step fails permanently after every other step has succeeded.
+	cfg.Supervision.Prometheus.SDDir = filepath.Join(t.TempDir(), "missing")
+	p := startPlatformWith(t, cfg)
+	name := tenantName("undo")
+	t.Cleanup(func() { p.destroy(name) })
+
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateFailed, st["state"], st)
+	require.Contains(t, st["error"], supervision.ErrMisconfigured)
+	srv.holdsNothingOf(t, p, name)
+}
+
+func TestLDAPOutageIsWaitedOut(t *testing.T) {
+	srv, cfg := startServers(t)
+	p := startPlatformWith(t, cfg)
+	name := tenantName("outage")
+	t.Cleanup(func() { p.destroy(name) })
+
+	srv.slapd.Stop()
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	// Everything else finishes; the directory step keeps retrying.
+	require.Eventually(t, func() bool {
+		_, st, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
+		pr, _ := st["progress"].(map[string]any)
+		return pr != nil && pr["step"] == workflows.StepDirectory && pr["done"].(float64) == pr["total"].(float64)-1
+	}, time.Minute, 100*time.Millisecond)
+	// The server stays down until the directory step has failed at least
+	// once: the retry, not luck, must bring the tenant up.
+	require.Eventually(t, func() bool {
+		desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
+		if err != nil {
+			return false
+		}
+		for _, a := range desc.PendingActivities {
+			if a.ActivityType.GetName() == "EnsureDirectory" && a.Attempt >= 2 {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 100*time.Millisecond)
+	srv.slapd.Start()
+	st := p.waitState(name, 100*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.NotEmpty(t, st["accounts"])
+}

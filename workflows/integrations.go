@@ -1,0 +1,176 @@
+package workflows
+
+import (
+	"net/url"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/dns"
+	"github.com/tenantflow/tenantflow/activities/integrations"
+	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/supervision"
+)
+
+// Integration steps, as the progress query names them.
+const (
+	StepRoute       = "route"
+	StepDNS         = "dns record"
+	StepDirectory   = "ldap accounts"
+	StepCMDB        = "cmdb"
+	StepSupervision = "supervision"
+)
+
+// adminPasswordSecret is the key of the tenant's first directory account's
+// password among the tenant's secrets (it never clashes with a template
+// secret: those cannot contain a dot).
+const adminPasswordSecret = "tenantflow.admin-password"
+
+// Calls to outside systems are regular activities, so ops see each attempt
+// and its last failure in the Web UI while a server is down. They keep
+// retrying for 30 minutes: an outage of that length is waited out, a longer
+// one fails the provisioning and compensates.
+var integrationOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 30 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}
+
+// Resource is one thing an outside system holds for the tenant, as the API
+// lists it.
+type Resource struct {
+	Kind   string `json:"kind"` // route, dns, ldap, cmdb, supervision
+	ID     string `json:"id"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Account is a directory account handed to the distributor.
+type Account struct {
+	Username string `json:"username"`
+	DN       string `json:"dn"`
+}
+
+func (t *tenant) addResource(kind, id, detail string) {
+	t.state.Resources = append(t.state.Resources, Resource{Kind: kind, ID: id, Detail: detail})
+}
+
+func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, error) {
+	var a *integrations.Activities
+	var plan integrations.Plan
+	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
+	if err := workflow.ExecuteLocalActivity(lctx, a.PlanIntegrations, integrations.Input{Tenant: t.spec.Name}).Get(ctx, &plan); err != nil {
+		return plan, err
+	}
+	if plan.Directory && t.secrets[adminPasswordSecret] == "" {
+		var pw string
+		err := workflow.SideEffect(ctx, func(workflow.Context) any {
+			s, err := (&runtime.Template{Secrets: []runtime.SecretTemplate{{Name: "admin", Length: 24}}}).GenerateSecrets()
+			if err != nil {
+				panic(err)
+			}
+			return s["admin"]
+		}).Get(&pw)
+		if err != nil {
+			return plan, err
+		}
+		t.secrets[adminPasswordSecret] = pw
+	}
+	return plan, nil
+}
+
+// call runs an integration activity and registers its compensation first.
+func call(ctx workflow.Context, undo *saga, undoName string, undoFn, undoArg any, fn, arg, result any) error {
+	actx := workflow.WithActivityOptions(ctx, integrationOptions)
+	undo.add(undoName, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), undoFn, undoArg).Get(ctx, nil)
+	})
+	return workflow.ExecuteActivity(actx, fn, arg).Get(ctx, result)
+}
+
+func (t *tenant) ensureDNS(ctx workflow.Context, plan integrations.Plan, undo *saga) error {
+	var a *dns.Activities
+	in := dns.RecordInput{Tenant: t.spec.Name, Name: plan.Host}
+	var rec dns.Record
+	if err := call(ctx, undo, "remove DNS record", a.RemoveDNSRecord, in, a.EnsureDNSRecord, in, &rec); err != nil {
+		return err
+	}
+	t.addResource("dns", rec.Name, rec.Type+" "+rec.Target)
+	return nil
+}
+
+func (t *tenant) ensureDirectory(ctx workflow.Context, plan integrations.Plan, undo *saga) error {
+	var a *ldap.Activities
+	in := ldap.DirectoryInput{Tenant: t.spec.Name, AdminUser: plan.AdminUser, AdminPassword: t.secrets[adminPasswordSecret]}
+	var dir ldap.Directory
+	if err := call(ctx, undo, "remove LDAP directory", a.RemoveDirectory, ldap.DirectoryRef{Tenant: t.spec.Name}, a.EnsureDirectory, in, &dir); err != nil {
+		return err
+	}
+	t.addResource("ldap", dir.OU, "group "+dir.Group)
+	t.state.Accounts = []Account{{Username: plan.AdminUser, DN: dir.Admin}}
+	return nil
+}
+
+func (t *tenant) registerInCMDB(ctx workflow.Context, plan integrations.Plan, env runtime.Environment, undo *saga) error {
+	var a *cmdb.Activities
+	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: plan.URL}
+	for _, s := range env.Services {
+		in.Services = append(in.Services, cmdb.CMDBService{Name: s.Name, Image: s.Image})
+	}
+	var rec cmdb.CMDBRecord
+	if err := call(ctx, undo, "remove from CMDB", a.RemoveFromCMDB, cmdb.CMDBRef{Tenant: t.spec.Name}, a.RegisterInCMDB, in, &rec); err != nil {
+		return err
+	}
+	t.addResource("cmdb", "ApplicationSolution::"+rec.ApplicationSolutionID, "Organization::"+rec.OrganizationID)
+	return nil
+}
+
+// upstream turns the runtime endpoint (http://127.0.0.1:32771) into the
+// proxy's dial address.
+func upstream(ep runtime.Endpoint) (string, error) {
+	u, err := url.Parse(ep.URL)
+	if err != nil || u.Host == "" {
+		return "", temporal.NewNonRetryableApplicationError("runtime endpoint "+ep.URL+" is not a URL", "InvalidEndpoint", err)
+	}
+	return u.Host, nil
+}
+
+func (t *tenant) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep runtime.Endpoint, undo *saga) error {
+	t.begin(StepRoute)
+	defer t.end(StepRoute)
+	up, err := upstream(ep)
+	if err != nil {
+		return err
+	}
+	var a *proxy.Activities
+	var route proxy.Route
+	if err := call(ctx, undo, "remove route", a.RemoveRoute, proxy.RouteRef{Tenant: t.spec.Name},
+		a.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}}, &route); err != nil {
+		return err
+	}
+	t.addResource("route", route.ID, route.URL+" -> "+up)
+	return nil
+}
+
+func (t *tenant) startSupervision(ctx workflow.Context, plan integrations.Plan, ep runtime.Endpoint, undo *saga) error {
+	t.begin(StepSupervision)
+	defer t.end(StepSupervision)
+	probe := ep.URL
+	if plan.ProbePublic {
+		probe = plan.URL
+	}
+	var a *supervision.Activities
+	in := supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: probe}
+	if err := call(ctx, undo, "stop supervision", a.StopSupervision, supervision.WatchRef{Tenant: t.spec.Name}, a.StartSupervision, in, nil); err != nil {
+		return err
+	}
+	t.addResource("supervision", "tenantflow-"+t.spec.Name, probe)
+	return nil
+}
