@@ -6,11 +6,17 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/workflows"
@@ -19,7 +25,7 @@ import (
 // provisionDirect makes the same Docker calls the workflow makes, with the
 // same concurrency (network ∥ volumes, then services ∥, then the health wait),
 // but with no orchestration: the baseline for the overhead figure.
-func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environment) error {
+func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environment) (runtime.Endpoint, error) {
 	var wg sync.WaitGroup
 	var netErr, volErr error
 	wg.Add(2)
@@ -27,7 +33,7 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 	go func() { defer wg.Done(); volErr = d.CreateVolumes(ctx, env.Tenant, env.Volumes) }()
 	wg.Wait()
 	if err := errors.Join(netErr, volErr); err != nil {
-		return err
+		return runtime.Endpoint{}, err
 	}
 	errs := make([]error, len(env.Services))
 	for i, s := range env.Services {
@@ -36,10 +42,9 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return runtime.Endpoint{}, err
 	}
-	_, err := d.WaitHealthy(ctx, env, func(string) {})
-	return err
+	return d.WaitHealthy(ctx, env, func(string) {})
 }
 
 // BenchmarkProvisionOverhead provisions one tenant through the REST API (POST,
@@ -80,7 +85,7 @@ func BenchmarkProvisionOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 		start = time.Now()
-		if err := provisionDirect(ctx, p.driver, env); err != nil {
+		if _, err := provisionDirect(ctx, p.driver, env); err != nil {
 			b.Fatal(err)
 		}
 		direct = append(direct, time.Since(start))
@@ -114,4 +119,99 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// BenchmarkProvisionWithIntegrations provisions a tenant with every
+// integration on (real Caddy, BIND, slapd, Prometheus file_sd, the iTop
+// fake) through the API and, in the same run, times each branch of the
+// work alone by calling the same activities directly: the runtime chain
+// (containers → route → supervision) and DNS, LDAP and CMDB. The total is
+// reported against the slowest branch (the critical path).
+func BenchmarkProvisionWithIntegrations(b *testing.B) {
+	_, cfg := startServers(b)
+	p := startPlatformWith(b, cfg)
+	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tpl := tpls["default"]
+	ctx := context.Background()
+	d := p.deps
+
+	warm := tenantName("bench-warm")
+	p.provisionViaAPI(warm)
+	p.destroy(warm)
+
+	var totals, criticals []time.Duration
+	branch := map[string][]time.Duration{}
+	timeIt := func(name string, fn func() error) time.Duration {
+		start := time.Now()
+		if err := fn(); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+		el := time.Since(start)
+		branch[name] = append(branch[name], el)
+		return el
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		name := tenantName("bench-full")
+		start := time.Now()
+		p.provisionViaAPI(name)
+		totals = append(totals, time.Since(start))
+		b.StopTimer()
+		p.destroy(name)
+
+		name = tenantName("bench-branch")
+		secrets, _ := tpl.GenerateSecrets()
+		env, err := tpl.Render(name, "staging", secrets)
+		if err != nil {
+			b.Fatal(err)
+		}
+		host := name + "." + testDomain
+		crit := timeIt("runtime+route+supervision", func() error {
+			ep, err := provisionDirect(ctx, p.driver, env)
+			if err != nil {
+				return err
+			}
+			up := strings.TrimPrefix(ep.URL, "http://")
+			if _, err := d.Proxy.EnsureRoute(ctx, proxy.RouteInput{Tenant: name, Upstreams: []string{up}}); err != nil {
+				return err
+			}
+			return d.Supervision.StartSupervision(ctx, supervision.WatchInput{Tenant: name, Stage: "staging", URL: ep.URL})
+		})
+		for _, br := range []struct {
+			name string
+			fn   func() error
+		}{
+			{"dns", func() error {
+				_, err := d.DNS.EnsureDNSRecord(ctx, dns.RecordInput{Tenant: name, Name: host})
+				return err
+			}},
+			{"ldap", func() error {
+				_, err := d.LDAP.EnsureDirectory(ctx, ldapacts.DirectoryInput{Tenant: name, AdminUser: "admin", AdminPassword: "bench-password-0123456789"})
+				return err
+			}},
+			{"cmdb", func() error {
+				_, err := d.CMDB.RegisterInCMDB(ctx, cmdb.CMDBInput{Tenant: name, Stage: "staging", Template: "default", URL: "http://" + host})
+				return err
+			}},
+		} {
+			if el := timeIt(br.name, br.fn); el > crit {
+				crit = el
+			}
+		}
+		criticals = append(criticals, crit)
+		p.destroy(name)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	total, crit := median(totals), median(criticals)
+	b.ReportMetric(float64(total.Milliseconds()), "total-ms")
+	b.ReportMetric(float64(crit.Milliseconds()), "critical-path-ms")
+	b.ReportMetric(float64(total)/float64(crit), "total/critical")
+	for name, ds := range branch {
+		b.Logf("branch %-26s median %s", name, median(ds))
+	}
+	b.Logf("median over %d: total via API %s, critical path %s, ratio %.3f", b.N, total, crit, float64(total)/float64(crit))
 }

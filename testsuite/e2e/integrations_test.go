@@ -42,7 +42,7 @@ type servers struct {
 	base  string // LDAP container of tenant OUs
 }
 
-func startServers(t *testing.T) (*servers, *worker.Config) {
+func startServers(t testing.TB) (*servers, *worker.Config) {
 	s := &servers{
 		caddy: testsuite.StartCaddy(t, "tenantflow"),
 		bind:  testsuite.StartBind(t, testDomain),
@@ -194,37 +194,57 @@ func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
 	srv.holdsNothingOf(t, p, name)
 }
 
-func TestLDAPOutageIsWaitedOut(t *testing.T) {
+// pendingAttempts returns the attempt number of each pending activity.
+func (p *platform) pendingAttempts(name string) map[string]int32 {
+	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
+	if err != nil {
+		return nil
+	}
+	out := map[string]int32{}
+	for _, a := range desc.PendingActivities {
+		out[a.ActivityType.GetName()] = a.Attempt
+	}
+	return out
+}
+
+// TestOutagesAreWaitedOut takes the directory, DNS server, CMDB and proxy
+// down before a tenant is requested; each step keeps retrying (seen failing
+// at least once), and when the servers come back the tenant completes.
+func TestOutagesAreWaitedOut(t *testing.T) {
 	srv, cfg := startServers(t)
 	p := startPlatformWith(t, cfg)
 	name := tenantName("outage")
 	t.Cleanup(func() { p.destroy(name) })
 
 	srv.slapd.Stop()
+	srv.bind.Stop()
+	srv.itop.SetDown(true)
+	srv.caddy.Stop()
 	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
 	require.Equal(t, http.StatusAccepted, code, body)
-	// Everything else finishes; the directory step keeps retrying.
+
+	// The servers stay down until every step has failed at least once: the
+	// retries, not luck, must bring the tenant up.
+	want := []string{"EnsureDirectory", "EnsureDNSRecord", "RegisterInCMDB", "EnsureRoute"}
 	require.Eventually(t, func() bool {
-		_, st, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
-		pr, _ := st["progress"].(map[string]any)
-		return pr != nil && pr["step"] == workflows.StepDirectory && pr["done"].(float64) == pr["total"].(float64)-1
-	}, time.Minute, 100*time.Millisecond)
-	// The server stays down until the directory step has failed at least
-	// once: the retry, not luck, must bring the tenant up.
-	require.Eventually(t, func() bool {
-		desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
-		if err != nil {
-			return false
-		}
-		for _, a := range desc.PendingActivities {
-			if a.ActivityType.GetName() == "EnsureDirectory" && a.Attempt >= 2 {
-				return true
+		got := p.pendingAttempts(name)
+		for _, a := range want {
+			if got[a] < 2 {
+				return false
 			}
 		}
-		return false
-	}, time.Minute, 100*time.Millisecond)
+		return true
+	}, time.Minute, 100*time.Millisecond, "every step should be retrying")
 	srv.slapd.Start()
+	srv.bind.Start()
+	srv.itop.SetDown(false)
+	srv.caddy.Start()
+
 	st := p.waitState(name, 100*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateActive, st["state"], st)
 	require.NotEmpty(t, st["accounts"])
+	require.Equal(t, []string{"127.0.0.1"}, srv.bind.DigShort(t, name+"."+testDomain, "A"))
+	code, _, err := srv.caddy.ProxyGet(name + "." + testDomain)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
 }

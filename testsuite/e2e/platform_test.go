@@ -26,7 +26,12 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/testsuite"
@@ -39,6 +44,7 @@ import (
 // platform is Tenantflow running for one test.
 type platform struct {
 	t        testing.TB
+	deps     worker.Deps // the worker's clients (nil integrations when off)
 	temporal *temporaltest.Temporal
 	driver   *docker.Driver
 	api      *httptest.Server
@@ -89,6 +95,7 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
 	d := testsuite.Docker(t)
 	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
 	tmp := temporaltest.StartTemporal(t)
+	p := &platform{t: t, temporal: tmp, driver: d}
 
 	if wcfg != nil {
 		wcfg.StopTimeout = 5 * time.Second
@@ -97,6 +104,7 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
 			t.Fatal(err)
 		}
 		deps.Runtime = d
+		p.deps = deps
 		w := worker.New(tmp.Client, tmp.Config.TaskQueue, *wcfg, deps)
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
@@ -121,7 +129,8 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
 	}
 	srv := httptest.NewServer(router)
 	t.Cleanup(srv.Close)
-	return &platform{t: t, temporal: tmp, driver: d, api: srv, token: token}
+	p.api, p.token = srv, token
+	return p
 }
 
 func (p *platform) do(method, path string, body any) (int, map[string]any, http.Header) {
@@ -169,10 +178,26 @@ func (p *platform) waitState(name string, poll, timeout time.Duration) map[strin
 	return nil
 }
 
-// destroy removes the tenant's workflow and everything on the engine.
+// destroy removes the tenant's workflow and everything the engine and the
+// integrations hold of it.
 func (p *platform) destroy(name string) {
 	ctx := context.Background()
 	_ = p.temporal.Client.TerminateWorkflow(ctx, workflows.TenantWorkflowID(name), "", "test cleanup")
+	if a := p.deps.Proxy; a != nil {
+		_ = a.RemoveRoute(ctx, proxy.RouteRef{Tenant: name})
+	}
+	if a := p.deps.DNS; a != nil {
+		_ = a.RemoveDNSRecord(ctx, dns.RecordInput{Tenant: name, Name: name + "." + p.deps.Integrations.Domain})
+	}
+	if a := p.deps.LDAP; a != nil {
+		_ = a.RemoveDirectory(ctx, ldapacts.DirectoryRef{Tenant: name})
+	}
+	if a := p.deps.CMDB; a != nil {
+		_ = a.RemoveFromCMDB(ctx, cmdb.CMDBRef{Tenant: name})
+	}
+	if a := p.deps.Supervision; a != nil {
+		_ = a.StopSupervision(ctx, supervision.WatchRef{Tenant: name})
+	}
 	_ = p.driver.RemoveServices(ctx, name)
 	_ = p.driver.RemoveVolumes(ctx, name)
 	_ = p.driver.RemoveNetwork(ctx, name)
