@@ -16,8 +16,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/workflows"
 )
