@@ -2,7 +2,7 @@ package cmdb
 
 import (
 	"context"
-	"errors"
+	"github.com/tenantflow/tenantflow/testsuite"
 	"log/slog"
 	"net"
 	"strings"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/testsuite/itopfake"
 )
@@ -80,24 +79,6 @@ func tenantObjects(s *itopfake.Server, tenant string) (orgs, apps []itopfake.Obj
 		}
 	}
 	return orgs, apps
-}
-
-func requireNonRetryable(t *testing.T, err error, typ string) {
-	t.Helper()
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	require.True(t, errors.As(err, &appErr), "want an ApplicationError, got %T: %v", err, err)
-	require.True(t, appErr.NonRetryable(), "want non-retryable: %v", err)
-	require.Equal(t, typ, appErr.Type(), "%v", err)
-}
-
-func requireRetryable(t *testing.T, err error) {
-	t.Helper()
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		require.False(t, appErr.NonRetryable(), "want retryable: %v", err)
-	}
 }
 
 func creates(s *itopfake.Server) int {
@@ -298,11 +279,11 @@ func TestWrongPasswordIsPermanent(t *testing.T) {
 			cfg.Password = "wrong-password"
 			a := newActivities(t, cfg)
 			_, err := a.RegisterInCMDB(context.Background(), prodInput("acme"))
-			requireNonRetryable(t, err, ErrUnauthorized)
+			testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
 			require.Contains(t, err.Error(), "Invalid login")
 			require.NotContains(t, err.Error(), "wrong-password")
-			requireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: "acme"}), ErrUnauthorized)
-			requireNonRetryable(t, a.Check(context.Background()), ErrUnauthorized)
+			testsuite.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: "acme"}), ErrUnauthorized)
+			testsuite.RequireNonRetryable(t, a.Check(context.Background()), ErrUnauthorized)
 		})
 	}
 	require.Empty(t, s.Objects(ClassOrganization))
@@ -324,17 +305,17 @@ func TestOutageIsRetryable(t *testing.T) {
 
 	s.SetDown(true)
 	_, err := a.RegisterInCMDB(ctx, prodInput("acme"))
-	requireRetryable(t, err)
+	testsuite.RequireRetryable(t, err)
 	require.Contains(t, err.Error(), "503")
-	requireRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}))
-	requireRetryable(t, a.Check(ctx))
+	testsuite.RequireRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}))
+	testsuite.RequireRetryable(t, a.Check(ctx))
 	s.SetDown(false)
 
 	rec, err := a.RegisterInCMDB(ctx, prodInput("acme"))
 	require.NoError(t, err)
 
 	s.SetDropConnections(true)
-	requireRetryable(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"}))
+	testsuite.RequireRetryable(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"}))
 	s.SetDropConnections(false)
 	require.NoError(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"}))
 
@@ -352,7 +333,7 @@ func TestConnectionRefusedIsRetryable(t *testing.T) {
 	l.Close()
 	a := newActivities(t, testConfig("http://"+addr))
 	_, err = a.RegisterInCMDB(context.Background(), prodInput("acme"))
-	requireRetryable(t, err)
+	testsuite.RequireRetryable(t, err)
 	require.NotContains(t, err.Error(), itopPwd)
 }
 
@@ -363,7 +344,7 @@ func TestITopFailureCodes(t *testing.T) {
 	// Internal errors (locks, deadlocks) are retried, message kept.
 	s.FailNext(CodeInternalError, "Error: SQLSTATE[40001]: Serialization failure: 1213 Deadlock found when trying to get lock")
 	_, err := a.RegisterInCMDB(ctx, prodInput("acme"))
-	requireRetryable(t, err)
+	testsuite.RequireRetryable(t, err)
 	require.Contains(t, err.Error(), "Deadlock found")
 	_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
 	require.NoError(t, err)
@@ -371,16 +352,16 @@ func TestITopFailureCodes(t *testing.T) {
 	// Code 100 saying the request does not fit the datamodel is permanent.
 	s.FailNext(CodeInternalError, "Error: Unexpected value for attribute 'status': Value not allowed [production]")
 	_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
-	requireNonRetryable(t, err, ErrRequestRejected)
+	testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
 
 	for _, code := range []int{CodeMissingVersion, CodeMissingJSON, CodeInvalidJSON, CodeUnsupportedVersion, CodeUnknownOperation, CodeUnsafe} {
 		s.FailNext(code, "Error: refused")
 		err := a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"})
-		requireNonRetryable(t, err, ErrRequestRejected)
+		testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
 		require.Contains(t, err.Error(), "Error: refused")
 	}
 	s.FailNext(CodeUnauthorized, "Error: The current user does not have enough permissions for deleting data of class ApplicationSolution")
-	requireNonRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}), ErrUnauthorized)
+	testsuite.RequireNonRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}), ErrUnauthorized)
 
 	orgs, apps := tenantObjects(s, "acme")
 	require.Len(t, orgs, 1)
@@ -393,7 +374,7 @@ func TestUnsupportedVersionIsPermanent(t *testing.T) {
 	cfg.Version = "2.0"
 	a := newActivities(t, cfg)
 	err := a.Check(context.Background())
-	requireNonRetryable(t, err, ErrRequestRejected)
+	testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
 	require.Contains(t, err.Error(), "There is no service available for version '2.0'")
 }
 
@@ -416,9 +397,9 @@ func TestInvalidTenantIsPermanent(t *testing.T) {
 	s, a := setup(t)
 	for _, tenant := range []string{"", "Acme", "acme'; --", "-acme", strings.Repeat("a", 64)} {
 		_, err := a.RegisterInCMDB(context.Background(), CMDBInput{Tenant: tenant})
-		requireNonRetryable(t, err, ErrInvalidInput)
-		requireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
-		requireNonRetryable(t, a.MarkObsoleteInCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
+		testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+		testsuite.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
+		testsuite.RequireNonRetryable(t, a.MarkObsoleteInCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
 	}
 	require.Empty(t, s.Calls())
 }

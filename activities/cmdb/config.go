@@ -60,7 +60,7 @@ func (c *Config) Register(s *config.Set) {
 	s.Bool(&c.Enabled, "cmdb-enabled", envEnabled, false, "register each tenant in the iTop CMDB (Organization + ApplicationSolution)")
 	s.String(&c.URL, "cmdb-url", envURL, "", "iTop root URL, e.g. https://itop.example.com (the API is <url>/webservices/rest.php)")
 	s.String(&c.User, "cmdb-user", envUser, "", "iTop user with the REST Services User profile")
-	s.String(&c.Password, "cmdb-password", envPassword, "", "password of the iTop user (or use the _FILE variant)")
+	s.Secret(&c.Password, "cmdb-password", envPassword, "password of the iTop user (or use the _FILE variant)")
 	s.String(&c.PasswordFile, "cmdb-password-file", envPasswordFile, "", "file holding the password of the iTop user")
 	s.String(&c.Auth, "cmdb-auth", envAuth, AuthForm, "how credentials are sent: form (auth_user/auth_pwd) or basic (HTTP Basic)")
 	s.String(&c.Version, "cmdb-version", envVersion, "1.3", "iTop REST API version")

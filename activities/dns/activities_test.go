@@ -52,16 +52,6 @@ func requireAppError(t *testing.T, err error, typ string) *temporal.ApplicationE
 	return appErr
 }
 
-// requireRetryable asserts err is not a non-retryable ApplicationError.
-func requireRetryable(t *testing.T, err error) {
-	t.Helper()
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		require.False(t, appErr.NonRetryable(), "transient failure marked non-retryable: %v", err)
-	}
-}
-
 func TestEnsureLookupRemove(t *testing.T) {
 	b := testsuite.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
@@ -196,8 +186,8 @@ func TestOutageIsRetryableAndJournalSurvives(t *testing.T) {
 	b.Stop()
 	in := dns.RecordInput{Tenant: "globex", Name: "globex." + zone}
 	_, err = a.EnsureDNSRecord(ctx(t), in)
-	requireRetryable(t, err)
-	requireRetryable(t, a.RemoveDNSRecord(ctx(t), in))
+	testsuite.RequireRetryable(t, err)
+	testsuite.RequireRetryable(t, a.RemoveDNSRecord(ctx(t), in))
 	require.Error(t, a.Check(ctx(t)))
 	_, err = a.Lookup(ctx(t), "acme."+zone)
 	require.Error(t, err)

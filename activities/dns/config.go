@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -65,26 +64,12 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.Server, "dns-server", EnvServer, "127.0.0.1:53", "primary DNS server host:port that accepts the updates")
 	s.String(&c.Zone, "dns-zone", EnvZone, "", "zone the tenant names live in (e.g. apps.example.com)")
 	s.String(&c.TSIGName, "dns-tsig-name", EnvTSIGName, "", "TSIG key name")
-	registerSecret(s, &c.TSIGSecret, "dns-tsig-secret", EnvTSIGSecret, "TSIG key secret, base64")
+	s.Secret(&c.TSIGSecret, "dns-tsig-secret", EnvTSIGSecret, "TSIG key secret, base64")
 	s.String(&c.TSIGAlgorithm, "dns-tsig-algorithm", EnvTSIGAlgorithm, "hmac-sha256", "TSIG algorithm: hmac-sha256, hmac-sha512 or hmac-sha1")
 	s.Duration(&c.TTL, "dns-ttl", EnvTTL, 300*time.Second, "TTL of the tenant records")
 	s.String(&c.Target, "dns-target", EnvTarget, "", "tenant ingress: an IP address (A/AAAA record) or a hostname (CNAME)")
 	s.Duration(&c.Timeout, "dns-timeout", EnvTimeout, 5*time.Second, "timeout of one exchange with the DNS server")
 }
-
-// registerSecret binds a flag whose value -h never prints: config.Set's
-// String would show the environment value as the flag's default.
-func registerSecret(s *config.Set, p *string, name, env, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		*p = v
-	}
-	s.FS.Var((*secretFlag)(p), name, fmt.Sprintf("%s (env %s)", usage, env))
-}
-
-type secretFlag string
-
-func (f *secretFlag) String() string     { return "" }
-func (f *secretFlag) Set(v string) error { *f = secretFlag(v); return nil }
 
 // String shows the configuration with the TSIG secret redacted.
 func (c Config) String() string {

@@ -15,7 +15,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtime"
@@ -122,11 +121,7 @@ func TestMissingImageIsPermanent(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, tenant))
 	_, err := d.StartService(ctx, tenant, runtime.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	require.ErrorAs(t, err, &appErr)
-	require.True(t, appErr.NonRetryable())
-	require.Equal(t, docker.ErrImageNotFound, appErr.Type())
+	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
 	_, err = d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, "app"))
 	require.True(t, cerrdefs.IsNotFound(err), "no container may be left: %v", err)
 }
@@ -150,8 +145,6 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err := d.WaitHealthy(ctx, env, func(string) {})
-	var appErr *temporal.ApplicationError
-	require.ErrorAs(t, err, &appErr)
-	require.Equal(t, docker.ErrServiceUnhealthy, appErr.Type())
+	appErr := testsuite.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "db")
 }

@@ -56,7 +56,7 @@ func (c *Config) Register(s *config.Set) {
 	s.Bool(&c.Enabled, "ldap-enabled", envEnabled, false, "create each tenant's directory OU, admin group and admin account in LDAP")
 	s.String(&c.URL, "ldap-url", envURL, "ldap://127.0.0.1:389", "LDAP server URL (ldap:// or ldaps://)")
 	s.String(&c.BindDN, "ldap-bind-dn", envBindDN, "", "DN the worker binds as (needs write access below the base DN)")
-	s.String(&c.BindPassword, "ldap-bind-password", envBindPassword, "", "password of the bind DN (or use the _FILE variant)")
+	s.Secret(&c.BindPassword, "ldap-bind-password", envBindPassword, "password of the bind DN (or use the _FILE variant)")
 	s.String(&c.BindPasswordFile, "ldap-bind-password-file", envBindPasswordFile, "", "file holding the password of the bind DN")
 	s.String(&c.BaseDN, "ldap-base-dn", envBaseDN, "", "existing container of the tenant OUs, e.g. ou=tenants,dc=example,dc=org")
 	s.Bool(&c.StartTLS, "ldap-start-tls", envStartTLS, false, "upgrade ldap:// connections with StartTLS before binding")

@@ -2,7 +2,6 @@ package ldap_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/testsuite"
@@ -71,24 +69,6 @@ func entry(t *testing.T, srv *testsuite.Slapd, dn string) *goldap.Entry {
 	require.NoError(t, err, dn)
 	require.Len(t, res.Entries, 1)
 	return res.Entries[0]
-}
-
-func requireNonRetryable(t *testing.T, err error, errType string) *temporal.ApplicationError {
-	t.Helper()
-	var appErr *temporal.ApplicationError
-	require.True(t, errors.As(err, &appErr), "want an ApplicationError, got %T %v", err, err)
-	require.True(t, appErr.NonRetryable(), "want non-retryable: %v", err)
-	require.Equal(t, errType, appErr.Type())
-	return appErr
-}
-
-func requireRetryable(t *testing.T, err error) {
-	t.Helper()
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		require.False(t, appErr.NonRetryable(), "want retryable: %v", err)
-	}
 }
 
 func TestEnsureDirectory(t *testing.T) {
@@ -173,7 +153,7 @@ func TestEnsureDirectoryLeavesForeignEntryAlone(t *testing.T) {
 	srv.AddOU(t, "ou=acme,"+base) // not made by Tenantflow: no description
 	_, err := a.EnsureDirectory(context.Background(),
 		ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "first-password-0123"})
-	requireNonRetryable(t, err, ldap.ErrEntryNotOurs)
+	testsuite.RequireNonRetryable(t, err, ldap.ErrEntryNotOurs)
 	all, err := entries(t, srv, "ou=acme,"+base)
 	require.NoError(t, err)
 	require.Len(t, all, 1, "nothing may be added below a foreign OU")
@@ -230,7 +210,7 @@ func TestRemoveDirectory(t *testing.T) {
 	require.Len(t, left, 3, "another tenant's directory is untouched")
 
 	require.NoError(t, a.DisableAccounts(ctx, ref), "nothing left to disable is success")
-	requireNonRetryable(t, a.EnableAccounts(ctx, ref), ldap.ErrDirectoryMissing)
+	testsuite.RequireNonRetryable(t, a.EnableAccounts(ctx, ref), ldap.ErrDirectoryMissing)
 }
 
 func TestInvalidInput(t *testing.T) {
@@ -245,20 +225,20 @@ func TestInvalidInput(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := a.EnsureDirectory(context.Background(), in)
-			requireNonRetryable(t, err, ldap.ErrInvalidInput)
+			testsuite.RequireNonRetryable(t, err, ldap.ErrInvalidInput)
 			require.NotContains(t, err.Error(), secret)
 		})
 	}
-	requireNonRetryable(t, a.RemoveDirectory(context.Background(), ldap.DirectoryRef{Tenant: "*"}), ldap.ErrInvalidInput)
+	testsuite.RequireNonRetryable(t, a.RemoveDirectory(context.Background(), ldap.DirectoryRef{Tenant: "*"}), ldap.ErrInvalidInput)
 }
 
 func TestBindRejected(t *testing.T) {
 	_, cfg, _ := directory(t)
 	cfg.BindPassword = "not-the-root-password"
 	a := newActivities(t, cfg)
-	requireNonRetryable(t, a.Check(context.Background()), ldap.ErrBindRejected)
+	testsuite.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBindRejected)
 	_, err := a.EnsureDirectory(context.Background(), ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
-	appErr := requireNonRetryable(t, err, ldap.ErrBindRejected)
+	appErr := testsuite.RequireNonRetryable(t, err, ldap.ErrBindRejected)
 	require.NotContains(t, appErr.Error(), cfg.BindPassword)
 }
 
@@ -266,9 +246,9 @@ func TestBaseMissing(t *testing.T) {
 	_, cfg, _ := directory(t)
 	cfg.BaseDN = "ou=missing,dc=example,dc=org"
 	a := newActivities(t, cfg)
-	requireNonRetryable(t, a.Check(context.Background()), ldap.ErrBaseMissing)
+	testsuite.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBaseMissing)
 	_, err := a.EnsureDirectory(context.Background(), ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
-	requireNonRetryable(t, err, ldap.ErrBaseMissing)
+	testsuite.RequireNonRetryable(t, err, ldap.ErrBaseMissing)
 }
 
 func TestOutage(t *testing.T) {
@@ -280,9 +260,9 @@ func TestOutage(t *testing.T) {
 	srv.Stop()
 	in := ldap.DirectoryInput{Tenant: "beta", AdminUser: "boss", AdminPassword: "correct-horse-battery-2"}
 	_, err = a.EnsureDirectory(ctx, in)
-	requireRetryable(t, err)
-	requireRetryable(t, a.Check(ctx))
-	requireRetryable(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "acme"}))
+	testsuite.RequireRetryable(t, err)
+	testsuite.RequireRetryable(t, a.Check(ctx))
+	testsuite.RequireRetryable(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "acme"}))
 
 	srv.Start()
 	d, err := a.EnsureDirectory(ctx, in)

@@ -135,30 +135,6 @@ func served(t *testing.T, caddy *testsuite.Caddy, host string) string {
 	return body
 }
 
-func requireRetryable(t *testing.T, err error) {
-	t.Helper()
-	if err == nil {
-		t.Fatal("expected an error while Caddy is down")
-	}
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) && ae.NonRetryable() {
-		t.Fatalf("error must be retryable, got non-retryable %s: %v", ae.Type(), err)
-	}
-}
-
-func requireNonRetryable(t *testing.T, err error, typ string) {
-	t.Helper()
-	// Temporal reads retryability from the returned error itself, not from
-	// one wrapped inside it: require the ApplicationError at the top.
-	ae, ok := err.(*temporal.ApplicationError)
-	if !ok {
-		t.Fatalf("expected a *temporal.ApplicationError, got %T: %v", err, err)
-	}
-	if !ae.NonRetryable() || ae.Type() != typ {
-		t.Fatalf("expected non-retryable %s, got type %s nonRetryable=%t: %v", typ, ae.Type(), ae.NonRetryable(), err)
-	}
-}
-
 func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 	caddy := testsuite.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
@@ -322,8 +298,8 @@ func TestCaddyOutageIsRetryable(t *testing.T) {
 
 	caddy.Stop()
 	_, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upB}})
-	requireRetryable(t, err)
-	requireRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "globex"}))
+	testsuite.RequireRetryable(t, err)
+	testsuite.RequireRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "globex"}))
 	if err := a.Check(ctx(t)); err == nil {
 		t.Fatal("Check succeeded while Caddy is down")
 	}
@@ -366,10 +342,10 @@ func TestInvalidInputIsNonRetryable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := a.EnsureRoute(ctx(t), tc.in)
-			requireNonRetryable(t, err, proxy.ErrInvalidInput)
+			testsuite.RequireNonRetryable(t, err, proxy.ErrInvalidInput)
 		})
 	}
-	requireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "-acme"}), proxy.ErrInvalidInput)
+	testsuite.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "-acme"}), proxy.ErrInvalidInput)
 	if rs := routes(t, caddy); len(rs) != 0 {
 		t.Fatalf("invalid input reached Caddy: %v", rs)
 	}
@@ -400,11 +376,11 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 	})
 
 	_, err = a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upstream(t, "upstream A")}})
-	requireNonRetryable(t, err, proxy.ErrConfigRejected)
+	testsuite.RequireNonRetryable(t, err, proxy.ErrConfigRejected)
 	if !strings.Contains(err.Error(), "host not allowed") {
 		t.Fatalf("error does not carry Caddy's reason: %v", err)
 	}
-	requireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "acme"}), proxy.ErrConfigRejected)
+	testsuite.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "acme"}), proxy.ErrConfigRejected)
 	if err := a.Check(ctx(t)); err == nil {
 		t.Fatal("Check succeeded although Caddy refuses our Host header")
 	}

@@ -84,25 +84,11 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.Prometheus.URL, "supervision-prometheus-url", EnvPrometheusURL, "", "Prometheus base URL, checked at start-up (optional)")
 	s.String(&c.Icinga2.URL, "supervision-icinga2-url", EnvIcinga2URL, "", "Icinga 2 API base URL (https://host:5665)")
 	s.String(&c.Icinga2.User, "supervision-icinga2-user", EnvIcinga2User, "", "Icinga 2 ApiUser name")
-	registerSecret(s, &c.Icinga2.Password, "supervision-icinga2-password", EnvIcinga2Password, "Icinga 2 ApiUser password (prefer the variable: flags show in ps)")
+	s.Secret(&c.Icinga2.Password, "supervision-icinga2-password", EnvIcinga2Password, "Icinga 2 ApiUser password (prefer the variable: flags show in ps)")
 	s.String(&c.Icinga2.CA, "supervision-icinga2-ca", EnvIcinga2CA, "", "PEM file of the CA that signed the Icinga 2 API certificate")
 	s.Bool(&c.Icinga2.InsecureSkipVerify, "supervision-icinga2-insecure-skip-verify", EnvIcinga2InsecureSkip, false, "do not verify the Icinga 2 API certificate (lab only)")
 	s.String(&c.Icinga2.HostTemplate, "supervision-icinga2-host-template", EnvIcinga2HostTemplate, "", "Icinga 2 host template every tenant host imports (optional)")
 }
-
-// registerSecret binds a flag whose value -h never prints: config.Set's
-// String would show the environment value as the flag's default.
-func registerSecret(s *config.Set, p *string, name, env, usage string) {
-	if v, ok := os.LookupEnv(env); ok {
-		*p = v
-	}
-	s.FS.Var((*secretFlag)(p), name, fmt.Sprintf("%s (env %s)", usage, env))
-}
-
-type secretFlag string
-
-func (f *secretFlag) String() string     { return "" }
-func (f *secretFlag) Set(v string) error { *f = secretFlag(v); return nil }
 
 // driver is the normalised driver name; empty means none.
 func (c Config) driver() string {

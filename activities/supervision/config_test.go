@@ -34,16 +34,6 @@ func requireAppError(t *testing.T, err error, typ string) {
 	require.True(t, appErr.NonRetryable(), "%s must not be retried", typ)
 }
 
-// requireRetryable asserts err is not a non-retryable ApplicationError.
-func requireRetryable(t *testing.T, err error) {
-	t.Helper()
-	require.Error(t, err)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		require.False(t, appErr.NonRetryable(), "transient failure marked non-retryable: %v", err)
-	}
-}
-
 func promConfig(dir string) supervision.Config {
 	return supervision.Config{Driver: "prometheus", Timeout: 5 * time.Second,
 		Prometheus: supervision.PrometheusConfig{SDDir: dir}}

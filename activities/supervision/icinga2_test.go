@@ -166,8 +166,8 @@ func TestIcinga2Failures(t *testing.T) {
 
 	t.Run("outage", func(t *testing.T) {
 		ic.Process.Stop()
-		requireRetryable(t, a.StartSupervision(ctx(t), in))
-		requireRetryable(t, a.Check(ctx(t)))
+		testsuite.RequireRetryable(t, a.StartSupervision(ctx(t), in))
+		testsuite.RequireRetryable(t, a.Check(ctx(t)))
 		ic.Process.Start()
 		ic.WaitReady(t)
 		require.NoError(t, a.StartSupervision(ctx(t), in))

@@ -175,7 +175,7 @@ func TestPrometheusOutage(t *testing.T) {
 	require.NoError(t, a.Check(ctx(t)))
 
 	p.Server.Stop()
-	requireRetryable(t, a.Check(ctx(t)))
+	testsuite.RequireRetryable(t, a.Check(ctx(t)))
 	// Registering needs only the directory: provisioning goes on while
 	// Prometheus is down, and Prometheus finds the tenant when it is back.
 	app := tenantApp(t)

@@ -37,6 +37,25 @@ func (s *Set) String(p *string, name, env, def, usage string) {
 	s.FS.StringVar(p, name, def, s.usage(usage, env))
 }
 
+// Secret registers a string setting whose value -h never prints (a plain
+// String setting shows the environment's value as its default).
+func (s *Set) Secret(p *string, name, env, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		*p = v
+	}
+	s.FS.Var((*secretValue)(p), name, s.usage(usage, env))
+}
+
+type secretValue string
+
+func (v *secretValue) String() string {
+	if v != nil && *v != "" {
+		return "(set)"
+	}
+	return ""
+}
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+
 // Bool registers a boolean setting.
 func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
 	if v, ok := os.LookupEnv(env); ok {

@@ -50,8 +50,8 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.TLSKey, "temporal-tls-key", "TENANTFLOW_TEMPORAL_TLS_KEY", "", "client key (PEM) for mTLS")
 	s.String(&c.TLSCA, "temporal-tls-ca", "TENANTFLOW_TEMPORAL_TLS_CA", "", "CA bundle (PEM) to verify the server")
 	s.String(&c.TLSServerName, "temporal-tls-server-name", "TENANTFLOW_TEMPORAL_TLS_SERVER_NAME", "", "server name to verify, if not the address host")
-	s.String(&c.APIKey, "temporal-api-key", "TENANTFLOW_TEMPORAL_API_KEY", "", "API key (Temporal Cloud)")
-	s.String(&c.CodecKeys, "codec-keys", "TENANTFLOW_CODEC_KEYS", "", "payload encryption keys id:base64(32 bytes),…; the first encrypts (required)")
+	s.Secret(&c.APIKey, "temporal-api-key", "TENANTFLOW_TEMPORAL_API_KEY", "API key (Temporal Cloud)")
+	s.Secret(&c.CodecKeys, "codec-keys", "TENANTFLOW_CODEC_KEYS", "payload encryption keys id:base64(32 bytes),…; the first encrypts (required)")
 }
 
 // Validate reports every bad setting by its variable name.
