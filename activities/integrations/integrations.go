@@ -43,10 +43,13 @@ type Settings struct {
 
 // Enabled lists the enabled integrations, for the start-up log.
 func (s Settings) Enabled() []string {
-	var out []string
-	for name, on := range map[string]bool{"routing": s.Routing, "dns": s.DNS, "ldap": s.Directory, "cmdb": s.CMDB, "supervision": s.Supervision} {
-		if on {
-			out = append(out, name)
+	out := []string{}
+	for _, i := range []struct {
+		name string
+		on   bool
+	}{{"routing", s.Routing}, {"dns", s.DNS}, {"ldap", s.Directory}, {"cmdb", s.CMDB}, {"supervision", s.Supervision}} {
+		if i.on {
+			out = append(out, i.name)
 		}
 	}
 	return out

@@ -30,6 +30,10 @@ func TestPlan(t *testing.T) {
 	_, err = a.PlanIntegrations(context.Background(), Input{Tenant: "acme"})
 	require.ErrorContains(t, err, "TENANTFLOW_PROXY_DOMAIN")
 
+	require.Equal(t, []string{"routing", "dns", "ldap", "cmdb", "supervision"},
+		Settings{Routing: true, DNS: true, Directory: true, CMDB: true, Supervision: true}.Enabled())
+	require.Equal(t, []string{}, Settings{}.Enabled())
+
 	none, err := (&Activities{}).PlanIntegrations(context.Background(), Input{Tenant: "acme"})
 	require.NoError(t, err)
 	require.Equal(t, Plan{}, none)
