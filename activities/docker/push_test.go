@@ -1,0 +1,220 @@
+package docker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/registry"
+	"github.com/tenantflow/tenantflow/testsuite"
+)
+
+func randomSuffix(t *testing.T) string {
+	b := make([]byte, 4)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
+}
+
+// buildTiny builds a FROM-scratch image holding one file with unique
+// content, tagged tag, and removes the image (every name of it) when the
+// test ends.
+func buildTiny(t *testing.T, d *docker.Driver, tag string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	buildCtx, err := docker.ContextTar(map[string]docker.ContextFile{
+		"Dockerfile": {Mode: 0o644, Data: []byte("FROM scratch\nCOPY f /f\n")},
+		"f":          {Mode: 0o644, Data: []byte("tenantflow push test " + tag + "\n")},
+	})
+	require.NoError(t, err)
+	id, err := d.BuildImage(ctx, buildCtx, docker.BuildOptions{Tags: []string{tag}})
+	require.NoError(t, err)
+	t.Cleanup(func() { removeImageID(t, d, id) })
+	return id
+}
+
+// removeImageID deletes an image with all its tags and digest references.
+func removeImageID(t *testing.T, d *docker.Driver, id string) {
+	_, err := d.Client().ImageRemove(context.Background(), id, image.RemoveOptions{Force: true, PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		t.Errorf("clean up image %s: %v", id, err)
+	}
+}
+
+func registryClient(t *testing.T, reg *testsuite.Registry, password string) *registry.Client {
+	t.Helper()
+	c, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL, User: reg.User, Password: password}, testsuite.Logger(t))
+	require.NoError(t, err)
+	return c
+}
+
+// pushedRef tags a fresh tiny image as repo:tag in the registry and returns
+// the reference and the local image id.
+func pushedRef(t *testing.T, d *docker.Driver, c *registry.Client, repo, tag string) (ref, id string) {
+	t.Helper()
+	local := "tenantflow-push-test:" + randomSuffix(t)
+	id = buildTiny(t, d, local)
+	ref = c.Ref(repo, tag)
+	require.NoError(t, d.TagImage(context.Background(), local, ref))
+	return ref, id
+}
+
+func TestPushImage(t *testing.T) {
+	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
+	d := testsuite.Docker(t)
+	c := registryClient(t, reg, "")
+	ctx := context.Background()
+	repo := "tenants/push-" + randomSuffix(t)
+
+	_, found, err := c.ManifestDigest(ctx, repo, "v1")
+	require.NoError(t, err)
+	require.False(t, found, "nothing pushed yet")
+
+	ref, id := pushedRef(t, d, c, repo, "v1")
+	var lines []string
+	digest, err := d.PushImage(ctx, ref, c.AuthConfig(), func(l string) { lines = append(lines, l) })
+	require.NoError(t, err)
+	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, digest)
+	t.Logf("push progress:\n%s", strings.Join(lines, "\n"))
+	require.NotEmpty(t, lines)
+	seen := map[string]bool{}
+	for _, l := range lines {
+		require.False(t, seen[l], "progress line repeated (not throttled): %q", l)
+		seen[l] = true
+	}
+
+	// The registry itself holds exactly this manifest under the tag.
+	got, found := reg.ManifestDigest(t, repo, "v1")
+	require.True(t, found)
+	require.Equal(t, digest, got)
+	require.Equal(t, []string{"v1"}, reg.Tags(t, repo))
+	require.Equal(t, []string{digest}, reg.ManifestRevisions(t, repo))
+	got, found, err = c.ManifestDigest(ctx, repo, "v1")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, digest, got)
+
+	// A second push (a retried activity) stores nothing new.
+	again, err := d.PushImage(ctx, ref, c.AuthConfig(), nil)
+	require.NoError(t, err)
+	require.Equal(t, digest, again)
+	require.Equal(t, []string{digest}, reg.ManifestRevisions(t, repo))
+	require.Equal(t, []string{"v1"}, reg.Tags(t, repo))
+
+	// Drop the image from the engine and pull it back by digest: the
+	// registry serves the very image that was built.
+	removeImageID(t, d, id)
+	_, err = d.Client().ImageInspect(ctx, id)
+	require.True(t, cerrdefs.IsNotFound(err), "image still on the engine: %v", err)
+	byDigest := reg.Host + "/" + repo + "@" + digest
+	rc, err := d.Client().ImagePull(ctx, byDigest, image.PullOptions{})
+	require.NoError(t, err)
+	_, err = io.Copy(io.Discard, rc)
+	require.NoError(t, err)
+	require.NoError(t, rc.Close())
+	t.Cleanup(func() { removeImageID(t, d, byDigest) })
+	info, err := d.Client().ImageInspect(ctx, byDigest)
+	require.NoError(t, err)
+	require.Equal(t, id, info.ID)
+	require.Contains(t, info.RepoDigests, byDigest)
+}
+
+func TestPushImageAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		token bool
+	}{{"htpasswd", false}, {"token", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{User: "builder", Password: "right-password", TokenAuth: tc.token})
+			d := testsuite.Docker(t)
+			ctx := context.Background()
+			repo := "tenants/auth-" + randomSuffix(t)
+
+			wrong := registryClient(t, reg, "wrong-password")
+			ref, _ := pushedRef(t, d, wrong, repo, "v1")
+			_, err := d.PushImage(ctx, ref, wrong.AuthConfig(), nil)
+			testsuite.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			t.Logf("push with a wrong password: %v", err)
+			require.NotContains(t, err.Error(), "wrong-password")
+			_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
+			testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+			_, found := reg.ManifestDigest(t, repo, "v1")
+			require.False(t, found, "a refused push stored a manifest")
+
+			right := registryClient(t, reg, "right-password")
+			digest, err := d.PushImage(ctx, ref, right.AuthConfig(), nil)
+			require.NoError(t, err)
+			got, found := reg.ManifestDigest(t, repo, "v1")
+			require.True(t, found)
+			require.Equal(t, digest, got)
+			got, found, err = right.ManifestDigest(ctx, repo, "v1")
+			require.NoError(t, err)
+			require.True(t, found)
+			require.Equal(t, digest, got)
+			if tc.token {
+				require.Positive(t, reg.TokensIssued())
+			}
+		})
+	}
+}
+
+func TestPushImageFailures(t *testing.T) {
+	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
+	d := testsuite.Docker(t)
+	c := registryClient(t, reg, "")
+	ctx := context.Background()
+
+	// An image the engine does not have cannot appear by retrying.
+	_, err := d.PushImage(ctx, c.Ref("tenants/absent-"+randomSuffix(t), "v1"), c.AuthConfig(), nil)
+	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	t.Logf("push of an absent image: %v", err)
+	_, err = d.PushImage(ctx, "127.0.0.1:1/UPPER/case:v1", c.AuthConfig(), nil)
+	testsuite.RequireNonRetryable(t, err, docker.ErrInvalidReference)
+
+	// Registry down: transient; back up: the same call succeeds.
+	repo := "tenants/outage-" + randomSuffix(t)
+	ref, _ := pushedRef(t, d, c, repo, "v1")
+	reg.Stop()
+	_, err = d.PushImage(ctx, ref, c.AuthConfig(), nil)
+	testsuite.RequireRetryable(t, err)
+	t.Logf("push while the registry is down: %v", err)
+	reg.Start()
+	digest, err := d.PushImage(ctx, ref, c.AuthConfig(), nil)
+	require.NoError(t, err)
+	got, found := reg.ManifestDigest(t, repo, "v1")
+	require.True(t, found)
+	require.Equal(t, digest, got)
+}
+
+func TestPushRemoveImage(t *testing.T) {
+	d := testsuite.Docker(t)
+	ctx := context.Background()
+	local := "tenantflow-push-test:" + randomSuffix(t)
+	id := buildTiny(t, d, local)
+	other := "tenantflow-push-test:other-" + randomSuffix(t)
+
+	require.NoError(t, d.TagImage(ctx, local, other))
+	require.NoError(t, d.TagImage(ctx, local, other), "tagging again is harmless")
+	info, err := d.Client().ImageInspect(ctx, other)
+	require.NoError(t, err)
+	require.Equal(t, id, info.ID)
+	err = d.TagImage(ctx, "tenantflow-push-test:absent-"+randomSuffix(t), other)
+	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+
+	require.NoError(t, d.RemoveImage(ctx, other))
+	_, err = d.Client().ImageInspect(ctx, other)
+	require.True(t, cerrdefs.IsNotFound(err), "tag still there: %v", err)
+	_, err = d.Client().ImageInspect(ctx, local)
+	require.NoError(t, err, "removing one name keeps the image's other names")
+	require.NoError(t, d.RemoveImage(ctx, other), "removing an absent image is success")
+}
