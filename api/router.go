@@ -42,6 +42,7 @@ type Config struct {
 	Tokens       *Tokens       // bearer tokens -> roles
 	MaxBodyBytes int64         // default 64 KiB when 0
 	QueryTimeout time.Duration // default 5s when 0; also bounds the visibility list
+	Builds       *Builds       // image builds; nil disables their routes
 }
 
 const (
@@ -135,6 +136,12 @@ func NewRouter(cfg Config, t Temporal, templates runtime.Templates, log *slog.Lo
 	v1.GET("/tenants", RequireRoles(tokens, all...), s.listTenants)
 	v1.GET("/tenants/:name", RequireRoles(tokens, all...), s.getTenant)
 	v1.GET("/tenants/:name/credentials", RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
+	if cfg.Builds != nil {
+		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
+		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)
+		// GitLab authenticates with its webhook secret, not a bearer token.
+		r.POST("/v1/hooks/gitlab", s.gitlabHook)
+	}
 	return r, nil
 }
 

@@ -21,12 +21,15 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	buildacts "github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/registry"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/internal/config"
@@ -42,6 +45,9 @@ type Config struct {
 	LDAP        ldap.Config
 	CMDB        cmdb.Config
 	Supervision supervision.Config
+	// GitLab and Registry enable image builds (both, or neither).
+	GitLab   gitlab.Config
+	Registry registry.Config
 	// AdminUser is the uid of each tenant's first directory account.
 	AdminUser string
 	// ProbePublic makes supervision probe the public URL instead of the
@@ -63,6 +69,8 @@ func (c *Config) Register(s *config.Set) {
 	c.LDAP.Register(s)
 	c.CMDB.Register(s)
 	c.Supervision.Register(s)
+	c.GitLab.Register(s)
+	c.Registry.Register(s)
 }
 
 // Settings derives the integration plan settings from the configuration.
@@ -105,6 +113,23 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 		d.Supervision, err = supervision.New(c.Supervision, log.With("component", "supervision"))
 		return err
 	})
+	if c.GitLab.Enabled != c.Registry.Enabled {
+		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
+	} else if c.GitLab.Enabled {
+		build(true, "gitlab", func() error {
+			d.gitlabClient, err = gitlab.NewClient(c.GitLab, log.With("component", "gitlab"))
+			return err
+		})
+		build(true, "registry", func() error {
+			d.registryClient, err = registry.NewClient(c.Registry, log.With("component", "registry"))
+			return err
+		})
+		if d.gitlabClient != nil && d.registryClient != nil {
+			d.GitLab = gitlab.NewActivities(d.gitlabClient)
+			d.Build = &buildacts.Activities{Source: d.gitlabClient, Registry: d.registryClient,
+				Heartbeat: activity.RecordHeartbeat, Log: log.With("component", "build")}
+		}
+	}
 	d.Integrations = c.Settings()
 	if c.LDAP.Enabled && !validUID(c.AdminUser) {
 		errs = append(errs, fmt.Errorf("TENANTFLOW_LDAP_ADMIN_USER %q is not a simple uid", c.AdminUser))
@@ -129,7 +154,8 @@ func validUID(s string) bool {
 // retry until it is back.
 func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
 	type checker interface{ Check(context.Context) error }
-	for name, c := range map[string]checker{"proxy": d.Proxy, "dns": d.DNS, "ldap": d.LDAP, "cmdb": d.CMDB, "supervision": d.Supervision} {
+	for name, c := range map[string]checker{"proxy": d.Proxy, "dns": d.DNS, "ldap": d.LDAP, "cmdb": d.CMDB,
+		"supervision": d.Supervision, "gitlab": d.gitlabClient, "registry": d.registryClient} {
 		if reflect.ValueOf(c).IsNil() {
 			continue
 		}
@@ -153,12 +179,27 @@ type Deps struct {
 	LDAP         *ldap.Activities
 	CMDB         *cmdb.Activities
 	Supervision  *supervision.Activities
+	GitLab       *gitlab.Activities
+	Build        *buildacts.Activities
+
+	gitlabClient   *gitlab.Client
+	registryClient *registry.Client
+}
+
+// UseDocker makes the Docker driver the runtime of tenants and the engine
+// of image builds.
+func (d *Deps) UseDocker(drv *docker.Driver) {
+	d.Runtime = drv
+	if d.Build != nil {
+		d.Build.Engine = drv
+	}
 }
 
 // RegisterWorkflows registers every workflow under its stable type name; the
 // replay tests use it too, so they replay exactly what workers run.
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
+	r.RegisterWorkflowWithOptions(workflows.BuildImageWorkflow, workflow.RegisterOptions{Name: workflows.BuildWorkflowType})
 }
 
 // Register puts every workflow and activity on a worker. Integration
@@ -183,6 +224,12 @@ func Register(r sdkworker.Registry, deps Deps) {
 	}
 	if a := deps.Supervision; a != nil {
 		fns = append(fns, a.StartSupervision, a.StopSupervision)
+	}
+	if a := deps.GitLab; a != nil {
+		fns = append(fns, a.ResolveCommit, a.SetCommitStatus)
+	}
+	if a := deps.Build; a != nil {
+		fns = append(fns, a.FindImage, a.BuildAndPushImage)
 	}
 	for _, fn := range fns {
 		r.RegisterActivity(fn)

@@ -49,6 +49,12 @@ func ContextTar(files map[string]ContextFile) (*bytes.Buffer, error) {
 	return buf, tw.Close()
 }
 
+// BuildError is a build the engine ran and that failed (a missing
+// Dockerfile, a failing step): running it again gives the same result.
+type BuildError struct{ Message string }
+
+func (e *BuildError) Error() string { return "image build failed: " + e.Message }
+
 // BuildOptions describe one image build.
 type BuildOptions struct {
 	Tags       []string
@@ -76,6 +82,9 @@ func (d *Driver) BuildImage(ctx context.Context, buildContext io.Reader, opts Bu
 		ForceRemove: true,
 	})
 	if err != nil {
+		if strings.Contains(err.Error(), "Cannot locate specified Dockerfile") {
+			return "", &BuildError{Message: err.Error()}
+		}
 		return "", fmt.Errorf("build %v: %w", opts.Tags, err)
 	}
 	defer resp.Body.Close()
@@ -95,7 +104,7 @@ func (d *Driver) BuildImage(ctx context.Context, buildContext io.Reader, opts Bu
 			return "", fmt.Errorf("build %v: read output: %w", opts.Tags, err)
 		}
 		if msg.Error != "" {
-			return "", fmt.Errorf("build %v: %s", opts.Tags, msg.Error)
+			return "", &BuildError{Message: msg.Error}
 		}
 		if msg.Aux != nil && msg.Aux.ID != "" {
 			id = msg.Aux.ID

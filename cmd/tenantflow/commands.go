@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
 	"github.com/tenantflow/tenantflow/testsuite/demoimage"
@@ -32,9 +33,10 @@ func runWorker(ctx context.Context, args []string, log *slog.Logger) error {
 func runAPI(ctx context.Context, args []string, log *slog.Logger) error {
 	s := config.New("api")
 	var p process
-	p.api = &apiSettings{}
+	p.api = &apiSettings{GitLab: &gitlab.Config{}}
 	p.temporal.Register(s)
 	p.api.register(s)
+	p.api.GitLab.Register(s)
 	if err := parse(s, args); err != nil {
 		return err
 	}

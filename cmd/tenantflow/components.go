@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/internal/config"
@@ -32,6 +34,13 @@ type apiSettings struct {
 	TemplatesDir   string
 	CodecOrigins   string
 	CodecAnonymous bool
+	// Image builds: on when ProjectsFile is set.
+	ProjectsFile  string
+	WebhookSecret string
+	WebUIURL      string
+	// GitLab resolves refs for POST /v1/builds. In `dev` it is the worker's
+	// settings (one flag set); `api` registers its own.
+	GitLab *gitlab.Config
 }
 
 func (a *apiSettings) register(s *config.Set) {
@@ -40,6 +49,9 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.TemplatesDir, "templates-dir", "TENANTFLOW_TEMPLATES_DIR", "deploy/templates", "directory of tenant templates (*.yaml)")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
+	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
+	s.Secret(&a.WebhookSecret, "gitlab-webhook-secret", "TENANTFLOW_GITLAB_WEBHOOK_SECRET", "secret GitLab sends as X-Gitlab-Token to /v1/hooks/gitlab")
+	s.String(&a.WebUIURL, "web-ui-url", "TENANTFLOW_WEB_UI_URL", "", "Temporal Web UI base URL, for links in GitLab commit statuses")
 }
 
 // parse parses a subcommand's flags; -h prints them and stops.
@@ -79,7 +91,7 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		driver.Close()
 		return nil, err
 	}
-	deps.Runtime = driver
+	deps.UseDocker(driver)
 	log.Info("integrations", "enabled", deps.Integrations.Enabled())
 	worker.CheckIntegrations(ctx, deps, log)
 	w := worker.New(c, tcfg.TaskQueue, wcfg, deps)
@@ -99,6 +111,7 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 type apiFiles struct {
 	templates runtime.Templates
 	tokens    *api.Tokens
+	builds    *api.Builds // nil: builds off
 }
 
 func loadAPIFiles(a apiSettings) (apiFiles, error) {
@@ -113,7 +126,25 @@ func loadAPIFiles(a apiSettings) (apiFiles, error) {
 	if err != nil {
 		return apiFiles{}, fmt.Errorf("TENANTFLOW_API_TOKENS_FILE: %w", err)
 	}
-	return apiFiles{templates: templates, tokens: tokens}, nil
+	files := apiFiles{templates: templates, tokens: tokens}
+	if a.ProjectsFile != "" {
+		projects, err := build.LoadProjects(a.ProjectsFile)
+		if err != nil {
+			return apiFiles{}, fmt.Errorf("TENANTFLOW_BUILD_PROJECTS_FILE: %w", err)
+		}
+		if a.GitLab == nil || !a.GitLab.Enabled {
+			return apiFiles{}, errors.New("TENANTFLOW_BUILD_PROJECTS_FILE is set but TENANTFLOW_GITLAB_ENABLED is not: refs are resolved in GitLab")
+		}
+		if len(a.WebhookSecret) < 16 {
+			return apiFiles{}, errors.New("TENANTFLOW_GITLAB_WEBHOOK_SECRET must be at least 16 characters when builds are on")
+		}
+		glc, err := gitlab.NewClient(*a.GitLab, slog.Default().With("component", "gitlab"))
+		if err != nil {
+			return apiFiles{}, fmt.Errorf("gitlab: %w", err)
+		}
+		files.builds = &api.Builds{Projects: projects, Resolver: glc, WebhookSecret: a.WebhookSecret, WebUIURL: a.WebUIURL}
+	}
+	return files, nil
 }
 
 // buildAPI returns the router with the codec endpoint mounted.
@@ -123,7 +154,10 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if err != nil {
 		return nil, fmt.Errorf("TENANTFLOW_CODEC_KEYS: %w", err)
 	}
-	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens}, c, templates, log.With("component", "api"), reg)
+	if files.builds != nil {
+		files.builds.Namespace = tcfg.Namespace
+	}
+	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds}, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err
 	}

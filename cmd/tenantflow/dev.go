@@ -44,6 +44,10 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := parse(s, args); err != nil {
 		return err
 	}
+	a.GitLab = &wcfg.GitLab
+	if a.WebUIURL == "" {
+		a.WebUIURL = "http://127.0.0.1:" + uiPort
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"sort"
@@ -214,4 +215,41 @@ func BenchmarkProvisionWithIntegrations(b *testing.B) {
 		b.Logf("branch %-26s median %s", name, median(ds))
 	}
 	b.Logf("median over %d: total via API %s, critical path %s, ratio %.3f", b.N, total, crit, float64(total)/float64(crit))
+}
+
+// BenchmarkImageBuild measures, through the REST API, a cold build+push of
+// a new commit (its binary differs, so its layer is new to the engine and
+// the registry) and, in the same run, a no-op rebuild of the same commit,
+// which finds the image in the registry and builds nothing.
+func BenchmarkImageBuild(b *testing.B) {
+	bb := startBuildBench(b)
+	files := demoRepository(b)
+	binary := files["demo-app"]
+	var cold, noop []time.Duration
+	for i := 0; i < b.N; i++ {
+		// Trailing bytes change the binary's layer without changing the ELF.
+		files["demo-app"] = append(append([]byte(nil), binary...), []byte(fmt.Sprintf("\nbuild %d %d", i, time.Now().UnixNano()))...)
+		sha := bb.project.Commit("main", files, fmt.Sprintf("change %d", i))
+		for _, out := range []*[]time.Duration{&cold, &noop} {
+			start := time.Now()
+			code, body, _ := bb.do(http.MethodPost, "/v1/builds", map[string]any{"project": demoProject, "ref": sha})
+			if code != http.StatusAccepted {
+				b.Fatalf("POST /v1/builds: %d %v", code, body)
+			}
+			st := bb.waitBuild(body["id"].(string), 5*time.Minute)
+			if st["state"] != workflows.BuildSucceeded {
+				b.Fatalf("build: %v", st)
+			}
+			*out = append(*out, time.Since(start))
+			bb.waitClosed(demoProject, sha)
+			if (out == &noop) != (st["skipped"] == true) {
+				b.Fatalf("skipped=%v on the %s build: %v", st["skipped"], map[bool]string{true: "no-op", false: "cold"}[out == &noop], st)
+			}
+		}
+	}
+	b.StopTimer()
+	c, n := median(cold), median(noop)
+	b.ReportMetric(float64(c.Milliseconds()), "cold-build-push-ms")
+	b.ReportMetric(float64(n.Milliseconds()), "noop-rebuild-ms")
+	b.Logf("median over %d: cold build+push %s, no-op rebuild %s", b.N, c, n)
 }

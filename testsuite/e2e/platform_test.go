@@ -90,7 +90,7 @@ func startPlatform(t testing.TB) *platform { return startPlatformWith(t, &worker
 // startPlatformWith starts the platform with an in-process worker
 // configured by wcfg (integrations included); with nil, the test runs its
 // own worker (see startWorkerProcess).
-func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
+func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
 	d := testsuite.Docker(t)
 	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
@@ -103,7 +103,7 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deps.Runtime = d
+		deps.UseDocker(d)
 		p.deps = deps
 		w := worker.New(tmp.Client, tmp.Config.TaskQueue, *wcfg, deps)
 		if err := w.Start(); err != nil {
@@ -123,7 +123,11 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router, err := api.NewRouter(api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens}, tmp.Client, tpls, testsuite.Logger(t), prometheus.NewRegistry())
+	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens}
+	for _, o := range apiOpts {
+		o(&acfg)
+	}
+	router, err := api.NewRouter(acfg, tmp.Client, tpls, testsuite.Logger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,224 @@
+package build
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/docker/docker/api/types/registry"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+)
+
+// Failure types a retry cannot fix, as shown in the Web UI.
+const (
+	ErrBuildFailed       = "BuildFailed"
+	ErrDockerfileMissing = "DockerfileMissing"
+	ErrDigestMismatch    = "DigestMismatch"
+)
+
+// Source yields a repository archive (tar.gz) at a commit: GitLab's.
+type Source interface {
+	Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error)
+}
+
+// Engine builds and pushes images: the Docker driver.
+type Engine interface {
+	BuildImage(ctx context.Context, buildContext io.Reader, opts docker.BuildOptions) (string, error)
+	PushImage(ctx context.Context, ref string, auth registry.AuthConfig, progress func(line string)) (string, error)
+}
+
+// Registry is the private registry the images go to.
+type Registry interface {
+	ManifestDigest(ctx context.Context, repo, tag string) (digest string, found bool, err error)
+	DeleteManifest(ctx context.Context, repo, digest string) error
+	Ref(repo, tag string) string
+	AuthConfig() registry.AuthConfig
+}
+
+// Activities build images. Heartbeat reports progress (build log lines,
+// push progress); the worker sets it to activity.RecordHeartbeat.
+type Activities struct {
+	Source    Source
+	Engine    Engine
+	Registry  Registry
+	Heartbeat func(ctx context.Context, details ...any)
+	Log       *slog.Logger
+}
+
+// BuildInput is one commit to build.
+type BuildInput struct {
+	Project    string            `json:"project"`
+	ProjectID  int64             `json:"projectId"`
+	SHA        string            `json:"sha"`
+	Ref        string            `json:"ref"`
+	RefType    string            `json:"refType"` // branch, tag or commit
+	Image      string            `json:"image"`   // registry repository
+	Dockerfile string            `json:"dockerfile"`
+	BuildArgs  map[string]string `json:"buildArgs,omitempty"`
+}
+
+// Tags are the image tags of a build: the commit SHA, and the tag's name
+// for a tag build.
+func (in BuildInput) Tags() []string {
+	tags := []string{in.SHA}
+	if in.RefType == "tag" && in.Ref != "" {
+		tags = append(tags, in.Ref)
+	}
+	return tags
+}
+
+// Image is a built image as the registry holds it.
+type Image struct {
+	Repository string   `json:"repository"`
+	Tags       []string `json:"tags"`
+	Ref        string   `json:"ref"`    // <registry>/<repo>:<sha>
+	Digest     string   `json:"digest"` // empty: not in the registry
+	Built      bool     `json:"built"`  // false when it was there already
+}
+
+func (a *Activities) heartbeat(ctx context.Context, msg string) {
+	if a.Heartbeat != nil {
+		a.Heartbeat(ctx, msg)
+	}
+}
+
+func (a *Activities) logger() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
+}
+
+// FindImage looks the build's tags up in the registry: an image is there
+// only when every tag is, at one digest.
+func (a *Activities) FindImage(ctx context.Context, in BuildInput) (Image, error) {
+	img := Image{Repository: in.Image, Tags: in.Tags(), Ref: a.Registry.Ref(in.Image, in.SHA)}
+	for _, tag := range img.Tags {
+		digest, found, err := a.Registry.ManifestDigest(ctx, in.Image, tag)
+		if err != nil {
+			return Image{}, err
+		}
+		if !found || (img.Digest != "" && digest != img.Digest) {
+			img.Digest = ""
+			return img, nil
+		}
+		img.Digest = digest
+	}
+	return img, nil
+}
+
+// BuildAndPushImage builds the commit and pushes every tag, then checks the
+// registry serves the pushed digest. It is idempotent: when the registry
+// already holds the image (an earlier attempt finished) it returns at once.
+func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Image, error) {
+	img, err := a.FindImage(ctx, in)
+	if err != nil || img.Digest != "" {
+		return img, err
+	}
+	log := a.logger().With("project", in.Project, "sha", in.SHA)
+	a.heartbeat(ctx, "downloading the repository archive")
+	archive, err := a.Source.Archive(ctx, in.ProjectID, in.SHA)
+	if err != nil {
+		return Image{}, err
+	}
+	defer archive.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(stripTopDir(archive, pw)) }()
+
+	refs := make([]string, len(img.Tags))
+	for i, t := range img.Tags {
+		refs[i] = a.Registry.Ref(in.Image, t)
+	}
+	_, err = a.Engine.BuildImage(ctx, pr, docker.BuildOptions{
+		Tags:       refs,
+		Dockerfile: in.Dockerfile,
+		BuildArgs:  in.BuildArgs,
+		Labels: map[string]string{
+			"org.opencontainers.image.revision": in.SHA,
+			"org.opencontainers.image.source":   in.Project,
+			"org.opencontainers.image.ref.name": in.Ref,
+		},
+		Log: func(line string) { a.heartbeat(ctx, "build: "+line) },
+	})
+	pr.Close()
+	var buildErr *docker.BuildError
+	switch {
+	case errors.As(err, &buildErr) && strings.Contains(buildErr.Message, "Cannot locate specified Dockerfile"):
+		return Image{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s@%s has no %s", in.Project, in.SHA[:min(12, len(in.SHA))], in.Dockerfile), ErrDockerfileMissing, err)
+	case errors.As(err, &buildErr):
+		return Image{}, temporal.NewNonRetryableApplicationError(buildErr.Error(), ErrBuildFailed, err)
+	case err != nil:
+		return Image{}, err
+	}
+
+	var digest string
+	for _, ref := range refs {
+		d, err := a.Engine.PushImage(ctx, ref, a.Registry.AuthConfig(), func(line string) { a.heartbeat(ctx, "push: "+line) })
+		if err != nil {
+			return Image{}, err
+		}
+		digest = d
+	}
+	// The registry must serve what was pushed; otherwise nothing stays
+	// tagged with a digest nobody verified.
+	got, err := a.FindImage(ctx, in)
+	if err != nil {
+		return Image{}, err
+	}
+	if got.Digest != digest {
+		if got.Digest != "" {
+			_ = a.Registry.DeleteManifest(ctx, in.Image, got.Digest)
+		}
+		msg := fmt.Sprintf("registry serves %q for %s, pushed %s", got.Digest, img.Ref, digest)
+		return Image{}, temporal.NewNonRetryableApplicationError(msg, ErrDigestMismatch, nil)
+	}
+	got.Built = true
+	log.Info("image pushed", "ref", got.Ref, "digest", got.Digest)
+	return got, nil
+}
+
+// stripTopDir copies a GitLab repository archive (tar.gz, everything under
+// "<name>-<sha>-<sha>/") into an uncompressed tar rooted at the repository,
+// which is what the engine expects as a build context.
+func stripTopDir(gz io.Reader, w io.Writer) error {
+	zr, err := gzip.NewReader(gz)
+	if err != nil {
+		return fmt.Errorf("read archive: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	tw := tar.NewWriter(w)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue // git's pax header with the commit id
+		}
+		_, rest, _ := strings.Cut(hdr.Name, "/")
+		if rest == "" {
+			continue
+		}
+		hdr.Name = rest
+		if hdr.Typeflag == tar.TypeLink {
+			_, hdr.Linkname, _ = strings.Cut(hdr.Linkname, "/")
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("build context: %w", err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return fmt.Errorf("build context: %w", err)
+		}
+	}
+	return tw.Close()
+}

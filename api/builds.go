@@ -1,0 +1,243 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	gitlabapi "gitlab.com/gitlab-org/api/client-go"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/build"
+	"github.com/tenantflow/tenantflow/activities/gitlab"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// CommitResolver turns a ref into a commit: the GitLab client.
+type CommitResolver interface {
+	ResolveCommit(ctx context.Context, project, ref string) (gitlab.Commit, error)
+}
+
+// Builds configures the build routes; nil in Config disables them.
+type Builds struct {
+	Projects build.Projects
+	Resolver CommitResolver
+	// WebhookSecret is GitLab's X-Gitlab-Token for POST /v1/hooks/gitlab.
+	WebhookSecret string
+	// WebUIURL and Namespace make the link GitLab's commit status points
+	// to: the build's workflow in the Temporal Web UI.
+	WebUIURL  string
+	Namespace string
+}
+
+const maxHookBytes = 4 << 20 // push events list up to 20 commits
+
+var (
+	refPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$`)
+	zeroSHA    = regexp.MustCompile(`^0+$`)
+)
+
+// BuildID is the REST id of a build: project and commit, reversible.
+func BuildID(project, sha string) string { return strings.ReplaceAll(project, "/", "~") + "@" + sha }
+
+func parseBuildID(id string) (project, sha string, ok bool) {
+	i := strings.LastIndex(id, "@")
+	if i <= 0 {
+		return "", "", false
+	}
+	project, sha = strings.ReplaceAll(id[:i], "~", "/"), id[i+1:]
+	return project, sha, len(sha) == 40 && strings.Trim(sha, "0123456789abcdef") == ""
+}
+
+type createBuildRequest struct {
+	Project string `json:"project"`
+	Ref     string `json:"ref"`
+}
+
+type buildResponse struct {
+	ID         string `json:"id"`
+	WorkflowID string `json:"workflowId"`
+	Project    string `json:"project"`
+	Ref        string `json:"ref"`
+	SHA        string `json:"sha"`
+	Status     string `json:"status"`
+}
+
+// createBuild resolves the ref first, so an unknown project or ref is a 400
+// naming the field and nothing starts; then it starts (or joins) the build.
+func (s *server) createBuild(c *gin.Context) {
+	var req createBuildRequest
+	if err := decodeJSONBody(c, s.cfg.MaxBodyBytes, &req); err != nil {
+		respondFieldError(c, err)
+		return
+	}
+	p := s.cfg.Builds.Projects[req.Project]
+	switch {
+	case req.Project == "":
+		respondFieldError(c, badField("project", "project is required (e.g. group/app)"))
+		return
+	case p == nil:
+		respondFieldError(c, badField("project", "project %q is not configured for builds (known: %s)", req.Project, strings.Join(s.cfg.Builds.Projects.Names(), ", ")))
+		return
+	case !refPattern.MatchString(req.Ref) || strings.Contains(req.Ref, ".."):
+		respondFieldError(c, badField("ref", "ref must be a branch, tag or commit SHA"))
+		return
+	}
+	commit, err := s.cfg.Builds.Resolver.ResolveCommit(c.Request.Context(), p.Path, req.Ref)
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == gitlab.ErrUnknownRef:
+		respondFieldError(c, badField("ref", "%s", appErr.Message()))
+		return
+	case errors.As(err, &appErr) && appErr.Type() == gitlab.ErrUnknownProject:
+		respondFieldError(c, badField("project", "%s", appErr.Message()))
+		return
+	case err != nil:
+		s.log.ErrorContext(c.Request.Context(), "resolve ref failed", "project", p.Path, "ref", req.Ref, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("resolve %s@%s in GitLab: %v", p.Path, req.Ref, err))
+		return
+	}
+	s.startBuild(c, p, commit, "api")
+}
+
+// startBuild starts the build workflow for a resolved commit, or joins the
+// one already running for it (same id: conflict policy USE_EXISTING).
+func (s *server) startBuild(c *gin.Context, p *build.Project, commit gitlab.Commit, trigger string) {
+	id := workflows.BuildWorkflowID(p.Path, commit.SHA)
+	in := build.BuildInput{
+		Project: p.Path, ProjectID: commit.ProjectID, SHA: commit.SHA, Ref: commit.Ref, RefType: commit.RefType,
+		Image: p.Image, Dockerfile: p.Dockerfile, BuildArgs: p.Args(commit.SHA, commit.Ref),
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                s.cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            fmt.Sprintf("Build %s@%.12s (%s %s)", p.Path, commit.SHA, commit.RefType, commit.Ref),
+		EnableEagerStart:         true,
+	}
+	req := workflows.BuildRequest{Build: in, TargetURL: s.workflowURL(id), RequestedBy: c.GetString(ctxCaller), Trigger: trigger}
+	if _, err := s.temporal.ExecuteWorkflow(c.Request.Context(), opts, workflows.BuildWorkflowType, req); err != nil {
+		s.log.ErrorContext(c.Request.Context(), "start build failed", "project", p.Path, "sha", commit.SHA, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start build of %s@%s: %v", p.Path, commit.SHA, err))
+		return
+	}
+	bid := BuildID(p.Path, commit.SHA)
+	c.Header("Location", "/v1/builds/"+bid)
+	c.JSON(http.StatusAccepted, buildResponse{ID: bid, WorkflowID: id, Project: p.Path, Ref: commit.Ref, SHA: commit.SHA, Status: workflows.BuildPending})
+}
+
+func (s *server) workflowURL(id string) string {
+	b := s.cfg.Builds
+	if b.WebUIURL == "" {
+		return ""
+	}
+	return strings.TrimSuffix(b.WebUIURL, "/") + "/namespaces/" + url.PathEscape(b.Namespace) + "/workflows/" + url.PathEscape(id)
+}
+
+// getBuild answers with the build's state from its workflow.
+func (s *server) getBuild(c *gin.Context) {
+	project, sha, ok := parseBuildID(c.Param("id"))
+	if !ok {
+		respondFieldError(c, badField("id", "build id must be <group~project>@<40-hex sha>"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	value, err := s.temporal.QueryWorkflow(ctx, workflows.BuildWorkflowID(project, sha), "", workflows.QueryState)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("build %s not found", c.Param("id")))
+		return
+	case err != nil:
+		s.respondQueryError(ctx, c, "build "+c.Param("id"), err)
+		return
+	}
+	var st workflows.BuildState
+	if err := value.Get(&st); err != nil {
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("build %s: decode state: %v", c.Param("id"), err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "workflowId": workflows.BuildWorkflowID(project, sha), "build": st})
+}
+
+// gitlabHook receives GitLab push and tag events. The shared secret in
+// X-Gitlab-Token is compared in constant time; events for projects or
+// branches that are not configured are acknowledged and ignored, so GitLab
+// does not retry them.
+func (s *server) gitlabHook(c *gin.Context) {
+	want := sha256.Sum256([]byte(s.cfg.Builds.WebhookSecret))
+	got := sha256.Sum256([]byte(c.GetHeader("X-Gitlab-Token")))
+	if s.cfg.Builds.WebhookSecret == "" || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+		respondError(c, http.StatusUnauthorized, "missing or invalid X-Gitlab-Token")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxHookBytes))
+	if err != nil {
+		respondFieldError(c, badField("body", "webhook body unreadable or over %d bytes", maxHookBytes))
+		return
+	}
+	event := gitlabapi.HookEventType(c.Request)
+	parsed, err := gitlabapi.ParseWebhook(event, body)
+	if err != nil {
+		ignore(c, fmt.Sprintf("event %q is not handled", event))
+		return
+	}
+	var commit gitlab.Commit
+	var project string
+	switch e := parsed.(type) {
+	case *gitlabapi.PushEvent:
+		project = e.Project.PathWithNamespace
+		branch := strings.TrimPrefix(e.Ref, "refs/heads/")
+		p := s.cfg.Builds.Projects[project]
+		switch {
+		case p == nil:
+			ignore(c, fmt.Sprintf("project %s is not configured for builds", project))
+			return
+		case zeroSHA.MatchString(e.After) || e.CheckoutSHA == "":
+			ignore(c, fmt.Sprintf("branch %s was deleted", branch))
+			return
+		case !p.BuildsBranch(branch):
+			ignore(c, fmt.Sprintf("branch %s of %s does not build", branch, project))
+			return
+		}
+		commit = gitlab.Commit{Project: project, ProjectID: e.ProjectID, SHA: e.CheckoutSHA, Ref: branch, RefType: "branch"}
+	case *gitlabapi.TagEvent:
+		project = e.Project.PathWithNamespace
+		tag := strings.TrimPrefix(e.Ref, "refs/tags/")
+		p := s.cfg.Builds.Projects[project]
+		switch {
+		case p == nil:
+			ignore(c, fmt.Sprintf("project %s is not configured for builds", project))
+			return
+		case zeroSHA.MatchString(e.After) || e.CheckoutSHA == "":
+			ignore(c, fmt.Sprintf("tag %s was deleted", tag))
+			return
+		case !p.Tags:
+			ignore(c, fmt.Sprintf("tags of %s do not build", project))
+			return
+		}
+		commit = gitlab.Commit{Project: project, ProjectID: e.ProjectID, SHA: e.CheckoutSHA, Ref: tag, RefType: "tag"}
+	default:
+		ignore(c, fmt.Sprintf("event %q is not handled", event))
+		return
+	}
+	c.Set(ctxCaller, "gitlab-webhook")
+	s.startBuild(c, s.cfg.Builds.Projects[project], commit, "webhook")
+}
+
+func ignore(c *gin.Context, reason string) {
+	c.JSON(http.StatusOK, gin.H{"ignored": reason})
+}

@@ -1,0 +1,120 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/build"
+	"github.com/tenantflow/tenantflow/activities/gitlab"
+)
+
+type buildMocks struct {
+	mu       sync.Mutex
+	statuses []string
+	builds   int
+}
+
+func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error) (*testsuite.TestWorkflowEnvironment, *buildMocks) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(BuildImageWorkflow, workflow.RegisterOptions{Name: BuildWorkflowType})
+	g0, b0 := &gitlab.Activities{}, &build.Activities{}
+	for _, fn := range []any{g0.SetCommitStatus, b0.FindImage, b0.BuildAndPushImage} {
+		env.RegisterActivity(fn)
+	}
+	m := &buildMocks{}
+	var g *gitlab.Activities
+	var b *build.Activities
+	env.OnActivity(g.SetCommitStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, in gitlab.StatusInput) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.statuses = append(m.statuses, in.State)
+		require.Equal(t, CommitStatusName, in.Name)
+		require.Equal(t, "http://ui/wf", in.TargetURL)
+		return statusErr
+	})
+	img := build.Image{Repository: "tenants/app", Tags: []string{"abc"}, Ref: "reg/tenants/app:abc"}
+	env.OnActivity(b.FindImage, mock.Anything, mock.Anything).Return(func(context.Context, build.BuildInput) (build.Image, error) {
+		if inRegistry {
+			img.Digest = "sha256:old"
+		}
+		return img, nil
+	})
+	env.OnActivity(b.BuildAndPushImage, mock.Anything, mock.Anything).Return(func(context.Context, build.BuildInput) (build.Image, error) {
+		m.mu.Lock()
+		m.builds++
+		m.mu.Unlock()
+		if buildErr != nil {
+			return build.Image{}, buildErr
+		}
+		img.Digest, img.Built = "sha256:new", true
+		return img, nil
+	})
+	return env, m
+}
+
+var buildRequest = BuildRequest{
+	Build:     build.BuildInput{Project: "group/app", ProjectID: 7, SHA: "abc", Ref: "main", RefType: "branch", Image: "tenants/app", Dockerfile: "Dockerfile"},
+	TargetURL: "http://ui/wf",
+}
+
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) BuildState {
+	t.Helper()
+	var st BuildState
+	require.NoError(t, env.GetWorkflowResult(&st))
+	return st
+}
+
+func TestBuildPushesAndReportsToGitLab(t *testing.T) {
+	env, m := newBuildEnv(t, false, nil, nil)
+	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	st := result(t, env)
+	require.Equal(t, BuildSucceeded, st.State)
+	require.Equal(t, "sha256:new", st.Image.Digest)
+	require.False(t, st.Skipped)
+	require.Equal(t, Progress{Done: 2, Total: 2}, st.Progress)
+	require.Equal(t, []string{"pending", "running", "success"}, m.statuses)
+	require.Equal(t, 1, m.builds)
+}
+
+func TestBuildSkipsWhatTheRegistryHas(t *testing.T) {
+	env, m := newBuildEnv(t, true, nil, nil)
+	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	st := result(t, env)
+	require.Equal(t, BuildSucceeded, st.State)
+	require.True(t, st.Skipped)
+	require.Equal(t, "sha256:old", st.Image.Digest)
+	require.Equal(t, 0, m.builds)
+	require.Equal(t, []string{"pending", "success"}, m.statuses)
+}
+
+func TestBuildFailureIsPermanentAndReported(t *testing.T) {
+	env, m := newBuildEnv(t, false, temporal.NewNonRetryableApplicationError("no Dockerfile", build.ErrDockerfileMissing, nil), nil)
+	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
+	require.Equal(t, ErrBuildFailed, appErr.Type())
+	require.Equal(t, 1, m.builds, "a permanent failure is not retried")
+	require.Equal(t, []string{"pending", "running", "failed"}, m.statuses)
+	v, err := env.QueryWorkflow(QueryState)
+	require.NoError(t, err)
+	var st BuildState
+	require.NoError(t, v.Get(&st))
+	require.Equal(t, BuildFailed, st.State)
+	require.Contains(t, st.Error, build.ErrDockerfileMissing)
+}
+
+func TestBuildSurvivesAGitLabStatusOutage(t *testing.T) {
+	env, m := newBuildEnv(t, false, nil, temporal.NewNonRetryableApplicationError("gitlab down", "GitLabRejected", errors.New("x")))
+	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	require.Equal(t, BuildSucceeded, result(t, env).State, "reporting to GitLab must not decide the build")
+	require.Equal(t, 1, m.builds)
+}
