@@ -229,7 +229,7 @@ func Register(r sdkworker.Registry, deps Deps) {
 		fns = append(fns, a.ResolveCommit, a.SetCommitStatus)
 	}
 	if a := deps.Build; a != nil {
-		fns = append(fns, a.FindImage, a.BuildAndPushImage)
+		fns = append(fns, a.FindImage, a.BuildAndPushImage, a.RemoveImage)
 	}
 	for _, fn := range fns {
 		r.RegisterActivity(fn)

@@ -132,6 +132,10 @@ func BuildImageWorkflow(ctx workflow.Context, req BuildRequest) (BuildState, err
 	st.State, st.Progress.Step = BuildBuilding, "build and push"
 	status("running", "building "+in.Image)
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, buildOptions), b.BuildAndPushImage, in).Get(ctx, &st.Image); err != nil {
+		// Untag whatever this build pushed before it failed.
+		if rerr := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, commitStatusOptions), b.RemoveImage, in).Get(ctx, nil); rerr != nil {
+			log.Error("half-pushed image not removed", "error", rerr)
+		}
 		finish(BuildFailed, errorMessage(err))
 		status("failed", truncate(st.Error, 200))
 		return st, temporal.NewNonRetryableApplicationError("build "+in.Project+"@"+in.SHA+": "+st.Error, ErrBuildFailed, err)

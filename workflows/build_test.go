@@ -20,6 +20,7 @@ type buildMocks struct {
 	mu       sync.Mutex
 	statuses []string
 	builds   int
+	removed  int
 }
 
 func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error) (*testsuite.TestWorkflowEnvironment, *buildMocks) {
@@ -27,7 +28,7 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(BuildImageWorkflow, workflow.RegisterOptions{Name: BuildWorkflowType})
 	g0, b0 := &gitlab.Activities{}, &build.Activities{}
-	for _, fn := range []any{g0.SetCommitStatus, b0.FindImage, b0.BuildAndPushImage} {
+	for _, fn := range []any{g0.SetCommitStatus, b0.FindImage, b0.BuildAndPushImage, b0.RemoveImage} {
 		env.RegisterActivity(fn)
 	}
 	m := &buildMocks{}
@@ -58,6 +59,12 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 		img.Digest, img.Built = "sha256:new", true
 		return img, nil
 	})
+	env.OnActivity(b.RemoveImage, mock.Anything, mock.Anything).Return(func(context.Context, build.BuildInput) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.removed++
+		return nil
+	})
 	return env, m
 }
 
@@ -83,6 +90,7 @@ func TestBuildPushesAndReportsToGitLab(t *testing.T) {
 	require.Equal(t, Progress{Done: 2, Total: 2}, st.Progress)
 	require.Equal(t, []string{"pending", "running", "success"}, m.statuses)
 	require.Equal(t, 1, m.builds)
+	require.Zero(t, m.removed)
 }
 
 func TestBuildSkipsWhatTheRegistryHas(t *testing.T) {
@@ -103,6 +111,7 @@ func TestBuildFailureIsPermanentAndReported(t *testing.T) {
 	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
 	require.Equal(t, ErrBuildFailed, appErr.Type())
 	require.Equal(t, 1, m.builds, "a permanent failure is not retried")
+	require.Equal(t, 1, m.removed, "what the failed build pushed is untagged")
 	require.Equal(t, []string{"pending", "running", "failed"}, m.statuses)
 	v, err := env.QueryWorkflow(QueryState)
 	require.NoError(t, err)

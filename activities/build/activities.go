@@ -184,6 +184,26 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 	return got, nil
 }
 
+// RemoveImage deletes whatever the registry holds under the build's tags:
+// the compensation of a build that failed after pushing some of them, so
+// nothing half-pushed stays tagged. A build only runs when the image was
+// not there before, so these tags are its own.
+func (a *Activities) RemoveImage(ctx context.Context, in BuildInput) error {
+	for _, tag := range in.Tags() {
+		digest, found, err := a.Registry.ManifestDigest(ctx, in.Image, tag)
+		if err != nil {
+			return err
+		}
+		if found {
+			if err := a.Registry.DeleteManifest(ctx, in.Image, digest); err != nil {
+				return err
+			}
+			a.logger().Info("removed half-pushed image", "project", in.Project, "tag", tag, "digest", digest)
+		}
+	}
+	return nil
+}
+
 // stripTopDir copies a GitLab repository archive (tar.gz, everything under
 // "<name>-<sha>-<sha>/") into an uncompressed tar rooted at the repository,
 // which is what the engine expects as a build context.
