@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/tenantflow/tenantflow/workflows"
 )
+
+var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
 
 // getCredentials hands the tenant's first directory account and its
 // password to the distributor, once: the tenant workflow forgets the
@@ -26,7 +29,20 @@ func (s *server) getCredentials(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	by := c.GetString(ctxCaller)
+	// An Idempotency-Key makes the Update id: Temporal answers a repeated
+	// id with the stored outcome, so a portal whose request timed out after
+	// the password was handed out gets it again by retrying with the same
+	// key. Without a key every request is new: the second one gets 410.
+	updateID := ""
+	if key := c.GetHeader("Idempotency-Key"); key != "" {
+		if !idempotencyKey.MatchString(key) {
+			respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
+			return
+		}
+		updateID = "fetch-credentials:" + by + ":" + key
+	}
 	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     updateID,
 		WorkflowID:   workflows.TenantWorkflowID(name),
 		UpdateName:   workflows.UpdateFetchCredentials,
 		Args:         []any{workflows.FetchCredentialsInput{By: by}},

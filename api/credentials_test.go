@@ -23,6 +23,19 @@ func TestGetCredentialsOnce(t *testing.T) {
 	require.Len(t, e.temporal.updates, 1)
 	u := e.temporal.updates[0]
 	assert.Equal(t, "tenant:acme", u.WorkflowID)
+	assert.Empty(t, u.UpdateID, "without a key every request is a new fetch")
+
+	req := newRequest(http.MethodGet, "/v1/tenants/acme/credentials", "")
+	req.Header.Set("Authorization", "Bearer "+distributorToken)
+	req.Header.Set("Idempotency-Key", "portal-req-0001")
+	rec = serve(e, req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "fetch-credentials:distributor:portal-req-0001", e.temporal.updates[1].UpdateID)
+
+	req.Header.Set("Idempotency-Key", "bad key!")
+	rec = serve(e, req)
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Contains(t, rec.Body.String(), `"field":"Idempotency-Key"`)
 	assert.Equal(t, workflows.UpdateFetchCredentials, u.UpdateName)
 	assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
 	assert.Equal(t, []any{workflows.FetchCredentialsInput{By: "distributor"}}, u.Args)

@@ -75,6 +75,7 @@ var commitStatusOptions = workflow.ActivityOptions{
 var buildOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 30 * time.Minute,
 	HeartbeatTimeout:    2 * time.Minute,
+	WaitForCancellation: true,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    5 * time.Second,
 		BackoffCoefficient: 2,
@@ -97,11 +98,15 @@ func BuildImageWorkflow(ctx workflow.Context, req BuildRequest) (BuildState, err
 	}
 	var g *gitlab.Activities
 	var b *build.Activities
+	// Statuses and cleanup run on a disconnected context: a cancelled build
+	// still says "failed" in GitLab and untags what it pushed.
+	dctx, cancelDisconnected := workflow.NewDisconnectedContext(ctx)
+	defer cancelDisconnected()
 	status := func(state, description string) {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, commitStatusOptions), g.SetCommitStatus, gitlab.StatusInput{
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, commitStatusOptions), g.SetCommitStatus, gitlab.StatusInput{
 			ProjectID: in.ProjectID, SHA: in.SHA, State: state, Name: CommitStatusName, Ref: in.Ref,
 			TargetURL: req.TargetURL, Description: description,
-		}).Get(ctx, nil)
+		}).Get(dctx, nil)
 		if err != nil {
 			log.Warn("commit status not reported", "state", state, "error", err)
 		}
@@ -133,7 +138,7 @@ func BuildImageWorkflow(ctx workflow.Context, req BuildRequest) (BuildState, err
 	status("running", "building "+in.Image)
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, buildOptions), b.BuildAndPushImage, in).Get(ctx, &st.Image); err != nil {
 		// Untag whatever this build pushed before it failed.
-		if rerr := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, commitStatusOptions), b.RemoveImage, in).Get(ctx, nil); rerr != nil {
+		if rerr := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, commitStatusOptions), b.RemoveImage, in).Get(dctx, nil); rerr != nil {
 			log.Error("half-pushed image not removed", "error", rerr)
 		}
 		finish(BuildFailed, errorMessage(err))

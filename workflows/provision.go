@@ -44,6 +44,7 @@ var localStepOptions = workflow.LocalActivityOptions{
 var waitHealthyOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 10 * time.Minute,
 	HeartbeatTimeout:    15 * time.Second,
+	WaitForCancellation: true,
 	RetryPolicy: &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
@@ -142,6 +143,9 @@ func (t *tenant) provision(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrProvisioningFailed, err)
 	}
 
+	if t.state.ProvisionID == "" {
+		t.state.ProvisionID = workflow.GetInfo(ctx).WorkflowExecution.RunID
+	}
 	var plan integrations.Plan
 	if workflow.GetVersion(ctx, versionIntegrations, workflow.DefaultVersion, 1) >= 1 {
 		if plan, err = t.planIntegrations(ctx); err != nil {
@@ -231,7 +235,8 @@ func (t *tenant) provision(ctx workflow.Context) error {
 // healthy, registering their compensations as each step begins.
 func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment, undo *saga) (runtime.Endpoint, error) {
 	var a *runtime.Activities
-	ref := runtime.TenantRef{Tenant: t.spec.Name}
+	owner := t.state.ProvisionID
+	ref := runtime.TenantRef{Tenant: t.spec.Name, Owner: owner}
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	local := func(fn any, arg any) func(workflow.Context) error {
 		return func(ctx workflow.Context) error {
@@ -245,7 +250,7 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 	t.begin(StepCreateNetwork)
 	t.begin(StepCreateVolumes)
 	netF := workflow.ExecuteLocalActivity(lctx, a.CreateNetwork, ref)
-	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Tenant: t.spec.Name, Volumes: env.Volumes})
+	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
 	netErr := netF.Get(ctx, nil)
 	t.end(StepCreateNetwork)
 	volErr := volF.Get(ctx, nil)
@@ -260,7 +265,7 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 	t.begin(StepStartServices)
 	futures := make([]workflow.Future, len(env.Services))
 	for i, svc := range env.Services {
-		futures[i] = workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Service: svc})
+		futures[i] = workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Owner: owner, Service: svc})
 	}
 	var errs error
 	t.state.Services = make([]runtime.ServiceStatus, len(env.Services))

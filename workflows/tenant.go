@@ -86,18 +86,21 @@ type Progress struct {
 
 // TenantState is the tenant as the API shows it. It never holds secrets.
 type TenantState struct {
-	Name      string                  `json:"name"`
-	State     string                  `json:"state"`
-	Stage     string                  `json:"stage"`
-	Template  string                  `json:"template"`
-	Image     string                  `json:"image,omitempty"`
-	URL       string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
-	Endpoint  string                  `json:"endpoint,omitempty"` // the runtime's own address of the public service
-	Progress  Progress                `json:"progress"`
-	Error     string                  `json:"error,omitempty"`
-	Services  []runtime.ServiceStatus `json:"services,omitempty"`
-	Resources []Resource              `json:"resources,omitempty"`
-	Accounts  []Account               `json:"accounts,omitempty"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Stage    string `json:"stage"`
+	Template string `json:"template"`
+	// ProvisionID is the run that provisioned the tenant; its runtime
+	// objects carry it as their owner.
+	ProvisionID string                  `json:"provisionId,omitempty"`
+	Image       string                  `json:"image,omitempty"`
+	URL         string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
+	Endpoint    string                  `json:"endpoint,omitempty"` // the runtime's own address of the public service
+	Progress    Progress                `json:"progress"`
+	Error       string                  `json:"error,omitempty"`
+	Services    []runtime.ServiceStatus `json:"services,omitempty"`
+	Resources   []Resource              `json:"resources,omitempty"`
+	Accounts    []Account               `json:"accounts,omitempty"`
 	// When and by whom the first account's password was handed out; it is
 	// handed out once and then forgotten.
 	CredentialsFetchedAt *time.Time `json:"credentialsFetchedAt,omitempty"`

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/docker/docker/api/types/registry"
 	"go.temporal.io/sdk/temporal"
@@ -123,7 +125,25 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 		return img, err
 	}
 	log := a.logger().With("project", in.Project, "sha", in.SHA)
-	a.heartbeat(ctx, "downloading the repository archive")
+	// Build steps and layer uploads can be silent for minutes; a ticker keeps
+	// heartbeating the last progress so only a dead worker times out.
+	var last atomic.Value
+	progress := func(msg string) { last.Store(msg); a.heartbeat(ctx, msg) }
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(30 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				a.heartbeat(ctx, last.Load().(string))
+			}
+		}
+	}()
+	progress("downloading the repository archive")
 	archive, err := a.Source.Archive(ctx, in.ProjectID, in.SHA)
 	if err != nil {
 		return Image{}, err
@@ -145,7 +165,7 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 			"org.opencontainers.image.source":   in.Project,
 			"org.opencontainers.image.ref.name": in.Ref,
 		},
-		Log: func(line string) { a.heartbeat(ctx, "build: "+line) },
+		Log: func(line string) { progress("build: " + line) },
 	})
 	pr.Close()
 	var buildErr *docker.BuildError
@@ -160,7 +180,7 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 
 	var digest string
 	for _, ref := range refs {
-		d, err := a.Engine.PushImage(ctx, ref, a.Registry.AuthConfig(), func(line string) { a.heartbeat(ctx, "push: "+line) })
+		d, err := a.Engine.PushImage(ctx, ref, a.Registry.AuthConfig(), func(line string) { progress("push: " + line) })
 		if err != nil {
 			return Image{}, err
 		}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -37,7 +38,8 @@ const (
 	LabelTenant  = "tenantflow.tenant"
 	LabelService = "tenantflow.service"
 	LabelVolume  = "tenantflow.volume"
-	LabelSpec    = "tenantflow.spec" // hash of the rendered service spec
+	LabelSpec    = "tenantflow.spec"  // hash of the rendered service spec
+	LabelOwner   = "tenantflow.owner" // the provisioning (workflow run) that made it
 )
 
 // Error types shown in the Web UI for failures a retry cannot fix.
@@ -45,6 +47,7 @@ const (
 	ErrImageNotFound    = "ImageNotFound"
 	ErrServiceUnhealthy = "ServiceUnhealthy"
 	ErrInvalidSpec      = "InvalidServiceSpec"
+	ErrNotOurs          = "ResourceNotOurs"
 )
 
 // Config is the Docker driver's configuration.
@@ -107,17 +110,43 @@ func (d *Driver) Client() *client.Client { return d.cli }
 func (d *Driver) Close() error { return d.cli.Close() }
 
 // NetworkName, VolumeName and ContainerName are the deterministic names that
-// make retries find what an earlier attempt created.
+// make retries find what an earlier attempt created. "_" cannot occur in a
+// tenant name (a DNS label), so tenant "acme" volume "db-data" and tenant
+// "acme-db" volume "data" never share a name.
 func NetworkName(tenant string) string        { return "tf-" + tenant }
-func VolumeName(tenant, vol string) string    { return "tf-" + tenant + "-" + vol }
-func ContainerName(tenant, svc string) string { return "tf-" + tenant + "-" + svc }
+func VolumeName(tenant, vol string) string    { return "tf-" + tenant + "_" + vol }
+func ContainerName(tenant, svc string) string { return "tf-" + tenant + "_" + svc }
 
-func tenantFilter(tenant string) filters.Args {
-	return filters.NewArgs(filters.Arg("label", LabelTenant+"="+tenant))
+// ownedFilter selects the tenant's objects of one owner (any owner if "").
+func ownedFilter(tenant, owner string) filters.Args {
+	f := filters.NewArgs(filters.Arg("label", LabelTenant+"="+tenant))
+	if owner != "" {
+		f.Add("label", LabelOwner+"="+owner)
+	}
+	return f
+}
+
+// checkOwner refuses an object of the tenant's name that another
+// provisioning (or something else entirely) made.
+func checkOwner(kind, name, tenant, owner string, labels map[string]string) error {
+	if labels[LabelTenant] != tenant || (owner != "" && labels[LabelOwner] != owner) {
+		msg := fmt.Sprintf("%s %s exists but was not made by this provisioning of %s (owner %q): is the tenant already deployed?",
+			kind, name, tenant, labels[LabelOwner])
+		return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+	}
+	return nil
+}
+
+func ownedLabels(tenant, owner string) map[string]string {
+	l := map[string]string{LabelManaged: "true", LabelTenant: tenant}
+	if owner != "" {
+		l[LabelOwner] = owner
+	}
+	return l
 }
 
 // CreateNetwork makes the tenant's bridge network unless it exists.
-func (d *Driver) CreateNetwork(ctx context.Context, tenant string) error {
+func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error {
 	name := NetworkName(tenant)
 	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
 	if err != nil {
@@ -125,12 +154,12 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant string) error {
 	}
 	for _, n := range nets {
 		if n.Name == name { // the name filter matches substrings
-			return nil
+			return checkOwner("network", name, tenant, owner, n.Labels)
 		}
 	}
 	_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{
 		Driver: "bridge",
-		Labels: map[string]string{LabelManaged: "true", LabelTenant: tenant},
+		Labels: ownedLabels(tenant, owner),
 	})
 	if err != nil && !cerrdefs.IsConflict(err) {
 		return fmt.Errorf("create network %s: %w", name, err)
@@ -141,15 +170,18 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant string) error {
 
 // CreateVolumes makes the tenant's named volumes. Docker returns the existing
 // volume for a name that exists, which makes this idempotent by itself.
-func (d *Driver) CreateVolumes(ctx context.Context, tenant string, volumes []string) error {
+func (d *Driver) CreateVolumes(ctx context.Context, tenant, owner string, volumes []string) error {
 	for _, v := range volumes {
 		name := VolumeName(tenant, v)
-		_, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{
-			Name:   name,
-			Labels: map[string]string{LabelManaged: "true", LabelTenant: tenant, LabelVolume: v},
-		})
+		labels := ownedLabels(tenant, owner)
+		labels[LabelVolume] = v
+		vol, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels})
 		if err != nil {
 			return fmt.Errorf("create volume %s: %w", name, err)
+		}
+		// An existing volume comes back as it is, with its own labels.
+		if err := checkOwner("volume", name, tenant, owner, vol.Labels); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -167,10 +199,10 @@ func specHash(tenant string, svc runtime.Service) string {
 }
 
 // StartService creates the service's container once and makes sure it runs.
-func (d *Driver) StartService(ctx context.Context, tenant string, svc runtime.Service) (runtime.ServiceStatus, error) {
+func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc runtime.Service) (runtime.ServiceStatus, error) {
 	name := ContainerName(tenant, svc.Name)
 	hash := specHash(tenant, svc)
-	id, err := d.ensureContainer(ctx, tenant, name, hash, svc)
+	id, err := d.ensureContainer(ctx, tenant, owner, name, hash, svc)
 	if err != nil {
 		return runtime.ServiceStatus{}, err
 	}
@@ -181,28 +213,33 @@ func (d *Driver) StartService(ctx context.Context, tenant string, svc runtime.Se
 	return runtime.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
 }
 
-func (d *Driver) ensureContainer(ctx context.Context, tenant, name, hash string, svc runtime.Service) (string, error) {
+func (d *Driver) ensureContainer(ctx context.Context, tenant, owner, name, hash string, svc runtime.Service) (string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		existing, err := d.cli.ContainerInspect(ctx, name)
+		if err == nil && existing.Config != nil {
+			if err := checkOwner("container", name, tenant, owner, existing.Config.Labels); err != nil {
+				return "", err
+			}
+		}
 		switch {
 		case err == nil && existing.Config != nil && existing.Config.Labels[LabelSpec] == hash:
 			return existing.ID, nil
 		case err == nil:
-			// Left by an attempt with another spec: replace it, it never served.
+			// Ours, from an attempt with another spec: replace it.
 			if err := d.cli.ContainerRemove(ctx, existing.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 				return "", fmt.Errorf("replace container %s: %w", name, err)
 			}
 		case !cerrdefs.IsNotFound(err):
 			return "", fmt.Errorf("inspect container %s: %w", name, err)
 		}
-		cfg, hostCfg, netCfg := d.containerSpec(tenant, hash, svc)
+		cfg, hostCfg, netCfg := d.containerSpec(tenant, owner, hash, svc)
 		created, err := d.cli.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, name)
 		switch {
 		case err == nil:
 			return created.ID, nil
 		case cerrdefs.IsConflict(err):
 			continue // a concurrent attempt created it: inspect again
-		case cerrdefs.IsNotFound(err):
+		case cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "No such image"):
 			msg := fmt.Sprintf("service %s: image %s is not on the Docker host", svc.Name, svc.Image)
 			return "", temporal.NewNonRetryableApplicationError(msg, ErrImageNotFound, err)
 		default:
@@ -212,7 +249,7 @@ func (d *Driver) ensureContainer(ctx context.Context, tenant, name, hash string,
 	return "", fmt.Errorf("create container %s: name kept conflicting", name)
 }
 
-func (d *Driver) containerSpec(tenant, hash string, svc runtime.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	env := make([]string, 0, len(svc.Env))
 	for k, v := range svc.Env {
 		env = append(env, k+"="+v)
@@ -220,11 +257,10 @@ func (d *Driver) containerSpec(tenant, hash string, svc runtime.Service) (*conta
 	cfg := &container.Config{
 		Image: svc.Image,
 		Env:   env,
-		Labels: map[string]string{
-			LabelManaged: "true", LabelTenant: tenant, LabelService: svc.Name, LabelSpec: hash,
-		},
+		Labels:       ownedLabels(tenant, owner),
 		ExposedPorts: nat.PortSet{},
 	}
+	cfg.Labels[LabelService], cfg.Labels[LabelSpec] = svc.Name, hash
 	if len(svc.Command) > 0 {
 		cfg.Cmd = svc.Command
 	}
@@ -419,9 +455,9 @@ func probeHTTP(ctx context.Context, c *http.Client, url string, timeout time.Dur
 	return false, "HTTP " + resp.Status
 }
 
-// RemoveServices force-removes every container of the tenant.
-func (d *Driver) RemoveServices(ctx context.Context, tenant string) error {
-	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: tenantFilter(tenant)})
+// RemoveServices force-removes every container of the tenant (of owner).
+func (d *Driver) RemoveServices(ctx context.Context, tenant, owner string) error {
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: ownedFilter(tenant, owner)})
 	if err != nil {
 		return fmt.Errorf("list containers of %s: %w", tenant, err)
 	}
@@ -435,9 +471,9 @@ func (d *Driver) RemoveServices(ctx context.Context, tenant string) error {
 	return errs
 }
 
-// RemoveVolumes deletes the tenant's volumes (containers must be gone).
-func (d *Driver) RemoveVolumes(ctx context.Context, tenant string) error {
-	list, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: tenantFilter(tenant)})
+// RemoveVolumes deletes the tenant's volumes of owner (containers must be gone).
+func (d *Driver) RemoveVolumes(ctx context.Context, tenant, owner string) error {
+	list, err := d.cli.VolumeList(ctx, volume.ListOptions{Filters: ownedFilter(tenant, owner)})
 	if err != nil {
 		return fmt.Errorf("list volumes of %s: %w", tenant, err)
 	}
@@ -450,9 +486,9 @@ func (d *Driver) RemoveVolumes(ctx context.Context, tenant string) error {
 	return errs
 }
 
-// RemoveNetwork removes the tenant's network(s).
-func (d *Driver) RemoveNetwork(ctx context.Context, tenant string) error {
-	list, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: tenantFilter(tenant)})
+// RemoveNetwork removes the tenant's network(s) of owner.
+func (d *Driver) RemoveNetwork(ctx context.Context, tenant, owner string) error {
+	list, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: ownedFilter(tenant, owner)})
 	if err != nil {
 		return fmt.Errorf("list networks of %s: %w", tenant, err)
 	}

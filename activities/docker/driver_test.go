@@ -60,19 +60,19 @@ func residue(t *testing.T, d *docker.Driver, tenant string) []string {
 
 func destroy(t *testing.T, d *docker.Driver, tenant string) {
 	ctx := context.Background()
-	require.NoError(t, d.RemoveServices(ctx, tenant))
-	require.NoError(t, d.RemoveVolumes(ctx, tenant))
-	require.NoError(t, d.RemoveNetwork(ctx, tenant))
+	require.NoError(t, d.RemoveServices(ctx, tenant, ""))
+	require.NoError(t, d.RemoveVolumes(ctx, tenant, ""))
+	require.NoError(t, d.RemoveNetwork(ctx, tenant, ""))
 }
 
 func provision(t *testing.T, d *docker.Driver, env runtime.Environment) (runtime.Endpoint, map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	require.NoError(t, d.CreateNetwork(ctx, env.Tenant))
-	require.NoError(t, d.CreateVolumes(ctx, env.Tenant, env.Volumes))
+	require.NoError(t, d.CreateNetwork(ctx, env.Tenant, "run-1"))
+	require.NoError(t, d.CreateVolumes(ctx, env.Tenant, "run-1", env.Volumes))
 	ids := map[string]string{}
 	for _, s := range env.Services {
-		st, err := d.StartService(ctx, env.Tenant, s)
+		st, err := d.StartService(ctx, env.Tenant, "run-1", s)
 		require.NoError(t, err)
 		ids[s.Name] = st.ID
 	}
@@ -119,8 +119,8 @@ func TestMissingImageIsPermanent(t *testing.T) {
 	tenant := fmt.Sprintf("noimg%d", time.Now().UnixNano()%1e6)
 	t.Cleanup(func() { destroy(t, d, tenant) })
 	ctx := context.Background()
-	require.NoError(t, d.CreateNetwork(ctx, tenant))
-	_, err := d.StartService(ctx, tenant, runtime.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
+	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
+	_, err := d.StartService(ctx, tenant, "run-1", runtime.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
 	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
 	_, err = d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, "app"))
 	require.True(t, cerrdefs.IsNotFound(err), "no container may be left: %v", err)
@@ -138,13 +138,49 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 		Interval: runtime.Duration(100 * time.Millisecond), Retries: 2,
 	}
 	ctx := context.Background()
-	require.NoError(t, d.CreateNetwork(ctx, tenant))
-	require.NoError(t, d.CreateVolumes(ctx, tenant, env.Volumes))
+	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
+	require.NoError(t, d.CreateVolumes(ctx, tenant, "run-1", env.Volumes))
 	for _, s := range env.Services {
-		_, err := d.StartService(ctx, tenant, s)
+		_, err := d.StartService(ctx, tenant, "run-1", s)
 		require.NoError(t, err)
 	}
 	_, err := d.WaitHealthy(ctx, env, func(string) {})
 	appErr := testsuite.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "db")
+}
+
+// A second provisioning of a live tenant (its workflow terminated and the
+// name requested again) is refused everywhere, and its compensation, which
+// removes only its own objects, leaves the live tenant untouched.
+func TestAnotherProvisioningNeitherTakesOverNorRemoves(t *testing.T) {
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("own%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	env := defaultEnv(t, tenant)
+	_, ids := provision(t, d, env) // owner run-1
+	ctx := context.Background()
+
+	testsuite.RequireNonRetryable(t, d.CreateNetwork(ctx, tenant, "run-2"), docker.ErrNotOurs)
+	testsuite.RequireNonRetryable(t, d.CreateVolumes(ctx, tenant, "run-2", env.Volumes), docker.ErrNotOurs)
+	second := defaultEnv(t, tenant) // new secrets: another spec
+	_, err := d.StartService(ctx, tenant, "run-2", second.Services[0])
+	testsuite.RequireNonRetryable(t, err, docker.ErrNotOurs)
+
+	require.NoError(t, d.RemoveServices(ctx, tenant, "run-2"))
+	require.NoError(t, d.RemoveVolumes(ctx, tenant, "run-2"))
+	require.NoError(t, d.RemoveNetwork(ctx, tenant, "run-2"))
+	require.Len(t, residue(t, d, tenant), 5, "the live tenant keeps everything")
+	for svc, id := range ids {
+		info, err := d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, svc))
+		require.NoError(t, err)
+		require.Equal(t, id, info.ID)
+		require.True(t, info.State.Running)
+	}
+}
+
+// Names cannot collide across tenants whose names share a prefix.
+func TestNamesDoNotCollide(t *testing.T) {
+	require.NotEqual(t, docker.VolumeName("acme", "db-data"), docker.VolumeName("acme-db", "data"))
+	require.NotEqual(t, docker.ContainerName("acme", "db-app"), docker.ContainerName("acme-db", "app"))
 }

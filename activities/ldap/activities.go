@@ -251,7 +251,9 @@ func storeSSHA(conn *goldap.Conn, dn, password string) error {
 
 // RemoveDirectory deletes the tenant's OU and everything below it, deepest
 // entries first (LDAP deletes leaves only). Whatever is already gone counts as
-// removed, so a retry after a partial removal finishes the job.
+// removed, so a retry after a partial removal finishes the job. An OU that
+// Tenantflow did not make (no Tenantflow description) is left alone: this
+// runs as compensation, also after EnsureDirectory refused a foreign OU.
 func (a *Activities) RemoveDirectory(ctx context.Context, in DirectoryRef) error {
 	if err := in.validate(); err != nil {
 		return err
@@ -264,6 +266,19 @@ func (a *Activities) RemoveDirectory(ctx context.Context, in DirectoryRef) error
 	}
 	defer s.Close()
 
+	top, err := s.Search(goldap.NewSearchRequest(ou, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"objectClass", "description"}, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		log.Info("directory already removed", "dn", ou)
+		return nil
+	}
+	if err != nil {
+		return a.classify(ctx, "read "+ou, err)
+	}
+	if len(top.Entries) != 1 || !hasValueFold(top.Entries[0], "description", ouDescription(in.Tenant)) {
+		log.Warn("not removing a directory Tenantflow did not create", "dn", ou)
+		return nil
+	}
 	res, err := s.SearchWithPaging(goldap.NewSearchRequest(ou, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"1.1"}, nil), 500)
 	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {

@@ -317,3 +317,23 @@ func TestClientSideHashFallback(t *testing.T) {
 	require.NoError(t, bind(t, srv.URL, d.Admin, "fallback-password-123"))
 	requireBindRejected(t, bind(t, srv.URL, d.Admin, "correct-horse-battery-1"))
 }
+
+// A foreign OU with the tenant's name is refused by Ensure and survives the
+// compensation that follows.
+func TestRemoveLeavesForeignDirectoryAlone(t *testing.T) {
+	srv := testsuite.StartSlapd(t)
+	base := "ou=tenants," + srv.Suffix
+	srv.AddOU(t, base)
+	srv.AddOU(t, "ou=people,"+base)
+	srv.AddOU(t, "ou=staff,ou=people,"+base)
+	a, err := ldap.New(ldap.Config{Enabled: true, URL: srv.URL, BindDN: srv.RootDN, BindPassword: srv.RootPassword, BaseDN: base, Timeout: 5 * time.Second}, nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = a.EnsureDirectory(ctx, ldap.DirectoryInput{Tenant: "people", AdminUser: "admin", AdminPassword: "a-long-enough-password"})
+	testsuite.RequireNonRetryable(t, err, ldap.ErrEntryNotOurs)
+	require.NoError(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "people"}))
+	conn := srv.Conn(t)
+	res, err := conn.Search(goldap.NewSearchRequest("ou=people,"+base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	require.NoError(t, err)
+	require.Len(t, res.Entries, 2, "the foreign OU and its child must survive")
+}

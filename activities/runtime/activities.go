@@ -8,30 +8,40 @@ import (
 // tenant workflows. Every method is idempotent: it finds what an earlier
 // attempt made (by deterministic names and labels) instead of making it twice,
 // and the Remove methods succeed when there is nothing left to remove.
+//
+// Owner identifies the provisioning that made an object (its workflow run).
+// An object of the same name but another owner is refused, never reused or
+// replaced, and the Remove methods take only the owner's objects: a tenant
+// requested again after its workflow was terminated can neither take over
+// nor, by compensation, destroy the live tenant. An empty owner matches any.
 type Driver interface {
-	CreateNetwork(ctx context.Context, tenant string) error
-	CreateVolumes(ctx context.Context, tenant string, volumes []string) error
-	StartService(ctx context.Context, tenant string, svc Service) (ServiceStatus, error)
+	CreateNetwork(ctx context.Context, tenant, owner string) error
+	CreateVolumes(ctx context.Context, tenant, owner string, volumes []string) error
+	StartService(ctx context.Context, tenant, owner string, svc Service) (ServiceStatus, error)
 	WaitHealthy(ctx context.Context, env Environment, progress func(string)) (Endpoint, error)
-	RemoveServices(ctx context.Context, tenant string) error
-	RemoveVolumes(ctx context.Context, tenant string) error
-	RemoveNetwork(ctx context.Context, tenant string) error
+	RemoveServices(ctx context.Context, tenant, owner string) error
+	RemoveVolumes(ctx context.Context, tenant, owner string) error
+	RemoveNetwork(ctx context.Context, tenant, owner string) error
 }
 
-// TenantRef names the tenant an activity works on.
+// TenantRef names the tenant an activity works on, and the provisioning
+// that owns its objects.
 type TenantRef struct {
 	Tenant string `json:"tenant"`
+	Owner  string `json:"owner,omitempty"`
 }
 
 // VolumesInput asks for the tenant's volumes to exist.
 type VolumesInput struct {
 	Tenant  string   `json:"tenant"`
+	Owner   string   `json:"owner,omitempty"`
 	Volumes []string `json:"volumes"`
 }
 
 // ServiceInput asks for one service to be created and running.
 type ServiceInput struct {
 	Tenant  string  `json:"tenant"`
+	Owner   string  `json:"owner,omitempty"`
 	Service Service `json:"service"`
 }
 
@@ -59,17 +69,17 @@ type Activities struct {
 
 // CreateNetwork makes the tenant's private network.
 func (a *Activities) CreateNetwork(ctx context.Context, in TenantRef) error {
-	return a.Driver.CreateNetwork(ctx, in.Tenant)
+	return a.Driver.CreateNetwork(ctx, in.Tenant, in.Owner)
 }
 
 // CreateVolumes makes the tenant's persistent volumes.
 func (a *Activities) CreateVolumes(ctx context.Context, in VolumesInput) error {
-	return a.Driver.CreateVolumes(ctx, in.Tenant, in.Volumes)
+	return a.Driver.CreateVolumes(ctx, in.Tenant, in.Owner, in.Volumes)
 }
 
 // StartService creates (once) and starts one service of the tenant.
 func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
-	return a.Driver.StartService(ctx, in.Tenant, in.Service)
+	return a.Driver.StartService(ctx, in.Tenant, in.Owner, in.Service)
 }
 
 // WaitHealthy blocks until every service passes its health check and
@@ -88,17 +98,17 @@ func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint
 
 // RemoveServices removes every service (container) of the tenant.
 func (a *Activities) RemoveServices(ctx context.Context, in TenantRef) error {
-	return a.Driver.RemoveServices(ctx, in.Tenant)
+	return a.Driver.RemoveServices(ctx, in.Tenant, in.Owner)
 }
 
 // RemoveVolumes deletes the tenant's volumes and their data. Only
 // compensation of a failed provisioning (no data yet) and the end of
 // retention call it.
 func (a *Activities) RemoveVolumes(ctx context.Context, in TenantRef) error {
-	return a.Driver.RemoveVolumes(ctx, in.Tenant)
+	return a.Driver.RemoveVolumes(ctx, in.Tenant, in.Owner)
 }
 
 // RemoveNetwork removes the tenant's network.
 func (a *Activities) RemoveNetwork(ctx context.Context, in TenantRef) error {
-	return a.Driver.RemoveNetwork(ctx, in.Tenant)
+	return a.Driver.RemoveNetwork(ctx, in.Tenant, in.Owner)
 }

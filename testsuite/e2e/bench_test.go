@@ -30,8 +30,8 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 	var wg sync.WaitGroup
 	var netErr, volErr error
 	wg.Add(2)
-	go func() { defer wg.Done(); netErr = d.CreateNetwork(ctx, env.Tenant) }()
-	go func() { defer wg.Done(); volErr = d.CreateVolumes(ctx, env.Tenant, env.Volumes) }()
+	go func() { defer wg.Done(); netErr = d.CreateNetwork(ctx, env.Tenant, "bench") }()
+	go func() { defer wg.Done(); volErr = d.CreateVolumes(ctx, env.Tenant, "bench", env.Volumes) }()
 	wg.Wait()
 	if err := errors.Join(netErr, volErr); err != nil {
 		return runtime.Endpoint{}, err
@@ -39,7 +39,7 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 	errs := make([]error, len(env.Services))
 	for i, s := range env.Services {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = d.StartService(ctx, env.Tenant, s) }()
+		go func() { defer wg.Done(); _, errs[i] = d.StartService(ctx, env.Tenant, "bench", s) }()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

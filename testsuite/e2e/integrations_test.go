@@ -117,8 +117,13 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 	require.Equal(t, []string{"127.0.0.1"}, srv.bind.DigShort(t, host, "A"))
 
 	// The distributor fetches the first account once, and it binds.
-	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
+	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil, "Idempotency-Key", "portal-0001")
 	require.Equal(t, http.StatusOK, code, creds)
+	// The portal's retry with the same key (say its first answer was lost)
+	// gets the same account; any new request gets 410.
+	code, retried, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil, "Idempotency-Key", "portal-0001")
+	require.Equal(t, http.StatusOK, code, retried)
+	require.Equal(t, creds["password"], retried["password"])
 	conn, err := ldap.DialURL(srv.slapd.URL)
 	require.NoError(t, err)
 	defer conn.Close()

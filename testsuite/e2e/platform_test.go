@@ -142,7 +142,7 @@ func (p *platform) do(method, path string, body any) (int, map[string]any, http.
 	return p.doAs(p.token, method, path, body)
 }
 
-func (p *platform) doAs(token, method, path string, body any) (int, map[string]any, http.Header) {
+func (p *platform) doAs(token, method, path string, body any, headers ...string) (int, map[string]any, http.Header) {
 	p.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -152,6 +152,9 @@ func (p *platform) doAs(token, method, path string, body any) (int, map[string]a
 	req, _ := http.NewRequest(method, p.api.URL+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.t.Fatal(err)
@@ -202,9 +205,9 @@ func (p *platform) destroy(name string) {
 	if a := p.deps.Supervision; a != nil {
 		_ = a.StopSupervision(ctx, supervision.WatchRef{Tenant: name})
 	}
-	_ = p.driver.RemoveServices(ctx, name)
-	_ = p.driver.RemoveVolumes(ctx, name)
-	_ = p.driver.RemoveNetwork(ctx, name)
+	_ = p.driver.RemoveServices(ctx, name, "")
+	_ = p.driver.RemoveVolumes(ctx, name, "")
+	_ = p.driver.RemoveNetwork(ctx, name, "")
 }
 
 // residue lists what the engine still holds of a tenant.
