@@ -255,8 +255,8 @@ func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) 
 		env = append(env, k+"="+v)
 	}
 	cfg := &container.Config{
-		Image: svc.Image,
-		Env:   env,
+		Image:        svc.Image,
+		Env:          env,
 		Labels:       ownedLabels(tenant, owner),
 		ExposedPorts: nat.PortSet{},
 	}
