@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,17 +47,25 @@ func Logger(t testing.TB) *slog.Logger {
 	w := &tWriter{t: t}
 	// t.Log panics once the test is over; background goroutines (SDK
 	// pollers) may still log while cleanups run, so stop forwarding then.
-	t.Cleanup(func() { w.done.Store(true) })
+	// The lock makes "not done yet, so log" one step.
+	t.Cleanup(func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.done = true
+	})
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 type tWriter struct {
 	t    testing.TB
-	done atomic.Bool
+	mu   sync.Mutex
+	done bool
 }
 
 func (w *tWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil

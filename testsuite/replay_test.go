@@ -26,7 +26,8 @@ func TestReplayCommittedHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
-				DataConverter: temporaltest.TestKeyring(t).DataConverter(),
+				DataConverter:    temporaltest.TestKeyring(t).DataConverter(),
+				FailureConverter: temporaltest.TestKeyring(t).FailureConverter(),
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -252,13 +252,19 @@ func (a *Activities) markObsolete(ctx context.Context, log *slog.Logger, tenant,
 // findOrganizations returns the organizations whose code is exactly the
 // tenant name, oldest first. The OQL match is case-insensitive (MySQL
 // collation); an organization coded "ACME" by someone else is not ours.
+// OrganizationCode is the code of the Organization Tenantflow makes for a
+// tenant. Its own prefix keeps Tenantflow from adopting, renaming or
+// deleting an organization someone else coded with the tenant's name.
+func OrganizationCode(tenant string) string { return "tenantflow-" + tenant }
+
 func (a *Activities) findOrganizations(ctx context.Context, tenant string) ([]object, error) {
-	q := fmt.Sprintf("SELECT %s WHERE code = %s", ClassOrganization, oqlQuote(tenant))
+	code := OrganizationCode(tenant)
+	q := fmt.Sprintf("SELECT %s WHERE code = %s", ClassOrganization, oqlQuote(code))
 	objs, err := a.client.get(ctx, ClassOrganization, q, orgFields)
 	if err != nil {
 		return nil, fmt.Errorf("look up %s %q: %w", ClassOrganization, tenant, err)
 	}
-	return slices.DeleteFunc(objs, func(o object) bool { return o.Fields["code"] != tenant }), nil
+	return slices.DeleteFunc(objs, func(o object) bool { return o.Fields["code"] != code }), nil
 }
 
 // findApplications returns the tenant's ApplicationSolutions in the
@@ -284,7 +290,7 @@ func (a *Activities) ensureOrganization(ctx context.Context, log *slog.Logger, t
 		return object{}, err
 	}
 	if len(orgs) == 0 {
-		org, err := a.client.create(ctx, ClassOrganization, map[string]any{"name": tenant, "code": tenant, "status": StatusActive}, orgFields, comment)
+		org, err := a.client.create(ctx, ClassOrganization, map[string]any{"name": tenant, "code": OrganizationCode(tenant), "status": StatusActive}, orgFields, comment)
 		if err != nil {
 			return object{}, fmt.Errorf("create %s %q: %w", ClassOrganization, tenant, err)
 		}

@@ -69,7 +69,7 @@ func prodInput(tenant string) CMDBInput {
 // tenant and the applications named for it.
 func tenantObjects(s *itopfake.Server, tenant string) (orgs, apps []itopfake.Object) {
 	for _, o := range s.Objects(ClassOrganization) {
-		if o.Fields["code"] == tenant {
+		if o.Fields["code"] == OrganizationCode(tenant) {
 			orgs = append(orgs, o)
 		}
 	}
@@ -257,7 +257,7 @@ func TestDuplicateApplicationsAreCollapsed(t *testing.T) {
 	s, a := setup(t)
 	ctx := context.Background()
 	// What an attempt that timed out after its create, then retried, leaves.
-	org := s.Seed(ClassOrganization, map[string]any{"name": "acme", "code": "acme"})
+	org := s.Seed(ClassOrganization, map[string]any{"name": "acme", "code": OrganizationCode("acme")})
 	keep := s.Seed(ClassApplication, map[string]any{"name": ApplicationName("acme"), "org_id": org})
 	s.Seed(ClassApplication, map[string]any{"name": ApplicationName("acme"), "org_id": org})
 
@@ -413,4 +413,19 @@ func TestCheck(t *testing.T) {
 func TestOQLQuote(t *testing.T) {
 	require.Equal(t, `'acme'`, oqlQuote("acme"))
 	require.Equal(t, `'it\'s \\ ok'`, oqlQuote(`it's \ ok`))
+}
+
+// A customer's own organization coded with the tenant's bare name is never
+// adopted, renamed, or deleted by compensation.
+func TestForeignOrganizationIsLeftAlone(t *testing.T) {
+	s, a := setup(t)
+	ctx := context.Background()
+	theirs := s.Seed(ClassOrganization, map[string]any{"name": "ACME Corporation", "code": "acme"})
+	rec, err := a.RegisterInCMDB(ctx, prodInput("acme"))
+	require.NoError(t, err)
+	require.NotEqual(t, theirs, rec.OrganizationID)
+	require.NoError(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}))
+	o, ok := s.Object(ClassOrganization, theirs)
+	require.True(t, ok, "their organization must survive")
+	require.Equal(t, "ACME Corporation", o.Fields["name"])
 }

@@ -78,38 +78,82 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 	}, nil
 }
 
-// EnsureDNSRecord points the tenant's name at the configured ingress. One
-// UPDATE deletes the name's A, AAAA and CNAME RRsets and adds the record,
-// so the server applies all or nothing, a retry changes nothing, and a
-// changed ingress (new address, or address ↔ hostname) replaces the old
-// record instead of adding a second one.
+// ErrNameInUse: the tenant's name already holds records Tenantflow did not
+// make (www, ns1, mail, …); they are never replaced or removed.
+const ErrNameInUse = "DNSNameInUse"
+
+// ownerRR is the TXT record that marks a name as the tenant's: Tenantflow
+// only ever replaces or removes records of a name it marks. It sits at
+// _tenantflow.<name>, since a CNAME cannot share its name with other data.
+// miekg/dns rewrites the header of an RR it adds as a prerequisite or a
+// deletion, so every use takes a fresh one.
+func ownerRR(name, tenant string, ttl uint32) *mdns.TXT {
+	return &mdns.TXT{Hdr: mdns.RR_Header{Name: "_tenantflow." + name, Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: ttl},
+		Txt: []string{"tenantflow-owner=" + tenant}}
+}
+
+func hasRcode(err error, rcode int) bool {
+	var rc *rcodeError
+	return errors.As(err, &rc) && rc.rcode == rcode && rc.tsigError == 0
+}
+
+// EnsureDNSRecord points the tenant's name at the configured ingress. The
+// server checks ownership atomically (RFC 2136 prerequisites): the first
+// UPDATE applies only where the tenant's owner TXT record is, and replaces
+// the name's A, AAAA and CNAME RRsets with the record; on a name that is
+// not ours yet, the second applies only if the name is entirely unused, and
+// adds the record with the owner TXT. A retry changes nothing, a changed
+// ingress replaces the old record, and a name in use by anyone else is
+// refused (DNSNameInUse).
 func (a *Activities) EnsureDNSRecord(ctx context.Context, in RecordInput) (Record, error) {
 	name, err := a.recordName(in)
 	if err != nil {
 		return Record{}, err
 	}
-	rr := a.newRR(name)
+	owner := func() mdns.RR { return ownerRR(name, in.Tenant, uint32(a.cfg.ttl)) }
 	rec := Record{Name: name, Type: mdns.TypeToString[a.cfg.rrtype], Target: a.cfg.target, TTL: int(a.cfg.ttl)}
+	op := fmt.Sprintf("ensure DNS record %s %s %s", name, rec.Type, rec.Target)
 	err = a.update(ctx, func(m *mdns.Msg) {
+		m.Used([]mdns.RR{owner()})
 		m.RemoveRRset(a.rrsets(name))
-		m.Insert([]mdns.RR{rr})
+		m.Insert([]mdns.RR{a.newRR(name)})
 	})
+	if hasRcode(err, mdns.RcodeNXRrset) {
+		err = a.update(ctx, func(m *mdns.Msg) {
+			m.NameNotUsed([]mdns.RR{&mdns.ANY{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeANY, Class: mdns.ClassANY}}})
+			m.Insert([]mdns.RR{a.newRR(name), owner()})
+		})
+		if hasRcode(err, mdns.RcodeYXDomain) {
+			msg := fmt.Sprintf("%s: %s already has records Tenantflow did not make; pick another tenant name", op, name)
+			return Record{}, temporal.NewNonRetryableApplicationError(msg, ErrNameInUse, nil)
+		}
+	}
 	if err != nil {
-		return Record{}, a.fail(in, fmt.Sprintf("ensure DNS record %s %s %s", name, rec.Type, rec.Target), err)
+		return Record{}, a.fail(in, op, err)
 	}
 	a.log.Info("dns record ensured", "tenant", in.Tenant, "name", name, "type", rec.Type, "target", rec.Target, "ttl", rec.TTL)
 	return rec, nil
 }
 
-// RemoveDNSRecord deletes the tenant name's A, AAAA and CNAME RRsets. The
-// server treats deleting an absent RRset as a no-op, so a name that is
-// already gone is success.
+// RemoveDNSRecord deletes the tenant name's A, AAAA and CNAME RRsets and
+// its owner record, only where the owner record says the name is the
+// tenant's. A name already gone, or not ours, is success: nothing of ours
+// is left there.
 func (a *Activities) RemoveDNSRecord(ctx context.Context, in RecordInput) error {
 	name, err := a.recordName(in)
 	if err != nil {
 		return err
 	}
-	if err := a.update(ctx, func(m *mdns.Msg) { m.RemoveRRset(a.rrsets(name)) }); err != nil {
+	err = a.update(ctx, func(m *mdns.Msg) {
+		m.Used([]mdns.RR{ownerRR(name, in.Tenant, 0)})
+		m.RemoveRRset(a.rrsets(name))
+		m.Remove([]mdns.RR{ownerRR(name, in.Tenant, 0)})
+	})
+	if hasRcode(err, mdns.RcodeNXRrset) {
+		a.log.Info("no dns records of the tenant to remove", "tenant", in.Tenant, "name", name)
+		return nil
+	}
+	if err != nil {
 		return a.fail(in, "remove DNS records of "+name, err)
 	}
 	a.log.Info("dns records removed", "tenant", in.Tenant, "name", name)

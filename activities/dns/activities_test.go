@@ -230,3 +230,34 @@ func TestLookupFallsBackToTCP(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, want, got)
 }
+
+// addForeignRecord adds an A record the way another tool would: a signed
+// update without Tenantflow's owner marker.
+func addForeignRecord(t *testing.T, b *testsuite.Bind, name, ip string) {
+	t.Helper()
+	rr, err := mdns.NewRR(name + ". 300 IN A " + ip)
+	require.NoError(t, err)
+	m := new(mdns.Msg)
+	m.SetUpdate(zone + ".")
+	m.Insert([]mdns.RR{rr})
+	key := mdns.Fqdn(b.KeyName)
+	m.SetTsig(key, mdns.Fqdn(b.KeyAlgorithm), 300, time.Now().Unix())
+	c := &mdns.Client{TsigSecret: map[string]string{key: b.KeySecret}}
+	r, _, err := c.Exchange(m, b.Addr)
+	require.NoError(t, err)
+	require.Equal(t, mdns.RcodeSuccess, r.Rcode)
+}
+
+// A tenant named like a record someone else keeps in the zone (www, ns1,
+// mail) is refused, and the compensating removal leaves that record alone.
+func TestNameInUseIsNeverTaken(t *testing.T) {
+	b := testsuite.StartBind(t, zone)
+	addForeignRecord(t, b, "www."+zone, "192.0.2.80")
+	require.Equal(t, []string{"192.0.2.80"}, b.DigShort(t, "www."+zone, "A"))
+
+	a := newActivities(t, b, "10.0.0.42")
+	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "www", Name: "www." + zone})
+	testsuite.RequireNonRetryable(t, err, dns.ErrNameInUse)
+	require.NoError(t, a.RemoveDNSRecord(ctx(t), dns.RecordInput{Tenant: "www", Name: "www." + zone}))
+	require.Equal(t, []string{"192.0.2.80"}, b.DigShort(t, "www."+zone, "A"), "their record survives")
+}

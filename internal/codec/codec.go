@@ -17,6 +17,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -145,6 +146,16 @@ func (k *Keyring) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, err
 // DataConverter wraps the SDK's default converter with this codec.
 func (k *Keyring) DataConverter() converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), k)
+}
+
+// FailureConverter encodes failure messages and stack traces with the same
+// data converter, so error texts (which may quote a service's output) are
+// not plain in history either.
+func (k *Keyring) FailureConverter() converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          k.DataConverter(),
+		EncodeCommonAttributes: true,
+	})
 }
 
 // Handler serves the codec protocol the Temporal Web UI and CLI speak

@@ -133,11 +133,12 @@ func Dial(ctx context.Context, c Config, log *slog.Logger, metrics client.Metric
 		return nil, err
 	}
 	opts := client.Options{
-		HostPort:       c.Address,
-		Namespace:      c.Namespace,
-		Logger:         tlog.NewStructuredLogger(log),
-		DataConverter:  keys.DataConverter(),
-		MetricsHandler: metrics,
+		HostPort:         c.Address,
+		Namespace:        c.Namespace,
+		Logger:           tlog.NewStructuredLogger(log),
+		DataConverter:    keys.DataConverter(),
+		FailureConverter: keys.FailureConverter(),
+		MetricsHandler:   metrics,
 		ConnectionOptions: client.ConnectionOptions{
 			TLS: tlsCfg,
 		},

@@ -76,11 +76,15 @@ func (s *servers) holdsNothingOf(t *testing.T, p *platform, name string) {
 	code, _ := s.caddy.Admin(t, http.MethodGet, "/id/"+proxy.RouteIDPrefix+name, nil)
 	require.Equal(t, http.StatusNotFound, code, "caddy route")
 	require.Equal(t, "NXDOMAIN", s.bind.DigStatus(t, name+"."+testDomain, "A"), "dns")
+	require.Equal(t, "NXDOMAIN", s.bind.DigStatus(t, "_tenantflow."+name+"."+testDomain, "TXT"), "dns owner marker")
 	conn := s.slapd.Conn(t)
 	_, err := conn.Search(ldap.NewSearchRequest("ou="+name+","+s.base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
 	require.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject), "ldap: %v", err)
 	for _, o := range s.itop.Objects("ApplicationSolution") {
-		require.NotEqual(t, cmdb.ApplicationName(name), o.Fields["name"], "cmdb")
+		require.NotEqual(t, cmdb.ApplicationName(name), o.Fields["name"], "cmdb application")
+	}
+	for _, o := range s.itop.Objects("Organization") {
+		require.NotEqual(t, cmdb.OrganizationCode(name), o.Fields["code"], "cmdb organization")
 	}
 	_, err = os.Stat(filepath.Join(s.prom.SDDir, "tenantflow-"+name+".json"))
 	require.True(t, os.IsNotExist(err), "supervision target file")

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,10 +22,13 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/prometheus/client_golang/prometheus"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
@@ -256,7 +260,10 @@ func (p *platform) checkHistory(workflowID, name string) {
 		}
 		hist.Events = append(hist.Events, ev)
 	}
-	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{DataConverter: temporaltest.TestKeyring(p.t).DataConverter()})
+	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
+		DataConverter:    temporaltest.TestKeyring(p.t).DataConverter(),
+		FailureConverter: temporaltest.TestKeyring(p.t).FailureConverter(),
+	})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -279,6 +286,62 @@ func (p *platform) checkHistory(workflowID, name string) {
 	p.t.Logf("recorded %s (%d events)", path, len(hist.Events))
 }
 
+// rawHistory is the workflow's history as the server stores it (protojson),
+// with payloads still encoded.
+func (p *platform) rawHistory(workflowID string) string {
+	p.t.Helper()
+	iter := p.temporal.Client.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	hist := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	b, err := protojson.Marshal(hist)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	// Payload data is base64 in protojson: decode every data field so a
+	// plain secret would show.
+	return string(b) + decodedPayloads(hist)
+}
+
 func tenantName(prefix string) string {
 	return fmt.Sprintf("%s-%06x", prefix, rand.Uint32()&0xffffff)
+}
+
+// decodedPayloads concatenates the raw bytes (data and metadata) of every
+// Payload anywhere in m, so a secret in an unencrypted payload is visible
+// to a plain-text search.
+func decodedPayloads(m proto.Message) string {
+	var sb strings.Builder
+	var walk func(protoreflect.Message)
+	walk = func(msg protoreflect.Message) {
+		if p, ok := msg.Interface().(*commonpb.Payload); ok {
+			sb.Write(p.GetData())
+			for _, v := range p.GetMetadata() {
+				sb.WriteByte(' ')
+				sb.Write(v)
+			}
+			sb.WriteByte('\n')
+			return
+		}
+		msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				for i, l := 0, v.List(); i < l.Len(); i++ {
+					walk(l.Get(i).Message())
+				}
+			case fd.IsMap() && fd.MapValue().Message() != nil:
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { walk(mv.Message()); return true })
+			case fd.Message() != nil && !fd.IsList() && !fd.IsMap():
+				walk(v.Message())
+			}
+			return true
+		})
+	}
+	walk(m.ProtoReflect())
+	return sb.String()
 }

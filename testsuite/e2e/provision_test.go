@@ -100,6 +100,15 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 
 	p.checkHistory(workflows.TenantWorkflowID(name), "provision-failed")
 
+	// The raw history holds neither the workflow's failure text nor the
+	// generated secrets in plain text: payloads and failures are encrypted.
+	// (The SDK keeps a local activity's failure message plain in its
+	// marker; those are Docker errors, not secrets.)
+	raw := p.rawHistory(workflows.TenantWorkflowID(name))
+	require.NotContains(t, raw, "provision tenant "+name)
+	require.NotContains(t, raw, "DB_PASSWORD")
+	require.Contains(t, raw, "binary/encrypted", "sanity: the payloads were read")
+
 	// A failed tenant can be asked for again (a new run of the same id).
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
 	require.Equal(t, http.StatusAccepted, code, body)
