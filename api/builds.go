@@ -48,16 +48,36 @@ var (
 	zeroSHA    = regexp.MustCompile(`^0+$`)
 )
 
-// BuildID is the REST id of a build: project and commit, reversible.
-func BuildID(project, sha string) string { return strings.ReplaceAll(project, "/", "~") + "@" + sha }
+// BuildID is the REST id of a build: project, commit and, for a tag build,
+// the tag; reversible.
+func BuildID(project, sha, tag string) string {
+	id := strings.ReplaceAll(project, "/", "~") + "@" + sha
+	if tag != "" {
+		id += "+" + tag
+	}
+	return id
+}
 
-func parseBuildID(id string) (project, sha string, ok bool) {
+func parseBuildID(id string) (project, sha, tag string, ok bool) {
 	i := strings.LastIndex(id, "@")
 	if i <= 0 {
-		return "", "", false
+		return "", "", "", false
 	}
 	project, sha = strings.ReplaceAll(id[:i], "~", "/"), id[i+1:]
-	return project, sha, len(sha) == 40 && strings.Trim(sha, "0123456789abcdef") == ""
+	sha, tag, _ = strings.Cut(sha, "+")
+	ok = len(sha) == 40 && strings.Trim(sha, "0123456789abcdef") == "" && (tag == "" || dockerTag.MatchString(tag))
+	return project, sha, tag, ok
+}
+
+// dockerTag is what a registry accepts as a tag: a Git tag that is not one
+// cannot be built (it would fail only at the registry).
+var dockerTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+func tagOf(c gitlab.Commit) string {
+	if c.RefType == "tag" {
+		return c.Ref
+	}
+	return ""
 }
 
 type createBuildRequest struct {
@@ -108,13 +128,17 @@ func (s *server) createBuild(c *gin.Context) {
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("resolve %s@%s in GitLab: %v", p.Path, req.Ref, err))
 		return
 	}
+	if commit.RefType == "tag" && !dockerTag.MatchString(commit.Ref) {
+		respondFieldError(c, badField("ref", "tag %q cannot be an image tag (letters, digits, '_', '.', '-'; at most 128)", commit.Ref))
+		return
+	}
 	s.startBuild(c, p, commit, "api")
 }
 
 // startBuild starts the build workflow for a resolved commit, or joins the
 // one already running for it (same id: conflict policy USE_EXISTING).
 func (s *server) startBuild(c *gin.Context, p *build.Project, commit gitlab.Commit, trigger string) {
-	id := workflows.BuildWorkflowID(p.Path, commit.SHA)
+	id := workflows.BuildWorkflowID(p.Path, commit.SHA, tagOf(commit))
 	in := build.BuildInput{
 		Project: p.Path, ProjectID: commit.ProjectID, SHA: commit.SHA, Ref: commit.Ref, RefType: commit.RefType,
 		Image: p.Image, Dockerfile: p.Dockerfile, BuildArgs: p.Args(commit.SHA, commit.Ref),
@@ -133,7 +157,7 @@ func (s *server) startBuild(c *gin.Context, p *build.Project, commit gitlab.Comm
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start build of %s@%s: %v", p.Path, commit.SHA, err))
 		return
 	}
-	bid := BuildID(p.Path, commit.SHA)
+	bid := BuildID(p.Path, commit.SHA, tagOf(commit))
 	c.Header("Location", "/v1/builds/"+bid)
 	c.JSON(http.StatusAccepted, buildResponse{ID: bid, WorkflowID: id, Project: p.Path, Ref: commit.Ref, SHA: commit.SHA, Status: workflows.BuildPending})
 }
@@ -148,14 +172,15 @@ func (s *server) workflowURL(id string) string {
 
 // getBuild answers with the build's state from its workflow.
 func (s *server) getBuild(c *gin.Context) {
-	project, sha, ok := parseBuildID(c.Param("id"))
+	project, sha, tag, ok := parseBuildID(c.Param("id"))
 	if !ok {
-		respondFieldError(c, badField("id", "build id must be <group~project>@<40-hex sha>"))
+		respondFieldError(c, badField("id", "build id must be <group~project>@<40-hex sha>[+<tag>]"))
 		return
 	}
+	wid := workflows.BuildWorkflowID(project, sha, tag)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	value, err := s.temporal.QueryWorkflow(ctx, workflows.BuildWorkflowID(project, sha), "", workflows.QueryState)
+	value, err := s.temporal.QueryWorkflow(ctx, wid, "", workflows.QueryState)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
@@ -170,7 +195,7 @@ func (s *server) getBuild(c *gin.Context) {
 		respondError(c, http.StatusBadGateway, fmt.Sprintf("build %s: decode state: %v", c.Param("id"), err))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "workflowId": workflows.BuildWorkflowID(project, sha), "build": st})
+	c.JSON(http.StatusOK, gin.H{"id": c.Param("id"), "workflowId": wid, "build": st})
 }
 
 // gitlabHook receives GitLab push and tag events. The shared secret in
@@ -227,6 +252,9 @@ func (s *server) gitlabHook(c *gin.Context) {
 			return
 		case !p.Tags:
 			ignore(c, fmt.Sprintf("tags of %s do not build", project))
+			return
+		case !dockerTag.MatchString(tag):
+			ignore(c, fmt.Sprintf("tag %q cannot be an image tag", tag))
 			return
 		}
 		commit = gitlab.Commit{Project: project, ProjectID: e.ProjectID, SHA: e.CheckoutSHA, Ref: tag, RefType: "tag"}

@@ -13,9 +13,16 @@ import (
 // BuildWorkflowType is the registered type of the image build workflow.
 const BuildWorkflowType = "BuildImage"
 
-// BuildWorkflowID is derived from project and commit, so one commit is
-// never built twice at the same time: a second request joins the first.
-func BuildWorkflowID(project, sha string) string { return "build:" + project + "@" + sha }
+// BuildWorkflowID is derived from project and commit (and the tag, for a
+// tag build, which must push that tag too), so one commit is never built
+// twice at the same time: a second request joins the first.
+func BuildWorkflowID(project, sha, tag string) string {
+	id := "build:" + project + "@" + sha
+	if tag != "" {
+		id += "+" + tag
+	}
+	return id
+}
 
 // Build states, as GET /v1/builds/{id} shows them.
 const (
@@ -134,11 +141,14 @@ func BuildImageWorkflow(ctx workflow.Context, req BuildRequest) (BuildState, err
 		return st, nil
 	}
 
+	before := st.Image
 	st.State, st.Progress.Step = BuildBuilding, "build and push"
 	status("running", "building "+in.Image)
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, buildOptions), b.BuildAndPushImage, in).Get(ctx, &st.Image); err != nil {
-		// Untag whatever this build pushed before it failed.
-		if rerr := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, commitStatusOptions), b.RemoveImage, in).Get(dctx, nil); rerr != nil {
+		// Untag whatever this build pushed before it failed, keeping every
+		// digest the registry held before the build.
+		cleanup := build.RemoveInput{Build: in, Keep: before.Digests()}
+		if rerr := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, commitStatusOptions), b.RemoveImage, cleanup).Get(dctx, nil); rerr != nil {
 			log.Error("half-pushed image not removed", "error", rerr)
 		}
 		finish(BuildFailed, errorMessage(err))

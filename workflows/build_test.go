@@ -21,6 +21,8 @@ type buildMocks struct {
 	statuses []string
 	builds   int
 	removed  int
+	keep     []string
+	found    map[string]string // what FindImage reports per tag
 }
 
 func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error) (*testsuite.TestWorkflowEnvironment, *buildMocks) {
@@ -32,6 +34,10 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 		env.RegisterActivity(fn)
 	}
 	m := &buildMocks{}
+	if partial, ok := buildErr.(partialRegistry); ok {
+		m.found = partial.found
+		buildErr = partial.err
+	}
 	var g *gitlab.Activities
 	var b *build.Activities
 	env.OnActivity(g.SetCommitStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, in gitlab.StatusInput) error {
@@ -47,6 +53,7 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 		if inRegistry {
 			img.Digest = "sha256:old"
 		}
+		img.Found = m.found
 		return img, nil
 	})
 	env.OnActivity(b.BuildAndPushImage, mock.Anything, mock.Anything).Return(func(context.Context, build.BuildInput) (build.Image, error) {
@@ -59,10 +66,11 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 		img.Digest, img.Built = "sha256:new", true
 		return img, nil
 	})
-	env.OnActivity(b.RemoveImage, mock.Anything, mock.Anything).Return(func(context.Context, build.BuildInput) error {
+	env.OnActivity(b.RemoveImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in build.RemoveInput) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.removed++
+		m.keep = in.Keep
 		return nil
 	})
 	return env, m
@@ -126,4 +134,22 @@ func TestBuildSurvivesAGitLabStatusOutage(t *testing.T) {
 	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
 	require.Equal(t, BuildSucceeded, result(t, env).State, "reporting to GitLab must not decide the build")
 	require.Equal(t, 1, m.builds)
+}
+
+// partialRegistry makes FindImage report some tags present (a tag build of
+// a commit built before) and the build fail with err.
+type partialRegistry struct {
+	found map[string]string
+	err   error
+}
+
+func (p partialRegistry) Error() string { return p.err.Error() }
+
+func TestFailedTagBuildKeepsWhatWasThere(t *testing.T) {
+	failure := temporal.NewNonRetryableApplicationError("step failed", build.ErrBuildFailed, nil)
+	env, m := newBuildEnv(t, false, partialRegistry{found: map[string]string{"abc": "sha256:deployed"}, err: failure}, nil)
+	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	require.Error(t, env.GetWorkflowError())
+	require.Equal(t, 1, m.removed)
+	require.Equal(t, []string{"sha256:deployed"}, m.keep, "the commit's existing image must survive")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -81,8 +82,29 @@ type Image struct {
 	Repository string   `json:"repository"`
 	Tags       []string `json:"tags"`
 	Ref        string   `json:"ref"`    // <registry>/<repo>:<sha>
-	Digest     string   `json:"digest"` // empty: not in the registry
+	Digest     string   `json:"digest"` // empty: not (entirely) in the registry
 	Built      bool     `json:"built"`  // false when it was there already
+	// Found is what the registry held per tag when looked up.
+	Found map[string]string `json:"found,omitempty"`
+}
+
+// Digests lists the digests found, for RemoveInput.Keep.
+func (img Image) Digests() []string {
+	var out []string
+	for _, d := range img.Found {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RemoveInput untags a failed build's image, keeping the digests the
+// registry held before the build (they are someone else's).
+type RemoveInput struct {
+	Build BuildInput `json:"build"`
+	Keep  []string   `json:"keep,omitempty"`
 }
 
 func (a *Activities) heartbeat(ctx context.Context, msg string) {
@@ -101,17 +123,23 @@ func (a *Activities) logger() *slog.Logger {
 // FindImage looks the build's tags up in the registry: an image is there
 // only when every tag is, at one digest.
 func (a *Activities) FindImage(ctx context.Context, in BuildInput) (Image, error) {
-	img := Image{Repository: in.Image, Tags: in.Tags(), Ref: a.Registry.Ref(in.Image, in.SHA)}
+	img := Image{Repository: in.Image, Tags: in.Tags(), Ref: a.Registry.Ref(in.Image, in.SHA), Found: map[string]string{}}
+	complete := true
 	for _, tag := range img.Tags {
 		digest, found, err := a.Registry.ManifestDigest(ctx, in.Image, tag)
 		if err != nil {
 			return Image{}, err
 		}
 		if !found || (img.Digest != "" && digest != img.Digest) {
-			img.Digest = ""
-			return img, nil
+			complete = false
 		}
-		img.Digest = digest
+		if found {
+			img.Found[tag] = digest
+			img.Digest = digest
+		}
+	}
+	if !complete {
+		img.Digest = ""
 	}
 	return img, nil
 }
@@ -204,17 +232,18 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 	return got, nil
 }
 
-// RemoveImage deletes whatever the registry holds under the build's tags:
-// the compensation of a build that failed after pushing some of them, so
-// nothing half-pushed stays tagged. A build only runs when the image was
-// not there before, so these tags are its own.
-func (a *Activities) RemoveImage(ctx context.Context, in BuildInput) error {
+// RemoveImage deletes what the registry holds under the build's tags
+// unless its digest was there before the build (Keep): the compensation of
+// a build that failed after pushing some tags, so nothing half-pushed stays
+// tagged and nothing older is touched.
+func (a *Activities) RemoveImage(ctx context.Context, rm RemoveInput) error {
+	in := rm.Build
 	for _, tag := range in.Tags() {
 		digest, found, err := a.Registry.ManifestDigest(ctx, in.Image, tag)
 		if err != nil {
 			return err
 		}
-		if found {
+		if found && !slices.Contains(rm.Keep, digest) {
 			if err := a.Registry.DeleteManifest(ctx, in.Image, digest); err != nil {
 				return err
 			}

@@ -134,7 +134,7 @@ func (b *buildBench) waitClosed(project, sha string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_ = b.temporal.Client.GetWorkflow(ctx, workflows.BuildWorkflowID(project, sha), "").Get(ctx, nil)
+	_ = b.temporal.Client.GetWorkflow(ctx, workflows.BuildWorkflowID(project, sha, ""), "").Get(ctx, nil)
 }
 
 func (b *buildBench) archiveDownloads() int {
@@ -209,7 +209,7 @@ func TestPushEventBuildsTheImageOnce(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body["ignored"], "does not build")
 
-	b.checkHistory(workflows.BuildWorkflowID(demoProject, sha), "build-succeeded")
+	b.checkHistory(workflows.BuildWorkflowID(demoProject, sha, ""), "build-succeeded")
 }
 
 func rawJSON(s string) json.RawMessage { return json.RawMessage(s) }
@@ -276,5 +276,5 @@ func TestBuildRequestsAndFailures(t *testing.T) {
 	st = b.waitBuild(body["id"].(string), 5*time.Minute)
 	require.Equal(t, workflows.BuildFailed, st["state"], st)
 	require.Contains(t, st["error"], build.ErrBuildFailed)
-	b.checkHistory(workflows.BuildWorkflowID(demoProject, failing), "build-failed")
+	b.checkHistory(workflows.BuildWorkflowID(demoProject, failing, ""), "build-failed")
 }
