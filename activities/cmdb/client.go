@@ -180,14 +180,18 @@ func (c *client) call(ctx context.Context, op map[string]any) (*response, error)
 }
 
 // excerpt is the start of an unexpected body, on one line, for errors. The
-// password is masked in case a front end echoes the request.
+// password is masked, plain and form-encoded, before the body is cut (a
+// cut could otherwise leave part of it), in case a front end echoes the
+// request.
 func (c *client) excerpt(body []byte) string {
 	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
 	if c.password != "" {
-		s = strings.ReplaceAll(s, c.password, "***")
+		for _, form := range []string{c.password, url.QueryEscape(c.password), url.PathEscape(c.password)} {
+			s = strings.ReplaceAll(s, form, "***")
+		}
+	}
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
 	}
 	return s
 }
