@@ -220,50 +220,46 @@ func (s *server) gitlabHook(c *gin.Context) {
 		ignore(c, fmt.Sprintf("event %q is not handled", event))
 		return
 	}
+	var p *build.Project
 	var commit gitlab.Commit
-	var project string
+	var reason string
 	switch e := parsed.(type) {
 	case *gitlabapi.PushEvent:
-		project = e.Project.PathWithNamespace
-		branch := strings.TrimPrefix(e.Ref, "refs/heads/")
-		p := s.cfg.Builds.Projects[project]
-		switch {
-		case p == nil:
-			ignore(c, fmt.Sprintf("project %s is not configured for builds", project))
-			return
-		case zeroSHA.MatchString(e.After) || e.CheckoutSHA == "":
-			ignore(c, fmt.Sprintf("branch %s was deleted", branch))
-			return
-		case !p.BuildsBranch(branch):
-			ignore(c, fmt.Sprintf("branch %s of %s does not build", branch, project))
-			return
-		}
-		commit = gitlab.Commit{Project: project, ProjectID: e.ProjectID, SHA: e.CheckoutSHA, Ref: branch, RefType: "branch"}
+		p, commit, reason = s.hookCommit(e.Project.PathWithNamespace, e.ProjectID, e.Ref, e.After, e.CheckoutSHA, false)
 	case *gitlabapi.TagEvent:
-		project = e.Project.PathWithNamespace
-		tag := strings.TrimPrefix(e.Ref, "refs/tags/")
-		p := s.cfg.Builds.Projects[project]
-		switch {
-		case p == nil:
-			ignore(c, fmt.Sprintf("project %s is not configured for builds", project))
-			return
-		case zeroSHA.MatchString(e.After) || e.CheckoutSHA == "":
-			ignore(c, fmt.Sprintf("tag %s was deleted", tag))
-			return
-		case !p.Tags:
-			ignore(c, fmt.Sprintf("tags of %s do not build", project))
-			return
-		case !dockerTag.MatchString(tag):
-			ignore(c, fmt.Sprintf("tag %q cannot be an image tag", tag))
-			return
-		}
-		commit = gitlab.Commit{Project: project, ProjectID: e.ProjectID, SHA: e.CheckoutSHA, Ref: tag, RefType: "tag"}
+		p, commit, reason = s.hookCommit(e.Project.PathWithNamespace, e.ProjectID, e.Ref, e.After, e.CheckoutSHA, true)
 	default:
-		ignore(c, fmt.Sprintf("event %q is not handled", event))
+		reason = fmt.Sprintf("event %q is not handled", event)
+	}
+	if reason != "" {
+		ignore(c, reason)
 		return
 	}
 	c.Set(ctxCaller, "gitlab-webhook")
-	s.startBuild(c, s.cfg.Builds.Projects[project], commit, "webhook")
+	s.startBuild(c, p, commit, "webhook")
+}
+
+// hookCommit decides what a push or tag event builds, or why it builds
+// nothing (reason).
+func (s *server) hookCommit(project string, projectID int64, ref, after, checkout string, isTag bool) (*build.Project, gitlab.Commit, string) {
+	kind, name := "branch", strings.TrimPrefix(ref, "refs/heads/")
+	if isTag {
+		kind, name = "tag", strings.TrimPrefix(ref, "refs/tags/")
+	}
+	p := s.cfg.Builds.Projects[project]
+	switch {
+	case p == nil:
+		return nil, gitlab.Commit{}, fmt.Sprintf("project %s is not configured for builds", project)
+	case zeroSHA.MatchString(after) || checkout == "":
+		return nil, gitlab.Commit{}, fmt.Sprintf("%s %s was deleted", kind, name)
+	case !isTag && !p.BuildsBranch(name):
+		return nil, gitlab.Commit{}, fmt.Sprintf("branch %s of %s does not build", name, project)
+	case isTag && !p.Tags:
+		return nil, gitlab.Commit{}, fmt.Sprintf("tags of %s do not build", project)
+	case isTag && !dockerTag.MatchString(name):
+		return nil, gitlab.Commit{}, fmt.Sprintf("tag %q cannot be an image tag", name)
+	}
+	return p, gitlab.Commit{Project: project, ProjectID: projectID, SHA: checkout, Ref: name, RefType: kind}, ""
 }
 
 func ignore(c *gin.Context, reason string) {

@@ -1,7 +1,6 @@
 package cmdb
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -81,10 +80,8 @@ var apiVersion = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 
 // check validates regardless of Enabled (New needs a usable config).
 func (c Config) check() error {
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
+	var problems config.Problems
+	bad := problems.Add
 	if u, err := url.Parse(c.URL); c.URL == "" {
 		bad(envURL, "required (iTop root URL, e.g. https://itop.example.com)")
 	} else if err != nil {
@@ -125,7 +122,7 @@ func (c Config) check() error {
 	if c.Timeout <= 0 {
 		bad(envTimeout, "must be positive, got %s", c.Timeout)
 	}
-	return errors.Join(errs...)
+	return problems.Err()
 }
 
 // password is the configured password, from the variable or the file.

@@ -2,7 +2,6 @@ package dns
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -125,10 +124,8 @@ var algorithms = map[string]string{
 
 func (c Config) settings() (settings, error) {
 	var s settings
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
+	var problems config.Problems
+	bad := problems.Add
 
 	s.server = strings.TrimSpace(c.Server)
 	if host, port, err := net.SplitHostPort(s.server); err != nil || host == "" {
@@ -208,8 +205,8 @@ func (c Config) settings() (settings, error) {
 	}
 	s.timeout = c.Timeout
 
-	if len(errs) > 0 {
-		return settings{}, errors.Join(errs...)
+	if err := problems.Err(); err != nil {
+		return settings{}, err
 	}
 	return s, nil
 }

@@ -2,7 +2,6 @@ package gitlab
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -56,10 +55,8 @@ func (c Config) Validate() error {
 // check validates regardless of Enabled (NewClient needs a usable
 // config). Messages never quote the token.
 func (c Config) check() error {
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
+	var problems config.Problems
+	bad := problems.Add
 	if u, err := url.Parse(c.URL); c.URL == "" {
 		bad(envURL, "required (GitLab base URL, e.g. https://gitlab.example.com)")
 	} else if err != nil {
@@ -89,5 +86,5 @@ func (c Config) check() error {
 	if c.Timeout <= 0 {
 		bad(envTimeout, "must be positive, got %s", c.Timeout)
 	}
-	return errors.Join(errs...)
+	return problems.Err()
 }

@@ -2,7 +2,6 @@ package ldap
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -75,10 +74,8 @@ func (c Config) Validate() error {
 
 // check validates regardless of Enabled (New needs a usable config).
 func (c Config) check() error {
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
+	var problems config.Problems
+	bad := problems.Add
 	scheme := ""
 	if u, err := url.Parse(c.URL); err != nil {
 		bad(envURL, "%q is not a URL: %v", c.URL, err)
@@ -124,7 +121,7 @@ func (c Config) check() error {
 	if c.Timeout <= 0 {
 		bad(envTimeout, "must be positive, got %s", c.Timeout)
 	}
-	return errors.Join(errs...)
+	return problems.Err()
 }
 
 // bindPassword is the configured password, from the variable or the file.

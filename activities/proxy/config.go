@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"regexp"
@@ -86,10 +84,8 @@ var serverName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 func (c Config) settings() (settings, error) {
 	var s settings
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
+	var problems config.Problems
+	bad := problems.Add
 
 	u, err := url.Parse(strings.TrimSpace(c.AdminURL))
 	switch {
@@ -149,8 +145,8 @@ func (c Config) settings() (settings, error) {
 		}
 	}
 
-	if len(errs) > 0 {
-		return settings{}, errors.Join(errs...)
+	if err := problems.Err(); err != nil {
+		return settings{}, err
 	}
 	return s, nil
 }

@@ -124,10 +124,8 @@ func (c Config) String() string { return c.LogValue().String() }
 // Validate reports every bad setting of the selected driver by its variable
 // name; with the driver none nothing else is checked.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
+	var problems config.Problems
+	bad := problems.Add
 	switch c.driver() {
 	case DriverNone:
 		return nil
@@ -171,7 +169,7 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		bad(EnvTimeout, "%s must be positive", c.Timeout)
 	}
-	return errors.Join(errs...)
+	return problems.Err()
 }
 
 // checkBaseURL accepts an absolute URL with one of the schemes and a host,

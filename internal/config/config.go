@@ -87,3 +87,22 @@ func (s *Set) Parse(args []string) error {
 	}
 	return errors.Join(s.errs...)
 }
+
+// Problems collects configuration errors, each naming its variable, so a
+// Validate reports every bad setting at once.
+type Problems struct{ errs []error }
+
+// Add records a problem with the setting env.
+func (p *Problems) Add(env, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+}
+
+// Append records an error that names its setting already.
+func (p *Problems) Append(err error) {
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+}
+
+// Err joins the problems; nil when there are none.
+func (p *Problems) Err() error { return errors.Join(p.errs...) }
