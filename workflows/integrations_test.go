@@ -17,6 +17,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 )
 
@@ -55,6 +56,8 @@ func (s *provisionSuite) mockIntegrations(fail, flaky string) *integrationCalls 
 		case name == flaky && flakes > 0:
 			flakes--
 			return errors.New("connection refused")
+		case name == s.down:
+			return errors.New("connection refused (down for good)")
 		}
 		return nil
 	}
@@ -252,4 +255,35 @@ func (s *provisionSuite) TestNoCredentialsWithoutDirectory() {
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
 	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
 	s.Equal(ErrCredentialsUnavailable, name(out.err))
+}
+
+// A permanent runtime failure does not wait for a side branch retrying
+// through an outage: the branch is cancelled and compensation starts.
+func (s *provisionSuite) TestRuntimeFailureCancelsRetryingBranches() {
+	s.plan = fullPlan
+	s.down = "EnsureDirectory"
+	s.mockIntegrations("", "")
+	s.mockRuntime(func(in runtime.ServiceInput) error {
+		if in.Service.Name == "app" {
+			return temporal.NewNonRetryableApplicationError("image gone", "ImageNotFound", nil)
+		}
+		return nil
+	}, nil)
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().Error(s.env.GetWorkflowError())
+	n := 0
+	for _, c := range s.recorded() {
+		if c == "EnsureDirectory" {
+			n++
+		}
+	}
+	// Without cancellation the branch would keep retrying (the test
+	// environment stops at 10 attempts, ~2.5 simulated minutes).
+	s.Less(s.env.Now().Sub(start), 30*time.Second, "compensation must not wait out the LDAP branch's retries")
+	s.LessOrEqual(n, 2)
+	calls := s.recorded()
+	s.Contains(calls, "RemoveDirectory")
+	s.Contains(calls, "RemoveServices")
+	s.Contains(s.queryState().Error, "image gone")
 }

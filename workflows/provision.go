@@ -157,10 +157,16 @@ func (t *tenant) provision(ctx workflow.Context) error {
 	var undo saga
 	wg := workflow.NewWaitGroup(ctx)
 	var branchErrs error
+	// Side branches run on a context cancelled as soon as the runtime path
+	// fails: compensation then need not wait for a branch that is retrying
+	// through an outage. (Their activities wait for cancellation, so none
+	// is still creating when compensation starts.)
+	bctx, cancelBranches := workflow.WithCancel(ctx)
+	defer cancelBranches()
 	branch := func(step string, fn func(ctx workflow.Context) error) {
 		t.state.Progress.Total++
 		wg.Add(1)
-		workflow.Go(ctx, func(ctx workflow.Context) {
+		workflow.Go(bctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			t.begin(step)
 			branchErrs = errors.Join(branchErrs, fn(ctx))
@@ -201,6 +207,9 @@ func (t *tenant) provision(ctx workflow.Context) error {
 		}
 		return nil
 	}()
+	if err != nil {
+		cancelBranches()
+	}
 	// Branches must have stopped before anything is undone: a step still
 	// running could otherwise create what compensation just removed.
 	wg.Wait(ctx)

@@ -27,6 +27,7 @@ type provisionSuite struct {
 	calls []string
 	sa    temporal.SearchAttributes // last upserted
 	plan  integrations.Plan         // what PlanIntegrations answers
+	down  string                    // an integration activity that always fails, retryably
 }
 
 func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
@@ -38,6 +39,7 @@ func (s *provisionSuite) SetupTest() {
 	s.env.RegisterActivity(&integrations.Activities{})
 	s.calls = nil
 	s.plan = integrations.Plan{}
+	s.down = ""
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
