@@ -109,15 +109,31 @@ func BuildImageWorkflow(ctx workflow.Context, req BuildRequest) (BuildState, err
 	// still says "failed" in GitLab and untags what it pushed.
 	dctx, cancelDisconnected := workflow.NewDisconnectedContext(ctx)
 	defer cancelDisconnected()
-	status := func(state, description string) {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, commitStatusOptions), g.SetCommitStatus, gitlab.StatusInput{
-			ProjectID: in.ProjectID, SHA: in.SHA, State: state, Name: CommitStatusName, Ref: in.Ref,
-			TargetURL: req.TargetURL, Description: description,
-		}).Get(dctx, nil)
-		if err != nil {
-			log.Warn("commit status not reported", "state", state, "error", err)
+	// Statuses go out in order from their own coroutine, so a slow or
+	// unreachable GitLab never holds the build up; the run waits for the
+	// last one only before it closes.
+	type commitStatus struct{ state, description string }
+	statuses := workflow.NewBufferedChannel(dctx, 4)
+	reporter := workflow.NewWaitGroup(dctx)
+	reporter.Add(1)
+	workflow.Go(dctx, func(ctx workflow.Context) {
+		defer reporter.Done()
+		var cs commitStatus
+		for statuses.Receive(ctx, &cs) {
+			err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, commitStatusOptions), g.SetCommitStatus, gitlab.StatusInput{
+				ProjectID: in.ProjectID, SHA: in.SHA, State: cs.state, Name: CommitStatusName, Ref: in.Ref,
+				TargetURL: req.TargetURL, Description: cs.description,
+			}).Get(ctx, nil)
+			if err != nil {
+				log.Warn("commit status not reported", "state", cs.state, "error", err)
+			}
 		}
-	}
+	})
+	defer func() {
+		statuses.Close()
+		reporter.Wait(dctx)
+	}()
+	status := func(state, description string) { statuses.Send(dctx, commitStatus{state, description}) }
 	finish := func(state, errMsg string) {
 		now := workflow.Now(ctx)
 		st.State, st.Error, st.FinishedAt = state, errMsg, &now

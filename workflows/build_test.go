@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -22,8 +23,12 @@ type buildMocks struct {
 	builds   int
 	removed  int
 	keep     []string
+	buildAt  time.Time
 	found    map[string]string // what FindImage reports per tag
 }
+
+// statusDelay makes every GitLab status call take that long (simulated).
+var statusDelay time.Duration
 
 func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error) (*testsuite.TestWorkflowEnvironment, *buildMocks) {
 	var s testsuite.WorkflowTestSuite
@@ -40,7 +45,7 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 	}
 	var g *gitlab.Activities
 	var b *build.Activities
-	env.OnActivity(g.SetCommitStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, in gitlab.StatusInput) error {
+	env.OnActivity(g.SetCommitStatus, mock.Anything, mock.Anything).After(statusDelay).Return(func(_ context.Context, in gitlab.StatusInput) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.statuses = append(m.statuses, in.State)
@@ -59,6 +64,7 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 	env.OnActivity(b.BuildAndPushImage, mock.Anything, mock.Anything).Return(func(context.Context, build.BuildInput) (build.Image, error) {
 		m.mu.Lock()
 		m.builds++
+		m.buildAt = env.Now()
 		m.mu.Unlock()
 		if buildErr != nil {
 			return build.Image{}, buildErr
@@ -152,4 +158,15 @@ func TestFailedTagBuildKeepsWhatWasThere(t *testing.T) {
 	require.Error(t, env.GetWorkflowError())
 	require.Equal(t, 1, m.removed)
 	require.Equal(t, []string{"sha256:deployed"}, m.keep, "the commit's existing image must survive")
+}
+
+func TestSlowGitLabDoesNotHoldTheBuildUp(t *testing.T) {
+	statusDelay = 10 * time.Minute
+	t.Cleanup(func() { statusDelay = 0 })
+	env, m := newBuildEnv(t, false, nil, nil)
+	start := env.Now()
+	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	require.Equal(t, BuildSucceeded, result(t, env).State)
+	require.Less(t, m.buildAt.Sub(start), time.Minute, "the build starts without waiting for GitLab")
+	require.Equal(t, []string{"pending", "running", "success"}, m.statuses, "statuses still go out, in order")
 }
