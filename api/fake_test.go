@@ -1,8 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"context"
+	"github.com/tenantflow/tenantflow/testsuite"
 	"io"
 	"log/slog"
 	"net/http"
@@ -191,7 +191,7 @@ type testEnv struct {
 	router    *gin.Engine
 	temporal  *fakeTemporal
 	templates runtime.Templates
-	logs      *syncBuffer
+	logs      *testsuite.SyncBuffer
 	registry  *prometheus.Registry
 }
 
@@ -208,7 +208,7 @@ func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 		o(&cfg)
 	}
 	f := &fakeTemporal{runID: "run-1"}
-	logs := &syncBuffer{}
+	logs := &testsuite.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	r, err := NewRouter(cfg, f, templates, log, reg)
@@ -241,22 +241,4 @@ func serve(e *testEnv, req *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	e.router.ServeHTTP(rec, req)
 	return rec
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

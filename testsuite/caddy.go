@@ -119,30 +119,7 @@ func (c *Caddy) Admin(t testing.TB, method, path string, body any) (int, []byte)
 }
 
 func (c *Caddy) adminDo(method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.AdminURL+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.adminClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return DoJSON(c.adminClient, method, c.AdminURL+path, body, 10*time.Second, nil)
 }
 
 // ProxyGet sends GET / to the tenant server with the given Host header, as

@@ -1,15 +1,11 @@
 package testsuite
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -125,29 +121,10 @@ func (i *Icinga2) WaitReady(t testing.TB) {
 // Do sends one API request as the admin user (for assertions made
 // through the server itself).
 func (i *Icinga2) Do(method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, i.URL+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.SetBasicAuth(i.User, i.Password)
-	req.Header.Set("Accept", "application/json")
-	resp, err := i.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return DoJSON(i.http, method, i.URL+path, body, 5*time.Second, func(req *http.Request) {
+		req.SetBasicAuth(i.User, i.Password)
+		req.Header.Set("Accept", "application/json")
+	})
 }
 
 func currentUser(t testing.TB) string {

@@ -64,7 +64,7 @@ type Process struct {
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
-	out syncBuffer // output of every run
+	out SyncBuffer // output of every run
 }
 
 // NewProcess describes a server; Start runs it. Its output is shown when
@@ -122,19 +122,22 @@ func (p *Process) Stop() {
 // Output is what the process printed so far.
 func (p *Process) Output() string { return p.out.String() }
 
-// syncBuffer is written by exec's copier goroutines and read by the test.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that goroutines (exec's output copiers, a
+// logger) write while the test reads it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -3,10 +3,8 @@ package cmdb
 import (
 	"context"
 	"github.com/tenantflow/tenantflow/testsuite"
-	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,33 +18,13 @@ const (
 	itopPwd  = "Sup3r-secret!"
 )
 
-// testLogger writes the activities' JSON logs through t.Log. (The shared
-// testsuite.Logger cannot be used: testsuite imports this package.)
-func testLogger(t *testing.T) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) })
-	return slog.New(slog.NewJSONHandler(w, nil))
-}
-
-type tWriter struct {
-	t    *testing.T
-	done atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testConfig(url string) Config {
 	return Config{Enabled: true, URL: url, User: itopUser, Password: itopPwd, Auth: AuthForm, Version: "1.3", Timeout: 5 * time.Second}
 }
 
 func newActivities(t *testing.T, cfg Config) *Activities {
 	t.Helper()
-	a, err := New(cfg, testLogger(t))
+	a, err := New(cfg, testsuite.Logger(t))
 	require.NoError(t, err)
 	a.now = func() time.Time { return time.Date(2025, 3, 14, 23, 30, 0, 0, time.UTC) }
 	return a

@@ -106,10 +106,7 @@ func BenchmarkProvisionOverhead(b *testing.B) {
 
 func (p *platform) provisionViaAPI(name string) {
 	p.t.Helper()
-	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
-	if code != http.StatusAccepted {
-		p.t.Fatalf("POST: %d %v", code, body)
-	}
+	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 20*time.Millisecond, time.Minute)
 	if st["state"] != workflows.StateActive {
 		p.t.Fatalf("tenant %s: %v", name, st)

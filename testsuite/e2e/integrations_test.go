@@ -96,8 +96,7 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 	name := tenantName("full")
 	t.Cleanup(func() { p.destroy(name) })
 
-	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
-	require.Equal(t, http.StatusAccepted, code, body)
+	p.requestTenant(name, "default", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateActive, st["state"], st)
 	host := name + "." + testDomain
@@ -195,8 +194,7 @@ func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
 	name := tenantName("undo")
 	t.Cleanup(func() { p.destroy(name) })
 
-	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
-	require.Equal(t, http.StatusAccepted, code, body)
+	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateFailed, st["state"], st)
 	require.Contains(t, st["error"], supervision.ErrMisconfigured)
@@ -229,8 +227,7 @@ func TestOutagesAreWaitedOut(t *testing.T) {
 	srv.bind.Stop()
 	srv.itop.SetDown(true)
 	srv.caddy.Stop()
-	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
-	require.Equal(t, http.StatusAccepted, code, body)
+	p.requestTenant(name, "default", "staging")
 
 	// The servers stay down until every step has failed at least once: the
 	// retries, not luck, must bring the tenant up.

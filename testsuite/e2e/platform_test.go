@@ -169,6 +169,15 @@ func (p *platform) doAs(token, method, path string, body any, headers ...string)
 	return resp.StatusCode, out, resp.Header
 }
 
+// requestTenant asks the API for a tenant and requires the 202.
+func (p *platform) requestTenant(name, template, stage string) {
+	p.t.Helper()
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": template, "stage": stage})
+	if code != http.StatusAccepted {
+		p.t.Fatalf("POST /v1/tenants %s: %d %v", name, code, body)
+	}
+}
+
 // waitState polls GET /v1/tenants/{name} until the tenant reaches one of the
 // final states of provisioning and returns the last answer.
 func (p *platform) waitState(name string, poll, timeout time.Duration) map[string]any {

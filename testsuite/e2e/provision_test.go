@@ -87,8 +87,7 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	name := tenantName("e2e-broken")
 	t.Cleanup(func() { p.destroy(name) })
 
-	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "broken", "stage": "staging"})
-	require.Equal(t, http.StatusAccepted, code, body)
+	p.requestTenant(name, "broken", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateFailed, st["state"], st)
 	require.Contains(t, st["error"], docker.ErrImageNotFound)
@@ -110,8 +109,7 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	require.Contains(t, raw, "binary/encrypted", "sanity: the payloads were read")
 
 	// A failed tenant can be asked for again (a new run of the same id).
-	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "staging"})
-	require.Equal(t, http.StatusAccepted, code, body)
+	p.requestTenant(name, "default", "staging")
 	st = p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateActive, st["state"], st)
 }
