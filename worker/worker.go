@@ -79,6 +79,9 @@ func (c Config) Settings() integrations.Settings {
 	if domain == "" {
 		domain = c.DNS.Zone
 	}
+	// Normalised as the proxy and DNS packages normalise it, so the plan's
+	// host is exactly the name routed and published.
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	return integrations.Settings{
 		Routing: c.Proxy.Enabled, Domain: domain, PublicScheme: c.Proxy.PublicScheme, PublicPort: c.Proxy.PublicPort,
 		DNS: c.DNS.Enabled, Directory: c.LDAP.Enabled, AdminUser: c.AdminUser, CMDB: c.CMDB.Enabled,
@@ -226,7 +229,7 @@ func Register(r sdkworker.Registry, deps Deps) {
 		fns = append(fns, a.StartSupervision, a.StopSupervision)
 	}
 	if a := deps.GitLab; a != nil {
-		fns = append(fns, a.ResolveCommit, a.SetCommitStatus)
+		fns = append(fns, a.SetCommitStatus)
 	}
 	if a := deps.Build; a != nil {
 		fns = append(fns, a.FindImage, a.BuildAndPushImage, a.RemoveImage)

@@ -128,7 +128,7 @@ func TestResolveCommit(t *testing.T) {
 		{"ACME/Shop", "main", f.head, RefBranch, "main"},
 	}
 	for _, tc := range cases {
-		c, err := f.act.ResolveCommit(ctx, ResolveInput{Project: tc.project, Ref: tc.ref})
+		c, err := f.client.ResolveCommit(ctx, tc.project, tc.ref)
 		require.NoError(t, err, "%s %s", tc.project, tc.ref)
 		require.Equal(t, Commit{
 			Project: "acme/shop", ProjectID: f.proj.ID, SHA: tc.sha, Ref: tc.name, RefType: tc.refType,
@@ -139,21 +139,21 @@ func TestResolveCommit(t *testing.T) {
 
 	// The branch moves: resolving again follows it.
 	moved := f.proj.Commit("main", map[string][]byte{"CHANGELOG": []byte("v3\n")}, "Release")
-	c, err := f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/shop", Ref: "main"})
+	c, err := f.client.ResolveCommit(ctx, "acme/shop", "main")
 	require.NoError(t, err)
 	require.Equal(t, moved, c.SHA)
 
-	_, err = f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/shop", Ref: "no-such-branch"})
+	_, err = f.client.ResolveCommit(ctx, "acme/shop", "no-such-branch")
 	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
-	_, err = f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/shop", Ref: "0123456789abcdef"})
+	_, err = f.client.ResolveCommit(ctx, "acme/shop", "0123456789abcdef")
 	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
-	_, err = f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/nope", Ref: "main"})
+	_, err = f.client.ResolveCommit(ctx, "acme/nope", "main")
 	testsuite.RequireNonRetryable(t, err, ErrUnknownProject)
-	_, err = f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/shop"})
+	_, err = f.client.ResolveCommit(ctx, "acme/shop", "")
 	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
 
-	bad := NewActivities(newClient(t, f.srv.URL, "glpat-wrong"))
-	_, err = bad.ResolveCommit(ctx, ResolveInput{Project: "acme/shop", Ref: "main"})
+	bad := newClient(t, f.srv.URL, "glpat-wrong")
+	_, err = bad.ResolveCommit(ctx, "acme/shop", "main")
 	testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
 	requireNoToken(t, err)
 
@@ -389,7 +389,7 @@ func TestOutageIsRetryable(t *testing.T) {
 	f.srv.SetDown(true)
 	err := f.client.Check(ctx)
 	testsuite.RequireRetryable(t, err)
-	_, err = f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/shop", Ref: "main"})
+	_, err = f.client.ResolveCommit(ctx, "acme/shop", "main")
 	testsuite.RequireRetryable(t, err)
 	err = f.act.SetCommitStatus(ctx, status)
 	testsuite.RequireRetryable(t, err)
@@ -399,7 +399,7 @@ func TestOutageIsRetryable(t *testing.T) {
 
 	f.srv.SetDown(false)
 	require.NoError(t, f.client.Check(ctx))
-	c, err := f.act.ResolveCommit(ctx, ResolveInput{Project: "acme/shop", Ref: "main"})
+	c, err := f.client.ResolveCommit(ctx, "acme/shop", "main")
 	require.NoError(t, err)
 	require.Equal(t, f.head, c.SHA)
 	require.NoError(t, f.act.SetCommitStatus(ctx, status))
@@ -420,7 +420,7 @@ func TestUnreachableIsRetryable(t *testing.T) {
 	err = c.Check(context.Background())
 	testsuite.RequireRetryable(t, err)
 	requireNoToken(t, err)
-	_, err = NewActivities(c).ResolveCommit(context.Background(), ResolveInput{Project: "acme/shop", Ref: "main"})
+	_, err = c.ResolveCommit(context.Background(), "acme/shop", "main")
 	testsuite.RequireRetryable(t, err)
 }
 

@@ -98,9 +98,10 @@ func (a *Activities) Check(ctx context.Context) error {
 	return nil
 }
 
-// Host is the tenant's public host name, <tenant>.<domain>; workflows use
-// it to publish the same name in DNS.
-func (a *Activities) Host(tenant string) string {
+// host is the tenant's public host name, <tenant>.<domain> (the domain
+// normalised). Unexported: every exported method of Activities would be an
+// activity.
+func (a *Activities) host(tenant string) string {
 	return tenant + "." + a.cfg.domain
 }
 
@@ -111,7 +112,7 @@ func (a *Activities) Host(tenant string) string {
 // The HTTP server holding the routes is created first if Caddy has none.
 func (a *Activities) EnsureRoute(ctx context.Context, in RouteInput) (Route, error) {
 	id := RouteIDPrefix + in.Tenant
-	if err := validateInput(in, a.Host(in.Tenant)); err != nil {
+	if err := validateInput(in, a.host(in.Tenant)); err != nil {
 		return Route{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("ensure route %s: %v", id, err), ErrInvalidInput, err)
 	}
 	want := a.caddyRoute(in)
@@ -147,10 +148,10 @@ func (a *Activities) RemoveRoute(ctx context.Context, in RouteRef) error {
 		}
 		switch r.status {
 		case http.StatusOK:
-			log.Info("route removed", "host", a.Host(in.Tenant))
+			log.Info("route removed", "host", a.host(in.Tenant))
 		case http.StatusNotFound:
 			if i == 0 {
-				log.Info("route already absent", "host", a.Host(in.Tenant))
+				log.Info("route already absent", "host", a.host(in.Tenant))
 			}
 			return nil
 		default:
@@ -321,14 +322,14 @@ func (a *Activities) caddyRoute(in RouteInput) caddyRoute {
 	}
 	return caddyRoute{
 		ID:       RouteIDPrefix + in.Tenant,
-		Match:    []caddyMatch{{Host: []string{a.Host(in.Tenant)}}},
+		Match:    []caddyMatch{{Host: []string{a.host(in.Tenant)}}},
 		Handle:   []caddyHandler{{Handler: "reverse_proxy", Upstreams: ups}},
 		Terminal: true,
 	}
 }
 
 func (a *Activities) route(in RouteInput) Route {
-	host := a.Host(in.Tenant)
+	host := a.host(in.Tenant)
 	authority := host
 	if a.cfg.port != "" {
 		authority = net.JoinHostPort(host, a.cfg.port)

@@ -84,9 +84,6 @@ func NewClient(cfg Config, log *slog.Logger) (*Client, error) {
 // Ref is the image reference the engine tags and pushes: <Host>/<repo>:<tag>.
 func (c *Client) Ref(repo, tag string) string { return c.host + "/" + repo + ":" + tag }
 
-// Host is the registry as written in image references.
-func (c *Client) Host() string { return c.host }
-
 // AuthConfig is what the Docker Engine needs to push to this registry with
 // the same credentials; the engine runs the Basic or Bearer flow itself.
 func (c *Client) AuthConfig() registry.AuthConfig {

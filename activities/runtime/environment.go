@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -49,20 +48,6 @@ func (e *Environment) PublicPort() (Service, Port, bool) {
 		}
 	}
 	return Service{}, Port{}, false
-}
-
-// Images lists the distinct images of the environment, sorted.
-func (e *Environment) Images() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range e.Services {
-		if !seen[s.Image] {
-			seen[s.Image] = true
-			out = append(out, s.Image)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Render substitutes the tenant's variables and secrets into the template.

@@ -43,7 +43,6 @@ func TestParseAndRender(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "app", svc.Name)
 	require.Equal(t, 8080, port.Container)
-	require.Equal(t, []string{"example/app:1"}, env.Images())
 
 	// Rendering is pure: the template is not modified.
 	require.Equal(t, "${secret.db_password}", tpl.Services[0].Env["PASSWORD"])
