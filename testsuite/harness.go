@@ -92,12 +92,28 @@ var demoOnce struct {
 // test process and returns the tag.
 func DemoImage(t testing.TB, d *docker.Driver, tag, version string) string {
 	t.Helper()
+	return demoImage(t, d, tag, version, false)
+}
+
+// DemoImageUnhealthy is DemoImage for an image whose app always fails its
+// health check (demoimage.BuildUnhealthy): a release candidate that must be
+// rolled back. Give it a tag of its own; a tag names one image.
+func DemoImageUnhealthy(t testing.TB, d *docker.Driver, tag, version string) string {
+	t.Helper()
+	return demoImage(t, d, tag, version, true)
+}
+
+func demoImage(t testing.TB, d *docker.Driver, tag, version string, unhealthy bool) string {
+	t.Helper()
 	demoOnce.Lock()
 	defer demoOnce.Unlock()
 	if demoOnce.built == nil {
 		demoOnce.built = map[string]error{}
 	}
 	key := tag + "@" + version
+	if unhealthy {
+		key += "#unhealthy"
+	}
 	err, done := demoOnce.built[key]
 	if !done {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -109,7 +125,11 @@ func DemoImage(t testing.TB, d *docker.Driver, tag, version string) string {
 			}
 			demoOnce.bin, err = demoimage.CompileBinary(ctx, dir)
 		}
-		if err == nil {
+		switch {
+		case err != nil:
+		case unhealthy:
+			_, err = demoimage.BuildUnhealthy(ctx, d, demoOnce.bin, tag, version)
+		default:
 			_, err = demoimage.Build(ctx, d, demoOnce.bin, tag, version)
 		}
 		demoOnce.built[key] = err

@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -23,6 +25,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
@@ -40,6 +43,10 @@ const (
 	LabelVolume  = "tenantflow.volume"
 	LabelSpec    = "tenantflow.spec"  // hash of the rendered service spec
 	LabelOwner   = "tenantflow.owner" // the provisioning (workflow run) that made it
+	// LabelGeneration tells a service's instances apart during a release
+	// cut-over; only generations above 0 carry it, so containers made
+	// before releases existed read as generation 0.
+	LabelGeneration = "tenantflow.generation"
 )
 
 // Error types shown in the Web UI for failures a retry cannot fix.
@@ -68,6 +75,9 @@ type Driver struct {
 	cfg  Config
 	http *http.Client
 	log  *slog.Logger
+
+	authMu sync.RWMutex
+	auths  map[string]registry.AuthConfig // by registry host, for EnsureImage
 }
 
 // New connects to the engine and checks it answers, so a wrong address is a
@@ -116,6 +126,18 @@ func (d *Driver) Close() error { return d.cli.Close() }
 func NetworkName(tenant string) string        { return "tf-" + tenant }
 func VolumeName(tenant, vol string) string    { return "tf-" + tenant + "_" + vol }
 func ContainerName(tenant, svc string) string { return "tf-" + tenant + "_" + svc }
+
+// InstanceName is the container of one generation of a service. Generation
+// 0 keeps ContainerName, so tenants provisioned before releases existed
+// (and the histories that name their containers) stay valid; a cut-over's
+// candidate, generation N>0, is "tf-<tenant>_<svc>_<N>", which no other
+// service can be named since "_" cannot occur in service names.
+func InstanceName(tenant, svc string, gen int) string {
+	if gen == 0 {
+		return ContainerName(tenant, svc)
+	}
+	return ContainerName(tenant, svc) + "_" + strconv.Itoa(gen)
+}
 
 // ownedFilter selects the tenant's objects of one owner (any owner if "").
 func ownedFilter(tenant, owner string) filters.Args {
@@ -198,9 +220,15 @@ func specHash(tenant string, svc runtime.Service) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// StartService creates the service's container once and makes sure it runs.
+// StartService creates the container of the service's generation once and
+// makes sure it runs. A generation above 0 is a release candidate: it runs
+// beside the current instance, with the same alias and volumes.
 func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc runtime.Service) (runtime.ServiceStatus, error) {
-	name := ContainerName(tenant, svc.Name)
+	if svc.Generation < 0 {
+		msg := fmt.Sprintf("service %s: generation %d is negative", svc.Name, svc.Generation)
+		return runtime.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
+	}
+	name := InstanceName(tenant, svc.Name, svc.Generation)
 	hash := specHash(tenant, svc)
 	id, err := d.ensureContainer(ctx, tenant, owner, name, hash, svc)
 	if err != nil {
@@ -209,7 +237,7 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc run
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return runtime.ServiceStatus{}, fmt.Errorf("start container %s: %w", name, err)
 	}
-	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "container", name)
+	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "container", name)
 	return runtime.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
 }
 
@@ -261,6 +289,9 @@ func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) 
 		ExposedPorts: nat.PortSet{},
 	}
 	cfg.Labels[LabelService], cfg.Labels[LabelSpec] = svc.Name, hash
+	if svc.Generation > 0 {
+		cfg.Labels[LabelGeneration] = strconv.Itoa(svc.Generation)
+	}
 	if len(svc.Command) > 0 {
 		cfg.Cmd = svc.Command
 	}
@@ -329,9 +360,12 @@ func healthBudget(h *runtime.HealthCheck) time.Duration {
 	return h.StartPeriod.D() + time.Duration(orDefaultInt(h.Retries, 3)+1)*(interval+timeout) + 5*time.Second
 }
 
-// WaitHealthy polls every service until its health check passes and returns
-// the tenant's public endpoint. A service that Docker marks unhealthy, or
-// that stays unready past its budget, is a permanent failure.
+// WaitHealthy polls every service (the instance of its generation) until its
+// health check passes and returns the tenant's public endpoint. A service
+// that Docker marks unhealthy, or that stays unready past its budget
+// (env.HealthTimeout when set, else healthBudget), is a permanent failure.
+// A release calls it with only the candidate in env.Services, and gets the
+// candidate's own endpoint back.
 func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progress func(string)) (runtime.Endpoint, error) {
 	pubSvc, pubPort, ok := env.PublicPort()
 	if !ok {
@@ -347,9 +381,10 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 	defer ticker.Stop()
 	for {
 		for name, svc := range pending {
-			info, err := d.cli.ContainerInspect(ctx, ContainerName(env.Tenant, name))
+			cname := InstanceName(env.Tenant, name, svc.Generation)
+			info, err := d.cli.ContainerInspect(ctx, cname)
 			if err != nil {
-				return runtime.Endpoint{}, fmt.Errorf("inspect %s: %w", name, err)
+				return runtime.Endpoint{}, fmt.Errorf("inspect %s: %w", cname, err)
 			}
 			if name == pubSvc.Name && endpoint.URL == "" {
 				if u := d.publishedURL(info, pubPort.Container); u != "" {
@@ -365,7 +400,11 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 				msg := fmt.Sprintf("service %s is unhealthy: %s", name, why)
 				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
-			if time.Since(start) > healthBudget(svc.HealthCheck) {
+			budget := healthBudget(svc.HealthCheck)
+			if env.HealthTimeout > 0 {
+				budget = env.HealthTimeout.D()
+			}
+			if time.Since(start) > budget {
 				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), why)
 				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
@@ -448,11 +487,17 @@ func probeHTTP(ctx context.Context, c *http.Client, url string, timeout time.Dur
 	if err != nil {
 		return false, err.Error()
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
 		return true, ""
 	}
-	return false, "HTTP " + resp.Status
+	// The start of the answer often says why (ops read it in the failure).
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	why := "HTTP " + resp.Status
+	if line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n"); line != "" {
+		why += ": " + line
+	}
+	return false, why
 }
 
 // RemoveServices force-removes every container of the tenant (of owner).

@@ -183,4 +183,9 @@ func TestAnotherProvisioningNeitherTakesOverNorRemoves(t *testing.T) {
 func TestNamesDoNotCollide(t *testing.T) {
 	require.NotEqual(t, docker.VolumeName("acme", "db-data"), docker.VolumeName("acme-db", "data"))
 	require.NotEqual(t, docker.ContainerName("acme", "db-app"), docker.ContainerName("acme-db", "app"))
+	// Generation 0 keeps the name tenants had before releases existed.
+	require.Equal(t, docker.ContainerName("acme", "app"), docker.InstanceName("acme", "app", 0))
+	require.Equal(t, "tf-acme_app_1", docker.InstanceName("acme", "app", 1))
+	require.Equal(t, "tf-acme_app_12", docker.InstanceName("acme", "app", 12))
+	require.NotEqual(t, docker.InstanceName("acme", "app", 1), docker.InstanceName("acme-app", "1", 0))
 }

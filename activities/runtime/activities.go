@@ -22,6 +22,36 @@ type Driver interface {
 	RemoveServices(ctx context.Context, tenant, owner string) error
 	RemoveVolumes(ctx context.Context, tenant, owner string) error
 	RemoveNetwork(ctx context.Context, tenant, owner string) error
+
+	// EnsureImage makes the image available to the runtime (a Docker host
+	// pulls it from its registry unless it has it already). An image the
+	// registry does not have is a non-retryable ErrImageNotFound.
+	EnsureImage(ctx context.Context, image string) error
+	// RetireService gracefully stops and removes every instance of one
+	// service of the tenant except generation Keep: the old instance after
+	// a cut-over, or the candidate when a cut-over is rolled back.
+	RetireService(ctx context.Context, in RetireInput) error
+}
+
+// ErrImageNotFound is the failure type of an image neither the runtime nor
+// its registry has.
+const ErrImageNotFound = "ImageNotFound"
+
+// ImageInput names an image by reference (repo@sha256:… for releases).
+type ImageInput struct {
+	Image string `json:"image"`
+}
+
+// RetireInput names the instances of a service to stop and remove: all of
+// the tenant's (and owner's) instances of Service but generation Keep.
+type RetireInput struct {
+	Tenant  string `json:"tenant"`
+	Owner   string `json:"owner,omitempty"`
+	Service string `json:"service"`
+	Keep    int    `json:"keep"`
+	// StopTimeout is how long an instance may finish in-flight work after
+	// SIGTERM before it is killed (zero: 10 s).
+	StopTimeout Duration `json:"stopTimeout,omitempty"`
 }
 
 // TenantRef names the tenant an activity works on, and the provisioning
@@ -94,6 +124,18 @@ func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint
 	// Returned unwrapped: the SDK reads only the outermost error, and a
 	// wrapped non-retryable ApplicationError would be retried.
 	return a.Driver.WaitHealthy(ctx, env, progress)
+}
+
+// EnsureImage makes the image available to the runtime before a cut-over
+// starts an instance of it.
+func (a *Activities) EnsureImage(ctx context.Context, in ImageInput) error {
+	return a.Driver.EnsureImage(ctx, in.Image)
+}
+
+// RetireService stops and removes the instances of a service other than
+// the generation to keep.
+func (a *Activities) RetireService(ctx context.Context, in RetireInput) error {
+	return a.Driver.RetireService(ctx, in)
 }
 
 // RemoveServices removes every service (container) of the tenant.

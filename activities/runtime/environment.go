@@ -18,6 +18,10 @@ type Environment struct {
 	Template string    `json:"template"`
 	Volumes  []string  `json:"volumes,omitempty"`
 	Services []Service `json:"services"`
+	// HealthTimeout, when set, is how long WaitHealthy waits for every
+	// service (a release's health-check setting); zero means the time the
+	// services' own checks need to give up.
+	HealthTimeout Duration `json:"healthTimeout,omitempty"`
 }
 
 // Service is one rendered container of an Environment.
@@ -30,6 +34,10 @@ type Service struct {
 	Mounts      []Mount           `json:"mounts,omitempty"`
 	HealthCheck *HealthCheck      `json:"healthcheck,omitempty"`
 	Resources   Resources         `json:"resources,omitempty"`
+	// Generation tells instances of the service apart: provisioning makes
+	// generation 0, and each release cut-over starts the next generation
+	// beside the current one before retiring it.
+	Generation int `json:"generation,omitempty"`
 }
 
 // Mount attaches a tenant volume (by its logical name) at Path.

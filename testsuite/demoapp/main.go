@@ -140,8 +140,16 @@ func serve(log *slog.Logger) error {
 	// answers 503 until it has passed (tests use it to act mid-start).
 	readyDelay, _ := time.ParseDuration(os.Getenv("READY_DELAY"))
 	readyAt := time.Now().Add(readyDelay)
+	// DEMO_HEALTHZ=fail (an image built with HEALTHZ=fail) makes a release
+	// candidate that serves everything but never passes its health check,
+	// which release tests need to exercise a rollback.
+	failHealth := os.Getenv("DEMO_HEALTHZ") == "fail"
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if failHealth {
+			http.Error(w, "this image is built to fail its health check", http.StatusServiceUnavailable)
+			return
+		}
 		if time.Now().Before(readyAt) {
 			http.Error(w, "warming up", http.StatusServiceUnavailable)
 			return

@@ -22,6 +22,8 @@ const Tag = "tenantflow/demo-app:dev"
 const Dockerfile = `FROM scratch
 ARG VERSION=dev
 ENV DEMO_VERSION=$VERSION
+ARG HEALTHZ=ok
+ENV DEMO_HEALTHZ=$HEALTHZ
 COPY --chown=65534:65534 data /data
 COPY demo-app /demo-app
 USER 65534:65534
@@ -46,6 +48,20 @@ func CompileBinary(ctx context.Context, dir string) (string, error) {
 // Build makes the image tag from the binary at binPath; version ends up in the
 // app's /version answer, so release tests can tell images apart.
 func Build(ctx context.Context, d *docker.Driver, binPath, tag, version string) (string, error) {
+	return build(ctx, d, binPath, tag, version, false)
+}
+
+// BuildUnhealthy makes an image like Build whose app serves everything but
+// always fails /healthz (503), so a release of it must be rolled back.
+func BuildUnhealthy(ctx context.Context, d *docker.Driver, binPath, tag, version string) (string, error) {
+	return build(ctx, d, binPath, tag, version, true)
+}
+
+func build(ctx context.Context, d *docker.Driver, binPath, tag, version string, unhealthy bool) (string, error) {
+	healthz := "ok"
+	if unhealthy {
+		healthz = "fail"
+	}
 	bin, err := os.ReadFile(binPath)
 	if err != nil {
 		return "", fmt.Errorf("read demo-app binary: %w", err)
@@ -60,7 +76,11 @@ func Build(ctx context.Context, d *docker.Driver, binPath, tag, version string) 
 	}
 	return d.BuildImage(ctx, buildCtx, docker.BuildOptions{
 		Tags:      []string{tag},
-		BuildArgs: map[string]string{"VERSION": version},
-		Labels:    map[string]string{"org.opencontainers.image.title": "tenantflow demo-app", "org.opencontainers.image.version": version},
+		BuildArgs: map[string]string{"VERSION": version, "HEALTHZ": healthz},
+		Labels: map[string]string{
+			"org.opencontainers.image.title":   "tenantflow demo-app",
+			"org.opencontainers.image.version": version,
+			"tenantflow.demo.healthz":          healthz,
+		},
 	})
 }
