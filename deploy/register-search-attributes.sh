@@ -6,4 +6,4 @@
 set -euo pipefail
 ns=${1:?namespace}; shift
 temporal operator search-attribute create --namespace "$ns" "$@" \
-  --type Keyword --name TenantId --name TenantState --name Stage --name Release
+  --type Keyword --name TenantId --name TenantState --name Stage --name Release --name Image

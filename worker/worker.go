@@ -25,6 +25,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
@@ -184,6 +185,9 @@ type Deps struct {
 	Supervision  *supervision.Activities
 	GitLab       *gitlab.Activities
 	Build        *buildacts.Activities
+	// Fleet sends releases to tenant workflows; New fills it in with the
+	// worker's own Temporal client.
+	Fleet *fleet.Activities
 
 	gitlabClient   *gitlab.Client
 	registryClient *registry.Client
@@ -193,6 +197,10 @@ type Deps struct {
 // of image builds.
 func (d *Deps) UseDocker(drv *docker.Driver) {
 	d.Runtime = drv
+	if d.registryClient != nil {
+		// Releases pull their image from the same registry builds push to.
+		drv.AddRegistryAuth(d.registryClient.AuthConfig())
+	}
 	if d.Build != nil {
 		d.Build.Engine = drv
 	}
@@ -203,6 +211,7 @@ func (d *Deps) UseDocker(drv *docker.Driver) {
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	r.RegisterWorkflowWithOptions(workflows.BuildImageWorkflow, workflow.RegisterOptions{Name: workflows.BuildWorkflowType})
+	r.RegisterWorkflowWithOptions(workflows.ReleaseWorkflow, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowType})
 }
 
 // Register puts every workflow and activity on a worker. Integration
@@ -234,6 +243,9 @@ func Register(r sdkworker.Registry, deps Deps) {
 	if a := deps.Build; a != nil {
 		fns = append(fns, a.FindImage, a.BuildAndPushImage, a.RemoveImage)
 	}
+	if a := deps.Fleet; a != nil {
+		fns = append(fns, a.ListTenants, a.UpdateTenant)
+	}
 	for _, fn := range fns {
 		r.RegisterActivity(fn)
 	}
@@ -246,6 +258,9 @@ func New(c client.Client, taskQueue string, cfg Config, deps Deps) sdkworker.Wor
 		Identity:          fmt.Sprintf("tenantflow-worker@%s:%d", host, os.Getpid()),
 		WorkerStopTimeout: cfg.StopTimeout,
 	})
+	if deps.Fleet == nil {
+		deps.Fleet = &fleet.Activities{Client: c, Heartbeat: activity.RecordHeartbeat}
+	}
 	Register(w, deps)
 	return w
 }

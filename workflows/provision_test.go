@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -104,7 +105,11 @@ func (s *provisionSuite) mockRuntime(startService func(in runtime.ServiceInput) 
 				return runtime.Endpoint{}, err
 			}
 		}
-		return runtime.Endpoint{URL: "http://127.0.0.1:40000"}, nil
+		gen := 0
+		for _, svc := range env.Services {
+			gen = max(gen, svc.Generation)
+		}
+		return runtime.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
 	})
 	for name, fn := range map[string]any{"RemoveServices": a.RemoveServices, "RemoveVolumes": a.RemoveVolumes, "RemoveNetwork": a.RemoveNetwork} {
 		s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(func(_ context.Context, _ runtime.TenantRef) error {
@@ -152,7 +157,7 @@ func (s *provisionSuite) TestProvisionsAndReportsState() {
 	s.ElementsMatch([]string{"CreateNetwork", "CreateVolumes", "StartService db", "StartService app", "WaitHealthy"}, s.recorded())
 
 	s.Equal(StateActive, s.keyword(SATenantState))
-	s.Equal("tenantflow/demo-app:dev", s.keyword(SARelease))
+	s.Equal("tenantflow/demo-app:dev", s.keyword(SAImage))
 	s.Equal("acme", s.keyword(SATenantID))
 
 	// The generated password reached the containers but never the query.

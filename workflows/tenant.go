@@ -52,11 +52,12 @@ var (
 	SATenantState = temporal.NewSearchAttributeKeyKeyword("TenantState")
 	SAStage       = temporal.NewSearchAttributeKeyKeyword("Stage")
 	SARelease     = temporal.NewSearchAttributeKeyKeyword("Release")
+	SAImage       = temporal.NewSearchAttributeKeyKeyword("Image")
 )
 
 // SearchAttributeKeys lists every search attribute the workflows use, for
 // registration and start-up checks.
-var SearchAttributeKeys = []temporal.SearchAttributeKey{SATenantID, SATenantState, SAStage, SARelease}
+var SearchAttributeKeys = []temporal.SearchAttributeKey{SATenantID, SATenantState, SAStage, SARelease, SAImage}
 
 // TenantSpec is what a client asks for when creating a tenant.
 type TenantSpec struct {
@@ -92,15 +93,22 @@ type TenantState struct {
 	Template string `json:"template"`
 	// ProvisionID is the run that provisioned the tenant; its runtime
 	// objects carry it as their owner.
-	ProvisionID string                  `json:"provisionId,omitempty"`
-	Image       string                  `json:"image,omitempty"`
-	URL         string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
-	Endpoint    string                  `json:"endpoint,omitempty"` // the runtime's own address of the public service
-	Progress    Progress                `json:"progress"`
-	Error       string                  `json:"error,omitempty"`
-	Services    []runtime.ServiceStatus `json:"services,omitempty"`
-	Resources   []Resource              `json:"resources,omitempty"`
-	Accounts    []Account               `json:"accounts,omitempty"`
+	ProvisionID string `json:"provisionId,omitempty"`
+	// Image is what the public service runs; Release the release that put
+	// it there (empty: the template's image since provisioning), and
+	// PreviousImage what ran before, for a rollback release.
+	Image         string `json:"image,omitempty"`
+	Release       string `json:"release,omitempty"`
+	PreviousImage string `json:"previousImage,omitempty"`
+	// Generation of the public service's instance (see runtime.Service).
+	Generation int                     `json:"generation,omitempty"`
+	URL        string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
+	Endpoint   string                  `json:"endpoint,omitempty"` // the runtime's own address of the public service
+	Progress   Progress                `json:"progress"`
+	Error      string                  `json:"error,omitempty"`
+	Services   []runtime.ServiceStatus `json:"services,omitempty"`
+	Resources  []Resource              `json:"resources,omitempty"`
+	Accounts   []Account               `json:"accounts,omitempty"`
 	// When and by whom the first account's password was handed out; it is
 	// handed out once and then forgotten.
 	CredentialsFetchedAt *time.Time `json:"credentialsFetchedAt,omitempty"`
@@ -139,6 +147,9 @@ type tenant struct {
 	template runtime.Template
 	secrets  map[string]string
 	state    TenantState
+	// busy is set while an operation (provisioning, a release's
+	// cut-over) runs; the next one waits for it to clear.
+	busy bool
 }
 
 // TenantWorkflow is the tenant's entity workflow (see the package comment).
@@ -163,17 +174,28 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 	if err := t.registerCredentialsUpdate(ctx); err != nil {
 		return t.state, err
 	}
+	if err := t.registerReleaseUpdate(ctx); err != nil {
+		return t.state, err
+	}
 
 	if first {
-		if err := t.provision(ctx); err != nil {
+		t.busy = true
+		err := t.provision(ctx)
+		t.busy = false
+		if err != nil {
+			// Releases that queued meanwhile learn that the tenant is
+			// failed (skipped) before the workflow ends.
+			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 			return t.state, err
 		}
 	}
 
-	// Later operations (release, decommission) are queued here by Updates and
-	// run one at a time. Until then the tenant just lives; its history is
-	// renewed when the server suggests it.
-	if err := workflow.Await(ctx, func() bool { return workflow.GetInfo(ctx).GetContinueAsNewSuggested() }); err != nil {
+	// Later operations (releases, decommission) arrive as Updates and run
+	// one at a time (t.busy). Meanwhile the tenant just lives; its history
+	// is renewed when the server suggests it, between operations.
+	if err := workflow.Await(ctx, func() bool {
+		return workflow.GetInfo(ctx).GetContinueAsNewSuggested() && !t.busy
+	}); err != nil {
 		return t.state, err
 	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
@@ -228,7 +250,10 @@ func (t *tenant) upsertSearchAttributes(ctx workflow.Context) {
 		SAStage.ValueSet(t.state.Stage),
 	}
 	if t.state.Image != "" {
-		updates = append(updates, SARelease.ValueSet(t.state.Image))
+		updates = append(updates, SAImage.ValueSet(t.state.Image))
+	}
+	if t.state.Release != "" {
+		updates = append(updates, SARelease.ValueSet(t.state.Release))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		// Visibility is for people; a failed upsert must not fail the tenant.

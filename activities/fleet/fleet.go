@@ -1,0 +1,243 @@
+// Package fleet acts on the fleet of tenant workflows through Temporal
+// itself: it lists tenants from visibility and asks one tenant's entity
+// workflow to apply a release through an Update. A release never touches a
+// tenant's containers directly: the tenant's own workflow runs the cut-over,
+// one operation at a time, which is what keeps a release from ever meeting a
+// provisioning, a decommission or another release on the same tenant.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// The Tenant workflow's names this package relies on; the workflows
+// package uses the same constants.
+const (
+	TenantWorkflowType = "Tenant"
+	UpdateApplyRelease = "applyRelease"
+)
+
+// TenantWorkflowID is the id of a tenant's entity workflow.
+func TenantWorkflowID(name string) string { return "tenant:" + name }
+
+// Outcomes of applying a release to one tenant.
+const (
+	OutcomeUpdated    = "updated"     // now runs the release's image
+	OutcomeUnchanged  = "unchanged"   // already ran it
+	OutcomeRolledBack = "rolled-back" // the new instance never became healthy; the old one kept serving
+	OutcomeSkipped    = "skipped"     // not active (provisioning failed, decommissioned, gone)
+)
+
+// ErrInvalidSelector: a tenant name or stage that cannot be a tenant's.
+const ErrInvalidSelector = "InvalidTenantSelector"
+
+// ListInput selects tenants: those of Stage (every stage when empty), and
+// of Names when it is not empty.
+type ListInput struct {
+	Stage string   `json:"stage,omitempty"`
+	Names []string `json:"names,omitempty"`
+}
+
+// Tenant is a running tenant as visibility shows it.
+type Tenant struct {
+	Name  string `json:"name"`
+	Stage string `json:"stage"`
+	State string `json:"state"`
+	Image string `json:"image,omitempty"`
+}
+
+// ApplyInput asks a tenant to run an image: the applyRelease Update's
+// argument.
+type ApplyInput struct {
+	Release       string           `json:"release"`
+	Image         string           `json:"image"`
+	HealthTimeout runtime.Duration `json:"healthTimeout,omitempty"`
+	Drain         runtime.Duration `json:"drain,omitempty"`
+}
+
+// ApplyResult is the tenant's answer.
+type ApplyResult struct {
+	Tenant     string    `json:"tenant"`
+	Outcome    string    `json:"outcome"`
+	From       string    `json:"from,omitempty"`
+	To         string    `json:"to,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// UpdateInput names the tenant, the Update id (which makes a retried
+// activity join the Update it sent before instead of sending another) and
+// what to apply.
+type UpdateInput struct {
+	Tenant   string     `json:"tenant"`
+	UpdateID string     `json:"updateId"`
+	Apply    ApplyInput `json:"apply"`
+}
+
+// Activities talk to Temporal with the worker's own client.
+type Activities struct {
+	Client    client.Client
+	Namespace string
+	// Heartbeat is activity.RecordHeartbeat in the worker; nil in direct
+	// calls.
+	Heartbeat func(ctx context.Context, details ...any)
+	// HeartbeatEvery is how often a waiting UpdateTenant heartbeats (zero:
+	// 10 s).
+	HeartbeatEvery time.Duration
+	Log            *slog.Logger
+}
+
+var label = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// Search attributes the Tenant workflow keeps current.
+const (
+	stageKey  = "Stage"
+	tenantKey = "TenantId"
+	stateKey  = "TenantState"
+	imageKey  = "Image"
+	pageSize  = 500
+)
+
+// ListTenants lists the running tenant workflows of the selection, sorted
+// by name. Visibility is eventually consistent: a tenant created a moment
+// ago may be missing, which a release reports as skipped.
+func (a *Activities) ListTenants(ctx context.Context, in ListInput) ([]Tenant, error) {
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", TenantWorkflowType)
+	if in.Stage != "" {
+		if !label.MatchString(in.Stage) {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage %q is not a stage name", in.Stage), ErrInvalidSelector, nil)
+		}
+		q += fmt.Sprintf(" AND %s = '%s'", stageKey, in.Stage)
+	}
+	if len(in.Names) > 0 {
+		quoted := make([]string, len(in.Names))
+		for i, n := range in.Names {
+			if !label.MatchString(n) {
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", n), ErrInvalidSelector, nil)
+			}
+			quoted[i] = "'" + n + "'"
+		}
+		q += fmt.Sprintf(" AND %s IN (%s)", tenantKey, strings.Join(quoted, ", "))
+	}
+	var out []Tenant
+	seen := map[string]bool{}
+	var token []byte
+	for {
+		resp, err := a.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: a.Namespace, Query: q, PageSize: pageSize, NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list tenants (%s): %w", q, err)
+		}
+		for _, e := range resp.Executions {
+			sa := e.GetSearchAttributes().GetIndexedFields()
+			t := Tenant{Name: keyword(sa[tenantKey]), Stage: keyword(sa[stageKey]), State: keyword(sa[stateKey]), Image: keyword(sa[imageKey])}
+			if t.Name == "" {
+				t.Name = strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "tenant:")
+			}
+			if !seen[t.Name] {
+				seen[t.Name] = true
+				out = append(out, t)
+			}
+		}
+		token = resp.NextPageToken
+		if len(token) == 0 {
+			break
+		}
+	}
+	slices.SortFunc(out, func(x, y Tenant) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// keyword decodes a Keyword search attribute ("" when unset).
+func keyword(p *commonpb.Payload) string {
+	var s string
+	if p == nil || converter.GetDefaultDataConverter().FromPayload(p, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// UpdateTenant asks the tenant's workflow to apply a release and waits for
+// its answer, heartbeating meanwhile (the tenant may first finish another
+// operation). A tenant that does not exist or refuses (not active) is
+// reported as skipped, not as a failure of the activity.
+func (a *Activities) UpdateTenant(ctx context.Context, in UpdateInput) (ApplyResult, error) {
+	if !label.MatchString(in.Tenant) {
+		return ApplyResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", in.Tenant), ErrInvalidSelector, nil)
+	}
+	stop := a.heartbeatWhileWaiting(ctx, in.Tenant)
+	defer stop()
+	handle, err := a.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     in.UpdateID,
+		WorkflowID:   TenantWorkflowID(in.Tenant),
+		UpdateName:   UpdateApplyRelease,
+		Args:         []any{in.Apply},
+		WaitForStage: client.WorkflowUpdateStageAccepted,
+	})
+	var res ApplyResult
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	var notFound *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &notFound):
+		return skipped(in.Tenant, "no running tenant workflow: "+notFound.Error()), nil
+	case errors.As(err, &appErr):
+		// The validator's refusal (not active, being decommissioned).
+		return skipped(in.Tenant, appErr.Message()), nil
+	default:
+		return ApplyResult{}, fmt.Errorf("apply release %s to tenant %s: %w", in.Apply.Release, in.Tenant, err)
+	}
+}
+
+func skipped(tenant, why string) ApplyResult {
+	return ApplyResult{Tenant: tenant, Outcome: OutcomeSkipped, Error: why}
+}
+
+// heartbeatWhileWaiting keeps the activity alive while the Update waits.
+func (a *Activities) heartbeatWhileWaiting(ctx context.Context, tenant string) (stop func()) {
+	if a.Heartbeat == nil {
+		return func() {}
+	}
+	every := a.HeartbeatEvery
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.Heartbeat(ctx, "waiting for tenant "+tenant)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

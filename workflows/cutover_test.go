@@ -1,0 +1,177 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+const newImage = "registry.test/demo-app@sha256:" + "2222222222222222222222222222222222222222222222222222222222222222"
+
+// mockCutover mocks the runtime activities only a cut-over uses.
+func (s *provisionSuite) mockCutover() {
+	var a *runtime.Activities
+	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
+		s.record("EnsureImage " + in.Image)
+		return nil
+	})
+	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.RetireInput) error {
+		s.record(fmt.Sprintf("RetireService %s keep=%d", in.Service, in.Keep))
+		return nil
+	})
+}
+
+type applyOutcome struct {
+	res ApplyReleaseResult
+	err error
+}
+
+// applyAt sends the applyRelease Update at simulated time at.
+func (s *provisionSuite) applyAt(at time.Duration, in ApplyReleaseInput, out *applyOutcome) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateApplyRelease, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { out.err = err },
+			OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				out.err = err
+				if r, ok := v.(ApplyReleaseResult); ok {
+					out.res = r
+				}
+			},
+		}, in)
+	}, at)
+}
+
+func (s *provisionSuite) TestCutoverSwitchesRouteThenRetiresOld() {
+	s.plan = fullPlan
+	ic := s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	var out applyOutcome
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: runtime.Duration(3 * time.Second)}, &out)
+	var st TenantState
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 2*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(out.err)
+	s.Equal(TenantUpdated, out.res.Outcome, out.res.Error)
+	s.Equal("tenantflow/demo-app:dev", out.res.From)
+	s.Equal(newImage, out.res.To)
+	s.GreaterOrEqual(out.res.FinishedAt.Sub(out.res.StartedAt), 3*time.Second, "the old instance drains before it is retired")
+	calls := s.recorded()
+	s.Equal([]string{"EnsureImage " + newImage, "StartService app", "WaitHealthy", "EnsureRoute", "StartSupervision"},
+		after(calls, "EnsureImage "+newImage)[:5])
+	s.Contains(calls, "RetireService app keep=1")
+	s.Less(index(calls, "EnsureRoute", 1), index(calls, "RetireService app keep=1", 0), "the route leaves the old instance before it stops")
+	s.Equal([]string{"127.0.0.1:40001"}, ic.routeIn.Upstreams)
+	s.Equal("http://127.0.0.1:40001", ic.watchIn.URL, "probes follow the instance")
+
+	s.Equal(StateActive, st.State)
+	s.Equal(newImage, st.Image)
+	s.Equal("tenantflow/demo-app:dev", st.PreviousImage)
+	s.Equal("r1", st.Release)
+	s.Equal(1, st.Generation)
+	s.Equal("http://127.0.0.1:40001", st.Endpoint)
+	s.Equal(fullPlan.URL, st.URL, "the public URL does not change")
+	s.Equal(newImage, s.keyword(SAImage))
+	s.Equal("r1", s.keyword(SARelease))
+}
+
+func (s *provisionSuite) TestUnhealthyCandidateIsRemovedAndOldKeepsServing() {
+	s.plan = fullPlan
+	s.mockIntegrations("", "")
+	healthy := true
+	s.mockRuntime(nil, func() error {
+		if healthy {
+			return nil
+		}
+		return temporal.NewNonRetryableApplicationError("service app is unhealthy: HTTP 503", "ServiceUnhealthy", nil)
+	})
+	s.mockCutover()
+	s.env.RegisterDelayedCallback(func() { healthy = false }, 30*time.Minute)
+	var out applyOutcome
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
+	var st TenantState
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 2*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(out.err)
+	s.Equal(TenantRolledBack, out.res.Outcome)
+	s.Contains(out.res.Error, "unhealthy")
+	calls := after(s.recorded(), "EnsureImage "+newImage)
+	s.Contains(calls, "RetireService app keep=0", "the candidate is removed")
+	s.NotContains(calls, "EnsureRoute", "the route never left the old instance")
+	s.NotContains(calls, "RetireService app keep=1")
+	s.Equal(StateActive, st.State)
+	s.Equal("tenantflow/demo-app:dev", st.Image)
+	s.Equal(0, st.Generation)
+	s.Equal("http://127.0.0.1:40000", st.Endpoint)
+	s.Contains(st.Error, "rolled back")
+}
+
+// A release that arrives while the tenant is being provisioned waits for
+// the end of it: operations on one tenant never overlap.
+func (s *provisionSuite) TestReleaseWaitsForProvisioning() {
+	s.plan = fullPlan
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	var a *runtime.Activities
+	// Provisioning's health wait takes ten simulated minutes.
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+		gen := env.Services[0].Generation
+		for _, svc := range env.Services {
+			gen = max(gen, svc.Generation)
+		}
+		s.record(fmt.Sprintf("WaitHealthy gen=%d", gen))
+		return runtime.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
+	}).After(10 * time.Minute)
+	var out applyOutcome
+	s.applyAt(time.Second, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(out.err)
+	s.Equal(TenantUpdated, out.res.Outcome, out.res.Error)
+	calls := s.recorded()
+	s.Less(index(calls, "StartSupervision", 0), index(calls, "EnsureImage "+newImage, 0), "the cut-over starts after provisioning ended")
+}
+
+func (s *provisionSuite) TestSameImageIsUnchanged() {
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	var out applyOutcome
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r0", Image: "tenantflow/demo-app:dev"}, &out)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().NoError(out.err)
+	s.Equal(TenantUnchanged, out.res.Outcome)
+	s.NotContains(s.recorded(), "EnsureImage tenantflow/demo-app:dev")
+}
+
+// after returns the calls from the first one equal to from.
+func after(calls []string, from string) []string {
+	if i := index(calls, from, 0); i >= 0 {
+		return calls[i:]
+	}
+	return nil
+}
+
+// index is the position of the n-th (0-based) call equal to c, or -1.
+func index(calls []string, c string, n int) int {
+	for i, x := range calls {
+		if x == c {
+			if n == 0 {
+				return i
+			}
+			n--
+		}
+	}
+	return -1
+}

@@ -1,0 +1,498 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/fleet"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// A release rolls one image out to the fleet:
+//
+//	staging tenants, in batches → wait for "promote" → prod tenants: the
+//	canary wave, then batches of BatchSize, MaxParallel at a time
+//
+// It never touches a tenant's containers itself: each tenant's own
+// workflow runs the cut-over through its applyRelease Update (sent by the
+// fleet.UpdateTenant activity), so the release cannot meet another
+// operation on that tenant. Failures (tenants rolled back) beyond the
+// plan's threshold pause the release until ops resume or abort it; abort
+// puts the tenants of the current wave back on their previous image.
+//
+// The history stays bounded whatever the fleet's size: the release
+// continues as new at a wave boundary once the history grows long, and each
+// tenant's cut-over lives in the tenant's own history.
+
+// A release continues as new at a wave boundary once its history is
+// longer than releaseHistoryLimit events or it ran releaseWavesPerRun
+// waves, whichever comes first (tests lower them).
+var (
+	releaseHistoryLimit = 5000
+	releaseWavesPerRun  = 100
+)
+
+// Tenants are listed like any outside call: retried through a visibility
+// outage for up to 30 minutes.
+var listTenantsOptions = integrationOptions
+
+// A tenant's cut-over may first wait for another operation on the tenant
+// (a provisioning): the activity heartbeats while it waits for the
+// Update's answer, and a retry joins the same Update (same id) instead of
+// sending a second one.
+var updateTenantOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    time.Hour,
+	ScheduleToCloseTimeout: 2 * time.Hour,
+	HeartbeatTimeout:       time.Minute,
+	WaitForCancellation:    true,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}
+
+// ReleaseCursor is where a release that continued as new resumes.
+type ReleaseCursor struct {
+	StagingListed bool       `json:"stagingListed,omitempty"`
+	ProdListed    bool       `json:"prodListed,omitempty"`
+	PromoteBy     *time.Time `json:"promoteBy,omitempty"`
+	// FailuresSinceResume counts against the threshold; a resume accepts
+	// the failures so far.
+	FailuresSinceResume int  `json:"failuresSinceResume,omitempty"`
+	Aborting            bool `json:"aborting,omitempty"`
+}
+
+type release struct {
+	in      ReleaseInput
+	state   ReleaseState
+	cur     ReleaseCursor
+	running int
+	waves   int // waves run by this run
+}
+
+// errContinueAsNew and errAborted end the phase loop early.
+var (
+	errContinueAsNew = errors.New("continue as new")
+	errAborted       = errors.New("aborted")
+)
+
+// ReleaseWorkflow runs one release (see above).
+func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseState, error) {
+	r := &release{in: in}
+	if in.State != nil {
+		r.state = *in.State
+		if in.Cursor != nil {
+			r.cur = *in.Cursor
+		}
+	} else {
+		r.state = ReleaseState{
+			ID: in.ID, Image: in.Image, RollbackOf: in.RollbackOf, Plan: withPlanDefaults(in.Plan),
+			RequestedBy: in.RequestedBy, State: ReleaseRunning, Phase: PhaseStaging, StartedAt: workflow.Now(ctx),
+		}
+	}
+	if err := r.registerHandlers(ctx); err != nil {
+		return r.state, err
+	}
+	r.upsertSearchAttributes(ctx)
+	if in.State == nil {
+		r.logger(ctx).Info("release started", "image", in.Image, "by", in.RequestedBy, "plan", fmt.Sprintf("%+v", r.state.Plan))
+	}
+
+	err := r.run(ctx)
+	switch {
+	case errors.Is(err, errContinueAsNew):
+		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			return r.state, err
+		}
+		next := r.in
+		state, cur := r.state, r.cur
+		next.State, next.Cursor = &state, &cur
+		return r.state, workflow.NewContinueAsNewError(ctx, ReleaseWorkflowType, next)
+	case errors.Is(err, errAborted):
+		r.finish(ctx, ReleaseAborted)
+	case err != nil:
+		return r.state, err
+	}
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return r.state, nil
+}
+
+func withPlanDefaults(p ReleasePlan) ReleasePlan {
+	if p.BatchSize <= 0 {
+		p.BatchSize = DefaultBatchSize
+	}
+	if p.MaxParallel <= 0 || p.MaxParallel > p.BatchSize {
+		p.MaxParallel = p.BatchSize
+	}
+	if p.Canary < 0 {
+		p.Canary = 0
+	}
+	return p
+}
+
+// run carries the release from wherever it stands to its end.
+func (r *release) run(ctx workflow.Context) error {
+	if r.cur.Aborting {
+		return errAborted
+	}
+	if !r.cur.StagingListed {
+		if err := r.list(ctx, PhaseStaging); err != nil {
+			return err
+		}
+		r.cur.StagingListed = true
+	}
+	if r.state.Phase == PhaseStaging {
+		if err := r.runPhase(ctx, PhaseStaging); err != nil {
+			return err
+		}
+		if r.state.Plan.Tenants.Stage == PhaseStaging {
+			r.finish(ctx, ReleaseCompleted) // nothing selected in prod
+			return nil
+		}
+		if err := r.awaitPromotion(ctx); err != nil {
+			return err
+		}
+		if r.state.State == ReleaseNotPromoted {
+			return nil
+		}
+		r.state.Phase = PhaseProd
+		r.state.State = ReleaseRunning
+		r.upsertSearchAttributes(ctx)
+	}
+	if !r.cur.ProdListed {
+		if err := r.list(ctx, PhaseProd); err != nil {
+			return err
+		}
+		r.cur.ProdListed = true
+		r.markMissing()
+	}
+	if err := r.runPhase(ctx, PhaseProd); err != nil {
+		return err
+	}
+	r.finish(ctx, ReleaseCompleted)
+	return nil
+}
+
+// list adds the phase's tenants, in waves: staging in batches, prod with
+// its canary wave first.
+func (r *release) list(ctx workflow.Context, phase string) error {
+	sel := r.state.Plan.Tenants
+	if sel.Stage != "" && sel.Stage != phase {
+		return nil
+	}
+	var f *fleet.Activities
+	var tenants []fleet.Tenant
+	in := fleet.ListInput{Stage: phase, Names: sel.Names}
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listTenantsOptions), f.ListTenants, in).Get(ctx, &tenants); err != nil {
+		r.state.Error = "list " + phase + " tenants: " + errorMessage(err)
+		return err
+	}
+	wave := r.lastWave()
+	size := func(n int) int { return n }
+	pos := 0
+	if phase == PhaseProd && r.state.Plan.Canary > 0 {
+		size = func(n int) int {
+			if n == 0 {
+				return r.state.Plan.Canary
+			}
+			return r.state.Plan.BatchSize
+		}
+	} else {
+		size = func(int) int { return r.state.Plan.BatchSize }
+	}
+	for n := 0; pos < len(tenants); n++ {
+		wave++
+		end := min(pos+size(n), len(tenants))
+		for _, t := range tenants[pos:end] {
+			r.state.Tenants = append(r.state.Tenants, TenantRelease{
+				Name: t.Name, Stage: phase, Wave: wave, Status: TenantPending, From: t.Image, To: r.imageFor(t.Name),
+			})
+		}
+		pos = end
+	}
+	r.state.Progress.Total = len(r.state.Tenants)
+	r.logger(ctx).Info("tenants listed", "phase", phase, "count", len(tenants))
+	return nil
+}
+
+// markMissing reports named tenants that neither phase found.
+func (r *release) markMissing() {
+	for _, name := range r.state.Plan.Tenants.Names {
+		if !slices.ContainsFunc(r.state.Tenants, func(t TenantRelease) bool { return t.Name == name }) {
+			r.state.Tenants = append(r.state.Tenants, TenantRelease{Name: name, Status: TenantSkipped, Error: "no running tenant of that name"})
+			r.state.Progress.Total++
+			r.state.Progress.Done++
+		}
+	}
+}
+
+func (r *release) imageFor(tenant string) string {
+	if img, ok := r.in.Images[tenant]; ok {
+		return img
+	}
+	return r.in.Image
+}
+
+func (r *release) lastWave() int {
+	w := 0
+	for _, t := range r.state.Tenants {
+		w = max(w, t.Wave)
+	}
+	return w
+}
+
+// runPhase runs the phase's waves in order, from the first with a tenant
+// still pending.
+func (r *release) runPhase(ctx workflow.Context, phase string) error {
+	for {
+		wave := 0
+		for _, t := range r.state.Tenants {
+			if t.Stage == phase && t.Status == TenantPending && (wave == 0 || t.Wave < wave) {
+				wave = t.Wave
+			}
+		}
+		if wave == 0 {
+			return nil
+		}
+		if info := workflow.GetInfo(ctx); info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > releaseHistoryLimit || r.waves >= releaseWavesPerRun {
+			return errContinueAsNew
+		}
+		r.waves++
+		if err := r.runWave(ctx, wave); err != nil {
+			return err
+		}
+	}
+}
+
+// runWave cuts over the wave's pending tenants, MaxParallel at a time. A
+// pause stops new cut-overs (those under way finish); abort also puts the
+// wave's updated tenants back.
+func (r *release) runWave(ctx workflow.Context, wave int) error {
+	r.state.Wave = wave
+	var idxs []int
+	for i, t := range r.state.Tenants {
+		if t.Wave == wave {
+			idxs = append(idxs, i)
+		}
+	}
+	r.logger(ctx).Info("wave started", "wave", wave, "tenants", len(idxs))
+	for _, i := range idxs {
+		if r.state.Tenants[i].Status != TenantPending {
+			continue
+		}
+		if err := workflow.Await(ctx, func() bool {
+			return r.cur.Aborting || (r.state.State != ReleasePaused && r.running < r.state.Plan.MaxParallel)
+		}); err != nil {
+			return err
+		}
+		if r.cur.Aborting {
+			break
+		}
+		r.launch(ctx, i)
+	}
+	if err := workflow.Await(ctx, func() bool { return r.running == 0 }); err != nil {
+		return err
+	}
+	if r.state.State == ReleasePaused && !r.cur.Aborting {
+		// Over the threshold with the wave's last results, or paused by
+		// ops: the wave stays current until they decide.
+		if err := workflow.Await(ctx, func() bool { return r.cur.Aborting || r.state.State != ReleasePaused }); err != nil {
+			return err
+		}
+	}
+	if r.cur.Aborting {
+		r.revertWave(ctx, idxs)
+		return errAborted
+	}
+	if r.hasPending(idxs) {
+		return r.runWave(ctx, wave) // resumed mid-wave
+	}
+	return nil
+}
+
+func (r *release) hasPending(idxs []int) bool {
+	for _, i := range idxs {
+		if r.state.Tenants[i].Status == TenantPending {
+			return true
+		}
+	}
+	return false
+}
+
+// launch starts one tenant's cut-over in its own coroutine.
+func (r *release) launch(ctx workflow.Context, i int) {
+	r.running++
+	t := &r.state.Tenants[i]
+	t.Status = TenantUpdating
+	now := workflow.Now(ctx)
+	t.StartedAt = &now
+	name, to := t.Name, t.To
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { r.running-- }()
+		res, err := r.applyTo(ctx, name, to, "")
+		r.record(ctx, i, res, err)
+	})
+}
+
+// applyTo sends the tenant the applyRelease Update through the fleet
+// activity; suffix tells a revert's Update from the release's own.
+func (r *release) applyTo(ctx workflow.Context, tenant, image, suffix string) (ApplyReleaseResult, error) {
+	var f *fleet.Activities
+	var res ApplyReleaseResult
+	in := fleet.UpdateInput{
+		Tenant:   tenant,
+		UpdateID: ReleaseWorkflowID(r.state.ID) + "/" + tenant + suffix,
+		Apply:    ApplyReleaseInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.drain()},
+	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), f.UpdateTenant, in).Get(ctx, &res)
+	return res, err
+}
+
+func (r *release) drain() runtime.Duration {
+	if r.state.Plan.Drain > 0 {
+		return r.state.Plan.Drain
+	}
+	return runtime.Duration(DefaultDrain)
+}
+
+// record stores a tenant's outcome and pauses the release when failures
+// pass the threshold.
+func (r *release) record(ctx workflow.Context, i int, res ApplyReleaseResult, err error) {
+	t := &r.state.Tenants[i]
+	now := workflow.Now(ctx)
+	t.FinishedAt = &now
+	if err != nil {
+		t.Status, t.Error = TenantFailed, errorMessage(err)
+	} else {
+		t.Status, t.Error = res.Outcome, res.Error
+		if res.From != "" {
+			t.From = res.From
+		}
+		if !res.StartedAt.IsZero() && !res.FinishedAt.IsZero() {
+			t.CutoverMillis = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+		}
+	}
+	r.state.Progress.Done++
+	r.logger(ctx).Info("tenant released", "tenant", t.Name, "status", t.Status, "error", t.Error)
+	if t.Status != TenantRolledBack && t.Status != TenantFailed {
+		return
+	}
+	r.state.Failures++
+	r.cur.FailuresSinceResume++
+	if t.Stage == PhaseStaging {
+		r.state.StagingFailed = true
+	}
+	if r.cur.FailuresSinceResume > r.state.Plan.FailureThreshold && r.state.State == ReleaseRunning {
+		r.state.State = ReleasePaused
+		r.state.PauseReason = fmt.Sprintf("%d tenant(s) failed, over the threshold of %d (last: %s: %s)",
+			r.cur.FailuresSinceResume, r.state.Plan.FailureThreshold, t.Name, t.Error)
+		r.logger(ctx).Warn("release paused", "reason", r.state.PauseReason)
+		r.upsertSearchAttributes(ctx)
+	}
+}
+
+// revertWave puts the wave's updated tenants back on their previous image.
+func (r *release) revertWave(ctx workflow.Context, idxs []int) {
+	wg := workflow.NewWaitGroup(ctx)
+	sem := 0
+	for _, i := range idxs {
+		t := &r.state.Tenants[i]
+		if t.Status != TenantUpdated || t.From == "" {
+			continue
+		}
+		_ = workflow.Await(ctx, func() bool { return sem < r.state.Plan.MaxParallel })
+		sem++
+		wg.Add(1)
+		name, from := t.Name, t.From
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			defer func() { sem-- }()
+			res, err := r.applyTo(ctx, name, from, "/revert")
+			t := &r.state.Tenants[i]
+			switch {
+			case err != nil:
+				t.Error = "revert failed: " + errorMessage(err)
+			case res.Outcome == TenantUpdated || res.Outcome == TenantUnchanged:
+				t.Status = TenantReverted
+			default:
+				t.Error = "revert " + res.Outcome + ": " + res.Error
+			}
+		})
+	}
+	wg.Wait(ctx)
+}
+
+// awaitPromotion waits for promote (Update or Signal), abort, or the
+// promotion deadline.
+func (r *release) awaitPromotion(ctx workflow.Context) error {
+	if r.state.Promotion != nil {
+		return nil
+	}
+	r.state.State = ReleaseAwaitingPromotion
+	r.upsertSearchAttributes(ctx)
+	r.logger(ctx).Info("staging done, awaiting promotion", "stagingFailed", r.state.StagingFailed)
+	done := func() bool { return r.state.Promotion != nil || r.cur.Aborting }
+	if d := r.state.Plan.PromotionDeadline.D(); d > 0 {
+		if r.cur.PromoteBy == nil {
+			by := workflow.Now(ctx).Add(d)
+			r.cur.PromoteBy = &by
+		}
+		ok, err := workflow.AwaitWithTimeout(ctx, r.cur.PromoteBy.Sub(workflow.Now(ctx)), done)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			r.state.Error = fmt.Sprintf("not promoted within %s", d)
+			r.finish(ctx, ReleaseNotPromoted)
+			return nil
+		}
+	} else if err := workflow.Await(ctx, done); err != nil {
+		return err
+	}
+	if r.cur.Aborting {
+		return errAborted
+	}
+	return nil
+}
+
+// finish ends the release in a final state.
+func (r *release) finish(ctx workflow.Context, state string) {
+	now := workflow.Now(ctx)
+	r.state.State, r.state.FinishedAt = state, &now
+	r.state.PauseReason = ""
+	r.upsertSearchAttributes(ctx)
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"operation": "release", "outcome": strings.ReplaceAll(state, "-", "_")})
+	m.Counter("tenantflow_operations_total").Inc(1)
+	m.Timer("tenantflow_operation_duration").Record(now.Sub(r.state.StartedAt))
+	r.logger(ctx).Info("release ended", "state", state, "failures", r.state.Failures)
+}
+
+func (r *release) final() bool {
+	switch r.state.State {
+	case ReleaseCompleted, ReleaseAborted, ReleaseNotPromoted:
+		return true
+	}
+	return false
+}
+
+func (r *release) upsertSearchAttributes(ctx workflow.Context) {
+	updates := []temporal.SearchAttributeUpdate{SARelease.ValueSet(r.state.ID), SAStage.ValueSet(r.state.Phase)}
+	if r.state.Image != "" {
+		updates = append(updates, SAImage.ValueSet(r.state.Image))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		r.logger(ctx).Warn("upsert search attributes failed", "error", err)
+	}
+}
+
+func (r *release) logger(ctx workflow.Context) log.Logger {
+	return log.With(workflow.GetLogger(ctx), "release", r.state.ID)
+}

@@ -1,0 +1,385 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/fleet"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+const oldImage = "registry.test/demo-app@sha256:" + "1111111111111111111111111111111111111111111111111111111111111111"
+
+type releaseSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+	env *testsuite.TestWorkflowEnvironment
+
+	mu       sync.Mutex
+	fleet    map[string][]string // stage → tenant names
+	outcome  map[string]string   // tenant → outcome its cut-over reports (default updated)
+	updates  []fleet.UpdateInput // in the order they started
+	running  int
+	maxSeen  int
+	startsAt map[string]time.Time
+}
+
+func TestRelease(t *testing.T) { suite.Run(t, new(releaseSuite)) }
+
+func (s *releaseSuite) SetupTest() {
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.RegisterWorkflowWithOptions(ReleaseWorkflow, workflow.RegisterOptions{Name: ReleaseWorkflowType})
+	f := &fleet.Activities{}
+	s.env.RegisterActivity(f.ListTenants)
+	s.env.RegisterActivity(f.UpdateTenant)
+	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	s.fleet = map[string][]string{"staging": {"s1", "s2"}, "prod": {"p1", "p2", "p3", "p4", "p5"}}
+	s.outcome = map[string]string{}
+	s.updates = nil
+	s.running, s.maxSeen = 0, 0
+	s.env.OnActivity(f.ListTenants, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.ListInput) ([]fleet.Tenant, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []fleet.Tenant
+		for _, n := range s.fleet[in.Stage] {
+			if len(in.Names) == 0 || contains(in.Names, n) {
+				out = append(out, fleet.Tenant{Name: n, Stage: in.Stage, State: StateActive, Image: oldImage})
+			}
+		}
+		return out, nil
+	})
+	s.env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (fleet.ApplyResult, error) {
+		s.mu.Lock()
+		s.updates = append(s.updates, in)
+		s.running++
+		s.maxSeen = max(s.maxSeen, s.running)
+		outcome := s.outcome[in.Tenant]
+		s.mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // overlap with the wave's other cut-overs
+		s.mu.Lock()
+		s.running--
+		s.mu.Unlock()
+		if outcome == "" || strings.HasSuffix(in.UpdateID, "/revert") {
+			outcome = TenantUpdated
+		}
+		res := fleet.ApplyResult{Tenant: in.Tenant, Outcome: outcome, From: oldImage, To: in.Apply.Image,
+			StartedAt: time.Unix(100, 0), FinishedAt: time.Unix(103, 0)}
+		if outcome == TenantRolledBack {
+			res.Error = "service app is unhealthy"
+		}
+		return res, nil
+	})
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func releaseInput(plan ReleasePlan) ReleaseInput {
+	if plan.Tenants.Stage == "" && !plan.Tenants.All && plan.Tenants.Names == nil {
+		plan.Tenants = TenantSelector{All: true}
+	}
+	return ReleaseInput{ID: "r1", Image: newImage, Plan: plan, RequestedBy: "dev"}
+}
+
+type updateOutcome struct {
+	state ReleaseState
+	err   error
+	done  bool
+}
+
+// updateAt sends a release Update at simulated time at.
+func (s *releaseSuite) updateAt(at time.Duration, name string, arg any, out *updateOutcome) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { out.err, out.done = err, true },
+			OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				out.err, out.done = err, true
+				if st, ok := v.(ReleaseState); ok {
+					out.state = st
+				}
+			},
+		}, arg)
+	}, at)
+}
+
+func (s *releaseSuite) query() ReleaseState {
+	v, err := s.env.QueryWorkflow(QueryRelease)
+	s.Require().NoError(err)
+	var st ReleaseState
+	s.Require().NoError(v.Get(&st))
+	return st
+}
+
+func (s *releaseSuite) result() ReleaseState {
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError())
+	var st ReleaseState
+	s.Require().NoError(s.env.GetWorkflowResult(&st))
+	return st
+}
+
+func (s *releaseSuite) started() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, u := range s.updates {
+		names = append(names, u.Tenant+strings.TrimPrefix(u.UpdateID, "release:r1/"+u.Tenant))
+	}
+	return names
+}
+
+func (s *releaseSuite) TestStagingThenPromoteThenCanaryAndBatches() {
+	var waiting ReleaseState
+	s.env.RegisterDelayedCallback(func() { waiting = s.query() }, time.Hour)
+	var promoted updateOutcome
+	s.updateAt(2*time.Hour, UpdatePromote, PromoteInput{Release: "r1", By: "alice"}, &promoted)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
+	st := s.result()
+
+	s.Equal(ReleaseAwaitingPromotion, waiting.State, "staging done, prod untouched until promoted")
+	s.Equal([]string{"s1", "s2"}, s.started()[:2])
+	s.Require().NoError(promoted.err)
+	s.Equal("alice", promoted.state.Promotion.By)
+
+	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(PhaseProd, st.Phase)
+	s.Equal([]string{"s1", "s2", "p1", "p2", "p3", "p4", "p5"}, s.started())
+	waves := map[string]int{}
+	for _, t := range st.Tenants {
+		waves[t.Name] = t.Wave
+		s.Equal(TenantUpdated, t.Status, t.Name)
+		s.Equal(oldImage, t.From)
+		s.Equal(newImage, t.To)
+		s.EqualValues(3000, t.CutoverMillis)
+	}
+	s.Equal(map[string]int{"s1": 1, "s2": 1, "p1": 2, "p2": 3, "p3": 3, "p4": 4, "p5": 4}, waves, "staging in batches; prod: the canary alone, then batches")
+	s.Equal(2, s.maxSeen, "MaxParallel cut-overs at a time")
+	s.Equal(Progress{Done: 7, Total: 7}, Progress{Done: st.Progress.Done, Total: st.Progress.Total})
+	s.Zero(st.Failures)
+}
+
+func (s *releaseSuite) TestMaxParallelBelowBatchSize() {
+	s.fleet["staging"] = nil
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "cli"}) }, time.Hour)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 5, MaxParallel: 1}))
+	st := s.result()
+	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(1, s.maxSeen)
+	s.Equal("cli", st.Promotion.By, "the promote Signal promotes like the Update")
+}
+
+// `temporal workflow signal --name promote` without --input sends no
+// payload at all.
+func (s *releaseSuite) TestPromoteSignalWithoutPayload() {
+	s.fleet["staging"] = nil
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, nil) }, time.Hour)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{}))
+	st := s.result()
+	s.Equal(ReleaseCompleted, st.State)
+	s.Equal("signal", st.Promotion.By)
+}
+
+func (s *releaseSuite) TestPromoteValidator() {
+	s.outcome["s2"] = TenantRolledBack
+	var early, wrong updateOutcome
+	// Staging's cut-overs take real time in the mock; at simulated 0 the
+	// first wave is still running.
+	s.updateAt(0, UpdatePromote, PromoteInput{By: "alice"}, &early)
+	s.updateAt(time.Hour, UpdatePromote, PromoteInput{Release: "r0", By: "alice"}, &wrong)
+	var failed updateOutcome
+	s.updateAt(2*time.Hour, UpdatePromote, PromoteInput{Release: "r1", By: "alice"}, &failed)
+	var aborted updateOutcome
+	s.updateAt(3*time.Hour, UpdateAbort, ControlInput{By: "ops", Reason: "bad image"}, &aborted)
+	// Threshold 1: one staging failure does not pause, but bars promotion.
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{FailureThreshold: 1}))
+	st := s.result()
+
+	s.Equal(ErrPromoteRejected, errType(early.err))
+	s.Contains(early.err.Error(), "still updating staging")
+	s.Equal(ErrPromoteRejected, errType(wrong.err))
+	s.Contains(wrong.err.Error(), "this is release r1, not r0")
+	s.Equal(ErrPromoteRejected, errType(failed.err))
+	s.Contains(failed.err.Error(), "staging failed")
+	s.Contains(failed.err.Error(), "s2: rolled-back")
+	s.Require().NoError(aborted.err)
+	s.Equal(ReleaseAborted, st.State)
+	s.True(st.StagingFailed)
+	s.Equal(1, st.Failures)
+	for _, u := range s.started() {
+		s.True(strings.HasPrefix(u, "s"), "no prod tenant was touched: %s", u)
+	}
+}
+
+func errType(err error) string {
+	var appErr *temporal.ApplicationError
+	if err != nil && errorsAs(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+func (s *releaseSuite) TestThresholdPausesUntilResumed() {
+	s.fleet["staging"] = nil
+	s.outcome["p2"] = TenantRolledBack
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
+	var paused ReleaseState
+	s.env.RegisterDelayedCallback(func() { paused = s.query() }, time.Hour)
+	var resumed updateOutcome
+	s.updateAt(2*time.Hour, UpdateResume, ControlInput{By: "ops"}, &resumed)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 2, MaxParallel: 2}))
+	st := s.result()
+
+	s.Equal(ReleasePaused, paused.State)
+	s.Contains(paused.PauseReason, "over the threshold of 0")
+	s.Contains(paused.PauseReason, "p2")
+	s.Equal(TenantPending, paused.Tenants[2].Status, "the next wave waits")
+	s.Require().NoError(resumed.err)
+	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(1, st.Failures)
+	s.Equal(TenantRolledBack, st.Tenants[1].Status)
+	s.Equal(TenantUpdated, st.Tenants[4].Status)
+}
+
+func (s *releaseSuite) TestAbortRevertsTheCurrentWave() {
+	s.fleet["staging"] = nil
+	s.outcome["p3"] = TenantRolledBack
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
+	var aborted updateOutcome
+	s.updateAt(time.Hour, UpdateAbort, ControlInput{By: "ops", Reason: "p3 broke"}, &aborted)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
+	st := s.result()
+
+	s.Require().NoError(aborted.err)
+	s.Equal(ReleaseAborted, st.State)
+	status := map[string]string{}
+	for _, t := range st.Tenants {
+		status[t.Name] = t.Status
+	}
+	s.Equal(map[string]string{"p1": TenantUpdated, "p2": TenantReverted, "p3": TenantRolledBack, "p4": TenantPending, "p5": TenantPending}, status,
+		"the canary (an earlier wave) stays; the current wave's updated tenant goes back")
+	s.Contains(s.started(), "p2/revert")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.updates {
+		if strings.HasSuffix(u.UpdateID, "/revert") {
+			s.Equal(oldImage, u.Apply.Image, "a revert goes back to the tenant's previous image")
+		}
+	}
+}
+
+func (s *releaseSuite) TestPauseAndResumeAreValidated() {
+	var resumeRunning, pause, pauseAgain, resume updateOutcome
+	s.fleet["staging"] = nil
+	s.updateAt(time.Minute, UpdateResume, ControlInput{By: "ops"}, &resumeRunning)
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, 2*time.Minute)
+	s.updateAt(2*time.Minute, UpdatePause, ControlInput{By: "ops"}, &pause)
+	s.updateAt(3*time.Minute, UpdatePause, ControlInput{By: "ops"}, &pauseAgain)
+	var paused ReleaseState
+	s.env.RegisterDelayedCallback(func() { paused = s.query() }, time.Hour)
+	s.updateAt(2*time.Hour, UpdateResume, ControlInput{By: "ops"}, &resume)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 1}))
+	st := s.result()
+
+	s.Equal(ErrReleaseControl, errType(resumeRunning.err), "awaiting promotion is not paused")
+	s.Require().NoError(pause.err)
+	s.Equal(ErrReleaseControl, errType(pauseAgain.err))
+	s.Equal(ReleasePaused, paused.State)
+	s.Equal("paused by ops", paused.PauseReason)
+	s.Less(paused.Progress.Done, 5, "no cut-over started while paused")
+	s.Require().NoError(resume.err)
+	s.Equal(ReleaseCompleted, st.State)
+}
+
+func (s *releaseSuite) TestPromotionDeadline() {
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{PromotionDeadline: durationOf(24 * time.Hour)}))
+	st := s.result()
+	s.Equal(ReleaseNotPromoted, st.State)
+	s.Contains(st.Error, "not promoted within 24h")
+	s.Equal([]string{"s1", "s2"}, s.started())
+}
+
+func (s *releaseSuite) TestNamedTenantsAndMissingOnes() {
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Tenants: TenantSelector{Names: []string{"s2", "p4", "ghost"}}}))
+	st := s.result()
+	s.Equal([]string{"s2", "p4"}, s.started())
+	s.Require().Len(st.Tenants, 3)
+	s.Equal("ghost", st.Tenants[2].Name)
+	s.Equal(TenantSkipped, st.Tenants[2].Status)
+}
+
+func (s *releaseSuite) TestRollbackImagesPerTenant() {
+	in := releaseInput(ReleasePlan{Tenants: TenantSelector{Stage: "staging"}})
+	in.Images = map[string]string{"s2": oldImage}
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, in)
+	st := s.result()
+	s.Equal(ReleaseCompleted, st.State, "a staging-only release needs no promotion")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Equal(newImage, s.updates[0].Apply.Image)
+	s.Equal(oldImage, s.updates[1].Apply.Image)
+}
+
+func (s *releaseSuite) TestContinuesAsNewAtWaveBoundary() {
+	old := releaseWavesPerRun
+	releaseWavesPerRun = 1
+	defer func() { releaseWavesPerRun = old }()
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 1}))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errorsAs(err, &can), "got %v", err)
+	s.Equal(ReleaseWorkflowType, can.WorkflowType.Name)
+	s.Equal([]string{"s1"}, s.started(), "one wave per run")
+}
+
+func TestContinuedReleaseResumes(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(ReleaseWorkflow, workflow.RegisterOptions{Name: ReleaseWorkflowType})
+	f := &fleet.Activities{}
+	env.RegisterActivity(f.ListTenants)
+	env.RegisterActivity(f.UpdateTenant)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	var got []string
+	env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (fleet.ApplyResult, error) {
+		got = append(got, in.Tenant)
+		return fleet.ApplyResult{Tenant: in.Tenant, Outcome: TenantUpdated}, nil
+	})
+	// State as a release carries it across continue-as-new: staging's first
+	// wave done, its second pending; nothing is listed again.
+	state := ReleaseState{ID: "r1", Image: newImage, Plan: withPlanDefaults(ReleasePlan{Tenants: TenantSelector{Stage: "staging"}, BatchSize: 1}),
+		State: ReleaseRunning, Phase: PhaseStaging, Tenants: []TenantRelease{
+			{Name: "s1", Stage: PhaseStaging, Wave: 1, Status: TenantUpdated},
+			{Name: "s2", Stage: PhaseStaging, Wave: 2, Status: TenantPending, To: newImage},
+		}, Progress: Progress{Done: 1, Total: 2}}
+	env.ExecuteWorkflow(ReleaseWorkflowType, ReleaseInput{ID: "r1", Image: newImage, Plan: state.Plan, State: &state, Cursor: &ReleaseCursor{StagingListed: true}})
+	require.NoError(t, env.GetWorkflowError())
+	var st ReleaseState
+	require.NoError(t, env.GetWorkflowResult(&st))
+	require.Equal(t, []string{"s2"}, got)
+	require.Equal(t, ReleaseCompleted, st.State)
+	require.Equal(t, 2, st.Progress.Done)
+}
+
+func durationOf(d time.Duration) runtime.Duration { return runtime.Duration(d) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

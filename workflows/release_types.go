@@ -1,0 +1,185 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/tenantflow/tenantflow/activities/fleet"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// ReleaseWorkflowType is the registered type name of a release.
+const ReleaseWorkflowType = "Release"
+
+// ReleaseWorkflowID is the id of a release's workflow, release:<id>; the
+// release id is what the API and the CLI name.
+func ReleaseWorkflowID(id string) string { return "release:" + id }
+
+// Release Updates and the promote Signal. promote is both: an Update for
+// callers that want the verdict (REST), and a Signal so that
+// `temporal workflow signal --name promote` works from the CLI.
+const (
+	UpdatePromote      = "promote"
+	SignalPromote      = "promote"
+	UpdatePause        = "pause"
+	UpdateResume       = "resume"
+	UpdateAbort        = "abort"
+	QueryRelease       = "release"
+	UpdateApplyRelease = fleet.UpdateApplyRelease // on the Tenant workflow
+)
+
+// Failure types of rejected release requests.
+const (
+	ErrPromoteRejected = "PromoteRejected"
+	ErrReleaseControl  = "ReleaseControlRejected"
+	ErrTenantBusy      = "TenantUnavailable"
+)
+
+// Release states, as GET /v1/releases/{id} shows them.
+const (
+	ReleaseRunning           = "running"
+	ReleaseAwaitingPromotion = "awaiting-promotion"
+	ReleasePaused            = "paused"
+	ReleaseCompleted         = "completed"
+	ReleaseAborted           = "aborted"
+	ReleaseNotPromoted       = "not-promoted"
+)
+
+// Release phases.
+const (
+	PhaseStaging = "staging"
+	PhaseProd    = "prod"
+)
+
+// Per-tenant outcomes of a release.
+const (
+	TenantPending    = "pending"
+	TenantUpdating   = "updating"
+	TenantUpdated    = fleet.OutcomeUpdated
+	TenantUnchanged  = fleet.OutcomeUnchanged
+	TenantRolledBack = fleet.OutcomeRolledBack
+	TenantSkipped    = fleet.OutcomeSkipped
+	TenantFailed     = "failed"   // the tenant's answer never came (activity gave up)
+	TenantReverted   = "reverted" // updated, then put back by an abort
+)
+
+// TenantSelector picks the tenants a release covers: every tenant, the
+// tenants of one stage, or a list of names (exactly one of the three).
+type TenantSelector struct {
+	All   bool     `json:"all,omitempty"`
+	Stage string   `json:"stage,omitempty"`
+	Names []string `json:"names,omitempty"`
+}
+
+// ReleasePlan says how a release rolls out.
+type ReleasePlan struct {
+	Tenants TenantSelector `json:"tenants"`
+	// Canary prod tenants are updated first, alone in their wave.
+	Canary int `json:"canary"`
+	// BatchSize tenants form each later wave; MaxParallel of them are cut
+	// over at the same time.
+	BatchSize   int `json:"batchSize"`
+	MaxParallel int `json:"maxParallel"`
+	// HealthTimeout is how long a new instance may take to become healthy
+	// (zero: the template's checks decide); Drain is how long in-flight
+	// requests get on the old instance after the route switched.
+	HealthTimeout runtime.Duration `json:"healthTimeout,omitempty"`
+	Drain         runtime.Duration `json:"drain,omitempty"`
+	// FailureThreshold is how many tenants may fail (be rolled back) before
+	// the release pauses for ops.
+	FailureThreshold int `json:"failureThreshold"`
+	// PromotionDeadline, when set, ends a release that was not promoted
+	// within it after staging as not promoted.
+	PromotionDeadline runtime.Duration `json:"promotionDeadline,omitempty"`
+}
+
+// Defaults of a plan's unset numbers.
+const (
+	DefaultBatchSize = 5
+	DefaultDrain     = 2 * time.Second
+)
+
+// ReleaseInput starts (or continues as new) a release.
+type ReleaseInput struct {
+	ID    string `json:"id"`
+	Image string `json:"image"` // repo@sha256:…
+	// Images overrides Image per tenant: a rollback release puts each
+	// tenant back on the image it had before.
+	Images      map[string]string `json:"images,omitempty"`
+	Plan        ReleasePlan       `json:"plan"`
+	RequestedBy string            `json:"requestedBy,omitempty"`
+	RollbackOf  string            `json:"rollbackOf,omitempty"`
+	// Carried across continue-as-new.
+	State  *ReleaseState  `json:"state,omitempty"`
+	Cursor *ReleaseCursor `json:"cursor,omitempty"`
+}
+
+// TenantRelease is one tenant's part in a release.
+type TenantRelease struct {
+	Name       string     `json:"name"`
+	Stage      string     `json:"stage"`
+	Wave       int        `json:"wave"`
+	Status     string     `json:"status"`
+	From       string     `json:"from,omitempty"`
+	To         string     `json:"to,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+	// CutoverMillis is how long the tenant's cut-over took.
+	CutoverMillis int64 `json:"cutoverMillis,omitempty"`
+}
+
+// Promotion records who promoted a release to prod.
+type Promotion struct {
+	By     string    `json:"by"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// ReleaseState is a release as the API shows it.
+type ReleaseState struct {
+	ID          string          `json:"id"`
+	Image       string          `json:"image"`
+	RollbackOf  string          `json:"rollbackOf,omitempty"`
+	Plan        ReleasePlan     `json:"plan"`
+	RequestedBy string          `json:"requestedBy,omitempty"`
+	State       string          `json:"state"`
+	Phase       string          `json:"phase"`
+	PauseReason string          `json:"pauseReason,omitempty"`
+	Promotion   *Promotion      `json:"promotion,omitempty"`
+	Wave        int             `json:"wave"` // wave under way (1-based; 0 before the first)
+	Tenants     []TenantRelease `json:"tenants"`
+	Progress    Progress        `json:"progress"`
+	// Failures counts rolled-back and failed tenants; StagingFailed is set
+	// when any staging tenant failed, which bars promotion.
+	Failures      int    `json:"failures"`
+	StagingFailed bool   `json:"stagingFailed,omitempty"`
+	Error         string `json:"error,omitempty"`
+	// PromoteRejected is why the last promote Signal was refused: a Signal
+	// has no answer, so a CLI user reads it here.
+	PromoteRejected string     `json:"promoteRejected,omitempty"`
+	StartedAt       time.Time  `json:"startedAt"`
+	FinishedAt      *time.Time `json:"finishedAt,omitempty"`
+}
+
+// PromoteInput is the promote Update's and Signal's argument. Release, when
+// set, must name this release (a developer promoting the wrong release by
+// id is told so instead of promoting this one).
+type PromoteInput struct {
+	Release string `json:"release,omitempty"`
+	By      string `json:"by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ControlInput is the argument of pause, resume and abort.
+type ControlInput struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ApplyReleaseInput asks a tenant to run an image (the applyRelease Update
+// of the Tenant workflow); ApplyReleaseResult is its answer. They live in
+// the fleet package, whose activity sends the Update.
+type (
+	ApplyReleaseInput  = fleet.ApplyInput
+	ApplyReleaseResult = fleet.ApplyResult
+)
