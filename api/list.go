@@ -30,7 +30,8 @@ type tenantSummary struct {
 	Name       string    `json:"name"`
 	State      string    `json:"state"`
 	Stage      string    `json:"stage"`
-	Release    string    `json:"release"`
+	Release    string    `json:"release,omitempty"` // the release that set the image
+	Image      string    `json:"image,omitempty"`
 	WorkflowID string    `json:"workflowId"`
 	RunID      string    `json:"runId"`
 	Status     string    `json:"status"`
@@ -141,6 +142,7 @@ func summary(e *workflowpb.WorkflowExecutionInfo) tenantSummary {
 		State:      keyword(fields, workflows.SATenantState.GetName()),
 		Stage:      keyword(fields, workflows.SAStage.GetName()),
 		Release:    keyword(fields, workflows.SARelease.GetName()),
+		Image:      keyword(fields, workflows.SAImage.GetName()),
 		WorkflowID: e.GetExecution().GetWorkflowId(),
 		RunID:      e.GetExecution().GetRunId(),
 		Status:     e.GetStatus().String(),

@@ -109,7 +109,7 @@ func TestListTenantsResults(t *testing.T) {
 			execution(t, "acme", "run-old", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, t0,
 				map[string]string{"TenantId": "acme", "TenantState": "failed", "Stage": "prod"}),
 			execution(t, "beta", "run-b", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(time.Hour),
-				map[string]string{"TenantId": "beta", "TenantState": "active", "Stage": "staging", "Release": "tenantflow/demo-app:1.2"}),
+				map[string]string{"TenantId": "beta", "TenantState": "active", "Stage": "staging", "Release": "r-20261124", "Image": "registry.test/demo-app@sha256:abc"}),
 			execution(t, "acme", "run-new", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(2*time.Hour),
 				map[string]string{"TenantId": "acme", "TenantState": "provisioning", "Stage": "prod"}),
 			execution(t, "gamma", "run-g", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(3*time.Hour),
@@ -125,10 +125,10 @@ func TestListTenantsResults(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `{
 		"tenants":[
-			{"name":"acme","state":"provisioning","stage":"prod","release":"","workflowId":"tenant:acme","runId":"run-new","status":"Running","startTime":"2025-03-01T12:00:00Z"},
-			{"name":"beta","state":"active","stage":"staging","release":"tenantflow/demo-app:1.2","workflowId":"tenant:beta","runId":"run-b","status":"Running","startTime":"2025-03-01T11:00:00Z"},
-			{"name":"gamma","state":"active","stage":"prod","release":"","workflowId":"tenant:gamma","runId":"run-g","status":"Running","startTime":"2025-03-01T13:00:00Z"},
-			{"name":"delta","state":"","stage":"","release":"","workflowId":"tenant:delta","runId":"run-d","status":"Completed","startTime":"2025-03-01T10:00:00Z"}
+			{"name":"acme","state":"provisioning","stage":"prod","workflowId":"tenant:acme","runId":"run-new","status":"Running","startTime":"2025-03-01T12:00:00Z"},
+			{"name":"beta","state":"active","stage":"staging","release":"r-20261124","image":"registry.test/demo-app@sha256:abc","workflowId":"tenant:beta","runId":"run-b","status":"Running","startTime":"2025-03-01T11:00:00Z"},
+			{"name":"gamma","state":"active","stage":"prod","workflowId":"tenant:gamma","runId":"run-g","status":"Running","startTime":"2025-03-01T13:00:00Z"},
+			{"name":"delta","state":"","stage":"","workflowId":"tenant:delta","runId":"run-d","status":"Completed","startTime":"2025-03-01T10:00:00Z"}
 		],
 		"nextPageToken":"-_8B"
 	}`, rec.Body.String())

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/workflows"
 )
 
 // Temporal is the part of client.Client the API uses (client.Client
@@ -136,6 +137,13 @@ func NewRouter(cfg Config, t Temporal, templates runtime.Templates, log *slog.Lo
 	v1.GET("/tenants", RequireRoles(tokens, all...), s.listTenants)
 	v1.GET("/tenants/:name", RequireRoles(tokens, all...), s.getTenant)
 	v1.GET("/tenants/:name/credentials", RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
+	v1.POST("/releases", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createRelease)
+	v1.GET("/releases", RequireRoles(tokens, all...), s.listReleases)
+	v1.GET("/releases/:id", RequireRoles(tokens, all...), s.getRelease)
+	v1.POST("/releases/:id/promote", RequireRoles(tokens, RoleDeveloper), s.promoteRelease)
+	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(workflows.UpdatePause))
+	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(workflows.UpdateResume))
+	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(workflows.UpdateAbort))
 	if cfg.Builds != nil {
 		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)

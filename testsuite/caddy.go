@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,4 +141,33 @@ func (c *Caddy) ProxyGet(host string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// migrateReqSysctl makes the kernel move connections queued on a closing
+// SO_REUSEPORT listener to another listener of the group (Linux ≥ 5.14).
+const migrateReqSysctl = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+// RequireAcceptQueueMigration makes sure net.ipv4.tcp_migrate_req is 1, as
+// deploy/sysctl.d/60-tenantflow-proxy.conf sets it on proxy hosts. Caddy
+// 2.6 binds a new SO_REUSEPORT socket on every config change and closes the
+// old one: without the setting, a connection the kernel had queued on the
+// old socket is reset before Caddy accepted it, so a route switch under
+// load would fail a request or two. A test asserting that no request fails
+// calls this; it sets the value when it may (root) and is Unavailable
+// otherwise.
+func RequireAcceptQueueMigration(t testing.TB) {
+	t.Helper()
+	b, err := os.ReadFile(migrateReqSysctl)
+	if err != nil {
+		Unavailable(t, "kernel has no %s (Linux ≥ 5.14 needed for zero-failure route switches): %v", migrateReqSysctl, err)
+		return
+	}
+	if strings.TrimSpace(string(b)) == "1" {
+		return
+	}
+	if err := os.WriteFile(migrateReqSysctl, []byte("1\n"), 0o644); err != nil {
+		Unavailable(t, "net.ipv4.tcp_migrate_req is 0 and cannot be set (%v): run `sysctl -w net.ipv4.tcp_migrate_req=1` as root", err)
+		return
+	}
+	t.Logf("set net.ipv4.tcp_migrate_req=1 (Caddy's config reloads then reset no queued connection)")
 }

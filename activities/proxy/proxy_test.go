@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,6 +132,7 @@ func served(t *testing.T, caddy *testsuite.Caddy, host string) string {
 }
 
 func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
+	testsuite.RequireAcceptQueueMigration(t)
 	caddy := testsuite.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
@@ -193,6 +190,7 @@ func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 }
 
 func TestRemoveRouteLeavesOtherTenants(t *testing.T) {
+	testsuite.RequireAcceptQueueMigration(t)
 	caddy := testsuite.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
@@ -289,6 +287,7 @@ func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
 }
 
 func TestCaddyOutageIsRetryable(t *testing.T) {
+	testsuite.RequireAcceptQueueMigration(t)
 	caddy := testsuite.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
@@ -394,6 +393,7 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 // gets an answer from one of them, never Caddy's empty "no route" answer
 // nor a 502 (a delete-then-add switch fails this test at once).
 func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
+	testsuite.RequireAcceptQueueMigration(t)
 	caddy := testsuite.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
@@ -402,48 +402,9 @@ func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-	t.Cleanup(client.CloseIdleConnections)
-	var (
-		stop     atomic.Bool
-		mu       sync.Mutex
-		seen     = map[string]int{}
-		failures []string
-		resets   int
-		wg       sync.WaitGroup
-	)
-	for range 4 {
-		wg.Go(func() {
-			for !stop.Load() {
-				status, body, fresh, err := get(client, caddy.HTTPAddr, host)
-				reset := fresh && errors.Is(err, syscall.ECONNRESET)
-				if reset {
-					// Caddy 2.6 on Linux binds a new SO_REUSEPORT socket on
-					// every config change, whatever changed, and closes the
-					// old one later: a connection the kernel queued on the
-					// old socket is reset before Caddy ever accepted it (a
-					// reused connection is resent by Go itself). That is
-					// not the route switch failing; resend once, as a
-					// browser does, and count it.
-					status, body, _, err = get(client, caddy.HTTPAddr, host)
-				}
-				mu.Lock()
-				if reset {
-					resets++
-				}
-				switch {
-				case err != nil:
-					failures = append(failures, err.Error())
-				case status != http.StatusOK || (body != "upstream A" && body != "upstream B"):
-					failures = append(failures, fmt.Sprintf("status %d body %q", status, body))
-				default:
-					seen[body]++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-
+	load := testsuite.StartLoad(caddy.HTTPAddr, []string{host}, "/", 4, func(_, body string) bool {
+		return body == "upstream A" || body == "upstream B"
+	})
 	switches := 0
 	for end := time.Now().Add(time.Second); time.Now().Before(end); switches++ {
 		up := upB
@@ -451,18 +412,17 @@ func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
 			up = upA
 		}
 		if _, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{up}}); err != nil {
-			stop.Store(true)
-			wg.Wait()
+			load.Stop()
 			t.Fatalf("switch %d: %v", switches, err)
 		}
 		time.Sleep(50 * time.Millisecond) // let requests reach the new upstream before the next flip
 	}
-	stop.Store(true)
-	wg.Wait()
-
-	t.Logf("%d switches, answers %v, %d failures, %d fresh connections reset by a reload and resent", switches, seen, len(failures), resets)
-	if len(failures) > 0 {
-		t.Fatalf("%d requests failed during switches, first: %s", len(failures), failures[0])
+	rep := load.Stop()
+	seen := rep.Answers[host]
+	t.Logf("%d switches, %d requests, answers %v, %d failures, %d TCP handshakes reset and re-dialled",
+		switches, rep.Requests, seen, len(rep.Failures), rep.DialResets)
+	if len(rep.Failures) > 0 {
+		t.Fatalf("%d requests failed during switches, first: %s", len(rep.Failures), rep.Failures[0])
 	}
 	if switches < 4 || seen["upstream A"] == 0 || seen["upstream B"] == 0 || seen["upstream A"]+seen["upstream B"] < 50 {
 		t.Fatalf("load test did not exercise the switch: %d switches, answers %v", switches, seen)
@@ -470,27 +430,6 @@ func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
 	if n := countID(t, caddy, "tenantflow-acme"); n != 1 {
 		t.Fatalf("%d routes with @id tenantflow-acme, want 1", n)
 	}
-}
-
-// get sends GET / for host to Caddy's listener and tells whether it went
-// over a new connection.
-func get(client *http.Client, addr, host string) (status int, body string, fresh bool, err error) {
-	fresh = true
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { fresh = !i.Reused }}
-	c, cancel := context.WithTimeout(httptrace.WithClientTrace(context.Background(), trace), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(c, http.MethodGet, "http://"+addr+"/", nil)
-	if err != nil {
-		return 0, "", fresh, err
-	}
-	req.Host = host
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", fresh, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), fresh, err
 }
 
 // TestActivitiesThroughTemporal runs the activities as a worker does, so the

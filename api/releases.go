@@ -1,0 +1,699 @@
+package api
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// releaseIDPattern is what a release id may look like: it is part of a
+// workflow id and of URLs, and reads like a DNS label (dots allowed).
+var releaseIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
+
+// Bounds of a release request. They keep obvious mistakes (a health timeout
+// of 2ns, a drain of an hour) from reaching the workflow; everything the
+// tenants themselves decide stays with the workflow.
+const (
+	maxReleaseIDLen       = 63
+	maxReleaseTenants     = 1000
+	minHealthTimeout      = time.Second
+	maxHealthTimeout      = time.Hour
+	maxDrain              = 10 * time.Minute
+	minPromotionDeadline  = time.Minute
+	maxReleaseReasonBytes = 1000
+	releaseIDTimeFormat   = "20060102-150405"
+)
+
+// saImage is the Keyword search attribute a release's image is listed by,
+// when the release workflow sets it; GET /v1/releases shows it if present.
+const saImage = "Image"
+
+// createReleaseRequest is the body of POST /v1/releases. Durations are Go
+// duration strings ("2m"); pointers tell an absent field from a zero one
+// where the default is not zero.
+type createReleaseRequest struct {
+	ID                string                    `json:"id"`
+	Image             string                    `json:"image"`
+	Tenants           *workflows.TenantSelector `json:"tenants"`
+	Canary            int                       `json:"canary"`
+	BatchSize         int                       `json:"batchSize"`
+	MaxParallel       int                       `json:"maxParallel"`
+	HealthTimeout     *string                   `json:"healthTimeout"`
+	Drain             *string                   `json:"drain"`
+	FailureThreshold  int                       `json:"failureThreshold"`
+	PromotionDeadline *string                   `json:"promotionDeadline"`
+	RollbackOf        string                    `json:"rollbackOf"`
+}
+
+// releaseCreated is the 202 answer: the release has started, its progress
+// is at links.self.
+type releaseCreated struct {
+	ID         string       `json:"id"`
+	WorkflowID string       `json:"workflowId"`
+	State      string       `json:"state"`
+	Links      releaseLinks `json:"links"`
+}
+
+type releaseLinks struct {
+	Self string `json:"self"`
+}
+
+// releaseActionRequest is the optional body of promote, pause, resume and
+// abort.
+type releaseActionRequest struct {
+	Reason string `json:"reason"`
+}
+
+func releasePath(id string) string { return "/v1/releases/" + id }
+
+func validateReleaseID(field, id string) *fieldError {
+	if !releaseIDPattern.MatchString(id) {
+		return badField(field, "release id %q is invalid: use 1–%d lowercase letters, digits, '.' and '-', starting and ending with a letter or digit",
+			id, maxReleaseIDLen)
+	}
+	return nil
+}
+
+// validateImage accepts only an image pinned by a sha256 digest: a release
+// must put exactly the image that was tested on every tenant, which a tag
+// (movable) cannot promise.
+func validateImage(image string) (reference.Canonical, *fieldError) {
+	if image == "" {
+		return nil, badField("image", "image is required: <name>@sha256:<64 hex>")
+	}
+	ref, err := reference.Parse(image)
+	if err != nil {
+		return nil, badField("image", "image %q is not a valid image reference: %v", image, err)
+	}
+	canonical, ok := ref.(reference.Canonical)
+	if !ok {
+		return nil, badField("image", "image %q must be pinned by digest: <name>@sha256:<64 hex>", image)
+	}
+	if _, tagged := ref.(reference.Tagged); tagged {
+		return nil, badField("image", "image %q has both a tag and a digest: give only <name>@sha256:<64 hex>", image)
+	}
+	if d := canonical.Digest(); d.Algorithm() != "sha256" {
+		return nil, badField("image", "image %q must be pinned by a sha256 digest, not %s", image, d.Algorithm())
+	}
+	return canonical, nil
+}
+
+// validateSelector checks that exactly one way of choosing tenants is given.
+func validateSelector(sel *workflows.TenantSelector) *fieldError {
+	if sel == nil {
+		return badField("tenants", `tenants is required: {"all":true}, {"stage":"<stage>"} or {"names":[...]}`)
+	}
+	given := 0
+	for _, set := range []bool{sel.All, sel.Stage != "", sel.Names != nil} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return badField("tenants", `tenants takes exactly one of "all", "stage" and "names"`)
+	}
+	switch {
+	case sel.Stage != "":
+		return validateStage("tenants.stage", sel.Stage, true)
+	case sel.Names != nil:
+		return validateTenantNames(sel.Names)
+	}
+	return nil
+}
+
+func validateTenantNames(names []string) *fieldError {
+	const field = "tenants.names"
+	if len(names) == 0 {
+		return badField(field, "tenants.names must name at least one tenant")
+	}
+	if len(names) > maxReleaseTenants {
+		return badField(field, "tenants.names lists %d tenants; at most %d per release", len(names), maxReleaseTenants)
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if err := validateName(n); err != nil {
+			return badField(field, "%s", err.Msg)
+		}
+		if seen[n] {
+			return badField(field, "tenant %q is listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// parseDurationField reads an optional Go duration string; ok is false when
+// the field was absent.
+func parseDurationField(field string, v *string) (d time.Duration, ok bool, ferr *fieldError) {
+	if v == nil {
+		return 0, false, nil
+	}
+	d, err := time.ParseDuration(*v)
+	if err != nil {
+		return 0, false, badField(field, "%s %q is not a duration (e.g. \"90s\", \"2m\", \"24h\")", field, *v)
+	}
+	if d < 0 {
+		return 0, false, badField(field, "%s must not be negative", field)
+	}
+	return d, true, nil
+}
+
+// validatePlan checks the rollout settings and fills in their defaults; the
+// tenants are checked by the caller, since a rollback chooses its own.
+func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError) {
+	plan := workflows.ReleasePlan{
+		Canary: req.Canary, BatchSize: req.BatchSize, MaxParallel: req.MaxParallel, FailureThreshold: req.FailureThreshold,
+	}
+	switch {
+	case plan.Canary < 0:
+		return plan, badField("canary", "canary must not be negative")
+	case plan.BatchSize < 0:
+		return plan, badField("batchSize", "batchSize must be at least 1")
+	case plan.MaxParallel < 0:
+		return plan, badField("maxParallel", "maxParallel must be at least 1")
+	case plan.FailureThreshold < 0:
+		return plan, badField("failureThreshold", "failureThreshold must not be negative")
+	}
+	if plan.BatchSize == 0 {
+		plan.BatchSize = workflows.DefaultBatchSize
+	}
+	if plan.MaxParallel == 0 {
+		plan.MaxParallel = plan.BatchSize
+	}
+	if plan.MaxParallel > plan.BatchSize {
+		return plan, badField("maxParallel", "maxParallel %d must not exceed batchSize %d", plan.MaxParallel, plan.BatchSize)
+	}
+
+	health, _, ferr := parseDurationField("healthTimeout", req.HealthTimeout)
+	if ferr != nil {
+		return plan, ferr
+	}
+	if health != 0 && (health < minHealthTimeout || health > maxHealthTimeout) {
+		return plan, badField("healthTimeout", "healthTimeout must be 0 (the template decides) or from %s to %s", minHealthTimeout, maxHealthTimeout)
+	}
+	drain, set, ferr := parseDurationField("drain", req.Drain)
+	if ferr != nil {
+		return plan, ferr
+	}
+	if !set {
+		drain = workflows.DefaultDrain
+	}
+	if drain > maxDrain {
+		return plan, badField("drain", "drain must be at most %s", maxDrain)
+	}
+	deadline, _, ferr := parseDurationField("promotionDeadline", req.PromotionDeadline)
+	if ferr != nil {
+		return plan, ferr
+	}
+	if deadline != 0 && deadline < minPromotionDeadline {
+		return plan, badField("promotionDeadline", "promotionDeadline must be 0 (none) or at least %s", minPromotionDeadline)
+	}
+	plan.HealthTimeout = runtime.Duration(health)
+	plan.Drain = runtime.Duration(drain)
+	plan.PromotionDeadline = runtime.Duration(deadline)
+	return plan, nil
+}
+
+// defaultReleaseID names a release by when it was asked for and what it
+// rolls out, which sorts and reads well in listings.
+func defaultReleaseID(now time.Time, image reference.Canonical) string {
+	return now.UTC().Format(releaseIDTimeFormat) + "-" + image.Digest().Encoded()[:12]
+}
+
+// rollbackReleaseID names a rollback after the release it undoes, cut to the
+// length of an id without leaving a trailing '-' or '.'.
+func rollbackReleaseID(now time.Time, of string) string {
+	id := now.UTC().Format(releaseIDTimeFormat) + "-rollback-of-" + of
+	if len(id) > maxReleaseIDLen {
+		id = strings.TrimRight(id[:maxReleaseIDLen], "-.")
+	}
+	return id
+}
+
+// createRelease validates the request (every error is a 400 naming its
+// field, and nothing starts) and starts the release workflow.
+func (s *server) createRelease(c *gin.Context) {
+	var req createReleaseRequest
+	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &req); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	if req.ID != "" {
+		if ferr := validateReleaseID("id", req.ID); ferr != nil {
+			respondFieldError(c, ferr)
+			return
+		}
+	}
+	var in workflows.ReleaseInput
+	if req.RollbackOf != "" {
+		var ok bool
+		if in, ok = s.rollbackInput(c, &req); !ok {
+			return
+		}
+	} else {
+		var ferr *fieldError
+		if in, ferr = newReleaseInput(&req, time.Now()); ferr != nil {
+			respondFieldError(c, ferr)
+			return
+		}
+	}
+	in.RequestedBy = c.GetString(ctxCaller)
+	s.startRelease(c, in)
+}
+
+// newReleaseInput builds the input of a release of one image.
+func newReleaseInput(req *createReleaseRequest, now time.Time) (workflows.ReleaseInput, *fieldError) {
+	image, ferr := validateImage(req.Image)
+	if ferr != nil {
+		return workflows.ReleaseInput{}, ferr
+	}
+	if ferr := validateSelector(req.Tenants); ferr != nil {
+		return workflows.ReleaseInput{}, ferr
+	}
+	plan, ferr := validatePlan(req)
+	if ferr != nil {
+		return workflows.ReleaseInput{}, ferr
+	}
+	plan.Tenants = *req.Tenants
+	id := req.ID
+	if id == "" {
+		id = defaultReleaseID(now, image)
+	}
+	return workflows.ReleaseInput{ID: id, Image: req.Image, Plan: plan}, nil
+}
+
+// rollbackInput builds a release that puts every tenant a finished release
+// updated back on the image it had before. It answers the request itself
+// when it cannot (ok false).
+func (s *server) rollbackInput(c *gin.Context, req *createReleaseRequest) (in workflows.ReleaseInput, ok bool) {
+	of := req.RollbackOf
+	for _, ferr := range []*fieldError{
+		validateReleaseID("rollbackOf", of),
+		absentForRollback("image", req.Image != "", "each tenant goes back to the image it had before"),
+		absentForRollback("tenants", req.Tenants != nil, "a rollback covers the tenants the release updated"),
+	} {
+		if ferr != nil {
+			respondFieldError(c, ferr)
+			return in, false
+		}
+	}
+	plan, ferr := validatePlan(req)
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return in, false
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	st, ok := s.queryRelease(ctx, c, of)
+	if !ok {
+		return in, false
+	}
+	// The set of updated tenants is only final once the release has ended;
+	// rolling back under a release that still runs would race it.
+	if !releaseEnded(st) {
+		respondError(c, http.StatusConflict, fmt.Sprintf("release %s is %s: abort it (which reverts the tenants it updated) or wait for it to end before rolling it back", of, st.State))
+		return in, false
+	}
+	names, images, image := rollbackTargets(st)
+	if len(names) == 0 {
+		respondError(c, http.StatusConflict, fmt.Sprintf("release %s changed no tenant: nothing to roll back", of))
+		return in, false
+	}
+	plan.Tenants = workflows.TenantSelector{Names: names}
+	id := req.ID
+	if id == "" {
+		id = rollbackReleaseID(time.Now(), of)
+	}
+	return workflows.ReleaseInput{ID: id, Image: image, Images: images, Plan: plan, RollbackOf: of}, true
+}
+
+func absentForRollback(field string, present bool, why string) *fieldError {
+	if present {
+		return badField(field, "leave %s out of a rollback: %s", field, why)
+	}
+	return nil
+}
+
+func releaseEnded(st workflows.ReleaseState) bool {
+	switch st.State {
+	case workflows.ReleaseCompleted, workflows.ReleaseAborted, workflows.ReleaseNotPromoted:
+		return true
+	}
+	return st.FinishedAt != nil
+}
+
+// rollbackTargets lists the tenants a release updated with the image each
+// had before. image is the one most of them go back to (ties: the smallest),
+// which the rollback release shows as its image.
+func rollbackTargets(st workflows.ReleaseState) (names []string, images map[string]string, image string) {
+	images = map[string]string{}
+	count := map[string]int{}
+	for _, t := range st.Tenants {
+		if t.Status != workflows.TenantUpdated || t.From == "" {
+			continue
+		}
+		if _, dup := images[t.Name]; dup {
+			continue
+		}
+		names = append(names, t.Name)
+		images[t.Name] = t.From
+		count[t.From]++
+	}
+	for from, n := range count {
+		if image == "" || n > count[image] || (n == count[image] && from < image) {
+			image = from
+		}
+	}
+	return names, images, image
+}
+
+// startRelease starts the release workflow. A release id is used once: a
+// second release of that id, running or ended, is refused (409), so an id
+// in a URL always means one rollout.
+func (s *server) startRelease(c *gin.Context, in workflows.ReleaseInput) {
+	opts := client.StartWorkflowOptions{
+		ID:                       workflows.ReleaseWorkflowID(in.ID),
+		TaskQueue:                s.cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// Without this the SDK answers "already started" with a handle on
+		// the existing run instead of an error, and we would report 202.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.SARelease.ValueSet(in.ID)),
+		StaticSummary:                            releaseSummaryText(in),
+		EnableEagerStart:                         true,
+	}
+	ctx := c.Request.Context()
+	run, err := s.temporal.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowType, in)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			c.AbortWithStatusJSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("release %s already exists", in.ID), "field": "id"})
+			return
+		}
+		s.log.ErrorContext(ctx, "start release workflow failed", "release", in.ID, "caller", in.RequestedBy, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start release %s: %v", in.ID, err))
+		return
+	}
+	s.log.InfoContext(ctx, "release started", "release", in.ID, "image", in.Image, "tenants", selectorText(in.Plan.Tenants),
+		"rollbackOf", in.RollbackOf, "caller", in.RequestedBy)
+	c.Header("Location", releasePath(in.ID))
+	c.JSON(http.StatusAccepted, releaseCreated{
+		ID: in.ID, WorkflowID: run.GetID(), State: workflows.ReleaseRunning, Links: releaseLinks{Self: releasePath(in.ID)},
+	})
+}
+
+func releaseSummaryText(in workflows.ReleaseInput) string {
+	if in.RollbackOf != "" {
+		return fmt.Sprintf("Release %s · rollback of %s · %s", in.ID, in.RollbackOf, selectorText(in.Plan.Tenants))
+	}
+	return fmt.Sprintf("Release %s · %s · %s", in.ID, in.Image, selectorText(in.Plan.Tenants))
+}
+
+func selectorText(sel workflows.TenantSelector) string {
+	switch {
+	case sel.All:
+		return "all tenants"
+	case sel.Stage != "":
+		return "stage " + sel.Stage
+	case len(sel.Names) == 1:
+		return "tenant " + sel.Names[0]
+	default:
+		return strconv.Itoa(len(sel.Names)) + " tenants"
+	}
+}
+
+// getRelease answers with the release as its workflow reports it.
+func (s *server) getRelease(c *gin.Context) {
+	id := c.Param("id")
+	if ferr := validateReleaseID("id", id); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	if st, ok := s.queryRelease(ctx, c, id); ok {
+		c.JSON(http.StatusOK, st)
+	}
+}
+
+// queryRelease asks the release workflow for its state; on failure it has
+// answered the request (ok false).
+func (s *server) queryRelease(ctx context.Context, c *gin.Context, id string) (st workflows.ReleaseState, ok bool) {
+	value, err := s.temporal.QueryWorkflow(ctx, workflows.ReleaseWorkflowID(id), "", workflows.QueryRelease)
+	var (
+		notFound *serviceerror.NotFound
+		deadline *serviceerror.DeadlineExceeded
+	)
+	switch {
+	case err == nil:
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("release %s not found", id))
+		return st, false
+	case errors.As(err, &deadline), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.log.WarnContext(ctx, "release query timed out", "release", id, "timeout", s.cfg.QueryTimeout.String(), "error", err)
+		respondError(c, http.StatusServiceUnavailable,
+			fmt.Sprintf("release %s: no worker answered the query within %s", id, s.cfg.QueryTimeout))
+		return st, false
+	default:
+		s.log.ErrorContext(ctx, "release query failed", "release", id, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("query release %s: %v", id, err))
+		return st, false
+	}
+	if value == nil || !value.HasValue() {
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("release %s: the query returned no value", id))
+		return st, false
+	}
+	if err := value.Get(&st); err != nil {
+		s.log.ErrorContext(ctx, "decode release state failed", "release", id, "error", err)
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("release %s: decode state: %v", id, err))
+		return st, false
+	}
+	return st, true
+}
+
+// promoteRelease lets the release go on from staging to prod. The workflow
+// decides whether it may (staging done and healthy); the API passes on its
+// verdict.
+func (s *server) promoteRelease(c *gin.Context) {
+	id, body, ok := releaseAction(c, s.cfg.MaxBodyBytes)
+	if !ok {
+		return
+	}
+	s.updateRelease(c, id, workflows.UpdatePromote,
+		workflows.PromoteInput{Release: id, By: c.GetString(ctxCaller), Reason: body.Reason})
+}
+
+// controlRelease is the handler of pause, resume and abort (update).
+func (s *server) controlRelease(update string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, body, ok := releaseAction(c, s.cfg.MaxBodyBytes)
+		if !ok {
+			return
+		}
+		s.updateRelease(c, id, update, workflows.ControlInput{By: c.GetString(ctxCaller), Reason: body.Reason})
+	}
+}
+
+// releaseAction reads the id and the optional body of a release action.
+func releaseAction(c *gin.Context, limit int64) (id string, body releaseActionRequest, ok bool) {
+	id = c.Param("id")
+	if ferr := validateReleaseID("id", id); ferr != nil {
+		respondFieldError(c, ferr)
+		return id, body, false
+	}
+	if ferr := decodeOptionalJSONBody(c, limit, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return id, body, false
+	}
+	if len(body.Reason) > maxReleaseReasonBytes {
+		respondFieldError(c, badField("reason", "reason must be at most %d bytes", maxReleaseReasonBytes))
+		return id, body, false
+	}
+	return id, body, true
+}
+
+// decodeOptionalJSONBody is decodeJSONBody for a body that may be left out:
+// an empty body leaves v as it is.
+func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		return jsonFieldError(err, limit)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(data))
+	return decodeJSONBody(c, limit, v)
+}
+
+// updateRelease sends a release Update and answers with the state the
+// workflow returns. An Idempotency-Key makes the Update id, so a client that
+// retries after a timeout gets the first outcome instead of acting twice.
+func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
+	by := c.GetString(ctxCaller)
+	updateID := ""
+	if key := c.GetHeader("Idempotency-Key"); key != "" {
+		if !idempotencyKey.MatchString(key) {
+			respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
+			return
+		}
+		updateID = update + ":" + by + ":" + key
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     updateID,
+		WorkflowID:   workflows.ReleaseWorkflowID(id),
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var st workflows.ReleaseState
+	if err == nil {
+		err = handle.Get(ctx, &st)
+	}
+	if err != nil {
+		s.respondReleaseUpdateError(ctx, c, id, update, err)
+		return
+	}
+	s.log.InfoContext(ctx, "release "+update, "release", id, "caller", by, "state", st.State)
+	c.JSON(http.StatusOK, st)
+}
+
+// respondReleaseUpdateError maps a rejected or failed release Update: the
+// workflow's refusals become 409 with its reason.
+func (s *server) respondReleaseUpdateError(ctx context.Context, c *gin.Context, id, update string, err error) {
+	var (
+		notFound *serviceerror.NotFound
+		appErr   *temporal.ApplicationError
+		timeout  *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	)
+	switch {
+	case errors.As(err, &notFound) && strings.Contains(notFound.Error(), "already completed"):
+		// The server answers an Update to a closed workflow with NotFound.
+		respondError(c, http.StatusConflict, fmt.Sprintf("release %s has ended: it can no longer %s", id, update))
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("release %s not found", id))
+	case errors.As(err, &appErr):
+		if t := appErr.Type(); t != workflows.ErrPromoteRejected && t != workflows.ErrReleaseControl {
+			s.log.WarnContext(ctx, "release update failed in the workflow", "release", id, "update", update, "type", t, "error", err)
+		}
+		respondError(c, http.StatusConflict, appErr.Message())
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.log.WarnContext(ctx, "release update timed out", "release", id, "update", update, "timeout", s.cfg.QueryTimeout.String(), "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("release %s: no worker answered %s within %s", id, update, s.cfg.QueryTimeout))
+	default:
+		s.log.ErrorContext(ctx, "release update failed", "release", id, "update", update, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("release %s: %s: %v", id, update, err))
+	}
+}
+
+// releaseListItem is one release as visibility knows it.
+type releaseListItem struct {
+	ID         string     `json:"id"`
+	WorkflowID string     `json:"workflowId"`
+	Status     string     `json:"status"`
+	Image      string     `json:"image,omitempty"`
+	StartTime  time.Time  `json:"startTime"`
+	CloseTime  *time.Time `json:"closeTime,omitempty"`
+}
+
+type listReleasesResponse struct {
+	Releases      []releaseListItem `json:"releases"`
+	NextPageToken string            `json:"nextPageToken,omitempty"`
+}
+
+// releaseListQuery lists the current run of every release (a release that
+// continued as new lives on in its next run).
+var releaseListQuery = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'ContinuedAsNew'", workflows.ReleaseWorkflowType)
+
+// listReleases lists releases from visibility, newest first within a page.
+func (s *server) listReleases(c *gin.Context) {
+	pageSize, token, ferr := parsePage(c)
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize: pageSize, NextPageToken: token, Query: releaseListQuery,
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "list releases failed", "query", releaseListQuery, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("list releases: %v", err))
+		return
+	}
+	out := listReleasesResponse{Releases: make([]releaseListItem, 0, len(resp.GetExecutions()))}
+	for _, e := range resp.GetExecutions() {
+		out.Releases = append(out.Releases, releaseItem(e))
+	}
+	slices.SortStableFunc(out.Releases, func(a, b releaseListItem) int { return cmp.Compare(b.StartTime.UnixNano(), a.StartTime.UnixNano()) })
+	if t := resp.GetNextPageToken(); len(t) > 0 {
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString(t)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func releaseItem(e *workflowpb.WorkflowExecutionInfo) releaseListItem {
+	wid := e.GetExecution().GetWorkflowId()
+	r := releaseListItem{
+		ID:         strings.TrimPrefix(wid, workflows.ReleaseWorkflowID("")),
+		WorkflowID: wid,
+		Status:     e.GetStatus().String(),
+		Image:      keyword(e.GetSearchAttributes().GetIndexedFields(), saImage),
+	}
+	if ts := e.GetStartTime(); ts != nil {
+		r.StartTime = ts.AsTime()
+	}
+	if ts := e.GetCloseTime(); ts != nil {
+		t := ts.AsTime()
+		r.CloseTime = &t
+	}
+	return r
+}
+
+// parsePage reads the pageSize and pageToken parameters, as GET /v1/tenants
+// takes them.
+func parsePage(c *gin.Context) (size int32, token []byte, ferr *fieldError) {
+	size = defaultPageSize
+	if v := c.Query("pageSize"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			return 0, nil, badField("pageSize", "pageSize must be a whole number from 1 to %d", maxPageSize)
+		}
+		size = int32(n)
+	}
+	if v := c.Query("pageToken"); v != "" {
+		t, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+		if err != nil {
+			return 0, nil, badField("pageToken", "pageToken is not a token this API returned")
+		}
+		token = t
+	}
+	return size, token, nil
+}

@@ -1,0 +1,668 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+var (
+	testDigest = "0123456789abcdef" + strings.Repeat("ab", 24)
+	testImage  = "registry.example:5000/team/app@sha256:" + testDigest
+	oldImageA  = "registry.example:5000/team/app@sha256:" + strings.Repeat("a", 64)
+	oldImageB  = "registry.example:5000/team/app@sha256:" + strings.Repeat("b", 64)
+)
+
+// fieldErrorBody decodes a 400 answer.
+func fieldErrorBody(t *testing.T, body []byte) (field, msg string) {
+	t.Helper()
+	var b struct{ Error, Field string }
+	require.NoError(t, json.Unmarshal(body, &b))
+	return b.Field, b.Error
+}
+
+func releaseInput(t *testing.T, call startCall) workflows.ReleaseInput {
+	t.Helper()
+	require.Len(t, call.args, 1)
+	in, ok := call.args[0].(workflows.ReleaseInput)
+	require.True(t, ok, "argument is %T", call.args[0])
+	return in
+}
+
+func TestCreateReleaseStartsWorkflow(t *testing.T) {
+	e := newTestEnv(t)
+	before := time.Now().UTC().Truncate(time.Second)
+	rec := e.do(http.MethodPost, "/v1/releases", developerToken, `{"image":"`+testImage+`","tenants":{"names":["acme","beta"]}}`)
+	after := time.Now().UTC()
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+
+	starts := e.temporal.startCalls()
+	require.Len(t, starts, 1)
+	in := releaseInput(t, starts[0])
+	// Default id: UTC time of the request, then the digest's first 12 hex.
+	m := regexp.MustCompile(`^(\d{8}-\d{6})-0123456789ab$`).FindStringSubmatch(in.ID)
+	require.NotNil(t, m, "default id %q", in.ID)
+	at, err := time.Parse("20060102-150405", m[1])
+	require.NoError(t, err)
+	assert.False(t, at.Before(before) || at.After(after), "id time %s not within [%s, %s]", at, before, after)
+
+	assert.JSONEq(t, fmt.Sprintf(`{"id":%q,"workflowId":"release:%s","state":"running","links":{"self":"/v1/releases/%s"}}`, in.ID, in.ID, in.ID), rec.Body.String())
+	assert.Equal(t, "/v1/releases/"+in.ID, rec.Header().Get("Location"))
+
+	assert.Equal(t, workflows.ReleaseWorkflowType, starts[0].workflow)
+	o := starts[0].opts
+	assert.Equal(t, "release:"+in.ID, o.ID)
+	assert.Equal(t, "tenants", o.TaskQueue)
+	assert.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, o.WorkflowIDConflictPolicy)
+	assert.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, o.WorkflowIDReusePolicy)
+	assert.True(t, o.WorkflowExecutionErrorWhenAlreadyStarted, "without it the SDK hides AlreadyStarted")
+	assert.Equal(t, 1, o.TypedSearchAttributes.Size())
+	v, ok := o.TypedSearchAttributes.GetKeyword(workflows.SARelease)
+	assert.True(t, ok)
+	assert.Equal(t, in.ID, v)
+	assert.Equal(t, "Release "+in.ID+" · "+testImage+" · 2 tenants", o.StaticSummary)
+
+	assert.Equal(t, workflows.ReleaseInput{
+		ID: in.ID, Image: testImage, RequestedBy: "developer",
+		Plan: workflows.ReleasePlan{
+			Tenants:   workflows.TenantSelector{Names: []string{"acme", "beta"}},
+			BatchSize: workflows.DefaultBatchSize, MaxParallel: workflows.DefaultBatchSize,
+			Drain: runtime.Duration(workflows.DefaultDrain),
+		},
+	}, in)
+	assert.Contains(t, e.logs.String(), `"msg":"release started"`)
+}
+
+func TestCreateReleasePlan(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want workflows.ReleasePlan
+	}{
+		{
+			name: "every setting",
+			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"stage":"prod"},"canary":2,"batchSize":10,"maxParallel":3,
+				"healthTimeout":"2m","drain":"0s","failureThreshold":1,"promotionDeadline":"24h"}`,
+			want: workflows.ReleasePlan{
+				Tenants: workflows.TenantSelector{Stage: "prod"}, Canary: 2, BatchSize: 10, MaxParallel: 3,
+				HealthTimeout: runtime.Duration(2 * time.Minute), Drain: 0, FailureThreshold: 1,
+				PromotionDeadline: runtime.Duration(24 * time.Hour),
+			},
+		},
+		{
+			name: "maxParallel defaults to batchSize",
+			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"all":true},"batchSize":7,"drain":"10m","healthTimeout":"1s","promotionDeadline":"1m"}`,
+			want: workflows.ReleasePlan{
+				Tenants: workflows.TenantSelector{All: true}, BatchSize: 7, MaxParallel: 7,
+				HealthTimeout: runtime.Duration(time.Second), Drain: runtime.Duration(10 * time.Minute),
+				PromotionDeadline: runtime.Duration(time.Minute),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			rec := e.do(http.MethodPost, "/v1/releases", opsToken, tt.body)
+			require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+			starts := e.temporal.startCalls()
+			require.Len(t, starts, 1)
+			in := releaseInput(t, starts[0])
+			assert.Equal(t, "r-1.2", in.ID)
+			assert.Equal(t, "release:r-1.2", starts[0].opts.ID)
+			assert.Equal(t, "ops", in.RequestedBy)
+			assert.Equal(t, tt.want, in.Plan)
+		})
+	}
+}
+
+func TestCreateReleaseValidation(t *testing.T) {
+	img := `"image":"` + testImage + `"`
+	names := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"t%04d"`, i)
+		}
+		return `{` + img + `,"tenants":{"names":[` + b.String() + `]}}`
+	}
+	withPlan := func(fields string) string {
+		return `{` + img + `,"tenants":{"all":true},` + fields + `}`
+	}
+	tests := []struct {
+		name      string
+		body      string
+		wantField string
+		wantError string
+	}{
+		{"empty body", ``, "body", "empty"},
+		{"malformed", `{"image":`, "body", "malformed JSON"},
+		{"unknown field", withPlan(`"wave":1`), "wave", `unknown field "wave"`},
+		{"unknown selector field", `{` + img + `,"tenants":{"tag":"x"}}`, "tag", `unknown field "tag"`},
+		{"canary wrong type", withPlan(`"canary":"1"`), "canary", "canary must be a number"},
+		{"names wrong type", `{` + img + `,"tenants":{"names":"acme"}}`, "tenants.names", "tenants.names must be"},
+		{"bad id", withPlan(`"id":"Release_1"`), "id", `release id "Release_1" is invalid`},
+		{"id too long", withPlan(`"id":"` + strings.Repeat("a", 64) + `"`), "id", "is invalid"},
+		{"id trailing dot", withPlan(`"id":"r1."`), "id", "is invalid"},
+		{"image missing", `{"tenants":{"all":true}}`, "image", "image is required"},
+		{"image by tag", `{"image":"registry.example/app:1.2","tenants":{"all":true}}`, "image", "must be pinned by digest"},
+		{"image tag and digest", `{"image":"registry.example/app:1.2@sha256:` + testDigest + `","tenants":{"all":true}}`, "image", "both a tag and a digest"},
+		{"image uppercase digest", `{"image":"registry.example/app@sha256:` + strings.ToUpper(testDigest) + `","tenants":{"all":true}}`, "image", "not a valid image reference"},
+		{"image short digest", `{"image":"registry.example/app@sha256:abc","tenants":{"all":true}}`, "image", "not a valid image reference"},
+		{"image uppercase name", `{"image":"Registry.example/App@sha256:` + testDigest + `","tenants":{"all":true}}`, "image", "not a valid image reference"},
+		{"image sha512", `{"image":"registry.example/app@sha512:` + strings.Repeat("ab", 64) + `","tenants":{"all":true}}`, "image", "sha256"},
+		{"tenants missing", `{` + img + `}`, "tenants", "tenants is required"},
+		{"tenants empty", `{` + img + `,"tenants":{}}`, "tenants", "exactly one"},
+		{"all false", `{` + img + `,"tenants":{"all":false}}`, "tenants", "exactly one"},
+		{"two selectors", `{` + img + `,"tenants":{"all":true,"stage":"prod"}}`, "tenants", "exactly one"},
+		{"unknown stage", `{` + img + `,"tenants":{"stage":"dev"}}`, "tenants.stage", `unknown tenants.stage "dev"`},
+		{"no names", `{` + img + `,"tenants":{"names":[]}}`, "tenants.names", "at least one"},
+		{"bad name", `{` + img + `,"tenants":{"names":["acme","Bad_Name"]}}`, "tenants.names", `name "Bad_Name" is invalid`},
+		{"duplicate name", `{` + img + `,"tenants":{"names":["acme","beta","acme"]}}`, "tenants.names", `"acme" is listed twice`},
+		{"too many names", names(1001), "tenants.names", "at most 1000"},
+		{"negative canary", withPlan(`"canary":-1`), "canary", "must not be negative"},
+		{"negative batchSize", withPlan(`"batchSize":-1`), "batchSize", "at least 1"},
+		{"negative maxParallel", withPlan(`"maxParallel":-2`), "maxParallel", "at least 1"},
+		{"maxParallel over default batchSize", withPlan(`"maxParallel":6`), "maxParallel", "must not exceed batchSize 5"},
+		{"maxParallel over batchSize", withPlan(`"batchSize":2,"maxParallel":3`), "maxParallel", "must not exceed batchSize 2"},
+		{"negative failureThreshold", withPlan(`"failureThreshold":-1`), "failureThreshold", "must not be negative"},
+		{"healthTimeout not a duration", withPlan(`"healthTimeout":"2 minutes"`), "healthTimeout", "not a duration"},
+		{"healthTimeout a number", withPlan(`"healthTimeout":120`), "healthTimeout", "must be a string"},
+		{"healthTimeout too short", withPlan(`"healthTimeout":"500ms"`), "healthTimeout", "from 1s to 1h0m0s"},
+		{"healthTimeout too long", withPlan(`"healthTimeout":"61m"`), "healthTimeout", "from 1s to 1h0m0s"},
+		{"drain negative", withPlan(`"drain":"-1s"`), "drain", "must not be negative"},
+		{"drain too long", withPlan(`"drain":"11m"`), "drain", "at most 10m0s"},
+		{"drain empty", withPlan(`"drain":""`), "drain", "not a duration"},
+		{"promotionDeadline too short", withPlan(`"promotionDeadline":"30s"`), "promotionDeadline", "at least 1m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			rec := e.do(http.MethodPost, "/v1/releases", developerToken, tt.body)
+			require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+			field, msg := fieldErrorBody(t, rec.Body.Bytes())
+			assert.Equal(t, tt.wantField, field)
+			assert.Contains(t, msg, tt.wantError)
+			assert.Empty(t, e.temporal.startCalls(), "no release may be started for an invalid request")
+			assert.Empty(t, e.temporal.queries)
+		})
+	}
+}
+
+func TestCreateReleaseLimits(t *testing.T) {
+	// The largest list of names still passes; the default body limit fits it.
+	var names []string
+	for i := range maxReleaseTenants {
+		names = append(names, fmt.Sprintf("t%04d", i))
+	}
+	body, err := json.Marshal(map[string]any{"image": testImage, "tenants": map[string]any{"names": names}})
+	require.NoError(t, err)
+	e := newTestEnv(t)
+	rec := e.do(http.MethodPost, "/v1/releases", developerToken, string(body))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	in := releaseInput(t, e.temporal.startCalls()[0])
+	assert.Len(t, in.Plan.Tenants.Names, maxReleaseTenants)
+}
+
+func TestCreateReleaseConflict(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.startErr = fmt.Errorf("start: %w", serviceerror.NewWorkflowExecutionAlreadyStarted("already started", "req-1", "run-0"))
+	rec := e.do(http.MethodPost, "/v1/releases", opsToken, `{"id":"r1","image":"`+testImage+`","tenants":{"all":true}}`)
+	require.Equal(t, http.StatusConflict, rec.Code)
+	assert.JSONEq(t, `{"error":"release r1 already exists","field":"id"}`, rec.Body.String())
+	assert.Empty(t, rec.Header().Get("Location"))
+}
+
+func TestCreateReleaseTemporalDown(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.startErr = serviceerror.NewUnavailable("connection refused")
+	rec := e.do(http.MethodPost, "/v1/releases", opsToken, `{"id":"r1","image":"`+testImage+`","tenants":{"all":true}}`)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.JSONEq(t, `{"error":"start release r1: connection refused"}`, rec.Body.String())
+	assert.Contains(t, e.logs.String(), `"msg":"start release workflow failed"`)
+}
+
+func TestReleaseAuthorization(t *testing.T) {
+	create := `{"image":"` + testImage + `","tenants":{"all":true}}`
+	tests := []struct {
+		token, method, path, body string
+		want                      int
+	}{
+		{distributorToken, http.MethodPost, "/v1/releases", create, http.StatusForbidden},
+		{developerToken, http.MethodPost, "/v1/releases", create, http.StatusAccepted},
+		{opsToken, http.MethodPost, "/v1/releases", create, http.StatusAccepted},
+		{"", http.MethodPost, "/v1/releases", create, http.StatusUnauthorized},
+		{distributorToken, http.MethodGet, "/v1/releases", "", http.StatusOK},
+		{distributorToken, http.MethodGet, "/v1/releases/r1", "", http.StatusOK},
+		{developerToken, http.MethodGet, "/v1/releases/r1", "", http.StatusOK},
+		{developerToken, http.MethodPost, "/v1/releases/r1/promote", "", http.StatusOK},
+		{opsToken, http.MethodPost, "/v1/releases/r1/promote", "", http.StatusForbidden},
+		{distributorToken, http.MethodPost, "/v1/releases/r1/promote", "", http.StatusForbidden},
+		{developerToken, http.MethodPost, "/v1/releases/r1/pause", "", http.StatusForbidden},
+		{developerToken, http.MethodPost, "/v1/releases/r1/resume", "", http.StatusForbidden},
+		{developerToken, http.MethodPost, "/v1/releases/r1/abort", "", http.StatusForbidden},
+		{distributorToken, http.MethodPost, "/v1/releases/r1/abort", "", http.StatusForbidden},
+		{opsToken, http.MethodPost, "/v1/releases/r1/pause", "", http.StatusOK},
+		{opsToken, http.MethodPost, "/v1/releases/r1/resume", "", http.StatusOK},
+		{opsToken, http.MethodPost, "/v1/releases/r1/abort", "", http.StatusOK},
+	}
+	for _, tt := range tests {
+		role := strings.SplitN(tt.token, "-", 2)[0]
+		t.Run(fmt.Sprintf("%s %s %s", role, tt.method, tt.path), func(t *testing.T) {
+			e := newTestEnv(t)
+			e.temporal.queryResult = workflows.ReleaseState{ID: "r1"}
+			e.temporal.updateResult = workflows.ReleaseState{ID: "r1"}
+			rec := e.do(tt.method, tt.path, tt.token, tt.body)
+			require.Equal(t, tt.want, rec.Code, rec.Body.String())
+			if tt.want == http.StatusForbidden || tt.want == http.StatusUnauthorized {
+				assert.Empty(t, e.temporal.startCalls())
+				assert.Empty(t, e.temporal.updates)
+				assert.Empty(t, e.temporal.queries)
+			}
+		})
+	}
+}
+
+func sampleRelease() workflows.ReleaseState {
+	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	return workflows.ReleaseState{
+		ID: "r1", Image: testImage, RequestedBy: "developer",
+		Plan:  workflows.ReleasePlan{Tenants: workflows.TenantSelector{All: true}, BatchSize: 5, MaxParallel: 5, Drain: runtime.Duration(2 * time.Second)},
+		State: workflows.ReleaseAwaitingPromotion, Phase: workflows.PhaseStaging, Wave: 1,
+		Tenants: []workflows.TenantRelease{
+			{Name: "acme", Stage: "staging", Wave: 1, Status: workflows.TenantUpdated, From: oldImageA, To: testImage, StartedAt: &started, CutoverMillis: 850},
+		},
+		Progress:  workflows.Progress{Done: 1, Total: 1},
+		StartedAt: started,
+	}
+}
+
+func TestGetRelease(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.queryResult = sampleRelease()
+	rec := e.do(http.MethodGet, "/v1/releases/r1", developerToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `{
+		"id":"r1","image":"`+testImage+`","requestedBy":"developer",
+		"plan":{"tenants":{"all":true},"canary":0,"batchSize":5,"maxParallel":5,"drain":2000000000,"failureThreshold":0},
+		"state":"awaiting-promotion","phase":"staging","wave":1,
+		"tenants":[{"name":"acme","stage":"staging","wave":1,"status":"updated","from":"`+oldImageA+`","to":"`+testImage+`",
+			"startedAt":"2025-03-01T10:00:00Z","cutoverMillis":850}],
+		"progress":{"done":1,"total":1,"step":""},"failures":0,"startedAt":"2025-03-01T10:00:00Z"
+	}`, rec.Body.String())
+	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
+	assert.Equal(t, []string{workflows.QueryRelease}, e.temporal.queryTypes)
+}
+
+func TestGetReleaseErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		path     string
+		setup    func(*fakeTemporal)
+		timeout  time.Duration
+		wantCode int
+		wantBody string
+	}{
+		{"not found", "/v1/releases/r1", func(f *fakeTemporal) { f.queryErr = serviceerror.NewNotFound("workflow not found") },
+			0, http.StatusNotFound, `{"error":"release r1 not found"}`},
+		{"no worker answers", "/v1/releases/r1", func(f *fakeTemporal) { f.queryBlock = true },
+			50 * time.Millisecond, http.StatusServiceUnavailable, `{"error":"release r1: no worker answered the query within 50ms"}`},
+		{"other error", "/v1/releases/r1", func(f *fakeTemporal) { f.queryErr = errors.New("transport is closing") },
+			0, http.StatusServiceUnavailable, `{"error":"query release r1: transport is closing"}`},
+		{"invalid id", "/v1/releases/R_1", func(*fakeTemporal) {},
+			0, http.StatusBadRequest, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, func(c *Config) { c.QueryTimeout = tt.timeout })
+			tt.setup(e.temporal)
+			rec := e.do(http.MethodGet, tt.path, opsToken, "")
+			require.Equal(t, tt.wantCode, rec.Code, rec.Body.String())
+			if tt.wantBody != "" {
+				assert.JSONEq(t, tt.wantBody, rec.Body.String())
+				return
+			}
+			field, _ := fieldErrorBody(t, rec.Body.Bytes())
+			assert.Equal(t, "id", field)
+			assert.Empty(t, e.temporal.queries)
+		})
+	}
+}
+
+func TestPromoteRelease(t *testing.T) {
+	e := newTestEnv(t)
+	promoted := sampleRelease()
+	promoted.State, promoted.Phase = workflows.ReleaseRunning, workflows.PhaseProd
+	promoted.Promotion = &workflows.Promotion{By: "developer", At: time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC), Reason: "staging looks good"}
+	e.temporal.updateResult = promoted
+
+	rec := e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, `{"reason":"staging looks good"}`)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var got workflows.ReleaseState
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	assert.Equal(t, promoted, got)
+
+	require.Len(t, e.temporal.updates, 1)
+	u := e.temporal.updates[0]
+	assert.Equal(t, "release:r1", u.WorkflowID)
+	assert.Equal(t, workflows.UpdatePromote, u.UpdateName)
+	assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
+	assert.Empty(t, u.UpdateID, "without a key every request is a new promote")
+	assert.Equal(t, []any{workflows.PromoteInput{Release: "r1", By: "developer", Reason: "staging looks good"}}, u.Args)
+
+	// No body at all is a promote without a reason.
+	rec = e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, []any{workflows.PromoteInput{Release: "r1", By: "developer"}}, e.temporal.updates[1].Args)
+
+	req := newRequest(http.MethodPost, "/v1/releases/r1/promote", "")
+	req.Header.Set("Authorization", "Bearer "+developerToken)
+	req.Header.Set("Idempotency-Key", "ci-pipeline-42")
+	rec = serve(e, req)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "promote:developer:ci-pipeline-42", e.temporal.updates[2].UpdateID)
+
+	req.Header.Set("Idempotency-Key", "bad key!")
+	rec = serve(e, req)
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	field, _ := fieldErrorBody(t, rec.Body.Bytes())
+	assert.Equal(t, "Idempotency-Key", field)
+	assert.Len(t, e.temporal.updates, 3)
+}
+
+func TestControlRelease(t *testing.T) {
+	for _, update := range []string{workflows.UpdatePause, workflows.UpdateResume, workflows.UpdateAbort} {
+		t.Run(update, func(t *testing.T) {
+			e := newTestEnv(t)
+			st := sampleRelease()
+			st.State = update + "-result" // whatever the workflow answers is passed on
+			e.temporal.updateResult = st
+			rec := e.do(http.MethodPost, "/v1/releases/r1/"+update, opsToken, `{"reason":"error rate up"}`)
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			var got workflows.ReleaseState
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+			assert.Equal(t, st, got)
+			require.Len(t, e.temporal.updates, 1)
+			u := e.temporal.updates[0]
+			assert.Equal(t, "release:r1", u.WorkflowID)
+			assert.Equal(t, update, u.UpdateName)
+			assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
+			assert.Equal(t, []any{workflows.ControlInput{By: "ops", Reason: "error rate up"}}, u.Args)
+		})
+	}
+}
+
+func TestReleaseUpdateErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		path     string
+		token    string
+		body     string
+		setup    func(*fakeTemporal)
+		timeout  time.Duration
+		wantCode int
+		wantBody string // JSON, or the field of a 400
+	}{
+		{name: "promote rejected", path: "/v1/releases/r1/promote", token: developerToken,
+			setup: func(f *fakeTemporal) {
+				f.updateErr = temporal.NewApplicationError("release r1: staging tenant beta failed; promotion barred", workflows.ErrPromoteRejected)
+			},
+			wantCode: http.StatusConflict, wantBody: `{"error":"release r1: staging tenant beta failed; promotion barred"}`},
+		{name: "control rejected", path: "/v1/releases/r1/resume", token: opsToken,
+			setup: func(f *fakeTemporal) {
+				f.updateGetErr = temporal.NewApplicationError("release r1 is not paused", workflows.ErrReleaseControl)
+			},
+			wantCode: http.StatusConflict, wantBody: `{"error":"release r1 is not paused"}`},
+		{name: "unknown release", path: "/v1/releases/r1/promote", token: developerToken,
+			setup:    func(f *fakeTemporal) { f.updateErr = serviceerror.NewNotFound("workflow not found for ID: release:r1") },
+			wantCode: http.StatusNotFound, wantBody: `{"error":"release r1 not found"}`},
+		{name: "ended release", path: "/v1/releases/r1/abort", token: opsToken,
+			setup:    func(f *fakeTemporal) { f.updateErr = serviceerror.NewNotFound("workflow execution already completed") },
+			wantCode: http.StatusConflict, wantBody: `{"error":"release r1 has ended: it can no longer abort"}`},
+		{name: "no worker", path: "/v1/releases/r1/pause", token: opsToken, timeout: 50 * time.Millisecond,
+			setup: func(f *fakeTemporal) {
+				f.updateErr = client.NewWorkflowUpdateServiceTimeoutOrCanceledError(serviceerror.NewDeadlineExceeded("deadline exceeded"))
+			},
+			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: no worker answered pause within 50ms"}`},
+		{name: "other error", path: "/v1/releases/r1/pause", token: opsToken,
+			setup:    func(f *fakeTemporal) { f.updateErr = serviceerror.NewUnavailable("connection refused") },
+			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: pause: connection refused"}`},
+		{name: "invalid JSON", path: "/v1/releases/r1/promote", token: developerToken, body: `{"reason":`,
+			wantCode: http.StatusBadRequest, wantBody: "body"},
+		{name: "unknown field", path: "/v1/releases/r1/pause", token: opsToken, body: `{"why":"x"}`,
+			wantCode: http.StatusBadRequest, wantBody: "why"},
+		{name: "reason too long", path: "/v1/releases/r1/abort", token: opsToken, body: `{"reason":"` + strings.Repeat("x", 1001) + `"}`,
+			wantCode: http.StatusBadRequest, wantBody: "reason"},
+		{name: "invalid id", path: "/v1/releases/-r1/promote", token: developerToken,
+			wantCode: http.StatusBadRequest, wantBody: "id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t, func(c *Config) { c.QueryTimeout = tt.timeout })
+			if tt.setup != nil {
+				tt.setup(e.temporal)
+			}
+			rec := e.do(http.MethodPost, tt.path, tt.token, tt.body)
+			require.Equal(t, tt.wantCode, rec.Code, rec.Body.String())
+			if tt.wantCode == http.StatusBadRequest {
+				field, _ := fieldErrorBody(t, rec.Body.Bytes())
+				assert.Equal(t, tt.wantBody, field)
+				assert.Empty(t, e.temporal.updates, "an invalid request must not reach the workflow")
+				return
+			}
+			assert.JSONEq(t, tt.wantBody, rec.Body.String())
+		})
+	}
+}
+
+func TestRollbackRelease(t *testing.T) {
+	finished := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := sampleRelease()
+	st.State, st.FinishedAt = workflows.ReleaseAborted, &finished
+	st.Tenants = []workflows.TenantRelease{
+		{Name: "acme", Status: workflows.TenantUpdated, From: oldImageB},
+		{Name: "beta", Status: workflows.TenantUpdated, From: oldImageA},
+		{Name: "gamma", Status: workflows.TenantRolledBack, From: oldImageA},
+		{Name: "delta", Status: workflows.TenantUpdated}, // nothing to go back to
+		{Name: "omega", Status: workflows.TenantUpdated, From: oldImageB},
+		{Name: "zeta", Status: workflows.TenantReverted, From: oldImageA},
+		{Name: "eta", Status: workflows.TenantPending},
+	}
+	e := newTestEnv(t)
+	e.temporal.queryResult = st
+	before := time.Now().UTC().Truncate(time.Second)
+	rec := e.do(http.MethodPost, "/v1/releases", opsToken, `{"rollbackOf":"r1","batchSize":2}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+
+	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
+	assert.Equal(t, []string{workflows.QueryRelease}, e.temporal.queryTypes)
+	starts := e.temporal.startCalls()
+	require.Len(t, starts, 1)
+	in := releaseInput(t, starts[0])
+	m := regexp.MustCompile(`^(\d{8}-\d{6})-rollback-of-r1$`).FindStringSubmatch(in.ID)
+	require.NotNil(t, m, "rollback id %q", in.ID)
+	at, err := time.Parse("20060102-150405", m[1])
+	require.NoError(t, err)
+	assert.False(t, at.Before(before), "id time %s before the request", at)
+	assert.Equal(t, workflows.ReleaseInput{
+		ID: in.ID, Image: oldImageB, RollbackOf: "r1", RequestedBy: "ops",
+		Images: map[string]string{"acme": oldImageB, "beta": oldImageA, "omega": oldImageB},
+		Plan: workflows.ReleasePlan{
+			Tenants:   workflows.TenantSelector{Names: []string{"acme", "beta", "omega"}},
+			BatchSize: 2, MaxParallel: 2, Drain: runtime.Duration(workflows.DefaultDrain),
+		},
+	}, in)
+	assert.Equal(t, "release:"+in.ID, starts[0].opts.ID)
+	assert.Equal(t, "Release "+in.ID+" · rollback of r1 · 3 tenants", starts[0].opts.StaticSummary)
+}
+
+func TestRollbackTargetsTie(t *testing.T) {
+	st := workflows.ReleaseState{Tenants: []workflows.TenantRelease{
+		{Name: "acme", Status: workflows.TenantUpdated, From: oldImageB},
+		{Name: "beta", Status: workflows.TenantUpdated, From: oldImageA},
+	}}
+	names, images, image := rollbackTargets(st)
+	assert.Equal(t, []string{"acme", "beta"}, names)
+	assert.Equal(t, map[string]string{"acme": oldImageB, "beta": oldImageA}, images)
+	assert.Equal(t, oldImageA, image, "a tie goes to the lexicographically smallest image")
+}
+
+func TestRollbackReleaseID(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 30, 45, 0, time.FixedZone("CET", 3600))
+	assert.Equal(t, "20250301-113045-rollback-of-r1", rollbackReleaseID(now, "r1"))
+	long := rollbackReleaseID(now, strings.Repeat("a", 34)+"-"+strings.Repeat("b", 20))
+	assert.Equal(t, "20250301-113045-rollback-of-"+strings.Repeat("a", 34), long, "cut at 63 without a trailing '-'")
+	for _, of := range []string{strings.Repeat("x", 63), "a.b-c", strings.Repeat("a", 34) + ".b"} {
+		id := rollbackReleaseID(now, of)
+		assert.Nil(t, validateReleaseID("id", id), "%q", id)
+	}
+}
+
+func TestRollbackReleaseErrors(t *testing.T) {
+	ended := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	nothing := sampleRelease()
+	nothing.State, nothing.FinishedAt = workflows.ReleaseCompleted, &ended
+	nothing.Tenants = []workflows.TenantRelease{
+		{Name: "acme", Status: workflows.TenantUnchanged, From: testImage},
+		{Name: "beta", Status: workflows.TenantRolledBack, From: oldImageA},
+	}
+	running := sampleRelease()
+	tests := []struct {
+		name      string
+		body      string
+		setup     func(*fakeTemporal)
+		wantCode  int
+		wantBody  string // JSON, or the field of a 400
+		wantQuery bool
+	}{
+		{name: "nothing updated", body: `{"rollbackOf":"r1"}`, setup: func(f *fakeTemporal) { f.queryResult = nothing },
+			wantCode: http.StatusConflict, wantBody: `{"error":"release r1 changed no tenant: nothing to roll back"}`, wantQuery: true},
+		{name: "still running", body: `{"rollbackOf":"r1"}`, setup: func(f *fakeTemporal) { f.queryResult = running },
+			wantCode: http.StatusConflict, wantQuery: true,
+			wantBody: `{"error":"release r1 is awaiting-promotion: abort it (which reverts the tenants it updated) or wait for it to end before rolling it back"}`},
+		{name: "unknown release", body: `{"rollbackOf":"r1"}`, setup: func(f *fakeTemporal) { f.queryErr = serviceerror.NewNotFound("workflow not found") },
+			wantCode: http.StatusNotFound, wantBody: `{"error":"release r1 not found"}`, wantQuery: true},
+		{name: "image given", body: `{"rollbackOf":"r1","image":"` + testImage + `"}`, wantCode: http.StatusBadRequest, wantBody: "image"},
+		{name: "tenants given", body: `{"rollbackOf":"r1","tenants":{"all":true}}`, wantCode: http.StatusBadRequest, wantBody: "tenants"},
+		{name: "invalid rollbackOf", body: `{"rollbackOf":"R1"}`, wantCode: http.StatusBadRequest, wantBody: "rollbackOf"},
+		{name: "invalid plan", body: `{"rollbackOf":"r1","drain":"1h"}`, wantCode: http.StatusBadRequest, wantBody: "drain"},
+		{name: "invalid id", body: `{"rollbackOf":"r1","id":"x_"}`, wantCode: http.StatusBadRequest, wantBody: "id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			if tt.setup != nil {
+				tt.setup(e.temporal)
+			}
+			rec := e.do(http.MethodPost, "/v1/releases", developerToken, tt.body)
+			require.Equal(t, tt.wantCode, rec.Code, rec.Body.String())
+			if tt.wantCode == http.StatusBadRequest {
+				field, _ := fieldErrorBody(t, rec.Body.Bytes())
+				assert.Equal(t, tt.wantBody, field)
+			} else {
+				assert.JSONEq(t, tt.wantBody, rec.Body.String())
+			}
+			if tt.wantQuery {
+				assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
+			} else {
+				assert.Empty(t, e.temporal.queries)
+			}
+			assert.Empty(t, e.temporal.startCalls())
+		})
+	}
+}
+
+func releaseExecution(t *testing.T, id string, status enumspb.WorkflowExecutionStatus, start time.Time, image string) *workflowpb.WorkflowExecutionInfo {
+	t.Helper()
+	info := &workflowpb.WorkflowExecutionInfo{
+		Execution: &commonpb.WorkflowExecution{WorkflowId: "release:" + id, RunId: "run-" + id},
+		Type:      &commonpb.WorkflowType{Name: "Release"},
+		StartTime: timestamppb.New(start),
+		Status:    status,
+	}
+	if image != "" {
+		info.SearchAttributes = &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{
+			"Image": payload(t, image), "Release": payload(t, id),
+		}}
+	}
+	return info
+}
+
+func payload(t *testing.T, v any) *commonpb.Payload {
+	t.Helper()
+	p, err := converter.GetDefaultDataConverter().ToPayload(v)
+	require.NoError(t, err)
+	return p
+}
+
+func TestListReleases(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	e := newTestEnv(t)
+	done := releaseExecution(t, "r-old", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, t0, testImage)
+	done.CloseTime = timestamppb.New(t0.Add(time.Hour))
+	e.temporal.listResp = &workflowservice.ListWorkflowExecutionsResponse{
+		Executions: []*workflowpb.WorkflowExecutionInfo{
+			done,
+			releaseExecution(t, "r-new", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, t0.Add(2*time.Hour), ""),
+		},
+		NextPageToken: []byte{0xfb, 0xff},
+	}
+	rec := e.do(http.MethodGet, "/v1/releases?pageSize=2&pageToken="+base64.RawURLEncoding.EncodeToString([]byte("tok")), distributorToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `{"releases":[
+		{"id":"r-new","workflowId":"release:r-new","status":"Running","startTime":"2025-03-01T12:00:00Z"},
+		{"id":"r-old","workflowId":"release:r-old","status":"Completed","image":"`+testImage+`","startTime":"2025-03-01T10:00:00Z","closeTime":"2025-03-01T11:00:00Z"}
+	],"nextPageToken":"`+base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff})+`"}`, rec.Body.String())
+	calls := e.temporal.listCalls()
+	require.Len(t, calls, 1)
+	assert.Equal(t, "WorkflowType = 'Release' AND ExecutionStatus != 'ContinuedAsNew'", calls[0].GetQuery())
+	assert.Equal(t, int32(2), calls[0].GetPageSize())
+	assert.Equal(t, []byte("tok"), calls[0].GetNextPageToken())
+}
+
+func TestListReleasesErrors(t *testing.T) {
+	e := newTestEnv(t)
+	for target, field := range map[string]string{
+		"/v1/releases?pageSize=0":    "pageSize",
+		"/v1/releases?pageSize=1001": "pageSize",
+		"/v1/releases?pageToken=***": "pageToken",
+	} {
+		rec := e.do(http.MethodGet, target, opsToken, "")
+		require.Equal(t, http.StatusBadRequest, rec.Code, target)
+		got, _ := fieldErrorBody(t, rec.Body.Bytes())
+		assert.Equal(t, field, got, target)
+	}
+	assert.Empty(t, e.temporal.listCalls())
+
+	rec := e.do(http.MethodGet, "/v1/releases", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.JSONEq(t, `{"releases":[]}`, rec.Body.String())
+	assert.Equal(t, int32(defaultPageSize), e.temporal.listCalls()[0].GetPageSize())
+
+	e.temporal.listErr = serviceerror.NewUnavailable("connection refused")
+	rec = e.do(http.MethodGet, "/v1/releases", opsToken, "")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.JSONEq(t, `{"error":"list releases: connection refused"}`, rec.Body.String())
+}
