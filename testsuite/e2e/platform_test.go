@@ -123,7 +123,7 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.C
 	tpls["broken"] = brokenTemplate(t, tpls)
 	tpls["slow"] = slowTemplate(t, tpls, 6*time.Second)
 	token := fmt.Sprintf("ops-token-%016x", rand.Uint64())
-	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `","distributor":"distributor-` + token + `"}`))
+	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `","distributor":"distributor-` + token + `","developer":"developer-` + token + `"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// releaseBench is a platform with a proxy, a registry and tenants under
+// load, for release tests.
+type releaseBench struct {
+	t   testing.TB
+	p   *platform
+	srv *servers
+	reg *testsuite.Registry
+}
+
+func startReleaseBench(t testing.TB) *releaseBench {
+	testsuite.RequireAcceptQueueMigration(t)
+	srv, cfg := startServers(t)
+	p := startPlatformWith(t, cfg)
+	return &releaseBench{t: t, p: p, srv: srv, reg: testsuite.StartRegistry(t, testsuite.RegistryOptions{})}
+}
+
+// pushDemo builds the demo app at version (deliberately unhealthy if asked),
+// pushes it to the registry and returns its reference pinned by digest, as
+// an image build leaves it.
+func (b *releaseBench) pushDemo(version string, unhealthy bool) string {
+	b.t.Helper()
+	d := b.p.driver
+	tag := "tenantflow/demo-app:release-" + version
+	if unhealthy {
+		testsuite.DemoImageUnhealthy(b.t, d, tag, version)
+	} else {
+		testsuite.DemoImage(b.t, d, tag, version)
+	}
+	ref := b.reg.Host + "/tenantflow/demo-app:" + version
+	ctx := context.Background()
+	require.NoError(b.t, d.TagImage(ctx, tag, ref))
+	digest, err := d.PushImage(ctx, ref, registry.AuthConfig{}, nil)
+	require.NoError(b.t, err)
+	return b.reg.Host + "/tenantflow/demo-app@" + digest
+}
+
+// provision creates the tenants (in parallel, as a portal would) and waits
+// until all are active.
+func (b *releaseBench) provision(stage string, names ...string) {
+	b.t.Helper()
+	for _, n := range names {
+		b.t.Cleanup(func() { b.p.destroy(n) })
+		b.p.requestTenant(n, "default", stage)
+	}
+	for _, n := range names {
+		st := b.p.waitState(n, 100*time.Millisecond, 3*time.Minute)
+		require.Equal(b.t, workflows.StateActive, st["state"], st)
+	}
+}
+
+func (b *releaseBench) host(tenant string) string { return tenant + "." + testDomain }
+
+// load starts users on every tenant's URL through the proxy, asking the
+// app's version.
+func (b *releaseBench) load(tenants []string, versions ...string) *testsuite.Load {
+	hosts := make([]string, len(tenants))
+	for i, n := range tenants {
+		hosts[i] = b.host(n)
+	}
+	return testsuite.StartLoad(b.srv.caddy.HTTPAddr, hosts, "/version", 2, func(_, body string) bool {
+		return slices.Contains(versions, body)
+	})
+}
+
+func (b *releaseBench) startRelease(body map[string]any) string {
+	b.t.Helper()
+	code, out, _ := b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases", body)
+	require.Equal(b.t, http.StatusAccepted, code, out)
+	return out["id"].(string)
+}
+
+// waitRelease polls GET /v1/releases/{id} until its state is one of states.
+func (b *releaseBench) waitRelease(id string, timeout time.Duration, states ...string) workflows.ReleaseState {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last workflows.ReleaseState
+	for time.Now().Before(deadline) {
+		if code, st := b.release(id); code == http.StatusOK {
+			last = st
+			if slices.Contains(states, st.State) {
+				return st
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("release %s never reached %v; last %+v", id, states, last)
+	return last
+}
+
+func (b *releaseBench) release(id string) (int, workflows.ReleaseState) {
+	code, out, _ := b.p.do(http.MethodGet, "/v1/releases/"+id, nil)
+	var st workflows.ReleaseState
+	raw, _ := json.Marshal(out)
+	_ = json.Unmarshal(raw, &st)
+	return code, st
+}
+
+// version asks the tenant's app through the proxy.
+func (b *releaseBench) version(tenant string) string {
+	b.t.Helper()
+	code, page, err := b.srv.caddy.ProxyGet(b.host(tenant))
+	require.NoError(b.t, err)
+	require.Equal(b.t, http.StatusOK, code, page)
+	var app struct {
+		Version string `json:"version"`
+	}
+	require.NoError(b.t, json.Unmarshal([]byte(page), &app))
+	return app.Version
+}
+
+// appContainers lists the tenant's app instances (name → image).
+func (b *releaseBench) appContainers(tenant string) map[string]string {
+	b.t.Helper()
+	f := filters.NewArgs(filters.Arg("label", docker.LabelTenant+"="+tenant), filters.Arg("label", docker.LabelService+"=app"))
+	cs, err := b.p.driver.Client().ContainerList(context.Background(), container.ListOptions{All: true, Filters: f})
+	require.NoError(b.t, err)
+	out := map[string]string{}
+	for _, c := range cs {
+		out[strings.TrimPrefix(c.Names[0], "/")] = c.Image
+	}
+	return out
+}
+
+func statuses(st workflows.ReleaseState) map[string]string {
+	out := map[string]string{}
+	for _, t := range st.Tenants {
+		out[t.Name] = t.Status
+	}
+	return out
+}
+
+func requireNoFailedRequest(t testing.TB, rep testsuite.LoadReport) {
+	t.Helper()
+	t.Logf("load: %d requests, %d failed, %d TCP handshakes reset by a proxy reload and re-dialled; answers %v",
+		rep.Requests, len(rep.Failures), rep.DialResets, rep.Answers)
+	if len(rep.Failures) > 0 {
+		t.Fatalf("%d of %d requests failed during the release; first: %s", len(rep.Failures), rep.Requests, rep.Failures[0])
+	}
+}
+
+// TestReleaseUnderLoadDropsNoRequest is the whole developer flow on the
+// real engine and a real Caddy: release → staging → promote (REST) →
+// canary → batches, while users hit every tenant, and not one request
+// fails.
+func TestReleaseUnderLoadDropsNoRequest(t *testing.T) {
+	b := startReleaseBench(t)
+	image := b.pushDemo("v2", false)
+	staging := []string{tenantName("rs"), tenantName("rs")}
+	prod := []string{tenantName("rp"), tenantName("rp"), tenantName("rp")}
+	b.provision("staging", staging...)
+	b.provision("prod", prod...)
+	all := append(append([]string(nil), staging...), prod...)
+	for _, n := range all {
+		require.Equal(t, "v1", b.version(n))
+	}
+
+	load := b.load(all, "v1", "v2")
+	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
+		"canary": 1, "batchSize": 2, "maxParallel": 2, "drain": "500ms", "failureThreshold": 0})
+
+	st := b.waitRelease(id, 3*time.Minute, workflows.ReleaseAwaitingPromotion, workflows.ReleasePaused)
+	require.Equal(t, workflows.ReleaseAwaitingPromotion, st.State, st)
+	for _, n := range staging {
+		require.Equal(t, "v2", b.version(n), "staging runs the release")
+	}
+	for _, n := range prod {
+		require.Equal(t, "v1", b.version(n), "prod waits for the promotion")
+	}
+	// Promotion is the developer's: ops may not.
+	code, out, _ := b.p.do(http.MethodPost, "/v1/releases/"+id+"/promote", nil)
+	require.Equal(t, http.StatusForbidden, code, out)
+	code, out, _ = b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", map[string]any{"reason": "staging looks good"})
+	require.Equal(t, http.StatusOK, code, out)
+	require.NotNil(t, out["promotion"], out)
+
+	st = b.waitRelease(id, 3*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAborted)
+	time.Sleep(300 * time.Millisecond) // users keep going a moment on the new version
+	requireNoFailedRequest(t, load.Stop())
+	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
+	require.Zero(t, st.Failures)
+
+	waves := map[string]int{}
+	for _, tr := range st.Tenants {
+		require.Equal(t, workflows.TenantUpdated, tr.Status, tr)
+		require.Positive(t, tr.CutoverMillis)
+		waves[tr.Name] = tr.Wave
+	}
+	require.Equal(t, waves[staging[0]], waves[staging[1]], "staging is one batch")
+	prodWaves := []int{waves[prod[0]], waves[prod[1]], waves[prod[2]]}
+	sort.Ints(prodWaves)
+	require.Equal(t, prodWaves[0]+1, prodWaves[1], "the canary wave comes first, alone")
+	require.Equal(t, prodWaves[1], prodWaves[2])
+
+	for _, n := range all {
+		require.Equal(t, "v2", b.version(n), n)
+		code, ten, _ := b.p.do(http.MethodGet, "/v1/tenants/"+n, nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, image, ten["image"])
+		require.Equal(t, id, ten["release"])
+		require.Equal(t, "tenantflow/demo-app:dev", ten["previousImage"])
+		require.Equal(t, map[string]string{docker.InstanceName(n, "app", 1): image}, b.appContainers(n), "the old instance is gone")
+	}
+	// Data survived: the app's counter lives in the tenant's db and volume.
+	b.p.checkHistory(workflows.ReleaseWorkflowID(id), "release-completed")
+	b.p.checkHistory(workflows.TenantWorkflowID(prod[0]), "tenant-released")
+}
+
+// TestUnhealthyReleaseRollsBackAndPauses: an image that never becomes
+// healthy is removed again, the tenant keeps serving the old one without a
+// failed request, the failure pauses the release, promotion is refused
+// (REST and CLI), and ops abort.
+func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
+	b := startReleaseBench(t)
+	image := b.pushDemo("broken", true)
+	staging := tenantName("bs")
+	prod := tenantName("bp")
+	b.provision("staging", staging)
+	b.provision("prod", prod)
+
+	load := b.load([]string{staging}, "v1")
+	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
+		"healthTimeout": "3s", "failureThreshold": 0})
+	st := b.waitRelease(id, 2*time.Minute, workflows.ReleasePaused)
+	requireNoFailedRequest(t, load.Stop())
+	require.Equal(t, workflows.TenantRolledBack, statuses(st)[staging], st)
+	require.Contains(t, st.PauseReason, "over the threshold")
+	require.Contains(t, st.Tenants[0].Error, "health check")
+	require.True(t, st.StagingFailed)
+
+	require.Equal(t, "v1", b.version(staging))
+	require.Equal(t, map[string]string{docker.ContainerName(staging, "app"): "tenantflow/demo-app:dev"}, b.appContainers(staging), "the candidate is gone")
+	code, ten, _ := b.p.do(http.MethodGet, "/v1/tenants/"+staging, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, workflows.StateActive, ten["state"])
+	require.Equal(t, "tenantflow/demo-app:dev", ten["image"])
+	require.Contains(t, ten["error"], "rolled back")
+
+	// Promotion is refused with the reason, over REST…
+	code, out, _ := b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
+	require.Equal(t, http.StatusConflict, code, out)
+	require.Contains(t, out["error"], "staging failed")
+	// …and from the CLI, where the refusal shows in the release's state.
+	signal := exec.Command(testsuite.TemporalCLI(t), "workflow", "signal", "--address", b.p.temporal.Config.Address,
+		"--namespace", b.p.temporal.Config.Namespace, "--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote,
+		"--input", `{"by":"dev-cli"}`)
+	outb, err := signal.CombinedOutput()
+	require.NoError(t, err, string(outb))
+	require.Eventually(t, func() bool { _, st := b.release(id); return strings.Contains(st.PromoteRejected, "staging failed") },
+		10*time.Second, 100*time.Millisecond)
+
+	// Ops abort; prod was never touched.
+	code, out, _ = b.p.do(http.MethodPost, "/v1/releases/"+id+"/abort", map[string]any{"reason": "image fails its health check"})
+	require.Equal(t, http.StatusOK, code, out)
+	st = b.waitRelease(id, time.Minute, workflows.ReleaseAborted)
+	_, listed := statuses(st)[prod]
+	require.False(t, listed, "prod tenants are listed only once the release is promoted")
+	require.Equal(t, "v1", b.version(prod))
+	b.p.checkHistory(workflows.ReleaseWorkflowID(id), "release-aborted")
+}
+
+// TestPromoteFromTheCLI: `temporal workflow signal --name promote` is how a
+// developer promotes from a terminal.
+func TestPromoteFromTheCLI(t *testing.T) {
+	b := startReleaseBench(t)
+	image := b.pushDemo("v3", false)
+	prod := tenantName("cp")
+	b.provision("prod", prod)
+	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"names": []string{prod}}, "drain": "0s"})
+	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
+	signal := exec.Command(testsuite.TemporalCLI(t), "workflow", "signal", "--address", b.p.temporal.Config.Address,
+		"--namespace", b.p.temporal.Config.Namespace, "--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote)
+	outb, err := signal.CombinedOutput()
+	require.NoError(t, err, string(outb))
+	st := b.waitRelease(id, 2*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused)
+	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
+	require.Equal(t, "signal", st.Promotion.By)
+	require.Equal(t, "v3", b.version(prod))
+}
