@@ -45,9 +45,9 @@ type LoadReport struct {
 }
 
 // StartLoad starts workersPerHost workers per host, each sending GET
-// <path> to addr (host:port) with that Host header until Stop. accept tells
-// a correct body from a wrong one.
-func StartLoad(addr string, hosts []string, path string, workersPerHost int, accept func(host, body string) bool) *Load {
+// <path> to addr (host:port) with that Host header, then waiting pause,
+// until Stop. accept tells a correct body from a wrong one.
+func StartLoad(addr string, hosts []string, path string, workersPerHost int, pause time.Duration, accept func(host, body string) bool) *Load {
 	l := &Load{answers: map[string]map[string]int{}}
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
@@ -82,7 +82,7 @@ func StartLoad(addr string, hosts []string, path string, workersPerHost int, acc
 						l.answers[host][body]++
 					}
 					l.mu.Unlock()
-					time.Sleep(2 * time.Millisecond) // a busy user, not a flood
+					time.Sleep(pause)
 				}
 			})
 		}

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
-	"github.com/tenantflow/tenantflow/activities/runtime"
 )
 
 // A release rolls one image out to the fleet:
@@ -350,17 +349,10 @@ func (r *release) applyTo(ctx workflow.Context, tenant, image, suffix string) (A
 	in := fleet.UpdateInput{
 		Tenant:   tenant,
 		UpdateID: ReleaseWorkflowID(r.state.ID) + "/" + tenant + suffix,
-		Apply:    ApplyReleaseInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.drain()},
+		Apply:    ApplyReleaseInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain},
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), f.UpdateTenant, in).Get(ctx, &res)
 	return res, err
-}
-
-func (r *release) drain() runtime.Duration {
-	if r.state.Plan.Drain > 0 {
-		return r.state.Plan.Drain
-	}
-	return runtime.Duration(DefaultDrain)
 }
 
 // record stores a tenant's outcome and pauses the release when failures

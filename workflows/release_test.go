@@ -155,13 +155,18 @@ func (s *releaseSuite) TestStagingThenPromoteThenCanaryAndBatches() {
 	st := s.result()
 
 	s.Equal(ReleaseAwaitingPromotion, waiting.State, "staging done, prod untouched until promoted")
-	s.Equal([]string{"s1", "s2"}, s.started()[:2])
+	s.ElementsMatch([]string{"s1", "s2"}, s.started()[:2])
 	s.Require().NoError(promoted.err)
 	s.Equal("alice", promoted.state.Promotion.By)
 
 	s.Equal(ReleaseCompleted, st.State)
 	s.Equal(PhaseProd, st.Phase)
-	s.Equal([]string{"s1", "s2", "p1", "p2", "p3", "p4", "p5"}, s.started())
+	started := s.started()
+	s.Require().Len(started, 7)
+	s.ElementsMatch([]string{"s1", "s2"}, started[:2], "staging first")
+	s.Equal("p1", started[2], "the canary before any other prod tenant")
+	s.ElementsMatch([]string{"p2", "p3"}, started[3:5], "a wave starts when the previous one ended")
+	s.ElementsMatch([]string{"p4", "p5"}, started[5:])
 	waves := map[string]int{}
 	for _, t := range st.Tenants {
 		waves[t.Name] = t.Wave
@@ -313,14 +318,14 @@ func (s *releaseSuite) TestPromotionDeadline() {
 	st := s.result()
 	s.Equal(ReleaseNotPromoted, st.State)
 	s.Contains(st.Error, "not promoted within 24h")
-	s.Equal([]string{"s1", "s2"}, s.started())
+	s.ElementsMatch([]string{"s1", "s2"}, s.started())
 }
 
 func (s *releaseSuite) TestNamedTenantsAndMissingOnes() {
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
 	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Tenants: TenantSelector{Names: []string{"s2", "p4", "ghost"}}}))
 	st := s.result()
-	s.Equal([]string{"s2", "p4"}, s.started())
+	s.ElementsMatch([]string{"s2", "p4"}, s.started())
 	s.Require().Len(st.Tenants, 3)
 	s.Equal("ghost", st.Tenants[2].Name)
 	s.Equal(TenantSkipped, st.Tenants[2].Status)
@@ -334,8 +339,11 @@ func (s *releaseSuite) TestRollbackImagesPerTenant() {
 	s.Equal(ReleaseCompleted, st.State, "a staging-only release needs no promotion")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.Equal(newImage, s.updates[0].Apply.Image)
-	s.Equal(oldImage, s.updates[1].Apply.Image)
+	images := map[string]string{}
+	for _, u := range s.updates {
+		images[u.Tenant] = u.Apply.Image
+	}
+	s.Equal(map[string]string{"s1": newImage, "s2": oldImage}, images)
 }
 
 func (s *releaseSuite) TestContinuesAsNewAtWaveBoundary() {

@@ -81,7 +81,8 @@ type ReleasePlan struct {
 	MaxParallel int `json:"maxParallel"`
 	// HealthTimeout is how long a new instance may take to become healthy
 	// (zero: the template's checks decide); Drain is how long in-flight
-	// requests get on the old instance after the route switched.
+	// requests get on the old instance after the route switched, before it
+	// gets SIGTERM (zero: none; the API's default is DefaultDrain).
 	HealthTimeout runtime.Duration `json:"healthTimeout,omitempty"`
 	Drain         runtime.Duration `json:"drain,omitempty"`
 	// FailureThreshold is how many tenants may fail (be rolled back) before

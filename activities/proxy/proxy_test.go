@@ -402,7 +402,7 @@ func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := testsuite.StartLoad(caddy.HTTPAddr, []string{host}, "/", 4, func(_, body string) bool {
+	load := testsuite.StartLoad(caddy.HTTPAddr, []string{host}, "/", 4, 2*time.Millisecond, func(_, body string) bool {
 		return body == "upstream A" || body == "upstream B"
 	})
 	switches := 0

@@ -250,3 +250,94 @@ func BenchmarkImageBuild(b *testing.B) {
 	b.ReportMetric(float64(n.Milliseconds()), "noop-rebuild-ms")
 	b.Logf("median over %d: cold build+push %s, no-op rebuild %s", b.N, c, n)
 }
+
+// BenchmarkRelease releases a new image to N tenants under load through
+// the proxy and reports failed requests, the release's wall time against
+// the limit ceil(N/parallel) × one tenant's cut-over time (measured in the
+// same run, under the same load, by a release to one tenant just before),
+// and the per-tenant cut-over p50/p95, for two degrees of parallelism: the
+// host's core count and more. Three images rotate so that every cut-over
+// of every iteration is real.
+func BenchmarkRelease(b *testing.B) {
+	const n = 20
+	rb := startReleaseBench(b)
+	images := []string{rb.pushDemo("v2", false), rb.pushDemo("v3", false), rb.pushDemo("v4", false)}
+	tenants := make([]string, n)
+	for i := range tenants {
+		tenants[i] = tenantName("bench-rel")
+	}
+	rb.provision("prod", tenants...)
+	// 40 users, a request every 200 ms each: 200 requests/s through Caddy,
+	// which leaves the two cores to the cut-overs being measured.
+	load := rb.load(tenants, 200*time.Millisecond, "v1", "v2", "v3", "v4")
+
+	// run releases image to the named tenants and promotes it as soon as it
+	// waits for that (there is no staging tenant here).
+	run := func(b *testing.B, image string, names []string, maxParallel int) (time.Duration, workflows.ReleaseState) {
+		start := time.Now()
+		id := rb.startRelease(map[string]any{"image": image, "tenants": map[string]any{"names": names},
+			"batchSize": len(names), "maxParallel": maxParallel, "failureThreshold": 0}) // the default 2 s drain
+		rb.waitRelease(id, 2*time.Minute, workflows.ReleaseAwaitingPromotion)
+		code, out, _ := rb.p.doAs("developer-"+rb.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
+		if code != http.StatusOK {
+			b.Fatalf("promote: %d %v", code, out)
+		}
+		st := rb.waitRelease(id, 5*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused)
+		if st.State != workflows.ReleaseCompleted || st.Failures > 0 {
+			b.Fatalf("release %s: %s, %d failures: %+v", id, st.State, st.Failures, st.Tenants)
+		}
+		for _, tr := range st.Tenants {
+			if tr.Status != workflows.TenantUpdated {
+				b.Fatalf("release %s: tenant %s %s", id, tr.Name, tr.Status)
+			}
+		}
+		return time.Since(start), st
+	}
+
+	fleet := -1 // index of the image the fleet runs (-1: the template's)
+	for _, parallel := range []int{2, 5} {
+		b.Run(fmt.Sprintf("tenants=%d/parallel=%d", n, parallel), func(b *testing.B) {
+			var ratios, totals, limits []float64
+			var cutovers []time.Duration
+			before := load.Snapshot()
+			for i := 0; i < b.N; i++ {
+				one, all := (fleet+1)%3, (fleet+2)%3
+				_, single := run(b, images[one], tenants[:1], 1)
+				t1 := time.Duration(single.Tenants[0].CutoverMillis) * time.Millisecond
+				total, st := run(b, images[all], tenants, parallel)
+				fleet = all
+				limit := time.Duration((n+parallel-1)/parallel) * t1
+				totals = append(totals, total.Seconds())
+				limits = append(limits, limit.Seconds())
+				ratios = append(ratios, float64(total)/float64(limit))
+				for _, tr := range st.Tenants {
+					cutovers = append(cutovers, time.Duration(tr.CutoverMillis)*time.Millisecond)
+				}
+				b.Logf("one tenant's cut-over %s; %d tenants, %d at a time: %s (limit %s, ratio %.2f)",
+					t1, n, parallel, total.Round(time.Millisecond), limit, float64(total)/float64(limit))
+			}
+			after := load.Snapshot()
+			sort.Slice(cutovers, func(i, j int) bool { return cutovers[i] < cutovers[j] })
+			pct := func(p float64) time.Duration { return cutovers[int(p*float64(len(cutovers)-1))] }
+			failed := len(after.Failures) - len(before.Failures)
+			b.ReportMetric(float64(failed), "failed-requests")
+			b.ReportMetric(float64(after.Requests-before.Requests), "requests")
+			b.ReportMetric(medianOf(totals), "total-s")
+			b.ReportMetric(medianOf(limits), "limit-s")
+			b.ReportMetric(medianOf(ratios), "total/limit")
+			b.ReportMetric(float64(pct(0.5).Milliseconds()), "cutover-p50-ms")
+			b.ReportMetric(float64(pct(0.95).Milliseconds()), "cutover-p95-ms")
+			if failed > 0 {
+				b.Fatalf("%d requests failed; first: %s", failed, after.Failures[len(before.Failures)])
+			}
+		})
+	}
+	rep := load.Stop()
+	b.Logf("load: %d requests, %d failed, %d TCP handshakes reset by a proxy reload and re-dialled", rep.Requests, len(rep.Failures), rep.DialResets)
+}
+
+func medianOf(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}

@@ -74,13 +74,13 @@ func (b *releaseBench) provision(stage string, names ...string) {
 func (b *releaseBench) host(tenant string) string { return tenant + "." + testDomain }
 
 // load starts users on every tenant's URL through the proxy, asking the
-// app's version.
-func (b *releaseBench) load(tenants []string, versions ...string) *testsuite.Load {
+// app's version: two per tenant, a request every pause each.
+func (b *releaseBench) load(tenants []string, pause time.Duration, versions ...string) *testsuite.Load {
 	hosts := make([]string, len(tenants))
 	for i, n := range tenants {
 		hosts[i] = b.host(n)
 	}
-	return testsuite.StartLoad(b.srv.caddy.HTTPAddr, hosts, "/version", 2, func(_, body string) bool {
+	return testsuite.StartLoad(b.srv.caddy.HTTPAddr, hosts, "/version", 2, pause, func(_, body string) bool {
 		return slices.Contains(versions, body)
 	})
 }
@@ -177,7 +177,7 @@ func TestReleaseUnderLoadDropsNoRequest(t *testing.T) {
 		require.Equal(t, "v1", b.version(n))
 	}
 
-	load := b.load(all, "v1", "v2")
+	load := b.load(all, 2*time.Millisecond, "v1", "v2")
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
 		"canary": 1, "batchSize": 2, "maxParallel": 2, "drain": "500ms", "failureThreshold": 0})
 
@@ -240,7 +240,7 @@ func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
 	b.provision("staging", staging)
 	b.provision("prod", prod)
 
-	load := b.load([]string{staging}, "v1")
+	load := b.load([]string{staging}, 2*time.Millisecond, "v1")
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
 		"healthTimeout": "3s", "failureThreshold": 0})
 	st := b.waitRelease(id, 2*time.Minute, workflows.ReleasePaused)
