@@ -1,0 +1,111 @@
+package fleet_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/activities/fleet"
+	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
+)
+
+var (
+	saTenant = temporal.NewSearchAttributeKeyKeyword("TenantId")
+	saStage  = temporal.NewSearchAttributeKeyKeyword("Stage")
+	saImage  = temporal.NewSearchAttributeKeyKeyword("Image")
+)
+
+// fakeTenant stands in for the Tenant workflow: it applies every release
+// it is sent and counts the applications, refusing an empty image as the
+// real validator refuses a tenant that takes no release.
+func fakeTenant(ctx workflow.Context, image string) error {
+	applied := 0
+	if err := workflow.SetQueryHandler(ctx, "applied", func() (int, error) { return applied, nil }); err != nil {
+		return err
+	}
+	err := workflow.SetUpdateHandlerWithOptions(ctx, fleet.UpdateApplyRelease,
+		func(ctx workflow.Context, in fleet.ApplyInput) (fleet.ApplyResult, error) {
+			applied++
+			from := image
+			image = in.Image
+			return fleet.ApplyResult{Tenant: workflow.GetInfo(ctx).WorkflowExecution.ID, Outcome: fleet.OutcomeUpdated, From: from, To: in.Image}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in fleet.ApplyInput) error {
+			if in.Image == "" {
+				return temporal.NewApplicationError("tenant is decommissioned: it takes no release", "TenantUnavailable")
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+	return workflow.Await(ctx, func() bool { return false })
+}
+
+func startTenant(t *testing.T, c client.Client, queue, name, stage string) {
+	t.Helper()
+	_, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID: fleet.TenantWorkflowID(name), TaskQueue: queue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(saTenant.ValueSet(name), saStage.ValueSet(stage), saImage.ValueSet("img:1")),
+	}, fleet.TenantWorkflowType, "img:1")
+	require.NoError(t, err)
+}
+
+func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
+	tmp := temporaltest.StartTemporal(t)
+	c := tmp.Client
+	w := sdkworker.New(c, tmp.Config.TaskQueue, sdkworker.Options{})
+	w.RegisterWorkflowWithOptions(fakeTenant, workflow.RegisterOptions{Name: fleet.TenantWorkflowType})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	for name, stage := range map[string]string{"alpha": "prod", "beta": "staging", "gamma": "prod"} {
+		startTenant(t, c, tmp.Config.TaskQueue, name, stage)
+	}
+	a := &fleet.Activities{Client: c}
+	ctx := context.Background()
+
+	// Visibility catches up within moments.
+	var prod []fleet.Tenant
+	require.Eventually(t, func() bool {
+		var err error
+		prod, err = a.ListTenants(ctx, fleet.ListInput{Stage: "prod"})
+		return err == nil && len(prod) == 2
+	}, 10*time.Second, 100*time.Millisecond)
+	require.Equal(t, []fleet.Tenant{{Name: "alpha", Stage: "prod", Image: "img:1"}, {Name: "gamma", Stage: "prod", Image: "img:1"}}, prod)
+	named, err := a.ListTenants(ctx, fleet.ListInput{Stage: "prod", Names: []string{"gamma", "beta", "nobody"}})
+	require.NoError(t, err)
+	require.Equal(t, []fleet.Tenant{{Name: "gamma", Stage: "prod", Image: "img:1"}}, named)
+	_, err = a.ListTenants(ctx, fleet.ListInput{Names: []string{"x' OR TenantId != '"}})
+	require.Error(t, err, "a name is never pasted into the query unchecked")
+
+	// A retried activity (same Update id) joins the Update it sent: the
+	// tenant applies the release once.
+	in := fleet.UpdateInput{Tenant: "alpha", UpdateID: "release:r1/alpha", Apply: fleet.ApplyInput{Release: "r1", Image: "img:2"}}
+	first, err := a.UpdateTenant(ctx, in)
+	require.NoError(t, err)
+	require.Equal(t, fleet.OutcomeUpdated, first.Outcome)
+	require.Equal(t, "img:1", first.From)
+	again, err := a.UpdateTenant(ctx, in)
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+	v, err := c.QueryWorkflow(ctx, fleet.TenantWorkflowID("alpha"), "", "applied")
+	require.NoError(t, err)
+	var applied int
+	require.NoError(t, v.Get(&applied))
+	require.Equal(t, 1, applied)
+
+	// A tenant that refuses, or that does not exist, is skipped, not failed.
+	refused, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "gamma", UpdateID: "release:r1/gamma", Apply: fleet.ApplyInput{Release: "r1"}})
+	require.NoError(t, err)
+	require.Equal(t, fleet.OutcomeSkipped, refused.Outcome)
+	require.Contains(t, refused.Error, "decommissioned")
+	missing, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "nobody", UpdateID: "release:r1/nobody", Apply: fleet.ApplyInput{Release: "r1", Image: "img:2"}})
+	require.NoError(t, err)
+	require.Equal(t, fleet.OutcomeSkipped, missing.Outcome)
+}
