@@ -119,16 +119,28 @@ func dials(t *testing.T, caddy *testsuite.Caddy, id string) []string {
 
 // served is what Caddy answers for the host: the body of the upstream that
 // handled the request.
-func served(t *testing.T, caddy *testsuite.Caddy, host string) string {
+//
+// Caddy answers the admin request once the new config runs, but the old
+// server may still accept a connection for a few milliseconds and answer
+// it with the old config (an empty 200 where the route did not exist, the
+// previous upstream after a switch): the answer is polled for until it is
+// want, for up to a second.
+func served(t *testing.T, caddy *testsuite.Caddy, host, want string) string {
 	t.Helper()
-	status, body, err := caddy.ProxyGet(host)
-	if err != nil {
-		t.Fatalf("GET via caddy for %s: %v", host, err)
+	deadline := time.Now().Add(time.Second)
+	for {
+		status, body, err := caddy.ProxyGet(host)
+		if err != nil {
+			t.Fatalf("GET via caddy for %s: %v", host, err)
+		}
+		if status != http.StatusOK {
+			t.Fatalf("GET via caddy for %s: status %d, body %q", host, status, body)
+		}
+		if body == want || time.Now().After(deadline) {
+			return body
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if status != http.StatusOK {
-		t.Fatalf("GET via caddy for %s: status %d, body %q", host, status, body)
-	}
-	return body
 }
 
 func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
@@ -152,7 +164,7 @@ func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 	if d := dials(t, caddy, "tenantflow-acme"); !slices.Equal(d, []string{upA}) {
 		t.Fatalf("Caddy route dials %v, want [%s]", d, upA)
 	}
-	if body := served(t, caddy, "acme."+domain); body != "upstream A" {
+	if body := served(t, caddy, "acme."+domain, "upstream A"); body != "upstream A" {
 		t.Fatalf("acme served %q, want upstream A", body)
 	}
 
@@ -173,7 +185,7 @@ func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if body := served(t, caddy, "acme."+domain); body != "upstream B" {
+	if body := served(t, caddy, "acme."+domain, "upstream B"); body != "upstream B" {
 		t.Fatalf("after the switch acme served %q, want upstream B", body)
 	}
 	if n, all := countID(t, caddy, "tenantflow-acme"), len(routes(t, caddy)); n != 1 || all != 1 {
@@ -199,7 +211,7 @@ func TestRemoveRouteLeavesOtherTenants(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if body := served(t, caddy, "acme."+domain); body != "upstream A" {
+	if body := served(t, caddy, "acme."+domain, "upstream A"); body != "upstream A" {
 		t.Fatalf("acme served %q before removal", body)
 	}
 
@@ -213,7 +225,7 @@ func TestRemoveRouteLeavesOtherTenants(t *testing.T) {
 	if status, body, err := caddy.ProxyGet("acme." + domain); err != nil || body != "" {
 		t.Fatalf("acme still routed after removal: status %d body %q err %v", status, body, err)
 	}
-	if body := served(t, caddy, "globex."+domain); body != "upstream B" {
+	if body := served(t, caddy, "globex."+domain, "upstream B"); body != "upstream B" {
 		t.Fatalf("globex served %q after acme's removal, want upstream B", body)
 	}
 	if rs := routes(t, caddy); len(rs) != 1 || rs[0]["@id"] != "tenantflow-globex" {
@@ -271,7 +283,7 @@ func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
 		t.Fatalf("created server config: %s", body)
 	}
 	testsuite.WaitFor(t, "tenant listener", 10*time.Second, testsuite.DialReady(caddy.HTTPAddr))
-	if body := served(t, caddy, "acme."+domain); body != "upstream A" {
+	if body := served(t, caddy, "acme."+domain, "upstream A"); body != "upstream A" {
 		t.Fatalf("acme served %q, want upstream A", body)
 	}
 
@@ -281,7 +293,7 @@ func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
 	if n := len(routes(t, caddy)); n != 2 {
 		t.Fatalf("%d routes after a second tenant, want 2", n)
 	}
-	if body := served(t, caddy, "globex."+domain); body != "upstream B" {
+	if body := served(t, caddy, "globex."+domain, "upstream B"); body != "upstream B" {
 		t.Fatalf("globex served %q, want upstream B", body)
 	}
 }
@@ -304,13 +316,13 @@ func TestCaddyOutageIsRetryable(t *testing.T) {
 	}
 
 	caddy.Start() // resumes the config it had, with acme → A
-	if body := served(t, caddy, "acme."+domain); body != "upstream A" {
+	if body := served(t, caddy, "acme."+domain, "upstream A"); body != "upstream A" {
 		t.Fatalf("after restart acme served %q, want upstream A", body)
 	}
 	if _, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upB}}); err != nil {
 		t.Fatalf("same call after restart: %v", err)
 	}
-	if body := served(t, caddy, "acme."+domain); body != "upstream B" {
+	if body := served(t, caddy, "acme."+domain, "upstream B"); body != "upstream B" {
 		t.Fatalf("acme served %q, want upstream B", body)
 	}
 	if n := countID(t, caddy, "tenantflow-acme"); n != 1 {
@@ -455,7 +467,7 @@ func TestActivitiesThroughTemporal(t *testing.T) {
 	if r.ID != "tenantflow-acme" || r.Host != "acme."+domain || !slices.Equal(r.Upstreams, []string{up}) {
 		t.Fatalf("route through Temporal: %+v", r)
 	}
-	if body := served(t, caddy, r.Host); body != "upstream A" {
+	if body := served(t, caddy, r.Host, "upstream A"); body != "upstream A" {
 		t.Fatalf("acme served %q", body)
 	}
 
