@@ -17,6 +17,23 @@ import (
 
 var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
 
+// idempotentUpdateID derives an Update id from the request's
+// Idempotency-Key: Temporal answers a repeated Update id with the stored
+// outcome, so a client retrying after a timeout gets the first answer
+// instead of acting twice. Without a key the id is "" (every request is
+// new). A malformed key is answered 400 here and ok is false.
+func idempotentUpdateID(c *gin.Context, update, caller string) (id string, ok bool) {
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" {
+		return "", true
+	}
+	if !idempotencyKey.MatchString(key) {
+		respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
+		return "", false
+	}
+	return update + ":" + caller + ":" + key, true
+}
+
 // getCredentials hands the tenant's first directory account and its
 // password to the distributor, once: the tenant workflow forgets the
 // password and records who took it (an Update, validated by the workflow).
@@ -33,13 +50,9 @@ func (s *server) getCredentials(c *gin.Context) {
 	// id with the stored outcome, so a portal whose request timed out after
 	// the password was handed out gets it again by retrying with the same
 	// key. Without a key every request is new: the second one gets 410.
-	updateID := ""
-	if key := c.GetHeader("Idempotency-Key"); key != "" {
-		if !idempotencyKey.MatchString(key) {
-			respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
-			return
-		}
-		updateID = "fetch-credentials:" + by + ":" + key
+	updateID, ok := idempotentUpdateID(c, "fetch-credentials", by)
+	if !ok {
+		return
 	}
 	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		UpdateID:     updateID,

@@ -71,22 +71,31 @@ func parseListQuery(c *gin.Context) (listQuery, *fieldError) {
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.SAStage.GetName(), stage))
 	}
-	q := listQuery{query: strings.Join(clauses, " AND "), pageSize: defaultPageSize}
+	size, token, ferr := parsePage(c)
+	if ferr != nil {
+		return listQuery{}, ferr
+	}
+	return listQuery{query: strings.Join(clauses, " AND "), pageSize: size, pageToken: token}, nil
+}
+
+// parsePage reads the pageSize and pageToken parameters every list takes.
+func parsePage(c *gin.Context) (size int32, token []byte, ferr *fieldError) {
+	size = defaultPageSize
 	if v := c.Query("pageSize"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPageSize {
-			return listQuery{}, badField("pageSize", "pageSize must be a whole number from 1 to %d", maxPageSize)
+			return 0, nil, badField("pageSize", "pageSize must be a whole number from 1 to %d", maxPageSize)
 		}
-		q.pageSize = int32(n)
+		size = int32(n)
 	}
 	if v := c.Query("pageToken"); v != "" {
-		token, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+		t, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
 		if err != nil {
-			return listQuery{}, badField("pageToken", "pageToken is not a token this API returned")
+			return 0, nil, badField("pageToken", "pageToken is not a token this API returned")
 		}
-		q.pageToken = token
+		token = t
 	}
-	return q, nil
+	return size, token, nil
 }
 
 // listTenants lists tenants from Temporal visibility, newest run per name.

@@ -555,13 +555,9 @@ func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
 // retries after a timeout gets the first outcome instead of acting twice.
 func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
 	by := c.GetString(ctxCaller)
-	updateID := ""
-	if key := c.GetHeader("Idempotency-Key"); key != "" {
-		if !idempotencyKey.MatchString(key) {
-			respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
-			return
-		}
-		updateID = update + ":" + by + ":" + key
+	updateID, ok := idempotentUpdateID(c, update, by)
+	if !ok {
+		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
@@ -675,25 +671,4 @@ func releaseItem(e *workflowpb.WorkflowExecutionInfo) releaseListItem {
 		r.CloseTime = &t
 	}
 	return r
-}
-
-// parsePage reads the pageSize and pageToken parameters, as GET /v1/tenants
-// takes them.
-func parsePage(c *gin.Context) (size int32, token []byte, ferr *fieldError) {
-	size = defaultPageSize
-	if v := c.Query("pageSize"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageSize {
-			return 0, nil, badField("pageSize", "pageSize must be a whole number from 1 to %d", maxPageSize)
-		}
-		size = int32(n)
-	}
-	if v := c.Query("pageToken"); v != "" {
-		t, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
-		if err != nil {
-			return 0, nil, badField("pageToken", "pageToken is not a token this API returned")
-		}
-		token = t
-	}
-	return size, token, nil
 }

@@ -16,14 +16,17 @@ import (
 
 // Steps of a cut-over, as the progress query names them.
 const (
-	StepEnsureImage  = "ensure image"
-	StepStartNew     = "start new instance"
-	StepSwitchRoute  = "switch route"
-	StepDrain        = "drain old instance"
-	StepRetireOld    = "retire old instance"
-	StepRollBack     = "roll back"
-	defaultStopGrace = 10 * time.Second
+	StepEnsureImage = "ensure image"
+	StepStartNew    = "start new instance"
+	StepSwitchRoute = "switch route"
+	StepDrain       = "drain old instance"
+	StepRetireOld   = "retire old instance"
+	StepRollBack    = "roll back"
 )
+
+// defaultStopGrace is how long a retired instance may finish in-flight
+// requests after SIGTERM.
+const defaultStopGrace = 10 * time.Second
 
 // Pulling an image may take minutes; the call is idempotent (present
 // images are not pulled again), so it runs as a local activity with a long
@@ -89,9 +92,9 @@ func (t *tenant) svcIndex() int {
 	return -1
 }
 
-// hasResource tells whether provisioning registered the tenant with an
-// outside system; a cut-over follows what the tenant has, not the current
-// worker settings.
+// resource finds what provisioning registered the tenant with in an outside
+// system; a cut-over follows what the tenant has, not the current worker
+// settings.
 func (t *tenant) resource(kind string) (Resource, bool) {
 	for _, r := range t.state.Resources {
 		if r.Kind == kind {

@@ -194,19 +194,14 @@ func (r *release) list(ctx workflow.Context, phase string) error {
 		r.state.Error = "list " + phase + " tenants: " + errorMessage(err)
 		return err
 	}
-	wave := r.lastWave()
-	size := func(n int) int { return n }
-	pos := 0
-	if phase == PhaseProd && r.state.Plan.Canary > 0 {
-		size = func(n int) int {
-			if n == 0 {
-				return r.state.Plan.Canary
-			}
-			return r.state.Plan.BatchSize
+	// Wave n's size: prod's first wave is the canary, the rest are batches.
+	size := func(n int) int {
+		if n == 0 && phase == PhaseProd && r.state.Plan.Canary > 0 {
+			return r.state.Plan.Canary
 		}
-	} else {
-		size = func(int) int { return r.state.Plan.BatchSize }
+		return r.state.Plan.BatchSize
 	}
+	wave, pos := r.lastWave(), 0
 	for n := 0; pos < len(tenants); n++ {
 		wave++
 		end := min(pos+size(n), len(tenants))

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +12,6 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -53,7 +53,7 @@ func (s *releaseSuite) SetupTest() {
 		defer s.mu.Unlock()
 		var out []fleet.Tenant
 		for _, n := range s.fleet[in.Stage] {
-			if len(in.Names) == 0 || contains(in.Names, n) {
+			if len(in.Names) == 0 || slices.Contains(in.Names, n) {
 				out = append(out, fleet.Tenant{Name: n, Stage: in.Stage, State: StateActive, Image: oldImage})
 			}
 		}
@@ -80,15 +80,6 @@ func (s *releaseSuite) SetupTest() {
 		}
 		return res, nil
 	})
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func releaseInput(plan ReleasePlan) ReleaseInput {
@@ -217,11 +208,11 @@ func (s *releaseSuite) TestPromoteValidator() {
 	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{FailureThreshold: 1}))
 	st := s.result()
 
-	s.Equal(ErrPromoteRejected, errType(early.err))
+	s.Equal(ErrPromoteRejected, name(early.err))
 	s.Contains(early.err.Error(), "still updating staging")
-	s.Equal(ErrPromoteRejected, errType(wrong.err))
+	s.Equal(ErrPromoteRejected, name(wrong.err))
 	s.Contains(wrong.err.Error(), "this is release r1, not r0")
-	s.Equal(ErrPromoteRejected, errType(failed.err))
+	s.Equal(ErrPromoteRejected, name(failed.err))
 	s.Contains(failed.err.Error(), "staging failed")
 	s.Contains(failed.err.Error(), "s2: rolled-back")
 	s.Require().NoError(aborted.err)
@@ -231,14 +222,6 @@ func (s *releaseSuite) TestPromoteValidator() {
 	for _, u := range s.started() {
 		s.True(strings.HasPrefix(u, "s"), "no prod tenant was touched: %s", u)
 	}
-}
-
-func errType(err error) string {
-	var appErr *temporal.ApplicationError
-	if err != nil && errorsAs(err, &appErr) {
-		return appErr.Type()
-	}
-	return ""
 }
 
 func (s *releaseSuite) TestThresholdPausesUntilResumed() {
@@ -303,9 +286,9 @@ func (s *releaseSuite) TestPauseAndResumeAreValidated() {
 	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 1}))
 	st := s.result()
 
-	s.Equal(ErrReleaseControl, errType(resumeRunning.err), "awaiting promotion is not paused")
+	s.Equal(ErrReleaseControl, name(resumeRunning.err), "awaiting promotion is not paused")
 	s.Require().NoError(pause.err)
-	s.Equal(ErrReleaseControl, errType(pauseAgain.err))
+	s.Equal(ErrReleaseControl, name(pauseAgain.err))
 	s.Equal(ReleasePaused, paused.State)
 	s.Equal("paused by ops", paused.PauseReason)
 	s.Less(paused.Progress.Done, 5, "no cut-over started while paused")
@@ -314,7 +297,7 @@ func (s *releaseSuite) TestPauseAndResumeAreValidated() {
 }
 
 func (s *releaseSuite) TestPromotionDeadline() {
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{PromotionDeadline: durationOf(24 * time.Hour)}))
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{PromotionDeadline: runtime.Duration(24 * time.Hour)}))
 	st := s.result()
 	s.Equal(ReleaseNotPromoted, st.State)
 	s.Contains(st.Error, "not promoted within 24h")
@@ -354,7 +337,7 @@ func (s *releaseSuite) TestContinuesAsNewAtWaveBoundary() {
 	s.Require().True(s.env.IsWorkflowCompleted())
 	err := s.env.GetWorkflowError()
 	var can *workflow.ContinueAsNewError
-	s.Require().True(errorsAs(err, &can), "got %v", err)
+	s.Require().True(errors.As(err, &can), "got %v", err)
 	s.Equal(ReleaseWorkflowType, can.WorkflowType.Name)
 	s.Equal([]string{"s1"}, s.started(), "one wave per run")
 }
@@ -387,7 +370,3 @@ func TestContinuedReleaseResumes(t *testing.T) {
 	require.Equal(t, ReleaseCompleted, st.State)
 	require.Equal(t, 2, st.Progress.Done)
 }
-
-func durationOf(d time.Duration) runtime.Duration { return runtime.Duration(d) }
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -17,18 +17,19 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 )
 
 // TenantWorkflowType is the registered workflow type name shown in the Web UI.
-const TenantWorkflowType = "Tenant"
+const TenantWorkflowType = fleet.TenantWorkflowType
 
 // QueryState is the query that returns a TenantState.
 const QueryState = "state"
 
 // TenantWorkflowID is the id of a tenant's entity workflow: starting it a
 // second time for the same name is rejected by the server.
-func TenantWorkflowID(name string) string { return "tenant:" + name }
+func TenantWorkflowID(name string) string { return fleet.TenantWorkflowID(name) }
 
 // Lifecycle states of a tenant, as shown by the API and the TenantState
 // search attribute.

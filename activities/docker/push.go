@@ -122,17 +122,24 @@ func (d *Driver) PushImage(ctx context.Context, ref string, auth registry.AuthCo
 	return digest, nil
 }
 
+// credentialsRefused tells a registry's refusal of the credentials (or of
+// the user's rights on the repository), in the engine's typed error or in
+// the text of a push or pull stream. lower is the message in lower case.
+func credentialsRefused(cause error, lower string) bool {
+	return cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
+		strings.Contains(lower, "unauthorized") ||
+		strings.Contains(lower, "authentication required") ||
+		strings.Contains(lower, "no basic auth credentials") ||
+		strings.Contains(lower, "access to the resource is denied")
+}
+
 // pushError sorts a push failure: what a retry cannot fix (credentials,
 // rights, a missing local image) is non-retryable; the rest is transient.
 func pushError(ref, msg string, cause error) error {
 	text := fmt.Sprintf("push %s: %s", ref, msg)
 	lower := strings.ToLower(msg)
 	switch {
-	case cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
-		strings.Contains(lower, "unauthorized") ||
-		strings.Contains(lower, "authentication required") ||
-		strings.Contains(lower, "no basic auth credentials") ||
-		strings.Contains(lower, "requested access to the resource is denied"):
+	case credentialsRefused(cause, lower):
 		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnauthorized, nil)
 	case cerrdefs.IsNotFound(cause) ||
 		strings.Contains(lower, "does not exist locally") ||

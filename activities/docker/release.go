@@ -119,11 +119,7 @@ func pullError(ref, msg string, cause error) error {
 	msg = strings.TrimPrefix(msg, "Error response from daemon: ")
 	lower := strings.ToLower(msg)
 	switch {
-	case cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
-		strings.Contains(lower, "unauthorized") ||
-		strings.Contains(lower, "authentication required") ||
-		strings.Contains(lower, "no basic auth credentials") ||
-		strings.Contains(lower, "access to the resource is denied"):
+	case credentialsRefused(cause, lower):
 		text := fmt.Sprintf("pull %s: the registry refused the credentials: %s", ref, msg)
 		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnauthorized, nil)
 	case cerrdefs.IsNotFound(cause) ||

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -104,7 +103,9 @@ type Activities struct {
 	Log            *slog.Logger
 }
 
-var label = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+// label tells a name that can be a tenant's or a stage's (and so is safe
+// to put in a visibility query).
+func label(s string) bool { return runtime.IsDNSLabel(s, 63) }
 
 // Search attributes the Tenant workflow keeps current.
 const (
@@ -121,7 +122,7 @@ const (
 func (a *Activities) ListTenants(ctx context.Context, in ListInput) ([]Tenant, error) {
 	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", TenantWorkflowType)
 	if in.Stage != "" {
-		if !label.MatchString(in.Stage) {
+		if !label(in.Stage) {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage %q is not a stage name", in.Stage), ErrInvalidSelector, nil)
 		}
 		q += fmt.Sprintf(" AND %s = '%s'", stageKey, in.Stage)
@@ -129,7 +130,7 @@ func (a *Activities) ListTenants(ctx context.Context, in ListInput) ([]Tenant, e
 	if len(in.Names) > 0 {
 		quoted := make([]string, len(in.Names))
 		for i, n := range in.Names {
-			if !label.MatchString(n) {
+			if !label(n) {
 				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", n), ErrInvalidSelector, nil)
 			}
 			quoted[i] = "'" + n + "'"
@@ -180,7 +181,7 @@ func keyword(p *commonpb.Payload) string {
 // operation). A tenant that does not exist or refuses (not active) is
 // reported as skipped, not as a failure of the activity.
 func (a *Activities) UpdateTenant(ctx context.Context, in UpdateInput) (ApplyResult, error) {
-	if !label.MatchString(in.Tenant) {
+	if !label(in.Tenant) {
 		return ApplyResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", in.Tenant), ErrInvalidSelector, nil)
 	}
 	stop := a.heartbeatWhileWaiting(ctx, in.Tenant)

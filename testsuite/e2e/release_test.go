@@ -144,6 +144,16 @@ func (b *releaseBench) appContainers(tenant string) map[string]string {
 	return out
 }
 
+// promoteWithCLI runs `temporal workflow signal --name promote`, as a
+// developer does from a terminal, with extra flags (--input …).
+func (b *releaseBench) promoteWithCLI(id string, flags ...string) {
+	b.t.Helper()
+	args := append([]string{"workflow", "signal", "--address", b.p.temporal.Config.Address, "--namespace", b.p.temporal.Config.Namespace,
+		"--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote}, flags...)
+	out, err := exec.Command(testsuite.TemporalCLI(b.t), args...).CombinedOutput()
+	require.NoError(b.t, err, string(out))
+}
+
 func statuses(st workflows.ReleaseState) map[string]string {
 	out := map[string]string{}
 	for _, t := range st.Tenants {
@@ -263,11 +273,7 @@ func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
 	require.Equal(t, http.StatusConflict, code, out)
 	require.Contains(t, out["error"], "staging failed")
 	// …and from the CLI, where the refusal shows in the release's state.
-	signal := exec.Command(testsuite.TemporalCLI(t), "workflow", "signal", "--address", b.p.temporal.Config.Address,
-		"--namespace", b.p.temporal.Config.Namespace, "--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote,
-		"--input", `{"by":"dev-cli"}`)
-	outb, err := signal.CombinedOutput()
-	require.NoError(t, err, string(outb))
+	b.promoteWithCLI(id, "--input", `{"by":"dev-cli"}`)
 	require.Eventually(t, func() bool { _, st := b.release(id); return strings.Contains(st.PromoteRejected, "staging failed") },
 		10*time.Second, 100*time.Millisecond)
 
@@ -290,10 +296,7 @@ func TestPromoteFromTheCLI(t *testing.T) {
 	b.provision("prod", prod)
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"names": []string{prod}}, "drain": "0s"})
 	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
-	signal := exec.Command(testsuite.TemporalCLI(t), "workflow", "signal", "--address", b.p.temporal.Config.Address,
-		"--namespace", b.p.temporal.Config.Namespace, "--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote)
-	outb, err := signal.CombinedOutput()
-	require.NoError(t, err, string(outb))
+	b.promoteWithCLI(id)
 	st := b.waitRelease(id, 2*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused)
 	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
 	require.Equal(t, "signal", st.Promotion.By)
