@@ -21,6 +21,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tenantflow/tenantflow/activities/backup"
 	buildacts "github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
@@ -46,6 +47,9 @@ type Config struct {
 	LDAP        ldap.Config
 	CMDB        cmdb.Config
 	Supervision supervision.Config
+	// Backup is where decommissioned tenants' data goes, and how long it
+	// is kept.
+	Backup backup.Config
 	// GitLab and Registry enable image builds (both, or neither).
 	GitLab   gitlab.Config
 	Registry registry.Config
@@ -70,6 +74,7 @@ func (c *Config) Register(s *config.Set) {
 	c.LDAP.Register(s)
 	c.CMDB.Register(s)
 	c.Supervision.Register(s)
+	c.Backup.Register(s)
 	c.GitLab.Register(s)
 	c.Registry.Register(s)
 }
@@ -87,6 +92,7 @@ func (c Config) Settings() integrations.Settings {
 		Routing: c.Proxy.Enabled, Domain: domain, PublicScheme: c.Proxy.PublicScheme, PublicPort: c.Proxy.PublicPort,
 		DNS: c.DNS.Enabled, Directory: c.LDAP.Enabled, AdminUser: c.AdminUser, CMDB: c.CMDB.Enabled,
 		Supervision: c.Supervision.Enabled(), ProbePublic: c.ProbePublic,
+		Backup: c.Backup.Enabled(), Retention: c.Backup.Retention,
 	}
 }
 
@@ -117,6 +123,10 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 		d.Supervision, err = supervision.New(c.Supervision, log.With("component", "supervision"))
 		return err
 	})
+	if err := c.Backup.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("backup: %w", err))
+	}
+	d.backupCfg, d.log = c.Backup, log
 	if c.GitLab.Enabled != c.Registry.Enabled {
 		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
 	} else if c.GitLab.Enabled {
@@ -159,7 +169,7 @@ func validUID(s string) bool {
 func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
 	type checker interface{ Check(context.Context) error }
 	for name, c := range map[string]checker{"proxy": d.Proxy, "dns": d.DNS, "ldap": d.LDAP, "cmdb": d.CMDB,
-		"supervision": d.Supervision, "gitlab": d.gitlabClient, "registry": d.registryClient} {
+		"supervision": d.Supervision, "gitlab": d.gitlabClient, "registry": d.registryClient, "backup": d.Backup} {
 		if reflect.ValueOf(c).IsNil() {
 			continue
 		}
@@ -188,15 +198,32 @@ type Deps struct {
 	// Fleet sends releases to tenant workflows; New fills it in with the
 	// worker's own Temporal client.
 	Fleet *fleet.Activities
+	// Backup archives and restores tenant volumes; UseDocker makes it when
+	// a backup location is configured.
+	Backup *backup.Activities
 
 	gitlabClient   *gitlab.Client
 	registryClient *registry.Client
+	backupCfg      backup.Config
+	log            *slog.Logger
 }
 
-// UseDocker makes the Docker driver the runtime of tenants and the engine
-// of image builds.
-func (d *Deps) UseDocker(drv *docker.Driver) {
+// UseDocker makes the Docker driver the runtime of tenants, the engine of
+// image builds and the host of the volumes backups read.
+func (d *Deps) UseDocker(drv *docker.Driver) error {
 	d.Runtime = drv
+	if d.backupCfg.Enabled() {
+		log := d.log
+		if log == nil {
+			log = slog.Default()
+		}
+		b, err := backup.New(d.backupCfg, drv, log.With("component", "backup"))
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		b.Heartbeat = activity.RecordHeartbeat
+		d.Backup = b
+	}
 	if d.registryClient != nil {
 		// Releases pull their image from the same registry builds push to.
 		drv.AddRegistryAuth(d.registryClient.AuthConfig())
@@ -204,6 +231,7 @@ func (d *Deps) UseDocker(drv *docker.Driver) {
 	if d.Build != nil {
 		d.Build.Engine = drv
 	}
+	return nil
 }
 
 // RegisterWorkflows registers every workflow under its stable type name; the
@@ -245,6 +273,9 @@ func Register(r sdkworker.Registry, deps Deps) {
 	}
 	if a := deps.Fleet; a != nil {
 		fns = append(fns, a.ListTenants, a.UpdateTenant)
+	}
+	if a := deps.Backup; a != nil {
+		fns = append(fns, a.BackupVolumes, a.VerifyBackup, a.RestoreVolumes, a.RemoveBackup)
 	}
 	for _, fn := range fns {
 		r.RegisterActivity(fn)

@@ -70,7 +70,7 @@ func (t *tenant) registerReleaseUpdate(ctx workflow.Context) error {
 				switch {
 				case in.Image == "" || in.Release == "":
 					return temporal.NewApplicationError("applyRelease needs a release and an image", ErrTenantBusy)
-				case t.state.State == StateFailed || t.state.State == StateDecommissioning || t.state.State == StateDecommissioned:
+				case t.state.State == StateFailed || t.state.State == StateDecommissioning || t.state.State == StateDecommissioned || t.state.State == StateRestoring:
 					return temporal.NewApplicationError(fmt.Sprintf("tenant %s is %s: it takes no release", t.spec.Name, t.state.State), ErrTenantBusy)
 				case t.svcIndex() < 0:
 					return temporal.NewApplicationError(fmt.Sprintf("tenant %s has no public service to release to", t.spec.Name), ErrTenantBusy)

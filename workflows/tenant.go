@@ -101,6 +101,9 @@ type TenantState struct {
 	Image         string `json:"image,omitempty"`
 	Release       string `json:"release,omitempty"`
 	PreviousImage string `json:"previousImage,omitempty"`
+	// Decommission, once requested: its phase, the verified backup and
+	// the end of retention.
+	Decommission *Decommission `json:"decommission,omitempty"`
 	// Generation of the public service's instance (see runtime.Service).
 	Generation int                     `json:"generation,omitempty"`
 	URL        string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
@@ -178,6 +181,9 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 	if err := t.registerReleaseUpdate(ctx); err != nil {
 		return t.state, err
 	}
+	if err := t.registerDecommissionUpdates(ctx); err != nil {
+		return t.state, err
+	}
 
 	if first {
 		t.busy = true
@@ -191,13 +197,45 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 		}
 	}
 
-	// Later operations (releases, decommission) arrive as Updates and run
-	// one at a time (t.busy). Meanwhile the tenant just lives; its history
-	// is renewed when the server suggests it, between operations.
-	if err := workflow.Await(ctx, func() bool {
-		return workflow.GetInfo(ctx).GetContinueAsNewSuggested() && !t.busy
-	}); err != nil {
-		return t.state, err
+	// Later operations (releases, decommission, restore) arrive as Updates
+	// and run one at a time (t.busy). A confirmed decommission runs here,
+	// and a decommissioned tenant waits here for the end of its retention.
+	// Meanwhile the tenant just lives; its history is renewed when the
+	// server suggests it, between operations.
+	for {
+		if err := workflow.Await(ctx, func() bool {
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || workflow.GetInfo(ctx).GetContinueAsNewSuggested())
+		}); err != nil {
+			return t.state, err
+		}
+		if t.decommissionDue() {
+			t.busy = true
+			t.decommission(ctx)
+			t.busy = false
+			continue
+		}
+		if t.restoreDue() {
+			t.busy = true
+			t.restore(ctx)
+			t.busy = false
+			continue
+		}
+		if t.retained() && !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			purged, err := t.retain(ctx)
+			if err != nil {
+				return t.state, err
+			}
+			if purged {
+				// Retention is over and the data deleted: the tenant's
+				// story ends here; its name may be used again.
+				_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+				return t.state, nil
+			}
+			continue
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && !t.busy {
+			break
+		}
 	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return t.state, err

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Plan is what provisioning must do beyond the runtime, for one tenant.
@@ -25,6 +26,11 @@ type Plan struct {
 	// ProbePublic makes supervision probe the public URL (through proxy and
 	// DNS) rather than the service's internal endpoint.
 	ProbePublic bool `json:"probePublic"`
+	// Backup says a backup location is configured; a tenant is never
+	// decommissioned without one. Retention is how long a decommissioned
+	// tenant's volumes, accounts and backup are kept.
+	Backup    bool          `json:"backup,omitempty"`
+	Retention time.Duration `json:"retention,omitempty"`
 }
 
 // Settings are the worker's integration switches and naming rules.
@@ -39,6 +45,8 @@ type Settings struct {
 	CMDB         bool
 	Supervision  bool
 	ProbePublic  bool
+	Backup       bool
+	Retention    time.Duration
 }
 
 // Enabled lists the enabled integrations, for the start-up log.
@@ -47,7 +55,7 @@ func (s Settings) Enabled() []string {
 	for _, i := range []struct {
 		name string
 		on   bool
-	}{{"routing", s.Routing}, {"dns", s.DNS}, {"ldap", s.Directory}, {"cmdb", s.CMDB}, {"supervision", s.Supervision}} {
+	}{{"routing", s.Routing}, {"dns", s.DNS}, {"ldap", s.Directory}, {"cmdb", s.CMDB}, {"supervision", s.Supervision}, {"backup", s.Backup}} {
 		if i.on {
 			out = append(out, i.name)
 		}
@@ -71,6 +79,7 @@ func (a *Activities) PlanIntegrations(_ context.Context, in Input) (Plan, error)
 	p := Plan{
 		Routing: s.Routing, DNS: s.DNS, Directory: s.Directory, CMDB: s.CMDB,
 		Supervision: s.Supervision, ProbePublic: s.ProbePublic && s.Routing,
+		Backup: s.Backup, Retention: s.Retention,
 	}
 	if s.Routing || s.DNS {
 		if s.Domain == "" {

@@ -31,6 +31,23 @@ type Driver interface {
 	// service of the tenant except generation Keep: the old instance after
 	// a cut-over, or the candidate when a cut-over is rolled back.
 	RetireService(ctx context.Context, in RetireInput) error
+
+	// StopServices gracefully stops the tenant's services without removing
+	// them, and StartServices starts them again: a decommission stops the
+	// app before its data is backed up, and puts it back in service if the
+	// backup cannot be verified.
+	StopServices(ctx context.Context, in StopInput) error
+	StartServices(ctx context.Context, tenant, owner string) error
+}
+
+// StopInput names the services of a tenant to stop (all when empty).
+type StopInput struct {
+	Tenant   string   `json:"tenant"`
+	Owner    string   `json:"owner,omitempty"`
+	Services []string `json:"services,omitempty"`
+	// StopTimeout is how long each may finish its work after SIGTERM
+	// (zero: 10 s).
+	StopTimeout Duration `json:"stopTimeout,omitempty"`
 }
 
 // ErrImageNotFound is the failure type of an image neither the runtime nor
@@ -136,6 +153,16 @@ func (a *Activities) EnsureImage(ctx context.Context, in ImageInput) error {
 // the generation to keep.
 func (a *Activities) RetireService(ctx context.Context, in RetireInput) error {
 	return a.Driver.RetireService(ctx, in)
+}
+
+// StopServices stops the named services of the tenant, keeping them.
+func (a *Activities) StopServices(ctx context.Context, in StopInput) error {
+	return a.Driver.StopServices(ctx, in)
+}
+
+// StartServices starts the tenant's stopped services again.
+func (a *Activities) StartServices(ctx context.Context, in TenantRef) error {
+	return a.Driver.StartServices(ctx, in.Tenant, in.Owner)
 }
 
 // RemoveServices removes every service (container) of the tenant.

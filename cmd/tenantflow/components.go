@@ -91,7 +91,10 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		driver.Close()
 		return nil, err
 	}
-	deps.UseDocker(driver)
+	if err := deps.UseDocker(driver); err != nil {
+		driver.Close()
+		return nil, err
+	}
 	log.Info("integrations", "enabled", deps.Integrations.Enabled())
 	worker.CheckIntegrations(ctx, deps, log)
 	w := worker.New(c, tcfg.TaskQueue, wcfg, deps)

@@ -51,6 +51,14 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
 	}
+	if wcfg.Backup.Dir == "" {
+		// Decommission needs a backup location: on one machine, the data dir.
+		abs, err := filepath.Abs(filepath.Join(dataDir, "backups"))
+		if err != nil {
+			return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
+		}
+		wcfg.Backup.Dir = abs
+	}
 	if a.TokensFile == "" {
 		a.TokensFile = filepath.Join(dataDir, "dev-tokens.json")
 		if err := ensureDevTokens(a.TokensFile); err != nil {

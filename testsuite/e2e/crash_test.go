@@ -33,8 +33,9 @@ func buildTenantflow(t *testing.T) string {
 	return bin
 }
 
-// startWorkerProcess runs `tenantflow worker` against the test server.
-func startWorkerProcess(t *testing.T, bin string, p *platform) *exec.Cmd {
+// startWorkerProcess runs `tenantflow worker` against the test server,
+// with extra environment settings.
+func startWorkerProcess(t *testing.T, bin string, p *platform, extraEnv ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "worker")
 	cmd.Env = append(os.Environ(),
@@ -45,6 +46,7 @@ func startWorkerProcess(t *testing.T, bin string, p *platform) *exec.Cmd {
 		"TENANTFLOW_WORKER_METRICS_LISTEN=",
 		"TENANTFLOW_LOG_LEVEL=warn",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

@@ -107,7 +107,9 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.C
 		if err != nil {
 			t.Fatal(err)
 		}
-		deps.UseDocker(d)
+		if err := deps.UseDocker(d); err != nil {
+			t.Fatal(err)
+		}
 		p.deps = deps
 		w := worker.New(tmp.Client, tmp.Config.TaskQueue, *wcfg, deps)
 		if err := w.Start(); err != nil {

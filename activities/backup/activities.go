@@ -1,0 +1,497 @@
+// Package backup archives a decommissioned tenant's volumes into the backup
+// location, verifies the archives by restoring them into scratch volumes,
+// restores a tenant during the retention period and removes the backup
+// after it.
+//
+// Layout of one backup, <Dir>/<tenant>/<id>/:
+//
+//	<volume>.tar           PAX tar of the volume, paths relative to its root
+//	<volume>.tar.partial   the archive while it is written
+//	<volume>.entries.json  the volume's entries; written (atomically) after
+//	                       the archive was fsynced and renamed: the volume's
+//	                       archive is complete
+//	SHA256SUMS             sha256sum -c input for the archives and manifest
+//	manifest.json          written last: the backup is complete
+//
+// Every activity is idempotent and resumable: a retry on another worker
+// reuses the complete volume archives, rewrites the others from scratch and
+// never renames an archive into place before it is fsynced.
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// File names in a backup's directory.
+const (
+	manifestName = "manifest.json"
+	sumsName     = "SHA256SUMS"
+)
+
+// VolumeHost gives the backup access to a runtime's volumes as host
+// directories (Docker: the volume's mountpoint; the worker runs on the
+// Docker host).
+type VolumeHost interface {
+	// VolumeDir is the host directory holding the tenant's volume (logical
+	// name, e.g. "data"); owner as in runtime (empty = any).
+	VolumeDir(ctx context.Context, tenant, owner, volume string) (string, error)
+	// ScratchVolume makes an empty scratch volume named name for the tenant
+	// (emptying it if it exists) and returns its directory.
+	ScratchVolume(ctx context.Context, tenant, name string) (string, error)
+	// RemoveScratchVolume removes it; no error when it is gone.
+	RemoveScratchVolume(ctx context.Context, tenant, name string) error
+}
+
+// Activities are the backup steps of decommission and restore.
+type Activities struct {
+	Config Config
+	Host   VolumeHost
+	// Heartbeat records progress of long activities; the worker sets it to
+	// activity.RecordHeartbeat. Nil disables heartbeats (direct calls).
+	Heartbeat func(ctx context.Context, details ...any)
+	Log       *slog.Logger
+	// Open reads an archive; nil is os.Open. Tests inject a faulty disk.
+	Open func(name string) (io.ReadCloser, error)
+
+	bufs sync.Pool // 1 MB data buffers
+}
+
+// New checks the configuration and makes the backup location.
+func New(cfg Config, host VolumeHost, log *slog.Logger) (*Activities, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("backup config: %w", err)
+	}
+	if !cfg.Enabled() {
+		return nil, fmt.Errorf("backup config: %s is not set: decommission backups are disabled", EnvDir)
+	}
+	if host == nil {
+		return nil, errors.New("backup: no volume host")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("backup location (%s): %w", EnvDir, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Activities{Config: cfg, Host: host, Log: log.With("component", "backup")}, nil
+}
+
+// Check reports whether the backup location exists and is writable, so a
+// worker with a lost NFS mount says so before a tenant is decommissioned.
+func (a *Activities) Check(ctx context.Context) error {
+	fi, err := os.Stat(a.Config.Dir)
+	if err != nil {
+		return fmt.Errorf("backup location: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("backup location %s is not a directory", a.Config.Dir)
+	}
+	f, err := os.CreateTemp(a.Config.Dir, ".check-*")
+	if err != nil {
+		return fmt.Errorf("backup location is not writable: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("backup location: %w", err)
+	}
+	return nil
+}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Log
+}
+
+// location is the directory of one backup.
+func (a *Activities) location(tenant, id string) string {
+	return filepath.Join(a.Config.Dir, tenant, id)
+}
+
+// BackupVolumes archives the tenant's volumes under in.ID. A retry after
+// success returns the same summary; a retry after a crash reuses the volume
+// archives that are complete and rewrites the others.
+func (a *Activities) BackupVolumes(ctx context.Context, in BackupInput) (Backup, error) {
+	if err := in.validate(); err != nil {
+		return Backup{}, err
+	}
+	dir := a.location(in.Tenant, in.ID)
+	log := a.log().With("tenant", in.Tenant, "backup", in.ID)
+	p, stop := a.track(ctx, "backup "+in.ID)
+	defer stop()
+
+	if err := a.makeDir(dir); err != nil {
+		return Backup{}, fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	unlock, err := lock(ctx, dir)
+	if err != nil {
+		return Backup{}, err
+	}
+	defer unlock()
+	if b, ok, err := a.completed(dir, in); err != nil || ok {
+		if ok {
+			log.Info("backup complete already", "manifestSha256", b.ManifestSHA256)
+		}
+		return b, err
+	}
+
+	start := time.Now()
+	archives := make([]VolumeArchive, 0, len(in.Volumes))
+	for _, vol := range in.Volumes {
+		va, err := a.backupVolume(ctx, dir, in, vol, p, log)
+		if err != nil {
+			return Backup{}, err
+		}
+		archives = append(archives, va)
+	}
+
+	m := Manifest{Version: ManifestVersion, Tenant: in.Tenant, ID: in.ID, CreatedAt: time.Now().UTC(), Volumes: archives}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return Backup{}, fmt.Errorf("backup %s: manifest: %w", in.ID, err)
+	}
+	sum := sha256Hex(data)
+	var sums strings.Builder
+	for _, va := range archives {
+		fmt.Fprintf(&sums, "%s  %s\n", va.ArchiveSHA256, va.Archive)
+	}
+	fmt.Fprintf(&sums, "%s  %s\n", sum, manifestName)
+	if err := writeAtomic(dir, sumsName, []byte(sums.String())); err != nil {
+		return Backup{}, fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	// Last: from here on the backup is complete.
+	if err := writeAtomic(dir, manifestName, data); err != nil {
+		return Backup{}, fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	b := m.summary(dir, sum)
+	log.Info("backup complete", "location", dir, "manifestSha256", sum, "files", b.Files,
+		"dataBytes", b.DataBytes, "archiveBytes", b.ArchiveBytes, "took", time.Since(start))
+	return b, nil
+}
+
+// makeDir makes the backup's directory, durably, inside the backup location
+// but never the location itself: a missing location is an NFS mount that
+// is not there, and the backup must not go to the local disk under it.
+func (a *Activities) makeDir(dir string) error {
+	fi, err := os.Stat(a.Config.Dir)
+	if err != nil {
+		return fmt.Errorf("backup location (is it mounted?): %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("backup location %s is not a directory", a.Config.Dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// The new directories' entries must survive a crash as their content does.
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	return syncDir(a.Config.Dir)
+}
+
+// completed returns the summary of the backup in dir when its manifest
+// exists: the retry of an attempt that succeeded.
+func (a *Activities) completed(dir string, in BackupInput) (Backup, bool, error) {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if errors.Is(err, os.ErrNotExist) {
+		return Backup{}, false, nil
+	}
+	if err != nil {
+		return Backup{}, false, fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		msg := fmt.Sprintf("backup %s: %s is unreadable: %v", in.ID, manifestName, err)
+		return Backup{}, false, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, err)
+	}
+	vols := make([]string, 0, len(m.Volumes))
+	for _, v := range m.Volumes {
+		vols = append(vols, v.Volume)
+	}
+	if m.Tenant != in.Tenant || m.ID != in.ID || !sameSet(vols, in.Volumes) {
+		return Backup{}, false, invalid("backup %s exists already for tenant %s with volumes %v, not %v", in.ID, m.Tenant, vols, in.Volumes)
+	}
+	return m.summary(dir, sha256Hex(data)), true, nil
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// backupVolume returns the volume's complete archive, from an earlier
+// attempt or written now.
+func (a *Activities) backupVolume(ctx context.Context, dir string, in BackupInput, vol string, p *progress, log *slog.Logger) (VolumeArchive, error) {
+	entriesName := vol + ".entries.json"
+	tarPath := filepath.Join(dir, vol+".tar")
+	if va, ok := reusable(dir, vol); ok {
+		log.Info("volume archived by an earlier attempt: reused", "volume", vol, "archiveBytes", va.ArchiveBytes)
+		return va, nil
+	}
+	// An entries file must never describe an archive other than its own.
+	if err := os.Remove(filepath.Join(dir, entriesName)); err == nil {
+		if err := syncDir(dir); err != nil {
+			return VolumeArchive{}, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return VolumeArchive{}, fmt.Errorf("volume %s: %w", vol, err)
+	}
+
+	src, err := a.Host.VolumeDir(ctx, in.Tenant, in.Owner, vol)
+	if err != nil {
+		return VolumeArchive{}, passOn(err, "volume %s", vol)
+	}
+	start := time.Now()
+	partial := tarPath + ".partial"
+	va, err := a.writeArchive(ctx, src, partial, vol, p)
+	if err != nil {
+		return VolumeArchive{}, err
+	}
+	if err := os.Rename(partial, tarPath); err != nil {
+		return VolumeArchive{}, fmt.Errorf("volume %s: %w", vol, err)
+	}
+	data, err := json.Marshal(va)
+	if err != nil {
+		return VolumeArchive{}, fmt.Errorf("volume %s: entries: %w", vol, err)
+	}
+	// Also makes the rename above durable (same directory).
+	if err := writeAtomic(dir, entriesName, data); err != nil {
+		return VolumeArchive{}, fmt.Errorf("volume %s: %w", vol, err)
+	}
+	took := time.Since(start)
+	log.Info("volume archived", "volume", vol, "files", va.Files, "dataBytes", va.DataBytes,
+		"archiveBytes", va.ArchiveBytes, "took", took, "mbPerSec", mbPerSec(va.DataBytes, took))
+	return va, nil
+}
+
+// reusable returns the volume's archive when an earlier attempt completed
+// it: its entries file exists and the archive has the size it records.
+func reusable(dir, vol string) (VolumeArchive, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, vol+".entries.json"))
+	if err != nil {
+		return VolumeArchive{}, false
+	}
+	var va VolumeArchive
+	if json.Unmarshal(data, &va) != nil || va.Volume != vol || va.Archive != vol+".tar" {
+		return VolumeArchive{}, false
+	}
+	fi, err := os.Stat(filepath.Join(dir, va.Archive))
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != va.ArchiveBytes {
+		return VolumeArchive{}, false
+	}
+	return va, true
+}
+
+func mbPerSec(bytes int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(bytes) / (1 << 20) / d.Seconds()
+}
+
+// loadManifest reads the backup's manifest and checks it is the one the
+// backup wrote (its checksum travelled through workflow history).
+func (a *Activities) loadManifest(dir string, ref BackupRef) (Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if errors.Is(err, os.ErrNotExist) {
+		msg := fmt.Sprintf("backup %s of tenant %s does not exist (no %s in %s)", ref.ID, ref.Tenant, manifestName, dir)
+		return Manifest{}, temporal.NewNonRetryableApplicationError(msg, ErrBackupNotFound, err)
+	}
+	if err != nil {
+		return Manifest{}, fmt.Errorf("backup %s: %w", ref.ID, err)
+	}
+	if sum := sha256Hex(data); sum != ref.ManifestSHA256 {
+		msg := fmt.Sprintf("backup %s: %s changed: sha256 %s, the backup wrote %s", ref.ID, manifestName, sum, ref.ManifestSHA256)
+		return Manifest{}, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, nil)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		msg := fmt.Sprintf("backup %s: %s is unreadable: %v", ref.ID, manifestName, err)
+		return Manifest{}, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, err)
+	}
+	if m.Version != ManifestVersion || m.Tenant != ref.Tenant || m.ID != ref.ID {
+		msg := fmt.Sprintf("backup %s: %s is version %d of backup %s of tenant %s", ref.ID, manifestName, m.Version, m.ID, m.Tenant)
+		return Manifest{}, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, nil)
+	}
+	for _, v := range m.Volumes {
+		if validName(ref.Tenant, v.Volume) != nil || v.Archive != v.Volume+".tar" {
+			msg := fmt.Sprintf("backup %s: %s names volume %q with archive %q", ref.ID, manifestName, v.Volume, v.Archive)
+			return Manifest{}, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, nil)
+		}
+	}
+	return m, nil
+}
+
+// VerifyBackup restores every archive of the backup into a scratch volume,
+// reads every file back and compares it all with the manifest, whose own
+// checksum must be ref.ManifestSHA256. The scratch volumes are removed
+// afterwards, whatever the outcome.
+func (a *Activities) VerifyBackup(ctx context.Context, ref BackupRef) (Verification, error) {
+	return a.restore(ctx, ref, "verify", func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error) {
+		name := va.Volume + "-verify"
+		scratch, err := a.Host.ScratchVolume(ctx, ref.Tenant, name)
+		if err != nil {
+			return 0, 0, passOn(err, "volume %s: scratch volume", va.Volume)
+		}
+		defer func() {
+			// A fresh context: the activity's may be cancelled already.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := a.Host.RemoveScratchVolume(rctx, ref.Tenant, name); err != nil {
+				a.log().Warn("scratch volume left behind", "tenant", ref.Tenant, "volume", name, "err", err)
+			}
+		}()
+		// Each file is removed once checked: no need for a scratch volume
+		// as large as the tenant's.
+		return a.restoreInto(ctx, filepath.Join(dir, va.Archive), va, scratch, p, true)
+	})
+}
+
+// RestoreVolumes replaces the content of the tenant's volumes with the
+// backup and checks the result as VerifyBackup does. A retry empties the
+// volumes and restores them again.
+func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
+	return a.restore(ctx, ref, "restore", func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error) {
+		dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, va.Volume)
+		if err != nil {
+			return 0, 0, passOn(err, "volume %s", va.Volume)
+		}
+		if err := emptyDir(dst); err != nil {
+			return 0, 0, fmt.Errorf("volume %s: %w", va.Volume, err)
+		}
+		return a.restoreInto(ctx, filepath.Join(dir, va.Archive), va, dst, p, false)
+	})
+}
+
+// restore runs one restore per volume of the backup ref names.
+func (a *Activities) restore(ctx context.Context, ref BackupRef, what string,
+	volume func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error)) (Verification, error) {
+	if err := ref.validate(true); err != nil {
+		return Verification{}, err
+	}
+	dir := a.location(ref.Tenant, ref.ID)
+	log := a.log().With("tenant", ref.Tenant, "backup", ref.ID)
+	m, err := a.loadManifest(dir, ref)
+	if err != nil {
+		return Verification{}, err
+	}
+	p, stop := a.track(ctx, what+" "+ref.ID)
+	defer stop()
+	unlock, err := lock(ctx, dir)
+	if err != nil {
+		return Verification{}, err
+	}
+	defer unlock()
+
+	start := time.Now()
+	var v Verification
+	for _, va := range m.Volumes {
+		vstart := time.Now()
+		files, bytes, err := volume(ctx, dir, va, p)
+		if err != nil {
+			log.Warn(what+" failed", "volume", va.Volume, "err", err)
+			return Verification{}, err
+		}
+		took := time.Since(vstart)
+		log.Info(what+" of volume done", "volume", va.Volume, "files", files, "dataBytes", bytes, "took", took, "mbPerSec", mbPerSec(bytes, took))
+		v.Files += files
+		v.DataBytes += bytes
+	}
+	v.Took = time.Since(start)
+	return v, nil
+}
+
+// emptyDir removes everything in dir but dir itself (a volume's mountpoint
+// belongs to the runtime).
+func emptyDir(dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := removeContent(root); err == nil {
+		return nil
+	}
+	// A read-only directory keeps its content from a worker that is not
+	// root: make the directories writable and try again.
+	_ = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = root.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err := removeContent(root); err != nil {
+		return fmt.Errorf("empty %s: %w", dir, err)
+	}
+	return nil
+}
+
+func removeContent(root *os.Root) error {
+	d, err := root.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := root.RemoveAll(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveBackup deletes the backup (at the end of retention) and the
+// tenant's directory when no other backup is left in it. Nothing to remove
+// is success.
+func (a *Activities) RemoveBackup(ctx context.Context, ref BackupRef) error {
+	if err := ref.validate(false); err != nil {
+		return err
+	}
+	dir := a.location(ref.Tenant, ref.ID)
+	if _, err := os.Lstat(dir); err == nil {
+		unlock, err := lock(ctx, dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // removed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		err = os.RemoveAll(dir)
+		unlock()
+		if err != nil {
+			return fmt.Errorf("remove backup %s: %w", ref.ID, err)
+		}
+		a.log().Info("backup removed", "tenant", ref.Tenant, "backup", ref.ID, "location", dir)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove backup %s: %w", ref.ID, err)
+	}
+	tenantDir := filepath.Dir(dir)
+	if names, err := os.ReadDir(tenantDir); err == nil && len(names) == 0 {
+		// A backup started meanwhile makes this fail: then the directory stays.
+		_ = os.Remove(tenantDir)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package docker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+)
+
+func TestStopAndStartServicesKeepThem(t *testing.T) {
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("stp%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	env := defaultEnv(t, tenant)
+	_, ids := provision(t, d, env)
+	ctx := context.Background()
+
+	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: tenant, Owner: "run-1", Services: []string{"app"}, StopTimeout: runtime.Duration(2 * time.Second)}))
+	state := func(svc string) string {
+		info, err := d.Client().ContainerInspect(ctx, ids[svc])
+		require.NoError(t, err)
+		return info.State.Status
+	}
+	require.Equal(t, "exited", state("app"))
+	require.Equal(t, "running", state("db"), "only the named service stops")
+	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: tenant, Owner: "run-1"}))
+	require.Equal(t, "exited", state("db"))
+	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: tenant, Owner: "run-1"}), "stopping stopped services is fine")
+
+	require.NoError(t, d.StartServices(ctx, tenant, "run-1"))
+	ep, err := d.WaitHealthy(ctx, env, func(string) {})
+	require.NoError(t, err)
+	resp, err := http.Get(ep.URL + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, ids2 := provision(t, d, env)
+	require.Equal(t, ids, ids2, "the same containers, started again")
+}
+
+func TestVolumeDirsAndScratchVolumes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testsuite.Unavailable(t, "reading Docker volume mountpoints needs root")
+	}
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("vol%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	ctx := context.Background()
+	require.NoError(t, d.CreateVolumes(ctx, tenant, "run-1", []string{"data"}))
+
+	dir, err := d.VolumeDir(ctx, tenant, "run-1", "data")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "x"), []byte("kept"), 0o600))
+	_, err = d.VolumeDir(ctx, tenant, "run-2", "data")
+	requireType(t, err, docker.ErrNotOurs)
+	_, err = d.VolumeDir(ctx, tenant, "run-1", "missing")
+	requireType(t, err, docker.ErrVolumeNotAccessible)
+
+	scratch, err := d.ScratchVolume(ctx, tenant, "data-verify")
+	require.NoError(t, err)
+	require.NotEqual(t, dir, scratch)
+	require.NoError(t, os.WriteFile(filepath.Join(scratch, "leftover"), []byte("x"), 0o600))
+	again, err := d.ScratchVolume(ctx, tenant, "data-verify")
+	require.NoError(t, err)
+	left, err := os.ReadDir(again)
+	require.NoError(t, err)
+	require.Empty(t, left, "a scratch volume starts empty")
+	require.NoError(t, d.RemoveScratchVolume(ctx, tenant, "data-verify"))
+	require.NoError(t, d.RemoveScratchVolume(ctx, tenant, "data-verify"), "gone already is fine")
+	require.Equal(t, []string{"volume " + docker.VolumeName(tenant, "data")}, residue(t, d, tenant))
+	b, err := os.ReadFile(filepath.Join(dir, "x"))
+	require.NoError(t, err)
+	require.Equal(t, "kept", string(b), "scratch volumes never touch the tenant's own")
+}
+
+func requireType(t *testing.T, err error, typ string) {
+	t.Helper()
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, typ, appErr.Type())
+}

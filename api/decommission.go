@@ -1,0 +1,172 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// maxDecommissionReasonBytes bounds the reason recorded with a request.
+const maxDecommissionReasonBytes = 1024
+
+// decommissionRequest is the optional body of DELETE /v1/tenants/{name};
+// force and reason may also be given as query parameters, for clients that
+// send no body with DELETE.
+type decommissionRequest struct {
+	Reason string `json:"reason"`
+	Force  bool   `json:"force"`
+}
+
+// decommissionResponse answers every decommission and restore call: the
+// tenant, its decommission as the workflow now records it, and where to
+// follow it.
+type decommissionResponse struct {
+	Name         string                 `json:"name"`
+	Decommission workflows.Decommission `json:"decommission"`
+}
+
+// requestDecommission asks the tenant's workflow to decommission it. The
+// request is recorded (who and why) and waits for a confirmation, unless
+// ops force it. Nothing is touched before the workflow accepted it.
+func (s *server) requestDecommission(c *gin.Context) {
+	name := c.Param("name")
+	if ferr := validateName(name); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var req decommissionRequest
+	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &req); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	if v, ok := c.GetQuery("force"); ok {
+		f, err := strconv.ParseBool(v)
+		if err != nil {
+			respondFieldError(c, badField("force", "force must be true or false, not %q", v))
+			return
+		}
+		req.Force = req.Force || f
+	}
+	if v, ok := c.GetQuery("reason"); ok && req.Reason == "" {
+		req.Reason = v
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	if len(req.Reason) > maxDecommissionReasonBytes {
+		respondFieldError(c, badField("reason", "reason must be at most %d bytes", maxDecommissionReasonBytes))
+		return
+	}
+	role := roleOf(c)
+	if req.Force && role != RoleOps {
+		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "only ops may force a decommission without confirmation", "field": "force"})
+		return
+	}
+	s.decommissionUpdate(c, name, workflows.UpdateRequestDecommission,
+		workflows.DecommissionRequest{By: c.GetString(ctxCaller), Reason: req.Reason, Force: req.Force})
+}
+
+// confirmDecommission confirms the pending request: the decommission runs.
+func (s *server) confirmDecommission(c *gin.Context) {
+	s.decommissionAction(c, workflows.UpdateConfirmDecommission)
+}
+
+// cancelDecommission withdraws a request that was not confirmed.
+func (s *server) cancelDecommission(c *gin.Context) {
+	s.decommissionAction(c, workflows.UpdateCancelDecommission)
+}
+
+func (s *server) decommissionAction(c *gin.Context, update string) {
+	name := c.Param("name")
+	if ferr := validateName(name); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var body struct{}
+	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	s.decommissionUpdate(c, name, update, workflows.DecommissionConfirmation{By: c.GetString(ctxCaller)})
+}
+
+// restoreTenant asks for a decommissioned tenant to be brought back from its
+// backup; the restore runs in the workflow, GET shows its progress.
+func (s *server) restoreTenant(c *gin.Context) {
+	name := c.Param("name")
+	if ferr := validateName(name); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var body struct{}
+	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	s.decommissionUpdate(c, name, workflows.UpdateRestore, workflows.RestoreRequest{By: c.GetString(ctxCaller)})
+}
+
+// decommissionUpdate sends one of the tenant's decommission Updates. Their
+// handlers only record the request (the work runs in the workflow), so the
+// answer comes at once: 202 with the decommission as now recorded, or the
+// workflow's refusal as 409.
+func (s *server) decommissionUpdate(c *gin.Context, name, update string, arg any) {
+	by := c.GetString(ctxCaller)
+	updateID, ok := idempotentUpdateID(c, update, by)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     updateID,
+		WorkflowID:   workflows.TenantWorkflowID(name),
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var d workflows.Decommission
+	if err == nil {
+		err = handle.Get(ctx, &d)
+	}
+	if err != nil {
+		s.respondDecommissionError(ctx, c, name, update, err)
+		return
+	}
+	s.log.InfoContext(ctx, "tenant "+update, "tenant", name, "caller", by, "phase", d.Phase)
+	c.Header("Location", "/v1/tenants/"+name)
+	c.JSON(http.StatusAccepted, decommissionResponse{Name: name, Decommission: d})
+}
+
+// respondDecommissionError maps a refused or failed Update: the workflow's
+// refusals are 409 with its reason; a tenant whose workflow has ended is
+// gone (its retention is over, or it never finished provisioning).
+func (s *server) respondDecommissionError(ctx context.Context, c *gin.Context, name, update string, err error) {
+	var (
+		notFound *serviceerror.NotFound
+		appErr   *temporal.ApplicationError
+		timeout  *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	)
+	switch {
+	case errors.As(err, &notFound) && strings.Contains(notFound.Error(), "already completed"):
+		respondError(c, http.StatusConflict, fmt.Sprintf("tenant %s has ended (failed provisioning or retention over): nothing to %s", name, update))
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
+	case errors.As(err, &appErr):
+		respondError(c, http.StatusConflict, appErr.Message())
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.log.WarnContext(ctx, "tenant update timed out", "tenant", name, "update", update, "timeout", s.cfg.QueryTimeout.String(), "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: no worker answered %s within %s", name, update, s.cfg.QueryTimeout))
+	default:
+		s.log.ErrorContext(ctx, "tenant update failed", "tenant", name, "update", update, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: %s: %v", name, update, err))
+	}
+}

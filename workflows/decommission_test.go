@@ -1,0 +1,266 @@
+package workflows
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/tenantflow/tenantflow/activities/backup"
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+const testRetention = 30 * 24 * time.Hour
+
+// testStart is when decommission tests start: backup ids derive from it.
+var testStart = time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+
+// mockDecommission mocks what only decommission, restore and purge use;
+// verify, when set, decides VerifyBackup's outcome.
+func (s *provisionSuite) mockDecommission(verify func() error) {
+	b0, l0, c0 := &backup.Activities{}, &ldap.Activities{}, &cmdb.Activities{}
+	for _, fn := range []any{b0.BackupVolumes, b0.VerifyBackup, b0.RestoreVolumes, b0.RemoveBackup,
+		l0.DisableAccounts, l0.EnableAccounts, c0.MarkObsoleteInCMDB} {
+		s.env.RegisterActivity(fn)
+	}
+	var a *runtime.Activities
+	s.env.OnActivity(a.StopServices, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.StopInput) error {
+		s.record("StopServices " + in.Services[0])
+		return nil
+	})
+	s.env.OnActivity(a.StartServices, mock.Anything, mock.Anything).Return(func(context.Context, runtime.TenantRef) error { return s.undone("StartServices") })
+	var b *backup.Activities
+	s.env.OnActivity(b.BackupVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in backup.BackupInput) (backup.Backup, error) {
+		s.record("BackupVolumes " + in.ID)
+		return backup.Backup{ID: in.ID, Location: "/backups/acme/" + in.ID, ManifestSHA256: "abc123", DataBytes: 42, Files: 3}, nil
+	})
+	s.env.OnActivity(b.VerifyBackup, mock.Anything, mock.Anything).Return(func(_ context.Context, ref backup.BackupRef) (backup.Verification, error) {
+		s.record("VerifyBackup " + ref.ManifestSHA256)
+		if verify != nil {
+			return backup.Verification{}, verify()
+		}
+		return backup.Verification{Files: 3, DataBytes: 42}, nil
+	})
+	s.env.OnActivity(b.RestoreVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, ref backup.BackupRef) (backup.Verification, error) {
+		s.record("RestoreVolumes " + ref.ID)
+		return backup.Verification{Files: 3, DataBytes: 42}, nil
+	})
+	s.env.OnActivity(b.RemoveBackup, mock.Anything, mock.Anything).Return(func(context.Context, backup.BackupRef) error { return s.undone("RemoveBackup") })
+	var l *ldap.Activities
+	s.env.SetStartTime(testStart)
+	s.env.OnActivity(l.DisableAccounts, mock.Anything, mock.Anything).Return(func(context.Context, ldap.DirectoryRef) error { return s.undone("DisableAccounts") })
+	s.env.OnActivity(l.EnableAccounts, mock.Anything, mock.Anything).Return(func(context.Context, ldap.DirectoryRef) error { return s.undone("EnableAccounts") })
+	var c *cmdb.Activities
+	s.env.OnActivity(c.MarkObsoleteInCMDB, mock.Anything, mock.Anything).Return(func(context.Context, cmdb.CMDBRef) error { return s.undone("MarkObsoleteInCMDB") })
+}
+
+type decomOutcome struct {
+	d        Decommission
+	err      error
+	rejected bool
+}
+
+// updateAt sends one of the decommission Updates at simulated time at.
+func (s *provisionSuite) decomAt(at time.Duration, update string, arg any, out *decomOutcome) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(update, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { out.err, out.rejected = err, true },
+			OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				out.err = err
+				if d, ok := v.(Decommission); ok {
+					out.d = d
+				}
+			},
+		}, arg)
+	}, at)
+}
+
+func (s *provisionSuite) stateAt(at time.Duration, st *TenantState) {
+	s.env.RegisterDelayedCallback(func() { *st = s.queryState() }, at)
+}
+
+// since returns the calls recorded after the first call named first.
+func since(calls []string, first string) []string {
+	i := slices.Index(calls, first)
+	if i < 0 {
+		return nil
+	}
+	return calls[i:]
+}
+
+func (s *provisionSuite) TestDecommissionWaitsForConfirmationThenBacksUpBeforeTearingDown() {
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockDecommission(nil)
+	var req, confirm, again decomOutcome
+	var pending, done TenantState
+	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "distributor", Reason: "end of contract"}, &req)
+	s.stateAt(90*time.Minute, &pending)
+	s.decomAt(2*time.Hour, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &confirm)
+	s.decomAt(3*time.Hour, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &again)
+	s.stateAt(4*time.Hour, &done)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().True(s.env.IsWorkflowCompleted())
+	s.Require().NoError(s.env.GetWorkflowError(), "the tenant's story ends when retention is over")
+
+	s.NoError(req.err)
+	s.Equal(PhaseAwaitingConfirmation, req.d.Phase)
+	s.Equal(StateActive, pending.State, "nothing happens before the confirmation")
+	s.Equal("end of contract", pending.Decommission.Reason)
+	s.NoError(confirm.err)
+	s.True(again.rejected, "a second confirmation is refused")
+
+	calls := s.recorded()
+	decom := since(calls, "RemoveRoute")
+	s.Require().GreaterOrEqual(len(decom), 6, calls)
+	id := "decommission-20261124t020000z"
+	s.Equal([]string{"RemoveRoute", "StopServices app", "StopServices db", "BackupVolumes " + id, "VerifyBackup abc123"}, decom[:5],
+		"traffic off, app then db stopped, then backup and verification before anything is torn down")
+	teardown := decom[5:11]
+	s.ElementsMatch([]string{"StopSupervision", "RemoveDNSRecord", "DisableAccounts", "MarkObsoleteInCMDB", "RemoveServices", "RemoveNetwork"}, teardown)
+	s.NotContains(calls, "RemoveFromCMDB", "the CMDB history is never deleted")
+	s.Equal([]string{"RemoveBackup", "RemoveDirectory", "RemoveVolumes"}, sortedTail(decom[11:]), "retention end deletes what was kept")
+
+	s.Equal(StateDecommissioned, done.State, done.Error)
+	d := done.Decommission
+	s.Require().NotNil(d)
+	s.Equal(PhaseRetained, d.Phase)
+	s.Equal("distributor", d.RequestedBy)
+	s.Equal("ops", d.ConfirmedBy)
+	s.Equal("/backups/acme/"+id, d.Backup.Location)
+	s.Equal("abc123", d.Backup.ManifestSHA256)
+	s.NotNil(d.VerifiedAt)
+	s.Equal(d.DecommissionedAt.Add(testRetention), *d.RetentionUntil)
+	s.Empty(done.Services)
+	kinds := []string{}
+	for _, r := range done.Resources {
+		kinds = append(kinds, r.Kind)
+	}
+	s.ElementsMatch([]string{"ldap", "cmdb"}, kinds, "only what retention keeps (disabled accounts, obsolete CMDB entry) is listed")
+
+	var final TenantState
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.Equal(PhasePurged, final.Decommission.Phase)
+	s.Empty(final.Accounts)
+	s.Equal(StateDecommissioned, s.keyword(SATenantState))
+}
+
+func sortedTail(calls []string) []string {
+	out := slices.Clone(calls)
+	slices.Sort(out)
+	return out
+}
+
+func (s *provisionSuite) TestFailedVerificationPutsTheTenantBackInService() {
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockDecommission(func() error {
+		return temporal.NewNonRetryableApplicationError("volume data: checksum of hits differs", "BackupVerificationFailed", nil)
+	})
+	var req decomOutcome
+	var st TenantState
+	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
+	s.stateAt(2*time.Hour, &st)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.NoError(req.err)
+	s.Equal(PhaseConfirmed, req.d.Phase, "force skips the confirmation")
+	calls := since(s.recorded(), "RemoveRoute")
+	s.Require().GreaterOrEqual(len(calls), 5, calls)
+	s.Equal([]string{"RemoveBackup", "StartServices", "WaitHealthy", "EnsureRoute"}, calls[len(calls)-4:],
+		"undone in reverse: partial backup removed, services started and healthy, route back")
+	for _, torn := range []string{"StopSupervision", "RemoveDNSRecord", "DisableAccounts", "MarkObsoleteInCMDB", "RemoveServices", "RemoveNetwork"} {
+		s.NotContains(calls, torn, "nothing is torn down without a verified backup")
+	}
+	s.Equal(StateActive, st.State)
+	s.Equal(PhaseFailed, st.Decommission.Phase)
+	s.Contains(st.Decommission.Error, "checksum of hits differs")
+	s.Nil(st.Decommission.Backup)
+	s.Len(st.Resources, 5, "the tenant keeps every registration")
+	s.Contains(st.Error, "serves as before")
+}
+
+func (s *provisionSuite) TestRestoreDuringRetentionBringsTheTenantBack() {
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	ic := s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockDecommission(nil)
+	var req, restore, tooLate decomOutcome
+	var st TenantState
+	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
+	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(2) }, 2*time.Hour) // DNS and CMDB run again
+	s.decomAt(24*time.Hour, UpdateRestore, RestoreRequest{By: "distributor"}, &restore)
+	s.decomAt(25*time.Hour, UpdateRestore, RestoreRequest{By: "distributor"}, &tooLate)
+	s.stateAt(60*24*time.Hour, &st) // long past the retention end
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 61*24*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.NoError(restore.err)
+	s.Equal(PhaseRestoreRequested, restore.d.Phase)
+	s.True(tooLate.rejected, "an active tenant cannot be restored")
+	calls := since(s.recorded(), "RestoreVolumes decommission-20261124t010000z")
+	s.Require().NotEmpty(calls)
+	s.Equal("CreateVolumes", s.recorded()[len(s.recorded())-len(calls)-1], "volumes exist before they are filled")
+	s.Subset(calls, []string{"StartService app", "StartService db", "WaitHealthy", "EnsureRoute", "EnsureDNSRecord", "EnableAccounts", "RegisterInCMDB", "StartSupervision", "RemoveBackup"})
+	s.NotContains(calls, "RemoveVolumes", "a restored tenant's data is not purged at the old retention end")
+
+	s.Equal(StateActive, st.State, st.Error)
+	s.Equal(PhaseRestored, st.Decommission.Phase)
+	s.Equal("distributor", st.Decommission.RestoredBy)
+	s.Nil(st.Decommission.RetentionUntil)
+	s.Equal(fullPlan.URL, st.URL, "back on its URL")
+	s.Len(st.Services, 2)
+	kinds := []string{}
+	for _, r := range st.Resources {
+		kinds = append(kinds, r.Kind)
+	}
+	s.ElementsMatch([]string{"route", "dns", "ldap", "cmdb", "supervision"}, kinds)
+}
+
+func (s *provisionSuite) TestDecommissionRefusals() {
+	s.plan = fullPlan
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockDecommission(nil)
+	var confirmNone, restoreActive, noBy, req, twice, cancel, confirmCancelled, forceNoBackup decomOutcome
+	var st TenantState
+	s.decomAt(time.Hour, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &confirmNone)
+	s.decomAt(time.Hour+time.Minute, UpdateRestore, RestoreRequest{By: "ops"}, &restoreActive)
+	s.decomAt(time.Hour+2*time.Minute, UpdateRequestDecommission, DecommissionRequest{}, &noBy)
+	s.decomAt(2*time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "distributor"}, &req)
+	s.decomAt(2*time.Hour+time.Minute, UpdateRequestDecommission, DecommissionRequest{By: "ops"}, &twice)
+	s.decomAt(3*time.Hour, UpdateCancelDecommission, DecommissionConfirmation{By: "distributor"}, &cancel)
+	s.decomAt(3*time.Hour+time.Minute, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &confirmCancelled)
+	// Without a backup location nothing is touched.
+	s.decomAt(4*time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &forceNoBackup)
+	s.stateAt(5*time.Hour, &st)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 6*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	for what, o := range map[string]decomOutcome{"confirm without request": confirmNone, "restore an active tenant": restoreActive,
+		"request without requester": noBy, "second request": twice, "confirm a cancelled request": confirmCancelled} {
+		s.True(o.rejected, what)
+	}
+	s.Contains(twice.err.Error(), "already requested by distributor")
+	s.NoError(req.err)
+	s.NoError(cancel.err)
+	s.Equal(PhaseCancelled, cancel.d.Phase)
+	s.NoError(forceNoBackup.err)
+	s.Equal(StateActive, st.State)
+	s.Equal(PhaseFailed, st.Decommission.Phase)
+	s.Contains(st.Decommission.Error, "TENANTFLOW_BACKUP_DIR")
+	s.NotContains(s.recorded(), "RemoveRoute")
+	s.NotContains(s.recorded(), "StopServices app")
+}
