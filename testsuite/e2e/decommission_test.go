@@ -257,6 +257,8 @@ func TestRetentionEndDeletesTheKeptData(t *testing.T) {
 	require.Empty(t, left, "the backup is deleted with the rest")
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusConflict, code, body)
+
+	p.checkHistory(workflows.TenantWorkflowID(name), "tenant-purged")
 }
 
 // corruptingReader flips one byte of an archive, at offset at: a disk that
@@ -318,6 +320,8 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 	left, err := filepath.Glob(filepath.Join(cfg.Backup.Dir, name, "*", "*"))
 	require.NoError(t, err)
 	require.Empty(t, left, "the unverified backup is removed")
+
+	p.checkHistory(workflows.TenantWorkflowID(name), "tenant-decommission-failed")
 }
 
 // TestWorkerCrashDuringBackupResumes kills the worker process while it
