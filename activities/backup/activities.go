@@ -70,7 +70,7 @@ type Activities struct {
 	bufs sync.Pool // 1 MB data buffers
 }
 
-// New checks the configuration and makes the backup location.
+// New checks the configuration and that the backup location exists.
 func New(cfg Config, host VolumeHost, log *slog.Logger) (*Activities, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("backup config: %w", err)
@@ -81,8 +81,10 @@ func New(cfg Config, host VolumeHost, log *slog.Logger) (*Activities, error) {
 	if host == nil {
 		return nil, errors.New("backup: no volume host")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("backup location (%s): %w", EnvDir, err)
+	// Never created here: a location that is missing is a share that is
+	// not mounted, and backups must not fill the local disk under it.
+	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("backup location %s=%s is not a directory (create it, or mount the share): %v", EnvDir, cfg.Dir, err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -25,7 +25,7 @@ func BenchmarkBackupVerify(b *testing.B) {
 	host := &dirHost{vols: b.TempDir(), scratch: b.TempDir()}
 	src := filepath.Join(host.vols, tenant, "data")
 	data := benchVolume(b, src)
-	a, err := New(Config{Dir: filepath.Join(b.TempDir(), "backups"), Retention: time.Hour}, host, nil)
+	a, err := New(Config{Dir: b.TempDir(), Retention: time.Hour}, host, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,11 +62,14 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 	}
 }
 
-func TestNewMakesTheLocation(t *testing.T) {
+func TestNewNeedsAnExistingLocation(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
+	_, err := New(Config{Dir: dir, Retention: time.Hour}, newHost(t), nil)
+	require.ErrorContains(t, err, EnvDir, "a share that is not mounted is a start-up error")
+	require.NoDirExists(t, dir)
+	require.NoError(t, os.MkdirAll(dir, 0o700))
 	a, err := New(Config{Dir: dir, Retention: time.Hour}, newHost(t), nil)
 	require.NoError(t, err)
-	require.DirExists(t, dir)
 	require.NoError(t, a.Check(t.Context()))
 	_, err = New(Config{Dir: dir, Retention: time.Hour}, nil, nil)
 	require.Error(t, err)

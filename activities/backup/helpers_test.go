@@ -88,7 +88,7 @@ func (h *dirHost) requireNoScratch(t *testing.T) {
 }
 
 func newActivities(t *testing.T, host VolumeHost) *Activities {
-	a, err := New(Config{Dir: filepath.Join(t.TempDir(), "backups"), Retention: time.Hour}, host, nil)
+	a, err := New(Config{Dir: t.TempDir(), Retention: time.Hour}, host, nil)
 	require.NoError(t, err)
 	return a
 }

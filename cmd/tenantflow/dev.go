@@ -57,6 +57,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
 		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
+		}
 		wcfg.Backup.Dir = abs
 	}
 	if a.TokensFile == "" {

@@ -377,6 +377,9 @@ func BenchmarkDecommissionBackup(b *testing.B) {
 	}
 	size := fillVolume(b, src)
 	dir := b.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "backups"), 0o700); err != nil {
+		b.Fatal(err)
+	}
 	a, err := backup.New(backup.Config{Dir: filepath.Join(dir, "backups"), Retention: time.Hour}, d, testsuite.Logger(b))
 	if err != nil {
 		b.Fatal(err)
