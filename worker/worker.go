@@ -208,6 +208,9 @@ type Deps struct {
 	log            *slog.Logger
 }
 
+// The Docker driver runs databases' dump tools for backups.
+var _ backup.DumpHost = (*docker.Driver)(nil)
+
 // UseDocker makes the Docker driver the runtime of tenants, the engine of
 // image builds and the host of the volumes backups read.
 func (d *Deps) UseDocker(drv *docker.Driver) error {
@@ -275,7 +278,7 @@ func Register(r sdkworker.Registry, deps Deps) {
 		fns = append(fns, a.ListTenants, a.UpdateTenant)
 	}
 	if a := deps.Backup; a != nil {
-		fns = append(fns, a.BackupVolumes, a.VerifyBackup, a.RestoreVolumes, a.RemoveBackup)
+		fns = append(fns, a.BackupVolumes, a.VerifyBackup, a.RestoreVolumes, a.RemoveBackup, a.DumpServices, a.LoadDumps)
 	}
 	for _, fn := range fns {
 		r.RegisterActivity(fn)

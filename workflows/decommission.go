@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -197,10 +198,42 @@ func (t *tenant) retained() bool {
 	return t.state.Decommission != nil && t.state.Decommission.Phase == PhaseRetained
 }
 
-// backupRef names the tenant's verified backup.
+// backupRef names the tenant's verified backup, with the services whose
+// dumps it holds.
 func (t *tenant) backupRef() backup.BackupRef {
 	b := t.state.Decommission.Backup
-	return backup.BackupRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.ID, ManifestSHA256: b.ManifestSHA256}
+	env, _ := t.liveEnv() // rendered at provisioning already: cannot fail now
+	return backup.BackupRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.ID, ManifestSHA256: b.ManifestSHA256,
+		Dumps: dumpedServices(env)}
+}
+
+// dumpedServices are the services backed up by their own dump tool.
+func dumpedServices(env runtime.Environment) []runtime.Service {
+	var out []runtime.Service
+	for _, s := range env.Services {
+		if s.Backup != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// archivedVolumes are the volumes backed up as archives: all but those of
+// dumped services, whose dump stands for them.
+func archivedVolumes(env runtime.Environment) []string {
+	dumped := map[string]bool{}
+	for _, s := range dumpedServices(env) {
+		for _, m := range s.Mounts {
+			dumped[m.Volume] = true
+		}
+	}
+	var out []string
+	for _, v := range env.Volumes {
+		if !dumped[v] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // liveEnv is the tenant's environment as it runs now: the public service
@@ -328,31 +361,62 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 		}
 		return t.followEndpoint(ctx, ep)
 	})
-	public, others := t.serviceNames()
-	for _, names := range [][]string{public, others} {
+	stop := func(names []string) error {
 		if len(names) == 0 {
-			continue
+			return nil
 		}
-		if err := workflow.ExecuteLocalActivity(lctx, a.StopServices, runtime.StopInput{
+		return workflow.ExecuteLocalActivity(lctx, a.StopServices, runtime.StopInput{
 			Tenant: t.spec.Name, Owner: owner, Services: names, StopTimeout: runtime.Duration(stopGrace),
-		}).Get(ctx, nil); err != nil {
-			return 0, err
-		}
+		}).Get(ctx, nil)
 	}
-	t.stepDone()
-
 	var b *backup.Activities
 	bctx := workflow.WithActivityOptions(ctx, backupOptions)
 	id := "decommission-" + d.StartedAt.UTC().Format("20060102t150405z")
-	d.Phase = PhaseBackingUp
-	t.step(StepBackup)
 	undo.add("remove backup", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), b.RemoveBackup,
 			backup.BackupRef{Tenant: t.spec.Name, Owner: owner, ID: id}).Get(ctx, nil)
 	})
+	public, others := t.serviceNames()
+	if err := stop(public); err != nil {
+		return 0, err
+	}
+	dumped := dumpedServices(env)
+	var dumpedNames []string
+	if len(dumped) > 0 {
+		// A database that says how is dumped by its own tool while it
+		// still runs (nothing writes to it any more), then stopped.
+		var rest []string
+		for _, s := range dumped {
+			dumpedNames = append(dumpedNames, s.Name)
+		}
+		for _, n := range others {
+			if !slices.Contains(dumpedNames, n) {
+				rest = append(rest, n)
+			}
+		}
+		if err := stop(rest); err != nil {
+			return 0, err
+		}
+		d.Phase = PhaseBackingUp
+		t.step(StepBackup)
+		if err := workflow.ExecuteActivity(bctx, b.DumpServices, backup.DumpInput{
+			Tenant: t.spec.Name, Owner: owner, ID: id, Services: dumped,
+		}).Get(ctx, nil); err != nil {
+			return 0, err
+		}
+		t.step(StepStopServices)
+		others = dumpedNames
+	}
+	if err := stop(others); err != nil {
+		return 0, err
+	}
+	t.stepDone()
+
+	d.Phase = PhaseBackingUp
+	t.step(StepBackup)
 	var bk backup.Backup
 	if err := workflow.ExecuteActivity(bctx, b.BackupVolumes, backup.BackupInput{
-		Tenant: t.spec.Name, Owner: owner, ID: id, Volumes: env.Volumes,
+		Tenant: t.spec.Name, Owner: owner, ID: id, Volumes: archivedVolumes(env), Dumps: dumpedNames,
 	}).Get(ctx, &bk); err != nil {
 		return 0, err
 	}
@@ -594,17 +658,33 @@ func (t *tenant) restore(ctx workflow.Context) {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RemoveServices, ref).Get(ctx, nil)
 		})
 		t.begin(StepStartServices)
-		futures := make([]workflow.Future, len(env.Services))
-		for i, svc := range env.Services {
-			futures[i] = workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Owner: owner, Service: svc})
-		}
-		var errs error
 		t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
-		for i, f := range futures {
-			errs = errors.Join(errs, f.Get(ctx, &t.state.Services[i]))
-		}
-		if errs != nil {
+		start := func(dumped bool) error {
+			var futures []workflow.Future
+			var idx []int
+			for i, svc := range env.Services {
+				if (svc.Backup != nil) == dumped {
+					futures = append(futures, workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Owner: owner, Service: svc}))
+					idx = append(idx, i)
+				}
+			}
+			var errs error
+			for j, f := range futures {
+				errs = errors.Join(errs, f.Get(ctx, &t.state.Services[idx[j]]))
+			}
 			return errs
+		}
+		if len(dumpedServices(env)) > 0 {
+			// Databases first, filled from their dumps, then the rest.
+			if err := start(true); err != nil {
+				return err
+			}
+			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), b.LoadDumps, t.backupRef()).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		if err := start(false); err != nil {
+			return err
 		}
 		t.end(StepStartServices)
 		t.begin(StepWaitHealthy)

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -24,7 +25,7 @@ var testStart = time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 // verify, when set, decides VerifyBackup's outcome.
 func (s *provisionSuite) mockDecommission(verify func() error) {
 	b0, l0, c0 := &backup.Activities{}, &ldap.Activities{}, &cmdb.Activities{}
-	for _, fn := range []any{b0.BackupVolumes, b0.VerifyBackup, b0.RestoreVolumes, b0.RemoveBackup,
+	for _, fn := range []any{b0.BackupVolumes, b0.VerifyBackup, b0.RestoreVolumes, b0.RemoveBackup, b0.DumpServices, b0.LoadDumps,
 		l0.DisableAccounts, l0.EnableAccounts, c0.MarkObsoleteInCMDB} {
 		s.env.RegisterActivity(fn)
 	}
@@ -36,7 +37,7 @@ func (s *provisionSuite) mockDecommission(verify func() error) {
 	s.env.OnActivity(a.StartServices, mock.Anything, mock.Anything).Return(func(context.Context, runtime.TenantRef) error { return s.undone("StartServices") })
 	var b *backup.Activities
 	s.env.OnActivity(b.BackupVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in backup.BackupInput) (backup.Backup, error) {
-		s.record("BackupVolumes " + in.ID)
+		s.record(fmt.Sprintf("BackupVolumes %s %v dumps %v", in.ID, in.Volumes, in.Dumps))
 		return backup.Backup{ID: in.ID, Location: "/backups/acme/" + in.ID, ManifestSHA256: "abc123", DataBytes: 42, Files: 3}, nil
 	})
 	s.env.OnActivity(b.VerifyBackup, mock.Anything, mock.Anything).Return(func(_ context.Context, ref backup.BackupRef) (backup.Verification, error) {
@@ -49,6 +50,14 @@ func (s *provisionSuite) mockDecommission(verify func() error) {
 	s.env.OnActivity(b.RestoreVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, ref backup.BackupRef) (backup.Verification, error) {
 		s.record("RestoreVolumes " + ref.ID)
 		return backup.Verification{Files: 3, DataBytes: 42}, nil
+	})
+	s.env.OnActivity(b.DumpServices, mock.Anything, mock.Anything).Return(func(_ context.Context, in backup.DumpInput) error {
+		s.record("DumpServices " + in.Services[0].Name)
+		return nil
+	})
+	s.env.OnActivity(b.LoadDumps, mock.Anything, mock.Anything).Return(func(_ context.Context, ref backup.BackupRef) error {
+		s.record("LoadDumps " + ref.Dumps[0].Name)
+		return nil
 	})
 	s.env.OnActivity(b.RemoveBackup, mock.Anything, mock.Anything).Return(func(context.Context, backup.BackupRef) error { return s.undone("RemoveBackup") })
 	var l *ldap.Activities
@@ -120,14 +129,14 @@ func (s *provisionSuite) TestDecommissionWaitsForConfirmationThenBacksUpBeforeTe
 
 	calls := s.recorded()
 	decom := since(calls, "RemoveRoute")
-	s.Require().GreaterOrEqual(len(decom), 6, calls)
+	s.Require().GreaterOrEqual(len(decom), 7, calls)
 	id := "decommission-20261124t020000z"
-	s.Equal([]string{"RemoveRoute", "StopServices app", "StopServices db", "BackupVolumes " + id, "VerifyBackup abc123"}, decom[:5],
-		"traffic off, app then db stopped, then backup and verification before anything is torn down")
-	teardown := decom[5:11]
+	s.Equal([]string{"RemoveRoute", "StopServices app", "DumpServices db", "StopServices db", "BackupVolumes " + id + " [data] dumps [db]", "VerifyBackup abc123"}, decom[:6],
+		"traffic off, app stopped, the db dumped while it runs then stopped, the other volumes archived, all verified before anything is torn down")
+	teardown := decom[6:12]
 	s.ElementsMatch([]string{"StopSupervision", "RemoveDNSRecord", "DisableAccounts", "MarkObsoleteInCMDB", "RemoveServices", "RemoveNetwork"}, teardown)
 	s.NotContains(calls, "RemoveFromCMDB", "the CMDB history is never deleted")
-	s.Equal([]string{"RemoveBackup", "RemoveDirectory", "RemoveVolumes"}, sortedTail(decom[11:]), "retention end deletes what was kept")
+	s.Equal([]string{"RemoveBackup", "RemoveDirectory", "RemoveVolumes"}, sortedTail(decom[12:]), "retention end deletes what was kept")
 
 	s.Equal(StateDecommissioned, done.State, done.Error)
 	d := done.Decommission
@@ -213,6 +222,8 @@ func (s *provisionSuite) TestRestoreDuringRetentionBringsTheTenantBack() {
 	calls := since(s.recorded(), "RestoreVolumes decommission-20261124t010000z")
 	s.Require().NotEmpty(calls)
 	s.Equal("CreateVolumes", s.recorded()[len(s.recorded())-len(calls)-1], "volumes exist before they are filled")
+	s.Equal([]string{"RestoreVolumes decommission-20261124t010000z", "StartService db", "LoadDumps db", "StartService app"}, calls[:4],
+		"the db first, filled from its dump, then the app")
 	s.Subset(calls, []string{"StartService app", "StartService db", "WaitHealthy", "EnsureRoute", "EnsureDNSRecord", "EnableAccounts", "RegisterInCMDB", "StartSupervision", "RemoveBackup"})
 	s.NotContains(calls, "RemoveVolumes", "a restored tenant's data is not purged at the old retention end")
 

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
 )
 
 // File names in a backup's directory.
@@ -163,7 +165,11 @@ func (a *Activities) BackupVolumes(ctx context.Context, in BackupInput) (Backup,
 		archives = append(archives, va)
 	}
 
-	m := Manifest{Version: ManifestVersion, Tenant: in.Tenant, ID: in.ID, CreatedAt: time.Now().UTC(), Volumes: archives}
+	dumps, err := dumpsOf(dir, in.Dumps)
+	if err != nil {
+		return Backup{}, err
+	}
+	m := Manifest{Version: ManifestVersion, Tenant: in.Tenant, ID: in.ID, CreatedAt: time.Now().UTC(), Volumes: archives, Dumps: dumps}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Backup{}, fmt.Errorf("backup %s: manifest: %w", in.ID, err)
@@ -172,6 +178,9 @@ func (a *Activities) BackupVolumes(ctx context.Context, in BackupInput) (Backup,
 	var sums strings.Builder
 	for _, va := range archives {
 		fmt.Fprintf(&sums, "%s  %s\n", va.ArchiveSHA256, va.Archive)
+	}
+	for _, da := range dumps {
+		fmt.Fprintf(&sums, "%s  %s\n", da.SHA256, da.File)
 	}
 	fmt.Fprintf(&sums, "%s  %s\n", sum, manifestName)
 	if err := writeAtomic(dir, sumsName, []byte(sums.String())); err != nil {
@@ -348,6 +357,46 @@ func (a *Activities) loadManifest(dir string, ref BackupRef) (Manifest, error) {
 // checksum must be ref.ManifestSHA256. The scratch volumes are removed
 // afterwards, whatever the outcome.
 func (a *Activities) VerifyBackup(ctx context.Context, ref BackupRef) (Verification, error) {
+	v, err := a.verifyVolumes(ctx, ref)
+	if err != nil {
+		return v, err
+	}
+	return v, a.verifyDumps(ctx, ref)
+}
+
+// verifyDumps checks each dump of the backup by restoring it into a scratch
+// instance of its service (see verifyDump).
+func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef) error {
+	dir := a.location(ref.Tenant, ref.ID)
+	m, err := a.loadManifest(dir, ref)
+	if err != nil || len(m.Dumps) == 0 {
+		return err
+	}
+	host, err := a.dumpHost()
+	if err != nil {
+		return err
+	}
+	unlock, err := lock(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, da := range m.Dumps {
+		i := slices.IndexFunc(ref.Dumps, func(s runtime.Service) bool { return s.Name == da.Service })
+		if i < 0 || ref.Dumps[i].Backup == nil {
+			return invalid("the backup holds a dump of %s, but the verification names no such service with dump and restore commands", da.Service)
+		}
+		start := time.Now()
+		if err := a.verifyDump(ctx, host, ref.Tenant, dir, da, ref.Dumps[i]); err != nil {
+			a.log().Warn("verify failed", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "err", err)
+			return err
+		}
+		a.log().Info("verify of dump done", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "bytes", da.Bytes, "took", time.Since(start))
+	}
+	return nil
+}
+
+func (a *Activities) verifyVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
 	return a.restore(ctx, ref, "verify", func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error) {
 		name := va.Volume + "-verify"
 		scratch, err := a.Host.ScratchVolume(ctx, ref.Tenant, name)
@@ -372,6 +421,19 @@ func (a *Activities) VerifyBackup(ctx context.Context, ref BackupRef) (Verificat
 // backup and checks the result as VerifyBackup does. A retry empties the
 // volumes and restores them again.
 func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
+	// The volumes of dumped services start empty: LoadDumps fills them
+	// through the service itself once it runs.
+	for _, svc := range ref.Dumps {
+		for _, m := range svc.Mounts {
+			dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, m.Volume)
+			if err != nil {
+				return Verification{}, passOn(err, "volume %s", m.Volume)
+			}
+			if err := emptyDir(dst); err != nil {
+				return Verification{}, fmt.Errorf("volume %s: %w", m.Volume, err)
+			}
+		}
+	}
 	return a.restore(ctx, ref, "restore", func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error) {
 		dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, va.Volume)
 		if err != nil {

@@ -73,6 +73,9 @@ type Manifest struct {
 	ID        string          `json:"id"`
 	CreatedAt time.Time       `json:"createdAt"`
 	Volumes   []VolumeArchive `json:"volumes"`
+	// Dumps are the services backed up by their own dump tool instead of
+	// an archive of their volumes.
+	Dumps []DumpArchive `json:"dumps,omitempty"`
 }
 
 // BackupInput asks for the tenant's volumes to be archived under ID.
@@ -81,6 +84,9 @@ type BackupInput struct {
 	Owner   string   `json:"owner,omitempty"`
 	ID      string   `json:"id"`
 	Volumes []string `json:"volumes"`
+	// Dumps names the services whose dumps DumpServices took under ID;
+	// they are listed in the manifest with the archives.
+	Dumps []string `json:"dumps,omitempty"`
 }
 
 // BackupRef names a complete backup. ManifestSHA256 (from the Backup that
@@ -90,6 +96,10 @@ type BackupRef struct {
 	Owner          string `json:"owner,omitempty"`
 	ID             string `json:"id"`
 	ManifestSHA256 string `json:"manifestSha256,omitempty"`
+	// Dumps are the services of the backup's dumps, as rendered for the
+	// tenant: verification starts a scratch instance of each, and a
+	// restore loads each dump with the service's restore command.
+	Dumps []runtime.Service `json:"dumps,omitempty"`
 }
 
 // VolumeSummary is one volume's archive without its entries.
@@ -114,6 +124,7 @@ type Backup struct {
 	DataBytes      int64           `json:"dataBytes"`
 	Files          int             `json:"files"`
 	Volumes        []VolumeSummary `json:"volumes"`
+	Dumps          []DumpArchive   `json:"dumps,omitempty"`
 	CreatedAt      time.Time       `json:"createdAt"`
 }
 
@@ -127,7 +138,11 @@ type Verification struct {
 // summary is the Backup of a manifest whose bytes hash to sum.
 func (m Manifest) summary(location, sum string) Backup {
 	b := Backup{ID: m.ID, Location: location, ManifestSHA256: sum, CreatedAt: m.CreatedAt,
-		Volumes: make([]VolumeSummary, 0, len(m.Volumes))}
+		Volumes: make([]VolumeSummary, 0, len(m.Volumes)), Dumps: m.Dumps}
+	for _, d := range m.Dumps {
+		b.ArchiveBytes += d.Bytes
+		b.DataBytes += d.Bytes
+	}
 	for _, v := range m.Volumes {
 		b.ArchiveBytes += v.ArchiveBytes
 		b.DataBytes += v.DataBytes

@@ -1,12 +1,15 @@
 package docker_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +95,48 @@ func requireType(t *testing.T, err error, typ string) {
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
 	require.Equal(t, typ, appErr.Type())
+}
+
+func TestDumpToolsRunInServicesAndScratchInstances(t *testing.T) {
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("dmp%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	env := defaultEnv(t, tenant)
+	ep, _ := provision(t, d, env)
+	ctx := context.Background()
+	for range 2 {
+		resp, err := http.Post(ep.URL+"/hits", "text/plain", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	var db runtime.Service
+	for _, s := range env.Services {
+		if s.Name == "db" {
+			db = s
+		}
+	}
+	require.NotNil(t, db.Backup, "the default template dumps its db")
+
+	var dump bytes.Buffer
+	require.NoError(t, d.ExecInService(ctx, tenant, "run-1", db, db.Backup.Dump, nil, &dump))
+	require.JSONEq(t, `{"hits":"2"}`, dump.String())
+
+	// A scratch instance, without network, on its own scratch volumes.
+	require.NoError(t, d.StartScratchInstance(ctx, tenant, db))
+	require.NoError(t, d.ExecInScratchInstance(ctx, tenant, db, db.Backup.Restore, bytes.NewReader(dump.Bytes()), io.Discard))
+	var again bytes.Buffer
+	require.NoError(t, d.ExecInScratchInstance(ctx, tenant, db, db.Backup.Dump, nil, &again))
+	require.Equal(t, dump.String(), again.String())
+	err := d.ExecInScratchInstance(ctx, tenant, db, db.Backup.Restore, strings.NewReader("not a dump"), io.Discard)
+	requireType(t, err, docker.ErrCommandFailed)
+	require.Contains(t, err.Error(), "bad dump")
+	require.NoError(t, d.RemoveScratchInstance(ctx, tenant, db))
+	require.NoError(t, d.RemoveScratchInstance(ctx, tenant, db), "nothing to remove is fine")
+	require.Len(t, residue(t, d, tenant), 2+2+1, "the scratch instance and its volumes are gone")
+
+	// The live db is untouched by all of that.
+	dump.Reset()
+	require.NoError(t, d.ExecInService(ctx, tenant, "run-1", db, db.Backup.Dump, nil, &dump))
+	require.JSONEq(t, `{"hits":"2"}`, dump.String())
 }

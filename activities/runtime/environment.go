@@ -34,6 +34,7 @@ type Service struct {
 	Mounts      []Mount           `json:"mounts,omitempty"`
 	HealthCheck *HealthCheck      `json:"healthcheck,omitempty"`
 	Resources   Resources         `json:"resources,omitempty"`
+	Backup      *ServiceBackup    `json:"backup,omitempty"`
 	// Generation tells instances of the service apart: provisioning makes
 	// generation 0, and each release cut-over starts the next generation
 	// beside the current one before retiring it.
@@ -73,6 +74,7 @@ func (t *Template) Render(tenant, stage string, secrets map[string]string) (Envi
 			Ports:       append([]Port(nil), st.Ports...),
 			HealthCheck: st.HealthCheck,
 			Resources:   st.Resources,
+			Backup:      st.Backup,
 		}
 		if len(st.Env) > 0 {
 			s.Env = make(map[string]string, len(st.Env))

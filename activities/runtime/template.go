@@ -50,6 +50,18 @@ type ServiceTemplate struct {
 	Mounts      []string          `yaml:"volumes,omitempty" json:"volumes,omitempty"` // "<volume>:<path>"
 	HealthCheck *HealthCheck      `yaml:"healthcheck,omitempty" json:"healthcheck,omitempty"`
 	Resources   Resources         `yaml:"resources,omitempty" json:"resources,omitempty"`
+	// Backup, when set, says how the service's data is backed up: by its
+	// own consistent dump instead of an archive of its volumes.
+	Backup *ServiceBackup `yaml:"backup,omitempty" json:"backup,omitempty"`
+}
+
+// ServiceBackup is a database's own way to back up and restore its data.
+// Dump runs in the running service and writes a consistent dump to stdout;
+// Restore runs in a fresh instance and reads a dump on stdin, replacing
+// whatever data the instance has (a retried restore runs it again).
+type ServiceBackup struct {
+	Dump    []string `yaml:"dump" json:"dump"`
+	Restore []string `yaml:"restore" json:"restore"`
 }
 
 // Port is a container port. The single Public port of a template is the
@@ -209,6 +221,20 @@ func (t *Template) Validate() error {
 			}
 			if h.HTTP != nil && (h.HTTP.Port < 1 || h.HTTP.Port > 65535 || !strings.HasPrefix(h.HTTP.Path, "/")) {
 				return fmt.Errorf("%s: healthcheck http needs a port and a path starting with /", where)
+			}
+		}
+		if b := s.Backup; b != nil {
+			public := false
+			for _, p := range s.Ports {
+				public = public || p.Public
+			}
+			switch {
+			case len(b.Dump) == 0 || len(b.Restore) == 0:
+				return fmt.Errorf("%s: backup needs both a dump and a restore command", where)
+			case public:
+				return fmt.Errorf("%s: backup: the public service is stopped before dumps are taken; only a database-like service may declare one", where)
+			case s.HealthCheck != nil && s.HealthCheck.HTTP != nil:
+				return fmt.Errorf("%s: backup: a dumped service needs a command health check (its dump is verified in an instance without a network)", where)
 			}
 		}
 		if r := s.Resources.Memory; r != "" && !memQty.MatchString(r) {

@@ -78,6 +78,7 @@ func TestTemplateErrors(t *testing.T) {
 		"duplicate volume":   {"volumes: [{name: data}]", "volumes: [{name: data}, {name: data}]", "declared twice"},
 		"too long svc name":  {"- name: app", "- name: " + strings.Repeat("a", 31), "at most 30"},
 		"no services at all": {"services:", "services: []\nx:", "field x not found"},
+		"public dump":        {"    resources: {memory: 64Mi, cpus: 0.5}", "    resources: {memory: 64Mi, cpus: 0.5}\n    backup: {dump: [d], restore: [r]}", "only a database-like service"},
 		"bad secret name":    {"name: db_password", "name: 'db password'", "secret name"},
 		"duplicate secret":   {"secrets: [{name: db_password, length: 24}]", "secrets: [{name: db_password, length: 24}, {name: db_password}]", "declared twice"},
 		"negative cpus":      {"cpus: 0.5", "cpus: -1", "must not be negative"},
@@ -112,3 +113,27 @@ func TestLoadTemplatesChecksFileNames(t *testing.T) {
 }
 
 func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o644) }
+
+func TestServiceBackup(t *testing.T) {
+	withDB := validTemplate + `
+  - name: db
+    image: example/db:1
+    volumes: ["data:/var/db"]
+    healthcheck: {command: [probe]}
+    backup: {dump: [dump-it], restore: [restore-it]}
+`
+	tpl, err := ParseTemplate([]byte(withDB))
+	require.NoError(t, err)
+	env, err := tpl.Render("acme", "prod", map[string]string{"db_password": strings.Repeat("x", 24)})
+	require.NoError(t, err)
+	require.Equal(t, &ServiceBackup{Dump: []string{"dump-it"}, Restore: []string{"restore-it"}}, env.Services[1].Backup)
+
+	for change, want := range map[string]string{
+		"backup: {dump: [dump-it]}": "needs both a dump and a restore command",
+		"healthcheck: {http: {path: /h, port: 1}}\n    backup: {dump: [d], restore: [r]}": "needs a command health check",
+	} {
+		bad := strings.Replace(withDB, "healthcheck: {command: [probe]}\n    backup: {dump: [dump-it], restore: [restore-it]}", change, 1)
+		_, err := ParseTemplate([]byte(bad))
+		require.ErrorContains(t, err, want, change)
+	}
+}

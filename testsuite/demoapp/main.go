@@ -5,6 +5,8 @@
 //	                 (a counter kept in its volume and mirrored in the db)
 //	demo-app db      a tiny password-protected key/value store on its volume
 //	demo-app probe   an HTTP GET used as a container health-check command
+//	demo-app dump    run inside the db: a consistent dump of the store (JSON) on stdout
+//	demo-app restore run inside the db: replaces the store with a dump read on stdin
 //
 // It shuts down gracefully on SIGTERM, finishing in-flight requests, which is
 // what lets a rolling update cut over without failing a request.
@@ -50,10 +52,14 @@ func main() {
 		err = db(log)
 	case "probe":
 		err = probe(os.Args[2:])
+	case "dump":
+		err = dbTool(http.MethodGet, os.Stdin, os.Stdout, false)
+	case "restore":
+		err = dbTool(http.MethodPut, os.Stdin, os.Stdout, true)
 	case "version":
 		fmt.Println(version)
 	default:
-		err = fmt.Errorf("unknown mode %q (serve, db, probe, version)", mode)
+		err = fmt.Errorf("unknown mode %q (serve, db, probe, dump, restore, version)", mode)
 	}
 	if err != nil {
 		log.Error("demo-app failed", "mode", mode, "error", err)
@@ -256,7 +262,87 @@ func db(log *slog.Logger) error {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	// The whole store at once, under the store's lock: a dump is consistent
+	// even while clients write, as a real database's own dump tool is.
+	mux.HandleFunc("GET /dump", auth(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		store := map[string]string{}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			store[e.Name()] = string(b)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(store) // keys sorted: the same store gives the same dump
+	}))
+	mux.HandleFunc("PUT /dump", auth(func(w http.ResponseWriter, r *http.Request) {
+		var store map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&store); err != nil {
+			http.Error(w, "bad dump: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		for k := range store {
+			if k == "" || strings.ContainsAny(k, "/\\.") {
+				http.Error(w, "bad key "+k, http.StatusBadRequest)
+				return
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		for _, e := range entries {
+			if _, keep := store[e.Name()]; !keep {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+		for k, v := range store {
+			if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	return run(log, env("LISTEN", ":5432"), mux)
+}
+
+// dbTool dumps (GET) or restores (PUT, the dump on stdin) the store of the
+// db running in the same container, as a database's own client tool does.
+func dbTool(method string, in io.Reader, out io.Writer, send bool) error {
+	_, port, _ := strings.Cut(env("LISTEN", ":5432"), ":")
+	var body io.Reader
+	if send {
+		body = in
+	}
+	req, err := http.NewRequest(method, "http://127.0.0.1:"+port+"/dump", body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+os.Getenv("DB_PASSWORD"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s /dump: %s: %s", method, resp.Status, strings.TrimSpace(string(b)))
+	}
+	_, err = io.Copy(out, resp.Body)
+	return err
 }
 
 func probe(args []string) error {

@@ -108,6 +108,13 @@ func checkBackupOnDisk(t *testing.T, location, manifestSHA string) backup.Manife
 		require.Equal(t, v.ArchiveBytes, n, v.Archive)
 		require.Equal(t, v.ArchiveSHA256, hex.EncodeToString(h.Sum(nil)), v.Archive)
 	}
+	for _, d := range m.Dumps {
+		b, err := os.ReadFile(filepath.Join(location, d.File))
+		require.NoError(t, err)
+		sum := sha256.Sum256(b)
+		require.Equal(t, d.SHA256, hex.EncodeToString(sum[:]), d.File)
+		require.EqualValues(t, d.Bytes, len(b), d.File)
+	}
 	entries, err := os.ReadDir(location)
 	require.NoError(t, err)
 	for _, e := range entries {
@@ -180,7 +187,12 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	location := bk["location"].(string)
 	require.True(t, strings.HasPrefix(location, cfg.Backup.Dir), location)
 	m := checkBackupOnDisk(t, location, bk["manifestSha256"].(string))
-	require.Len(t, m.Volumes, 2)
+	require.Len(t, m.Volumes, 1, "the app's volume is archived")
+	require.Equal(t, "data", m.Volumes[0].Volume)
+	require.Len(t, m.Dumps, 1, "the db is backed up by its own dump, as the template says")
+	dump, err := os.ReadFile(filepath.Join(location, m.Dumps[0].File))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"hits":"3"}`, string(dump))
 
 	// Every system holds nothing of the tenant but what retention keeps:
 	// its volumes, its disabled accounts, its obsolete CMDB entry.
@@ -191,7 +203,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	code, _ = srv.caddy.Admin(t, http.MethodGet, "/id/"+proxy.RouteIDPrefix+name, nil)
 	require.Equal(t, http.StatusNotFound, code, "caddy route")
 	require.Equal(t, "NXDOMAIN", srv.bind.DigStatus(t, host, "A"), "dns")
-	_, err := os.Stat(filepath.Join(srv.prom.SDDir, "tenantflow-"+name+".json"))
+	_, err = os.Stat(filepath.Join(srv.prom.SDDir, "tenantflow-"+name+".json"))
 	require.True(t, os.IsNotExist(err), "supervision target file")
 	require.True(t, ldap.IsErrorWithCode(bind(), ldap.LDAPResultInvalidCredentials), "the account is disabled, not deleted")
 	require.Equal(t, cmdb.StatusInactive, cmdbStatus(t, srv, name), "the CMDB entry is obsolete, with its history")
@@ -206,7 +218,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	var app map[string]any
 	require.NoError(t, json.Unmarshal([]byte(page), &app))
 	require.EqualValues(t, 3, app["hits"], "the app's volume came back")
-	require.Equal(t, "3", app["dbHits"], "the database's volume came back")
+	require.Equal(t, "3", app["dbHits"], "the database came back from its dump")
 	require.Equal(t, []string{"127.0.0.1"}, srv.bind.DigShort(t, host, "A"))
 	require.NoError(t, bind(), "the account works again")
 	require.Equal(t, cmdb.StatusActive, cmdbStatus(t, srv, name))
@@ -381,7 +393,8 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 			tars = append(tars, f.Name())
 		}
 	}
-	require.Equal(t, []string{"data.tar", "dbdata.tar"}, tars, "one archive per volume")
+	require.Equal(t, []string{"data.tar"}, tars, "one archive of the app's volume (the db has its dump)")
+	require.FileExists(t, filepath.Join(location, "db.dump"))
 	others, _ := os.ReadDir(filepath.Join(dir, name))
 	require.Len(t, others, 1, "one backup of the tenant")
 	require.GreaterOrEqual(t, p.activityAttempts(name, "BackupVolumes"), int32(2), "the backup ran again after the crash")

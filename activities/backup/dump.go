@@ -1,0 +1,279 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// DumpHost runs a database's own dump and restore tools (the template's
+// backup commands) in the runtime: in the tenant's running service, and in
+// a throw-away instance on scratch volumes that verifies a dump.
+type DumpHost interface {
+	ExecInService(ctx context.Context, tenant, owner string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error
+	StartScratchInstance(ctx context.Context, tenant string, svc runtime.Service) error
+	ExecInScratchInstance(ctx context.Context, tenant string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error
+	RemoveScratchInstance(ctx context.Context, tenant string, svc runtime.Service) error
+}
+
+// DumpArchive is one service's dump in the manifest, and the content of
+// <service>.dump.json, which marks the dump complete.
+type DumpArchive struct {
+	Service string `json:"service"`
+	File    string `json:"file"`
+	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256"`
+}
+
+// DumpInput asks for the dumps of the tenant's services that declare one
+// (Service.Backup), under backup ID. The services carry their rendered
+// environment (a database password, say): the input travels encrypted.
+type DumpInput struct {
+	Tenant   string            `json:"tenant"`
+	Owner    string            `json:"owner,omitempty"`
+	ID       string            `json:"id"`
+	Services []runtime.Service `json:"services"`
+}
+
+func dumpFile(svc string) string { return svc + ".dump" }
+
+func (in DumpInput) validate() error {
+	if err := validName(in.Tenant, in.ID); err != nil {
+		return err
+	}
+	for _, s := range in.Services {
+		if !runtime.IsDNSLabel(s.Name, 63) || s.Backup == nil || len(s.Backup.Dump) == 0 || len(s.Backup.Restore) == 0 {
+			return invalid("service %q has no dump and restore commands", s.Name)
+		}
+	}
+	return nil
+}
+
+func (a *Activities) dumpHost() (DumpHost, error) {
+	h, ok := a.Host.(DumpHost)
+	if !ok {
+		return nil, temporal.NewNonRetryableApplicationError("this runtime cannot run a service's dump or restore commands", ErrInvalidInput, nil)
+	}
+	return h, nil
+}
+
+// DumpServices takes each service's consistent dump with its own tool,
+// while it runs, into <service>.dump (through a .partial file, fsynced
+// before it is renamed). A dump completed by an earlier attempt is kept;
+// BackupVolumes then lists the dumps in the manifest.
+func (a *Activities) DumpServices(ctx context.Context, in DumpInput) error {
+	if err := in.validate(); err != nil {
+		return err
+	}
+	host, err := a.dumpHost()
+	if err != nil {
+		return err
+	}
+	dir := a.location(in.Tenant, in.ID)
+	log := a.log().With("tenant", in.Tenant, "backup", in.ID)
+	if err := a.makeDir(dir); err != nil {
+		return fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	unlock, err := lock(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p, stop := a.track(ctx, "dump "+in.ID)
+	defer stop()
+	for _, svc := range in.Services {
+		if da, ok := reusableDump(dir, svc.Name); ok {
+			log.Info("dump taken by an earlier attempt: reused", "service", svc.Name, "bytes", da.Bytes)
+			continue
+		}
+		p.stage("dump of "+svc.Name, 0)
+		start := time.Now()
+		partial := filepath.Join(dir, dumpFile(svc.Name)+".partial")
+		f, err := os.OpenFile(partial, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("dump of %s: %w", svc.Name, err)
+		}
+		h := sha256.New()
+		cw := &countWriter{w: io.MultiWriter(f, h), p: p}
+		err = host.ExecInService(ctx, in.Tenant, in.Owner, svc, svc.Backup.Dump, nil, cw)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return passOn(err, "dump of %s", svc.Name)
+		}
+		if err := os.Rename(partial, filepath.Join(dir, dumpFile(svc.Name))); err != nil {
+			return fmt.Errorf("dump of %s: %w", svc.Name, err)
+		}
+		da := DumpArchive{Service: svc.Name, File: dumpFile(svc.Name), Bytes: cw.n, SHA256: hexSum(h)}
+		data, _ := json.Marshal(da)
+		if err := writeAtomic(dir, dumpFile(svc.Name)+".json", data); err != nil {
+			return fmt.Errorf("dump of %s: %w", svc.Name, err)
+		}
+		log.Info("dump taken", "service", svc.Name, "bytes", da.Bytes, "sha256", da.SHA256, "took", time.Since(start))
+	}
+	return nil
+}
+
+// reusableDump returns a dump an earlier attempt completed.
+func reusableDump(dir, svc string) (DumpArchive, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, dumpFile(svc)+".json"))
+	if err != nil {
+		return DumpArchive{}, false
+	}
+	var da DumpArchive
+	if json.Unmarshal(data, &da) != nil || da.Service != svc || da.File != dumpFile(svc) {
+		return DumpArchive{}, false
+	}
+	fi, err := os.Stat(filepath.Join(dir, da.File))
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != da.Bytes {
+		return DumpArchive{}, false
+	}
+	return da, true
+}
+
+// dumpsOf returns the complete dumps BackupVolumes lists in the manifest.
+func dumpsOf(dir string, services []string) ([]DumpArchive, error) {
+	var out []DumpArchive
+	for _, s := range services {
+		if !runtime.IsDNSLabel(s, 63) {
+			return nil, invalid("dump service %q is not a DNS label", s)
+		}
+		da, ok := reusableDump(dir, s)
+		if !ok {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the dump of %s is missing: DumpServices must run first", s), ErrInvalidInput, nil)
+		}
+		out = append(out, da)
+	}
+	return out, nil
+}
+
+// checkedDump reads a dump whole and checks it against the manifest: a
+// restore must never be fed a dump that changed on the storage.
+func (a *Activities) checkedDump(dir string, da DumpArchive) ([]byte, error) {
+	open := a.Open
+	if open == nil {
+		open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
+	}
+	r, err := open(filepath.Join(dir, da.File))
+	if err != nil {
+		return nil, fmt.Errorf("dump of %s: %w", da.Service, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("dump of %s: %w", da.Service, err)
+	}
+	if sum := sha256Hex(data); int64(len(data)) != da.Bytes || sum != da.SHA256 {
+		msg := fmt.Sprintf("dump of %s: %d bytes with sha256 %s, the manifest says %d bytes with %s", da.Service, len(data), sum, da.Bytes, da.SHA256)
+		return nil, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, nil)
+	}
+	return data, nil
+}
+
+// verifyDump restores the dump into a scratch instance of the service and
+// dumps that instance again: the two dumps must be identical, which proves
+// the dump restores to the same data.
+func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir string, da DumpArchive, svc runtime.Service) error {
+	data, err := a.checkedDump(dir, da)
+	if err != nil {
+		return err
+	}
+	if err := host.StartScratchInstance(ctx, tenant, svc); err != nil {
+		return passOn(err, "dump of %s: scratch instance", svc.Name)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := host.RemoveScratchInstance(rctx, tenant, svc); err != nil {
+			a.log().Warn("scratch instance left behind", "tenant", tenant, "service", svc.Name, "err", err)
+		}
+	}()
+	if err := host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Restore, bytes.NewReader(data), io.Discard); err != nil {
+		return verificationFailed(err, "dump of %s does not restore", svc.Name)
+	}
+	h := sha256.New()
+	if err := host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Dump, nil, h); err != nil {
+		return passOn(err, "dump of %s: dump of the scratch instance", svc.Name)
+	}
+	if got := hexSum(h); got != da.SHA256 {
+		msg := fmt.Sprintf("dump of %s: restored into a scratch instance it dumps as sha256 %s, not %s", svc.Name, got, da.SHA256)
+		return temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, nil)
+	}
+	return nil
+}
+
+// verificationFailed turns a restore command's refusal into a failed
+// verification; other errors pass on as they are.
+func verificationFailed(err error, format string, args ...any) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == "ServiceCommandFailed" {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...)+": "+appErr.Message(), ErrVerificationFailed, nil)
+	}
+	return passOn(err, format, args...)
+}
+
+// LoadDumps feeds each dump of the backup to its service's restore tool,
+// in the tenant's running (restored) service. The restore tool replaces
+// the service's data, so a retry loads it again.
+func (a *Activities) LoadDumps(ctx context.Context, ref BackupRef) error {
+	if err := ref.validate(true); err != nil {
+		return err
+	}
+	host, err := a.dumpHost()
+	if err != nil {
+		return err
+	}
+	dir := a.location(ref.Tenant, ref.ID)
+	m, err := a.loadManifest(dir, ref)
+	if err != nil {
+		return err
+	}
+	specs := map[string]runtime.Service{}
+	for _, s := range ref.Dumps {
+		specs[s.Name] = s
+	}
+	for _, da := range m.Dumps {
+		svc, ok := specs[da.Service]
+		if !ok || svc.Backup == nil {
+			return invalid("the backup holds a dump of %s, but the restore names no such service with a restore command", da.Service)
+		}
+		data, err := a.checkedDump(dir, da)
+		if err != nil {
+			return err
+		}
+		if err := host.ExecInService(ctx, ref.Tenant, ref.Owner, svc, svc.Backup.Restore, bytes.NewReader(data), io.Discard); err != nil {
+			return passOn(err, "load the dump of %s", da.Service)
+		}
+		a.log().Info("dump loaded", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "bytes", da.Bytes)
+	}
+	return nil
+}
+
+// countWriter counts what a dump writes, for the progress heartbeat.
+type countWriter struct {
+	w io.Writer
+	p *progress
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	c.p.add(n)
+	return n, err
+}

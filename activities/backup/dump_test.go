@@ -1,0 +1,183 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
+)
+
+// dumpHost adds to dirHost a key/value "database" per instance whose dump
+// and restore commands are the demo db's: dump writes the store as sorted
+// JSON, restore replaces the store. The real engine runs the demo app's
+// own tools in testsuite/e2e; this covers the activities' bookkeeping.
+type dumpHost struct {
+	*dirHost
+	mu      sync.Mutex
+	live    map[string]string
+	scratch map[string]string // nil: no scratch instance
+	dumps   int
+	// breakRestore makes the scratch instance's restore lose a key.
+	breakRestore bool
+}
+
+func (h *dumpHost) run(store *map[string]string, cmd []string, stdin io.Reader, stdout io.Writer, lossy bool) error {
+	switch cmd[len(cmd)-1] {
+	case "dump":
+		h.dumps++
+		return json.NewEncoder(stdout).Encode(*store)
+	case "restore":
+		var in map[string]string
+		if err := json.NewDecoder(stdin).Decode(&in); err != nil {
+			return temporal.NewNonRetryableApplicationError("bad dump: "+err.Error(), "ServiceCommandFailed", nil)
+		}
+		if lossy {
+			for k := range in {
+				delete(in, k)
+				break
+			}
+		}
+		*store = in
+		return nil
+	}
+	return fmt.Errorf("unknown command %v", cmd)
+}
+
+func (h *dumpHost) ExecInService(_ context.Context, _, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.run(&h.live, cmd, stdin, stdout, false)
+}
+
+func (h *dumpHost) StartScratchInstance(context.Context, string, runtime.Service) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.scratch = map[string]string{}
+	return nil
+}
+
+func (h *dumpHost) ExecInScratchInstance(_ context.Context, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.scratch == nil {
+		return fmt.Errorf("no scratch instance")
+	}
+	return h.run(&h.scratch, cmd, stdin, stdout, h.breakRestore)
+}
+
+func (h *dumpHost) RemoveScratchInstance(context.Context, string, runtime.Service) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.scratch = nil
+	return nil
+}
+
+var dbService = runtime.Service{Name: "db", Mounts: []runtime.Mount{{Volume: "dbdata", Path: "/data"}},
+	Backup: &runtime.ServiceBackup{Dump: []string{"/demo-app", "dump"}, Restore: []string{"/demo-app", "restore"}}}
+
+func TestDumpsAreStoredVerifiedAndLoaded(t *testing.T) {
+	host := &dumpHost{dirHost: newHost(t), live: map[string]string{"hits": "3", "name": "acme"}}
+	require.NoError(t, os.WriteFile(filepath.Join(host.volume(t, tenant, "data"), "hits"), []byte("3"), 0o644))
+	host.volume(t, tenant, "dbdata")
+	a := newActivities(t, host)
+	ctx := context.Background()
+
+	in := DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}
+	require.NoError(t, a.DumpServices(ctx, in))
+	require.NoError(t, a.DumpServices(ctx, in), "a retry keeps the dump")
+	require.Equal(t, 1, host.dumps, "the dump was taken once")
+	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Volumes: []string{"data"}, Dumps: []string{"db"}})
+	require.NoError(t, err)
+	require.Len(t, bk.Dumps, 1)
+	require.Equal(t, "db.dump", bk.Dumps[0].File)
+
+	// sha256sum -c accepts the backup, dump included.
+	if sha, err := exec.LookPath("sha256sum"); err == nil {
+		cmd := exec.Command(sha, "-c", "--quiet", "SHA256SUMS")
+		cmd.Dir = bk.Location
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, mustRead(t, filepath.Join(bk.Location, "SHA256SUMS")), "db.dump")
+	}
+
+	ref := BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}}
+	_, err = a.VerifyBackup(ctx, ref)
+	require.NoError(t, err)
+	require.Nil(t, host.scratch, "the scratch instance is removed")
+
+	// Restore: the db's volume is emptied, the dump loaded into the
+	// running service.
+	require.NoError(t, os.WriteFile(filepath.Join(host.volume(t, tenant, "dbdata"), "stale"), []byte("x"), 0o644))
+	host.live = map[string]string{"other": "data"}
+	_, err = a.RestoreVolumes(ctx, ref)
+	require.NoError(t, err)
+	left, err := os.ReadDir(host.volume(t, tenant, "dbdata"))
+	require.NoError(t, err)
+	require.Empty(t, left)
+	require.NoError(t, a.LoadDumps(ctx, ref))
+	require.Equal(t, map[string]string{"hits": "3", "name": "acme"}, host.live)
+}
+
+func TestDumpThatDoesNotRestoreFailsVerification(t *testing.T) {
+	host := &dumpHost{dirHost: newHost(t), live: map[string]string{"hits": "3", "name": "acme"}, breakRestore: true}
+	host.volume(t, tenant, "dbdata")
+	a := newActivities(t, host)
+	ctx := context.Background()
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}))
+	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
+	require.NoError(t, err)
+	_, err = a.VerifyBackup(ctx, BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}})
+	requireAppError(t, err, ErrVerificationFailed)
+	require.Contains(t, err.Error(), "dumps as sha256")
+	require.Nil(t, host.scratch)
+}
+
+func TestChangedDumpIsNeverLoaded(t *testing.T) {
+	host := &dumpHost{dirHost: newHost(t), live: map[string]string{"hits": "3"}}
+	host.volume(t, tenant, "dbdata")
+	a := newActivities(t, host)
+	ctx := context.Background()
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}))
+	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
+	require.NoError(t, err)
+	ref := BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}}
+	a.Open = func(name string) (io.ReadCloser, error) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		b[len(b)/2] ^= 1
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	host.live = map[string]string{"kept": "yes"}
+	requireAppError(t, a.LoadDumps(ctx, ref), ErrVerificationFailed)
+	require.Equal(t, map[string]string{"kept": "yes"}, host.live, "nothing was loaded")
+	_, err = a.VerifyBackup(ctx, ref)
+	requireAppError(t, err, ErrVerificationFailed)
+}
+
+func TestBackupNeedsTheDumpsItLists(t *testing.T) {
+	a := newActivities(t, &dumpHost{dirHost: newHost(t)})
+	_, err := a.BackupVolumes(context.Background(), BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
+	requireAppError(t, err, ErrInvalidInput)
+	// A runtime that cannot run commands cannot take dumps.
+	b := newActivities(t, newHost(t))
+	requireAppError(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}), ErrInvalidInput)
+}
+
+func mustRead(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
+}
