@@ -34,6 +34,22 @@ func idempotentUpdateID(c *gin.Context, update, caller string) (id string, ok bo
 	return update + ":" + caller + ":" + key, true
 }
 
+// completeUpdate sends an Update to a workflow and waits for its result
+// (or its validator's refusal).
+func (s *server) completeUpdate(ctx context.Context, workflowID, updateID, update string, arg, result any) error {
+	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     updateID,
+		WorkflowID:   workflowID,
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return handle.Get(ctx, result)
+}
+
 // getCredentials hands the tenant's first directory account and its
 // password to the distributor, once: the tenant workflow forgets the
 // password and records who took it (an Update, validated by the workflow).
@@ -54,18 +70,9 @@ func (s *server) getCredentials(c *gin.Context) {
 	if !ok {
 		return
 	}
-	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		UpdateID:     updateID,
-		WorkflowID:   workflows.TenantWorkflowID(name),
-		UpdateName:   workflows.UpdateFetchCredentials,
-		Args:         []any{workflows.FetchCredentialsInput{By: by}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
 	var creds workflows.Credentials
-	if err == nil {
-		err = handle.Get(ctx, &creds)
-	}
-	if err != nil {
+	if err := s.completeUpdate(ctx, workflows.TenantWorkflowID(name), updateID, workflows.UpdateFetchCredentials,
+		workflows.FetchCredentialsInput{By: by}, &creds); err != nil {
 		s.respondUpdateError(c, name, err)
 		return
 	}

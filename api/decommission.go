@@ -76,31 +76,23 @@ func (s *server) requestDecommission(c *gin.Context) {
 
 // confirmDecommission confirms the pending request: the decommission runs.
 func (s *server) confirmDecommission(c *gin.Context) {
-	s.decommissionAction(c, workflows.UpdateConfirmDecommission)
+	s.decommissionAction(c, workflows.UpdateConfirmDecommission, func(by string) any { return workflows.DecommissionConfirmation{By: by} })
 }
 
 // cancelDecommission withdraws a request that was not confirmed.
 func (s *server) cancelDecommission(c *gin.Context) {
-	s.decommissionAction(c, workflows.UpdateCancelDecommission)
-}
-
-func (s *server) decommissionAction(c *gin.Context, update string) {
-	name := c.Param("name")
-	if ferr := validateName(name); ferr != nil {
-		respondFieldError(c, ferr)
-		return
-	}
-	var body struct{}
-	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
-		respondFieldError(c, ferr)
-		return
-	}
-	s.decommissionUpdate(c, name, update, workflows.DecommissionConfirmation{By: c.GetString(ctxCaller)})
+	s.decommissionAction(c, workflows.UpdateCancelDecommission, func(by string) any { return workflows.DecommissionConfirmation{By: by} })
 }
 
 // restoreTenant asks for a decommissioned tenant to be brought back from its
 // backup; the restore runs in the workflow, GET shows its progress.
 func (s *server) restoreTenant(c *gin.Context) {
+	s.decommissionAction(c, workflows.UpdateRestore, func(by string) any { return workflows.RestoreRequest{By: by} })
+}
+
+// decommissionAction checks a body-less action on the tenant and sends its
+// Update with the argument arg makes for the caller.
+func (s *server) decommissionAction(c *gin.Context, update string, arg func(by string) any) {
 	name := c.Param("name")
 	if ferr := validateName(name); ferr != nil {
 		respondFieldError(c, ferr)
@@ -111,7 +103,7 @@ func (s *server) restoreTenant(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	s.decommissionUpdate(c, name, workflows.UpdateRestore, workflows.RestoreRequest{By: c.GetString(ctxCaller)})
+	s.decommissionUpdate(c, name, update, arg(c.GetString(ctxCaller)))
 }
 
 // decommissionUpdate sends one of the tenant's decommission Updates. Their
@@ -126,18 +118,8 @@ func (s *server) decommissionUpdate(c *gin.Context, name, update string, arg any
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		UpdateID:     updateID,
-		WorkflowID:   workflows.TenantWorkflowID(name),
-		UpdateName:   update,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
 	var d workflows.Decommission
-	if err == nil {
-		err = handle.Get(ctx, &d)
-	}
-	if err != nil {
+	if err := s.completeUpdate(ctx, workflows.TenantWorkflowID(name), updateID, update, arg, &d); err != nil {
 		s.respondDecommissionError(ctx, c, name, update, err)
 		return
 	}

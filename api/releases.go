@@ -561,18 +561,8 @@ func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		UpdateID:     updateID,
-		WorkflowID:   workflows.ReleaseWorkflowID(id),
-		UpdateName:   update,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
 	var st workflows.ReleaseState
-	if err == nil {
-		err = handle.Get(ctx, &st)
-	}
-	if err != nil {
+	if err := s.completeUpdate(ctx, workflows.ReleaseWorkflowID(id), updateID, update, arg, &st); err != nil {
 		s.respondReleaseUpdateError(ctx, c, id, update, err)
 		return
 	}

@@ -70,6 +70,34 @@ var teardownLocalOptions = workflow.LocalActivityOptions{
 // when a decommission stops it.
 const stopGrace = 10 * time.Second
 
+// fanOut runs independent steps side by side and collects their
+// failures, each named by its step.
+type fanOut struct {
+	ctx  workflow.Context
+	wg   workflow.WaitGroup
+	errs error
+}
+
+func newFanOut(ctx workflow.Context) *fanOut {
+	return &fanOut{ctx: ctx, wg: workflow.NewWaitGroup(ctx)}
+}
+
+func (f *fanOut) run(what string, fn func(ctx workflow.Context) error) {
+	f.wg.Add(1)
+	workflow.Go(f.ctx, func(ctx workflow.Context) {
+		defer f.wg.Done()
+		if err := fn(ctx); err != nil {
+			f.errs = errors.Join(f.errs, fmt.Errorf("%s: %s", what, errorMessage(err)))
+		}
+	})
+}
+
+// wait returns once every step ended, with their failures.
+func (f *fanOut) wait(ctx workflow.Context) error {
+	f.wg.Wait(ctx)
+	return f.errs
+}
+
 func refuse(typ, format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), typ)
 }
@@ -474,17 +502,8 @@ func (t *tenant) tearDown(ctx workflow.Context) error {
 	owner := t.state.ProvisionID
 	tctx := workflow.WithActivityOptions(ctx, teardownOptions)
 	lctx := workflow.WithLocalActivityOptions(ctx, teardownLocalOptions)
-	var errs error
-	wg := workflow.NewWaitGroup(ctx)
-	run := func(what string, fn func(ctx workflow.Context) error) {
-		wg.Add(1)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer wg.Done()
-			if err := fn(ctx); err != nil {
-				errs = errors.Join(errs, fmt.Errorf("%s: %s", what, errorMessage(err)))
-			}
-		})
-	}
+	f := newFanOut(ctx)
+	run := f.run
 	var kept []Resource
 	for _, r := range t.state.Resources {
 		switch r.Kind {
@@ -520,7 +539,7 @@ func (t *tenant) tearDown(ctx workflow.Context) error {
 		}
 		return workflow.ExecuteLocalActivity(lctx, a.RemoveNetwork, ref).Get(ctx, nil)
 	})
-	wg.Wait(ctx)
+	errs := f.wait(ctx)
 	t.state.Resources, t.state.Services, t.state.Endpoint = kept, nil, ""
 	return errs
 }
@@ -554,17 +573,8 @@ func (t *tenant) purge(ctx workflow.Context) {
 	t.step(StepPurge)
 	owner := t.state.ProvisionID
 	tctx := workflow.WithActivityOptions(ctx, teardownOptions)
-	var errs error
-	wg := workflow.NewWaitGroup(ctx)
-	run := func(what string, fn func(ctx workflow.Context) error) {
-		wg.Add(1)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer wg.Done()
-			if err := fn(ctx); err != nil {
-				errs = errors.Join(errs, fmt.Errorf("%s: %s", what, errorMessage(err)))
-			}
-		})
-	}
+	f := newFanOut(ctx)
+	run := f.run
 	var a *runtime.Activities
 	run("remove volumes", func(ctx workflow.Context) error {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, teardownLocalOptions), a.RemoveVolumes,
@@ -582,7 +592,7 @@ func (t *tenant) purge(ctx workflow.Context) {
 			return workflow.ExecuteActivity(tctx, b.RemoveBackup, t.backupRef()).Get(ctx, nil)
 		})
 	}
-	wg.Wait(ctx)
+	errs := f.wait(ctx)
 	now := workflow.Now(ctx)
 	d.Phase, d.PurgedAt = PhasePurged, &now
 	var kept []Resource
