@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
@@ -274,4 +276,43 @@ func (s *provisionSuite) TestDecommissionRefusals() {
 	s.Contains(st.Decommission.Error, "TENANTFLOW_BACKUP_DIR")
 	s.NotContains(s.recorded(), "RemoveRoute")
 	s.NotContains(s.recorded(), "StopServices app")
+}
+
+func (s *provisionSuite) TestRetentionSurvivesContinueAsNew() {
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockDecommission(nil)
+	var req decomOutcome
+	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
+	s.env.RegisterDelayedCallback(func() { s.env.SetContinueAsNewSuggested(true) }, 10*24*time.Hour)
+	s.env.RegisterDelayedCallback(func() { _ = s.queryState() }, 10*24*time.Hour+time.Minute) // wakes the workflow
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	var can *workflow.ContinueAsNewError
+	s.Require().ErrorAs(s.env.GetWorkflowError(), &can, "a long retention renews its history")
+	var next TenantInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.State.Decommission)
+	d := next.State.Decommission
+	s.Equal(PhaseRetained, d.Phase)
+	s.Equal(testStart.Add(time.Hour+testRetention), *d.RetentionUntil)
+	s.NotContains(s.recorded(), "RemoveVolumes", "nothing purged before the retention end")
+
+	// The next run waits only for what is left of the retention, then purges.
+	s.SetupTest()
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockDecommission(nil)
+	s.env.SetStartTime(testStart.Add(10 * 24 * time.Hour))
+	s.env.ExecuteWorkflow(TenantWorkflowType, next)
+	s.Require().NoError(s.env.GetWorkflowError())
+	var final TenantState
+	s.Require().NoError(s.env.GetWorkflowResult(&final))
+	s.Equal(PhasePurged, final.Decommission.Phase)
+	s.Equal(*d.RetentionUntil, *final.Decommission.PurgedAt, "purged at the original retention end")
+	s.ElementsMatch([]string{"RemoveVolumes", "RemoveDirectory", "RemoveBackup"}, s.recorded())
 }

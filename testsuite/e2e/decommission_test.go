@@ -151,6 +151,18 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	}
 	require.NoError(t, bind())
 
+	// The db's generated password: the dump and restore commands need the
+	// db's environment, which must never show in plain text.
+	info, err := p.driver.Client().ContainerInspect(context.Background(), docker.ContainerName(name, "db"))
+	require.NoError(t, err)
+	var dbPassword string
+	for _, e := range info.Config.Env {
+		if v, ok := strings.CutPrefix(e, "DB_PASSWORD="); ok {
+			dbPassword = v
+		}
+	}
+	require.Len(t, dbPassword, 32)
+
 	// Bad requests start nothing.
 	code, body, _ := p.doAs("distributor-"+p.token, http.MethodDelete, "/v1/tenants/"+name+"?force=true", nil)
 	require.Equal(t, http.StatusForbidden, code, body)
@@ -224,6 +236,13 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	require.Equal(t, cmdb.StatusActive, cmdbStatus(t, srv, name))
 	_, err = os.Stat(location)
 	require.True(t, os.IsNotExist(err), "the backup of a restored tenant is removed")
+
+	raw := p.rawHistory(workflows.TenantWorkflowID(name))
+	require.NotContains(t, raw, dbPassword, "the db's environment travels encrypted")
+	require.Contains(t, raw, "binary/encrypted")
+	_, stBody, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
+	b, _ := json.Marshal(stBody)
+	require.NotContains(t, string(b), dbPassword)
 
 	p.checkHistory(workflows.TenantWorkflowID(name), "tenant-decommissioned-restored")
 }
