@@ -5,50 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/workflows"
 )
-
-var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
-
-// idempotentUpdateID derives an Update id from the request's
-// Idempotency-Key: Temporal answers a repeated Update id with the stored
-// outcome, so a client retrying after a timeout gets the first answer
-// instead of acting twice. Without a key the id is "" (every request is
-// new). A malformed key is answered 400 here and ok is false.
-func idempotentUpdateID(c *gin.Context, update, caller string) (id string, ok bool) {
-	key := c.GetHeader("Idempotency-Key")
-	if key == "" {
-		return "", true
-	}
-	if !idempotencyKey.MatchString(key) {
-		respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
-		return "", false
-	}
-	return update + ":" + caller + ":" + key, true
-}
-
-// completeUpdate sends an Update to a workflow and waits for its result
-// (or its validator's refusal).
-func (s *server) completeUpdate(ctx context.Context, workflowID, updateID, update string, arg, result any) error {
-	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		UpdateID:     updateID,
-		WorkflowID:   workflowID,
-		UpdateName:   update,
-		Args:         []any{arg},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return err
-	}
-	return handle.Get(ctx, result)
-}
 
 // getCredentials hands the tenant's first directory account and its
 // password to the distributor, once: the tenant workflow forgets the

@@ -2,16 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/workflows"
 )
@@ -120,35 +115,11 @@ func (s *server) decommissionUpdate(c *gin.Context, name, update string, arg any
 	defer cancel()
 	var d workflows.Decommission
 	if err := s.completeUpdate(ctx, workflows.TenantWorkflowID(name), updateID, update, arg, &d); err != nil {
-		s.respondDecommissionError(ctx, c, name, update, err)
+		s.respondUpdateFailure(ctx, c, updateTarget{kind: "tenant", id: name, ended: "has ended (failed provisioning or retention over): nothing to " + update,
+			refusals: []string{workflows.ErrDecommissionRefused, workflows.ErrRestoreRefused}}, update, err)
 		return
 	}
 	s.log.InfoContext(ctx, "tenant "+update, "tenant", name, "caller", by, "phase", d.Phase)
 	c.Header("Location", "/v1/tenants/"+name)
 	c.JSON(http.StatusAccepted, decommissionResponse{Name: name, Decommission: d})
-}
-
-// respondDecommissionError maps a refused or failed Update: the workflow's
-// refusals are 409 with its reason; a tenant whose workflow has ended is
-// gone (its retention is over, or it never finished provisioning).
-func (s *server) respondDecommissionError(ctx context.Context, c *gin.Context, name, update string, err error) {
-	var (
-		notFound *serviceerror.NotFound
-		appErr   *temporal.ApplicationError
-		timeout  *client.WorkflowUpdateServiceTimeoutOrCanceledError
-	)
-	switch {
-	case errors.As(err, &notFound) && strings.Contains(notFound.Error(), "already completed"):
-		respondError(c, http.StatusConflict, fmt.Sprintf("tenant %s has ended (failed provisioning or retention over): nothing to %s", name, update))
-	case errors.As(err, &notFound):
-		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
-	case errors.As(err, &appErr):
-		respondError(c, http.StatusConflict, appErr.Message())
-	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
-		s.log.WarnContext(ctx, "tenant update timed out", "tenant", name, "update", update, "timeout", s.cfg.QueryTimeout.String(), "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: no worker answered %s within %s", name, update, s.cfg.QueryTimeout))
-	default:
-		s.log.ErrorContext(ctx, "tenant update failed", "tenant", name, "update", update, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: %s: %v", name, update, err))
-	}
 }

@@ -563,39 +563,12 @@ func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
 	defer cancel()
 	var st workflows.ReleaseState
 	if err := s.completeUpdate(ctx, workflows.ReleaseWorkflowID(id), updateID, update, arg, &st); err != nil {
-		s.respondReleaseUpdateError(ctx, c, id, update, err)
+		s.respondUpdateFailure(ctx, c, updateTarget{kind: "release", id: id, ended: "has ended: it can no longer " + update,
+			refusals: []string{workflows.ErrPromoteRejected, workflows.ErrReleaseControl}}, update, err)
 		return
 	}
 	s.log.InfoContext(ctx, "release "+update, "release", id, "caller", by, "state", st.State)
 	c.JSON(http.StatusOK, st)
-}
-
-// respondReleaseUpdateError maps a rejected or failed release Update: the
-// workflow's refusals become 409 with its reason.
-func (s *server) respondReleaseUpdateError(ctx context.Context, c *gin.Context, id, update string, err error) {
-	var (
-		notFound *serviceerror.NotFound
-		appErr   *temporal.ApplicationError
-		timeout  *client.WorkflowUpdateServiceTimeoutOrCanceledError
-	)
-	switch {
-	case errors.As(err, &notFound) && strings.Contains(notFound.Error(), "already completed"):
-		// The server answers an Update to a closed workflow with NotFound.
-		respondError(c, http.StatusConflict, fmt.Sprintf("release %s has ended: it can no longer %s", id, update))
-	case errors.As(err, &notFound):
-		respondError(c, http.StatusNotFound, fmt.Sprintf("release %s not found", id))
-	case errors.As(err, &appErr):
-		if t := appErr.Type(); t != workflows.ErrPromoteRejected && t != workflows.ErrReleaseControl {
-			s.log.WarnContext(ctx, "release update failed in the workflow", "release", id, "update", update, "type", t, "error", err)
-		}
-		respondError(c, http.StatusConflict, appErr.Message())
-	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
-		s.log.WarnContext(ctx, "release update timed out", "release", id, "update", update, "timeout", s.cfg.QueryTimeout.String(), "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("release %s: no worker answered %s within %s", id, update, s.cfg.QueryTimeout))
-	default:
-		s.log.ErrorContext(ctx, "release update failed", "release", id, "update", update, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("release %s: %s: %v", id, update, err))
-	}
 }
 
 // releaseListItem is one release as visibility knows it.

@@ -670,19 +670,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		t.begin(StepStartServices)
 		t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
 		start := func(dumped bool) error {
-			var futures []workflow.Future
-			var idx []int
-			for i, svc := range env.Services {
-				if (svc.Backup != nil) == dumped {
-					futures = append(futures, workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Owner: owner, Service: svc}))
-					idx = append(idx, i)
-				}
-			}
-			var errs error
-			for j, f := range futures {
-				errs = errors.Join(errs, f.Get(ctx, &t.state.Services[idx[j]]))
-			}
-			return errs
+			return t.startServices(ctx, env, func(s runtime.Service) bool { return (s.Backup != nil) == dumped })
 		}
 		if len(dumpedServices(env)) > 0 {
 			// Databases first, filled from their dumps, then the rest.
@@ -744,21 +732,13 @@ func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env ru
 		}
 		t.state.URL = plan.URL
 	}
-	var errs error
-	wg := workflow.NewWaitGroup(ctx)
-	branch := func(fn func(ctx workflow.Context) error) {
-		wg.Add(1)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer wg.Done()
-			errs = errors.Join(errs, fn(ctx))
-		})
-	}
+	f := newFanOut(ctx)
 	if plan.DNS {
-		branch(func(ctx workflow.Context) error { return t.ensureDNS(ctx, plan, undo) })
+		f.run("DNS record", func(ctx workflow.Context) error { return t.ensureDNS(ctx, plan, undo) })
 	}
 	for _, r := range kept {
 		if r.Kind == "ldap" {
-			branch(func(ctx workflow.Context) error {
+			f.run("enable LDAP accounts", func(ctx workflow.Context) error {
 				var l *ldap.Activities
 				ref := ldap.DirectoryRef{Tenant: t.spec.Name}
 				if err := call(ctx, undo, "disable LDAP accounts", l.DisableAccounts, ref, l.EnableAccounts, ref, nil); err != nil {
@@ -770,7 +750,7 @@ func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env ru
 		}
 	}
 	if plan.CMDB {
-		branch(func(ctx workflow.Context) error {
+		f.run("CMDB entry", func(ctx workflow.Context) error {
 			var c *cmdb.Activities
 			in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: t.state.URL}
 			for _, s := range env.Services {
@@ -784,9 +764,8 @@ func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env ru
 			return nil
 		})
 	}
-	wg.Wait(ctx)
-	if errs != nil {
-		return errs
+	if err := f.wait(ctx); err != nil {
+		return err
 	}
 	if plan.Supervision {
 		return t.startSupervision(ctx, plan, ep, undo)

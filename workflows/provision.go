@@ -272,15 +272,8 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 	// network once they are up.
 	undo.add("remove services", local(a.RemoveServices, ref))
 	t.begin(StepStartServices)
-	futures := make([]workflow.Future, len(env.Services))
-	for i, svc := range env.Services {
-		futures[i] = workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Owner: owner, Service: svc})
-	}
-	var errs error
 	t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
-	for i, f := range futures {
-		errs = errors.Join(errs, f.Get(ctx, &t.state.Services[i]))
-	}
+	errs := t.startServices(ctx, env, func(runtime.Service) bool { return true })
 	t.end(StepStartServices)
 	if errs != nil {
 		return runtime.Endpoint{}, errs
@@ -293,4 +286,26 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 	}
 	t.end(StepWaitHealthy)
 	return ep, nil
+}
+
+// startServices creates and starts, in parallel, the services of env that
+// which selects, recording each one's status in t.state.Services (indexed
+// as env.Services).
+func (t *tenant) startServices(ctx workflow.Context, env runtime.Environment, which func(runtime.Service) bool) error {
+	var a *runtime.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
+	var futures []workflow.Future
+	var idx []int
+	for i, svc := range env.Services {
+		if which(svc) {
+			futures = append(futures, workflow.ExecuteLocalActivity(lctx, a.StartService,
+				runtime.ServiceInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
+			idx = append(idx, i)
+		}
+	}
+	var errs error
+	for j, f := range futures {
+		errs = errors.Join(errs, f.Get(ctx, &t.state.Services[idx[j]]))
+	}
+	return errs
 }

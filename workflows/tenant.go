@@ -233,9 +233,7 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 			}
 			continue
 		}
-		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && !t.busy {
-			break
-		}
+		break // the Await's last reason: continue-as-new is suggested
 	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return t.state, err

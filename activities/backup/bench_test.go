@@ -3,12 +3,13 @@ package backup
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/tenantflow/tenantflow/testsuite"
 )
 
 // BenchmarkBackupVerify compares backup+verify of a 200 MB volume (40
@@ -24,7 +25,7 @@ func BenchmarkBackupVerify(b *testing.B) {
 	ctx := context.Background()
 	host := &dirHost{vols: b.TempDir(), scratch: b.TempDir()}
 	src := filepath.Join(host.vols, tenant, "data")
-	data := benchVolume(b, src)
+	data := testsuite.WriteBenchVolume(b, src)
 	a, err := New(Config{Dir: b.TempDir(), Retention: time.Hour}, host, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -77,38 +78,4 @@ func BenchmarkBackupVerify(b *testing.B) {
 	b.ReportMetric(rate(backupT), "backup-MB/s")
 	b.ReportMetric(rate(verifyT), "verify-MB/s")
 	b.ReportMetric(tarT.Seconds()/(backupT+verifyT).Seconds(), "ratio")
-}
-
-// benchVolume writes the benchmark's data into dir, reads it once so it is
-// page-cached for both contenders, and returns its size.
-func benchVolume(b *testing.B, dir string) int64 {
-	rnd := rand.New(rand.NewChaCha8([32]byte{1}))
-	var total int64
-	write := func(p string, n int) {
-		buf := make([]byte, n)
-		for i := 0; i < n; i += 8 {
-			v := rnd.Uint64()
-			for j := 0; j < 8 && i+j < n; j++ {
-				buf[i+j] = byte(v >> (8 * j))
-			}
-		}
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(full, buf, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		total += int64(n)
-	}
-	for i := range 40 {
-		write(fmt.Sprintf("big/blob-%02d.bin", i), 5<<20)
-	}
-	for i := range 200 {
-		write(fmt.Sprintf("small/d%02d/f%03d.txt", i%20, i), 100+rnd.IntN(4000))
-	}
-	if out, err := exec.Command("sync").CombinedOutput(); err != nil {
-		b.Logf("sync: %v: %s", err, out)
-	}
-	return total
 }

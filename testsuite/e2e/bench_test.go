@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -375,7 +374,7 @@ func BenchmarkDecommissionBackup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := fillVolume(b, src)
+	size := testsuite.WriteBenchVolume(b, src)
 	dir := b.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "backups"), 0o700); err != nil {
 		b.Fatal(err)
@@ -419,28 +418,4 @@ func BenchmarkDecommissionBackup(b *testing.B) {
 	b.ReportMetric(rate(verifyT), "verify-MB/s")
 	b.ReportMetric(rate(backupT+verifyT), "backup+verify-MB/s")
 	b.ReportMetric(tarT.Seconds()/(backupT+verifyT).Seconds(), "ratio")
-}
-
-// fillVolume writes 200 MB of random data into dir and returns its size.
-func fillVolume(b *testing.B, dir string) int64 {
-	var total int64
-	write := func(p string, n int) {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		buf := make([]byte, n)
-		_, _ = crand.Read(buf)
-		if err := os.WriteFile(full, buf, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		total += int64(n)
-	}
-	for i := range 40 {
-		write(fmt.Sprintf("big/blob-%02d.bin", i), 5<<20)
-	}
-	for i := range 200 {
-		write(fmt.Sprintf("small/d%02d/f%03d.txt", i%20, i), 100+i*19)
-	}
-	return total
 }

@@ -31,23 +31,6 @@ import (
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
-// waitFor polls the tenant until ok accepts its state.
-func (p *platform) waitFor(name string, timeout time.Duration, what string, ok func(st map[string]any) bool) map[string]any {
-	p.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last map[string]any
-	for time.Now().Before(deadline) {
-		code, body, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
-		last = body
-		if code == http.StatusOK && ok(body) {
-			return body
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatalf("tenant %s: not %s within %s; last answer %v", name, what, timeout, last)
-	return nil
-}
-
 func decommissionOf(st map[string]any) map[string]any {
 	d, _ := st["decommission"].(map[string]any)
 	if d == nil {
@@ -179,14 +162,14 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodDelete, "/v1/tenants/"+name, map[string]any{"reason": "end of contract"})
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Equal(t, workflows.PhaseAwaitingConfirmation, body["decommission"].(map[string]any)["phase"])
-	st = p.waitFor(name, 5*time.Second, "awaiting confirmation", phaseIs(workflows.PhaseAwaitingConfirmation))
+	st = p.waitFor(name, 50*time.Millisecond, 5*time.Second, "awaiting confirmation", phaseIs(workflows.PhaseAwaitingConfirmation))
 	require.Equal(t, workflows.StateActive, st["state"], "nothing happens before the confirmation")
 	code, _ = proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code)
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/decommission/confirm", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 
-	st = p.waitFor(name, 2*time.Minute, "decommissioned", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "decommissioned", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
 	require.Equal(t, workflows.StateDecommissioned, st["state"], st)
 	d := decommissionOf(st)
 	require.Equal(t, "distributor", d["requestedBy"])
@@ -223,7 +206,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	// Restore: back on its URL, with its data.
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseRetained))
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseRetained))
 	require.Equal(t, workflows.StateActive, st["state"], st)
 	code, page := proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code, page)
@@ -269,7 +252,7 @@ func TestRetentionEndDeletesTheKeptData(t *testing.T) {
 	require.Equal(t, workflows.StateActive, p.waitState(name, 50*time.Millisecond, 2*time.Minute)["state"])
 	code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=test", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st := p.waitFor(name, 2*time.Minute, "purged", phaseIs(workflows.PhasePurged, workflows.PhaseFailed))
+	st := p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "purged", phaseIs(workflows.PhasePurged, workflows.PhaseFailed))
 	require.Equal(t, workflows.StateDecommissioned, st["state"], st)
 	require.NotEmpty(t, decommissionOf(st)["purgedAt"])
 
@@ -333,7 +316,7 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 	}
 	code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 2*time.Minute, "stopped", phaseIs(workflows.PhaseFailed, workflows.PhaseRetained))
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "stopped", phaseIs(workflows.PhaseFailed, workflows.PhaseRetained))
 	d := decommissionOf(st)
 	require.Equal(t, workflows.PhaseFailed, d["phase"], st)
 	require.Contains(t, d["error"], "BackupVerificationFailed")
@@ -399,7 +382,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	_ = first.Wait()
 	startWorkerProcess(t, bin, p, env...)
 
-	st = p.waitFor(name, 3*time.Minute, "decommissioned", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
+	st = p.waitFor(name, 50*time.Millisecond, 3*time.Minute, "decommissioned", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
 	require.Equal(t, workflows.StateDecommissioned, st["state"], st)
 	bk := decommissionOf(st)["backup"].(map[string]any)
 	location := bk["location"].(string)
@@ -422,7 +405,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	require.NoError(t, os.Remove(big)) // the kept volume is not what restore reads
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseRetained))
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseRetained))
 	require.Equal(t, workflows.StateActive, st["state"], st)
 	mp, err = p.driver.VolumeDir(context.Background(), name, "", "data")
 	require.NoError(t, err)

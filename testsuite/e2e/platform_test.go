@@ -184,19 +184,25 @@ func (p *platform) requestTenant(name, template, stage string) {
 // final states of provisioning and returns the last answer.
 func (p *platform) waitState(name string, poll, timeout time.Duration) map[string]any {
 	p.t.Helper()
+	return p.waitFor(name, poll, timeout, "settled", func(st map[string]any) bool {
+		return st["state"] == workflows.StateActive || st["state"] == workflows.StateFailed
+	})
+}
+
+// waitFor polls the tenant every poll until ok accepts its state.
+func (p *platform) waitFor(name string, poll, timeout time.Duration, what string, ok func(st map[string]any) bool) map[string]any {
+	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last map[string]any
 	for time.Now().Before(deadline) {
 		code, body, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
 		last = body
-		if code == http.StatusOK {
-			if s := body["state"]; s == workflows.StateActive || s == workflows.StateFailed {
-				return body
-			}
+		if code == http.StatusOK && ok(body) {
+			return body
 		}
 		time.Sleep(poll)
 	}
-	p.t.Fatalf("tenant %s did not settle in %s; last answer %v", name, timeout, last)
+	p.t.Fatalf("tenant %s: not %s within %s; last answer %v", name, what, timeout, last)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/testsuite/gitlabfake"
 )
 
@@ -76,7 +77,7 @@ func call(t *testing.T, method, rawURL, tok string, body url.Values) (int, map[s
 func gitRepo(t *testing.T, commits ...map[string][]byte) string {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
+		testsuite.Unavailable(t, "git is not installed: the fake's SHAs and archives are compared with git's own")
 	}
 	dir := t.TempDir()
 	git := func(env []string, args ...string) string {

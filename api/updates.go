@@ -1,0 +1,89 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+)
+
+var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
+
+// idempotentUpdateID derives an Update id from the request's
+// Idempotency-Key: Temporal answers a repeated Update id with the stored
+// outcome, so a client retrying after a timeout gets the first answer
+// instead of acting twice. Without a key the id is "" (every request is
+// new). A malformed key is answered 400 here and ok is false.
+func idempotentUpdateID(c *gin.Context, update, caller string) (id string, ok bool) {
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" {
+		return "", true
+	}
+	if !idempotencyKey.MatchString(key) {
+		respondFieldError(c, badField("Idempotency-Key", "Idempotency-Key must be 8-64 letters, digits, '-' or '_'"))
+		return "", false
+	}
+	return update + ":" + caller + ":" + key, true
+}
+
+// completeUpdate sends an Update to a workflow and waits for its result
+// (or its validator's refusal).
+func (s *server) completeUpdate(ctx context.Context, workflowID, updateID, update string, arg, result any) error {
+	handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     updateID,
+		WorkflowID:   workflowID,
+		UpdateName:   update,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return handle.Get(ctx, result)
+}
+
+// updateTarget names the workflow an Update went to, for the answers.
+type updateTarget struct {
+	kind  string // "release", "tenant"
+	id    string
+	ended string // why a closed workflow takes no more Updates
+	// refusals are the failure types the workflow's validators use; any
+	// other failure is logged.
+	refusals []string
+}
+
+// respondUpdateFailure maps a refused or failed Update: the workflow's
+// refusals are 409 with its reason; the server answers an Update to a
+// closed workflow with NotFound "already completed", which is 409 too.
+func (s *server) respondUpdateFailure(ctx context.Context, c *gin.Context, t updateTarget, update string, err error) {
+	var (
+		notFound *serviceerror.NotFound
+		appErr   *temporal.ApplicationError
+		timeout  *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	)
+	switch {
+	case errors.As(err, &notFound) && strings.Contains(notFound.Error(), "already completed"):
+		respondError(c, http.StatusConflict, fmt.Sprintf("%s %s %s", t.kind, t.id, t.ended))
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("%s %s not found", t.kind, t.id))
+	case errors.As(err, &appErr):
+		if !slices.Contains(t.refusals, appErr.Type()) {
+			s.log.WarnContext(ctx, t.kind+" update failed in the workflow", t.kind, t.id, "update", update, "type", appErr.Type(), "error", err)
+		}
+		respondError(c, http.StatusConflict, appErr.Message())
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.log.WarnContext(ctx, t.kind+" update timed out", t.kind, t.id, "update", update, "timeout", s.cfg.QueryTimeout.String(), "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: no worker answered %s within %s", t.kind, t.id, update, s.cfg.QueryTimeout))
+	default:
+		s.log.ErrorContext(ctx, t.kind+" update failed", t.kind, t.id, "update", update, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: %s: %v", t.kind, t.id, update, err))
+	}
+}
