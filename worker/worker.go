@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/registry"
 	"github.com/tenantflow/tenantflow/activities/runtime"
@@ -41,12 +43,17 @@ import (
 // Config holds the worker's own settings (Temporal settings are dialled by
 // the caller, which shares them with the API).
 type Config struct {
-	Docker      docker.Config
-	Proxy       proxy.Config
-	DNS         dns.Config
-	LDAP        ldap.Config
-	CMDB        cmdb.Config
-	Supervision supervision.Config
+	// DockerEnabled makes a Docker Engine run tenants (runtime docker) and
+	// image builds; OpenShift, when configured, runs tenants whose
+	// template says runtime openshift.
+	DockerEnabled bool
+	Docker        docker.Config
+	OpenShift     openshift.Config
+	Proxy         proxy.Config
+	DNS           dns.Config
+	LDAP          ldap.Config
+	CMDB          cmdb.Config
+	Supervision   supervision.Config
 	// Backup is where decommissioned tenants' data goes, and how long it
 	// is kept.
 	Backup backup.Config
@@ -64,11 +71,13 @@ type Config struct {
 
 // Register binds the settings to flags and TENANTFLOW_* variables.
 func (c *Config) Register(s *config.Set) {
+	s.Bool(&c.DockerEnabled, "docker-enabled", "TENANTFLOW_DOCKER_ENABLED", true, "run docker tenants and image builds on a Docker Engine (false: an OpenShift-only worker)")
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	s.String(&c.Docker.PublishIP, "docker-publish-ip", "TENANTFLOW_DOCKER_PUBLISH_IP", "127.0.0.1", "host address tenant endpoints are published on")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
 	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")
 	s.Bool(&c.ProbePublic, "supervision-probe-public", "TENANTFLOW_SUPERVISION_PROBE_PUBLIC", false, "probe the tenant's public URL (needs routing and DNS) instead of its service endpoint")
+	c.OpenShift.Register(s)
 	c.Proxy.Register(s)
 	c.DNS.Register(s)
 	c.LDAP.Register(s)
@@ -93,6 +102,9 @@ func (c Config) Settings() integrations.Settings {
 		DNS: c.DNS.Enabled, Directory: c.LDAP.Enabled, AdminUser: c.AdminUser, CMDB: c.CMDB.Enabled,
 		Supervision: c.Supervision.Enabled(), ProbePublic: c.ProbePublic,
 		Backup: c.Backup.Enabled(), Retention: c.Backup.Retention,
+		// Only Docker tenants sit behind the proxy: an OpenShift Route is
+		// the tenant's URL by itself.
+		Routed: []string{runtime.Docker},
 	}
 }
 
@@ -125,6 +137,15 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	})
 	if err := c.Backup.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("backup: %w", err))
+	}
+	if err := c.OpenShift.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("openshift: %w", err))
+	}
+	if !c.DockerEnabled && !c.OpenShift.Enabled() {
+		errs = append(errs, fmt.Errorf("no runtime: TENANTFLOW_DOCKER_ENABLED is false and neither %s nor %s is set", openshift.EnvKubeconfig, openshift.EnvInCluster))
+	}
+	if !c.DockerEnabled && c.GitLab.Enabled {
+		errs = append(errs, errors.New("image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine: they need TENANTFLOW_DOCKER_ENABLED"))
 	}
 	d.backupCfg, d.log = c.Backup, log
 	if c.GitLab.Enabled != c.Registry.Enabled {
@@ -186,7 +207,8 @@ func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
 // Deps are the clients the activities use; a nil integration is disabled
 // (the workflows learn that from Integrations and never call it).
 type Deps struct {
-	Runtime      runtime.Driver
+	// Runtimes are the tenant runtimes by name (runtime.Docker, …).
+	Runtimes     map[string]runtime.Driver
 	Integrations integrations.Settings
 	Proxy        *proxy.Activities
 	DNS          *dns.Activities
@@ -214,17 +236,16 @@ var _ backup.DumpHost = (*docker.Driver)(nil)
 // UseDocker makes the Docker driver the runtime of tenants, the engine of
 // image builds and the host of the volumes backups read.
 func (d *Deps) UseDocker(drv *docker.Driver) error {
-	d.Runtime = drv
+	d.useRuntime(runtime.Docker, drv)
 	if d.backupCfg.Enabled() {
-		log := d.log
-		if log == nil {
-			log = slog.Default()
-		}
-		b, err := backup.New(d.backupCfg, drv, log.With("component", "backup"))
+		b, err := backup.New(d.backupCfg, drv, d.logger().With("component", "backup"))
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
 		b.Heartbeat = activity.RecordHeartbeat
+		if d.Backup != nil {
+			b.InPlace = d.Backup.InPlace
+		}
 		d.Backup = b
 	}
 	if d.registryClient != nil {
@@ -235,6 +256,37 @@ func (d *Deps) UseDocker(drv *docker.Driver) error {
 		d.Build.Engine = drv
 	}
 	return nil
+}
+
+// UseOpenShift makes the OpenShift driver the runtime of tenants whose
+// template says runtime openshift. Their volumes are kept in place by the
+// cluster's storage at decommission, so they need no backup location.
+func (d *Deps) UseOpenShift(drv *openshift.Driver) {
+	d.useRuntime(runtime.OpenShift, drv)
+	if d.Backup == nil {
+		d.Backup = &backup.Activities{Heartbeat: activity.RecordHeartbeat, Log: d.logger().With("component", "backup")}
+	}
+	if d.Backup.InPlace == nil {
+		d.Backup.InPlace = map[string]backup.InPlace{}
+	}
+	d.Backup.InPlace[runtime.OpenShift] = drv
+	if !slices.Contains(d.Integrations.KeepInPlace, runtime.OpenShift) {
+		d.Integrations.KeepInPlace = append(d.Integrations.KeepInPlace, runtime.OpenShift)
+	}
+}
+
+func (d *Deps) useRuntime(name string, drv runtime.Driver) {
+	if d.Runtimes == nil {
+		d.Runtimes = map[string]runtime.Driver{}
+	}
+	d.Runtimes[name] = drv
+}
+
+func (d *Deps) logger() *slog.Logger {
+	if d.log == nil {
+		return slog.Default()
+	}
+	return d.log
 }
 
 // RegisterWorkflows registers every workflow under its stable type name; the
@@ -250,7 +302,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 // helpers (Check, …) that must not become activities.
 func Register(r sdkworker.Registry, deps Deps) {
 	RegisterWorkflows(r)
-	r.RegisterActivity(&runtime.Activities{Driver: deps.Runtime, Heartbeat: activity.RecordHeartbeat})
+	r.RegisterActivity(&runtime.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
 	var fns []any
 	if a := deps.Proxy; a != nil {

@@ -133,7 +133,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 	var undo saga
 	err = func() error {
 		t.step(StepEnsureImage)
-		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions), a.EnsureImage, runtime.ImageInput{Image: in.Image}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions), a.EnsureImage, runtime.ImageInput{Runtime: t.template.Runtime, Image: in.Image}).Get(ctx, nil); err != nil {
 			return err
 		}
 		t.stepDone()
@@ -141,14 +141,14 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 		t.step(StepStartNew)
 		undo.add("remove new instance", func(ctx workflow.Context) error {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RetireService,
-				runtime.RetireInput{Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: oldGen, StopTimeout: runtime.Duration(time.Second)}).Get(ctx, nil)
+				runtime.RetireInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: oldGen, StopTimeout: runtime.Duration(time.Second)}).Get(ctx, nil)
 		})
 		var st runtime.ServiceStatus
-		if err := workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Tenant: t.spec.Name, Owner: owner, Service: cand}).Get(ctx, &st); err != nil {
+		if err := workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand}).Get(ctx, &st); err != nil {
 			return err
 		}
 		var ep runtime.Endpoint
-		check := runtime.Environment{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: env.Template, Services: []runtime.Service{cand}, HealthTimeout: in.HealthTimeout}
+		check := runtime.Environment{Runtime: env.Runtime, Tenant: t.spec.Name, Stage: t.spec.Stage, Template: env.Template, Services: []runtime.Service{cand}, HealthTimeout: in.HealthTimeout}
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, check).Get(ctx, &ep); err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 	t.step(StepRetireOld)
 	msg := ""
 	err = workflow.ExecuteLocalActivity(lctx, a.RetireService, runtime.RetireInput{
-		Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: newGen, StopTimeout: runtime.Duration(defaultStopGrace),
+		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: newGen, StopTimeout: runtime.Duration(defaultStopGrace),
 	}).Get(ctx, nil)
 	if err != nil {
 		// The tenant serves the new image; only a stopped-but-left

@@ -231,8 +231,8 @@ func (t *tenant) retained() bool {
 func (t *tenant) backupRef() backup.BackupRef {
 	b := t.state.Decommission.Backup
 	env, _ := t.liveEnv() // rendered at provisioning already: cannot fail now
-	return backup.BackupRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.ID, ManifestSHA256: b.ManifestSHA256,
-		Dumps: dumpedServices(env)}
+	return backup.BackupRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.ID, ManifestSHA256: b.ManifestSHA256,
+		Dumps: dumpedServices(env), Kept: b.Kept}
 }
 
 // dumpedServices are the services backed up by their own dump tool.
@@ -341,7 +341,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	var plan integrations.Plan
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	var ia *integrations.Activities
-	if err := workflow.ExecuteLocalActivity(lctx, ia.PlanIntegrations, integrations.Input{Tenant: t.spec.Name}).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, ia.PlanIntegrations, integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan); err != nil {
 		return 0, err
 	}
 	if !plan.Backup {
@@ -380,7 +380,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	t.step(StepStopServices)
 	undo.add("start services", func(ctx workflow.Context) error {
 		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.StartServices,
-			runtime.TenantRef{Tenant: t.spec.Name, Owner: owner}).Get(ctx, nil); err != nil {
+			runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}).Get(ctx, nil); err != nil {
 			return err
 		}
 		var ep runtime.Endpoint
@@ -394,7 +394,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 			return nil
 		}
 		return workflow.ExecuteLocalActivity(lctx, a.StopServices, runtime.StopInput{
-			Tenant: t.spec.Name, Owner: owner, Services: names, StopTimeout: runtime.Duration(stopGrace),
+			Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Services: names, StopTimeout: runtime.Duration(stopGrace),
 		}).Get(ctx, nil)
 	}
 	var b *backup.Activities
@@ -402,7 +402,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	id := "decommission-" + d.StartedAt.UTC().Format("20060102t150405z")
 	undo.add("remove backup", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), b.RemoveBackup,
-			backup.BackupRef{Tenant: t.spec.Name, Owner: owner, ID: id}).Get(ctx, nil)
+			backup.BackupRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, ID: id}).Get(ctx, nil)
 	})
 	public, others := t.serviceNames()
 	if err := stop(public); err != nil {
@@ -428,7 +428,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 		d.Phase = PhaseBackingUp
 		t.step(StepBackup)
 		if err := workflow.ExecuteActivity(bctx, b.DumpServices, backup.DumpInput{
-			Tenant: t.spec.Name, Owner: owner, ID: id, Services: dumped,
+			Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, ID: id, Services: dumped,
 		}).Get(ctx, nil); err != nil {
 			return 0, err
 		}
@@ -444,7 +444,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	t.step(StepBackup)
 	var bk backup.Backup
 	if err := workflow.ExecuteActivity(bctx, b.BackupVolumes, backup.BackupInput{
-		Tenant: t.spec.Name, Owner: owner, ID: id, Volumes: archivedVolumes(env), Dumps: dumpedNames,
+		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, ID: id, Volumes: archivedVolumes(env), Dumps: dumpedNames,
 	}).Get(ctx, &bk); err != nil {
 		return 0, err
 	}
@@ -532,7 +532,7 @@ func (t *tenant) tearDown(ctx workflow.Context) error {
 		}
 	}
 	var a *runtime.Activities
-	ref := runtime.TenantRef{Tenant: t.spec.Name, Owner: owner}
+	ref := runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}
 	run("remove containers and network", func(ctx workflow.Context) error {
 		if err := workflow.ExecuteLocalActivity(lctx, a.RemoveServices, ref).Get(ctx, nil); err != nil {
 			return err
@@ -578,7 +578,7 @@ func (t *tenant) purge(ctx workflow.Context) {
 	var a *runtime.Activities
 	run("remove volumes", func(ctx workflow.Context) error {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, teardownLocalOptions), a.RemoveVolumes,
-			runtime.TenantRef{Tenant: t.spec.Name, Owner: owner}).Get(ctx, nil)
+			runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}).Get(ctx, nil)
 	})
 	if _, ok := t.resource("ldap"); ok {
 		var l *ldap.Activities
@@ -636,7 +636,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		var plan integrations.Plan
 		var ia *integrations.Activities
 		lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
-		if err := workflow.ExecuteLocalActivity(lctx, ia.PlanIntegrations, integrations.Input{Tenant: t.spec.Name}).Get(ctx, &plan); err != nil {
+		if err := workflow.ExecuteLocalActivity(lctx, ia.PlanIntegrations, integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan); err != nil {
 			return err
 		}
 		env, err := t.liveEnv()
@@ -644,7 +644,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 			return err
 		}
 		owner := t.state.ProvisionID
-		ref := runtime.TenantRef{Tenant: t.spec.Name, Owner: owner}
+		ref := runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}
 		var a *runtime.Activities
 		undo.add("remove network", func(ctx workflow.Context) error {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RemoveNetwork, ref).Get(ctx, nil)
@@ -655,7 +655,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		}
 		t.end(StepCreateNetwork)
 		t.begin(StepRestoreVolumes)
-		if err := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
 			return err
 		}
 		var b *backup.Activities

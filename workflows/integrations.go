@@ -68,7 +68,7 @@ func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, erro
 	var a *integrations.Activities
 	var plan integrations.Plan
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, a.PlanIntegrations, integrations.Input{Tenant: t.spec.Name}).Get(ctx, &plan); err != nil {
+	if err := workflow.ExecuteLocalActivity(lctx, a.PlanIntegrations, integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan); err != nil {
 		return plan, err
 	}
 	if plan.Directory && t.secrets[adminPasswordSecret] == "" {

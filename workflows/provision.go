@@ -245,7 +245,7 @@ func (t *tenant) provision(ctx workflow.Context) error {
 func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment, undo *saga) (runtime.Endpoint, error) {
 	var a *runtime.Activities
 	owner := t.state.ProvisionID
-	ref := runtime.TenantRef{Tenant: t.spec.Name, Owner: owner}
+	ref := runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	local := func(fn any, arg any) func(workflow.Context) error {
 		return func(ctx workflow.Context) error {
@@ -259,7 +259,7 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 	t.begin(StepCreateNetwork)
 	t.begin(StepCreateVolumes)
 	netF := workflow.ExecuteLocalActivity(lctx, a.CreateNetwork, ref)
-	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
+	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
 	netErr := netF.Get(ctx, nil)
 	t.end(StepCreateNetwork)
 	volErr := volF.Get(ctx, nil)
@@ -299,7 +299,7 @@ func (t *tenant) startServices(ctx workflow.Context, env runtime.Environment, wh
 	for i, svc := range env.Services {
 		if which(svc) {
 			futures = append(futures, workflow.ExecuteLocalActivity(lctx, a.StartService,
-				runtime.ServiceInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
+				runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
 			idx = append(idx, i)
 		}
 	}

@@ -66,6 +66,9 @@ type Activities struct {
 	// activity.RecordHeartbeat. Nil disables heartbeats (direct calls).
 	Heartbeat func(ctx context.Context, details ...any)
 	Log       *slog.Logger
+	// InPlace are the runtimes (by name) whose volumes their storage
+	// keeps: their tenants' backups are kept in place, not archived.
+	InPlace map[string]InPlace
 	// Open reads an archive; nil is os.Open. Tests inject a faulty disk.
 	Open func(name string) (io.ReadCloser, error)
 
@@ -97,6 +100,9 @@ func New(cfg Config, host VolumeHost, log *slog.Logger) (*Activities, error) {
 // Check reports whether the backup location exists and is writable, so a
 // worker with a lost NFS mount says so before a tenant is decommissioned.
 func (a *Activities) Check(ctx context.Context) error {
+	if a.Config.Dir == "" {
+		return nil // volumes kept in place only
+	}
 	fi, err := os.Stat(a.Config.Dir)
 	if err != nil {
 		return fmt.Errorf("backup location: %w", err)
@@ -123,6 +129,15 @@ func (a *Activities) log() *slog.Logger {
 	return a.Log
 }
 
+// archiving fails when no backup location is configured: a worker that
+// only keeps volumes in place has none.
+func (a *Activities) archiving() error {
+	if a.Config.Dir == "" || a.Host == nil {
+		return temporal.NewNonRetryableApplicationError("no backup location is configured ("+EnvDir+")", "BackupNotConfigured", nil)
+	}
+	return nil
+}
+
 // location is the directory of one backup.
 func (a *Activities) location(tenant, id string) string {
 	return filepath.Join(a.Config.Dir, tenant, id)
@@ -132,6 +147,12 @@ func (a *Activities) location(tenant, id string) string {
 // success returns the same summary; a retry after a crash reuses the volume
 // archives that are complete and rewrites the others.
 func (a *Activities) BackupVolumes(ctx context.Context, in BackupInput) (Backup, error) {
+	if ip := a.inPlace(in.Runtime); ip != nil {
+		return a.keepVolumes(ctx, ip, in)
+	}
+	if err := a.archiving(); err != nil {
+		return Backup{}, err
+	}
 	if err := in.validate(); err != nil {
 		return Backup{}, err
 	}
@@ -357,6 +378,12 @@ func (a *Activities) loadManifest(dir string, ref BackupRef) (Manifest, error) {
 // checksum must be ref.ManifestSHA256. The scratch volumes are removed
 // afterwards, whatever the outcome.
 func (a *Activities) VerifyBackup(ctx context.Context, ref BackupRef) (Verification, error) {
+	if ip := a.inPlace(ref.Runtime); ip != nil {
+		return a.checkKept(ctx, ip, ref)
+	}
+	if err := a.archiving(); err != nil {
+		return Verification{}, err
+	}
 	v, err := a.verifyVolumes(ctx, ref)
 	if err != nil {
 		return v, err
@@ -421,6 +448,13 @@ func (a *Activities) verifyVolumes(ctx context.Context, ref BackupRef) (Verifica
 // backup and checks the result as VerifyBackup does. A retry empties the
 // volumes and restores them again.
 func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
+	if ip := a.inPlace(ref.Runtime); ip != nil {
+		// The data is where the tenant left it: check it still is.
+		return a.checkKept(ctx, ip, ref)
+	}
+	if err := a.archiving(); err != nil {
+		return Verification{}, err
+	}
 	// The volumes of dumped services start empty: LoadDumps fills them
 	// through the service itself once it runs.
 	for _, svc := range ref.Dumps {
@@ -532,6 +566,12 @@ func removeContent(root *os.Root) error {
 // is success.
 func (a *Activities) RemoveBackup(ctx context.Context, ref BackupRef) error {
 	if err := ref.validate(false); err != nil {
+		return err
+	}
+	if ip := a.inPlace(ref.Runtime); ip != nil {
+		return passOn(ip.ReleaseVolumes(ctx, ref.Tenant, ref.Owner), "release kept volumes of %s", ref.Tenant)
+	}
+	if err := a.archiving(); err != nil {
 		return err
 	}
 	dir := a.location(ref.Tenant, ref.ID)

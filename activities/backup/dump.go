@@ -42,6 +42,7 @@ type DumpArchive struct {
 type DumpInput struct {
 	Tenant   string            `json:"tenant"`
 	Owner    string            `json:"owner,omitempty"`
+	Runtime  string            `json:"runtime,omitempty"`
 	ID       string            `json:"id"`
 	Services []runtime.Service `json:"services"`
 }
@@ -73,6 +74,11 @@ func (a *Activities) dumpHost() (DumpHost, error) {
 // before it is renamed). A dump completed by an earlier attempt is kept;
 // BackupVolumes then lists the dumps in the manifest.
 func (a *Activities) DumpServices(ctx context.Context, in DumpInput) error {
+	if a.inPlace(in.Runtime) != nil {
+		// The database's files stay on its kept volume, written out by
+		// its clean shutdown: there is nothing to dump them to.
+		return nil
+	}
 	if err := in.validate(); err != nil {
 		return err
 	}
@@ -231,6 +237,9 @@ func verificationFailed(err error, format string, args ...any) error {
 // in the tenant's running (restored) service. The restore tool replaces
 // the service's data, so a retry loads it again.
 func (a *Activities) LoadDumps(ctx context.Context, ref BackupRef) error {
+	if a.inPlace(ref.Runtime) != nil {
+		return nil // the data never left the volume
+	}
 	if err := ref.validate(true); err != nil {
 		return err
 	}

@@ -80,8 +80,11 @@ type Manifest struct {
 
 // BackupInput asks for the tenant's volumes to be archived under ID.
 type BackupInput struct {
-	Tenant  string   `json:"tenant"`
-	Owner   string   `json:"owner,omitempty"`
+	Tenant string `json:"tenant"`
+	Owner  string `json:"owner,omitempty"`
+	// Runtime is the tenant's runtime; one whose volumes are kept in
+	// place (see InPlace) is not archived.
+	Runtime string   `json:"runtime,omitempty"`
 	ID      string   `json:"id"`
 	Volumes []string `json:"volumes"`
 	// Dumps names the services whose dumps DumpServices took under ID;
@@ -94,12 +97,16 @@ type BackupInput struct {
 type BackupRef struct {
 	Tenant         string `json:"tenant"`
 	Owner          string `json:"owner,omitempty"`
+	Runtime        string `json:"runtime,omitempty"`
 	ID             string `json:"id"`
 	ManifestSHA256 string `json:"manifestSha256,omitempty"`
 	// Dumps are the services of the backup's dumps, as rendered for the
 	// tenant: verification starts a scratch instance of each, and a
 	// restore loads each dump with the service's restore command.
 	Dumps []runtime.Service `json:"dumps,omitempty"`
+	// Kept are the volumes of an in-place backup, as BackupVolumes
+	// reported them (ManifestSHA256 is their checksum).
+	Kept []KeptVolume `json:"kept,omitempty"`
 }
 
 // VolumeSummary is one volume's archive without its entries.
@@ -116,6 +123,12 @@ type VolumeSummary struct {
 // entries, which can be thousands.
 type Backup struct {
 	ID string `json:"id"`
+	// Kind is empty for archives in the backup location, KindInPlace for
+	// volumes the runtime's storage keeps (then Kept lists them and Note
+	// says what that means).
+	Kind string       `json:"kind,omitempty"`
+	Note string       `json:"note,omitempty"`
+	Kept []KeptVolume `json:"kept,omitempty"`
 	// Location is the directory of this backup.
 	Location string `json:"location"`
 	// ManifestSHA256 is the SHA-256 of manifest.json: the backup's checksum.

@@ -348,22 +348,10 @@ func orDefaultInt(n, def int) int {
 	return def
 }
 
-// healthBudget is how long a service may take to become healthy: the time
-// its own check needs to give up, so the activity fails no sooner than the
-// template allows and no later than it must.
-func healthBudget(h *runtime.HealthCheck) time.Duration {
-	if h == nil {
-		return 30 * time.Second
-	}
-	interval := orDefault(h.Interval.D(), time.Second)
-	timeout := orDefault(h.Timeout.D(), 2*time.Second)
-	return h.StartPeriod.D() + time.Duration(orDefaultInt(h.Retries, 3)+1)*(interval+timeout) + 5*time.Second
-}
-
 // WaitHealthy polls every service (the instance of its generation) until its
 // health check passes and returns the tenant's public endpoint. A service
 // that Docker marks unhealthy, or that stays unready past its budget
-// (env.HealthTimeout when set, else healthBudget), is a permanent failure.
+// (env.HealthTimeout when set, else runtime.HealthBudget), is a permanent failure.
 // A release calls it with only the candidate in env.Services, and gets the
 // candidate's own endpoint back.
 func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progress func(string)) (runtime.Endpoint, error) {
@@ -400,7 +388,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 				msg := fmt.Sprintf("service %s is unhealthy: %s", name, why)
 				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
-			budget := healthBudget(svc.HealthCheck)
+			budget := runtime.HealthBudget(svc.HealthCheck)
 			if env.HealthTimeout > 0 {
 				budget = env.HealthTimeout.D()
 			}

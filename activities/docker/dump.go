@@ -113,7 +113,7 @@ func (d *Driver) RemoveScratchInstance(ctx context.Context, tenant string, svc r
 // execWhenHealthy waits until the container runs and, when it has a health
 // check, is healthy (within the check's own budget), then runs cmd in it.
 func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
-	deadline := time.Now().Add(healthBudget(svc.HealthCheck))
+	deadline := time.Now().Add(runtime.HealthBudget(svc.HealthCheck))
 	for {
 		info, err := d.cli.ContainerInspect(ctx, name)
 		if err != nil {

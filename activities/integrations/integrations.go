@@ -9,6 +9,7 @@ package integrations
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,6 +48,12 @@ type Settings struct {
 	ProbePublic  bool
 	Backup       bool
 	Retention    time.Duration
+	// KeepInPlace are the runtimes whose storage keeps a decommissioned
+	// tenant's volumes in place (no backup location needed); Routed are
+	// the runtimes whose tenants the proxy routes (an OpenShift Route is
+	// the tenant's URL by itself).
+	KeepInPlace []string
+	Routed      []string
 }
 
 // Enabled lists the enabled integrations, for the start-up log.
@@ -66,6 +73,8 @@ func (s Settings) Enabled() []string {
 // Input names the tenant to plan for.
 type Input struct {
 	Tenant string `json:"tenant"`
+	// Runtime is the tenant's runtime (empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // Activities answers PlanIntegrations from the worker's settings.
@@ -76,6 +85,16 @@ type Activities struct {
 // PlanIntegrations returns the tenant's plan. It does no I/O.
 func (a *Activities) PlanIntegrations(_ context.Context, in Input) (Plan, error) {
 	s := a.Settings
+	rt := in.Runtime
+	if rt == "" {
+		rt = "docker"
+	}
+	if s.Routed != nil && !slices.Contains(s.Routed, rt) {
+		s.Routing, s.ProbePublic = false, false
+	}
+	if slices.Contains(s.KeepInPlace, rt) {
+		s.Backup = true
+	}
 	p := Plan{
 		Routing: s.Routing, DNS: s.DNS, Directory: s.Directory, CMDB: s.CMDB,
 		Supervision: s.Supervision, ProbePublic: s.ProbePublic && s.Routing,

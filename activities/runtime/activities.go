@@ -2,6 +2,10 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 // Driver is what a runtime (Docker host, OpenShift cluster) must do for the
@@ -48,6 +52,8 @@ type StopInput struct {
 	// StopTimeout is how long each may finish its work after SIGTERM
 	// (zero: 10 s).
 	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	// Runtime is the tenant's runtime (a Driver name; empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // ErrImageNotFound is the failure type of an image neither the runtime nor
@@ -57,6 +63,8 @@ const ErrImageNotFound = "ImageNotFound"
 // ImageInput names an image by reference (repo@sha256:… for releases).
 type ImageInput struct {
 	Image string `json:"image"`
+	// Runtime is the tenant's runtime (a Driver name; empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // RetireInput names the instances of a service to stop and remove: all of
@@ -69,6 +77,8 @@ type RetireInput struct {
 	// StopTimeout is how long an instance may finish in-flight work after
 	// SIGTERM before it is killed (zero: 10 s).
 	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	// Runtime is the tenant's runtime (a Driver name; empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // TenantRef names the tenant an activity works on, and the provisioning
@@ -76,6 +86,8 @@ type RetireInput struct {
 type TenantRef struct {
 	Tenant string `json:"tenant"`
 	Owner  string `json:"owner,omitempty"`
+	// Runtime is the tenant's runtime (a Driver name; empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // VolumesInput asks for the tenant's volumes to exist.
@@ -83,6 +95,8 @@ type VolumesInput struct {
 	Tenant  string   `json:"tenant"`
 	Owner   string   `json:"owner,omitempty"`
 	Volumes []string `json:"volumes"`
+	// Runtime is the tenant's runtime (a Driver name; empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // ServiceInput asks for one service to be created and running.
@@ -90,6 +104,8 @@ type ServiceInput struct {
 	Tenant  string  `json:"tenant"`
 	Owner   string  `json:"owner,omitempty"`
 	Service Service `json:"service"`
+	// Runtime is the tenant's runtime (a Driver name; empty: docker).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // ServiceStatus is what StartService reports about the running service.
@@ -104,35 +120,79 @@ type Endpoint struct {
 	URL string `json:"url"`
 }
 
+// Runtime names: a template's runtime field, a tenant's Runtime.
+const (
+	Docker    = "docker"
+	OpenShift = "openshift"
+)
+
+// Runtimes are the runtimes a template may name.
+var Runtimes = []string{Docker, OpenShift}
+
+// ErrRuntimeNotConfigured is the failure type of a tenant whose runtime
+// this worker has no driver for.
+const ErrRuntimeNotConfigured = "RuntimeNotConfigured"
+
 // Activities is the runtime surface the workflows call. It delegates to the
-// configured Driver so workflows reference one set of type-checked activity
-// names (var a *runtime.Activities; a.StartService) whatever the runtime.
+// tenant's runtime's Driver, so workflows reference one set of type-checked
+// activity names (var a *runtime.Activities; a.StartService) whatever the
+// runtime, and pass the tenant's runtime along as data.
 type Activities struct {
-	Driver Driver
+	// Drivers by runtime name; an empty name means Docker, the only
+	// runtime before tenants named theirs.
+	Drivers map[string]Driver
 	// Heartbeat records progress of long activities; the worker sets it to
 	// activity.RecordHeartbeat. Nil disables heartbeats (direct calls).
 	Heartbeat func(ctx context.Context, details ...any)
 }
 
+// driver is the tenant's runtime's driver.
+func (a *Activities) driver(name string) (Driver, error) {
+	if name == "" {
+		name = Docker
+	}
+	if d := a.Drivers[name]; d != nil {
+		return d, nil
+	}
+	msg := fmt.Sprintf("runtime %q is not configured on this worker (see TENANTFLOW_%s_* settings)", name, strings.ToUpper(name))
+	return nil, temporal.NewNonRetryableApplicationError(msg, ErrRuntimeNotConfigured, nil)
+}
+
 // CreateNetwork makes the tenant's private network.
 func (a *Activities) CreateNetwork(ctx context.Context, in TenantRef) error {
-	return a.Driver.CreateNetwork(ctx, in.Tenant, in.Owner)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.CreateNetwork(ctx, in.Tenant, in.Owner)
 }
 
 // CreateVolumes makes the tenant's persistent volumes.
 func (a *Activities) CreateVolumes(ctx context.Context, in VolumesInput) error {
-	return a.Driver.CreateVolumes(ctx, in.Tenant, in.Owner, in.Volumes)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.CreateVolumes(ctx, in.Tenant, in.Owner, in.Volumes)
 }
 
 // StartService creates (once) and starts one service of the tenant.
 func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
-	return a.Driver.StartService(ctx, in.Tenant, in.Owner, in.Service)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return ServiceStatus{}, err
+	}
+	return d.StartService(ctx, in.Tenant, in.Owner, in.Service)
 }
 
 // WaitHealthy blocks until every service passes its health check and
 // heartbeats which ones it still waits for, so a stuck start is visible in the
 // Web UI and a lost worker is noticed by the heartbeat timeout.
 func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint, error) {
+	d, err := a.driver(env.Runtime)
+	if err != nil {
+		return Endpoint{}, err
+	}
 	progress := func(msg string) {
 		if a.Heartbeat != nil {
 			a.Heartbeat(ctx, msg)
@@ -140,44 +200,72 @@ func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint
 	}
 	// Returned unwrapped: the SDK reads only the outermost error, and a
 	// wrapped non-retryable ApplicationError would be retried.
-	return a.Driver.WaitHealthy(ctx, env, progress)
+	return d.WaitHealthy(ctx, env, progress)
 }
 
 // EnsureImage makes the image available to the runtime before a cut-over
 // starts an instance of it.
 func (a *Activities) EnsureImage(ctx context.Context, in ImageInput) error {
-	return a.Driver.EnsureImage(ctx, in.Image)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.EnsureImage(ctx, in.Image)
 }
 
 // RetireService stops and removes the instances of a service other than
 // the generation to keep.
 func (a *Activities) RetireService(ctx context.Context, in RetireInput) error {
-	return a.Driver.RetireService(ctx, in)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.RetireService(ctx, in)
 }
 
 // StopServices stops the named services of the tenant, keeping them.
 func (a *Activities) StopServices(ctx context.Context, in StopInput) error {
-	return a.Driver.StopServices(ctx, in)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.StopServices(ctx, in)
 }
 
 // StartServices starts the tenant's stopped services again.
 func (a *Activities) StartServices(ctx context.Context, in TenantRef) error {
-	return a.Driver.StartServices(ctx, in.Tenant, in.Owner)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.StartServices(ctx, in.Tenant, in.Owner)
 }
 
 // RemoveServices removes every service (container) of the tenant.
 func (a *Activities) RemoveServices(ctx context.Context, in TenantRef) error {
-	return a.Driver.RemoveServices(ctx, in.Tenant, in.Owner)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.RemoveServices(ctx, in.Tenant, in.Owner)
 }
 
 // RemoveVolumes deletes the tenant's volumes and their data. Only
 // compensation of a failed provisioning (no data yet) and the end of
 // retention call it.
 func (a *Activities) RemoveVolumes(ctx context.Context, in TenantRef) error {
-	return a.Driver.RemoveVolumes(ctx, in.Tenant, in.Owner)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.RemoveVolumes(ctx, in.Tenant, in.Owner)
 }
 
 // RemoveNetwork removes the tenant's network.
 func (a *Activities) RemoveNetwork(ctx context.Context, in TenantRef) error {
-	return a.Driver.RemoveNetwork(ctx, in.Tenant, in.Owner)
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return err
+	}
+	return d.RemoveNetwork(ctx, in.Tenant, in.Owner)
 }

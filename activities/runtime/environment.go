@@ -13,9 +13,11 @@ import (
 // driver needs, with secrets already substituted. It travels through workflow
 // history only encrypted (see internal/codec) because env values hold secrets.
 type Environment struct {
-	Tenant   string    `json:"tenant"`
-	Stage    string    `json:"stage"`
-	Template string    `json:"template"`
+	Tenant   string `json:"tenant"`
+	Stage    string `json:"stage"`
+	Template string `json:"template"`
+	// Runtime is the template's runtime (empty: docker).
+	Runtime  string    `json:"runtime,omitempty"`
 	Volumes  []string  `json:"volumes,omitempty"`
 	Services []Service `json:"services"`
 	// HealthTimeout, when set, is how long WaitHealthy waits for every
@@ -62,7 +64,7 @@ func (e *Environment) PublicPort() (Service, Port, bool) {
 // Render substitutes the tenant's variables and secrets into the template.
 // It is pure (no I/O, no randomness) so that workflows may call it.
 func (t *Template) Render(tenant, stage string, secrets map[string]string) (Environment, error) {
-	env := Environment{Tenant: tenant, Stage: stage, Template: t.Name}
+	env := Environment{Tenant: tenant, Stage: stage, Template: t.Name, Runtime: t.Runtime}
 	for _, v := range t.Volumes {
 		env.Volumes = append(env.Volumes, v.Name)
 	}

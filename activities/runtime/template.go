@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -21,11 +22,14 @@ import (
 // Template is the declarative description of one tenant environment, read from
 // deploy/templates/<name>.yaml. It is rendered per tenant into an Environment.
 type Template struct {
-	Name        string            `yaml:"name" json:"name"`
-	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
-	Secrets     []SecretTemplate  `yaml:"secrets,omitempty" json:"secrets,omitempty"`
-	Volumes     []VolumeTemplate  `yaml:"volumes,omitempty" json:"volumes,omitempty"`
-	Services    []ServiceTemplate `yaml:"services" json:"services"`
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Runtime runs the template's tenants: docker or openshift; empty
+	// takes the deployment's default (TENANTFLOW_RUNTIME) when loaded.
+	Runtime  string            `yaml:"runtime,omitempty" json:"runtime,omitempty"`
+	Secrets  []SecretTemplate  `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	Volumes  []VolumeTemplate  `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	Services []ServiceTemplate `yaml:"services" json:"services"`
 }
 
 // SecretTemplate declares a value generated once per tenant (e.g. a database
@@ -115,6 +119,26 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// HealthBudget is how long a service may take to become healthy: the time
+// its own check needs to give up, so a wait fails no sooner than the
+// template allows and no later than it must.
+func HealthBudget(h *HealthCheck) time.Duration {
+	if h == nil {
+		return 30 * time.Second
+	}
+	interval, timeout, retries := h.Interval.D(), h.Timeout.D(), h.Retries
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	if retries <= 0 {
+		retries = 3
+	}
+	return h.StartPeriod.D() + time.Duration(retries+1)*(interval+timeout) + 5*time.Second
+}
+
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
@@ -149,6 +173,9 @@ func ParseTemplate(data []byte) (*Template, error) {
 func (t *Template) Validate() error {
 	if !IsDNSLabel(t.Name, 40) {
 		return fmt.Errorf("template name %q: must be a DNS label of at most 40 characters", t.Name)
+	}
+	if t.Runtime != "" && !slices.Contains(Runtimes, t.Runtime) {
+		return fmt.Errorf("template %s: runtime %q: must be one of %s", t.Name, t.Runtime, strings.Join(Runtimes, ", "))
 	}
 	if len(t.Services) == 0 {
 		return fmt.Errorf("template %s: no services", t.Name)
@@ -275,6 +302,24 @@ var tenantVars = map[string]func(name, stage string) string{
 
 // Templates is the set of templates an installation offers, by name.
 type Templates map[string]*Template
+
+// WithDefaultRuntime gives every template that names no runtime the
+// deployment's default, so each tenant's runtime is fixed when it is
+// requested (a later change of the default moves no tenant).
+func (ts Templates) WithDefaultRuntime(name string) error {
+	if name == "" {
+		name = Docker
+	}
+	if !slices.Contains(Runtimes, name) {
+		return fmt.Errorf("runtime %q: must be one of %s", name, strings.Join(Runtimes, ", "))
+	}
+	for _, t := range ts {
+		if t.Runtime == "" {
+			t.Runtime = name
+		}
+	}
+	return nil
+}
 
 // LoadTemplates reads every *.yaml file of dir. The file name (without
 // extension) must equal the template's name so an operator finds it by name.

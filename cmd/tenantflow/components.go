@@ -20,6 +20,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
+	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/internal/config"
@@ -29,9 +30,11 @@ import (
 
 // apiSettings are the API process's own settings.
 type apiSettings struct {
-	Listen         string
-	TokensFile     string
-	TemplatesDir   string
+	Listen       string
+	TokensFile   string
+	TemplatesDir string
+	// Runtime is the default runtime of templates that name none.
+	Runtime        string
 	CodecOrigins   string
 	CodecAnonymous bool
 	// Image builds: on when ProjectsFile is set.
@@ -47,6 +50,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.Listen, "api-listen", "TENANTFLOW_API_LISTEN", "127.0.0.1:8080", "REST API listen address")
 	s.String(&a.TokensFile, "api-tokens-file", "TENANTFLOW_API_TOKENS_FILE", "", `JSON file mapping roles to bearer tokens: {"ops":"…","distributor":"…","developer":"…"} (required)`)
 	s.String(&a.TemplatesDir, "templates-dir", "TENANTFLOW_TEMPLATES_DIR", "deploy/templates", "directory of tenant templates (*.yaml)")
+	s.String(&a.Runtime, "runtime", "TENANTFLOW_RUNTIME", runtime.Docker, "runtime of tenants whose template names none: docker or openshift")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
@@ -80,33 +84,54 @@ func dial(ctx context.Context, cfg temporalx.Config, reg *prometheus.Registry, l
 	return temporalx.Dial(ctx, cfg, log, metrics)
 }
 
-// startWorker connects to the Docker Engine, checks the namespace and starts
-// the worker; stop waits for running activities (up to the stop timeout).
+// startWorker connects to the configured runtimes (Docker Engine, OpenShift
+// cluster), checks the namespace and starts the worker; stop waits for
+// running activities (up to the stop timeout).
 func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wcfg worker.Config, deps worker.Deps, log *slog.Logger) (stop func(), err error) {
-	driver, err := docker.New(ctx, wcfg.Docker, log.With("component", "docker"))
-	if err != nil {
-		return nil, fmt.Errorf("TENANTFLOW_DOCKER_HOST: %w", err)
+	var closers []func()
+	closeAll := func() {
+		for _, f := range closers {
+			f()
+		}
+	}
+	var runtimes []any
+	if wcfg.DockerEnabled {
+		driver, err := docker.New(ctx, wcfg.Docker, log.With("component", "docker"))
+		if err != nil {
+			return nil, fmt.Errorf("TENANTFLOW_DOCKER_HOST: %w", err)
+		}
+		closers = append(closers, func() { driver.Close() })
+		if err := deps.UseDocker(driver); err != nil {
+			closeAll()
+			return nil, err
+		}
+		runtimes = append(runtimes, "docker", driver.Client().DaemonHost())
+	}
+	if wcfg.OpenShift.Enabled() {
+		driver, err := openshift.New(ctx, wcfg.OpenShift, nil, log.With("component", "openshift"))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("openshift: %w", err)
+		}
+		deps.UseOpenShift(driver)
+		runtimes = append(runtimes, "openshift", driver.Server())
 	}
 	if err := worker.CheckSearchAttributes(ctx, c, tcfg.Namespace); err != nil {
-		driver.Close()
-		return nil, err
-	}
-	if err := deps.UseDocker(driver); err != nil {
-		driver.Close()
+		closeAll()
 		return nil, err
 	}
 	log.Info("integrations", "enabled", deps.Integrations.Enabled())
 	worker.CheckIntegrations(ctx, deps, log)
 	w := worker.New(c, tcfg.TaskQueue, wcfg, deps)
 	if err := w.Start(); err != nil {
-		driver.Close()
+		closeAll()
 		return nil, fmt.Errorf("start worker on task queue %s: %w", tcfg.TaskQueue, err)
 	}
-	log.Info("worker started", "taskQueue", tcfg.TaskQueue, "namespace", tcfg.Namespace, "docker", driver.Client().DaemonHost())
+	log.Info("worker started", append([]any{"taskQueue", tcfg.TaskQueue, "namespace", tcfg.Namespace}, runtimes...)...)
 	return func() {
 		log.Info("worker stopping", "grace", wcfg.StopTimeout)
 		w.Stop()
-		driver.Close()
+		closeAll()
 	}, nil
 }
 
@@ -121,6 +146,9 @@ func loadAPIFiles(a apiSettings) (apiFiles, error) {
 	templates, err := runtime.LoadTemplates(a.TemplatesDir)
 	if err != nil {
 		return apiFiles{}, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)
+	}
+	if err := templates.WithDefaultRuntime(a.Runtime); err != nil {
+		return apiFiles{}, fmt.Errorf("TENANTFLOW_RUNTIME: %w", err)
 	}
 	if a.TokensFile == "" {
 		return apiFiles{}, errors.New("TENANTFLOW_API_TOKENS_FILE is required (JSON mapping roles to bearer tokens)")
