@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench histories build demo-image fmt vet clean
+.PHONY: run test unit bench histories build demo-image fmt vet clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -15,6 +15,12 @@ $(BIN)/tenantflow: FORCE
 # The pinned Temporal CLI serves the dev server and Web UI offline.
 $(BIN)/temporal:
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# The test control plane of the OpenShift driver's tests (kube-apiserver,
+# controller-manager, scheduler, etcd, kwok), built from the module proxy
+# once (~8-11 min cold) and cached outside the repository by version.
+kube-tools:
+	testsuite/kube/build-tools.sh >/dev/null
 
 # The default template's image, built FROM scratch from the demo app.
 demo-image: $(BIN)/tenantflow
@@ -28,7 +34,7 @@ run: $(BIN)/temporal demo-image
 # Every test: unit, workflow (SDK test env), integration against the real
 # Docker Engine and a real Temporal dev server, replay of committed histories.
 # With TENANTFLOW_REQUIRE_INTEGRATION=1 (CI) a missing dependency fails.
-test: $(BIN)/temporal vet
+test: $(BIN)/temporal kube-tools vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test $(TEST_FLAGS) ./...
@@ -40,13 +46,13 @@ vet:
 	$(GO) vet ./...
 
 # Benchmarks with figures (orchestration overhead, …); see README.
-bench: $(BIN)/temporal
+bench: $(BIN)/temporal kube-tools
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./testsuite/e2e/
 
 # Record today's workflow histories from real runs into testsuite/histories
 # (older recordings stay: they must still replay; see README).
 histories: $(BIN)/temporal
-	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing' ./testsuite/e2e/
+	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission' ./testsuite/e2e/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

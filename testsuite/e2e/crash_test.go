@@ -22,7 +22,7 @@ import (
 )
 
 // buildTenantflow compiles the real binary once for the crash tests.
-func buildTenantflow(t *testing.T) string {
+func buildTenantflow(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tenantflow")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tenantflow")
@@ -35,7 +35,7 @@ func buildTenantflow(t *testing.T) string {
 
 // startWorkerProcess runs `tenantflow worker` against the test server,
 // with extra environment settings.
-func startWorkerProcess(t *testing.T, bin string, p *platform, extraEnv ...string) *exec.Cmd {
+func startWorkerProcess(t testing.TB, bin string, p *platform, extraEnv ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, "worker")
 	cmd.Env = append(os.Environ(),

@@ -96,8 +96,19 @@ func startPlatform(t testing.TB) *platform { return startPlatformWith(t, &worker
 // own worker (see startWorkerProcess).
 func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	return startPlatformOn(t, runtime.Docker, wcfg, apiOpts...)
+}
+
+// startPlatformOn starts the platform whose templates run on runtimeName
+// by default (TENANTFLOW_RUNTIME); an in-process worker (wcfg) runs on
+// Docker, any other runtime needs a worker process.
+func startPlatformOn(t testing.TB, runtimeName string, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
+	t.Helper()
+	var d *docker.Driver
+	if runtimeName == runtime.Docker {
+		d = testsuite.Docker(t)
+		testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	}
 	tmp := temporaltest.StartTemporal(t)
 	p := &platform{t: t, temporal: tmp, driver: d}
 
@@ -124,6 +135,9 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.C
 	}
 	tpls["broken"] = brokenTemplate(t, tpls)
 	tpls["slow"] = slowTemplate(t, tpls, 6*time.Second)
+	if err := tpls.WithDefaultRuntime(runtimeName); err != nil {
+		t.Fatal(err)
+	}
 	token := fmt.Sprintf("ops-token-%016x", rand.Uint64())
 	tokens, err := api.ParseTokens([]byte(`{"ops":"` + token + `","distributor":"distributor-` + token + `","developer":"developer-` + token + `"}`))
 	if err != nil {

@@ -1,0 +1,229 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tenantflow/tenantflow/activities/backup"
+	"github.com/tenantflow/tenantflow/activities/openshift"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/kube"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// openshiftPlatform is Tenantflow configured for OpenShift only: the API's
+// default runtime is openshift, and the worker process has no Docker
+// Engine, only the cluster, reached as the service account that
+// deploy/openshift/rbac.yaml ships.
+type openshiftPlatform struct {
+	*platform
+	cluster *kube.ControlPlane
+	kube    kubernetes.Interface
+}
+
+func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, pvs int) *openshiftPlatform {
+	t.Helper()
+	kube.RequireTools(t)
+	c, err := kube.Start(kube.Options{PVs: pvs, Logf: t.Logf})
+	require.NoError(t, err)
+	t.Cleanup(c.Stop)
+	ctx := context.Background()
+	require.NoError(t, c.ApplyRBAC(ctx, filepath.Join(testsuite.RepoRoot(), "deploy", "openshift", "rbac.yaml")))
+	_, kubeconfig, err := c.ServiceAccount(ctx, "tenantflow", "tenantflow-worker")
+	require.NoError(t, err)
+
+	p := startPlatformOn(t, runtime.OpenShift, nil)
+	startWorkerProcess(t, bin, p,
+		"TENANTFLOW_DOCKER_ENABLED=false",
+		"TENANTFLOW_OPENSHIFT_KUBECONFIG="+kubeconfig,
+		"TENANTFLOW_OPENSHIFT_ROUTE_DOMAIN=apps.test",
+		"TENANTFLOW_OPENSHIFT_STORAGE_CLASS="+kube.StorageClass,
+		"TENANTFLOW_BACKUP_RETENTION="+retention.String(),
+	)
+	return &openshiftPlatform{platform: p, cluster: c, kube: kubernetes.NewForConfigOrDie(c.Config)}
+}
+
+// deployment is the tenant's Deployment of svc.
+func (o *openshiftPlatform) deployment(t testing.TB, tenant, svc string) (image, generation string, available int32) {
+	t.Helper()
+	d, err := o.kube.AppsV1().Deployments("tf-"+tenant).Get(context.Background(), svc, metav1.GetOptions{})
+	require.NoError(t, err)
+	return d.Spec.Template.Spec.Containers[0].Image, d.Spec.Template.Labels[openshift.LabelGeneration], d.Status.AvailableReplicas
+}
+
+func digestImage(name string, n int) string {
+	return fmt.Sprintf("%s@sha256:%064x", name, n)
+}
+
+// TestOpenShiftProvisionReleaseDecommission is the Docker flow on the
+// cluster, chosen by configuration only: provision, a release, a release
+// that fails its rollout and is rolled back, decommission keeping the
+// volumes, restore, and the end of retention.
+func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
+	bin := buildTenantflow(t)
+	o := startOpenShiftPlatform(t, bin, 40*time.Second, 10)
+	ctx := context.Background()
+	name := tenantName("os")
+	ns := "tf-" + name
+
+	// Provision.
+	o.requestTenant(name, "default", "staging")
+	st := o.waitState(name, 100*time.Millisecond, 2*time.Minute)
+	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, "https://"+name+".apps.test", st["url"])
+	img, gen, avail := o.deployment(t, name, "app")
+	require.Equal(t, "0", gen)
+	require.Equal(t, int32(1), avail)
+	first := img
+
+	// A release rolls the app out to a new image.
+	release := func(image string, extra map[string]any) workflows.ReleaseState {
+		body := map[string]any{"image": image, "tenants": map[string]any{"names": []string{name}}, "drain": "0s"}
+		for k, v := range extra {
+			body[k] = v
+		}
+		code, out, _ := o.doAs("developer-"+o.token, http.MethodPost, "/v1/releases", body)
+		require.Equal(t, http.StatusAccepted, code, out)
+		id := out["id"].(string)
+		b := &releaseBench{t: t, p: o.platform}
+		return b.waitRelease(id, 2*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAwaitingPromotion)
+	}
+	v2 := digestImage("registry.test/demo-app", 2)
+	rs := release(v2, nil)
+	require.Contains(t, []string{workflows.ReleaseCompleted, workflows.ReleaseAwaitingPromotion}, rs.State, rs)
+	img, gen, avail = o.deployment(t, name, "app")
+	require.Equal(t, v2, img)
+	require.Equal(t, "1", gen)
+	require.Equal(t, int32(1), avail)
+
+	// A release whose pods never get ready is rolled back: the cluster
+	// runs the previous ReplicaSet's template again.
+	rs = release(kube.UnreadyDigestImage, map[string]any{"healthTimeout": "3s", "failureThreshold": 0})
+	require.Equal(t, workflows.ReleasePaused, rs.State, rs)
+	_, ten, _ := o.do(http.MethodGet, "/v1/tenants/"+name, nil)
+	require.Equal(t, workflows.StateActive, ten["state"])
+	require.Contains(t, ten["error"], "rolled back")
+	testsuite.WaitFor(t, "app back on generation 1", 30*time.Second, func() error {
+		img, gen, avail := o.deployment(t, name, "app")
+		if img != v2 || gen != "1" || avail != 1 {
+			return fmt.Errorf("app runs %s generation %s (%d available)", img, gen, avail)
+		}
+		return nil
+	})
+	require.NotEqual(t, first, v2)
+
+	// Decommission keeps the volumes in place and says so.
+	code, body, _ := o.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=e2e", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "retained", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
+	d := decommissionOf(st)
+	require.Equal(t, workflows.PhaseRetained, d["phase"], st)
+	bk := d["backup"].(map[string]any)
+	require.Equal(t, backup.KindInPlace, bk["kind"])
+	require.Contains(t, bk["note"], "storage layer")
+	require.Len(t, bk["kept"], 2)
+	deps, err := o.kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Empty(t, deps.Items)
+	claims, err := o.kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, claims.Items, 2)
+	for _, c := range claims.Items {
+		pv, err := o.kube.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
+		require.NoError(t, err)
+		require.Equal(t, corev1.PersistentVolumeReclaimRetain, pv.Spec.PersistentVolumeReclaimPolicy)
+	}
+
+	// Restore brings it back on the same claims, at the same URL, with
+	// the image it had.
+	code, body, _ = o.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseFailed))
+	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, "https://"+name+".apps.test", st["url"])
+	img, _, avail = o.deployment(t, name, "app")
+	require.Equal(t, v2, img)
+	require.Equal(t, int32(1), avail)
+	claims2, err := o.kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Equal(t, claimUIDs(claims), claimUIDs(claims2), "the same claims: the same data")
+
+	// Decommissioned again, the tenant is deleted when retention ends.
+	code, body, _ = o.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=e2e", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = o.waitFor(name, 200*time.Millisecond, 3*time.Minute, "purged", phaseIs(workflows.PhasePurged, workflows.PhaseFailed))
+	require.Equal(t, workflows.PhasePurged, decommissionOf(st)["phase"], st)
+	testsuite.WaitFor(t, "project deleted", time.Minute, func() error {
+		_, err := o.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("namespace %s still there (%v)", ns, err)
+	})
+	desc, err := o.temporal.Client.DescribeWorkflowExecution(ctx, workflows.TenantWorkflowID(name), "")
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
+	o.checkHistory(workflows.TenantWorkflowID(name), "tenant-openshift")
+}
+
+func claimUIDs(l *corev1.PersistentVolumeClaimList) []string {
+	var out []string
+	for _, c := range l.Items {
+		out = append(out, c.Name+"="+string(c.UID))
+	}
+	return out
+}
+
+// BenchmarkOpenShiftProvision measures provision-to-Available on the test
+// control plane through the whole platform (API, workflow, worker process,
+// cluster): one tenant at a time, and 20 requested together.
+func BenchmarkOpenShiftProvision(b *testing.B) {
+	bin := buildTenantflow(b)
+	// Each tenant binds two volumes, released when its project goes.
+	o := startOpenShiftPlatform(b, bin, time.Hour, 300)
+	run := func(b *testing.B, n int) {
+		var total time.Duration
+		for range b.N {
+			names := make([]string, n)
+			for j := range names {
+				names[j] = tenantName(fmt.Sprintf("bos%d", n))
+			}
+			start := time.Now()
+			var wg sync.WaitGroup
+			for _, name := range names {
+				wg.Go(func() { o.requestTenant(name, "default", "prod") })
+			}
+			wg.Wait()
+			for _, name := range names {
+				st := o.waitState(name, 20*time.Millisecond, 5*time.Minute)
+				if st["state"] != workflows.StateActive {
+					b.Fatalf("%s: %v", name, st)
+				}
+			}
+			total += time.Since(start)
+			b.StopTimer()
+			for _, name := range names {
+				_ = o.temporal.Client.TerminateWorkflow(context.Background(), workflows.TenantWorkflowID(name), "", "bench")
+				_ = o.kube.CoreV1().Namespaces().Delete(context.Background(), "tf-"+name, metav1.DeleteOptions{})
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/batch")
+		b.ReportMetric(float64(total.Milliseconds())/float64(b.N*n), "ms/tenant")
+	}
+	b.Run("one", func(b *testing.B) { run(b, 1) })
+	b.Run("parallel-20", func(b *testing.B) { run(b, 20) })
+}
