@@ -34,9 +34,9 @@ func environment(tenant string) runtime.Environment {
 		Volumes: []string{"data", "db-data"},
 		Services: []runtime.Service{
 			{Name: "db", Image: "registry.test/demo-db:1", Command: []string{"db"},
-				Env:    map[string]string{"DB_PASSWORD": "s3cret-pw"},
-				Ports:  []runtime.Port{{Name: "db", Container: 5432}},
-				Mounts: []runtime.Mount{{Volume: "db-data", Path: "/var/lib/db"}},
+				Env:         map[string]string{"DB_PASSWORD": "s3cret-pw"},
+				Ports:       []runtime.Port{{Name: "db", Container: 5432}},
+				Mounts:      []runtime.Mount{{Volume: "db-data", Path: "/var/lib/db"}},
 				HealthCheck: &runtime.HealthCheck{Command: []string{"/demo-app", "check"}}},
 			{Name: "app", Image: "registry.test/demo-app:1",
 				Env:    map[string]string{"DB_PASSWORD": "s3cret-pw", "TENANT": tenant},
@@ -156,7 +156,10 @@ func TestProvisionIsIdempotentAndComplete(t *testing.T) {
 	waitGone(t, kc, ns)
 	for _, list := range []func() (int, error){
 		func() (int, error) { l, err := kc.AppsV1().Deployments("").List(ctx, sel); return len(l.Items), err },
-		func() (int, error) { l, err := kc.CoreV1().PersistentVolumeClaims("").List(ctx, sel); return len(l.Items), err },
+		func() (int, error) {
+			l, err := kc.CoreV1().PersistentVolumeClaims("").List(ctx, sel)
+			return len(l.Items), err
+		},
 		func() (int, error) { l, err := kc.CoreV1().Secrets("").List(ctx, sel); return len(l.Items), err },
 	} {
 		n, err := list()
@@ -383,4 +386,3 @@ func TestDecommissionKeepsVolumesRestoreAndPurge(t *testing.T) {
 	require.NoError(t, d.RemoveVolumes(ctx, "keep", owner))
 	require.NoError(t, d.RemoveNetwork(ctx, "keep", owner))
 }
-
