@@ -259,3 +259,44 @@ func (s *provisionSuite) TestCancelDuringProvisioningCompensates() {
 	s.Equal([]string{"RemoveServices", "RemoveVolumes", "RemoveNetwork"}, calls[len(calls)-3:])
 	s.Equal(StateFailed, s.queryState().State)
 }
+
+// The workflow does not know the runtime: it passes the template's along
+// to every runtime activity and to the integration plan, as data.
+func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
+	var a *runtime.Activities
+	var p *integrations.Activities
+	seen := map[string]string{}
+	note := func(what, rt string) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		seen[what] = rt
+	}
+	s.env.OnActivity(p.PlanIntegrations, mock.Anything, mock.Anything).Return(func(_ context.Context, in integrations.Input) (integrations.Plan, error) {
+		note("PlanIntegrations", in.Runtime)
+		return integrations.Plan{}, nil
+	})
+	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.TenantRef) error {
+		note("CreateNetwork", in.Runtime)
+		return nil
+	})
+	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.VolumesInput) error {
+		note("CreateVolumes", in.Runtime)
+		return nil
+	})
+	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ServiceInput) (runtime.ServiceStatus, error) {
+		note("StartService "+in.Service.Name, in.Runtime)
+		return runtime.ServiceStatus{Service: in.Service.Name, ID: "x"}, nil
+	})
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+		note("WaitHealthy", env.Runtime)
+		return runtime.Endpoint{URL: "https://acme.apps.example.com"}, nil
+	})
+	in := defaultInput(s.T())
+	in.Template.Runtime = runtime.OpenShift
+	s.runUntilSettled(in, func(st TenantState) {
+		s.Equal(StateActive, st.State)
+		s.Equal("https://acme.apps.example.com", st.URL)
+	})
+	s.Equal(map[string]string{"PlanIntegrations": "openshift", "CreateNetwork": "openshift", "CreateVolumes": "openshift",
+		"StartService app": "openshift", "StartService db": "openshift", "WaitHealthy": "openshift"}, seen)
+}

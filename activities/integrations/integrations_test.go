@@ -3,6 +3,7 @@ package integrations
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -37,4 +38,34 @@ func TestPlan(t *testing.T) {
 	none, err := (&Activities{}).PlanIntegrations(context.Background(), Input{Tenant: "acme"})
 	require.NoError(t, err)
 	require.Equal(t, Plan{}, none)
+}
+
+// An OpenShift tenant's Route is its URL, so it is not routed through the
+// proxy, and its volumes are kept in place, so it needs no backup location.
+func TestPlanFollowsTheRuntime(t *testing.T) {
+	a := &Activities{Settings: Settings{Routing: true, Domain: "apps.example.com", DNS: true, Supervision: true, ProbePublic: true,
+		Retention: time.Hour, Routed: []string{"docker"}, KeepInPlace: []string{"openshift"}}}
+	docker, err := a.PlanIntegrations(context.Background(), Input{Tenant: "acme"})
+	require.NoError(t, err)
+	require.True(t, docker.Routing)
+	require.True(t, docker.ProbePublic)
+	require.False(t, docker.Backup, "a Docker tenant needs the backup location")
+	require.Equal(t, docker, must(a.PlanIntegrations(context.Background(), Input{Tenant: "acme", Runtime: "docker"})), "no runtime is docker")
+
+	os, err := a.PlanIntegrations(context.Background(), Input{Tenant: "acme", Runtime: "openshift"})
+	require.NoError(t, err)
+	require.False(t, os.Routing)
+	require.False(t, os.ProbePublic)
+	require.Empty(t, os.URL)
+	require.True(t, os.DNS)
+	require.Equal(t, "acme.apps.example.com", os.Host)
+	require.True(t, os.Backup)
+	require.Equal(t, time.Hour, os.Retention)
+}
+
+func must(p Plan, err error) Plan {
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

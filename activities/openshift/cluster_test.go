@@ -38,7 +38,7 @@ func cluster(t testing.TB) *kube.ControlPlane {
 	kube.RequireTools(t)
 	cpOnce.Do(func() {
 		start := time.Now()
-		cp, cpErr = kube.Start(kube.Options{PVs: 60})
+		cp, cpErr = kube.Start(kube.Options{PVs: 300})
 		if cpErr == nil {
 			cpErr = cp.ApplyRBAC(context.Background(), filepath.Join(testsuite.RepoRoot(), "deploy", "openshift", "rbac.yaml"))
 		}

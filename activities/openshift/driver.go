@@ -121,7 +121,8 @@ func New(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger) (*D
 		return nil, fmt.Errorf("route client for %s: %w", rc.Host, err)
 	}
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 250 * time.Millisecond
+		// Rollouts are followed by watch; polling is the fallback.
+		cfg.PollInterval = time.Second
 	}
 	if cfg.RolloutTimeout == 0 {
 		cfg.RolloutTimeout = 5 * time.Minute

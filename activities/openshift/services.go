@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
 	"github.com/tenantflow/tenantflow/activities/runtime"
@@ -363,6 +364,14 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 	for _, s := range env.Services {
 		pending[s.Name] = s
 	}
+	// A watch wakes the wait the moment a Deployment's status changes; the
+	// ticker is the fallback (a watch the server ends) and the cadence of
+	// the pod checks for pull failures, which change no Deployment.
+	var events <-chan watch.Event
+	if w, err := d.kube.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{LabelSelector: Selector(env.Tenant, "")}); err == nil {
+		defer w.Stop()
+		events = w.ResultChan()
+	}
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for {
@@ -393,6 +402,10 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 		case <-ctx.Done():
 			return runtime.Endpoint{}, ctx.Err()
 		case <-ticker.C:
+		case _, ok := <-events:
+			if !ok {
+				events = nil // the server ended the watch: poll
+			}
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"go.temporal.io/sdk/temporal"
 )
 
 // Driver is what a runtime (Docker host, OpenShift cluster) must do for the
@@ -129,10 +127,6 @@ const (
 // Runtimes are the runtimes a template may name.
 var Runtimes = []string{Docker, OpenShift}
 
-// ErrRuntimeNotConfigured is the failure type of a tenant whose runtime
-// this worker has no driver for.
-const ErrRuntimeNotConfigured = "RuntimeNotConfigured"
-
 // Activities is the runtime surface the workflows call. It delegates to the
 // tenant's runtime's Driver, so workflows reference one set of type-checked
 // activity names (var a *runtime.Activities; a.StartService) whatever the
@@ -154,8 +148,10 @@ func (a *Activities) driver(name string) (Driver, error) {
 	if d := a.Drivers[name]; d != nil {
 		return d, nil
 	}
-	msg := fmt.Sprintf("runtime %q is not configured on this worker (see TENANTFLOW_%s_* settings)", name, strings.ToUpper(name))
-	return nil, temporal.NewNonRetryableApplicationError(msg, ErrRuntimeNotConfigured, nil)
+	// Retryable, like an activity a worker has not registered: another
+	// worker of the queue may have the runtime, and the Web UI shows this
+	// message on every attempt until the retry policy gives up.
+	return nil, fmt.Errorf("runtime %q is not configured on this worker (see the TENANTFLOW_%s_* settings)", name, strings.ToUpper(name))
 }
 
 // CreateNetwork makes the tenant's private network.

@@ -282,6 +282,10 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		"--service-account-private-key-file="+pki.saKey, "--root-ca-file="+pki.caCert,
 		"--cluster-signing-cert-file="+pki.caCert, "--cluster-signing-key-file="+pki.caKey,
 		"--kube-api-qps=100", "--kube-api-burst=200",
+		// Twenty tenants at once are forty Deployments: the default five
+		// workers per controller would queue them.
+		"--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+		"--concurrent-namespace-syncs=20",
 	); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,91 @@
+package runtime
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// recorder is a Driver that records which runtime got each call.
+type recorder struct {
+	name  string
+	calls *[]string
+}
+
+func (r recorder) rec(what string) error                               { *r.calls = append(*r.calls, r.name+" "+what); return nil }
+func (r recorder) CreateNetwork(context.Context, string, string) error { return r.rec("CreateNetwork") }
+func (r recorder) CreateVolumes(context.Context, string, string, []string) error {
+	return r.rec("CreateVolumes")
+}
+func (r recorder) StartService(context.Context, string, string, Service) (ServiceStatus, error) {
+	return ServiceStatus{}, r.rec("StartService")
+}
+func (r recorder) WaitHealthy(context.Context, Environment, func(string)) (Endpoint, error) {
+	return Endpoint{}, r.rec("WaitHealthy")
+}
+func (r recorder) RemoveServices(context.Context, string, string) error {
+	return r.rec("RemoveServices")
+}
+func (r recorder) RemoveVolumes(context.Context, string, string) error { return r.rec("RemoveVolumes") }
+func (r recorder) RemoveNetwork(context.Context, string, string) error { return r.rec("RemoveNetwork") }
+func (r recorder) EnsureImage(context.Context, string) error           { return r.rec("EnsureImage") }
+func (r recorder) RetireService(context.Context, RetireInput) error    { return r.rec("RetireService") }
+func (r recorder) StopServices(context.Context, StopInput) error       { return r.rec("StopServices") }
+func (r recorder) StartServices(context.Context, string, string) error { return r.rec("StartServices") }
+
+func TestActivitiesUseTheTenantsRuntime(t *testing.T) {
+	var calls []string
+	a := &Activities{Drivers: map[string]Driver{Docker: recorder{"docker", &calls}, OpenShift: recorder{"openshift", &calls}}}
+	ctx := context.Background()
+	require.NoError(t, a.CreateNetwork(ctx, TenantRef{Tenant: "a", Runtime: OpenShift}))
+	require.NoError(t, a.CreateVolumes(ctx, VolumesInput{Tenant: "a", Runtime: OpenShift}))
+	_, err := a.StartService(ctx, ServiceInput{Tenant: "a", Runtime: OpenShift})
+	require.NoError(t, err)
+	_, err = a.WaitHealthy(ctx, Environment{Tenant: "a", Runtime: OpenShift})
+	require.NoError(t, err)
+	require.NoError(t, a.EnsureImage(ctx, ImageInput{Runtime: OpenShift}))
+	require.NoError(t, a.RetireService(ctx, RetireInput{Runtime: OpenShift}))
+	require.NoError(t, a.StopServices(ctx, StopInput{Runtime: OpenShift}))
+	require.NoError(t, a.StartServices(ctx, TenantRef{Runtime: OpenShift}))
+	require.NoError(t, a.RemoveServices(ctx, TenantRef{Runtime: OpenShift}))
+	require.NoError(t, a.RemoveVolumes(ctx, TenantRef{Runtime: OpenShift}))
+	require.NoError(t, a.RemoveNetwork(ctx, TenantRef{Runtime: OpenShift}))
+	for _, c := range calls {
+		require.Regexp(t, "^openshift ", c)
+	}
+	require.Len(t, calls, 11)
+
+	// Tenants from before runtimes existed name none: they are Docker's.
+	calls = nil
+	require.NoError(t, a.CreateNetwork(ctx, TenantRef{Tenant: "old"}))
+	require.Equal(t, []string{"docker CreateNetwork"}, calls)
+
+	// A runtime this worker lacks is an error naming it (retryable: another
+	// worker of the queue may have it).
+	a = &Activities{Drivers: map[string]Driver{Docker: recorder{"docker", &calls}}}
+	err = a.CreateNetwork(ctx, TenantRef{Tenant: "a", Runtime: OpenShift})
+	require.ErrorContains(t, err, `runtime "openshift" is not configured on this worker (see the TENANTFLOW_OPENSHIFT_* settings)`)
+}
+
+func TestTemplateRuntime(t *testing.T) {
+	tpl, err := ParseTemplate([]byte(validTemplate + "runtime: openshift\n"))
+	require.NoError(t, err)
+	env, err := tpl.Render("acme", "prod", map[string]string{"db_password": "x"})
+	require.NoError(t, err)
+	require.Equal(t, OpenShift, env.Runtime)
+
+	_, err = ParseTemplate([]byte(validTemplate + "runtime: kubernetes\n"))
+	require.ErrorContains(t, err, `runtime "kubernetes": must be one of docker, openshift`)
+
+	plain, err := ParseTemplate([]byte(validTemplate))
+	require.NoError(t, err)
+	named, err := ParseTemplate([]byte(validTemplate + "runtime: docker\n"))
+	require.NoError(t, err)
+	named.Name = "named"
+	ts := Templates{"web": plain, "named": named}
+	require.NoError(t, ts.WithDefaultRuntime(OpenShift))
+	require.Equal(t, OpenShift, ts["web"].Runtime, "the deployment's default")
+	require.Equal(t, Docker, ts["named"].Runtime, "a template's own choice stands")
+	require.ErrorContains(t, ts.WithDefaultRuntime("lxc"), `runtime "lxc"`)
+}
