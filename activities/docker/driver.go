@@ -6,9 +6,6 @@ package docker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -209,17 +206,6 @@ func (d *Driver) CreateVolumes(ctx context.Context, tenant, owner string, volume
 	return nil
 }
 
-// specHash identifies a rendered service so that a container left by an
-// earlier attempt is reused only when it was made from the same spec.
-func specHash(tenant string, svc runtime.Service) string {
-	b, _ := json.Marshal(struct {
-		T string
-		S runtime.Service
-	}{tenant, svc})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:12])
-}
-
 // StartService creates the container of the service's generation once and
 // makes sure it runs. A generation above 0 is a release candidate: it runs
 // beside the current instance, with the same alias and volumes.
@@ -229,7 +215,7 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc run
 		return runtime.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
 	}
 	name := InstanceName(tenant, svc.Name, svc.Generation)
-	hash := specHash(tenant, svc)
+	hash := runtime.SpecHash(tenant, svc)
 	id, err := d.ensureContainer(ctx, tenant, owner, name, hash, svc)
 	if err != nil {
 		return runtime.ServiceStatus{}, err

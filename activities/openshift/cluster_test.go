@@ -67,7 +67,7 @@ func workerConfig(t testing.TB, c *kube.ControlPlane) *rest.Config {
 func newDriver(t testing.TB, c *kube.ControlPlane, mod func(*openshift.Config)) *openshift.Driver {
 	t.Helper()
 	cfg := openshift.Config{Kubeconfig: c.Kubeconfig, NamespacePrefix: "tf-", RouteDomain: "apps.test", StorageClass: kube.StorageClass,
-		VolumeSize: "1Gi", RolloutTimeout: 30 * time.Second, PollInterval: 100 * time.Millisecond}
+		VolumeSize: "1Gi", RolloutTimeout: 30 * time.Second, PollInterval: 100 * time.Millisecond, QPS: 100}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -22,6 +22,7 @@ const (
 	EnvStorageClass    = "TENANTFLOW_OPENSHIFT_STORAGE_CLASS"
 	EnvVolumeSize      = "TENANTFLOW_OPENSHIFT_VOLUME_SIZE"
 	EnvRolloutTimeout  = "TENANTFLOW_OPENSHIFT_ROLLOUT_TIMEOUT"
+	EnvQPS             = "TENANTFLOW_OPENSHIFT_QPS"
 )
 
 // Config says which cluster runs OpenShift tenants and how their objects
@@ -43,8 +44,12 @@ type Config struct {
 	// RolloutTimeout bounds a Deployment rollout whose services carry no
 	// health check (a health check gives its own budget).
 	RolloutTimeout time.Duration
-	// PollInterval is how often a rollout is checked while waiting.
+	// PollInterval is how often a rollout is checked while waiting, when
+	// its watch does not report first.
 	PollInterval time.Duration
+	// QPS limits the worker's requests to the API server (bursts of twice
+	// as many); 0 keeps the client's own limit.
+	QPS int
 }
 
 // Register binds the settings to flags and TENANTFLOW_OPENSHIFT_* variables.
@@ -55,6 +60,7 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.RouteDomain, "openshift-route-domain", EnvRouteDomain, "", "tenant Route hosts are <tenant>.<domain> (empty: OpenShift generates them)")
 	s.String(&c.StorageClass, "openshift-storage-class", EnvStorageClass, "", "StorageClass of tenant volumes (empty: the cluster default)")
 	s.String(&c.VolumeSize, "openshift-volume-size", EnvVolumeSize, "1Gi", "size requested for each tenant volume")
+	s.Int(&c.QPS, "openshift-qps", EnvQPS, 100, "requests per second the worker sends the API server at most (bursts of twice as many)")
 	s.Duration(&c.RolloutTimeout, "openshift-rollout-timeout", EnvRolloutTimeout, 5*time.Minute, "longest a rollout of services without a health check may take")
 }
 
@@ -71,7 +77,8 @@ func (c Config) Validate() error {
 	if c.Kubeconfig != "" && c.InCluster {
 		errs = append(errs, fmt.Errorf("set %s or %s, not both", EnvKubeconfig, EnvInCluster))
 	}
-	// The longest tenant name (a DNS label, 63) must still fit.
+	// A namespace name is a DNS label of at most 63 characters: the
+	// prefix and the longest tenant name (40, see api) must fit in it.
 	if p := c.NamespacePrefix; p != "" && (!runtime.IsDNSLabel(strings.TrimSuffix(p, "-")+"x", 63) || len(p) > 10) {
 		errs = append(errs, fmt.Errorf("%s %q must be at most 10 characters that start a DNS label (e.g. tf-)", EnvNamespacePrefix, p))
 	}
@@ -85,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if q, err := resource.ParseQuantity(c.VolumeSize); err != nil || q.Sign() <= 0 {
 		errs = append(errs, fmt.Errorf("%s %q is not a positive quantity (e.g. 1Gi)", EnvVolumeSize, c.VolumeSize))
+	}
+	if c.QPS < 0 {
+		errs = append(errs, fmt.Errorf("%s %d is negative", EnvQPS, c.QPS))
 	}
 	if c.RolloutTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%s %s is negative", EnvRolloutTimeout, c.RolloutTimeout))

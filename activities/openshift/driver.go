@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	projectv1 "github.com/openshift/api/project/v1"
@@ -104,10 +103,10 @@ func New(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger) (*D
 		}
 	}
 	rc = rest.CopyConfig(rc)
-	if rc.QPS == 0 {
-		// Twenty tenants provisioned at once each poll a rollout; client-go's
-		// default 5 QPS would queue them behind each other.
-		rc.QPS, rc.Burst = 50, 100
+	if cfg.QPS > 0 {
+		// client-go's default (5 per second) would queue twenty tenants
+		// provisioned at once (about 20 requests each) for a minute.
+		rc.QPS, rc.Burst = float32(cfg.QPS), 2*cfg.QPS
 	}
 	if rc.UserAgent == "" {
 		rc.UserAgent = "tenantflow-worker"
@@ -426,12 +425,10 @@ func (d *Driver) RemoveVolumes(ctx context.Context, tenant, owner string) error 
 	if err != nil {
 		return err
 	}
+	if err := d.releaseVolumes(ctx, tenant, claims); err != nil {
+		return err
+	}
 	for _, c := range claims {
-		if c.Spec.VolumeName != "" {
-			if err := d.releaseVolume(ctx, tenant, c.Spec.VolumeName); err != nil {
-				return err
-			}
-		}
 		if err := d.kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, c.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete volume claim %s/%s: %w", ns, c.Name, err)
 		}
@@ -447,19 +444,6 @@ func (d *Driver) RemoveVolumes(ctx context.Context, tenant, owner string) error 
 		return d.deleteNamespace(ctx, tenant, ns)
 	}
 	return nil
-}
-
-// ClaimsOf is a test and ops helper: the tenant's claims by volume name.
-func (d *Driver) ClaimsOf(ctx context.Context, tenant string) (map[string]corev1.PersistentVolumeClaim, error) {
-	claims, err := d.liveClaims(ctx, tenant, "")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]corev1.PersistentVolumeClaim, len(claims))
-	for _, c := range claims {
-		out[strings.TrimSpace(c.Labels[LabelVolume])] = c
-	}
-	return out, nil
 }
 
 func jsonMerge(v any) ([]byte, error) {

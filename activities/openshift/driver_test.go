@@ -63,13 +63,16 @@ func provision(t *testing.T, d *openshift.Driver, env runtime.Environment) runti
 	return ep
 }
 
-func TestProvisionIsIdempotentAndComplete(t *testing.T) {
+// setup gives a test the shared cluster, a driver with the service
+// account's rights and an admin client to check what the driver did.
+func setup(t *testing.T) (*kube.ControlPlane, *openshift.Driver, kubernetes.Interface) {
 	c := cluster(t)
-	d := newDriver(t, c, nil)
-	kc := kubernetes.NewForConfigOrDie(c.Config)
-	ctx := context.Background()
-	env := environment("acme")
-	ns := "tf-acme"
+	return c, newDriver(t, c, nil), kubernetes.NewForConfigOrDie(c.Config)
+}
+
+func TestProvisionIsIdempotentAndComplete(t *testing.T) {
+	c, d, kc := setup(t)
+	ctx, env, ns := context.Background(), environment("acme"), "tf-acme"
 
 	ep := provision(t, d, env)
 	require.Equal(t, "https://acme.apps.test", ep.URL)
@@ -188,12 +191,8 @@ type errPending string
 func (e errPending) Error() string { return string(e) + " still there" }
 
 func TestRolloutRollbackAndPullFailure(t *testing.T) {
-	c := cluster(t)
-	d := newDriver(t, c, nil)
-	kc := kubernetes.NewForConfigOrDie(c.Config)
-	ctx := context.Background()
-	env := environment("roll")
-	ns := "tf-roll"
+	_, d, kc := setup(t)
+	ctx, env, ns := context.Background(), environment("roll"), "tf-roll"
 	provision(t, d, env)
 	t.Cleanup(func() {
 		d.RemoveServices(ctx, "roll", owner)
@@ -299,12 +298,8 @@ func requireRunning(t *testing.T, kc kubernetes.Interface, ns, image, gen string
 }
 
 func TestDecommissionKeepsVolumesRestoreAndPurge(t *testing.T) {
-	c := cluster(t)
-	d := newDriver(t, c, nil)
-	kc := kubernetes.NewForConfigOrDie(c.Config)
-	ctx := context.Background()
-	env := environment("keep")
-	ns := "tf-keep"
+	_, d, kc := setup(t)
+	ctx, env, ns := context.Background(), environment("keep"), "tf-keep"
 	provision(t, d, env)
 
 	// Decommission: stop (pods gone), keep the volumes, tear down.

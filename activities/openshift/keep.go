@@ -131,6 +131,10 @@ func (d *Driver) ReleaseVolumes(ctx context.Context, tenant, owner string) error
 	if err != nil {
 		return err
 	}
+	return d.releaseVolumes(ctx, tenant, claims)
+}
+
+func (d *Driver) releaseVolumes(ctx context.Context, tenant string, claims []corev1.PersistentVolumeClaim) error {
 	for _, c := range claims {
 		if c.Spec.VolumeName != "" {
 			if err := d.releaseVolume(ctx, tenant, c.Spec.VolumeName); err != nil {

@@ -2,9 +2,6 @@ package openshift
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -34,17 +31,6 @@ const RouteName = "public"
 // env values carry the tenant's generated credentials, which belong in a
 // Secret, not in the Deployment.
 func EnvSecretName(svc string) string { return svc + "-env" }
-
-// specHash identifies a rendered service (its generation included), so a
-// Deployment is changed only when the spec changed.
-func specHash(tenant string, svc runtime.Service) string {
-	b, _ := json.Marshal(struct {
-		T string
-		S runtime.Service
-	}{tenant, svc})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:12])
-}
 
 func invalidSpec(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrInvalidSpec, nil)
@@ -220,7 +206,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service) (*appsv1.
 			ProgressDeadlineSeconds: &deadline,
 			RevisionHistoryLimit:    ptr.To[int32](5),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{AnnotationSpec: specHash(tenant, svc)}},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{AnnotationSpec: runtime.SpecHash(tenant, svc)}},
 				Spec: corev1.PodSpec{
 					Containers:                    []corev1.Container{c},
 					Volumes:                       vols,

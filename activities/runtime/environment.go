@@ -2,6 +2,9 @@ package runtime
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"os"
@@ -47,6 +50,20 @@ type Service struct {
 type Mount struct {
 	Volume string `json:"volume"`
 	Path   string `json:"path"`
+}
+
+// SpecHash identifies a rendered service of a tenant (its generation
+// included), so that what an earlier attempt made is reused only when it
+// was made from the same spec. Drivers label their objects with it; the
+// value must never change for a given spec (Docker containers made before
+// carry it).
+func SpecHash(tenant string, svc Service) string {
+	b, _ := json.Marshal(struct {
+		T string
+		S Service
+	}{tenant, svc})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 // PublicPort returns the service and port that form the tenant's endpoint.

@@ -80,6 +80,18 @@ func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, us
 	s.FS.DurationVar(p, name, def, s.usage(usage, env))
 }
 
+// Int registers an integer setting.
+func (s *Set) Int(p *int, name, env string, def int, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("%s=%q: not an integer", env, v))
+		}
+		def = n
+	}
+	s.FS.IntVar(p, name, def, s.usage(usage, env))
+}
+
 // Parse parses args and reports environment and flag errors together.
 func (s *Set) Parse(args []string) error {
 	if err := s.FS.Parse(args); err != nil {
