@@ -296,6 +296,7 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 	s.runUntilSettled(in, func(st TenantState) {
 		s.Equal(StateActive, st.State)
 		s.Equal("https://acme.apps.example.com", st.URL)
+		s.Equal(runtime.OpenShift, st.Runtime, "the API shows where the tenant runs")
 	})
 	s.Equal(map[string]string{"PlanIntegrations": "openshift", "CreateNetwork": "openshift", "CreateVolumes": "openshift",
 		"StartService app": "openshift", "StartService db": "openshift", "WaitHealthy": "openshift"}, seen)

@@ -92,6 +92,9 @@ type TenantState struct {
 	State    string `json:"state"`
 	Stage    string `json:"stage"`
 	Template string `json:"template"`
+	// Runtime runs the tenant (docker, openshift); empty for tenants from
+	// before runtimes were named (Docker).
+	Runtime string `json:"runtime,omitempty"`
 	// ProvisionID is the run that provisioned the tenant; its runtime
 	// objects carry it as their owner.
 	ProvisionID string `json:"provisionId,omitempty"`
@@ -164,7 +167,7 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 		now := workflow.Now(ctx)
 		t.state = TenantState{
 			Name: in.Spec.Name, State: StateProvisioning, Stage: in.Spec.Stage,
-			Template: in.Spec.Template, CreatedAt: now, UpdatedAt: now,
+			Template: in.Spec.Template, Runtime: in.Template.Runtime, CreatedAt: now, UpdatedAt: now,
 		}
 	} else {
 		t.state = *in.State

@@ -84,6 +84,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	st := o.waitState(name, 100*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateActive, st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
+	require.Equal(t, runtime.OpenShift, st["runtime"])
 	img, gen, avail := o.deployment(t, name, "app")
 	require.Equal(t, "0", gen)
 	require.Equal(t, int32(1), avail)
