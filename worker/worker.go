@@ -43,17 +43,18 @@ import (
 // Config holds the worker's own settings (Temporal settings are dialled by
 // the caller, which shares them with the API).
 type Config struct {
-	// DockerEnabled makes a Docker Engine run tenants (runtime docker) and
-	// image builds; OpenShift, when configured, runs tenants whose
+	// DockerDisabled makes a worker without a Docker Engine (OpenShift
+	// only); by default a Docker Engine runs tenants of runtime docker and
+	// image builds. OpenShift, when configured, runs tenants whose
 	// template says runtime openshift.
-	DockerEnabled bool
-	Docker        docker.Config
-	OpenShift     openshift.Config
-	Proxy         proxy.Config
-	DNS           dns.Config
-	LDAP          ldap.Config
-	CMDB          cmdb.Config
-	Supervision   supervision.Config
+	DockerDisabled bool
+	Docker         docker.Config
+	OpenShift      openshift.Config
+	Proxy          proxy.Config
+	DNS            dns.Config
+	LDAP           ldap.Config
+	CMDB           cmdb.Config
+	Supervision    supervision.Config
 	// Backup is where decommissioned tenants' data goes, and how long it
 	// is kept.
 	Backup backup.Config
@@ -71,7 +72,7 @@ type Config struct {
 
 // Register binds the settings to flags and TENANTFLOW_* variables.
 func (c *Config) Register(s *config.Set) {
-	s.Bool(&c.DockerEnabled, "docker-enabled", "TENANTFLOW_DOCKER_ENABLED", true, "run docker tenants and image builds on a Docker Engine (false: an OpenShift-only worker)")
+	s.Bool(&c.DockerDisabled, "docker-disabled", "TENANTFLOW_DOCKER_DISABLED", false, "no Docker Engine: an OpenShift-only worker (no docker tenants, no image builds)")
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	s.String(&c.Docker.PublishIP, "docker-publish-ip", "TENANTFLOW_DOCKER_PUBLISH_IP", "127.0.0.1", "host address tenant endpoints are published on")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
@@ -141,11 +142,11 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	if err := c.OpenShift.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("openshift: %w", err))
 	}
-	if !c.DockerEnabled && !c.OpenShift.Enabled() {
-		errs = append(errs, fmt.Errorf("no runtime: TENANTFLOW_DOCKER_ENABLED is false and neither %s nor %s is set", openshift.EnvKubeconfig, openshift.EnvInCluster))
+	if c.DockerDisabled && !c.OpenShift.Enabled() {
+		errs = append(errs, fmt.Errorf("no runtime: TENANTFLOW_DOCKER_DISABLED is set and neither %s nor %s is", openshift.EnvKubeconfig, openshift.EnvInCluster))
 	}
-	if !c.DockerEnabled && c.GitLab.Enabled {
-		errs = append(errs, errors.New("image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine: they need TENANTFLOW_DOCKER_ENABLED"))
+	if c.DockerDisabled && c.GitLab.Enabled {
+		errs = append(errs, errors.New("image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine: unset TENANTFLOW_DOCKER_DISABLED"))
 	}
 	d.backupCfg, d.log = c.Backup, log
 	if c.GitLab.Enabled != c.Registry.Enabled {

@@ -2,13 +2,17 @@ package worker
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/dns"
+	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
+	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/registry"
 )
 
 // The plan's host must be the name the proxy routes and DNS publishes,
@@ -23,4 +27,23 @@ func TestPlanHostMatchesTheRoutedName(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "acme.apps.example.com", plan.Host)
 	}
+}
+
+// A worker needs a runtime, and an OpenShift-only worker can neither run
+// Docker tenants nor build images; each refusal names the setting.
+func TestRuntimeSettingsAreChecked(t *testing.T) {
+	_, err := NewIntegrations(Config{DockerDisabled: true}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "TENANTFLOW_DOCKER_DISABLED")
+	require.ErrorContains(t, err, openshift.EnvKubeconfig)
+
+	_, err = NewIntegrations(Config{OpenShift: openshift.Config{Kubeconfig: "/k", InCluster: true, VolumeSize: "1Gi"}}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "openshift: set TENANTFLOW_OPENSHIFT_KUBECONFIG or TENANTFLOW_OPENSHIFT_IN_CLUSTER, not both")
+
+	_, err = NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"},
+		GitLab: gitlab.Config{Enabled: true}, Registry: registry.Config{Enabled: true}}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine")
+
+	d, err := NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"}}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Equal(t, []string{"docker"}, d.Integrations.Routed, "only Docker tenants are behind the proxy")
 }

@@ -95,7 +95,7 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		}
 	}
 	var runtimes []any
-	if wcfg.DockerEnabled {
+	if !wcfg.DockerDisabled {
 		driver, err := docker.New(ctx, wcfg.Docker, log.With("component", "docker"))
 		if err != nil {
 			return nil, fmt.Errorf("TENANTFLOW_DOCKER_HOST: %w", err)

@@ -47,7 +47,7 @@ func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, p
 
 	p := startPlatformOn(t, runtime.OpenShift, nil)
 	startWorkerProcess(t, bin, p,
-		"TENANTFLOW_DOCKER_ENABLED=false",
+		"TENANTFLOW_DOCKER_DISABLED=true",
 		"TENANTFLOW_OPENSHIFT_KUBECONFIG="+kubeconfig,
 		"TENANTFLOW_OPENSHIFT_ROUTE_DOMAIN=apps.test",
 		"TENANTFLOW_OPENSHIFT_STORAGE_CLASS="+kube.StorageClass,
