@@ -90,6 +90,14 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	require.Equal(t, int32(1), avail)
 	first := img
 
+	// The generated db password is in the tenant's Secret on the cluster,
+	// and nowhere in plain in the workflow's history.
+	sec, err := o.kube.CoreV1().Secrets(ns).Get(ctx, "db-env", metav1.GetOptions{})
+	require.NoError(t, err)
+	password := string(sec.Data["DB_PASSWORD"])
+	require.Len(t, password, 32, "the generated db_password (32 characters) is in the db's Secret")
+	require.NotContains(t, o.rawHistory(workflows.TenantWorkflowID(name)), password)
+
 	// A release rolls the app out to a new image.
 	release := func(image string, extra map[string]any) workflows.ReleaseState {
 		body := map[string]any{"image": image, "tenants": map[string]any{"names": []string{name}}, "drain": "0s"}
