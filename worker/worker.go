@@ -142,6 +142,11 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	if err := c.OpenShift.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("openshift: %w", err))
 	}
+	if c.OpenShift.Enabled() && c.Backup.Retention <= 0 {
+		// OpenShift tenants keep their volumes for the retention even
+		// without a backup location: zero would purge them at once.
+		errs = append(errs, fmt.Errorf("%s %s must be positive", backup.EnvRetention, c.Backup.Retention))
+	}
 	if c.DockerDisabled && !c.OpenShift.Enabled() {
 		errs = append(errs, fmt.Errorf("no runtime: TENANTFLOW_DOCKER_DISABLED is set and neither %s nor %s is", openshift.EnvKubeconfig, openshift.EnvInCluster))
 	}

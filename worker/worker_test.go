@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
@@ -43,7 +45,13 @@ func TestRuntimeSettingsAreChecked(t *testing.T) {
 		GitLab: gitlab.Config{Enabled: true}, Registry: registry.Config{Enabled: true}}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine")
 
-	d, err := NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"}}, slog.New(slog.DiscardHandler))
+	// OpenShift tenants keep their volumes for the retention, backup
+	// location or not: no retention would purge them at once.
+	_, err = NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"}}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "TENANTFLOW_BACKUP_RETENTION 0s must be positive")
+
+	d, err := NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"},
+		Backup: backup.Config{Retention: time.Hour}}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.Equal(t, []string{"docker"}, d.Integrations.Routed, "only Docker tenants are behind the proxy")
 }

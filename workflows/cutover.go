@@ -144,7 +144,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 				runtime.RetireInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: oldGen, StopTimeout: runtime.Duration(time.Second)}).Get(ctx, nil)
 		})
 		var st runtime.ServiceStatus
-		if err := workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand}).Get(ctx, &st); err != nil {
+		if err := workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand, ReadyTimeout: in.HealthTimeout}).Get(ctx, &st); err != nil {
 			return err
 		}
 		var ep runtime.Endpoint

@@ -50,8 +50,8 @@ type Settings struct {
 	Retention    time.Duration
 	// KeepInPlace are the runtimes whose storage keeps a decommissioned
 	// tenant's volumes in place (no backup location needed); Routed are
-	// the runtimes whose tenants the proxy routes (an OpenShift Route is
-	// the tenant's URL by itself).
+	// the runtimes whose tenants the proxy routes and DNS publishes (an
+	// OpenShift Route is the tenant's URL by itself).
 	KeepInPlace []string
 	Routed      []string
 }
@@ -90,7 +90,10 @@ func (a *Activities) PlanIntegrations(_ context.Context, in Input) (Plan, error)
 		rt = "docker"
 	}
 	if s.Routed != nil && !slices.Contains(s.Routed, rt) {
-		s.Routing, s.ProbePublic = false, false
+		// The tenant's URL is its runtime's (an OpenShift Route under the
+		// router's wildcard record): a record for the proxy's address
+		// would take its name away from the router.
+		s.Routing, s.ProbePublic, s.DNS = false, false, false
 	}
 	if slices.Contains(s.KeepInPlace, rt) {
 		s.Backup = true

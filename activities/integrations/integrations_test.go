@@ -57,8 +57,8 @@ func TestPlanFollowsTheRuntime(t *testing.T) {
 	require.False(t, os.Routing)
 	require.False(t, os.ProbePublic)
 	require.Empty(t, os.URL)
-	require.True(t, os.DNS)
-	require.Equal(t, "acme.apps.example.com", os.Host)
+	require.False(t, os.DNS, "the router's wildcard record serves it")
+	require.Empty(t, os.Host)
 	require.True(t, os.Backup)
 	require.Equal(t, time.Hour, os.Retention)
 }

@@ -45,8 +45,8 @@ const (
 	// AnnotationReplicas remembers a stopped Deployment's replica count.
 	AnnotationReplicas = "tenantflow.io/replicas"
 	// AnnotationReleased marks a project whose services and network are
-	// gone but whose volumes are kept (a decommissioned tenant): deleting
-	// the volumes then deletes the project too.
+	// gone but whose volumes are kept (a decommissioned tenant within its
+	// retention): ops see why it is still there.
 	AnnotationReleased = "tenantflow.io/released"
 	managedBy          = "tenantflow"
 )
@@ -418,7 +418,10 @@ func (d *Driver) liveClaims(ctx context.Context, tenant, owner string) ([]corev1
 
 // RemoveVolumes deletes the tenant's claims and so their data: the volumes
 // a decommission kept get their original reclaim policy back first, so the
-// storage layer deletes the storage too. A released project goes with them.
+// storage layer deletes the storage too. Only a tenant that goes away has
+// its volumes removed (a failed provisioning, the end of retention), so
+// the project goes with them, and with it whatever an incomplete teardown
+// left in it.
 func (d *Driver) RemoveVolumes(ctx context.Context, tenant, owner string) error {
 	ns := d.Namespace(tenant)
 	claims, err := d.liveClaims(ctx, tenant, owner)
@@ -440,10 +443,10 @@ func (d *Driver) RemoveVolumes(ctx context.Context, tenant, owner string) error 
 	if err != nil {
 		return fmt.Errorf("get namespace %s: %w", ns, err)
 	}
-	if _, released := cur.Annotations[AnnotationReleased]; released && cur.DeletionTimestamp == nil {
-		return d.deleteNamespace(ctx, tenant, ns)
+	if cur.DeletionTimestamp != nil || checkOwner("namespace", ns, tenant, owner, cur.Labels) != nil {
+		return nil
 	}
-	return nil
+	return d.deleteNamespace(ctx, tenant, ns)
 }
 
 func jsonMerge(v any) ([]byte, error) {

@@ -102,10 +102,13 @@ func TestProvisionIsIdempotentAndComplete(t *testing.T) {
 	require.Equal(t, int32(4), rp.FailureThreshold)
 	require.Equal(t, "64Mi", ptr.To(pod.Containers[0].Resources.Limits[corev1.ResourceMemory]).String())
 	require.Equal(t, "data", pod.Volumes[0].PersistentVolumeClaim.ClaimName)
+	require.Equal(t, int64(5), pod.Containers[0].Lifecycle.PreStop.Sleep.Seconds, "the public pod serves while the router lets go of it")
+	require.Equal(t, int64(15), *pod.TerminationGracePeriodSeconds)
 	db, err := kc.AppsV1().Deployments(ns).Get(ctx, "db", metav1.GetOptions{})
 	require.NoError(t, err)
 	require.Equal(t, []string{"/demo-app", "check"}, db.Spec.Template.Spec.Containers[0].ReadinessProbe.Exec.Command)
 	require.Equal(t, []string{"db"}, db.Spec.Template.Spec.Containers[0].Args, "the template's command replaces CMD, as on Docker")
+	require.Nil(t, db.Spec.Template.Spec.Containers[0].Lifecycle, "no delay where no router sends traffic")
 
 	svc, err := kc.CoreV1().Services(ns).Get(ctx, "db", metav1.GetOptions{})
 	require.NoError(t, err)
@@ -254,12 +257,27 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	require.Equal(t, int32(1), stop(), "the old pod served during the failed rollout")
 	requireRunning(t, kc, ns, "registry.test/demo-app:2", "1")
 
-	// An image that cannot be pulled fails at once, not at the deadline.
-	missing := app
-	missing.Image, missing.Generation = kube.PullFailImage, 3
-	_, err = d.StartService(ctx, "roll", owner, missing)
+	// The same with the release's health timeout given to the cluster: the
+	// Deployment's progress deadline ends the rollout, and the rollback
+	// completes although the controller still reports that deadline for
+	// a while (the old ReplicaSet is reused).
+	bad.Generation = 3
+	_, err = d.StartServiceWithin(ctx, "roll", owner, bad, 3*time.Second)
 	require.NoError(t, err)
 	start := time.Now()
+	_, err = check(bad, time.Minute)
+	appErr = testsuite.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
+	require.Contains(t, appErr.Error(), "progress deadline")
+	require.Less(t, time.Since(start), 30*time.Second, "the cluster's deadline ended the wait")
+	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
+	requireRunning(t, kc, ns, "registry.test/demo-app:2", "1")
+
+	// An image that cannot be pulled fails at once, not at the deadline.
+	missing := app
+	missing.Image, missing.Generation = kube.PullFailImage, 4
+	_, err = d.StartService(ctx, "roll", owner, missing)
+	require.NoError(t, err)
+	start = time.Now()
 	_, err = check(missing, time.Minute)
 	appErr = testsuite.RequireNonRetryable(t, err, openshift.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), "ImagePullBackOff")
@@ -380,4 +398,52 @@ func TestDecommissionKeepsVolumesRestoreAndPurge(t *testing.T) {
 	require.NoError(t, d.RemoveServices(ctx, "keep", owner))
 	require.NoError(t, d.RemoveVolumes(ctx, "keep", owner))
 	require.NoError(t, d.RemoveNetwork(ctx, "keep", owner))
+}
+
+// Teardowns cut short, and what a decommission meets on real clusters:
+// pods that ended long ago, claims that never bound.
+func TestDecommissionEdgeCases(t *testing.T) {
+	c, d, kc := setup(t)
+	ctx, env, ns := context.Background(), environment("edge"), "tf-edge"
+	provision(t, d, env)
+
+	// An evicted pod of the app lingers until the pod garbage collector
+	// takes it: it runs nothing, and stopping does not wait for it.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "app-evicted", Labels: map[string]string{
+		openshift.LabelTenant: "edge", openshift.LabelService: "app"}},
+		Spec: corev1.PodSpec{NodeName: "kwok-node-gone", Containers: []corev1.Container{{Name: "app", Image: "registry.test/demo-app:1"}}}}
+	pod, err := kc.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	require.NoError(t, err)
+	pod.Status.Phase, pod.Status.Reason = corev1.PodFailed, "Evicted"
+	_, err = kc.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: "edge", Owner: owner}))
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	// A start after a stop that was never undone runs the service again.
+	_, err = d.StartService(ctx, "edge", owner, env.Services[1])
+	require.NoError(t, err)
+	_, err = d.WaitHealthy(ctx, runtime.Environment{Tenant: "edge", Services: env.Services[1:]}, func(string) {})
+	require.NoError(t, err)
+
+	// A teardown that never ran (services and network left): the end of
+	// retention still deletes everything, the project included.
+	_, err = d.KeepVolumes(ctx, "edge", owner)
+	require.NoError(t, err)
+	require.NoError(t, d.RemoveVolumes(ctx, "edge", owner))
+	waitGone(t, kc, ns)
+
+	// A claim that never bound (no volume of its class) holds no data:
+	// it is kept as such, verified as still unbound, and deleted.
+	u := newDriver(t, c, func(cfg *openshift.Config) { cfg.StorageClass = "no-such-class" })
+	require.NoError(t, u.CreateNetwork(ctx, "unbound", owner))
+	require.NoError(t, u.CreateVolumes(ctx, "unbound", owner, []string{"spare"}))
+	kept, err := u.KeepVolumes(ctx, "unbound", owner)
+	require.NoError(t, err)
+	require.Len(t, kept, 1)
+	require.Empty(t, kept[0].PersistentVolume)
+	require.NoError(t, u.CheckKept(ctx, "unbound", owner, kept))
+	require.NoError(t, u.RemoveVolumes(ctx, "unbound", owner))
+	waitGone(t, kc, "tf-unbound")
 }

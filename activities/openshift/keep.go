@@ -46,10 +46,12 @@ func (d *Driver) KeepVolumes(ctx context.Context, tenant, owner string) ([]backu
 	ns := d.Namespace(tenant)
 	var out []backup.KeptVolume
 	for _, c := range claims {
-		if c.Status.Phase != corev1.ClaimBound || c.Spec.VolumeName == "" {
-			// Retryable: a claim binds soon after creation; a tenant whose
-			// claim never bound has no data either, but that is for ops.
-			return nil, fmt.Errorf("volume claim %s/%s is %s, not bound: nothing to keep yet", ns, c.Name, c.Status.Phase)
+		if c.Spec.VolumeName == "" {
+			// Never bound (a WaitForFirstConsumer class and no pod ever
+			// mounted it): no storage, no data; listed as kept with no
+			// volume, and verified as still unbound.
+			out = append(out, backup.KeptVolume{Volume: c.Labels[LabelVolume], Claim: ns + "/" + c.Name, ClaimUID: string(c.UID)})
+			continue
 		}
 		pv, err := d.kube.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
 		if err != nil {
@@ -102,8 +104,11 @@ func (d *Driver) CheckKept(ctx context.Context, tenant, owner string, kept []bac
 	for _, k := range kept {
 		c := byName[k.Claim]
 		if c == nil || string(c.UID) != k.ClaimUID || c.Spec.VolumeName != k.PersistentVolume {
-			errs = append(errs, fmt.Errorf("claim %s no longer holds volume %s", k.Claim, k.PersistentVolume))
+			errs = append(errs, fmt.Errorf("claim %s no longer holds volume %q", k.Claim, k.PersistentVolume))
 			continue
+		}
+		if k.PersistentVolume == "" {
+			continue // never bound: nothing to protect
 		}
 		pv, err := d.kube.CoreV1().PersistentVolumes().Get(ctx, k.PersistentVolume, metav1.GetOptions{})
 		if err != nil {

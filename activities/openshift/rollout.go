@@ -67,9 +67,14 @@ func (d *Driver) RetireService(ctx context.Context, in runtime.RetireInput) erro
 		grace = 10 * time.Second
 	}
 	deadline := time.Now().Add(grace + d.rolloutBudget(runtime.Environment{}))
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-time.Second).Before(deadline) {
+		// Say where the rollout stands before the activity times out; the
+		// retry waits on.
+		deadline = dl.Add(-time.Second)
+	}
 	svc := runtime.Service{Name: in.Service, Generation: in.Keep}
 	for {
-		done, why, err := d.rolledOut(ctx, dep, svc)
+		done, why, err := d.rolledOut(ctx, dep, svc, false)
 		if err != nil {
 			return err
 		}

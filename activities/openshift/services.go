@@ -27,6 +27,10 @@ import (
 // RouteName is the Route of the tenant's public port.
 const RouteName = "public"
 
+// preStopDelay is how long the public service's pod keeps serving after it
+// is told to stop, while the router takes it out of rotation.
+const preStopDelay = 5
+
 // EnvSecretName is the Secret holding a service's environment: rendered
 // env values carry the tenant's generated credentials, which belong in a
 // Secret, not in the Deployment.
@@ -42,6 +46,17 @@ func invalidSpec(format string, args ...any) error {
 // replaced and the Deployment rolls out (maxSurge 1, maxUnavailable 0), so
 // the old pod serves until the new one is ready; WaitHealthy follows it.
 func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc runtime.Service) (runtime.ServiceStatus, error) {
+	return d.StartServiceWithin(ctx, tenant, owner, svc, 0)
+}
+
+// The Deployment's progress deadline must not end a rollout sooner than
+// the release waits for it.
+var _ runtime.ReadyDeadliner = (*Driver)(nil)
+
+// StartServiceWithin is StartService for a rollout that may take ready
+// (zero: what the service's health check needs): the Deployment's
+// progress deadline is the same budget WaitHealthy waits.
+func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, svc runtime.Service, ready time.Duration) (runtime.ServiceStatus, error) {
 	if svc.Generation < 0 {
 		return runtime.ServiceStatus{}, invalidSpec("service %s: generation %d is negative", svc.Name, svc.Generation)
 	}
@@ -51,7 +66,7 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc run
 			return runtime.ServiceStatus{}, err
 		}
 	}
-	want, err := d.deployment(tenant, owner, svc)
+	want, err := d.deployment(tenant, owner, svc, ready)
 	if err != nil {
 		return runtime.ServiceStatus{}, err
 	}
@@ -71,6 +86,13 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc run
 				return runtime.ServiceStatus{}, fmt.Errorf("roll out %s/%s generation %d: %w", ns, svc.Name, svc.Generation, err)
 			}
 			d.log.InfoContext(ctx, "rollout started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "image", svc.Image)
+		}
+		if ptr.Deref(cur.Spec.Replicas, 1) == 0 {
+			// Stopped and never started again (a teardown cut short):
+			// starting the service means running it.
+			if err := d.scaleUp(ctx, cur); err != nil {
+				return runtime.ServiceStatus{}, err
+			}
 		}
 	} else if err != nil {
 		if apierrors.IsInvalid(err) {
@@ -128,7 +150,7 @@ func (d *Driver) ensureEnvSecret(ctx context.Context, tenant, owner string, svc 
 }
 
 // deployment renders the service's Deployment.
-func (d *Driver) deployment(tenant, owner string, svc runtime.Service) (*appsv1.Deployment, error) {
+func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready time.Duration) (*appsv1.Deployment, error) {
 	l := ownedLabels(tenant, owner)
 	l[LabelService] = svc.Name
 	sel := map[string]string{LabelTenant: tenant, LabelService: svc.Name}
@@ -176,6 +198,14 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service) (*appsv1.
 			c.StartupProbe = &sp
 		}
 	}
+	grace := int64(10)
+	if _, _, public := (&runtime.Environment{Services: []runtime.Service{svc}}).PublicPort(); public {
+		// The router and the Service's endpoints learn of a terminating
+		// pod a moment after it gets SIGTERM: it keeps serving meanwhile,
+		// so no request of a rollout lands on a closed socket.
+		c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStopDelay}}}
+		grace += preStopDelay
+	}
 	limits := corev1.ResourceList{}
 	if m := svc.Resources.MemoryBytes(); m > 0 {
 		limits[corev1.ResourceMemory] = *resource.NewQuantity(m, resource.BinarySI)
@@ -194,7 +224,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service) (*appsv1.
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Volume}}})
 		}
 	}
-	deadline := int32(d.rolloutBudget(runtime.Environment{Services: []runtime.Service{svc}}) / time.Second)
+	deadline := int32(d.rolloutBudget(runtime.Environment{Services: []runtime.Service{svc}, HealthTimeout: runtime.Duration(ready)}) / time.Second)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Labels: l},
 		Spec: appsv1.DeploymentSpec{
@@ -211,7 +241,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service) (*appsv1.
 					Containers:                    []corev1.Container{c},
 					Volumes:                       vols,
 					EnableServiceLinks:            ptr.To(false),
-					TerminationGracePeriodSeconds: ptr.To[int64](10),
+					TerminationGracePeriodSeconds: &grace,
 				},
 			},
 		},
@@ -331,7 +361,9 @@ func (d *Driver) rolloutBudget(env runtime.Environment) time.Duration {
 }
 
 // Container states that no wait will fix: the image cannot be had.
-var pullFailures = []string{"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+// ErrImagePull is left out: it is one failed attempt (a registry blip, a
+// rate limit); the kubelet's back-off after repeated ones is not.
+var pullFailures = []string{"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 
 // WaitHealthy follows every service's Deployment until its generation has
 // rolled out completely (all replicas updated, available and no old ones
@@ -367,7 +399,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 			if err != nil {
 				return runtime.Endpoint{}, fmt.Errorf("get deployment %s/%s: %w", ns, name, err)
 			}
-			done, why, err := d.rolledOut(ctx, dep, svc)
+			done, why, err := d.rolledOut(ctx, dep, svc, true)
 			if err != nil {
 				return runtime.Endpoint{}, err
 			}
@@ -398,14 +430,19 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 
 // rolledOut tells whether the Deployment runs svc's generation on every
 // replica, available, with nothing older left (kubectl rollout status).
-func (d *Driver) rolledOut(ctx context.Context, dep *appsv1.Deployment, svc runtime.Service) (bool, string, error) {
+//
+// A rollout past its progress deadline fails it when deadline is set. A
+// rollback does not set it: the controller reuses the old ReplicaSet and
+// keeps reporting the candidate's ProgressDeadlineExceeded until the
+// candidate's pod is gone, although the rollback is progressing.
+func (d *Driver) rolledOut(ctx context.Context, dep *appsv1.Deployment, svc runtime.Service, deadline bool) (bool, string, error) {
 	if g := dep.Spec.Template.Labels[LabelGeneration]; g != strconv.Itoa(svc.Generation) {
 		return false, "", fmt.Errorf("deployment %s/%s runs generation %s, not %d", dep.Namespace, dep.Name, g, svc.Generation)
 	}
 	want := ptr.Deref(dep.Spec.Replicas, 1)
 	st := dep.Status
 	for _, c := range st.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" && st.ObservedGeneration == dep.Generation {
+		if deadline && c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" && st.ObservedGeneration == dep.Generation {
 			msg := fmt.Sprintf("service %s: rollout exceeded its progress deadline: %s", svc.Name, c.Message)
 			return false, "", temporal.NewNonRetryableApplicationError(msg, ErrRolloutFailed, nil)
 		}
@@ -501,8 +538,16 @@ func (d *Driver) StopServices(ctx context.Context, in runtime.StopInput) error {
 			if err != nil {
 				return fmt.Errorf("list pods of %s/%s: %w", ns, name, err)
 			}
-			if len(pods.Items) > 0 {
-				left = append(left, fmt.Sprintf("%s (%d pods)", name, len(pods.Items)))
+			// Pods that ended (evicted, node shut down) stay until the
+			// pod garbage collector takes them, but run nothing.
+			running := 0
+			for _, p := range pods.Items {
+				if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+					running++
+				}
+			}
+			if running > 0 {
+				left = append(left, fmt.Sprintf("%s (%d pods)", name, running))
 			}
 		}
 		if len(left) == 0 {
@@ -528,22 +573,27 @@ func (d *Driver) StartServices(ctx context.Context, tenant, owner string) error 
 	if err != nil {
 		return err
 	}
-	ns := d.Namespace(tenant)
 	var errs []error
-	for _, dep := range deps {
-		if ptr.Deref(dep.Spec.Replicas, 1) > 0 {
+	for i := range deps {
+		if ptr.Deref(deps[i].Spec.Replicas, 1) > 0 {
 			continue
 		}
-		n, err := strconv.Atoi(dep.Annotations[AnnotationReplicas])
-		if err != nil || n < 1 {
-			n = 1
-		}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}},"spec":{"replicas":%d}}`, AnnotationReplicas, n)
-		if _, err := d.kube.AppsV1().Deployments(ns).Patch(ctx, dep.Name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
-			errs = append(errs, fmt.Errorf("scale %s/%s to %d: %w", ns, dep.Name, n, err))
-		}
+		errs = append(errs, d.scaleUp(ctx, &deps[i]))
 	}
 	return errors.Join(errs...)
+}
+
+// scaleUp gives a stopped Deployment back the replica count it had.
+func (d *Driver) scaleUp(ctx context.Context, dep *appsv1.Deployment) error {
+	n, err := strconv.Atoi(dep.Annotations[AnnotationReplicas])
+	if err != nil || n < 1 {
+		n = 1
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}},"spec":{"replicas":%d}}`, AnnotationReplicas, n)
+	if _, err := d.kube.AppsV1().Deployments(dep.Namespace).Patch(ctx, dep.Name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("scale %s/%s to %d: %w", dep.Namespace, dep.Name, n, err)
+	}
+	return nil
 }
 
 // RemoveServices deletes the tenant's Route, Deployments (their pods go

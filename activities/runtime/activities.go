@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 // Driver is what a runtime (Docker host, OpenShift cluster) must do for the
@@ -102,6 +105,10 @@ type ServiceInput struct {
 	Tenant  string  `json:"tenant"`
 	Owner   string  `json:"owner,omitempty"`
 	Service Service `json:"service"`
+	// ReadyTimeout, when set, is how long the service may take to become
+	// ready (a release's health timeout): a runtime that enforces rollout
+	// deadlines itself is told (see ReadyDeadliner).
+	ReadyTimeout Duration `json:"readyTimeout,omitempty"`
 	// Runtime is the tenant's runtime (a Driver name; empty: docker).
 	Runtime string `json:"runtime,omitempty"`
 }
@@ -127,6 +134,10 @@ const (
 // Runtimes are the runtimes a template may name.
 var Runtimes = []string{Docker, OpenShift}
 
+// ErrRuntimeNotConfigured is the failure type of a tenant whose runtime
+// this worker has no driver for.
+const ErrRuntimeNotConfigured = "RuntimeNotConfigured"
+
 // Activities is the runtime surface the workflows call. It delegates to the
 // tenant's runtime's Driver, so workflows reference one set of type-checked
 // activity names (var a *runtime.Activities; a.StartService) whatever the
@@ -148,10 +159,11 @@ func (a *Activities) driver(name string) (Driver, error) {
 	if d := a.Drivers[name]; d != nil {
 		return d, nil
 	}
-	// Retryable, like an activity a worker has not registered: another
-	// worker of the queue may have the runtime, and the Web UI shows this
-	// message on every attempt until the retry policy gives up.
-	return nil, fmt.Errorf("runtime %q is not configured on this worker (see the TENANTFLOW_%s_* settings)", name, strings.ToUpper(name))
+	// Permanent: the runtime steps are local activities, retried on this
+	// same worker, so a retry cannot find another worker that has it.
+	// Every worker of a task queue must have the same runtimes.
+	msg := fmt.Sprintf("runtime %q is not configured on this worker (see the TENANTFLOW_%s_* settings; every worker of a task queue needs the same runtimes)", name, strings.ToUpper(name))
+	return nil, temporal.NewNonRetryableApplicationError(msg, ErrRuntimeNotConfigured, nil)
 }
 
 // CreateNetwork makes the tenant's private network.
@@ -172,11 +184,21 @@ func (a *Activities) CreateVolumes(ctx context.Context, in VolumesInput) error {
 	return d.CreateVolumes(ctx, in.Tenant, in.Owner, in.Volumes)
 }
 
+// ReadyDeadliner is a Driver whose runtime gives up on a rollout by
+// itself (a Deployment's progress deadline): it must know how long the
+// caller will wait, or it would give up sooner.
+type ReadyDeadliner interface {
+	StartServiceWithin(ctx context.Context, tenant, owner string, svc Service, ready time.Duration) (ServiceStatus, error)
+}
+
 // StartService creates (once) and starts one service of the tenant.
 func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
 	d, err := a.driver(in.Runtime)
 	if err != nil {
 		return ServiceStatus{}, err
+	}
+	if rd, ok := d.(ReadyDeadliner); ok && in.ReadyTimeout > 0 {
+		return rd.StartServiceWithin(ctx, in.Tenant, in.Owner, in.Service, in.ReadyTimeout.D())
 	}
 	return d.StartService(ctx, in.Tenant, in.Owner, in.Service)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 )
 
 // recorder is a Driver that records which runtime got each call.
@@ -61,11 +62,14 @@ func TestActivitiesUseTheTenantsRuntime(t *testing.T) {
 	require.NoError(t, a.CreateNetwork(ctx, TenantRef{Tenant: "old"}))
 	require.Equal(t, []string{"docker CreateNetwork"}, calls)
 
-	// A runtime this worker lacks is an error naming it (retryable: another
-	// worker of the queue may have it).
+	// A runtime this worker lacks is a permanent error naming it.
 	a = &Activities{Drivers: map[string]Driver{Docker: recorder{"docker", &calls}}}
 	err = a.CreateNetwork(ctx, TenantRef{Tenant: "a", Runtime: OpenShift})
-	require.ErrorContains(t, err, `runtime "openshift" is not configured on this worker (see the TENANTFLOW_OPENSHIFT_* settings)`)
+	require.ErrorContains(t, err, `runtime "openshift" is not configured on this worker (see the TENANTFLOW_OPENSHIFT_* settings`)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, ErrRuntimeNotConfigured, appErr.Type())
+	require.True(t, appErr.NonRetryable())
 }
 
 func TestTemplateRuntime(t *testing.T) {
