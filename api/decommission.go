@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,20 +105,13 @@ func (s *server) decommissionAction(c *gin.Context, update string, arg func(by s
 // answer comes at once: 202 with the decommission as now recorded, or the
 // workflow's refusal as 409.
 func (s *server) decommissionUpdate(c *gin.Context, name, update string, arg any) {
-	by := c.GetString(ctxCaller)
-	updateID, ok := idempotentUpdateID(c, update, by)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
-	defer cancel()
 	var d workflows.Decommission
-	if err := s.completeUpdate(ctx, workflows.TenantWorkflowID(name), updateID, update, arg, &d); err != nil {
-		s.respondUpdateFailure(ctx, c, updateTarget{kind: "tenant", id: name, ended: "has ended (failed provisioning or retention over): nothing to " + update,
-			refusals: []string{workflows.ErrDecommissionRefused, workflows.ErrRestoreRefused}}, update, err)
+	if !s.sendUpdate(c, workflows.TenantWorkflowID(name), updateTarget{kind: "tenant", id: name,
+		ended:    "has ended (failed provisioning or retention over): nothing to " + update,
+		refusals: []string{workflows.ErrDecommissionRefused, workflows.ErrRestoreRefused}}, update, arg, &d) {
 		return
 	}
-	s.log.InfoContext(ctx, "tenant "+update, "tenant", name, "caller", by, "phase", d.Phase)
+	s.log.InfoContext(c.Request.Context(), "tenant "+update, "tenant", name, "caller", c.GetString(ctxCaller), "phase", d.Phase)
 	c.Header("Location", "/v1/tenants/"+name)
 	c.JSON(http.StatusAccepted, decommissionResponse{Name: name, Decommission: d})
 }

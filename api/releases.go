@@ -554,20 +554,13 @@ func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
 // workflow returns. An Idempotency-Key makes the Update id, so a client that
 // retries after a timeout gets the first outcome instead of acting twice.
 func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
-	by := c.GetString(ctxCaller)
-	updateID, ok := idempotentUpdateID(c, update, by)
-	if !ok {
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
-	defer cancel()
 	var st workflows.ReleaseState
-	if err := s.completeUpdate(ctx, workflows.ReleaseWorkflowID(id), updateID, update, arg, &st); err != nil {
-		s.respondUpdateFailure(ctx, c, updateTarget{kind: "release", id: id, ended: "has ended: it can no longer " + update,
-			refusals: []string{workflows.ErrPromoteRejected, workflows.ErrReleaseControl}}, update, err)
+	if !s.sendUpdate(c, workflows.ReleaseWorkflowID(id), updateTarget{kind: "release", id: id,
+		ended:    "has ended: it can no longer " + update,
+		refusals: []string{workflows.ErrPromoteRejected, workflows.ErrReleaseControl}}, update, arg, &st) {
 		return
 	}
-	s.log.InfoContext(ctx, "release "+update, "release", id, "caller", by, "state", st.State)
+	s.log.InfoContext(c.Request.Context(), "release "+update, "release", id, "caller", c.GetString(ctxCaller), "state", st.State)
 	c.JSON(http.StatusOK, st)
 }
 

@@ -50,6 +50,24 @@ func (s *server) completeUpdate(ctx context.Context, workflowID, updateID, updat
 	return handle.Get(ctx, result)
 }
 
+// sendUpdate sends a request's Update to a workflow (an Idempotency-Key
+// makes its id) and waits, within the query timeout, for its result. When
+// it returns false the request is answered already: a malformed key, the
+// workflow's refusal or a failure, mapped for target.
+func (s *server) sendUpdate(c *gin.Context, workflowID string, target updateTarget, update string, arg, result any) bool {
+	updateID, ok := idempotentUpdateID(c, update, c.GetString(ctxCaller))
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	if err := s.completeUpdate(ctx, workflowID, updateID, update, arg, result); err != nil {
+		s.respondUpdateFailure(ctx, c, target, update, err)
+		return false
+	}
+	return true
+}
+
 // updateTarget names the workflow an Update went to, for the answers.
 type updateTarget struct {
 	kind  string // "release", "tenant"

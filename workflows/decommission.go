@@ -338,10 +338,9 @@ func (t *tenant) decommission(ctx workflow.Context) {
 // registering its undo before it starts. It returns the retention period
 // configured now.
 func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, undo *saga) (time.Duration, error) {
-	var plan integrations.Plan
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
-	var ia *integrations.Activities
-	if err := workflow.ExecuteLocalActivity(lctx, ia.PlanIntegrations, integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan); err != nil {
+	plan, err := t.plan(ctx)
+	if err != nil {
 		return 0, err
 	}
 	if !plan.Backup {
@@ -380,7 +379,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	t.step(StepStopServices)
 	undo.add("start services", func(ctx workflow.Context) error {
 		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.StartServices,
-			runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}).Get(ctx, nil); err != nil {
+			t.runtimeRef()).Get(ctx, nil); err != nil {
 			return err
 		}
 		var ep runtime.Endpoint
@@ -499,7 +498,6 @@ func (t *tenant) serviceNames() (public, others []string) {
 // parallel. Directory accounts are only disabled and the CMDB entry marked
 // obsolete (its history stays); volumes stay for the retention period.
 func (t *tenant) tearDown(ctx workflow.Context) error {
-	owner := t.state.ProvisionID
 	tctx := workflow.WithActivityOptions(ctx, teardownOptions)
 	lctx := workflow.WithLocalActivityOptions(ctx, teardownLocalOptions)
 	f := newFanOut(ctx)
@@ -532,7 +530,7 @@ func (t *tenant) tearDown(ctx workflow.Context) error {
 		}
 	}
 	var a *runtime.Activities
-	ref := runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}
+	ref := t.runtimeRef()
 	run("remove containers and network", func(ctx workflow.Context) error {
 		if err := workflow.ExecuteLocalActivity(lctx, a.RemoveServices, ref).Get(ctx, nil); err != nil {
 			return err
@@ -571,14 +569,13 @@ func (t *tenant) purge(ctx workflow.Context) {
 	started := workflow.Now(ctx)
 	d.Phase = PhasePurging
 	t.step(StepPurge)
-	owner := t.state.ProvisionID
 	tctx := workflow.WithActivityOptions(ctx, teardownOptions)
 	f := newFanOut(ctx)
 	run := f.run
 	var a *runtime.Activities
 	run("remove volumes", func(ctx workflow.Context) error {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, teardownLocalOptions), a.RemoveVolumes,
-			runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}).Get(ctx, nil)
+			t.runtimeRef()).Get(ctx, nil)
 	})
 	if _, ok := t.resource("ldap"); ok {
 		var l *ldap.Activities
@@ -633,10 +630,9 @@ func (t *tenant) restore(ctx workflow.Context) {
 
 	var undo saga
 	err := func() error {
-		var plan integrations.Plan
-		var ia *integrations.Activities
 		lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
-		if err := workflow.ExecuteLocalActivity(lctx, ia.PlanIntegrations, integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan); err != nil {
+		plan, err := t.plan(ctx)
+		if err != nil {
 			return err
 		}
 		env, err := t.liveEnv()
@@ -644,7 +640,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 			return err
 		}
 		owner := t.state.ProvisionID
-		ref := runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}
+		ref := t.runtimeRef()
 		var a *runtime.Activities
 		undo.add("remove network", func(ctx workflow.Context) error {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RemoveNetwork, ref).Get(ctx, nil)

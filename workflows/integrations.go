@@ -64,11 +64,25 @@ func (t *tenant) addResource(kind, id, detail string) {
 	t.state.Resources = append(t.state.Resources, Resource{Kind: kind, ID: id, Detail: detail})
 }
 
-func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, error) {
+// plan asks the worker's configuration what this tenant's integrations
+// are, recording the answer in history.
+func (t *tenant) plan(ctx workflow.Context) (integrations.Plan, error) {
 	var a *integrations.Activities
 	var plan integrations.Plan
-	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
-	if err := workflow.ExecuteLocalActivity(lctx, a.PlanIntegrations, integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan); err != nil {
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.PlanIntegrations,
+		integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan)
+	return plan, err
+}
+
+// runtimeRef names the tenant, its runtime and its provisioning to the
+// runtime activities.
+func (t *tenant) runtimeRef() runtime.TenantRef {
+	return runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID}
+}
+
+func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, error) {
+	plan, err := t.plan(ctx)
+	if err != nil {
 		return plan, err
 	}
 	if plan.Directory && t.secrets[adminPasswordSecret] == "" {

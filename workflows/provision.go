@@ -245,7 +245,7 @@ func (t *tenant) provision(ctx workflow.Context) error {
 func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment, undo *saga) (runtime.Endpoint, error) {
 	var a *runtime.Activities
 	owner := t.state.ProvisionID
-	ref := runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner}
+	ref := t.runtimeRef()
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	local := func(fn any, arg any) func(workflow.Context) error {
 		return func(ctx workflow.Context) error {

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/testsuite"
 )
 
 // dumpHost adds to dirHost a key/value "database" per instance whose dump
@@ -138,7 +139,7 @@ func TestDumpThatDoesNotRestoreFailsVerification(t *testing.T) {
 	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
 	require.NoError(t, err)
 	_, err = a.VerifyBackup(ctx, BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}})
-	requireAppError(t, err, ErrVerificationFailed)
+	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Contains(t, err.Error(), "dumps as sha256")
 	require.Nil(t, host.scratch)
 }
@@ -161,19 +162,19 @@ func TestChangedDumpIsNeverLoaded(t *testing.T) {
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 	host.live = map[string]string{"kept": "yes"}
-	requireAppError(t, a.LoadDumps(ctx, ref), ErrVerificationFailed)
+	testsuite.RequireNonRetryable(t, a.LoadDumps(ctx, ref), ErrVerificationFailed)
 	require.Equal(t, map[string]string{"kept": "yes"}, host.live, "nothing was loaded")
 	_, err = a.VerifyBackup(ctx, ref)
-	requireAppError(t, err, ErrVerificationFailed)
+	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
 }
 
 func TestBackupNeedsTheDumpsItLists(t *testing.T) {
 	a := newActivities(t, &dumpHost{dirHost: newHost(t)})
 	_, err := a.BackupVolumes(context.Background(), BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
-	requireAppError(t, err, ErrInvalidInput)
+	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
 	// A runtime that cannot run commands cannot take dumps.
 	b := newActivities(t, newHost(t))
-	requireAppError(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}), ErrInvalidInput)
+	testsuite.RequireNonRetryable(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}), ErrInvalidInput)
 }
 
 func mustRead(t *testing.T, p string) string {

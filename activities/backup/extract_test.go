@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tenantflow/tenantflow/testsuite"
 )
 
 func readManifest(t *testing.T, dir string) Manifest {
@@ -95,13 +97,13 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			}
 			ref := hostile(t, a, "h1", hdrs...)
 			_, err := a.VerifyBackup(ctx, ref)
-			requireAppError(t, err, ErrVerificationFailed)
+			testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
 			t.Log(err)
 			host.requireNoScratch(t)
 
 			vol := host.volume(t, tenant, "data")
 			_, err = a.RestoreVolumes(ctx, ref)
-			requireAppError(t, err, ErrVerificationFailed)
+			testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
 
 			require.Empty(t, listDir(t, outside), "nothing written outside")
 			require.NoFileExists(t, filepath.Join(filepath.Dir(vol), "evil"))

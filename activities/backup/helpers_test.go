@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 )
 
 // dirHost is a VolumeHost of plain directories: volumes live in
@@ -94,15 +92,6 @@ func newActivities(t *testing.T, host VolumeHost) *Activities {
 }
 
 // requireAppError asserts err is a non-retryable ApplicationError of type.
-func requireAppError(t *testing.T, err error, typ string) *temporal.ApplicationError {
-	t.Helper()
-	var appErr *temporal.ApplicationError
-	require.True(t, errors.As(err, &appErr), "want ApplicationError %s, got %T: %v", typ, err, err)
-	require.Equal(t, typ, appErr.Type(), "error: %v", err)
-	require.True(t, appErr.NonRetryable(), "error: %v", err)
-	return appErr
-}
-
 var asRoot = os.Geteuid() == 0
 
 // makeTree fills dir with every kind of entry a volume may hold.

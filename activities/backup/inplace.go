@@ -47,12 +47,9 @@ type KeptVolume struct {
 // inPlaceNote is what ops read in the tenant's backup record.
 const inPlaceNote = "data kept in place on the tenant's persistent volumes (reclaim policy Retain) until the retention ends; no copy was made: off-cluster copies are the storage layer's (CSI snapshots, Velero)"
 
-func (a *Activities) inPlace(runtimeName string) InPlace {
-	if runtimeName == "" {
-		return nil
-	}
-	return a.InPlace[runtimeName]
-}
+// inPlace is the runtime's InPlace, nil for runtimes whose volumes are
+// archived (Docker, and "": tenants from before runtimes were named).
+func (a *Activities) inPlace(runtimeName string) InPlace { return a.InPlace[runtimeName] }
 
 // keptSum pins the kept volumes the way a manifest checksum pins archives.
 func keptSum(kept []KeptVolume) string {

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tenantflow/tenantflow/activities/runtime"
 )
 
 // Plan is what provisioning must do beyond the runtime, for one tenant.
@@ -87,7 +89,7 @@ func (a *Activities) PlanIntegrations(_ context.Context, in Input) (Plan, error)
 	s := a.Settings
 	rt := in.Runtime
 	if rt == "" {
-		rt = "docker"
+		rt = runtime.Docker // tenants from before runtimes were named
 	}
 	if s.Routed != nil && !slices.Contains(s.Routed, rt) {
 		// The tenant's URL is its runtime's (an OpenShift Route under the

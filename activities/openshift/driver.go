@@ -12,6 +12,7 @@ package openshift
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -126,39 +127,39 @@ func New(ctx context.Context, cfg Config, rc *rest.Config, log *slog.Logger) (*D
 	if cfg.RolloutTimeout == 0 {
 		cfg.RolloutTimeout = 5 * time.Minute
 	}
-	if cfg.VolumeSize == "" {
-		cfg.VolumeSize = "1Gi"
-	}
 	if log == nil {
 		log = slog.Default()
 	}
 	d := &Driver{kube: kube, routes: routes, cfg: cfg, size: resource.MustParse(cfg.VolumeSize), server: rc.Host, log: log}
 
-	// Discovery calls take no context: bound them through the client.
-	drc := rest.CopyConfig(rc)
-	drc.Timeout = 10 * time.Second
-	dk, err := kubernetes.NewForConfig(drc)
-	if err != nil {
-		return nil, fmt.Errorf("discovery client for %s: %w", rc.Host, err)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// served asks discovery for an API path: 404 means not served.
+	served := func(path string) (bool, error) {
+		err := kube.Discovery().RESTClient().Get().AbsPath(path).Do(dctx).Error()
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
 	}
-	disco := dk.Discovery()
-	if _, err := disco.ServerVersion(); err != nil {
+	if _, err := served("/version"); err != nil {
 		return nil, fmt.Errorf("cluster %s does not answer (%s): %w", rc.Host, cfg.source(), err)
 	}
-	if !served(disco.ServerResourcesForGroupVersion("route.openshift.io/v1")) {
+	routed, err := served("/apis/route.openshift.io/v1")
+	if err == nil && !routed {
 		return nil, fmt.Errorf("cluster %s serves no route.openshift.io/v1 Routes (%s): use OpenShift, or install the Route CRD from github.com/openshift/api", rc.Host, cfg.source())
 	}
-	if served(disco.ServerResourcesForGroupVersion("project.openshift.io/v1")) {
+	projects, perr := served("/apis/project.openshift.io/v1")
+	if err = errors.Join(err, perr); err != nil {
+		return nil, fmt.Errorf("cluster %s: discovery (%s): %w", rc.Host, cfg.source(), err)
+	}
+	if projects {
 		if d.projects, err = projectclient.NewForConfig(rc); err != nil {
 			return nil, fmt.Errorf("project client for %s: %w", rc.Host, err)
 		}
 	}
 	log.Info("openshift runtime ready", "server", rc.Host, "projects", d.projects != nil)
 	return d, nil
-}
-
-func served(list *metav1.APIResourceList, err error) bool {
-	return err == nil && list != nil && len(list.APIResources) > 0
 }
 
 func (c Config) source() string {
@@ -203,6 +204,32 @@ func checkOwner(kind, name, tenant, owner string, l map[string]string) error {
 }
 
 func describe(tenant string) string { return "Tenantflow tenant " + tenant }
+
+// objectClient is the part of a typed client an idempotent create needs.
+type objectClient[T any] interface {
+	Create(context.Context, T, metav1.CreateOptions) (T, error)
+	Get(context.Context, string, metav1.GetOptions) (T, error)
+}
+
+// createOrAdopt creates want in namespace ns or, when an object of its
+// name exists (an earlier attempt made it), gets that one and checks that
+// it is the tenant's, of this provisioning: a retry never makes a second
+// object, and never takes over someone else's. existed tells which.
+func createOrAdopt[T metav1.Object](ctx context.Context, c objectClient[T], want T, kind, ns, tenant, owner string) (obj T, existed bool, err error) {
+	ref := ns + "/" + want.GetName()
+	obj, err = c.Create(ctx, want, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		return obj, false, nil
+	case !apierrors.IsAlreadyExists(err):
+		// Wrapped with %w: apierrors.IsInvalid still sees the cause.
+		return obj, false, fmt.Errorf("create %s %s: %w", kind, ref, err)
+	}
+	if obj, err = c.Get(ctx, want.GetName(), metav1.GetOptions{}); err != nil {
+		return obj, true, fmt.Errorf("get %s %s: %w", kind, ref, err)
+	}
+	return obj, true, checkOwner(kind, ref, tenant, owner, obj.GetLabels())
+}
 
 // CreateNetwork makes the tenant's project and its isolation: a
 // NetworkPolicy that admits traffic from the project itself and from the
@@ -332,19 +359,8 @@ func (d *Driver) CreateVolumes(ctx context.Context, tenant, owner string, volume
 		if d.cfg.StorageClass != "" {
 			pvc.Spec.StorageClassName = &d.cfg.StorageClass
 		}
-		_, err := d.kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			cur, gerr := d.kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, v, metav1.GetOptions{})
-			if gerr != nil {
-				return fmt.Errorf("get volume claim %s/%s: %w", ns, v, gerr)
-			}
-			if err := checkOwner("volume claim", ns+"/"+v, tenant, owner, cur.Labels); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("create volume claim %s/%s: %w", ns, v, err)
+		if _, _, err := createOrAdopt(ctx, d.kube.CoreV1().PersistentVolumeClaims(ns), pvc, "volume claim", ns, tenant, owner); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -309,8 +309,7 @@ func TestRenderDeployment(t *testing.T) {
 			StartPeriod: runtime.Duration(30 * time.Second), Interval: runtime.Duration(2 * time.Second)},
 		Resources: runtime.Resources{Memory: "64Mi", CPUs: 0.5},
 	}
-	dep, err := d.deployment(testTenant, testOwner, svc, 0)
-	require.NoError(t, err)
+	dep := d.deployment(testTenant, testOwner, svc, 0)
 
 	require.Equal(t, "3", dep.Spec.Template.Labels[LabelGeneration])
 	require.Equal(t, testTenant, dep.Labels[LabelTenant])
@@ -344,8 +343,7 @@ func TestRenderDeployment(t *testing.T) {
 
 	// A new generation is a new pod template.
 	svc.Generation = 4
-	next, err := d.deployment(testTenant, testOwner, svc, 0)
-	require.NoError(t, err)
+	next := d.deployment(testTenant, testOwner, svc, 0)
 	require.NotEqual(t, dep.Spec.Template.Annotations[AnnotationSpec], next.Spec.Template.Annotations[AnnotationSpec])
 }
 
@@ -363,8 +361,7 @@ func TestRenderStartupProbeCoversStartPeriod(t *testing.T) {
 	} {
 		svc := runtime.Service{Name: "app", Image: "registry.test/app:1", HealthCheck: &runtime.HealthCheck{
 			Command: []string{"check"}, StartPeriod: runtime.Duration(tc.start), Interval: runtime.Duration(tc.interval)}}
-		dep, err := d.deployment(testTenant, testOwner, svc, 0)
-		require.NoError(t, err)
+		dep := d.deployment(testTenant, testOwner, svc, 0)
 		p := dep.Spec.Template.Spec.Containers[0].StartupProbe
 		require.NotNil(t, p, "start %s interval %s", tc.start, tc.interval)
 		patience := time.Duration(p.FailureThreshold) * time.Duration(p.PeriodSeconds) * time.Second

@@ -73,26 +73,22 @@ func (d *Driver) RetireService(ctx context.Context, in runtime.RetireInput) erro
 		deadline = dl.Add(-time.Second)
 	}
 	svc := runtime.Service{Name: in.Service, Generation: in.Keep}
-	for {
-		done, why, err := d.rolledOut(ctx, dep, svc, false)
-		if err != nil {
-			return err
+	var why string
+	fresh := true // the first check reads the Deployment just updated
+	done, err := d.waitUntil(ctx, deadline, nil, func() (done bool, err error) {
+		if !fresh {
+			if dep, err = deps.Get(ctx, in.Service, metav1.GetOptions{}); err != nil {
+				return false, fmt.Errorf("get deployment %s/%s: %w", ns, in.Service, err)
+			}
 		}
-		if done {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("deployment %s/%s not back on generation %s: %s", ns, in.Service, keep, why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d.cfg.PollInterval):
-		}
-		if dep, err = deps.Get(ctx, in.Service, metav1.GetOptions{}); err != nil {
-			return fmt.Errorf("get deployment %s/%s: %w", ns, in.Service, err)
-		}
+		fresh = false
+		done, why, err = d.rolledOut(ctx, dep, svc, false)
+		return done, err
+	})
+	if err == nil && !done {
+		err = fmt.Errorf("deployment %s/%s not back on generation %s: %s", ns, in.Service, keep, why)
 	}
+	return err
 }
 
 // replicaSetOf finds the Deployment's ReplicaSet of one generation (the

@@ -66,19 +66,15 @@ func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, s
 			return runtime.ServiceStatus{}, err
 		}
 	}
-	want, err := d.deployment(tenant, owner, svc, ready)
-	if err != nil {
-		return runtime.ServiceStatus{}, err
-	}
+	want := d.deployment(tenant, owner, svc, ready)
 	deps := d.kube.AppsV1().Deployments(ns)
-	cur, err := deps.Create(ctx, want, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		if cur, err = deps.Get(ctx, svc.Name, metav1.GetOptions{}); err != nil {
-			return runtime.ServiceStatus{}, fmt.Errorf("get deployment %s/%s: %w", ns, svc.Name, err)
-		}
-		if err := checkOwner("deployment", ns+"/"+svc.Name, tenant, owner, cur.Labels); err != nil {
-			return runtime.ServiceStatus{}, err
-		}
+	cur, existed, err := createOrAdopt(ctx, deps, want, "deployment", ns, tenant, owner)
+	switch {
+	case apierrors.IsInvalid(err):
+		return runtime.ServiceStatus{}, invalidSpec("%v", err)
+	case err != nil:
+		return runtime.ServiceStatus{}, err
+	case existed:
 		if cur.Spec.Template.Annotations[AnnotationSpec] != want.Spec.Template.Annotations[AnnotationSpec] {
 			cur.Spec.Template = want.Spec.Template
 			cur.Spec.Strategy, cur.Spec.ProgressDeadlineSeconds = want.Spec.Strategy, want.Spec.ProgressDeadlineSeconds
@@ -94,11 +90,6 @@ func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, s
 				return runtime.ServiceStatus{}, err
 			}
 		}
-	} else if err != nil {
-		if apierrors.IsInvalid(err) {
-			return runtime.ServiceStatus{}, invalidSpec("deployment %s/%s: %v", ns, svc.Name, err)
-		}
-		return runtime.ServiceStatus{}, fmt.Errorf("create deployment %s/%s: %w", ns, svc.Name, err)
 	}
 	if len(svc.Ports) > 0 {
 		if err := d.ensureService(ctx, tenant, owner, svc); err != nil {
@@ -122,18 +113,8 @@ func (d *Driver) ensureEnvSecret(ctx context.Context, tenant, owner string, svc 
 	l[LabelService] = svc.Name
 	want := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}, Type: corev1.SecretTypeOpaque, StringData: svc.Env}
 	secrets := d.kube.CoreV1().Secrets(ns)
-	_, err := secrets.Create(ctx, want, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		if err != nil {
-			return fmt.Errorf("create secret %s/%s: %w", ns, name, err)
-		}
-		return nil
-	}
-	cur, err := secrets.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("get secret %s/%s: %w", ns, name, err)
-	}
-	if err := checkOwner("secret", ns+"/"+name, tenant, owner, cur.Labels); err != nil {
+	cur, existed, err := createOrAdopt(ctx, secrets, want, "secret", ns, tenant, owner)
+	if err != nil || !existed {
 		return err
 	}
 	same := len(cur.Data) == len(svc.Env)
@@ -150,7 +131,7 @@ func (d *Driver) ensureEnvSecret(ctx context.Context, tenant, owner string, svc 
 }
 
 // deployment renders the service's Deployment.
-func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready time.Duration) (*appsv1.Deployment, error) {
+func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready time.Duration) *appsv1.Deployment {
 	l := ownedLabels(tenant, owner)
 	l[LabelService] = svc.Name
 	sel := map[string]string{LabelTenant: tenant, LabelService: svc.Name}
@@ -245,7 +226,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready tim
 				},
 			},
 		},
-	}, nil
+	}
 }
 
 func seconds(v, def time.Duration) int32 {
@@ -274,18 +255,8 @@ func (d *Driver) ensureService(ctx context.Context, tenant, owner string, svc ru
 	for _, p := range svc.Ports {
 		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: portName(p), Port: int32(p.Container), TargetPort: intstr.FromInt32(int32(p.Container))})
 	}
-	_, err := d.kube.CoreV1().Services(ns).Create(ctx, s, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		cur, err := d.kube.CoreV1().Services(ns).Get(ctx, svc.Name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("get service %s/%s: %w", ns, svc.Name, err)
-		}
-		return checkOwner("service", ns+"/"+svc.Name, tenant, owner, cur.Labels)
-	}
-	if err != nil {
-		return fmt.Errorf("create service %s/%s: %w", ns, svc.Name, err)
-	}
-	return nil
+	_, _, err := createOrAdopt(ctx, d.kube.CoreV1().Services(ns), s, "service", ns, tenant, owner)
+	return err
 }
 
 // RouteHost is the host the tenant's Route asks for ("" lets OpenShift
@@ -310,21 +281,11 @@ func (d *Driver) ensureRoute(ctx context.Context, tenant, owner string, svc runt
 			TLS:  &routev1.TLSConfig{Termination: routev1.TLSTerminationEdge, InsecureEdgeTerminationPolicy: routev1.InsecureEdgeTerminationPolicyRedirect},
 		},
 	}
-	_, err := d.routes.RouteV1().Routes(ns).Create(ctx, r, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		cur, err := d.routes.RouteV1().Routes(ns).Get(ctx, RouteName, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("get route %s/%s: %w", ns, RouteName, err)
-		}
-		return checkOwner("route", ns+"/"+RouteName, tenant, owner, cur.Labels)
+	_, _, err := createOrAdopt(ctx, d.routes.RouteV1().Routes(ns), r, "route", ns, tenant, owner)
+	if apierrors.IsInvalid(err) {
+		return invalidSpec("%v", err)
 	}
-	if err != nil {
-		if apierrors.IsInvalid(err) {
-			return invalidSpec("route %s/%s: %v", ns, RouteName, err)
-		}
-		return fmt.Errorf("create route %s/%s: %w", ns, RouteName, err)
-	}
-	return nil
+	return err
 }
 
 // endpoint is the tenant's URL: its Route's host over HTTPS.
@@ -390,39 +351,59 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 		defer w.Stop()
 		events = w.ResultChan()
 	}
-	ticker := time.NewTicker(d.cfg.PollInterval)
-	defer ticker.Stop()
-	for {
+	var stuck, why string // the first service not rolled out, and why
+	done, err := d.waitUntil(ctx, start.Add(budget), events, func() (bool, error) {
+		stuck = ""
 		for _, name := range slices.Sorted(maps.Keys(pending)) {
-			svc := pending[name]
 			dep, err := d.kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
-				return runtime.Endpoint{}, fmt.Errorf("get deployment %s/%s: %w", ns, name, err)
+				return false, fmt.Errorf("get deployment %s/%s: %w", ns, name, err)
 			}
-			done, why, err := d.rolledOut(ctx, dep, svc, true)
+			done, reason, err := d.rolledOut(ctx, dep, pending[name], true)
 			if err != nil {
-				return runtime.Endpoint{}, err
+				return false, err
 			}
 			if done {
 				delete(pending, name)
 				continue
 			}
-			if time.Since(start) > budget {
-				msg := fmt.Sprintf("service %s not available after %s: %s", name, time.Since(start).Round(time.Second), why)
-				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+			if stuck == "" {
+				stuck, why = name, reason
 			}
-			progress(fmt.Sprintf("waiting for %s: %s", name, why))
+			progress(fmt.Sprintf("waiting for %s: %s", name, reason))
 		}
-		if len(pending) == 0 {
-			return d.endpoint(ctx, env.Tenant)
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		return runtime.Endpoint{}, err
+	}
+	if !done {
+		msg := fmt.Sprintf("service %s not available after %s: %s", stuck, time.Since(start).Round(time.Second), why)
+		return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+	}
+	return d.endpoint(ctx, env.Tenant)
+}
+
+// waitUntil calls check at once, then at every poll interval or event on
+// wake (nil: poll only), until it is done, fails or ctx ends; past
+// deadline it stops and reports not done.
+func (d *Driver) waitUntil(ctx context.Context, deadline time.Time, wake <-chan watch.Event, check func() (bool, error)) (bool, error) {
+	ticker := time.NewTicker(d.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		if done, err := check(); done || err != nil {
+			return done, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return runtime.Endpoint{}, ctx.Err()
+			return false, ctx.Err()
 		case <-ticker.C:
-		case _, ok := <-events:
+		case _, ok := <-wake:
 			if !ok {
-				events = nil // the server ended the watch: poll
+				wake = nil // the server ended the watch: poll
 			}
 		}
 	}
@@ -529,14 +510,14 @@ func (d *Driver) StopServices(ctx context.Context, in runtime.StopInput) error {
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
-	deadline := time.Now().Add(grace + 30*time.Second)
-	for {
-		var left []string
+	var left []string
+	done, err := d.waitUntil(ctx, time.Now().Add(grace+30*time.Second), nil, func() (bool, error) {
+		left = nil
 		for _, name := range stopped {
 			sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: map[string]string{LabelTenant: in.Tenant, LabelService: name}})
 			pods, err := d.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 			if err != nil {
-				return fmt.Errorf("list pods of %s/%s: %w", ns, name, err)
+				return false, fmt.Errorf("list pods of %s/%s: %w", ns, name, err)
 			}
 			// Pods that ended (evicted, node shut down) stay until the
 			// pod garbage collector takes them, but run nothing.
@@ -550,20 +531,17 @@ func (d *Driver) StopServices(ctx context.Context, in runtime.StopInput) error {
 				left = append(left, fmt.Sprintf("%s (%d pods)", name, running))
 			}
 		}
-		if len(left) == 0 {
-			d.log.InfoContext(ctx, "services stopped", "tenant", in.Tenant, "services", strings.Join(stopped, ","))
-			return nil
-		}
-		if time.Now().After(deadline) {
-			// Retryable: the scale-down stands, a retry waits again.
-			return fmt.Errorf("services of %s still running after %s: %s", in.Tenant, grace+30*time.Second, strings.Join(left, ", "))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d.cfg.PollInterval):
-		}
+		return len(left) == 0, nil
+	})
+	if err != nil {
+		return err
 	}
+	if !done {
+		// Retryable: the scale-down stands, a retry waits again.
+		return fmt.Errorf("services of %s still running after %s: %s", in.Tenant, grace+30*time.Second, strings.Join(left, ", "))
+	}
+	d.log.InfoContext(ctx, "services stopped", "tenant", in.Tenant, "services", strings.Join(stopped, ","))
+	return nil
 }
 
 // StartServices scales every stopped Deployment of the tenant back to the

@@ -235,7 +235,7 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	if err := c.waitFor("etcd health", []string{"etcd"}, func(ctx context.Context) error {
-		return etcdHealthy(ctx, etcdURL)
+		return etcdHealthy(etcdURL)
 	}); err != nil {
 		return nil, err
 	}
@@ -522,19 +522,13 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-func etcdHealthy(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
+func etcdHealthy(url string) error {
+	code, body, err := testsuite.DoJSON(http.DefaultClient, http.MethodGet, url+"/health", nil, 5*time.Second, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"health":"true"`)) {
-		return fmt.Errorf("etcd /health: %s %s", resp.Status, body)
+	if code != http.StatusOK || !bytes.Contains(body, []byte(`"health":"true"`)) {
+		return fmt.Errorf("etcd /health: %d %s", code, body)
 	}
 	return nil
 }
