@@ -3,6 +3,23 @@
 // dynamic updates signed with TSIG: BIND, PowerDNS, Knot, Windows DNS.
 // Every change is one UPDATE message that replaces the name's address and
 // alias records, so it is atomic and can be repeated any number of times.
+//
+// # Ownership
+//
+// A name is marked by a TXT record at _tenantflow.<name> whose value names
+// the tenant and the provisioning run that made it:
+// "tenantflow-owner=<tenant>/<run>". Every change carries that exact value
+// as an RFC 2136 prerequisite, so the server itself refuses a change to a
+// name another run owns: a tenant requested again after its workflow was
+// terminated can neither take over the live tenant's name nor, by
+// compensation, delete it. EnsureDNSRecord refuses a name of another run
+// (ResourceNotOurs), RemoveDNSRecord leaves it alone and succeeds.
+//
+// Names published before runs were stamped carry "tenantflow-owner=<tenant>"
+// (legacy). Only a call with Adopt (the release, decommission and restore
+// of an existing tenant, never its provisioning) treats such a name of the
+// same tenant as its own: Ensure restamps it with its run, Remove deletes
+// it. An empty Owner keeps the legacy behaviour (the tenant's mark only).
 package dns
 
 import (
@@ -24,6 +41,9 @@ const (
 	ErrUpdateRejected = "DNSUpdateRejected"
 	// ErrInvalidName: the tenant name is malformed or outside the zone.
 	ErrInvalidName = "InvalidDNSName"
+	// ErrNotOurs: the name is marked as another provisioning's (another
+	// run of the tenant, or a legacy mark without Adopt).
+	ErrNotOurs = "ResourceNotOurs"
 )
 
 // managedTypes are the record types a tenant name carries and this package
@@ -40,6 +60,13 @@ type RecordInput struct {
 	// Name is the tenant's FQDN inside the configured zone, e.g.
 	// "acme.apps.example.com" (a trailing dot is optional).
 	Name string `json:"name"`
+	// Owner is the provisioning run the name belongs to (see the package
+	// documentation); empty: the tenant's legacy mark.
+	Owner string `json:"owner,omitempty"`
+	// Adopt lets this call take over the tenant's legacy mark (no run):
+	// set by the release, decommission and restore of an existing tenant,
+	// never by provisioning.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // Record is what EnsureDNSRecord published, so the workflow can show it.
@@ -85,12 +112,28 @@ const ErrNameInUse = "DNSNameInUse"
 // ownerRR is the TXT record that marks a name as the tenant's: Tenantflow
 // only ever replaces or removes records of a name it marks. It sits at
 // _tenantflow.<name>, since a CNAME cannot share its name with other data.
-// miekg/dns rewrites the header of an RR it adds as a prerequisite or a
-// deletion, so every use takes a fresh one.
-func ownerRR(name, tenant string, ttl uint32) *mdns.TXT {
-	return &mdns.TXT{Hdr: mdns.RR_Header{Name: "_tenantflow." + name, Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: ttl},
-		Txt: []string{"tenantflow-owner=" + tenant}}
+// Its value is ownerValue(tenant, owner). miekg/dns rewrites the header of an
+// RR it adds as a prerequisite or a deletion, so every use takes a fresh one.
+func ownerRR(name, value string, ttl uint32) *mdns.TXT {
+	return &mdns.TXT{Hdr: mdns.RR_Header{Name: ownerName(name), Rrtype: mdns.TypeTXT, Class: mdns.ClassINET, Ttl: ttl},
+		Txt: []string{value}}
 }
+
+func ownerName(name string) string { return "_tenantflow." + name }
+
+const ownerPrefix = "tenantflow-owner="
+
+// ownerValue is the mark of the tenant's run; without a run, the legacy
+// mark of names published before runs were stamped.
+func ownerValue(tenant, owner string) string {
+	if owner == "" {
+		return ownerPrefix + tenant
+	}
+	return ownerPrefix + tenant + "/" + owner
+}
+
+// maxOwnerLen keeps the mark within one TXT string (255 octets).
+const maxOwnerLen = 160
 
 func hasRcode(err error, rcode int) bool {
 	var rc *rcodeError
@@ -99,18 +142,21 @@ func hasRcode(err error, rcode int) bool {
 
 // EnsureDNSRecord points the tenant's name at the configured ingress. The
 // server checks ownership atomically (RFC 2136 prerequisites): the first
-// UPDATE applies only where the tenant's owner TXT record is, and replaces
-// the name's A, AAAA and CNAME RRsets with the record; on a name that is
-// not ours yet, the second applies only if the name is entirely unused, and
-// adds the record with the owner TXT. A retry changes nothing, a changed
-// ingress replaces the old record, and a name in use by anyone else is
-// refused (DNSNameInUse).
+// UPDATE applies only where the owner TXT record holds exactly this run's
+// mark, and replaces the name's A, AAAA and CNAME RRsets with the record;
+// on a name that is not ours yet, the second applies only if the name and
+// its mark are entirely unused, and adds the record with this run's mark.
+// A retry changes nothing and a changed ingress replaces the old record. A
+// name marked by another run is refused (ResourceNotOurs), one marked in the
+// legacy format is taken over only with Adopt, and a name in use by anyone
+// else is refused (DNSNameInUse).
 func (a *Activities) EnsureDNSRecord(ctx context.Context, in RecordInput) (Record, error) {
 	name, err := a.recordName(in)
 	if err != nil {
 		return Record{}, err
 	}
-	owner := func() mdns.RR { return ownerRR(name, in.Tenant, uint32(a.cfg.ttl)) }
+	mark := ownerValue(in.Tenant, in.Owner)
+	owner := func() mdns.RR { return ownerRR(name, mark, uint32(a.cfg.ttl)) }
 	rec := Record{Name: name, Type: mdns.TypeToString[a.cfg.rrtype], Target: a.cfg.target, TTL: int(a.cfg.ttl)}
 	op := fmt.Sprintf("ensure DNS record %s %s %s", name, rec.Type, rec.Target)
 	err = a.update(ctx, func(m *mdns.Msg) {
@@ -121,42 +167,110 @@ func (a *Activities) EnsureDNSRecord(ctx context.Context, in RecordInput) (Recor
 	if hasRcode(err, mdns.RcodeNXRrset) {
 		err = a.update(ctx, func(m *mdns.Msg) {
 			m.NameNotUsed([]mdns.RR{&mdns.ANY{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeANY, Class: mdns.ClassANY}}})
+			m.RRsetNotUsed([]mdns.RR{&mdns.ANY{Hdr: mdns.RR_Header{Name: ownerName(name), Rrtype: mdns.TypeTXT, Class: mdns.ClassANY}}})
 			m.Insert([]mdns.RR{a.newRR(name), owner()})
 		})
-		if hasRcode(err, mdns.RcodeYXDomain) {
-			msg := fmt.Sprintf("%s: %s already has records Tenantflow did not make; pick another tenant name", op, name)
-			return Record{}, temporal.NewNonRetryableApplicationError(msg, ErrNameInUse, nil)
+		if hasRcode(err, mdns.RcodeYXDomain) || hasRcode(err, mdns.RcodeYXRrset) {
+			err = a.claimMarked(ctx, in, name, op)
 		}
 	}
 	if err != nil {
 		return Record{}, a.fail(in, op, err)
 	}
-	a.log.Info("dns record ensured", "tenant", in.Tenant, "name", name, "type", rec.Type, "target", rec.Target, "ttl", rec.TTL)
+	a.log.Info("dns record ensured", "tenant", in.Tenant, "owner", in.Owner, "name", name, "type", rec.Type, "target", rec.Target, "ttl", rec.TTL)
 	return rec, nil
 }
 
+// claimMarked decides about a name that is in use but not marked as this
+// run's: a legacy mark of the tenant is taken over with Adopt (one UPDATE
+// conditional on that mark, replacing it and the records); anything else is
+// refused. A name whose mark changed meanwhile is retried.
+func (a *Activities) claimMarked(ctx context.Context, in RecordInput, name, op string) error {
+	marks, err := a.marks(ctx, name)
+	if err != nil {
+		return err
+	}
+	legacy := ownerValue(in.Tenant, "")
+	switch {
+	case len(marks) == 0:
+		msg := fmt.Sprintf("%s: %s already has records Tenantflow did not make; pick another tenant name", op, name)
+		return temporal.NewNonRetryableApplicationError(msg, ErrNameInUse, nil)
+	case len(marks) == 1 && marks[0] == legacy && in.Adopt && in.Owner != "":
+		err := a.update(ctx, func(m *mdns.Msg) {
+			m.Used([]mdns.RR{ownerRR(name, legacy, 0)})
+			m.RemoveRRset(a.rrsets(name))
+			m.Remove([]mdns.RR{ownerRR(name, legacy, 0)})
+			m.Insert([]mdns.RR{a.newRR(name), ownerRR(name, ownerValue(in.Tenant, in.Owner), uint32(a.cfg.ttl))})
+		})
+		if hasRcode(err, mdns.RcodeNXRrset) {
+			return fmt.Errorf("%s: the mark of %s changed meanwhile, looking again", op, name)
+		}
+		if err == nil {
+			a.log.Info("adopted the tenant's dns name published before runs were stamped", "tenant", in.Tenant, "owner", in.Owner, "name", name)
+		}
+		return err
+	case len(marks) == 1 && marks[0] == ownerValue(in.Tenant, in.Owner):
+		return fmt.Errorf("%s: %s became ours meanwhile, looking again", op, name)
+	}
+	msg := fmt.Sprintf("%s: DNS name %s is marked %q, not by this provisioning of %s (owner %q): is the tenant already deployed?",
+		op, name, strings.Join(marks, ", "), in.Tenant, in.Owner)
+	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+}
+
+// marks reads the values of the name's owner TXT records.
+func (a *Activities) marks(ctx context.Context, name string) ([]string, error) {
+	r, err := a.query(ctx, ownerName(name), mdns.TypeTXT)
+	if err != nil {
+		return nil, fmt.Errorf("read owner of %s: %w", name, err)
+	}
+	if r.Rcode != mdns.RcodeSuccess && r.Rcode != mdns.RcodeNameError {
+		return nil, fmt.Errorf("read owner of %s at %s: %s", name, a.cfg.server, rcodeName(r.Rcode))
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		if txt, ok := rr.(*mdns.TXT); ok {
+			out = append(out, strings.Join(txt.Txt, ""))
+		}
+	}
+	return out, nil
+}
+
 // RemoveDNSRecord deletes the tenant name's A, AAAA and CNAME RRsets and
-// its owner record, only where the owner record says the name is the
-// tenant's. A name already gone, or not ours, is success: nothing of ours
-// is left there.
+// its owner record, only where the owner record holds this run's mark (or,
+// with Adopt, the tenant's legacy mark): the server checks it in the same
+// UPDATE. A name already gone, or marked by another run, is success:
+// nothing of ours is left there.
 func (a *Activities) RemoveDNSRecord(ctx context.Context, in RecordInput) error {
 	name, err := a.recordName(in)
 	if err != nil {
 		return err
 	}
-	err = a.update(ctx, func(m *mdns.Msg) {
-		m.Used([]mdns.RR{ownerRR(name, in.Tenant, 0)})
-		m.RemoveRRset(a.rrsets(name))
-		m.Remove([]mdns.RR{ownerRR(name, in.Tenant, 0)})
-	})
+	marks := []string{ownerValue(in.Tenant, in.Owner)}
+	if in.Adopt && in.Owner != "" {
+		marks = append(marks, ownerValue(in.Tenant, ""))
+	}
+	for _, mark := range marks {
+		err = a.update(ctx, func(m *mdns.Msg) {
+			m.Used([]mdns.RR{ownerRR(name, mark, 0)})
+			m.RemoveRRset(a.rrsets(name))
+			m.Remove([]mdns.RR{ownerRR(name, mark, 0)})
+		})
+		if !hasRcode(err, mdns.RcodeNXRrset) {
+			break
+		}
+	}
 	if hasRcode(err, mdns.RcodeNXRrset) {
-		a.log.Info("no dns records of the tenant to remove", "tenant", in.Tenant, "name", name)
+		if others, merr := a.marks(ctx, name); merr == nil && len(others) > 0 {
+			a.log.Warn("dns name is not this provisioning's: left alone", "tenant", in.Tenant, "owner", in.Owner, "name", name, "marks", others)
+		} else {
+			a.log.Info("no dns records of the tenant to remove", "tenant", in.Tenant, "name", name)
+		}
 		return nil
 	}
 	if err != nil {
 		return a.fail(in, "remove DNS records of "+name, err)
 	}
-	a.log.Info("dns records removed", "tenant", in.Tenant, "name", name)
+	a.log.Info("dns records removed", "tenant", in.Tenant, "owner", in.Owner, "name", name)
 	return nil
 }
 
@@ -239,6 +353,8 @@ func (a *Activities) recordName(in RecordInput) (string, error) {
 		msg = fmt.Sprintf("DNS name %q is the zone apex, not a name inside zone %s", in.Name, a.cfg.zone)
 	case !strings.HasSuffix(name, "."+zone):
 		msg = fmt.Sprintf("DNS name %q is outside zone %s", in.Name, a.cfg.zone)
+	case len(in.Owner) > maxOwnerLen || strings.ContainsAny(in.Owner, "/\"\\"):
+		msg = fmt.Sprintf("owner %q of DNS name %q is not a run id", in.Owner, in.Name)
 	default:
 		return mdns.Fqdn(name), nil
 	}
@@ -275,6 +391,10 @@ func (a *Activities) rrsets(name string) []mdns.RR {
 // so the activity is retried.
 func (a *Activities) fail(in RecordInput, op string, err error) error {
 	a.log.Warn("dns update failed", "tenant", in.Tenant, "name", in.Name, "error", err.Error())
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr == err {
+		return err // decided already (ownership), with its own message
+	}
 	var rc *rcodeError
 	if errors.As(err, &rc) && rc.permanent() {
 		// The rcode is the whole cause and is in the message already;
