@@ -2,6 +2,7 @@ package ldap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -18,19 +19,27 @@ import (
 // prefixed are left as they are, so a retry changes nothing; a directory that
 // is gone has nothing left to lock, which is success.
 //
+// Only the accounts of this run's directory (or, with Adopt, of the
+// tenant's directory from before runs were stamped) are locked: another
+// run's are left alone with a warning.
+//
 // The bind DN must be able to read userPassword below the base DN: an
 // account whose password it cannot see cannot be locked (and is logged).
 func (a *Activities) DisableAccounts(ctx context.Context, in DirectoryRef) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
-	log := a.log.With("tenant", in.Tenant)
-	n, found, err := a.rewritePasswords(ctx, in.Tenant, log, func(v string) string {
+	log := a.log.With("tenant", in.Tenant, "owner", in.Owner)
+	n, found, err := a.rewritePasswords(ctx, in, log, false, func(v string) string {
 		if strings.HasPrefix(v, DisabledPrefix) {
 			return v
 		}
 		return DisabledPrefix + v
 	})
+	if errors.Is(err, errLeftAlone) {
+		log.Warn("not disabling the accounts of a directory this provisioning did not create", "dn", a.ouDN(in.Tenant), "reason", err.Error())
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -46,15 +55,21 @@ func (a *Activities) DisableAccounts(ctx context.Context, in DirectoryRef) error
 // restored and the users bind with the passwords they had. Accounts that are
 // not disabled are left alone. A missing directory is a non-retryable
 // ErrDirectoryMissing: there is nothing to give back, and retrying cannot
-// bring it back.
+// bring it back. Another run's directory is refused (ResourceNotOurs); the
+// tenant's directory from before runs were stamped is taken over (stamped
+// with this run) with Adopt only.
 func (a *Activities) EnableAccounts(ctx context.Context, in DirectoryRef) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
-	log := a.log.With("tenant", in.Tenant)
-	n, found, err := a.rewritePasswords(ctx, in.Tenant, log, func(v string) string {
+	log := a.log.With("tenant", in.Tenant, "owner", in.Owner)
+	n, found, err := a.rewritePasswords(ctx, in, log, true, func(v string) string {
 		return strings.TrimPrefix(v, DisabledPrefix)
 	})
+	var left *leftAlone
+	if errors.As(err, &left) {
+		return left.refusal
+	}
 	if err != nil {
 		return err
 	}
@@ -69,16 +84,42 @@ func (a *Activities) EnableAccounts(ctx context.Context, in DirectoryRef) error 
 // accountClasses are object classes of entries that may bind.
 var accountClasses = []string{"person", "organizationalPerson", "inetOrgPerson", "simpleSecurityObject", "posixAccount"}
 
+// errLeftAlone is what rewritePasswords answers for a directory the call
+// may not touch; a *leftAlone carries the refusal to report.
+var errLeftAlone = errors.New("directory not made by this provisioning")
+
+type leftAlone struct{ refusal error }
+
+func (e *leftAlone) Error() string        { return e.refusal.Error() }
+func (e *leftAlone) Is(target error) bool { return target == errLeftAlone }
+
 // rewritePasswords applies rewrite to every userPassword value below the
-// tenant's OU and writes back the entries whose values changed. found is
-// false when the OU does not exist.
-func (a *Activities) rewritePasswords(ctx context.Context, tenant string, log *slog.Logger, rewrite func(string) string) (changed int, found bool, err error) {
-	ou := a.ouDN(tenant)
+// tenant's OU and writes back the entries whose values changed, once the OU
+// is known to be the call's (claimed from before runs were stamped when
+// stamp is set, see checkOwned); otherwise it changes nothing and answers a
+// *leftAlone. found is false when the OU does not exist.
+func (a *Activities) rewritePasswords(ctx context.Context, ref DirectoryRef, log *slog.Logger, stamp bool, rewrite func(string) string) (changed int, found bool, err error) {
+	ou := a.ouDN(ref.Tenant)
 	s, err := a.connect(ctx)
 	if err != nil {
 		return 0, false, err
 	}
 	defer s.Close()
+
+	top, err := readOU(s, ou)
+	if err != nil {
+		return 0, false, a.classify(ctx, "read "+ou, err)
+	}
+	if top == nil {
+		return 0, false, nil
+	}
+	if err := a.checkOwned(ctx, s, log, top, ref, stamp); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && (appErr.Type() == ErrNotOurs || appErr.Type() == ErrEntryNotOurs) {
+			return 0, true, &leftAlone{refusal: err}
+		}
+		return 0, true, err
+	}
 
 	res, err := s.SearchWithPaging(goldap.NewSearchRequest(ou, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"objectClass", "userPassword"}, nil), 500)

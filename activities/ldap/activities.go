@@ -35,6 +35,13 @@ type DirectoryInput struct {
 	Tenant        string `json:"tenant"`
 	AdminUser     string `json:"adminUser"`
 	AdminPassword string `json:"adminPassword"`
+	// Owner is the provisioning run the directory belongs to (see the
+	// package documentation); empty: any directory of the tenant.
+	Owner string `json:"owner,omitempty"`
+	// Adopt lets this call take over the tenant's directory from before
+	// runs were stamped: set by the release, decommission and restore of
+	// an existing tenant, never by provisioning.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // Directory holds the DNs of what EnsureDirectory made, for the distributor
@@ -45,9 +52,12 @@ type Directory struct {
 	Admin string `json:"admin"`
 }
 
-// DirectoryRef names the tenant whose directory an activity works on.
+// DirectoryRef names the tenant whose directory an activity works on, and
+// the run that owns it (see DirectoryInput).
 type DirectoryRef struct {
 	Tenant string `json:"tenant"`
+	Owner  string `json:"owner,omitempty"`
+	Adopt  bool   `json:"adopt,omitempty"`
 }
 
 func (in DirectoryInput) validate() error {
@@ -91,6 +101,111 @@ func (a *Activities) names(tenant, adminUser string) Directory {
 
 func ouDescription(tenant string) string { return "Tenantflow tenant " + tenant }
 
+// ownerDescPrefix starts the OU's second description value, which names the
+// provisioning run that made it ("Tenantflow owner <run>").
+const ownerDescPrefix = "Tenantflow owner "
+
+// ouDescriptions are the description values of a tenant's OU: the tenant's
+// mark, and the run's when there is one.
+func ouDescriptions(tenant, owner string) []string {
+	if owner == "" {
+		return []string{ouDescription(tenant)}
+	}
+	return []string{ouDescription(tenant), ownerDescPrefix + owner}
+}
+
+// ownership is what an existing OU's descriptions say about who made it.
+type ownership int
+
+const (
+	ouAbsent   ownership = iota
+	ouForeign            // no Tenantflow description: someone else's
+	ouOurs               // this run's (for an empty owner: the tenant's)
+	ouLegacy             // the tenant's, made before runs were stamped
+	ouOtherRun           // another run's
+)
+
+// ownershipOf classifies an OU entry for the tenant's run owner, with the
+// runs it names.
+func ownershipOf(e *goldap.Entry, tenant, owner string) (ownership, []string) {
+	if !hasValueFold(e, "description", ouDescription(tenant)) {
+		return ouForeign, nil
+	}
+	var owners []string
+	for _, v := range e.GetEqualFoldAttributeValues("description") {
+		if len(v) > len(ownerDescPrefix) && strings.EqualFold(v[:len(ownerDescPrefix)], ownerDescPrefix) {
+			owners = append(owners, v[len(ownerDescPrefix):])
+		}
+	}
+	switch {
+	case owner == "":
+		return ouOurs, owners
+	case len(owners) == 0:
+		return ouLegacy, nil
+	case len(owners) == 1 && strings.EqualFold(owners[0], owner):
+		return ouOurs, owners
+	}
+	return ouOtherRun, owners
+}
+
+// readOU returns the tenant's OU with its descriptions, nil when absent.
+func readOU(s *session, dn string) (*goldap.Entry, error) {
+	res, err := s.Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"objectClass", "description"}, nil))
+	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Entries) != 1 {
+		return nil, fmt.Errorf("read %s: %d entries returned", dn, len(res.Entries))
+	}
+	return res.Entries[0], nil
+}
+
+// notOurs refuses an OU of the tenant that another provisioning made (or,
+// without Adopt, one from before runs were stamped).
+func notOurs(tenant, owner, dn string, owners []string) error {
+	msg := fmt.Sprintf("LDAP directory %s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
+		dn, tenant, owner, strings.Join(owners, ", "))
+	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+}
+
+// claim takes over the tenant's OU from before runs were stamped: it gets
+// the run's description value, so every later call recognises it.
+func (a *Activities) claim(ctx context.Context, s *session, log *slog.Logger, dn, owner string) error {
+	err := s.Modify(&goldap.ModifyRequest{DN: dn, Changes: []goldap.Change{{
+		Operation: goldap.AddAttribute, Modification: goldap.PartialAttribute{Type: "description", Vals: []string{ownerDescPrefix + owner}},
+	}}})
+	if err != nil && !goldap.IsErrorWithCode(err, goldap.LDAPResultAttributeOrValueExists) {
+		return a.classify(ctx, "stamp "+dn+" with its owner", err)
+	}
+	log.Info("adopted the tenant's directory made before runs were stamped", "dn", dn, "owner", owner)
+	return nil
+}
+
+// checkOwned decides whether a call of owner may work on the tenant's
+// existing OU e: this run's is; a legacy one is with adopt (and claimed
+// when stamp is set); any other is refused with notOurs (or foreignErr).
+func (a *Activities) checkOwned(ctx context.Context, s *session, log *slog.Logger, e *goldap.Entry, ref DirectoryRef, stamp bool) error {
+	dn := a.ouDN(ref.Tenant)
+	state, owners := ownershipOf(e, ref.Tenant, ref.Owner)
+	switch {
+	case state == ouOurs:
+		return nil
+	case state == ouLegacy && ref.Adopt:
+		if stamp {
+			return a.claim(ctx, s, log, dn, ref.Owner)
+		}
+		return nil
+	case state == ouForeign:
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: entry exists without description %q; not made by Tenantflow, left unchanged", dn, ouDescription(ref.Tenant)), ErrEntryNotOurs, nil)
+	}
+	return notOurs(ref.Tenant, ref.Owner, dn, owners)
+}
+
 // EnsureDirectory makes the tenant's OU, its admin account and its admin
 // group, keeping whatever an earlier attempt already made, and (re)sets the
 // admin's password to the given one on every call so that a retry, or a
@@ -111,10 +226,10 @@ func (a *Activities) EnsureDirectory(ctx context.Context, in DirectoryInput) (Di
 	defer s.Close()
 
 	desc := ouDescription(in.Tenant)
-	_, err = ensureEntry(s, log, d.OU, []goldap.Attribute{
+	ou, err := ensureEntry(s, log, d.OU, []goldap.Attribute{
 		{Type: "objectClass", Vals: []string{"top", "organizationalUnit"}},
 		{Type: "ou", Vals: []string{in.Tenant}},
-		{Type: "description", Vals: []string{desc}},
+		{Type: "description", Vals: ouDescriptions(in.Tenant, in.Owner)},
 	}, func(e *goldap.Entry) error {
 		if !hasValueFold(e, "objectClass", "organizationalUnit") || !hasValueFold(e, "description", desc) {
 			return fmt.Errorf("entry exists without objectClass organizationalUnit and description %q", desc)
@@ -127,6 +242,12 @@ func (a *Activities) EnsureDirectory(ctx context.Context, in DirectoryInput) (Di
 	}
 	if err != nil {
 		return Directory{}, a.classify(ctx, "ensure "+d.OU, err)
+	}
+	if ou != nil {
+		// The OU was there: its users and group are its owner's.
+		if err := a.checkOwned(ctx, s, log, ou, DirectoryRef{Tenant: in.Tenant, Owner: in.Owner, Adopt: in.Adopt}, true); err != nil {
+			return Directory{}, err
+		}
 	}
 
 	_, err = ensureEntry(s, log, d.Admin, []goldap.Attribute{
@@ -251,32 +372,33 @@ func storeSSHA(conn *goldap.Conn, dn, password string) error {
 
 // RemoveDirectory deletes the tenant's OU and everything below it, deepest
 // entries first (LDAP deletes leaves only). Whatever is already gone counts as
-// removed, so a retry after a partial removal finishes the job. An OU that
-// Tenantflow did not make (no Tenantflow description) is left alone: this
-// runs as compensation, also after EnsureDirectory refused a foreign OU.
+// removed, so a retry after a partial removal finishes the job. Only an OU
+// of this run (or, with Adopt, of the tenant from before runs were stamped)
+// is removed: one that Tenantflow did not make, or another run made, is left
+// alone with a warning. This runs as compensation, also after
+// EnsureDirectory refused someone else's OU.
 func (a *Activities) RemoveDirectory(ctx context.Context, in DirectoryRef) error {
 	if err := in.validate(); err != nil {
 		return err
 	}
 	ou := a.ouDN(in.Tenant)
-	log := a.log.With("tenant", in.Tenant)
+	log := a.log.With("tenant", in.Tenant, "owner", in.Owner)
 	s, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 
-	top, err := s.Search(goldap.NewSearchRequest(ou, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"objectClass", "description"}, nil))
-	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
-		log.Info("directory already removed", "dn", ou)
-		return nil
-	}
+	top, err := readOU(s, ou)
 	if err != nil {
 		return a.classify(ctx, "read "+ou, err)
 	}
-	if len(top.Entries) != 1 || !hasValueFold(top.Entries[0], "description", ouDescription(in.Tenant)) {
-		log.Warn("not removing a directory Tenantflow did not create", "dn", ou)
+	if top == nil {
+		log.Info("directory already removed", "dn", ou)
+		return nil
+	}
+	if state, owners := ownershipOf(top, in.Tenant, in.Owner); state != ouOurs && (state != ouLegacy || !in.Adopt) {
+		log.Warn("not removing a directory this provisioning did not create", "dn", ou, "madeBy", owners)
 		return nil
 	}
 	res, err := s.SearchWithPaging(goldap.NewSearchRequest(ou, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,

@@ -4,6 +4,23 @@
 // own connection (dial, bind, work, close): activities are rare and short,
 // and a fresh connection never carries a broken state from a previous
 // attempt into a retry.
+//
+// # Ownership
+//
+// The OU carries two description values: "Tenantflow tenant <tenant>"
+// (Tenantflow made it) and "Tenantflow owner <run>" (the provisioning run
+// that made it, written in the same Add). The users and the group below an
+// OU are its owner's. EnsureDirectory and EnableAccounts refuse an OU of
+// another run (ResourceNotOurs) and never change it; RemoveDirectory and
+// DisableAccounts leave it alone with a warning and succeed: a tenant
+// requested again after its workflow was terminated, or after an incomplete
+// purge, neither adopts nor destroys the other run's accounts.
+//
+// An OU made before runs were stamped has the tenant's description only.
+// Calls with Adopt (the release, decommission, restore and purge of an
+// existing tenant, never its provisioning) treat it as theirs: Ensure and
+// Enable stamp it with their run, Remove and Disable act on it. An empty
+// Owner keeps the behaviour from before runs were stamped.
 package ldap
 
 import (
@@ -30,6 +47,9 @@ const (
 	ErrRequestRejected  = "LDAPRequestRejected"
 	ErrEntryNotOurs     = "LDAPEntryNotOurs"
 	ErrDirectoryMissing = "LDAPDirectoryMissing"
+	// ErrNotOurs: the tenant's OU was made by another provisioning run
+	// (or before runs were stamped, for a call without Adopt).
+	ErrNotOurs = "ResourceNotOurs"
 )
 
 // Activities manages tenant directories on one LDAP server.
