@@ -5,6 +5,24 @@
 // of upstreams is one PATCH of the route, which Caddy applies without
 // dropping requests: the release workflow relies on it for zero-downtime
 // cut-overs (new container beside the old one, then the route is switched).
+//
+// # Ownership
+//
+// A route names the provisioning run that made it in its first handler, a
+// "vars" handler holding tenantflow_owner (Caddy keeps it verbatim in its
+// config and it only sets a request variable). Every change of an existing
+// route is conditional on the ETag of the route that was read and checked
+// (If-Match), so Caddy applies it only if the route is still the one whose
+// owner was checked. EnsureRoute refuses a route of another run
+// (ResourceNotOurs) and RemoveRoute leaves it alone and succeeds: a tenant
+// requested again after its workflow was terminated neither takes over nor,
+// by compensation, unroutes the live tenant.
+//
+// Routes made before runs were stamped have no vars handler. Only calls with
+// Adopt (the release, decommission and restore of an existing tenant, never
+// its provisioning) treat such a route as theirs: Ensure rewrites it with
+// their run, Remove deletes it. An empty Owner keeps the behaviour from
+// before runs were stamped (any route with the tenant's @id).
 package proxy
 
 import (
@@ -31,7 +49,14 @@ const (
 	// ErrInvalidInput: the tenant is not a DNS label or an upstream is not
 	// host:port; nothing was sent to Caddy.
 	ErrInvalidInput = "InvalidRouteInput"
+	// ErrNotOurs: the tenant's route was made by another provisioning run
+	// (or before runs were stamped, for a call without Adopt).
+	ErrNotOurs = "ResourceNotOurs"
 )
+
+// OwnerVar is the variable of the route's vars handler that names the run
+// that made the route.
+const OwnerVar = "tenantflow_owner"
 
 // RouteIDPrefix starts the @id of every route Tenantflow owns, so ops can
 // tell them from hand-made routes and reach one at /id/tenantflow-<tenant>.
@@ -47,6 +72,13 @@ const maxAttempts = 8
 type RouteInput struct {
 	Tenant    string   `json:"tenant"`
 	Upstreams []string `json:"upstreams"` // host:port dial addresses
+	// Owner is the provisioning run the route belongs to (see the package
+	// documentation); empty: any route of the tenant.
+	Owner string `json:"owner,omitempty"`
+	// Adopt lets this call take over the tenant's route from before runs
+	// were stamped: set by the release, decommission and restore of an
+	// existing tenant, never by provisioning.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // Route is the tenant's route as Caddy now serves it.
@@ -57,9 +89,12 @@ type Route struct {
 	Upstreams []string `json:"upstreams"`
 }
 
-// RouteRef names the tenant whose route an activity works on.
+// RouteRef names the tenant whose route an activity works on, and the run
+// that owns it (see RouteInput).
 type RouteRef struct {
 	Tenant string `json:"tenant"`
+	Owner  string `json:"owner,omitempty"`
+	Adopt  bool   `json:"adopt,omitempty"`
 }
 
 // Activities manage tenant routes in one Caddy. Register it with the worker
@@ -116,9 +151,14 @@ func (a *Activities) EnsureRoute(ctx context.Context, in RouteInput) (Route, err
 		return Route{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("ensure route %s: %v", id, err), ErrInvalidInput, err)
 	}
 	want := a.caddyRoute(in)
-	log := a.log.With("tenant", in.Tenant, "route", id)
+	log := a.log.With("tenant", in.Tenant, "route", id, "owner", in.Owner)
+	claim := func(current []byte) error { return mayChange(current, in.Tenant, in.Owner, in.Adopt) }
 	for range maxAttempts {
-		done, err := a.ensureOnce(ctx, want, log)
+		done, err := a.ensureOnce(ctx, want, claim, log)
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr == err {
+			return Route{}, err
+		}
 		if err != nil {
 			return Route{}, activityError("ensure route "+id, err)
 		}
@@ -130,40 +170,105 @@ func (a *Activities) EnsureRoute(ctx context.Context, in RouteInput) (Route, err
 }
 
 // RemoveRoute deletes the tenant's route, so its host is no longer
-// served; a route that is already gone is success.
+// served; a route that is already gone is success. Only this run's route
+// (or, with Adopt, the tenant's route from before runs were stamped) is
+// deleted, on the condition that it is still the route that was checked
+// (If-Match); another run's route is left alone with a warning.
 func (a *Activities) RemoveRoute(ctx context.Context, in RouteRef) error {
 	id := RouteIDPrefix + in.Tenant
 	if !validLabel(in.Tenant) {
 		err := fmt.Errorf("tenant %q is not a DNS label", in.Tenant)
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("remove route %s: %v", id, err), ErrInvalidInput, err)
 	}
-	log := a.log.With("tenant", in.Tenant, "route", id)
+	log := a.log.With("tenant", in.Tenant, "route", id, "owner", in.Owner)
 	path := "/id/" + id
 	// Caddy accepts a duplicate @id (added by hand) and indexes the last
-	// one; delete until none is left so the host is really unrouted.
-	for i := range maxAttempts {
-		r, err := a.admin.do(ctx, http.MethodDelete, path, nil, "")
+	// one; delete until none of ours is left so the host is really
+	// unrouted.
+	removed := 0
+	for range maxAttempts {
+		r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
 		if err != nil {
 			return fmt.Errorf("remove route %s: %w", id, err)
 		}
 		switch r.status {
 		case http.StatusOK:
-			log.Info("route removed", "host", a.host(in.Tenant))
 		case http.StatusNotFound:
-			if i == 0 {
+			if removed == 0 {
 				log.Info("route already absent", "host", a.host(in.Tenant))
 			}
 			return nil
 		default:
-			return activityError("remove route "+id, r.unexpected(http.MethodDelete, path))
+			return activityError("remove route "+id, r.unexpected(http.MethodGet, path))
+		}
+		if err := mayChange(r.body, in.Tenant, in.Owner, in.Adopt); err != nil {
+			log.Warn("route is not this provisioning's: left alone", "host", a.host(in.Tenant), "madeBy", ownerOf(r.body))
+			return nil
+		}
+		d, err := a.admin.do(ctx, http.MethodDelete, path, nil, r.etag)
+		if err != nil {
+			return fmt.Errorf("remove route %s: %w", id, err)
+		}
+		switch d.status {
+		case http.StatusOK:
+			removed++
+			log.Info("route removed", "host", a.host(in.Tenant))
+		case http.StatusNotFound, http.StatusPreconditionFailed:
+			// removed or changed since we read it: look again
+		default:
+			return activityError("remove route "+id, d.unexpected(http.MethodDelete, path))
 		}
 	}
-	return fmt.Errorf("remove route %s: still present after %d deletions", id, maxAttempts)
+	return fmt.Errorf("remove route %s: still present after %d attempts", id, maxAttempts)
+}
+
+// mayChange says whether a call of owner may change the route current (as
+// Caddy returned it): its own route may be, a route from before runs were
+// stamped with adopt, any with an empty owner; another is refused.
+func mayChange(current []byte, tenant, owner string, adopt bool) error {
+	got, stamped := routeOwner(current)
+	switch {
+	case owner == "", stamped && got == owner, !stamped && adopt:
+		return nil
+	}
+	if !stamped {
+		got = "none: made before runs were stamped"
+	}
+	msg := fmt.Sprintf("route %s%s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
+		RouteIDPrefix, tenant, tenant, owner, got)
+	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+}
+
+// routeOwner reads the run a route names in its vars handler.
+func routeOwner(raw []byte) (owner string, stamped bool) {
+	var r struct {
+		Handle []map[string]any `json:"handle"`
+	}
+	if json.Unmarshal(raw, &r) != nil {
+		return "", false
+	}
+	for _, h := range r.Handle {
+		if h["handler"] == "vars" {
+			if o, ok := h[OwnerVar].(string); ok {
+				return o, true
+			}
+		}
+	}
+	return "", false
+}
+
+// ownerOf is the route's owner for the log.
+func ownerOf(raw []byte) string {
+	if o, ok := routeOwner(raw); ok {
+		return o
+	}
+	return "(not stamped)"
 }
 
 // ensureOnce does one round of EnsureRoute. It reports done=false when the
-// config changed under it and the caller should look again.
-func (a *Activities) ensureOnce(ctx context.Context, want caddyRoute, log *slog.Logger) (bool, error) {
+// config changed under it and the caller should look again. An existing
+// route is changed only if claim accepts it, conditional on its ETag.
+func (a *Activities) ensureOnce(ctx context.Context, want caddyRoute, claim func([]byte) error, log *slog.Logger) (bool, error) {
 	path := "/id/" + want.ID
 	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
@@ -171,9 +276,12 @@ func (a *Activities) ensureOnce(ctx context.Context, want caddyRoute, log *slog.
 	}
 	switch r.status {
 	case http.StatusOK:
-		return a.replace(ctx, want, r.body, "", log)
+		if err := claim(r.body); err != nil {
+			return false, err
+		}
+		return a.replace(ctx, want, r.body, r.etag, log)
 	case http.StatusNotFound:
-		return a.create(ctx, want, log)
+		return a.create(ctx, want, claim, log)
 	default:
 		return false, r.unexpected(http.MethodGet, path)
 	}
@@ -211,7 +319,7 @@ func (a *Activities) replace(ctx context.Context, want caddyRoute, current []byt
 // first, with their ETag, and the append is conditional on it: two attempts
 // racing (a retry overlapping a slow first attempt) cannot both append,
 // which matters because Caddy does not refuse a duplicate @id.
-func (a *Activities) create(ctx context.Context, want caddyRoute, log *slog.Logger) (bool, error) {
+func (a *Activities) create(ctx context.Context, want caddyRoute, claim func([]byte) error, log *slog.Logger) (bool, error) {
 	path := a.serverPath() + "/routes"
 	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
@@ -228,7 +336,11 @@ func (a *Activities) create(ctx context.Context, want caddyRoute, log *slog.Logg
 				ID string `json:"@id"`
 			}
 			if json.Unmarshal(raw, &head) == nil && head.ID == want.ID {
-				return a.replace(ctx, want, raw, r.etag, log) // added since our lookup by @id
+				// added since our lookup by @id
+				if err := claim(raw); err != nil {
+					return false, err
+				}
+				return a.replace(ctx, want, raw, r.etag, log)
 			}
 		}
 		w, err := a.admin.do(ctx, http.MethodPost, path, want, r.etag)
@@ -320,10 +432,14 @@ func (a *Activities) caddyRoute(in RouteInput) caddyRoute {
 	for i, u := range in.Upstreams {
 		ups[i] = caddyUpstream{Dial: u}
 	}
+	var handle []caddyHandler
+	if in.Owner != "" {
+		handle = append(handle, caddyHandler{Handler: "vars", Owner: in.Owner})
+	}
 	return caddyRoute{
 		ID:       RouteIDPrefix + in.Tenant,
 		Match:    []caddyMatch{{Host: []string{a.host(in.Tenant)}}},
-		Handle:   []caddyHandler{{Handler: "reverse_proxy", Upstreams: ups}},
+		Handle:   append(handle, caddyHandler{Handler: "reverse_proxy", Upstreams: ups}),
 		Terminal: true,
 	}
 }
@@ -354,9 +470,12 @@ type caddyMatch struct {
 	Host []string `json:"host"`
 }
 
+// caddyHandler is a reverse_proxy handler (Upstreams) or the vars handler
+// that names the route's owner (Owner).
 type caddyHandler struct {
 	Handler   string          `json:"handler"`
-	Upstreams []caddyUpstream `json:"upstreams"`
+	Owner     string          `json:"tenantflow_owner,omitempty"`
+	Upstreams []caddyUpstream `json:"upstreams,omitempty"`
 }
 
 type caddyUpstream struct {

@@ -107,11 +107,13 @@ func dials(t *testing.T, caddy *testsuite.Caddy, id string) []string {
 	if err := json.Unmarshal(body, &r); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Handle) != 1 || r.Handle[0].Handler != "reverse_proxy" || !r.Terminal || len(r.Match) != 1 {
+	// A vars handler naming the owner may come first; the proxy is last.
+	last := len(r.Handle) - 1
+	if last < 0 || r.Handle[last].Handler != "reverse_proxy" || !r.Terminal || len(r.Match) != 1 {
 		t.Fatalf("route %s is not a terminal reverse_proxy route: %s", id, body)
 	}
 	var d []string
-	for _, u := range r.Handle[0].Upstreams {
+	for _, u := range r.Handle[last].Upstreams {
 		d = append(d, u.Dial)
 	}
 	return d
