@@ -58,6 +58,33 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.WebUIURL, "web-ui-url", "TENANTFLOW_WEB_UI_URL", "", "Temporal Web UI base URL, for links in GitLab commit statuses")
 }
 
+// checkCodec refuses anonymous decryption on a listener other machines can
+// reach: anyone reaching the API could then read every payload in history,
+// generated passwords included.
+func (a apiSettings) checkCodec() error {
+	if a.CodecAnonymous && !loopbackListen(a.Listen) {
+		return fmt.Errorf("TENANTFLOW_CODEC_ALLOW_ANONYMOUS=true needs a loopback TENANTFLOW_API_LISTEN "+
+			"(127.0.0.1:<port>, [::1]:<port> or localhost:<port>), not %q: anyone reaching it could decrypt "+
+			"the payloads in history; drop it and give the Web UI an ops token instead", a.Listen)
+	}
+	return nil
+}
+
+// loopbackListen reports whether a listen address (host:port) accepts
+// connections from this machine only. An empty host listens on every
+// interface; other names are not resolved, since they may change.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // parse parses a subcommand's flags; -h prints them and stops.
 func parse(s *config.Set, args []string) error {
 	err := s.Parse(args)
@@ -143,6 +170,9 @@ type apiFiles struct {
 }
 
 func loadAPIFiles(a apiSettings) (apiFiles, error) {
+	if err := a.checkCodec(); err != nil {
+		return apiFiles{}, err
+	}
 	templates, err := runtime.LoadTemplates(a.TemplatesDir)
 	if err != nil {
 		return apiFiles{}, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)

@@ -76,11 +76,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		tcfg.CodecKeys = keys
 	}
 	uiURL := "http://127.0.0.1:" + uiPort
-	if a.CodecOrigins == "" {
-		a.CodecOrigins = uiURL + ",http://localhost:" + uiPort
-		// The dev UI has no login to pass a token to the codec endpoint; on
-		// loopback, let it decrypt so ops can read payloads in the UI.
-		a.CodecAnonymous = true
+	devCodecDefaults(&a, uiURL, uiPort, log)
+	if err := a.checkCodec(); err != nil {
+		return err
 	}
 
 	host, port, err := net.SplitHostPort(tcfg.Address)
@@ -111,6 +109,23 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	printBanner(uiURL, a, tcfg)
 	return process{temporal: tcfg, worker: &wcfg, api: &a}.run(ctx, log)
+}
+
+// devCodecDefaults lets the dev Web UI call /codec unless origins were
+// configured. The UI has no login to pass a token, so it may decrypt
+// without one, but only on a loopback listener: elsewhere anyone reaching
+// the API could read every payload.
+func devCodecDefaults(a *apiSettings, uiURL, uiPort string, log *slog.Logger) {
+	if a.CodecOrigins != "" {
+		return
+	}
+	a.CodecOrigins = uiURL + ",http://localhost:" + uiPort
+	if loopbackListen(a.Listen) {
+		a.CodecAnonymous = true
+		return
+	}
+	log.Warn("the API listens beyond loopback: /codec needs an ops token, so the Web UI shows payloads encrypted",
+		"listen", a.Listen)
 }
 
 func stopServer(cmd *exec.Cmd, exited chan error, log *slog.Logger) {

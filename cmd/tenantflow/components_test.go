@@ -1,0 +1,88 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAnonymousCodecOnlyOnLoopback(t *testing.T) {
+	tests := []struct {
+		listen string
+		ok     bool
+	}{
+		{"127.0.0.1:8080", true},
+		{"127.0.0.2:8080", true},
+		{"[::1]:8080", true},
+		{"localhost:8080", true},
+		{"LOCALHOST:8080", true},
+		{"0.0.0.0:8080", false},
+		{":8080", false},
+		{"[::]:8080", false},
+		{"192.0.2.10:8080", false},
+		{"api.example.com:8080", false},
+		{"127.0.0.1", false}, // no port: not an address we can judge
+	}
+	for _, tc := range tests {
+		t.Run(tc.listen, func(t *testing.T) {
+			assert.NoError(t, apiSettings{Listen: tc.listen}.checkCodec(), "no anonymous codec: any listener")
+			err := apiSettings{Listen: tc.listen, CodecAnonymous: true}.checkCodec()
+			if tc.ok {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "TENANTFLOW_CODEC_ALLOW_ANONYMOUS")
+			assert.Contains(t, err.Error(), "TENANTFLOW_API_LISTEN")
+		})
+	}
+}
+
+// validAPISettings passes loadAPIFiles: the repository's templates and a
+// tokens file.
+func validAPISettings(t *testing.T) apiSettings {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	require.NoError(t, os.WriteFile(tokens, []byte(`{"ops":"ops-token-0123456789"}`), 0o600))
+	return apiSettings{Listen: "127.0.0.1:8080", TokensFile: tokens, TemplatesDir: "../../deploy/templates", Runtime: "docker"}
+}
+
+func TestLoadAPIFilesRefusesAnonymousCodecBeyondLoopback(t *testing.T) {
+	a := validAPISettings(t)
+	a.CodecAnonymous = true
+	_, err := loadAPIFiles(a)
+	require.NoError(t, err, "loopback")
+
+	a.Listen = "0.0.0.0:8080"
+	_, err = loadAPIFiles(a)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "TENANTFLOW_CODEC_ALLOW_ANONYMOUS")
+	assert.Contains(t, err.Error(), `"0.0.0.0:8080"`)
+}
+
+func TestDevCodecDefaults(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	tests := []struct {
+		name          string
+		in            apiSettings
+		wantOrigins   string
+		wantAnonymous bool
+	}{
+		{"loopback", apiSettings{Listen: "127.0.0.1:8080"}, "http://127.0.0.1:8233,http://localhost:8233", true},
+		{"every interface", apiSettings{Listen: "0.0.0.0:8080"}, "http://127.0.0.1:8233,http://localhost:8233", false},
+		{"own origins", apiSettings{Listen: "127.0.0.1:8080", CodecOrigins: "https://ui.example"}, "https://ui.example", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.in
+			devCodecDefaults(&a, "http://127.0.0.1:8233", "8233", log)
+			assert.Equal(t, tc.wantOrigins, a.CodecOrigins)
+			assert.Equal(t, tc.wantAnonymous, a.CodecAnonymous)
+			assert.NoError(t, a.checkCodec(), "dev's defaults always pass the check")
+		})
+	}
+}
