@@ -13,9 +13,13 @@ const (
 	ErrUnauthorized    = "CMDBUnauthorized"
 	ErrRequestRejected = "CMDBRequestRejected"
 	ErrInvalidInput    = "InvalidCMDBInput"
+	// ErrNotOurs: an active application of the tenant's name was made by
+	// another provisioning run (or before runs were stamped, without
+	// Adopt).
+	ErrNotOurs = "ResourceNotOurs"
 )
 
-// iTop's RestResult codes.
+// iTop's RestResult codes (application/applicationextension.inc.php).
 const (
 	CodeOK                 = 0
 	CodeUnauthorized       = 1
@@ -27,6 +31,7 @@ const (
 	CodeUnsupportedVersion = 10
 	CodeUnknownOperation   = 11
 	CodeUnsafe             = 12
+	CodeInvalidPage        = 13 // iTop 3.1+: page is not an integer > 0
 	CodeInternalError      = 100
 )
 
@@ -34,7 +39,7 @@ var codeNames = map[int]string{
 	CodeUnauthorized: "UNAUTHORIZED", CodeMissingVersion: "MISSING_VERSION", CodeMissingJSON: "MISSING_JSON",
 	CodeInvalidJSON: "INVALID_JSON", CodeMissingAuthUser: "MISSING_AUTH_USER", CodeMissingAuthPwd: "MISSING_AUTH_PWD",
 	CodeUnsupportedVersion: "UNSUPPORTED_VERSION", CodeUnknownOperation: "UNKNOWN_OPERATION", CodeUnsafe: "UNSAFE",
-	CodeInternalError: "INTERNAL_ERROR",
+	CodeInvalidPage: "INVALID_PAGE", CodeInternalError: "INTERNAL_ERROR",
 }
 
 // Error is an iTop answer that reports a failure: a non-zero result code, or
@@ -62,18 +67,32 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("iTop %s: code %d (%s): %s", what, e.Code, name, e.Message)
 }
 
-// modelRefusals are messages of code 100 (an exception inside iTop) that
-// say the request does not fit iTop's datamodel. Those are as permanent as
-// codes 2-12; other code-100 answers (lock timeouts, deadlocks, a database
-// gone away) are worth retrying.
+// modelRefusals are messages of code 100 that say the request does not fit
+// iTop's datamodel or names nothing that exists. rest.php answers every
+// exception without a code of its own as code 100 with "Error: " and the
+// exception's message, which RestUtils prefixes with the attribute code for
+// a value it could not take ("move2production: Wrong format for date
+// attribute move2production, expecting \"Y-m-d\" and got \"…\""). These are
+// as permanent as codes 2-13; other code-100 answers (lock timeouts,
+// deadlocks, a database gone away) are worth retrying. The texts are iTop
+// 3.2's (core/restservices, application/applicationextension, the
+// attribute definitions and CoreCannotSaveObjectException).
 var modelRefusals = []string{
-	"Unexpected value for attribute", // CheckToWrite: bad enum value, null in a mandatory attribute, format
-	": Unknown attribute",
-	"is not a valid class",
-	"invalid attribute code", // output_fields
+	"Unexpected value for attribute",  // CheckToWrite: bad enum value, null in a mandatory attribute
+	"Wrong format for date attribute", // AttributeDate(Time)::MakeRealValue
+	": Unknown attribute",             // RestUtils::MakeValue
+	"is not a valid class",            // RestUtils::GetClass
+	"invalid attribute code",          // output_fields
 	"read-only attribute",
 	"Missing parameter",
 	"Wrong format for key",
+	"No item found",       // FindObjectFromKey / FindObjectFromCriteria
+	"Several items found", // idem
+	"Invalid object ",     // an id that does not exist
+	"finalclass: ",        // an unknown or unrelated finalclass
+	"A link set must be defined",
+	"A tag set must be defined",
+	"Attribute pointing to an object that is either non existing or not readable", // InvalidExternalKeyValueException
 }
 
 // permanent says whether retrying cannot change the answer, and how ops
@@ -84,7 +103,7 @@ func (e *Error) permanent() (string, bool) {
 		return ErrRequestRejected, true
 	case e.Code == CodeUnauthorized:
 		return ErrUnauthorized, true
-	case e.Code >= CodeMissingVersion && e.Code <= CodeUnsafe:
+	case e.Code >= CodeMissingVersion && e.Code <= CodeInvalidPage:
 		return ErrRequestRejected, true
 	case e.Code == CodeInternalError:
 		for _, m := range modelRefusals {

@@ -194,7 +194,7 @@ func TestRefusesWhatITopRefuses(t *testing.T) {
 	cases := []struct{ name, json, msg string }{
 		{"enum value", `{"operation":"core/create","comment":"c","class":"ApplicationSolution","fields":{"name":"a","org_id":` + org + `,"status":"production"}}`, "Unexpected value for attribute 'status': Value not allowed [production]"},
 		{"mandatory org", `{"operation":"core/create","comment":"c","class":"ApplicationSolution","fields":{"name":"a"}}`, "Unexpected value for attribute 'org_id': Null not allowed"},
-		{"date format", `{"operation":"core/create","comment":"c","class":"ApplicationSolution","fields":{"name":"a","org_id":1,"move2production":"01/02/2025"}}`, "Wrong format [01/02/2025]"},
+		{"date format", `{"operation":"core/create","comment":"c","class":"ApplicationSolution","fields":{"name":"a","org_id":1,"move2production":"01/02/2025"}}`, `Error: move2production: Wrong format for date attribute move2production, expecting "Y-m-d" and got "01/02/2025"`},
 		{"unknown attribute", `{"operation":"core/create","comment":"c","class":"Organization","fields":{"name":"a","colour":"red"}}`, "Error: colour: Unknown attribute"},
 		{"unknown class", `{"operation":"core/get","class":"OtherSoftware","key":1}`, "is not a valid class"},
 		{"missing comment", `{"operation":"core/create","class":"Organization","fields":{"name":"a"}}`, "Missing parameter 'comment'"},

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // objectResult is iTop's ObjectResult: one entry of "objects".
@@ -407,9 +408,30 @@ func (s *Server) setFields(c *classDef, obj map[string]string, fields map[string
 		if !c.attr(k).writable() {
 			return internal("%s: Attempting to set the value on the read-only attribute %s::%s", k, c.name, k)
 		}
+		if c.attr(k).typ == attDate {
+			if v, e = realDate(k, fields[k], v); e != nil {
+				return e
+			}
+		}
 		obj[k] = v
 	}
 	return nil
+}
+
+// realDate is AttributeDate::MakeRealValue, which DBObject::Set calls: a
+// number is a Unix time, a string must be "Y-m-d" (empty is null). iTop
+// 3.2 throws CoreUnexpectedValue (no code: 100 in the answer), and RestUtils
+// prefixes the attribute code to its message.
+func realDate(code string, raw any, v string) (string, *restErr) {
+	if n, ok := raw.(json.Number); ok {
+		if f, err := n.Float64(); err == nil {
+			return time.Unix(int64(f), 0).UTC().Format(time.DateOnly), nil
+		}
+	}
+	if v == "" || dateFormat.MatchString(v) {
+		return v, nil
+	}
+	return "", internal(`%s: Wrong format for date attribute %s, expecting "Y-m-d" and got "%s"`, code, code, v)
 }
 
 // checkToWrite is DBObject::DoCheckToWrite on the changed attributes; a
@@ -427,8 +449,6 @@ func checkToWrite(c *classDef, obj map[string]string, changed []string, id int) 
 			issues = append(issues, fmt.Sprintf("Unexpected value for attribute '%s': Null not allowed", a.code))
 		case a.typ == attEnum && v != "" && !slices.Contains(a.values, v):
 			issues = append(issues, fmt.Sprintf("Unexpected value for attribute '%s': Value not allowed [%s]", a.code, v))
-		case a.typ == attDate && v != "" && !dateFormat.MatchString(v):
-			issues = append(issues, fmt.Sprintf("Unexpected value for attribute '%s': Wrong format [%s]", a.code, v))
 		}
 	}
 	if len(issues) == 0 {
