@@ -7,6 +7,34 @@
 // lookup on a key Tenantflow controls: Organization.code, and the
 // ApplicationSolution's name within that organization. Retries and
 // re-registrations therefore update what exists instead of duplicating it.
+//
+// # Ownership
+//
+// The ApplicationSolution is the provisioning run's: its description names
+// the run ("Tenantflow owner: <run>"), written in the same core/create, and
+// the application is looked up by name AND owner. RegisterInCMDB never
+// adopts another run's application: when the tenant's name held an earlier
+// customer whose entry is obsolete (inactive, kept for its history), a new
+// provisioning creates its own entry beside it; when another run's entry is
+// still active (a live tenant whose workflow was terminated), it is refused
+// (ResourceNotOurs). RemoveFromCMDB and MarkObsoleteInCMDB touch only the
+// run's own applications, so compensation never deletes a predecessor's
+// history.
+//
+// The Organization stands for the tenant name, not for a run: iTop's
+// Organization has no free-text field to stamp, and the entries of every
+// customer that held the name belong together for impact analysis. It is
+// shared: made by the first registration, reactivated by a later one, and
+// deleted only when nothing depends on it any more (a predecessor's
+// obsolete application does); a removal that has to keep it puts it back
+// to obsolete when every application left in it is obsolete, so a failed
+// provisioning leaves the predecessor's records exactly as they were.
+//
+// Entries made before runs were stamped have no owner line. Only calls with
+// Adopt (the release, decommission and restore of an existing tenant, never
+// its provisioning) treat such an application of the tenant as theirs (and
+// stamp it). An empty Owner keeps the behaviour from before runs were
+// stamped (every application of the tenant's name).
 package cmdb
 
 import (
@@ -55,6 +83,13 @@ type CMDBInput struct {
 	Template string        `json:"template"`
 	URL      string        `json:"url"`
 	Services []CMDBService `json:"services"`
+	// Owner is the provisioning run the application belongs to (see the
+	// package documentation); empty: any application of the tenant.
+	Owner string `json:"owner,omitempty"`
+	// Adopt lets this call take over the tenant's application from before
+	// runs were stamped: set by the release, decommission and restore of
+	// an existing tenant, never by provisioning.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
 // CMDBService is one running service of the tenant, listed in the
@@ -76,9 +111,12 @@ type CMDBRecord struct {
 	SoftwareIDs map[string]string `json:"softwareIDs"`
 }
 
-// CMDBRef names the tenant whose CMDB entries an activity works on.
+// CMDBRef names the tenant whose CMDB entries an activity works on, and
+// the run that owns them (see CMDBInput).
 type CMDBRef struct {
 	Tenant string `json:"tenant"`
+	Owner  string `json:"owner,omitempty"`
+	Adopt  bool   `json:"adopt,omitempty"`
 }
 
 // Activities registers tenants in iTop.
@@ -154,16 +192,16 @@ func (a *Activities) RemoveFromCMDB(ctx context.Context, in CMDBRef) error {
 	if err := validTenant(in.Tenant); err != nil {
 		return err
 	}
-	log := a.log.With("tenant", in.Tenant)
+	log := a.log.With("tenant", in.Tenant, "owner", in.Owner)
 	comment := "Tenantflow: remove tenant " + in.Tenant
-	if err := a.remove(ctx, log, in.Tenant, comment); err != nil {
+	if err := a.remove(ctx, log, in, comment); err != nil {
 		return activityError(fmt.Errorf("remove tenant %s from CMDB: %w", in.Tenant, err))
 	}
 	return nil
 }
 
-func (a *Activities) remove(ctx context.Context, log *slog.Logger, tenant, comment string) error {
-	orgs, err := a.findOrganizations(ctx, tenant)
+func (a *Activities) remove(ctx context.Context, log *slog.Logger, ref CMDBRef, comment string) error {
+	orgs, err := a.findOrganizations(ctx, ref.Tenant)
 	if err != nil {
 		return err
 	}
@@ -172,23 +210,28 @@ func (a *Activities) remove(ctx context.Context, log *slog.Logger, tenant, comme
 		return nil
 	}
 	for _, org := range orgs {
-		apps, err := a.findApplications(ctx, tenant, org.ID)
+		apps, err := a.findApplications(ctx, ref.Tenant, org.ID)
 		if err != nil {
 			return err
 		}
-		for _, app := range apps {
+		ours, others := partition(apps, ref.Owner, ref.Adopt)
+		for _, app := range ours {
 			if err := a.client.delete(ctx, ClassApplication, app.ID, comment); err != nil {
 				return fmt.Errorf("delete %s::%s: %w", ClassApplication, app.ID, err)
 			}
 			log.Info("deleted CMDB application", "application", app.ID, "organization", org.ID)
 		}
+		leftAlone(log, others)
 		blockers, err := a.client.deleteBlockers(ctx, ClassOrganization, org.ID, comment)
 		if err != nil {
 			return fmt.Errorf("plan deletion of %s::%s: %w", ClassOrganization, org.ID, err)
 		}
 		if len(blockers) > 0 {
-			log.Warn("CMDB organization kept: objects Tenantflow did not create depend on it",
+			log.Warn("CMDB organization kept: other objects depend on it",
 				"organization", org.ID, "dependants", blockers)
+			if err := a.settleOrganization(ctx, log, org, others, len(blockers), comment); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := a.client.delete(ctx, ClassOrganization, org.ID, comment); err != nil {
@@ -199,6 +242,66 @@ func (a *Activities) remove(ctx context.Context, log *slog.Logger, tenant, comme
 	return nil
 }
 
+// settleOrganization puts a kept organization back to obsolete when all
+// that still depends on it is obsolete applications of the tenant's name
+// (a predecessor's history): registering reactivated it, and the removal
+// of the run's own entry must leave it as it was.
+func (a *Activities) settleOrganization(ctx context.Context, log *slog.Logger, org object, left []object, dependants int, comment string) error {
+	if org.Fields["status"] == StatusInactive || dependants != len(left) {
+		return nil
+	}
+	for _, app := range left {
+		if app.Fields["status"] != StatusInactive {
+			return nil
+		}
+	}
+	if _, err := a.client.update(ctx, ClassOrganization, org.ID, map[string]any{"status": StatusInactive}, "id", comment); err != nil {
+		return fmt.Errorf("update %s::%s: %w", ClassOrganization, org.ID, err)
+	}
+	log.Info("CMDB organization back to obsolete: only obsolete entries are left in it", "organization", org.ID)
+	return nil
+}
+
+// ownerLine is the line of an application's description that names the
+// provisioning run that made it.
+const ownerLine = "Tenantflow owner: "
+
+// applicationOwner reads the run an application's description names.
+func applicationOwner(app object) (owner string, stamped bool) {
+	for _, line := range strings.Split(app.Fields["description"], "\n") {
+		if o, ok := strings.CutPrefix(strings.TrimSpace(line), ownerLine); ok {
+			return strings.TrimSpace(o), true
+		}
+	}
+	return "", false
+}
+
+// partition splits the tenant's applications into the call's own (this
+// run's; with adopt also those from before runs were stamped; all of them
+// for an empty owner) and the others', each oldest first.
+func partition(apps []object, owner string, adopt bool) (ours, others []object) {
+	for _, app := range apps {
+		got, stamped := applicationOwner(app)
+		if owner == "" || (stamped && got == owner) || (!stamped && adopt) {
+			ours = append(ours, app)
+		} else {
+			others = append(others, app)
+		}
+	}
+	return ours, others
+}
+
+// leftAlone logs the applications of other runs a call does not touch.
+func leftAlone(log *slog.Logger, others []object) {
+	for _, app := range others {
+		owner, stamped := applicationOwner(app)
+		if !stamped {
+			owner = "(not stamped)"
+		}
+		log.Warn("CMDB application of another provisioning left alone", "application", app.ID, "madeBy", owner, "status", app.Fields["status"])
+	}
+}
+
 // MarkObsoleteInCMDB records a decommissioned tenant: its application and
 // organization become "inactive", which iTop shows as obsolete. Nothing is
 // deleted, so the history (tickets, changes) stays attached. Nothing
@@ -207,16 +310,16 @@ func (a *Activities) MarkObsoleteInCMDB(ctx context.Context, in CMDBRef) error {
 	if err := validTenant(in.Tenant); err != nil {
 		return err
 	}
-	log := a.log.With("tenant", in.Tenant)
+	log := a.log.With("tenant", in.Tenant, "owner", in.Owner)
 	comment := "Tenantflow: decommission tenant " + in.Tenant
-	if err := a.markObsolete(ctx, log, in.Tenant, comment); err != nil {
+	if err := a.markObsolete(ctx, log, in, comment); err != nil {
 		return activityError(fmt.Errorf("mark tenant %s obsolete in CMDB: %w", in.Tenant, err))
 	}
 	return nil
 }
 
-func (a *Activities) markObsolete(ctx context.Context, log *slog.Logger, tenant, comment string) error {
-	orgs, err := a.findOrganizations(ctx, tenant)
+func (a *Activities) markObsolete(ctx context.Context, log *slog.Logger, ref CMDBRef, comment string) error {
+	orgs, err := a.findOrganizations(ctx, ref.Tenant)
 	if err != nil {
 		return err
 	}
@@ -226,11 +329,12 @@ func (a *Activities) markObsolete(ctx context.Context, log *slog.Logger, tenant,
 	}
 	inactive := map[string]any{"status": StatusInactive}
 	for _, org := range orgs {
-		apps, err := a.findApplications(ctx, tenant, org.ID)
+		apps, err := a.findApplications(ctx, ref.Tenant, org.ID)
 		if err != nil {
 			return err
 		}
-		for _, app := range apps {
+		ours, others := partition(apps, ref.Owner, ref.Adopt)
+		for _, app := range ours {
 			if app.Fields["status"] == StatusInactive {
 				continue
 			}
@@ -239,12 +343,14 @@ func (a *Activities) markObsolete(ctx context.Context, log *slog.Logger, tenant,
 			}
 			log.Info("marked CMDB application obsolete", "application", app.ID)
 		}
-		if org.Fields["status"] != StatusInactive {
-			if _, err := a.client.update(ctx, ClassOrganization, org.ID, inactive, "id", comment); err != nil {
-				return fmt.Errorf("update %s::%s: %w", ClassOrganization, org.ID, err)
-			}
-			log.Info("marked CMDB organization obsolete", "organization", org.ID)
+		leftAlone(log, others)
+		if org.Fields["status"] == StatusInactive || slices.ContainsFunc(others, func(o object) bool { return o.Fields["status"] != StatusInactive }) {
+			continue // another run's live entry still needs it active
 		}
+		if _, err := a.client.update(ctx, ClassOrganization, org.ID, inactive, "id", comment); err != nil {
+			return fmt.Errorf("update %s::%s: %w", ClassOrganization, org.ID, err)
+		}
+		log.Info("marked CMDB organization obsolete", "organization", org.ID)
 	}
 	return nil
 }
@@ -317,7 +423,16 @@ func (a *Activities) ensureApplication(ctx context.Context, log *slog.Logger, in
 	if err != nil {
 		return object{}, err
 	}
-	if len(apps) == 0 {
+	ours, others := partition(apps, in.Owner, false)
+	if len(ours) == 0 && in.Adopt {
+		// The tenant's entry from before runs were stamped: stamped below
+		// by converging its description.
+		ours, others = partition(apps, in.Owner, true)
+	}
+	if len(ours) == 0 {
+		if err := refuseLive(in, others); err != nil {
+			return object{}, err
+		}
 		values := map[string]any{"name": ApplicationName(in.Tenant), "org_id": idKey(orgID), "move2production": a.now().Format(time.DateOnly)}
 		for k, v := range want {
 			values[k] = v
@@ -326,19 +441,42 @@ func (a *Activities) ensureApplication(ctx context.Context, log *slog.Logger, in
 		if err != nil {
 			return object{}, fmt.Errorf("create %s %q: %w", ClassApplication, ApplicationName(in.Tenant), err)
 		}
-		log.Info("created CMDB application", "application", app.ID, "organization", orgID)
+		log.Info("created CMDB application", "application", app.ID, "organization", orgID, "history", len(others))
 		return app, nil
 	}
 	// Extra copies can only come from an attempt that timed out after
-	// creating one: they carry our name in our organization, so they are
-	// ours to remove.
-	for _, dup := range apps[1:] {
-		if err := a.client.delete(ctx, ClassApplication, dup.ID, comment); err != nil {
-			return object{}, fmt.Errorf("delete duplicate %s::%s: %w", ClassApplication, dup.ID, err)
+	// creating one: they carry our name and our run in our organization,
+	// so they are ours to remove.
+	if _, stamped := applicationOwner(ours[0]); stamped || in.Owner == "" {
+		for _, dup := range ours[1:] {
+			if err := a.client.delete(ctx, ClassApplication, dup.ID, comment); err != nil {
+				return object{}, fmt.Errorf("delete duplicate %s::%s: %w", ClassApplication, dup.ID, err)
+			}
+			log.Warn("deleted duplicate CMDB application", "application", dup.ID, "kept", ours[0].ID)
 		}
-		log.Warn("deleted duplicate CMDB application", "application", dup.ID, "kept", apps[0].ID)
+	} else {
+		log.Info("adopting the tenant's CMDB application from before runs were stamped", "application", ours[0].ID)
 	}
-	return a.converge(ctx, log, apps[0], want, comment)
+	return a.converge(ctx, log, ours[0], want, comment)
+}
+
+// refuseLive refuses to register a tenant beside an active application of
+// its name that another run made (or one from before runs were stamped):
+// that tenant is live. Obsolete ones are an earlier customer's history.
+func refuseLive(in CMDBInput, others []object) error {
+	for _, app := range others {
+		if app.Fields["status"] == StatusInactive {
+			continue
+		}
+		owner, stamped := applicationOwner(app)
+		if !stamped {
+			owner = "none: made before runs were stamped"
+		}
+		msg := fmt.Sprintf("CMDB %s::%s (%s) is active and was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
+			ClassApplication, app.ID, ApplicationName(in.Tenant), in.Tenant, in.Owner, owner)
+		return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+	}
+	return nil
 }
 
 // converge updates the attributes of obj that differ from want, if any.
@@ -378,6 +516,9 @@ func normalize(s string) string {
 func describe(in CMDBInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Tenant %s, managed by Tenantflow (changes made here are overwritten).\n", in.Tenant)
+	if in.Owner != "" {
+		fmt.Fprintf(&b, "%s%s\n", ownerLine, in.Owner)
+	}
 	fmt.Fprintf(&b, "Stage: %s\nTemplate: %s\nURL: %s\n", in.Stage, in.Template, in.URL)
 	svcs := slices.Clone(in.Services)
 	slices.SortFunc(svcs, func(x, y CMDBService) int { return strings.Compare(x.Name, y.Name) })

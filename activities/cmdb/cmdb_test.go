@@ -332,7 +332,21 @@ func TestITopFailureCodes(t *testing.T) {
 	_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
 	testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
 
-	for _, code := range []int{CodeMissingVersion, CodeMissingJSON, CodeInvalidJSON, CodeUnsupportedVersion, CodeUnknownOperation, CodeUnsafe} {
+	// iTop 3.2's answers to values and keys that do not fit are permanent,
+	// as the fake answers them and as a real iTop words them.
+	for _, msg := range []string{
+		`Error: move2production: Wrong format for date attribute move2production, expecting "Y-m-d" and got "14/03/2025"`,
+		"Error: org_id: No item found for query: SELECT Organization WHERE code = 'tenantflow-acme'",
+		"Error: Invalid object ApplicationSolution::42",
+		"Error: org_id: Attribute pointing to an object that is either non existing or not readable by the current user: current_object = ApplicationSolution::-1, attcode = org_id",
+	} {
+		s.FailNext(CodeInternalError, msg)
+		_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
+		testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
+		require.Contains(t, err.Error(), msg[len("Error: "):])
+	}
+
+	for _, code := range []int{CodeMissingVersion, CodeMissingJSON, CodeInvalidJSON, CodeUnsupportedVersion, CodeUnknownOperation, CodeUnsafe, CodeInvalidPage} {
 		s.FailNext(code, "Error: refused")
 		err := a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"})
 		testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
