@@ -73,6 +73,8 @@ type Activities struct {
 	Open func(name string) (io.ReadCloser, error)
 
 	bufs sync.Pool // 1 MB data buffers
+	// lockWait overrides lockWait (tests).
+	lockWait time.Duration
 }
 
 // New checks the configuration and that the backup location exists.
@@ -164,7 +166,7 @@ func (a *Activities) BackupVolumes(ctx context.Context, in BackupInput) (Backup,
 	if err := a.makeDir(dir); err != nil {
 		return Backup{}, fmt.Errorf("backup %s: %w", in.ID, err)
 	}
-	unlock, err := lock(ctx, dir)
+	unlock, err := a.lockBackup(ctx, dir, p)
 	if err != nil {
 		return Backup{}, err
 	}
@@ -392,29 +394,28 @@ func (a *Activities) VerifyBackup(ctx context.Context, ref BackupRef) (Verificat
 }
 
 // verifyDumps checks each dump of the backup by restoring it into a scratch
-// instance of its service (see verifyDump).
+// instance of its service (see verifyDump), heartbeating while the tools
+// run.
 func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef) error {
-	dir := a.location(ref.Tenant, ref.ID)
-	m, err := a.loadManifest(dir, ref)
-	if err != nil || len(m.Dumps) == 0 {
+	b, err := a.hold(ctx, ref, "verify dumps")
+	if err != nil {
 		return err
+	}
+	defer b.release()
+	if len(b.m.Dumps) == 0 {
+		return nil
 	}
 	host, err := a.dumpHost()
 	if err != nil {
 		return err
 	}
-	unlock, err := lock(ctx, dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, da := range m.Dumps {
+	for _, da := range b.m.Dumps {
 		i := slices.IndexFunc(ref.Dumps, func(s runtime.Service) bool { return s.Name == da.Service })
 		if i < 0 || ref.Dumps[i].Backup == nil {
 			return invalid("the backup holds a dump of %s, but the verification names no such service with dump and restore commands", da.Service)
 		}
 		start := time.Now()
-		if err := a.verifyDump(ctx, host, ref.Tenant, dir, da, ref.Dumps[i]); err != nil {
+		if err := a.verifyDump(ctx, host, ref.Tenant, b.dir, da, ref.Dumps[i], b.p); err != nil {
 			a.log().Warn("verify failed", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "err", err)
 			return err
 		}
@@ -423,25 +424,37 @@ func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef) error {
 	return nil
 }
 
+// verifyVolumes restores every archive into a scratch volume and compares
+// it with the manifest.
 func (a *Activities) verifyVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
-	return a.restore(ctx, ref, "verify", func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error) {
-		name := va.Volume + "-verify"
-		scratch, err := a.Host.ScratchVolume(ctx, ref.Tenant, name)
-		if err != nil {
-			return 0, 0, passOn(err, "volume %s: scratch volume", va.Volume)
-		}
-		defer func() {
-			// A fresh context: the activity's may be cancelled already.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if err := a.Host.RemoveScratchVolume(rctx, ref.Tenant, name); err != nil {
-				a.log().Warn("scratch volume left behind", "tenant", ref.Tenant, "volume", name, "err", err)
-			}
-		}()
-		// Each file is removed once checked: no need for a scratch volume
-		// as large as the tenant's.
-		return a.restoreInto(ctx, filepath.Join(dir, va.Archive), va, scratch, p, true)
+	b, err := a.hold(ctx, ref, "verify")
+	if err != nil {
+		return Verification{}, err
+	}
+	defer b.release()
+	return a.eachVolume(ref, b.m, "verify", func(_ int, va VolumeArchive) (int, int64, error) {
+		return a.verifyVolume(ctx, ref, b.dir, va, b.p)
 	})
+}
+
+// verifyVolume restores one archive into a scratch volume, removed after.
+func (a *Activities) verifyVolume(ctx context.Context, ref BackupRef, dir string, va VolumeArchive, p *progress) (int, int64, error) {
+	name := va.Volume + "-verify"
+	scratch, err := a.Host.ScratchVolume(ctx, ref.Tenant, name)
+	if err != nil {
+		return 0, 0, passOn(err, "volume %s: scratch volume", va.Volume)
+	}
+	defer func() {
+		// A fresh context: the activity's may be cancelled already.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := a.Host.RemoveScratchVolume(rctx, ref.Tenant, name); err != nil {
+			a.log().Warn("scratch volume left behind", "tenant", ref.Tenant, "volume", name, "err", err)
+		}
+	}()
+	// Each file is removed once checked: no need for a scratch volume
+	// as large as the tenant's.
+	return a.restoreInto(ctx, filepath.Join(dir, va.Archive), va, scratch, p, true)
 }
 
 // RestoreVolumes replaces the content of the tenant's volumes with the
@@ -455,6 +468,11 @@ func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verific
 	if err := a.archiving(); err != nil {
 		return Verification{}, err
 	}
+	b, err := a.hold(ctx, ref, "restore")
+	if err != nil {
+		return Verification{}, err
+	}
+	defer b.release()
 	// The volumes of dumped services start empty: LoadDumps fills them
 	// through the service itself once it runs.
 	for _, svc := range ref.Dumps {
@@ -468,7 +486,7 @@ func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verific
 			}
 		}
 	}
-	return a.restore(ctx, ref, "restore", func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error) {
+	return a.eachVolume(ref, b.m, "restore", func(_ int, va VolumeArchive) (int, int64, error) {
 		dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, va.Volume)
 		if err != nil {
 			return 0, 0, passOn(err, "volume %s", va.Volume)
@@ -476,35 +494,19 @@ func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verific
 		if err := emptyDir(dst); err != nil {
 			return 0, 0, fmt.Errorf("volume %s: %w", va.Volume, err)
 		}
-		return a.restoreInto(ctx, filepath.Join(dir, va.Archive), va, dst, p, false)
+		return a.restoreInto(ctx, filepath.Join(b.dir, va.Archive), va, dst, b.p, false)
 	})
 }
 
-// restore runs one restore per volume of the backup ref names.
-func (a *Activities) restore(ctx context.Context, ref BackupRef, what string,
-	volume func(ctx context.Context, dir string, va VolumeArchive, p *progress) (int, int64, error)) (Verification, error) {
-	if err := ref.validate(true); err != nil {
-		return Verification{}, err
-	}
-	dir := a.location(ref.Tenant, ref.ID)
+// eachVolume runs one verification or restore per volume of the manifest,
+// in order, and adds up what they checked.
+func (a *Activities) eachVolume(ref BackupRef, m Manifest, what string, volume func(i int, va VolumeArchive) (int, int64, error)) (Verification, error) {
 	log := a.log().With("tenant", ref.Tenant, "backup", ref.ID)
-	m, err := a.loadManifest(dir, ref)
-	if err != nil {
-		return Verification{}, err
-	}
-	p, stop := a.track(ctx, what+" "+ref.ID)
-	defer stop()
-	unlock, err := lock(ctx, dir)
-	if err != nil {
-		return Verification{}, err
-	}
-	defer unlock()
-
 	start := time.Now()
 	var v Verification
-	for _, va := range m.Volumes {
+	for i, va := range m.Volumes {
 		vstart := time.Now()
-		files, bytes, err := volume(ctx, dir, va, p)
+		files, bytes, err := volume(i, va)
 		if err != nil {
 			log.Warn(what+" failed", "volume", va.Volume, "err", err)
 			return Verification{}, err
@@ -576,7 +578,7 @@ func (a *Activities) RemoveBackup(ctx context.Context, ref BackupRef) error {
 	}
 	dir := a.location(ref.Tenant, ref.ID)
 	if _, err := os.Lstat(dir); err == nil {
-		unlock, err := lock(ctx, dir)
+		unlock, err := a.lockBackup(ctx, dir, nil)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil // removed meanwhile
 		}

@@ -413,14 +413,14 @@ func TestCheck(t *testing.T) {
 
 func TestLockExcludesAConcurrentAttempt(t *testing.T) {
 	dir := t.TempDir()
-	unlock, err := lock(context.Background(), dir)
+	unlock, err := lock(context.Background(), dir, lockWait)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err = lock(ctx, dir)
+	_, err = lock(ctx, dir, lockWait)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	unlock()
-	unlock2, err := lock(context.Background(), dir)
+	unlock2, err := lock(context.Background(), dir, lockWait)
 	require.NoError(t, err)
 	unlock2()
 }

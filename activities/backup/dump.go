@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -91,13 +92,13 @@ func (a *Activities) DumpServices(ctx context.Context, in DumpInput) error {
 	if err := a.makeDir(dir); err != nil {
 		return fmt.Errorf("backup %s: %w", in.ID, err)
 	}
-	unlock, err := lock(ctx, dir)
+	p, stop := a.track(ctx, "dump "+in.ID)
+	defer stop()
+	unlock, err := a.lockBackup(ctx, dir, p)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	p, stop := a.track(ctx, "dump "+in.ID)
-	defer stop()
 	for _, svc := range in.Services {
 		if da, ok := reusableDump(dir, svc.Name); ok {
 			log.Info("dump taken by an earlier attempt: reused", "service", svc.Name, "bytes", da.Bytes)
@@ -194,11 +195,12 @@ func (a *Activities) checkedDump(dir string, da DumpArchive) ([]byte, error) {
 // verifyDump restores the dump into a scratch instance of the service and
 // dumps that instance again: the two dumps must be identical, which proves
 // the dump restores to the same data.
-func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir string, da DumpArchive, svc runtime.Service) error {
+func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir string, da DumpArchive, svc runtime.Service, p *progress) error {
 	data, err := a.checkedDump(dir, da)
 	if err != nil {
 		return err
 	}
+	p.stage("scratch instance of "+svc.Name, 0)
 	if err := host.StartScratchInstance(ctx, tenant, svc); err != nil {
 		return passOn(err, "dump of %s: scratch instance", svc.Name)
 	}
@@ -209,11 +211,13 @@ func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir 
 			a.log().Warn("scratch instance left behind", "tenant", tenant, "service", svc.Name, "err", err)
 		}
 	}()
+	p.stage("restore of the dump of "+svc.Name, da.Bytes)
 	if err := host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Restore, bytes.NewReader(data), io.Discard); err != nil {
 		return verificationFailed(err, "dump of %s does not restore", svc.Name)
 	}
+	p.stage("dump of the scratch instance of "+svc.Name, da.Bytes)
 	h := sha256.New()
-	if err := host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Dump, nil, h); err != nil {
+	if err := host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Dump, nil, &countWriter{w: h, p: p}); err != nil {
 		return passOn(err, "dump of %s: dump of the scratch instance", svc.Name)
 	}
 	if got := hexSum(h); got != da.SHA256 {
@@ -235,42 +239,53 @@ func verificationFailed(err error, format string, args ...any) error {
 
 // LoadDumps feeds each dump of the backup to its service's restore tool,
 // in the tenant's running (restored) service. The restore tool replaces
-// the service's data, so a retry loads it again.
+// the service's data, so a retry loads it again; the backup's lock keeps a
+// retry from loading while an earlier attempt still does.
 func (a *Activities) LoadDumps(ctx context.Context, ref BackupRef) error {
 	if a.inPlace(ref.Runtime) != nil {
 		return nil // the data never left the volume
-	}
-	if err := ref.validate(true); err != nil {
-		return err
 	}
 	host, err := a.dumpHost()
 	if err != nil {
 		return err
 	}
-	dir := a.location(ref.Tenant, ref.ID)
-	m, err := a.loadManifest(dir, ref)
+	b, err := a.hold(ctx, ref, "load dumps")
 	if err != nil {
 		return err
 	}
-	specs := map[string]runtime.Service{}
-	for _, s := range ref.Dumps {
-		specs[s.Name] = s
+	defer b.release()
+	specs, err := dumpSpecs(b.m, ref)
+	if err != nil {
+		return err
 	}
-	for _, da := range m.Dumps {
-		svc, ok := specs[da.Service]
-		if !ok || svc.Backup == nil {
-			return invalid("the backup holds a dump of %s, but the restore names no such service with a restore command", da.Service)
-		}
-		data, err := a.checkedDump(dir, da)
+	for i, da := range b.m.Dumps {
+		svc := specs[i]
+		data, err := a.checkedDump(b.dir, da)
 		if err != nil {
 			return err
 		}
+		start := time.Now()
+		b.p.stage("restore of the dump of "+da.Service, da.Bytes)
 		if err := host.ExecInService(ctx, ref.Tenant, ref.Owner, svc, svc.Backup.Restore, bytes.NewReader(data), io.Discard); err != nil {
 			return passOn(err, "load the dump of %s", da.Service)
 		}
-		a.log().Info("dump loaded", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "bytes", da.Bytes)
+		a.log().Info("dump loaded", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "bytes", da.Bytes, "took", time.Since(start))
 	}
 	return nil
+}
+
+// dumpSpecs are the services (with their restore commands) of the
+// manifest's dumps, in its order.
+func dumpSpecs(m Manifest, ref BackupRef) ([]runtime.Service, error) {
+	out := make([]runtime.Service, 0, len(m.Dumps))
+	for _, da := range m.Dumps {
+		i := slices.IndexFunc(ref.Dumps, func(s runtime.Service) bool { return s.Name == da.Service })
+		if i < 0 || ref.Dumps[i].Backup == nil || len(ref.Dumps[i].Backup.Restore) == 0 {
+			return nil, invalid("the backup holds a dump of %s, but the restore names no such service with a restore command", da.Service)
+		}
+		out = append(out, ref.Dumps[i])
+	}
+	return out, nil
 }
 
 // countWriter counts what a dump writes, for the progress heartbeat.

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -181,4 +185,153 @@ func mustRead(t *testing.T, p string) string {
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// cmdHost is a DumpHost whose restore command the test provides; dump
+// writes size bytes of a fixed pattern, the same every time. Unlike
+// dumpHost it runs commands concurrently, as the runtime does, and records
+// whether two restores ever overlapped.
+type cmdHost struct {
+	*dirHost
+	size    int64
+	restore func(ctx context.Context, stdin io.Reader) error
+	running atomic.Int32
+	overlap atomic.Bool
+}
+
+func (h *cmdHost) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	switch cmd[len(cmd)-1] {
+	case "dump":
+		chunk := bytes.Repeat([]byte("0123456789abcdef"), 1<<12) // 64 KiB
+		for left := h.size; left > 0; left -= int64(len(chunk)) {
+			if _, err := stdout.Write(chunk[:min(int64(len(chunk)), left)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "restore":
+		if h.running.Add(1) > 1 {
+			h.overlap.Store(true)
+		}
+		defer h.running.Add(-1)
+		return h.restore(ctx, stdin)
+	}
+	return fmt.Errorf("unknown command %v", cmd)
+}
+
+func (h *cmdHost) ExecInService(ctx context.Context, _, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	return h.exec(ctx, cmd, stdin, stdout)
+}
+
+func (h *cmdHost) ExecInScratchInstance(ctx context.Context, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	return h.exec(ctx, cmd, stdin, stdout)
+}
+
+func (h *cmdHost) StartScratchInstance(context.Context, string, runtime.Service) error  { return nil }
+func (h *cmdHost) RemoveScratchInstance(context.Context, string, runtime.Service) error { return nil }
+
+// dumpedBackup takes a backup of the db service's dump (size bytes) with
+// host and returns its ref.
+func dumpedBackup(t *testing.T, a *Activities, host *cmdHost, size int64) BackupRef {
+	t.Helper()
+	ctx := context.Background()
+	host.size = size
+	host.volume(t, tenant, "dbdata")
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "d1", Services: []runtime.Service{dbService}}))
+	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "d1", Dumps: []string{"db"}})
+	require.NoError(t, err)
+	return BackupRef{Tenant: tenant, ID: "d1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}}
+}
+
+// A restore tool that runs longer than the heartbeat timeout must not look
+// like a lost worker: the activity heartbeats while it runs, whether or
+// not bytes flow.
+func TestDumpRestoreHeartbeatsWhileTheToolRuns(t *testing.T) {
+	for name, run := range map[string]func(a *Activities, ref BackupRef) error{
+		"load": func(a *Activities, ref BackupRef) error { return a.LoadDumps(context.Background(), ref) },
+		"verify": func(a *Activities, ref BackupRef) error {
+			_, err := a.VerifyBackup(context.Background(), ref)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			host := &cmdHost{dirHost: newHost(t)}
+			a := newActivities(t, host)
+			ref := dumpedBackup(t, a, host, 1000)
+			beats := make(chan struct{}, 1000)
+			a.Heartbeat = func(context.Context, ...any) {
+				select {
+				case beats <- struct{}{}:
+				default:
+				}
+			}
+			host.restore = func(_ context.Context, stdin io.Reader) error {
+				if _, err := io.Copy(io.Discard, stdin); err != nil {
+					return err
+				}
+				for len(beats) > 0 { // only those sent while the tool runs count
+					<-beats
+				}
+				timeout := time.After(5 * time.Second)
+				for range 3 {
+					select {
+					case <-beats:
+					case <-timeout:
+						return errors.New("no heartbeat while the restore tool ran")
+					}
+				}
+				return nil
+			}
+			require.NoError(t, run(a, ref))
+		})
+	}
+}
+
+// A retry of LoadDumps that starts while the attempt it replaces still runs
+// the restore tool waits for the backup's lock, heartbeating, and fails
+// retryably when the wait is over: the tool never runs twice at once.
+func TestLoadDumpsExcludesAConcurrentAttempt(t *testing.T) {
+	host := &cmdHost{dirHost: newHost(t)}
+	a := newActivities(t, host)
+	ref := dumpedBackup(t, a, host, 1000)
+	a.lockWait = 500 * time.Millisecond
+	type attempt struct{}
+	var waits atomic.Int32
+	a.Heartbeat = func(ctx context.Context, details ...any) {
+		if ctx.Value(attempt{}) == 2 && strings.Contains(fmt.Sprint(details...), "waiting for another attempt") {
+			waits.Add(1)
+		}
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var restores atomic.Int32
+	host.restore = func(_ context.Context, stdin io.Reader) error {
+		if _, err := io.Copy(io.Discard, stdin); err != nil {
+			return err
+		}
+		if restores.Add(1) == 1 {
+			close(started)
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+				return errors.New("never released")
+			}
+		}
+		return nil
+	}
+	first := make(chan error, 1)
+	go func() { first <- a.LoadDumps(context.WithValue(context.Background(), attempt{}, 1), ref) }()
+	<-started
+
+	err := a.LoadDumps(context.WithValue(context.Background(), attempt{}, 2), ref)
+	require.ErrorContains(t, err, "in use by another attempt")
+	var appErr *temporal.ApplicationError
+	require.False(t, errors.As(err, &appErr), "retryable: %v", err)
+	require.Positive(t, waits.Load(), "the waiting attempt heartbeats")
+	require.False(t, host.overlap.Load(), "two restores ran at once")
+	require.EqualValues(t, 1, restores.Load())
+
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, a.LoadDumps(context.Background(), ref), "a later retry loads")
+	require.False(t, host.overlap.Load())
 }

@@ -32,6 +32,13 @@ func (p *progress) stage(label string, total int64) {
 
 func (p *progress) add(n int) { p.done.Add(int64(n)) }
 
+// current is the stage's label and total.
+func (p *progress) current() (string, int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.label, p.total
+}
+
 func (p *progress) String() string {
 	p.mu.Lock()
 	label, total := p.label, p.total
