@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -169,37 +168,49 @@ func dumpsOf(dir string, services []string) ([]DumpArchive, error) {
 	return out, nil
 }
 
-// checkedDump reads a dump whole and checks it against the manifest: a
-// restore must never be fed a dump that changed on the storage.
-func (a *Activities) checkedDump(dir string, da DumpArchive) ([]byte, error) {
-	open := a.Open
-	if open == nil {
-		open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
+// openDumps checks every dump end to end against the manifest (see
+// openChecked) and returns them open, in order: a restore is never fed a
+// dump that changed on the storage, and never starts before all are good.
+func (a *Activities) openDumps(ctx context.Context, dir string, dumps []DumpArchive, p *progress) (files []io.ReadCloser, err error) {
+	defer func() {
+		if err != nil {
+			closeAll(files)
+			files = nil
+		}
+	}()
+	for _, da := range dumps {
+		r, err := a.openChecked(ctx, dir, da.File, da.Bytes, da.SHA256, "dump of "+da.Service, p)
+		if err != nil {
+			return files, err
+		}
+		files = append(files, r)
 	}
-	r, err := open(filepath.Join(dir, da.File))
-	if err != nil {
-		return nil, fmt.Errorf("dump of %s: %w", da.Service, err)
+	return files, nil
+}
+
+func closeAll(files []io.ReadCloser) {
+	for _, f := range files {
+		f.Close()
 	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("dump of %s: %w", da.Service, err)
-	}
-	if sum := sha256Hex(data); int64(len(data)) != da.Bytes || sum != da.SHA256 {
-		msg := fmt.Sprintf("dump of %s: %d bytes with sha256 %s, the manifest says %d bytes with %s", da.Service, len(data), sum, da.Bytes, da.SHA256)
-		return nil, temporal.NewNonRetryableApplicationError(msg, ErrVerificationFailed, nil)
-	}
-	return data, nil
+}
+
+// feed streams a checked dump to cmd through a tripwire (run is the
+// host's exec in the live service or the scratch instance).
+func feed(dump io.Reader, da DumpArchive, p *progress, run func(stdin io.Reader) error) error {
+	p.stage("restore of the dump of "+da.Service, da.Bytes)
+	tw := newTripwire(dump, da.Bytes, da.SHA256, "dump of "+da.Service, p)
+	return tw.failed(run(tw))
 }
 
 // verifyDump restores the dump into a scratch instance of the service and
 // dumps that instance again: the two dumps must be identical, which proves
 // the dump restores to the same data.
 func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir string, da DumpArchive, svc runtime.Service, p *progress) error {
-	data, err := a.checkedDump(dir, da)
+	dumps, err := a.openDumps(ctx, dir, []DumpArchive{da}, p)
 	if err != nil {
 		return err
 	}
+	defer closeAll(dumps)
 	p.stage("scratch instance of "+svc.Name, 0)
 	if err := host.StartScratchInstance(ctx, tenant, svc); err != nil {
 		return passOn(err, "dump of %s: scratch instance", svc.Name)
@@ -211,8 +222,10 @@ func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir 
 			a.log().Warn("scratch instance left behind", "tenant", tenant, "service", svc.Name, "err", err)
 		}
 	}()
-	p.stage("restore of the dump of "+svc.Name, da.Bytes)
-	if err := host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Restore, bytes.NewReader(data), io.Discard); err != nil {
+	err = feed(dumps[0], da, p, func(stdin io.Reader) error {
+		return host.ExecInScratchInstance(ctx, tenant, svc, svc.Backup.Restore, stdin, io.Discard)
+	})
+	if err != nil {
 		return verificationFailed(err, "dump of %s does not restore", svc.Name)
 	}
 	p.stage("dump of the scratch instance of "+svc.Name, da.Bytes)
@@ -239,8 +252,9 @@ func verificationFailed(err error, format string, args ...any) error {
 
 // LoadDumps feeds each dump of the backup to its service's restore tool,
 // in the tenant's running (restored) service. The restore tool replaces
-// the service's data, so a retry loads it again; the backup's lock keeps a
-// retry from loading while an earlier attempt still does.
+// the service's data, so a retry loads it again. Every dump is checked
+// before the first is loaded, and the backup's lock keeps a retry from
+// loading while an earlier attempt still does.
 func (a *Activities) LoadDumps(ctx context.Context, ref BackupRef) error {
 	if a.inPlace(ref.Runtime) != nil {
 		return nil // the data never left the volume
@@ -258,15 +272,18 @@ func (a *Activities) LoadDumps(ctx context.Context, ref BackupRef) error {
 	if err != nil {
 		return err
 	}
+	dumps, err := a.openDumps(ctx, b.dir, b.m.Dumps, b.p)
+	if err != nil {
+		return err
+	}
+	defer closeAll(dumps)
 	for i, da := range b.m.Dumps {
 		svc := specs[i]
-		data, err := a.checkedDump(b.dir, da)
-		if err != nil {
-			return err
-		}
 		start := time.Now()
-		b.p.stage("restore of the dump of "+da.Service, da.Bytes)
-		if err := host.ExecInService(ctx, ref.Tenant, ref.Owner, svc, svc.Backup.Restore, bytes.NewReader(data), io.Discard); err != nil {
+		err := feed(dumps[i], da, b.p, func(stdin io.Reader) error {
+			return host.ExecInService(ctx, ref.Tenant, ref.Owner, svc, svc.Backup.Restore, stdin, io.Discard)
+		})
+		if err != nil {
 			return passOn(err, "load the dump of %s", da.Service)
 		}
 		a.log().Info("dump loaded", "tenant", ref.Tenant, "backup", ref.ID, "service", da.Service, "bytes", da.Bytes, "took", time.Since(start))

@@ -10,10 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -334,4 +336,53 @@ func TestLoadDumpsExcludesAConcurrentAttempt(t *testing.T) {
 	require.NoError(t, <-first)
 	require.NoError(t, a.LoadDumps(context.Background(), ref), "a later retry loads")
 	require.False(t, host.overlap.Load())
+}
+
+// A dump larger than the worker's memory must not be read into it: the
+// memory a 64 MiB dump costs to verify and to load stays far below its
+// size.
+func TestLargeDumpIsStreamed(t *testing.T) {
+	const size = 64 << 20
+	host := &cmdHost{dirHost: newHost(t)}
+	a := newActivities(t, host)
+	ref := dumpedBackup(t, a, host, size)
+	var fed atomic.Int64
+	host.restore = func(_ context.Context, stdin io.Reader) error {
+		n, err := io.Copy(io.Discard, stdin)
+		fed.Store(n)
+		return err
+	}
+	for name, run := range map[string]func() error{
+		"load":   func() error { return a.LoadDumps(context.Background(), ref) },
+		"verify": func() error { _, err := a.VerifyBackup(context.Background(), ref); return err },
+	} {
+		var before, after goruntime.MemStats
+		goruntime.GC()
+		goruntime.ReadMemStats(&before)
+		require.NoError(t, run(), name)
+		goruntime.ReadMemStats(&after)
+		require.EqualValues(t, size, fed.Load(), name)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d KiB allocated for a %d MiB dump", name, alloc>>10, size>>20)
+		require.Less(t, alloc, uint64(size/8), "%s: %d bytes allocated for a %d byte dump", name, alloc, size)
+	}
+}
+
+// A dump whose file changes after its check is not fed whole to the
+// restore tool: the tripwire withholds its end and fails.
+func TestTripwireWithholdsAChangedEnd(t *testing.T) {
+	data := []byte("the dump as it was checked")
+	changed := bytes.Clone(data)
+	changed[len(changed)-1] ^= 1
+	var got bytes.Buffer
+	tw := newTripwire(bytes.NewReader(changed), int64(len(data)), sha256Hex(data), "dump of db", &progress{})
+	_, err := io.Copy(&got, iotest.OneByteReader(tw))
+	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	require.Less(t, got.Len(), len(data), "the end is withheld")
+
+	got.Reset()
+	tw = newTripwire(bytes.NewReader(append(bytes.Clone(data), "more"...)), int64(len(data)), sha256Hex(data), "dump of db", &progress{})
+	_, err = io.Copy(&got, tw)
+	require.NoError(t, err, "bytes past the manifest's size are never read")
+	require.Equal(t, data, got.Bytes())
 }
