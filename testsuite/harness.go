@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -74,7 +75,13 @@ func (w *tWriter) Write(p []byte) (int, error) {
 // Docker connects to the local engine or reports it unavailable.
 func Docker(t testing.TB) *docker.Driver {
 	t.Helper()
-	d, err := docker.New(context.Background(), docker.Config{}, Logger(t))
+	return DockerWith(t, docker.Config{})
+}
+
+// DockerWith is Docker with a driver configuration of the test's own.
+func DockerWith(t testing.TB, cfg docker.Config) *docker.Driver {
+	t.Helper()
+	d, err := docker.New(context.Background(), cfg, Logger(t))
 	if err != nil {
 		Unavailable(t, "Docker Engine: %v", err)
 	}
@@ -151,4 +158,10 @@ func TemporalCLI(t testing.TB) string {
 		Unavailable(t, "temporal CLI at %s (run `make bin/temporal`): %v", p, err)
 	}
 	return p
+}
+
+// UniqueSuffix is a short lower-case suffix that keeps the names of one
+// test run apart from another's on a shared engine.
+func UniqueSuffix() string {
+	return strconv.FormatInt(time.Now().UnixNano()%1e7, 36)
 }

@@ -75,6 +75,8 @@ func (c *Config) Register(s *config.Set) {
 	s.Bool(&c.DockerDisabled, "docker-disabled", "TENANTFLOW_DOCKER_DISABLED", false, "no Docker Engine: an OpenShift-only worker (no docker tenants, no image builds)")
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	s.String(&c.Docker.PublishIP, "docker-publish-ip", "TENANTFLOW_DOCKER_PUBLISH_IP", "127.0.0.1", "host address tenant endpoints are published on")
+	s.String(&c.Docker.SubnetPool, "docker-subnet-pool", docker.EnvSubnetPool, docker.DefaultSubnetPool, "IPv4 prefix each Docker tenant's network gets a subnet of (its size is the host's tenant capacity)")
+	s.Int(&c.Docker.SubnetBits, "docker-subnet-bits", docker.EnvSubnetBits, docker.DefaultSubnetBits, "prefix length of each tenant's subnet (28: 13 containers)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
 	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")
 	s.Bool(&c.ProbePublic, "supervision-probe-public", "TENANTFLOW_SUPERVISION_PROBE_PUBLIC", false, "probe the tenant's public URL (needs routing and DNS) instead of its service endpoint")
@@ -146,6 +148,11 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 		// OpenShift tenants keep their volumes for the retention even
 		// without a backup location: zero would purge them at once.
 		errs = append(errs, fmt.Errorf("%s %s must be positive", backup.EnvRetention, c.Backup.Retention))
+	}
+	if !c.DockerDisabled {
+		if err := c.Docker.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("docker: %w", err))
+		}
 	}
 	if c.DockerDisabled && !c.OpenShift.Enabled() {
 		errs = append(errs, fmt.Errorf("no runtime: TENANTFLOW_DOCKER_DISABLED is set and neither %s nor %s is", openshift.EnvKubeconfig, openshift.EnvInCluster))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/dns"
+	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/openshift"
@@ -37,6 +38,9 @@ func TestRuntimeSettingsAreChecked(t *testing.T) {
 	_, err := NewIntegrations(Config{DockerDisabled: true}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "TENANTFLOW_DOCKER_DISABLED")
 	require.ErrorContains(t, err, openshift.EnvKubeconfig)
+
+	_, err = NewIntegrations(Config{Docker: docker.Config{SubnetPool: "10.9.0.0/33"}}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, docker.EnvSubnetPool)
 
 	_, err = NewIntegrations(Config{OpenShift: openshift.Config{Kubeconfig: "/k", InCluster: true, VolumeSize: "1Gi"}}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "openshift: set TENANTFLOW_OPENSHIFT_KUBECONFIG or TENANTFLOW_OPENSHIFT_IN_CLUSTER, not both")

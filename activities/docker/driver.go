@@ -64,14 +64,48 @@ type Config struct {
 	PublishIP string
 	// PollInterval is how often health is checked while waiting.
 	PollInterval time.Duration
+	// SubnetPool is the IPv4 prefix tenant networks get their subnets
+	// from (DefaultSubnetPool when empty), SubnetBits the prefix length
+	// of each (DefaultSubnetBits when 0). The number of subnets is the
+	// number of tenants the host can hold.
+	SubnetPool string
+	SubnetBits int
+}
+
+// Settings of the Docker driver, named in start-up errors.
+const (
+	EnvSubnetPool = "TENANTFLOW_DOCKER_SUBNET_POOL"
+	EnvSubnetBits = "TENANTFLOW_DOCKER_SUBNET_BITS"
+)
+
+// Validate checks the settings that need no engine, naming the bad one.
+func (c Config) Validate() error {
+	_, err := c.subnetPool()
+	return err
+}
+
+func (c Config) subnetPool() (subnetPool, error) {
+	pool, bits := c.SubnetPool, c.SubnetBits
+	if pool == "" {
+		pool = DefaultSubnetPool
+	}
+	if bits == 0 {
+		bits = DefaultSubnetBits
+	}
+	sp, err := parseSubnetPool(pool, bits)
+	if err != nil {
+		return sp, fmt.Errorf("%s/%s: %w", EnvSubnetPool, EnvSubnetBits, err)
+	}
+	return sp, nil
 }
 
 // Driver implements runtime.Driver on a Docker Engine.
 type Driver struct {
-	cli  *client.Client
-	cfg  Config
-	http *http.Client
-	log  *slog.Logger
+	cli     *client.Client
+	cfg     Config
+	subnets subnetPool
+	http    *http.Client
+	log     *slog.Logger
 
 	authMu sync.RWMutex
 	auths  map[string]registry.AuthConfig // by registry host, for EnsureImage
@@ -80,6 +114,10 @@ type Driver struct {
 // New connects to the engine and checks it answers, so a wrong address is a
 // start-up error naming the setting rather than a failing activity later.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
+	subnets, err := cfg.subnetPool()
+	if err != nil {
+		return nil, err
+	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
 		opts = append(opts, client.WithHost(cfg.Host))
@@ -107,7 +145,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Driver{cli: cli, cfg: cfg, http: &http.Client{}, log: log}, nil
+	return &Driver{cli: cli, cfg: cfg, subnets: subnets, http: &http.Client{}, log: log}, nil
 }
 
 // Client exposes the engine client for image builds and tests.
@@ -162,29 +200,6 @@ func ownedLabels(tenant, owner string) map[string]string {
 		l[LabelOwner] = owner
 	}
 	return l
-}
-
-// CreateNetwork makes the tenant's bridge network unless it exists.
-func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error {
-	name := NetworkName(tenant)
-	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
-	if err != nil {
-		return fmt.Errorf("list networks %s: %w", name, err)
-	}
-	for _, n := range nets {
-		if n.Name == name { // the name filter matches substrings
-			return checkOwner("network", name, tenant, owner, n.Labels)
-		}
-	}
-	_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver: "bridge",
-		Labels: ownedLabels(tenant, owner),
-	})
-	if err != nil && !cerrdefs.IsConflict(err) {
-		return fmt.Errorf("create network %s: %w", name, err)
-	}
-	d.log.InfoContext(ctx, "network ready", "tenant", tenant, "network", name)
-	return nil
 }
 
 // CreateVolumes makes the tenant's named volumes. Docker returns the existing
