@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	gitlabapi "gitlab.com/gitlab-org/api/client-go"
@@ -42,6 +43,11 @@ type Builds struct {
 }
 
 const maxHookBytes = 4 << 20 // push events list up to 20 commits
+
+// ResolveTimeout bounds resolving a ref in GitLab (up to four calls of
+// GitLab's own timeout each) before a build starts, so the answer comes
+// within the HTTP server's write timeout.
+const ResolveTimeout = 20 * time.Second
 
 var (
 	refPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$`)
@@ -114,7 +120,9 @@ func (s *server) createBuild(c *gin.Context) {
 		respondFieldError(c, badField("ref", "ref must be a branch, tag or commit SHA"))
 		return
 	}
-	commit, err := s.cfg.Builds.Resolver.ResolveCommit(c.Request.Context(), p.Path, req.Ref)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), ResolveTimeout)
+	defer cancel()
+	commit, err := s.cfg.Builds.Resolver.ResolveCommit(ctx, p.Path, req.Ref)
 	var appErr *temporal.ApplicationError
 	switch {
 	case errors.As(err, &appErr) && appErr.Type() == gitlab.ErrUnknownRef:

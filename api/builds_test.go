@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,9 +24,15 @@ const (
 	testSecret = "webhook-secret-0123456789"
 )
 
-type fakeResolver struct{ err error }
+type fakeResolver struct {
+	err      error
+	deadline *time.Time // set to the call's deadline, when not nil
+}
 
-func (r fakeResolver) ResolveCommit(_ context.Context, project, ref string) (gitlab.Commit, error) {
+func (r fakeResolver) ResolveCommit(ctx context.Context, project, ref string) (gitlab.Commit, error) {
+	if r.deadline != nil {
+		*r.deadline, _ = ctx.Deadline()
+	}
 	if r.err != nil {
 		return gitlab.Commit{}, r.err
 	}
@@ -61,6 +68,16 @@ func TestCreateBuild(t *testing.T) {
 		Image: "tenants/app", Dockerfile: "Dockerfile", BuildArgs: map[string]string{"VERSION": "0123456789ab-main"}}, req.Build)
 	assert.Equal(t, "http://ui:8233/namespaces/default/workflows/build:group%2Fapp@"+testSHA, req.TargetURL)
 	assert.Equal(t, "api", req.Trigger)
+}
+
+func TestCreateBuildResolvesWithinResolveTimeout(t *testing.T) {
+	var deadline time.Time
+	e := newTestEnv(t, withBuilds(fakeResolver{deadline: &deadline}))
+	before := time.Now()
+	rec := e.do(http.MethodPost, "/v1/builds", developerToken, `{"project":"group/app","ref":"main"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.False(t, deadline.IsZero(), "GitLab is asked under a deadline")
+	assert.WithinDuration(t, before.Add(ResolveTimeout), deadline, time.Second)
 }
 
 func TestCreateBuildBadInput(t *testing.T) {

@@ -42,15 +42,19 @@ type Config struct {
 	TaskQueue    string        // task queue of the tenant workflows
 	Tokens       *Tokens       // bearer tokens -> roles
 	MaxBodyBytes int64         // default 64 KiB when 0
-	QueryTimeout time.Duration // default 5s when 0; also bounds the visibility list
+	QueryTimeout time.Duration // DefaultQueryTimeout when 0; also bounds the visibility list and Update waits
 	Builds       *Builds       // image builds; nil disables their routes
 }
 
 const (
 	defaultMaxBodyBytes = 64 << 10
-	defaultQueryTimeout = 5 * time.Second
 	healthTimeout       = 2 * time.Second
 )
+
+// DefaultQueryTimeout bounds each query, visibility list and Update wait
+// (sendUpdate) unless Config.QueryTimeout says otherwise. The HTTP server's
+// write timeout must outlast it, or a slow answer is cut off unsent.
+const DefaultQueryTimeout = 5 * time.Second
 
 // withDefaults validates the configuration and fills in the defaults, so a
 // misconfigured API fails at start-up with the setting's name, not on the
@@ -72,7 +76,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if c.QueryTimeout == 0 {
-		c.QueryTimeout = defaultQueryTimeout
+		c.QueryTimeout = DefaultQueryTimeout
 	}
 	return c, nil
 }

@@ -243,13 +243,53 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	return r, nil
 }
 
+// httpLimits bound what one connection may cost a server.
+type httpLimits struct {
+	ReadHeader time.Duration // the request's headers
+	Read       time.Duration // the whole request, body included
+	// Write runs from the end of the request's headers to the end of the
+	// answer: reading the body, the handler and sending the answer.
+	Write          time.Duration
+	Idle           time.Duration // a keep-alive connection between requests
+	MaxHeaderBytes int
+}
+
+// defaultHTTPLimits: a request (API bodies are at most 64 KiB, codec
+// batches 8 MiB) must arrive within Read, so a client declaring a large
+// body and trickling it is cut off; Write outlasts Read plus the slowest
+// answer (the API waits at most api.DefaultQueryTimeout for a query or an
+// Update, api.ResolveTimeout for GitLab, 10 s for a workflow start), so no
+// answer the API computes is cut off unsent. Keep-alive connections are
+// closed after Idle, beyond the usual 60 s of load balancers, which close
+// first and so never reuse a connection the server is closing.
+var defaultHTTPLimits = httpLimits{
+	ReadHeader:     10 * time.Second,
+	Read:           30 * time.Second,
+	Write:          90 * time.Second,
+	Idle:           120 * time.Second,
+	MaxHeaderBytes: 64 << 10,
+}
+
 // serveHTTP serves h on addr until ctx ends, then drains in-flight requests.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return serve(ctx, ln, h, defaultHTTPLimits, log)
+}
+
+// serve serves h on ln within limits until ctx ends, then drains in-flight
+// requests.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, limits httpLimits, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: limits.ReadHeader,
+		ReadTimeout:       limits.Read,
+		WriteTimeout:      limits.Write,
+		IdleTimeout:       limits.Idle,
+		MaxHeaderBytes:    limits.MaxHeaderBytes,
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("http listening", "addr", ln.Addr().String())
