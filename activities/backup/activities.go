@@ -425,7 +425,9 @@ func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef) error {
 }
 
 // verifyVolumes restores every archive into a scratch volume and compares
-// it with the manifest.
+// it with the manifest. Each archive is read once: extraction writes only
+// what the manifest lists, and the archive's checksum is compared at its
+// end.
 func (a *Activities) verifyVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
 	b, err := a.hold(ctx, ref, "verify")
 	if err != nil {
@@ -452,14 +454,24 @@ func (a *Activities) verifyVolume(ctx context.Context, ref BackupRef, dir string
 			a.log().Warn("scratch volume left behind", "tenant", ref.Tenant, "volume", name, "err", err)
 		}
 	}()
+	archive, err := a.open(filepath.Join(dir, va.Archive))
+	if err != nil {
+		return 0, 0, fmt.Errorf("volume %s: open archive: %w", va.Volume, err)
+	}
+	defer archive.Close()
 	// Each file is removed once checked: no need for a scratch volume
 	// as large as the tenant's.
-	return a.restoreInto(ctx, filepath.Join(dir, va.Archive), va, scratch, p, true)
+	return a.restoreInto(ctx, archive, va, scratch, p, true)
 }
 
-// RestoreVolumes replaces the content of the tenant's volumes with the
-// backup and checks the result as VerifyBackup does. A retry empties the
-// volumes and restores them again.
+// RestoreVolumes gives the tenant's volumes the content of the backup and
+// checks the result as VerifyBackup does. The volumes are the retained
+// ones, a good copy of the data too, so nothing of them is touched before
+// the manifest loaded and every archive and dump the restore reads proved
+// to be what the backup wrote (size and SHA-256, end to end); a volume that
+// already matches its manifest entries is left as it is, the others are
+// emptied and refilled. A retry does the same, so it refills only what an
+// interrupted attempt left unfinished.
 func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
 	if ip := a.inPlace(ref.Runtime); ip != nil {
 		// The data is where the tenant left it: check it still is.
@@ -473,29 +485,107 @@ func (a *Activities) RestoreVolumes(ctx context.Context, ref BackupRef) (Verific
 		return Verification{}, err
 	}
 	defer b.release()
-	// The volumes of dumped services start empty: LoadDumps fills them
-	// through the service itself once it runs.
-	for _, svc := range ref.Dumps {
-		for _, m := range svc.Mounts {
-			dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, m.Volume)
-			if err != nil {
-				return Verification{}, passOn(err, "volume %s", m.Volume)
-			}
-			if err := emptyDir(dst); err != nil {
-				return Verification{}, fmt.Errorf("volume %s: %w", m.Volume, err)
-			}
+	plan, err := a.planRestore(ctx, ref, b.m)
+	if err != nil {
+		return Verification{}, err
+	}
+	archives, err := a.openArchives(ctx, b.dir, b.m.Volumes, b.p)
+	if err != nil {
+		return Verification{}, err
+	}
+	defer closeAll(archives)
+	dumps, err := a.openDumps(ctx, b.dir, b.m.Dumps, b.p)
+	if err != nil {
+		return Verification{}, err
+	}
+	closeAll(dumps) // LoadDumps reads them again: checked is enough here
+
+	// Everything is proven: from here on the volumes change.
+	for vol, dst := range plan.emptied {
+		if err := emptyDir(dst); err != nil {
+			return Verification{}, fmt.Errorf("volume %s: %w", vol, err)
 		}
 	}
-	return a.eachVolume(ref, b.m, "restore", func(_ int, va VolumeArchive) (int, int64, error) {
+	return a.eachVolume(ref, b.m, "restore", func(i int, va VolumeArchive) (int, int64, error) {
+		return a.refill(ctx, archives[i], va, plan.dirs[va.Volume], b.p)
+	})
+}
+
+// restorePlan is where a restore writes: the directory of each archived
+// volume, and those of the dumped services' volumes, which start empty
+// (LoadDumps fills them through the service once it runs).
+type restorePlan struct {
+	dirs    map[string]string
+	emptied map[string]string
+}
+
+// planRestore finds every volume the restore writes before any is
+// touched. A dumped service's volume that the backup also archives is
+// refilled like the others; one it neither archives nor dumps would only
+// lose its data, and is refused.
+func (a *Activities) planRestore(ctx context.Context, ref BackupRef, m Manifest) (restorePlan, error) {
+	plan := restorePlan{dirs: map[string]string{}, emptied: map[string]string{}}
+	for _, va := range m.Volumes {
 		dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, va.Volume)
 		if err != nil {
-			return 0, 0, passOn(err, "volume %s", va.Volume)
+			return plan, passOn(err, "volume %s", va.Volume)
 		}
-		if err := emptyDir(dst); err != nil {
-			return 0, 0, fmt.Errorf("volume %s: %w", va.Volume, err)
+		plan.dirs[va.Volume] = dst
+	}
+	for _, svc := range ref.Dumps {
+		dumped := slices.ContainsFunc(m.Dumps, func(da DumpArchive) bool { return da.Service == svc.Name })
+		for _, mnt := range svc.Mounts {
+			if _, archived := plan.dirs[mnt.Volume]; archived {
+				continue
+			}
+			if !dumped {
+				return plan, invalid("volume %s of service %s would be emptied, but backup %s holds neither its archive nor a dump of %s", mnt.Volume, svc.Name, ref.ID, svc.Name)
+			}
+			dst, err := a.Host.VolumeDir(ctx, ref.Tenant, ref.Owner, mnt.Volume)
+			if err != nil {
+				return plan, passOn(err, "volume %s", mnt.Volume)
+			}
+			plan.emptied[mnt.Volume] = dst
 		}
-		return a.restoreInto(ctx, filepath.Join(b.dir, va.Archive), va, dst, b.p, false)
-	})
+	}
+	return plan, nil
+}
+
+// openArchives checks every archive end to end (see openChecked) and
+// returns them open, in the manifest's order.
+func (a *Activities) openArchives(ctx context.Context, dir string, vols []VolumeArchive, p *progress) (files []io.ReadCloser, err error) {
+	defer func() {
+		if err != nil {
+			closeAll(files)
+			files = nil
+		}
+	}()
+	for _, va := range vols {
+		r, err := a.openChecked(ctx, dir, va.Archive, va.ArchiveBytes, va.ArchiveSHA256, "volume "+va.Volume+": archive "+va.Archive, p)
+		if err != nil {
+			return files, err
+		}
+		files = append(files, r)
+	}
+	return files, nil
+}
+
+// refill leaves the volume at dst alone when it matches the archive's
+// entries already (the retained volume of a decommissioned tenant), and
+// otherwise empties it and extracts the checked archive into it.
+func (a *Activities) refill(ctx context.Context, archive io.Reader, va VolumeArchive, dst string, p *progress) (int, int64, error) {
+	files, bytes, same, err := a.matches(ctx, dst, va, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	if same {
+		a.log().Info("volume matches its backup: kept as it is", "volume", va.Volume, "files", files, "dataBytes", bytes)
+		return files, bytes, nil
+	}
+	if err := emptyDir(dst); err != nil {
+		return 0, 0, fmt.Errorf("volume %s: %w", va.Volume, err)
+	}
+	return a.restoreInto(ctx, archive, va, dst, p, false)
 }
 
 // eachVolume runs one verification or restore per volume of the manifest,

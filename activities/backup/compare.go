@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -163,4 +164,66 @@ func (x *extraction) compareEntry(g Entry, w *Entry) {
 		// Whole seconds: every filesystem keeps those.
 		x.diffs.add(g.Path, "modified %s restored, %s backed up", g.ModTime.Format(time.RFC3339Nano), w.ModTime.Format(time.RFC3339Nano))
 	}
+}
+
+// matches reports whether the directory dir already holds the volume va
+// describes: the same entries, compared as a restore compares them
+// (compareEntry), and every file's content. A restore leaves such a volume
+// as it is: it holds the data, and emptying it first would only put the
+// data at risk. It stops at the first difference.
+func (a *Activities) matches(ctx context.Context, dir string, va VolumeArchive, p *progress) (files int, bytes int64, same bool, err error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("volume %s: %w", va.Volume, err)
+	}
+	defer root.Close()
+	got, _, total, err := scan(root, va.Volume)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return 0, 0, false, nil // a FIFO, say: not the backup's, the refill replaces it
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if len(got) != len(va.Entries) {
+		return 0, 0, false, nil
+	}
+	x := &extraction{vol: va.Volume, asRoot: os.Geteuid() == 0, diffs: &diffs{}}
+	for i := range got {
+		if got[i].Path != va.Entries[i].Path {
+			return 0, 0, false, nil
+		}
+		x.compareEntry(got[i], &va.Entries[i])
+	}
+	if x.diffs.err(va.Volume) != nil {
+		return 0, 0, false, nil
+	}
+	p.stage("compare volume "+va.Volume, total)
+	for _, e := range va.Entries {
+		if e.Type != TypeFile {
+			continue
+		}
+		ok, err := a.sameContent(ctx, root, va.Volume, e, p)
+		if err != nil || !ok {
+			return 0, 0, false, err
+		}
+		files++
+		bytes += e.Size
+	}
+	return files, bytes, true, nil
+}
+
+// sameContent reports whether the volume's file e.Path has e's SHA-256.
+func (a *Activities) sameContent(ctx context.Context, root *os.Root, vol string, e Entry, p *progress) (bool, error) {
+	f, err := root.Open(e.Path)
+	if err != nil {
+		return false, fmt.Errorf("volume %s: %w", vol, err)
+	}
+	defer f.Close()
+	err = a.checkContent(ctx, f, e.Size, e.SHA256, "volume "+vol+": "+e.Path, p)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return false, nil
+	}
+	return err == nil, err
 }

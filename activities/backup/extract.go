@@ -74,17 +74,17 @@ type piece struct {
 	close  bool
 }
 
-// restoreInto extracts archive (the file of va) into the empty directory
-// dst and compares the result with the manifest. A difference is a
-// non-retryable ErrVerificationFailed naming the volume and the first
-// paths. One goroutine reads, hashes and parses the archive, two create
-// and write the files, one reads back and hashes each file as soon as it
-// is closed and compares its metadata.
+// restoreInto extracts archive (va's archive, read from its start) into the
+// empty directory dst and compares the result with the manifest. A
+// difference is a non-retryable ErrVerificationFailed naming the volume
+// and the first paths. One goroutine reads, hashes and parses the
+// archive, two create and write the files, one reads back and hashes each
+// file as soon as it is closed and compares its metadata.
 //
 // With discard (a verification) each file is removed once checked: the
 // scratch volume never needs the volume's full size, and the page cache the
 // next file is written to is the one just freed.
-func (a *Activities) restoreInto(ctx context.Context, archive string, va VolumeArchive, dst string, p *progress, discard bool) (files int, bytes int64, err error) {
+func (a *Activities) restoreInto(ctx context.Context, archive io.Reader, va VolumeArchive, dst string, p *progress, discard bool) (files int, bytes int64, err error) {
 	root, err := os.OpenRoot(dst)
 	if err != nil {
 		return 0, 0, fmt.Errorf("volume %s: %w", va.Volume, err)
@@ -101,16 +101,7 @@ func (a *Activities) restoreInto(ctx context.Context, archive string, va VolumeA
 	}
 	p.stage("volume "+va.Volume, va.DataBytes)
 
-	open := a.Open
-	if open == nil {
-		open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
-	}
-	rc, err := open(archive)
-	if err != nil {
-		return 0, 0, fmt.Errorf("volume %s: open archive: %w", va.Volume, err)
-	}
-	defer rc.Close()
-	hr := &hashReader{r: rc, h: sha256.New()}
+	hr := &hashReader{r: archive, h: sha256.New()}
 	br := bufio.NewReaderSize(hr, 64<<10)
 
 	g, gctx := errgroup.WithContext(ctx)
