@@ -3,6 +3,28 @@
 // drivers sit behind the same activity names, so workflows never know which
 // one runs: Prometheus (a file_sd file probed through the blackbox exporter)
 // and Icinga 2 (a host with an http service, through its REST API).
+//
+// # Ownership
+//
+// What is registered names the provisioning run that made it: the file_sd
+// target group carries the label __tenantflow_owner (Prometheus drops
+// labels starting with "__" after relabeling, so the tenant's series and
+// alerts keep their identity across runs), the Icinga 2 host the custom
+// variable vars.tenantflow_owner (set in the same PUT that creates it).
+// StartSupervision refuses another run's registration (ResourceNotOurs) and
+// never changes it; StopSupervision leaves it alone and succeeds: a tenant
+// requested again after its workflow was terminated neither takes over nor,
+// by compensation, silences the live tenant's alerts. Icinga 2 checks the
+// owner in the same request (a filter on the variable); the Prometheus
+// driver checks the file it is about to replace or remove, and creates a
+// new file only where none exists (a hard link, which fails if another
+// writer was first).
+//
+// Registrations from before runs were stamped carry no owner. Only calls
+// with Adopt (the release, decommission and restore of an existing tenant,
+// never its provisioning) treat such a registration of the tenant as
+// theirs: Start stamps it, Stop removes it. An empty Owner keeps the
+// behaviour from before runs were stamped.
 package supervision
 
 import (
@@ -23,6 +45,9 @@ const (
 	ErrRejected      = "SupervisionRejected"
 	ErrMisconfigured = "SupervisionMisconfigured"
 	ErrConflict      = "SupervisionConflict"
+	// ErrNotOurs: the tenant's registration was made by another
+	// provisioning run (or before runs were stamped, without Adopt).
+	ErrNotOurs = "ResourceNotOurs"
 )
 
 // Driver is what a monitoring system must do for the tenant workflows. Watch
@@ -48,11 +73,37 @@ type WatchInput struct {
 	Stage string `json:"stage"`
 	// URL is what is probed, http or https; a 2xx answer means up.
 	URL string `json:"url"`
+	// Owner is the provisioning run the registration belongs to (see the
+	// package documentation); empty: any registration of the tenant.
+	Owner string `json:"owner,omitempty"`
+	// Adopt lets this call take over the tenant's registration from
+	// before runs were stamped: set by the release, decommission and
+	// restore of an existing tenant, never by provisioning.
+	Adopt bool `json:"adopt,omitempty"`
 }
 
-// WatchRef names the tenant whose supervision is removed.
+// WatchRef names the tenant whose supervision is removed, and the run that
+// owns it (see WatchInput).
 type WatchRef struct {
 	Tenant string `json:"tenant"`
+	Owner  string `json:"owner,omitempty"`
+	Adopt  bool   `json:"adopt,omitempty"`
+}
+
+// mayTouch says whether a call of owner (adopt) may change a registration
+// that names got (stamped: it names one at all).
+func mayTouch(owner, got string, stamped, adopt bool) bool {
+	return owner == "" || (stamped && got == owner) || (!stamped && adopt)
+}
+
+// notOurs refuses another run's registration.
+func notOurs(what, tenant, owner, got string, stamped bool) error {
+	if !stamped {
+		got = "none: made before runs were stamped"
+	}
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("%s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?", what, tenant, owner, got),
+		ErrNotOurs, nil)
 }
 
 // Activities is the supervision surface the workflows call
@@ -99,7 +150,7 @@ func (a *Activities) StartSupervision(ctx context.Context, in WatchInput) error 
 	if err := a.driver.Watch(ctx, in); err != nil {
 		return err
 	}
-	a.log.InfoContext(ctx, "supervision started", "tenant", in.Tenant, "stage", in.Stage, "url", in.URL)
+	a.log.InfoContext(ctx, "supervision started", "tenant", in.Tenant, "owner", in.Owner, "stage", in.Stage, "url", in.URL)
 	return nil
 }
 
@@ -112,7 +163,7 @@ func (a *Activities) StopSupervision(ctx context.Context, in WatchRef) error {
 	if err := a.driver.Unwatch(ctx, in); err != nil {
 		return err
 	}
-	a.log.InfoContext(ctx, "supervision stopped", "tenant", in.Tenant)
+	a.log.InfoContext(ctx, "supervision stopped", "tenant", in.Tenant, "owner", in.Owner)
 	return nil
 }
 

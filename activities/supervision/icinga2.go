@@ -24,6 +24,10 @@ import (
 // an existing host without it is someone else's and is never overwritten.
 const managedBy = "tenantflow"
 
+// OwnerVar is the host's custom variable (vars.tenantflow_owner) that names
+// the provisioning run that registered the tenant.
+const OwnerVar = "tenantflow_owner"
+
 // Icinga2Driver registers a tenant as a host object tenantflow-<tenant>
 // (check "dummy": always up, it only groups) with a service "http" that runs
 // check_http against the tenant's URL, so the alert is on the service and
@@ -81,11 +85,14 @@ func (d *Icinga2Driver) Watch(ctx context.Context, in WatchInput) error {
 		"vars.stage":      in.Stage,
 		"vars.managed_by": managedBy,
 	}
+	if in.Owner != "" {
+		hostAttrs["vars."+OwnerVar] = in.Owner
+	}
 	var templates []string
 	if d.template != "" {
 		templates = []string{d.template}
 	}
-	if err := d.ensure(ctx, in.Tenant, "hosts", host, templates, hostAttrs); err != nil {
+	if err := d.ensure(ctx, in, "hosts", host, templates, hostAttrs); err != nil {
 		return err
 	}
 	svcAttrs := map[string]any{
@@ -100,7 +107,7 @@ func (d *Icinga2Driver) Watch(ctx context.Context, in WatchInput) error {
 	for k, v := range checkHTTPVars(u) {
 		svcAttrs["vars."+k] = v
 	}
-	if err := d.ensure(ctx, in.Tenant, "services", host+"!http", nil, svcAttrs); err != nil {
+	if err := d.ensure(ctx, in, "services", host+"!http", nil, svcAttrs); err != nil {
 		return err
 	}
 	d.log.InfoContext(ctx, "icinga2 host and service ready", "tenant", in.Tenant, "host", host, "url", in.URL)
@@ -130,8 +137,11 @@ func checkHTTPVars(u *url.URL) map[string]any {
 }
 
 // ensure creates an object (PUT) or, when Icinga says it already exists,
-// modifies its attributes (POST). A host must carry our marker first.
-func (d *Icinga2Driver) ensure(ctx context.Context, tenant, typ, name string, templates []string, attrs map[string]any) error {
+// modifies its attributes (POST). A host must carry our marker and be the
+// call's (see mayTouch): the update of a host is filtered on its owner
+// variable, so Icinga applies it only to the host that was checked. The
+// service belongs to its host.
+func (d *Icinga2Driver) ensure(ctx context.Context, in WatchInput, typ, name string, templates []string, attrs map[string]any) error {
 	path := "/v1/objects/" + typ + "/" + url.PathEscape(name)
 	body := map[string]any{"attrs": attrs}
 	if len(templates) > 0 {
@@ -149,14 +159,19 @@ func (d *Icinga2Driver) ensure(ctx context.Context, tenant, typ, name string, te
 		return apiError(op, status, resp)
 	}
 	if typ == "hosts" {
-		if err := d.checkOwner(ctx, tenant, name); err != nil {
+		stamped, err := d.checkOwner(ctx, in, name)
+		if err != nil {
 			return err
 		}
+		path = "/v1/objects/hosts?filter=" + queryEscape(hostFilter(name, in.Tenant, in.Owner, stamped))
 	}
 	op = fmt.Sprintf("update icinga2 %s %s", strings.TrimSuffix(typ, "s"), name)
 	status, resp, err = d.do(ctx, http.MethodPost, path, map[string]any{"attrs": attrs})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
+	}
+	if status == http.StatusNotFound && typ == "hosts" {
+		return fmt.Errorf("%s: the host changed since its owner was checked, looking again", op)
 	}
 	if status != http.StatusOK {
 		return apiError(op, status, resp)
@@ -164,15 +179,30 @@ func (d *Icinga2Driver) ensure(ctx context.Context, tenant, typ, name string, te
 	return nil
 }
 
-// checkOwner refuses to take over a host Tenantflow did not create.
-func (d *Icinga2Driver) checkOwner(ctx context.Context, tenant, host string) error {
+// hostFilter selects the tenant's host only as it was checked: marked by
+// Tenantflow for the tenant and naming owner (stamped) or no owner at all.
+func hostFilter(host, tenant, owner string, stamped bool) string {
+	f := fmt.Sprintf("host.name==%q && host.vars.managed_by==%q && host.vars.tenant==%q", host, managedBy, tenant)
+	switch {
+	case owner == "":
+		return f
+	case stamped:
+		return f + fmt.Sprintf(" && host.vars.%s==%q", OwnerVar, owner)
+	}
+	return f + fmt.Sprintf(" && !host.vars.%s", OwnerVar)
+}
+
+// checkOwner refuses to take over a host Tenantflow did not create
+// (ErrConflict) or another run registered (ResourceNotOurs). stamped tells
+// whether the host names an owner.
+func (d *Icinga2Driver) checkOwner(ctx context.Context, in WatchInput, host string) (stamped bool, err error) {
 	op := "read icinga2 host " + host
 	status, resp, err := d.do(ctx, http.MethodGet, "/v1/objects/hosts/"+url.PathEscape(host)+"?attrs=vars", nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	if status != http.StatusOK {
-		return apiError(op, status, resp)
+		return false, apiError(op, status, resp)
 	}
 	var r struct {
 		Results []struct {
@@ -182,24 +212,35 @@ func (d *Icinga2Driver) checkOwner(ctx context.Context, tenant, host string) err
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(resp, &r); err != nil || len(r.Results) != 1 {
-		return fmt.Errorf("%s: unexpected answer %.200s", op, resp)
+		return false, fmt.Errorf("%s: unexpected answer %.200s", op, resp)
 	}
 	vars := r.Results[0].Attrs.Vars
-	if vars["managed_by"] != managedBy || vars["tenant"] != tenant {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("icinga2 host %s exists but was not created by Tenantflow for tenant %s (vars.managed_by/vars.tenant differ)", host, tenant),
+	if vars["managed_by"] != managedBy || vars["tenant"] != in.Tenant {
+		return false, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("icinga2 host %s exists but was not created by Tenantflow for tenant %s (vars.managed_by/vars.tenant differ)", host, in.Tenant),
 			ErrConflict, nil)
 	}
-	return nil
+	got, stamped := vars[OwnerVar].(string)
+	if !mayTouch(in.Owner, got, stamped, in.Adopt) {
+		return false, notOurs("icinga2 host "+host, in.Tenant, in.Owner, got, stamped)
+	}
+	return stamped, nil
 }
 
 // Unwatch deletes the tenant's host with its services. The filter matches
-// only a host carrying our marker, so a foreign host of the same name is
+// only a host carrying our marker and naming this run (with Adopt, or
+// naming none), so a foreign host of the same name, or another run's, is
 // left alone; nothing matching (404) is success.
 func (d *Icinga2Driver) Unwatch(ctx context.Context, ref WatchRef) error {
 	host := HostName(ref.Tenant)
 	op := "delete icinga2 host " + host
 	filter := fmt.Sprintf("host.name==%q && host.vars.managed_by==%q", host, managedBy)
+	if ref.Owner != "" {
+		filter = hostFilter(host, ref.Tenant, ref.Owner, true)
+		if ref.Adopt {
+			filter = fmt.Sprintf("(%s) || (%s)", filter, hostFilter(host, ref.Tenant, ref.Owner, false))
+		}
+	}
 	status, resp, err := d.do(ctx, http.MethodDelete, "/v1/objects/hosts?cascade=1&filter="+queryEscape(filter), nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -209,6 +250,7 @@ func (d *Icinga2Driver) Unwatch(ctx context.Context, ref WatchRef) error {
 		d.log.InfoContext(ctx, "icinga2 host deleted", "tenant", ref.Tenant, "host", host)
 		return nil
 	case http.StatusNotFound:
+		d.log.InfoContext(ctx, "no icinga2 host of this provisioning to delete", "tenant", ref.Tenant, "host", host, "owner", ref.Owner)
 		return nil
 	}
 	return apiError(op, status, resp)

@@ -59,13 +59,22 @@ type targetGroup struct {
 	Labels  map[string]string `json:"labels"`
 }
 
+// OwnerLabel is the target group label that names the provisioning run that
+// registered the tenant. It starts with "__", so Prometheus drops it after
+// relabeling: it never becomes part of the tenant's series.
+const OwnerLabel = "__tenantflow_owner"
+
 // Watch writes the tenant's target file atomically (temporary file in the
-// same directory, then rename), so Prometheus never reads half a file. An
-// identical file is left alone.
+// same directory, then rename, or a hard link where no file exists yet, so
+// two writers cannot both create it), so Prometheus never reads half a
+// file. An identical file is left alone; another run's is refused.
 func (d *PrometheusDriver) Watch(ctx context.Context, in WatchInput) error {
 	labels := map[string]string{"tenant": in.Tenant}
 	if in.Stage != "" {
 		labels["stage"] = in.Stage
+	}
+	if in.Owner != "" {
+		labels[OwnerLabel] = in.Owner
 	}
 	content, err := json.Marshal([]targetGroup{{Targets: []string{in.URL}, Labels: labels}})
 	if err != nil {
@@ -73,15 +82,80 @@ func (d *PrometheusDriver) Watch(ctx context.Context, in WatchInput) error {
 	}
 	content = append(content, '\n')
 	path := d.TargetFile(in.Tenant)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		err = createAtomic(path, content)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("prometheus target file for tenant %s appeared meanwhile, looking again", in.Tenant)
+		}
+	case err != nil:
+		return fsError(fmt.Sprintf("read prometheus target file for tenant %s", in.Tenant), err)
+	case bytes.Equal(old, content):
 		d.log.DebugContext(ctx, "prometheus target file already current", "tenant", in.Tenant, "file", path)
 		return nil
+	default:
+		got, stamped, perr := fileOwner(old, in.Tenant)
+		if perr != nil && in.Owner != "" {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("prometheus target file %s exists but is not Tenantflow's for tenant %s: %v", path, in.Tenant, perr), ErrConflict, nil)
+		}
+		if !mayTouch(in.Owner, got, stamped, in.Adopt) {
+			return notOurs("prometheus target file "+path, in.Tenant, in.Owner, got, stamped)
+		}
+		err = writeAtomic(path, content)
 	}
-	if err := writeAtomic(path, content); err != nil {
+	if err != nil {
 		return fsError(fmt.Sprintf("write prometheus target file for tenant %s", in.Tenant), err)
 	}
 	d.log.InfoContext(ctx, "prometheus target file written", "tenant", in.Tenant, "file", path, "url", in.URL)
 	return nil
+}
+
+// fileOwner reads the owner a target file names (stamped false: none).
+func fileOwner(content []byte, tenant string) (owner string, stamped bool, err error) {
+	var groups []targetGroup
+	if err := json.Unmarshal(content, &groups); err != nil {
+		return "", false, err
+	}
+	if len(groups) == 0 {
+		return "", false, errors.New("no target group")
+	}
+	for _, g := range groups {
+		if g.Labels["tenant"] != tenant {
+			return "", false, fmt.Errorf("label tenant is %q", g.Labels["tenant"])
+		}
+	}
+	owner, stamped = groups[0].Labels[OwnerLabel]
+	return owner, stamped, nil
+}
+
+// createAtomic writes content to path only if path does not exist: a
+// complete temporary file is hard-linked there (fs.ErrExist if another
+// writer was first).
+func createAtomic(path string, content []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp, path)
 }
 
 // writeAtomic replaces path with content through a rename. The file is made
@@ -113,9 +187,22 @@ func writeAtomic(path string, content []byte) (err error) {
 }
 
 // Unwatch deletes the tenant's target file; Prometheus drops the target.
+// Another run's file is left alone with a warning.
 func (d *PrometheusDriver) Unwatch(ctx context.Context, ref WatchRef) error {
 	path := d.TargetFile(ref.Tenant)
-	err := os.Remove(path)
+	content, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fsError(fmt.Sprintf("read prometheus target file for tenant %s", ref.Tenant), err)
+	}
+	got, stamped, perr := fileOwner(content, ref.Tenant)
+	if ref.Owner != "" && (perr != nil || !mayTouch(ref.Owner, got, stamped, ref.Adopt)) {
+		d.log.WarnContext(ctx, "prometheus target file is not this provisioning's: left alone", "tenant", ref.Tenant, "file", path, "madeBy", got)
+		return nil
+	}
+	err = os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

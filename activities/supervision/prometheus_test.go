@@ -77,7 +77,7 @@ func TestPrometheusSupervision(t *testing.T) {
 	a := newPromActivities(t, p)
 	require.NoError(t, a.Check(ctx(t)))
 	app := tenantApp(t)
-	in := supervision.WatchInput{Tenant: "acme", Stage: "prod", URL: app.URL + "/healthz"}
+	in := supervision.WatchInput{Tenant: "acme", Stage: "prod", URL: app.URL + "/healthz", Owner: "run-1"}
 	file := filepath.Join(p.SDDir, "tenantflow-acme.json")
 
 	// Create: the file_sd file says what the brief says, readable by a
@@ -92,7 +92,7 @@ func TestPrometheusSupervision(t *testing.T) {
 	require.NoError(t, json.Unmarshal(first, &groups))
 	require.Len(t, groups, 1)
 	require.Equal(t, []string{in.URL}, groups[0].Targets)
-	require.Equal(t, map[string]string{"tenant": "acme", "stage": "prod"}, groups[0].Labels)
+	require.Equal(t, map[string]string{"tenant": "acme", "stage": "prod", supervision.OwnerLabel: "run-1"}, groups[0].Labels)
 	st, err := os.Stat(file)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o644), st.Mode().Perm())
@@ -113,7 +113,8 @@ func TestPrometheusSupervision(t *testing.T) {
 		if len(res) != 1 || res[0].Value[1] != "1" {
 			return fmt.Errorf("result %v", res)
 		}
-		if res[0].Metric["stage"] != "prod" || res[0].Metric["instance"] != in.URL {
+		// The owner label is dropped after relabeling: no series carries it.
+		if _, ok := res[0].Metric[supervision.OwnerLabel]; ok || res[0].Metric["stage"] != "prod" || res[0].Metric["instance"] != in.URL {
 			return fmt.Errorf("labels %v", res[0].Metric)
 		}
 		return nil
@@ -153,10 +154,10 @@ func TestPrometheusSupervision(t *testing.T) {
 	})
 
 	// Remove: the file goes, Prometheus drops the target; again is fine.
-	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "acme"}))
+	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "acme", Owner: "run-1"}))
 	_, err = os.Stat(file)
 	require.ErrorIs(t, err, os.ErrNotExist)
-	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "acme"}))
+	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "acme", Owner: "run-1"}))
 	eventually(t, "acme target gone", 40*time.Second, func() error {
 		targets, err := activeTargets(p)
 		if err != nil {
