@@ -26,8 +26,11 @@ import (
 )
 
 // CommitResolver turns a ref into a commit: the GitLab client.
+// ResolveCommit takes any branch, tag or SHA (POST /v1/builds); ResolveRef
+// only the kind of ref a webhook event names.
 type CommitResolver interface {
 	ResolveCommit(ctx context.Context, project, ref string) (gitlab.Commit, error)
+	ResolveRef(ctx context.Context, project, refType, name string) (gitlab.Commit, error)
 }
 
 // Builds configures the build routes; nil in Config disables them.
@@ -209,7 +212,8 @@ func (s *server) getBuild(c *gin.Context) {
 // gitlabHook receives GitLab push and tag events. The shared secret in
 // X-Gitlab-Token is compared in constant time; events for projects or
 // branches that are not configured are acknowledged and ignored, so GitLab
-// does not retry them.
+// does not retry them. An event only says which configured ref moved: what
+// is built is what GitLab answers for that ref (see confirmHookCommit).
 func (s *server) gitlabHook(c *gin.Context) {
 	want := sha256.Sum256([]byte(s.cfg.Builds.WebhookSecret))
 	got := sha256.Sum256([]byte(c.GetHeader("X-Gitlab-Token")))
@@ -228,46 +232,107 @@ func (s *server) gitlabHook(c *gin.Context) {
 		ignore(c, fmt.Sprintf("event %q is not handled", event))
 		return
 	}
-	var p *build.Project
-	var commit gitlab.Commit
-	var reason string
+	var claim hookClaim
 	switch e := parsed.(type) {
 	case *gitlabapi.PushEvent:
-		p, commit, reason = s.hookCommit(e.Project.PathWithNamespace, e.ProjectID, e.Ref, e.After, e.CheckoutSHA, false)
+		claim = hookClaim{e.Project.PathWithNamespace, e.ProjectID, e.Project.ID, e.Ref, e.After, e.CheckoutSHA, false}
 	case *gitlabapi.TagEvent:
-		p, commit, reason = s.hookCommit(e.Project.PathWithNamespace, e.ProjectID, e.Ref, e.After, e.CheckoutSHA, true)
+		claim = hookClaim{e.Project.PathWithNamespace, e.ProjectID, e.Project.ID, e.Ref, e.After, e.CheckoutSHA, true}
 	default:
-		reason = fmt.Sprintf("event %q is not handled", event)
+		ignore(c, fmt.Sprintf("event %q is not handled", event))
+		return
 	}
+	p, ref, reason := s.hookRef(claim)
 	if reason != "" {
 		ignore(c, reason)
+		return
+	}
+	commit, ok := s.confirmHookCommit(c, p, ref, claim)
+	if !ok {
 		return
 	}
 	c.Set(ctxCaller, "gitlab-webhook")
 	s.startBuild(c, p, commit, "webhook")
 }
 
-// hookCommit decides what a push or tag event builds, or why it builds
-// nothing (reason).
-func (s *server) hookCommit(project string, projectID int64, ref, after, checkout string, isTag bool) (*build.Project, gitlab.Commit, string) {
-	kind, name := "branch", strings.TrimPrefix(ref, "refs/heads/")
-	if isTag {
-		kind, name = "tag", strings.TrimPrefix(ref, "refs/tags/")
+// hookClaim is what a push or tag event says happened. Only the webhook
+// secret vouches for it, and that secret is shared by every project the
+// hook is set on.
+type hookClaim struct {
+	project   string
+	projectID int64  // project_id
+	nestedID  int64  // project.id, when given
+	ref       string // refs/heads/<branch> or refs/tags/<tag>
+	after     string
+	checkout  string
+	isTag     bool
+}
+
+// isProject reports whether every project id the event gives is id.
+func (e hookClaim) isProject(id int64) bool {
+	return e.projectID == id && (e.nestedID == 0 || e.nestedID == id)
+}
+
+// hookRef decides which configured project and ref (kind and name) an
+// event would build, or why it builds nothing (reason).
+func (s *server) hookRef(e hookClaim) (*build.Project, gitlab.Commit, string) {
+	kind, name := gitlab.RefBranch, strings.TrimPrefix(e.ref, "refs/heads/")
+	if e.isTag {
+		kind, name = gitlab.RefTag, strings.TrimPrefix(e.ref, "refs/tags/")
 	}
-	p := s.cfg.Builds.Projects[project]
+	p := s.cfg.Builds.Projects[e.project]
 	switch {
 	case p == nil:
-		return nil, gitlab.Commit{}, fmt.Sprintf("project %s is not configured for builds", project)
-	case zeroSHA.MatchString(after) || checkout == "":
+		return nil, gitlab.Commit{}, fmt.Sprintf("project %s is not configured for builds", e.project)
+	case zeroSHA.MatchString(e.after) || e.checkout == "":
 		return nil, gitlab.Commit{}, fmt.Sprintf("%s %s was deleted", kind, name)
-	case !isTag && !p.BuildsBranch(name):
-		return nil, gitlab.Commit{}, fmt.Sprintf("branch %s of %s does not build", name, project)
-	case isTag && !p.Tags:
-		return nil, gitlab.Commit{}, fmt.Sprintf("tags of %s do not build", project)
-	case isTag && !dockerTag.MatchString(name):
+	case !e.isTag && !p.BuildsBranch(name):
+		return nil, gitlab.Commit{}, fmt.Sprintf("branch %s of %s does not build", name, e.project)
+	case e.isTag && !p.Tags:
+		return nil, gitlab.Commit{}, fmt.Sprintf("tags of %s do not build", e.project)
+	case e.isTag && !dockerTag.MatchString(name):
 		return nil, gitlab.Commit{}, fmt.Sprintf("tag %q cannot be an image tag", name)
 	}
-	return p, gitlab.Commit{Project: project, ProjectID: projectID, SHA: checkout, Ref: name, RefType: kind}, ""
+	return p, gitlab.Commit{Ref: name, RefType: kind}, ""
+}
+
+// confirmHookCommit asks GitLab what the ref of the configured project
+// points to, and builds that, never the event's own project id and SHA.
+// An event whose project id is not GitLab's id of the configured path is
+// refused (409): GitLab fills both from one record, so such an event did
+// not come from GitLab as it is (e.g. a fork's event relabelled with the
+// configured path, to get the fork's code built under the configured
+// image). An event whose SHA is no longer what the ref points to is
+// ignored (200): the ref moved since, which happens to genuine events, and
+// the newer commit's own event builds it. On false the request is
+// answered.
+func (s *server) confirmHookCommit(c *gin.Context, p *build.Project, ref gitlab.Commit, e hookClaim) (gitlab.Commit, bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), ResolveTimeout)
+	defer cancel()
+	commit, err := s.cfg.Builds.Resolver.ResolveRef(ctx, p.Path, ref.RefType, ref.Ref)
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == gitlab.ErrUnknownRef:
+		ignore(c, fmt.Sprintf("%s %s of %s does not exist in GitLab (deleted since?): %s", ref.RefType, ref.Ref, p.Path, appErr.Message()))
+		return commit, false
+	case err != nil:
+		s.log.ErrorContext(ctx, "resolve webhook ref failed", "project", p.Path, "ref", ref.Ref, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("resolve %s %s of %s in GitLab: %v", ref.RefType, ref.Ref, p.Path, err))
+		return commit, false
+	}
+	if !e.isProject(commit.ProjectID) {
+		s.log.WarnContext(ctx, "webhook event contradicts GitLab about the project: refused", "project", p.Path,
+			"eventProjectID", e.projectID, "eventProjectDotID", e.nestedID, "gitlabProjectID", commit.ProjectID, "eventSHA", e.checkout)
+		respondError(c, http.StatusConflict, fmt.Sprintf("the event names %s with project id %d (project.id %d), but GitLab's %s is project %d: nothing is built",
+			e.project, e.projectID, e.nestedID, p.Path, commit.ProjectID))
+		return commit, false
+	}
+	if !strings.EqualFold(commit.SHA, e.checkout) {
+		ignore(c, fmt.Sprintf("%s %s of %s is at %.12s in GitLab, not the event's %.12s (moved since): nothing is built for this event",
+			ref.RefType, ref.Ref, p.Path, commit.SHA, e.checkout))
+		return commit, false
+	}
+	return commit, true
 }
 
 func ignore(c *gin.Context, reason string) {

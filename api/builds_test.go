@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
+	"github.com/tenantflow/tenantflow/testsuite/gitlabfake"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -39,12 +40,23 @@ func (r fakeResolver) ResolveCommit(ctx context.Context, project, ref string) (g
 	return gitlab.Commit{Project: project, ProjectID: 42, SHA: testSHA, Ref: ref, RefType: "branch"}, nil
 }
 
+func (r fakeResolver) ResolveRef(_ context.Context, project, refType, name string) (gitlab.Commit, error) {
+	if r.err != nil {
+		return gitlab.Commit{}, r.err
+	}
+	return gitlab.Commit{Project: project, ProjectID: 42, SHA: testSHA, Ref: name, RefType: refType}, nil
+}
+
 func withBuilds(res CommitResolver) envOption {
-	return func(c *Config) {
-		projects, err := build.ParseProjects([]byte(`
+	return withProjects(res, `
 projects:
   - {path: group/app, image: tenants/app, buildArgs: {VERSION: "${shortSha}-${ref}"}, branches: [main]}
-`))
+`)
+}
+
+func withProjects(res CommitResolver, yaml string) envOption {
+	return func(c *Config) {
+		projects, err := build.ParseProjects([]byte(yaml))
 		if err != nil {
 			panic(err)
 		}
@@ -173,4 +185,122 @@ func TestBuildRoutesOffWithoutProjects(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, rec.Code)
 	rec = hook(e, "Push Hook", testSecret, pushEvent("group/app", "refs/heads/main", testSHA))
 	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+// gitLabWithFork is a fake GitLab holding the configured project group/app
+// and a fork of it, mallory/app, whose main holds code group/app never had;
+// the API resolves through the real GitLab client.
+type gitLabWithFork struct {
+	srv              *gitlabfake.Server
+	app, fork        *gitlabfake.Project
+	head, tag, alien string
+	env              *testEnv
+}
+
+func newGitLabWithFork(t *testing.T) *gitLabWithFork {
+	t.Helper()
+	const token = "glpat-api-test-token"
+	g := &gitLabWithFork{srv: gitlabfake.New(t, token)}
+	g.app = g.srv.AddProject("group/app")
+	g.head = g.app.Commit("main", map[string][]byte{"Dockerfile": []byte("FROM scratch\n")}, "App")
+	g.app.Commit("v1", map[string][]byte{"Dockerfile": []byte("FROM scratch\nLABEL branch=v1\n")}, "A branch named like the tag")
+	g.app.Tag("v1", g.head)
+	g.tag = g.head
+	g.fork = g.srv.AddProject("mallory/app")
+	g.alien = g.fork.Commit("main", map[string][]byte{"Dockerfile": []byte("FROM scratch\nLABEL evil=1\n")}, "Not yours")
+	client, err := gitlab.NewClient(gitlab.Config{Enabled: true, URL: g.srv.URL, Token: token, Timeout: 5 * time.Second}, nil)
+	require.NoError(t, err)
+	g.env = newTestEnv(t, withProjects(client, `
+projects:
+  - {path: group/app, image: tenants/app, branches: [main, release], tags: true}
+`))
+	return g
+}
+
+// relabel rewrites a webhook body: set maps JSON paths ("project_id",
+// "project.path_with_namespace") to new values.
+func relabel(t *testing.T, body []byte, set map[string]any) string {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(body, &m))
+	for path, v := range set {
+		obj := m
+		keys := strings.Split(path, ".")
+		for _, k := range keys[:len(keys)-1] {
+			obj = obj[k].(map[string]any)
+		}
+		obj[keys[len(keys)-1]] = v
+	}
+	out, err := json.Marshal(m)
+	require.NoError(t, err)
+	return string(out)
+}
+
+func TestGitLabHookBuildsWhatGitLabSays(t *testing.T) {
+	g := newGitLabWithFork(t)
+	forkAsApp := map[string]any{"project.path_with_namespace": "group/app"}
+	appIDs := map[string]any{"project.path_with_namespace": "group/app", "project_id": g.app.ID, "project.id": g.app.ID}
+	tests := []struct {
+		name, event, body string
+		code              int
+		answer            string // in the body
+		sha, refType      string // of the build started, for 202
+	}{
+		{"genuine push", gitlabfake.PushHook, string(g.srv.PushEvent(g.app, "main", "", g.head)), http.StatusAccepted, "", g.head, gitlab.RefBranch},
+		{"genuine tag, a branch of its name elsewhere", gitlabfake.TagPushHook, string(g.srv.TagEvent(g.app, "v1")), http.StatusAccepted, "", g.tag, gitlab.RefTag},
+		{"fork's push relabelled with the configured path", gitlabfake.PushHook,
+			relabel(t, g.srv.PushEvent(g.fork, "main", "", g.alien), forkAsApp), http.StatusConflict, "GitLab's group/app is project 1", "", ""},
+		{"fork's push with the configured path and id", gitlabfake.PushHook,
+			relabel(t, g.srv.PushEvent(g.fork, "main", "", g.alien), appIDs), http.StatusOK, `"ignored"`, "", ""},
+		{"only project.id relabelled", gitlabfake.PushHook,
+			relabel(t, g.srv.PushEvent(g.fork, "main", "", g.alien), map[string]any{"project.path_with_namespace": "group/app", "project_id": g.app.ID}),
+			http.StatusConflict, "project.id 2", "", ""},
+		{"branch gone from GitLab", gitlabfake.PushHook,
+			relabel(t, g.srv.PushEvent(g.app, "main", "", g.head), map[string]any{"ref": "refs/heads/release"}), http.StatusOK, "does not exist in GitLab", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(g.env.temporal.startCalls())
+			rec := hook(g.env, tc.event, testSecret, tc.body)
+			require.Equal(t, tc.code, rec.Code, rec.Body.String())
+			assert.Contains(t, rec.Body.String(), tc.answer)
+			starts := g.env.temporal.startCalls()[before:]
+			if tc.code != http.StatusAccepted {
+				assert.Empty(t, starts, "nothing is built")
+				return
+			}
+			require.Len(t, starts, 1)
+			in := starts[0].args[0].(workflows.BuildRequest).Build
+			assert.Equal(t, tc.sha, in.SHA)
+			assert.Equal(t, g.app.ID, in.ProjectID)
+			assert.Equal(t, tc.refType, in.RefType)
+			assert.Equal(t, "tenants/app", in.Image)
+		})
+	}
+	for _, call := range g.srv.Calls() {
+		assert.NotContains(t, call.Path, "mallory", "the fork is never asked for")
+	}
+}
+
+func TestGitLabHookIgnoresAMovedBranch(t *testing.T) {
+	g := newGitLabWithFork(t)
+	event := g.srv.PushEvent(g.app, "main", "", g.head)
+	moved := g.app.Commit("main", map[string][]byte{"Dockerfile": []byte("FROM scratch\nLABEL v=2\n")}, "Newer")
+	rec := hook(g.env, gitlabfake.PushHook, testSecret, string(event))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "is at "+moved[:12]+" in GitLab, not the event's "+g.head[:12])
+	assert.Empty(t, g.env.temporal.startCalls())
+
+	// The newer push's own event builds the newer commit.
+	rec = hook(g.env, gitlabfake.PushHook, testSecret, string(g.srv.PushEvent(g.app, "main", g.head, moved)))
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	require.Len(t, g.env.temporal.startCalls(), 1)
+	assert.Equal(t, moved, g.env.temporal.startCalls()[0].args[0].(workflows.BuildRequest).Build.SHA)
+}
+
+func TestGitLabHookGitLabDown(t *testing.T) {
+	e := newTestEnv(t, withBuilds(fakeResolver{err: context.DeadlineExceeded}))
+	rec := hook(e, "Push Hook", testSecret, pushEvent("group/app", "refs/heads/main", testSHA))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	assert.Empty(t, e.temporal.startCalls())
 }

@@ -114,51 +114,87 @@ func (c *Client) ResolveCommit(ctx context.Context, project, ref string) (Commit
 	if project == "" || ref == "" {
 		return Commit{}, permanent(ErrInvalidInput, nil, "resolve commit: project and ref are required (got project %q, ref %q)", project, ref)
 	}
-	opt, cancel := c.call(ctx)
-	p, _, err := c.api.Projects.GetProject(project, nil, opt)
-	cancel()
-	switch {
-	case statusOf(err) == http.StatusNotFound:
-		return Commit{}, permanent(ErrUnknownProject, err, "GitLab project %q not found, or not visible to the token", project)
-	case err != nil:
-		return Commit{}, classify("get GitLab project "+project, err)
+	p, err := c.project(ctx, project)
+	if err != nil {
+		return Commit{}, err
 	}
-	out := Commit{Project: p.PathWithNamespace, ProjectID: p.ID}
-	found := func(refType, name string, cm *gl.Commit) (Commit, error) {
-		if cm == nil || cm.ID == "" {
-			return Commit{}, fmt.Errorf("resolve %s %s in %s: GitLab answered without a commit", refType, ref, p.PathWithNamespace)
-		}
-		out.SHA, out.Ref, out.RefType, out.Title, out.WebURL = cm.ID, name, refType, cm.Title, cm.WebURL
-		return out, nil
-	}
-
-	opt, cancel = c.call(ctx)
-	b, _, err := c.api.Branches.GetBranch(p.ID, ref, opt)
-	cancel()
-	if err == nil {
-		return found(RefBranch, ref, b.Commit)
-	} else if statusOf(err) != http.StatusNotFound {
-		return Commit{}, classify(fmt.Sprintf("get branch %s of %s", ref, p.PathWithNamespace), err)
-	}
-
-	opt, cancel = c.call(ctx)
-	t, _, err := c.api.Tags.GetTag(p.ID, ref, opt)
-	cancel()
-	if err == nil {
-		return found(RefTag, ref, t.Commit)
-	} else if statusOf(err) != http.StatusNotFound {
-		return Commit{}, classify(fmt.Sprintf("get tag %s of %s", ref, p.PathWithNamespace), err)
-	}
-
+	kinds := []string{RefBranch, RefTag}
 	if shaLike.MatchString(ref) {
-		opt, cancel = c.call(ctx)
-		cm, _, err := c.api.Commits.GetCommit(p.ID, ref, nil, opt)
-		cancel()
-		if err == nil {
-			return found(RefCommit, "", cm)
-		} else if statusOf(err) != http.StatusNotFound {
-			return Commit{}, classify(fmt.Sprintf("get commit %s of %s", ref, p.PathWithNamespace), err)
+		kinds = append(kinds, RefCommit)
+	}
+	for _, kind := range kinds {
+		if out, found, err := c.lookup(ctx, p, kind, ref); found || err != nil {
+			return out, err
 		}
 	}
 	return Commit{}, permanent(ErrUnknownRef, nil, "GitLab project %s has no branch, tag or commit %q", p.PathWithNamespace, ref)
+}
+
+// ResolveRef finds the commit a branch or a tag (refType RefBranch or
+// RefTag) of project points to now, and nothing else: a push or tag event
+// names the kind of its ref, and a tag must not be taken for a branch of
+// the same name. Errors are those of ResolveCommit.
+func (c *Client) ResolveRef(ctx context.Context, project, refType, name string) (Commit, error) {
+	if project == "" || name == "" || (refType != RefBranch && refType != RefTag) {
+		return Commit{}, permanent(ErrInvalidInput, nil, "resolve ref: need a project, a ref name and the ref type %s or %s (got %q, %q, %q)",
+			RefBranch, RefTag, project, name, refType)
+	}
+	p, err := c.project(ctx, project)
+	if err != nil {
+		return Commit{}, err
+	}
+	out, found, err := c.lookup(ctx, p, refType, name)
+	if err == nil && !found {
+		err = permanent(ErrUnknownRef, nil, "GitLab project %s has no %s %q", p.PathWithNamespace, refType, name)
+	}
+	return out, err
+}
+
+// project gets a project by path or id.
+func (c *Client) project(ctx context.Context, project string) (*gl.Project, error) {
+	opt, cancel := c.call(ctx)
+	defer cancel()
+	p, _, err := c.api.Projects.GetProject(project, nil, opt)
+	switch {
+	case statusOf(err) == http.StatusNotFound:
+		return nil, permanent(ErrUnknownProject, err, "GitLab project %q not found, or not visible to the token", project)
+	case err != nil:
+		return nil, classify("get GitLab project "+project, err)
+	}
+	return p, nil
+}
+
+// lookup resolves name as one kind of ref of p; found is false when GitLab
+// has no such ref (404).
+func (c *Client) lookup(ctx context.Context, p *gl.Project, refType, name string) (out Commit, found bool, err error) {
+	opt, cancel := c.call(ctx)
+	defer cancel()
+	var cm *gl.Commit
+	switch refType {
+	case RefBranch:
+		var b *gl.Branch
+		if b, _, err = c.api.Branches.GetBranch(p.ID, name, opt); err == nil {
+			cm = b.Commit
+		}
+	case RefTag:
+		var t *gl.Tag
+		if t, _, err = c.api.Tags.GetTag(p.ID, name, opt); err == nil {
+			cm = t.Commit
+		}
+	default:
+		cm, _, err = c.api.Commits.GetCommit(p.ID, name, nil, opt)
+	}
+	switch {
+	case statusOf(err) == http.StatusNotFound:
+		return Commit{}, false, nil
+	case err != nil:
+		return Commit{}, false, classify(fmt.Sprintf("get %s %s of %s", refType, name, p.PathWithNamespace), err)
+	case cm == nil || cm.ID == "":
+		return Commit{}, false, fmt.Errorf("resolve %s %s in %s: GitLab answered without a commit", refType, name, p.PathWithNamespace)
+	}
+	out = Commit{Project: p.PathWithNamespace, ProjectID: p.ID, SHA: cm.ID, Ref: name, RefType: refType, Title: cm.Title, WebURL: cm.WebURL}
+	if refType == RefCommit {
+		out.Ref = "" // see Commit.Ref
+	}
+	return out, true, nil
 }

@@ -163,6 +163,39 @@ func TestResolveCommit(t *testing.T) {
 	}
 }
 
+func TestResolveRefTakesOnlyTheKindAsked(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	// A branch named like the tag v1.0, on another commit.
+	branch := f.proj.Commit("v1.0", map[string][]byte{"NOTE": []byte("branch\n")}, "A branch named like a tag")
+	c, err := f.client.ResolveCommit(ctx, "acme/shop", "v1.0")
+	require.NoError(t, err)
+	require.Equal(t, branch, c.SHA, "ResolveCommit prefers the branch")
+
+	c, err = f.client.ResolveRef(ctx, "acme/shop", RefTag, "v1.0")
+	require.NoError(t, err)
+	require.Equal(t, Commit{Project: "acme/shop", ProjectID: f.proj.ID, SHA: f.first, Ref: "v1.0", RefType: RefTag,
+		Title: "Initial shop", WebURL: f.srv.URL + "/acme/shop/-/commit/" + f.first}, c)
+	c, err = f.client.ResolveRef(ctx, "acme/shop", RefBranch, "v1.0")
+	require.NoError(t, err)
+	require.Equal(t, branch, c.SHA)
+	c, err = f.client.ResolveRef(ctx, "ACME/Shop", RefBranch, "main")
+	require.NoError(t, err)
+	require.Equal(t, "acme/shop", c.Project, "GitLab's canonical path")
+	require.Equal(t, f.head, c.SHA)
+
+	_, err = f.client.ResolveRef(ctx, "acme/shop", RefTag, "main")
+	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	_, err = f.client.ResolveRef(ctx, "acme/shop", RefBranch, f.head)
+	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	_, err = f.client.ResolveRef(ctx, "acme/nope", RefBranch, "main")
+	testsuite.RequireNonRetryable(t, err, ErrUnknownProject)
+	_, err = f.client.ResolveRef(ctx, "acme/shop", RefCommit, f.head)
+	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	_, err = f.client.ResolveRef(ctx, "acme/shop", RefBranch, "")
+	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+}
+
 func TestArchiveStreamsTheCommit(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
