@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -64,8 +65,29 @@ func (s *server) requestDecommission(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "only ops may force a decommission without confirmation", "field": "force"})
 		return
 	}
+	if !s.requireActive(c, name) {
+		return
+	}
 	s.decommissionUpdate(c, name, workflows.UpdateRequestDecommission,
 		workflows.DecommissionRequest{By: c.GetString(ctxCaller), Reason: req.Reason, Force: req.Force})
+}
+
+// requireActive answers 409 unless the tenant is active, as the API
+// promises for DELETE. The workflow's validator refuses a tenant that is
+// decommissioning, decommissioned, restoring or failed, but would accept,
+// and queue, a request while the tenant is provisioning or under a
+// release's cut-over; those are refused here from the queried state. On
+// false the request is answered.
+func (s *server) requireActive(c *gin.Context, name string) bool {
+	state, ok := s.queryTenant(c, name)
+	if !ok {
+		return false
+	}
+	if state.State != workflows.StateActive {
+		respondError(c, http.StatusConflict, fmt.Sprintf("tenant %s is %s: only an active tenant can be decommissioned", name, state.State))
+		return false
+	}
+	return true
 }
 
 // confirmDecommission confirms the pending request: the decommission runs.

@@ -4,7 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +38,7 @@ func TestListTenantsQuery(t *testing.T) {
 	}{
 		{name: "no filters", target: "/v1/tenants", wantQuery: baseQuery, wantSize: 100},
 		{name: "state filter", target: "/v1/tenants?state=failed", wantQuery: baseQuery + " AND TenantState = 'failed'", wantSize: 100},
+		{name: "restoring", target: "/v1/tenants?state=restoring", wantQuery: baseQuery + " AND TenantState = 'restoring'", wantSize: 100},
 		{name: "stage filter", target: "/v1/tenants?stage=staging", wantQuery: baseQuery + " AND Stage = 'staging'", wantSize: 100},
 		{name: "both filters and paging", target: "/v1/tenants?stage=prod&state=active&pageSize=1000&pageToken=" + base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff, 1}),
 			wantQuery: baseQuery + " AND TenantState = 'active' AND Stage = 'prod'", wantSize: 1000, wantToken: []byte{0xfb, 0xff, 1}},
@@ -74,11 +82,63 @@ func TestListTenantsErrorMessages(t *testing.T) {
 	e := newTestEnv(t)
 	rec := e.do(http.MethodGet, "/v1/tenants?state=broken", opsToken, "")
 	require.Equal(t, http.StatusBadRequest, rec.Code)
-	assert.JSONEq(t, `{"field":"state","error":"unknown state \"broken\" (one of: provisioning, active, updating, decommissioning, decommissioned, failed)"}`, rec.Body.String())
+	assert.JSONEq(t, `{"field":"state","error":"unknown state \"broken\" (one of: provisioning, active, updating, decommissioning, decommissioned, restoring, failed)"}`, rec.Body.String())
 
 	rec = e.do(http.MethodGet, "/v1/tenants?stage=dev", opsToken, "")
 	require.Equal(t, http.StatusBadRequest, rec.Code)
 	assert.JSONEq(t, `{"field":"stage","error":"unknown stage \"dev\" (one of: staging, prod)"}`, rec.Body.String())
+}
+
+// workflowTenantStates reads the values of the workflows package's State*
+// constants from its source: the states the Tenant workflow can put in the
+// TenantState search attribute.
+func workflowTenantStates(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../workflows/*.go")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	var states []string
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		require.NoError(t, err)
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					if !stateConst.MatchString(name.Name) || !ok || lit.Kind != token.STRING {
+						continue
+					}
+					v, err := strconv.Unquote(lit.Value)
+					require.NoError(t, err)
+					states = append(states, v)
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, states)
+	return states
+}
+
+var stateConst = regexp.MustCompile(`^State[A-Z]`)
+
+func TestListTenantsTakesEveryWorkflowState(t *testing.T) {
+	states := workflowTenantStates(t)
+	assert.ElementsMatch(t, states, tenantStates, "the API's filter lists exactly the workflow's states")
+	for _, state := range states {
+		e := newTestEnv(t)
+		rec := e.do(http.MethodGet, "/v1/tenants?state="+state, developerToken, "")
+		require.Equal(t, http.StatusOK, rec.Code, "state %s: %s", state, rec.Body.String())
+		require.Len(t, e.temporal.listCalls(), 1)
+		assert.Equal(t, baseQuery+" AND TenantState = '"+state+"'", e.temporal.listCalls()[0].GetQuery())
+	}
 }
 
 // execution builds a visibility record as the server returns it.

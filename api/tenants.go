@@ -115,24 +115,31 @@ func (s *server) getTenant(c *gin.Context) {
 		respondFieldError(c, err)
 		return
 	}
+	if state, ok := s.queryTenant(c, name); ok {
+		c.JSON(http.StatusOK, state)
+	}
+}
+
+// queryTenant asks the tenant's workflow for its state, within the query
+// timeout; on failure it has answered the request (ok false).
+func (s *server) queryTenant(c *gin.Context, name string) (state workflows.TenantState, ok bool) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	value, err := s.temporal.QueryWorkflow(ctx, workflows.TenantWorkflowID(name), "", workflows.QueryState)
 	if err != nil {
 		s.respondQueryError(ctx, c, name, err)
-		return
+		return state, false
 	}
-	var state workflows.TenantState
 	if value == nil || !value.HasValue() {
 		respondError(c, http.StatusBadGateway, fmt.Sprintf("tenant %s: the state query returned no value", name))
-		return
+		return state, false
 	}
 	if err := value.Get(&state); err != nil {
 		s.log.ErrorContext(ctx, "decode tenant state failed", "tenant", name, "error", err)
 		respondError(c, http.StatusBadGateway, fmt.Sprintf("tenant %s: decode state: %v", name, err))
-		return
+		return state, false
 	}
-	c.JSON(http.StatusOK, state)
+	return state, true
 }
 
 // respondQueryError maps a failed state query: an unknown workflow is an

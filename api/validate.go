@@ -71,10 +71,11 @@ func validateStage(field, stage string, required bool) *fieldError {
 	return nil
 }
 
-// tenantStates are the values of the TenantState search attribute.
+// tenantStates are the values of the TenantState search attribute: every
+// state the Tenant workflow sets (a test reads them from its source).
 var tenantStates = []string{
 	workflows.StateProvisioning, workflows.StateActive, workflows.StateUpdating,
-	workflows.StateDecommissioning, workflows.StateDecommissioned, workflows.StateFailed,
+	workflows.StateDecommissioning, workflows.StateDecommissioned, workflows.StateRestoring, workflows.StateFailed,
 }
 
 // decodeJSONBody reads exactly one JSON object of at most limit bytes into v,
