@@ -54,6 +54,7 @@ func (s *provisionSuite) TestCutoverSwitchesRouteThenRetiresOld() {
 	s.mockRuntime(nil, nil)
 	s.mockCutover()
 	var out applyOutcome
+	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(1) }, 30*time.Minute) // the release records its image in the CMDB
 	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: runtime.Duration(3 * time.Second)}, &out)
 	var st TenantState
 	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 2*time.Hour)
@@ -71,6 +72,11 @@ func (s *provisionSuite) TestCutoverSwitchesRouteThenRetiresOld() {
 	s.Less(index(calls, "EnsureRoute", 1), index(calls, "RetireService app keep=1", 0), "the route leaves the old instance before it stops")
 	s.Equal([]string{"127.0.0.1:40001"}, ic.routeIn.Upstreams)
 	s.Equal("http://127.0.0.1:40001", ic.watchIn.URL, "probes follow the instance")
+	var release []string
+	for _, c := range s.requireOwners(5)[5:] {
+		release = append(release, c.call)
+	}
+	s.ElementsMatch([]string{"EnsureRoute", "StartSupervision", "RegisterInCMDB"}, release, "the release acts on the provisioning run's objects")
 
 	s.Equal(StateActive, st.State)
 	s.Equal(newImage, st.Image)

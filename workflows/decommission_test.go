@@ -64,10 +64,16 @@ func (s *provisionSuite) mockDecommission(verify func() error) {
 	s.env.OnActivity(b.RemoveBackup, mock.Anything, mock.Anything).Return(func(context.Context, backup.BackupRef) error { return s.undone("RemoveBackup") })
 	var l *ldap.Activities
 	s.env.SetStartTime(testStart)
-	s.env.OnActivity(l.DisableAccounts, mock.Anything, mock.Anything).Return(func(context.Context, ldap.DirectoryRef) error { return s.undone("DisableAccounts") })
-	s.env.OnActivity(l.EnableAccounts, mock.Anything, mock.Anything).Return(func(context.Context, ldap.DirectoryRef) error { return s.undone("EnableAccounts") })
+	s.env.OnActivity(l.DisableAccounts, mock.Anything, mock.Anything).Return(func(_ context.Context, in ldap.DirectoryRef) error {
+		return s.undoneBy("DisableAccounts", in.Owner, in.Adopt)
+	})
+	s.env.OnActivity(l.EnableAccounts, mock.Anything, mock.Anything).Return(func(_ context.Context, in ldap.DirectoryRef) error {
+		return s.undoneBy("EnableAccounts", in.Owner, in.Adopt)
+	})
 	var c *cmdb.Activities
-	s.env.OnActivity(c.MarkObsoleteInCMDB, mock.Anything, mock.Anything).Return(func(context.Context, cmdb.CMDBRef) error { return s.undone("MarkObsoleteInCMDB") })
+	s.env.OnActivity(c.MarkObsoleteInCMDB, mock.Anything, mock.Anything).Return(func(_ context.Context, in cmdb.CMDBRef) error {
+		return s.undoneBy("MarkObsoleteInCMDB", in.Owner, in.Adopt)
+	})
 }
 
 type decomOutcome struct {
@@ -162,6 +168,14 @@ func (s *provisionSuite) TestDecommissionWaitsForConfirmationThenBacksUpBeforeTe
 	s.Equal(PhasePurged, final.Decommission.Phase)
 	s.Empty(final.Accounts)
 	s.Equal(StateDecommissioned, s.keyword(SATenantState))
+
+	// Decommission and purge act on the provisioning run's objects (and
+	// may take over the tenant's from before runs were stamped).
+	var later []string
+	for _, c := range s.requireOwners(5)[5:] {
+		later = append(later, c.call)
+	}
+	s.ElementsMatch([]string{"RemoveRoute", "StopSupervision", "RemoveDNSRecord", "DisableAccounts", "MarkObsoleteInCMDB", "RemoveDirectory"}, later)
 }
 
 func sortedTail(calls []string) []string {
@@ -228,6 +242,12 @@ func (s *provisionSuite) TestRestoreDuringRetentionBringsTheTenantBack() {
 		"the db first, filled from its dump, then the app")
 	s.Subset(calls, []string{"StartService app", "StartService db", "WaitHealthy", "EnsureRoute", "EnsureDNSRecord", "EnableAccounts", "RegisterInCMDB", "StartSupervision", "RemoveBackup"})
 	s.NotContains(calls, "RemoveVolumes", "a restored tenant's data is not purged at the old retention end")
+	var restored []string
+	for _, c := range s.requireOwners(5)[5:] {
+		restored = append(restored, c.call)
+	}
+	s.Subset(restored, []string{"EnsureRoute", "EnsureDNSRecord", "EnableAccounts", "RegisterInCMDB", "StartSupervision"},
+		"the restore registers the tenant again under its provisioning run")
 
 	s.Equal(StateActive, st.State, st.Error)
 	s.Equal(PhaseRestored, st.Decommission.Phase)

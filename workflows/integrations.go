@@ -74,6 +74,13 @@ func (t *tenant) plan(ctx workflow.Context) (integrations.Plan, error) {
 	return plan, err
 }
 
+// adopt says whether the tenant's calls to outside systems may take over its
+// objects from before they were stamped with the provisioning run: the
+// release, decommission, restore and purge of an existing tenant may, its
+// provisioning (and the compensation of it) never does, so a tenant
+// requested again can neither take over nor remove a live tenant's objects.
+func (t *tenant) adopt() bool { return t.state.State != StateProvisioning }
+
 // runtimeRef names the tenant, its runtime and its provisioning to the
 // runtime activities.
 func (t *tenant) runtimeRef() runtime.TenantRef {
@@ -113,7 +120,7 @@ func call(ctx workflow.Context, undo *saga, undoName string, undoFn, undoArg any
 
 func (t *tenant) ensureDNS(ctx workflow.Context, plan integrations.Plan, undo *saga) error {
 	var a *dns.Activities
-	in := dns.RecordInput{Tenant: t.spec.Name, Name: plan.Host}
+	in := dns.RecordInput{Tenant: t.spec.Name, Name: plan.Host, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	var rec dns.Record
 	if err := call(ctx, undo, "remove DNS record", a.RemoveDNSRecord, in, a.EnsureDNSRecord, in, &rec); err != nil {
 		return err
@@ -124,9 +131,10 @@ func (t *tenant) ensureDNS(ctx workflow.Context, plan integrations.Plan, undo *s
 
 func (t *tenant) ensureDirectory(ctx workflow.Context, plan integrations.Plan, undo *saga) error {
 	var a *ldap.Activities
-	in := ldap.DirectoryInput{Tenant: t.spec.Name, AdminUser: plan.AdminUser, AdminPassword: t.secrets[adminPasswordSecret]}
+	in := ldap.DirectoryInput{Tenant: t.spec.Name, AdminUser: plan.AdminUser, AdminPassword: t.secrets[adminPasswordSecret], Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	var dir ldap.Directory
-	if err := call(ctx, undo, "remove LDAP directory", a.RemoveDirectory, ldap.DirectoryRef{Tenant: t.spec.Name}, a.EnsureDirectory, in, &dir); err != nil {
+	ref := ldap.DirectoryRef{Tenant: t.spec.Name, Owner: in.Owner, Adopt: in.Adopt}
+	if err := call(ctx, undo, "remove LDAP directory", a.RemoveDirectory, ref, a.EnsureDirectory, in, &dir); err != nil {
 		return err
 	}
 	t.addResource("ldap", dir.OU, "group "+dir.Group)
@@ -136,12 +144,13 @@ func (t *tenant) ensureDirectory(ctx workflow.Context, plan integrations.Plan, u
 
 func (t *tenant) registerInCMDB(ctx workflow.Context, plan integrations.Plan, env runtime.Environment, undo *saga) error {
 	var a *cmdb.Activities
-	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: plan.URL}
+	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: plan.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	for _, s := range env.Services {
 		in.Services = append(in.Services, cmdb.CMDBService{Name: s.Name, Image: s.Image})
 	}
 	var rec cmdb.CMDBRecord
-	if err := call(ctx, undo, "remove from CMDB", a.RemoveFromCMDB, cmdb.CMDBRef{Tenant: t.spec.Name}, a.RegisterInCMDB, in, &rec); err != nil {
+	ref := cmdb.CMDBRef{Tenant: t.spec.Name, Owner: in.Owner, Adopt: in.Adopt}
+	if err := call(ctx, undo, "remove from CMDB", a.RemoveFromCMDB, ref, a.RegisterInCMDB, in, &rec); err != nil {
 		return err
 	}
 	t.addResource("cmdb", "ApplicationSolution::"+rec.ApplicationSolutionID, "Organization::"+rec.OrganizationID)
@@ -167,8 +176,9 @@ func (t *tenant) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep ru
 	}
 	var a *proxy.Activities
 	var route proxy.Route
-	if err := call(ctx, undo, "remove route", a.RemoveRoute, proxy.RouteRef{Tenant: t.spec.Name},
-		a.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}}, &route); err != nil {
+	owner, adopt := t.state.ProvisionID, t.adopt()
+	if err := call(ctx, undo, "remove route", a.RemoveRoute, proxy.RouteRef{Tenant: t.spec.Name, Owner: owner, Adopt: adopt},
+		a.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: adopt}, &route); err != nil {
 		return err
 	}
 	t.addResource("route", route.ID, route.URL+" -> "+up)
@@ -183,8 +193,9 @@ func (t *tenant) startSupervision(ctx workflow.Context, plan integrations.Plan, 
 		probe = plan.URL
 	}
 	var a *supervision.Activities
-	in := supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: probe}
-	if err := call(ctx, undo, "stop supervision", a.StopSupervision, supervision.WatchRef{Tenant: t.spec.Name}, a.StartSupervision, in, nil); err != nil {
+	in := supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: probe, Owner: t.state.ProvisionID, Adopt: t.adopt()}
+	ref := supervision.WatchRef{Tenant: t.spec.Name, Owner: in.Owner, Adopt: in.Adopt}
+	if err := call(ctx, undo, "stop supervision", a.StopSupervision, ref, a.StartSupervision, in, nil); err != nil {
 		return err
 	}
 	t.addResource("supervision", "tenantflow-"+t.spec.Name, probe)

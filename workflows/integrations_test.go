@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,56 @@ import (
 var fullPlan = integrations.Plan{
 	Routing: true, Host: "acme.apps.example.test", URL: "https://acme.apps.example.test",
 	DNS: true, Directory: true, AdminUser: "admin", CMDB: true, Supervision: true,
+}
+
+// ownerCall is the owner an integration call carried, and whether it might
+// adopt objects from before runs were stamped.
+type ownerCall struct {
+	call, owner string
+	adopt       bool
+}
+
+// ownerLog collects the ownerCalls of a test, in order; the mocks of
+// mockIntegrations and mockDecommission reset it.
+type ownerLog struct {
+	mu    sync.Mutex
+	calls []ownerCall
+}
+
+var owners ownerLog
+
+func (o *ownerLog) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = nil
+}
+
+func (o *ownerLog) add(call, owner string, adopt bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, ownerCall{call, owner, adopt})
+}
+
+func (o *ownerLog) all() []ownerCall {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.calls)
+}
+
+// requireOwners checks that every integration call carried the tenant's
+// provisioning run as owner, that the first provisioning of them (the
+// provisioning's own calls and its compensation) never adopt, and that the
+// rest (release, decommission, restore, purge) do.
+func (s *provisionSuite) requireOwners(provisioning int) []ownerCall {
+	run := s.queryState().ProvisionID
+	s.Require().NotEmpty(run)
+	calls := owners.all()
+	s.Require().GreaterOrEqual(len(calls), provisioning)
+	for i, c := range calls {
+		s.Equal(run, c.owner, "%s (call %d) carries the provisioning run as owner", c.call, i)
+		s.Equal(i >= provisioning, c.adopt, "%s (call %d): only an existing tenant's calls may adopt", c.call, i)
+	}
+	return calls
 }
 
 // integrationCalls collects what the integration mocks received.
@@ -47,12 +98,17 @@ func (s *provisionSuite) mockIntegrations(fail, flaky string) *integrationCalls 
 	}
 	ic := &integrationCalls{}
 	ic.parallel.Add(3)
+	owners.reset()
 	flakes := 2
+	fail, failType, ok := strings.Cut(fail, ":") // "EnsureRoute:ResourceNotOurs" fails with that type
+	if !ok {
+		failType = "Rejected"
+	}
 	outcome := func(name string) error {
 		s.record(name)
 		switch {
 		case name == fail:
-			return temporal.NewNonRetryableApplicationError(name+" refused", "Rejected", nil)
+			return temporal.NewNonRetryableApplicationError(name+" refused", failType, nil)
 		case name == flaky && flakes > 0:
 			flakes--
 			return errors.New("connection refused")
@@ -68,9 +124,11 @@ func (s *provisionSuite) mockIntegrations(fail, flaky string) *integrationCalls 
 	var sv *supervision.Activities
 	s.env.OnActivity(d.EnsureDNSRecord, mock.Anything, mock.Anything).Return(func(_ context.Context, in dns.RecordInput) (dns.Record, error) {
 		defer ic.parallel.Done()
+		owners.add("EnsureDNSRecord", in.Owner, in.Adopt)
 		return dns.Record{Name: in.Name + ".", Type: "A", Target: "127.0.0.1", TTL: 300}, outcome("EnsureDNSRecord")
 	})
 	s.env.OnActivity(l.EnsureDirectory, mock.Anything, mock.Anything).Return(func(_ context.Context, in ldap.DirectoryInput) (ldap.Directory, error) {
+		owners.add("EnsureDirectory", in.Owner, in.Adopt)
 		err := outcome("EnsureDirectory")
 		if err == nil || name(err) == "Rejected" {
 			defer ic.parallel.Done()
@@ -82,31 +140,50 @@ func (s *provisionSuite) mockIntegrations(fail, flaky string) *integrationCalls 
 	})
 	s.env.OnActivity(c.RegisterInCMDB, mock.Anything, mock.Anything).Return(func(_ context.Context, in cmdb.CMDBInput) (cmdb.CMDBRecord, error) {
 		defer ic.parallel.Done()
+		owners.add("RegisterInCMDB", in.Owner, in.Adopt)
 		return cmdb.CMDBRecord{OrganizationID: "3", ApplicationSolutionID: "7"}, outcome("RegisterInCMDB")
 	})
 	s.env.OnActivity(p.EnsureRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in proxy.RouteInput) (proxy.Route, error) {
+		owners.add("EnsureRoute", in.Owner, in.Adopt)
 		ic.mu.Lock()
 		ic.routeIn = in
 		ic.mu.Unlock()
 		return proxy.Route{ID: "tenantflow-acme", Host: fullPlan.Host, URL: fullPlan.URL, Upstreams: in.Upstreams}, outcome("EnsureRoute")
 	})
 	s.env.OnActivity(sv.StartSupervision, mock.Anything, mock.Anything).Return(func(_ context.Context, in supervision.WatchInput) error {
+		owners.add("StartSupervision", in.Owner, in.Adopt)
 		ic.mu.Lock()
 		ic.watchIn = in
 		ic.mu.Unlock()
 		return outcome("StartSupervision")
 	})
-	s.env.OnActivity(d.RemoveDNSRecord, mock.Anything, mock.Anything).Return(func(context.Context, dns.RecordInput) error { return s.undone("RemoveDNSRecord") })
-	s.env.OnActivity(l.RemoveDirectory, mock.Anything, mock.Anything).Return(func(context.Context, ldap.DirectoryRef) error { return s.undone("RemoveDirectory") })
-	s.env.OnActivity(c.RemoveFromCMDB, mock.Anything, mock.Anything).Return(func(context.Context, cmdb.CMDBRef) error { return s.undone("RemoveFromCMDB") })
-	s.env.OnActivity(p.RemoveRoute, mock.Anything, mock.Anything).Return(func(context.Context, proxy.RouteRef) error { return s.undone("RemoveRoute") })
-	s.env.OnActivity(sv.StopSupervision, mock.Anything, mock.Anything).Return(func(context.Context, supervision.WatchRef) error { return s.undone("StopSupervision") })
+	s.env.OnActivity(d.RemoveDNSRecord, mock.Anything, mock.Anything).Return(func(_ context.Context, in dns.RecordInput) error {
+		return s.undoneBy("RemoveDNSRecord", in.Owner, in.Adopt)
+	})
+	s.env.OnActivity(l.RemoveDirectory, mock.Anything, mock.Anything).Return(func(_ context.Context, in ldap.DirectoryRef) error {
+		return s.undoneBy("RemoveDirectory", in.Owner, in.Adopt)
+	})
+	s.env.OnActivity(c.RemoveFromCMDB, mock.Anything, mock.Anything).Return(func(_ context.Context, in cmdb.CMDBRef) error {
+		return s.undoneBy("RemoveFromCMDB", in.Owner, in.Adopt)
+	})
+	s.env.OnActivity(p.RemoveRoute, mock.Anything, mock.Anything).Return(func(_ context.Context, in proxy.RouteRef) error {
+		return s.undoneBy("RemoveRoute", in.Owner, in.Adopt)
+	})
+	s.env.OnActivity(sv.StopSupervision, mock.Anything, mock.Anything).Return(func(_ context.Context, in supervision.WatchRef) error {
+		return s.undoneBy("StopSupervision", in.Owner, in.Adopt)
+	})
 	return ic
 }
 
 func (s *provisionSuite) undone(call string) error {
 	s.record(call)
 	return nil
+}
+
+// undoneBy records an integration undo with the owner it carried.
+func (s *provisionSuite) undoneBy(call, owner string, adopt bool) error {
+	owners.add(call, owner, adopt)
+	return s.undone(call)
 }
 
 func name(err error) string {
@@ -149,6 +226,29 @@ func (s *provisionSuite) TestIntegrationsRunBesideTheRuntime() {
 	s.Equal([]string{"127.0.0.1:40000"}, ic.routeIn.Upstreams)
 	s.Equal("http://127.0.0.1:40000", ic.watchIn.URL, "supervision probes the endpoint unless ProbePublic")
 	s.Len(ic.directoryIn.AdminPassword, 24)
+	calls := s.requireOwners(5)
+	s.Len(calls, 5, "one call per outside system")
+}
+
+// A provisioning refused because a name is another run's (a tenant
+// requested again after its workflow was terminated) undoes its steps with
+// its own run as owner and without adopting, so the outside systems leave
+// the other run's objects alone.
+func (s *provisionSuite) TestResourceNotOursIsCompensatedWithItsOwnRun() {
+	s.plan = fullPlan
+	s.mockIntegrations("EnsureDNSRecord:ResourceNotOurs", "")
+	s.mockRuntime(nil, nil)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().Error(s.env.GetWorkflowError())
+	s.Contains(s.queryState().Error, "EnsureDNSRecord refused")
+	calls := s.requireOwners(len(owners.all()))
+	var undone []string
+	for _, c := range calls {
+		if strings.HasPrefix(c.call, "Remove") || strings.HasPrefix(c.call, "Stop") {
+			undone = append(undone, c.call)
+		}
+	}
+	s.ElementsMatch([]string{"RemoveDNSRecord", "RemoveDirectory", "RemoveFromCMDB", "RemoveRoute", "StopSupervision"}, undone)
 }
 
 func (s *provisionSuite) TestLateFailureCompensatesEveryBranch() {
