@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/http"
 	"slices"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
@@ -89,13 +93,56 @@ func parsePage(c *gin.Context) (size int32, token []byte, ferr *fieldError) {
 		size = int32(n)
 	}
 	if v := c.Query("pageToken"); v != "" {
-		t, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
-		if err != nil {
-			return 0, nil, badField("pageToken", "pageToken is not a token this API returned")
+		t, ok := decodePageToken(v)
+		if !ok {
+			return 0, nil, badField("pageToken", "pageToken is not a token this API returned (use nextPageToken of the previous page, unchanged)")
 		}
 		token = t
 	}
 	return size, token, nil
+}
+
+// A page token wraps Temporal's opaque token with a CRC-32 of it, so a
+// token this API never handed out (a typo, a cut URL, "garbage") is a 400
+// at once, not a round trip to visibility that fails slowly.
+const pageTokenSumLen = 4
+
+func encodePageToken(t []byte) string {
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, pageTokenSumLen+len(t)), crc32.ChecksumIEEE(t))
+	return base64.RawURLEncoding.EncodeToString(append(b, t...))
+}
+
+func decodePageToken(v string) ([]byte, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+	if err != nil || len(b) <= pageTokenSumLen {
+		return nil, false
+	}
+	t := b[pageTokenSumLen:]
+	return t, binary.BigEndian.Uint32(b) == crc32.ChecksumIEEE(t)
+}
+
+// listWorkflows asks visibility for a page of what (tenants, releases). A
+// page token Temporal refuses (InvalidArgument: expired, or from another
+// server) is the client's: 400 naming pageToken. On failure the request
+// is answered (ok false).
+func (s *server) listWorkflows(c *gin.Context, what, query string, size int32, token []byte) (*workflowservice.ListWorkflowExecutionsResponse, bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize: size, NextPageToken: token, Query: query,
+	})
+	var invalid *serviceerror.InvalidArgument
+	switch {
+	case err == nil:
+		return resp, true
+	case len(token) > 0 && errors.As(err, &invalid):
+		s.log.WarnContext(ctx, "list "+what+": page token refused", "error", err)
+		respondFieldError(c, badField("pageToken", "pageToken was refused (expired?): list again from the first page"))
+	default:
+		s.log.ErrorContext(ctx, "list "+what+" failed", "query", query, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("list %s: %v", what, err))
+	}
+	return nil, false
 }
 
 // listTenants lists tenants from Temporal visibility, newest run per name.
@@ -105,21 +152,13 @@ func (s *server) listTenants(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
-	defer cancel()
-	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		PageSize:      q.pageSize,
-		NextPageToken: q.pageToken,
-		Query:         q.query,
-	})
-	if err != nil {
-		s.log.ErrorContext(ctx, "list tenants failed", "query", q.query, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("list tenants: %v", err))
+	resp, ok := s.listWorkflows(c, "tenants", q.query, q.pageSize, q.pageToken)
+	if !ok {
 		return
 	}
 	out := listTenantsResponse{Tenants: summarize(resp.GetExecutions())}
 	if t := resp.GetNextPageToken(); len(t) > 0 {
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString(t)
+		out.NextPageToken = encodePageToken(t)
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
@@ -40,9 +41,9 @@ func TestListTenantsQuery(t *testing.T) {
 		{name: "state filter", target: "/v1/tenants?state=failed", wantQuery: baseQuery + " AND TenantState = 'failed'", wantSize: 100},
 		{name: "restoring", target: "/v1/tenants?state=restoring", wantQuery: baseQuery + " AND TenantState = 'restoring'", wantSize: 100},
 		{name: "stage filter", target: "/v1/tenants?stage=staging", wantQuery: baseQuery + " AND Stage = 'staging'", wantSize: 100},
-		{name: "both filters and paging", target: "/v1/tenants?stage=prod&state=active&pageSize=1000&pageToken=" + base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff, 1}),
+		{name: "both filters and paging", target: "/v1/tenants?stage=prod&state=active&pageSize=1000&pageToken=" + encodePageToken([]byte{0xfb, 0xff, 1}),
 			wantQuery: baseQuery + " AND TenantState = 'active' AND Stage = 'prod'", wantSize: 1000, wantToken: []byte{0xfb, 0xff, 1}},
-		{name: "padded page token", target: "/v1/tenants?pageToken=" + base64.URLEncoding.EncodeToString([]byte("ab")), wantQuery: baseQuery, wantSize: 100, wantToken: []byte("ab")},
+		{name: "padded page token", target: "/v1/tenants?pageToken=" + padded(encodePageToken([]byte("ab"))), wantQuery: baseQuery, wantSize: 100, wantToken: []byte("ab")},
 		{name: "smallest page", target: "/v1/tenants?pageSize=1", wantQuery: baseQuery, wantSize: 1},
 		{name: "unknown state", target: "/v1/tenants?state=broken", wantBadField: "state"},
 		{name: "injection in state", target: "/v1/tenants?state=active'%20OR%20'1'='1", wantBadField: "state"},
@@ -53,6 +54,10 @@ func TestListTenantsQuery(t *testing.T) {
 		{name: "page size not a number", target: "/v1/tenants?pageSize=ten", wantBadField: "pageSize"},
 		{name: "empty parameters mean no filter", target: "/v1/tenants?state=&stage=&pageSize=&pageToken=", wantQuery: baseQuery, wantSize: 100},
 		{name: "bad page token", target: "/v1/tenants?pageToken=***", wantBadField: "pageToken"},
+		{name: "garbage page token", target: "/v1/tenants?pageToken=garbage", wantBadField: "pageToken"},
+		{name: "page token without its checksum", target: "/v1/tenants?pageToken=" + base64.RawURLEncoding.EncodeToString([]byte(`{"CloseTime":1}`)), wantBadField: "pageToken"},
+		{name: "page token with a changed byte", target: "/v1/tenants?pageToken=" + flipLast(encodePageToken([]byte("abc"))), wantBadField: "pageToken"},
+		{name: "empty page token", target: "/v1/tenants?pageToken=" + encodePageToken(nil), wantBadField: "pageToken"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,15 +195,45 @@ func TestListTenantsResults(t *testing.T) {
 			{"name":"gamma","state":"active","stage":"prod","workflowId":"tenant:gamma","runId":"run-g","status":"Running","startTime":"2025-03-01T13:00:00Z"},
 			{"name":"delta","state":"","stage":"","workflowId":"tenant:delta","runId":"run-d","status":"Completed","startTime":"2025-03-01T10:00:00Z"}
 		],
-		"nextPageToken":"-_8B"
+		"nextPageToken":"`+encodePageToken([]byte{0xfb, 0xff, 0x01})+`"
 	}`, rec.Body.String())
 
 	// The token we hand out is accepted back unchanged.
-	rec = e.do(http.MethodGet, "/v1/tenants?pageToken=-_8B", opsToken, "")
+	var page struct{ NextPageToken string }
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &page))
+	rec = e.do(http.MethodGet, "/v1/tenants?pageToken="+page.NextPageToken, opsToken, "")
 	require.Equal(t, http.StatusOK, rec.Code)
 	calls := e.temporal.listCalls()
 	require.Len(t, calls, 2)
 	assert.Equal(t, []byte{0xfb, 0xff, 0x01}, calls[1].GetNextPageToken())
+}
+
+// padded adds the '=' padding base64 would have.
+func padded(s string) string { return s + strings.Repeat("=", (4-len(s)%4)%4) }
+
+// flipLast changes the last byte a token encodes.
+func flipLast(token string) string {
+	b, _ := base64.RawURLEncoding.DecodeString(token)
+	b[len(b)-1] ^= 1
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestListRefusedPageTokenIs400(t *testing.T) {
+	for _, target := range []string{"/v1/tenants", "/v1/releases"} {
+		t.Run(target, func(t *testing.T) {
+			e := newTestEnv(t)
+			e.temporal.listErr = serviceerror.NewInvalidArgument("unable to deserialize page token: invalid character")
+			rec := e.do(http.MethodGet, target+"?pageToken="+encodePageToken([]byte("expired")), opsToken, "")
+			require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+			field, msg := fieldErrorBody(t, rec.Body.Bytes())
+			assert.Equal(t, "pageToken", field)
+			assert.Contains(t, msg, "list again from the first page")
+
+			// Without a token, InvalidArgument is the API's own fault.
+			rec = e.do(http.MethodGet, target, opsToken, "")
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+		})
+	}
 }
 
 func TestListTenantsTemporalDown(t *testing.T) {

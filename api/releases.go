@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -590,14 +588,8 @@ func (s *server) listReleases(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
-	defer cancel()
-	resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		PageSize: pageSize, NextPageToken: token, Query: releaseListQuery,
-	})
-	if err != nil {
-		s.log.ErrorContext(ctx, "list releases failed", "query", releaseListQuery, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("list releases: %v", err))
+	resp, ok := s.listWorkflows(c, "releases", releaseListQuery, pageSize, token)
+	if !ok {
 		return
 	}
 	out := listReleasesResponse{Releases: make([]releaseListItem, 0, len(resp.GetExecutions()))}
@@ -606,7 +598,7 @@ func (s *server) listReleases(c *gin.Context) {
 	}
 	slices.SortStableFunc(out.Releases, func(a, b releaseListItem) int { return cmp.Compare(b.StartTime.UnixNano(), a.StartTime.UnixNano()) })
 	if t := resp.GetNextPageToken(); len(t) > 0 {
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString(t)
+		out.NextPageToken = encodePageToken(t)
 	}
 	c.JSON(http.StatusOK, out)
 }

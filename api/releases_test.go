@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -629,12 +628,12 @@ func TestListReleases(t *testing.T) {
 		},
 		NextPageToken: []byte{0xfb, 0xff},
 	}
-	rec := e.do(http.MethodGet, "/v1/releases?pageSize=2&pageToken="+base64.RawURLEncoding.EncodeToString([]byte("tok")), distributorToken, "")
+	rec := e.do(http.MethodGet, "/v1/releases?pageSize=2&pageToken="+encodePageToken([]byte("tok")), distributorToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `{"releases":[
 		{"id":"r-new","workflowId":"release:r-new","status":"Running","startTime":"2025-03-01T12:00:00Z"},
 		{"id":"r-old","workflowId":"release:r-old","status":"Completed","image":"`+testImage+`","startTime":"2025-03-01T10:00:00Z","closeTime":"2025-03-01T11:00:00Z"}
-	],"nextPageToken":"`+base64.RawURLEncoding.EncodeToString([]byte{0xfb, 0xff})+`"}`, rec.Body.String())
+	],"nextPageToken":"`+encodePageToken([]byte{0xfb, 0xff})+`"}`, rec.Body.String())
 	calls := e.temporal.listCalls()
 	require.Len(t, calls, 1)
 	assert.Equal(t, "WorkflowType = 'Release' AND ExecutionStatus != 'ContinuedAsNew'", calls[0].GetQuery())
@@ -645,9 +644,10 @@ func TestListReleases(t *testing.T) {
 func TestListReleasesErrors(t *testing.T) {
 	e := newTestEnv(t)
 	for target, field := range map[string]string{
-		"/v1/releases?pageSize=0":    "pageSize",
-		"/v1/releases?pageSize=1001": "pageSize",
-		"/v1/releases?pageToken=***": "pageToken",
+		"/v1/releases?pageSize=0":        "pageSize",
+		"/v1/releases?pageSize=1001":     "pageSize",
+		"/v1/releases?pageToken=***":     "pageToken",
+		"/v1/releases?pageToken=garbage": "pageToken",
 	} {
 		rec := e.do(http.MethodGet, target, opsToken, "")
 		require.Equal(t, http.StatusBadRequest, rec.Code, target)
