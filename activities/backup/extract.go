@@ -226,6 +226,9 @@ func (x *extraction) extract(ctx context.Context, tr *tar.Reader, hr *hashReader
 			x.diffs.add(name, "is a %s in the archive, a %s in the manifest", typ, want.Type)
 			continue
 		}
+		if err := x.checkHeader(name, hdr, typ, want); err != nil {
+			return err
+		}
 		if name != "." && !x.made[path.Dir(name)] {
 			x.diffs.add(name, "its parent is not a directory of the archive")
 			continue
@@ -252,7 +255,7 @@ func (x *extraction) extract(ctx context.Context, tr *tar.Reader, hr *hashReader
 		case TypeFile:
 			pieces = writers[nfile%len(writers)]
 			nfile++
-			if err := x.sendFile(tr, hr, fileJob{meta: m, want: want}, hdr.Size, send); err != nil {
+			if err := x.sendFile(tr, hr, fileJob{meta: m, want: want}, want.Size, send); err != nil {
 				return err
 			}
 		default:
@@ -261,6 +264,25 @@ func (x *extraction) extract(ctx context.Context, tr *tar.Reader, hr *hashReader
 		}
 		x.restored[name] = true
 	}
+}
+
+// checkHeader refuses an entry whose header claims other data than the
+// manifest says: the data is written before the archive's checksum can be
+// compared at its end, so a small tampered archive claiming a huge or
+// sparse file (which the tar reader expands) would fill the disk first.
+func (x *extraction) checkHeader(name string, hdr *tar.Header, typ string, want *Entry) error {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return x.refuse(name, "is a sparse file, which a backup never holds")
+		}
+	}
+	switch {
+	case typ == TypeFile && hdr.Size != want.Size:
+		return x.refuse(name, fmt.Sprintf("claims %d bytes, the manifest %d", hdr.Size, want.Size))
+	case typ != TypeFile && hdr.Size != 0:
+		return x.refuse(name, fmt.Sprintf("is a %s with %d bytes of data", typ, hdr.Size))
+	}
+	return nil
 }
 
 // readErr classifies an error of the tar reader: the backup location's own
