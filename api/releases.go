@@ -50,14 +50,23 @@ const saImage = "Image"
 
 // createReleaseRequest is the body of POST /v1/releases. Durations are Go
 // duration strings ("2m"); pointers tell an absent field from a zero one
-// where the default is not zero.
+// where the default is not zero. What a zero means:
+//   - canary 0: no canary wave; failureThreshold 0: the first failure
+//     pauses the release;
+//   - batchSize and maxParallel must be at least 1 when given (absent:
+//     5, and the batch size);
+//   - healthTimeout "0s": the template's checks decide (as when absent);
+//     drain "0s": no drain (absent: 2s); promotionDeadline "0s": none (as
+//     when absent).
+//
+// null is refused for every field (decodeJSONBody): leave a field out.
 type createReleaseRequest struct {
 	ID                string                    `json:"id"`
 	Image             string                    `json:"image"`
 	Tenants           *workflows.TenantSelector `json:"tenants"`
 	Canary            int                       `json:"canary"`
-	BatchSize         int                       `json:"batchSize"`
-	MaxParallel       int                       `json:"maxParallel"`
+	BatchSize         *int                      `json:"batchSize"`
+	MaxParallel       *int                      `json:"maxParallel"`
 	HealthTimeout     *string                   `json:"healthTimeout"`
 	Drain             *string                   `json:"drain"`
 	FailureThreshold  int                       `json:"failureThreshold"`
@@ -65,13 +74,49 @@ type createReleaseRequest struct {
 	RollbackOf        string                    `json:"rollbackOf"`
 }
 
-// releaseCreated is the 202 answer: the release has started, its progress
-// is at links.self.
+// releaseCreated is the 202 answer: the release has started with plan,
+// every default filled in; its progress is at links.self.
 type releaseCreated struct {
 	ID         string       `json:"id"`
 	WorkflowID string       `json:"workflowId"`
 	State      string       `json:"state"`
+	Plan       planView     `json:"plan"`
 	Links      releaseLinks `json:"links"`
+}
+
+// planView is a release plan as the API shows it: every setting, zeros
+// included, and durations as Go duration strings ("2m0s"), the form they
+// are sent in. workflows.ReleasePlan itself travels in workflow history,
+// where its durations stay nanoseconds and its zero durations are left
+// out, so old histories keep decoding.
+type planView struct {
+	Tenants           workflows.TenantSelector `json:"tenants"`
+	Canary            int                      `json:"canary"`
+	BatchSize         int                      `json:"batchSize"`
+	MaxParallel       int                      `json:"maxParallel"`
+	HealthTimeout     string                   `json:"healthTimeout"`
+	Drain             string                   `json:"drain"`
+	FailureThreshold  int                      `json:"failureThreshold"`
+	PromotionDeadline string                   `json:"promotionDeadline"`
+}
+
+func viewPlan(p workflows.ReleasePlan) planView {
+	return planView{
+		Tenants: p.Tenants, Canary: p.Canary, BatchSize: p.BatchSize, MaxParallel: p.MaxParallel,
+		HealthTimeout: p.HealthTimeout.D().String(), Drain: p.Drain.D().String(),
+		FailureThreshold: p.FailureThreshold, PromotionDeadline: p.PromotionDeadline.D().String(),
+	}
+}
+
+// releaseView is a release as the API shows it: the workflow's state, with
+// its plan as planView shows it (the outer "plan" hides the embedded one).
+type releaseView struct {
+	workflows.ReleaseState
+	Plan planView `json:"plan"`
+}
+
+func viewRelease(st workflows.ReleaseState) releaseView {
+	return releaseView{ReleaseState: st, Plan: viewPlan(st.Plan)}
 }
 
 type releaseLinks struct {
@@ -181,27 +226,25 @@ func parseDurationField(field string, v *string) (d time.Duration, ok bool, ferr
 // validatePlan checks the rollout settings and fills in their defaults; the
 // tenants are checked by the caller, since a rollback chooses its own.
 func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError) {
-	plan := workflows.ReleasePlan{
-		Canary: req.Canary, BatchSize: req.BatchSize, MaxParallel: req.MaxParallel, FailureThreshold: req.FailureThreshold,
+	plan := workflows.ReleasePlan{Canary: req.Canary, FailureThreshold: req.FailureThreshold, BatchSize: workflows.DefaultBatchSize}
+	if req.BatchSize != nil {
+		plan.BatchSize = *req.BatchSize
+	}
+	plan.MaxParallel = plan.BatchSize
+	if req.MaxParallel != nil {
+		plan.MaxParallel = *req.MaxParallel
 	}
 	switch {
 	case plan.Canary < 0:
-		return plan, badField("canary", "canary must not be negative")
-	case plan.BatchSize < 0:
-		return plan, badField("batchSize", "batchSize must be at least 1")
-	case plan.MaxParallel < 0:
-		return plan, badField("maxParallel", "maxParallel must be at least 1")
+		return plan, badField("canary", "canary must not be negative (0: no canary wave)")
+	case plan.BatchSize < 1:
+		return plan, badField("batchSize", "batchSize must be at least 1 (leave it out for %d)", workflows.DefaultBatchSize)
+	case plan.MaxParallel < 1:
+		return plan, badField("maxParallel", "maxParallel must be at least 1 (leave it out for the batch size)")
+	case plan.MaxParallel > plan.BatchSize:
+		return plan, badField("maxParallel", "maxParallel %d must not exceed batchSize %d", plan.MaxParallel, plan.BatchSize)
 	case plan.FailureThreshold < 0:
 		return plan, badField("failureThreshold", "failureThreshold must not be negative")
-	}
-	if plan.BatchSize == 0 {
-		plan.BatchSize = workflows.DefaultBatchSize
-	}
-	if plan.MaxParallel == 0 {
-		plan.MaxParallel = plan.BatchSize
-	}
-	if plan.MaxParallel > plan.BatchSize {
-		return plan, badField("maxParallel", "maxParallel %d must not exceed batchSize %d", plan.MaxParallel, plan.BatchSize)
 	}
 
 	health, _, ferr := parseDurationField("healthTimeout", req.HealthTimeout)
@@ -209,7 +252,7 @@ func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError
 		return plan, ferr
 	}
 	if health != 0 && (health < minHealthTimeout || health > maxHealthTimeout) {
-		return plan, badField("healthTimeout", "healthTimeout must be 0 (the template decides) or from %s to %s", minHealthTimeout, maxHealthTimeout)
+		return plan, badField("healthTimeout", "healthTimeout must be 0s (the template decides) or from %s to %s", minHealthTimeout, maxHealthTimeout)
 	}
 	drain, set, ferr := parseDurationField("drain", req.Drain)
 	if ferr != nil {
@@ -226,7 +269,7 @@ func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError
 		return plan, ferr
 	}
 	if deadline != 0 && deadline < minPromotionDeadline {
-		return plan, badField("promotionDeadline", "promotionDeadline must be 0 (none) or at least %s", minPromotionDeadline)
+		return plan, badField("promotionDeadline", "promotionDeadline must be 0s (none) or at least %s", minPromotionDeadline)
 	}
 	plan.HealthTimeout = runtime.Duration(health)
 	plan.Drain = runtime.Duration(drain)
@@ -420,7 +463,7 @@ func (s *server) startRelease(c *gin.Context, in workflows.ReleaseInput) {
 		"rollbackOf", in.RollbackOf, "caller", in.RequestedBy)
 	c.Header("Location", releasePath(in.ID))
 	c.JSON(http.StatusAccepted, releaseCreated{
-		ID: in.ID, WorkflowID: run.GetID(), State: workflows.ReleaseRunning, Links: releaseLinks{Self: releasePath(in.ID)},
+		ID: in.ID, WorkflowID: run.GetID(), State: workflows.ReleaseRunning, Plan: viewPlan(in.Plan), Links: releaseLinks{Self: releasePath(in.ID)},
 	})
 }
 
@@ -454,7 +497,7 @@ func (s *server) getRelease(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	if st, ok := s.queryRelease(ctx, c, id); ok {
-		c.JSON(http.StatusOK, st)
+		c.JSON(http.StatusOK, viewRelease(st))
 	}
 }
 
@@ -559,7 +602,7 @@ func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
 		return
 	}
 	s.log.InfoContext(c.Request.Context(), "release "+update, "release", id, "caller", c.GetString(ctxCaller), "state", st.State)
-	c.JSON(http.StatusOK, st)
+	c.JSON(http.StatusOK, viewRelease(st))
 }
 
 // releaseListItem is one release as visibility knows it.

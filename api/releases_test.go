@@ -66,7 +66,9 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, at.Before(before) || at.After(after), "id time %s not within [%s, %s]", at, before, after)
 
-	assert.JSONEq(t, fmt.Sprintf(`{"id":%q,"workflowId":"release:%s","state":"running","links":{"self":"/v1/releases/%s"}}`, in.ID, in.ID, in.ID), rec.Body.String())
+	assert.JSONEq(t, fmt.Sprintf(`{"id":%q,"workflowId":"release:%s","state":"running","links":{"self":"/v1/releases/%s"},
+		"plan":{"tenants":{"names":["acme","beta"]},"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s"}}`,
+		in.ID, in.ID, in.ID), rec.Body.String())
 	assert.Equal(t, "/v1/releases/"+in.ID, rec.Header().Get("Location"))
 
 	assert.Equal(t, workflows.ReleaseWorkflowType, starts[0].workflow)
@@ -210,6 +212,64 @@ func TestCreateReleaseValidation(t *testing.T) {
 	}
 }
 
+// TestCreateReleaseShowsWhatZeroMeans: a zero is either refused naming its
+// field or shown in the answer's plan as the value it stands for; null is
+// refused; durations come back in the form they were sent.
+func TestCreateReleaseShowsWhatZeroMeans(t *testing.T) {
+	img := `"image":"` + testImage + `","tenants":{"all":true}`
+	accepted := []struct {
+		name, fields string
+		want         string // the answer's plan, less tenants
+	}{
+		{"nothing given", ``, `"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s"`},
+		{"zeros that mean something", `,"canary":0,"failureThreshold":0,"healthTimeout":"0s","drain":"0s","promotionDeadline":"0s"`,
+			`"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"0s","failureThreshold":0,"promotionDeadline":"0s"`},
+		{"durations as sent", `,"canary":1,"batchSize":3,"maxParallel":2,"healthTimeout":"2m","drain":"1500ms","promotionDeadline":"72h"`,
+			`"canary":1,"batchSize":3,"maxParallel":2,"healthTimeout":"2m0s","drain":"1.5s","failureThreshold":0,"promotionDeadline":"72h0m0s"`},
+	}
+	for _, tc := range accepted {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			rec := e.do(http.MethodPost, "/v1/releases", developerToken, `{"id":"r1",`+img+tc.fields+`}`)
+			require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+			var got struct{ Plan json.RawMessage }
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+			assert.JSONEq(t, `{"tenants":{"all":true},`+tc.want+`}`, string(got.Plan))
+			require.Len(t, e.temporal.startCalls(), 1)
+		})
+	}
+
+	refused := []struct{ name, fields, field string }{
+		{"batchSize 0", `,"batchSize":0`, "batchSize"},
+		{"maxParallel 0", `,"maxParallel":0`, "maxParallel"},
+		{"canary null", `,"canary":null`, "canary"},
+		{"batchSize null", `,"batchSize":null`, "batchSize"},
+		{"maxParallel null", `,"maxParallel":null`, "maxParallel"},
+		{"failureThreshold null", `,"failureThreshold":null`, "failureThreshold"},
+		{"healthTimeout null", `,"healthTimeout":null`, "healthTimeout"},
+		{"drain null", `,"drain":null`, "drain"},
+		{"promotionDeadline null", `,"promotionDeadline":null`, "promotionDeadline"},
+		{"id null", `,"id":null`, "id"},
+		{"rollbackOf null", `,"rollbackOf":null`, "rollbackOf"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			rec := e.do(http.MethodPost, "/v1/releases", developerToken, `{`+img+tc.fields+`}`)
+			require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+			field, msg := fieldErrorBody(t, rec.Body.Bytes())
+			assert.Equal(t, tc.field, field)
+			assert.NotEmpty(t, msg)
+			assert.Empty(t, e.temporal.startCalls())
+		})
+	}
+	e := newTestEnv(t)
+	rec := e.do(http.MethodPost, "/v1/releases", developerToken, `{"image":"`+testImage+`","tenants":{"all":true,"stage":null}}`)
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	field, _ := fieldErrorBody(t, rec.Body.Bytes())
+	assert.Equal(t, "tenants.stage", field, "nested nulls are named with their path")
+}
+
 func TestCreateReleaseLimits(t *testing.T) {
 	// The largest list of names still passes; the default body limit fits it.
 	var names []string
@@ -298,6 +358,24 @@ func sampleRelease() workflows.ReleaseState {
 	}
 }
 
+// assertRelease checks that body shows the release want: its state as the
+// workflow has it, its plan's durations as Go duration strings.
+func assertRelease(t *testing.T, want workflows.ReleaseState, body []byte) {
+	t.Helper()
+	var got struct {
+		workflows.ReleaseState
+		Plan map[string]any `json:"plan"`
+	}
+	require.NoError(t, json.Unmarshal(body, &got))
+	plan := want.Plan
+	want.Plan = workflows.ReleasePlan{}
+	assert.Equal(t, want, got.ReleaseState)
+	for field, d := range map[string]runtime.Duration{"healthTimeout": plan.HealthTimeout, "drain": plan.Drain, "promotionDeadline": plan.PromotionDeadline} {
+		assert.Equal(t, d.D().String(), got.Plan[field], field)
+	}
+	assert.EqualValues(t, plan.BatchSize, got.Plan["batchSize"])
+}
+
 func TestGetRelease(t *testing.T) {
 	e := newTestEnv(t)
 	e.temporal.queryResult = sampleRelease()
@@ -305,7 +383,7 @@ func TestGetRelease(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `{
 		"id":"r1","image":"`+testImage+`","requestedBy":"developer",
-		"plan":{"tenants":{"all":true},"canary":0,"batchSize":5,"maxParallel":5,"drain":2000000000,"failureThreshold":0},
+		"plan":{"tenants":{"all":true},"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s"},
 		"state":"awaiting-promotion","phase":"staging","wave":1,
 		"tenants":[{"name":"acme","stage":"staging","wave":1,"status":"updated","from":"`+oldImageA+`","to":"`+testImage+`",
 			"startedAt":"2025-03-01T10:00:00Z","cutoverMillis":850}],
@@ -359,9 +437,7 @@ func TestPromoteRelease(t *testing.T) {
 
 	rec := e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, `{"reason":"staging looks good"}`)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	var got workflows.ReleaseState
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
-	assert.Equal(t, promoted, got)
+	assertRelease(t, promoted, rec.Body.Bytes())
 
 	require.Len(t, e.temporal.updates, 1)
 	u := e.temporal.updates[0]
@@ -400,9 +476,7 @@ func TestControlRelease(t *testing.T) {
 			e.temporal.updateResult = st
 			rec := e.do(http.MethodPost, "/v1/releases/r1/"+update, opsToken, `{"reason":"error rate up"}`)
 			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-			var got workflows.ReleaseState
-			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
-			assert.Equal(t, st, got)
+			assertRelease(t, st, rec.Body.Bytes())
 			require.Len(t, e.temporal.updates, 1)
 			u := e.temporal.updates[0]
 			assert.Equal(t, "release:r1", u.WorkflowID)

@@ -105,6 +105,7 @@ func TestCreateTenantValidation(t *testing.T) {
 		{name: "unknown template", body: `{"name":"acme","template":"huge","stage":"prod"}`, wantField: "template", wantError: `unknown template "huge" (known: default)`},
 		{name: "stage missing", body: `{"name":"acme"}`, wantField: "stage", wantError: "stage is required (one of: staging, prod)"},
 		{name: "stage unknown", body: `{"name":"acme","stage":"dev"}`, wantField: "stage", wantError: `unknown stage "dev" (one of: staging, prod)`},
+		{name: "template null", body: `{"name":"acme","template":null,"stage":"prod"}`, wantField: "template", wantError: "template must not be null: leave it out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

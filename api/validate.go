@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -79,23 +81,48 @@ var tenantStates = []string{
 }
 
 // decodeJSONBody reads exactly one JSON object of at most limit bytes into v,
-// strictly: unknown fields, wrong types and trailing data are errors naming
-// the field (or "body") at fault.
+// strictly: unknown fields, wrong types, null and trailing data are errors
+// naming the field (or "body") at fault.
 func decodeJSONBody(c *gin.Context, limit int64, v any) *fieldError {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, limit)
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		return jsonFieldError(err, limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonFieldError(err, limit)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return jsonFieldError(err, limit)
-		}
 		return badField("body", "unexpected data after the JSON object")
 	}
+	if field := nullField(data); field != "" {
+		return badField(field, "%s must not be null: leave it out for its default", field)
+	}
 	return nil
+}
+
+// nullField names the first field of a JSON object given as null, "" if
+// none. encoding/json takes null as "absent", which would silently mean a
+// default the client may not have meant. Nested objects are searched too,
+// their fields named with dots ("tenants.stage").
+func nullField(data []byte) string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ""
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		v := bytes.TrimSpace(obj[k])
+		if string(v) == "null" {
+			return k
+		}
+		if len(v) > 0 && v[0] == '{' {
+			if f := nullField(v); f != "" {
+				return k + "." + f
+			}
+		}
+	}
+	return ""
 }
 
 // jsonFieldError maps an encoding/json error to the field it is about.
