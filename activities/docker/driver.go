@@ -5,6 +5,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -321,9 +322,11 @@ func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) 
 		hostCfg.Mounts = append(hostCfg.Mounts, mount.Mount{Type: mount.TypeVolume, Source: VolumeName(tenant, m.Volume), Target: m.Path})
 	}
 	if h := svc.HealthCheck; h != nil && len(h.Command) > 0 {
+		// The engine's own check is the steady one: the worker probes
+		// a starting service itself (see WaitHealthy).
 		cfg.Healthcheck = &container.HealthConfig{
 			Test:        append([]string{"CMD"}, h.Command...),
-			Interval:    orDefault(h.Interval.D(), time.Second),
+			Interval:    orDefault(h.Interval.D(), steadyInterval),
 			Timeout:     orDefault(h.Timeout.D(), 2*time.Second),
 			StartPeriod: h.StartPeriod.D(),
 			Retries:     orDefaultInt(h.Retries, 3),
@@ -334,6 +337,11 @@ func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) 
 	}}
 	return cfg, hostCfg, netCfg
 }
+
+// steadyInterval is the engine's check interval of a service whose
+// template sets none: one exec every 30 s per service lets a host carry
+// hundreds of idle tenants.
+const steadyInterval = 30 * time.Second
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
@@ -362,6 +370,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 	}
 	start := time.Now()
 	pending := map[string]runtime.Service{}
+	next := map[string]time.Time{} // when each service is probed again
 	for _, s := range env.Services {
 		pending[s.Name] = s
 	}
@@ -369,7 +378,12 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for {
+		now := time.Now()
 		for name, svc := range pending {
+			if now.Before(next[name]) {
+				continue
+			}
+			next[name] = now.Add(max(d.cfg.PollInterval, svc.HealthCheck.ProbeInterval()))
 			cname := InstanceName(env.Tenant, name, svc.Generation)
 			info, err := d.cli.ContainerInspect(ctx, cname)
 			if err != nil {
@@ -441,14 +455,11 @@ func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectRespo
 	case h == nil:
 		return true, ""
 	case len(h.Command) > 0:
-		if info.State.Health == nil {
-			return false, "no health status yet"
+		if info.State.Health != nil && info.State.Health.Status == "healthy" {
+			return true, ""
 		}
-		why := info.State.Health.Status
-		if n := len(info.State.Health.Log); n > 0 {
-			why += ": " + info.State.Health.Log[n-1].Output
-		}
-		return info.State.Health.Status == "healthy", why
+		// The engine's own check runs at the steady pace: probe now.
+		return d.probeCommand(ctx, info.ID, h)
 	default:
 		var base string
 		if svc.Ports != nil && h.HTTP.Port == pub.Container {
@@ -463,6 +474,26 @@ func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectRespo
 		}
 		return probeHTTP(ctx, d.http, base+h.HTTP.Path, orDefault(h.Timeout.D(), 2*time.Second))
 	}
+}
+
+// probeCommand runs the health check's command in the container once, as
+// the engine's check would, and tells whether it exited 0 within the
+// check's timeout.
+func (d *Driver) probeCommand(ctx context.Context, id string, h *runtime.HealthCheck) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout.D(), 2*time.Second))
+	defer cancel()
+	var out limitedBuffer
+	out.buf = &bytes.Buffer{}
+	out.max = 200
+	err := d.exec(ctx, id, h.Command, nil, &out)
+	if err == nil {
+		return true, ""
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == ErrCommandFailed {
+		return false, appErr.Message()
+	}
+	return false, err.Error()
 }
 
 func probeHTTP(ctx context.Context, c *http.Client, url string, timeout time.Duration) (bool, string) {

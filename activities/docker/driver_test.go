@@ -189,3 +189,27 @@ func TestNamesDoNotCollide(t *testing.T) {
 	require.Equal(t, "tf-acme_app_12", docker.InstanceName("acme", "app", 12))
 	require.NotEqual(t, docker.InstanceName("acme", "app", 1), docker.InstanceName("acme-app", "1", 0))
 }
+
+// The engine checks a running service at the steady pace the template
+// sets (30 s for the default template: a host carries hundreds of idle
+// tenants), while the worker probes a starting service itself at the start
+// pace: provisioning does not wait for the engine's first check.
+func TestStartingServiceIsProbedByTheWorkerNotTheEnginesSteadyCheck(t *testing.T) {
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("pace%d", time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	env := defaultEnv(t, tenant)
+	db := env.Services[0]
+	require.Equal(t, "db", db.Name)
+	require.NotEmpty(t, db.HealthCheck.Command)
+	provision(t, d, env)
+
+	info, err := d.Client().ContainerInspect(context.Background(), docker.ContainerName(tenant, "db"))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, info.Config.Healthcheck.Interval, "the engine's own check is the steady one")
+	// Ready by the worker's probe, before the engine's first steady check
+	// has even run.
+	require.Equal(t, "starting", info.State.Health.Status)
+	require.Empty(t, info.State.Health.Log)
+}

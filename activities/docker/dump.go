@@ -120,21 +120,26 @@ func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc runtime.S
 			return fmt.Errorf("inspect %s: %w", name, err)
 		}
 		st := info.State
-		ready := st != nil && st.Running && (st.Health == nil || st.Health.Status == "healthy")
-		if ready {
-			break
-		}
 		if st != nil && st.Health != nil && st.Health.Status == "unhealthy" {
 			msg := fmt.Sprintf("%s is unhealthy: cannot run %q in it", name, cmd)
 			return temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 		}
+		ready, why := st != nil && st.Running, "not running"
+		if ready && svc.HealthCheck != nil && len(svc.HealthCheck.Command) > 0 {
+			// A service that just started is probed at once, not when
+			// the engine's steady check next runs.
+			ready, why = d.serviceHealthy(ctx, info, svc, runtime.Port{})
+		}
+		if ready {
+			break
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready to run %q", name, cmd)
+			return fmt.Errorf("%s not ready to run %q: %s", name, cmd, why)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(d.cfg.PollInterval):
+		case <-time.After(max(d.cfg.PollInterval, svc.HealthCheck.ProbeInterval())):
 		}
 	}
 	return d.exec(ctx, name, cmd, stdin, stdout)

@@ -159,7 +159,8 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready tim
 	}
 	if h := svc.HealthCheck; h != nil {
 		probe := &corev1.Probe{
-			PeriodSeconds:    seconds(h.Interval.D(), time.Second),
+			// Readiness gates a rollout: it keeps the start pace.
+			PeriodSeconds:    seconds(h.ProbeInterval(), time.Second),
 			TimeoutSeconds:   seconds(h.Timeout.D(), 2*time.Second),
 			FailureThreshold: int32(max(h.Retries, 3)),
 		}

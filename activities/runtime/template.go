@@ -78,14 +78,39 @@ type Port struct {
 
 // HealthCheck is either an HTTP GET against a container port or a command run
 // inside the container; exactly one of the two is set.
+//
+// A check runs at two paces. While the service starts, the worker probes
+// it itself every StartInterval, so a start or a cut-over is noticed
+// within a fraction of a second. Once it runs, the runtime checks it every
+// Interval for as long as it lives (Docker's HEALTHCHECK): at a fast pace
+// that steady check would cost more than the idle tenants it watches (an
+// exec through containerd every 200 ms per service), so it is slow.
 type HealthCheck struct {
-	HTTP        *HTTPCheck `yaml:"http,omitempty" json:"http,omitempty"`
-	Command     []string   `yaml:"command,omitempty" json:"command,omitempty"`
-	Interval    Duration   `yaml:"interval,omitempty" json:"interval,omitempty"`
-	Timeout     Duration   `yaml:"timeout,omitempty" json:"timeout,omitempty"`
-	StartPeriod Duration   `yaml:"startPeriod,omitempty" json:"startPeriod,omitempty"`
+	HTTP     *HTTPCheck `yaml:"http,omitempty" json:"http,omitempty"`
+	Command  []string   `yaml:"command,omitempty" json:"command,omitempty"`
+	Interval Duration   `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// StartInterval is the pace of the worker's probes while the service
+	// starts; unset, Interval (or 1 s) as before the two were told apart.
+	StartInterval Duration `yaml:"startInterval,omitempty" json:"startInterval,omitempty"`
+	Timeout       Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	StartPeriod   Duration `yaml:"startPeriod,omitempty" json:"startPeriod,omitempty"`
 	// Retries is how many consecutive failures mark the service unhealthy.
 	Retries int `yaml:"retries,omitempty" json:"retries,omitempty"`
+}
+
+// ProbeInterval is how often the worker probes the service while it
+// starts.
+func (h *HealthCheck) ProbeInterval() time.Duration {
+	switch {
+	case h == nil:
+		return time.Second
+	case h.StartInterval > 0:
+		return h.StartInterval.D()
+	case h.Interval > 0:
+		return h.Interval.D()
+	default:
+		return time.Second
+	}
 }
 
 // HTTPCheck probes http://<service>:<port><path>; 2xx and 3xx are healthy.
@@ -126,10 +151,7 @@ func HealthBudget(h *HealthCheck) time.Duration {
 	if h == nil {
 		return 30 * time.Second
 	}
-	interval, timeout, retries := h.Interval.D(), h.Timeout.D(), h.Retries
-	if interval <= 0 {
-		interval = time.Second
-	}
+	interval, timeout, retries := h.ProbeInterval(), h.Timeout.D(), h.Retries
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
@@ -248,6 +270,14 @@ func (t *Template) Validate() error {
 			}
 			if h.HTTP != nil && (h.HTTP.Port < 1 || h.HTTP.Port > 65535 || !strings.HasPrefix(h.HTTP.Path, "/")) {
 				return fmt.Errorf("%s: healthcheck http needs a port and a path starting with /", where)
+			}
+			for _, d := range []struct {
+				name string
+				v    Duration
+			}{{"interval", h.Interval}, {"startInterval", h.StartInterval}, {"timeout", h.Timeout}, {"startPeriod", h.StartPeriod}} {
+				if d.v < 0 || (d.v > 0 && d.v < Duration(10*time.Millisecond) && d.name != "startPeriod") {
+					return fmt.Errorf("%s: healthcheck %s %s must be 0 (the default) or at least 10ms", where, d.name, d.v.D())
+				}
 			}
 		}
 		if b := s.Backup; b != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -136,4 +137,24 @@ func TestServiceBackup(t *testing.T) {
 		_, err := ParseTemplate([]byte(bad))
 		require.ErrorContains(t, err, want, change)
 	}
+}
+
+// The start pace decides how long a start may take; the steady interval
+// (30 s in the default template) does not stretch it.
+func TestHealthBudgetFollowsTheStartPace(t *testing.T) {
+	ms := func(n int) Duration { return Duration(time.Duration(n) * time.Millisecond) }
+	for _, tc := range []struct {
+		h    *HealthCheck
+		want time.Duration
+	}{
+		{nil, 30 * time.Second},
+		{&HealthCheck{Interval: ms(200), Timeout: ms(2000), Retries: 25}, 26*2200*time.Millisecond + 5*time.Second},
+		{&HealthCheck{Interval: ms(30000), StartInterval: ms(200), Timeout: ms(2000), StartPeriod: ms(50000), Retries: 3},
+			50*time.Second + 4*2200*time.Millisecond + 5*time.Second},
+		{&HealthCheck{}, 4*3*time.Second + 5*time.Second},
+	} {
+		require.Equal(t, tc.want, HealthBudget(tc.h), "%+v", tc.h)
+	}
+	require.Equal(t, 200*time.Millisecond, (&HealthCheck{Interval: ms(30000), StartInterval: ms(200)}).ProbeInterval())
+	require.Equal(t, 2*time.Second, (&HealthCheck{Interval: ms(2000)}).ProbeInterval())
 }
