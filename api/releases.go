@@ -538,14 +538,51 @@ func (s *server) queryRelease(ctx context.Context, c *gin.Context, id string) (s
 
 // promoteRelease lets the release go on from staging to prod. The workflow
 // decides whether it may (staging done and healthy); the API passes on its
-// verdict.
+// verdict, and answers with the release once prod has started.
 func (s *server) promoteRelease(c *gin.Context) {
 	id, body, ok := releaseAction(c, s.cfg.MaxBodyBytes)
 	if !ok {
 		return
 	}
-	s.updateRelease(c, id, workflows.UpdatePromote,
+	st, ok := s.sendReleaseUpdate(c, id, workflows.UpdatePromote,
 		workflows.PromoteInput{Release: id, By: c.GetString(ctxCaller), Reason: body.Reason})
+	if !ok {
+		return
+	}
+	st, taken := s.promotionTaken(c, id, st)
+	if !taken {
+		// Accepted, but not shown yet: the client follows with GET.
+		c.Header("Location", releasePath(id))
+		c.JSON(http.StatusAccepted, viewRelease(st))
+		return
+	}
+	c.JSON(http.StatusOK, viewRelease(st))
+}
+
+// promotionTaken waits, within the query timeout, for the release to act
+// on its accepted promotion. The promote Update's handler only records the
+// promotion, so its result still says awaiting-promotion; the release's
+// main loop moves to prod right after, which a query shows. taken is false
+// when no query showed it in time; st is then the last state known.
+func (s *server) promotionTaken(c *gin.Context, id string, st workflows.ReleaseState) (_ workflows.ReleaseState, taken bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	var wait time.Duration // the first query goes at once
+	for st.State == workflows.ReleaseAwaitingPromotion {
+		select {
+		case <-ctx.Done():
+			s.log.WarnContext(ctx, "promotion accepted, but the release did not show it in time", "release", id)
+			return st, false
+		case <-time.After(wait):
+			wait = min(max(2*wait, 10*time.Millisecond), 200*time.Millisecond)
+		}
+		value, err := s.temporal.QueryWorkflow(ctx, workflows.ReleaseWorkflowID(id), "", workflows.QueryRelease)
+		var next workflows.ReleaseState
+		if err == nil && value != nil && value.HasValue() && value.Get(&next) == nil {
+			st = next
+		}
+	}
+	return st, true
 }
 
 // controlRelease is the handler of pause, resume and abort (update).
@@ -592,17 +629,25 @@ func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
 }
 
 // updateRelease sends a release Update and answers with the state the
-// workflow returns. An Idempotency-Key makes the Update id, so a client that
-// retries after a timeout gets the first outcome instead of acting twice.
+// workflow returns.
 func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
-	var st workflows.ReleaseState
+	if st, ok := s.sendReleaseUpdate(c, id, update, arg); ok {
+		c.JSON(http.StatusOK, viewRelease(st))
+	}
+}
+
+// sendReleaseUpdate sends a release Update and returns the state the
+// workflow returns; on false the request is answered. An Idempotency-Key
+// makes the Update id, so a client that retries after a timeout gets the
+// first outcome instead of acting twice.
+func (s *server) sendReleaseUpdate(c *gin.Context, id, update string, arg any) (st workflows.ReleaseState, ok bool) {
 	if !s.sendUpdate(c, workflows.ReleaseWorkflowID(id), updateTarget{kind: "release", id: id,
 		ended:    "has ended: it can no longer " + update,
 		refusals: []string{workflows.ErrPromoteRejected, workflows.ErrReleaseControl}}, update, arg, &st) {
-		return
+		return st, false
 	}
 	s.log.InfoContext(c.Request.Context(), "release "+update, "release", id, "caller", c.GetString(ctxCaller), "state", st.State)
-	c.JSON(http.StatusOK, viewRelease(st))
+	return st, true
 }
 
 // releaseListItem is one release as visibility knows it.

@@ -467,6 +467,34 @@ func TestPromoteRelease(t *testing.T) {
 	assert.Len(t, e.temporal.updates, 3)
 }
 
+func TestPromoteAnswersTheReleaseInProd(t *testing.T) {
+	accepted := sampleRelease() // what the promote Update's handler returns
+	accepted.Promotion = &workflows.Promotion{By: "developer", At: time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)}
+	inProd := accepted // what the release shows right after
+	inProd.State, inProd.Phase = workflows.ReleaseRunning, workflows.PhaseProd
+
+	e := newTestEnv(t)
+	e.temporal.updateResult = accepted
+	e.temporal.queryResult = inProd
+	rec := e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assertRelease(t, inProd, rec.Body.Bytes())
+	assert.NotContains(t, rec.Body.String(), workflows.ReleaseAwaitingPromotion)
+	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
+
+	// Should the release not show it within the query timeout, the answer
+	// is 202: accepted, follow it with GET.
+	e = newTestEnv(t, func(c *Config) { c.QueryTimeout = 100 * time.Millisecond })
+	e.temporal.updateResult = accepted
+	e.temporal.queryResult = accepted
+	rec = e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Equal(t, "/v1/releases/r1", rec.Header().Get("Location"))
+	assertRelease(t, accepted, rec.Body.Bytes())
+	assert.Greater(t, len(e.temporal.queries), 1, "asked again until the timeout")
+	assert.Less(t, len(e.temporal.queries), 20, "without a busy loop")
+}
+
 func TestControlRelease(t *testing.T) {
 	for _, update := range []string{workflows.UpdatePause, workflows.UpdateResume, workflows.UpdateAbort} {
 		t.Run(update, func(t *testing.T) {
