@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -277,10 +279,15 @@ func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError
 	return plan, nil
 }
 
-// defaultReleaseID names a release by when it was asked for and what it
-// rolls out, which sorts and reads well in listings.
+// defaultReleaseID names a release by when it was asked for (to the
+// millisecond) and what it rolls out, which sorts and reads well in
+// listings, and ends in 32 random bits: two releases of one image asked for
+// at the same moment are two releases, not a 409. A client that wants a
+// retry to be refused as a duplicate gives the id itself.
 func defaultReleaseID(now time.Time, image reference.Canonical) string {
-	return now.UTC().Format(releaseIDTimeFormat) + "-" + image.Digest().Encoded()[:12]
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return now.UTC().Format(releaseIDTimeFormat+".000") + "-" + image.Digest().Encoded()[:12] + "-" + hex.EncodeToString(b[:])
 }
 
 // rollbackReleaseID names a rollback after the release it undoes, cut to the

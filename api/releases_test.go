@@ -51,7 +51,7 @@ func releaseInput(t *testing.T, call startCall) workflows.ReleaseInput {
 
 func TestCreateReleaseStartsWorkflow(t *testing.T) {
 	e := newTestEnv(t)
-	before := time.Now().UTC().Truncate(time.Second)
+	before := time.Now().UTC().Truncate(time.Millisecond)
 	rec := e.do(http.MethodPost, "/v1/releases", developerToken, `{"image":"`+testImage+`","tenants":{"names":["acme","beta"]}}`)
 	after := time.Now().UTC()
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
@@ -59,10 +59,11 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 	starts := e.temporal.startCalls()
 	require.Len(t, starts, 1)
 	in := releaseInput(t, starts[0])
-	// Default id: UTC time of the request, then the digest's first 12 hex.
-	m := regexp.MustCompile(`^(\d{8}-\d{6})-0123456789ab$`).FindStringSubmatch(in.ID)
+	// Default id: UTC time of the request to the millisecond, the digest's
+	// first 12 hex, 8 random hex.
+	m := regexp.MustCompile(`^(\d{8}-\d{6}\.\d{3})-0123456789ab-[0-9a-f]{8}$`).FindStringSubmatch(in.ID)
 	require.NotNil(t, m, "default id %q", in.ID)
-	at, err := time.Parse("20060102-150405", m[1])
+	at, err := time.Parse("20060102-150405.000", m[1])
 	require.NoError(t, err)
 	assert.False(t, at.Before(before) || at.After(after), "id time %s not within [%s, %s]", at, before, after)
 
@@ -93,6 +94,28 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 		},
 	}, in)
 	assert.Contains(t, e.logs.String(), `"msg":"release started"`)
+}
+
+func TestReleasesOfOneImageAtOnceGetTheirOwnIDs(t *testing.T) {
+	image, ferr := validateImage(testImage)
+	require.Nil(t, ferr)
+	now := time.Date(2025, 3, 1, 11, 30, 45, 123456789, time.UTC)
+	a, b := defaultReleaseID(now, image), defaultReleaseID(now, image)
+	assert.NotEqual(t, a, b, "the same image at the same instant")
+	for _, id := range []string{a, b} {
+		assert.Regexp(t, `^20250301-113045\.123-0123456789ab-[0-9a-f]{8}$`, id)
+		assert.Nil(t, validateReleaseID("id", id))
+	}
+
+	e := newTestEnv(t)
+	body := `{"image":"` + testImage + `","tenants":{"all":true}}`
+	for range 2 {
+		rec := e.do(http.MethodPost, "/v1/releases", developerToken, body)
+		require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	}
+	starts := e.temporal.startCalls()
+	require.Len(t, starts, 2)
+	assert.NotEqual(t, starts[0].opts.ID, starts[1].opts.ID)
 }
 
 func TestCreateReleasePlan(t *testing.T) {
