@@ -37,7 +37,7 @@ const defaultTemplate = "default"
 // validate checks the request and fills in defaults; nothing is started
 // unless it passes.
 func (s *server) validate(req *createTenantRequest) *fieldError {
-	if err := validateName(req.Name); err != nil {
+	if err := validateNewName(req.Name); err != nil {
 		return err
 	}
 	if req.Template == "" {

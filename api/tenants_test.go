@@ -102,6 +102,8 @@ func TestCreateTenantValidation(t *testing.T) {
 		{name: "name trailing hyphen", body: `{"name":"acme-","stage":"prod"}`, wantField: "name", wantError: `name "acme-" is invalid`},
 		{name: "name underscore", body: `{"name":"ac_me","stage":"prod"}`, wantField: "name", wantError: `name "ac_me" is invalid`},
 		{name: "name with dot", body: `{"name":"ac.me","stage":"prod"}`, wantField: "name", wantError: `name "ac.me" is invalid`},
+		{name: "name with the IDNA prefix", body: `{"name":"xn--mnchen-3ya","stage":"prod"}`, wantField: "name", wantError: `name "xn--mnchen-3ya" is reserved`},
+		{name: "name with another reserved prefix", body: `{"name":"ab--cd","stage":"prod"}`, wantField: "name", wantError: "3rd and 4th characters"},
 		{name: "unknown template", body: `{"name":"acme","template":"huge","stage":"prod"}`, wantField: "template", wantError: `unknown template "huge" (known: default)`},
 		{name: "stage missing", body: `{"name":"acme"}`, wantField: "stage", wantError: "stage is required (one of: staging, prod)"},
 		{name: "stage unknown", body: `{"name":"acme","stage":"dev"}`, wantField: "stage", wantError: `unknown stage "dev" (one of: staging, prod)`},
@@ -238,4 +240,15 @@ func TestGetTenantErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestReservedNamePrefixOnlyBarsNewTenants(t *testing.T) {
+	e := newTestEnv(t)
+	rec := e.do(http.MethodPost, "/v1/tenants", opsToken, `{"name":"acme--shop","stage":"prod"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, "\"--\" elsewhere is fine: %s", rec.Body.String())
+
+	// A tenant created before the rule stays reachable.
+	e.temporal.queryResult = workflows.TenantState{Name: "xn--mnchen-3ya", State: workflows.StateActive}
+	rec = e.do(http.MethodGet, "/v1/tenants/xn--mnchen-3ya", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }

@@ -60,6 +60,21 @@ func validateName(name string) *fieldError {
 	return nil
 }
 
+// validateNewName is validateName for a tenant about to be created. A DNS
+// label with "--" as its third and fourth characters is reserved for
+// encoded Unicode names ("xn--", RFC 5891 4.2.3.1): such a host name would
+// be shown, or refused, as an internationalized name. Existing tenants
+// are looked up with validateName alone, so none becomes unreachable.
+func validateNewName(name string) *fieldError {
+	if err := validateName(name); err != nil {
+		return err
+	}
+	if len(name) >= 4 && name[2:4] == "--" {
+		return badField("name", "name %q is reserved: a DNS label must not have \"--\" as its 3rd and 4th characters (xn--…: internationalized names)", name)
+	}
+	return nil
+}
+
 func validateStage(field, stage string, required bool) *fieldError {
 	if stage == "" && !required {
 		return nil
