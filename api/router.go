@@ -162,12 +162,14 @@ func NewRouter(cfg Config, t Temporal, templates runtime.Templates, log *slog.Lo
 }
 
 // health reports whether the Temporal frontend answers; load balancers and
-// probes use it, so it needs no token.
+// probes use it, so it needs no token, and its answer names no address or
+// error text of Temporal's: the log has those.
 func (s *server) health(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), healthTimeout)
 	defer cancel()
 	if _, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": "temporal: " + err.Error()})
+		s.log.WarnContext(ctx, "health check: temporal unreachable", "error", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": "temporal unreachable"})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})

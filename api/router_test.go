@@ -25,8 +25,8 @@ func TestHealthz(t *testing.T) {
 		wantBody string
 	}{
 		{name: "ok", wantCode: http.StatusOK, wantBody: `{"status":"ok"}`},
-		{name: "unavailable", err: errors.New("connection refused"), wantCode: http.StatusServiceUnavailable,
-			wantBody: `{"status":"unavailable","error":"temporal: connection refused"}`},
+		{name: "unavailable", err: errors.New("dial tcp 10.1.2.3:7233: connection refused"), wantCode: http.StatusServiceUnavailable,
+			wantBody: `{"status":"unavailable","error":"temporal unreachable"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,6 +39,9 @@ func TestHealthz(t *testing.T) {
 			deadline := e.temporal.healthDeadline
 			require.False(t, deadline.IsZero(), "the health check must have a deadline")
 			assert.WithinDuration(t, before.Add(2*time.Second), deadline, time.Second)
+			if tt.err != nil {
+				assert.Contains(t, e.logs.String(), "10.1.2.3:7233", "the log keeps what the answer leaves out")
+			}
 		})
 	}
 }
