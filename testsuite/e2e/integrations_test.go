@@ -90,6 +90,29 @@ func (s *servers) holdsNothingOf(t *testing.T, p *platform, name string) {
 	require.True(t, os.IsNotExist(err), "supervision target file")
 }
 
+// requireStampedBy asserts that each server's object of the tenant names
+// run as its owner.
+func (s *servers) requireStampedBy(t *testing.T, name, run string) {
+	t.Helper()
+	host := name + "." + testDomain
+	require.Equal(t, []string{`"tenantflow-owner=` + name + "/" + run + `"`}, s.bind.DigShort(t, "_tenantflow."+host, "TXT"), "dns owner marker")
+	res, err := s.slapd.Conn(t).Search(ldap.NewSearchRequest("ou="+name+","+s.base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"description"}, nil))
+	require.NoError(t, err)
+	require.Contains(t, res.Entries[0].GetAttributeValues("description"), "Tenantflow owner "+run, "ldap OU")
+	code, route := s.caddy.Admin(t, http.MethodGet, "/id/"+proxy.RouteIDPrefix+name, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(route), `"`+proxy.OwnerVar+`":"`+run+`"`, "caddy route")
+	for _, o := range s.itop.Objects("ApplicationSolution") {
+		if o.Fields["name"] == cmdb.ApplicationName(name) {
+			require.Contains(t, o.Fields["description"], "Tenantflow owner: "+run, "cmdb application")
+		}
+	}
+	file, err := os.ReadFile(filepath.Join(s.prom.SDDir, "tenantflow-"+name+".json"))
+	require.NoError(t, err)
+	require.Contains(t, string(file), `"`+supervision.OwnerLabel+`":"`+run+`"`, "supervision target file")
+}
+
 func TestProvisionWithAllIntegrations(t *testing.T) {
 	srv, cfg := startServers(t)
 	p := startPlatformWith(t, cfg)
@@ -142,6 +165,13 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, apps)
+
+	// Every outside object names the provisioning run that made it, so a
+	// tenant of the same name requested again can neither take it over nor
+	// remove it.
+	run, _ := st["provisionId"].(string)
+	require.NotEmpty(t, run)
+	srv.requireStampedBy(t, name, run)
 
 	// Supervision probes it, and raises the alert when its app is stopped.
 	probe := func(metric string) float64 {
