@@ -119,6 +119,20 @@ func (p *Process) Stop() {
 	}
 }
 
+// Kill ends the process at once (SIGKILL to its process group), as a
+// crash or an OOM kill would, and waits for it.
+func (p *Process) Kill() {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+}
+
 // Output is what the process printed so far.
 func (p *Process) Output() string { return p.out.String() }
 

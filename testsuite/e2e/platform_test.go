@@ -104,12 +104,21 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.C
 // Docker, any other runtime needs a worker process.
 func startPlatformOn(t testing.TB, runtimeName string, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
+	return startPlatformOnServer(t, nil, runtimeName, wcfg, apiOpts...)
+}
+
+// startPlatformOnServer is startPlatformOn against a Temporal server the
+// test started itself (nil: a fresh dev server).
+func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName string, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
+	t.Helper()
 	var d *docker.Driver
 	if runtimeName == runtime.Docker {
 		d = testsuite.Docker(t)
 		testsuite.DemoImage(t, d, demoimage.Tag, "v1")
 	}
-	tmp := temporaltest.StartTemporal(t)
+	if tmp == nil {
+		tmp = temporaltest.StartTemporal(t)
+	}
 	p := &platform{t: t, temporal: tmp, driver: d}
 
 	if wcfg != nil {

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -74,3 +76,48 @@ func StartTemporal(t testing.TB) *Temporal {
 	t.Cleanup(c.Close)
 	return &Temporal{Server: srv, Client: c, Config: cfg}
 }
+
+// Persistent is a dev server whose state lives in a SQLite file, so the
+// test can kill it (SIGKILL, mid-workflow) and start it again on the same
+// state and address.
+type Persistent struct {
+	*Temporal
+	t    testing.TB
+	proc *testsuite.Process
+}
+
+// StartPersistent starts `temporal server start-dev --db-filename` on a
+// free loopback port, configured as StartTemporal's server.
+func StartPersistent(t testing.TB) *Persistent {
+	t.Helper()
+	cli := testsuite.TemporalCLI(t)
+	dir := t.TempDir()
+	port := testsuite.FreePort(t)
+	args := append([]string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--db-filename", filepath.Join(dir, "temporal.db"), "--log-level", "error"}, devserver.Args()...)
+	cfg := temporalx.Config{Namespace: "default", TaskQueue: "tenantflow-test", CodecKeys: TestCodecKeys,
+		Address: testsuite.Addr(port)}
+	p := &Persistent{t: t, proc: testsuite.NewProcess(t, dir, nil, cli, args...), Temporal: &Temporal{Config: cfg}}
+	p.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := temporalx.Dial(ctx, cfg, testsuite.Logger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	p.Client = c
+	return p
+}
+
+// Start runs the server (again) and waits until its frontend accepts
+// connections.
+func (p *Persistent) Start() {
+	p.t.Helper()
+	p.proc.Start()
+	testsuite.WaitFor(p.t, "temporal dev server", time.Minute, testsuite.DialReady(p.Config.Address))
+}
+
+// Kill ends the server with SIGKILL: no shutdown, no flush beyond what
+// SQLite made durable.
+func (p *Persistent) Kill() { p.proc.Kill() }

@@ -1,0 +1,405 @@
+package e2e
+
+// The chaos suite: crashes and outages at random moments, against the real
+// engine, Caddy, BIND, slapd, Prometheus, the iTop fake and a dev server,
+// with the worker as a process of its own. Each test draws its moments from
+// a seed it logs; TENANTFLOW_CHAOS_SEED=<seed> replays the same moments.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
+	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// chaosRand is the test's source of random moments, from
+// TENANTFLOW_CHAOS_SEED or the clock; the seed is logged so a failure can
+// be replayed.
+func chaosRand(t testing.TB) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TENANTFLOW_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err, "TENANTFLOW_CHAOS_SEED")
+		seed = v
+	}
+	t.Logf("chaos seed %d (replay: TENANTFLOW_CHAOS_SEED=%d go test -run '^%s$' ./testsuite/e2e/)", seed, seed, t.Name())
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// between is a random duration in [lo, hi).
+func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(r.Int64N(int64(hi-lo)))
+}
+
+// workerEnv is the environment of a worker process configured as cfg's
+// integrations are (the settings startServers makes).
+func workerEnv(cfg *worker.Config) []string {
+	env := []string{"TENANTFLOW_LDAP_ADMIN_USER=" + cfg.AdminUser}
+	if c := cfg.Proxy; c.Enabled {
+		env = append(env, "TENANTFLOW_PROXY_ENABLED=true", "TENANTFLOW_PROXY_ADMIN_URL="+c.AdminURL, "TENANTFLOW_PROXY_SERVER="+c.Server,
+			"TENANTFLOW_PROXY_LISTEN="+c.Listen, "TENANTFLOW_PROXY_DOMAIN="+c.Domain, "TENANTFLOW_PROXY_PUBLIC_SCHEME="+c.PublicScheme,
+			"TENANTFLOW_PROXY_PUBLIC_PORT="+c.PublicPort)
+	}
+	if c := cfg.DNS; c.Enabled {
+		env = append(env, "TENANTFLOW_DNS_ENABLED=true", "TENANTFLOW_DNS_SERVER="+c.Server, "TENANTFLOW_DNS_ZONE="+c.Zone,
+			"TENANTFLOW_DNS_TSIG_NAME="+c.TSIGName, "TENANTFLOW_DNS_TSIG_SECRET="+c.TSIGSecret, "TENANTFLOW_DNS_TSIG_ALGORITHM="+c.TSIGAlgorithm,
+			"TENANTFLOW_DNS_TTL="+c.TTL.String(), "TENANTFLOW_DNS_TARGET="+c.Target, "TENANTFLOW_DNS_TIMEOUT="+c.Timeout.String())
+	}
+	if c := cfg.LDAP; c.Enabled {
+		env = append(env, "TENANTFLOW_LDAP_ENABLED=true", "TENANTFLOW_LDAP_URL="+c.URL, "TENANTFLOW_LDAP_BIND_DN="+c.BindDN,
+			"TENANTFLOW_LDAP_BIND_PASSWORD="+c.BindPassword, "TENANTFLOW_LDAP_BASE_DN="+c.BaseDN, "TENANTFLOW_LDAP_TIMEOUT="+c.Timeout.String())
+	}
+	if c := cfg.CMDB; c.Enabled {
+		env = append(env, "TENANTFLOW_CMDB_ENABLED=true", "TENANTFLOW_CMDB_URL="+c.URL, "TENANTFLOW_CMDB_USER="+c.User,
+			"TENANTFLOW_CMDB_PASSWORD="+c.Password, "TENANTFLOW_CMDB_AUTH="+c.Auth, "TENANTFLOW_CMDB_VERSION="+c.Version,
+			"TENANTFLOW_CMDB_TIMEOUT="+c.Timeout.String())
+	}
+	if c := cfg.Supervision; c.Enabled() {
+		env = append(env, "TENANTFLOW_SUPERVISION_DRIVER="+c.Driver, "TENANTFLOW_SUPERVISION_TIMEOUT="+c.Timeout.String(),
+			"TENANTFLOW_SUPERVISION_PROMETHEUS_SD_DIR="+c.Prometheus.SDDir, "TENANTFLOW_SUPERVISION_PROMETHEUS_URL="+c.Prometheus.URL)
+	}
+	return env
+}
+
+// chaosPlatform is the platform with every integration on and the worker
+// as a process that the test kills and restarts.
+type chaosPlatform struct {
+	*platform
+	srv    *servers
+	bin    string
+	env    []string
+	worker *exec.Cmd
+	kills  int
+}
+
+func startChaosPlatform(t *testing.T, tmp *temporaltest.Temporal) *chaosPlatform {
+	t.Helper()
+	bin := buildTenantflow(t)
+	srv, cfg := startServers(t)
+	p := startPlatformOnServer(t, tmp, runtime.Docker, nil)
+	// The test's own clients of the integrations, to clean up after it.
+	deps, err := worker.NewIntegrations(*cfg, testsuite.Logger(t))
+	require.NoError(t, err)
+	p.deps = deps
+	c := &chaosPlatform{platform: p, srv: srv, bin: bin, env: workerEnv(cfg)}
+	c.startWorker()
+	return c
+}
+
+func (c *chaosPlatform) startWorker() {
+	c.worker = startWorkerProcess(c.t, c.bin, c.platform, c.env...)
+}
+
+// crashWorker kills the worker process (SIGKILL: no shutdown, activities
+// cut off mid-call) and starts a new one after pause.
+func (c *chaosPlatform) crashWorker(pause time.Duration) {
+	require.NoError(c.t, c.worker.Process.Signal(syscall.SIGKILL))
+	_ = c.worker.Wait()
+	c.kills++
+	time.Sleep(pause)
+	c.startWorker()
+}
+
+// settled tells whether every tenant ended its provisioning.
+func (c *chaosPlatform) settled(names []string) bool {
+	for _, n := range names {
+		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
+		if code != http.StatusOK || (st["state"] != workflows.StateActive && st["state"] != workflows.StateFailed) {
+			return false
+		}
+	}
+	return true
+}
+
+// tally counts what every system holds of the chaos tenants: a tenant's
+// objects beyond its one of each are duplicates, objects of no tenant
+// are orphans.
+type tally struct {
+	dup, orphan []string
+}
+
+func (y *tally) expect(t *testing.T, what string, got int) {
+	t.Helper()
+	switch {
+	case got > 1:
+		y.dup = append(y.dup, fmt.Sprintf("%s: %d", what, got))
+	case got < 1:
+		t.Errorf("%s: missing", what)
+	}
+}
+
+// requireExactlyOneOfEach checks that each tenant has exactly its own
+// objects everywhere, each owned by its provisioning run, and that nothing
+// named after one of prefix's tenants exists beyond them.
+func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, names []string) tally {
+	t.Helper()
+	var y tally
+	ctx := context.Background()
+	owners := map[string]string{}
+	for _, n := range names {
+		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, workflows.StateActive, st["state"], "%s: %v", n, st)
+		owners[n] = st["provisionId"].(string)
+	}
+	ours := func(tenant string) bool { return strings.HasPrefix(tenant, prefix) }
+	known := func(kind, tenant string) bool {
+		if _, ok := owners[tenant]; !ok {
+			y.orphan = append(y.orphan, kind+" of "+tenant)
+			return false
+		}
+		return true
+	}
+
+	// The engine: two running containers, two volumes and one network per
+	// tenant, all of its own run.
+	per := map[string]map[string]int{}
+	count := func(tenant, kind string) {
+		if per[tenant] == nil {
+			per[tenant] = map[string]int{}
+		}
+		per[tenant][kind]++
+	}
+	cl := c.driver.Client()
+	cs, err := cl.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	require.NoError(t, err)
+	for _, ct := range cs {
+		tn := ct.Labels[docker.LabelTenant]
+		if ours(tn) && known("container "+ct.Names[0], tn) {
+			require.Equal(t, "running", ct.State, ct.Names[0])
+			require.Equal(t, owners[tn], ct.Labels[docker.LabelOwner], ct.Names[0])
+			count(tn, "container "+ct.Labels[docker.LabelService])
+		}
+	}
+	vs, err := cl.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	require.NoError(t, err)
+	for _, v := range vs.Volumes {
+		if tn := v.Labels[docker.LabelTenant]; ours(tn) && known("volume "+v.Name, tn) {
+			count(tn, "volume "+v.Labels[docker.LabelVolume])
+		}
+	}
+	ns, err := cl.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	require.NoError(t, err)
+	for _, nw := range ns {
+		if tn := nw.Labels[docker.LabelTenant]; ours(tn) && known("network "+nw.Name, tn) {
+			count(tn, "network")
+		}
+	}
+
+	// Caddy: one route per tenant host.
+	code, raw := c.srv.caddy.Admin(t, http.MethodGet, "/config/apps/http/servers/"+c.srv.caddy.Server+"/routes", nil)
+	require.Equal(t, http.StatusOK, code, string(raw))
+	var routes []struct {
+		Match []struct {
+			Host []string `json:"host"`
+		} `json:"match"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &routes))
+	for _, r := range routes {
+		for _, m := range r.Match {
+			for _, h := range m.Host {
+				if tn := strings.TrimSuffix(h, "."+testDomain); ours(tn) && known("route "+h, tn) {
+					count(tn, "route")
+				}
+			}
+		}
+	}
+
+	// LDAP: one OU per tenant under the base.
+	res, err := c.srv.slapd.Conn(t).Search(ldap.NewSearchRequest(c.srv.base, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=organizationalUnit)", []string{"ou"}, nil))
+	require.NoError(t, err)
+	for _, e := range res.Entries {
+		if tn := e.GetAttributeValue("ou"); ours(tn) && known("ldap "+e.DN, tn) {
+			count(tn, "ldap ou")
+		}
+	}
+
+	// iTop: one application per tenant.
+	for _, o := range c.srv.itop.Objects("ApplicationSolution") {
+		if tn := strings.TrimPrefix(o.Fields["name"], cmdb.ApplicationName("")); ours(tn) && known("cmdb "+o.Fields["name"], tn) {
+			count(tn, "cmdb application")
+		}
+	}
+
+	// Prometheus: one target file per tenant.
+	files, err := filepath.Glob(filepath.Join(c.srv.prom.SDDir, "tenantflow-*.json"))
+	require.NoError(t, err)
+	for _, f := range files {
+		if tn := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "tenantflow-"), ".json"); ours(tn) && known("target file "+f, tn) {
+			count(tn, "target file")
+		}
+	}
+
+	for _, n := range names {
+		for _, kind := range []string{"container app", "container db", "volume data", "volume dbdata", "network", "route", "ldap ou", "cmdb application", "target file"} {
+			y.expect(t, n+" "+kind, per[n][kind])
+		}
+		// DNS: one address record and one owner marker.
+		host := n + "." + testDomain
+		y.expect(t, n+" dns A", len(c.srv.bind.DigShort(t, host, "A")))
+		y.expect(t, n+" dns owner TXT", len(c.srv.bind.DigShort(t, "_tenantflow."+host, "TXT")))
+		c.srv.requireStampedBy(t, n, owners[n])
+	}
+	return y
+}
+
+// TestChaosWorkerKilledDuringProvisioning: tenants are requested at once,
+// and more while the worker is killed (SIGKILL) at random moments twenty
+// times and started again each time. Every tenant ends active with exactly
+// its containers, volumes, network, one route, one DNS record, one LDAP
+// OU, one CMDB application and one supervision target, each of its own
+// run; nothing of any tenant is duplicated or left orphaned.
+func TestChaosWorkerKilledDuringProvisioning(t *testing.T) {
+	r := chaosRand(t)
+	c := startChaosPlatform(t, nil)
+	prefix := fmt.Sprintf("chaos%04x-", r.Uint32()&0xffff)
+	var names []string
+	request := func(n int) {
+		for range n {
+			name := fmt.Sprintf("%s%02d", prefix, len(names))
+			t.Cleanup(func() { c.destroy(name) })
+			// Some take longer to become healthy, so kills land in
+			// every step of provisioning.
+			template := "default"
+			if r.IntN(3) == 0 {
+				template = "slow"
+			}
+			c.requestTenant(name, template, "prod")
+			names = append(names, name)
+		}
+	}
+	request(12)
+	const kills = 20
+	for i := range kills {
+		time.Sleep(between(r, 300*time.Millisecond, 2500*time.Millisecond))
+		c.crashWorker(between(r, 0, 700*time.Millisecond))
+		if i < 4 {
+			request(1) // requested while the worker is down or just back
+		}
+	}
+	unsettled := 0
+	for _, n := range names {
+		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
+		if code != http.StatusOK || st["state"] != workflows.StateActive {
+			unsettled++
+		}
+	}
+	require.Eventually(t, func() bool { return c.settled(names) }, 5*time.Minute, 250*time.Millisecond)
+
+	y := c.requireExactlyOneOfEach(t, prefix, names)
+	t.Logf("chaos: %d worker kills, %d tenants (%d still provisioning after the last kill), %d duplicates, %d orphans",
+		c.kills, len(names), unsettled, len(y.dup), len(y.orphan))
+	require.Empty(t, y.dup, "duplicated objects")
+	require.Empty(t, y.orphan, "orphaned objects")
+	for _, n := range names {
+		code, page, err := c.srv.caddy.ProxyGet(n + "." + testDomain)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, page)
+	}
+}
+
+// TestChaosWorkerKilledDuringReleaseUnderLoad: a release over staging and
+// prod while users hit every tenant through Caddy, and the worker is
+// killed at random moments. No request fails, every tenant ends on the new
+// image with exactly one instance of it.
+func TestChaosWorkerKilledDuringReleaseUnderLoad(t *testing.T) {
+	testsuite.RequireAcceptQueueMigration(t)
+	r := chaosRand(t)
+	c := startChaosPlatform(t, nil)
+	c.releaseUnderChaos(t, r, 8, func(time.Duration) { c.crashWorker(between(r, 0, 500*time.Millisecond)) })
+	t.Logf("chaos: %d worker kills during the release", c.kills)
+	require.GreaterOrEqual(t, c.kills, 3)
+}
+
+// TestChaosTemporalServerKilledMidRelease: the Temporal server is killed
+// (SIGKILL) mid-release and started again on the same database. The
+// release completes, users see no failure, nothing is duplicated.
+func TestChaosTemporalServerKilledMidRelease(t *testing.T) {
+	testsuite.RequireAcceptQueueMigration(t)
+	r := chaosRand(t)
+	tmp := temporaltest.StartPersistent(t)
+	c := startChaosPlatform(t, tmp.Temporal)
+	serverKills := 0
+	c.releaseUnderChaos(t, r, 3, func(down time.Duration) {
+		tmp.Kill()
+		serverKills++
+		time.Sleep(down)
+		tmp.Start()
+	})
+	t.Logf("chaos: %d Temporal server kills during the release", serverKills)
+	require.GreaterOrEqual(t, serverKills, 2)
+}
+
+// releaseUnderChaos provisions staging and prod tenants, then releases a
+// new image to them under load, calling crash at random moments until the
+// release ends (at most crashes times); it checks that no request failed and that each tenant
+// runs exactly one instance of the new image.
+func (c *chaosPlatform) releaseUnderChaos(t *testing.T, r *rand.Rand, crashes int, crash func(down time.Duration)) {
+	b := &releaseBench{t: t, p: c.platform, srv: c.srv, reg: testsuite.StartRegistry(t, testsuite.RegistryOptions{})}
+	image := b.pushDemo("v2", false)
+	staging := []string{tenantName("cs"), tenantName("cs")}
+	prod := []string{tenantName("cp"), tenantName("cp"), tenantName("cp"), tenantName("cp")}
+	b.provision("staging", staging...)
+	b.provision("prod", prod...)
+	all := append(append([]string(nil), staging...), prod...)
+
+	load := b.load(all, 5*time.Millisecond, "v1", "v2")
+	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
+		"canary": 1, "batchSize": 2, "maxParallel": 2, "drain": "1s", "failureThreshold": 0})
+	deadline := time.Now().Add(6 * time.Minute)
+	promoted := false
+	for time.Now().Before(deadline) {
+		code, st := b.release(id)
+		if code == http.StatusOK && slices.Contains([]string{workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAborted}, st.State) {
+			break
+		}
+		if code == http.StatusOK && st.State == workflows.ReleaseAwaitingPromotion && !promoted {
+			code, out, _ := c.doAs("developer-"+c.token, http.MethodPost, "/v1/releases/"+id+"/promote", map[string]any{"reason": "chaos"})
+			require.Equal(t, http.StatusOK, code, out)
+			promoted = true
+		}
+		time.Sleep(between(r, 200*time.Millisecond, 2*time.Second))
+		if code, st := b.release(id); crashes > 0 && code == http.StatusOK && (st.State == workflows.ReleaseRunning || st.State == workflows.ReleaseAwaitingPromotion) {
+			crash(between(r, 200*time.Millisecond, 2*time.Second))
+			crashes--
+		}
+	}
+	st := b.waitRelease(id, 3*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAborted)
+	time.Sleep(300 * time.Millisecond)
+	requireNoFailedRequest(t, load.Stop())
+	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
+	for _, tr := range st.Tenants {
+		require.Equal(t, workflows.TenantUpdated, tr.Status, tr)
+	}
+	for _, n := range all {
+		require.Equal(t, "v2", b.version(n), n)
+		require.Equal(t, map[string]string{docker.InstanceName(n, "app", 1): image}, b.appContainers(n), "one instance of the new image")
+		require.Len(t, c.residue(n), 2+2+1, "%s: 2 containers, 2 volumes, 1 network", n)
+	}
+}
