@@ -197,7 +197,7 @@ type testEnv struct {
 
 type envOption func(*Config)
 
-func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	templates, err := runtime.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)

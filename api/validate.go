@@ -165,6 +165,9 @@ func jsonFieldError(err error, limit int64) *fieldError {
 	// encoding/json has no error type for unknown fields, only this message.
 	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		if field, uerr := strconv.Unquote(rest); uerr == nil {
+			if field == "" { // {"": …}: no field to point at
+				return badField("body", "unknown field \"\"")
+			}
 			return badField(field, "unknown field %q", field)
 		}
 	}
