@@ -403,3 +403,63 @@ func (c *chaosPlatform) releaseUnderChaos(t *testing.T, r *rand.Rand, crashes in
 		require.Len(t, c.residue(n), 2+2+1, "%s: 2 containers, 2 volumes, 1 network", n)
 	}
 }
+
+// TestChaosOutsideSystemsDownDuringProvisioning: Caddy, slapd and BIND go
+// down at random moments while tenants are provisioned, each for a few
+// seconds, and come back. Every step retries through the outage; every
+// tenant ends active with exactly one of each of its objects.
+func TestChaosOutsideSystemsDownDuringProvisioning(t *testing.T) {
+	r := chaosRand(t)
+	c := startChaosPlatform(t, nil)
+	prefix := fmt.Sprintf("down%04x-", r.Uint32()&0xffff)
+	var names []string
+	for i := range 8 {
+		name := fmt.Sprintf("%s%02d", prefix, i)
+		t.Cleanup(func() { c.destroy(name) })
+		c.requestTenant(name, "default", "prod")
+		names = append(names, name)
+	}
+	type system struct {
+		name        string
+		stop, start func()
+	}
+	systems := []system{
+		{"caddy", c.srv.caddy.Stop, c.srv.caddy.Start},
+		{"slapd", c.srv.slapd.Stop, c.srv.slapd.Start},
+		{"bind", c.srv.bind.Stop, c.srv.bind.Start},
+	}
+	outages := 0
+	done := make(chan struct{})
+	for _, s := range systems {
+		// Each system goes down once or twice, on its own schedule, so
+		// outages overlap at times.
+		down := []time.Duration{between(r, 0, 2*time.Second), between(r, 2*time.Second, 6*time.Second)}
+		up := []time.Duration{between(r, 2*time.Second, 8*time.Second), between(r, 2*time.Second, 8*time.Second)}
+		n := 1 + r.IntN(2)
+		outages += n
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range n {
+				time.Sleep(down[i])
+				s.stop()
+				time.Sleep(up[i])
+				s.start()
+			}
+		}()
+	}
+	for range systems {
+		<-done
+	}
+	unsettled := 0
+	for _, n := range names {
+		if code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil); code != http.StatusOK || st["state"] != workflows.StateActive {
+			unsettled++
+		}
+	}
+	require.Eventually(t, func() bool { return c.settled(names) }, 5*time.Minute, 250*time.Millisecond)
+	y := c.requireExactlyOneOfEach(t, prefix, names)
+	t.Logf("chaos: %d outages of caddy, slapd and bind, %d tenants (%d still provisioning when all were back), %d duplicates, %d orphans",
+		outages, len(names), unsettled, len(y.dup), len(y.orphan))
+	require.Empty(t, y.dup, "duplicated objects")
+	require.Empty(t, y.orphan, "orphaned objects")
+}
