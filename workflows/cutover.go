@@ -149,7 +149,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 		}
 		var ep runtime.Endpoint
 		check := runtime.Environment{Runtime: env.Runtime, Tenant: t.spec.Name, Stage: t.spec.Stage, Template: env.Template, Services: []runtime.Service{cand}, HealthTimeout: in.HealthTimeout}
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, check).Get(ctx, &ep); err != nil {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(check)), a.WaitHealthy, check).Get(ctx, &ep); err != nil {
 			return err
 		}
 		t.stepDone()

@@ -383,7 +383,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 			return err
 		}
 		var ep runtime.Endpoint
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
 			return err
 		}
 		return t.followEndpoint(ctx, ep)
@@ -683,7 +683,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		t.end(StepStartServices)
 		t.begin(StepWaitHealthy)
 		var ep runtime.Endpoint
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
 			return err
 		}
 		t.end(StepWaitHealthy)

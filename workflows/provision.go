@@ -40,7 +40,8 @@ var localStepOptions = workflow.LocalActivityOptions{
 
 // Waiting for health can take as long as the template's checks allow, so it
 // is a regular activity that heartbeats what it waits for (visible in the Web
-// UI) and is retried elsewhere if its worker dies.
+// UI) and is retried elsewhere if its worker dies. Its timeout follows the
+// health budget (see healthWaitOptions).
 var waitHealthyOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 10 * time.Minute,
 	HeartbeatTimeout:    15 * time.Second,
@@ -51,6 +52,21 @@ var waitHealthyOptions = workflow.ActivityOptions{
 		MaximumInterval:    30 * time.Second,
 		MaximumAttempts:    5,
 	},
+}
+
+// healthWaitSlack is what a health wait gets beyond its budget: the
+// driver's own last probe and its answer. 10 minutes stays the floor, the
+// OpenShift driver's longest rollout of services without a check.
+const healthWaitSlack = 2 * time.Minute
+
+// healthWaitOptions are waitHealthyOptions with room for env's health
+// budget: an attempt must never be cut off before its budget is spent,
+// or a slow start would fail as a timeout after all its retries instead
+// of as ServiceUnhealthy once.
+func healthWaitOptions(env runtime.Environment) workflow.ActivityOptions {
+	o := waitHealthyOptions
+	o.StartToCloseTimeout = max(o.StartToCloseTimeout, env.HealthBudget()+healthWaitSlack)
+	return o
 }
 
 // compensation undoes one step of a failed operation.
@@ -281,7 +297,7 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 
 	t.begin(StepWaitHealthy)
 	var ep runtime.Endpoint
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, waitHealthyOptions), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
 		return runtime.Endpoint{}, err
 	}
 	t.end(StepWaitHealthy)

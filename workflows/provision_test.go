@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -300,4 +301,25 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 	})
 	s.Equal(map[string]string{"PlanIntegrations": "openshift", "CreateNetwork": "openshift", "CreateVolumes": "openshift",
 		"StartService app": "openshift", "StartService db": "openshift", "WaitHealthy": "openshift"}, seen)
+}
+
+// A health budget longer than the activity's default timeout (a slow
+// template, a release's healthTimeout of up to an hour) gets an attempt
+// long enough to spend it: cut off earlier, the wait would restart its
+// budget on each retry and fail as a timeout instead of ServiceUnhealthy.
+func (s *provisionSuite) TestHealthWaitOutlastsItsBudget() {
+	var a *runtime.Activities
+	var deadline time.Duration
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(ctx context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+		info := activity.GetInfo(ctx)
+		deadline = info.Deadline.Sub(info.StartedTime)
+		return runtime.Endpoint{URL: "http://127.0.0.1:40000"}, nil
+	})
+	s.mockRuntime(nil, nil) // after: the first matching mock answers
+	in := defaultInput(s.T())
+	for i := range in.Template.Services {
+		in.Template.Services[i].HealthCheck.StartPeriod = runtime.Duration(30 * time.Minute)
+	}
+	s.runUntilSettled(in, func(st TenantState) { s.Equal(StateActive, st.State) })
+	s.GreaterOrEqual(deadline, 30*time.Minute)
 }

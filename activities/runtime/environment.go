@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Environment is a template rendered for one tenant: everything a runtime
@@ -64,6 +65,19 @@ func SpecHash(tenant string, svc Service) string {
 	}{tenant, svc})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
+}
+
+// HealthBudget is how long WaitHealthy may wait for env: HealthTimeout
+// when set, else the longest budget of its services' own checks.
+func (e *Environment) HealthBudget() time.Duration {
+	if e.HealthTimeout > 0 {
+		return e.HealthTimeout.D()
+	}
+	var b time.Duration
+	for _, s := range e.Services {
+		b = max(b, HealthBudget(s.HealthCheck))
+	}
+	return b
 }
 
 // PublicPort returns the service and port that form the tenant's endpoint.
