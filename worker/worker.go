@@ -340,7 +340,7 @@ func Register(r sdkworker.Registry, deps Deps) {
 		fns = append(fns, a.FindImage, a.BuildAndPushImage, a.RemoveImage)
 	}
 	if a := deps.Fleet; a != nil {
-		fns = append(fns, a.ListTenants, a.UpdateTenant)
+		fns = append(fns, a.ListTenants, a.UpdateTenant, a.CancelRelease)
 	}
 	if a := deps.Backup; a != nil {
 		fns = append(fns, a.BackupVolumes, a.VerifyBackup, a.RestoreVolumes, a.RemoveBackup, a.DumpServices, a.LoadDumps)

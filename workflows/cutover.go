@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/activities/supervision"
@@ -28,13 +29,63 @@ const (
 // requests after SIGTERM.
 const defaultStopGrace = 10 * time.Second
 
-// Pulling an image may take minutes; the call is idempotent (present
-// images are not pulled again), so it runs as a local activity with a long
-// start-to-close timeout.
-var ensureImageOptions = workflow.LocalActivityOptions{
-	ScheduleToCloseTimeout: 15 * time.Minute,
-	StartToCloseTimeout:    10 * time.Minute,
-	RetryPolicy:            localStepOptions.RetryPolicy,
+// defaultPullBudget bounds an image pull (with its retries through a
+// registry outage) when the release sets no larger health timeout: the
+// tenant takes no other operation while its cut-over pulls.
+const defaultPullBudget = 5 * time.Minute
+
+// ensureImageOptions run the pull as a local activity (idempotent:
+// present images are not pulled again) within the release's budget: its
+// healthTimeout, or defaultPullBudget if that is longer.
+func ensureImageOptions(in ApplyReleaseInput) workflow.LocalActivityOptions {
+	budget := max(defaultPullBudget, in.HealthTimeout.D())
+	return workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: budget,
+		StartToCloseTimeout:    budget,
+		RetryPolicy:            localStepOptions.RetryPolicy,
+	}
+}
+
+// SignalCancelRelease tells the tenant that a release was aborted (see
+// fleet.CancelRelease).
+const SignalCancelRelease = fleet.SignalCancelRelease
+
+// CancelReleaseInput is the cancelRelease Signal's argument.
+type CancelReleaseInput = fleet.CancelInput
+
+// listenForCancels receives cancelRelease Signals for the workflow's whole
+// run: a cut-over of the release under way is cancelled before its route
+// switches (and so rolled back), and one not started yet never starts.
+func (t *tenant) listenForCancels(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, SignalCancelRelease)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var in CancelReleaseInput
+			if !ch.Receive(ctx, &in) {
+				return
+			}
+			if t.cancelledReleases == nil {
+				t.cancelledReleases = map[cancelKey]bool{}
+			}
+			t.cancelledReleases[cancelKey{in.Release, in.Image}] = true
+			if t.cutting != nil && t.cutting.key == (cancelKey{in.Release, in.Image}) {
+				t.logger(ctx).Info("cut-over cancelled", "release", in.Release, "reason", in.Reason)
+				t.cutting.cancelled = true
+				t.cutting.cancel()
+			}
+		}
+	})
+}
+
+// cancelKey names the cut-overs an abort cancels: a release's image (a
+// revert of the release, back to the previous image, is another).
+type cancelKey struct{ release, image string }
+
+// runningCutover is the cut-over under way, until its route switched.
+type runningCutover struct {
+	key       cancelKey
+	cancel    workflow.CancelFunc
+	cancelled bool
 }
 
 // registerReleaseUpdate installs applyRelease: the only way a release
@@ -50,6 +101,9 @@ func (t *tenant) registerReleaseUpdate(ctx workflow.Context) error {
 			now := workflow.Now(ctx)
 			res := ApplyReleaseResult{Tenant: t.spec.Name, From: t.state.Image, To: in.Image, StartedAt: now, FinishedAt: now}
 			switch {
+			case t.cancelledReleases[cancelKey{in.Release, in.Image}]:
+				res.Outcome, res.Error = TenantSkipped, "release "+in.Release+" was aborted before its turn came"
+				return res, nil
 			case t.state.State != StateActive:
 				// Provisioning failed while the release waited.
 				res.Outcome, res.Error = TenantSkipped, fmt.Sprintf("tenant %s is %s", t.spec.Name, t.state.State)
@@ -130,10 +184,18 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 	var a *runtime.Activities
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 
+	// Until the route switched, an abort of the release cancels the
+	// cut-over: its steps run on a context of their own, its undo and what
+	// follows the switch on the operation's.
+	outer := ctx
+	ctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	cut := &runningCutover{key: cancelKey{in.Release, in.Image}, cancel: cancel}
+	t.cutting = cut
 	var undo saga
 	err = func() error {
 		t.step(StepEnsureImage)
-		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions), a.EnsureImage, runtime.ImageInput{Runtime: t.template.Runtime, Image: in.Image}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions(in)), a.EnsureImage, runtime.ImageInput{Runtime: t.template.Runtime, Image: in.Image}).Get(ctx, nil); err != nil {
 			return err
 		}
 		t.stepDone()
@@ -144,7 +206,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 				runtime.RetireInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: oldGen, StopTimeout: runtime.Duration(time.Second)}).Get(ctx, nil)
 		})
 		var st runtime.ServiceStatus
-		if err := workflow.ExecuteLocalActivity(lctx, a.StartService, runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand, ReadyTimeout: in.HealthTimeout}).Get(ctx, &st); err != nil {
+		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.StartService, runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand, ReadyTimeout: in.HealthTimeout}).Get(ctx, &st); err != nil {
 			return err
 		}
 		var ep runtime.Endpoint
@@ -162,8 +224,13 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 		t.stepDone()
 		return nil
 	}()
+	t.cutting = nil
+	ctx = outer
 	if err != nil {
 		msg := errorMessage(err)
+		if cut.cancelled {
+			msg = "cancelled: release " + in.Release + " was aborted"
+		}
 		log.Warn("cut-over failed, rolling back", "release", in.Release, "image", in.Image, "error", msg)
 		t.step(StepRollBack)
 		if cerr := undo.compensate(ctx); cerr != nil {

@@ -181,3 +181,70 @@ func index(calls []string, c string, n int) int {
 	}
 	return -1
 }
+
+// An aborted release cancels the tenant's cut-over under way: a pull that
+// keeps failing (a registry that does not answer) stops at once, the
+// candidate's undo runs and the old instance keeps serving, instead of the
+// tenant being held until the pull's budget is spent. A later cut-over of
+// the same release never starts; a revert (the previous image) still runs.
+func (s *provisionSuite) TestAbortCancelsTheCutoverUnderWay() {
+	s.mockRuntime(nil, nil)
+	var a *runtime.Activities
+	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
+		s.record("EnsureImage " + in.Image)
+		if in.Image == newImage {
+			return fmt.Errorf("pull %s: connection refused", in.Image)
+		}
+		return nil
+	})
+	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.RetireInput) error {
+		s.record(fmt.Sprintf("RetireService %s keep=%d", in.Service, in.Keep))
+		return nil
+	})
+	var first, again, revert applyOutcome
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &first)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(SignalCancelRelease, CancelReleaseInput{Tenant: "acme", Release: "r1", Image: newImage, Reason: "aborted by ops"})
+	}, time.Hour+time.Minute)
+	s.applyAt(2*time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &again)
+	s.applyAt(3*time.Hour, ApplyReleaseInput{Release: "r1", Image: "tenantflow/demo-app:v0"}, &revert)
+	var st TenantState
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 4*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(first.err)
+	s.Equal(TenantRolledBack, first.res.Outcome)
+	s.Contains(first.res.Error, "cancelled: release r1 was aborted")
+	s.Less(first.res.FinishedAt.Sub(first.res.StartedAt), 2*time.Minute, "stopped by the abort, not by the pull budget")
+	calls := after(s.recorded(), "EnsureImage "+newImage)
+	s.NotContains(calls[:index(calls, "EnsureImage tenantflow/demo-app:v0", 0)], "StartService app", "the candidate never started")
+
+	s.Require().NoError(again.err)
+	s.Equal(TenantSkipped, again.res.Outcome)
+	s.Contains(again.res.Error, "aborted")
+	s.Require().NoError(revert.err)
+	s.Equal(TenantUpdated, revert.res.Outcome, revert.res.Error)
+
+	s.Equal(StateActive, st.State)
+	s.Equal("tenantflow/demo-app:v0", st.Image)
+}
+
+// A pull that keeps failing is bounded by the release's budget, not held
+// for a quarter of an hour.
+func (s *provisionSuite) TestPullIsBoundedByTheReleaseBudget() {
+	s.mockRuntime(nil, nil)
+	var a *runtime.Activities
+	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
+		return fmt.Errorf("pull %s: connection refused", in.Image)
+	})
+	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(nil)
+	var out applyOutcome
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.Require().NoError(out.err)
+	s.Equal(TenantRolledBack, out.res.Outcome)
+	took := out.res.FinishedAt.Sub(out.res.StartedAt)
+	s.GreaterOrEqual(took, defaultPullBudget-time.Minute)
+	s.LessOrEqual(took, defaultPullBudget+time.Minute)
+}

@@ -292,8 +292,15 @@ func (r *release) runWave(ctx workflow.Context, wave int) error {
 		}
 		r.launch(ctx, i)
 	}
-	if err := workflow.Await(ctx, func() bool { return r.running == 0 }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return r.running == 0 || r.cur.Aborting }); err != nil {
 		return err
+	}
+	if r.running > 0 {
+		// Aborted mid-wave: the cut-overs under way stop and roll back.
+		r.cancelInFlight(ctx, idxs)
+		if err := workflow.Await(ctx, func() bool { return r.running == 0 }); err != nil {
+			return err
+		}
 	}
 	if r.state.State == ReleasePaused && !r.cur.Aborting {
 		// Over the threshold with the wave's last results, or paused by
@@ -383,6 +390,48 @@ func (r *release) record(ctx workflow.Context, i int, res ApplyReleaseResult, er
 			r.cur.FailuresSinceResume, r.state.Plan.FailureThreshold, t.Name, t.Error)
 		r.logger(ctx).Warn("release paused", "reason", r.state.PauseReason)
 		r.upsertSearchAttributes(ctx)
+	}
+}
+
+// versionAbortCancels gates the cancelRelease Signals an abort sends:
+// releases aborted before they existed let their cut-overs finish.
+const versionAbortCancels = "release-abort-cancels-cutovers"
+
+// cancelOptions: a Signal is quick, and an abort must not wait long for it.
+var cancelOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    10 * time.Second,
+	ScheduleToCloseTimeout: 2 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    10 * time.Second,
+	},
+}
+
+// cancelInFlight tells the wave's tenants whose cut-over is under way
+// that the release was aborted: each stops before its route switches and
+// rolls back (its old instance kept serving), or, still waiting for its
+// turn, never starts. A cut-over past its switch finishes and is then
+// reverted with the wave.
+func (r *release) cancelInFlight(ctx workflow.Context, idxs []int) {
+	if workflow.GetVersion(ctx, versionAbortCancels, workflow.DefaultVersion, 1) < 1 {
+		return
+	}
+	var f *fleet.Activities
+	var pending []workflow.Future
+	for _, i := range idxs {
+		t := r.state.Tenants[i]
+		if t.Status != TenantUpdating {
+			continue
+		}
+		in := fleet.CancelInput{Tenant: t.Name, Release: r.state.ID, Image: t.To, Reason: r.state.Error}
+		pending = append(pending, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, cancelOptions), f.CancelRelease, in))
+	}
+	for _, p := range pending {
+		if err := p.Get(ctx, nil); err != nil {
+			// Its cut-over then ends on its own; the wave is reverted.
+			r.logger(ctx).Warn("cancel of a cut-over not delivered", "error", errorMessage(err))
+		}
 	}
 }
 

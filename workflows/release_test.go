@@ -33,6 +33,8 @@ type releaseSuite struct {
 	running  int
 	maxSeen  int
 	startsAt map[string]time.Time
+	// apply, when set, answers UpdateTenant instead of the default cut-over.
+	apply func(in fleet.UpdateInput) fleet.ApplyResult
 }
 
 func TestRelease(t *testing.T) { suite.Run(t, new(releaseSuite)) }
@@ -48,6 +50,7 @@ func (s *releaseSuite) SetupTest() {
 	s.outcome = map[string]string{}
 	s.updates = nil
 	s.running, s.maxSeen = 0, 0
+	s.apply = nil
 	s.env.OnActivity(f.ListTenants, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.ListInput) ([]fleet.Tenant, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -60,6 +63,9 @@ func (s *releaseSuite) SetupTest() {
 		return out, nil
 	})
 	s.env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (fleet.ApplyResult, error) {
+		if s.apply != nil {
+			return s.apply(in), nil
+		}
 		s.mu.Lock()
 		s.updates = append(s.updates, in)
 		s.running++
@@ -369,4 +375,38 @@ func TestContinuedReleaseResumes(t *testing.T) {
 	require.Equal(t, []string{"s2"}, got)
 	require.Equal(t, ReleaseCompleted, st.State)
 	require.Equal(t, 2, st.Progress.Done)
+}
+
+// Abort while a cut-over is under way: the release tells that tenant at
+// once (the cancelRelease Signal), so its cut-over stops and rolls back
+// instead of holding the abort until it ends.
+func (s *releaseSuite) TestAbortCancelsTheCutoversUnderWay() {
+	s.fleet["staging"] = []string{"s1"}
+	f := &fleet.Activities{}
+	s.env.RegisterActivity(f.CancelRelease)
+	cancelled := make(chan fleet.CancelInput, 1)
+	s.env.OnActivity(f.CancelRelease, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.CancelInput) error {
+		cancelled <- in
+		return nil
+	})
+	s.apply = func(in fleet.UpdateInput) fleet.ApplyResult {
+		// The pull never ends; ops abort meanwhile.
+		s.env.UpdateWorkflow(UpdateAbort, "", &testsuite.TestUpdateCallback{OnReject: func(error) {}, OnAccept: func() {}, OnComplete: func(any, error) {}},
+			ControlInput{By: "ops", Reason: "the registry is gone"})
+		res := fleet.ApplyResult{Tenant: in.Tenant, From: oldImage, To: in.Apply.Image}
+		select {
+		case c := <-cancelled:
+			s.Equal(fleet.CancelInput{Tenant: "s1", Release: "r1", Image: newImage, Reason: "aborted by ops: the registry is gone"}, c)
+			res.Outcome, res.Error = TenantRolledBack, "cancelled: release r1 was aborted"
+		case <-time.After(10 * time.Second):
+			res.Outcome = TenantUpdated // the pull ended on its own
+		}
+		return res
+	}
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{}))
+	st := s.result()
+	s.Equal(ReleaseAborted, st.State)
+	s.Require().Len(st.Tenants, 1)
+	s.Equal(TenantRolledBack, st.Tenants[0].Status, st.Tenants[0].Error)
+	s.Contains(st.Tenants[0].Error, "cancelled")
 }

@@ -157,6 +157,10 @@ type tenant struct {
 	// busy is set while an operation (provisioning, a release's
 	// cut-over) runs; the next one waits for it to clear.
 	busy bool
+	// cutting is the release cut-over under way until its route switched;
+	// cancelledReleases are the releases aborted while this run lived.
+	cutting           *runningCutover
+	cancelledReleases map[cancelKey]bool
 }
 
 // TenantWorkflow is the tenant's entity workflow (see the package comment).
@@ -178,6 +182,7 @@ func TenantWorkflow(ctx workflow.Context, in TenantInput) (TenantState, error) {
 		return t.state, err
 	}
 
+	t.listenForCancels(ctx)
 	if err := t.registerCredentialsUpdate(ctx); err != nil {
 		return t.state, err
 	}

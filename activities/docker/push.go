@@ -23,6 +23,9 @@ const (
 	// or the user may not push to the repository (same type as the
 	// registry package's, so ops see one name for one problem).
 	ErrRegistryUnauthorized = "RegistryUnauthorized"
+	// ErrRegistryUnknown: the image's registry host name does not
+	// resolve.
+	ErrRegistryUnknown = "RegistryUnknown"
 	// ErrInvalidReference: an image reference the engine cannot parse.
 	ErrInvalidReference = "InvalidImageReference"
 )

@@ -113,8 +113,9 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string) error {
 }
 
 // pullError sorts a pull failure: what a retry cannot fix (an image the
-// registry does not have, refused credentials) is non-retryable; the rest
-// (registry down, 5xx, network) is transient.
+// registry does not have, refused credentials, a registry name that does
+// not resolve) is non-retryable; the rest (registry down, 5xx, network) is
+// transient, retried within the cut-over's pull budget.
 func pullError(ref, msg string, cause error) error {
 	msg = strings.TrimPrefix(msg, "Error response from daemon: ")
 	lower := strings.ToLower(msg)
@@ -128,6 +129,12 @@ func pullError(ref, msg string, cause error) error {
 		strings.Contains(lower, "not found"):
 		text := fmt.Sprintf("image %s is not in its registry: %s", ref, msg)
 		return temporal.NewNonRetryableApplicationError(text, runtime.ErrImageNotFound, nil)
+	case strings.Contains(lower, "no such host"):
+		// The registry's name does not resolve (NXDOMAIN): a typo or a
+		// registry that is gone, not an outage. Retrying would hold the
+		// tenant for the whole pull budget to fail the same way.
+		text := fmt.Sprintf("pull %s: the registry's name does not resolve: %s", ref, msg)
+		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnknown, nil)
 	case cerrdefs.IsInvalidArgument(cause):
 		text := fmt.Sprintf("pull %s: %s", ref, msg)
 		return temporal.NewNonRetryableApplicationError(text, ErrInvalidReference, nil)

@@ -307,6 +307,12 @@ func TestEnsureImage(t *testing.T) {
 
 	err = d.EnsureImage(ctx, "127.0.0.1:1/UPPER/case:v1")
 	testsuite.RequireNonRetryable(t, err, docker.ErrInvalidReference)
+
+	// A registry whose name does not resolve (RFC 6761 reserves .invalid)
+	// fails at once: retrying would hold the tenant for the pull budget.
+	err = d.EnsureImage(ctx, "registry.tenantflow.invalid/app@sha256:"+strings.Repeat("0", 64))
+	testsuite.RequireNonRetryable(t, err, docker.ErrRegistryUnknown)
+	t.Logf("pull from an unknown registry: %v", err)
 }
 
 func TestEnsureImageAuth(t *testing.T) {

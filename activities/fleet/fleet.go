@@ -28,8 +28,9 @@ import (
 // The Tenant workflow's names this package relies on; the workflows
 // package uses the same constants.
 const (
-	TenantWorkflowType = "Tenant"
-	UpdateApplyRelease = "applyRelease"
+	TenantWorkflowType  = "Tenant"
+	UpdateApplyRelease  = "applyRelease"
+	SignalCancelRelease = "cancelRelease"
 )
 
 // TenantWorkflowID is the id of a tenant's entity workflow.
@@ -210,6 +211,37 @@ func (a *Activities) UpdateTenant(ctx context.Context, in UpdateInput) (ApplyRes
 	default:
 		return ApplyResult{}, fmt.Errorf("apply release %s to tenant %s: %w", in.Apply.Release, in.Tenant, err)
 	}
+}
+
+// CancelInput asks a tenant to stop the cut-over of a release: the
+// cancelRelease Signal's argument.
+type CancelInput struct {
+	Tenant  string `json:"tenant"`
+	Release string `json:"release"`
+	// Image is the release's image for the tenant: a revert of the same
+	// release (back to the previous image) is not cancelled.
+	Image  string `json:"image"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// CancelRelease tells the tenant that the release was aborted: a cut-over
+// of it under way stops and is rolled back (the old instance keeps
+// serving), and one still waiting for its turn never starts. A Signal:
+// the tenant acts on it at once, whatever operation it runs, and a tenant
+// that is gone has nothing to stop.
+func (a *Activities) CancelRelease(ctx context.Context, in CancelInput) error {
+	if !label(in.Tenant) {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", in.Tenant), ErrInvalidSelector, nil)
+	}
+	err := a.Client.SignalWorkflow(ctx, TenantWorkflowID(in.Tenant), "", SignalCancelRelease, in)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cancel release %s on tenant %s: %w", in.Release, in.Tenant, err)
+	}
+	return nil
 }
 
 func skipped(tenant, why string) ApplyResult {

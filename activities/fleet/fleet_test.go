@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
+	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 )
 
@@ -29,6 +30,18 @@ func fakeTenant(ctx workflow.Context, image string) error {
 	if err := workflow.SetQueryHandler(ctx, "applied", func() (int, error) { return applied, nil }); err != nil {
 		return err
 	}
+	var cancels []fleet.CancelInput
+	if err := workflow.SetQueryHandler(ctx, "cancels", func() ([]fleet.CancelInput, error) { return cancels, nil }); err != nil {
+		return err
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, fleet.SignalCancelRelease)
+		for {
+			var in fleet.CancelInput
+			ch.Receive(ctx, &in)
+			cancels = append(cancels, in)
+		}
+	})
 	err := workflow.SetUpdateHandlerWithOptions(ctx, fleet.UpdateApplyRelease,
 		func(ctx workflow.Context, in fleet.ApplyInput) (fleet.ApplyResult, error) {
 			applied++
@@ -108,4 +121,16 @@ func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 	missing, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "nobody", UpdateID: "release:r1/nobody", Apply: fleet.ApplyInput{Release: "r1", Image: "img:2"}})
 	require.NoError(t, err)
 	require.Equal(t, fleet.OutcomeSkipped, missing.Outcome)
+
+	// An abort reaches the tenant as a Signal; a tenant that is gone has
+	// nothing to stop.
+	cancel := fleet.CancelInput{Tenant: "gamma", Release: "r1", Image: "img:2", Reason: "aborted by ops"}
+	require.NoError(t, a.CancelRelease(ctx, cancel))
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(ctx, fleet.TenantWorkflowID("gamma"), "", "cancels")
+		var got []fleet.CancelInput
+		return err == nil && v.Get(&got) == nil && len(got) == 1 && got[0] == cancel
+	}, 10*time.Second, 50*time.Millisecond)
+	require.NoError(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "nobody", Release: "r1", Image: "img:2"}))
+	testsuite.RequireNonRetryable(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "No Body", Release: "r1"}), fleet.ErrInvalidSelector)
 }

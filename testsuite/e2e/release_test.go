@@ -302,3 +302,41 @@ func TestPromoteFromTheCLI(t *testing.T) {
 	require.Equal(t, "signal", st.Promotion.By)
 	require.Equal(t, "v3", b.version(prod))
 }
+
+// TestUnpullableReleaseNeverHoldsTheTenant, as a new user tried it: a
+// release of an image whose registry name does not resolve rolls the
+// tenant back at once; one whose registry does not answer (retried within
+// the pull budget) is stopped by an abort, and the tenant is active again
+// right away, serving its old image.
+func TestUnpullableReleaseNeverHoldsTheTenant(t *testing.T) {
+	b := startReleaseBench(t)
+	prod := tenantName("up")
+	b.provision("prod", prod)
+	digest := "@sha256:" + strings.Repeat("0", 64)
+
+	id := b.startRelease(map[string]any{"image": "registry.tenantflow.invalid/app" + digest, "tenants": map[string]any{"names": []string{prod}}})
+	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
+	code, out, _ := b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
+	require.Equal(t, http.StatusOK, code, out)
+	st := b.waitRelease(id, time.Minute, workflows.ReleasePaused, workflows.ReleaseCompleted)
+	require.Equal(t, workflows.TenantRolledBack, statuses(st)[prod], st)
+	require.Contains(t, st.Tenants[0].Error, "RegistryUnknown")
+
+	down := testsuite.Addr(testsuite.FreePort(t)) // nothing listens there
+	id = b.startRelease(map[string]any{"image": down + "/app" + digest, "tenants": map[string]any{"names": []string{prod}}})
+	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
+	code, out, _ = b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
+	require.Equal(t, http.StatusOK, code, out)
+	b.p.waitFor(prod, 50*time.Millisecond, time.Minute, "pulling", func(st map[string]any) bool {
+		return st["state"] == workflows.StateUpdating && st["progress"].(map[string]any)["step"] == workflows.StepEnsureImage
+	})
+	code, out, _ = b.p.do(http.MethodPost, "/v1/releases/"+id+"/abort", map[string]any{"reason": "the registry is down"})
+	require.Equal(t, http.StatusOK, code, out)
+	st = b.waitRelease(id, time.Minute, workflows.ReleaseAborted)
+	require.Equal(t, workflows.TenantRolledBack, statuses(st)[prod], st)
+	require.Contains(t, st.Tenants[0].Error, "aborted")
+	ten := b.p.waitFor(prod, 50*time.Millisecond, 30*time.Second, "active", func(st map[string]any) bool { return st["state"] == workflows.StateActive })
+	require.Equal(t, "tenantflow/demo-app:dev", ten["image"])
+	require.Equal(t, "v1", b.version(prod))
+	require.Equal(t, map[string]string{docker.ContainerName(prod, "app"): "tenantflow/demo-app:dev"}, b.appContainers(prod))
+}
