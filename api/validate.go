@@ -89,11 +89,9 @@ func validateStage(field, stage string, required bool) *fieldError {
 }
 
 // tenantStates are the values of the TenantState search attribute: every
-// state the Tenant workflow sets (a test reads them from its source).
-var tenantStates = []string{
-	workflows.StateProvisioning, workflows.StateActive, workflows.StateUpdating,
-	workflows.StateDecommissioning, workflows.StateDecommissioned, workflows.StateRestoring, workflows.StateFailed,
-}
+// state the Tenant workflow sets (a test reads them from its source, so
+// the workflow's list cannot miss one either).
+var tenantStates = workflows.TenantStates
 
 // decodeJSONBody reads exactly one JSON object of at most limit bytes into v,
 // strictly: unknown fields, wrong types, null and trailing data are errors

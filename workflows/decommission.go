@@ -131,9 +131,10 @@ func (t *tenant) registerDecommissionUpdates(ctx workflow.Context) error {
 					return refuse(ErrDecommissionRefused, "tenant %s: decommission already requested by %s at %s (%s)",
 						t.spec.Name, d.RequestedBy, d.RequestedAt.UTC().Format(time.RFC3339), d.Phase)
 				}
-				switch t.state.State {
-				case StateDecommissioning, StateDecommissioned, StateRestoring, StateFailed:
-					return refuse(ErrDecommissionRefused, "tenant %s is %s: nothing to decommission", t.spec.Name, t.state.State)
+				if t.state.State != StateActive {
+					// Provisioning, a cut-over or a restore is under way,
+					// or there is nothing left to decommission.
+					return refuse(ErrDecommissionRefused, "tenant %s is %s: only an active tenant can be decommissioned", t.spec.Name, t.state.State)
 				}
 				return nil
 			},

@@ -336,3 +336,32 @@ func (s *provisionSuite) TestRetentionSurvivesContinueAsNew() {
 	s.Equal(*d.RetentionUntil, *final.Decommission.PurgedAt, "purged at the original retention end")
 	s.ElementsMatch([]string{"RemoveVolumes", "RemoveDirectory", "RemoveBackup"}, s.recorded())
 }
+
+// A decommission is asked of an active tenant only: while a cut-over runs
+// (updating) the request is refused, as the API documents, and nothing is
+// queued behind it.
+func (s *provisionSuite) TestDecommissionRefusedWhileUpdating() {
+	s.plan = fullPlan
+	ic := s.mockIntegrations("", "")
+	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(1) }, 30*time.Minute) // the release records its image in the CMDB
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	s.mockDecommission(nil)
+	var out applyOutcome
+	var during decomOutcome
+	var mid TenantState
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: runtime.Duration(10 * time.Minute)}, &out)
+	s.stateAt(time.Hour+5*time.Minute, &mid)
+	s.decomAt(time.Hour+5*time.Minute, UpdateRequestDecommission, DecommissionRequest{By: "distributor"}, &during)
+	var st TenantState
+	s.stateAt(2*time.Hour, &st)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+
+	s.Equal(StateUpdating, mid.State)
+	s.True(during.rejected)
+	s.Contains(during.err.Error(), "updating: only an active tenant can be decommissioned")
+	s.Equal(TenantUpdated, out.res.Outcome)
+	s.Equal(StateActive, st.State)
+	s.Nil(st.Decommission, "nothing was queued")
+}

@@ -42,6 +42,13 @@ const (
 	StateFailed          = "failed"
 )
 
+// TenantStates lists every lifecycle state (the values the TenantState
+// search attribute takes).
+var TenantStates = []string{
+	StateProvisioning, StateActive, StateUpdating, StateDecommissioning,
+	StateDecommissioned, StateRestoring, StateFailed,
+}
+
 // Stages a tenant can be in; releases reach staging first.
 var Stages = []string{"staging", "prod"}
 
