@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench histories build demo-image fmt vet clean kube-tools
+.PHONY: run test unit bench bench-capacity fuzz histories build demo-image fmt vet clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -38,6 +38,19 @@ test: $(BIN)/temporal kube-tools vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+# Every fuzz target (its committed seeds also run in `go test`), each for
+# FUZZTIME; a crasher is written to the package's testdata/fuzz/.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  pkg=./$$(dirname $$f); \
+	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+	    out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	  done; \
+	done
 
 unit:
 	$(GO) test -count=1 -short ./workflows/... ./api/... ./internal/... ./activities/runtime/...
@@ -47,7 +60,12 @@ vet:
 
 # Benchmarks with figures (orchestration overhead, …); see README.
 bench: $(BIN)/temporal kube-tools
-	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./testsuite/e2e/
+	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift)' -benchtime 5x -timeout 30m ./testsuite/e2e/
+
+# How many tenants one Docker host takes at once (TENANTFLOW_BENCH_TENANTS,
+# 200 by default): time until all are active, and idle CPU per tenant.
+bench-capacity: $(BIN)/temporal
+	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 
 # Record today's workflow histories from real runs into testsuite/histories
 # (older recordings stay: they must still replay; see README).

@@ -99,12 +99,18 @@ func (p *Process) Start() {
 	p.cmd = cmd
 }
 
-// Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits.
-func (p *Process) Stop() {
+// take returns the running process, if any, and forgets it.
+func (p *Process) take() *exec.Cmd {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	cmd := p.cmd
 	p.cmd = nil
-	p.mu.Unlock()
+	return cmd
+}
+
+// Stop terminates the process (SIGTERM, then SIGKILL after 5 s) and waits.
+func (p *Process) Stop() {
+	cmd := p.take()
 	if cmd == nil {
 		return
 	}
@@ -122,10 +128,7 @@ func (p *Process) Stop() {
 // Kill ends the process at once (SIGKILL to its process group), as a
 // crash or an OOM kill would, and waits for it.
 func (p *Process) Kill() {
-	p.mu.Lock()
-	cmd := p.cmd
-	p.cmd = nil
-	p.mu.Unlock()
+	cmd := p.take()
 	if cmd == nil {
 		return
 	}

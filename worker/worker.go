@@ -76,6 +76,8 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
 	s.String(&c.Docker.PublishIP, "docker-publish-ip", "TENANTFLOW_DOCKER_PUBLISH_IP", "127.0.0.1", "host address tenant endpoints are published on")
 	s.String(&c.Docker.SubnetPool, "docker-subnet-pool", docker.EnvSubnetPool, docker.DefaultSubnetPool, "IPv4 prefix each Docker tenant's network gets a subnet of (its size is the host's tenant capacity)")
+	s.Int(&c.Docker.ProbeConcurrency, "docker-probe-concurrency", docker.EnvProbeConcurrency, docker.DefaultProbeConcurrency, "health probes run at once on the Docker Engine while tenants start (a burst queues instead of swamping the engine)")
+	s.Int(&c.Docker.StartConcurrency, "docker-start-concurrency", docker.EnvStartConcurrency, docker.DefaultStartConcurrency, "containers created and started at once on the Docker Engine (a batch of tenants queues)")
 	s.Int(&c.Docker.SubnetBits, "docker-subnet-bits", docker.EnvSubnetBits, docker.DefaultSubnetBits, "prefix length of each tenant's subnet (28: 13 containers)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
 	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")

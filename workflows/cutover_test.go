@@ -15,11 +15,14 @@ import (
 const newImage = "registry.test/demo-app@sha256:" + "2222222222222222222222222222222222222222222222222222222222222222"
 
 // mockCutover mocks the runtime activities only a cut-over uses.
-func (s *provisionSuite) mockCutover() {
+func (s *provisionSuite) mockCutover() { s.mockCutoverPulling(func(string) error { return nil }) }
+
+// mockCutoverPulling is mockCutover with pull answering each image's pull.
+func (s *provisionSuite) mockCutoverPulling(pull func(image string) error) {
 	var a *runtime.Activities
 	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
 		s.record("EnsureImage " + in.Image)
-		return nil
+		return pull(in.Image)
 	})
 	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.RetireInput) error {
 		s.record(fmt.Sprintf("RetireService %s keep=%d", in.Service, in.Keep))
@@ -189,16 +192,10 @@ func index(calls []string, c string, n int) int {
 // the same release never starts; a revert (the previous image) still runs.
 func (s *provisionSuite) TestAbortCancelsTheCutoverUnderWay() {
 	s.mockRuntime(nil, nil)
-	var a *runtime.Activities
-	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
-		s.record("EnsureImage " + in.Image)
-		if in.Image == newImage {
-			return fmt.Errorf("pull %s: connection refused", in.Image)
+	s.mockCutoverPulling(func(image string) error {
+		if image == newImage {
+			return fmt.Errorf("pull %s: connection refused", image)
 		}
-		return nil
-	})
-	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.RetireInput) error {
-		s.record(fmt.Sprintf("RetireService %s keep=%d", in.Service, in.Keep))
 		return nil
 	})
 	var first, again, revert applyOutcome
@@ -233,11 +230,7 @@ func (s *provisionSuite) TestAbortCancelsTheCutoverUnderWay() {
 // for a quarter of an hour.
 func (s *provisionSuite) TestPullIsBoundedByTheReleaseBudget() {
 	s.mockRuntime(nil, nil)
-	var a *runtime.Activities
-	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
-		return fmt.Errorf("pull %s: connection refused", in.Image)
-	})
-	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(nil)
+	s.mockCutoverPulling(func(image string) error { return fmt.Errorf("pull %s: connection refused", image) })
 	var out applyOutcome
 	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)

@@ -65,6 +65,16 @@ type Config struct {
 	PublishIP string
 	// PollInterval is how often health is checked while waiting.
 	PollInterval time.Duration
+	// ProbeConcurrency bounds the health probes (an inspect, and an exec
+	// or an HTTP GET) the worker runs at once on the engine
+	// (DefaultProbeConcurrency when 0): a burst of tenants starting
+	// together then queues for the engine instead of swamping it, so each
+	// probe still answers within its timeout.
+	ProbeConcurrency int
+	// StartConcurrency bounds the containers the worker creates and
+	// starts at once on the engine (DefaultStartConcurrency when 0): a
+	// batch of tenants requested together queues here.
+	StartConcurrency int
 	// SubnetPool is the IPv4 prefix tenant networks get their subnets
 	// from (DefaultSubnetPool when empty), SubnetBits the prefix length
 	// of each (DefaultSubnetBits when 0). The number of subnets is the
@@ -77,10 +87,38 @@ type Config struct {
 const (
 	EnvSubnetPool = "TENANTFLOW_DOCKER_SUBNET_POOL"
 	EnvSubnetBits = "TENANTFLOW_DOCKER_SUBNET_BITS"
+	// EnvProbeConcurrency names Config.ProbeConcurrency.
+	EnvProbeConcurrency = "TENANTFLOW_DOCKER_PROBE_CONCURRENCY"
+	// EnvStartConcurrency names Config.StartConcurrency.
+	EnvStartConcurrency = "TENANTFLOW_DOCKER_START_CONCURRENCY"
+)
+
+// DefaultStartConcurrency: a container start costs the engine a mount, a
+// network namespace and a port proxy; four at a time keep it answering
+// the health probes of those already started.
+const DefaultStartConcurrency = 4
+
+// DefaultProbeConcurrency: an exec costs the engine and containerd tens
+// of milliseconds of CPU; eight at a time keep a 2-core host answering
+// while hundreds of services start.
+const DefaultProbeConcurrency = 8
+
+// probeBackoff stretches the pace of a service's start probes after each
+// failed one, up to maxProbePace: a service that takes long to start is
+// probed less often, leaving the engine to those about to be ready.
+const (
+	probeBackoff = 1.5
+	maxProbePace = 2 * time.Second
 )
 
 // Validate checks the settings that need no engine, naming the bad one.
 func (c Config) Validate() error {
+	if c.ProbeConcurrency < 0 {
+		return fmt.Errorf("%s %d must be positive (0: %d)", EnvProbeConcurrency, c.ProbeConcurrency, DefaultProbeConcurrency)
+	}
+	if c.StartConcurrency < 0 {
+		return fmt.Errorf("%s %d must be positive (0: %d)", EnvStartConcurrency, c.StartConcurrency, DefaultStartConcurrency)
+	}
 	_, err := c.subnetPool()
 	return err
 }
@@ -105,6 +143,8 @@ type Driver struct {
 	cli     *client.Client
 	cfg     Config
 	subnets subnetPool
+	probes  chan struct{} // probe slots (Config.ProbeConcurrency)
+	starts  chan struct{} // container start slots (Config.StartConcurrency)
 	http    *http.Client
 	log     *slog.Logger
 
@@ -115,9 +155,15 @@ type Driver struct {
 // New connects to the engine and checks it answers, so a wrong address is a
 // start-up error naming the setting rather than a failing activity later.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
-	subnets, err := cfg.subnetPool()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	subnets, _ := cfg.subnetPool()
+	if cfg.ProbeConcurrency == 0 {
+		cfg.ProbeConcurrency = DefaultProbeConcurrency
+	}
+	if cfg.StartConcurrency == 0 {
+		cfg.StartConcurrency = DefaultStartConcurrency
 	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
@@ -146,7 +192,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Driver{cli: cli, cfg: cfg, subnets: subnets, http: &http.Client{}, log: log}, nil
+	return &Driver{cli: cli, cfg: cfg, subnets: subnets, probes: make(chan struct{}, cfg.ProbeConcurrency), starts: make(chan struct{}, cfg.StartConcurrency), http: &http.Client{}, log: log}, nil
 }
 
 // Client exposes the engine client for image builds and tests.
@@ -232,12 +278,19 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc run
 	}
 	name := InstanceName(tenant, svc.Name, svc.Generation)
 	hash := runtime.SpecHash(tenant, svc)
-	id, err := d.ensureContainer(ctx, tenant, owner, name, hash, svc)
+	var id string
+	err := slot(ctx, d.starts, func() error {
+		var err error
+		if id, err = d.ensureContainer(ctx, tenant, owner, name, hash, svc); err != nil {
+			return err
+		}
+		if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return fmt.Errorf("start container %s: %w", name, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return runtime.ServiceStatus{}, err
-	}
-	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return runtime.ServiceStatus{}, fmt.Errorf("start container %s: %w", name, err)
 	}
 	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "container", name)
 	return runtime.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
@@ -338,6 +391,29 @@ func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) 
 	return cfg, hostCfg, netCfg
 }
 
+// probe runs one health probe in a probe slot.
+func (d *Driver) probe(ctx context.Context, fn func() error) error { return slot(ctx, d.probes, fn) }
+
+// slot runs fn holding one of slots, waiting for one as long as ctx allows.
+func slot(ctx context.Context, slots chan struct{}, fn func() error) error {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-slots }()
+	return fn()
+}
+
+// nextPace is a starting service's next probe pace: start at first, then
+// stretched by probeBackoff up to maxProbePace (or first, if slower).
+func nextPace(cur, first time.Duration) time.Duration {
+	if cur == 0 {
+		return first
+	}
+	return min(max(first, maxProbePace), time.Duration(float64(cur)*probeBackoff))
+}
+
 // steadyInterval is the engine's check interval of a service whose
 // template sets none: one exec every 30 s per service lets a host carry
 // hundreds of idle tenants.
@@ -370,7 +446,10 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 	}
 	start := time.Now()
 	pending := map[string]runtime.Service{}
-	next := map[string]time.Time{} // when each service is probed again
+	next := map[string]time.Time{}     // when each service is probed again
+	pace := map[string]time.Duration{} // its current probe pace
+	// stalled is the time the engine spent not running a service's probes.
+	stalled := map[string]time.Duration{}
 	for _, s := range env.Services {
 		pending[s.Name] = s
 	}
@@ -383,18 +462,34 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 			if now.Before(next[name]) {
 				continue
 			}
-			next[name] = now.Add(max(d.cfg.PollInterval, svc.HealthCheck.ProbeInterval()))
+			pace[name] = nextPace(pace[name], max(d.cfg.PollInterval, svc.HealthCheck.ProbeInterval()))
 			cname := InstanceName(env.Tenant, name, svc.Generation)
-			info, err := d.cli.ContainerInspect(ctx, cname)
+			var info container.InspectResponse
+			var res probeResult
+			began := time.Now()
+			err := d.probe(ctx, func() error {
+				var err error
+				if info, err = d.cli.ContainerInspect(ctx, cname); err != nil {
+					return fmt.Errorf("inspect %s: %w", cname, err)
+				}
+				res = d.serviceHealthy(ctx, info, svc, pubPort)
+				return nil
+			})
 			if err != nil {
-				return runtime.Endpoint{}, fmt.Errorf("inspect %s: %w", cname, err)
+				return runtime.Endpoint{}, err
 			}
+			if res.engineStalled {
+				// The engine, busy with other starts, did not run the
+				// probe in time: that is not the service's time.
+				stalled[name] += time.Since(began)
+			}
+			healthy, why := res.healthy, res.why
+			next[name] = time.Now().Add(pace[name])
 			if name == pubSvc.Name && endpoint.URL == "" {
 				if u := d.publishedURL(info, pubPort.Container); u != "" {
 					endpoint.URL = u
 				}
 			}
-			healthy, why := d.serviceHealthy(ctx, info, svc, pubPort)
 			if healthy {
 				delete(pending, name)
 				continue
@@ -407,7 +502,10 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 			if env.HealthTimeout > 0 {
 				budget = env.HealthTimeout.D()
 			}
-			if time.Since(start) > budget {
+			// Up to one budget of stalls is forgiven: a host swamped
+			// for longer is not the service's fault either, but the
+			// wait must end.
+			if time.Since(start)-min(stalled[name], budget) > budget {
 				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), why)
 				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
@@ -442,21 +540,21 @@ func (d *Driver) publishedURL(info container.InspectResponse, port int) string {
 // serviceHealthy reads Docker's verdict for command checks and probes HTTP
 // checks itself: through the published port when the check targets the public
 // port, otherwise on the container's address in the tenant network.
-func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectResponse, svc runtime.Service, pub runtime.Port) (bool, string) {
+func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectResponse, svc runtime.Service, pub runtime.Port) probeResult {
 	if info.State == nil || !info.State.Running {
 		status := "not running"
 		if info.State != nil {
 			status = info.State.Status
 		}
-		return false, status
+		return probeResult{why: status}
 	}
 	h := svc.HealthCheck
 	switch {
 	case h == nil:
-		return true, ""
+		return probeResult{healthy: true}
 	case len(h.Command) > 0:
 		if info.State.Health != nil && info.State.Health.Status == "healthy" {
-			return true, ""
+			return probeResult{healthy: true}
 		}
 		// The engine's own check runs at the steady pace: probe now.
 		return d.probeCommand(ctx, info.ID, h)
@@ -470,16 +568,26 @@ func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectRespo
 			}
 		}
 		if base == "" {
-			return false, "no address yet"
+			return probeResult{why: "no address yet"}
 		}
-		return probeHTTP(ctx, d.http, base+h.HTTP.Path, orDefault(h.Timeout.D(), 2*time.Second))
+		ok, why := probeHTTP(ctx, d.http, base+h.HTTP.Path, orDefault(h.Timeout.D(), 2*time.Second))
+		return probeResult{healthy: ok, why: why}
 	}
+}
+
+// probeResult is one probe's verdict. engineStalled tells that the engine
+// did not run the probe at all in time (it answered no exec): the service
+// was not judged.
+type probeResult struct {
+	healthy       bool
+	why           string
+	engineStalled bool
 }
 
 // probeCommand runs the health check's command in the container once, as
 // the engine's check would, and tells whether it exited 0 within the
 // check's timeout.
-func (d *Driver) probeCommand(ctx context.Context, id string, h *runtime.HealthCheck) (bool, string) {
+func (d *Driver) probeCommand(ctx context.Context, id string, h *runtime.HealthCheck) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout.D(), 2*time.Second))
 	defer cancel()
 	var out limitedBuffer
@@ -487,13 +595,13 @@ func (d *Driver) probeCommand(ctx context.Context, id string, h *runtime.HealthC
 	out.max = 200
 	err := d.exec(ctx, id, h.Command, nil, &out)
 	if err == nil {
-		return true, ""
+		return probeResult{healthy: true}
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.Type() == ErrCommandFailed {
-		return false, appErr.Message()
+		return probeResult{why: appErr.Message()}
 	}
-	return false, err.Error()
+	return probeResult{why: err.Error(), engineStalled: true}
 }
 
 func probeHTTP(ctx context.Context, c *http.Client, url string, timeout time.Duration) (bool, string) {

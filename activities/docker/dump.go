@@ -128,7 +128,13 @@ func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc runtime.S
 		if ready && svc.HealthCheck != nil && len(svc.HealthCheck.Command) > 0 {
 			// A service that just started is probed at once, not when
 			// the engine's steady check next runs.
-			ready, why = d.serviceHealthy(ctx, info, svc, runtime.Port{})
+			if err := d.probe(ctx, func() error {
+				res := d.serviceHealthy(ctx, info, svc, runtime.Port{})
+				ready, why = res.healthy, res.why
+				return nil
+			}); err != nil {
+				return err
+			}
 		}
 		if ready {
 			break

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tenantflow/tenantflow/workflows"
+)
+
+// hostCPU reads the machine's busy and total CPU time (jiffies, all cores)
+// from /proc/stat.
+func hostCPU(tb testing.TB) (busy, total uint64) {
+	tb.Helper()
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// cpuCores is how many cores' worth of CPU the machine was busy with over d.
+func cpuCores(tb testing.TB, d time.Duration) float64 {
+	b0, t0 := hostCPU(tb)
+	time.Sleep(d)
+	b1, t1 := hostCPU(tb)
+	cores := 0
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	cores = strings.Count(string(data), "processor\t:")
+	return float64(b1-b0) / float64(t1-t0) * float64(max(cores, 1))
+}
+
+// BenchmarkHostCapacity requests many tenants at once on one Docker engine
+// (TENANTFLOW_BENCH_TENANTS, 200 by default), as a provider onboarding a
+// batch of customers, and reports the time until all are active, tenants
+// per minute, and the host's CPU per idle tenant once they all run
+// (measured against the same host before they were requested). Every
+// tenant must end active: a host that cannot take them must refuse at
+// once, not fail them after retries.
+func BenchmarkHostCapacity(b *testing.B) {
+	n := 200
+	if v := os.Getenv("TENANTFLOW_BENCH_TENANTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("TENANTFLOW_BENCH_TENANTS: %v", err)
+		}
+	}
+	p := startPlatform(b)
+	time.Sleep(5 * time.Second)
+	baseline := cpuCores(b, 20*time.Second)
+	for i := 0; i < b.N; i++ {
+		prefix := fmt.Sprintf("cap%04x-", i)
+		names := make([]string, n)
+		for j := range names {
+			names[j] = fmt.Sprintf("%s%03d", prefix, j)
+		}
+		b.Cleanup(func() { destroyAll(p, names) })
+
+		start := time.Now()
+		var g errgroup.Group
+		g.SetLimit(32)
+		for _, name := range names {
+			g.Go(func() error {
+				code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+				if code != http.StatusAccepted {
+					return fmt.Errorf("POST %s: %d %v", name, code, body)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		requested := time.Since(start)
+		failed, last := 0, time.Duration(0)
+		pending := map[string]bool{}
+		for _, name := range names {
+			pending[name] = true
+		}
+		deadline := time.Now().Add(30 * time.Minute)
+		for len(pending) > 0 && time.Now().Before(deadline) {
+			for name := range pending {
+				code, st, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
+				if code != http.StatusOK {
+					continue
+				}
+				switch st["state"] {
+				case workflows.StateActive:
+					delete(pending, name)
+					last = time.Since(start)
+				case workflows.StateFailed:
+					delete(pending, name)
+					failed++
+					b.Logf("%s failed: %v", name, st["error"])
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if len(pending) > 0 || failed > 0 {
+			b.Fatalf("%d tenants failed and %d were still provisioning after 30 minutes", failed, len(pending))
+		}
+		b.StopTimer()
+		time.Sleep(15 * time.Second) // the last starts settle
+		idle := cpuCores(b, 30*time.Second)
+		perTenant := (idle - baseline) / float64(n)
+		b.ReportMetric(last.Seconds(), "s-to-all-active")
+		b.ReportMetric(float64(n)/last.Minutes(), "tenants/min")
+		b.ReportMetric(perTenant*1000, "idle-millicores/tenant")
+		b.ReportMetric(idle, "idle-host-cores")
+		b.Logf("%d tenants requested in %s, all active after %s (%.1f/min); host busy %.3f cores idle before, %.3f with them: %.2f millicores per idle tenant",
+			n, requested.Round(time.Millisecond), last.Round(time.Second), float64(n)/last.Minutes(), baseline, idle, perTenant*1000)
+		destroyAll(p, names)
+		b.StartTimer()
+	}
+}
+
+// destroyAll removes many tenants, a few at a time.
+func destroyAll(p *platform, names []string) {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error { p.destroy(name); return nil })
+	}
+	_ = g.Wait()
+}
