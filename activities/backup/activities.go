@@ -386,22 +386,22 @@ func (a *Activities) VerifyBackup(ctx context.Context, ref BackupRef) (Verificat
 	if err := a.archiving(); err != nil {
 		return Verification{}, err
 	}
-	v, err := a.verifyVolumes(ctx, ref)
+	b, err := a.hold(ctx, ref, "verify")
+	if err != nil {
+		return Verification{}, err
+	}
+	defer b.release()
+	v, err := a.verifyVolumes(ctx, ref, b)
 	if err != nil {
 		return v, err
 	}
-	return v, a.verifyDumps(ctx, ref)
+	return v, a.verifyDumps(ctx, ref, b)
 }
 
 // verifyDumps checks each dump of the backup by restoring it into a scratch
 // instance of its service (see verifyDump), heartbeating while the tools
 // run.
-func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef) error {
-	b, err := a.hold(ctx, ref, "verify dumps")
-	if err != nil {
-		return err
-	}
-	defer b.release()
+func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef, b *held) error {
 	if len(b.m.Dumps) == 0 {
 		return nil
 	}
@@ -428,12 +428,7 @@ func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef) error {
 // it with the manifest. Each archive is read once: extraction writes only
 // what the manifest lists, and the archive's checksum is compared at its
 // end.
-func (a *Activities) verifyVolumes(ctx context.Context, ref BackupRef) (Verification, error) {
-	b, err := a.hold(ctx, ref, "verify")
-	if err != nil {
-		return Verification{}, err
-	}
-	defer b.release()
+func (a *Activities) verifyVolumes(ctx context.Context, ref BackupRef, b *held) (Verification, error) {
 	return a.eachVolume(ref, b.m, "verify", func(_ int, va VolumeArchive) (int, int64, error) {
 		return a.verifyVolume(ctx, ref, b.dir, va, b.p)
 	})
@@ -553,21 +548,11 @@ func (a *Activities) planRestore(ctx context.Context, ref BackupRef, m Manifest)
 
 // openArchives checks every archive end to end (see openChecked) and
 // returns them open, in the manifest's order.
-func (a *Activities) openArchives(ctx context.Context, dir string, vols []VolumeArchive, p *progress) (files []io.ReadCloser, err error) {
-	defer func() {
-		if err != nil {
-			closeAll(files)
-			files = nil
-		}
-	}()
-	for _, va := range vols {
-		r, err := a.openChecked(ctx, dir, va.Archive, va.ArchiveBytes, va.ArchiveSHA256, "volume "+va.Volume+": archive "+va.Archive, p)
-		if err != nil {
-			return files, err
-		}
-		files = append(files, r)
-	}
-	return files, nil
+func (a *Activities) openArchives(ctx context.Context, dir string, vols []VolumeArchive, p *progress) ([]io.ReadCloser, error) {
+	return openAll(len(vols), func(i int) (io.ReadCloser, error) {
+		va := vols[i]
+		return a.openChecked(ctx, dir, va.Archive, va.ArchiveBytes, va.ArchiveSHA256, "volume "+va.Volume+": archive "+va.Archive, p)
+	})
 }
 
 // refill leaves the volume at dst alone when it matches the archive's

@@ -52,6 +52,27 @@ func (a *Activities) openChecked(ctx context.Context, dir, name string, size int
 	return r, nil
 }
 
+// openAll opens n files in order with open (openChecked): all of them, or
+// none, the opened ones closed at the first failure.
+func openAll(n int, open func(i int) (io.ReadCloser, error)) ([]io.ReadCloser, error) {
+	files := make([]io.ReadCloser, 0, n)
+	for i := range n {
+		r, err := open(i)
+		if err != nil {
+			closeAll(files)
+			return nil, err
+		}
+		files = append(files, r)
+	}
+	return files, nil
+}
+
+func closeAll(files []io.ReadCloser) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
 // checkContent reads r to its end (never more than one byte past size)
 // and compares its size and SHA-256 with the manifest's.
 func (a *Activities) checkContent(ctx context.Context, r io.Reader, size int64, sum, what string, p *progress) error {

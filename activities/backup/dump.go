@@ -171,27 +171,11 @@ func dumpsOf(dir string, services []string) ([]DumpArchive, error) {
 // openDumps checks every dump end to end against the manifest (see
 // openChecked) and returns them open, in order: a restore is never fed a
 // dump that changed on the storage, and never starts before all are good.
-func (a *Activities) openDumps(ctx context.Context, dir string, dumps []DumpArchive, p *progress) (files []io.ReadCloser, err error) {
-	defer func() {
-		if err != nil {
-			closeAll(files)
-			files = nil
-		}
-	}()
-	for _, da := range dumps {
-		r, err := a.openChecked(ctx, dir, da.File, da.Bytes, da.SHA256, "dump of "+da.Service, p)
-		if err != nil {
-			return files, err
-		}
-		files = append(files, r)
-	}
-	return files, nil
-}
-
-func closeAll(files []io.ReadCloser) {
-	for _, f := range files {
-		f.Close()
-	}
+func (a *Activities) openDumps(ctx context.Context, dir string, dumps []DumpArchive, p *progress) ([]io.ReadCloser, error) {
+	return openAll(len(dumps), func(i int) (io.ReadCloser, error) {
+		da := dumps[i]
+		return a.openChecked(ctx, dir, da.File, da.Bytes, da.SHA256, "dump of "+da.Service, p)
+	})
 }
 
 // feed streams a checked dump to cmd through a tripwire (run is the
