@@ -73,11 +73,10 @@ func (s *server) requestDecommission(c *gin.Context) {
 }
 
 // requireActive answers 409 unless the tenant is active, as the API
-// promises for DELETE. The workflow's validator refuses a tenant that is
-// decommissioning, decommissioned, restoring or failed, but would accept,
-// and queue, a request while the tenant is provisioning or under a
-// release's cut-over; those are refused here from the queried state. On
-// false the request is answered.
+// promises for DELETE, without sending an Update. The workflow's validator
+// refuses every other state too, with the same message, and is what holds
+// without a race (a cut-over may begin between this query and the
+// Update). On false the request is answered.
 func (s *server) requireActive(c *gin.Context, name string) bool {
 	state, ok := s.queryTenant(c, name)
 	if !ok {

@@ -19,17 +19,13 @@ import (
 // answer is a 400 (nor started for any 4xx). Their seeds run with the
 // ordinary tests; `go test -fuzz FuzzCreateRelease ./api/` explores more.
 
-// fuzzEnv is a router over a fake Temporal whose calls all succeed: the
-// queried tenant is active, the queried release ended having updated a
-// tenant, Updates return a running release.
+// fuzzEnv is a router over a fake Temporal whose calls all succeed, with
+// builds configured; Updates return a running release unless a target
+// sets its own results.
 func fuzzEnv(t *testing.T, opts ...envOption) *testEnv {
 	e := newTestEnv(t, append([]envOption{withBuilds(fakeResolver{})}, opts...)...)
 	e.temporal.updateResult = workflows.ReleaseState{ID: "r1", State: workflows.ReleaseRunning}
 	return e
-}
-
-func activeTenantState() workflows.TenantState {
-	return workflows.TenantState{Name: "acme", State: workflows.StateActive}
 }
 
 func endedRelease() workflows.ReleaseState {
@@ -125,8 +121,7 @@ func FuzzDecommission(f *testing.F) {
 		f.Add(seed.name, seed.query, seed.body)
 	}
 	f.Fuzz(func(t *testing.T, name, query, body string) {
-		e := fuzzEnv(t)
-		e.temporal.queryResult = activeTenantState()
+		e := activeTenant(fuzzEnv(t))
 		e.temporal.updateResult = workflows.Decommission{Phase: workflows.PhaseAwaitingConfirmation}
 		req := fuzzRequest(http.MethodDelete, "/v1/tenants/"+name, opsToken, body)
 		req.URL.RawQuery = query

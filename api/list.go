@@ -64,8 +64,8 @@ func parseListQuery(c *gin.Context) (listQuery, *fieldError) {
 		"ExecutionStatus != 'ContinuedAsNew'",
 	}
 	if state := c.Query("state"); state != "" {
-		if !slices.Contains(tenantStates, state) {
-			return listQuery{}, badField("state", "unknown state %q (one of: %s)", state, strings.Join(tenantStates, ", "))
+		if !slices.Contains(workflows.TenantStates, state) {
+			return listQuery{}, badField("state", "unknown state %q (one of: %s)", state, strings.Join(workflows.TenantStates, ", "))
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.SATenantState.GetName(), state))
 	}

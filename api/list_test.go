@@ -24,6 +24,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tenantflow/tenantflow/workflows"
 )
 
 const baseQuery = "WorkflowType = 'Tenant' AND ExecutionStatus != 'ContinuedAsNew'"
@@ -136,7 +138,7 @@ var stateConst = regexp.MustCompile(`^State[A-Z]`)
 
 func TestListTenantsTakesEveryWorkflowState(t *testing.T) {
 	states := workflowTenantStates(t)
-	assert.ElementsMatch(t, states, tenantStates, "the API's filter lists exactly the workflow's states")
+	assert.ElementsMatch(t, states, workflows.TenantStates, "the API's filter lists exactly the workflow's states")
 	for _, state := range states {
 		e := newTestEnv(t)
 		rec := e.do(http.MethodGet, "/v1/tenants?state="+state, developerToken, "")

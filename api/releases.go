@@ -1,14 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -619,20 +617,6 @@ func releaseAction(c *gin.Context, limit int64) (id string, body releaseActionRe
 		return id, body, false
 	}
 	return id, body, true
-}
-
-// decodeOptionalJSONBody is decodeJSONBody for a body that may be left out:
-// an empty body leaves v as it is.
-func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
-	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-	if err != nil {
-		return jsonFieldError(err, limit)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	c.Request.Body = io.NopCloser(bytes.NewReader(data))
-	return decodeJSONBody(c, limit, v)
 }
 
 // updateRelease sends a release Update and answers with the state the

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -397,6 +399,28 @@ func assertRelease(t *testing.T, want workflows.ReleaseState, body []byte) {
 		assert.Equal(t, d.D().String(), got.Plan[field], field)
 	}
 	assert.EqualValues(t, plan.BatchSize, got.Plan["batchSize"])
+}
+
+// jsonNames are the JSON names of a struct's fields, less skip.
+func jsonNames(v any, skip ...string) []string {
+	var names []string
+	for f := range reflect.TypeOf(v).Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !slices.Contains(skip, name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// A plan has three shapes: workflows.ReleasePlan in history, the plan
+// fields of createReleaseRequest, and planView in answers. A setting added
+// to the plan but not to planView would vanish from every answer (the
+// view's plan hides the embedded one), so the three list the same names.
+func TestReleasePlanShapesAgree(t *testing.T) {
+	plan := jsonNames(workflows.ReleasePlan{})
+	assert.ElementsMatch(t, plan, jsonNames(planView{}), "planView")
+	assert.ElementsMatch(t, plan, jsonNames(createReleaseRequest{}, "id", "image", "rollbackOf"), "createReleaseRequest")
 }
 
 func TestGetRelease(t *testing.T) {

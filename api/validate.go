@@ -88,11 +88,6 @@ func validateStage(field, stage string, required bool) *fieldError {
 	return nil
 }
 
-// tenantStates are the values of the TenantState search attribute: every
-// state the Tenant workflow sets (a test reads them from its source, so
-// the workflow's list cannot miss one either).
-var tenantStates = workflows.TenantStates
-
 // decodeJSONBody reads exactly one JSON object of at most limit bytes into v,
 // strictly: unknown fields, wrong types, null and trailing data are errors
 // naming the field (or "body") at fault.
@@ -101,6 +96,24 @@ func decodeJSONBody(c *gin.Context, limit int64, v any) *fieldError {
 	if err != nil {
 		return jsonFieldError(err, limit)
 	}
+	return decodeJSON(data, limit, v)
+}
+
+// decodeOptionalJSONBody is decodeJSONBody for a body that may be left out:
+// an empty body leaves v as it is.
+func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
+	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		return jsonFieldError(err, limit)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	return decodeJSON(data, limit, v)
+}
+
+// decodeJSON is decodeJSONBody's check of a body already read.
+func decodeJSON(data []byte, limit int64, v any) *fieldError {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -257,11 +257,12 @@ type httpLimits struct {
 // defaultHTTPLimits: a request (API bodies are at most 64 KiB, codec
 // batches 8 MiB) must arrive within Read, so a client declaring a large
 // body and trickling it is cut off; Write outlasts Read plus the slowest
-// answer (the API waits at most api.DefaultQueryTimeout for a query or an
-// Update, api.ResolveTimeout for GitLab, 10 s for a workflow start), so no
-// answer the API computes is cut off unsent. Keep-alive connections are
-// closed after Idle, beyond the usual 60 s of load balancers, which close
-// first and so never reuse a connection the server is closing.
+// answer (a DELETE or a promote waits for a query and an Update in turn,
+// each at most api.DefaultQueryTimeout; a build api.ResolveTimeout for
+// GitLab, then up to 10 s for a workflow start), so no answer the API
+// computes is cut off unsent. Keep-alive connections are closed after
+// Idle, beyond the usual 60 s of load balancers, which close first and so
+// never reuse a connection the server is closing.
 var defaultHTTPLimits = httpLimits{
 	ReadHeader:     10 * time.Second,
 	Read:           30 * time.Second,

@@ -109,7 +109,7 @@ func TestServerRefusesHugeHeaders(t *testing.T) {
 func TestDefaultHTTPLimitsOutlastTheAPI(t *testing.T) {
 	l := defaultHTTPLimits
 	const workflowStart = 10 * time.Second // the SDK's RPC timeout
-	assert.Greater(t, l.Write, l.Read+api.DefaultQueryTimeout)
+	assert.Greater(t, l.Write, l.Read+2*api.DefaultQueryTimeout, "a query, then an Update")
 	assert.Greater(t, l.Write, l.Read+api.ResolveTimeout+workflowStart)
 	assert.Greater(t, l.Idle, 60*time.Second, "longer than load balancers keep idle connections")
 	assert.Positive(t, l.ReadHeader)
