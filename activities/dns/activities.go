@@ -19,7 +19,9 @@
 // (legacy). Only a call with Adopt (the release, decommission and restore
 // of an existing tenant, never its provisioning) treats such a name of the
 // same tenant as its own: Ensure restamps it with its run, Remove deletes
-// it. An empty Owner keeps the legacy behaviour (the tenant's mark only).
+// it. An empty Owner (a call from before runs were stamped, or a test's
+// cleanup) publishes with the legacy mark, and removes the name under any
+// mark of the tenant, as an empty owner matches any in the other packages.
 package dns
 
 import (
@@ -61,7 +63,8 @@ type RecordInput struct {
 	// "acme.apps.example.com" (a trailing dot is optional).
 	Name string `json:"name"`
 	// Owner is the provisioning run the name belongs to (see the package
-	// documentation); empty: the tenant's legacy mark.
+	// documentation); empty: Ensure writes the tenant's legacy mark, Remove
+	// matches any mark of the tenant.
 	Owner string `json:"owner,omitempty"`
 	// Adopt lets this call take over the tenant's legacy mark (no run):
 	// set by the release, decommission and restore of an existing tenant,
@@ -197,9 +200,7 @@ func (a *Activities) claimMarked(ctx context.Context, in RecordInput, name, op s
 		return temporal.NewNonRetryableApplicationError(msg, ErrNameInUse, nil)
 	case len(marks) == 1 && marks[0] == legacy && in.Adopt && in.Owner != "":
 		err := a.update(ctx, func(m *mdns.Msg) {
-			m.Used([]mdns.RR{ownerRR(name, legacy, 0)})
-			m.RemoveRRset(a.rrsets(name))
-			m.Remove([]mdns.RR{ownerRR(name, legacy, 0)})
+			a.dropMarked(m, name, legacy)
 			m.Insert([]mdns.RR{a.newRR(name), ownerRR(name, ownerValue(in.Tenant, in.Owner), uint32(a.cfg.ttl))})
 		})
 		if hasRcode(err, mdns.RcodeNXRrset) {
@@ -235,26 +236,56 @@ func (a *Activities) marks(ctx context.Context, name string) ([]string, error) {
 	return out, nil
 }
 
+// dropMarked adds to m the deletion of the name's managed RRsets and of
+// its owner record, conditional on that record holding exactly mark (an
+// RFC 2136 value-dependent prerequisite; NXRRSET otherwise).
+func (a *Activities) dropMarked(m *mdns.Msg, name, mark string) {
+	m.Used([]mdns.RR{ownerRR(name, mark, 0)})
+	m.RemoveRRset(a.rrsets(name))
+	m.Remove([]mdns.RR{ownerRR(name, mark, 0)})
+}
+
+// removableMarks are the marks under which RemoveDNSRecord may delete the
+// name: this run's and, with Adopt, the tenant's legacy mark. An empty
+// Owner matches any mark of the tenant: the legacy one and every run's the
+// name carries now (read here, checked again by the server).
+func (a *Activities) removableMarks(ctx context.Context, in RecordInput, name string) ([]string, error) {
+	legacy := ownerValue(in.Tenant, "")
+	switch {
+	case in.Owner == "":
+		found, err := a.marks(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		marks := []string{legacy}
+		for _, m := range found {
+			if strings.HasPrefix(m, legacy+"/") {
+				marks = append(marks, m)
+			}
+		}
+		return marks, nil
+	case in.Adopt:
+		return []string{ownerValue(in.Tenant, in.Owner), legacy}, nil
+	}
+	return []string{ownerValue(in.Tenant, in.Owner)}, nil
+}
+
 // RemoveDNSRecord deletes the tenant name's A, AAAA and CNAME RRsets and
 // its owner record, only where the owner record holds this run's mark (or,
-// with Adopt, the tenant's legacy mark): the server checks it in the same
-// UPDATE. A name already gone, or marked by another run, is success:
-// nothing of ours is left there.
+// with Adopt, the tenant's legacy mark; see removableMarks): the server
+// checks it in the same UPDATE. A name already gone, or marked by another
+// run, is success: nothing of ours is left there.
 func (a *Activities) RemoveDNSRecord(ctx context.Context, in RecordInput) error {
 	name, err := a.recordName(in)
 	if err != nil {
 		return err
 	}
-	marks := []string{ownerValue(in.Tenant, in.Owner)}
-	if in.Adopt && in.Owner != "" {
-		marks = append(marks, ownerValue(in.Tenant, ""))
+	marks, err := a.removableMarks(ctx, in, name)
+	if err != nil {
+		return a.fail(in, "remove DNS records of "+name, err)
 	}
 	for _, mark := range marks {
-		err = a.update(ctx, func(m *mdns.Msg) {
-			m.Used([]mdns.RR{ownerRR(name, mark, 0)})
-			m.RemoveRRset(a.rrsets(name))
-			m.Remove([]mdns.RR{ownerRR(name, mark, 0)})
-		})
+		err = a.update(ctx, func(m *mdns.Msg) { a.dropMarked(m, name, mark) })
 		if !hasRcode(err, mdns.RcodeNXRrset) {
 			break
 		}

@@ -85,3 +85,21 @@ func TestLegacyMarkIsAdoptedOnlyWithAdopt(t *testing.T) {
 	require.Equal(t, "NXDOMAIN", b.DigStatus(t, other, "A"))
 	require.Empty(t, b.DigShort(t, "_tenantflow."+other, "TXT"))
 }
+
+// An empty Owner (a test's cleanup) matches any mark of the tenant, as in
+// the other packages: it removes a name a run stamped, never one another
+// tenant marked (even one whose name starts with its own).
+func TestEmptyOwnerRemovesTheNameOfAnyRun(t *testing.T) {
+	b := testsuite.StartBind(t, zone)
+	a := newActivities(t, b, "10.0.0.42")
+	name := "acme." + zone
+	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: name, Owner: "run-a"})
+	require.NoError(t, err)
+
+	require.NoError(t, a.RemoveDNSRecord(ctx(t), dns.RecordInput{Tenant: "acm", Name: name}))
+	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, name, "A"), "another tenant's cleanup removed acme's name")
+
+	require.NoError(t, a.RemoveDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: name}))
+	require.Equal(t, "NXDOMAIN", b.DigStatus(t, name, "A"))
+	require.Empty(t, b.DigShort(t, "_tenantflow."+name, "TXT"))
+}
