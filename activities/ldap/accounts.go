@@ -2,7 +2,6 @@ package ldap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -36,7 +35,7 @@ func (a *Activities) DisableAccounts(ctx context.Context, in DirectoryRef) error
 		}
 		return DisabledPrefix + v
 	})
-	if errors.Is(err, errLeftAlone) {
+	if refused(err) {
 		log.Warn("not disabling the accounts of a directory this provisioning did not create", "dn", a.ouDN(in.Tenant), "reason", err.Error())
 		return nil
 	}
@@ -66,10 +65,6 @@ func (a *Activities) EnableAccounts(ctx context.Context, in DirectoryRef) error 
 	n, found, err := a.rewritePasswords(ctx, in, log, true, func(v string) string {
 		return strings.TrimPrefix(v, DisabledPrefix)
 	})
-	var left *leftAlone
-	if errors.As(err, &left) {
-		return left.refusal
-	}
 	if err != nil {
 		return err
 	}
@@ -84,20 +79,11 @@ func (a *Activities) EnableAccounts(ctx context.Context, in DirectoryRef) error 
 // accountClasses are object classes of entries that may bind.
 var accountClasses = []string{"person", "organizationalPerson", "inetOrgPerson", "simpleSecurityObject", "posixAccount"}
 
-// errLeftAlone is what rewritePasswords answers for a directory the call
-// may not touch; a *leftAlone carries the refusal to report.
-var errLeftAlone = errors.New("directory not made by this provisioning")
-
-type leftAlone struct{ refusal error }
-
-func (e *leftAlone) Error() string        { return e.refusal.Error() }
-func (e *leftAlone) Is(target error) bool { return target == errLeftAlone }
-
 // rewritePasswords applies rewrite to every userPassword value below the
 // tenant's OU and writes back the entries whose values changed, once the OU
 // is known to be the call's (claimed from before runs were stamped when
-// stamp is set, see checkOwned); otherwise it changes nothing and answers a
-// *leftAlone. found is false when the OU does not exist.
+// stamp is set); otherwise it changes nothing and answers checkOwned's
+// refusal. found is false when the OU does not exist.
 func (a *Activities) rewritePasswords(ctx context.Context, ref DirectoryRef, log *slog.Logger, stamp bool, rewrite func(string) string) (changed int, found bool, err error) {
 	ou := a.ouDN(ref.Tenant)
 	s, err := a.connect(ctx)
@@ -114,10 +100,6 @@ func (a *Activities) rewritePasswords(ctx context.Context, ref DirectoryRef, log
 		return 0, false, nil
 	}
 	if err := a.checkOwned(ctx, s, log, top, ref, stamp); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && (appErr.Type() == ErrNotOurs || appErr.Type() == ErrEntryNotOurs) {
-			return 0, true, &leftAlone{refusal: err}
-		}
 		return 0, true, err
 	}
 

@@ -2,6 +2,7 @@ package ldap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -118,11 +119,10 @@ func ouDescriptions(tenant, owner string) []string {
 type ownership int
 
 const (
-	ouAbsent   ownership = iota
-	ouForeign            // no Tenantflow description: someone else's
-	ouOurs               // this run's (for an empty owner: the tenant's)
-	ouLegacy             // the tenant's, made before runs were stamped
-	ouOtherRun           // another run's
+	ouForeign  ownership = iota // no Tenantflow description: someone else's
+	ouOurs                      // this run's (for an empty owner: the tenant's)
+	ouLegacy                    // the tenant's, made before runs were stamped
+	ouOtherRun                  // another run's
 )
 
 // ownershipOf classifies an OU entry for the tenant's run owner, with the
@@ -167,8 +167,12 @@ func readOU(s *session, dn string) (*goldap.Entry, error) {
 // notOurs refuses an OU of the tenant that another provisioning made (or,
 // without Adopt, one from before runs were stamped).
 func notOurs(tenant, owner, dn string, owners []string) error {
+	madeBy := strings.Join(owners, ", ")
+	if len(owners) == 0 {
+		madeBy = "none: made before runs were stamped"
+	}
 	msg := fmt.Sprintf("LDAP directory %s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
-		dn, tenant, owner, strings.Join(owners, ", "))
+		dn, tenant, owner, madeBy)
 	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
 }
 
@@ -187,7 +191,9 @@ func (a *Activities) claim(ctx context.Context, s *session, log *slog.Logger, dn
 
 // checkOwned decides whether a call of owner may work on the tenant's
 // existing OU e: this run's is; a legacy one is with adopt (and claimed
-// when stamp is set); any other is refused with notOurs (or foreignErr).
+// when stamp is set: without it, checkOwned changes nothing); another
+// run's is refused with notOurs, one Tenantflow did not make with
+// ErrEntryNotOurs.
 func (a *Activities) checkOwned(ctx context.Context, s *session, log *slog.Logger, e *goldap.Entry, ref DirectoryRef, stamp bool) error {
 	dn := a.ouDN(ref.Tenant)
 	state, owners := ownershipOf(e, ref.Tenant, ref.Owner)
@@ -204,6 +210,13 @@ func (a *Activities) checkOwned(ctx context.Context, s *session, log *slog.Logge
 			fmt.Sprintf("%s: entry exists without description %q; not made by Tenantflow, left unchanged", dn, ouDescription(ref.Tenant)), ErrEntryNotOurs, nil)
 	}
 	return notOurs(ref.Tenant, ref.Owner, dn, owners)
+}
+
+// refused says whether err is checkOwned's refusal of the OU, which the
+// compensating calls log and treat as done.
+func refused(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && (appErr.Type() == ErrNotOurs || appErr.Type() == ErrEntryNotOurs)
 }
 
 // EnsureDirectory makes the tenant's OU, its admin account and its admin
@@ -397,8 +410,8 @@ func (a *Activities) RemoveDirectory(ctx context.Context, in DirectoryRef) error
 		log.Info("directory already removed", "dn", ou)
 		return nil
 	}
-	if state, owners := ownershipOf(top, in.Tenant, in.Owner); state != ouOurs && (state != ouLegacy || !in.Adopt) {
-		log.Warn("not removing a directory this provisioning did not create", "dn", ou, "madeBy", owners)
+	if err := a.checkOwned(ctx, s, log, top, in, false); err != nil {
+		log.Warn("not removing a directory this provisioning did not create", "dn", ou, "reason", err.Error())
 		return nil
 	}
 	res, err := s.SearchWithPaging(goldap.NewSearchRequest(ou, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,

@@ -155,10 +155,6 @@ func (a *Activities) EnsureRoute(ctx context.Context, in RouteInput) (Route, err
 	claim := func(current []byte) error { return mayChange(current, in.Tenant, in.Owner, in.Adopt) }
 	for range maxAttempts {
 		done, err := a.ensureOnce(ctx, want, claim, log)
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr == err {
-			return Route{}, err
-		}
 		if err != nil {
 			return Route{}, activityError("ensure route "+id, err)
 		}
@@ -202,7 +198,7 @@ func (a *Activities) RemoveRoute(ctx context.Context, in RouteRef) error {
 			return activityError("remove route "+id, r.unexpected(http.MethodGet, path))
 		}
 		if err := mayChange(r.body, in.Tenant, in.Owner, in.Adopt); err != nil {
-			log.Warn("route is not this provisioning's: left alone", "host", a.host(in.Tenant), "madeBy", ownerOf(r.body))
+			log.Warn("route is not this provisioning's: left alone", "host", a.host(in.Tenant), "reason", err.Error())
 			return nil
 		}
 		d, err := a.admin.do(ctx, http.MethodDelete, path, nil, r.etag)
@@ -255,14 +251,6 @@ func routeOwner(raw []byte) (owner string, stamped bool) {
 		}
 	}
 	return "", false
-}
-
-// ownerOf is the route's owner for the log.
-func ownerOf(raw []byte) string {
-	if o, ok := routeOwner(raw); ok {
-		return o
-	}
-	return "(not stamped)"
 }
 
 // ensureOnce does one round of EnsureRoute. It reports done=false when the
@@ -503,8 +491,13 @@ func dialsOf(raw []byte) []string {
 
 // activityError wraps err with the operation. The non-retryable
 // ApplicationError must be the error returned, not wrapped in another:
-// Temporal reads retryability from the outermost error only.
+// Temporal reads retryability from the outermost error only. One that is
+// an ApplicationError already (an ownership refusal) is returned as it is.
 func activityError(op string, err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr == err {
+		return err // decided already (ownership), with its own message
+	}
 	var rej *rejectedError
 	if errors.As(err, &rej) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", op, err), ErrConfigRejected, err)
