@@ -5,7 +5,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,17 +112,18 @@ const (
 
 // Validate checks the settings that need no engine, naming the bad one.
 func (c Config) Validate() error {
-	if c.ProbeConcurrency < 0 {
-		return fmt.Errorf("%s %d must be positive (0: %d)", EnvProbeConcurrency, c.ProbeConcurrency, DefaultProbeConcurrency)
-	}
-	if c.StartConcurrency < 0 {
-		return fmt.Errorf("%s %d must be positive (0: %d)", EnvStartConcurrency, c.StartConcurrency, DefaultStartConcurrency)
-	}
-	_, err := c.subnetPool()
+	_, err := c.check()
 	return err
 }
 
-func (c Config) subnetPool() (subnetPool, error) {
+// check checks the settings and returns the tenant subnet pool.
+func (c Config) check() (subnetPool, error) {
+	if c.ProbeConcurrency < 0 {
+		return subnetPool{}, fmt.Errorf("%s %d must be positive (0: %d)", EnvProbeConcurrency, c.ProbeConcurrency, DefaultProbeConcurrency)
+	}
+	if c.StartConcurrency < 0 {
+		return subnetPool{}, fmt.Errorf("%s %d must be positive (0: %d)", EnvStartConcurrency, c.StartConcurrency, DefaultStartConcurrency)
+	}
 	pool, bits := c.SubnetPool, c.SubnetBits
 	if pool == "" {
 		pool = DefaultSubnetPool
@@ -155,10 +155,10 @@ type Driver struct {
 // New connects to the engine and checks it answers, so a wrong address is a
 // start-up error naming the setting rather than a failing activity later.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
-	if err := cfg.Validate(); err != nil {
+	subnets, err := cfg.check()
+	if err != nil {
 		return nil, err
 	}
-	subnets, _ := cfg.subnetPool()
 	if cfg.ProbeConcurrency == 0 {
 		cfg.ProbeConcurrency = DefaultProbeConcurrency
 	}
@@ -483,33 +483,29 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 				// probe in time: that is not the service's time.
 				stalled[name] += time.Since(began)
 			}
-			healthy, why := res.healthy, res.why
 			next[name] = time.Now().Add(pace[name])
 			if name == pubSvc.Name && endpoint.URL == "" {
 				if u := d.publishedURL(info, pubPort.Container); u != "" {
 					endpoint.URL = u
 				}
 			}
-			if healthy {
+			if res.healthy {
 				delete(pending, name)
 				continue
 			}
 			if info.State != nil && info.State.Health != nil && info.State.Health.Status == "unhealthy" {
-				msg := fmt.Sprintf("service %s is unhealthy: %s", name, why)
+				msg := fmt.Sprintf("service %s is unhealthy: %s", name, res.why)
 				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
-			budget := runtime.HealthBudget(svc.HealthCheck)
-			if env.HealthTimeout > 0 {
-				budget = env.HealthTimeout.D()
-			}
+			budget := env.ServiceBudget(svc)
 			// Up to one budget of stalls is forgiven: a host swamped
 			// for longer is not the service's fault either, but the
 			// wait must end.
 			if time.Since(start)-min(stalled[name], budget) > budget {
-				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), why)
+				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), res.why)
 				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
-			progress(fmt.Sprintf("waiting for %s: %s", name, why))
+			progress(fmt.Sprintf("waiting for %s: %s", name, res.why))
 		}
 		if len(pending) == 0 {
 			if endpoint.URL == "" {
@@ -537,9 +533,11 @@ func (d *Driver) publishedURL(info container.InspectResponse, port int) string {
 	return ""
 }
 
-// serviceHealthy reads Docker's verdict for command checks and probes HTTP
-// checks itself: through the published port when the check targets the public
-// port, otherwise on the container's address in the tenant network.
+// serviceHealthy probes the service once: a command check by running its
+// command in the container (unless the engine's own steady check already
+// found it healthy), an HTTP check through the published port when it
+// targets the public port, otherwise on the container's address in the
+// tenant network.
 func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectResponse, svc runtime.Service, pub runtime.Port) probeResult {
 	if info.State == nil || !info.State.Running {
 		status := "not running"
@@ -590,10 +588,8 @@ type probeResult struct {
 func (d *Driver) probeCommand(ctx context.Context, id string, h *runtime.HealthCheck) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout.D(), 2*time.Second))
 	defer cancel()
-	var out limitedBuffer
-	out.buf = &bytes.Buffer{}
-	out.max = 200
-	err := d.exec(ctx, id, h.Command, nil, &out)
+	// Only the exit code counts; the end of stderr comes with a failure.
+	err := d.exec(ctx, id, h.Command, nil, io.Discard)
 	if err == nil {
 		return probeResult{healthy: true}
 	}

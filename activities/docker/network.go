@@ -59,27 +59,50 @@ func parseSubnetPool(pool string, bits int) (subnetPool, error) {
 // size is the number of tenant subnets in the pool: the host's capacity.
 func (sp subnetPool) size() int { return 1 << (sp.bits - sp.pool.Bits()) }
 
+// base is the pool's first address, shift what an address offset is
+// shifted by to give its subnet's index.
+func (sp subnetPool) base() uint32 { return binary.BigEndian.Uint32(sp.pool.Addr().AsSlice()) }
+func (sp subnetPool) shift() int   { return 32 - sp.bits }
+
 // at is the i-th subnet of the pool.
 func (sp subnetPool) at(i int) netip.Prefix {
-	base := binary.BigEndian.Uint32(sp.pool.Addr().AsSlice())
 	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], base+uint32(i)<<(32-sp.bits))
+	binary.BigEndian.PutUint32(b[:], sp.base()+uint32(i)<<sp.shift())
 	return netip.PrefixFrom(netip.AddrFrom4(b), sp.bits)
 }
 
-// candidates lists the pool's subnets in the order a tenant tries them:
-// from a start derived from its name, so tenants created together rarely
-// race for the same subnet.
-func (sp subnetPool) candidates(tenant string) []netip.Prefix {
-	h := fnv.New32a()
-	h.Write([]byte(tenant))
-	n := sp.size()
-	start := int(h.Sum32() % uint32(n))
-	out := make([]netip.Prefix, 0, n)
-	for i := range n {
-		out = append(out, sp.at((start+i)%n))
+// taken marks the pool's subnets that any of used overlaps, in one pass
+// over the engine's networks whatever the pool's size.
+func (sp subnetPool) taken(used []netip.Prefix) []bool {
+	out := make([]bool, sp.size())
+	last := sp.base() + uint32(sp.size())<<sp.shift() - 1
+	for _, u := range used {
+		if !u.Overlaps(sp.pool) {
+			continue
+		}
+		first := binary.BigEndian.Uint32(u.Addr().AsSlice())
+		end := first + (uint32(1)<<(32-u.Bits()) - 1)
+		lo, hi := max(first, sp.base()), min(end, last)
+		for i := (lo - sp.base()) >> sp.shift(); i <= (hi-sp.base())>>sp.shift(); i++ {
+			out[i] = true
+		}
 	}
 	return out
+}
+
+// free is the first subnet not taken, from a start derived from the
+// tenant's name, so tenants created together rarely race for the same one.
+func (sp subnetPool) free(tenant string, taken []bool) (netip.Prefix, bool) {
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	n := len(taken)
+	start := int(h.Sum32() % uint32(n))
+	for k := range n {
+		if i := (start + k) % n; !taken[i] {
+			return sp.at(i), true
+		}
+	}
+	return netip.Prefix{}, false
 }
 
 // gateway is the subnet's first host address.
@@ -104,7 +127,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 			}
 			used = append(used, subnetsOf(n)...)
 		}
-		subnet, ok := d.freeSubnet(tenant, used)
+		subnet, ok := d.subnets.free(tenant, d.subnets.taken(used))
 		if !ok {
 			msg := fmt.Sprintf("Docker host %s is full: all %d tenant subnets /%d of %s are in use (widen %s or place the tenant on another host)",
 				d.cli.DaemonHost(), d.subnets.size(), d.subnets.bits, d.subnets.pool, EnvSubnetPool)
@@ -134,24 +157,6 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 	return fmt.Errorf("create network %s: the chosen subnets kept being taken by concurrent creations", name)
 }
 
-// freeSubnet is the first subnet of the tenant's candidates that overlaps
-// none of used.
-func (d *Driver) freeSubnet(tenant string, used []netip.Prefix) (netip.Prefix, bool) {
-	for _, c := range d.subnets.candidates(tenant) {
-		free := true
-		for _, u := range used {
-			if u.Overlaps(c) {
-				free = false
-				break
-			}
-		}
-		if free {
-			return c, true
-		}
-	}
-	return netip.Prefix{}, false
-}
-
 // subnetsOf lists the IPv4 subnets a network holds.
 func subnetsOf(n network.Summary) []netip.Prefix {
 	var out []netip.Prefix
@@ -176,11 +181,13 @@ func (d *Driver) SubnetUsage(ctx context.Context) (used, capacity int, err error
 	if err != nil {
 		return 0, 0, fmt.Errorf("list networks: %w", err)
 	}
+	var prefixes []netip.Prefix
 	for _, n := range nets {
-		for _, p := range subnetsOf(n) {
-			if d.subnets.pool.Overlaps(p) {
-				used++
-			}
+		prefixes = append(prefixes, subnetsOf(n)...)
+	}
+	for _, t := range d.subnets.taken(prefixes) {
+		if t {
+			used++
 		}
 	}
 	return used, d.subnets.size(), nil

@@ -67,15 +67,21 @@ func SpecHash(tenant string, svc Service) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// HealthBudget is how long WaitHealthy may wait for env: HealthTimeout
-// when set, else the longest budget of its services' own checks.
-func (e *Environment) HealthBudget() time.Duration {
+// ServiceBudget is how long WaitHealthy may wait for one of env's
+// services: HealthTimeout when set, else its own check's budget.
+func (e *Environment) ServiceBudget(s Service) time.Duration {
 	if e.HealthTimeout > 0 {
 		return e.HealthTimeout.D()
 	}
+	return HealthBudget(s.HealthCheck)
+}
+
+// HealthBudget is how long WaitHealthy may wait for env: the longest of
+// its services' budgets.
+func (e *Environment) HealthBudget() time.Duration {
 	var b time.Duration
 	for _, s := range e.Services {
-		b = max(b, HealthBudget(s.HealthCheck))
+		b = max(b, e.ServiceBudget(s))
 	}
 	return b
 }

@@ -133,6 +133,9 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 			return nil, err
 		}
 		runtimes = append(runtimes, "docker", driver.Client().DaemonHost())
+		if used, capacity, err := driver.SubnetUsage(ctx); err == nil {
+			log.Info("docker tenant capacity", "subnetsUsed", used, "subnets", capacity)
+		}
 	}
 	if wcfg.OpenShift.Enabled() {
 		driver, err := openshift.New(ctx, wcfg.OpenShift, nil, log.With("component", "openshift"))
