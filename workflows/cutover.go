@@ -293,8 +293,8 @@ func (t *tenant) switchTo(ctx workflow.Context, ep runtime.Endpoint, undo *saga)
 		}
 		var p *proxy.Activities
 		var route proxy.Route
-		if err := call(ctx, undo, "restore route", p.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{oldUp}, Owner: t.state.ProvisionID, Adopt: true},
-			p.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: t.state.ProvisionID, Adopt: true}, &route); err != nil {
+		if err := call(ctx, undo, "restore route", p.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{oldUp}, Owner: t.state.ProvisionID, Adopt: t.adopt()},
+			p.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: t.state.ProvisionID, Adopt: t.adopt()}, &route); err != nil {
 			return err
 		}
 		t.setResourceDetail("route", route.URL+" -> "+up)
@@ -304,8 +304,8 @@ func (t *tenant) switchTo(ctx workflow.Context, ep runtime.Endpoint, undo *saga)
 	if r, ok := t.resource("supervision"); ok && r.Detail == oldEndpoint {
 		// Probes target the instance itself, not the public URL: follow it.
 		var s *supervision.Activities
-		if err := call(ctx, undo, "restore probe", s.StartSupervision, supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: oldEndpoint, Owner: t.state.ProvisionID, Adopt: true},
-			s.StartSupervision, supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: ep.URL, Owner: t.state.ProvisionID, Adopt: true}, nil); err != nil {
+		if err := call(ctx, undo, "restore probe", s.StartSupervision, supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: oldEndpoint, Owner: t.state.ProvisionID, Adopt: t.adopt()},
+			s.StartSupervision, supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: ep.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}, nil); err != nil {
 			return err
 		}
 		t.setResourceDetail("supervision", ep.URL)
@@ -321,7 +321,7 @@ func (t *tenant) recordInCMDB(ctx workflow.Context, env runtime.Environment, can
 		return
 	}
 	var c *cmdb.Activities
-	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: t.state.URL, Owner: t.state.ProvisionID, Adopt: true}
+	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: t.state.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	for _, s := range env.Services {
 		img := s.Image
 		if s.Name == cand.Name {

@@ -366,10 +366,10 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 				return err
 			}
 			return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), p.EnsureRoute,
-				proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: true}).Get(ctx, nil)
+				proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: t.adopt()}).Get(ctx, nil)
 		})
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), p.RemoveRoute,
-			proxy.RouteRef{Tenant: t.spec.Name, Owner: owner, Adopt: true}).Get(ctx, nil); err != nil {
+			proxy.RouteRef{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt()}).Get(ctx, nil); err != nil {
 			return 0, err
 		}
 	}
@@ -473,7 +473,7 @@ func (t *tenant) followEndpoint(ctx workflow.Context, ep runtime.Endpoint) error
 	if r, ok := t.resource("supervision"); ok && r.Detail == old && old != ep.URL {
 		var s *supervision.Activities
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), s.StartSupervision,
-			supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: ep.URL, Owner: t.state.ProvisionID, Adopt: true}).Get(ctx, nil); err != nil {
+			supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: ep.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}).Get(ctx, nil); err != nil {
 			return err
 		}
 		t.setResourceDetail("supervision", ep.URL)
@@ -509,24 +509,24 @@ func (t *tenant) tearDown(ctx workflow.Context) error {
 		case "supervision":
 			var s *supervision.Activities
 			run("stop supervision", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(tctx, s.StopSupervision, supervision.WatchRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: true}).Get(ctx, nil)
+				return workflow.ExecuteActivity(tctx, s.StopSupervision, supervision.WatchRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: t.adopt()}).Get(ctx, nil)
 			})
 		case "dns":
 			var a *dns.Activities
 			run("remove DNS record", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(tctx, a.RemoveDNSRecord, dns.RecordInput{Tenant: t.spec.Name, Name: r.ID, Owner: t.state.ProvisionID, Adopt: true}).Get(ctx, nil)
+				return workflow.ExecuteActivity(tctx, a.RemoveDNSRecord, dns.RecordInput{Tenant: t.spec.Name, Name: r.ID, Owner: t.state.ProvisionID, Adopt: t.adopt()}).Get(ctx, nil)
 			})
 		case "ldap":
 			var a *ldap.Activities
 			kept = append(kept, r)
 			run("disable LDAP accounts", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(tctx, a.DisableAccounts, ldap.DirectoryRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: true}).Get(ctx, nil)
+				return workflow.ExecuteActivity(tctx, a.DisableAccounts, ldap.DirectoryRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: t.adopt()}).Get(ctx, nil)
 			})
 		case "cmdb":
 			var a *cmdb.Activities
 			kept = append(kept, r)
 			run("mark obsolete in CMDB", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(tctx, a.MarkObsoleteInCMDB, cmdb.CMDBRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: true}).Get(ctx, nil)
+				return workflow.ExecuteActivity(tctx, a.MarkObsoleteInCMDB, cmdb.CMDBRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: t.adopt()}).Get(ctx, nil)
 			})
 		}
 	}
@@ -581,7 +581,7 @@ func (t *tenant) purge(ctx workflow.Context) {
 	if _, ok := t.resource("ldap"); ok {
 		var l *ldap.Activities
 		run("remove LDAP accounts", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(tctx, l.RemoveDirectory, ldap.DirectoryRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: true}).Get(ctx, nil)
+			return workflow.ExecuteActivity(tctx, l.RemoveDirectory, ldap.DirectoryRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: t.adopt()}).Get(ctx, nil)
 		})
 	}
 	if d.Backup != nil {
@@ -737,7 +737,7 @@ func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env ru
 		if r.Kind == "ldap" {
 			f.run("enable LDAP accounts", func(ctx workflow.Context) error {
 				var l *ldap.Activities
-				ref := ldap.DirectoryRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: true}
+				ref := ldap.DirectoryRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 				if err := call(ctx, undo, "disable LDAP accounts", l.DisableAccounts, ref, l.EnableAccounts, ref, nil); err != nil {
 					return err
 				}
@@ -749,12 +749,12 @@ func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env ru
 	if plan.CMDB {
 		f.run("CMDB entry", func(ctx workflow.Context) error {
 			var c *cmdb.Activities
-			in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: t.state.URL, Owner: t.state.ProvisionID, Adopt: true}
+			in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: t.state.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 			for _, s := range env.Services {
 				in.Services = append(in.Services, cmdb.CMDBService{Name: s.Name, Image: s.Image})
 			}
 			var rec cmdb.CMDBRecord
-			if err := call(ctx, undo, "mark obsolete in CMDB", c.MarkObsoleteInCMDB, cmdb.CMDBRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: true}, c.RegisterInCMDB, in, &rec); err != nil {
+			if err := call(ctx, undo, "mark obsolete in CMDB", c.MarkObsoleteInCMDB, cmdb.CMDBRef{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Adopt: t.adopt()}, c.RegisterInCMDB, in, &rec); err != nil {
 				return err
 			}
 			t.addResource("cmdb", "ApplicationSolution::"+rec.ApplicationSolutionID, "Organization::"+rec.OrganizationID)
