@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,28 +64,11 @@ func (s *server) requestDecommission(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "only ops may force a decommission without confirmation", "field": "force"})
 		return
 	}
-	if !s.requireActive(c, name) {
-		return
-	}
+	// The workflow's validator refuses a tenant that is not active (409):
+	// only it can, without a race, and an Idempotency-Key retry of an
+	// accepted request then gets its first answer.
 	s.decommissionUpdate(c, name, workflows.UpdateRequestDecommission,
 		workflows.DecommissionRequest{By: c.GetString(ctxCaller), Reason: req.Reason, Force: req.Force})
-}
-
-// requireActive answers 409 unless the tenant is active, as the API
-// promises for DELETE, without sending an Update. The workflow's validator
-// refuses every other state too, with the same message, and is what holds
-// without a race (a cut-over may begin between this query and the
-// Update). On false the request is answered.
-func (s *server) requireActive(c *gin.Context, name string) bool {
-	state, ok := s.queryTenant(c, name)
-	if !ok {
-		return false
-	}
-	if state.State != workflows.StateActive {
-		respondError(c, http.StatusConflict, fmt.Sprintf("tenant %s is %s: only an active tenant can be decommissioned", name, state.State))
-		return false
-	}
-	return true
 }
 
 // confirmDecommission confirms the pending request: the decommission runs.
