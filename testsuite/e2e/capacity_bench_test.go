@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,10 +43,7 @@ func cpuCores(tb testing.TB, d time.Duration) float64 {
 	b0, t0 := hostCPU(tb)
 	time.Sleep(d)
 	b1, t1 := hostCPU(tb)
-	cores := 0
-	data, _ := os.ReadFile("/proc/cpuinfo")
-	cores = strings.Count(string(data), "processor\t:")
-	return float64(b1-b0) / float64(t1-t0) * float64(max(cores, 1))
+	return float64(b1-b0) / float64(t1-t0) * float64(goruntime.NumCPU())
 }
 
 // BenchmarkHostCapacity requests many tenants at once on one Docker engine
@@ -72,7 +70,12 @@ func BenchmarkHostCapacity(b *testing.B) {
 		for j := range names {
 			names[j] = fmt.Sprintf("%s%03d", prefix, j)
 		}
-		b.Cleanup(func() { destroyAll(p, names) })
+		destroyed := false
+		b.Cleanup(func() {
+			if !destroyed { // the run stopped half-way
+				destroyAll(p, names)
+			}
+		})
 
 		start := time.Now()
 		var g errgroup.Group
@@ -128,6 +131,7 @@ func BenchmarkHostCapacity(b *testing.B) {
 		b.Logf("%d tenants requested in %s, all active after %s (%.1f/min); host busy %.3f cores idle before, %.3f with them: %.2f millicores per idle tenant",
 			n, requested.Round(time.Millisecond), last.Round(time.Second), float64(n)/last.Minutes(), baseline, idle, perTenant*1000)
 		destroyAll(p, names)
+		destroyed = true
 		b.StartTimer()
 	}
 }

@@ -136,83 +136,112 @@ func (c *chaosPlatform) settled(names []string) bool {
 	return true
 }
 
-// tally counts what every system holds of the chaos tenants: a tenant's
-// objects beyond its one of each are duplicates, objects of no tenant
-// are orphans.
-type tally struct {
-	dup, orphan []string
+// census counts what every system holds of the chaos tenants (those whose
+// name has prefix), per tenant and kind. An object of no such tenant, or
+// stamped with another run than the tenant's, is an orphan: a leftover of
+// an attempt that should have been reused or undone.
+type census struct {
+	prefix string
+	owners map[string]string // tenant → its provisioning run
+	per    map[string]map[string]int
+	orphan []string
 }
 
-func (y *tally) expect(t *testing.T, what string, got int) {
-	t.Helper()
-	switch {
-	case got > 1:
-		y.dup = append(y.dup, fmt.Sprintf("%s: %d", what, got))
-	case got < 1:
-		t.Errorf("%s: missing", what)
+// add counts one object; owner is its run stamp where the test reads it
+// here ("" where requireStampedBy checks it).
+func (cs *census) add(kind, what, tenant, owner string) {
+	if !strings.HasPrefix(tenant, cs.prefix) {
+		return
 	}
+	if run, ok := cs.owners[tenant]; !ok || (owner != "" && owner != run) {
+		cs.orphan = append(cs.orphan, fmt.Sprintf("%s %s (tenant %s, run %q)", kind, what, tenant, owner))
+		return
+	}
+	cs.set(tenant, kind, cs.per[tenant][kind]+1)
 }
 
-// requireExactlyOneOfEach checks that each tenant has exactly its own
-// objects everywhere, each owned by its provisioning run, and that nothing
-// named after one of prefix's tenants exists beyond them.
-func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, names []string) tally {
+// set records how many objects of kind the tenant has.
+func (cs *census) set(tenant, kind string, n int) {
+	if cs.per[tenant] == nil {
+		cs.per[tenant] = map[string]int{}
+	}
+	cs.per[tenant][kind] = n
+}
+
+// duplicates lists each tenant kind held more than once, and fails the test
+// for one missing.
+func (cs *census) duplicates(t *testing.T, kinds ...string) []string {
 	t.Helper()
-	var y tally
-	ctx := context.Background()
-	owners := map[string]string{}
+	var dup []string
+	for tenant := range cs.owners {
+		for _, kind := range kinds {
+			switch n := cs.per[tenant][kind]; {
+			case n > 1:
+				dup = append(dup, fmt.Sprintf("%s %s: %d", tenant, kind, n))
+			case n < 1:
+				t.Errorf("%s %s: missing", tenant, kind)
+			}
+		}
+	}
+	return dup
+}
+
+// requireExactlyOneOfEach checks that each tenant is active and has exactly
+// its own objects everywhere, each stamped with its provisioning run; it
+// returns the duplicates and orphans it found.
+func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, names []string) (dup, orphan []string) {
+	t.Helper()
+	cs := &census{prefix: prefix, owners: map[string]string{}, per: map[string]map[string]int{}}
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, workflows.StateActive, st["state"], "%s: %v", n, st)
-		owners[n] = st["provisionId"].(string)
+		cs.owners[n] = st["provisionId"].(string)
 	}
-	ours := func(tenant string) bool { return strings.HasPrefix(tenant, prefix) }
-	known := func(kind, tenant string) bool {
-		if _, ok := owners[tenant]; !ok {
-			y.orphan = append(y.orphan, kind+" of "+tenant)
-			return false
-		}
-		return true
+	c.countEngine(t, cs)
+	c.srv.countOutside(t, cs)
+	for _, n := range names {
+		// DNS: one address record and one owner marker.
+		host := n + "." + testDomain
+		cs.set(n, "dns A", len(c.srv.bind.DigShort(t, host, "A")))
+		cs.set(n, "dns owner TXT", len(c.srv.bind.DigShort(t, "_tenantflow."+host, "TXT")))
+		c.srv.requireStampedBy(t, n, cs.owners[n])
 	}
+	dup = cs.duplicates(t, "container app", "container db", "volume data", "volume dbdata", "network",
+		"route", "ldap ou", "cmdb application", "target file", "dns A", "dns owner TXT")
+	return dup, cs.orphan
+}
 
-	// The engine: two running containers, two volumes and one network per
-	// tenant, all of its own run.
-	per := map[string]map[string]int{}
-	count := func(tenant, kind string) {
-		if per[tenant] == nil {
-			per[tenant] = map[string]int{}
-		}
-		per[tenant][kind]++
-	}
+// countEngine counts the tenants' containers (each must run), volumes and
+// networks, by their labels.
+func (c *chaosPlatform) countEngine(t *testing.T, cs *census) {
+	ctx := context.Background()
+	managed := filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))
 	cl := c.driver.Client()
-	cs, err := cl.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	ctrs, err := cl.ContainerList(ctx, container.ListOptions{All: true, Filters: managed})
 	require.NoError(t, err)
-	for _, ct := range cs {
-		tn := ct.Labels[docker.LabelTenant]
-		if ours(tn) && known("container "+ct.Names[0], tn) {
+	for _, ct := range ctrs {
+		if strings.HasPrefix(ct.Labels[docker.LabelTenant], cs.prefix) {
 			require.Equal(t, "running", ct.State, ct.Names[0])
-			require.Equal(t, owners[tn], ct.Labels[docker.LabelOwner], ct.Names[0])
-			count(tn, "container "+ct.Labels[docker.LabelService])
 		}
+		cs.add("container "+ct.Labels[docker.LabelService], ct.Names[0], ct.Labels[docker.LabelTenant], ct.Labels[docker.LabelOwner])
 	}
-	vs, err := cl.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	vols, err := cl.VolumeList(ctx, volume.ListOptions{Filters: managed})
 	require.NoError(t, err)
-	for _, v := range vs.Volumes {
-		if tn := v.Labels[docker.LabelTenant]; ours(tn) && known("volume "+v.Name, tn) {
-			count(tn, "volume "+v.Labels[docker.LabelVolume])
-		}
+	for _, v := range vols.Volumes {
+		cs.add("volume "+v.Labels[docker.LabelVolume], v.Name, v.Labels[docker.LabelTenant], v.Labels[docker.LabelOwner])
 	}
-	ns, err := cl.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelManaged+"=true"))})
+	nets, err := cl.NetworkList(ctx, network.ListOptions{Filters: managed})
 	require.NoError(t, err)
-	for _, nw := range ns {
-		if tn := nw.Labels[docker.LabelTenant]; ours(tn) && known("network "+nw.Name, tn) {
-			count(tn, "network")
-		}
+	for _, nw := range nets {
+		cs.add("network", nw.Name, nw.Labels[docker.LabelTenant], nw.Labels[docker.LabelOwner])
 	}
+}
 
-	// Caddy: one route per tenant host.
-	code, raw := c.srv.caddy.Admin(t, http.MethodGet, "/config/apps/http/servers/"+c.srv.caddy.Server+"/routes", nil)
+// countOutside counts the tenants' Caddy routes, LDAP OUs, iTop
+// applications and Prometheus target files.
+func (s *servers) countOutside(t *testing.T, cs *census) {
+	code, raw := s.caddy.Admin(t, http.MethodGet, "/config/apps/http/servers/"+s.caddy.Server+"/routes", nil)
 	require.Equal(t, http.StatusOK, code, string(raw))
 	var routes []struct {
 		Match []struct {
@@ -223,50 +252,24 @@ func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, nam
 	for _, r := range routes {
 		for _, m := range r.Match {
 			for _, h := range m.Host {
-				if tn := strings.TrimSuffix(h, "."+testDomain); ours(tn) && known("route "+h, tn) {
-					count(tn, "route")
-				}
+				cs.add("route", h, strings.TrimSuffix(h, "."+testDomain), "")
 			}
 		}
 	}
-
-	// LDAP: one OU per tenant under the base.
-	res, err := c.srv.slapd.Conn(t).Search(ldap.NewSearchRequest(c.srv.base, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+	res, err := s.slapd.Conn(t).Search(ldap.NewSearchRequest(s.base, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=organizationalUnit)", []string{"ou"}, nil))
 	require.NoError(t, err)
 	for _, e := range res.Entries {
-		if tn := e.GetAttributeValue("ou"); ours(tn) && known("ldap "+e.DN, tn) {
-			count(tn, "ldap ou")
-		}
+		cs.add("ldap ou", e.DN, e.GetAttributeValue("ou"), "")
 	}
-
-	// iTop: one application per tenant.
-	for _, o := range c.srv.itop.Objects("ApplicationSolution") {
-		if tn := strings.TrimPrefix(o.Fields["name"], cmdb.ApplicationName("")); ours(tn) && known("cmdb "+o.Fields["name"], tn) {
-			count(tn, "cmdb application")
-		}
+	for _, o := range s.itop.Objects("ApplicationSolution") {
+		cs.add("cmdb application", o.Fields["name"], strings.TrimPrefix(o.Fields["name"], cmdb.ApplicationName("")), "")
 	}
-
-	// Prometheus: one target file per tenant.
-	files, err := filepath.Glob(filepath.Join(c.srv.prom.SDDir, "tenantflow-*.json"))
+	files, err := filepath.Glob(filepath.Join(s.prom.SDDir, "tenantflow-*.json"))
 	require.NoError(t, err)
 	for _, f := range files {
-		if tn := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "tenantflow-"), ".json"); ours(tn) && known("target file "+f, tn) {
-			count(tn, "target file")
-		}
+		cs.add("target file", f, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "tenantflow-"), ".json"), "")
 	}
-
-	for _, n := range names {
-		for _, kind := range []string{"container app", "container db", "volume data", "volume dbdata", "network", "route", "ldap ou", "cmdb application", "target file"} {
-			y.expect(t, n+" "+kind, per[n][kind])
-		}
-		// DNS: one address record and one owner marker.
-		host := n + "." + testDomain
-		y.expect(t, n+" dns A", len(c.srv.bind.DigShort(t, host, "A")))
-		y.expect(t, n+" dns owner TXT", len(c.srv.bind.DigShort(t, "_tenantflow."+host, "TXT")))
-		c.srv.requireStampedBy(t, n, owners[n])
-	}
-	return y
 }
 
 // TestChaosWorkerKilledDuringProvisioning: tenants are requested at once,
@@ -312,11 +315,11 @@ func TestChaosWorkerKilledDuringProvisioning(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return c.settled(names) }, 5*time.Minute, 250*time.Millisecond)
 
-	y := c.requireExactlyOneOfEach(t, prefix, names)
+	dup, orphan := c.requireExactlyOneOfEach(t, prefix, names)
 	t.Logf("chaos: %d worker kills, %d tenants (%d still provisioning after the last kill), %d duplicates, %d orphans",
-		c.kills, len(names), unsettled, len(y.dup), len(y.orphan))
-	require.Empty(t, y.dup, "duplicated objects")
-	require.Empty(t, y.orphan, "orphaned objects")
+		c.kills, len(names), unsettled, len(dup), len(orphan))
+	require.Empty(t, dup, "duplicated objects")
+	require.Empty(t, orphan, "orphaned objects")
 	for _, n := range names {
 		code, page, err := c.srv.caddy.ProxyGet(n + "." + testDomain)
 		require.NoError(t, err)
@@ -457,9 +460,9 @@ func TestChaosOutsideSystemsDownDuringProvisioning(t *testing.T) {
 		}
 	}
 	require.Eventually(t, func() bool { return c.settled(names) }, 5*time.Minute, 250*time.Millisecond)
-	y := c.requireExactlyOneOfEach(t, prefix, names)
+	dup, orphan := c.requireExactlyOneOfEach(t, prefix, names)
 	t.Logf("chaos: %d outages of caddy, slapd and bind, %d tenants (%d still provisioning when all were back), %d duplicates, %d orphans",
-		outages, len(names), unsettled, len(y.dup), len(y.orphan))
-	require.Empty(t, y.dup, "duplicated objects")
-	require.Empty(t, y.orphan, "orphaned objects")
+		outages, len(names), unsettled, len(dup), len(orphan))
+	require.Empty(t, dup, "duplicated objects")
+	require.Empty(t, orphan, "orphaned objects")
 }
