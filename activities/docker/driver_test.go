@@ -34,6 +34,18 @@ func defaultEnv(t *testing.T, tenant string) runtime.Environment {
 	return env
 }
 
+// demoTenant connects to the engine, makes sure the demo image is there and
+// names a tenant of its own (prefix and a number) whose objects are
+// removed when the test ends.
+func demoTenant(t *testing.T, prefix string) (*docker.Driver, string) {
+	t.Helper()
+	d := testsuite.Docker(t)
+	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	tenant := fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e6)
+	t.Cleanup(func() { destroy(t, d, tenant) })
+	return d, tenant
+}
+
 // residue lists what the engine still holds of a tenant.
 func residue(t *testing.T, d *docker.Driver, tenant string) []string {
 	t.Helper()
@@ -82,10 +94,7 @@ func provision(t *testing.T, d *docker.Driver, env runtime.Environment) (runtime
 }
 
 func TestProvisionIsIdempotentAndLeavesNoResidue(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("drv%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "drv")
 	env := defaultEnv(t, tenant)
 
 	ep, ids := provision(t, d, env)
@@ -127,10 +136,7 @@ func TestMissingImageIsPermanent(t *testing.T) {
 }
 
 func TestUnhealthyServiceIsPermanent(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("sick%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "sick")
 	env := defaultEnv(t, tenant)
 	// The db's check probes a port nothing listens on: Docker gives up.
 	env.Services[0].HealthCheck = &runtime.HealthCheck{
@@ -153,10 +159,7 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 // name requested again) is refused everywhere, and its compensation, which
 // removes only its own objects, leaves the live tenant untouched.
 func TestAnotherProvisioningNeitherTakesOverNorRemoves(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("own%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "own")
 	env := defaultEnv(t, tenant)
 	_, ids := provision(t, d, env) // owner run-1
 	ctx := context.Background()
@@ -195,10 +198,7 @@ func TestNamesDoNotCollide(t *testing.T) {
 // tenants), while the worker probes a starting service itself at the start
 // pace: provisioning does not wait for the engine's first check.
 func TestStartingServiceIsProbedByTheWorkerNotTheEnginesSteadyCheck(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("pace%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "pace")
 	env := defaultEnv(t, tenant)
 	db := env.Services[0]
 	require.Equal(t, "db", db.Name)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -19,14 +18,10 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/testsuite"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
 )
 
 func TestStopAndStartServicesKeepThem(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("stp%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "stp")
 	env := defaultEnv(t, tenant)
 	_, ids := provision(t, d, env)
 	ctx := context.Background()
@@ -58,10 +53,7 @@ func TestVolumeDirsAndScratchVolumes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testsuite.Unavailable(t, "reading Docker volume mountpoints needs root")
 	}
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("vol%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "vol")
 	ctx := context.Background()
 	require.NoError(t, d.CreateVolumes(ctx, tenant, "run-1", []string{"data"}))
 
@@ -98,10 +90,7 @@ func requireType(t *testing.T, err error, typ string) {
 }
 
 func TestDumpToolsRunInServicesAndScratchInstances(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	tenant := fmt.Sprintf("dmp%d", time.Now().UnixNano()%1e6)
-	t.Cleanup(func() { destroy(t, d, tenant) })
+	d, tenant := demoTenant(t, "dmp")
 	env := defaultEnv(t, tenant)
 	ep, _ := provision(t, d, env)
 	ctx := context.Background()
