@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/network"
@@ -110,17 +112,27 @@ func gateway(p netip.Prefix) netip.Addr { return p.Addr().Next() }
 
 // CreateNetwork makes the tenant's bridge network unless it exists, on a
 // subnet of the tenant pool that no network of the engine overlaps. Two
-// tenants created together may pick the same subnet: the engine refuses
-// the second, which then tries the next free one. A pool with no free
-// subnet is a non-retryable ErrHostFull.
+// tenants created together may pick the same subnet, and the engine also
+// holds the subnet of a network still being created or removed, which its
+// list does not show yet: the engine refuses it, and the next attempt
+// takes another free subnet, never one refused before. A pool with no
+// free subnet is a non-retryable ErrHostFull.
 func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error {
 	name := NetworkName(tenant)
-	for attempt := 0; attempt < 5; attempt++ {
+	var refused []netip.Prefix
+	for attempt := 0; attempt < createNetworkAttempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+			}
+		}
 		nets, err := d.cli.NetworkList(ctx, network.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list networks: %w", err)
 		}
-		used := make([]netip.Prefix, 0, len(nets))
+		used := slices.Clone(refused)
 		for _, n := range nets {
 			if n.Name == name {
 				return checkOwner("network", name, tenant, owner, n.Labels)
@@ -128,6 +140,10 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 			used = append(used, subnetsOf(n)...)
 		}
 		subnet, ok := d.subnets.free(tenant, d.subnets.taken(used))
+		if !ok && len(refused) > 0 {
+			return fmt.Errorf("create network %s: the engine refused every free subnet of %s (%d refused, held by networks being created or removed); retry",
+				name, d.subnets.pool, len(refused))
+		}
 		if !ok {
 			msg := fmt.Sprintf("Docker host %s is full: all %d tenant subnets /%d of %s are in use (widen %s or place the tenant on another host)",
 				d.cli.DaemonHost(), d.subnets.size(), d.subnets.bits, d.subnets.pool, EnvSubnetPool)
@@ -146,16 +162,21 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 		case err == nil:
 			d.log.InfoContext(ctx, "network ready", "tenant", tenant, "network", name, "subnet", subnet.String())
 			return nil
-		case cerrdefs.IsConflict(err) || overlaps(err):
-			// Another tenant took the subnet (or a retry of ours made
-			// the network) meanwhile: look again.
-			continue
+		case overlaps(err):
+			// Another network holds the subnet, listed or not yet.
+			refused = append(refused, subnet)
+		case cerrdefs.IsConflict(err):
+			// A retry of ours made the network meanwhile: look again.
 		default:
 			return fmt.Errorf("create network %s on %s: %w", name, subnet, err)
 		}
 	}
-	return fmt.Errorf("create network %s: the chosen subnets kept being taken by concurrent creations", name)
+	return fmt.Errorf("create network %s: %d subnets were refused while other networks were being created; retry", name, len(refused))
 }
+
+// createNetworkAttempts bounds one CreateNetwork's tries; each takes a
+// subnet not refused before.
+const createNetworkAttempts = 16
 
 // subnetsOf lists the IPv4 subnets a network holds.
 func subnetsOf(n network.Summary) []netip.Prefix {

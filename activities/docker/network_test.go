@@ -1,13 +1,24 @@
 package docker_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
@@ -102,4 +113,103 @@ func TestSubnetPoolSettingsAreChecked(t *testing.T) {
 		require.ErrorContains(t, err, docker.EnvSubnetPool)
 	}
 	require.NoError(t, docker.Config{}.Validate())
+}
+
+// The engine holds the subnet of a network it is still creating (or
+// removing) before its list shows the network. A tenant that picked that
+// subnet must take another on the next attempt: picking the same one
+// again, five times in a row, failed a tenant while other tenants' networks
+// were being set up on a busy engine.
+func TestSubnetHeldButNotYetListedIsNotRetried(t *testing.T) {
+	base := testsuite.Docker(t)
+	proxy := hidingProxy(t, base.Client().DaemonHost(), "tenantflow.test/hidden")
+	d := testsuite.DockerWith(t, docker.Config{Host: proxy, SubnetPool: "10.252.9.0/27", SubnetBits: 29})
+	ctx := context.Background()
+	tenant := "tfheld-" + testsuite.UniqueSuffix()
+	t.Cleanup(func() { _ = base.RemoveNetwork(context.Background(), tenant, "") })
+
+	held := d.FirstSubnetChoice(tenant)
+	blocker := "tf-test-held-" + testsuite.UniqueSuffix()
+	_, err := base.Client().NetworkCreate(ctx, blocker, network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{"tenantflow.test/hidden": "1"},
+		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: held.String()}}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = base.Client().NetworkRemove(context.Background(), blocker) })
+
+	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
+	nw, err := base.Client().NetworkInspect(ctx, docker.NetworkName(tenant), network.InspectOptions{})
+	require.NoError(t, err)
+	got := netip.MustParsePrefix(nw.IPAM.Config[0].Subnet)
+	require.False(t, got.Overlaps(held), "took the held subnet %s", held)
+
+	// With every other subnet held too, the host is not full: those
+	// networks may be going away. The error is a retryable one.
+	for _, s := range []string{"10.252.9.0/29", "10.252.9.8/29", "10.252.9.16/29", "10.252.9.24/29"} {
+		p := netip.MustParsePrefix(s)
+		if p.Overlaps(held) || p.Overlaps(got) {
+			continue
+		}
+		name := "tf-test-held-" + testsuite.UniqueSuffix()
+		_, err := base.Client().NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: map[string]string{"tenantflow.test/hidden": "1"},
+			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: s}}},
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = base.Client().NetworkRemove(context.Background(), name) })
+	}
+	other := "tfheld2-" + testsuite.UniqueSuffix()
+	t.Cleanup(func() { _ = base.RemoveNetwork(context.Background(), other, "") })
+	err = d.CreateNetwork(ctx, other, "run-2")
+	require.ErrorContains(t, err, "refused every free subnet")
+	var appErr *temporal.ApplicationError
+	require.False(t, errors.As(err, &appErr), "a held subnet is no full host: %v", err)
+}
+
+// hidingProxy serves the engine at daemonHost on a loopback TCP address,
+// leaving out of network lists every network carrying label: to the
+// driver behind it those networks are not there yet.
+func hidingProxy(t *testing.T, daemonHost, label string) string {
+	t.Helper()
+	sock := strings.TrimPrefix(daemonHost, "unix://")
+	if sock == daemonHost {
+		t.Skipf("the hiding proxy needs a unix socket engine, not %s", daemonHost)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.Out.URL.Scheme, r.Out.URL.Host = "http", "docker"
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.Request.Method != http.MethodGet || !strings.HasSuffix(resp.Request.URL.Path, "/networks") {
+				return nil
+			}
+			var nets []map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&nets); err != nil {
+				return err
+			}
+			resp.Body.Close()
+			shown := nets[:0]
+			for _, n := range nets {
+				if labels, _ := n["Labels"].(map[string]any); labels[label] == nil {
+					shown = append(shown, n)
+				}
+			}
+			body, err := json.Marshal(shown)
+			if err != nil {
+				return err
+			}
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			resp.ContentLength = int64(len(body))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+			return nil
+		},
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return "tcp://" + srv.Listener.Addr().String()
 }
