@@ -2,7 +2,7 @@ package api
 
 import (
 	"context"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"io"
 	"log/slog"
 	"net/http"
@@ -191,7 +191,7 @@ type testEnv struct {
 	router    *gin.Engine
 	temporal  *fakeTemporal
 	templates runtime.Templates
-	logs      *testsuite.SyncBuffer
+	logs      *harness.SyncBuffer
 	registry  *prometheus.Registry
 }
 
@@ -208,7 +208,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		o(&cfg)
 	}
 	f := &fakeTemporal{runID: "run-1"}
-	logs := &testsuite.SyncBuffer{}
+	logs := &harness.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	r, err := NewRouter(cfg, f, templates, log, reg)

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 const tenant = "acme"
@@ -125,7 +125,7 @@ func TestBackupIsIdempotent(t *testing.T) {
 	require.Empty(t, withSuffix(names, ".partial"))
 
 	_, err = a.BackupVolumes(ctx, backupInput("b1", "data"))
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 }
 
 // aged sets a file's mtime an hour back, so a rewrite would show.
@@ -258,7 +258,7 @@ func TestVerifyDetectsACorruptArchive(t *testing.T) {
 		return &flipReader{r: f, at: off + size/2}, nil
 	}
 	_, err = a.VerifyBackup(ctx, refOf(b))
-	appErr := testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	appErr := harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Contains(t, appErr.Error(), "a/b/big.bin")
 	require.Contains(t, appErr.Error(), "volume data")
 	host.requireNoScratch(t)
@@ -282,14 +282,14 @@ func TestVerifyDetectsAChangedManifest(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(data), `"mode": 384`, `"mode": 420`, 1)), 0o600))
 	_, err = a.VerifyBackup(ctx, refOf(b))
-	appErr := testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	appErr := harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Contains(t, appErr.Error(), "manifest.json changed")
 	_, err = a.RestoreVolumes(ctx, refOf(b))
-	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 
 	require.NoError(t, os.Remove(path))
 	_, err = a.VerifyBackup(ctx, refOf(b))
-	testsuite.RequireNonRetryable(t, err, ErrBackupNotFound)
+	harness.RequireNonRetryable(t, err, ErrBackupNotFound)
 }
 
 // A file of the archive that is not what the manifest says is caught even
@@ -310,7 +310,7 @@ func TestVerifyComparesMetadata(t *testing.T) {
 	}
 	ref := writeManifest(t, b.Location, m)
 	_, err = a.VerifyBackup(ctx, ref)
-	appErr := testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	appErr := harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Contains(t, appErr.Error(), "secret: mode 0600 restored, 0640 backed up")
 }
 
@@ -371,7 +371,7 @@ func TestUnsupportedFileType(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "run"), 0o755))
 	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "run/pipe"), 0o600))
 	_, err := a.BackupVolumes(ctx, backupInput("u1", "data"))
-	appErr := testsuite.RequireNonRetryable(t, err, ErrUnsupportedFileType)
+	appErr := harness.RequireNonRetryable(t, err, ErrUnsupportedFileType)
 	require.Contains(t, appErr.Error(), "run/pipe")
 	require.NoFileExists(t, filepath.Join(a.Config.Dir, tenant, "u1", manifestName))
 }
@@ -390,10 +390,10 @@ func TestInvalidInput(t *testing.T) {
 		{Tenant: tenant, ID: "x", Volumes: []string{"../data"}},
 	} {
 		_, err := a.BackupVolumes(ctx, in)
-		testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+		harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	}
 	_, err := a.VerifyBackup(ctx, BackupRef{Tenant: tenant, ID: "x"})
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	require.Error(t, a.RemoveBackup(ctx, BackupRef{Tenant: tenant, ID: ".."}))
 	require.Empty(t, listDir(t, a.Config.Dir))
 }
@@ -431,7 +431,7 @@ func TestNonUTF8NameIsUnsupported(t *testing.T) {
 	dir := host.volume(t, tenant, "data")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "caf\xe9"), []byte("latin-1"), 0o644))
 	_, err := a.BackupVolumes(context.Background(), backupInput("n1", "data"))
-	testsuite.RequireNonRetryable(t, err, ErrUnsupportedFileType)
+	harness.RequireNonRetryable(t, err, ErrUnsupportedFileType)
 }
 
 // A file that changes size while it is read fails the attempt, retryably:

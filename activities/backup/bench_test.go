@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // BenchmarkBackupVerify compares backup+verify of a 200 MB volume (40
@@ -25,7 +25,7 @@ func BenchmarkBackupVerify(b *testing.B) {
 	ctx := context.Background()
 	host := &dirHost{vols: b.TempDir(), scratch: b.TempDir()}
 	src := filepath.Join(host.vols, tenant, "data")
-	data := testsuite.WriteBenchVolume(b, src)
+	data := harness.WriteBenchVolume(b, src)
 	a, err := New(Config{Dir: b.TempDir(), Retention: time.Hour}, host, nil)
 	if err != nil {
 		b.Fatal(err)

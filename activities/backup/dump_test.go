@@ -22,7 +22,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // dumpHost adds to dirHost a key/value "database" per instance whose dump
@@ -145,7 +145,7 @@ func TestDumpThatDoesNotRestoreFailsVerification(t *testing.T) {
 	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
 	require.NoError(t, err)
 	_, err = a.VerifyBackup(ctx, BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}})
-	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Contains(t, err.Error(), "dumps as sha256")
 	require.Nil(t, host.scratch)
 }
@@ -168,19 +168,19 @@ func TestChangedDumpIsNeverLoaded(t *testing.T) {
 		return io.NopCloser(bytes.NewReader(b)), nil
 	}
 	host.live = map[string]string{"kept": "yes"}
-	testsuite.RequireNonRetryable(t, a.LoadDumps(ctx, ref), ErrVerificationFailed)
+	harness.RequireNonRetryable(t, a.LoadDumps(ctx, ref), ErrVerificationFailed)
 	require.Equal(t, map[string]string{"kept": "yes"}, host.live, "nothing was loaded")
 	_, err = a.VerifyBackup(ctx, ref)
-	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 }
 
 func TestBackupNeedsTheDumpsItLists(t *testing.T) {
 	a := newActivities(t, &dumpHost{dirHost: newHost(t)})
 	_, err := a.BackupVolumes(context.Background(), BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	// A runtime that cannot run commands cannot take dumps.
 	b := newActivities(t, newHost(t))
-	testsuite.RequireNonRetryable(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}), ErrInvalidInput)
+	harness.RequireNonRetryable(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}), ErrInvalidInput)
 }
 
 func mustRead(t *testing.T, p string) string {
@@ -378,7 +378,7 @@ func TestTripwireWithholdsAChangedEnd(t *testing.T) {
 	var got bytes.Buffer
 	tw := newTripwire(bytes.NewReader(changed), int64(len(data)), sha256Hex(data), "dump of db", &progress{})
 	_, err := io.Copy(&got, iotest.OneByteReader(tw))
-	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Less(t, got.Len(), len(data), "the end is withheld")
 
 	got.Reset()

@@ -18,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 func readManifest(t *testing.T, dir string) Manifest {
@@ -100,13 +100,13 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			}
 			ref := hostile(t, a, "h1", hdrs...)
 			_, err := a.VerifyBackup(ctx, ref)
-			testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+			harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 			t.Log(err)
 			host.requireNoScratch(t)
 
 			vol := host.volume(t, tenant, "data")
 			_, err = a.RestoreVolumes(ctx, ref)
-			testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+			harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 
 			require.Empty(t, listDir(t, outside), "nothing written outside")
 			require.NoFileExists(t, filepath.Join(filepath.Dir(vol), "evil"))
@@ -242,7 +242,7 @@ func TestArchiveClaimingOtherSizesIsRefused(t *testing.T) {
 			dst := t.TempDir()
 			a := &Activities{}
 			_, _, err := a.restoreInto(context.Background(), bytes.NewReader(archive), va, dst, &progress{}, false)
-			testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+			harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 			require.ErrorContains(t, err, `"a/f"`)
 			require.ErrorContains(t, err, "refused")
 			require.LessOrEqual(t, written(t, dst), va.DataBytes)

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // keeper is an InPlace runtime whose volumes the test lists; the real one
@@ -58,16 +58,16 @@ func TestInPlaceBackup(t *testing.T) {
 	tampered := ref
 	tampered.Kept = []KeptVolume{{Volume: "data", Claim: "tf-acme/data", ClaimUID: "u1", PersistentVolume: "pv-2", ReclaimPolicy: "Retain"}}
 	_, err = a.VerifyBackup(ctx, tampered)
-	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	k.changed = true
 	_, err = a.RestoreVolumes(ctx, ref)
-	testsuite.RequireNonRetryable(t, err, ErrVerificationFailed)
+	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 
 	require.NoError(t, a.RemoveBackup(ctx, ref))
 	require.Equal(t, 1, k.released)
 
 	// A Docker tenant on this worker finds no backup location.
 	_, err = a.BackupVolumes(ctx, BackupInput{Tenant: "acme", ID: "d1", Volumes: []string{"data"}})
-	testsuite.RequireNonRetryable(t, err, "BackupNotConfigured")
+	harness.RequireNonRetryable(t, err, "BackupNotConfigured")
 	require.NoError(t, a.Check(ctx), "nothing to check without a location")
 }

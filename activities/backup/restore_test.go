@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // retained is a decommissioned tenant: its "data" volume archived, its db
@@ -69,7 +69,7 @@ func TestRestoreLeavesTheVolumesAloneUnlessTheBackupIsProven(t *testing.T) {
 			c.damage(t, a.location(tenant, ref.ID))
 
 			_, err := a.RestoreVolumes(context.Background(), ref)
-			testsuite.RequireNonRetryable(t, err, c.errType)
+			harness.RequireNonRetryable(t, err, c.errType)
 			t.Log(err)
 			for vol, want := range before {
 				require.Equal(t, want, tree(t, filepath.Join(host.vols, tenant, vol)), "volume %s was touched", vol)
@@ -127,7 +127,7 @@ func TestRestoreNeverEmptiesAVolumeItCannotRefill(t *testing.T) {
 		before[vol] = tree(t, filepath.Join(host.vols, tenant, vol))
 	}
 	_, err := a.RestoreVolumes(context.Background(), ref)
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	require.ErrorContains(t, err, "cachedata")
 	for vol, want := range before {
 		require.Equal(t, want, tree(t, filepath.Join(host.vols, tenant, vol)), "volume %s was touched", vol)

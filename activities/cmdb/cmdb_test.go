@@ -2,7 +2,7 @@ package cmdb
 
 import (
 	"context"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"net"
 	"strings"
 	"testing"
@@ -24,7 +24,7 @@ func testConfig(url string) Config {
 
 func newActivities(t *testing.T, cfg Config) *Activities {
 	t.Helper()
-	a, err := New(cfg, testsuite.Logger(t))
+	a, err := New(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	a.now = func() time.Time { return time.Date(2025, 3, 14, 23, 30, 0, 0, time.UTC) }
 	return a
@@ -257,11 +257,11 @@ func TestWrongPasswordIsPermanent(t *testing.T) {
 			cfg.Password = "wrong-password"
 			a := newActivities(t, cfg)
 			_, err := a.RegisterInCMDB(context.Background(), prodInput("acme"))
-			testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
+			harness.RequireNonRetryable(t, err, ErrUnauthorized)
 			require.Contains(t, err.Error(), "Invalid login")
 			require.NotContains(t, err.Error(), "wrong-password")
-			testsuite.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: "acme"}), ErrUnauthorized)
-			testsuite.RequireNonRetryable(t, a.Check(context.Background()), ErrUnauthorized)
+			harness.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: "acme"}), ErrUnauthorized)
+			harness.RequireNonRetryable(t, a.Check(context.Background()), ErrUnauthorized)
 		})
 	}
 	require.Empty(t, s.Objects(ClassOrganization))
@@ -283,17 +283,17 @@ func TestOutageIsRetryable(t *testing.T) {
 
 	s.SetDown(true)
 	_, err := a.RegisterInCMDB(ctx, prodInput("acme"))
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	require.Contains(t, err.Error(), "503")
-	testsuite.RequireRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}))
-	testsuite.RequireRetryable(t, a.Check(ctx))
+	harness.RequireRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}))
+	harness.RequireRetryable(t, a.Check(ctx))
 	s.SetDown(false)
 
 	rec, err := a.RegisterInCMDB(ctx, prodInput("acme"))
 	require.NoError(t, err)
 
 	s.SetDropConnections(true)
-	testsuite.RequireRetryable(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"}))
+	harness.RequireRetryable(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"}))
 	s.SetDropConnections(false)
 	require.NoError(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"}))
 
@@ -311,7 +311,7 @@ func TestConnectionRefusedIsRetryable(t *testing.T) {
 	l.Close()
 	a := newActivities(t, testConfig("http://"+addr))
 	_, err = a.RegisterInCMDB(context.Background(), prodInput("acme"))
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	require.NotContains(t, err.Error(), itopPwd)
 }
 
@@ -322,7 +322,7 @@ func TestITopFailureCodes(t *testing.T) {
 	// Internal errors (locks, deadlocks) are retried, message kept.
 	s.FailNext(CodeInternalError, "Error: SQLSTATE[40001]: Serialization failure: 1213 Deadlock found when trying to get lock")
 	_, err := a.RegisterInCMDB(ctx, prodInput("acme"))
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	require.Contains(t, err.Error(), "Deadlock found")
 	_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
 	require.NoError(t, err)
@@ -330,7 +330,7 @@ func TestITopFailureCodes(t *testing.T) {
 	// Code 100 saying the request does not fit the datamodel is permanent.
 	s.FailNext(CodeInternalError, "Error: Unexpected value for attribute 'status': Value not allowed [production]")
 	_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
-	testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
+	harness.RequireNonRetryable(t, err, ErrRequestRejected)
 
 	// iTop 3.2's answers to values and keys that do not fit are permanent,
 	// as the fake answers them and as a real iTop words them.
@@ -342,18 +342,18 @@ func TestITopFailureCodes(t *testing.T) {
 	} {
 		s.FailNext(CodeInternalError, msg)
 		_, err = a.RegisterInCMDB(ctx, prodInput("acme"))
-		testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
+		harness.RequireNonRetryable(t, err, ErrRequestRejected)
 		require.Contains(t, err.Error(), msg[len("Error: "):])
 	}
 
 	for _, code := range []int{CodeMissingVersion, CodeMissingJSON, CodeInvalidJSON, CodeUnsupportedVersion, CodeUnknownOperation, CodeUnsafe, CodeInvalidPage} {
 		s.FailNext(code, "Error: refused")
 		err := a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme"})
-		testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
+		harness.RequireNonRetryable(t, err, ErrRequestRejected)
 		require.Contains(t, err.Error(), "Error: refused")
 	}
 	s.FailNext(CodeUnauthorized, "Error: The current user does not have enough permissions for deleting data of class ApplicationSolution")
-	testsuite.RequireNonRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}), ErrUnauthorized)
+	harness.RequireNonRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}), ErrUnauthorized)
 
 	orgs, apps := tenantObjects(s, "acme")
 	require.Len(t, orgs, 1)
@@ -366,7 +366,7 @@ func TestUnsupportedVersionIsPermanent(t *testing.T) {
 	cfg.Version = "2.0"
 	a := newActivities(t, cfg)
 	err := a.Check(context.Background())
-	testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
+	harness.RequireNonRetryable(t, err, ErrRequestRejected)
 	require.Contains(t, err.Error(), "There is no service available for version '2.0'")
 }
 
@@ -389,9 +389,9 @@ func TestInvalidTenantIsPermanent(t *testing.T) {
 	s, a := setup(t)
 	for _, tenant := range []string{"", "Acme", "acme'; --", "-acme", strings.Repeat("a", 64)} {
 		_, err := a.RegisterInCMDB(context.Background(), CMDBInput{Tenant: tenant})
-		testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
-		testsuite.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
-		testsuite.RequireNonRetryable(t, a.MarkObsoleteInCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
+		harness.RequireNonRetryable(t, err, ErrInvalidInput)
+		harness.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
+		harness.RequireNonRetryable(t, a.MarkObsoleteInCMDB(context.Background(), CMDBRef{Tenant: tenant}), ErrInvalidInput)
 	}
 	require.Empty(t, s.Calls())
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 func runInput(tenant, owner string) CMDBInput {
@@ -33,7 +33,7 @@ func TestEntryOfAnotherRunIsNeitherAdoptedNorRemoved(t *testing.T) {
 		in := runInput("acme", "run-b")
 		in.Adopt = adopt
 		_, err = a.RegisterInCMDB(ctx, in)
-		appErr := testsuite.RequireNonRetryable(t, err, ErrNotOurs)
+		appErr := harness.RequireNonRetryable(t, err, ErrNotOurs)
 		require.Contains(t, appErr.Error(), "run-a")
 	}
 	require.NoError(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme", Owner: "run-b"}))
@@ -100,7 +100,7 @@ func TestLegacyEntryIsAdoptedOnlyWithAdopt(t *testing.T) {
 	before := s.Objects(ClassApplication)
 
 	_, err = a.RegisterInCMDB(ctx, runInput("acme", "run-new"))
-	testsuite.RequireNonRetryable(t, err, ErrNotOurs)
+	harness.RequireNonRetryable(t, err, ErrNotOurs)
 	require.NoError(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme", Owner: "run-new"}))
 	require.NoError(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme", Owner: "run-new"}))
 	require.Equal(t, before, s.Objects(ClassApplication), "a provisioning touched an entry from before runs were stamped")
@@ -132,7 +132,7 @@ func TestBadDateAsITopAnswersIsPermanent(t *testing.T) {
 	_, err := a.client.create(context.Background(), ClassApplication,
 		map[string]any{"name": ApplicationName("acme"), "org_id": idKey(org), "move2production": "14/03/2025"}, appFields, "test")
 	err = activityError(err)
-	testsuite.RequireNonRetryable(t, err, ErrRequestRejected)
+	harness.RequireNonRetryable(t, err, ErrRequestRejected)
 	require.Contains(t, err.Error(), `Wrong format for date attribute move2production, expecting "Y-m-d" and got "14/03/2025"`)
 	require.Empty(t, s.Objects(ClassApplication))
 }

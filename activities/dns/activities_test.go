@@ -14,14 +14,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/dns"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 const zone = "apps.example.test"
 
 // newActivities builds the activities for the BIND instance, pointing
 // tenant names at target, after edit has changed the configuration.
-func newActivities(t *testing.T, b *testsuite.Bind, target string, edit ...func(*dns.Config)) *dns.Activities {
+func newActivities(t *testing.T, b *harness.Bind, target string, edit ...func(*dns.Config)) *dns.Activities {
 	t.Helper()
 	cfg := dns.Config{
 		Enabled: true, Server: b.Addr, Zone: b.Zone,
@@ -31,7 +31,7 @@ func newActivities(t *testing.T, b *testsuite.Bind, target string, edit ...func(
 	for _, e := range edit {
 		e(&cfg)
 	}
-	a, err := dns.New(cfg, testsuite.Logger(t))
+	a, err := dns.New(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	return a
 }
@@ -53,7 +53,7 @@ func requireAppError(t *testing.T, err error, typ string) *temporal.ApplicationE
 }
 
 func TestEnsureLookupRemove(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
 	require.NoError(t, a.Check(ctx(t)))
 	in := dns.RecordInput{Tenant: "acme", Name: "acme." + zone}
@@ -95,7 +95,7 @@ func TestEnsureLookupRemove(t *testing.T) {
 }
 
 func TestTargetSwitchesType(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	in := dns.RecordInput{Tenant: "acme", Name: "acme." + zone + "."}
 	name := "acme." + zone
 
@@ -132,7 +132,7 @@ func TestTargetSwitchesType(t *testing.T) {
 }
 
 func TestRejectedUpdateIsPermanent(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	in := dns.RecordInput{Tenant: "acme", Name: "acme." + zone}
 	wrongSecret := base64.StdEncoding.EncodeToString([]byte("not the key the server knows...."))
 	for _, tc := range []struct {
@@ -165,7 +165,7 @@ func TestRejectedUpdateIsPermanent(t *testing.T) {
 }
 
 func TestNameOutsideZone(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
 	for _, name := range []string{"acme.example.org", "acme.notapps.example.test", zone, zone + ".", "", "ac me." + zone, "*." + zone} {
 		_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: name})
@@ -178,7 +178,7 @@ func TestNameOutsideZone(t *testing.T) {
 }
 
 func TestOutageIsRetryableAndJournalSurvives(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
 	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: "acme." + zone})
 	require.NoError(t, err)
@@ -186,8 +186,8 @@ func TestOutageIsRetryableAndJournalSurvives(t *testing.T) {
 	b.Stop()
 	in := dns.RecordInput{Tenant: "globex", Name: "globex." + zone}
 	_, err = a.EnsureDNSRecord(ctx(t), in)
-	testsuite.RequireRetryable(t, err)
-	testsuite.RequireRetryable(t, a.RemoveDNSRecord(ctx(t), in))
+	harness.RequireRetryable(t, err)
+	harness.RequireRetryable(t, a.RemoveDNSRecord(ctx(t), in))
 	require.Error(t, a.Check(ctx(t)))
 	_, err = a.Lookup(ctx(t), "acme."+zone)
 	require.Error(t, err)
@@ -207,7 +207,7 @@ func TestOutageIsRetryableAndJournalSurvives(t *testing.T) {
 // TestLookupFallsBackToTCP: an answer too big for UDP comes back truncated
 // and is asked again over TCP, so nothing is silently cut off.
 func TestLookupFallsBackToTCP(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	name := "big." + zone + "."
 	m := new(mdns.Msg)
 	m.SetUpdate(zone + ".")
@@ -233,7 +233,7 @@ func TestLookupFallsBackToTCP(t *testing.T) {
 
 // addForeignRecord adds an A record the way another tool would: a signed
 // update without Tenantflow's owner marker.
-func addForeignRecord(t *testing.T, b *testsuite.Bind, name, ip string) {
+func addForeignRecord(t *testing.T, b *harness.Bind, name, ip string) {
 	t.Helper()
 	rr, err := mdns.NewRR(name + ". 300 IN A " + ip)
 	require.NoError(t, err)
@@ -251,13 +251,13 @@ func addForeignRecord(t *testing.T, b *testsuite.Bind, name, ip string) {
 // A tenant named like a record someone else keeps in the zone (www, ns1,
 // mail) is refused, and the compensating removal leaves that record alone.
 func TestNameInUseIsNeverTaken(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	addForeignRecord(t, b, "www."+zone, "192.0.2.80")
 	require.Equal(t, []string{"192.0.2.80"}, b.DigShort(t, "www."+zone, "A"))
 
 	a := newActivities(t, b, "10.0.0.42")
 	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "www", Name: "www." + zone})
-	testsuite.RequireNonRetryable(t, err, dns.ErrNameInUse)
+	harness.RequireNonRetryable(t, err, dns.ErrNameInUse)
 	require.NoError(t, a.RemoveDNSRecord(ctx(t), dns.RecordInput{Tenant: "www", Name: "www." + zone}))
 	require.Equal(t, []string{"192.0.2.80"}, b.DigShort(t, "www."+zone, "A"), "their record survives")
 }

@@ -6,14 +6,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/dns"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // A tenant requested again after its workflow was terminated (run B) can
 // neither take over the live tenant's name (run A) nor, by compensation,
 // delete it; run A's retries and its own removal still work.
 func TestNameOfAnotherRunIsNeitherTakenNorRemoved(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
 	name := "acme." + zone
 	runA := dns.RecordInput{Tenant: "acme", Name: name, Owner: "run-a"}
@@ -55,7 +55,7 @@ func TestNameOfAnotherRunIsNeitherTakenNorRemoved(t *testing.T) {
 // only: a provisioning (no Adopt) neither takes nor removes it; the release,
 // decommission or restore of the existing tenant (Adopt) does.
 func TestLegacyMarkIsAdoptedOnlyWithAdopt(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
 	name := "acme." + zone
 	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: name}) // as before runs were stamped
@@ -90,7 +90,7 @@ func TestLegacyMarkIsAdoptedOnlyWithAdopt(t *testing.T) {
 // the other packages: it removes a name a run stamped, never one another
 // tenant marked (even one whose name starts with its own).
 func TestEmptyOwnerRemovesTheNameOfAnyRun(t *testing.T) {
-	b := testsuite.StartBind(t, zone)
+	b := harness.StartBind(t, zone)
 	a := newActivities(t, b, "10.0.0.42")
 	name := "acme." + zone
 	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: name, Owner: "run-a"})

@@ -18,13 +18,13 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 func defaultEnv(t *testing.T, tenant string) runtime.Environment {
 	t.Helper()
-	tpls, err := runtime.LoadTemplates(testsuite.RepoRoot() + "/deploy/templates")
+	tpls, err := runtime.LoadTemplates(harness.RepoRoot() + "/deploy/templates")
 	require.NoError(t, err)
 	tpl := tpls["default"]
 	secrets, err := tpl.GenerateSecrets()
@@ -39,8 +39,8 @@ func defaultEnv(t *testing.T, tenant string) runtime.Environment {
 // removed when the test ends.
 func demoTenant(t *testing.T, prefix string) (*docker.Driver, string) {
 	t.Helper()
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+	d := harness.Docker(t)
+	harness.DemoImage(t, d, demoimage.Tag, "v1")
 	tenant := fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e6)
 	t.Cleanup(func() { destroy(t, d, tenant) })
 	return d, tenant
@@ -124,13 +124,13 @@ func TestProvisionIsIdempotentAndLeavesNoResidue(t *testing.T) {
 }
 
 func TestMissingImageIsPermanent(t *testing.T) {
-	d := testsuite.Docker(t)
+	d := harness.Docker(t)
 	tenant := fmt.Sprintf("noimg%d", time.Now().UnixNano()%1e6)
 	t.Cleanup(func() { destroy(t, d, tenant) })
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
 	_, err := d.StartService(ctx, tenant, "run-1", runtime.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
-	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
 	_, err = d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, "app"))
 	require.True(t, cerrdefs.IsNotFound(err), "no container may be left: %v", err)
 }
@@ -151,7 +151,7 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err := d.WaitHealthy(ctx, env, func(string) {})
-	appErr := testsuite.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
+	appErr := harness.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "db")
 }
 
@@ -164,11 +164,11 @@ func TestAnotherProvisioningNeitherTakesOverNorRemoves(t *testing.T) {
 	_, ids := provision(t, d, env) // owner run-1
 	ctx := context.Background()
 
-	testsuite.RequireNonRetryable(t, d.CreateNetwork(ctx, tenant, "run-2"), docker.ErrNotOurs)
-	testsuite.RequireNonRetryable(t, d.CreateVolumes(ctx, tenant, "run-2", env.Volumes), docker.ErrNotOurs)
+	harness.RequireNonRetryable(t, d.CreateNetwork(ctx, tenant, "run-2"), docker.ErrNotOurs)
+	harness.RequireNonRetryable(t, d.CreateVolumes(ctx, tenant, "run-2", env.Volumes), docker.ErrNotOurs)
 	second := defaultEnv(t, tenant) // new secrets: another spec
 	_, err := d.StartService(ctx, tenant, "run-2", second.Services[0])
-	testsuite.RequireNonRetryable(t, err, docker.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, docker.ErrNotOurs)
 
 	require.NoError(t, d.RemoveServices(ctx, tenant, "run-2"))
 	require.NoError(t, d.RemoveVolumes(ctx, tenant, "run-2"))

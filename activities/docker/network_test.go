@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // The engine's default address pools hold about 31 bridge networks: a
@@ -30,12 +30,12 @@ import (
 // tenant. Tenant subnets come from Tenantflow's own pool, so 48 tenants
 // created at once all get a network, each on a subnet of its own.
 func TestTenantNetworksBeyondTheEngineDefaultPools(t *testing.T) {
-	d := testsuite.Docker(t)
+	d := harness.Docker(t)
 	ctx := context.Background()
 	const n = 48
 	tenants := make([]string, n)
 	for i := range tenants {
-		tenants[i] = fmt.Sprintf("tfnet%02d-%s", i, testsuite.UniqueSuffix())
+		tenants[i] = fmt.Sprintf("tfnet%02d-%s", i, harness.UniqueSuffix())
 	}
 	t.Cleanup(func() {
 		for _, tn := range tenants {
@@ -75,9 +75,9 @@ func TestTenantNetworksBeyondTheEngineDefaultPools(t *testing.T) {
 // A host whose pool is used up refuses the next tenant at once, with an
 // error that says so, instead of failing the same way on every retry.
 func TestFullHostRefusesATenantAtOnce(t *testing.T) {
-	d := testsuite.DockerWith(t, docker.Config{SubnetPool: "10.251.7.0/28", SubnetBits: 29})
+	d := harness.DockerWith(t, docker.Config{SubnetPool: "10.251.7.0/28", SubnetBits: 29})
 	ctx := context.Background()
-	sfx := testsuite.UniqueSuffix()
+	sfx := harness.UniqueSuffix()
 	a, b, c := "tffull-a-"+sfx, "tffull-b-"+sfx, "tffull-c-"+sfx
 	t.Cleanup(func() {
 		for _, tn := range []string{a, b, c} {
@@ -87,7 +87,7 @@ func TestFullHostRefusesATenantAtOnce(t *testing.T) {
 	require.NoError(t, d.CreateNetwork(ctx, a, "run-a"))
 	require.NoError(t, d.CreateNetwork(ctx, b, "run-b"))
 	err := d.CreateNetwork(ctx, c, "run-c")
-	testsuite.RequireNonRetryable(t, err, docker.ErrHostFull)
+	harness.RequireNonRetryable(t, err, docker.ErrHostFull)
 	require.ErrorContains(t, err, "10.251.7.0/28")
 	require.ErrorContains(t, err, docker.EnvSubnetPool)
 
@@ -121,15 +121,15 @@ func TestSubnetPoolSettingsAreChecked(t *testing.T) {
 // again, five times in a row, failed a tenant while other tenants' networks
 // were being set up on a busy engine.
 func TestSubnetHeldButNotYetListedIsNotRetried(t *testing.T) {
-	base := testsuite.Docker(t)
+	base := harness.Docker(t)
 	proxy := hidingProxy(t, base.Client().DaemonHost(), "tenantflow.test/hidden")
-	d := testsuite.DockerWith(t, docker.Config{Host: proxy, SubnetPool: "10.252.9.0/27", SubnetBits: 29})
+	d := harness.DockerWith(t, docker.Config{Host: proxy, SubnetPool: "10.252.9.0/27", SubnetBits: 29})
 	ctx := context.Background()
-	tenant := "tfheld-" + testsuite.UniqueSuffix()
+	tenant := "tfheld-" + harness.UniqueSuffix()
 	t.Cleanup(func() { _ = base.RemoveNetwork(context.Background(), tenant, "") })
 
 	held := d.FirstSubnetChoice(tenant)
-	blocker := "tf-test-held-" + testsuite.UniqueSuffix()
+	blocker := "tf-test-held-" + harness.UniqueSuffix()
 	_, err := base.Client().NetworkCreate(ctx, blocker, network.CreateOptions{
 		Driver: "bridge",
 		Labels: map[string]string{"tenantflow.test/hidden": "1"},
@@ -151,7 +151,7 @@ func TestSubnetHeldButNotYetListedIsNotRetried(t *testing.T) {
 		if p.Overlaps(held) || p.Overlaps(got) {
 			continue
 		}
-		name := "tf-test-held-" + testsuite.UniqueSuffix()
+		name := "tf-test-held-" + harness.UniqueSuffix()
 		_, err := base.Client().NetworkCreate(ctx, name, network.CreateOptions{
 			Driver: "bridge",
 			Labels: map[string]string{"tenantflow.test/hidden": "1"},
@@ -160,7 +160,7 @@ func TestSubnetHeldButNotYetListedIsNotRetried(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = base.Client().NetworkRemove(context.Background(), name) })
 	}
-	other := "tfheld2-" + testsuite.UniqueSuffix()
+	other := "tfheld2-" + harness.UniqueSuffix()
 	t.Cleanup(func() { _ = base.RemoveNetwork(context.Background(), other, "") })
 	err = d.CreateNetwork(ctx, other, "run-2")
 	require.ErrorContains(t, err, "refused every free subnet")

@@ -15,7 +15,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/registry"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 func randomSuffix(t *testing.T) string {
@@ -51,9 +51,9 @@ func removeImageID(t *testing.T, d *docker.Driver, id string) {
 	}
 }
 
-func registryClient(t *testing.T, reg *testsuite.Registry, password string) *registry.Client {
+func registryClient(t *testing.T, reg *harness.Registry, password string) *registry.Client {
 	t.Helper()
-	c, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL, User: reg.User, Password: password}, testsuite.Logger(t))
+	c, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL, User: reg.User, Password: password}, harness.Logger(t))
 	require.NoError(t, err)
 	return c
 }
@@ -70,8 +70,8 @@ func pushedRef(t *testing.T, d *docker.Driver, c *registry.Client, repo, tag str
 }
 
 func TestPushImage(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
-	d := testsuite.Docker(t)
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
+	d := harness.Docker(t)
 	c := registryClient(t, reg, "")
 	ctx := context.Background()
 	repo := "tenants/push-" + randomSuffix(t)
@@ -135,19 +135,19 @@ func TestPushImageAuth(t *testing.T) {
 		token bool
 	}{{"htpasswd", false}, {"token", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{User: "builder", Password: "right-password", TokenAuth: tc.token})
-			d := testsuite.Docker(t)
+			reg := harness.StartRegistry(t, harness.RegistryOptions{User: "builder", Password: "right-password", TokenAuth: tc.token})
+			d := harness.Docker(t)
 			ctx := context.Background()
 			repo := "tenants/auth-" + randomSuffix(t)
 
 			wrong := registryClient(t, reg, "wrong-password")
 			ref, _ := pushedRef(t, d, wrong, repo, "v1")
 			_, err := d.PushImage(ctx, ref, wrong.AuthConfig(), nil)
-			testsuite.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
 			t.Logf("push with a wrong password: %v", err)
 			require.NotContains(t, err.Error(), "wrong-password")
 			_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
-			testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+			harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
 			_, found := reg.ManifestDigest(t, repo, "v1")
 			require.False(t, found, "a refused push stored a manifest")
 
@@ -169,24 +169,24 @@ func TestPushImageAuth(t *testing.T) {
 }
 
 func TestPushImageFailures(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
-	d := testsuite.Docker(t)
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
+	d := harness.Docker(t)
 	c := registryClient(t, reg, "")
 	ctx := context.Background()
 
 	// An image the engine does not have cannot appear by retrying.
 	_, err := d.PushImage(ctx, c.Ref("tenants/absent-"+randomSuffix(t), "v1"), c.AuthConfig(), nil)
-	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
 	t.Logf("push of an absent image: %v", err)
 	_, err = d.PushImage(ctx, "127.0.0.1:1/UPPER/case:v1", c.AuthConfig(), nil)
-	testsuite.RequireNonRetryable(t, err, docker.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, docker.ErrInvalidReference)
 
 	// Registry down: transient; back up: the same call succeeds.
 	repo := "tenants/outage-" + randomSuffix(t)
 	ref, _ := pushedRef(t, d, c, repo, "v1")
 	reg.Stop()
 	_, err = d.PushImage(ctx, ref, c.AuthConfig(), nil)
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	t.Logf("push while the registry is down: %v", err)
 	reg.Start()
 	digest, err := d.PushImage(ctx, ref, c.AuthConfig(), nil)
@@ -197,7 +197,7 @@ func TestPushImageFailures(t *testing.T) {
 }
 
 func TestPushRemoveImage(t *testing.T) {
-	d := testsuite.Docker(t)
+	d := harness.Docker(t)
 	ctx := context.Background()
 	local := "tenantflow-push-test:" + randomSuffix(t)
 	id := buildTiny(t, d, local)
@@ -209,7 +209,7 @@ func TestPushRemoveImage(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, id, info.ID)
 	err = d.TagImage(ctx, "tenantflow-push-test:absent-"+randomSuffix(t), other)
-	testsuite.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
 
 	require.NoError(t, d.RemoveImage(ctx, other))
 	_, err = d.Client().ImageInspect(ctx, other)

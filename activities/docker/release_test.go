@@ -19,8 +19,8 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // Image tags of the release tests' demo images (built once per process
@@ -122,9 +122,9 @@ func dieEvents(t *testing.T, d *docker.Driver, id string) <-chan string {
 // endpoint, and retiring generation 0 stops it gracefully and removes only
 // it.
 func TestReleaseCutOver(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	v2 := testsuite.DemoImage(t, d, releaseV2Tag, "v2")
+	d := harness.Docker(t)
+	harness.DemoImage(t, d, demoimage.Tag, "v1")
+	v2 := harness.DemoImage(t, d, releaseV2Tag, "v2")
 	ctx := context.Background()
 	tenant := fmt.Sprintf("cut%d", time.Now().UnixNano()%1e6)
 	t.Cleanup(func() { destroy(t, d, tenant) })
@@ -208,9 +208,9 @@ func TestReleaseCutOver(t *testing.T) {
 // release's health timeout, and retiring it (keeping generation 0) rolls
 // the cut-over back.
 func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
-	d := testsuite.Docker(t)
-	testsuite.DemoImage(t, d, demoimage.Tag, "v1")
-	bad := testsuite.DemoImageUnhealthy(t, d, releaseUnhealthyTag, "v2-bad")
+	d := harness.Docker(t)
+	harness.DemoImage(t, d, demoimage.Tag, "v1")
+	bad := harness.DemoImageUnhealthy(t, d, releaseUnhealthyTag, "v2-bad")
 	ctx := context.Background()
 	tenant := fmt.Sprintf("back%d", time.Now().UnixNano()%1e6)
 	t.Cleanup(func() { destroy(t, d, tenant) })
@@ -228,7 +228,7 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 	start := time.Now()
 	_, err = d.WaitHealthy(ctx, candEnv, func(string) {})
 	elapsed := time.Since(start)
-	appErr := testsuite.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
+	appErr := harness.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
 	t.Logf("after %s: %v", elapsed.Round(time.Millisecond), err)
 	require.Contains(t, appErr.Error(), "this image is built to fail its health check")
 	require.GreaterOrEqual(t, elapsed, timeout)
@@ -247,7 +247,7 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 
 	// Keeping a generation that does not exist would leave no instance.
 	err = d.RetireService(ctx, runtime.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 2})
-	testsuite.RequireNonRetryable(t, err, docker.ErrNoInstanceToKeep)
+	harness.RequireNonRetryable(t, err, docker.ErrNoInstanceToKeep)
 	requireRunning(t, d, docker.ContainerName(tenant, "app"), ids["app"])
 	requireRunning(t, d, docker.InstanceName(tenant, "app", 1), st.ID)
 
@@ -264,8 +264,8 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 }
 
 func TestEnsureImage(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
-	d := testsuite.Docker(t)
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
+	d := harness.Docker(t)
 	c := registryClient(t, reg, "")
 	ctx := context.Background()
 	repo := "tenants/ensure-" + randomSuffix(t)
@@ -286,7 +286,7 @@ func TestEnsureImage(t *testing.T) {
 		require.True(t, cerrdefs.IsNotFound(err), "image %s still on the engine: %v", r, err)
 	}
 	err = d.EnsureImage(ctx, byDigest)
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	t.Logf("pull while the registry is down: %v", err)
 
 	reg.Start()
@@ -298,20 +298,20 @@ func TestEnsureImage(t *testing.T) {
 
 	unknown := reg.Host + "/" + repo + "@sha256:" + strings.Repeat(randomSuffix(t), 8)
 	err = d.EnsureImage(ctx, unknown)
-	appErr := testsuite.RequireNonRetryable(t, err, runtime.ErrImageNotFound)
+	appErr := harness.RequireNonRetryable(t, err, runtime.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), unknown)
 	t.Logf("pull of an unknown digest: %v", err)
 	err = d.EnsureImage(ctx, reg.Host+"/tenants/absent-"+randomSuffix(t)+":v1")
-	testsuite.RequireNonRetryable(t, err, runtime.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, runtime.ErrImageNotFound)
 	t.Logf("pull of an unknown repository: %v", err)
 
 	err = d.EnsureImage(ctx, "127.0.0.1:1/UPPER/case:v1")
-	testsuite.RequireNonRetryable(t, err, docker.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, docker.ErrInvalidReference)
 
 	// A registry whose name does not resolve (RFC 6761 reserves .invalid)
 	// fails at once: retrying would hold the tenant for the pull budget.
 	err = d.EnsureImage(ctx, "registry.tenantflow.invalid/app@sha256:"+strings.Repeat("0", 64))
-	testsuite.RequireNonRetryable(t, err, docker.ErrRegistryUnknown)
+	harness.RequireNonRetryable(t, err, docker.ErrRegistryUnknown)
 	t.Logf("pull from an unknown registry: %v", err)
 }
 
@@ -321,8 +321,8 @@ func TestEnsureImageAuth(t *testing.T) {
 		token bool
 	}{{"htpasswd", false}, {"token", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{User: "deployer", Password: "right-password", TokenAuth: tc.token})
-			d := testsuite.Docker(t)
+			reg := harness.StartRegistry(t, harness.RegistryOptions{User: "deployer", Password: "right-password", TokenAuth: tc.token})
+			d := harness.Docker(t)
 			ctx := context.Background()
 			right := registryClient(t, reg, "right-password")
 			repo := "tenants/ensure-auth-" + randomSuffix(t)
@@ -334,11 +334,11 @@ func TestEnsureImageAuth(t *testing.T) {
 			removeImageID(t, d, id)
 
 			err = d.EnsureImage(ctx, byDigest)
-			testsuite.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
 			t.Logf("pull without credentials: %v", err)
 			d.AddRegistryAuth(registry.AuthConfig{Username: "deployer", Password: "wrong-password", ServerAddress: "http://" + reg.Host + "/"})
 			err = d.EnsureImage(ctx, byDigest)
-			testsuite.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
 			require.NotContains(t, err.Error(), "wrong-password")
 			t.Logf("pull with a wrong password: %v", err)
 

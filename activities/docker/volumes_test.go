@@ -17,7 +17,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 func TestStopAndStartServicesKeepThem(t *testing.T) {
@@ -51,7 +51,7 @@ func TestStopAndStartServicesKeepThem(t *testing.T) {
 
 func TestVolumeDirsAndScratchVolumes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		testsuite.Unavailable(t, "reading Docker volume mountpoints needs root")
+		harness.Unavailable(t, "reading Docker volume mountpoints needs root")
 	}
 	d, tenant := demoTenant(t, "vol")
 	ctx := context.Background()

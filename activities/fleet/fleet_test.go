@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 )
 
@@ -73,7 +73,7 @@ func startTenant(t *testing.T, c client.Client, queue, name, stage string) {
 func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 	tmp := temporaltest.StartTemporal(t)
 	c := tmp.Client
-	w := sdkworker.New(c, tmp.Config.TaskQueue, sdkworker.Options{})
+	w := worker.New(c, tmp.Config.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(fakeTenant, workflow.RegisterOptions{Name: fleet.TenantWorkflowType})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -132,5 +132,5 @@ func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 		return err == nil && v.Get(&got) == nil && len(got) == 1 && got[0] == cancel
 	}, 10*time.Second, 50*time.Millisecond)
 	require.NoError(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "nobody", Release: "r1", Image: "img:2"}))
-	testsuite.RequireNonRetryable(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "No Body", Release: "r1"}), fleet.ErrInvalidSelector)
+	harness.RequireNonRetryable(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "No Body", Release: "r1"}), fleet.ErrInvalidSelector)
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/testsuite/gitlabfake"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 const token = "glpat-Sup3r-secret-token"
@@ -144,17 +144,17 @@ func TestResolveCommit(t *testing.T) {
 	require.Equal(t, moved, c.SHA)
 
 	_, err = f.client.ResolveCommit(ctx, "acme/shop", "no-such-branch")
-	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	harness.RequireNonRetryable(t, err, ErrUnknownRef)
 	_, err = f.client.ResolveCommit(ctx, "acme/shop", "0123456789abcdef")
-	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	harness.RequireNonRetryable(t, err, ErrUnknownRef)
 	_, err = f.client.ResolveCommit(ctx, "acme/nope", "main")
-	testsuite.RequireNonRetryable(t, err, ErrUnknownProject)
+	harness.RequireNonRetryable(t, err, ErrUnknownProject)
 	_, err = f.client.ResolveCommit(ctx, "acme/shop", "")
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 
 	bad := newClient(t, f.srv.URL, "glpat-wrong")
 	_, err = bad.ResolveCommit(ctx, "acme/shop", "main")
-	testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, ErrUnauthorized)
 	requireNoToken(t, err)
 
 	// Reads only: nothing but GETs reached GitLab.
@@ -185,15 +185,15 @@ func TestResolveRefTakesOnlyTheKindAsked(t *testing.T) {
 	require.Equal(t, f.head, c.SHA)
 
 	_, err = f.client.ResolveRef(ctx, "acme/shop", RefTag, "main")
-	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	harness.RequireNonRetryable(t, err, ErrUnknownRef)
 	_, err = f.client.ResolveRef(ctx, "acme/shop", RefBranch, f.head)
-	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	harness.RequireNonRetryable(t, err, ErrUnknownRef)
 	_, err = f.client.ResolveRef(ctx, "acme/nope", RefBranch, "main")
-	testsuite.RequireNonRetryable(t, err, ErrUnknownProject)
+	harness.RequireNonRetryable(t, err, ErrUnknownProject)
 	_, err = f.client.ResolveRef(ctx, "acme/shop", RefCommit, f.head)
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	_, err = f.client.ResolveRef(ctx, "acme/shop", RefBranch, "")
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 }
 
 func TestArchiveStreamsTheCommit(t *testing.T) {
@@ -218,13 +218,13 @@ func TestArchiveStreamsTheCommit(t *testing.T) {
 	require.Equal(t, want, files, "the files committed, the deleted one gone")
 
 	_, err = f.client.Archive(ctx, f.proj.ID, strings.Repeat("ab", 20))
-	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	harness.RequireNonRetryable(t, err, ErrUnknownRef)
 	_, err = f.client.Archive(ctx, 99, f.head)
-	testsuite.RequireNonRetryable(t, err, ErrUnknownRef)
+	harness.RequireNonRetryable(t, err, ErrUnknownRef)
 	_, err = f.client.Archive(ctx, f.proj.ID, f.head[:8])
-	testsuite.RequireNonRetryable(t, err, ErrInvalidInput)
+	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	_, err = newClient(t, f.srv.URL, "glpat-wrong").Archive(ctx, f.proj.ID, f.head)
-	testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, ErrUnauthorized)
 	requireNoToken(t, err)
 }
 
@@ -366,7 +366,7 @@ func TestCommitStatusLifecycle(t *testing.T) {
 	require.NoError(t, f.act.SetCommitStatus(ctx, deploy))
 	deploy.State = StatePending
 	err := f.act.SetCommitStatus(ctx, deploy)
-	appErr := testsuite.RequireNonRetryable(t, err, ErrRejected)
+	appErr := harness.RequireNonRetryable(t, err, ErrRejected)
 	require.Contains(t, appErr.Error(), "Cannot transition status via :enqueue from :running")
 
 	// Same state, new description: GitLab refuses the transition, the
@@ -391,25 +391,25 @@ func TestCommitStatusRefusals(t *testing.T) {
 
 	bad := ok
 	bad.TargetURL = "javascript:alert(1)"
-	testsuite.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrRejected)
+	harness.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrRejected)
 	bad = ok
 	bad.State = "done"
-	testsuite.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrInvalidInput)
+	harness.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrInvalidInput)
 	bad = ok
 	bad.SHA = f.head[:8]
-	testsuite.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrInvalidInput)
+	harness.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrInvalidInput)
 	bad = ok
 	bad.SHA = strings.Repeat("cd", 20)
-	testsuite.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrUnknownRef)
+	harness.RequireNonRetryable(t, f.act.SetCommitStatus(ctx, bad), ErrUnknownRef)
 
 	err := NewActivities(newClient(t, f.srv.URL, "glpat-wrong")).SetCommitStatus(ctx, ok)
-	testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, ErrUnauthorized)
 	requireNoToken(t, err)
 
 	const readOnly = "glpat-read-only"
 	f.srv.AddReadOnlyToken(readOnly)
 	err = NewActivities(newClient(t, f.srv.URL, readOnly)).SetCommitStatus(ctx, ok)
-	testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, ErrUnauthorized)
 	require.NotContains(t, err.Error(), readOnly)
 	require.Empty(t, f.srv.Statuses(f.proj, f.head), "nothing was recorded")
 }
@@ -421,13 +421,13 @@ func TestOutageIsRetryable(t *testing.T) {
 
 	f.srv.SetDown(true)
 	err := f.client.Check(ctx)
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	_, err = f.client.ResolveCommit(ctx, "acme/shop", "main")
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	err = f.act.SetCommitStatus(ctx, status)
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	_, err = f.client.Archive(ctx, f.proj.ID, f.head)
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	requireNoToken(t, err)
 
 	f.srv.SetDown(false)
@@ -451,17 +451,17 @@ func TestUnreachableIsRetryable(t *testing.T) {
 	ln.Close() // nothing listens there now: connection refused
 	c := newClient(t, "http://"+addr, token)
 	err = c.Check(context.Background())
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 	requireNoToken(t, err)
 	_, err = c.ResolveCommit(context.Background(), "acme/shop", "main")
-	testsuite.RequireRetryable(t, err)
+	harness.RequireRetryable(t, err)
 }
 
 func TestCheck(t *testing.T) {
 	f := setup(t)
 	require.NoError(t, f.client.Check(context.Background()))
 	err := newClient(t, f.srv.URL, "glpat-wrong").Check(context.Background())
-	testsuite.RequireNonRetryable(t, err, ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, ErrUnauthorized)
 	requireNoToken(t, err)
 	for _, call := range f.srv.Calls() {
 		require.Equal(t, "/api/v4/version", call.Path)

@@ -11,16 +11,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/ldap"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 const base = "ou=tenants,dc=example,dc=org"
 
 // directory starts slapd with the tenants container and returns activities
 // bound as its root DN.
-func directory(t *testing.T) (*testsuite.Slapd, ldap.Config, *ldap.Activities) {
+func directory(t *testing.T) (*harness.Slapd, ldap.Config, *ldap.Activities) {
 	t.Helper()
-	srv := testsuite.StartSlapd(t)
+	srv := harness.StartSlapd(t)
 	srv.AddOU(t, base)
 	cfg := ldap.Config{
 		Enabled: true, URL: srv.URL, BindDN: srv.RootDN, BindPassword: srv.RootPassword,
@@ -31,7 +31,7 @@ func directory(t *testing.T) (*testsuite.Slapd, ldap.Config, *ldap.Activities) {
 
 func newActivities(t *testing.T, cfg ldap.Config) *ldap.Activities {
 	t.Helper()
-	a, err := ldap.New(cfg, testsuite.Logger(t))
+	a, err := ldap.New(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	return a
 }
@@ -52,7 +52,7 @@ func requireBindRejected(t *testing.T, err error) {
 }
 
 // entries lists the DNs below (and including) dn, read as the root DN.
-func entries(t *testing.T, srv *testsuite.Slapd, dn string) ([]*goldap.Entry, error) {
+func entries(t *testing.T, srv *harness.Slapd, dn string) ([]*goldap.Entry, error) {
 	t.Helper()
 	res, err := srv.Conn(t).Search(goldap.NewSearchRequest(dn, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"objectClass", "member", "userPassword", "description"}, nil))
@@ -62,7 +62,7 @@ func entries(t *testing.T, srv *testsuite.Slapd, dn string) ([]*goldap.Entry, er
 	return res.Entries, nil
 }
 
-func entry(t *testing.T, srv *testsuite.Slapd, dn string) *goldap.Entry {
+func entry(t *testing.T, srv *harness.Slapd, dn string) *goldap.Entry {
 	t.Helper()
 	res, err := srv.Conn(t).Search(goldap.NewSearchRequest(dn, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"objectClass", "member", "userPassword", "description", "uid", "cn", "sn"}, nil))
@@ -153,7 +153,7 @@ func TestEnsureDirectoryLeavesForeignEntryAlone(t *testing.T) {
 	srv.AddOU(t, "ou=acme,"+base) // not made by Tenantflow: no description
 	_, err := a.EnsureDirectory(context.Background(),
 		ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "first-password-0123"})
-	testsuite.RequireNonRetryable(t, err, ldap.ErrEntryNotOurs)
+	harness.RequireNonRetryable(t, err, ldap.ErrEntryNotOurs)
 	all, err := entries(t, srv, "ou=acme,"+base)
 	require.NoError(t, err)
 	require.Len(t, all, 1, "nothing may be added below a foreign OU")
@@ -210,7 +210,7 @@ func TestRemoveDirectory(t *testing.T) {
 	require.Len(t, left, 3, "another tenant's directory is untouched")
 
 	require.NoError(t, a.DisableAccounts(ctx, ref), "nothing left to disable is success")
-	testsuite.RequireNonRetryable(t, a.EnableAccounts(ctx, ref), ldap.ErrDirectoryMissing)
+	harness.RequireNonRetryable(t, a.EnableAccounts(ctx, ref), ldap.ErrDirectoryMissing)
 }
 
 func TestInvalidInput(t *testing.T) {
@@ -225,20 +225,20 @@ func TestInvalidInput(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := a.EnsureDirectory(context.Background(), in)
-			testsuite.RequireNonRetryable(t, err, ldap.ErrInvalidInput)
+			harness.RequireNonRetryable(t, err, ldap.ErrInvalidInput)
 			require.NotContains(t, err.Error(), secret)
 		})
 	}
-	testsuite.RequireNonRetryable(t, a.RemoveDirectory(context.Background(), ldap.DirectoryRef{Tenant: "*"}), ldap.ErrInvalidInput)
+	harness.RequireNonRetryable(t, a.RemoveDirectory(context.Background(), ldap.DirectoryRef{Tenant: "*"}), ldap.ErrInvalidInput)
 }
 
 func TestBindRejected(t *testing.T) {
 	_, cfg, _ := directory(t)
 	cfg.BindPassword = "not-the-root-password"
 	a := newActivities(t, cfg)
-	testsuite.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBindRejected)
+	harness.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBindRejected)
 	_, err := a.EnsureDirectory(context.Background(), ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
-	appErr := testsuite.RequireNonRetryable(t, err, ldap.ErrBindRejected)
+	appErr := harness.RequireNonRetryable(t, err, ldap.ErrBindRejected)
 	require.NotContains(t, appErr.Error(), cfg.BindPassword)
 }
 
@@ -246,9 +246,9 @@ func TestBaseMissing(t *testing.T) {
 	_, cfg, _ := directory(t)
 	cfg.BaseDN = "ou=missing,dc=example,dc=org"
 	a := newActivities(t, cfg)
-	testsuite.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBaseMissing)
+	harness.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBaseMissing)
 	_, err := a.EnsureDirectory(context.Background(), ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
-	testsuite.RequireNonRetryable(t, err, ldap.ErrBaseMissing)
+	harness.RequireNonRetryable(t, err, ldap.ErrBaseMissing)
 }
 
 func TestOutage(t *testing.T) {
@@ -260,9 +260,9 @@ func TestOutage(t *testing.T) {
 	srv.Stop()
 	in := ldap.DirectoryInput{Tenant: "beta", AdminUser: "boss", AdminPassword: "correct-horse-battery-2"}
 	_, err = a.EnsureDirectory(ctx, in)
-	testsuite.RequireRetryable(t, err)
-	testsuite.RequireRetryable(t, a.Check(ctx))
-	testsuite.RequireRetryable(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "acme"}))
+	harness.RequireRetryable(t, err)
+	harness.RequireRetryable(t, a.Check(ctx))
+	harness.RequireRetryable(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "acme"}))
 
 	srv.Start()
 	d, err := a.EnsureDirectory(ctx, in)
@@ -321,7 +321,7 @@ func TestClientSideHashFallback(t *testing.T) {
 // A foreign OU with the tenant's name is refused by Ensure and survives the
 // compensation that follows.
 func TestRemoveLeavesForeignDirectoryAlone(t *testing.T) {
-	srv := testsuite.StartSlapd(t)
+	srv := harness.StartSlapd(t)
 	base := "ou=tenants," + srv.Suffix
 	srv.AddOU(t, base)
 	srv.AddOU(t, "ou=people,"+base)
@@ -330,7 +330,7 @@ func TestRemoveLeavesForeignDirectoryAlone(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	_, err = a.EnsureDirectory(ctx, ldap.DirectoryInput{Tenant: "people", AdminUser: "admin", AdminPassword: "a-long-enough-password"})
-	testsuite.RequireNonRetryable(t, err, ldap.ErrEntryNotOurs)
+	harness.RequireNonRetryable(t, err, ldap.ErrEntryNotOurs)
 	require.NoError(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "people"}))
 	conn := srv.Conn(t)
 	res, err := conn.Search(goldap.NewSearchRequest("ou=people,"+base, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))

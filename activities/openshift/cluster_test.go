@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tenantflow/tenantflow/activities/openshift"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/kube"
 )
 
@@ -40,7 +40,7 @@ func cluster(t testing.TB) *kube.ControlPlane {
 		start := time.Now()
 		cp, cpErr = kube.Start(kube.Options{PVs: 300})
 		if cpErr == nil {
-			cpErr = cp.ApplyRBAC(context.Background(), filepath.Join(testsuite.RepoRoot(), "deploy", "openshift", "rbac.yaml"))
+			cpErr = cp.ApplyRBAC(context.Background(), filepath.Join(harness.RepoRoot(), "deploy", "openshift", "rbac.yaml"))
 		}
 		fmt.Fprintf(os.Stderr, "control plane started in %s\n", time.Since(start).Round(time.Millisecond))
 	})
@@ -71,7 +71,7 @@ func newDriver(t testing.TB, c *kube.ControlPlane, mod func(*openshift.Config)) 
 	if mod != nil {
 		mod(&cfg)
 	}
-	d, err := openshift.New(context.Background(), cfg, workerConfig(t, c), testsuite.Logger(t))
+	d, err := openshift.New(context.Background(), cfg, workerConfig(t, c), harness.Logger(t))
 	if err != nil {
 		t.Fatalf("driver: %v", err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/kube"
 )
 
@@ -148,9 +148,9 @@ func TestProvisionIsIdempotentAndComplete(t *testing.T) {
 
 	// Another provisioning of the same name is refused, not merged.
 	err = d.CreateNetwork(ctx, "acme", "another-run")
-	testsuite.RequireNonRetryable(t, err, openshift.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, openshift.ErrNotOurs)
 	_, err = d.StartService(ctx, "acme", "another-run", env.Services[1])
-	testsuite.RequireNonRetryable(t, err, openshift.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, openshift.ErrNotOurs)
 	require.NoError(t, d.RemoveServices(ctx, "acme", "another-run"))
 	_, err = kc.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
 	require.NoError(t, err, "another owner's removal takes nothing of this one's")
@@ -177,7 +177,7 @@ func TestProvisionIsIdempotentAndComplete(t *testing.T) {
 // waitGone waits until the namespace controller has deleted ns.
 func waitGone(t *testing.T, kc kubernetes.Interface, ns string) {
 	t.Helper()
-	testsuite.WaitFor(t, "namespace "+ns+" deleted", 60*time.Second, func() error {
+	harness.WaitFor(t, "namespace "+ns+" deleted", 60*time.Second, func() error {
 		_, err := kc.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -251,7 +251,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	_, err = d.StartService(ctx, "roll", owner, bad)
 	require.NoError(t, err)
 	_, err = check(bad, 3*time.Second)
-	appErr := testsuite.RequireNonRetryable(t, err, openshift.ErrServiceUnhealthy)
+	appErr := harness.RequireNonRetryable(t, err, openshift.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "service app not available")
 	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
 	require.Equal(t, int32(1), stop(), "the old pod served during the failed rollout")
@@ -266,7 +266,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	require.NoError(t, err)
 	start := time.Now()
 	_, err = check(bad, time.Minute)
-	appErr = testsuite.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
+	appErr = harness.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
 	require.Contains(t, appErr.Error(), "progress deadline")
 	require.Less(t, time.Since(start), 30*time.Second, "the cluster's deadline ended the wait")
 	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
@@ -279,7 +279,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	require.NoError(t, err)
 	start = time.Now()
 	_, err = check(missing, time.Minute)
-	appErr = testsuite.RequireNonRetryable(t, err, openshift.ErrImageNotFound)
+	appErr = harness.RequireNonRetryable(t, err, openshift.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), "ImagePullBackOff")
 	require.Less(t, time.Since(start), 30*time.Second)
 	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
@@ -287,10 +287,10 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 
 	// A generation whose ReplicaSet is gone cannot be rolled back to.
 	err = d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 7})
-	testsuite.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
+	harness.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
 
 	// An invalid reference is refused before any rollout.
-	testsuite.RequireNonRetryable(t, d.EnsureImage(ctx, "Not A Reference"), openshift.ErrImageNotFound)
+	harness.RequireNonRetryable(t, d.EnsureImage(ctx, "Not A Reference"), openshift.ErrImageNotFound)
 	require.NoError(t, d.EnsureImage(ctx, "registry.test/demo-app@sha256:"+strings.Repeat("a", 64)))
 }
 
@@ -303,7 +303,7 @@ func requireRunning(t *testing.T, kc kubernetes.Interface, ns, image, gen string
 	require.NoError(t, err)
 	require.Equal(t, image, dep.Spec.Template.Spec.Containers[0].Image)
 	require.Equal(t, gen, dep.Spec.Template.Labels[openshift.LabelGeneration])
-	testsuite.WaitFor(t, "only generation "+gen+" runs", 30*time.Second, func() error {
+	harness.WaitFor(t, "only generation "+gen+" runs", 30*time.Second, func() error {
 		pods, err := kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "tenantflow.io/service=app"})
 		if err != nil {
 			return err
@@ -359,7 +359,7 @@ func TestDecommissionKeepsVolumesRestoreAndPurge(t *testing.T) {
 	_, err = kc.CoreV1().PersistentVolumes().Patch(ctx, pvName, "application/merge-patch+json",
 		[]byte(`{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`), metav1.PatchOptions{})
 	require.NoError(t, err)
-	testsuite.RequireNonRetryable(t, d.CheckKept(ctx, "keep", owner, kept), backup.ErrVerificationFailed)
+	harness.RequireNonRetryable(t, d.CheckKept(ctx, "keep", owner, kept), backup.ErrVerificationFailed)
 	_, err = kc.CoreV1().PersistentVolumes().Patch(ctx, pvName, "application/merge-patch+json",
 		[]byte(`{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}`), metav1.PatchOptions{})
 	require.NoError(t, err)

@@ -7,12 +7,12 @@ import (
 	"testing"
 
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // routeOwner reads, from Caddy, the owner the tenant's route names in its
 // vars handler ("" when it has none).
-func routeOwner(t *testing.T, caddy *testsuite.Caddy, tenant string) string {
+func routeOwner(t *testing.T, caddy *harness.Caddy, tenant string) string {
 	t.Helper()
 	status, body := caddy.Admin(t, http.MethodGet, "/id/tenantflow-"+tenant, nil)
 	if status != http.StatusOK {
@@ -35,14 +35,14 @@ func routeOwner(t *testing.T, caddy *testsuite.Caddy, tenant string) string {
 
 func requireNotOurs(t *testing.T, err error) {
 	t.Helper()
-	testsuite.RequireNonRetryable(t, err, proxy.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, proxy.ErrNotOurs)
 }
 
 // A tenant requested again after its workflow was terminated (run B) can
 // neither take over the live tenant's route (run A) nor unroute it by
 // compensation; run A's retries and removal still work.
 func TestRouteOfAnotherRunIsNeitherTakenNorRemoved(t *testing.T) {
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "run A"), upstream(t, "run B")
 
@@ -96,7 +96,7 @@ func TestRouteOfAnotherRunIsNeitherTakenNorRemoved(t *testing.T) {
 // over or removed by a provisioning; the release, decommission or restore of
 // the existing tenant (Adopt) does, and stamps it.
 func TestLegacyRouteIsAdoptedOnlyWithAdopt(t *testing.T) {
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upOld, upNew := upstream(t, "old"), upstream(t, "new")
 	if _, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upOld}}); err != nil {

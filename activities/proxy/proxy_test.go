@@ -16,10 +16,10 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	sdktestsuite "go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 const domain = "apps.example.test"
@@ -35,7 +35,7 @@ func upstream(t *testing.T, body string) string {
 	return srv.Listener.Addr().String()
 }
 
-func newActivities(t *testing.T, caddy *testsuite.Caddy) *proxy.Activities {
+func newActivities(t *testing.T, caddy *harness.Caddy) *proxy.Activities {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(caddy.HTTPAddr)
 	a, err := proxy.New(proxy.Config{
@@ -46,7 +46,7 @@ func newActivities(t *testing.T, caddy *testsuite.Caddy) *proxy.Activities {
 		Domain:       domain,
 		PublicScheme: "http",
 		PublicPort:   port,
-	}, testsuite.Logger(t))
+	}, harness.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func ctx(t *testing.T) context.Context {
 }
 
 // routes reads the tenant server's routes from Caddy.
-func routes(t *testing.T, caddy *testsuite.Caddy) []map[string]any {
+func routes(t *testing.T, caddy *harness.Caddy) []map[string]any {
 	t.Helper()
 	status, body := caddy.Admin(t, http.MethodGet, "/config/apps/http/servers/tenantflow/routes", nil)
 	if status != http.StatusOK {
@@ -74,7 +74,7 @@ func routes(t *testing.T, caddy *testsuite.Caddy) []map[string]any {
 }
 
 // countID is how many of Caddy's routes carry the @id.
-func countID(t *testing.T, caddy *testsuite.Caddy, id string) int {
+func countID(t *testing.T, caddy *harness.Caddy, id string) int {
 	t.Helper()
 	n := 0
 	for _, r := range routes(t, caddy) {
@@ -86,7 +86,7 @@ func countID(t *testing.T, caddy *testsuite.Caddy, id string) int {
 }
 
 // dials reads the upstreams of one route from Caddy by its @id.
-func dials(t *testing.T, caddy *testsuite.Caddy, id string) []string {
+func dials(t *testing.T, caddy *harness.Caddy, id string) []string {
 	t.Helper()
 	status, body := caddy.Admin(t, http.MethodGet, "/id/"+id, nil)
 	if status != http.StatusOK {
@@ -127,7 +127,7 @@ func dials(t *testing.T, caddy *testsuite.Caddy, id string) []string {
 // it with the old config (an empty 200 where the route did not exist, the
 // previous upstream after a switch): the answer is polled for until it is
 // want, for up to a second.
-func served(t *testing.T, caddy *testsuite.Caddy, host, want string) string {
+func served(t *testing.T, caddy *harness.Caddy, host, want string) string {
 	t.Helper()
 	deadline := time.Now().Add(time.Second)
 	for {
@@ -146,8 +146,8 @@ func served(t *testing.T, caddy *testsuite.Caddy, host, want string) string {
 }
 
 func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
-	testsuite.RequireAcceptQueueMigration(t)
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	harness.RequireAcceptQueueMigration(t)
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
 	if err := a.Check(ctx(t)); err != nil {
@@ -204,8 +204,8 @@ func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 }
 
 func TestRemoveRouteLeavesOtherTenants(t *testing.T) {
-	testsuite.RequireAcceptQueueMigration(t)
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	harness.RequireAcceptQueueMigration(t)
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
 	for tenant, up := range map[string]string{"acme": upA, "globex": upB} {
@@ -246,7 +246,7 @@ func TestRemoveRouteLeavesOtherTenants(t *testing.T) {
 }
 
 func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
-	caddy := testsuite.StartCaddy(t, "")
+	caddy := harness.StartCaddy(t, "")
 	if status, body := caddy.Admin(t, http.MethodGet, "/config/apps", nil); status != http.StatusOK || strings.TrimSpace(string(body)) != "null" {
 		t.Fatalf("expected a Caddy without apps, got %d %s", status, body)
 	}
@@ -284,7 +284,7 @@ func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
 	if len(servers) != 1 || !ok || !slices.Equal(srv.Listen, []string{caddy.HTTPAddr}) || srv.AutomaticHTTPS["disable"] != true || len(srv.Routes) != 1 {
 		t.Fatalf("created server config: %s", body)
 	}
-	testsuite.WaitFor(t, "tenant listener", 10*time.Second, testsuite.DialReady(caddy.HTTPAddr))
+	harness.WaitFor(t, "tenant listener", 10*time.Second, harness.DialReady(caddy.HTTPAddr))
 	if body := served(t, caddy, "acme."+domain, "upstream A"); body != "upstream A" {
 		t.Fatalf("acme served %q, want upstream A", body)
 	}
@@ -301,8 +301,8 @@ func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
 }
 
 func TestCaddyOutageIsRetryable(t *testing.T) {
-	testsuite.RequireAcceptQueueMigration(t)
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	harness.RequireAcceptQueueMigration(t)
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
 	if _, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upA}}); err != nil {
@@ -311,8 +311,8 @@ func TestCaddyOutageIsRetryable(t *testing.T) {
 
 	caddy.Stop()
 	_, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upB}})
-	testsuite.RequireRetryable(t, err)
-	testsuite.RequireRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "globex"}))
+	harness.RequireRetryable(t, err)
+	harness.RequireRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "globex"}))
 	if err := a.Check(ctx(t)); err == nil {
 		t.Fatal("Check succeeded while Caddy is down")
 	}
@@ -336,7 +336,7 @@ func TestCaddyOutageIsRetryable(t *testing.T) {
 }
 
 func TestInvalidInputIsNonRetryable(t *testing.T) {
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	up := upstream(t, "upstream A")
 	for _, tc := range []struct {
@@ -355,17 +355,17 @@ func TestInvalidInputIsNonRetryable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := a.EnsureRoute(ctx(t), tc.in)
-			testsuite.RequireNonRetryable(t, err, proxy.ErrInvalidInput)
+			harness.RequireNonRetryable(t, err, proxy.ErrInvalidInput)
 		})
 	}
-	testsuite.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "-acme"}), proxy.ErrInvalidInput)
+	harness.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "-acme"}), proxy.ErrInvalidInput)
 	if rs := routes(t, caddy); len(rs) != 0 {
 		t.Fatalf("invalid input reached Caddy: %v", rs)
 	}
 }
 
 func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	caddy := harness.StartCaddy(t, "tenantflow")
 	// Caddy checks the Host header of admin requests: allow only the
 	// address the harness uses, then talk to it as "localhost".
 	adminHost := strings.TrimPrefix(caddy.AdminURL, "http://")
@@ -377,11 +377,11 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 	a, err := proxy.New(proxy.Config{
 		Enabled: true, AdminURL: "http://localhost:" + port, Server: "tenantflow", Listen: caddy.HTTPAddr,
 		Domain: domain, PublicScheme: "http", PublicPort: httpPort,
-	}, testsuite.Logger(t))
+	}, harness.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	testsuite.WaitFor(t, "caddy admin with new origins", 10*time.Second, func() error {
+	harness.WaitFor(t, "caddy admin with new origins", 10*time.Second, func() error {
 		if status, _ := caddy.Admin(t, http.MethodGet, "/config/admin", nil); status != http.StatusOK {
 			return fmt.Errorf("status %d", status)
 		}
@@ -389,11 +389,11 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 	})
 
 	_, err = a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upstream(t, "upstream A")}})
-	testsuite.RequireNonRetryable(t, err, proxy.ErrConfigRejected)
+	harness.RequireNonRetryable(t, err, proxy.ErrConfigRejected)
 	if !strings.Contains(err.Error(), "host not allowed") {
 		t.Fatalf("error does not carry Caddy's reason: %v", err)
 	}
-	testsuite.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "acme"}), proxy.ErrConfigRejected)
+	harness.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "acme"}), proxy.ErrConfigRejected)
 	if err := a.Check(ctx(t)); err == nil {
 		t.Fatal("Check succeeded although Caddy refuses our Host header")
 	}
@@ -407,8 +407,8 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 // gets an answer from one of them, never Caddy's empty "no route" answer
 // nor a 502 (a delete-then-add switch fails this test at once).
 func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
-	testsuite.RequireAcceptQueueMigration(t)
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	harness.RequireAcceptQueueMigration(t)
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
 	host := "acme." + domain
@@ -416,7 +416,7 @@ func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	load := testsuite.StartLoad(caddy.HTTPAddr, []string{host}, "/", 4, 2*time.Millisecond, func(_, body string) bool {
+	load := harness.StartLoad(caddy.HTTPAddr, []string{host}, "/", 4, 2*time.Millisecond, func(_, body string) bool {
 		return body == "upstream A" || body == "upstream B"
 	})
 	switches := 0
@@ -451,9 +451,9 @@ func TestSwitchUnderLoadDropsNoRequest(t *testing.T) {
 // Temporal's conversion. Host is a helper, not an activity: the worker must
 // register the struct with SkipInvalidStructFunctions.
 func TestActivitiesThroughTemporal(t *testing.T) {
-	caddy := testsuite.StartCaddy(t, "tenantflow")
+	caddy := harness.StartCaddy(t, "tenantflow")
 	a := newActivities(t, caddy)
-	var ts sdktestsuite.WorkflowTestSuite
+	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestActivityEnvironment()
 	env.RegisterActivityWithOptions(a, activity.RegisterOptions{SkipInvalidStructFunctions: true})
 	up := upstream(t, "upstream A")

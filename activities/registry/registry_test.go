@@ -10,12 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/registry"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
-func newClient(t *testing.T, reg *testsuite.Registry, password string) *registry.Client {
+func newClient(t *testing.T, reg *harness.Registry, password string) *registry.Client {
 	t.Helper()
-	c, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL, User: reg.User, Password: password}, testsuite.Logger(t))
+	c, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL, User: reg.User, Password: password}, harness.Logger(t))
 	require.NoError(t, err)
 	return c
 }
@@ -28,7 +28,7 @@ func uniqueRepo(t *testing.T, prefix string) string {
 }
 
 func TestManifestDigest(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	c := newClient(t, reg, "")
 	ctx := context.Background()
 	require.NoError(t, c.Check(ctx))
@@ -66,7 +66,7 @@ func TestManifestDigest(t *testing.T) {
 }
 
 func TestDeleteManifest(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	c := newClient(t, reg, "")
 	ctx := context.Background()
 	repo := uniqueRepo(t, "del")
@@ -91,34 +91,34 @@ func TestDeleteManifest(t *testing.T) {
 }
 
 func TestDeleteDisabled(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{DisableDelete: true})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{DisableDelete: true})
 	c := newClient(t, reg, "")
 	repo := uniqueRepo(t, "nodel")
 	digest := reg.PutImage(t, repo, "v1", "stays")
 
 	err := c.DeleteManifest(context.Background(), repo, digest)
-	testsuite.RequireNonRetryable(t, err, registry.ErrDeleteDisabled)
+	harness.RequireNonRetryable(t, err, registry.ErrDeleteDisabled)
 	got, found := reg.ManifestDigest(t, repo, "v1")
 	require.True(t, found)
 	require.Equal(t, digest, got)
 }
 
 func TestInvalidInput(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	c := newClient(t, reg, "")
 	ctx := context.Background()
 	_, _, err := c.ManifestDigest(ctx, "Tenants/App", "v1")
-	testsuite.RequireNonRetryable(t, err, registry.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, registry.ErrInvalidReference)
 	_, _, err = c.ManifestDigest(ctx, "tenants/app", "bad tag")
-	testsuite.RequireNonRetryable(t, err, registry.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, registry.ErrInvalidReference)
 	err = c.DeleteManifest(ctx, "tenants/app", "v1")
-	testsuite.RequireNonRetryable(t, err, registry.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, registry.ErrInvalidReference)
 	err = c.DeleteManifest(ctx, "../etc", "sha256:"+strings.Repeat("0", 64))
-	testsuite.RequireNonRetryable(t, err, registry.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, registry.ErrInvalidReference)
 }
 
 func TestBasicAuth(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{User: "builder", Password: "s3cret-basic"})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{User: "builder", Password: "s3cret-basic"})
 	ctx := context.Background()
 	repo := uniqueRepo(t, "basic")
 	digest := reg.PutImage(t, repo, "v1", "basic")
@@ -133,25 +133,25 @@ func TestBasicAuth(t *testing.T) {
 
 	wrong := newClient(t, reg, "not-the-password")
 	err = wrong.Check(ctx)
-	testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
 	require.NotContains(t, err.Error(), "not-the-password")
 	_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
-	testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
 	err = wrong.DeleteManifest(ctx, repo, digest)
-	testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
 	_, found = reg.ManifestDigest(t, repo, "v1")
 	require.True(t, found, "a refused delete deleted")
 
-	anonymous, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL}, testsuite.Logger(t))
+	anonymous, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL}, harness.Logger(t))
 	require.NoError(t, err)
-	testsuite.RequireNonRetryable(t, anonymous.Check(ctx), registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, anonymous.Check(ctx), registry.ErrUnauthorized)
 }
 
 // TestBearerAuth runs the token flow of GitLab's registry and Harbor: the
 // registry answers 401 with a Bearer challenge naming a token server, which
 // checks the credentials and signs a token the registry verifies.
 func TestBearerAuth(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{User: "builder", Password: "s3cret-token", TokenAuth: true})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{User: "builder", Password: "s3cret-token", TokenAuth: true})
 	ctx := context.Background()
 	repo := uniqueRepo(t, "bearer")
 	digest := reg.PutImage(t, repo, "v1", "bearer")
@@ -177,14 +177,14 @@ func TestBearerAuth(t *testing.T) {
 
 	wrong := newClient(t, reg, "not-the-password")
 	err = wrong.Check(ctx)
-	testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
 	require.NotContains(t, err.Error(), "not-the-password")
 	_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
-	testsuite.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
 }
 
 func TestOutage(t *testing.T) {
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{User: "builder", Password: "s3cret-outage"})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{User: "builder", Password: "s3cret-outage"})
 	c := newClient(t, reg, "s3cret-outage")
 	ctx := context.Background()
 	repo := uniqueRepo(t, "outage")
@@ -193,9 +193,9 @@ func TestOutage(t *testing.T) {
 
 	reg.Stop()
 	_, _, err := c.ManifestDigest(ctx, repo, "v1")
-	testsuite.RequireRetryable(t, err)
-	testsuite.RequireRetryable(t, c.Check(ctx))
-	testsuite.RequireRetryable(t, c.DeleteManifest(ctx, repo, digest))
+	harness.RequireRetryable(t, err)
+	harness.RequireRetryable(t, c.Check(ctx))
+	harness.RequireRetryable(t, c.DeleteManifest(ctx, repo, digest))
 
 	reg.Start()
 	got, found, err := c.ManifestDigest(ctx, repo, "v1")

@@ -13,14 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/supervision"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
-func newIcingaActivities(t *testing.T, ic *testsuite.Icinga2, pw string) *supervision.Activities {
+func newIcingaActivities(t *testing.T, ic *harness.Icinga2, pw string) *supervision.Activities {
 	t.Helper()
 	cfg := supervision.Config{Driver: "icinga2", Timeout: 5 * time.Second, Icinga2: supervision.Icinga2Config{
-		URL: ic.URL, User: ic.User, Password: pw, CA: ic.CAFile, HostTemplate: testsuite.Icinga2HostTemplate}}
-	a, err := supervision.New(cfg, testsuite.Logger(t))
+		URL: ic.URL, User: ic.User, Password: pw, CA: ic.CAFile, HostTemplate: harness.Icinga2HostTemplate}}
+	a, err := supervision.New(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	return a
 }
@@ -40,7 +40,7 @@ type icingaObject struct {
 }
 
 // objects GETs /v1/objects/<path>; a 404 is no objects.
-func objects(t *testing.T, ic *testsuite.Icinga2, path string) []icingaObject {
+func objects(t *testing.T, ic *harness.Icinga2, path string) []icingaObject {
 	t.Helper()
 	status, body, err := ic.Do(http.MethodGet, "/v1/objects/"+path, nil)
 	require.NoError(t, err)
@@ -61,7 +61,7 @@ func filter(expr string) string {
 }
 
 func TestIcinga2Supervision(t *testing.T) {
-	ic := testsuite.StartIcinga2(t)
+	ic := harness.StartIcinga2(t)
 	a := newIcingaActivities(t, ic, ic.Password)
 	require.NoError(t, a.Check(ctx(t)))
 	app := tenantApp(t)
@@ -72,7 +72,7 @@ func TestIcinga2Supervision(t *testing.T) {
 	require.NoError(t, a.StartSupervision(ctx(t), in))
 	hosts := objects(t, ic, "hosts/tenantflow-acme?attrs=vars&attrs=check_command&attrs=templates")
 	require.Len(t, hosts, 1)
-	require.Contains(t, hosts[0].Attrs.Templates, testsuite.Icinga2HostTemplate)
+	require.Contains(t, hosts[0].Attrs.Templates, harness.Icinga2HostTemplate)
 	require.Equal(t, true, hosts[0].Attrs.Vars["notify"], "imported from the host template")
 	require.Equal(t, "acme", hosts[0].Attrs.Vars["tenant"])
 	require.Equal(t, "prod", hosts[0].Attrs.Vars["stage"])
@@ -115,7 +115,7 @@ func TestIcinga2Supervision(t *testing.T) {
 
 // waitServiceState asks Icinga to check the service now until its last
 // result has the exit status.
-func waitServiceState(t *testing.T, ic *testsuite.Icinga2, svc string, exit float64) {
+func waitServiceState(t *testing.T, ic *harness.Icinga2, svc string, exit float64) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("service %s exit status %v", svc, exit), 40*time.Second, func() error {
 		status, body, err := ic.Do(http.MethodPost, "/v1/actions/reschedule-check", map[string]any{
@@ -135,7 +135,7 @@ func waitServiceState(t *testing.T, ic *testsuite.Icinga2, svc string, exit floa
 }
 
 func TestIcinga2Failures(t *testing.T) {
-	ic := testsuite.StartIcinga2(t)
+	ic := harness.StartIcinga2(t)
 	a := newIcingaActivities(t, ic, ic.Password)
 	in := supervision.WatchInput{Tenant: "beta", Stage: "test", URL: "https://beta.example.test/healthz"}
 
@@ -166,8 +166,8 @@ func TestIcinga2Failures(t *testing.T) {
 
 	t.Run("outage", func(t *testing.T) {
 		ic.Process.Stop()
-		testsuite.RequireRetryable(t, a.StartSupervision(ctx(t), in))
-		testsuite.RequireRetryable(t, a.Check(ctx(t)))
+		harness.RequireRetryable(t, a.StartSupervision(ctx(t), in))
+		harness.RequireRetryable(t, a.Check(ctx(t)))
 		ic.Process.Start()
 		ic.WaitReady(t)
 		require.NoError(t, a.StartSupervision(ctx(t), in))

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/supervision"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // ownerConformance is what every driver must do about owners: run B never
@@ -27,7 +27,7 @@ func ownerConformance(t *testing.T, a *supervision.Activities, url string, regis
 
 	for _, adopt := range []bool{false, true} { // adopting is for unstamped registrations only
 		runB := supervision.WatchInput{Tenant: "acme", Stage: "staging", URL: url + "?b", Owner: "run-b", Adopt: adopt}
-		testsuite.RequireNonRetryable(t, a.StartSupervision(ctx(t), runB), supervision.ErrNotOurs)
+		harness.RequireNonRetryable(t, a.StartSupervision(ctx(t), runB), supervision.ErrNotOurs)
 	}
 	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "acme", Owner: "run-b"}), "run B's compensation")
 	ok, owner = registered("acme")
@@ -43,7 +43,7 @@ func ownerConformance(t *testing.T, a *supervision.Activities, url string, regis
 	legacy := supervision.WatchInput{Tenant: "globex", Stage: "prod", URL: url}
 	require.NoError(t, a.StartSupervision(ctx(t), legacy))
 	provision := supervision.WatchInput{Tenant: "globex", Stage: "prod", URL: url, Owner: "run-new"}
-	testsuite.RequireNonRetryable(t, a.StartSupervision(ctx(t), provision), supervision.ErrNotOurs)
+	harness.RequireNonRetryable(t, a.StartSupervision(ctx(t), provision), supervision.ErrNotOurs)
 	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "globex", Owner: "run-new"}))
 	ok, owner = registered("globex")
 	require.True(t, ok, "a provisioning removed a registration from before runs were stamped")
@@ -63,7 +63,7 @@ func ownerConformance(t *testing.T, a *supervision.Activities, url string, regis
 
 func TestPrometheusOwners(t *testing.T) {
 	dir := t.TempDir()
-	a, err := supervision.New(promConfig(dir), testsuite.Logger(t))
+	a, err := supervision.New(promConfig(dir), harness.Logger(t))
 	require.NoError(t, err)
 	ownerConformance(t, a, "http://127.0.0.1:9/healthz", func(tenant string) (bool, string) {
 		content, err := os.ReadFile(filepath.Join(dir, "tenantflow-"+tenant+".json"))
@@ -80,7 +80,7 @@ func TestPrometheusOwners(t *testing.T) {
 }
 
 func TestIcinga2Owners(t *testing.T) {
-	ic := testsuite.StartIcinga2(t)
+	ic := harness.StartIcinga2(t)
 	a := newIcingaActivities(t, ic, ic.Password)
 	ownerConformance(t, a, "http://127.0.0.1:9/healthz", func(tenant string) (bool, string) {
 		hosts := objects(t, ic, "hosts/tenantflow-"+tenant+"?attrs=vars")

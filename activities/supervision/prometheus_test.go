@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/supervision"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // eventually polls cond every 250 ms until it succeeds or timeout passes.
@@ -43,17 +43,17 @@ func tenantApp(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func newPromActivities(t *testing.T, p *testsuite.Prometheus) *supervision.Activities {
+func newPromActivities(t *testing.T, p *harness.Prometheus) *supervision.Activities {
 	t.Helper()
 	cfg := promConfig(p.SDDir)
 	cfg.Prometheus.URL = p.URL
-	a, err := supervision.New(cfg, testsuite.Logger(t))
+	a, err := supervision.New(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	return a
 }
 
 // activeTargets lists the job's active targets, by tenant label.
-func activeTargets(p *testsuite.Prometheus) (map[string]string, error) {
+func activeTargets(p *harness.Prometheus) (map[string]string, error) {
 	var data struct {
 		ActiveTargets []struct {
 			Labels    map[string]string `json:"labels"`
@@ -65,7 +65,7 @@ func activeTargets(p *testsuite.Prometheus) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, tg := range data.ActiveTargets {
-		if tg.Labels["job"] == testsuite.PrometheusJob {
+		if tg.Labels["job"] == harness.PrometheusJob {
 			out[tg.Labels["tenant"]] = tg.Labels["instance"]
 		}
 	}
@@ -73,7 +73,7 @@ func activeTargets(p *testsuite.Prometheus) (map[string]string, error) {
 }
 
 func TestPrometheusSupervision(t *testing.T) {
-	p := testsuite.StartPrometheus(t)
+	p := harness.StartPrometheus(t)
 	a := newPromActivities(t, p)
 	require.NoError(t, a.Check(ctx(t)))
 	app := tenantApp(t)
@@ -171,12 +171,12 @@ func TestPrometheusSupervision(t *testing.T) {
 }
 
 func TestPrometheusOutage(t *testing.T) {
-	p := testsuite.StartPrometheus(t)
+	p := harness.StartPrometheus(t)
 	a := newPromActivities(t, p)
 	require.NoError(t, a.Check(ctx(t)))
 
 	p.Server.Stop()
-	testsuite.RequireRetryable(t, a.Check(ctx(t)))
+	harness.RequireRetryable(t, a.Check(ctx(t)))
 	// Registering needs only the directory: provisioning goes on while
 	// Prometheus is down, and Prometheus finds the tenant when it is back.
 	app := tenantApp(t)
@@ -214,7 +214,7 @@ func TestPrometheusUnwritableSDDir(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			a, err := supervision.New(promConfig(dir), testsuite.Logger(t))
+			a, err := supervision.New(promConfig(dir), harness.Logger(t))
 			require.NoError(t, err, "New does no I/O")
 			err = a.StartSupervision(ctx(t), supervision.WatchInput{Tenant: "acme", URL: "http://127.0.0.1:1/"})
 			requireAppError(t, err, supervision.ErrMisconfigured)

@@ -12,15 +12,15 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/internal/config"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 )
 
 func runWorker(ctx context.Context, args []string, log *slog.Logger) error {
 	s := config.New("worker")
 	var p process
-	p.worker = &worker.Config{}
+	p.worker = &wiring.Config{}
 	p.temporal.Register(s)
 	p.worker.Register(s)
 	s.String(&p.metricsListen, "metrics-listen", "TENANTFLOW_WORKER_METRICS_LISTEN", "127.0.0.1:9464", "address of the worker's /metrics endpoint (empty: off)")
@@ -48,17 +48,17 @@ func runAPI(ctx context.Context, args []string, log *slog.Logger) error {
 // tenant's first workflow task straight to this process (eager start).
 type process struct {
 	temporal      temporalx.Config
-	worker        *worker.Config // nil: no worker
+	worker        *wiring.Config // nil: no worker
 	api           *apiSettings   // nil: no API
 	metricsListen string         // a /metrics endpoint of its own (worker)
 }
 
 func (p process) run(ctx context.Context, log *slog.Logger) error {
-	var deps worker.Deps
+	var deps wiring.Deps
 	if p.worker != nil {
 		// Integration settings first: a bad one fails before any dialing.
 		var err error
-		if deps, err = worker.NewIntegrations(*p.worker, log); err != nil {
+		if deps, err = wiring.NewIntegrations(*p.worker, log); err != nil {
 			return err
 		}
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 )
 
 // apiSettings are the API process's own settings.
@@ -114,7 +114,7 @@ func dial(ctx context.Context, cfg temporalx.Config, reg *prometheus.Registry, l
 // startWorker connects to the configured runtimes (Docker Engine, OpenShift
 // cluster), checks the namespace and starts the worker; stop waits for
 // running activities (up to the stop timeout).
-func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wcfg worker.Config, deps worker.Deps, log *slog.Logger) (stop func(), err error) {
+func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wcfg wiring.Config, deps wiring.Deps, log *slog.Logger) (stop func(), err error) {
 	var closers []func()
 	closeAll := func() {
 		for _, f := range closers {
@@ -146,13 +146,13 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		deps.UseOpenShift(driver)
 		runtimes = append(runtimes, "openshift", driver.Server())
 	}
-	if err := worker.CheckSearchAttributes(ctx, c, tcfg.Namespace); err != nil {
+	if err := wiring.CheckSearchAttributes(ctx, c, tcfg.Namespace); err != nil {
 		closeAll()
 		return nil, err
 	}
 	log.Info("integrations", "enabled", deps.Integrations.Enabled())
-	worker.CheckIntegrations(ctx, deps, log)
-	w := worker.New(c, tcfg.TaskQueue, wcfg, deps)
+	wiring.CheckIntegrations(ctx, deps, log)
+	w := wiring.New(c, tcfg.TaskQueue, wcfg, deps)
 	if err := w.Start(); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("start worker on task queue %s: %w", tcfg.TaskQueue, err)

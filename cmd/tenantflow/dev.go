@@ -22,7 +22,7 @@ import (
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/devserver"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 )
 
 // runDev runs the whole platform on one machine: a Temporal dev server
@@ -32,7 +32,7 @@ import (
 func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	s := config.New("dev")
 	var tcfg temporalx.Config
-	var wcfg worker.Config
+	var wcfg wiring.Config
 	var a apiSettings
 	var dataDir, cli, uiPort string
 	tcfg.Register(s)

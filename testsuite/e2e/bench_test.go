@@ -22,7 +22,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/activities/supervision"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -56,7 +56,7 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 // same Docker calls directly. It reports both times and the overhead.
 func BenchmarkProvisionOverhead(b *testing.B) {
 	p := startPlatform(b)
-	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
+	tpls, err := runtime.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func median(ds []time.Duration) time.Duration {
 func BenchmarkProvisionWithIntegrations(b *testing.B) {
 	_, cfg := startServers(b)
 	p := startPlatformWith(b, cfg)
-	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
+	tpls, err := runtime.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -352,14 +352,14 @@ func medianOf(xs []float64) float64 {
 // the same backup location. Target: backup+verify at least 0.8x of tar.
 func BenchmarkDecommissionBackup(b *testing.B) {
 	if os.Geteuid() != 0 {
-		testsuite.Unavailable(b, "reading Docker volume mountpoints needs root")
+		harness.Unavailable(b, "reading Docker volume mountpoints needs root")
 	}
 	tarCmd, err := exec.LookPath("tar")
 	if err != nil {
-		testsuite.Unavailable(b, "no tar to compare with")
+		harness.Unavailable(b, "no tar to compare with")
 	}
 	ctx := context.Background()
-	d := testsuite.Docker(b)
+	d := harness.Docker(b)
 	tenant := fmt.Sprintf("bench-bak-%06d", time.Now().UnixNano()%1e6)
 	b.Cleanup(func() {
 		_ = d.RemoveVolumes(ctx, tenant, "")
@@ -374,12 +374,12 @@ func BenchmarkDecommissionBackup(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := testsuite.WriteBenchVolume(b, src)
+	size := harness.WriteBenchVolume(b, src)
 	dir := b.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "backups"), 0o700); err != nil {
 		b.Fatal(err)
 	}
-	a, err := backup.New(backup.Config{Dir: filepath.Join(dir, "backups"), Retention: time.Hour}, d, testsuite.Logger(b))
+	a, err := backup.New(backup.Config{Dir: filepath.Join(dir, "backups"), Retention: time.Hour}, d, harness.Logger(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,10 +19,10 @@ import (
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/registry"
 	"github.com/tenantflow/tenantflow/api"
-	"github.com/tenantflow/tenantflow/testsuite"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/testsuite/gitlabfake"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
+	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -39,7 +39,7 @@ type buildBench struct {
 	*platform
 	gitlab   *gitlabfake.Server
 	project  *gitlabfake.Project
-	registry *testsuite.Registry
+	registry *harness.Registry
 	regc     *registry.Client
 }
 
@@ -49,7 +49,7 @@ type buildBench struct {
 // project would use a multi-stage Dockerfile instead.
 func demoRepository(t testing.TB) map[string][]byte {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(testsuite.RepoRoot(), "testsuite", "demoapp", "main.go"))
+	src, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "testsuite", "demoapp", "main.go"))
 	require.NoError(t, err)
 	dir := t.TempDir()
 	bin, err := demoimage.CompileBinary(context.Background(), dir)
@@ -66,16 +66,16 @@ func demoRepository(t testing.TB) map[string][]byte {
 
 func startBuildBench(t testing.TB) *buildBench {
 	t.Helper()
-	reg := testsuite.StartRegistry(t, testsuite.RegistryOptions{})
+	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	gl := gitlabfake.New(t, gitlabToken)
 	proj := gl.AddProject(demoProject)
-	wcfg := &worker.Config{
+	wcfg := &wiring.Config{
 		GitLab:   gitlab.Config{Enabled: true, URL: gl.URL, Token: gitlabToken, Timeout: 10 * time.Second},
 		Registry: registry.Config{Enabled: true, URL: reg.URL, Timeout: 10 * time.Second},
 	}
-	glc, err := gitlab.NewClient(wcfg.GitLab, testsuite.Logger(t))
+	glc, err := gitlab.NewClient(wcfg.GitLab, harness.Logger(t))
 	require.NoError(t, err)
-	regc, err := registry.NewClient(wcfg.Registry, testsuite.Logger(t))
+	regc, err := registry.NewClient(wcfg.Registry, harness.Logger(t))
 	require.NoError(t, err)
 	projects, err := build.ParseProjects([]byte(`
 projects:

@@ -31,9 +31,9 @@ import (
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -58,7 +58,7 @@ func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
 
 // workerEnv is the environment of a worker process configured as cfg's
 // integrations are (the settings startServers makes).
-func workerEnv(cfg *worker.Config) []string {
+func workerEnv(cfg *wiring.Config) []string {
 	env := []string{"TENANTFLOW_LDAP_ADMIN_USER=" + cfg.AdminUser}
 	if c := cfg.Proxy; c.Enabled {
 		env = append(env, "TENANTFLOW_PROXY_ENABLED=true", "TENANTFLOW_PROXY_ADMIN_URL="+c.AdminURL, "TENANTFLOW_PROXY_SERVER="+c.Server,
@@ -103,7 +103,7 @@ func startChaosPlatform(t *testing.T, tmp *temporaltest.Temporal) *chaosPlatform
 	srv, cfg := startServers(t)
 	p := startPlatformOnServer(t, tmp, runtime.Docker, nil)
 	// The test's own clients of the integrations, to clean up after it.
-	deps, err := worker.NewIntegrations(*cfg, testsuite.Logger(t))
+	deps, err := wiring.NewIntegrations(*cfg, harness.Logger(t))
 	require.NoError(t, err)
 	p.deps = deps
 	c := &chaosPlatform{platform: p, srv: srv, bin: bin, env: workerEnv(cfg)}
@@ -332,7 +332,7 @@ func TestChaosWorkerKilledDuringProvisioning(t *testing.T) {
 // killed at random moments. No request fails, every tenant ends on the new
 // image with exactly one instance of it.
 func TestChaosWorkerKilledDuringReleaseUnderLoad(t *testing.T) {
-	testsuite.RequireAcceptQueueMigration(t)
+	harness.RequireAcceptQueueMigration(t)
 	r := chaosRand(t)
 	c := startChaosPlatform(t, nil)
 	c.releaseUnderChaos(t, r, 8, func(time.Duration) { c.crashWorker(between(r, 0, 500*time.Millisecond)) })
@@ -344,7 +344,7 @@ func TestChaosWorkerKilledDuringReleaseUnderLoad(t *testing.T) {
 // (SIGKILL) mid-release and started again on the same database. The
 // release completes, users see no failure, nothing is duplicated.
 func TestChaosTemporalServerKilledMidRelease(t *testing.T) {
-	testsuite.RequireAcceptQueueMigration(t)
+	harness.RequireAcceptQueueMigration(t)
 	r := chaosRand(t)
 	tmp := temporaltest.StartPersistent(t)
 	c := startChaosPlatform(t, tmp.Temporal)
@@ -364,7 +364,7 @@ func TestChaosTemporalServerKilledMidRelease(t *testing.T) {
 // release ends (at most crashes times); it checks that no request failed and that each tenant
 // runs exactly one instance of the new image.
 func (c *chaosPlatform) releaseUnderChaos(t *testing.T, r *rand.Rand, crashes int, crash func(down time.Duration)) {
-	b := &releaseBench{t: t, p: c.platform, srv: c.srv, reg: testsuite.StartRegistry(t, testsuite.RegistryOptions{})}
+	b := &releaseBench{t: t, p: c.platform, srv: c.srv, reg: harness.StartRegistry(t, harness.RegistryOptions{})}
 	image := b.pushDemo("v2", false)
 	staging := []string{tenantName("cs"), tenantName("cs")}
 	prod := []string{tenantName("cp"), tenantName("cp"), tenantName("cp"), tenantName("cp")}

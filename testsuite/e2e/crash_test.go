@@ -16,7 +16,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/workflows"
 )
@@ -26,7 +26,7 @@ func buildTenantflow(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tenantflow")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tenantflow")
-	cmd.Dir = testsuite.RepoRoot()
+	cmd.Dir = harness.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build tenantflow: %v\n%s", err, out)
 	}

@@ -26,8 +26,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/testsuite"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
+	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -292,7 +292,7 @@ func (r *corruptingReader) Read(b []byte) (int, error) {
 }
 
 func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
-	cfg := &worker.Config{Backup: backup.Config{Dir: t.TempDir(), Retention: time.Hour}}
+	cfg := &wiring.Config{Backup: backup.Config{Dir: t.TempDir(), Retention: time.Hour}}
 	p := startPlatformWith(t, cfg)
 	name := tenantName("badbak")
 	t.Cleanup(func() { p.destroy(name) })
@@ -343,7 +343,7 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 // result is one complete, verified archive per volume that restores.
 func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		testsuite.Unavailable(t, "writing test data straight into a Docker volume needs root")
+		harness.Unavailable(t, "writing test data straight into a Docker volume needs root")
 	}
 	bin := buildTenantflow(t)
 	p := startPlatformWith(t, nil)

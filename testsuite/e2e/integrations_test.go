@@ -23,9 +23,9 @@ import (
 	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/supervision"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/itopfake"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -34,26 +34,26 @@ const testDomain = "apps.example.test"
 // servers are the real outside systems of one test: Caddy, BIND, slapd,
 // Prometheus with the blackbox exporter, and the iTop fake.
 type servers struct {
-	caddy *testsuite.Caddy
-	bind  *testsuite.Bind
-	slapd *testsuite.Slapd
-	prom  *testsuite.Prometheus
+	caddy *harness.Caddy
+	bind  *harness.Bind
+	slapd *harness.Slapd
+	prom  *harness.Prometheus
 	itop  *itopfake.Server
 	base  string // LDAP container of tenant OUs
 }
 
-func startServers(t testing.TB) (*servers, *worker.Config) {
+func startServers(t testing.TB) (*servers, *wiring.Config) {
 	s := &servers{
-		caddy: testsuite.StartCaddy(t, "tenantflow"),
-		bind:  testsuite.StartBind(t, testDomain),
-		slapd: testsuite.StartSlapd(t),
-		prom:  testsuite.StartPrometheus(t),
+		caddy: harness.StartCaddy(t, "tenantflow"),
+		bind:  harness.StartBind(t, testDomain),
+		slapd: harness.StartSlapd(t),
+		prom:  harness.StartPrometheus(t),
 		itop:  itopfake.New(t, "tenantflow", "itop-password-123"),
 	}
 	s.base = "ou=tenants," + s.slapd.Suffix
 	s.slapd.AddOU(t, s.base)
 	_, port, _ := strings.Cut(s.caddy.HTTPAddr, ":")
-	cfg := &worker.Config{
+	cfg := &wiring.Config{
 		Proxy: proxy.Config{Enabled: true, AdminURL: s.caddy.AdminURL, Server: s.caddy.Server, Listen: s.caddy.HTTPAddr,
 			Domain: testDomain, PublicScheme: "http", PublicPort: port},
 		DNS: dns.Config{Enabled: true, Server: s.bind.Addr, Zone: testDomain, TSIGName: s.bind.KeyName, TSIGSecret: s.bind.KeySecret,

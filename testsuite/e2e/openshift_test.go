@@ -19,7 +19,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/runtime"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/kube"
 	"github.com/tenantflow/tenantflow/workflows"
 )
@@ -41,7 +41,7 @@ func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, p
 	require.NoError(t, err)
 	t.Cleanup(c.Stop)
 	ctx := context.Background()
-	require.NoError(t, c.ApplyRBAC(ctx, filepath.Join(testsuite.RepoRoot(), "deploy", "openshift", "rbac.yaml")))
+	require.NoError(t, c.ApplyRBAC(ctx, filepath.Join(harness.RepoRoot(), "deploy", "openshift", "rbac.yaml")))
 	_, kubeconfig, err := c.ServiceAccount(ctx, "tenantflow", "tenantflow-worker")
 	require.NoError(t, err)
 
@@ -125,7 +125,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	_, ten, _ := o.do(http.MethodGet, "/v1/tenants/"+name, nil)
 	require.Equal(t, workflows.StateActive, ten["state"])
 	require.Contains(t, ten["error"], "rolled back")
-	testsuite.WaitFor(t, "app back on generation 1", 30*time.Second, func() error {
+	harness.WaitFor(t, "app back on generation 1", 30*time.Second, func() error {
 		img, gen, avail := o.deployment(t, name, "app")
 		if img != v2 || gen != "1" || avail != 1 {
 			return fmt.Errorf("app runs %s generation %s (%d available)", img, gen, avail)
@@ -175,7 +175,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = o.waitFor(name, 200*time.Millisecond, 3*time.Minute, "purged", phaseIs(workflows.PhasePurged, workflows.PhaseFailed))
 	require.Equal(t, workflows.PhasePurged, decommissionOf(st)["phase"], st)
-	testsuite.WaitFor(t, "project deleted", time.Minute, func() error {
+	harness.WaitFor(t, "project deleted", time.Minute, func() error {
 		_, err := o.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil

@@ -25,7 +25,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -38,17 +38,17 @@ import (
 	"github.com/tenantflow/tenantflow/activities/runtime"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/api"
-	"github.com/tenantflow/tenantflow/testsuite"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
 // platform is Tenantflow running for one test.
 type platform struct {
 	t        testing.TB
-	deps     worker.Deps // the worker's clients (nil integrations when off)
+	deps     wiring.Deps // the worker's clients (nil integrations when off)
 	temporal *temporaltest.Temporal
 	driver   *docker.Driver
 	api      *httptest.Server
@@ -89,12 +89,12 @@ func slowTemplate(t testing.TB, tpls runtime.Templates, delay time.Duration) *ru
 	return slow
 }
 
-func startPlatform(t testing.TB) *platform { return startPlatformWith(t, &worker.Config{}) }
+func startPlatform(t testing.TB) *platform { return startPlatformWith(t, &wiring.Config{}) }
 
 // startPlatformWith starts the platform with an in-process worker
 // configured by wcfg (integrations included); with nil, the test runs its
 // own worker (see startWorkerProcess).
-func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
+func startPlatformWith(t testing.TB, wcfg *wiring.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
 	return startPlatformOn(t, runtime.Docker, wcfg, apiOpts...)
 }
@@ -102,19 +102,19 @@ func startPlatformWith(t testing.TB, wcfg *worker.Config, apiOpts ...func(*api.C
 // startPlatformOn starts the platform whose templates run on runtimeName
 // by default (TENANTFLOW_RUNTIME); an in-process worker (wcfg) runs on
 // Docker, any other runtime needs a worker process.
-func startPlatformOn(t testing.TB, runtimeName string, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
+func startPlatformOn(t testing.TB, runtimeName string, wcfg *wiring.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
 	return startPlatformOnServer(t, nil, runtimeName, wcfg, apiOpts...)
 }
 
 // startPlatformOnServer is startPlatformOn against a Temporal server the
 // test started itself (nil: a fresh dev server).
-func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName string, wcfg *worker.Config, apiOpts ...func(*api.Config)) *platform {
+func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName string, wcfg *wiring.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
 	var d *docker.Driver
 	if runtimeName == runtime.Docker {
-		d = testsuite.Docker(t)
-		testsuite.DemoImage(t, d, demoimage.Tag, "v1")
+		d = harness.Docker(t)
+		harness.DemoImage(t, d, demoimage.Tag, "v1")
 	}
 	if tmp == nil {
 		tmp = temporaltest.StartTemporal(t)
@@ -123,7 +123,7 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 
 	if wcfg != nil {
 		wcfg.StopTimeout = 5 * time.Second
-		deps, err := worker.NewIntegrations(*wcfg, testsuite.Logger(t))
+		deps, err := wiring.NewIntegrations(*wcfg, harness.Logger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,14 +131,14 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 			t.Fatal(err)
 		}
 		p.deps = deps
-		w := worker.New(tmp.Client, tmp.Config.TaskQueue, *wcfg, deps)
+		w := wiring.New(tmp.Client, tmp.Config.TaskQueue, *wcfg, deps)
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Stop)
 	}
 
-	tpls, err := runtime.LoadTemplates(filepath.Join(testsuite.RepoRoot(), "deploy", "templates"))
+	tpls, err := runtime.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 	for _, o := range apiOpts {
 		o(&acfg)
 	}
-	router, err := api.NewRouter(acfg, tmp.Client, tpls, testsuite.Logger(t), prometheus.NewRegistry())
+	router, err := api.NewRouter(acfg, tmp.Client, tpls, harness.Logger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,14 +300,14 @@ func (p *platform) checkHistory(workflowID, name string) {
 		}
 		hist.Events = append(hist.Events, ev)
 	}
-	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
+	replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
 		DataConverter:    temporaltest.TestKeyring(p.t).DataConverter(),
 		FailureConverter: temporaltest.TestKeyring(p.t).FailureConverter(),
 	})
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	worker.RegisterWorkflows(replayer)
+	wiring.RegisterWorkflows(replayer)
 	if err := replayer.ReplayWorkflowHistory(nil, hist); err != nil {
 		p.t.Fatalf("replay %s: %v", workflowID, err)
 	}
@@ -319,7 +319,7 @@ func (p *platform) checkHistory(workflowID, name string) {
 		p.t.Fatal(err)
 	}
 	file := name + "-" + time.Now().UTC().Format("20060102") + ".json"
-	path := filepath.Join(testsuite.RepoRoot(), "testsuite", "histories", file)
+	path := filepath.Join(harness.RepoRoot(), "testsuite", "histories", file)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		p.t.Fatal(err)
 	}

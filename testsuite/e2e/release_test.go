@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -27,14 +27,14 @@ type releaseBench struct {
 	t   testing.TB
 	p   *platform
 	srv *servers
-	reg *testsuite.Registry
+	reg *harness.Registry
 }
 
 func startReleaseBench(t testing.TB) *releaseBench {
-	testsuite.RequireAcceptQueueMigration(t)
+	harness.RequireAcceptQueueMigration(t)
 	srv, cfg := startServers(t)
 	p := startPlatformWith(t, cfg)
-	return &releaseBench{t: t, p: p, srv: srv, reg: testsuite.StartRegistry(t, testsuite.RegistryOptions{})}
+	return &releaseBench{t: t, p: p, srv: srv, reg: harness.StartRegistry(t, harness.RegistryOptions{})}
 }
 
 // pushDemo builds the demo app at version (deliberately unhealthy if asked),
@@ -45,9 +45,9 @@ func (b *releaseBench) pushDemo(version string, unhealthy bool) string {
 	d := b.p.driver
 	tag := "tenantflow/demo-app:release-" + version
 	if unhealthy {
-		testsuite.DemoImageUnhealthy(b.t, d, tag, version)
+		harness.DemoImageUnhealthy(b.t, d, tag, version)
 	} else {
-		testsuite.DemoImage(b.t, d, tag, version)
+		harness.DemoImage(b.t, d, tag, version)
 	}
 	ref := b.reg.Host + "/tenantflow/demo-app:" + version
 	ctx := context.Background()
@@ -75,12 +75,12 @@ func (b *releaseBench) host(tenant string) string { return tenant + "." + testDo
 
 // load starts users on every tenant's URL through the proxy, asking the
 // app's version: two per tenant, a request every pause each.
-func (b *releaseBench) load(tenants []string, pause time.Duration, versions ...string) *testsuite.Load {
+func (b *releaseBench) load(tenants []string, pause time.Duration, versions ...string) *harness.Load {
 	hosts := make([]string, len(tenants))
 	for i, n := range tenants {
 		hosts[i] = b.host(n)
 	}
-	return testsuite.StartLoad(b.srv.caddy.HTTPAddr, hosts, "/version", 2, pause, func(_, body string) bool {
+	return harness.StartLoad(b.srv.caddy.HTTPAddr, hosts, "/version", 2, pause, func(_, body string) bool {
 		return slices.Contains(versions, body)
 	})
 }
@@ -150,7 +150,7 @@ func (b *releaseBench) promoteWithCLI(id string, flags ...string) {
 	b.t.Helper()
 	args := append([]string{"workflow", "signal", "--address", b.p.temporal.Config.Address, "--namespace", b.p.temporal.Config.Namespace,
 		"--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote}, flags...)
-	out, err := exec.Command(testsuite.TemporalCLI(b.t), args...).CombinedOutput()
+	out, err := exec.Command(harness.TemporalCLI(b.t), args...).CombinedOutput()
 	require.NoError(b.t, err, string(out))
 }
 
@@ -162,7 +162,7 @@ func statuses(st workflows.ReleaseState) map[string]string {
 	return out
 }
 
-func requireNoFailedRequest(t testing.TB, rep testsuite.LoadReport) {
+func requireNoFailedRequest(t testing.TB, rep harness.LoadReport) {
 	t.Helper()
 	t.Logf("load: %d requests, %d failed, %d TCP handshakes reset by a proxy reload and re-dialled; answers %v",
 		rep.Requests, len(rep.Failures), rep.DialResets, rep.Answers)
@@ -322,7 +322,7 @@ func TestUnpullableReleaseNeverHoldsTheTenant(t *testing.T) {
 	require.Equal(t, workflows.TenantRolledBack, statuses(st)[prod], st)
 	require.Contains(t, st.Tenants[0].Error, "RegistryUnknown")
 
-	down := testsuite.Addr(testsuite.FreePort(t)) // nothing listens there
+	down := harness.Addr(harness.FreePort(t)) // nothing listens there
 	id = b.startRelease(map[string]any{"image": down + "/app" + digest, "tenants": map[string]any{"names": []string{prod}}})
 	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
 	code, out, _ = b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
-	"github.com/tenantflow/tenantflow/testsuite"
 	"github.com/tenantflow/tenantflow/testsuite/gitlabfake"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 const token = "glpat-fake-Tok3n"
@@ -77,7 +77,7 @@ func call(t *testing.T, method, rawURL, tok string, body url.Values) (int, map[s
 func gitRepo(t *testing.T, commits ...map[string][]byte) string {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		testsuite.Unavailable(t, "git is not installed: the fake's SHAs and archives are compared with git's own")
+		harness.Unavailable(t, "git is not installed: the fake's SHAs and archives are compared with git's own")
 	}
 	dir := t.TempDir()
 	git := func(env []string, args ...string) string {

@@ -40,7 +40,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // ToolsVersion names the component versions; build-tools.sh caches the
@@ -112,7 +112,7 @@ func Missing() error {
 func RequireTools(t testing.TB) {
 	t.Helper()
 	if err := Missing(); err != nil {
-		testsuite.Unavailable(t, "%v", err)
+		harness.Unavailable(t, "%v", err)
 	}
 }
 
@@ -213,7 +213,7 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	etcdPort, peerPort, apiPort, kwokPort := ports[0], ports[1], ports[2], ports[3]
-	c.Server = "https://" + testsuite.Addr(apiPort)
+	c.Server = "https://" + harness.Addr(apiPort)
 	c.CAFile = pki.caCert
 	if err := c.writeKubeconfig(pki.adminToken); err != nil {
 		return nil, err
@@ -223,8 +223,8 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		return nil, fmt.Errorf("write kwok stages: %w", err)
 	}
 
-	etcdURL := "http://" + testsuite.Addr(etcdPort)
-	peerURL := "http://" + testsuite.Addr(peerPort)
+	etcdURL := "http://" + harness.Addr(etcdPort)
+	peerURL := "http://" + harness.Addr(peerPort)
 	if err := c.start("etcd",
 		"--name=default", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
@@ -299,7 +299,7 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector="+fakeNodeAnnotation+"=fake",
 		"--manage-nodes-with-label-selector=", "--manage-single-node=",
 		"--cidr=10.244.0.0/24", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
-		"--server-address="+testsuite.Addr(kwokPort),
+		"--server-address="+harness.Addr(kwokPort),
 	); err != nil {
 		return nil, err
 	}
@@ -502,7 +502,7 @@ func (p *proc) tail() string {
 
 // freePorts returns n distinct loopback ports that nothing listens on;
 // the listeners are held until all are picked so none repeats.
-// (testsuite.FreePort needs a testing.TB, which Start does not have.)
+// (harness.FreePort needs a testing.TB, which Start does not have.)
 func freePorts(n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
@@ -523,7 +523,7 @@ func freePorts(n int) ([]int, error) {
 }
 
 func etcdHealthy(url string) error {
-	code, body, err := testsuite.DoJSON(http.DefaultClient, http.MethodGet, url+"/health", nil, 5*time.Second, nil)
+	code, body, err := harness.DoJSON(http.DefaultClient, http.MethodGet, url+"/health", nil, 5*time.Second, nil)
 	if err != nil {
 		return err
 	}
@@ -592,7 +592,7 @@ func nodesReady(ctx context.Context, kc kubernetes.Interface, n int) error {
 // project builds against, so the tests see the same schema as the driver.
 func routeCRD() (*unstructured.Unstructured, error) {
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/openshift/api")
-	cmd.Dir = testsuite.RepoRoot()
+	cmd.Dir = harness.RepoRoot()
 	out, err := cmd.Output()
 	if err != nil {
 		var exitErr *exec.ExitError

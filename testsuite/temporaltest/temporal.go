@@ -15,12 +15,12 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-	sdktestsuite "go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tenantflow/tenantflow/internal/codec"
 	"github.com/tenantflow/tenantflow/internal/devserver"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
 // TestCodecKeys is the payload key every test server uses. It is derived from
@@ -43,7 +43,7 @@ func TestKeyring(t testing.TB) *codec.Keyring {
 
 // Temporal is a real dev server started for one test (or benchmark).
 type Temporal struct {
-	Server *sdktestsuite.DevServer
+	Server *testsuite.DevServer
 	Client client.Client
 	Config temporalx.Config
 }
@@ -53,13 +53,13 @@ type Temporal struct {
 // it, and stops it when the test ends.
 func StartTemporal(t testing.TB) *Temporal {
 	t.Helper()
-	cli := testsuite.TemporalCLI(t)
+	cli := harness.TemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := temporalx.Config{Namespace: "default", TaskQueue: "tenantflow-test", CodecKeys: TestCodecKeys}
-	srv, err := sdktestsuite.StartDevServer(ctx, sdktestsuite.DevServerOptions{
+	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:  cli,
-		ClientOptions: &client.Options{Namespace: cfg.Namespace, Logger: tlog.NewStructuredLogger(testsuite.Logger(t))},
+		ClientOptions: &client.Options{Namespace: cfg.Namespace, Logger: tlog.NewStructuredLogger(harness.Logger(t))},
 		LogLevel:      "error",
 		ExtraArgs:     devserver.Args(),
 		Stdout:        io.Discard,
@@ -69,7 +69,7 @@ func StartTemporal(t testing.TB) *Temporal {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	cfg.Address = srv.FrontendHostPort()
-	c, err := temporalx.Dial(ctx, cfg, testsuite.Logger(t), nil)
+	c, err := temporalx.Dial(ctx, cfg, harness.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,25 +83,25 @@ func StartTemporal(t testing.TB) *Temporal {
 type Persistent struct {
 	*Temporal
 	t    testing.TB
-	proc *testsuite.Process
+	proc *harness.Process
 }
 
 // StartPersistent starts `temporal server start-dev --db-filename` on a
 // free loopback port, configured as StartTemporal's server.
 func StartPersistent(t testing.TB) *Persistent {
 	t.Helper()
-	cli := testsuite.TemporalCLI(t)
+	cli := harness.TemporalCLI(t)
 	dir := t.TempDir()
-	port := testsuite.FreePort(t)
+	port := harness.FreePort(t)
 	args := append([]string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--db-filename", filepath.Join(dir, "temporal.db"), "--log-level", "error"}, devserver.Args()...)
 	cfg := temporalx.Config{Namespace: "default", TaskQueue: "tenantflow-test", CodecKeys: TestCodecKeys,
-		Address: testsuite.Addr(port)}
-	p := &Persistent{t: t, proc: testsuite.NewProcess(t, dir, nil, cli, args...), Temporal: &Temporal{Config: cfg}}
+		Address: harness.Addr(port)}
+	p := &Persistent{t: t, proc: harness.NewProcess(t, dir, nil, cli, args...), Temporal: &Temporal{Config: cfg}}
 	p.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := temporalx.Dial(ctx, cfg, testsuite.Logger(t), nil)
+	c, err := temporalx.Dial(ctx, cfg, harness.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func StartPersistent(t testing.TB) *Persistent {
 func (p *Persistent) Start() {
 	p.t.Helper()
 	p.proc.Start()
-	testsuite.WaitFor(p.t, "temporal dev server", time.Minute, testsuite.DialReady(p.Config.Address))
+	harness.WaitFor(p.t, "temporal dev server", time.Minute, harness.DialReady(p.Config.Address))
 }
 
 // Kill ends the server with SIGKILL: no shutdown, no flush beyond what

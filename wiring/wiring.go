@@ -1,8 +1,8 @@
-// Package worker wires configuration to clients to registrations: it builds
+// Package wiring wires configuration to clients to registrations: it builds
 // the runtime driver, registers the workflows and activities on the task
 // queue and runs the Temporal worker until its context ends. Several
 // processes running it share the task queue; scaling out is Temporal's job.
-package worker
+package wiring
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/backup"
@@ -306,7 +306,7 @@ func (d *Deps) logger() *slog.Logger {
 
 // RegisterWorkflows registers every workflow under its stable type name; the
 // replay tests use it too, so they replay exactly what workers run.
-func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
+func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	r.RegisterWorkflowWithOptions(workflows.BuildImageWorkflow, workflow.RegisterOptions{Name: workflows.BuildWorkflowType})
 	r.RegisterWorkflowWithOptions(workflows.ReleaseWorkflow, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowType})
@@ -315,7 +315,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 // Register puts every workflow and activity on a worker. Integration
 // activities are registered method by method: their structs also carry
 // helpers (Check, …) that must not become activities.
-func Register(r sdkworker.Registry, deps Deps) {
+func Register(r worker.Registry, deps Deps) {
 	RegisterWorkflows(r)
 	r.RegisterActivity(&runtime.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
@@ -353,9 +353,9 @@ func Register(r sdkworker.Registry, deps Deps) {
 }
 
 // New builds the worker for the task queue.
-func New(c client.Client, taskQueue string, cfg Config, deps Deps) sdkworker.Worker {
+func New(c client.Client, taskQueue string, cfg Config, deps Deps) worker.Worker {
 	host, _ := os.Hostname()
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{
+	w := worker.New(c, taskQueue, worker.Options{
 		Identity:          fmt.Sprintf("tenantflow-worker@%s:%d", host, os.Getpid()),
 		WorkerStopTimeout: cfg.StopTimeout,
 	})

@@ -1,7 +1,7 @@
-// Package testsuite holds the shared test harnesses: real servers started on
-// loopback for a test and stopped after it, the demo image, and the committed
-// workflow histories used by replay tests.
-package testsuite
+// Package harness holds the shared test harnesses: real servers started on
+// loopback for a test and stopped after it, and the demo image. The
+// committed workflow histories live beside it in testsuite/histories.
+package harness
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/testsuite/demoimage"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
 )
 
 // RequireEnv is the variable CI sets so that a missing dependency fails a test

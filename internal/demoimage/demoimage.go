@@ -37,7 +37,7 @@ CMD ["serve"]
 func CompileBinary(ctx context.Context, dir string) (string, error) {
 	out := filepath.Join(dir, "demo-app")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out,
-		"github.com/tenantflow/tenantflow/testsuite/demoapp")
+		"github.com/tenantflow/tenantflow/internal/demoapp")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("compile demo-app: %w\n%s", err, b)

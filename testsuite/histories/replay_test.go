@@ -1,14 +1,14 @@
-package testsuite_test
+package histories_test
 
 import (
 	"path/filepath"
 	"testing"
 
-	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/worker"
 
-	"github.com/tenantflow/tenantflow/testsuite"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
-	"github.com/tenantflow/tenantflow/worker"
+	"github.com/tenantflow/tenantflow/wiring"
 )
 
 // TestReplayCommittedHistories replays every history recorded from real runs
@@ -16,7 +16,7 @@ import (
 // current workflow code. A change that would break running workflows (a
 // reordered activity, a removed step without versioning) fails here.
 func TestReplayCommittedHistories(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(testsuite.RepoRoot(), "testsuite", "histories", "*.json"))
+	files, err := filepath.Glob(filepath.Join(harness.RepoRoot(), "testsuite", "histories", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,14 +25,14 @@ func TestReplayCommittedHistories(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
+			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
 				DataConverter:    temporaltest.TestKeyring(t).DataConverter(),
 				FailureConverter: temporaltest.TestKeyring(t).FailureConverter(),
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			worker.RegisterWorkflows(replayer)
+			wiring.RegisterWorkflows(replayer)
 			if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", filepath.Base(f), err)
 			}
