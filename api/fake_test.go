@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // Test tokens, one per role (at least 16 characters each).
@@ -190,7 +190,7 @@ func (v encodedValue) Get(ptr any) error {
 type testEnv struct {
 	router    *gin.Engine
 	temporal  *fakeTemporal
-	templates runtime.Templates
+	templates spec.Templates
 	logs      *harness.SyncBuffer
 	registry  *prometheus.Registry
 }
@@ -199,7 +199,7 @@ type envOption func(*Config)
 
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	templates, err := runtime.LoadTemplates("../deploy/templates")
+	templates, err := spec.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)
 	tokens, err := ParseTokens([]byte(`{"ops":"` + opsToken + `","distributor":"` + distributorToken + `","developer":"` + developerToken + `"}`))
 	require.NoError(t, err)

@@ -22,7 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -271,9 +271,9 @@ func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError
 	if deadline != 0 && deadline < minPromotionDeadline {
 		return plan, badField("promotionDeadline", "promotionDeadline must be 0s (none) or at least %s", minPromotionDeadline)
 	}
-	plan.HealthTimeout = runtime.Duration(health)
-	plan.Drain = runtime.Duration(drain)
-	plan.PromotionDeadline = runtime.Duration(deadline)
+	plan.HealthTimeout = spec.Duration(health)
+	plan.Drain = spec.Duration(drain)
+	plan.PromotionDeadline = spec.Duration(deadline)
 	return plan, nil
 }
 

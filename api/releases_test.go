@@ -24,7 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -92,7 +92,7 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 		Plan: workflows.ReleasePlan{
 			Tenants:   workflows.TenantSelector{Names: []string{"acme", "beta"}},
 			BatchSize: workflows.DefaultBatchSize, MaxParallel: workflows.DefaultBatchSize,
-			Drain: runtime.Duration(workflows.DefaultDrain),
+			Drain: spec.Duration(workflows.DefaultDrain),
 		},
 	}, in)
 	assert.Contains(t, e.logs.String(), `"msg":"release started"`)
@@ -132,8 +132,8 @@ func TestCreateReleasePlan(t *testing.T) {
 				"healthTimeout":"2m","drain":"0s","failureThreshold":1,"promotionDeadline":"24h"}`,
 			want: workflows.ReleasePlan{
 				Tenants: workflows.TenantSelector{Stage: "prod"}, Canary: 2, BatchSize: 10, MaxParallel: 3,
-				HealthTimeout: runtime.Duration(2 * time.Minute), Drain: 0, FailureThreshold: 1,
-				PromotionDeadline: runtime.Duration(24 * time.Hour),
+				HealthTimeout: spec.Duration(2 * time.Minute), Drain: 0, FailureThreshold: 1,
+				PromotionDeadline: spec.Duration(24 * time.Hour),
 			},
 		},
 		{
@@ -141,8 +141,8 @@ func TestCreateReleasePlan(t *testing.T) {
 			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"all":true},"batchSize":7,"drain":"10m","healthTimeout":"1s","promotionDeadline":"1m"}`,
 			want: workflows.ReleasePlan{
 				Tenants: workflows.TenantSelector{All: true}, BatchSize: 7, MaxParallel: 7,
-				HealthTimeout: runtime.Duration(time.Second), Drain: runtime.Duration(10 * time.Minute),
-				PromotionDeadline: runtime.Duration(time.Minute),
+				HealthTimeout: spec.Duration(time.Second), Drain: spec.Duration(10 * time.Minute),
+				PromotionDeadline: spec.Duration(time.Minute),
 			},
 		},
 	}
@@ -373,7 +373,7 @@ func sampleRelease() workflows.ReleaseState {
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	return workflows.ReleaseState{
 		ID: "r1", Image: testImage, RequestedBy: "developer",
-		Plan:  workflows.ReleasePlan{Tenants: workflows.TenantSelector{All: true}, BatchSize: 5, MaxParallel: 5, Drain: runtime.Duration(2 * time.Second)},
+		Plan:  workflows.ReleasePlan{Tenants: workflows.TenantSelector{All: true}, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(2 * time.Second)},
 		State: workflows.ReleaseAwaitingPromotion, Phase: workflows.PhaseStaging, Wave: 1,
 		Tenants: []workflows.TenantRelease{
 			{Name: "acme", Stage: "staging", Wave: 1, Status: workflows.TenantUpdated, From: oldImageA, To: testImage, StartedAt: &started, CutoverMillis: 850},
@@ -395,7 +395,7 @@ func assertRelease(t *testing.T, want workflows.ReleaseState, body []byte) {
 	plan := want.Plan
 	want.Plan = workflows.ReleasePlan{}
 	assert.Equal(t, want, got.ReleaseState)
-	for field, d := range map[string]runtime.Duration{"healthTimeout": plan.HealthTimeout, "drain": plan.Drain, "promotionDeadline": plan.PromotionDeadline} {
+	for field, d := range map[string]spec.Duration{"healthTimeout": plan.HealthTimeout, "drain": plan.Drain, "promotionDeadline": plan.PromotionDeadline} {
 		assert.Equal(t, d.D().String(), got.Plan[field], field)
 	}
 	assert.EqualValues(t, plan.BatchSize, got.Plan["batchSize"])
@@ -659,7 +659,7 @@ func TestRollbackRelease(t *testing.T) {
 		Images: map[string]string{"acme": oldImageB, "beta": oldImageA, "omega": oldImageB},
 		Plan: workflows.ReleasePlan{
 			Tenants:   workflows.TenantSelector{Names: []string{"acme", "beta", "omega"}},
-			BatchSize: 2, MaxParallel: 2, Drain: runtime.Duration(workflows.DefaultDrain),
+			BatchSize: 2, MaxParallel: 2, Drain: spec.Duration(workflows.DefaultDrain),
 		},
 	}, in)
 	assert.Equal(t, "release:"+in.ID, starts[0].opts.ID)

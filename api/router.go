@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -86,7 +86,7 @@ func (c Config) withDefaults() (Config, error) {
 type server struct {
 	cfg       Config
 	temporal  Temporal
-	templates runtime.Templates
+	templates spec.Templates
 	log       *slog.Logger
 }
 
@@ -94,7 +94,7 @@ type server struct {
 // (nil: no metrics); /metrics is served only when reg is a
 // *prometheus.Registry, since only then do we know what to gather. A nil log
 // discards request logs.
-func NewRouter(cfg Config, t Temporal, templates runtime.Templates, log *slog.Logger, reg prometheus.Registerer) (*gin.Engine, error) {
+func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logger, reg prometheus.Registerer) (*gin.Engine, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -71,7 +71,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestMetricsNotServedWithoutRegistry(t *testing.T) {
-	templates, err := runtime.LoadTemplates("../deploy/templates")
+	templates, err := spec.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)
 	tokens, err := ParseTokens([]byte(`{"ops":"` + opsToken + `"}`))
 	require.NoError(t, err)
@@ -149,7 +149,7 @@ func TestRecoveryTurnsPanicInto500(t *testing.T) {
 }
 
 func TestNewRouterWithoutRegistry(t *testing.T) {
-	templates, err := runtime.LoadTemplates("../deploy/templates")
+	templates, err := spec.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)
 	tokens, err := ParseTokens([]byte(`{"ops":"` + opsToken + `"}`))
 	require.NoError(t, err)
@@ -166,7 +166,7 @@ func TestNewRouterWithoutRegistry(t *testing.T) {
 }
 
 func TestNewRouterRejectsBadConfig(t *testing.T) {
-	templates, err := runtime.LoadTemplates("../deploy/templates")
+	templates, err := spec.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)
 	tokens, err := ParseTokens([]byte(`{"ops":"` + opsToken + `"}`))
 	require.NoError(t, err)
@@ -175,7 +175,7 @@ func TestNewRouterRejectsBadConfig(t *testing.T) {
 		name      string
 		cfg       Config
 		temporal  Temporal
-		templates runtime.Templates
+		templates spec.Templates
 		wantErr   string
 	}{
 		{name: "no task queue", cfg: Config{Tokens: tokens}, temporal: &fakeTemporal{}, templates: templates, wantErr: "TaskQueue is required"},

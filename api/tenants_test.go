@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -155,7 +155,7 @@ func TestGetTenant(t *testing.T) {
 		Name: "acme", State: workflows.StateActive, Stage: "prod", Template: "default",
 		Image: "tenantflow/demo-app:1.2", URL: "http://acme.localhost:8080",
 		Progress:  workflows.Progress{Done: 5, Total: 5, Step: "verify"},
-		Services:  []runtime.ServiceStatus{},
+		Services:  []runtimes.ServiceStatus{},
 		CreatedAt: created, UpdatedAt: created.Add(time.Minute),
 	}
 	e := newTestEnv(t)

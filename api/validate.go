@@ -14,7 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows"
 )
 
@@ -53,7 +53,7 @@ func validateName(name string) *fieldError {
 	if name == "" {
 		return badField("name", "name is required")
 	}
-	if len(name) < minNameLen || !runtime.IsDNSLabel(name, maxNameLen) {
+	if len(name) < minNameLen || !spec.IsDNSLabel(name, maxNameLen) {
 		return badField("name", "name %q is invalid: use %d–%d lowercase letters, digits and hyphens, starting and ending with a letter or digit",
 			name, minNameLen, maxNameLen)
 	}

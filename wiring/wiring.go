@@ -34,7 +34,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/registry"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/workflows"
@@ -109,7 +110,7 @@ func (c Config) Settings() integrations.Settings {
 		Backup: c.Backup.Enabled(), Retention: c.Backup.Retention,
 		// Only Docker tenants sit behind the proxy: an OpenShift Route is
 		// the tenant's URL by itself.
-		Routed: []string{runtime.Docker},
+		Routed: []string{spec.Docker},
 	}
 }
 
@@ -222,8 +223,8 @@ func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
 // Deps are the clients the activities use; a nil integration is disabled
 // (the workflows learn that from Integrations and never call it).
 type Deps struct {
-	// Runtimes are the tenant runtimes by name (runtime.Docker, …).
-	Runtimes     map[string]runtime.Driver
+	// Runtimes are the tenant runtimes by name (spec.Docker, …).
+	Runtimes     map[string]runtimes.Driver
 	Integrations integrations.Settings
 	Proxy        *proxy.Activities
 	DNS          *dns.Activities
@@ -251,7 +252,7 @@ var _ backup.DumpHost = (*docker.Driver)(nil)
 // UseDocker makes the Docker driver the runtime of tenants, the engine of
 // image builds and the host of the volumes backups read.
 func (d *Deps) UseDocker(drv *docker.Driver) error {
-	d.useRuntime(runtime.Docker, drv)
+	d.useRuntime(spec.Docker, drv)
 	if d.backupCfg.Enabled() {
 		b, err := backup.New(d.backupCfg, drv, d.logger().With("component", "backup"))
 		if err != nil {
@@ -277,22 +278,22 @@ func (d *Deps) UseDocker(drv *docker.Driver) error {
 // template says runtime openshift. Their volumes are kept in place by the
 // cluster's storage at decommission, so they need no backup location.
 func (d *Deps) UseOpenShift(drv *openshift.Driver) {
-	d.useRuntime(runtime.OpenShift, drv)
+	d.useRuntime(spec.OpenShift, drv)
 	if d.Backup == nil {
 		d.Backup = &backup.Activities{Heartbeat: activity.RecordHeartbeat, Log: d.logger().With("component", "backup")}
 	}
 	if d.Backup.InPlace == nil {
 		d.Backup.InPlace = map[string]backup.InPlace{}
 	}
-	d.Backup.InPlace[runtime.OpenShift] = drv
-	if !slices.Contains(d.Integrations.KeepInPlace, runtime.OpenShift) {
-		d.Integrations.KeepInPlace = append(d.Integrations.KeepInPlace, runtime.OpenShift)
+	d.Backup.InPlace[spec.OpenShift] = drv
+	if !slices.Contains(d.Integrations.KeepInPlace, spec.OpenShift) {
+		d.Integrations.KeepInPlace = append(d.Integrations.KeepInPlace, spec.OpenShift)
 	}
 }
 
-func (d *Deps) useRuntime(name string, drv runtime.Driver) {
+func (d *Deps) useRuntime(name string, drv runtimes.Driver) {
 	if d.Runtimes == nil {
-		d.Runtimes = map[string]runtime.Driver{}
+		d.Runtimes = map[string]runtimes.Driver{}
 	}
 	d.Runtimes[name] = drv
 }
@@ -317,7 +318,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 // helpers (Check, …) that must not become activities.
 func Register(r worker.Registry, deps Deps) {
 	RegisterWorkflows(r)
-	r.RegisterActivity(&runtime.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
+	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
 	var fns []any
 	if a := deps.Proxy; a != nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 )
 
@@ -181,7 +182,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 	cand := env.Services[t.svcIndex()]
 	cand.Image, cand.Generation = in.Image, newGen
 	owner := t.state.ProvisionID
-	var a *runtime.Activities
+	var a *runtimes.Activities
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 
 	// Until the route switched, an abort of the release cancels the
@@ -195,7 +196,7 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 	var undo saga
 	err = func() error {
 		t.step(StepEnsureImage)
-		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions(in)), a.EnsureImage, runtime.ImageInput{Runtime: t.template.Runtime, Image: in.Image}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions(in)), a.EnsureImage, runtimes.ImageInput{Runtime: t.template.Runtime, Image: in.Image}).Get(ctx, nil); err != nil {
 			return err
 		}
 		t.stepDone()
@@ -203,14 +204,14 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 		t.step(StepStartNew)
 		undo.add("remove new instance", func(ctx workflow.Context) error {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RetireService,
-				runtime.RetireInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: oldGen, StopTimeout: runtime.Duration(time.Second)}).Get(ctx, nil)
+				runtimes.RetireInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: oldGen, StopTimeout: spec.Duration(time.Second)}).Get(ctx, nil)
 		})
-		var st runtime.ServiceStatus
-		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.StartService, runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand, ReadyTimeout: in.HealthTimeout}).Get(ctx, &st); err != nil {
+		var st runtimes.ServiceStatus
+		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.StartService, runtimes.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand, ReadyTimeout: in.HealthTimeout}).Get(ctx, &st); err != nil {
 			return err
 		}
-		var ep runtime.Endpoint
-		check := runtime.Environment{Runtime: env.Runtime, Tenant: t.spec.Name, Stage: t.spec.Stage, Template: env.Template, Services: []runtime.Service{cand}, HealthTimeout: in.HealthTimeout}
+		var ep runtimes.Endpoint
+		check := spec.Environment{Runtime: env.Runtime, Tenant: t.spec.Name, Stage: t.spec.Stage, Template: env.Template, Services: []spec.Service{cand}, HealthTimeout: in.HealthTimeout}
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(check)), a.WaitHealthy, check).Get(ctx, &ep); err != nil {
 			return err
 		}
@@ -263,8 +264,8 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 	t.stepDone()
 	t.step(StepRetireOld)
 	msg := ""
-	err = workflow.ExecuteLocalActivity(lctx, a.RetireService, runtime.RetireInput{
-		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: newGen, StopTimeout: runtime.Duration(defaultStopGrace),
+	err = workflow.ExecuteLocalActivity(lctx, a.RetireService, runtimes.RetireInput{
+		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Service: cand.Name, Keep: newGen, StopTimeout: spec.Duration(defaultStopGrace),
 	}).Get(ctx, nil)
 	if err != nil {
 		// The tenant serves the new image; only a stopped-but-left
@@ -280,14 +281,14 @@ func (t *tenant) cutover(ctx workflow.Context, in ApplyReleaseInput) ApplyReleas
 // switchTo points the tenant's route and probes at the new instance. Each
 // change registers its undo first, so a failure part-way puts everything
 // back on the old instance.
-func (t *tenant) switchTo(ctx workflow.Context, ep runtime.Endpoint, undo *saga) error {
+func (t *tenant) switchTo(ctx workflow.Context, ep runtimes.Endpoint, undo *saga) error {
 	oldEndpoint := t.state.Endpoint
 	if _, ok := t.resource("route"); ok {
 		up, err := upstream(ep)
 		if err != nil {
 			return err
 		}
-		oldUp, err := upstream(runtime.Endpoint{URL: oldEndpoint})
+		oldUp, err := upstream(runtimes.Endpoint{URL: oldEndpoint})
 		if err != nil {
 			return err
 		}
@@ -316,7 +317,7 @@ func (t *tenant) switchTo(ctx workflow.Context, ep runtime.Endpoint, undo *saga)
 
 // recordInCMDB updates the images the CMDB shows. The CMDB is for people:
 // after its retries a failure is logged, and the release stands.
-func (t *tenant) recordInCMDB(ctx workflow.Context, env runtime.Environment, cand runtime.Service) {
+func (t *tenant) recordInCMDB(ctx workflow.Context, env spec.Environment, cand spec.Service) {
 	if _, ok := t.resource("cmdb"); !ok {
 		return
 	}
@@ -342,7 +343,7 @@ func (t *tenant) setResourceDetail(kind, detail string) {
 	}
 }
 
-func (t *tenant) setService(st runtime.ServiceStatus) {
+func (t *tenant) setService(st runtimes.ServiceStatus) {
 	for i := range t.state.Services {
 		if t.state.Services[i].Service == st.Service {
 			t.state.Services[i] = st

@@ -9,7 +9,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 const newImage = "registry.test/demo-app@sha256:" + "2222222222222222222222222222222222222222222222222222222222222222"
@@ -19,12 +20,12 @@ func (s *provisionSuite) mockCutover() { s.mockCutoverPulling(func(string) error
 
 // mockCutoverPulling is mockCutover with pull answering each image's pull.
 func (s *provisionSuite) mockCutoverPulling(pull func(image string) error) {
-	var a *runtime.Activities
-	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ImageInput) error {
+	var a *runtimes.Activities
+	s.env.OnActivity(a.EnsureImage, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.ImageInput) error {
 		s.record("EnsureImage " + in.Image)
 		return pull(in.Image)
 	})
-	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.RetireInput) error {
+	s.env.OnActivity(a.RetireService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.RetireInput) error {
 		s.record(fmt.Sprintf("RetireService %s keep=%d", in.Service, in.Keep))
 		return nil
 	})
@@ -58,7 +59,7 @@ func (s *provisionSuite) TestCutoverSwitchesRouteThenRetiresOld() {
 	s.mockCutover()
 	var out applyOutcome
 	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(1) }, 30*time.Minute) // the release records its image in the CMDB
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: runtime.Duration(3 * time.Second)}, &out)
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: spec.Duration(3 * time.Second)}, &out)
 	var st TenantState
 	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 2*time.Hour)
 	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
@@ -131,15 +132,15 @@ func (s *provisionSuite) TestReleaseWaitsForProvisioning() {
 	s.mockIntegrations("", "")
 	s.mockRuntime(nil, nil)
 	s.mockCutover()
-	var a *runtime.Activities
+	var a *runtimes.Activities
 	// Provisioning's health wait takes ten simulated minutes.
-	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env spec.Environment) (runtimes.Endpoint, error) {
 		gen := env.Services[0].Generation
 		for _, svc := range env.Services {
 			gen = max(gen, svc.Generation)
 		}
 		s.record(fmt.Sprintf("WaitHealthy gen=%d", gen))
-		return runtime.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
+		return runtimes.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
 	}).After(10 * time.Minute)
 	var out applyOutcome
 	s.applyAt(time.Second, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)

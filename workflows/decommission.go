@@ -15,7 +15,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 )
 
@@ -237,8 +238,8 @@ func (t *tenant) backupRef() backup.BackupRef {
 }
 
 // dumpedServices are the services backed up by their own dump tool.
-func dumpedServices(env runtime.Environment) []runtime.Service {
-	var out []runtime.Service
+func dumpedServices(env spec.Environment) []spec.Service {
+	var out []spec.Service
 	for _, s := range env.Services {
 		if s.Backup != nil {
 			out = append(out, s)
@@ -249,7 +250,7 @@ func dumpedServices(env runtime.Environment) []runtime.Service {
 
 // archivedVolumes are the volumes backed up as archives: all but those of
 // dumped services, whose dump stands for them.
-func archivedVolumes(env runtime.Environment) []string {
+func archivedVolumes(env spec.Environment) []string {
 	dumped := map[string]bool{}
 	for _, s := range dumpedServices(env) {
 		for _, m := range s.Mounts {
@@ -267,7 +268,7 @@ func archivedVolumes(env runtime.Environment) []string {
 
 // liveEnv is the tenant's environment as it runs now: the public service
 // on its released image and generation.
-func (t *tenant) liveEnv() (runtime.Environment, error) {
+func (t *tenant) liveEnv() (spec.Environment, error) {
 	env, err := t.template.Render(t.spec.Name, t.spec.Stage, t.secrets)
 	if err != nil {
 		return env, err
@@ -352,7 +353,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 		return 0, err
 	}
 	owner := t.state.ProvisionID
-	var a *runtime.Activities
+	var a *runtimes.Activities
 
 	d.Phase = PhaseStopping
 	t.step(StepStopTraffic)
@@ -361,7 +362,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 		// The route comes back to wherever the services answer by then: a
 		// restarted container publishes its port anew.
 		undo.add("restore route", func(ctx workflow.Context) error {
-			up, err := upstream(runtime.Endpoint{URL: t.state.Endpoint})
+			up, err := upstream(runtimes.Endpoint{URL: t.state.Endpoint})
 			if err != nil {
 				return err
 			}
@@ -383,7 +384,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 			t.runtimeRef()).Get(ctx, nil); err != nil {
 			return err
 		}
-		var ep runtime.Endpoint
+		var ep runtimes.Endpoint
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
 			return err
 		}
@@ -393,8 +394,8 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 		if len(names) == 0 {
 			return nil
 		}
-		return workflow.ExecuteLocalActivity(lctx, a.StopServices, runtime.StopInput{
-			Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Services: names, StopTimeout: runtime.Duration(stopGrace),
+		return workflow.ExecuteLocalActivity(lctx, a.StopServices, runtimes.StopInput{
+			Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Services: names, StopTimeout: spec.Duration(stopGrace),
 		}).Get(ctx, nil)
 	}
 	var b *backup.Activities
@@ -464,7 +465,7 @@ func (t *tenant) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 // followEndpoint records where the restarted services answer (Docker
 // publishes a restarted container's port anew) and points probes that
 // target the instance there; the route follows in its own undo.
-func (t *tenant) followEndpoint(ctx workflow.Context, ep runtime.Endpoint) error {
+func (t *tenant) followEndpoint(ctx workflow.Context, ep runtimes.Endpoint) error {
 	old := t.state.Endpoint
 	t.state.Endpoint = ep.URL
 	if _, routed := t.resource("route"); !routed {
@@ -530,7 +531,7 @@ func (t *tenant) tearDown(ctx workflow.Context) error {
 			})
 		}
 	}
-	var a *runtime.Activities
+	var a *runtimes.Activities
 	ref := t.runtimeRef()
 	run("remove containers and network", func(ctx workflow.Context) error {
 		if err := workflow.ExecuteLocalActivity(lctx, a.RemoveServices, ref).Get(ctx, nil); err != nil {
@@ -573,7 +574,7 @@ func (t *tenant) purge(ctx workflow.Context) {
 	tctx := workflow.WithActivityOptions(ctx, teardownOptions)
 	f := newFanOut(ctx)
 	run := f.run
-	var a *runtime.Activities
+	var a *runtimes.Activities
 	run("remove volumes", func(ctx workflow.Context) error {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, teardownLocalOptions), a.RemoveVolumes,
 			t.runtimeRef()).Get(ctx, nil)
@@ -642,7 +643,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		}
 		owner := t.state.ProvisionID
 		ref := t.runtimeRef()
-		var a *runtime.Activities
+		var a *runtimes.Activities
 		undo.add("remove network", func(ctx workflow.Context) error {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RemoveNetwork, ref).Get(ctx, nil)
 		})
@@ -652,7 +653,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		}
 		t.end(StepCreateNetwork)
 		t.begin(StepRestoreVolumes)
-		if err := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
 			return err
 		}
 		var b *backup.Activities
@@ -665,9 +666,9 @@ func (t *tenant) restore(ctx workflow.Context) {
 			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.RemoveServices, ref).Get(ctx, nil)
 		})
 		t.begin(StepStartServices)
-		t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
+		t.state.Services = make([]runtimes.ServiceStatus, len(env.Services))
 		start := func(dumped bool) error {
-			return t.startServices(ctx, env, func(s runtime.Service) bool { return (s.Backup != nil) == dumped })
+			return t.startServices(ctx, env, func(s spec.Service) bool { return (s.Backup != nil) == dumped })
 		}
 		if len(dumpedServices(env)) > 0 {
 			// Databases first, filled from their dumps, then the rest.
@@ -683,7 +684,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 		}
 		t.end(StepStartServices)
 		t.begin(StepWaitHealthy)
-		var ep runtime.Endpoint
+		var ep runtimes.Endpoint
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
 			return err
 		}
@@ -722,7 +723,7 @@ func (t *tenant) restore(ctx workflow.Context) {
 
 // reregister puts the restored tenant back in every system: the route
 // first (its URL), then DNS, accounts, CMDB and supervision in parallel.
-func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env runtime.Environment, ep runtime.Endpoint, kept []Resource, undo *saga) error {
+func (t *tenant) reregister(ctx workflow.Context, plan integrations.Plan, env spec.Environment, ep runtimes.Endpoint, kept []Resource, undo *saga) error {
 	if plan.Routing {
 		if err := t.ensureRoute(ctx, plan, ep, undo); err != nil {
 			return err

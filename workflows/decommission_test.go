@@ -15,7 +15,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/ldap"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 const testRetention = 30 * 24 * time.Hour
@@ -31,12 +32,12 @@ func (s *provisionSuite) mockDecommission(verify func() error) {
 		l0.DisableAccounts, l0.EnableAccounts, c0.MarkObsoleteInCMDB} {
 		s.env.RegisterActivity(fn)
 	}
-	var a *runtime.Activities
-	s.env.OnActivity(a.StopServices, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.StopInput) error {
+	var a *runtimes.Activities
+	s.env.OnActivity(a.StopServices, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.StopInput) error {
 		s.record("StopServices " + in.Services[0])
 		return nil
 	})
-	s.env.OnActivity(a.StartServices, mock.Anything, mock.Anything).Return(func(context.Context, runtime.TenantRef) error { return s.undone("StartServices") })
+	s.env.OnActivity(a.StartServices, mock.Anything, mock.Anything).Return(func(context.Context, runtimes.TenantRef) error { return s.undone("StartServices") })
 	var b *backup.Activities
 	s.env.OnActivity(b.BackupVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in backup.BackupInput) (backup.Backup, error) {
 		s.record(fmt.Sprintf("BackupVolumes %s %v dumps %v", in.ID, in.Volumes, in.Dumps))
@@ -350,7 +351,7 @@ func (s *provisionSuite) TestDecommissionRefusedWhileUpdating() {
 	var out applyOutcome
 	var during decomOutcome
 	var mid TenantState
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: runtime.Duration(10 * time.Minute)}, &out)
+	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: spec.Duration(10 * time.Minute)}, &out)
 	s.stateAt(time.Hour+5*time.Minute, &mid)
 	s.decomAt(time.Hour+5*time.Minute, UpdateRequestDecommission, DecommissionRequest{By: "distributor"}, &during)
 	var st TenantState

@@ -12,7 +12,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 )
 
@@ -83,8 +84,8 @@ func (t *tenant) adopt() bool { return t.state.State != StateProvisioning }
 
 // runtimeRef names the tenant, its runtime and its provisioning to the
 // runtime activities.
-func (t *tenant) runtimeRef() runtime.TenantRef {
-	return runtime.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID}
+func (t *tenant) runtimeRef() runtimes.TenantRef {
+	return runtimes.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID}
 }
 
 func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, error) {
@@ -95,7 +96,7 @@ func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, erro
 	if plan.Directory && t.secrets[adminPasswordSecret] == "" {
 		var pw string
 		err := workflow.SideEffect(ctx, func(workflow.Context) any {
-			s, err := (&runtime.Template{Secrets: []runtime.SecretTemplate{{Name: "admin", Length: 24}}}).GenerateSecrets()
+			s, err := (&spec.Template{Secrets: []spec.SecretTemplate{{Name: "admin", Length: 24}}}).GenerateSecrets()
 			if err != nil {
 				panic(err)
 			}
@@ -142,7 +143,7 @@ func (t *tenant) ensureDirectory(ctx workflow.Context, plan integrations.Plan, u
 	return nil
 }
 
-func (t *tenant) registerInCMDB(ctx workflow.Context, plan integrations.Plan, env runtime.Environment, undo *saga) error {
+func (t *tenant) registerInCMDB(ctx workflow.Context, plan integrations.Plan, env spec.Environment, undo *saga) error {
 	var a *cmdb.Activities
 	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: plan.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	for _, s := range env.Services {
@@ -159,7 +160,7 @@ func (t *tenant) registerInCMDB(ctx workflow.Context, plan integrations.Plan, en
 
 // upstream turns the runtime endpoint (http://127.0.0.1:32771) into the
 // proxy's dial address.
-func upstream(ep runtime.Endpoint) (string, error) {
+func upstream(ep runtimes.Endpoint) (string, error) {
 	u, err := url.Parse(ep.URL)
 	if err != nil || u.Host == "" {
 		return "", temporal.NewNonRetryableApplicationError("runtime endpoint "+ep.URL+" is not a URL", "InvalidEndpoint", err)
@@ -167,7 +168,7 @@ func upstream(ep runtime.Endpoint) (string, error) {
 	return u.Host, nil
 }
 
-func (t *tenant) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep runtime.Endpoint, undo *saga) error {
+func (t *tenant) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep runtimes.Endpoint, undo *saga) error {
 	t.begin(StepRoute)
 	defer t.end(StepRoute)
 	up, err := upstream(ep)
@@ -185,7 +186,7 @@ func (t *tenant) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep ru
 	return nil
 }
 
-func (t *tenant) startSupervision(ctx workflow.Context, plan integrations.Plan, ep runtime.Endpoint, undo *saga) error {
+func (t *tenant) startSupervision(ctx workflow.Context, plan integrations.Plan, ep runtimes.Endpoint, undo *saga) error {
 	t.begin(StepSupervision)
 	defer t.end(StepSupervision)
 	probe := ep.URL

@@ -18,7 +18,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 )
 
@@ -363,7 +363,7 @@ func (s *provisionSuite) TestRuntimeFailureCancelsRetryingBranches() {
 	s.plan = fullPlan
 	s.down = "EnsureDirectory"
 	s.mockIntegrations("", "")
-	s.mockRuntime(func(in runtime.ServiceInput) error {
+	s.mockRuntime(func(in runtimes.ServiceInput) error {
 		if in.Service.Name == "app" {
 			return temporal.NewNonRetryableApplicationError("image gone", "ImageNotFound", nil)
 		}

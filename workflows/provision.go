@@ -9,7 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/integrations"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // ErrProvisioningFailed is the failure type of a tenant workflow whose
@@ -63,7 +64,7 @@ const healthWaitSlack = 2 * time.Minute
 // budget: an attempt must never be cut off before its budget is spent,
 // or a slow start would fail as a timeout after all its retries instead
 // of as ServiceUnhealthy once.
-func healthWaitOptions(env runtime.Environment) workflow.ActivityOptions {
+func healthWaitOptions(env spec.Environment) workflow.ActivityOptions {
 	o := waitHealthyOptions
 	o.StartToCloseTimeout = max(o.StartToCloseTimeout, env.HealthBudget()+healthWaitSlack)
 	return o
@@ -258,8 +259,8 @@ func (t *tenant) provision(ctx workflow.Context) error {
 // provisionRuntime makes the containers: network and volumes (in
 // parallel), then every service (in parallel), then waits until all are
 // healthy, registering their compensations as each step begins.
-func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment, undo *saga) (runtime.Endpoint, error) {
-	var a *runtime.Activities
+func (t *tenant) provisionRuntime(ctx workflow.Context, env spec.Environment, undo *saga) (runtimes.Endpoint, error) {
+	var a *runtimes.Activities
 	owner := t.state.ProvisionID
 	ref := t.runtimeRef()
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
@@ -275,30 +276,30 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 	t.begin(StepCreateNetwork)
 	t.begin(StepCreateVolumes)
 	netF := workflow.ExecuteLocalActivity(lctx, a.CreateNetwork, ref)
-	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtime.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
+	volF := workflow.ExecuteLocalActivity(lctx, a.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
 	netErr := netF.Get(ctx, nil)
 	t.end(StepCreateNetwork)
 	volErr := volF.Get(ctx, nil)
 	t.end(StepCreateVolumes)
 	if err := errors.Join(netErr, volErr); err != nil {
-		return runtime.Endpoint{}, err
+		return runtimes.Endpoint{}, err
 	}
 
 	// Services start together; each finds its peers by name on the tenant
 	// network once they are up.
 	undo.add("remove services", local(a.RemoveServices, ref))
 	t.begin(StepStartServices)
-	t.state.Services = make([]runtime.ServiceStatus, len(env.Services))
-	errs := t.startServices(ctx, env, func(runtime.Service) bool { return true })
+	t.state.Services = make([]runtimes.ServiceStatus, len(env.Services))
+	errs := t.startServices(ctx, env, func(spec.Service) bool { return true })
 	t.end(StepStartServices)
 	if errs != nil {
-		return runtime.Endpoint{}, errs
+		return runtimes.Endpoint{}, errs
 	}
 
 	t.begin(StepWaitHealthy)
-	var ep runtime.Endpoint
+	var ep runtimes.Endpoint
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), a.WaitHealthy, env).Get(ctx, &ep); err != nil {
-		return runtime.Endpoint{}, err
+		return runtimes.Endpoint{}, err
 	}
 	t.end(StepWaitHealthy)
 	return ep, nil
@@ -307,15 +308,15 @@ func (t *tenant) provisionRuntime(ctx workflow.Context, env runtime.Environment,
 // startServices creates and starts, in parallel, the services of env that
 // which selects, recording each one's status in t.state.Services (indexed
 // as env.Services).
-func (t *tenant) startServices(ctx workflow.Context, env runtime.Environment, which func(runtime.Service) bool) error {
-	var a *runtime.Activities
+func (t *tenant) startServices(ctx workflow.Context, env spec.Environment, which func(spec.Service) bool) error {
+	var a *runtimes.Activities
 	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	var futures []workflow.Future
 	var idx []int
 	for i, svc := range env.Services {
 		if which(svc) {
 			futures = append(futures, workflow.ExecuteLocalActivity(lctx, a.StartService,
-				runtime.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
+				runtimes.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
 			idx = append(idx, i)
 		}
 	}

@@ -18,7 +18,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/integrations"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 type provisionSuite struct {
@@ -37,7 +38,7 @@ func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 func (s *provisionSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflowWithOptions(TenantWorkflow, workflow.RegisterOptions{Name: TenantWorkflowType})
-	s.env.RegisterActivity(&runtime.Activities{})
+	s.env.RegisterActivity(&runtimes.Activities{})
 	s.env.RegisterActivity(&integrations.Activities{})
 	s.calls = nil
 	s.plan = integrations.Plan{}
@@ -69,51 +70,51 @@ func (s *provisionSuite) recorded() []string {
 }
 
 func defaultInput(t require.TestingT) TenantInput {
-	tpls, err := runtime.LoadTemplates("../deploy/templates")
+	tpls, err := spec.LoadTemplates("../deploy/templates")
 	require.NoError(t, err)
 	return TenantInput{Spec: TenantSpec{Name: "acme", Template: "default", Stage: "prod"}, Template: *tpls["default"]}
 }
 
 // mockRuntime makes every runtime activity succeed, recording its calls;
 // startService lets a test inject failures per service.
-func (s *provisionSuite) mockRuntime(startService func(in runtime.ServiceInput) error, waitHealthy func() error) {
+func (s *provisionSuite) mockRuntime(startService func(in runtimes.ServiceInput) error, waitHealthy func() error) {
 	var p *integrations.Activities
 	s.env.OnActivity(p.PlanIntegrations, mock.Anything, mock.Anything).Return(func(context.Context, integrations.Input) (integrations.Plan, error) {
 		return s.plan, nil
 	})
-	var a *runtime.Activities
-	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, ref runtime.TenantRef) error {
+	var a *runtimes.Activities
+	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, ref runtimes.TenantRef) error {
 		s.record("CreateNetwork")
 		return nil
 	})
-	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.VolumesInput) error {
+	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.VolumesInput) error {
 		s.record("CreateVolumes")
 		return nil
 	})
-	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ServiceInput) (runtime.ServiceStatus, error) {
+	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.ServiceInput) (runtimes.ServiceStatus, error) {
 		s.record("StartService " + in.Service.Name)
 		if startService != nil {
 			if err := startService(in); err != nil {
-				return runtime.ServiceStatus{}, err
+				return runtimes.ServiceStatus{}, err
 			}
 		}
-		return runtime.ServiceStatus{Service: in.Service.Name, ID: "id-" + in.Service.Name, Image: in.Service.Image}, nil
+		return runtimes.ServiceStatus{Service: in.Service.Name, ID: "id-" + in.Service.Name, Image: in.Service.Image}, nil
 	})
-	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env spec.Environment) (runtimes.Endpoint, error) {
 		s.record("WaitHealthy")
 		if waitHealthy != nil {
 			if err := waitHealthy(); err != nil {
-				return runtime.Endpoint{}, err
+				return runtimes.Endpoint{}, err
 			}
 		}
 		gen := 0
 		for _, svc := range env.Services {
 			gen = max(gen, svc.Generation)
 		}
-		return runtime.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
+		return runtimes.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
 	})
 	for name, fn := range map[string]any{"RemoveServices": a.RemoveServices, "RemoveVolumes": a.RemoveVolumes, "RemoveNetwork": a.RemoveNetwork} {
-		s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(func(_ context.Context, _ runtime.TenantRef) error {
+		s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(func(_ context.Context, _ runtimes.TenantRef) error {
 			s.record(name)
 			return nil
 		})
@@ -140,8 +141,8 @@ func (s *provisionSuite) runUntilSettled(in TenantInput, check func(TenantState)
 }
 
 func (s *provisionSuite) TestProvisionsAndReportsState() {
-	var envSeen runtime.Environment
-	s.mockRuntime(func(in runtime.ServiceInput) error {
+	var envSeen spec.Environment
+	s.mockRuntime(func(in runtimes.ServiceInput) error {
 		if in.Service.Name == "app" {
 			envSeen.Services = append(envSeen.Services, in.Service)
 		}
@@ -171,7 +172,7 @@ func (s *provisionSuite) TestProvisionsAndReportsState() {
 
 func (s *provisionSuite) TestRetriesTransientFailure() {
 	failures := 2
-	s.mockRuntime(func(in runtime.ServiceInput) error {
+	s.mockRuntime(func(in runtimes.ServiceInput) error {
 		if in.Service.Name == "app" && failures > 0 {
 			failures--
 			return errors.New("docker: connection reset")
@@ -192,7 +193,7 @@ func (s *provisionSuite) TestRetriesTransientFailure() {
 }
 
 func (s *provisionSuite) TestPermanentFailureCompensatesInReverseOrder() {
-	s.mockRuntime(func(in runtime.ServiceInput) error {
+	s.mockRuntime(func(in runtimes.ServiceInput) error {
 		if in.Service.Name == "app" {
 			return temporal.NewNonRetryableApplicationError("image gone", "ImageNotFound", nil)
 		}
@@ -264,7 +265,7 @@ func (s *provisionSuite) TestCancelDuringProvisioningCompensates() {
 // The workflow does not know the runtime: it passes the template's along
 // to every runtime activity and to the integration plan, as data.
 func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
-	var a *runtime.Activities
+	var a *runtimes.Activities
 	var p *integrations.Activities
 	seen := map[string]string{}
 	note := func(what, rt string) {
@@ -276,28 +277,28 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 		note("PlanIntegrations", in.Runtime)
 		return integrations.Plan{}, nil
 	})
-	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.TenantRef) error {
+	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.TenantRef) error {
 		note("CreateNetwork", in.Runtime)
 		return nil
 	})
-	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.VolumesInput) error {
+	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.VolumesInput) error {
 		note("CreateVolumes", in.Runtime)
 		return nil
 	})
-	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtime.ServiceInput) (runtime.ServiceStatus, error) {
+	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.ServiceInput) (runtimes.ServiceStatus, error) {
 		note("StartService "+in.Service.Name, in.Runtime)
-		return runtime.ServiceStatus{Service: in.Service.Name, ID: "x"}, nil
+		return runtimes.ServiceStatus{Service: in.Service.Name, ID: "x"}, nil
 	})
-	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env spec.Environment) (runtimes.Endpoint, error) {
 		note("WaitHealthy", env.Runtime)
-		return runtime.Endpoint{URL: "https://acme.apps.example.com"}, nil
+		return runtimes.Endpoint{URL: "https://acme.apps.example.com"}, nil
 	})
 	in := defaultInput(s.T())
-	in.Template.Runtime = runtime.OpenShift
+	in.Template.Runtime = spec.OpenShift
 	s.runUntilSettled(in, func(st TenantState) {
 		s.Equal(StateActive, st.State)
 		s.Equal("https://acme.apps.example.com", st.URL)
-		s.Equal(runtime.OpenShift, st.Runtime, "the API shows where the tenant runs")
+		s.Equal(spec.OpenShift, st.Runtime, "the API shows where the tenant runs")
 	})
 	s.Equal(map[string]string{"PlanIntegrations": "openshift", "CreateNetwork": "openshift", "CreateVolumes": "openshift",
 		"StartService app": "openshift", "StartService db": "openshift", "WaitHealthy": "openshift"}, seen)
@@ -308,17 +309,17 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 // long enough to spend it: cut off earlier, the wait would restart its
 // budget on each retry and fail as a timeout instead of ServiceUnhealthy.
 func (s *provisionSuite) TestHealthWaitOutlastsItsBudget() {
-	var a *runtime.Activities
+	var a *runtimes.Activities
 	var deadline time.Duration
-	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(ctx context.Context, env runtime.Environment) (runtime.Endpoint, error) {
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(ctx context.Context, env spec.Environment) (runtimes.Endpoint, error) {
 		info := activity.GetInfo(ctx)
 		deadline = info.Deadline.Sub(info.StartedTime)
-		return runtime.Endpoint{URL: "http://127.0.0.1:40000"}, nil
+		return runtimes.Endpoint{URL: "http://127.0.0.1:40000"}, nil
 	})
 	s.mockRuntime(nil, nil) // after: the first matching mock answers
 	in := defaultInput(s.T())
 	for i := range in.Template.Services {
-		in.Template.Services[i].HealthCheck.StartPeriod = runtime.Duration(30 * time.Minute)
+		in.Template.Services[i].HealthCheck.StartPeriod = spec.Duration(30 * time.Minute)
 	}
 	s.runUntilSettled(in, func(st TenantState) { s.Equal(StateActive, st.State) })
 	s.GreaterOrEqual(deadline, 30*time.Minute)

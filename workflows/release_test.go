@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 const oldImage = "registry.test/demo-app@sha256:" + "1111111111111111111111111111111111111111111111111111111111111111"
@@ -303,7 +303,7 @@ func (s *releaseSuite) TestPauseAndResumeAreValidated() {
 }
 
 func (s *releaseSuite) TestPromotionDeadline() {
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{PromotionDeadline: runtime.Duration(24 * time.Hour)}))
+	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{PromotionDeadline: spec.Duration(24 * time.Hour)}))
 	st := s.result()
 	s.Equal(ReleaseNotPromoted, st.State)
 	s.Contains(st.Error, "not promoted within 24h")

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // ReleaseWorkflowType is the registered type name of a release.
@@ -83,14 +83,14 @@ type ReleasePlan struct {
 	// (zero: the template's checks decide); Drain is how long in-flight
 	// requests get on the old instance after the route switched, before it
 	// gets SIGTERM (zero: none; the API's default is DefaultDrain).
-	HealthTimeout runtime.Duration `json:"healthTimeout,omitempty"`
-	Drain         runtime.Duration `json:"drain,omitempty"`
+	HealthTimeout spec.Duration `json:"healthTimeout,omitempty"`
+	Drain         spec.Duration `json:"drain,omitempty"`
 	// FailureThreshold is how many tenants may fail (be rolled back) before
 	// the release pauses for ops.
 	FailureThreshold int `json:"failureThreshold"`
 	// PromotionDeadline, when set, ends a release that was not promoted
 	// within it after staging as not promoted.
-	PromotionDeadline runtime.Duration `json:"promotionDeadline,omitempty"`
+	PromotionDeadline spec.Duration `json:"promotionDeadline,omitempty"`
 }
 
 // Defaults of a plan's unset numbers.

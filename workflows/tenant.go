@@ -18,7 +18,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // TenantWorkflowType is the registered workflow type name shown in the Web UI.
@@ -80,7 +81,7 @@ type TenantInput struct {
 	Spec TenantSpec `json:"spec"`
 	// Template is the template as it was when the tenant was created; later
 	// edits of the file do not change existing tenants behind their back.
-	Template runtime.Template `json:"template"`
+	Template spec.Template `json:"template"`
 	// Carried across continue-as-new; empty on the first run.
 	State   *TenantState      `json:"state,omitempty"`
 	Secrets map[string]string `json:"secrets,omitempty"`
@@ -114,15 +115,15 @@ type TenantState struct {
 	// Decommission, once requested: its phase, the verified backup and
 	// the end of retention.
 	Decommission *Decommission `json:"decommission,omitempty"`
-	// Generation of the public service's instance (see runtime.Service).
-	Generation int                     `json:"generation,omitempty"`
-	URL        string                  `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
-	Endpoint   string                  `json:"endpoint,omitempty"` // the runtime's own address of the public service
-	Progress   Progress                `json:"progress"`
-	Error      string                  `json:"error,omitempty"`
-	Services   []runtime.ServiceStatus `json:"services,omitempty"`
-	Resources  []Resource              `json:"resources,omitempty"`
-	Accounts   []Account               `json:"accounts,omitempty"`
+	// Generation of the public service's instance (see spec.Service).
+	Generation int                      `json:"generation,omitempty"`
+	URL        string                   `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
+	Endpoint   string                   `json:"endpoint,omitempty"` // the runtime's own address of the public service
+	Progress   Progress                 `json:"progress"`
+	Error      string                   `json:"error,omitempty"`
+	Services   []runtimes.ServiceStatus `json:"services,omitempty"`
+	Resources  []Resource               `json:"resources,omitempty"`
+	Accounts   []Account                `json:"accounts,omitempty"`
 	// When and by whom the first account's password was handed out; it is
 	// handed out once and then forgotten.
 	CredentialsFetchedAt *time.Time `json:"credentialsFetchedAt,omitempty"`
@@ -158,7 +159,7 @@ type Credentials struct {
 // tenant is the in-memory state of one workflow run.
 type tenant struct {
 	spec     TenantSpec
-	template runtime.Template
+	template spec.Template
 	secrets  map[string]string
 	state    TenantState
 	// busy is set while an operation (provisioning, a release's

@@ -35,7 +35,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // File names in a backup's directory.
@@ -410,7 +410,7 @@ func (a *Activities) verifyDumps(ctx context.Context, ref BackupRef, b *held) er
 		return err
 	}
 	for _, da := range b.m.Dumps {
-		i := slices.IndexFunc(ref.Dumps, func(s runtime.Service) bool { return s.Name == da.Service })
+		i := slices.IndexFunc(ref.Dumps, func(s spec.Service) bool { return s.Name == da.Service })
 		if i < 0 || ref.Dumps[i].Backup == nil {
 			return invalid("the backup holds a dump of %s, but the verification names no such service with dump and restore commands", da.Service)
 		}

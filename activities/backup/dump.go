@@ -14,17 +14,17 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // DumpHost runs a database's own dump and restore tools (the template's
 // backup commands) in the runtime: in the tenant's running service, and in
 // a throw-away instance on scratch volumes that verifies a dump.
 type DumpHost interface {
-	ExecInService(ctx context.Context, tenant, owner string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error
-	StartScratchInstance(ctx context.Context, tenant string, svc runtime.Service) error
-	ExecInScratchInstance(ctx context.Context, tenant string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error
-	RemoveScratchInstance(ctx context.Context, tenant string, svc runtime.Service) error
+	ExecInService(ctx context.Context, tenant, owner string, svc spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error
+	StartScratchInstance(ctx context.Context, tenant string, svc spec.Service) error
+	ExecInScratchInstance(ctx context.Context, tenant string, svc spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error
+	RemoveScratchInstance(ctx context.Context, tenant string, svc spec.Service) error
 }
 
 // DumpArchive is one service's dump in the manifest, and the content of
@@ -40,11 +40,11 @@ type DumpArchive struct {
 // (Service.Backup), under backup ID. The services carry their rendered
 // environment (a database password, say): the input travels encrypted.
 type DumpInput struct {
-	Tenant   string            `json:"tenant"`
-	Owner    string            `json:"owner,omitempty"`
-	Runtime  string            `json:"runtime,omitempty"`
-	ID       string            `json:"id"`
-	Services []runtime.Service `json:"services"`
+	Tenant   string         `json:"tenant"`
+	Owner    string         `json:"owner,omitempty"`
+	Runtime  string         `json:"runtime,omitempty"`
+	ID       string         `json:"id"`
+	Services []spec.Service `json:"services"`
 }
 
 func dumpFile(svc string) string { return svc + ".dump" }
@@ -54,7 +54,7 @@ func (in DumpInput) validate() error {
 		return err
 	}
 	for _, s := range in.Services {
-		if !runtime.IsDNSLabel(s.Name, 63) || s.Backup == nil || len(s.Backup.Dump) == 0 || len(s.Backup.Restore) == 0 {
+		if !spec.IsDNSLabel(s.Name, 63) || s.Backup == nil || len(s.Backup.Dump) == 0 || len(s.Backup.Restore) == 0 {
 			return invalid("service %q has no dump and restore commands", s.Name)
 		}
 	}
@@ -156,7 +156,7 @@ func reusableDump(dir, svc string) (DumpArchive, bool) {
 func dumpsOf(dir string, services []string) ([]DumpArchive, error) {
 	var out []DumpArchive
 	for _, s := range services {
-		if !runtime.IsDNSLabel(s, 63) {
+		if !spec.IsDNSLabel(s, 63) {
 			return nil, invalid("dump service %q is not a DNS label", s)
 		}
 		da, ok := reusableDump(dir, s)
@@ -189,7 +189,7 @@ func feed(dump io.Reader, da DumpArchive, p *progress, run func(stdin io.Reader)
 // verifyDump restores the dump into a scratch instance of the service and
 // dumps that instance again: the two dumps must be identical, which proves
 // the dump restores to the same data.
-func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir string, da DumpArchive, svc runtime.Service, p *progress) error {
+func (a *Activities) verifyDump(ctx context.Context, host DumpHost, tenant, dir string, da DumpArchive, svc spec.Service, p *progress) error {
 	dumps, err := a.openDumps(ctx, dir, []DumpArchive{da}, p)
 	if err != nil {
 		return err
@@ -277,10 +277,10 @@ func (a *Activities) LoadDumps(ctx context.Context, ref BackupRef) error {
 
 // dumpSpecs are the services (with their restore commands) of the
 // manifest's dumps, in its order.
-func dumpSpecs(m Manifest, ref BackupRef) ([]runtime.Service, error) {
-	out := make([]runtime.Service, 0, len(m.Dumps))
+func dumpSpecs(m Manifest, ref BackupRef) ([]spec.Service, error) {
+	out := make([]spec.Service, 0, len(m.Dumps))
 	for _, da := range m.Dumps {
-		i := slices.IndexFunc(ref.Dumps, func(s runtime.Service) bool { return s.Name == da.Service })
+		i := slices.IndexFunc(ref.Dumps, func(s spec.Service) bool { return s.Name == da.Service })
 		if i < 0 || ref.Dumps[i].Backup == nil || len(ref.Dumps[i].Backup.Restore) == 0 {
 			return nil, invalid("the backup holds a dump of %s, but the restore names no such service with a restore command", da.Service)
 		}

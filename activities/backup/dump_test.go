@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
@@ -61,20 +61,20 @@ func (h *dumpHost) run(store *map[string]string, cmd []string, stdin io.Reader, 
 	return fmt.Errorf("unknown command %v", cmd)
 }
 
-func (h *dumpHost) ExecInService(_ context.Context, _, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+func (h *dumpHost) ExecInService(_ context.Context, _, _ string, _ spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.run(&h.live, cmd, stdin, stdout, false)
 }
 
-func (h *dumpHost) StartScratchInstance(context.Context, string, runtime.Service) error {
+func (h *dumpHost) StartScratchInstance(context.Context, string, spec.Service) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.scratch = map[string]string{}
 	return nil
 }
 
-func (h *dumpHost) ExecInScratchInstance(_ context.Context, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+func (h *dumpHost) ExecInScratchInstance(_ context.Context, _ string, _ spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.scratch == nil {
@@ -83,15 +83,15 @@ func (h *dumpHost) ExecInScratchInstance(_ context.Context, _ string, _ runtime.
 	return h.run(&h.scratch, cmd, stdin, stdout, h.breakRestore)
 }
 
-func (h *dumpHost) RemoveScratchInstance(context.Context, string, runtime.Service) error {
+func (h *dumpHost) RemoveScratchInstance(context.Context, string, spec.Service) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.scratch = nil
 	return nil
 }
 
-var dbService = runtime.Service{Name: "db", Mounts: []runtime.Mount{{Volume: "dbdata", Path: "/data"}},
-	Backup: &runtime.ServiceBackup{Dump: []string{"/demo-app", "dump"}, Restore: []string{"/demo-app", "restore"}}}
+var dbService = spec.Service{Name: "db", Mounts: []spec.Mount{{Volume: "dbdata", Path: "/data"}},
+	Backup: &spec.ServiceBackup{Dump: []string{"/demo-app", "dump"}, Restore: []string{"/demo-app", "restore"}}}
 
 func TestDumpsAreStoredVerifiedAndLoaded(t *testing.T) {
 	host := &dumpHost{dirHost: newHost(t), live: map[string]string{"hits": "3", "name": "acme"}}
@@ -100,7 +100,7 @@ func TestDumpsAreStoredVerifiedAndLoaded(t *testing.T) {
 	a := newActivities(t, host)
 	ctx := context.Background()
 
-	in := DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}
+	in := DumpInput{Tenant: tenant, ID: "b1", Services: []spec.Service{dbService}}
 	require.NoError(t, a.DumpServices(ctx, in))
 	require.NoError(t, a.DumpServices(ctx, in), "a retry keeps the dump")
 	require.Equal(t, 1, host.dumps, "the dump was taken once")
@@ -118,7 +118,7 @@ func TestDumpsAreStoredVerifiedAndLoaded(t *testing.T) {
 		require.Contains(t, mustRead(t, filepath.Join(bk.Location, "SHA256SUMS")), "db.dump")
 	}
 
-	ref := BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}}
+	ref := BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []spec.Service{dbService}}
 	_, err = a.VerifyBackup(ctx, ref)
 	require.NoError(t, err)
 	require.Nil(t, host.scratch, "the scratch instance is removed")
@@ -141,10 +141,10 @@ func TestDumpThatDoesNotRestoreFailsVerification(t *testing.T) {
 	host.volume(t, tenant, "dbdata")
 	a := newActivities(t, host)
 	ctx := context.Background()
-	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}))
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "b1", Services: []spec.Service{dbService}}))
 	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
 	require.NoError(t, err)
-	_, err = a.VerifyBackup(ctx, BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}})
+	_, err = a.VerifyBackup(ctx, BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []spec.Service{dbService}})
 	harness.RequireNonRetryable(t, err, ErrVerificationFailed)
 	require.Contains(t, err.Error(), "dumps as sha256")
 	require.Nil(t, host.scratch)
@@ -155,10 +155,10 @@ func TestChangedDumpIsNeverLoaded(t *testing.T) {
 	host.volume(t, tenant, "dbdata")
 	a := newActivities(t, host)
 	ctx := context.Background()
-	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}))
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "b1", Services: []spec.Service{dbService}}))
 	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "b1", Dumps: []string{"db"}})
 	require.NoError(t, err)
-	ref := BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}}
+	ref := BackupRef{Tenant: tenant, ID: "b1", ManifestSHA256: bk.ManifestSHA256, Dumps: []spec.Service{dbService}}
 	a.Open = func(name string) (io.ReadCloser, error) {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -180,7 +180,7 @@ func TestBackupNeedsTheDumpsItLists(t *testing.T) {
 	harness.RequireNonRetryable(t, err, ErrInvalidInput)
 	// A runtime that cannot run commands cannot take dumps.
 	b := newActivities(t, newHost(t))
-	harness.RequireNonRetryable(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []runtime.Service{dbService}}), ErrInvalidInput)
+	harness.RequireNonRetryable(t, b.DumpServices(context.Background(), DumpInput{Tenant: tenant, ID: "b1", Services: []spec.Service{dbService}}), ErrInvalidInput)
 }
 
 func mustRead(t *testing.T, p string) string {
@@ -221,16 +221,16 @@ func (h *cmdHost) exec(ctx context.Context, cmd []string, stdin io.Reader, stdou
 	return fmt.Errorf("unknown command %v", cmd)
 }
 
-func (h *cmdHost) ExecInService(ctx context.Context, _, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+func (h *cmdHost) ExecInService(ctx context.Context, _, _ string, _ spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	return h.exec(ctx, cmd, stdin, stdout)
 }
 
-func (h *cmdHost) ExecInScratchInstance(ctx context.Context, _ string, _ runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+func (h *cmdHost) ExecInScratchInstance(ctx context.Context, _ string, _ spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	return h.exec(ctx, cmd, stdin, stdout)
 }
 
-func (h *cmdHost) StartScratchInstance(context.Context, string, runtime.Service) error  { return nil }
-func (h *cmdHost) RemoveScratchInstance(context.Context, string, runtime.Service) error { return nil }
+func (h *cmdHost) StartScratchInstance(context.Context, string, spec.Service) error  { return nil }
+func (h *cmdHost) RemoveScratchInstance(context.Context, string, spec.Service) error { return nil }
 
 // dumpedBackup takes a backup of the db service's dump (size bytes) with
 // host and returns its ref.
@@ -239,10 +239,10 @@ func dumpedBackup(t *testing.T, a *Activities, host *cmdHost, size int64) Backup
 	ctx := context.Background()
 	host.size = size
 	host.volume(t, tenant, "dbdata")
-	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "d1", Services: []runtime.Service{dbService}}))
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, ID: "d1", Services: []spec.Service{dbService}}))
 	bk, err := a.BackupVolumes(ctx, BackupInput{Tenant: tenant, ID: "d1", Dumps: []string{"db"}})
 	require.NoError(t, err)
-	return BackupRef{Tenant: tenant, ID: "d1", ManifestSHA256: bk.ManifestSHA256, Dumps: []runtime.Service{dbService}}
+	return BackupRef{Tenant: tenant, ID: "d1", ManifestSHA256: bk.ManifestSHA256, Dumps: []spec.Service{dbService}}
 }
 
 // A restore tool that runs longer than the heartbeat timeout must not look
@@ -357,11 +357,11 @@ func TestLargeDumpIsStreamed(t *testing.T) {
 		"verify": func() error { _, err := a.VerifyBackup(context.Background(), ref); return err },
 	} {
 		fed.Store(0) // each run must feed the whole dump itself
-		var before, after goruntime.MemStats
-		goruntime.GC()
-		goruntime.ReadMemStats(&before)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
 		require.NoError(t, run(), name)
-		goruntime.ReadMemStats(&after)
+		runtime.ReadMemStats(&after)
 		require.EqualValues(t, size, fed.Load(), name)
 		alloc := after.TotalAlloc - before.TotalAlloc
 		t.Logf("%s: %d KiB allocated for a %d MiB dump", name, alloc>>10, size>>20)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
@@ -21,13 +21,13 @@ func retained(t *testing.T) (*Activities, *dumpHost, BackupRef) {
 	makeTree(t, host.volume(t, tenant, "data"))
 	require.NoError(t, os.WriteFile(filepath.Join(host.volume(t, tenant, "dbdata"), "PG_VERSION"), []byte("17\n"), 0o600))
 	a := newActivities(t, host)
-	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, Owner: "run-1", ID: "r1", Services: []runtime.Service{dbService}}))
+	require.NoError(t, a.DumpServices(ctx, DumpInput{Tenant: tenant, Owner: "run-1", ID: "r1", Services: []spec.Service{dbService}}))
 	in := backupInput("r1", "data")
 	in.Dumps = []string{"db"}
 	b, err := a.BackupVolumes(ctx, in)
 	require.NoError(t, err)
 	ref := refOf(b)
-	ref.Dumps = []runtime.Service{dbService}
+	ref.Dumps = []spec.Service{dbService}
 	return a, host, ref
 }
 
@@ -121,7 +121,7 @@ func TestRestoreNeverEmptiesAVolumeItCannotRefill(t *testing.T) {
 	a, host, ref := retained(t)
 	cache := host.volume(t, tenant, "cachedata")
 	require.NoError(t, os.WriteFile(filepath.Join(cache, "state"), []byte("kept"), 0o600))
-	ref.Dumps = append(ref.Dumps, runtime.Service{Name: "cache", Mounts: []runtime.Mount{{Volume: "cachedata", Path: "/data"}}, Backup: dbService.Backup})
+	ref.Dumps = append(ref.Dumps, spec.Service{Name: "cache", Mounts: []spec.Mount{{Volume: "cachedata", Path: "/data"}}, Backup: dbService.Backup})
 	before := map[string]map[string]string{}
 	for _, vol := range []string{"data", "dbdata", "cachedata"} {
 		before[vol] = tree(t, filepath.Join(host.vols, tenant, vol))

@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // Failure types of the activities; all are non-retryable.
@@ -103,7 +103,7 @@ type BackupRef struct {
 	// Dumps are the services of the backup's dumps, as rendered for the
 	// tenant: verification starts a scratch instance of each, and a
 	// restore loads each dump with the service's restore command.
-	Dumps []runtime.Service `json:"dumps,omitempty"`
+	Dumps []spec.Service `json:"dumps,omitempty"`
 	// Kept are the volumes of an in-place backup, as BackupVolumes
 	// reported them (ManifestSHA256 is their checksum).
 	Kept []KeptVolume `json:"kept,omitempty"`
@@ -182,7 +182,7 @@ func invalid(format string, args ...any) error {
 // validName checks what becomes a path component of the backup location:
 // a tenant and a volume are DNS labels, an id also allows dots.
 func validName(tenant, id string) error {
-	if !runtime.IsDNSLabel(tenant, 63) {
+	if !spec.IsDNSLabel(tenant, 63) {
 		return invalid("tenant %q is not a DNS label", tenant)
 	}
 	if len(id) > maxIDLen || !idPattern.MatchString(id) {
@@ -197,7 +197,7 @@ func (in BackupInput) validate() error {
 	}
 	seen := make(map[string]bool, len(in.Volumes))
 	for _, v := range in.Volumes {
-		if !runtime.IsDNSLabel(v, 63) {
+		if !spec.IsDNSLabel(v, 63) {
 			return invalid("volume %q is not a DNS label", v)
 		}
 		if seen[v] {

@@ -28,7 +28,8 @@ import (
 	"github.com/docker/go-connections/nat"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // Labels put on everything Tenantflow creates, so ops can find a tenant's
@@ -138,7 +139,7 @@ func (c Config) check() (subnetPool, error) {
 	return sp, nil
 }
 
-// Driver implements runtime.Driver on a Docker Engine.
+// Driver implements runtimes.Driver on a Docker Engine.
 type Driver struct {
 	cli     *client.Client
 	cfg     Config
@@ -271,13 +272,13 @@ func (d *Driver) CreateVolumes(ctx context.Context, tenant, owner string, volume
 // StartService creates the container of the service's generation once and
 // makes sure it runs. A generation above 0 is a release candidate: it runs
 // beside the current instance, with the same alias and volumes.
-func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc runtime.Service) (runtime.ServiceStatus, error) {
+func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc spec.Service) (runtimes.ServiceStatus, error) {
 	if svc.Generation < 0 {
 		msg := fmt.Sprintf("service %s: generation %d is negative", svc.Name, svc.Generation)
-		return runtime.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
+		return runtimes.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
 	}
 	name := InstanceName(tenant, svc.Name, svc.Generation)
-	hash := runtime.SpecHash(tenant, svc)
+	hash := spec.SpecHash(tenant, svc)
 	var id string
 	err := slot(ctx, d.starts, func() error {
 		var err error
@@ -290,13 +291,13 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc run
 		return nil
 	})
 	if err != nil {
-		return runtime.ServiceStatus{}, err
+		return runtimes.ServiceStatus{}, err
 	}
 	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "container", name)
-	return runtime.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
+	return runtimes.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
 }
 
-func (d *Driver) ensureContainer(ctx context.Context, tenant, owner, name, hash string, svc runtime.Service) (string, error) {
+func (d *Driver) ensureContainer(ctx context.Context, tenant, owner, name, hash string, svc spec.Service) (string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		existing, err := d.cli.ContainerInspect(ctx, name)
 		if err == nil && existing.Config != nil {
@@ -332,7 +333,7 @@ func (d *Driver) ensureContainer(ctx context.Context, tenant, owner, name, hash 
 	return "", fmt.Errorf("create container %s: name kept conflicting", name)
 }
 
-func (d *Driver) containerSpec(tenant, owner, hash string, svc runtime.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+func (d *Driver) containerSpec(tenant, owner, hash string, svc spec.Service) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	env := make([]string, 0, len(svc.Env))
 	for k, v := range svc.Env {
 		env = append(env, k+"="+v)
@@ -436,16 +437,16 @@ func orDefaultInt(n, def int) int {
 // WaitHealthy polls every service (the instance of its generation) until its
 // health check passes and returns the tenant's public endpoint. A service
 // that Docker marks unhealthy, or that stays unready past its budget
-// (env.HealthTimeout when set, else runtime.HealthBudget), is a permanent failure.
+// (env.HealthTimeout when set, else spec.HealthBudget), is a permanent failure.
 // A release calls it with only the candidate in env.Services, and gets the
 // candidate's own endpoint back.
-func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progress func(string)) (runtime.Endpoint, error) {
+func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress func(string)) (runtimes.Endpoint, error) {
 	pubSvc, pubPort, ok := env.PublicPort()
 	if !ok {
-		return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError("environment has no public port", ErrInvalidSpec, nil)
+		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError("environment has no public port", ErrInvalidSpec, nil)
 	}
 	start := time.Now()
-	pending := map[string]runtime.Service{}
+	pending := map[string]spec.Service{}
 	next := map[string]time.Time{}     // when each service is probed again
 	pace := map[string]time.Duration{} // its current probe pace
 	// stalled is the time the engine spent not running a service's probes.
@@ -453,7 +454,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 	for _, s := range env.Services {
 		pending[s.Name] = s
 	}
-	var endpoint runtime.Endpoint
+	var endpoint runtimes.Endpoint
 	ticker := time.NewTicker(d.cfg.PollInterval)
 	defer ticker.Stop()
 	for {
@@ -476,7 +477,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 				return nil
 			})
 			if err != nil {
-				return runtime.Endpoint{}, err
+				return runtimes.Endpoint{}, err
 			}
 			if res.engineStalled {
 				// The engine, busy with other starts, did not run the
@@ -495,7 +496,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 			}
 			if info.State != nil && info.State.Health != nil && info.State.Health.Status == "unhealthy" {
 				msg := fmt.Sprintf("service %s is unhealthy: %s", name, res.why)
-				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
 			budget := env.ServiceBudget(svc)
 			// Up to one budget of stalls is forgiven: a host swamped
@@ -503,19 +504,19 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 			// wait must end.
 			if time.Since(start)-min(stalled[name], budget) > budget {
 				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), res.why)
-				return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 			}
 			progress(fmt.Sprintf("waiting for %s: %s", name, res.why))
 		}
 		if len(pending) == 0 {
 			if endpoint.URL == "" {
-				return runtime.Endpoint{}, fmt.Errorf("service %s: public port %d is not published", pubSvc.Name, pubPort.Container)
+				return runtimes.Endpoint{}, fmt.Errorf("service %s: public port %d is not published", pubSvc.Name, pubPort.Container)
 			}
 			return endpoint, nil
 		}
 		select {
 		case <-ctx.Done():
-			return runtime.Endpoint{}, ctx.Err()
+			return runtimes.Endpoint{}, ctx.Err()
 		case <-ticker.C:
 		}
 	}
@@ -538,7 +539,7 @@ func (d *Driver) publishedURL(info container.InspectResponse, port int) string {
 // found it healthy), an HTTP check through the published port when it
 // targets the public port, otherwise on the container's address in the
 // tenant network.
-func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectResponse, svc runtime.Service, pub runtime.Port) probeResult {
+func (d *Driver) serviceHealthy(ctx context.Context, info container.InspectResponse, svc spec.Service, pub spec.Port) probeResult {
 	if info.State == nil || !info.State.Running {
 		status := "not running"
 		if info.State != nil {
@@ -585,7 +586,7 @@ type probeResult struct {
 // probeCommand runs the health check's command in the container once, as
 // the engine's check would, and tells whether it exited 0 within the
 // check's timeout.
-func (d *Driver) probeCommand(ctx context.Context, id string, h *runtime.HealthCheck) probeResult {
+func (d *Driver) probeCommand(ctx context.Context, id string, h *spec.HealthCheck) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout.D(), 2*time.Second))
 	defer cancel()
 	// Only the exit code counts; the end of stderr comes with a failure.
@@ -670,4 +671,4 @@ func (d *Driver) RemoveNetwork(ctx context.Context, tenant, owner string) error 
 	return errs
 }
 
-var _ runtime.Driver = (*Driver)(nil)
+var _ runtimes.Driver = (*Driver)(nil)

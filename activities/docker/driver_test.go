@@ -17,14 +17,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
-func defaultEnv(t *testing.T, tenant string) runtime.Environment {
+func defaultEnv(t *testing.T, tenant string) spec.Environment {
 	t.Helper()
-	tpls, err := runtime.LoadTemplates(harness.RepoRoot() + "/deploy/templates")
+	tpls, err := spec.LoadTemplates(harness.RepoRoot() + "/deploy/templates")
 	require.NoError(t, err)
 	tpl := tpls["default"]
 	secrets, err := tpl.GenerateSecrets()
@@ -77,7 +78,7 @@ func destroy(t *testing.T, d *docker.Driver, tenant string) {
 	require.NoError(t, d.RemoveNetwork(ctx, tenant, ""))
 }
 
-func provision(t *testing.T, d *docker.Driver, env runtime.Environment) (runtime.Endpoint, map[string]string) {
+func provision(t *testing.T, d *docker.Driver, env spec.Environment) (runtimes.Endpoint, map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, env.Tenant, "run-1"))
@@ -129,7 +130,7 @@ func TestMissingImageIsPermanent(t *testing.T) {
 	t.Cleanup(func() { destroy(t, d, tenant) })
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
-	_, err := d.StartService(ctx, tenant, "run-1", runtime.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
+	_, err := d.StartService(ctx, tenant, "run-1", spec.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
 	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
 	_, err = d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, "app"))
 	require.True(t, cerrdefs.IsNotFound(err), "no container may be left: %v", err)
@@ -139,9 +140,9 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 	d, tenant := demoTenant(t, "sick")
 	env := defaultEnv(t, tenant)
 	// The db's check probes a port nothing listens on: Docker gives up.
-	env.Services[0].HealthCheck = &runtime.HealthCheck{
+	env.Services[0].HealthCheck = &spec.HealthCheck{
 		Command:  []string{"/demo-app", "probe", "http://127.0.0.1:1/healthz"},
-		Interval: runtime.Duration(100 * time.Millisecond), Retries: 2,
+		Interval: spec.Duration(100 * time.Millisecond), Retries: 2,
 	}
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))

@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // ErrCommandFailed: a dump or restore command exited non-zero.
@@ -34,7 +34,7 @@ func scratchVolumeFor(vol string) string { return vol + "-dump" }
 // its stdout to stdout. A database's dump and restore tools run this way.
 // A non-zero exit is a non-retryable ErrCommandFailed carrying the end of
 // stderr.
-func (d *Driver) ExecInService(ctx context.Context, tenant, owner string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+func (d *Driver) ExecInService(ctx context.Context, tenant, owner string, svc spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	name := InstanceName(tenant, svc.Name, svc.Generation)
 	info, err := d.cli.ContainerInspect(ctx, name)
 	if err != nil {
@@ -51,7 +51,7 @@ func (d *Driver) ExecInService(ctx context.Context, tenant, owner string, svc ru
 // StartScratchInstance starts a throw-away instance of svc on fresh
 // scratch volumes, without a network, to verify a dump by restoring it.
 // An instance an interrupted verification left is replaced.
-func (d *Driver) StartScratchInstance(ctx context.Context, tenant string, svc runtime.Service) error {
+func (d *Driver) StartScratchInstance(ctx context.Context, tenant string, svc spec.Service) error {
 	if err := d.RemoveScratchInstance(ctx, tenant, svc); err != nil {
 		return err
 	}
@@ -81,13 +81,13 @@ func (d *Driver) StartScratchInstance(ctx context.Context, tenant string, svc ru
 
 // ExecInScratchInstance runs cmd in the scratch instance of svc once it is
 // healthy.
-func (d *Driver) ExecInScratchInstance(ctx context.Context, tenant string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+func (d *Driver) ExecInScratchInstance(ctx context.Context, tenant string, svc spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	return d.execWhenHealthy(ctx, scratchInstanceName(tenant, svc.Name), svc, cmd, stdin, stdout)
 }
 
 // RemoveScratchInstance removes the scratch instance of svc and its
 // scratch volumes; nothing to remove is fine.
-func (d *Driver) RemoveScratchInstance(ctx context.Context, tenant string, svc runtime.Service) error {
+func (d *Driver) RemoveScratchInstance(ctx context.Context, tenant string, svc spec.Service) error {
 	name := scratchInstanceName(tenant, svc.Name)
 	info, err := d.cli.ContainerInspect(ctx, name)
 	switch {
@@ -112,8 +112,8 @@ func (d *Driver) RemoveScratchInstance(ctx context.Context, tenant string, svc r
 
 // execWhenHealthy waits until the container runs and, when it has a health
 // check, is healthy (within the check's own budget), then runs cmd in it.
-func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc runtime.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
-	deadline := time.Now().Add(runtime.HealthBudget(svc.HealthCheck))
+func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	deadline := time.Now().Add(spec.HealthBudget(svc.HealthCheck))
 	for {
 		info, err := d.cli.ContainerInspect(ctx, name)
 		if err != nil {
@@ -129,7 +129,7 @@ func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc runtime.S
 			// A service that just started is probed at once, not when
 			// the engine's steady check next runs.
 			if err := d.probe(ctx, func() error {
-				res := d.serviceHealthy(ctx, info, svc, runtime.Port{})
+				res := d.serviceHealthy(ctx, info, svc, spec.Port{})
 				ready, why = res.healthy, res.why
 				return nil
 			}); err != nil {

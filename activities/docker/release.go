@@ -18,7 +18,7 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
 
 // ErrNoInstanceToKeep: RetireService was asked to keep a generation that
@@ -128,7 +128,7 @@ func pullError(ref, msg string, cause error) error {
 		strings.Contains(lower, "name unknown") ||
 		strings.Contains(lower, "not found"):
 		text := fmt.Sprintf("image %s is not in its registry: %s", ref, msg)
-		return temporal.NewNonRetryableApplicationError(text, runtime.ErrImageNotFound, nil)
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrImageNotFound, nil)
 	case strings.Contains(lower, "no such host"):
 		// The registry's name does not resolve (NXDOMAIN): a typo or a
 		// registry that is gone, not an outage. Retrying would hold the
@@ -155,7 +155,7 @@ func pullError(ref, msg string, cause error) error {
 // It refuses to retire anything while no instance of generation Keep
 // exists (whatever its owner): that would leave the tenant without the
 // service, and means the caller's idea of the cut-over is wrong.
-func (d *Driver) RetireService(ctx context.Context, in runtime.RetireInput) error {
+func (d *Driver) RetireService(ctx context.Context, in runtimes.RetireInput) error {
 	if in.Tenant == "" || in.Service == "" {
 		msg := fmt.Sprintf("retire: tenant %q and service %q must both be set", in.Tenant, in.Service)
 		return temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)

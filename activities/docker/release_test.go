@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
@@ -30,7 +31,7 @@ const (
 	releaseUnhealthyTag = "tenantflow/demo-app:release-test-unhealthy"
 )
 
-func service(t *testing.T, env runtime.Environment, name string) runtime.Service {
+func service(t *testing.T, env spec.Environment, name string) spec.Service {
 	t.Helper()
 	for _, s := range env.Services {
 		if s.Name == name {
@@ -38,7 +39,7 @@ func service(t *testing.T, env runtime.Environment, name string) runtime.Service
 		}
 	}
 	t.Fatalf("environment has no service %s", name)
-	return runtime.Service{}
+	return spec.Service{}
 }
 
 // call sends a request and returns the status and the trimmed body.
@@ -161,7 +162,7 @@ func TestReleaseCutOver(t *testing.T) {
 	require.NotContains(t, old.Config.Labels, docker.LabelGeneration, "generation 0 carries no label")
 	require.Equal(t, old.HostConfig.Mounts, info.HostConfig.Mounts, "the candidate mounts the same volumes")
 
-	candEnv := runtime.Environment{Tenant: tenant, Services: []runtime.Service{cand}, HealthTimeout: runtime.Duration(time.Minute)}
+	candEnv := spec.Environment{Tenant: tenant, Services: []spec.Service{cand}, HealthTimeout: spec.Duration(time.Minute)}
 	ep1, err := d.WaitHealthy(ctx, candEnv, func(string) {})
 	require.NoError(t, err)
 	require.NotEqual(t, ep0.URL, ep1.URL)
@@ -175,11 +176,11 @@ func TestReleaseCutOver(t *testing.T) {
 	require.Len(t, residue(t, d, tenant), 3+2+1, "3 containers, 2 volumes, 1 network")
 
 	// Another provisioning's retire takes nothing of run-1's.
-	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: tenant, Owner: "run-2", Service: "app", Keep: 1}))
+	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: tenant, Owner: "run-2", Service: "app", Keep: 1}))
 	requireRunning(t, d, docker.ContainerName(tenant, "app"), ids["app"])
 
 	died := dieEvents(t, d, ids["app"])
-	in := runtime.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 1}
+	in := runtimes.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 1}
 	require.NoError(t, d.RetireService(ctx, in))
 	select {
 	case code := <-died:
@@ -224,7 +225,7 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 
 	// The template's own check would allow about a minute.
 	const timeout = 3 * time.Second
-	candEnv := runtime.Environment{Tenant: tenant, Services: []runtime.Service{cand}, HealthTimeout: runtime.Duration(timeout)}
+	candEnv := spec.Environment{Tenant: tenant, Services: []spec.Service{cand}, HealthTimeout: spec.Duration(timeout)}
 	start := time.Now()
 	_, err = d.WaitHealthy(ctx, candEnv, func(string) {})
 	elapsed := time.Since(start)
@@ -246,13 +247,13 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 	require.Equal(t, "this image is built to fail its health check", body)
 
 	// Keeping a generation that does not exist would leave no instance.
-	err = d.RetireService(ctx, runtime.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 2})
+	err = d.RetireService(ctx, runtimes.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 2})
 	harness.RequireNonRetryable(t, err, docker.ErrNoInstanceToKeep)
 	requireRunning(t, d, docker.ContainerName(tenant, "app"), ids["app"])
 	requireRunning(t, d, docker.InstanceName(tenant, "app", 1), st.ID)
 
-	in := runtime.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 0,
-		StopTimeout: runtime.Duration(2 * time.Second)}
+	in := runtimes.RetireInput{Tenant: tenant, Owner: "run-1", Service: "app", Keep: 0,
+		StopTimeout: spec.Duration(2 * time.Second)}
 	require.NoError(t, d.RetireService(ctx, in))
 	requireGone(t, d, docker.InstanceName(tenant, "app", 1))
 	requireRunning(t, d, docker.ContainerName(tenant, "app"), ids["app"])
@@ -298,11 +299,11 @@ func TestEnsureImage(t *testing.T) {
 
 	unknown := reg.Host + "/" + repo + "@sha256:" + strings.Repeat(randomSuffix(t), 8)
 	err = d.EnsureImage(ctx, unknown)
-	appErr := harness.RequireNonRetryable(t, err, runtime.ErrImageNotFound)
+	appErr := harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), unknown)
 	t.Logf("pull of an unknown digest: %v", err)
 	err = d.EnsureImage(ctx, reg.Host+"/tenants/absent-"+randomSuffix(t)+":v1")
-	harness.RequireNonRetryable(t, err, runtime.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	t.Logf("pull of an unknown repository: %v", err)
 
 	err = d.EnsureImage(ctx, "127.0.0.1:1/UPPER/case:v1")

@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
 
 // LabelScratch marks a volume made only to verify a backup; it never holds
@@ -103,7 +103,7 @@ func (d *Driver) RemoveScratchVolume(ctx context.Context, tenant, name string) e
 // removing them: a decommission stops the app before its data is backed up
 // and starts it again if the backup fails. Stopped containers stay
 // stopped (restart policy unless-stopped) until StartServices.
-func (d *Driver) StopServices(ctx context.Context, in runtime.StopInput) error {
+func (d *Driver) StopServices(ctx context.Context, in runtimes.StopInput) error {
 	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: ownedFilter(in.Tenant, in.Owner)})
 	if err != nil {
 		return fmt.Errorf("list containers of %s: %w", in.Tenant, err)

@@ -16,7 +16,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
@@ -26,7 +27,7 @@ func TestStopAndStartServicesKeepThem(t *testing.T) {
 	_, ids := provision(t, d, env)
 	ctx := context.Background()
 
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: tenant, Owner: "run-1", Services: []string{"app"}, StopTimeout: runtime.Duration(2 * time.Second)}))
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: tenant, Owner: "run-1", Services: []string{"app"}, StopTimeout: spec.Duration(2 * time.Second)}))
 	state := func(svc string) string {
 		info, err := d.Client().ContainerInspect(ctx, ids[svc])
 		require.NoError(t, err)
@@ -34,9 +35,9 @@ func TestStopAndStartServicesKeepThem(t *testing.T) {
 	}
 	require.Equal(t, "exited", state("app"))
 	require.Equal(t, "running", state("db"), "only the named service stops")
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: tenant, Owner: "run-1"}))
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: tenant, Owner: "run-1"}))
 	require.Equal(t, "exited", state("db"))
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: tenant, Owner: "run-1"}), "stopping stopped services is fine")
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: tenant, Owner: "run-1"}), "stopping stopped services is fine")
 
 	require.NoError(t, d.StartServices(ctx, tenant, "run-1"))
 	ep, err := d.WaitHealthy(ctx, env, func(string) {})
@@ -99,7 +100,7 @@ func TestDumpToolsRunInServicesAndScratchInstances(t *testing.T) {
 		require.NoError(t, err)
 		resp.Body.Close()
 	}
-	var db runtime.Service
+	var db spec.Service
 	for _, s := range env.Services {
 		if s.Name == "db" {
 			db = s

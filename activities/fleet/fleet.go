@@ -22,7 +22,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // The Tenant workflow's names this package relies on; the workflows
@@ -65,10 +65,10 @@ type Tenant struct {
 // ApplyInput asks a tenant to run an image: the applyRelease Update's
 // argument.
 type ApplyInput struct {
-	Release       string           `json:"release"`
-	Image         string           `json:"image"`
-	HealthTimeout runtime.Duration `json:"healthTimeout,omitempty"`
-	Drain         runtime.Duration `json:"drain,omitempty"`
+	Release       string        `json:"release"`
+	Image         string        `json:"image"`
+	HealthTimeout spec.Duration `json:"healthTimeout,omitempty"`
+	Drain         spec.Duration `json:"drain,omitempty"`
 }
 
 // ApplyResult is the tenant's answer.
@@ -106,7 +106,7 @@ type Activities struct {
 
 // label tells a name that can be a tenant's or a stage's (and so is safe
 // to put in a visibility query).
-func label(s string) bool { return runtime.IsDNSLabel(s, 63) }
+func label(s string) bool { return spec.IsDNSLabel(s, 63) }
 
 // Search attributes the Tenant workflow keeps current.
 const (

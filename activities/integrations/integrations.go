@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // Plan is what provisioning must do beyond the runtime, for one tenant.
@@ -89,7 +89,7 @@ func (a *Activities) PlanIntegrations(_ context.Context, in Input) (Plan, error)
 	s := a.Settings
 	rt := in.Runtime
 	if rt == "" {
-		rt = runtime.Docker // tenants from before runtimes were named
+		rt = spec.Docker // tenants from before runtimes were named
 	}
 	if s.Routed != nil && !slices.Contains(s.Routed, rt) {
 		// The tenant's URL is its runtime's (an OpenShift Route under the

@@ -13,7 +13,7 @@ import (
 	goldap "github.com/go-ldap/ldap/v3"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // MinPasswordLength is the shortest admin password EnsureDirectory accepts.
@@ -63,7 +63,7 @@ type DirectoryRef struct {
 
 func (in DirectoryInput) validate() error {
 	var problems []string
-	if !runtime.IsDNSLabel(in.Tenant, 63) {
+	if !spec.IsDNSLabel(in.Tenant, 63) {
 		problems = append(problems, fmt.Sprintf("tenant %q must be a DNS label", in.Tenant))
 	}
 	if !uidPattern.MatchString(in.AdminUser) {
@@ -79,7 +79,7 @@ func (in DirectoryInput) validate() error {
 }
 
 func (in DirectoryRef) validate() error {
-	if !runtime.IsDNSLabel(in.Tenant, 63) {
+	if !spec.IsDNSLabel(in.Tenant, 63) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("invalid directory input: tenant %q must be a DNS label", in.Tenant), ErrInvalidInput, nil)
 	}
 	return nil

@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/internal/config"
 )
 
@@ -79,12 +79,12 @@ func (c Config) Validate() error {
 	}
 	// A namespace name is a DNS label of at most 63 characters: the
 	// prefix and the longest tenant name (40, see api) must fit in it.
-	if p := c.NamespacePrefix; p != "" && (!runtime.IsDNSLabel(strings.TrimSuffix(p, "-")+"x", 63) || len(p) > 10) {
+	if p := c.NamespacePrefix; p != "" && (!spec.IsDNSLabel(strings.TrimSuffix(p, "-")+"x", 63) || len(p) > 10) {
 		errs = append(errs, fmt.Errorf("%s %q must be at most 10 characters that start a DNS label (e.g. tf-)", EnvNamespacePrefix, p))
 	}
 	if d := strings.TrimSuffix(c.RouteDomain, "."); d != "" {
 		for _, l := range strings.Split(d, ".") {
-			if !runtime.IsDNSLabel(l, 63) {
+			if !spec.IsDNSLabel(l, 63) {
 				errs = append(errs, fmt.Errorf("%s %q is not a DNS name", EnvRouteDomain, c.RouteDomain))
 				break
 			}

@@ -31,7 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
 
 // Labels and annotations put on everything Tenantflow creates.
@@ -54,14 +54,14 @@ const (
 
 // Error types shown in the Web UI for failures a retry cannot fix.
 const (
-	ErrImageNotFound    = runtime.ErrImageNotFound
+	ErrImageNotFound    = runtimes.ErrImageNotFound
 	ErrServiceUnhealthy = "ServiceUnhealthy"
 	ErrRolloutFailed    = "RolloutFailed"
 	ErrInvalidSpec      = "InvalidServiceSpec"
 	ErrNotOurs          = "ResourceNotOurs"
 )
 
-// Driver implements runtime.Driver on an OpenShift or Kubernetes cluster.
+// Driver implements runtimes.Driver on an OpenShift or Kubernetes cluster.
 type Driver struct {
 	kube     kubernetes.Interface
 	routes   routeclient.Interface

@@ -18,7 +18,8 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/openshift"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/kube"
 )
@@ -28,28 +29,28 @@ const owner = "0b0e2a3c-run-1"
 // environment is a tenant like the default template's: an app with the
 // public port, an HTTP check, a volume and the db password; a db with
 // its own volume.
-func environment(tenant string) runtime.Environment {
-	return runtime.Environment{
-		Tenant: tenant, Stage: "prod", Template: "default", Runtime: runtime.OpenShift,
+func environment(tenant string) spec.Environment {
+	return spec.Environment{
+		Tenant: tenant, Stage: "prod", Template: "default", Runtime: spec.OpenShift,
 		Volumes: []string{"data", "db-data"},
-		Services: []runtime.Service{
+		Services: []spec.Service{
 			{Name: "db", Image: "registry.test/demo-db:1", Command: []string{"db"},
 				Env:         map[string]string{"DB_PASSWORD": "s3cret-pw"},
-				Ports:       []runtime.Port{{Name: "db", Container: 5432}},
-				Mounts:      []runtime.Mount{{Volume: "db-data", Path: "/var/lib/db"}},
-				HealthCheck: &runtime.HealthCheck{Command: []string{"/demo-app", "check"}}},
+				Ports:       []spec.Port{{Name: "db", Container: 5432}},
+				Mounts:      []spec.Mount{{Volume: "db-data", Path: "/var/lib/db"}},
+				HealthCheck: &spec.HealthCheck{Command: []string{"/demo-app", "check"}}},
 			{Name: "app", Image: "registry.test/demo-app:1",
 				Env:    map[string]string{"DB_PASSWORD": "s3cret-pw", "TENANT": tenant},
-				Ports:  []runtime.Port{{Name: "http", Container: 8080, Public: true}},
-				Mounts: []runtime.Mount{{Volume: "data", Path: "/data"}},
-				HealthCheck: &runtime.HealthCheck{HTTP: &runtime.HTTPCheck{Path: "/healthz", Port: 8080},
-					Interval: runtime.Duration(2 * time.Second), Retries: 4},
-				Resources: runtime.Resources{Memory: "64Mi", CPUs: 0.5}},
+				Ports:  []spec.Port{{Name: "http", Container: 8080, Public: true}},
+				Mounts: []spec.Mount{{Volume: "data", Path: "/data"}},
+				HealthCheck: &spec.HealthCheck{HTTP: &spec.HTTPCheck{Path: "/healthz", Port: 8080},
+					Interval: spec.Duration(2 * time.Second), Retries: 4},
+				Resources: spec.Resources{Memory: "64Mi", CPUs: 0.5}},
 		},
 	}
 }
 
-func provision(t *testing.T, d *openshift.Driver, env runtime.Environment) runtime.Endpoint {
+func provision(t *testing.T, d *openshift.Driver, env spec.Environment) runtimes.Endpoint {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, env.Tenant, owner))
@@ -203,9 +204,9 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 		d.RemoveNetwork(ctx, "roll", owner)
 	})
 	app := env.Services[1]
-	check := func(s runtime.Service, timeout time.Duration) (runtime.Endpoint, error) {
-		return d.WaitHealthy(ctx, runtime.Environment{Tenant: "roll", Runtime: runtime.OpenShift, Services: []runtime.Service{s},
-			HealthTimeout: runtime.Duration(timeout)}, func(string) {})
+	check := func(s spec.Service, timeout time.Duration) (runtimes.Endpoint, error) {
+		return d.WaitHealthy(ctx, spec.Environment{Tenant: "roll", Runtime: spec.OpenShift, Services: []spec.Service{s},
+			HealthTimeout: spec.Duration(timeout)}, func(string) {})
 	}
 	// During every rollout the old pod keeps serving (maxUnavailable 0).
 	watchAvailable := func() (stop func() int32) {
@@ -239,7 +240,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	ep, err := check(v2, 30*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, "https://roll.apps.test", ep.URL)
-	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
+	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
 	require.Equal(t, int32(1), stop(), "no moment without an available pod")
 	requireRunning(t, kc, ns, "registry.test/demo-app:2", "1")
 
@@ -253,7 +254,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	_, err = check(bad, 3*time.Second)
 	appErr := harness.RequireNonRetryable(t, err, openshift.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "service app not available")
-	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
+	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
 	require.Equal(t, int32(1), stop(), "the old pod served during the failed rollout")
 	requireRunning(t, kc, ns, "registry.test/demo-app:2", "1")
 
@@ -269,7 +270,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	appErr = harness.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
 	require.Contains(t, appErr.Error(), "progress deadline")
 	require.Less(t, time.Since(start), 30*time.Second, "the cluster's deadline ended the wait")
-	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
+	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
 	requireRunning(t, kc, ns, "registry.test/demo-app:2", "1")
 
 	// An image that cannot be pulled fails at once, not at the deadline.
@@ -282,11 +283,11 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	appErr = harness.RequireNonRetryable(t, err, openshift.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), "ImagePullBackOff")
 	require.Less(t, time.Since(start), 30*time.Second)
-	require.NoError(t, d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
+	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
 	requireRunning(t, kc, ns, "registry.test/demo-app:2", "1")
 
 	// A generation whose ReplicaSet is gone cannot be rolled back to.
-	err = d.RetireService(ctx, runtime.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 7})
+	err = d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 7})
 	harness.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
 
 	// An invalid reference is refused before any rollout.
@@ -321,11 +322,11 @@ func TestDecommissionKeepsVolumesRestoreAndPurge(t *testing.T) {
 	provision(t, d, env)
 
 	// Decommission: stop (pods gone), keep the volumes, tear down.
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: "keep", Owner: owner, Services: []string{"app"}}))
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: "keep", Owner: owner, Services: []string{"app"}}))
 	pods, err := kc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "tenantflow.io/service=app"})
 	require.NoError(t, err)
 	require.Empty(t, pods.Items)
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: "keep", Owner: owner}))
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: "keep", Owner: owner}))
 	kept, err := d.KeepVolumes(ctx, "keep", owner)
 	require.NoError(t, err)
 	require.Len(t, kept, 2)
@@ -378,7 +379,7 @@ func TestDecommissionKeepsVolumesRestoreAndPurge(t *testing.T) {
 	require.NotContains(t, pv.Annotations, openshift.AnnotationKeptFor)
 
 	// Decommission again, then the end of retention deletes it all.
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: "keep", Owner: owner}))
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: "keep", Owner: owner}))
 	kept, err = d.KeepVolumes(ctx, "keep", owner)
 	require.NoError(t, err)
 	require.NoError(t, d.RemoveServices(ctx, "keep", owner))
@@ -418,13 +419,13 @@ func TestDecommissionEdgeCases(t *testing.T) {
 	_, err = kc.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	start := time.Now()
-	require.NoError(t, d.StopServices(ctx, runtime.StopInput{Tenant: "edge", Owner: owner}))
+	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: "edge", Owner: owner}))
 	require.Less(t, time.Since(start), 10*time.Second)
 
 	// A start after a stop that was never undone runs the service again.
 	_, err = d.StartService(ctx, "edge", owner, env.Services[1])
 	require.NoError(t, err)
-	_, err = d.WaitHealthy(ctx, runtime.Environment{Tenant: "edge", Services: env.Services[1:]}, func(string) {})
+	_, err = d.WaitHealthy(ctx, spec.Environment{Tenant: "edge", Services: env.Services[1:]}, func(string) {})
 	require.NoError(t, err)
 
 	// A teardown that never ran (services and network left): the end of

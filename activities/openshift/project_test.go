@@ -26,7 +26,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 const (
@@ -300,14 +300,14 @@ func TestConfigValidate(t *testing.T) {
 
 func TestRenderDeployment(t *testing.T) {
 	d, _, _ := newTestDriver(t, false)
-	svc := runtime.Service{
+	svc := spec.Service{
 		Name: "app", Image: "registry.test/demo-app:3", Generation: 3,
 		Command: []string{"serve", "--port=8080"},
 		Env:     map[string]string{"DB_PASSWORD": "s3cret-pw"},
-		Ports:   []runtime.Port{{Name: "http", Container: 8080, Public: true}},
-		HealthCheck: &runtime.HealthCheck{HTTP: &runtime.HTTPCheck{Path: "/healthz", Port: 8080},
-			StartPeriod: runtime.Duration(30 * time.Second), Interval: runtime.Duration(2 * time.Second)},
-		Resources: runtime.Resources{Memory: "64Mi", CPUs: 0.5},
+		Ports:   []spec.Port{{Name: "http", Container: 8080, Public: true}},
+		HealthCheck: &spec.HealthCheck{HTTP: &spec.HTTPCheck{Path: "/healthz", Port: 8080},
+			StartPeriod: spec.Duration(30 * time.Second), Interval: spec.Duration(2 * time.Second)},
+		Resources: spec.Resources{Memory: "64Mi", CPUs: 0.5},
 	}
 	dep := d.deployment(testTenant, testOwner, svc, 0)
 
@@ -359,8 +359,8 @@ func TestRenderStartupProbeCoversStartPeriod(t *testing.T) {
 		{5 * time.Second, 500 * time.Millisecond},
 		{7 * time.Second, 2500 * time.Millisecond},
 	} {
-		svc := runtime.Service{Name: "app", Image: "registry.test/app:1", HealthCheck: &runtime.HealthCheck{
-			Command: []string{"check"}, StartPeriod: runtime.Duration(tc.start), Interval: runtime.Duration(tc.interval)}}
+		svc := spec.Service{Name: "app", Image: "registry.test/app:1", HealthCheck: &spec.HealthCheck{
+			Command: []string{"check"}, StartPeriod: spec.Duration(tc.start), Interval: spec.Duration(tc.interval)}}
 		dep := d.deployment(testTenant, testOwner, svc, 0)
 		p := dep.Spec.Template.Spec.Containers[0].StartupProbe
 		require.NotNil(t, p, "start %s interval %s", tc.start, tc.interval)

@@ -13,7 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // EnsureImage checks the reference only: the cluster's nodes pull images
@@ -34,7 +35,7 @@ func (d *Driver) EnsureImage(_ context.Context, image string) error {
 // into the Deployment, as `oc rollout undo` does, and the wait is for that
 // rollout. Either way, with maxUnavailable 0, a ready pod served
 // throughout.
-func (d *Driver) RetireService(ctx context.Context, in runtime.RetireInput) error {
+func (d *Driver) RetireService(ctx context.Context, in runtimes.RetireInput) error {
 	ns := d.Namespace(in.Tenant)
 	deps := d.kube.AppsV1().Deployments(ns)
 	dep, err := deps.Get(ctx, in.Service, metav1.GetOptions{})
@@ -66,13 +67,13 @@ func (d *Driver) RetireService(ctx context.Context, in runtime.RetireInput) erro
 	if grace <= 0 {
 		grace = 10 * time.Second
 	}
-	deadline := time.Now().Add(grace + d.rolloutBudget(runtime.Environment{}))
+	deadline := time.Now().Add(grace + d.rolloutBudget(spec.Environment{}))
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-time.Second).Before(deadline) {
 		// Say where the rollout stands before the activity times out; the
 		// retry waits on.
 		deadline = dl.Add(-time.Second)
 	}
-	svc := runtime.Service{Name: in.Service, Generation: in.Keep}
+	svc := spec.Service{Name: in.Service, Generation: in.Keep}
 	var why string
 	fresh := true // the first check reads the Deployment just updated
 	done, err := d.waitUntil(ctx, deadline, nil, func() (done bool, err error) {

@@ -21,7 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // RouteName is the Route of the tenant's public port.
@@ -45,25 +46,25 @@ func invalidSpec(format string, args ...any) error {
 // generation above the Deployment's is a release: its pod template is
 // replaced and the Deployment rolls out (maxSurge 1, maxUnavailable 0), so
 // the old pod serves until the new one is ready; WaitHealthy follows it.
-func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc runtime.Service) (runtime.ServiceStatus, error) {
+func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc spec.Service) (runtimes.ServiceStatus, error) {
 	return d.StartServiceWithin(ctx, tenant, owner, svc, 0)
 }
 
 // The Deployment's progress deadline must not end a rollout sooner than
 // the release waits for it.
-var _ runtime.ReadyDeadliner = (*Driver)(nil)
+var _ runtimes.ReadyDeadliner = (*Driver)(nil)
 
 // StartServiceWithin is StartService for a rollout that may take ready
 // (zero: what the service's health check needs): the Deployment's
 // progress deadline is the same budget WaitHealthy waits.
-func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, svc runtime.Service, ready time.Duration) (runtime.ServiceStatus, error) {
+func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, svc spec.Service, ready time.Duration) (runtimes.ServiceStatus, error) {
 	if svc.Generation < 0 {
-		return runtime.ServiceStatus{}, invalidSpec("service %s: generation %d is negative", svc.Name, svc.Generation)
+		return runtimes.ServiceStatus{}, invalidSpec("service %s: generation %d is negative", svc.Name, svc.Generation)
 	}
 	ns := d.Namespace(tenant)
 	if len(svc.Env) > 0 {
 		if err := d.ensureEnvSecret(ctx, tenant, owner, svc); err != nil {
-			return runtime.ServiceStatus{}, err
+			return runtimes.ServiceStatus{}, err
 		}
 	}
 	want := d.deployment(tenant, owner, svc, ready)
@@ -71,15 +72,15 @@ func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, s
 	cur, existed, err := createOrAdopt(ctx, deps, want, "deployment", ns, tenant, owner)
 	switch {
 	case apierrors.IsInvalid(err):
-		return runtime.ServiceStatus{}, invalidSpec("%v", err)
+		return runtimes.ServiceStatus{}, invalidSpec("%v", err)
 	case err != nil:
-		return runtime.ServiceStatus{}, err
+		return runtimes.ServiceStatus{}, err
 	case existed:
 		if cur.Spec.Template.Annotations[AnnotationSpec] != want.Spec.Template.Annotations[AnnotationSpec] {
 			cur.Spec.Template = want.Spec.Template
 			cur.Spec.Strategy, cur.Spec.ProgressDeadlineSeconds = want.Spec.Strategy, want.Spec.ProgressDeadlineSeconds
 			if cur, err = deps.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-				return runtime.ServiceStatus{}, fmt.Errorf("roll out %s/%s generation %d: %w", ns, svc.Name, svc.Generation, err)
+				return runtimes.ServiceStatus{}, fmt.Errorf("roll out %s/%s generation %d: %w", ns, svc.Name, svc.Generation, err)
 			}
 			d.log.InfoContext(ctx, "rollout started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "image", svc.Image)
 		}
@@ -87,27 +88,27 @@ func (d *Driver) StartServiceWithin(ctx context.Context, tenant, owner string, s
 			// Stopped and never started again (a teardown cut short):
 			// starting the service means running it.
 			if err := d.scaleUp(ctx, cur); err != nil {
-				return runtime.ServiceStatus{}, err
+				return runtimes.ServiceStatus{}, err
 			}
 		}
 	}
 	if len(svc.Ports) > 0 {
 		if err := d.ensureService(ctx, tenant, owner, svc); err != nil {
-			return runtime.ServiceStatus{}, err
+			return runtimes.ServiceStatus{}, err
 		}
 	}
 	for _, p := range svc.Ports {
 		if p.Public {
 			if err := d.ensureRoute(ctx, tenant, owner, svc, p); err != nil {
-				return runtime.ServiceStatus{}, err
+				return runtimes.ServiceStatus{}, err
 			}
 		}
 	}
 	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "deployment", ns+"/"+svc.Name)
-	return runtime.ServiceStatus{Service: svc.Name, ID: string(cur.UID), Image: svc.Image}, nil
+	return runtimes.ServiceStatus{Service: svc.Name, ID: string(cur.UID), Image: svc.Image}, nil
 }
 
-func (d *Driver) ensureEnvSecret(ctx context.Context, tenant, owner string, svc runtime.Service) error {
+func (d *Driver) ensureEnvSecret(ctx context.Context, tenant, owner string, svc spec.Service) error {
 	ns, name := d.Namespace(tenant), EnvSecretName(svc.Name)
 	l := ownedLabels(tenant, owner)
 	l[LabelService] = svc.Name
@@ -131,7 +132,7 @@ func (d *Driver) ensureEnvSecret(ctx context.Context, tenant, owner string, svc 
 }
 
 // deployment renders the service's Deployment.
-func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready time.Duration) *appsv1.Deployment {
+func (d *Driver) deployment(tenant, owner string, svc spec.Service, ready time.Duration) *appsv1.Deployment {
 	l := ownedLabels(tenant, owner)
 	l[LabelService] = svc.Name
 	sel := map[string]string{LabelTenant: tenant, LabelService: svc.Name}
@@ -181,7 +182,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready tim
 		}
 	}
 	grace := int64(10)
-	if _, _, public := (&runtime.Environment{Services: []runtime.Service{svc}}).PublicPort(); public {
+	if _, _, public := (&spec.Environment{Services: []spec.Service{svc}}).PublicPort(); public {
 		// The router and the Service's endpoints learn of a terminating
 		// pod a moment after it gets SIGTERM: it keeps serving meanwhile,
 		// so no request of a rollout lands on a closed socket.
@@ -206,7 +207,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready tim
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Volume}}})
 		}
 	}
-	deadline := int32(d.rolloutBudget(runtime.Environment{Services: []runtime.Service{svc}, HealthTimeout: runtime.Duration(ready)}) / time.Second)
+	deadline := int32(d.rolloutBudget(spec.Environment{Services: []spec.Service{svc}, HealthTimeout: spec.Duration(ready)}) / time.Second)
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: svc.Name, Labels: l},
 		Spec: appsv1.DeploymentSpec{
@@ -218,7 +219,7 @@ func (d *Driver) deployment(tenant, owner string, svc runtime.Service, ready tim
 			ProgressDeadlineSeconds: &deadline,
 			RevisionHistoryLimit:    ptr.To[int32](5),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{AnnotationSpec: runtime.SpecHash(tenant, svc)}},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{AnnotationSpec: spec.SpecHash(tenant, svc)}},
 				Spec: corev1.PodSpec{
 					Containers:                    []corev1.Container{c},
 					Volumes:                       vols,
@@ -237,14 +238,14 @@ func seconds(v, def time.Duration) int32 {
 	return int32(max(1, (v+time.Second-1)/time.Second))
 }
 
-func portName(p runtime.Port) string {
+func portName(p spec.Port) string {
 	if p.Name != "" && len(p.Name) <= 15 {
 		return strings.ToLower(p.Name)
 	}
 	return "p" + strconv.Itoa(p.Container)
 }
 
-func (d *Driver) ensureService(ctx context.Context, tenant, owner string, svc runtime.Service) error {
+func (d *Driver) ensureService(ctx context.Context, tenant, owner string, svc spec.Service) error {
 	ns := d.Namespace(tenant)
 	l := ownedLabels(tenant, owner)
 	l[LabelService] = svc.Name
@@ -271,7 +272,7 @@ func (d *Driver) RouteHost(tenant string) string {
 
 // ensureRoute exposes the public port at the tenant's host, TLS terminated
 // at the router (edge) and plain HTTP redirected to HTTPS.
-func (d *Driver) ensureRoute(ctx context.Context, tenant, owner string, svc runtime.Service, p runtime.Port) error {
+func (d *Driver) ensureRoute(ctx context.Context, tenant, owner string, svc spec.Service, p spec.Port) error {
 	ns := d.Namespace(tenant)
 	r := &routev1.Route{
 		ObjectMeta: metav1.ObjectMeta{Name: RouteName, Labels: ownedLabels(tenant, owner)},
@@ -290,33 +291,33 @@ func (d *Driver) ensureRoute(ctx context.Context, tenant, owner string, svc runt
 }
 
 // endpoint is the tenant's URL: its Route's host over HTTPS.
-func (d *Driver) endpoint(ctx context.Context, tenant string) (runtime.Endpoint, error) {
+func (d *Driver) endpoint(ctx context.Context, tenant string) (runtimes.Endpoint, error) {
 	ns := d.Namespace(tenant)
 	r, err := d.routes.RouteV1().Routes(ns).Get(ctx, RouteName, metav1.GetOptions{})
 	if err != nil {
-		return runtime.Endpoint{}, fmt.Errorf("get route %s/%s: %w", ns, RouteName, err)
+		return runtimes.Endpoint{}, fmt.Errorf("get route %s/%s: %w", ns, RouteName, err)
 	}
 	if r.Spec.Host == "" {
 		// OpenShift fills the host in on creation; a plain cluster with
 		// the Route CRD does not.
-		return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(
+		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("route %s/%s has no host: set %s", ns, RouteName, EnvRouteDomain), ErrInvalidSpec, nil)
 	}
-	return runtime.Endpoint{URL: "https://" + r.Spec.Host}, nil
+	return runtimes.Endpoint{URL: "https://" + r.Spec.Host}, nil
 }
 
 // rolloutBudget is how long the services may take to be available: the
 // environment's health timeout when set, else what their health checks
 // need to give up, but no less than the configured rollout timeout (a
 // cluster schedules and pulls before any check runs).
-func (d *Driver) rolloutBudget(env runtime.Environment) time.Duration {
+func (d *Driver) rolloutBudget(env spec.Environment) time.Duration {
 	if env.HealthTimeout > 0 {
 		return env.HealthTimeout.D()
 	}
 	b := d.cfg.RolloutTimeout
 	for _, s := range env.Services {
 		if s.HealthCheck != nil {
-			b = max(b, runtime.HealthBudget(s.HealthCheck))
+			b = max(b, spec.HealthBudget(s.HealthCheck))
 		}
 	}
 	return b
@@ -333,14 +334,14 @@ var pullFailures = []string{"ImagePullBackOff", "InvalidImageName", "ErrImageNev
 // whose image cannot be pulled, a rollout the cluster marks as past its
 // progress deadline, or one that stays unavailable past the budget is a
 // permanent failure; the caller rolls back.
-func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progress func(string)) (runtime.Endpoint, error) {
+func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress func(string)) (runtimes.Endpoint, error) {
 	if _, _, ok := env.PublicPort(); !ok {
-		return runtime.Endpoint{}, invalidSpec("environment has no public port")
+		return runtimes.Endpoint{}, invalidSpec("environment has no public port")
 	}
 	ns := d.Namespace(env.Tenant)
 	start := time.Now()
 	budget := d.rolloutBudget(env)
-	pending := map[string]runtime.Service{}
+	pending := map[string]spec.Service{}
 	for _, s := range env.Services {
 		pending[s.Name] = s
 	}
@@ -376,11 +377,11 @@ func (d *Driver) WaitHealthy(ctx context.Context, env runtime.Environment, progr
 		return len(pending) == 0, nil
 	})
 	if err != nil {
-		return runtime.Endpoint{}, err
+		return runtimes.Endpoint{}, err
 	}
 	if !done {
 		msg := fmt.Sprintf("service %s not available after %s: %s", stuck, time.Since(start).Round(time.Second), why)
-		return runtime.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
 	}
 	return d.endpoint(ctx, env.Tenant)
 }
@@ -417,7 +418,7 @@ func (d *Driver) waitUntil(ctx context.Context, deadline time.Time, wake <-chan 
 // rollback does not set it: the controller reuses the old ReplicaSet and
 // keeps reporting the candidate's ProgressDeadlineExceeded until the
 // candidate's pod is gone, although the rollback is progressing.
-func (d *Driver) rolledOut(ctx context.Context, dep *appsv1.Deployment, svc runtime.Service, deadline bool) (bool, string, error) {
+func (d *Driver) rolledOut(ctx context.Context, dep *appsv1.Deployment, svc spec.Service, deadline bool) (bool, string, error) {
 	if g := dep.Spec.Template.Labels[LabelGeneration]; g != strconv.Itoa(svc.Generation) {
 		return false, "", fmt.Errorf("deployment %s/%s runs generation %s, not %d", dep.Namespace, dep.Name, g, svc.Generation)
 	}
@@ -452,7 +453,7 @@ func (d *Driver) rolledOut(ctx context.Context, dep *appsv1.Deployment, svc runt
 
 // pullFailure looks at the new generation's pods for an image that cannot
 // be pulled, which no wait fixes.
-func (d *Driver) pullFailure(ctx context.Context, dep *appsv1.Deployment, svc runtime.Service) error {
+func (d *Driver) pullFailure(ctx context.Context, dep *appsv1.Deployment, svc spec.Service) error {
 	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: map[string]string{
 		LabelTenant: dep.Labels[LabelTenant], LabelService: svc.Name, LabelGeneration: strconv.Itoa(svc.Generation)}})
 	pods, err := d.kube.CoreV1().Pods(dep.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
@@ -487,7 +488,7 @@ func (d *Driver) deployments(ctx context.Context, tenant, owner string) ([]appsv
 // and waits until their pods are gone: each pod gets SIGTERM and the
 // pod's termination grace. The replica count is kept in an annotation for
 // StartServices.
-func (d *Driver) StopServices(ctx context.Context, in runtime.StopInput) error {
+func (d *Driver) StopServices(ctx context.Context, in runtimes.StopInput) error {
 	deps, err := d.deployments(ctx, in.Tenant, in.Owner)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // Error types shown in the Web UI for failures a retry cannot fix.
@@ -176,7 +176,7 @@ func (a *Activities) Check(ctx context.Context) error {
 // validateTenant keeps tenant names to DNS labels: they become file names
 // and Icinga object names, where anything else could escape the namespace.
 func validateTenant(tenant string) error {
-	if !runtime.IsDNSLabel(tenant, 63) {
+	if !spec.IsDNSLabel(tenant, 63) {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("tenant %q is not a valid name (lowercase letters, digits, hyphens)", tenant), ErrInvalidInput, nil)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/openshift"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
@@ -50,7 +50,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.Listen, "api-listen", "TENANTFLOW_API_LISTEN", "127.0.0.1:8080", "REST API listen address")
 	s.String(&a.TokensFile, "api-tokens-file", "TENANTFLOW_API_TOKENS_FILE", "", `JSON file mapping roles to bearer tokens: {"ops":"…","distributor":"…","developer":"…"} (required)`)
 	s.String(&a.TemplatesDir, "templates-dir", "TENANTFLOW_TEMPLATES_DIR", "deploy/templates", "directory of tenant templates (*.yaml)")
-	s.String(&a.Runtime, "runtime", "TENANTFLOW_RUNTIME", runtime.Docker, "runtime of tenants whose template names none: docker or openshift")
+	s.String(&a.Runtime, "runtime", "TENANTFLOW_RUNTIME", spec.Docker, "runtime of tenants whose template names none: docker or openshift")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
@@ -167,7 +167,7 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 
 // apiFiles are the API's local configuration files, loaded and checked.
 type apiFiles struct {
-	templates runtime.Templates
+	templates spec.Templates
 	tokens    *api.Tokens
 	builds    *api.Builds // nil: builds off
 }
@@ -176,7 +176,7 @@ func loadAPIFiles(a apiSettings) (apiFiles, error) {
 	if err := a.checkCodec(); err != nil {
 		return apiFiles{}, err
 	}
-	templates, err := runtime.LoadTemplates(a.TemplatesDir)
+	templates, err := spec.LoadTemplates(a.TemplatesDir)
 	if err != nil {
 		return apiFiles{}, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)
 	}

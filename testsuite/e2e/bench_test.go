@@ -20,7 +20,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/workflows"
@@ -29,7 +30,7 @@ import (
 // provisionDirect makes the same Docker calls the workflow makes, with the
 // same concurrency (network ∥ volumes, then services ∥, then the health wait),
 // but with no orchestration: the baseline for the overhead figure.
-func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environment) (runtime.Endpoint, error) {
+func provisionDirect(ctx context.Context, d *docker.Driver, env spec.Environment) (runtimes.Endpoint, error) {
 	var wg sync.WaitGroup
 	var netErr, volErr error
 	wg.Add(2)
@@ -37,7 +38,7 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 	go func() { defer wg.Done(); volErr = d.CreateVolumes(ctx, env.Tenant, "bench", env.Volumes) }()
 	wg.Wait()
 	if err := errors.Join(netErr, volErr); err != nil {
-		return runtime.Endpoint{}, err
+		return runtimes.Endpoint{}, err
 	}
 	errs := make([]error, len(env.Services))
 	for i, s := range env.Services {
@@ -46,7 +47,7 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return runtime.Endpoint{}, err
+		return runtimes.Endpoint{}, err
 	}
 	return d.WaitHealthy(ctx, env, func(string) {})
 }
@@ -56,7 +57,7 @@ func provisionDirect(ctx context.Context, d *docker.Driver, env runtime.Environm
 // same Docker calls directly. It reports both times and the overhead.
 func BenchmarkProvisionOverhead(b *testing.B) {
 	p := startPlatform(b)
-	tpls, err := runtime.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
+	tpls, err := spec.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func median(ds []time.Duration) time.Duration {
 func BenchmarkProvisionWithIntegrations(b *testing.B) {
 	_, cfg := startServers(b)
 	p := startPlatformWith(b, cfg)
-	tpls, err := runtime.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
+	tpls, err := spec.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		b.Fatal(err)
 	}

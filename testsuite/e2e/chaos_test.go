@@ -30,7 +30,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/wiring"
@@ -101,7 +101,7 @@ func startChaosPlatform(t *testing.T, tmp *temporaltest.Temporal) *chaosPlatform
 	t.Helper()
 	bin := buildTenantflow(t)
 	srv, cfg := startServers(t)
-	p := startPlatformOnServer(t, tmp, runtime.Docker, nil)
+	p := startPlatformOnServer(t, tmp, spec.Docker, nil)
 	// The test's own clients of the integrations, to clean up after it.
 	deps, err := wiring.NewIntegrations(*cfg, harness.Logger(t))
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/openshift"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/kube"
 	"github.com/tenantflow/tenantflow/workflows"
@@ -45,7 +45,7 @@ func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, p
 	_, kubeconfig, err := c.ServiceAccount(ctx, "tenantflow", "tenantflow-worker")
 	require.NoError(t, err)
 
-	p := startPlatformOn(t, runtime.OpenShift, nil)
+	p := startPlatformOn(t, spec.OpenShift, nil)
 	startWorkerProcess(t, bin, p,
 		"TENANTFLOW_DOCKER_DISABLED=true",
 		"TENANTFLOW_OPENSHIFT_KUBECONFIG="+kubeconfig,
@@ -84,7 +84,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	st := o.waitState(name, 100*time.Millisecond, 2*time.Minute)
 	require.Equal(t, workflows.StateActive, st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
-	require.Equal(t, runtime.OpenShift, st["runtime"])
+	require.Equal(t, spec.OpenShift, st["runtime"])
 	img, gen, avail := o.deployment(t, name, "app")
 	require.Equal(t, "0", gen)
 	require.Equal(t, int32(1), avail)

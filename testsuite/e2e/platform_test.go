@@ -35,7 +35,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/runtime"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/internal/demoimage"
@@ -57,12 +57,12 @@ type platform struct {
 
 // brokenTemplate is the default template with an app image that does not
 // exist: network, volumes and the db are made before provisioning fails.
-func brokenTemplate(t testing.TB, tpls runtime.Templates) *runtime.Template {
+func brokenTemplate(t testing.TB, tpls spec.Templates) *spec.Template {
 	b, err := json.Marshal(tpls["default"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var broken runtime.Template
+	var broken spec.Template
 	if err := json.Unmarshal(b, &broken); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func brokenTemplate(t testing.TB, tpls runtime.Templates) *runtime.Template {
 
 // slowTemplate is the default template with an app that answers its health
 // check only after a few seconds, leaving time to act mid-provisioning.
-func slowTemplate(t testing.TB, tpls runtime.Templates, delay time.Duration) *runtime.Template {
+func slowTemplate(t testing.TB, tpls spec.Templates, delay time.Duration) *spec.Template {
 	slow := brokenTemplate(t, tpls)
 	slow.Name = "slow"
 	for i := range slow.Services {
@@ -96,7 +96,7 @@ func startPlatform(t testing.TB) *platform { return startPlatformWith(t, &wiring
 // own worker (see startWorkerProcess).
 func startPlatformWith(t testing.TB, wcfg *wiring.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
-	return startPlatformOn(t, runtime.Docker, wcfg, apiOpts...)
+	return startPlatformOn(t, spec.Docker, wcfg, apiOpts...)
 }
 
 // startPlatformOn starts the platform whose templates run on runtimeName
@@ -112,7 +112,7 @@ func startPlatformOn(t testing.TB, runtimeName string, wcfg *wiring.Config, apiO
 func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName string, wcfg *wiring.Config, apiOpts ...func(*api.Config)) *platform {
 	t.Helper()
 	var d *docker.Driver
-	if runtimeName == runtime.Docker {
+	if runtimeName == spec.Docker {
 		d = harness.Docker(t)
 		harness.DemoImage(t, d, demoimage.Tag, "v1")
 	}
@@ -138,7 +138,7 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 		t.Cleanup(w.Stop)
 	}
 
-	tpls, err := runtime.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
+	tpls, err := spec.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	if err != nil {
 		t.Fatal(err)
 	}

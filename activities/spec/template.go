@@ -1,7 +1,7 @@
-// Package runtime describes what one tenant environment is (the template and
-// the rendered Environment) and exposes the runtime activities under names
-// that do not depend on which runtime (Docker, OpenShift) carries them out.
-package runtime
+// Package spec describes what one tenant environment is: the template read
+// from deploy/templates and the Environment it renders to for one tenant.
+// It is pure (no I/O but reading templates), so workflows may use it.
+package spec
 
 import (
 	"bytes"
@@ -392,3 +392,12 @@ func (ts Templates) Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// Runtime names: a template's runtime field, a tenant's Runtime.
+const (
+	Docker    = "docker"
+	OpenShift = "openshift"
+)
+
+// Runtimes are the runtimes a template may name.
+var Runtimes = []string{Docker, OpenShift}

@@ -1,4 +1,4 @@
-package runtime
+package spec
 
 import (
 	"crypto/rand"

@@ -1,4 +1,8 @@
-package runtime
+// Package runtimes is the contract every runtime driver (Docker host,
+// OpenShift cluster) fulfils, and the activities that dispatch a tenant's
+// call to its runtime's driver under names that do not depend on which
+// runtime carries it out.
+package runtimes
 
 import (
 	"context"
@@ -7,6 +11,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // Driver is what a runtime (Docker host, OpenShift cluster) must do for the
@@ -22,8 +28,8 @@ import (
 type Driver interface {
 	CreateNetwork(ctx context.Context, tenant, owner string) error
 	CreateVolumes(ctx context.Context, tenant, owner string, volumes []string) error
-	StartService(ctx context.Context, tenant, owner string, svc Service) (ServiceStatus, error)
-	WaitHealthy(ctx context.Context, env Environment, progress func(string)) (Endpoint, error)
+	StartService(ctx context.Context, tenant, owner string, svc spec.Service) (ServiceStatus, error)
+	WaitHealthy(ctx context.Context, env spec.Environment, progress func(string)) (Endpoint, error)
 	RemoveServices(ctx context.Context, tenant, owner string) error
 	RemoveVolumes(ctx context.Context, tenant, owner string) error
 	RemoveNetwork(ctx context.Context, tenant, owner string) error
@@ -52,7 +58,7 @@ type StopInput struct {
 	Services []string `json:"services,omitempty"`
 	// StopTimeout is how long each may finish its work after SIGTERM
 	// (zero: 10 s).
-	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	StopTimeout spec.Duration `json:"stopTimeout,omitempty"`
 	// Runtime is the tenant's runtime (a Driver name; empty: docker).
 	Runtime string `json:"runtime,omitempty"`
 }
@@ -77,7 +83,7 @@ type RetireInput struct {
 	Keep    int    `json:"keep"`
 	// StopTimeout is how long an instance may finish in-flight work after
 	// SIGTERM before it is killed (zero: 10 s).
-	StopTimeout Duration `json:"stopTimeout,omitempty"`
+	StopTimeout spec.Duration `json:"stopTimeout,omitempty"`
 	// Runtime is the tenant's runtime (a Driver name; empty: docker).
 	Runtime string `json:"runtime,omitempty"`
 }
@@ -102,13 +108,13 @@ type VolumesInput struct {
 
 // ServiceInput asks for one service to be created and running.
 type ServiceInput struct {
-	Tenant  string  `json:"tenant"`
-	Owner   string  `json:"owner,omitempty"`
-	Service Service `json:"service"`
+	Tenant  string       `json:"tenant"`
+	Owner   string       `json:"owner,omitempty"`
+	Service spec.Service `json:"service"`
 	// ReadyTimeout, when set, is how long the service may take to become
 	// ready (a release's health timeout): a runtime that enforces rollout
 	// deadlines itself is told (see ReadyDeadliner).
-	ReadyTimeout Duration `json:"readyTimeout,omitempty"`
+	ReadyTimeout spec.Duration `json:"readyTimeout,omitempty"`
 	// Runtime is the tenant's runtime (a Driver name; empty: docker).
 	Runtime string `json:"runtime,omitempty"`
 }
@@ -124,15 +130,6 @@ type ServiceStatus struct {
 type Endpoint struct {
 	URL string `json:"url"`
 }
-
-// Runtime names: a template's runtime field, a tenant's Runtime.
-const (
-	Docker    = "docker"
-	OpenShift = "openshift"
-)
-
-// Runtimes are the runtimes a template may name.
-var Runtimes = []string{Docker, OpenShift}
 
 // ErrRuntimeNotConfigured is the failure type of a tenant whose runtime
 // this worker has no driver for.
@@ -154,7 +151,7 @@ type Activities struct {
 // driver is the tenant's runtime's driver.
 func (a *Activities) driver(name string) (Driver, error) {
 	if name == "" {
-		name = Docker
+		name = spec.Docker
 	}
 	if d := a.Drivers[name]; d != nil {
 		return d, nil
@@ -188,7 +185,7 @@ func (a *Activities) CreateVolumes(ctx context.Context, in VolumesInput) error {
 // itself (a Deployment's progress deadline): it must know how long the
 // caller will wait, or it would give up sooner.
 type ReadyDeadliner interface {
-	StartServiceWithin(ctx context.Context, tenant, owner string, svc Service, ready time.Duration) (ServiceStatus, error)
+	StartServiceWithin(ctx context.Context, tenant, owner string, svc spec.Service, ready time.Duration) (ServiceStatus, error)
 }
 
 // StartService creates (once) and starts one service of the tenant.
@@ -206,7 +203,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 // WaitHealthy blocks until every service passes its health check and
 // heartbeats which ones it still waits for, so a stuck start is visible in the
 // Web UI and a lost worker is noticed by the heartbeat timeout.
-func (a *Activities) WaitHealthy(ctx context.Context, env Environment) (Endpoint, error) {
+func (a *Activities) WaitHealthy(ctx context.Context, env spec.Environment) (Endpoint, error) {
 	d, err := a.driver(env.Runtime)
 	if err != nil {
 		return Endpoint{}, err

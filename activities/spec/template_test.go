@@ -1,4 +1,4 @@
-package runtime
+package spec
 
 import (
 	"os"
@@ -157,4 +157,26 @@ func TestHealthBudgetFollowsTheStartPace(t *testing.T) {
 	}
 	require.Equal(t, 200*time.Millisecond, (&HealthCheck{Interval: ms(30000), StartInterval: ms(200)}).ProbeInterval())
 	require.Equal(t, 2*time.Second, (&HealthCheck{Interval: ms(2000)}).ProbeInterval())
+}
+
+func TestTemplateRuntime(t *testing.T) {
+	tpl, err := ParseTemplate([]byte(validTemplate + "runtime: openshift\n"))
+	require.NoError(t, err)
+	env, err := tpl.Render("acme", "prod", map[string]string{"db_password": "x"})
+	require.NoError(t, err)
+	require.Equal(t, OpenShift, env.Runtime)
+
+	_, err = ParseTemplate([]byte(validTemplate + "runtime: kubernetes\n"))
+	require.ErrorContains(t, err, `runtime "kubernetes": must be one of docker, openshift`)
+
+	plain, err := ParseTemplate([]byte(validTemplate))
+	require.NoError(t, err)
+	named, err := ParseTemplate([]byte(validTemplate + "runtime: docker\n"))
+	require.NoError(t, err)
+	named.Name = "named"
+	ts := Templates{"web": plain, "named": named}
+	require.NoError(t, ts.WithDefaultRuntime(OpenShift))
+	require.Equal(t, OpenShift, ts["web"].Runtime, "the deployment's default")
+	require.Equal(t, Docker, ts["named"].Runtime, "a template's own choice stands")
+	require.ErrorContains(t, ts.WithDefaultRuntime("lxc"), `runtime "lxc"`)
 }
