@@ -49,7 +49,7 @@ type buildBench struct {
 // project would use a multi-stage Dockerfile instead.
 func demoRepository(t testing.TB) map[string][]byte {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "testsuite", "demoapp", "main.go"))
+	src, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "internal", "demoapp", "main.go"))
 	require.NoError(t, err)
 	dir := t.TempDir()
 	bin, err := demoimage.CompileBinary(context.Background(), dir)

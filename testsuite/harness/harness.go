@@ -38,8 +38,8 @@ func Unavailable(t testing.TB, format string, args ...any) {
 // RepoRoot is the module root, found from this file's location so tests in
 // any package can reach bin/ and deploy/.
 func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
+	_, file, _, _ := runtime.Caller(0) // <root>/testsuite/harness/harness.go
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
 // Logger returns a JSON logger that writes through t.Log, so a failing
