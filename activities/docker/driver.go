@@ -47,13 +47,11 @@ const (
 	LabelGeneration = "tenantflow.generation"
 )
 
-// Error types shown in the Web UI for failures a retry cannot fix.
-const (
-	ErrImageNotFound    = "ImageNotFound"
-	ErrServiceUnhealthy = "ServiceUnhealthy"
-	ErrInvalidSpec      = "InvalidServiceSpec"
-	ErrNotOurs          = "ResourceNotOurs"
-)
+// ErrImageNotFound is the contract's failure type of an image neither the
+// engine nor its registry has.
+//
+// Deprecated: use runtimes.ErrImageNotFound.
+const ErrImageNotFound = runtimes.ErrImageNotFound
 
 // Config is the Docker driver's configuration.
 type Config struct {
@@ -237,7 +235,7 @@ func checkOwner(kind, name, tenant, owner string, labels map[string]string) erro
 	if labels[LabelTenant] != tenant || (owner != "" && labels[LabelOwner] != owner) {
 		msg := fmt.Sprintf("%s %s exists but was not made by this provisioning of %s (owner %q): is the tenant already deployed?",
 			kind, name, tenant, labels[LabelOwner])
-		return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+		return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrResourceNotOurs, nil)
 	}
 	return nil
 }
@@ -275,7 +273,7 @@ func (d *Driver) CreateVolumes(ctx context.Context, tenant, owner string, volume
 func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc spec.Service) (runtimes.ServiceStatus, error) {
 	if svc.Generation < 0 {
 		msg := fmt.Sprintf("service %s: generation %d is negative", svc.Name, svc.Generation)
-		return runtimes.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
+		return runtimes.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, runtimes.ErrInvalidServiceSpec, nil)
 	}
 	name := InstanceName(tenant, svc.Name, svc.Generation)
 	hash := spec.SpecHash(tenant, svc)
@@ -325,7 +323,7 @@ func (d *Driver) ensureContainer(ctx context.Context, tenant, owner, name, hash 
 			continue // a concurrent attempt created it: inspect again
 		case cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "No such image"):
 			msg := fmt.Sprintf("service %s: image %s is not on the Docker host", svc.Name, svc.Image)
-			return "", temporal.NewNonRetryableApplicationError(msg, ErrImageNotFound, err)
+			return "", temporal.NewNonRetryableApplicationError(msg, runtimes.ErrImageNotFound, err)
 		default:
 			return "", fmt.Errorf("create container %s: %w", name, err)
 		}
@@ -443,7 +441,7 @@ func orDefaultInt(n, def int) int {
 func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress func(string)) (runtimes.Endpoint, error) {
 	pubSvc, pubPort, ok := env.PublicPort()
 	if !ok {
-		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError("environment has no public port", ErrInvalidSpec, nil)
+		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError("environment has no public port", runtimes.ErrInvalidServiceSpec, nil)
 	}
 	start := time.Now()
 	pending := map[string]spec.Service{}
@@ -496,7 +494,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 			}
 			if info.State != nil && info.State.Health != nil && info.State.Health.Status == "unhealthy" {
 				msg := fmt.Sprintf("service %s is unhealthy: %s", name, res.why)
-				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, runtimes.ErrServiceUnhealthy, nil)
 			}
 			budget := env.ServiceBudget(svc)
 			// Up to one budget of stalls is forgiven: a host swamped
@@ -504,7 +502,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 			// wait must end.
 			if time.Since(start)-min(stalled[name], budget) > budget {
 				msg := fmt.Sprintf("service %s not healthy after %s: %s", name, time.Since(start).Round(time.Second), res.why)
-				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, runtimes.ErrServiceUnhealthy, nil)
 			}
 			progress(fmt.Sprintf("waiting for %s: %s", name, res.why))
 		}
@@ -595,7 +593,7 @@ func (d *Driver) probeCommand(ctx context.Context, id string, h *spec.HealthChec
 		return probeResult{healthy: true}
 	}
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == ErrCommandFailed {
+	if errors.As(err, &appErr) && appErr.Type() == ErrServiceCommandFailed {
 		return probeResult{why: appErr.Message()}
 	}
 	return probeResult{why: err.Error(), engineStalled: true}

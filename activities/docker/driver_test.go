@@ -131,7 +131,7 @@ func TestMissingImageIsPermanent(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
 	_, err := d.StartService(ctx, tenant, "run-1", spec.Service{Name: "app", Image: "tenantflow/does-not-exist:nope"})
-	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	_, err = d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, "app"))
 	require.True(t, cerrdefs.IsNotFound(err), "no container may be left: %v", err)
 }
@@ -152,7 +152,7 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, err := d.WaitHealthy(ctx, env, func(string) {})
-	appErr := harness.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
+	appErr := harness.RequireNonRetryable(t, err, runtimes.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "db")
 }
 
@@ -165,11 +165,11 @@ func TestAnotherProvisioningNeitherTakesOverNorRemoves(t *testing.T) {
 	_, ids := provision(t, d, env) // owner run-1
 	ctx := context.Background()
 
-	harness.RequireNonRetryable(t, d.CreateNetwork(ctx, tenant, "run-2"), docker.ErrNotOurs)
-	harness.RequireNonRetryable(t, d.CreateVolumes(ctx, tenant, "run-2", env.Volumes), docker.ErrNotOurs)
+	harness.RequireNonRetryable(t, d.CreateNetwork(ctx, tenant, "run-2"), runtimes.ErrResourceNotOurs)
+	harness.RequireNonRetryable(t, d.CreateVolumes(ctx, tenant, "run-2", env.Volumes), runtimes.ErrResourceNotOurs)
 	second := defaultEnv(t, tenant) // new secrets: another spec
 	_, err := d.StartService(ctx, tenant, "run-2", second.Services[0])
-	harness.RequireNonRetryable(t, err, docker.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, runtimes.ErrResourceNotOurs)
 
 	require.NoError(t, d.RemoveServices(ctx, tenant, "run-2"))
 	require.NoError(t, d.RemoveVolumes(ctx, tenant, "run-2"))

@@ -14,11 +14,12 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
-// ErrCommandFailed: a dump or restore command exited non-zero.
-const ErrCommandFailed = "ServiceCommandFailed"
+// ErrServiceCommandFailed: a dump or restore command exited non-zero.
+const ErrServiceCommandFailed = "ServiceCommandFailed"
 
 // scratchInstanceName is the container a dump is verified in: a
 // throw-away instance of the service on scratch volumes ("." never occurs
@@ -32,7 +33,7 @@ func scratchVolumeFor(vol string) string { return vol + "-dump" }
 // ExecInService runs cmd in the tenant's running instance of svc (its
 // generation) once it is healthy, feeding stdin (may be nil) and copying
 // its stdout to stdout. A database's dump and restore tools run this way.
-// A non-zero exit is a non-retryable ErrCommandFailed carrying the end of
+// A non-zero exit is a non-retryable ErrServiceCommandFailed carrying the end of
 // stderr.
 func (d *Driver) ExecInService(ctx context.Context, tenant, owner string, svc spec.Service, cmd []string, stdin io.Reader, stdout io.Writer) error {
 	name := InstanceName(tenant, svc.Name, svc.Generation)
@@ -94,7 +95,7 @@ func (d *Driver) RemoveScratchInstance(ctx context.Context, tenant string, svc s
 	case err == nil:
 		if info.Config == nil || info.Config.Labels[LabelScratch] != "true" || info.Config.Labels[LabelTenant] != tenant {
 			msg := fmt.Sprintf("container %s exists but is not a Tenantflow scratch instance of %s", name, tenant)
-			return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+			return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrResourceNotOurs, nil)
 		}
 		if err := d.cli.ContainerRemove(ctx, info.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("remove scratch instance %s: %w", name, err)
@@ -122,7 +123,7 @@ func (d *Driver) execWhenHealthy(ctx context.Context, name string, svc spec.Serv
 		st := info.State
 		if st != nil && st.Health != nil && st.Health.Status == "unhealthy" {
 			msg := fmt.Sprintf("%s is unhealthy: cannot run %q in it", name, cmd)
-			return temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+			return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrServiceUnhealthy, nil)
 		}
 		ready, why := st != nil && st.Running, "not running"
 		if ready && svc.HealthCheck != nil && len(svc.HealthCheck.Command) > 0 {
@@ -187,7 +188,7 @@ func (d *Driver) exec(ctx context.Context, name string, cmd []string, stdin io.R
 	}
 	if res.ExitCode != 0 {
 		msg := fmt.Sprintf("%q in %s exited with %d: %s", cmd, name, res.ExitCode, bytes.TrimSpace(stderr.Bytes()))
-		return temporal.NewNonRetryableApplicationError(msg, ErrCommandFailed, nil)
+		return temporal.NewNonRetryableApplicationError(msg, ErrServiceCommandFailed, nil)
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
 
 // Error types of the registry side of image builds, shown in the Web UI.
@@ -26,8 +28,8 @@ const (
 	// ErrRegistryUnknown: the image's registry host name does not
 	// resolve.
 	ErrRegistryUnknown = "RegistryUnknown"
-	// ErrInvalidReference: an image reference the engine cannot parse.
-	ErrInvalidReference = "InvalidImageReference"
+	// ErrInvalidImageReference: an image reference the engine cannot parse.
+	ErrInvalidImageReference = "InvalidImageReference"
 )
 
 // pushMessage is one JSON message of the engine's push stream.
@@ -67,7 +69,7 @@ func (d *Driver) PushImage(ctx context.Context, ref string, auth registry.AuthCo
 		progress = func(string) {}
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("push %s: %v", ref, err), ErrInvalidReference, nil)
+		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("push %s: %v", ref, err), ErrInvalidImageReference, nil)
 	}
 	encoded, err := registry.EncodeAuthConfig(auth)
 	if err != nil {
@@ -147,9 +149,9 @@ func pushError(ref, msg string, cause error) error {
 	case cerrdefs.IsNotFound(cause) ||
 		strings.Contains(lower, "does not exist locally") ||
 		strings.Contains(lower, "no such image"):
-		return temporal.NewNonRetryableApplicationError(text, ErrImageNotFound, nil)
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrImageNotFound, nil)
 	case cerrdefs.IsInvalidArgument(cause):
-		return temporal.NewNonRetryableApplicationError(text, ErrInvalidReference, nil)
+		return temporal.NewNonRetryableApplicationError(text, ErrInvalidImageReference, nil)
 	case cause != nil:
 		return fmt.Errorf("push %s: %w", ref, cause)
 	default:
@@ -166,9 +168,9 @@ func (d *Driver) TagImage(ctx context.Context, source, target string) error {
 	case err == nil:
 		return nil
 	case cerrdefs.IsNotFound(err):
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), ErrImageNotFound, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), runtimes.ErrImageNotFound, nil)
 	case cerrdefs.IsInvalidArgument(err):
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), ErrInvalidReference, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), ErrInvalidImageReference, nil)
 	default:
 		return fmt.Errorf("tag %s as %s: %w", source, target, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/registry"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
@@ -176,10 +177,10 @@ func TestPushImageFailures(t *testing.T) {
 
 	// An image the engine does not have cannot appear by retrying.
 	_, err := d.PushImage(ctx, c.Ref("tenants/absent-"+randomSuffix(t), "v1"), c.AuthConfig(), nil)
-	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	t.Logf("push of an absent image: %v", err)
 	_, err = d.PushImage(ctx, "127.0.0.1:1/UPPER/case:v1", c.AuthConfig(), nil)
-	harness.RequireNonRetryable(t, err, docker.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, docker.ErrInvalidImageReference)
 
 	// Registry down: transient; back up: the same call succeeds.
 	repo := "tenants/outage-" + randomSuffix(t)
@@ -209,7 +210,7 @@ func TestPushRemoveImage(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, id, info.ID)
 	err = d.TagImage(ctx, "tenantflow-push-test:absent-"+randomSuffix(t), other)
-	harness.RequireNonRetryable(t, err, docker.ErrImageNotFound)
+	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 
 	require.NoError(t, d.RemoveImage(ctx, other))
 	_, err = d.Client().ImageInspect(ctx, other)

@@ -70,7 +70,7 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		msg := fmt.Sprintf("image %q: %v", ref, err)
-		return temporal.NewNonRetryableApplicationError(msg, ErrInvalidReference, nil)
+		return temporal.NewNonRetryableApplicationError(msg, ErrInvalidImageReference, nil)
 	}
 	_, err = d.cli.ImageInspect(ctx, ref)
 	switch {
@@ -137,7 +137,7 @@ func pullError(ref, msg string, cause error) error {
 		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnknown, nil)
 	case cerrdefs.IsInvalidArgument(cause):
 		text := fmt.Sprintf("pull %s: %s", ref, msg)
-		return temporal.NewNonRetryableApplicationError(text, ErrInvalidReference, nil)
+		return temporal.NewNonRetryableApplicationError(text, ErrInvalidImageReference, nil)
 	case cause != nil:
 		return fmt.Errorf("pull %s: %w", ref, cause)
 	default:
@@ -158,7 +158,7 @@ func pullError(ref, msg string, cause error) error {
 func (d *Driver) RetireService(ctx context.Context, in runtimes.RetireInput) error {
 	if in.Tenant == "" || in.Service == "" {
 		msg := fmt.Sprintf("retire: tenant %q and service %q must both be set", in.Tenant, in.Service)
-		return temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
+		return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrInvalidServiceSpec, nil)
 	}
 	f := filters.NewArgs(
 		filters.Arg("label", LabelTenant+"="+in.Tenant),

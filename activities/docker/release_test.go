@@ -229,7 +229,7 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 	start := time.Now()
 	_, err = d.WaitHealthy(ctx, candEnv, func(string) {})
 	elapsed := time.Since(start)
-	appErr := harness.RequireNonRetryable(t, err, docker.ErrServiceUnhealthy)
+	appErr := harness.RequireNonRetryable(t, err, runtimes.ErrServiceUnhealthy)
 	t.Logf("after %s: %v", elapsed.Round(time.Millisecond), err)
 	require.Contains(t, appErr.Error(), "this image is built to fail its health check")
 	require.GreaterOrEqual(t, elapsed, timeout)
@@ -307,7 +307,7 @@ func TestEnsureImage(t *testing.T) {
 	t.Logf("pull of an unknown repository: %v", err)
 
 	err = d.EnsureImage(ctx, "127.0.0.1:1/UPPER/case:v1")
-	harness.RequireNonRetryable(t, err, docker.ErrInvalidReference)
+	harness.RequireNonRetryable(t, err, docker.ErrInvalidImageReference)
 
 	// A registry whose name does not resolve (RFC 6761 reserves .invalid)
 	// fails at once: retrying would hold the tenant for the pull budget.

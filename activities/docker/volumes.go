@@ -90,7 +90,7 @@ func (d *Driver) RemoveScratchVolume(ctx context.Context, tenant, name string) e
 	}
 	if v.Labels[LabelScratch] != "true" || v.Labels[LabelTenant] != tenant {
 		msg := fmt.Sprintf("volume %s exists but is not a Tenantflow scratch volume of %s", vname, tenant)
-		return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+		return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrResourceNotOurs, nil)
 	}
 	if err := d.cli.VolumeRemove(ctx, vname, true); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove scratch volume %s: %w", vname, err)

@@ -62,7 +62,7 @@ func TestVolumeDirsAndScratchVolumes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "x"), []byte("kept"), 0o600))
 	_, err = d.VolumeDir(ctx, tenant, "run-2", "data")
-	requireType(t, err, docker.ErrNotOurs)
+	requireType(t, err, runtimes.ErrResourceNotOurs)
 	_, err = d.VolumeDir(ctx, tenant, "run-1", "missing")
 	requireType(t, err, docker.ErrVolumeNotAccessible)
 
@@ -119,7 +119,7 @@ func TestDumpToolsRunInServicesAndScratchInstances(t *testing.T) {
 	require.NoError(t, d.ExecInScratchInstance(ctx, tenant, db, db.Backup.Dump, nil, &again))
 	require.Equal(t, dump.String(), again.String())
 	err := d.ExecInScratchInstance(ctx, tenant, db, db.Backup.Restore, strings.NewReader("not a dump"), io.Discard)
-	requireType(t, err, docker.ErrCommandFailed)
+	requireType(t, err, docker.ErrServiceCommandFailed)
 	require.Contains(t, err.Error(), "bad dump")
 	require.NoError(t, d.RemoveScratchInstance(ctx, tenant, db))
 	require.NoError(t, d.RemoveScratchInstance(ctx, tenant, db), "nothing to remove is fine")

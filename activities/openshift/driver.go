@@ -52,14 +52,11 @@ const (
 	managedBy          = "tenantflow"
 )
 
-// Error types shown in the Web UI for failures a retry cannot fix.
-const (
-	ErrImageNotFound    = runtimes.ErrImageNotFound
-	ErrServiceUnhealthy = "ServiceUnhealthy"
-	ErrRolloutFailed    = "RolloutFailed"
-	ErrInvalidSpec      = "InvalidServiceSpec"
-	ErrNotOurs          = "ResourceNotOurs"
-)
+// ErrRolloutFailed: the cluster gave up on a rollout (its progress
+// deadline passed), or a rollback found no ReplicaSet of the generation to
+// go back to. The failure types both drivers share are the contract's
+// (runtimes.ErrServiceUnhealthy, …).
+const ErrRolloutFailed = "RolloutFailed"
 
 // Driver implements runtimes.Driver on an OpenShift or Kubernetes cluster.
 type Driver struct {
@@ -198,7 +195,7 @@ func checkOwner(kind, name, tenant, owner string, l map[string]string) error {
 	if l[LabelTenant] != tenant || (owner != "" && l[LabelOwner] != owner) {
 		msg := fmt.Sprintf("%s %s exists but was not made by this provisioning of %s (owner %q): is the tenant already deployed?",
 			kind, name, tenant, l[LabelOwner])
-		return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+		return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrResourceNotOurs, nil)
 	}
 	return nil
 }

@@ -149,9 +149,9 @@ func TestProvisionIsIdempotentAndComplete(t *testing.T) {
 
 	// Another provisioning of the same name is refused, not merged.
 	err = d.CreateNetwork(ctx, "acme", "another-run")
-	harness.RequireNonRetryable(t, err, openshift.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, runtimes.ErrResourceNotOurs)
 	_, err = d.StartService(ctx, "acme", "another-run", env.Services[1])
-	harness.RequireNonRetryable(t, err, openshift.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, runtimes.ErrResourceNotOurs)
 	require.NoError(t, d.RemoveServices(ctx, "acme", "another-run"))
 	_, err = kc.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
 	require.NoError(t, err, "another owner's removal takes nothing of this one's")
@@ -252,7 +252,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	_, err = d.StartService(ctx, "roll", owner, bad)
 	require.NoError(t, err)
 	_, err = check(bad, 3*time.Second)
-	appErr := harness.RequireNonRetryable(t, err, openshift.ErrServiceUnhealthy)
+	appErr := harness.RequireNonRetryable(t, err, runtimes.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "service app not available")
 	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
 	require.Equal(t, int32(1), stop(), "the old pod served during the failed rollout")
@@ -280,7 +280,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	require.NoError(t, err)
 	start = time.Now()
 	_, err = check(missing, time.Minute)
-	appErr = harness.RequireNonRetryable(t, err, openshift.ErrImageNotFound)
+	appErr = harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), "ImagePullBackOff")
 	require.Less(t, time.Since(start), 30*time.Second)
 	require.NoError(t, d.RetireService(ctx, runtimes.RetireInput{Tenant: "roll", Owner: owner, Service: "app", Keep: 1}))
@@ -291,7 +291,7 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	harness.RequireNonRetryable(t, err, openshift.ErrRolloutFailed)
 
 	// An invalid reference is refused before any rollout.
-	harness.RequireNonRetryable(t, d.EnsureImage(ctx, "Not A Reference"), openshift.ErrImageNotFound)
+	harness.RequireNonRetryable(t, d.EnsureImage(ctx, "Not A Reference"), runtimes.ErrImageNotFound)
 	require.NoError(t, d.EnsureImage(ctx, "registry.test/demo-app@sha256:"+strings.Repeat("a", 64)))
 }
 

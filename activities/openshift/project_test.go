@@ -26,6 +26,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
@@ -130,7 +131,7 @@ func requireNotOurs(t *testing.T, err error) {
 	t.Helper()
 	var app *temporal.ApplicationError
 	require.ErrorAs(t, err, &app)
-	require.Equal(t, ErrNotOurs, app.Type())
+	require.Equal(t, runtimes.ErrResourceNotOurs, app.Type())
 	require.True(t, app.NonRetryable(), "a namespace that is not ours must not be retried")
 }
 

@@ -23,7 +23,7 @@ import (
 func (d *Driver) EnsureImage(_ context.Context, image string) error {
 	if _, err := reference.ParseNormalizedNamed(image); err != nil {
 		msg := fmt.Sprintf("image reference %q: %v", image, err)
-		return temporal.NewNonRetryableApplicationError(msg, ErrImageNotFound, nil)
+		return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrImageNotFound, nil)
 	}
 	return nil
 }

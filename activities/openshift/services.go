@@ -38,7 +38,7 @@ const preStopDelay = 5
 func EnvSecretName(svc string) string { return svc + "-env" }
 
 func invalidSpec(format string, args ...any) error {
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrInvalidSpec, nil)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), runtimes.ErrInvalidServiceSpec, nil)
 }
 
 // StartService makes the service's Secret, Service, Deployment and (for
@@ -301,7 +301,7 @@ func (d *Driver) endpoint(ctx context.Context, tenant string) (runtimes.Endpoint
 		// OpenShift fills the host in on creation; a plain cluster with
 		// the Route CRD does not.
 		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("route %s/%s has no host: set %s", ns, RouteName, EnvRouteDomain), ErrInvalidSpec, nil)
+			fmt.Sprintf("route %s/%s has no host: set %s", ns, RouteName, EnvRouteDomain), runtimes.ErrInvalidServiceSpec, nil)
 	}
 	return runtimes.Endpoint{URL: "https://" + r.Spec.Host}, nil
 }
@@ -381,7 +381,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 	}
 	if !done {
 		msg := fmt.Sprintf("service %s not available after %s: %s", stuck, time.Since(start).Round(time.Second), why)
-		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, ErrServiceUnhealthy, nil)
+		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, runtimes.ErrServiceUnhealthy, nil)
 	}
 	return d.endpoint(ctx, env.Tenant)
 }
@@ -464,7 +464,7 @@ func (d *Driver) pullFailure(ctx context.Context, dep *appsv1.Deployment, svc sp
 		for _, cs := range p.Status.ContainerStatuses {
 			if w := cs.State.Waiting; w != nil && slices.Contains(pullFailures, w.Reason) {
 				msg := fmt.Sprintf("service %s: image %s cannot be pulled (%s): %s", svc.Name, cs.Image, w.Reason, w.Message)
-				return temporal.NewNonRetryableApplicationError(msg, ErrImageNotFound, nil)
+				return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrImageNotFound, nil)
 			}
 		}
 	}

@@ -92,6 +92,15 @@ type ReadyDeadliner interface {
 const (
 	// ErrImageNotFound: neither the runtime nor its registry has the image.
 	ErrImageNotFound = "ImageNotFound"
+	// ErrServiceUnhealthy: a service failed its health check, or was not
+	// ready within its budget.
+	ErrServiceUnhealthy = "ServiceUnhealthy"
+	// ErrInvalidServiceSpec: the runtime refuses the rendered service (or
+	// environment) as it is.
+	ErrInvalidServiceSpec = "InvalidServiceSpec"
+	// ErrResourceNotOurs: an object of the tenant's name exists but another
+	// provisioning (or someone else entirely) made it.
+	ErrResourceNotOurs = "ResourceNotOurs"
 	// ErrRuntimeNotConfigured: the tenant's runtime has no driver on this
 	// worker.
 	ErrRuntimeNotConfigured = "RuntimeNotConfigured"
