@@ -16,7 +16,7 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/dockerbuild"
 )
 
 // Failure types a retry cannot fix, as shown in the Web UI.
@@ -31,9 +31,9 @@ type Source interface {
 	Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error)
 }
 
-// Engine builds and pushes images: the Docker driver.
+// Engine builds and pushes images: a Docker Engine's dockerbuild.Builder.
 type Engine interface {
-	BuildImage(ctx context.Context, buildContext io.Reader, opts docker.BuildOptions) (string, error)
+	BuildImage(ctx context.Context, buildContext io.Reader, opts dockerbuild.BuildOptions) (string, error)
 	PushImage(ctx context.Context, ref string, auth registry.AuthConfig, progress func(line string)) (string, error)
 }
 
@@ -184,7 +184,7 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 	for i, t := range img.Tags {
 		refs[i] = a.Registry.Ref(in.Image, t)
 	}
-	_, err = a.Engine.BuildImage(ctx, pr, docker.BuildOptions{
+	_, err = a.Engine.BuildImage(ctx, pr, dockerbuild.BuildOptions{
 		Tags:       refs,
 		Dockerfile: in.Dockerfile,
 		BuildArgs:  in.BuildArgs,
@@ -196,7 +196,7 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 		Log: func(line string) { progress("build: " + line) },
 	})
 	pr.Close()
-	var buildErr *docker.BuildError
+	var buildErr *dockerbuild.BuildError
 	switch {
 	case errors.As(err, &buildErr) && strings.Contains(buildErr.Message, "Cannot locate specified Dockerfile"):
 		return Image{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s@%s has no %s", in.Project, in.SHA[:min(12, len(in.SHA))], in.Dockerfile), ErrDockerfileMissing, err)

@@ -21,6 +21,20 @@ import (
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
 
+// Error types of pulls (EnsureImage), shown in the Web UI. An image the
+// registry does not have is the contract's runtimes.ErrImageNotFound.
+const (
+	// ErrRegistryUnauthorized: the registry refused the pull credentials
+	// (same type as the registry package's and image pushes', so ops see
+	// one name for one problem).
+	ErrRegistryUnauthorized = "RegistryUnauthorized"
+	// ErrRegistryUnknown: the image's registry host name does not
+	// resolve.
+	ErrRegistryUnknown = "RegistryUnknown"
+	// ErrInvalidImageReference: an image reference the engine cannot parse.
+	ErrInvalidImageReference = "InvalidImageReference"
+)
+
 // ErrNoInstanceToKeep: RetireService was asked to keep a generation that
 // has no instance, so retiring the others would take the service down.
 const ErrNoInstanceToKeep = "NoInstanceToKeep"
@@ -95,7 +109,7 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string) error {
 	// and the pull is complete only once the stream ends.
 	dec := json.NewDecoder(body)
 	for {
-		var msg pushMessage // a pull speaks the same JSON messages
+		var msg pullMessage
 		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
@@ -110,6 +124,26 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string) error {
 	}
 	d.log.InfoContext(ctx, "image pulled", "image", ref)
 	return nil
+}
+
+// pullMessage is the part of one JSON message of the engine's pull stream
+// that reports a failure.
+type pullMessage struct {
+	Error       string `json:"error"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}
+
+// credentialsRefused tells a registry's refusal of the credentials (or of
+// the user's rights on the repository), in the engine's typed error or in
+// the text of a pull stream. lower is the message in lower case.
+func credentialsRefused(cause error, lower string) bool {
+	return cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
+		strings.Contains(lower, "unauthorized") ||
+		strings.Contains(lower, "authentication required") ||
+		strings.Contains(lower, "no basic auth credentials") ||
+		strings.Contains(lower, "access to the resource is denied")
 }
 
 // pullError sorts a pull failure: what a retry cannot fix (an image the

@@ -270,9 +270,7 @@ func TestEnsureImage(t *testing.T) {
 	c := registryClient(t, reg, "")
 	ctx := context.Background()
 	repo := "tenants/ensure-" + randomSuffix(t)
-	ref, id := pushedRef(t, d, c, repo, "v1")
-	digest, err := d.PushImage(ctx, ref, c.AuthConfig(), nil)
-	require.NoError(t, err)
+	ref, id, digest := pushedImage(t, d, c, repo, "v1")
 	byDigest := reg.Host + "/" + repo + "@" + digest
 	t.Cleanup(func() { removeImageID(t, d, byDigest) })
 
@@ -282,6 +280,7 @@ func TestEnsureImage(t *testing.T) {
 	require.NoError(t, d.EnsureImage(ctx, ref))
 
 	removeImageID(t, d, id)
+	var err error
 	for _, r := range []string{id, ref, byDigest} {
 		_, err = d.Client().ImageInspect(ctx, r)
 		require.True(t, cerrdefs.IsNotFound(err), "image %s still on the engine: %v", r, err)
@@ -327,14 +326,12 @@ func TestEnsureImageAuth(t *testing.T) {
 			ctx := context.Background()
 			right := registryClient(t, reg, "right-password")
 			repo := "tenants/ensure-auth-" + randomSuffix(t)
-			ref, id := pushedRef(t, d, right, repo, "v1")
-			digest, err := d.PushImage(ctx, ref, right.AuthConfig(), nil)
-			require.NoError(t, err)
+			_, id, digest := pushedImage(t, d, right, repo, "v1")
 			byDigest := reg.Host + "/" + repo + "@" + digest
 			t.Cleanup(func() { removeImageID(t, d, byDigest) })
 			removeImageID(t, d, id)
 
-			err = d.EnsureImage(ctx, byDigest)
+			err := d.EnsureImage(ctx, byDigest)
 			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
 			t.Logf("pull without credentials: %v", err)
 			d.AddRegistryAuth(registry.AuthConfig{Username: "deployer", Password: "wrong-password", ServerAddress: "http://" + reg.Host + "/"})

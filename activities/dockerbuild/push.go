@@ -1,4 +1,4 @@
-package docker
+package dockerbuild
 
 import (
 	"context"
@@ -20,14 +20,14 @@ import (
 )
 
 // Error types of the registry side of image builds, shown in the Web UI.
+// A push of an image the engine does not have is the runtime contract's
+// runtimes.ErrImageNotFound.
 const (
 	// ErrRegistryUnauthorized: the registry refused the push credentials
 	// or the user may not push to the repository (same type as the
-	// registry package's, so ops see one name for one problem).
+	// registry package's and the Docker driver's pulls, so ops see one
+	// name for one problem).
 	ErrRegistryUnauthorized = "RegistryUnauthorized"
-	// ErrRegistryUnknown: the image's registry host name does not
-	// resolve.
-	ErrRegistryUnknown = "RegistryUnknown"
 	// ErrInvalidImageReference: an image reference the engine cannot parse.
 	ErrInvalidImageReference = "InvalidImageReference"
 )
@@ -64,7 +64,7 @@ var digestLine = regexp.MustCompile(`digest: (\S+:[0-9a-fA-F]+) size: \d+`)
 // already exists…), not every progress-bar tick. Refused credentials and a
 // missing local image are permanent failures; the rest (registry down,
 // 5xx, network) is retried.
-func (d *Driver) PushImage(ctx context.Context, ref string, auth registry.AuthConfig, progress func(line string)) (digest string, err error) {
+func (b *Builder) PushImage(ctx context.Context, ref string, auth registry.AuthConfig, progress func(line string)) (digest string, err error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -75,7 +75,7 @@ func (d *Driver) PushImage(ctx context.Context, ref string, auth registry.AuthCo
 	if err != nil {
 		return "", fmt.Errorf("push %s: encode credentials: %w", ref, err)
 	}
-	body, err := d.cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: encoded})
+	body, err := b.cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: encoded})
 	if err != nil {
 		return "", pushError(ref, err.Error(), err)
 	}
@@ -123,13 +123,13 @@ func (d *Driver) PushImage(ctx context.Context, ref string, auth registry.AuthCo
 	if digest == "" {
 		return "", fmt.Errorf("push %s: the engine reported no digest", ref)
 	}
-	d.log.InfoContext(ctx, "image pushed", "ref", ref, "digest", digest)
+	b.log.InfoContext(ctx, "image pushed", "ref", ref, "digest", digest)
 	return digest, nil
 }
 
 // credentialsRefused tells a registry's refusal of the credentials (or of
 // the user's rights on the repository), in the engine's typed error or in
-// the text of a push or pull stream. lower is the message in lower case.
+// the text of a push stream. lower is the message in lower case.
 func credentialsRefused(cause error, lower string) bool {
 	return cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
 		strings.Contains(lower, "unauthorized") ||
@@ -162,8 +162,8 @@ func pushError(ref, msg string, cause error) error {
 // TagImage gives the local image source the name target (typically the
 // registry reference before PushImage). Tagging again is harmless: the
 // engine moves the tag, so retries are safe.
-func (d *Driver) TagImage(ctx context.Context, source, target string) error {
-	err := d.cli.ImageTag(ctx, source, target)
+func (b *Builder) TagImage(ctx context.Context, source, target string) error {
+	err := b.cli.ImageTag(ctx, source, target)
 	switch {
 	case err == nil:
 		return nil
@@ -179,8 +179,8 @@ func (d *Driver) TagImage(ctx context.Context, source, target string) error {
 // RemoveImage deletes the local name ref (the image itself goes with its
 // last name), so pushed build results do not pile up on the Docker host.
 // An image already gone is success.
-func (d *Driver) RemoveImage(ctx context.Context, ref string) error {
-	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+func (b *Builder) RemoveImage(ctx context.Context, ref string) error {
+	_, err := b.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove image %s: %w", ref, err)
 	}

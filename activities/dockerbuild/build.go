@@ -1,4 +1,9 @@
-package docker
+// Package dockerbuild builds images on a Docker Engine and hands them to a
+// registry: build from a context, tag, push (returning the digest the
+// registry stored) and remove the local name. The GitLab image builds
+// (package build) and the demo image builder use it; the runtime drivers
+// do not: a runtime only pulls (runtimes.Driver.EnsureImage).
+package dockerbuild
 
 import (
 	"archive/tar"
@@ -8,11 +13,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
 )
+
+// Builder builds, tags, pushes and removes images on one Docker Engine.
+type Builder struct {
+	cli *client.Client
+	log *slog.Logger
+}
+
+// New uses the engine client cli (the Docker driver's, see
+// docker.Driver.Client: builds run on the engine that runs the tenants).
+func New(cli *client.Client, log *slog.Logger) *Builder {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Builder{cli: cli, log: log}
+}
 
 // ContextFile is one entry of a build context made in memory.
 type ContextFile struct {
@@ -68,12 +90,12 @@ type BuildOptions struct {
 // BuildImage builds an image from a tar build context through the Engine API
 // and returns its id. Build errors reported inside the JSON stream (the
 // engine answers 200 and fails later) are returned as errors.
-func (d *Driver) BuildImage(ctx context.Context, buildContext io.Reader, opts BuildOptions) (string, error) {
+func (b *Builder) BuildImage(ctx context.Context, buildContext io.Reader, opts BuildOptions) (string, error) {
 	args := map[string]*string{}
 	for k, v := range opts.BuildArgs {
 		args[k] = &v
 	}
-	resp, err := d.cli.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
+	resp, err := b.cli.ImageBuild(ctx, buildContext, build.ImageBuildOptions{
 		Tags:        opts.Tags,
 		Dockerfile:  opts.Dockerfile,
 		BuildArgs:   args,

@@ -1,4 +1,4 @@
-package docker_test
+package dockerbuild_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/dockerbuild"
 	"github.com/tenantflow/tenantflow/activities/registry"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
@@ -26,6 +27,14 @@ func randomSuffix(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
+// engine connects to the local engine (through the Docker driver, as the
+// worker does) and returns the driver and a builder on it.
+func engine(t *testing.T) (*docker.Driver, *dockerbuild.Builder) {
+	t.Helper()
+	d := harness.Docker(t)
+	return d, dockerbuild.New(d.Client(), harness.Logger(t))
+}
+
 // buildTiny builds a FROM-scratch image holding one file with unique
 // content, tagged tag, and removes the image (every name of it) when the
 // test ends.
@@ -33,12 +42,13 @@ func buildTiny(t *testing.T, d *docker.Driver, tag string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	buildCtx, err := docker.ContextTar(map[string]docker.ContextFile{
+	buildCtx, err := dockerbuild.ContextTar(map[string]dockerbuild.ContextFile{
 		"Dockerfile": {Mode: 0o644, Data: []byte("FROM scratch\nCOPY f /f\n")},
 		"f":          {Mode: 0o644, Data: []byte("tenantflow push test " + tag + "\n")},
 	})
 	require.NoError(t, err)
-	id, err := d.BuildImage(ctx, buildCtx, docker.BuildOptions{Tags: []string{tag}})
+	b := dockerbuild.New(d.Client(), harness.Logger(t))
+	id, err := b.BuildImage(ctx, buildCtx, dockerbuild.BuildOptions{Tags: []string{tag}})
 	require.NoError(t, err)
 	t.Cleanup(func() { removeImageID(t, d, id) })
 	return id
@@ -66,13 +76,13 @@ func pushedRef(t *testing.T, d *docker.Driver, c *registry.Client, repo, tag str
 	local := "tenantflow-push-test:" + randomSuffix(t)
 	id = buildTiny(t, d, local)
 	ref = c.Ref(repo, tag)
-	require.NoError(t, d.TagImage(context.Background(), local, ref))
+	require.NoError(t, dockerbuild.New(d.Client(), harness.Logger(t)).TagImage(context.Background(), local, ref))
 	return ref, id
 }
 
 func TestPushImage(t *testing.T) {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
-	d := harness.Docker(t)
+	d, b := engine(t)
 	c := registryClient(t, reg, "")
 	ctx := context.Background()
 	repo := "tenants/push-" + randomSuffix(t)
@@ -83,7 +93,7 @@ func TestPushImage(t *testing.T) {
 
 	ref, id := pushedRef(t, d, c, repo, "v1")
 	var lines []string
-	digest, err := d.PushImage(ctx, ref, c.AuthConfig(), func(l string) { lines = append(lines, l) })
+	digest, err := b.PushImage(ctx, ref, c.AuthConfig(), func(l string) { lines = append(lines, l) })
 	require.NoError(t, err)
 	require.Regexp(t, `^sha256:[0-9a-f]{64}$`, digest)
 	t.Logf("push progress:\n%s", strings.Join(lines, "\n"))
@@ -106,7 +116,7 @@ func TestPushImage(t *testing.T) {
 	require.Equal(t, digest, got)
 
 	// A second push (a retried activity) stores nothing new.
-	again, err := d.PushImage(ctx, ref, c.AuthConfig(), nil)
+	again, err := b.PushImage(ctx, ref, c.AuthConfig(), nil)
 	require.NoError(t, err)
 	require.Equal(t, digest, again)
 	require.Equal(t, []string{digest}, reg.ManifestRevisions(t, repo))
@@ -137,14 +147,14 @@ func TestPushImageAuth(t *testing.T) {
 	}{{"htpasswd", false}, {"token", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := harness.StartRegistry(t, harness.RegistryOptions{User: "builder", Password: "right-password", TokenAuth: tc.token})
-			d := harness.Docker(t)
+			d, b := engine(t)
 			ctx := context.Background()
 			repo := "tenants/auth-" + randomSuffix(t)
 
 			wrong := registryClient(t, reg, "wrong-password")
 			ref, _ := pushedRef(t, d, wrong, repo, "v1")
-			_, err := d.PushImage(ctx, ref, wrong.AuthConfig(), nil)
-			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			_, err := b.PushImage(ctx, ref, wrong.AuthConfig(), nil)
+			harness.RequireNonRetryable(t, err, dockerbuild.ErrRegistryUnauthorized)
 			t.Logf("push with a wrong password: %v", err)
 			require.NotContains(t, err.Error(), "wrong-password")
 			_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
@@ -153,7 +163,7 @@ func TestPushImageAuth(t *testing.T) {
 			require.False(t, found, "a refused push stored a manifest")
 
 			right := registryClient(t, reg, "right-password")
-			digest, err := d.PushImage(ctx, ref, right.AuthConfig(), nil)
+			digest, err := b.PushImage(ctx, ref, right.AuthConfig(), nil)
 			require.NoError(t, err)
 			got, found := reg.ManifestDigest(t, repo, "v1")
 			require.True(t, found)
@@ -171,26 +181,26 @@ func TestPushImageAuth(t *testing.T) {
 
 func TestPushImageFailures(t *testing.T) {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
-	d := harness.Docker(t)
+	d, b := engine(t)
 	c := registryClient(t, reg, "")
 	ctx := context.Background()
 
 	// An image the engine does not have cannot appear by retrying.
-	_, err := d.PushImage(ctx, c.Ref("tenants/absent-"+randomSuffix(t), "v1"), c.AuthConfig(), nil)
+	_, err := b.PushImage(ctx, c.Ref("tenants/absent-"+randomSuffix(t), "v1"), c.AuthConfig(), nil)
 	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	t.Logf("push of an absent image: %v", err)
-	_, err = d.PushImage(ctx, "127.0.0.1:1/UPPER/case:v1", c.AuthConfig(), nil)
-	harness.RequireNonRetryable(t, err, docker.ErrInvalidImageReference)
+	_, err = b.PushImage(ctx, "127.0.0.1:1/UPPER/case:v1", c.AuthConfig(), nil)
+	harness.RequireNonRetryable(t, err, dockerbuild.ErrInvalidImageReference)
 
 	// Registry down: transient; back up: the same call succeeds.
 	repo := "tenants/outage-" + randomSuffix(t)
 	ref, _ := pushedRef(t, d, c, repo, "v1")
 	reg.Stop()
-	_, err = d.PushImage(ctx, ref, c.AuthConfig(), nil)
+	_, err = b.PushImage(ctx, ref, c.AuthConfig(), nil)
 	harness.RequireRetryable(t, err)
 	t.Logf("push while the registry is down: %v", err)
 	reg.Start()
-	digest, err := d.PushImage(ctx, ref, c.AuthConfig(), nil)
+	digest, err := b.PushImage(ctx, ref, c.AuthConfig(), nil)
 	require.NoError(t, err)
 	got, found := reg.ManifestDigest(t, repo, "v1")
 	require.True(t, found)
@@ -198,24 +208,24 @@ func TestPushImageFailures(t *testing.T) {
 }
 
 func TestPushRemoveImage(t *testing.T) {
-	d := harness.Docker(t)
+	d, b := engine(t)
 	ctx := context.Background()
 	local := "tenantflow-push-test:" + randomSuffix(t)
 	id := buildTiny(t, d, local)
 	other := "tenantflow-push-test:other-" + randomSuffix(t)
 
-	require.NoError(t, d.TagImage(ctx, local, other))
-	require.NoError(t, d.TagImage(ctx, local, other), "tagging again is harmless")
+	require.NoError(t, b.TagImage(ctx, local, other))
+	require.NoError(t, b.TagImage(ctx, local, other), "tagging again is harmless")
 	info, err := d.Client().ImageInspect(ctx, other)
 	require.NoError(t, err)
 	require.Equal(t, id, info.ID)
-	err = d.TagImage(ctx, "tenantflow-push-test:absent-"+randomSuffix(t), other)
+	err = b.TagImage(ctx, "tenantflow-push-test:absent-"+randomSuffix(t), other)
 	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 
-	require.NoError(t, d.RemoveImage(ctx, other))
+	require.NoError(t, b.RemoveImage(ctx, other))
 	_, err = d.Client().ImageInspect(ctx, other)
 	require.True(t, cerrdefs.IsNotFound(err), "tag still there: %v", err)
 	_, err = d.Client().ImageInspect(ctx, local)
 	require.NoError(t, err, "removing one name keeps the image's other names")
-	require.NoError(t, d.RemoveImage(ctx, other), "removing an absent image is success")
+	require.NoError(t, b.RemoveImage(ctx, other), "removing an absent image is success")
 }
