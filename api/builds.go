@@ -22,7 +22,8 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/imagebuild"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // CommitResolver turns a ref into a commit: the GitLab client.
@@ -149,7 +150,7 @@ func (s *server) createBuild(c *gin.Context) {
 // startBuild starts the build workflow for a resolved commit, or joins the
 // one already running for it (same id: conflict policy USE_EXISTING).
 func (s *server) startBuild(c *gin.Context, p *build.Project, commit gitlab.Commit, trigger string) {
-	id := workflows.BuildWorkflowID(p.Path, commit.SHA, tagOf(commit))
+	id := imagebuild.WorkflowID(p.Path, commit.SHA, tagOf(commit))
 	in := build.BuildInput{
 		Project: p.Path, ProjectID: commit.ProjectID, SHA: commit.SHA, Ref: commit.Ref, RefType: commit.RefType,
 		Image: p.Image, Dockerfile: p.Dockerfile, BuildArgs: p.Args(commit.SHA, commit.Ref),
@@ -162,15 +163,15 @@ func (s *server) startBuild(c *gin.Context, p *build.Project, commit gitlab.Comm
 		StaticSummary:            fmt.Sprintf("Build %s@%.12s (%s %s)", p.Path, commit.SHA, commit.RefType, commit.Ref),
 		EnableEagerStart:         true,
 	}
-	req := workflows.BuildRequest{Build: in, TargetURL: s.workflowURL(id), RequestedBy: c.GetString(ctxCaller), Trigger: trigger}
-	if _, err := s.temporal.ExecuteWorkflow(c.Request.Context(), opts, workflows.BuildWorkflowType, req); err != nil {
+	req := imagebuild.Request{Build: in, TargetURL: s.workflowURL(id), RequestedBy: c.GetString(ctxCaller), Trigger: trigger}
+	if _, err := s.temporal.ExecuteWorkflow(c.Request.Context(), opts, imagebuild.WorkflowType, req); err != nil {
 		s.log.ErrorContext(c.Request.Context(), "start build failed", "project", p.Path, "sha", commit.SHA, "error", err)
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start build of %s@%s: %v", p.Path, commit.SHA, err))
 		return
 	}
 	bid := BuildID(p.Path, commit.SHA, tagOf(commit))
 	c.Header("Location", "/v1/builds/"+bid)
-	c.JSON(http.StatusAccepted, buildResponse{ID: bid, WorkflowID: id, Project: p.Path, Ref: commit.Ref, SHA: commit.SHA, Status: workflows.BuildPending})
+	c.JSON(http.StatusAccepted, buildResponse{ID: bid, WorkflowID: id, Project: p.Path, Ref: commit.Ref, SHA: commit.SHA, Status: string(imagebuild.StatePending)})
 }
 
 func (s *server) workflowURL(id string) string {
@@ -188,10 +189,10 @@ func (s *server) getBuild(c *gin.Context) {
 		respondFieldError(c, badField("id", "build id must be <group~project>@<40-hex sha>[+<tag>]"))
 		return
 	}
-	wid := workflows.BuildWorkflowID(project, sha, tag)
+	wid := imagebuild.WorkflowID(project, sha, tag)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	value, err := s.temporal.QueryWorkflow(ctx, wid, "", workflows.QueryState)
+	value, err := s.temporal.QueryWorkflow(ctx, wid, "", tenant.QueryState)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
@@ -201,7 +202,7 @@ func (s *server) getBuild(c *gin.Context) {
 		s.respondQueryError(ctx, c, "build "+c.Param("id"), err)
 		return
 	}
-	var st workflows.BuildState
+	var st imagebuild.Build
 	if err := value.Get(&st); err != nil {
 		respondError(c, http.StatusBadGateway, fmt.Sprintf("build %s: decode state: %v", c.Param("id"), err))
 		return

@@ -17,7 +17,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/testsuite/gitlabfake"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/imagebuild"
 )
 
 const (
@@ -75,7 +75,7 @@ func TestCreateBuild(t *testing.T) {
 	assert.Equal(t, "build:group/app@"+testSHA, opts.ID)
 	assert.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, opts.WorkflowIDConflictPolicy)
 	assert.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, opts.WorkflowIDReusePolicy)
-	req := starts[0].args[0].(workflows.BuildRequest)
+	req := starts[0].args[0].(imagebuild.Request)
 	assert.Equal(t, build.BuildInput{Project: "group/app", ProjectID: 42, SHA: testSHA, Ref: "main", RefType: "branch",
 		Image: "tenants/app", Dockerfile: "Dockerfile", BuildArgs: map[string]string{"VERSION": "0123456789ab-main"}}, req.Build)
 	assert.Equal(t, "http://ui:8233/namespaces/default/workflows/build:group%2Fapp@"+testSHA, req.TargetURL)
@@ -168,7 +168,7 @@ func TestGitLabHook(t *testing.T) {
 			if tc.code == http.StatusAccepted {
 				starts := e.temporal.startCalls()
 				require.Len(t, starts, 1)
-				req := starts[0].args[0].(workflows.BuildRequest)
+				req := starts[0].args[0].(imagebuild.Request)
 				assert.Equal(t, testSHA, req.Build.SHA)
 				assert.Equal(t, "main", req.Build.Ref)
 				assert.Equal(t, "webhook", req.Trigger)
@@ -270,7 +270,7 @@ func TestGitLabHookBuildsWhatGitLabSays(t *testing.T) {
 				return
 			}
 			require.Len(t, starts, 1)
-			in := starts[0].args[0].(workflows.BuildRequest).Build
+			in := starts[0].args[0].(imagebuild.Request).Build
 			assert.Equal(t, tc.sha, in.SHA)
 			assert.Equal(t, g.app.ID, in.ProjectID)
 			assert.Equal(t, tc.refType, in.RefType)
@@ -295,7 +295,7 @@ func TestGitLabHookIgnoresAMovedBranch(t *testing.T) {
 	rec = hook(g.env, gitlabfake.PushHook, testSecret, string(g.srv.PushEvent(g.app, "main", g.head, moved)))
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	require.Len(t, g.env.temporal.startCalls(), 1)
-	assert.Equal(t, moved, g.env.temporal.startCalls()[0].args[0].(workflows.BuildRequest).Build.SHA)
+	assert.Equal(t, moved, g.env.temporal.startCalls()[0].args[0].(imagebuild.Request).Build.SHA)
 }
 
 func TestGitLabHookGitLabDown(t *testing.T) {

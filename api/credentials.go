@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // getCredentials hands the tenant's first directory account and its
@@ -33,9 +33,9 @@ func (s *server) getCredentials(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var creds workflows.Credentials
-	if err := s.completeUpdate(ctx, workflows.TenantWorkflowID(name), updateID, workflows.UpdateFetchCredentials,
-		workflows.FetchCredentialsInput{By: by}, &creds); err != nil {
+	var creds tenant.Credentials
+	if err := s.completeUpdate(ctx, tenant.WorkflowID(name), updateID, tenant.UpdateFetchCredentials,
+		tenant.FetchCredentialsInput{By: by}, &creds); err != nil {
 		s.respondUpdateError(c, name, err)
 		return
 	}
@@ -52,9 +52,9 @@ func (s *server) respondUpdateError(c *gin.Context, name string, err error) {
 	switch {
 	case errors.As(err, &notFound):
 		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCredentialsGone:
+	case errors.As(err, &appErr) && appErr.Type() == tenant.ErrCredentialsGone:
 		respondError(c, http.StatusGone, appErr.Message())
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrCredentialsUnavailable:
+	case errors.As(err, &appErr) && appErr.Type() == tenant.ErrCredentialsUnavailable:
 		respondError(c, http.StatusConflict, appErr.Message())
 	case errors.Is(err, context.DeadlineExceeded):
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("tenant %s: no worker answered within %s", name, s.cfg.QueryTimeout))

@@ -10,12 +10,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 func TestGetCredentialsOnce(t *testing.T) {
 	e := newTestEnv(t)
-	e.temporal.updateResult = workflows.Credentials{Username: "admin", DN: "uid=admin,ou=acme,dc=x", Password: "p4ssw0rd-long-enough"}
+	e.temporal.updateResult = tenant.Credentials{Username: "admin", DN: "uid=admin,ou=acme,dc=x", Password: "p4ssw0rd-long-enough"}
 	rec := e.do(http.MethodGet, "/v1/tenants/acme/credentials", distributorToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `{"username":"admin","dn":"uid=admin,ou=acme,dc=x","password":"p4ssw0rd-long-enough"}`, rec.Body.String())
@@ -36,9 +36,9 @@ func TestGetCredentialsOnce(t *testing.T) {
 	rec = serve(e, req)
 	require.Equal(t, http.StatusBadRequest, rec.Code)
 	assert.Contains(t, rec.Body.String(), `"field":"Idempotency-Key"`)
-	assert.Equal(t, workflows.UpdateFetchCredentials, u.UpdateName)
+	assert.Equal(t, tenant.UpdateFetchCredentials, u.UpdateName)
 	assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
-	assert.Equal(t, []any{workflows.FetchCredentialsInput{By: "distributor"}}, u.Args)
+	assert.Equal(t, []any{tenant.FetchCredentialsInput{By: "distributor"}}, u.Args)
 }
 
 func TestGetCredentialsErrors(t *testing.T) {
@@ -56,10 +56,10 @@ func TestGetCredentialsErrors(t *testing.T) {
 			f.updateErr = serviceerror.NewNotFound("workflow not found")
 		}, http.StatusNotFound, "tenant acme not found"},
 		{"already fetched", opsToken, "/v1/tenants/acme/credentials", func(f *fakeTemporal) {
-			f.updateErr = temporal.NewApplicationError("credentials of acme were already fetched", workflows.ErrCredentialsGone)
+			f.updateErr = temporal.NewApplicationError("credentials of acme were already fetched", tenant.ErrCredentialsGone)
 		}, http.StatusGone, "already fetched"},
 		{"not active", opsToken, "/v1/tenants/acme/credentials", func(f *fakeTemporal) {
-			f.updateGetErr = temporal.NewApplicationError("tenant acme is provisioning", workflows.ErrCredentialsUnavailable)
+			f.updateGetErr = temporal.NewApplicationError("tenant acme is provisioning", tenant.ErrCredentialsUnavailable)
 		}, http.StatusConflict, "provisioning"},
 	}
 	for _, tc := range tests {

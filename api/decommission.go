@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // maxDecommissionReasonBytes bounds the reason recorded with a request.
@@ -25,8 +25,8 @@ type decommissionRequest struct {
 // tenant, its decommission as the workflow now records it, and where to
 // follow it.
 type decommissionResponse struct {
-	Name         string                 `json:"name"`
-	Decommission workflows.Decommission `json:"decommission"`
+	Name         string              `json:"name"`
+	Decommission tenant.Decommission `json:"decommission"`
 }
 
 // requestDecommission asks the tenant's workflow to decommission it. The
@@ -67,24 +67,24 @@ func (s *server) requestDecommission(c *gin.Context) {
 	// The workflow's validator refuses a tenant that is not active (409):
 	// only it can, without a race, and an Idempotency-Key retry of an
 	// accepted request then gets its first answer.
-	s.decommissionUpdate(c, name, workflows.UpdateRequestDecommission,
-		workflows.DecommissionRequest{By: c.GetString(ctxCaller), Reason: req.Reason, Force: req.Force})
+	s.decommissionUpdate(c, name, tenant.UpdateRequestDecommission,
+		tenant.DecommissionRequest{By: c.GetString(ctxCaller), Reason: req.Reason, Force: req.Force})
 }
 
 // confirmDecommission confirms the pending request: the decommission runs.
 func (s *server) confirmDecommission(c *gin.Context) {
-	s.decommissionAction(c, workflows.UpdateConfirmDecommission, func(by string) any { return workflows.DecommissionConfirmation{By: by} })
+	s.decommissionAction(c, tenant.UpdateConfirmDecommission, func(by string) any { return tenant.DecommissionConfirmation{By: by} })
 }
 
 // cancelDecommission withdraws a request that was not confirmed.
 func (s *server) cancelDecommission(c *gin.Context) {
-	s.decommissionAction(c, workflows.UpdateCancelDecommission, func(by string) any { return workflows.DecommissionConfirmation{By: by} })
+	s.decommissionAction(c, tenant.UpdateCancelDecommission, func(by string) any { return tenant.DecommissionConfirmation{By: by} })
 }
 
 // restoreTenant asks for a decommissioned tenant to be brought back from its
 // backup; the restore runs in the workflow, GET shows its progress.
 func (s *server) restoreTenant(c *gin.Context) {
-	s.decommissionAction(c, workflows.UpdateRestore, func(by string) any { return workflows.RestoreRequest{By: by} })
+	s.decommissionAction(c, tenant.UpdateRestore, func(by string) any { return tenant.RestoreRequest{By: by} })
 }
 
 // decommissionAction checks a body-less action on the tenant and sends its
@@ -108,10 +108,10 @@ func (s *server) decommissionAction(c *gin.Context, update string, arg func(by s
 // answer comes at once: 202 with the decommission as now recorded, or the
 // workflow's refusal as 409.
 func (s *server) decommissionUpdate(c *gin.Context, name, update string, arg any) {
-	var d workflows.Decommission
-	if !s.sendUpdate(c, workflows.TenantWorkflowID(name), updateTarget{kind: "tenant", id: name,
+	var d tenant.Decommission
+	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
 		ended:    "has ended (failed provisioning or retention over): nothing to " + update,
-		refusals: []string{workflows.ErrDecommissionRefused, workflows.ErrRestoreRefused}}, update, arg, &d) {
+		refusals: []string{tenant.ErrDecommissionRefused, tenant.ErrRestoreRefused}}, update, arg, &d) {
 		return
 	}
 	s.log.InfoContext(c.Request.Context(), "tenant "+update, "tenant", name, "caller", c.GetString(ctxCaller), "phase", d.Phase)

@@ -11,18 +11,18 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // activeTenant makes the fake's state query answer an active tenant.
 func activeTenant(e *testEnv) *testEnv {
-	e.temporal.queryResult = workflows.TenantState{Name: "acme", State: workflows.StateActive}
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive}
 	return e
 }
 
 func TestDecommissionRequest(t *testing.T) {
 	e := activeTenant(newTestEnv(t))
-	e.temporal.updateResult = workflows.Decommission{Phase: workflows.PhaseAwaitingConfirmation, RequestedBy: "distributor", Reason: "end of contract"}
+	e.temporal.updateResult = tenant.Decommission{Phase: tenant.PhaseAwaitingConfirmation, RequestedBy: "distributor", Reason: "end of contract"}
 	rec := e.do(http.MethodDelete, "/v1/tenants/acme", distributorToken, `{"reason":"  end of contract "}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	assert.Equal(t, "/v1/tenants/acme", rec.Header().Get("Location"))
@@ -30,25 +30,25 @@ func TestDecommissionRequest(t *testing.T) {
 	require.Len(t, e.temporal.updates, 1)
 	u := e.temporal.updates[0]
 	assert.Equal(t, "tenant:acme", u.WorkflowID)
-	assert.Equal(t, workflows.UpdateRequestDecommission, u.UpdateName)
+	assert.Equal(t, tenant.UpdateRequestDecommission, u.UpdateName)
 	assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
-	assert.Equal(t, []any{workflows.DecommissionRequest{By: "distributor", Reason: "end of contract"}}, u.Args)
+	assert.Equal(t, []any{tenant.DecommissionRequest{By: "distributor", Reason: "end of contract"}}, u.Args)
 
 	// Ops may force, in the body or the query (DELETE often has no body).
 	rec = e.do(http.MethodDelete, "/v1/tenants/acme?force=true&reason=unpaid", opsToken, "")
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
-	assert.Equal(t, []any{workflows.DecommissionRequest{By: "ops", Reason: "unpaid", Force: true}}, e.temporal.updates[1].Args)
+	assert.Equal(t, []any{tenant.DecommissionRequest{By: "ops", Reason: "unpaid", Force: true}}, e.temporal.updates[1].Args)
 }
 
 func TestDecommissionActions(t *testing.T) {
 	for path, update := range map[string]string{
-		"/v1/tenants/acme/decommission/confirm": workflows.UpdateConfirmDecommission,
-		"/v1/tenants/acme/decommission/cancel":  workflows.UpdateCancelDecommission,
-		"/v1/tenants/acme/restore":              workflows.UpdateRestore,
+		"/v1/tenants/acme/decommission/confirm": tenant.UpdateConfirmDecommission,
+		"/v1/tenants/acme/decommission/cancel":  tenant.UpdateCancelDecommission,
+		"/v1/tenants/acme/restore":              tenant.UpdateRestore,
 	} {
 		t.Run(path, func(t *testing.T) {
 			e := newTestEnv(t)
-			e.temporal.updateResult = workflows.Decommission{Phase: "x"}
+			e.temporal.updateResult = tenant.Decommission{Phase: "x"}
 			rec := e.do(http.MethodPost, path, opsToken, "")
 			require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 			require.Len(t, e.temporal.updates, 1)
@@ -100,10 +100,10 @@ func TestDecommissionErrors(t *testing.T) {
 		{"unknown tenant", func(f *fakeTemporal) { f.updateErr = serviceerror.NewNotFound("workflow not found") }, http.StatusNotFound, "tenant acme not found"},
 		{"ended", func(f *fakeTemporal) { f.updateErr = serviceerror.NewNotFound("workflow execution already completed") }, http.StatusConflict, "has ended"},
 		{"refused", func(f *fakeTemporal) {
-			f.updateGetErr = temporal.NewApplicationError("tenant acme: decommission already requested by ops", workflows.ErrDecommissionRefused)
+			f.updateGetErr = temporal.NewApplicationError("tenant acme: decommission already requested by ops", tenant.ErrDecommissionRefused)
 		}, http.StatusConflict, "already requested by ops"},
 		{"not active", func(f *fakeTemporal) {
-			f.updateGetErr = temporal.NewApplicationError("tenant acme is updating: only an active tenant can be decommissioned", workflows.ErrDecommissionRefused)
+			f.updateGetErr = temporal.NewApplicationError("tenant acme is updating: only an active tenant can be decommissioned", tenant.ErrDecommissionRefused)
 		}, http.StatusConflict, "tenant acme is updating: only an active tenant can be decommissioned"},
 	}
 	for _, tc := range tests {

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // The fuzz targets below send whatever the fuzzer makes to each route's
@@ -24,13 +25,13 @@ import (
 // sets its own results.
 func fuzzEnv(t *testing.T, opts ...envOption) *testEnv {
 	e := newTestEnv(t, append([]envOption{withBuilds(fakeResolver{})}, opts...)...)
-	e.temporal.updateResult = workflows.ReleaseState{ID: "r1", State: workflows.ReleaseRunning}
+	e.temporal.updateResult = release.Release{ID: "r1", State: release.StateRunning}
 	return e
 }
 
-func endedRelease() workflows.ReleaseState {
-	return workflows.ReleaseState{ID: "r1", State: workflows.ReleaseCompleted,
-		Tenants: []workflows.TenantRelease{{Name: "acme", Status: workflows.TenantUpdated, From: oldImageA, To: testImage}}}
+func endedRelease() release.Release {
+	return release.Release{ID: "r1", State: release.StateCompleted,
+		Tenants: []release.Tenant{{Name: "acme", Status: release.TenantUpdated, From: oldImageA, To: testImage}}}
 }
 
 // checkAnswer asserts the rules every fuzzed request's answer follows.
@@ -122,7 +123,7 @@ func FuzzDecommission(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name, query, body string) {
 		e := activeTenant(fuzzEnv(t))
-		e.temporal.updateResult = workflows.Decommission{Phase: workflows.PhaseAwaitingConfirmation}
+		e.temporal.updateResult = tenant.Decommission{Phase: tenant.PhaseAwaitingConfirmation}
 		req := fuzzRequest(http.MethodDelete, "/v1/tenants/"+name, opsToken, body)
 		req.URL.RawQuery = query
 		fuzzServe(t, e, req)
@@ -138,7 +139,7 @@ func FuzzDecommissionActions(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, action, body string) {
 		e := fuzzEnv(t)
-		e.temporal.updateResult = workflows.Decommission{Phase: workflows.PhaseConfirmed}
+		e.temporal.updateResult = tenant.Decommission{Phase: tenant.PhaseConfirmed}
 		fuzzServe(t, e, fuzzRequest(http.MethodPost, "/v1/tenants/acme/"+action, distributorToken, body))
 	})
 }
@@ -183,7 +184,7 @@ func FuzzReleaseAction(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, id, action, key, body string) {
 		e := fuzzEnv(t)
-		e.temporal.queryResult = workflows.ReleaseState{ID: "r1", State: workflows.ReleaseRunning}
+		e.temporal.queryResult = release.Release{ID: "r1", State: release.StateRunning}
 		token := opsToken
 		if action == "promote" {
 			token = developerToken

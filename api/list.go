@@ -20,7 +20,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 const (
@@ -59,21 +60,21 @@ type listQuery struct {
 // nothing a client sends can change its meaning.
 func parseListQuery(c *gin.Context) (listQuery, *fieldError) {
 	clauses := []string{
-		fmt.Sprintf("WorkflowType = '%s'", workflows.TenantWorkflowType),
+		fmt.Sprintf("WorkflowType = '%s'", tenant.WorkflowType),
 		// Each continue-as-new closes a run; the tenant lives on in the next.
 		"ExecutionStatus != 'ContinuedAsNew'",
 	}
 	if state := c.Query("state"); state != "" {
-		if !slices.Contains(workflows.TenantStates, state) {
-			return listQuery{}, badField("state", "unknown state %q (one of: %s)", state, strings.Join(workflows.TenantStates, ", "))
+		if !slices.Contains(tenant.States, tenant.State(state)) {
+			return listQuery{}, badField("state", "unknown state %q (one of: %s)", state, tenant.StatesText())
 		}
-		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.SATenantState.GetName(), state))
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", searchattr.TenantState.GetName(), state))
 	}
 	if stage := c.Query("stage"); stage != "" {
 		if err := validateStage("stage", stage, false); err != nil {
 			return listQuery{}, err
 		}
-		clauses = append(clauses, fmt.Sprintf("%s = '%s'", workflows.SAStage.GetName(), stage))
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", searchattr.Stage.GetName(), stage))
 	}
 	size, token, ferr := parsePage(c)
 	if ferr != nil {
@@ -186,11 +187,11 @@ func summarize(execs []*workflowpb.WorkflowExecutionInfo) []tenantSummary {
 func summary(e *workflowpb.WorkflowExecutionInfo) tenantSummary {
 	fields := e.GetSearchAttributes().GetIndexedFields()
 	t := tenantSummary{
-		Name:       keyword(fields, workflows.SATenantID.GetName()),
-		State:      keyword(fields, workflows.SATenantState.GetName()),
-		Stage:      keyword(fields, workflows.SAStage.GetName()),
-		Release:    keyword(fields, workflows.SARelease.GetName()),
-		Image:      keyword(fields, workflows.SAImage.GetName()),
+		Name:       keyword(fields, searchattr.TenantID.GetName()),
+		State:      keyword(fields, searchattr.TenantState.GetName()),
+		Stage:      keyword(fields, searchattr.Stage.GetName()),
+		Release:    keyword(fields, searchattr.Release.GetName()),
+		Image:      keyword(fields, searchattr.Image.GetName()),
 		WorkflowID: e.GetExecution().GetWorkflowId(),
 		RunID:      e.GetExecution().GetRunId(),
 		Status:     e.GetStatus().String(),
@@ -201,7 +202,7 @@ func summary(e *workflowpb.WorkflowExecutionInfo) tenantSummary {
 	if t.Name == "" {
 		// Started without search attributes (e.g. by hand): the id still
 		// names the tenant.
-		t.Name = strings.TrimPrefix(t.WorkflowID, workflows.TenantWorkflowID(""))
+		t.Name = strings.TrimPrefix(t.WorkflowID, tenant.WorkflowID(""))
 	}
 	return t
 }

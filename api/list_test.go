@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 const baseQuery = "WorkflowType = 'Tenant' AND ExecutionStatus != 'ContinuedAsNew'"
@@ -91,12 +91,12 @@ func TestListTenantsErrorMessages(t *testing.T) {
 }
 
 func TestListTenantsTakesEveryWorkflowState(t *testing.T) {
-	for _, state := range workflows.TenantStates {
+	for _, state := range tenant.States {
 		e := newTestEnv(t)
-		rec := e.do(http.MethodGet, "/v1/tenants?state="+state, developerToken, "")
+		rec := e.do(http.MethodGet, "/v1/tenants?state="+string(state), developerToken, "")
 		require.Equal(t, http.StatusOK, rec.Code, "state %s: %s", state, rec.Body.String())
 		require.Len(t, e.temporal.listCalls(), 1)
-		assert.Equal(t, baseQuery+" AND TenantState = '"+state+"'", e.temporal.listCalls()[0].GetQuery())
+		assert.Equal(t, baseQuery+" AND TenantState = '"+string(state)+"'", e.temporal.listCalls()[0].GetQuery())
 	}
 }
 

@@ -23,7 +23,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
 )
 
 // releaseIDPattern is what a release id may look like: it is part of a
@@ -61,17 +62,17 @@ const saImage = "Image"
 //
 // null is refused for every field (decodeJSONBody): leave a field out.
 type createReleaseRequest struct {
-	ID                string                    `json:"id"`
-	Image             string                    `json:"image"`
-	Tenants           *workflows.TenantSelector `json:"tenants"`
-	Canary            int                       `json:"canary"`
-	BatchSize         *int                      `json:"batchSize"`
-	MaxParallel       *int                      `json:"maxParallel"`
-	HealthTimeout     *string                   `json:"healthTimeout"`
-	Drain             *string                   `json:"drain"`
-	FailureThreshold  int                       `json:"failureThreshold"`
-	PromotionDeadline *string                   `json:"promotionDeadline"`
-	RollbackOf        string                    `json:"rollbackOf"`
+	ID                string                  `json:"id"`
+	Image             string                  `json:"image"`
+	Tenants           *release.TenantSelector `json:"tenants"`
+	Canary            int                     `json:"canary"`
+	BatchSize         *int                    `json:"batchSize"`
+	MaxParallel       *int                    `json:"maxParallel"`
+	HealthTimeout     *string                 `json:"healthTimeout"`
+	Drain             *string                 `json:"drain"`
+	FailureThreshold  int                     `json:"failureThreshold"`
+	PromotionDeadline *string                 `json:"promotionDeadline"`
+	RollbackOf        string                  `json:"rollbackOf"`
 }
 
 // releaseCreated is the 202 answer: the release has started with plan,
@@ -86,21 +87,21 @@ type releaseCreated struct {
 
 // planView is a release plan as the API shows it: every setting, zeros
 // included, and durations as Go duration strings ("2m0s"), the form they
-// are sent in. workflows.ReleasePlan itself travels in workflow history,
+// are sent in. release.Plan itself travels in workflow history,
 // where its durations stay nanoseconds and its zero durations are left
 // out, so old histories keep decoding.
 type planView struct {
-	Tenants           workflows.TenantSelector `json:"tenants"`
-	Canary            int                      `json:"canary"`
-	BatchSize         int                      `json:"batchSize"`
-	MaxParallel       int                      `json:"maxParallel"`
-	HealthTimeout     string                   `json:"healthTimeout"`
-	Drain             string                   `json:"drain"`
-	FailureThreshold  int                      `json:"failureThreshold"`
-	PromotionDeadline string                   `json:"promotionDeadline"`
+	Tenants           release.TenantSelector `json:"tenants"`
+	Canary            int                    `json:"canary"`
+	BatchSize         int                    `json:"batchSize"`
+	MaxParallel       int                    `json:"maxParallel"`
+	HealthTimeout     string                 `json:"healthTimeout"`
+	Drain             string                 `json:"drain"`
+	FailureThreshold  int                    `json:"failureThreshold"`
+	PromotionDeadline string                 `json:"promotionDeadline"`
 }
 
-func viewPlan(p workflows.ReleasePlan) planView {
+func viewPlan(p release.Plan) planView {
 	return planView{
 		Tenants: p.Tenants, Canary: p.Canary, BatchSize: p.BatchSize, MaxParallel: p.MaxParallel,
 		HealthTimeout: p.HealthTimeout.D().String(), Drain: p.Drain.D().String(),
@@ -111,12 +112,12 @@ func viewPlan(p workflows.ReleasePlan) planView {
 // releaseView is a release as the API shows it: the workflow's state, with
 // its plan as planView shows it (the outer "plan" hides the embedded one).
 type releaseView struct {
-	workflows.ReleaseState
+	release.Release
 	Plan planView `json:"plan"`
 }
 
-func viewRelease(st workflows.ReleaseState) releaseView {
-	return releaseView{ReleaseState: st, Plan: viewPlan(st.Plan)}
+func viewRelease(st release.Release) releaseView {
+	return releaseView{Release: st, Plan: viewPlan(st.Plan)}
 }
 
 type releaseLinks struct {
@@ -164,7 +165,7 @@ func validateImage(image string) (reference.Canonical, *fieldError) {
 }
 
 // validateSelector checks that exactly one way of choosing tenants is given.
-func validateSelector(sel *workflows.TenantSelector) *fieldError {
+func validateSelector(sel *release.TenantSelector) *fieldError {
 	if sel == nil {
 		return badField("tenants", `tenants is required: {"all":true}, {"stage":"<stage>"} or {"names":[...]}`)
 	}
@@ -225,8 +226,8 @@ func parseDurationField(field string, v *string) (d time.Duration, ok bool, ferr
 
 // validatePlan checks the rollout settings and fills in their defaults; the
 // tenants are checked by the caller, since a rollback chooses its own.
-func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError) {
-	plan := workflows.ReleasePlan{Canary: req.Canary, FailureThreshold: req.FailureThreshold, BatchSize: workflows.DefaultBatchSize}
+func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
+	plan := release.Plan{Canary: req.Canary, FailureThreshold: req.FailureThreshold, BatchSize: release.DefaultBatchSize}
 	if req.BatchSize != nil {
 		plan.BatchSize = *req.BatchSize
 	}
@@ -238,7 +239,7 @@ func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError
 	case plan.Canary < 0:
 		return plan, badField("canary", "canary must not be negative (0: no canary wave)")
 	case plan.BatchSize < 1:
-		return plan, badField("batchSize", "batchSize must be at least 1 (leave it out for %d)", workflows.DefaultBatchSize)
+		return plan, badField("batchSize", "batchSize must be at least 1 (leave it out for %d)", release.DefaultBatchSize)
 	case plan.MaxParallel < 1:
 		return plan, badField("maxParallel", "maxParallel must be at least 1 (leave it out for the batch size)")
 	case plan.MaxParallel > plan.BatchSize:
@@ -259,7 +260,7 @@ func validatePlan(req *createReleaseRequest) (workflows.ReleasePlan, *fieldError
 		return plan, ferr
 	}
 	if !set {
-		drain = workflows.DefaultDrain
+		drain = release.DefaultDrain
 	}
 	if drain > maxDrain {
 		return plan, badField("drain", "drain must be at most %s", maxDrain)
@@ -312,7 +313,7 @@ func (s *server) createRelease(c *gin.Context) {
 			return
 		}
 	}
-	var in workflows.ReleaseInput
+	var in release.Input
 	if req.RollbackOf != "" {
 		var ok bool
 		if in, ok = s.rollbackInput(c, &req); !ok {
@@ -330,30 +331,30 @@ func (s *server) createRelease(c *gin.Context) {
 }
 
 // newReleaseInput builds the input of a release of one image.
-func newReleaseInput(req *createReleaseRequest, now time.Time) (workflows.ReleaseInput, *fieldError) {
+func newReleaseInput(req *createReleaseRequest, now time.Time) (release.Input, *fieldError) {
 	image, ferr := validateImage(req.Image)
 	if ferr != nil {
-		return workflows.ReleaseInput{}, ferr
+		return release.Input{}, ferr
 	}
 	if ferr := validateSelector(req.Tenants); ferr != nil {
-		return workflows.ReleaseInput{}, ferr
+		return release.Input{}, ferr
 	}
 	plan, ferr := validatePlan(req)
 	if ferr != nil {
-		return workflows.ReleaseInput{}, ferr
+		return release.Input{}, ferr
 	}
 	plan.Tenants = *req.Tenants
 	id := req.ID
 	if id == "" {
 		id = defaultReleaseID(now, image)
 	}
-	return workflows.ReleaseInput{ID: id, Image: req.Image, Plan: plan}, nil
+	return release.Input{ID: id, Image: req.Image, Plan: plan}, nil
 }
 
 // rollbackInput builds a release that puts every tenant a finished release
 // updated back on the image it had before. It answers the request itself
 // when it cannot (ok false).
-func (s *server) rollbackInput(c *gin.Context, req *createReleaseRequest) (in workflows.ReleaseInput, ok bool) {
+func (s *server) rollbackInput(c *gin.Context, req *createReleaseRequest) (in release.Input, ok bool) {
 	of := req.RollbackOf
 	for _, ferr := range []*fieldError{
 		validateReleaseID("rollbackOf", of),
@@ -388,12 +389,12 @@ func (s *server) rollbackInput(c *gin.Context, req *createReleaseRequest) (in wo
 		respondError(c, http.StatusConflict, fmt.Sprintf("release %s changed no tenant: nothing to roll back", of))
 		return in, false
 	}
-	plan.Tenants = workflows.TenantSelector{Names: names}
+	plan.Tenants = release.TenantSelector{Names: names}
 	id := req.ID
 	if id == "" {
 		id = rollbackReleaseID(time.Now(), of)
 	}
-	return workflows.ReleaseInput{ID: id, Image: image, Images: images, Plan: plan, RollbackOf: of}, true
+	return release.Input{ID: id, Image: image, Images: images, Plan: plan, RollbackOf: of}, true
 }
 
 func absentForRollback(field string, present bool, why string) *fieldError {
@@ -403,9 +404,9 @@ func absentForRollback(field string, present bool, why string) *fieldError {
 	return nil
 }
 
-func releaseEnded(st workflows.ReleaseState) bool {
+func releaseEnded(st release.Release) bool {
 	switch st.State {
-	case workflows.ReleaseCompleted, workflows.ReleaseAborted, workflows.ReleaseNotPromoted:
+	case release.StateCompleted, release.StateAborted, release.StateNotPromoted:
 		return true
 	}
 	return st.FinishedAt != nil
@@ -414,11 +415,11 @@ func releaseEnded(st workflows.ReleaseState) bool {
 // rollbackTargets lists the tenants a release updated with the image each
 // had before. image is the one most of them go back to (ties: the smallest),
 // which the rollback release shows as its image.
-func rollbackTargets(st workflows.ReleaseState) (names []string, images map[string]string, image string) {
+func rollbackTargets(st release.Release) (names []string, images map[string]string, image string) {
 	images = map[string]string{}
 	count := map[string]int{}
 	for _, t := range st.Tenants {
-		if t.Status != workflows.TenantUpdated || t.From == "" {
+		if t.Status != release.TenantUpdated || t.From == "" {
 			continue
 		}
 		if _, dup := images[t.Name]; dup {
@@ -439,21 +440,21 @@ func rollbackTargets(st workflows.ReleaseState) (names []string, images map[stri
 // startRelease starts the release workflow. A release id is used once: a
 // second release of that id, running or ended, is refused (409), so an id
 // in a URL always means one rollout.
-func (s *server) startRelease(c *gin.Context, in workflows.ReleaseInput) {
+func (s *server) startRelease(c *gin.Context, in release.Input) {
 	opts := client.StartWorkflowOptions{
-		ID:                       workflows.ReleaseWorkflowID(in.ID),
+		ID:                       release.WorkflowID(in.ID),
 		TaskQueue:                s.cfg.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		// Without this the SDK answers "already started" with a handle on
 		// the existing run instead of an error, and we would report 202.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.SARelease.ValueSet(in.ID)),
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(searchattr.Release.ValueSet(in.ID)),
 		StaticSummary:                            releaseSummaryText(in),
 		EnableEagerStart:                         true,
 	}
 	ctx := c.Request.Context()
-	run, err := s.temporal.ExecuteWorkflow(ctx, opts, workflows.ReleaseWorkflowType, in)
+	run, err := s.temporal.ExecuteWorkflow(ctx, opts, release.WorkflowType, in)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
@@ -468,18 +469,18 @@ func (s *server) startRelease(c *gin.Context, in workflows.ReleaseInput) {
 		"rollbackOf", in.RollbackOf, "caller", in.RequestedBy)
 	c.Header("Location", releasePath(in.ID))
 	c.JSON(http.StatusAccepted, releaseCreated{
-		ID: in.ID, WorkflowID: run.GetID(), State: workflows.ReleaseRunning, Plan: viewPlan(in.Plan), Links: releaseLinks{Self: releasePath(in.ID)},
+		ID: in.ID, WorkflowID: run.GetID(), State: string(release.StateRunning), Plan: viewPlan(in.Plan), Links: releaseLinks{Self: releasePath(in.ID)},
 	})
 }
 
-func releaseSummaryText(in workflows.ReleaseInput) string {
+func releaseSummaryText(in release.Input) string {
 	if in.RollbackOf != "" {
 		return fmt.Sprintf("Release %s · rollback of %s · %s", in.ID, in.RollbackOf, selectorText(in.Plan.Tenants))
 	}
 	return fmt.Sprintf("Release %s · %s · %s", in.ID, in.Image, selectorText(in.Plan.Tenants))
 }
 
-func selectorText(sel workflows.TenantSelector) string {
+func selectorText(sel release.TenantSelector) string {
 	switch {
 	case sel.All:
 		return "all tenants"
@@ -508,8 +509,8 @@ func (s *server) getRelease(c *gin.Context) {
 
 // queryRelease asks the release workflow for its state; on failure it has
 // answered the request (ok false).
-func (s *server) queryRelease(ctx context.Context, c *gin.Context, id string) (st workflows.ReleaseState, ok bool) {
-	value, err := s.temporal.QueryWorkflow(ctx, workflows.ReleaseWorkflowID(id), "", workflows.QueryRelease)
+func (s *server) queryRelease(ctx context.Context, c *gin.Context, id string) (st release.Release, ok bool) {
+	value, err := s.temporal.QueryWorkflow(ctx, release.WorkflowID(id), "", release.QueryRelease)
 	var (
 		notFound *serviceerror.NotFound
 		deadline *serviceerror.DeadlineExceeded
@@ -549,8 +550,8 @@ func (s *server) promoteRelease(c *gin.Context) {
 	if !ok {
 		return
 	}
-	st, ok := s.sendReleaseUpdate(c, id, workflows.UpdatePromote,
-		workflows.PromoteInput{Release: id, By: c.GetString(ctxCaller), Reason: body.Reason})
+	st, ok := s.sendReleaseUpdate(c, id, release.UpdatePromote,
+		release.PromoteInput{Release: id, By: c.GetString(ctxCaller), Reason: body.Reason})
 	if !ok {
 		return
 	}
@@ -569,11 +570,11 @@ func (s *server) promoteRelease(c *gin.Context) {
 // promotion, so its result still says awaiting-promotion; the release's
 // main loop moves to prod right after, which a query shows. taken is false
 // when no query showed it in time; st is then the last state known.
-func (s *server) promotionTaken(c *gin.Context, id string, st workflows.ReleaseState) (_ workflows.ReleaseState, taken bool) {
+func (s *server) promotionTaken(c *gin.Context, id string, st release.Release) (_ release.Release, taken bool) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	var wait time.Duration // the first query goes at once
-	for st.State == workflows.ReleaseAwaitingPromotion {
+	for st.State == release.StateAwaitingPromotion {
 		select {
 		case <-ctx.Done():
 			s.log.WarnContext(ctx, "promotion accepted, but the release did not show it in time", "release", id)
@@ -581,8 +582,8 @@ func (s *server) promotionTaken(c *gin.Context, id string, st workflows.ReleaseS
 		case <-time.After(wait):
 			wait = min(max(2*wait, 10*time.Millisecond), 200*time.Millisecond)
 		}
-		value, err := s.temporal.QueryWorkflow(ctx, workflows.ReleaseWorkflowID(id), "", workflows.QueryRelease)
-		var next workflows.ReleaseState
+		value, err := s.temporal.QueryWorkflow(ctx, release.WorkflowID(id), "", release.QueryRelease)
+		var next release.Release
 		if err == nil && value != nil && value.HasValue() && value.Get(&next) == nil {
 			st = next
 		}
@@ -597,7 +598,7 @@ func (s *server) controlRelease(update string) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		s.updateRelease(c, id, update, workflows.ControlInput{By: c.GetString(ctxCaller), Reason: body.Reason})
+		s.updateRelease(c, id, update, release.ControlInput{By: c.GetString(ctxCaller), Reason: body.Reason})
 	}
 }
 
@@ -631,10 +632,10 @@ func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
 // workflow returns; on false the request is answered. An Idempotency-Key
 // makes the Update id, so a client that retries after a timeout gets the
 // first outcome instead of acting twice.
-func (s *server) sendReleaseUpdate(c *gin.Context, id, update string, arg any) (st workflows.ReleaseState, ok bool) {
-	if !s.sendUpdate(c, workflows.ReleaseWorkflowID(id), updateTarget{kind: "release", id: id,
+func (s *server) sendReleaseUpdate(c *gin.Context, id, update string, arg any) (st release.Release, ok bool) {
+	if !s.sendUpdate(c, release.WorkflowID(id), updateTarget{kind: "release", id: id,
 		ended:    "has ended: it can no longer " + update,
-		refusals: []string{workflows.ErrPromoteRejected, workflows.ErrReleaseControl}}, update, arg, &st) {
+		refusals: []string{release.ErrPromoteRejected, release.ErrReleaseControl}}, update, arg, &st) {
 		return st, false
 	}
 	s.log.InfoContext(c.Request.Context(), "release "+update, "release", id, "caller", c.GetString(ctxCaller), "state", st.State)
@@ -658,7 +659,7 @@ type listReleasesResponse struct {
 
 // releaseListQuery lists the current run of every release (a release that
 // continued as new lives on in its next run).
-var releaseListQuery = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'ContinuedAsNew'", workflows.ReleaseWorkflowType)
+var releaseListQuery = fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus != 'ContinuedAsNew'", release.WorkflowType)
 
 // listReleases lists releases from visibility, newest first within a page.
 func (s *server) listReleases(c *gin.Context) {
@@ -685,7 +686,7 @@ func (s *server) listReleases(c *gin.Context) {
 func releaseItem(e *workflowpb.WorkflowExecutionInfo) releaseListItem {
 	wid := e.GetExecution().GetWorkflowId()
 	r := releaseListItem{
-		ID:         strings.TrimPrefix(wid, workflows.ReleaseWorkflowID("")),
+		ID:         strings.TrimPrefix(wid, release.WorkflowID("")),
 		WorkflowID: wid,
 		Status:     e.GetStatus().String(),
 		Image:      keyword(e.GetSearchAttributes().GetIndexedFields(), saImage),

@@ -25,7 +25,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
 )
 
 var (
@@ -43,10 +45,10 @@ func fieldErrorBody(t *testing.T, body []byte) (field, msg string) {
 	return b.Field, b.Error
 }
 
-func releaseInput(t *testing.T, call startCall) workflows.ReleaseInput {
+func releaseInput(t *testing.T, call startCall) release.Input {
 	t.Helper()
 	require.Len(t, call.args, 1)
-	in, ok := call.args[0].(workflows.ReleaseInput)
+	in, ok := call.args[0].(release.Input)
 	require.True(t, ok, "argument is %T", call.args[0])
 	return in
 }
@@ -74,7 +76,7 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 		in.ID, in.ID, in.ID), rec.Body.String())
 	assert.Equal(t, "/v1/releases/"+in.ID, rec.Header().Get("Location"))
 
-	assert.Equal(t, workflows.ReleaseWorkflowType, starts[0].workflow)
+	assert.Equal(t, release.WorkflowType, starts[0].workflow)
 	o := starts[0].opts
 	assert.Equal(t, "release:"+in.ID, o.ID)
 	assert.Equal(t, "tenants", o.TaskQueue)
@@ -82,17 +84,17 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 	assert.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, o.WorkflowIDReusePolicy)
 	assert.True(t, o.WorkflowExecutionErrorWhenAlreadyStarted, "without it the SDK hides AlreadyStarted")
 	assert.Equal(t, 1, o.TypedSearchAttributes.Size())
-	v, ok := o.TypedSearchAttributes.GetKeyword(workflows.SARelease)
+	v, ok := o.TypedSearchAttributes.GetKeyword(searchattr.Release)
 	assert.True(t, ok)
 	assert.Equal(t, in.ID, v)
 	assert.Equal(t, "Release "+in.ID+" · "+testImage+" · 2 tenants", o.StaticSummary)
 
-	assert.Equal(t, workflows.ReleaseInput{
+	assert.Equal(t, release.Input{
 		ID: in.ID, Image: testImage, RequestedBy: "developer",
-		Plan: workflows.ReleasePlan{
-			Tenants:   workflows.TenantSelector{Names: []string{"acme", "beta"}},
-			BatchSize: workflows.DefaultBatchSize, MaxParallel: workflows.DefaultBatchSize,
-			Drain: spec.Duration(workflows.DefaultDrain),
+		Plan: release.Plan{
+			Tenants:   release.TenantSelector{Names: []string{"acme", "beta"}},
+			BatchSize: release.DefaultBatchSize, MaxParallel: release.DefaultBatchSize,
+			Drain: spec.Duration(release.DefaultDrain),
 		},
 	}, in)
 	assert.Contains(t, e.logs.String(), `"msg":"release started"`)
@@ -124,14 +126,14 @@ func TestCreateReleasePlan(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want workflows.ReleasePlan
+		want release.Plan
 	}{
 		{
 			name: "every setting",
 			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"stage":"prod"},"canary":2,"batchSize":10,"maxParallel":3,
 				"healthTimeout":"2m","drain":"0s","failureThreshold":1,"promotionDeadline":"24h"}`,
-			want: workflows.ReleasePlan{
-				Tenants: workflows.TenantSelector{Stage: "prod"}, Canary: 2, BatchSize: 10, MaxParallel: 3,
+			want: release.Plan{
+				Tenants: release.TenantSelector{Stage: "prod"}, Canary: 2, BatchSize: 10, MaxParallel: 3,
 				HealthTimeout: spec.Duration(2 * time.Minute), Drain: 0, FailureThreshold: 1,
 				PromotionDeadline: spec.Duration(24 * time.Hour),
 			},
@@ -139,8 +141,8 @@ func TestCreateReleasePlan(t *testing.T) {
 		{
 			name: "maxParallel defaults to batchSize",
 			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"all":true},"batchSize":7,"drain":"10m","healthTimeout":"1s","promotionDeadline":"1m"}`,
-			want: workflows.ReleasePlan{
-				Tenants: workflows.TenantSelector{All: true}, BatchSize: 7, MaxParallel: 7,
+			want: release.Plan{
+				Tenants: release.TenantSelector{All: true}, BatchSize: 7, MaxParallel: 7,
 				HealthTimeout: spec.Duration(time.Second), Drain: spec.Duration(10 * time.Minute),
 				PromotionDeadline: spec.Duration(time.Minute),
 			},
@@ -356,8 +358,8 @@ func TestReleaseAuthorization(t *testing.T) {
 		role := strings.SplitN(tt.token, "-", 2)[0]
 		t.Run(fmt.Sprintf("%s %s %s", role, tt.method, tt.path), func(t *testing.T) {
 			e := newTestEnv(t)
-			e.temporal.queryResult = workflows.ReleaseState{ID: "r1"}
-			e.temporal.updateResult = workflows.ReleaseState{ID: "r1"}
+			e.temporal.queryResult = release.Release{ID: "r1"}
+			e.temporal.updateResult = release.Release{ID: "r1"}
 			rec := e.do(tt.method, tt.path, tt.token, tt.body)
 			require.Equal(t, tt.want, rec.Code, rec.Body.String())
 			if tt.want == http.StatusForbidden || tt.want == http.StatusUnauthorized {
@@ -369,32 +371,32 @@ func TestReleaseAuthorization(t *testing.T) {
 	}
 }
 
-func sampleRelease() workflows.ReleaseState {
+func sampleRelease() release.Release {
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	return workflows.ReleaseState{
+	return release.Release{
 		ID: "r1", Image: testImage, RequestedBy: "developer",
-		Plan:  workflows.ReleasePlan{Tenants: workflows.TenantSelector{All: true}, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(2 * time.Second)},
-		State: workflows.ReleaseAwaitingPromotion, Phase: workflows.PhaseStaging, Wave: 1,
-		Tenants: []workflows.TenantRelease{
-			{Name: "acme", Stage: "staging", Wave: 1, Status: workflows.TenantUpdated, From: oldImageA, To: testImage, StartedAt: &started, CutoverMillis: 850},
+		Plan:  release.Plan{Tenants: release.TenantSelector{All: true}, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(2 * time.Second)},
+		State: release.StateAwaitingPromotion, Phase: release.PhaseStaging, Wave: 1,
+		Tenants: []release.Tenant{
+			{Name: "acme", Stage: "staging", Wave: 1, Status: release.TenantUpdated, From: oldImageA, To: testImage, StartedAt: &started, CutoverMillis: 850},
 		},
-		Progress:  workflows.Progress{Done: 1, Total: 1},
+		Progress:  flow.Progress{Done: 1, Total: 1},
 		StartedAt: started,
 	}
 }
 
 // assertRelease checks that body shows the release want: its state as the
 // workflow has it, its plan's durations as Go duration strings.
-func assertRelease(t *testing.T, want workflows.ReleaseState, body []byte) {
+func assertRelease(t *testing.T, want release.Release, body []byte) {
 	t.Helper()
 	var got struct {
-		workflows.ReleaseState
+		release.Release
 		Plan map[string]any `json:"plan"`
 	}
 	require.NoError(t, json.Unmarshal(body, &got))
 	plan := want.Plan
-	want.Plan = workflows.ReleasePlan{}
-	assert.Equal(t, want, got.ReleaseState)
+	want.Plan = release.Plan{}
+	assert.Equal(t, want, got.Release)
 	for field, d := range map[string]spec.Duration{"healthTimeout": plan.HealthTimeout, "drain": plan.Drain, "promotionDeadline": plan.PromotionDeadline} {
 		assert.Equal(t, d.D().String(), got.Plan[field], field)
 	}
@@ -413,12 +415,12 @@ func jsonNames(v any, skip ...string) []string {
 	return names
 }
 
-// A plan has three shapes: workflows.ReleasePlan in history, the plan
+// A plan has three shapes: release.Plan in history, the plan
 // fields of createReleaseRequest, and planView in answers. A setting added
 // to the plan but not to planView would vanish from every answer (the
 // view's plan hides the embedded one), so the three list the same names.
 func TestReleasePlanShapesAgree(t *testing.T) {
-	plan := jsonNames(workflows.ReleasePlan{})
+	plan := jsonNames(release.Plan{})
 	assert.ElementsMatch(t, plan, jsonNames(planView{}), "planView")
 	assert.ElementsMatch(t, plan, jsonNames(createReleaseRequest{}, "id", "image", "rollbackOf"), "createReleaseRequest")
 }
@@ -437,7 +439,7 @@ func TestGetRelease(t *testing.T) {
 		"progress":{"done":1,"total":1,"step":""},"failures":0,"startedAt":"2025-03-01T10:00:00Z"
 	}`, rec.Body.String())
 	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
-	assert.Equal(t, []string{workflows.QueryRelease}, e.temporal.queryTypes)
+	assert.Equal(t, []string{release.QueryRelease}, e.temporal.queryTypes)
 }
 
 func TestGetReleaseErrors(t *testing.T) {
@@ -478,8 +480,8 @@ func TestGetReleaseErrors(t *testing.T) {
 func TestPromoteRelease(t *testing.T) {
 	e := newTestEnv(t)
 	promoted := sampleRelease()
-	promoted.State, promoted.Phase = workflows.ReleaseRunning, workflows.PhaseProd
-	promoted.Promotion = &workflows.Promotion{By: "developer", At: time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC), Reason: "staging looks good"}
+	promoted.State, promoted.Phase = release.StateRunning, release.PhaseProd
+	promoted.Promotion = &release.Promotion{By: "developer", At: time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC), Reason: "staging looks good"}
 	e.temporal.updateResult = promoted
 
 	rec := e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, `{"reason":"staging looks good"}`)
@@ -489,15 +491,15 @@ func TestPromoteRelease(t *testing.T) {
 	require.Len(t, e.temporal.updates, 1)
 	u := e.temporal.updates[0]
 	assert.Equal(t, "release:r1", u.WorkflowID)
-	assert.Equal(t, workflows.UpdatePromote, u.UpdateName)
+	assert.Equal(t, release.UpdatePromote, u.UpdateName)
 	assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
 	assert.Empty(t, u.UpdateID, "without a key every request is a new promote")
-	assert.Equal(t, []any{workflows.PromoteInput{Release: "r1", By: "developer", Reason: "staging looks good"}}, u.Args)
+	assert.Equal(t, []any{release.PromoteInput{Release: "r1", By: "developer", Reason: "staging looks good"}}, u.Args)
 
 	// No body at all is a promote without a reason.
 	rec = e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	assert.Equal(t, []any{workflows.PromoteInput{Release: "r1", By: "developer"}}, e.temporal.updates[1].Args)
+	assert.Equal(t, []any{release.PromoteInput{Release: "r1", By: "developer"}}, e.temporal.updates[1].Args)
 
 	req := newRequest(http.MethodPost, "/v1/releases/r1/promote", "")
 	req.Header.Set("Authorization", "Bearer "+developerToken)
@@ -516,9 +518,9 @@ func TestPromoteRelease(t *testing.T) {
 
 func TestPromoteAnswersTheReleaseInProd(t *testing.T) {
 	accepted := sampleRelease() // what the promote Update's handler returns
-	accepted.Promotion = &workflows.Promotion{By: "developer", At: time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)}
+	accepted.Promotion = &release.Promotion{By: "developer", At: time.Date(2025, 3, 1, 11, 0, 0, 0, time.UTC)}
 	inProd := accepted // what the release shows right after
-	inProd.State, inProd.Phase = workflows.ReleaseRunning, workflows.PhaseProd
+	inProd.State, inProd.Phase = release.StateRunning, release.PhaseProd
 
 	e := newTestEnv(t)
 	e.temporal.updateResult = accepted
@@ -526,7 +528,7 @@ func TestPromoteAnswersTheReleaseInProd(t *testing.T) {
 	rec := e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assertRelease(t, inProd, rec.Body.Bytes())
-	assert.NotContains(t, rec.Body.String(), workflows.ReleaseAwaitingPromotion)
+	assert.NotContains(t, rec.Body.String(), release.StateAwaitingPromotion)
 	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
 
 	// Should the release not show it within the query timeout, the answer
@@ -543,11 +545,11 @@ func TestPromoteAnswersTheReleaseInProd(t *testing.T) {
 }
 
 func TestControlRelease(t *testing.T) {
-	for _, update := range []string{workflows.UpdatePause, workflows.UpdateResume, workflows.UpdateAbort} {
+	for _, update := range []string{release.UpdatePause, release.UpdateResume, release.UpdateAbort} {
 		t.Run(update, func(t *testing.T) {
 			e := newTestEnv(t)
 			st := sampleRelease()
-			st.State = update + "-result" // whatever the workflow answers is passed on
+			st.State = release.State(update + "-result") // whatever the workflow answers is passed on
 			e.temporal.updateResult = st
 			rec := e.do(http.MethodPost, "/v1/releases/r1/"+update, opsToken, `{"reason":"error rate up"}`)
 			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -557,7 +559,7 @@ func TestControlRelease(t *testing.T) {
 			assert.Equal(t, "release:r1", u.WorkflowID)
 			assert.Equal(t, update, u.UpdateName)
 			assert.Equal(t, client.WorkflowUpdateStageCompleted, u.WaitForStage)
-			assert.Equal(t, []any{workflows.ControlInput{By: "ops", Reason: "error rate up"}}, u.Args)
+			assert.Equal(t, []any{release.ControlInput{By: "ops", Reason: "error rate up"}}, u.Args)
 		})
 	}
 }
@@ -575,12 +577,12 @@ func TestReleaseUpdateErrors(t *testing.T) {
 	}{
 		{name: "promote rejected", path: "/v1/releases/r1/promote", token: developerToken,
 			setup: func(f *fakeTemporal) {
-				f.updateErr = temporal.NewApplicationError("release r1: staging tenant beta failed; promotion barred", workflows.ErrPromoteRejected)
+				f.updateErr = temporal.NewApplicationError("release r1: staging tenant beta failed; promotion barred", release.ErrPromoteRejected)
 			},
 			wantCode: http.StatusConflict, wantBody: `{"error":"release r1: staging tenant beta failed; promotion barred"}`},
 		{name: "control rejected", path: "/v1/releases/r1/resume", token: opsToken,
 			setup: func(f *fakeTemporal) {
-				f.updateGetErr = temporal.NewApplicationError("release r1 is not paused", workflows.ErrReleaseControl)
+				f.updateGetErr = temporal.NewApplicationError("release r1 is not paused", release.ErrReleaseControl)
 			},
 			wantCode: http.StatusConflict, wantBody: `{"error":"release r1 is not paused"}`},
 		{name: "unknown release", path: "/v1/releases/r1/promote", token: developerToken,
@@ -628,15 +630,15 @@ func TestReleaseUpdateErrors(t *testing.T) {
 func TestRollbackRelease(t *testing.T) {
 	finished := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	st := sampleRelease()
-	st.State, st.FinishedAt = workflows.ReleaseAborted, &finished
-	st.Tenants = []workflows.TenantRelease{
-		{Name: "acme", Status: workflows.TenantUpdated, From: oldImageB},
-		{Name: "beta", Status: workflows.TenantUpdated, From: oldImageA},
-		{Name: "gamma", Status: workflows.TenantRolledBack, From: oldImageA},
-		{Name: "delta", Status: workflows.TenantUpdated}, // nothing to go back to
-		{Name: "omega", Status: workflows.TenantUpdated, From: oldImageB},
-		{Name: "zeta", Status: workflows.TenantReverted, From: oldImageA},
-		{Name: "eta", Status: workflows.TenantPending},
+	st.State, st.FinishedAt = release.StateAborted, &finished
+	st.Tenants = []release.Tenant{
+		{Name: "acme", Status: release.TenantUpdated, From: oldImageB},
+		{Name: "beta", Status: release.TenantUpdated, From: oldImageA},
+		{Name: "gamma", Status: release.TenantRolledBack, From: oldImageA},
+		{Name: "delta", Status: release.TenantUpdated}, // nothing to go back to
+		{Name: "omega", Status: release.TenantUpdated, From: oldImageB},
+		{Name: "zeta", Status: release.TenantReverted, From: oldImageA},
+		{Name: "eta", Status: release.TenantPending},
 	}
 	e := newTestEnv(t)
 	e.temporal.queryResult = st
@@ -645,7 +647,7 @@ func TestRollbackRelease(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 
 	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
-	assert.Equal(t, []string{workflows.QueryRelease}, e.temporal.queryTypes)
+	assert.Equal(t, []string{release.QueryRelease}, e.temporal.queryTypes)
 	starts := e.temporal.startCalls()
 	require.Len(t, starts, 1)
 	in := releaseInput(t, starts[0])
@@ -654,12 +656,12 @@ func TestRollbackRelease(t *testing.T) {
 	at, err := time.Parse("20060102-150405", m[1])
 	require.NoError(t, err)
 	assert.False(t, at.Before(before), "id time %s before the request", at)
-	assert.Equal(t, workflows.ReleaseInput{
+	assert.Equal(t, release.Input{
 		ID: in.ID, Image: oldImageB, RollbackOf: "r1", RequestedBy: "ops",
 		Images: map[string]string{"acme": oldImageB, "beta": oldImageA, "omega": oldImageB},
-		Plan: workflows.ReleasePlan{
-			Tenants:   workflows.TenantSelector{Names: []string{"acme", "beta", "omega"}},
-			BatchSize: 2, MaxParallel: 2, Drain: spec.Duration(workflows.DefaultDrain),
+		Plan: release.Plan{
+			Tenants:   release.TenantSelector{Names: []string{"acme", "beta", "omega"}},
+			BatchSize: 2, MaxParallel: 2, Drain: spec.Duration(release.DefaultDrain),
 		},
 	}, in)
 	assert.Equal(t, "release:"+in.ID, starts[0].opts.ID)
@@ -667,9 +669,9 @@ func TestRollbackRelease(t *testing.T) {
 }
 
 func TestRollbackTargetsTie(t *testing.T) {
-	st := workflows.ReleaseState{Tenants: []workflows.TenantRelease{
-		{Name: "acme", Status: workflows.TenantUpdated, From: oldImageB},
-		{Name: "beta", Status: workflows.TenantUpdated, From: oldImageA},
+	st := release.Release{Tenants: []release.Tenant{
+		{Name: "acme", Status: release.TenantUpdated, From: oldImageB},
+		{Name: "beta", Status: release.TenantUpdated, From: oldImageA},
 	}}
 	names, images, image := rollbackTargets(st)
 	assert.Equal(t, []string{"acme", "beta"}, names)
@@ -691,10 +693,10 @@ func TestRollbackReleaseID(t *testing.T) {
 func TestRollbackReleaseErrors(t *testing.T) {
 	ended := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	nothing := sampleRelease()
-	nothing.State, nothing.FinishedAt = workflows.ReleaseCompleted, &ended
-	nothing.Tenants = []workflows.TenantRelease{
-		{Name: "acme", Status: workflows.TenantUnchanged, From: testImage},
-		{Name: "beta", Status: workflows.TenantRolledBack, From: oldImageA},
+	nothing.State, nothing.FinishedAt = release.StateCompleted, &ended
+	nothing.Tenants = []release.Tenant{
+		{Name: "acme", Status: release.TenantUnchanged, From: testImage},
+		{Name: "beta", Status: release.TenantRolledBack, From: oldImageA},
 	}
 	running := sampleRelease()
 	tests := []struct {

@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/release"
 )
 
 // Temporal is the part of client.Client the API uses (client.Client
@@ -149,9 +149,9 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.GET("/releases", RequireRoles(tokens, all...), s.listReleases)
 	v1.GET("/releases/:id", RequireRoles(tokens, all...), s.getRelease)
 	v1.POST("/releases/:id/promote", RequireRoles(tokens, RoleDeveloper), s.promoteRelease)
-	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(workflows.UpdatePause))
-	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(workflows.UpdateResume))
-	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(workflows.UpdateAbort))
+	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdatePause))
+	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))
+	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateAbort))
 	if cfg.Builds != nil {
 		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)

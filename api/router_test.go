@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 func TestHealthz(t *testing.T) {
@@ -55,7 +55,7 @@ func TestNoRoute(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	e := newTestEnv(t)
-	e.temporal.queryResult = workflows.TenantState{Name: "acme"}
+	e.temporal.queryResult = tenant.Tenant{Name: "acme"}
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "").Code)
 	require.Equal(t, http.StatusUnauthorized, e.do(http.MethodGet, "/v1/tenants/beta", "", "").Code)
 	require.Equal(t, http.StatusNotFound, e.do(http.MethodGet, "/random/path", "", "").Code)
@@ -103,7 +103,7 @@ func TestMetricsNotServedWithoutRegistry(t *testing.T) {
 
 func TestRequestLog(t *testing.T) {
 	e := newTestEnv(t)
-	e.temporal.queryResult = workflows.TenantState{Name: "acme"}
+	e.temporal.queryResult = tenant.Tenant{Name: "acme"}
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/tenants/acme", developerToken, "").Code)
 	require.Equal(t, http.StatusAccepted, e.do(http.MethodPost, "/v1/tenants", opsToken, `{"name":"secret-body-name","stage":"prod"}`).Code)
 
@@ -144,7 +144,7 @@ func TestRecoveryTurnsPanicInto500(t *testing.T) {
 
 	// The router keeps serving.
 	e.temporal.queryPanic = false
-	e.temporal.queryResult = workflows.TenantState{Name: "acme"}
+	e.temporal.queryResult = tenant.Tenant{Name: "acme"}
 	assert.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "").Code)
 }
 

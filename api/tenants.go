@@ -13,7 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // createTenantRequest is the body of POST /v1/tenants.
@@ -55,7 +56,7 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 // provisioning failed, may be created again (reuse policy ALLOW_DUPLICATE).
 func (s *server) startOptions(req createTenantRequest) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                       workflows.TenantWorkflowID(req.Name),
+		ID:                       tenant.WorkflowID(req.Name),
 		TaskQueue:                s.cfg.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -63,9 +64,9 @@ func (s *server) startOptions(req createTenantRequest) client.StartWorkflowOptio
 		// the existing run instead of an error, and we would report 202.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SATenantID.ValueSet(req.Name),
-			workflows.SATenantState.ValueSet(workflows.StateProvisioning),
-			workflows.SAStage.ValueSet(req.Stage),
+			searchattr.TenantID.ValueSet(req.Name),
+			searchattr.TenantState.ValueSet(string(tenant.StateProvisioning)),
+			searchattr.Stage.ValueSet(req.Stage),
 		),
 		StaticSummary:    fmt.Sprintf("Tenant %s · %s · template %s", req.Name, req.Stage, req.Template),
 		EnableEagerStart: true,
@@ -84,13 +85,13 @@ func (s *server) createTenant(c *gin.Context) {
 		return
 	}
 	role := roleOf(c)
-	input := workflows.TenantInput{
-		Spec: workflows.TenantSpec{
+	input := tenant.Input{
+		Spec: tenant.Spec{
 			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role,
 		},
 		Template: *s.templates[req.Template],
 	}
-	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), s.startOptions(req), workflows.TenantWorkflowType, input)
+	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), s.startOptions(req), tenant.WorkflowType, input)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
@@ -103,7 +104,7 @@ func (s *server) createTenant(c *gin.Context) {
 	}
 	c.Header("Location", "/v1/tenants/"+req.Name)
 	c.JSON(http.StatusAccepted, createTenantResponse{
-		Name: req.Name, WorkflowID: run.GetID(), RunID: run.GetRunID(), Status: workflows.StateProvisioning,
+		Name: req.Name, WorkflowID: run.GetID(), RunID: run.GetRunID(), Status: string(tenant.StateProvisioning),
 	})
 }
 
@@ -122,10 +123,10 @@ func (s *server) getTenant(c *gin.Context) {
 
 // queryTenant asks the tenant's workflow for its state, within the query
 // timeout; on failure it has answered the request (ok false).
-func (s *server) queryTenant(c *gin.Context, name string) (state workflows.TenantState, ok bool) {
+func (s *server) queryTenant(c *gin.Context, name string) (state tenant.Tenant, ok bool) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	value, err := s.temporal.QueryWorkflow(ctx, workflows.TenantWorkflowID(name), "", workflows.QueryState)
+	value, err := s.temporal.QueryWorkflow(ctx, tenant.WorkflowID(name), "", tenant.QueryState)
 	if err != nil {
 		s.respondQueryError(ctx, c, name, err)
 		return state, false

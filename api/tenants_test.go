@@ -16,7 +16,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 func TestCreateTenantStartsWorkflow(t *testing.T) {
@@ -45,16 +47,16 @@ func TestCreateTenantStartsWorkflow(t *testing.T) {
 	for _, kv := range []struct {
 		key  temporal.SearchAttributeKeyKeyword
 		want string
-	}{{workflows.SATenantID, "acme"}, {workflows.SATenantState, "provisioning"}, {workflows.SAStage, "prod"}} {
+	}{{searchattr.TenantID, "acme"}, {searchattr.TenantState, "provisioning"}, {searchattr.Stage, "prod"}} {
 		v, ok := sa.GetKeyword(kv.key)
 		assert.True(t, ok, kv.key.GetName())
 		assert.Equal(t, kv.want, v, kv.key.GetName())
 	}
 
 	require.Len(t, got.args, 1)
-	input, ok := got.args[0].(workflows.TenantInput)
+	input, ok := got.args[0].(tenant.Input)
 	require.True(t, ok, "argument is %T", got.args[0])
-	assert.Equal(t, workflows.TenantSpec{Name: "acme", Template: "default", Stage: "prod", RequestedBy: RoleDistributor}, input.Spec)
+	assert.Equal(t, tenant.Spec{Name: "acme", Template: "default", Stage: "prod", RequestedBy: RoleDistributor}, input.Spec)
 	assert.Equal(t, *e.templates["default"], input.Template)
 	assert.Nil(t, input.State)
 	assert.Nil(t, input.Secrets)
@@ -66,8 +68,8 @@ func TestCreateTenantDefaultsTemplate(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	starts := e.temporal.startCalls()
 	require.Len(t, starts, 1)
-	input := starts[0].args[0].(workflows.TenantInput)
-	assert.Equal(t, workflows.TenantSpec{Name: "beta-2", Template: "default", Stage: "staging", RequestedBy: RoleOps}, input.Spec)
+	input := starts[0].args[0].(tenant.Input)
+	assert.Equal(t, tenant.Spec{Name: "beta-2", Template: "default", Stage: "staging", RequestedBy: RoleOps}, input.Spec)
 	assert.Equal(t, "default", input.Template.Name)
 	assert.Equal(t, "Tenant beta-2 · staging · template default", starts[0].opts.StaticSummary)
 	assert.Equal(t, "/v1/tenants/beta-2", rec.Header().Get("Location"))
@@ -151,10 +153,10 @@ func TestCreateTenantTemporalDown(t *testing.T) {
 
 func TestGetTenant(t *testing.T) {
 	created := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	state := workflows.TenantState{
-		Name: "acme", State: workflows.StateActive, Stage: "prod", Template: "default",
+	state := tenant.Tenant{
+		Name: "acme", State: tenant.StateActive, Stage: "prod", Template: "default",
 		Image: "tenantflow/demo-app:1.2", URL: "http://acme.localhost:8080",
-		Progress:  workflows.Progress{Done: 5, Total: 5, Step: "verify"},
+		Progress:  flow.Progress{Done: 5, Total: 5, Step: "verify"},
 		Services:  []runtimes.ServiceStatus{},
 		CreatedAt: created, UpdatedAt: created.Add(time.Minute),
 	}
@@ -174,7 +176,7 @@ func TestGetTenant(t *testing.T) {
 
 func TestGetTenantAlwaysHasProgress(t *testing.T) {
 	e := newTestEnv(t)
-	e.temporal.queryResult = workflows.TenantState{Name: "acme", State: workflows.StateProvisioning, Stage: "staging", Template: "default"}
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateProvisioning, Stage: "staging", Template: "default"}
 	rec := e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	var body map[string]any
@@ -248,7 +250,7 @@ func TestReservedNamePrefixOnlyBarsNewTenants(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, rec.Code, "\"--\" elsewhere is fine: %s", rec.Body.String())
 
 	// A tenant created before the rule stays reachable.
-	e.temporal.queryResult = workflows.TenantState{Name: "xn--mnchen-3ya", State: workflows.StateActive}
+	e.temporal.queryResult = tenant.Tenant{Name: "xn--mnchen-3ya", State: tenant.StateActive}
 	rec = e.do(http.MethodGet, "/v1/tenants/xn--mnchen-3ya", opsToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }

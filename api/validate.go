@@ -15,7 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // fieldError is a client error about one field of the request; it becomes
@@ -79,11 +79,11 @@ func validateStage(field, stage string, required bool) *fieldError {
 	if stage == "" && !required {
 		return nil
 	}
-	if !slices.Contains(workflows.Stages, stage) {
+	if !slices.Contains(tenant.Stages, stage) {
 		if stage == "" {
-			return badField(field, "%s is required (one of: %s)", field, strings.Join(workflows.Stages, ", "))
+			return badField(field, "%s is required (one of: %s)", field, strings.Join(tenant.Stages, ", "))
 		}
-		return badField(field, "unknown %s %q (one of: %s)", field, stage, strings.Join(workflows.Stages, ", "))
+		return badField(field, "unknown %s %q (one of: %s)", field, stage, strings.Join(tenant.Stages, ", "))
 	}
 	return nil
 }

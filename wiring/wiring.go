@@ -38,7 +38,10 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/internal/config"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/imagebuild"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // Config holds the worker's own settings (Temporal settings are dialled by
@@ -308,9 +311,9 @@ func (d *Deps) logger() *slog.Logger {
 // RegisterWorkflows registers every workflow under its stable type name; the
 // replay tests use it too, so they replay exactly what workers run.
 func RegisterWorkflows(r worker.WorkflowRegistry) {
-	r.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
-	r.RegisterWorkflowWithOptions(workflows.BuildImageWorkflow, workflow.RegisterOptions{Name: workflows.BuildWorkflowType})
-	r.RegisterWorkflowWithOptions(workflows.ReleaseWorkflow, workflow.RegisterOptions{Name: workflows.ReleaseWorkflowType})
+	r.RegisterWorkflowWithOptions(tenant.Workflow, workflow.RegisterOptions{Name: tenant.WorkflowType})
+	r.RegisterWorkflowWithOptions(imagebuild.Workflow, workflow.RegisterOptions{Name: imagebuild.WorkflowType})
+	r.RegisterWorkflowWithOptions(release.Workflow, workflow.RegisterOptions{Name: release.WorkflowType})
 }
 
 // Register puts every workflow and activity on a worker. Integration
@@ -376,7 +379,7 @@ func CheckSearchAttributes(ctx context.Context, c client.Client, namespace strin
 		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
 	var missing []string
-	for _, k := range workflows.SearchAttributeKeys {
+	for _, k := range searchattr.Keys {
 		if resp.GetCustomAttributes()[k.GetName()] != enumspb.INDEXED_VALUE_TYPE_KEYWORD {
 			missing = append(missing, k.GetName())
 		}

@@ -23,25 +23,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
-)
-
-// The Tenant workflow's names this package relies on; the workflows
-// package uses the same constants.
-const (
-	TenantWorkflowType  = "Tenant"
-	UpdateApplyRelease  = "applyRelease"
-	SignalCancelRelease = "cancelRelease"
-)
-
-// TenantWorkflowID is the id of a tenant's entity workflow.
-func TenantWorkflowID(name string) string { return "tenant:" + name }
-
-// Outcomes of applying a release to one tenant.
-const (
-	OutcomeUpdated    = "updated"     // now runs the release's image
-	OutcomeUnchanged  = "unchanged"   // already ran it
-	OutcomeRolledBack = "rolled-back" // the new instance never became healthy; the old one kept serving
-	OutcomeSkipped    = "skipped"     // not active (provisioning failed, decommissioned, gone)
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // ErrInvalidSelector: a tenant name or stage that cannot be a tenant's.
@@ -62,33 +45,13 @@ type Tenant struct {
 	Image string `json:"image,omitempty"`
 }
 
-// ApplyInput asks a tenant to run an image: the applyRelease Update's
-// argument.
-type ApplyInput struct {
-	Release       string        `json:"release"`
-	Image         string        `json:"image"`
-	HealthTimeout spec.Duration `json:"healthTimeout,omitempty"`
-	Drain         spec.Duration `json:"drain,omitempty"`
-}
-
-// ApplyResult is the tenant's answer.
-type ApplyResult struct {
-	Tenant     string    `json:"tenant"`
-	Outcome    string    `json:"outcome"`
-	From       string    `json:"from,omitempty"`
-	To         string    `json:"to,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	StartedAt  time.Time `json:"startedAt"`
-	FinishedAt time.Time `json:"finishedAt"`
-}
-
 // UpdateInput names the tenant, the Update id (which makes a retried
 // activity join the Update it sent before instead of sending another) and
 // what to apply.
 type UpdateInput struct {
-	Tenant   string     `json:"tenant"`
-	UpdateID string     `json:"updateId"`
-	Apply    ApplyInput `json:"apply"`
+	Tenant   string            `json:"tenant"`
+	UpdateID string            `json:"updateId"`
+	Apply    tenant.ApplyInput `json:"apply"`
 }
 
 // Activities talk to Temporal with the worker's own client.
@@ -108,20 +71,22 @@ type Activities struct {
 // to put in a visibility query).
 func label(s string) bool { return spec.IsDNSLabel(s, 63) }
 
-// Search attributes the Tenant workflow keeps current.
-const (
-	stageKey  = "Stage"
-	tenantKey = "TenantId"
-	stateKey  = "TenantState"
-	imageKey  = "Image"
-	pageSize  = 500
+// pageSize is how many tenants one visibility call lists.
+const pageSize = 500
+
+// The search attributes the Tenant workflow keeps current.
+var (
+	stageKey  = searchattr.Stage.GetName()
+	tenantKey = searchattr.TenantID.GetName()
+	stateKey  = searchattr.TenantState.GetName()
+	imageKey  = searchattr.Image.GetName()
 )
 
 // ListTenants lists the running tenant workflows of the selection, sorted
 // by name. Visibility is eventually consistent: a tenant created a moment
 // ago may be missing, which a release reports as skipped.
 func (a *Activities) ListTenants(ctx context.Context, in ListInput) ([]Tenant, error) {
-	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", TenantWorkflowType)
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", tenant.WorkflowType)
 	if in.Stage != "" {
 		if !label(in.Stage) {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("stage %q is not a stage name", in.Stage), ErrInvalidSelector, nil)
@@ -181,20 +146,20 @@ func keyword(p *commonpb.Payload) string {
 // its answer, heartbeating meanwhile (the tenant may first finish another
 // operation). A tenant that does not exist or refuses (not active) is
 // reported as skipped, not as a failure of the activity.
-func (a *Activities) UpdateTenant(ctx context.Context, in UpdateInput) (ApplyResult, error) {
+func (a *Activities) UpdateTenant(ctx context.Context, in UpdateInput) (tenant.ApplyResult, error) {
 	if !label(in.Tenant) {
-		return ApplyResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", in.Tenant), ErrInvalidSelector, nil)
+		return tenant.ApplyResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", in.Tenant), ErrInvalidSelector, nil)
 	}
 	stop := a.heartbeatWhileWaiting(ctx, in.Tenant)
 	defer stop()
 	handle, err := a.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		UpdateID:     in.UpdateID,
-		WorkflowID:   TenantWorkflowID(in.Tenant),
-		UpdateName:   UpdateApplyRelease,
+		WorkflowID:   tenant.WorkflowID(in.Tenant),
+		UpdateName:   tenant.UpdateApplyRelease,
 		Args:         []any{in.Apply},
 		WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	var res ApplyResult
+	var res tenant.ApplyResult
 	if err == nil {
 		err = handle.Get(ctx, &res)
 	}
@@ -209,19 +174,8 @@ func (a *Activities) UpdateTenant(ctx context.Context, in UpdateInput) (ApplyRes
 		// The validator's refusal (not active, being decommissioned).
 		return skipped(in.Tenant, appErr.Message()), nil
 	default:
-		return ApplyResult{}, fmt.Errorf("apply release %s to tenant %s: %w", in.Apply.Release, in.Tenant, err)
+		return tenant.ApplyResult{}, fmt.Errorf("apply release %s to tenant %s: %w", in.Apply.Release, in.Tenant, err)
 	}
-}
-
-// CancelInput asks a tenant to stop the cut-over of a release: the
-// cancelRelease Signal's argument.
-type CancelInput struct {
-	Tenant  string `json:"tenant"`
-	Release string `json:"release"`
-	// Image is the release's image for the tenant: a revert of the same
-	// release (back to the previous image) is not cancelled.
-	Image  string `json:"image"`
-	Reason string `json:"reason,omitempty"`
 }
 
 // CancelRelease tells the tenant that the release was aborted: a cut-over
@@ -229,11 +183,11 @@ type CancelInput struct {
 // serving), and one still waiting for its turn never starts. A Signal:
 // the tenant acts on it at once, whatever operation it runs, and a tenant
 // that is gone has nothing to stop.
-func (a *Activities) CancelRelease(ctx context.Context, in CancelInput) error {
+func (a *Activities) CancelRelease(ctx context.Context, in tenant.CancelInput) error {
 	if !label(in.Tenant) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tenant %q is not a tenant name", in.Tenant), ErrInvalidSelector, nil)
 	}
-	err := a.Client.SignalWorkflow(ctx, TenantWorkflowID(in.Tenant), "", SignalCancelRelease, in)
+	err := a.Client.SignalWorkflow(ctx, tenant.WorkflowID(in.Tenant), "", tenant.SignalCancelRelease, in)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return nil
@@ -244,8 +198,8 @@ func (a *Activities) CancelRelease(ctx context.Context, in CancelInput) error {
 	return nil
 }
 
-func skipped(tenant, why string) ApplyResult {
-	return ApplyResult{Tenant: tenant, Outcome: OutcomeSkipped, Error: why}
+func skipped(name, why string) tenant.ApplyResult {
+	return tenant.ApplyResult{Tenant: name, Outcome: tenant.OutcomeSkipped, Error: why}
 }
 
 // heartbeatWhileWaiting keeps the activity alive while the Update waits.

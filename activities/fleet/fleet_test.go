@@ -14,6 +14,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 var (
@@ -30,26 +31,26 @@ func fakeTenant(ctx workflow.Context, image string) error {
 	if err := workflow.SetQueryHandler(ctx, "applied", func() (int, error) { return applied, nil }); err != nil {
 		return err
 	}
-	var cancels []fleet.CancelInput
-	if err := workflow.SetQueryHandler(ctx, "cancels", func() ([]fleet.CancelInput, error) { return cancels, nil }); err != nil {
+	var cancels []tenant.CancelInput
+	if err := workflow.SetQueryHandler(ctx, "cancels", func() ([]tenant.CancelInput, error) { return cancels, nil }); err != nil {
 		return err
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, fleet.SignalCancelRelease)
+		ch := workflow.GetSignalChannel(ctx, tenant.SignalCancelRelease)
 		for {
-			var in fleet.CancelInput
+			var in tenant.CancelInput
 			ch.Receive(ctx, &in)
 			cancels = append(cancels, in)
 		}
 	})
-	err := workflow.SetUpdateHandlerWithOptions(ctx, fleet.UpdateApplyRelease,
-		func(ctx workflow.Context, in fleet.ApplyInput) (fleet.ApplyResult, error) {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, tenant.UpdateApplyRelease,
+		func(ctx workflow.Context, in tenant.ApplyInput) (tenant.ApplyResult, error) {
 			applied++
 			from := image
 			image = in.Image
-			return fleet.ApplyResult{Tenant: workflow.GetInfo(ctx).WorkflowExecution.ID, Outcome: fleet.OutcomeUpdated, From: from, To: in.Image}, nil
+			return tenant.ApplyResult{Tenant: workflow.GetInfo(ctx).WorkflowExecution.ID, Outcome: tenant.OutcomeUpdated, From: from, To: in.Image}, nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in fleet.ApplyInput) error {
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, in tenant.ApplyInput) error {
 			if in.Image == "" {
 				return temporal.NewApplicationError("tenant is decommissioned: it takes no release", "TenantUnavailable")
 			}
@@ -64,9 +65,9 @@ func fakeTenant(ctx workflow.Context, image string) error {
 func startTenant(t *testing.T, c client.Client, queue, name, stage string) {
 	t.Helper()
 	_, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: fleet.TenantWorkflowID(name), TaskQueue: queue,
+		ID: tenant.WorkflowID(name), TaskQueue: queue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(saTenant.ValueSet(name), saStage.ValueSet(stage), saImage.ValueSet("img:1")),
-	}, fleet.TenantWorkflowType, "img:1")
+	}, tenant.WorkflowType, "img:1")
 	require.NoError(t, err)
 }
 
@@ -74,7 +75,7 @@ func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 	tmp := temporaltest.StartTemporal(t)
 	c := tmp.Client
 	w := worker.New(c, tmp.Config.TaskQueue, worker.Options{})
-	w.RegisterWorkflowWithOptions(fakeTenant, workflow.RegisterOptions{Name: fleet.TenantWorkflowType})
+	w.RegisterWorkflowWithOptions(fakeTenant, workflow.RegisterOptions{Name: tenant.WorkflowType})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	for name, stage := range map[string]string{"alpha": "prod", "beta": "staging", "gamma": "prod"} {
@@ -99,38 +100,38 @@ func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 
 	// A retried activity (same Update id) joins the Update it sent: the
 	// tenant applies the release once.
-	in := fleet.UpdateInput{Tenant: "alpha", UpdateID: "release:r1/alpha", Apply: fleet.ApplyInput{Release: "r1", Image: "img:2"}}
+	in := fleet.UpdateInput{Tenant: "alpha", UpdateID: "release:r1/alpha", Apply: tenant.ApplyInput{Release: "r1", Image: "img:2"}}
 	first, err := a.UpdateTenant(ctx, in)
 	require.NoError(t, err)
-	require.Equal(t, fleet.OutcomeUpdated, first.Outcome)
+	require.Equal(t, tenant.OutcomeUpdated, first.Outcome)
 	require.Equal(t, "img:1", first.From)
 	again, err := a.UpdateTenant(ctx, in)
 	require.NoError(t, err)
 	require.Equal(t, first, again)
-	v, err := c.QueryWorkflow(ctx, fleet.TenantWorkflowID("alpha"), "", "applied")
+	v, err := c.QueryWorkflow(ctx, tenant.WorkflowID("alpha"), "", "applied")
 	require.NoError(t, err)
 	var applied int
 	require.NoError(t, v.Get(&applied))
 	require.Equal(t, 1, applied)
 
 	// A tenant that refuses, or that does not exist, is skipped, not failed.
-	refused, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "gamma", UpdateID: "release:r1/gamma", Apply: fleet.ApplyInput{Release: "r1"}})
+	refused, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "gamma", UpdateID: "release:r1/gamma", Apply: tenant.ApplyInput{Release: "r1"}})
 	require.NoError(t, err)
-	require.Equal(t, fleet.OutcomeSkipped, refused.Outcome)
+	require.Equal(t, tenant.OutcomeSkipped, refused.Outcome)
 	require.Contains(t, refused.Error, "decommissioned")
-	missing, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "nobody", UpdateID: "release:r1/nobody", Apply: fleet.ApplyInput{Release: "r1", Image: "img:2"}})
+	missing, err := a.UpdateTenant(ctx, fleet.UpdateInput{Tenant: "nobody", UpdateID: "release:r1/nobody", Apply: tenant.ApplyInput{Release: "r1", Image: "img:2"}})
 	require.NoError(t, err)
-	require.Equal(t, fleet.OutcomeSkipped, missing.Outcome)
+	require.Equal(t, tenant.OutcomeSkipped, missing.Outcome)
 
 	// An abort reaches the tenant as a Signal; a tenant that is gone has
 	// nothing to stop.
-	cancel := fleet.CancelInput{Tenant: "gamma", Release: "r1", Image: "img:2", Reason: "aborted by ops"}
+	cancel := tenant.CancelInput{Tenant: "gamma", Release: "r1", Image: "img:2", Reason: "aborted by ops"}
 	require.NoError(t, a.CancelRelease(ctx, cancel))
 	require.Eventually(t, func() bool {
-		v, err := c.QueryWorkflow(ctx, fleet.TenantWorkflowID("gamma"), "", "cancels")
-		var got []fleet.CancelInput
+		v, err := c.QueryWorkflow(ctx, tenant.WorkflowID("gamma"), "", "cancels")
+		var got []tenant.CancelInput
 		return err == nil && v.Get(&got) == nil && len(got) == 1 && got[0] == cancel
 	}, 10*time.Second, 50*time.Millisecond)
-	require.NoError(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "nobody", Release: "r1", Image: "img:2"}))
-	harness.RequireNonRetryable(t, a.CancelRelease(ctx, fleet.CancelInput{Tenant: "No Body", Release: "r1"}), fleet.ErrInvalidSelector)
+	require.NoError(t, a.CancelRelease(ctx, tenant.CancelInput{Tenant: "nobody", Release: "r1", Image: "img:2"}))
+	harness.RequireNonRetryable(t, a.CancelRelease(ctx, tenant.CancelInput{Tenant: "No Body", Release: "r1"}), fleet.ErrInvalidSelector)
 }

@@ -5,7 +5,7 @@
 package devserver
 
 import (
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
 )
 
 // DynamicConfig lets the server hand an activity task straight back to the
@@ -19,7 +19,7 @@ var DynamicConfig = []string{
 // Args are the start-dev arguments beyond address, namespace and database.
 func Args() []string {
 	var args []string
-	for _, k := range workflows.SearchAttributeKeys {
+	for _, k := range searchattr.Keys {
 		args = append(args, "--search-attribute", k.GetName()+"=Keyword")
 	}
 	for _, kv := range DynamicConfig {

@@ -24,7 +24,9 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/imagebuild"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // provisionDirect makes the same Docker calls the workflow makes, with the
@@ -112,7 +114,7 @@ func (p *platform) provisionViaAPI(name string) {
 	p.t.Helper()
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 20*time.Millisecond, time.Minute)
-	if st["state"] != workflows.StateActive {
+	if st["state"] != tenant.StateActive {
 		p.t.Fatalf("tenant %s: %v", name, st)
 	}
 }
@@ -238,7 +240,7 @@ func BenchmarkImageBuild(b *testing.B) {
 				b.Fatalf("POST /v1/builds: %d %v", code, body)
 			}
 			st := bb.waitBuild(body["id"].(string), 5*time.Minute)
-			if st["state"] != workflows.BuildSucceeded {
+			if st["state"] != imagebuild.StateSucceeded {
 				b.Fatalf("build: %v", st)
 			}
 			*out = append(*out, time.Since(start))
@@ -277,21 +279,21 @@ func BenchmarkRelease(b *testing.B) {
 
 	// run releases image to the named tenants and promotes it as soon as it
 	// waits for that (there is no staging tenant here).
-	run := func(b *testing.B, image string, names []string, maxParallel int) (time.Duration, workflows.ReleaseState) {
+	run := func(b *testing.B, image string, names []string, maxParallel int) (time.Duration, release.Release) {
 		start := time.Now()
 		id := rb.startRelease(map[string]any{"image": image, "tenants": map[string]any{"names": names},
 			"batchSize": len(names), "maxParallel": maxParallel, "failureThreshold": 0}) // the default 2 s drain
-		rb.waitRelease(id, 2*time.Minute, workflows.ReleaseAwaitingPromotion)
+		rb.waitRelease(id, 2*time.Minute, release.StateAwaitingPromotion)
 		code, out, _ := rb.p.doAs("developer-"+rb.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
 		if code != http.StatusOK {
 			b.Fatalf("promote: %d %v", code, out)
 		}
-		st := rb.waitRelease(id, 5*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused)
-		if st.State != workflows.ReleaseCompleted || st.Failures > 0 {
+		st := rb.waitRelease(id, 5*time.Minute, release.StateCompleted, release.StatePaused)
+		if st.State != release.StateCompleted || st.Failures > 0 {
 			b.Fatalf("release %s: %s, %d failures: %+v", id, st.State, st.Failures, st.Tenants)
 		}
 		for _, tr := range st.Tenants {
-			if tr.Status != workflows.TenantUpdated {
+			if tr.Status != release.TenantUpdated {
 				b.Fatalf("release %s: tenant %s %s", id, tr.Name, tr.Status)
 			}
 		}

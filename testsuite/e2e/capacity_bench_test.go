@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // hostCPU reads the machine's busy and total CPU time (jiffies, all cores)
@@ -106,10 +106,10 @@ func BenchmarkHostCapacity(b *testing.B) {
 					continue
 				}
 				switch st["state"] {
-				case workflows.StateActive:
+				case tenant.StateActive:
 					delete(pending, name)
 					last = time.Since(start)
-				case workflows.StateFailed:
+				case tenant.StateFailed:
 					delete(pending, name)
 					failed++
 					b.Logf("%s failed: %v", name, st["error"])

@@ -34,7 +34,8 @@ import (
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/wiring"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // chaosRand is the test's source of random moments, from
@@ -129,7 +130,7 @@ func (c *chaosPlatform) crashWorker(pause time.Duration) {
 func (c *chaosPlatform) settled(names []string) bool {
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
-		if code != http.StatusOK || (st["state"] != workflows.StateActive && st["state"] != workflows.StateFailed) {
+		if code != http.StatusOK || (st["state"] != tenant.StateActive && st["state"] != tenant.StateFailed) {
 			return false
 		}
 	}
@@ -195,7 +196,7 @@ func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, nam
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
 		require.Equal(t, http.StatusOK, code)
-		require.Equal(t, workflows.StateActive, st["state"], "%s: %v", n, st)
+		require.Equal(t, tenant.StateActive, st["state"], "%s: %v", n, st)
 		cs.owners[n] = st["provisionId"].(string)
 	}
 	c.countEngine(t, cs)
@@ -309,7 +310,7 @@ func TestChaosWorkerKilledDuringProvisioning(t *testing.T) {
 	unsettled := 0
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
-		if code != http.StatusOK || st["state"] != workflows.StateActive {
+		if code != http.StatusOK || st["state"] != tenant.StateActive {
 			unsettled++
 		}
 	}
@@ -379,26 +380,26 @@ func (c *chaosPlatform) releaseUnderChaos(t *testing.T, r *rand.Rand, crashes in
 	promoted := false
 	for time.Now().Before(deadline) {
 		code, st := b.release(id)
-		if code == http.StatusOK && slices.Contains([]string{workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAborted}, st.State) {
+		if code == http.StatusOK && slices.Contains([]release.State{release.StateCompleted, release.StatePaused, release.StateAborted}, st.State) {
 			break
 		}
-		if code == http.StatusOK && st.State == workflows.ReleaseAwaitingPromotion && !promoted {
+		if code == http.StatusOK && st.State == release.StateAwaitingPromotion && !promoted {
 			code, out, _ := c.doAs("developer-"+c.token, http.MethodPost, "/v1/releases/"+id+"/promote", map[string]any{"reason": "chaos"})
 			require.Equal(t, http.StatusOK, code, out)
 			promoted = true
 		}
 		time.Sleep(between(r, 200*time.Millisecond, 2*time.Second))
-		if code, st := b.release(id); crashes > 0 && code == http.StatusOK && (st.State == workflows.ReleaseRunning || st.State == workflows.ReleaseAwaitingPromotion) {
+		if code, st := b.release(id); crashes > 0 && code == http.StatusOK && (st.State == release.StateRunning || st.State == release.StateAwaitingPromotion) {
 			crash(between(r, 200*time.Millisecond, 2*time.Second))
 			crashes--
 		}
 	}
-	st := b.waitRelease(id, 3*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAborted)
+	st := b.waitRelease(id, 3*time.Minute, release.StateCompleted, release.StatePaused, release.StateAborted)
 	time.Sleep(300 * time.Millisecond)
 	requireNoFailedRequest(t, load.Stop())
-	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
+	require.Equal(t, release.StateCompleted, st.State, st)
 	for _, tr := range st.Tenants {
-		require.Equal(t, workflows.TenantUpdated, tr.Status, tr)
+		require.Equal(t, release.TenantUpdated, tr.Status, tr)
 	}
 	for _, n := range all {
 		require.Equal(t, "v2", b.version(n), n)
@@ -455,7 +456,7 @@ func TestChaosOutsideSystemsDownDuringProvisioning(t *testing.T) {
 	}
 	unsettled := 0
 	for _, n := range names {
-		if code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil); code != http.StatusOK || st["state"] != workflows.StateActive {
+		if code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil); code != http.StatusOK || st["state"] != tenant.StateActive {
 			unsettled++
 		}
 	}

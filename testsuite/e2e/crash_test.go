@@ -18,7 +18,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // buildTenantflow compiles the real binary once for the crash tests.
@@ -85,7 +85,7 @@ func TestWorkerCrashMidProvisioning(t *testing.T) {
 	// Wait until the worker is inside WaitHealthy (services started).
 	require.Eventually(t, func() bool {
 		code, body, _ := p.do("GET", "/v1/tenants/"+name, nil)
-		return code == 200 && body["progress"].(map[string]any)["step"] == workflows.StepWaitHealthy
+		return code == 200 && body["progress"].(map[string]any)["step"] == tenant.StepWaitHealthy
 	}, time.Minute, 50*time.Millisecond)
 	before := containerIDs(t, p, name)
 	require.Len(t, before, 2)
@@ -95,12 +95,12 @@ func TestWorkerCrashMidProvisioning(t *testing.T) {
 	startWorkerProcess(t, bin, p)
 
 	st := p.waitState(name, 100*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	require.Equal(t, before, containerIDs(t, p, name), "the second worker must reuse the containers")
 	require.Len(t, p.residue(name), 2+2+1, "2 containers, 2 volumes, 1 network")
 
 	// The health wait really was interrupted and retried by the second worker.
-	iter := p.temporal.Client.GetWorkflowHistory(context.Background(), workflows.TenantWorkflowID(name), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := p.temporal.Client.GetWorkflowHistory(context.Background(), tenant.WorkflowID(name), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var attempt int32
 	for iter.HasNext() {
 		ev, err := iter.Next()

@@ -28,7 +28,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 func decommissionOf(st map[string]any) map[string]any {
@@ -39,10 +39,10 @@ func decommissionOf(st map[string]any) map[string]any {
 	return d
 }
 
-func phaseIs(phases ...string) func(map[string]any) bool {
+func phaseIs(phases ...tenant.Phase) func(map[string]any) bool {
 	return func(st map[string]any) bool {
 		phase, _ := decommissionOf(st)["phase"].(string)
-		return slices.Contains(phases, phase)
+		return slices.Contains(phases, tenant.Phase(phase))
 	}
 }
 
@@ -116,7 +116,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 
 	p.requestTenant(name, "default", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 
 	// Data written through the app: a counter in its volume, mirrored in
 	// the database's volume.
@@ -161,16 +161,16 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	// Two steps: the distributor asks, ops confirm.
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodDelete, "/v1/tenants/"+name, map[string]any{"reason": "end of contract"})
 	require.Equal(t, http.StatusAccepted, code, body)
-	require.Equal(t, workflows.PhaseAwaitingConfirmation, body["decommission"].(map[string]any)["phase"])
-	st = p.waitFor(name, 50*time.Millisecond, 5*time.Second, "awaiting confirmation", phaseIs(workflows.PhaseAwaitingConfirmation))
-	require.Equal(t, workflows.StateActive, st["state"], "nothing happens before the confirmation")
+	require.Equal(t, tenant.PhaseAwaitingConfirmation, body["decommission"].(map[string]any)["phase"])
+	st = p.waitFor(name, 50*time.Millisecond, 5*time.Second, "awaiting confirmation", phaseIs(tenant.PhaseAwaitingConfirmation))
+	require.Equal(t, tenant.StateActive, st["state"], "nothing happens before the confirmation")
 	code, _ = proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code)
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/decommission/confirm", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 
-	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "decommissioned", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
-	require.Equal(t, workflows.StateDecommissioned, st["state"], st)
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "decommissioned", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
+	require.Equal(t, tenant.StateDecommissioned, st["state"], st)
 	d := decommissionOf(st)
 	require.Equal(t, "distributor", d["requestedBy"])
 	require.Equal(t, "ops", d["confirmedBy"])
@@ -206,8 +206,8 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	// Restore: back on its URL, with its data.
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseRetained))
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseRetained))
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	code, page := proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code, page)
 	var app map[string]any
@@ -220,14 +220,14 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	_, err = os.Stat(location)
 	require.True(t, os.IsNotExist(err), "the backup of a restored tenant is removed")
 
-	raw := p.rawHistory(workflows.TenantWorkflowID(name))
+	raw := p.rawHistory(tenant.WorkflowID(name))
 	require.NotContains(t, raw, dbPassword, "the db's environment travels encrypted")
 	require.Contains(t, raw, "binary/encrypted")
 	_, stBody, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
 	b, _ := json.Marshal(stBody)
 	require.NotContains(t, string(b), dbPassword)
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "tenant-decommissioned-restored")
+	p.checkHistory(tenant.WorkflowID(name), "tenant-decommissioned-restored")
 }
 
 func cmdbStatus(t *testing.T, srv *servers, name string) string {
@@ -249,16 +249,16 @@ func TestRetentionEndDeletesTheKeptData(t *testing.T) {
 	t.Cleanup(func() { p.destroy(name) })
 
 	p.requestTenant(name, "default", "staging")
-	require.Equal(t, workflows.StateActive, p.waitState(name, 50*time.Millisecond, 2*time.Minute)["state"])
+	require.Equal(t, tenant.StateActive, p.waitState(name, 50*time.Millisecond, 2*time.Minute)["state"])
 	code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=test", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st := p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "purged", phaseIs(workflows.PhasePurged, workflows.PhaseFailed))
-	require.Equal(t, workflows.StateDecommissioned, st["state"], st)
+	st := p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "purged", phaseIs(tenant.PhasePurged, tenant.PhaseFailed))
+	require.Equal(t, tenant.StateDecommissioned, st["state"], st)
 	require.NotEmpty(t, decommissionOf(st)["purgedAt"])
 
 	// The workflow has ended; nothing of the tenant is left but its
 	// obsolete CMDB entry.
-	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
+	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), tenant.WorkflowID(name), "")
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
 	require.Empty(t, p.residue(name))
@@ -272,7 +272,7 @@ func TestRetentionEndDeletesTheKeptData(t *testing.T) {
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusConflict, code, body)
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "tenant-purged")
+	p.checkHistory(tenant.WorkflowID(name), "tenant-purged")
 }
 
 // corruptingReader flips one byte of an archive, at offset at: a disk that
@@ -299,7 +299,7 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	url := st["url"].(string)
 	resp, err := http.Post(url+"/hits", "text/plain", nil)
 	require.NoError(t, err)
@@ -316,11 +316,11 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 	}
 	code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "stopped", phaseIs(workflows.PhaseFailed, workflows.PhaseRetained))
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "stopped", phaseIs(tenant.PhaseFailed, tenant.PhaseRetained))
 	d := decommissionOf(st)
-	require.Equal(t, workflows.PhaseFailed, d["phase"], st)
+	require.Equal(t, tenant.PhaseFailed, d["phase"], st)
 	require.Contains(t, d["error"], "BackupVerificationFailed")
-	require.Equal(t, workflows.StateActive, st["state"])
+	require.Equal(t, tenant.StateActive, st["state"])
 
 	// Still serving, with its data; nothing of the failed backup is left.
 	resp, err = http.Get(st["url"].(string) + "/")
@@ -335,7 +335,7 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, left, "the unverified backup is removed")
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "tenant-decommission-failed")
+	p.checkHistory(tenant.WorkflowID(name), "tenant-decommission-failed")
 }
 
 // TestWorkerCrashDuringBackupResumes kills the worker process while it
@@ -354,7 +354,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	t.Cleanup(func() { p.destroy(name) })
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 
 	// 400 MB in the app's volume, so the kill lands mid-archive.
 	mp, err := p.driver.VolumeDir(context.Background(), name, "", "data")
@@ -382,8 +382,8 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	_ = first.Wait()
 	startWorkerProcess(t, bin, p, env...)
 
-	st = p.waitFor(name, 50*time.Millisecond, 3*time.Minute, "decommissioned", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
-	require.Equal(t, workflows.StateDecommissioned, st["state"], st)
+	st = p.waitFor(name, 50*time.Millisecond, 3*time.Minute, "decommissioned", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
+	require.Equal(t, tenant.StateDecommissioned, st["state"], st)
 	bk := decommissionOf(st)["backup"].(map[string]any)
 	location := bk["location"].(string)
 	checkBackupOnDisk(t, location, bk["manifestSha256"].(string))
@@ -405,8 +405,8 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	require.NoError(t, os.Remove(big)) // the kept volume is not what restore reads
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseRetained))
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseRetained))
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	mp, err = p.driver.VolumeDir(context.Background(), name, "", "data")
 	require.NoError(t, err)
 	f, err = os.Open(filepath.Join(mp, "big.bin"))
@@ -425,7 +425,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 // activityAttempts is the highest attempt number an activity type started
 // with in the tenant's history.
 func (p *platform) activityAttempts(name, activityType string) int32 {
-	iter := p.temporal.Client.GetWorkflowHistory(context.Background(), workflows.TenantWorkflowID(name), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := p.temporal.Client.GetWorkflowHistory(context.Background(), tenant.WorkflowID(name), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]string{}
 	var attempt int32
 	for iter.HasNext() {

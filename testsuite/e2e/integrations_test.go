@@ -26,7 +26,7 @@ import (
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/itopfake"
 	"github.com/tenantflow/tenantflow/wiring"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 const testDomain = "apps.example.test"
@@ -121,7 +121,7 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 
 	p.requestTenant(name, "default", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	host := name + "." + testDomain
 	_, port, _ := strings.Cut(srv.caddy.HTTPAddr, ":")
 	require.Equal(t, "http://"+host+":"+port, st["url"])
@@ -212,7 +212,7 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 		return false
 	}, 90*time.Second, 500*time.Millisecond, "TenantDown must fire once the app is stopped")
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "provision-integrations-active")
+	p.checkHistory(tenant.WorkflowID(name), "provision-integrations-active")
 }
 
 func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
@@ -226,14 +226,14 @@ func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
 
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateFailed, st["state"], st)
+	require.Equal(t, tenant.StateFailed, st["state"], st)
 	require.Contains(t, st["error"], supervision.ErrMisconfigured)
 	srv.holdsNothingOf(t, p, name)
 }
 
 // pendingAttempts returns the attempt number of each pending activity.
 func (p *platform) pendingAttempts(name string) map[string]int32 {
-	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
+	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), tenant.WorkflowID(name), "")
 	if err != nil {
 		return nil
 	}
@@ -277,7 +277,7 @@ func TestOutagesAreWaitedOut(t *testing.T) {
 	srv.caddy.Start()
 
 	st := p.waitState(name, 100*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	require.NotEmpty(t, st["accounts"])
 	require.Equal(t, []string{"127.0.0.1"}, srv.bind.DigShort(t, name+"."+testDomain, "A"))
 	code, _, err := srv.caddy.ProxyGet(name + "." + testDomain)

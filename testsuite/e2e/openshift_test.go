@@ -21,7 +21,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/kube"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // openshiftPlatform is Tenantflow configured for OpenShift only: the API's
@@ -82,7 +83,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	// Provision.
 	o.requestTenant(name, "default", "staging")
 	st := o.waitState(name, 100*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
 	require.Equal(t, spec.OpenShift, st["runtime"])
 	img, gen, avail := o.deployment(t, name, "app")
@@ -96,10 +97,10 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	require.NoError(t, err)
 	password := string(sec.Data["DB_PASSWORD"])
 	require.Len(t, password, 32, "the generated db_password (32 characters) is in the db's Secret")
-	require.NotContains(t, o.rawHistory(workflows.TenantWorkflowID(name)), password)
+	require.NotContains(t, o.rawHistory(tenant.WorkflowID(name)), password)
 
 	// A release rolls the app out to a new image.
-	release := func(image string, extra map[string]any) workflows.ReleaseState {
+	releaseTo := func(image string, extra map[string]any) release.Release {
 		body := map[string]any{"image": image, "tenants": map[string]any{"names": []string{name}}, "drain": "0s"}
 		for k, v := range extra {
 			body[k] = v
@@ -108,11 +109,11 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, code, out)
 		id := out["id"].(string)
 		b := &releaseBench{t: t, p: o.platform}
-		return b.waitRelease(id, 2*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAwaitingPromotion)
+		return b.waitRelease(id, 2*time.Minute, release.StateCompleted, release.StatePaused, release.StateAwaitingPromotion)
 	}
 	v2 := digestImage("registry.test/demo-app", 2)
-	rs := release(v2, nil)
-	require.Contains(t, []string{workflows.ReleaseCompleted, workflows.ReleaseAwaitingPromotion}, rs.State, rs)
+	rs := releaseTo(v2, nil)
+	require.Contains(t, []release.State{release.StateCompleted, release.StateAwaitingPromotion}, rs.State, rs)
 	img, gen, avail = o.deployment(t, name, "app")
 	require.Equal(t, v2, img)
 	require.Equal(t, "1", gen)
@@ -120,10 +121,10 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 
 	// A release whose pods never get ready is rolled back: the cluster
 	// runs the previous ReplicaSet's template again.
-	rs = release(kube.UnreadyDigestImage, map[string]any{"healthTimeout": "3s", "failureThreshold": 0})
-	require.Equal(t, workflows.ReleasePaused, rs.State, rs)
+	rs = releaseTo(kube.UnreadyDigestImage, map[string]any{"healthTimeout": "3s", "failureThreshold": 0})
+	require.Equal(t, release.StatePaused, rs.State, rs)
 	_, ten, _ := o.do(http.MethodGet, "/v1/tenants/"+name, nil)
-	require.Equal(t, workflows.StateActive, ten["state"])
+	require.Equal(t, tenant.StateActive, ten["state"])
 	require.Contains(t, ten["error"], "rolled back")
 	harness.WaitFor(t, "app back on generation 1", 30*time.Second, func() error {
 		img, gen, avail := o.deployment(t, name, "app")
@@ -137,9 +138,9 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	// Decommission keeps the volumes in place and says so.
 	code, body, _ := o.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=e2e", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "retained", phaseIs(workflows.PhaseRetained, workflows.PhaseFailed))
+	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "retained", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
 	d := decommissionOf(st)
-	require.Equal(t, workflows.PhaseRetained, d["phase"], st)
+	require.Equal(t, tenant.PhaseRetained, d["phase"], st)
 	bk := d["backup"].(map[string]any)
 	require.Equal(t, backup.KindInPlace, bk["kind"])
 	require.Contains(t, bk["note"], "storage layer")
@@ -160,8 +161,8 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	// the image it had.
 	code, body, _ = o.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "restored", phaseIs(workflows.PhaseRestored, workflows.PhaseFailed))
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseFailed))
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
 	img, _, avail = o.deployment(t, name, "app")
 	require.Equal(t, v2, img)
@@ -173,8 +174,8 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	// Decommissioned again, the tenant is deleted when retention ends.
 	code, body, _ = o.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=e2e", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = o.waitFor(name, 200*time.Millisecond, 3*time.Minute, "purged", phaseIs(workflows.PhasePurged, workflows.PhaseFailed))
-	require.Equal(t, workflows.PhasePurged, decommissionOf(st)["phase"], st)
+	st = o.waitFor(name, 200*time.Millisecond, 3*time.Minute, "purged", phaseIs(tenant.PhasePurged, tenant.PhaseFailed))
+	require.Equal(t, tenant.PhasePurged, decommissionOf(st)["phase"], st)
 	harness.WaitFor(t, "project deleted", time.Minute, func() error {
 		_, err := o.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -182,10 +183,10 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 		}
 		return fmt.Errorf("namespace %s still there (%v)", ns, err)
 	})
-	desc, err := o.temporal.Client.DescribeWorkflowExecution(ctx, workflows.TenantWorkflowID(name), "")
+	desc, err := o.temporal.Client.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
-	o.checkHistory(workflows.TenantWorkflowID(name), "tenant-openshift")
+	o.checkHistory(tenant.WorkflowID(name), "tenant-openshift")
 }
 
 func claimUIDs(l *corev1.PersistentVolumeClaimList) []string {
@@ -218,14 +219,14 @@ func BenchmarkOpenShiftProvision(b *testing.B) {
 			wg.Wait()
 			for _, name := range names {
 				st := o.waitState(name, 20*time.Millisecond, 5*time.Minute)
-				if st["state"] != workflows.StateActive {
+				if st["state"] != tenant.StateActive {
 					b.Fatalf("%s: %v", name, st)
 				}
 			}
 			total += time.Since(start)
 			b.StopTimer()
 			for _, name := range names {
-				_ = o.temporal.Client.TerminateWorkflow(context.Background(), workflows.TenantWorkflowID(name), "", "bench")
+				_ = o.temporal.Client.TerminateWorkflow(context.Background(), tenant.WorkflowID(name), "", "bench")
 				_ = o.kube.CoreV1().Namespaces().Delete(context.Background(), "tf-"+name, metav1.DeleteOptions{})
 			}
 			b.StartTimer()

@@ -42,7 +42,7 @@ import (
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
 	"github.com/tenantflow/tenantflow/wiring"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // platform is Tenantflow running for one test.
@@ -208,7 +208,7 @@ func (p *platform) requestTenant(name, template, stage string) {
 func (p *platform) waitState(name string, poll, timeout time.Duration) map[string]any {
 	p.t.Helper()
 	return p.waitFor(name, poll, timeout, "settled", func(st map[string]any) bool {
-		return st["state"] == workflows.StateActive || st["state"] == workflows.StateFailed
+		return st["state"] == tenant.StateActive || st["state"] == tenant.StateFailed
 	})
 }
 
@@ -233,7 +233,7 @@ func (p *platform) waitFor(name string, poll, timeout time.Duration, what string
 // integrations hold of it.
 func (p *platform) destroy(name string) {
 	ctx := context.Background()
-	_ = p.temporal.Client.TerminateWorkflow(ctx, workflows.TenantWorkflowID(name), "", "test cleanup")
+	_ = p.temporal.Client.TerminateWorkflow(ctx, tenant.WorkflowID(name), "", "test cleanup")
 	if a := p.deps.Proxy; a != nil {
 		_ = a.RemoveRoute(ctx, proxy.RouteRef{Tenant: name})
 	}

@@ -14,7 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 func TestProvisionTenantThroughAPI(t *testing.T) {
@@ -25,11 +25,11 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 	code, body, hdr := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Equal(t, "/v1/tenants/"+name, hdr.Get("Location"))
-	require.Equal(t, workflows.TenantWorkflowID(name), body["workflowId"])
+	require.Equal(t, tenant.WorkflowID(name), body["workflowId"])
 	require.Equal(t, "provisioning", body["status"])
 
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 	require.Equal(t, "prod", st["stage"])
 	require.Equal(t, "tenantflow/demo-app:dev", st["image"])
 	progress := st["progress"].(map[string]any)
@@ -82,7 +82,7 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 		return false
 	}, 10*time.Second, 100*time.Millisecond)
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "provision-active")
+	p.checkHistory(tenant.WorkflowID(name), "provision-active")
 }
 
 func TestPermanentFailureLeavesNoResidue(t *testing.T) {
@@ -92,21 +92,21 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 
 	p.requestTenant(name, "broken", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateFailed, st["state"], st)
+	require.Equal(t, tenant.StateFailed, st["state"], st)
 	require.Contains(t, st["error"], docker.ErrImageNotFound)
 	require.Empty(t, p.residue(name), "compensation must leave nothing on the engine")
 
-	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), workflows.TenantWorkflowID(name), "")
+	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), tenant.WorkflowID(name), "")
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, desc.WorkflowExecutionInfo.Status)
 
-	p.checkHistory(workflows.TenantWorkflowID(name), "provision-failed")
+	p.checkHistory(tenant.WorkflowID(name), "provision-failed")
 
 	// The raw history holds neither the workflow's failure text nor the
 	// generated secrets in plain text: payloads and failures are encrypted.
 	// (The SDK keeps a local activity's failure message plain in its
 	// marker; those are Docker errors, not secrets.)
-	raw := p.rawHistory(workflows.TenantWorkflowID(name))
+	raw := p.rawHistory(tenant.WorkflowID(name))
 	require.NotContains(t, raw, "provision tenant "+name)
 	require.NotContains(t, raw, "DB_PASSWORD")
 	require.Contains(t, raw, "binary/encrypted", "sanity: the payloads were read")
@@ -114,5 +114,5 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	// A failed tenant can be asked for again (a new run of the same id).
 	p.requestTenant(name, "default", "staging")
 	st = p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, workflows.StateActive, st["state"], st)
+	require.Equal(t, tenant.StateActive, st["state"], st)
 }

@@ -18,7 +18,8 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
-	"github.com/tenantflow/tenantflow/workflows"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // releaseBench is a platform with a proxy, a registry and tenants under
@@ -67,7 +68,7 @@ func (b *releaseBench) provision(stage string, names ...string) {
 	}
 	for _, n := range names {
 		st := b.p.waitState(n, 100*time.Millisecond, 3*time.Minute)
-		require.Equal(b.t, workflows.StateActive, st["state"], st)
+		require.Equal(b.t, tenant.StateActive, st["state"], st)
 	}
 }
 
@@ -93,10 +94,10 @@ func (b *releaseBench) startRelease(body map[string]any) string {
 }
 
 // waitRelease polls GET /v1/releases/{id} until its state is one of states.
-func (b *releaseBench) waitRelease(id string, timeout time.Duration, states ...string) workflows.ReleaseState {
+func (b *releaseBench) waitRelease(id string, timeout time.Duration, states ...release.State) release.Release {
 	b.t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last workflows.ReleaseState
+	var last release.Release
 	for time.Now().Before(deadline) {
 		if code, st := b.release(id); code == http.StatusOK {
 			last = st
@@ -110,9 +111,9 @@ func (b *releaseBench) waitRelease(id string, timeout time.Duration, states ...s
 	return last
 }
 
-func (b *releaseBench) release(id string) (int, workflows.ReleaseState) {
+func (b *releaseBench) release(id string) (int, release.Release) {
 	code, out, _ := b.p.do(http.MethodGet, "/v1/releases/"+id, nil)
-	var st workflows.ReleaseState
+	var st release.Release
 	raw, _ := json.Marshal(out)
 	_ = json.Unmarshal(raw, &st)
 	return code, st
@@ -149,15 +150,15 @@ func (b *releaseBench) appContainers(tenant string) map[string]string {
 func (b *releaseBench) promoteWithCLI(id string, flags ...string) {
 	b.t.Helper()
 	args := append([]string{"workflow", "signal", "--address", b.p.temporal.Config.Address, "--namespace", b.p.temporal.Config.Namespace,
-		"--workflow-id", workflows.ReleaseWorkflowID(id), "--name", workflows.SignalPromote}, flags...)
+		"--workflow-id", release.WorkflowID(id), "--name", release.SignalPromote}, flags...)
 	out, err := exec.Command(harness.TemporalCLI(b.t), args...).CombinedOutput()
 	require.NoError(b.t, err, string(out))
 }
 
-func statuses(st workflows.ReleaseState) map[string]string {
+func statuses(st release.Release) map[string]string {
 	out := map[string]string{}
 	for _, t := range st.Tenants {
-		out[t.Name] = t.Status
+		out[t.Name] = string(t.Status)
 	}
 	return out
 }
@@ -191,8 +192,8 @@ func TestReleaseUnderLoadDropsNoRequest(t *testing.T) {
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
 		"canary": 1, "batchSize": 2, "maxParallel": 2, "drain": "500ms", "failureThreshold": 0})
 
-	st := b.waitRelease(id, 3*time.Minute, workflows.ReleaseAwaitingPromotion, workflows.ReleasePaused)
-	require.Equal(t, workflows.ReleaseAwaitingPromotion, st.State, st)
+	st := b.waitRelease(id, 3*time.Minute, release.StateAwaitingPromotion, release.StatePaused)
+	require.Equal(t, release.StateAwaitingPromotion, st.State, st)
 	for _, n := range staging {
 		require.Equal(t, "v2", b.version(n), "staging runs the release")
 	}
@@ -206,15 +207,15 @@ func TestReleaseUnderLoadDropsNoRequest(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, out)
 	require.NotNil(t, out["promotion"], out)
 
-	st = b.waitRelease(id, 3*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused, workflows.ReleaseAborted)
+	st = b.waitRelease(id, 3*time.Minute, release.StateCompleted, release.StatePaused, release.StateAborted)
 	time.Sleep(300 * time.Millisecond) // users keep going a moment on the new version
 	requireNoFailedRequest(t, load.Stop())
-	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
+	require.Equal(t, release.StateCompleted, st.State, st)
 	require.Zero(t, st.Failures)
 
 	waves := map[string]int{}
 	for _, tr := range st.Tenants {
-		require.Equal(t, workflows.TenantUpdated, tr.Status, tr)
+		require.Equal(t, release.TenantUpdated, tr.Status, tr)
 		require.Positive(t, tr.CutoverMillis)
 		waves[tr.Name] = tr.Wave
 	}
@@ -234,8 +235,8 @@ func TestReleaseUnderLoadDropsNoRequest(t *testing.T) {
 		require.Equal(t, map[string]string{docker.InstanceName(n, "app", 1): image}, b.appContainers(n), "the old instance is gone")
 	}
 	// Data survived: the app's counter lives in the tenant's db and volume.
-	b.p.checkHistory(workflows.ReleaseWorkflowID(id), "release-completed")
-	b.p.checkHistory(workflows.TenantWorkflowID(prod[0]), "tenant-released")
+	b.p.checkHistory(release.WorkflowID(id), "release-completed")
+	b.p.checkHistory(tenant.WorkflowID(prod[0]), "tenant-released")
 }
 
 // TestUnhealthyReleaseRollsBackAndPauses: an image that never becomes
@@ -253,9 +254,9 @@ func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
 	load := b.load([]string{staging}, 2*time.Millisecond, "v1")
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"all": true},
 		"healthTimeout": "3s", "failureThreshold": 0})
-	st := b.waitRelease(id, 2*time.Minute, workflows.ReleasePaused)
+	st := b.waitRelease(id, 2*time.Minute, release.StatePaused)
 	requireNoFailedRequest(t, load.Stop())
-	require.Equal(t, workflows.TenantRolledBack, statuses(st)[staging], st)
+	require.Equal(t, release.TenantRolledBack, statuses(st)[staging], st)
 	require.Contains(t, st.PauseReason, "over the threshold")
 	require.Contains(t, st.Tenants[0].Error, "health check")
 	require.True(t, st.StagingFailed)
@@ -264,7 +265,7 @@ func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
 	require.Equal(t, map[string]string{docker.ContainerName(staging, "app"): "tenantflow/demo-app:dev"}, b.appContainers(staging), "the candidate is gone")
 	code, ten, _ := b.p.do(http.MethodGet, "/v1/tenants/"+staging, nil)
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, workflows.StateActive, ten["state"])
+	require.Equal(t, tenant.StateActive, ten["state"])
 	require.Equal(t, "tenantflow/demo-app:dev", ten["image"])
 	require.Contains(t, ten["error"], "rolled back")
 
@@ -280,11 +281,11 @@ func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
 	// Ops abort; prod was never touched.
 	code, out, _ = b.p.do(http.MethodPost, "/v1/releases/"+id+"/abort", map[string]any{"reason": "image fails its health check"})
 	require.Equal(t, http.StatusOK, code, out)
-	st = b.waitRelease(id, time.Minute, workflows.ReleaseAborted)
+	st = b.waitRelease(id, time.Minute, release.StateAborted)
 	_, listed := statuses(st)[prod]
 	require.False(t, listed, "prod tenants are listed only once the release is promoted")
 	require.Equal(t, "v1", b.version(prod))
-	b.p.checkHistory(workflows.ReleaseWorkflowID(id), "release-aborted")
+	b.p.checkHistory(release.WorkflowID(id), "release-aborted")
 }
 
 // TestPromoteFromTheCLI: `temporal workflow signal --name promote` is how a
@@ -295,10 +296,10 @@ func TestPromoteFromTheCLI(t *testing.T) {
 	prod := tenantName("cp")
 	b.provision("prod", prod)
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"names": []string{prod}}, "drain": "0s"})
-	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
+	b.waitRelease(id, time.Minute, release.StateAwaitingPromotion)
 	b.promoteWithCLI(id)
-	st := b.waitRelease(id, 2*time.Minute, workflows.ReleaseCompleted, workflows.ReleasePaused)
-	require.Equal(t, workflows.ReleaseCompleted, st.State, st)
+	st := b.waitRelease(id, 2*time.Minute, release.StateCompleted, release.StatePaused)
+	require.Equal(t, release.StateCompleted, st.State, st)
 	require.Equal(t, "signal", st.Promotion.By)
 	require.Equal(t, "v3", b.version(prod))
 }
@@ -315,27 +316,27 @@ func TestUnpullableReleaseNeverHoldsTheTenant(t *testing.T) {
 	digest := "@sha256:" + strings.Repeat("0", 64)
 
 	id := b.startRelease(map[string]any{"image": "registry.tenantflow.invalid/app" + digest, "tenants": map[string]any{"names": []string{prod}}})
-	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
+	b.waitRelease(id, time.Minute, release.StateAwaitingPromotion)
 	code, out, _ := b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
 	require.Equal(t, http.StatusOK, code, out)
-	st := b.waitRelease(id, time.Minute, workflows.ReleasePaused, workflows.ReleaseCompleted)
-	require.Equal(t, workflows.TenantRolledBack, statuses(st)[prod], st)
+	st := b.waitRelease(id, time.Minute, release.StatePaused, release.StateCompleted)
+	require.Equal(t, release.TenantRolledBack, statuses(st)[prod], st)
 	require.Contains(t, st.Tenants[0].Error, "RegistryUnknown")
 
 	down := harness.Addr(harness.FreePort(t)) // nothing listens there
 	id = b.startRelease(map[string]any{"image": down + "/app" + digest, "tenants": map[string]any{"names": []string{prod}}})
-	b.waitRelease(id, time.Minute, workflows.ReleaseAwaitingPromotion)
+	b.waitRelease(id, time.Minute, release.StateAwaitingPromotion)
 	code, out, _ = b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
 	require.Equal(t, http.StatusOK, code, out)
 	b.p.waitFor(prod, 50*time.Millisecond, time.Minute, "pulling", func(st map[string]any) bool {
-		return st["state"] == workflows.StateUpdating && st["progress"].(map[string]any)["step"] == workflows.StepEnsureImage
+		return st["state"] == tenant.StateUpdating && st["progress"].(map[string]any)["step"] == tenant.StepEnsureImage
 	})
 	code, out, _ = b.p.do(http.MethodPost, "/v1/releases/"+id+"/abort", map[string]any{"reason": "the registry is down"})
 	require.Equal(t, http.StatusOK, code, out)
-	st = b.waitRelease(id, time.Minute, workflows.ReleaseAborted)
-	require.Equal(t, workflows.TenantRolledBack, statuses(st)[prod], st)
+	st = b.waitRelease(id, time.Minute, release.StateAborted)
+	require.Equal(t, release.TenantRolledBack, statuses(st)[prod], st)
 	require.Contains(t, st.Tenants[0].Error, "aborted")
-	ten := b.p.waitFor(prod, 50*time.Millisecond, 30*time.Second, "active", func(st map[string]any) bool { return st["state"] == workflows.StateActive })
+	ten := b.p.waitFor(prod, 50*time.Millisecond, 30*time.Second, "active", func(st map[string]any) bool { return st["state"] == tenant.StateActive })
 	require.Equal(t, "tenantflow/demo-app:dev", ten["image"])
 	require.Equal(t, "v1", b.version(prod))
 	require.Equal(t, map[string]string{docker.ContainerName(prod, "app"): "tenantflow/demo-app:dev"}, b.appContainers(prod))

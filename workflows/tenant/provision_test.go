@@ -1,4 +1,4 @@
-package workflows
+package tenant
 
 import (
 	"context"
@@ -20,6 +20,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
 )
 
 type provisionSuite struct {
@@ -37,7 +39,7 @@ func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 
 func (s *provisionSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterWorkflowWithOptions(TenantWorkflow, workflow.RegisterOptions{Name: TenantWorkflowType})
+	s.env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
 	s.env.RegisterActivity(&runtimes.Activities{})
 	s.env.RegisterActivity(&integrations.Activities{})
 	s.calls = nil
@@ -69,10 +71,10 @@ func (s *provisionSuite) recorded() []string {
 	return append([]string(nil), s.calls...)
 }
 
-func defaultInput(t require.TestingT) TenantInput {
-	tpls, err := spec.LoadTemplates("../deploy/templates")
+func defaultInput(t require.TestingT) Input {
+	tpls, err := spec.LoadTemplates("../../deploy/templates")
 	require.NoError(t, err)
-	return TenantInput{Spec: TenantSpec{Name: "acme", Template: "default", Stage: "prod"}, Template: *tpls["default"]}
+	return Input{Spec: Spec{Name: "acme", Template: "default", Stage: "prod"}, Template: *tpls["default"]}
 }
 
 // mockRuntime makes every runtime activity succeed, recording its calls;
@@ -121,22 +123,22 @@ func (s *provisionSuite) mockRuntime(startService func(in runtimes.ServiceInput)
 	}
 }
 
-func (s *provisionSuite) queryState() TenantState {
+func (s *provisionSuite) queryState() Tenant {
 	v, err := s.env.QueryWorkflow(QueryState)
 	s.Require().NoError(err)
-	var st TenantState
+	var st Tenant
 	s.Require().NoError(v.Get(&st))
 	return st
 }
 
 // runUntilSettled runs the workflow and, once provisioning is over (the
 // entity then waits for operations), checks the state and cancels it.
-func (s *provisionSuite) runUntilSettled(in TenantInput, check func(TenantState)) {
+func (s *provisionSuite) runUntilSettled(in Input, check func(Tenant)) {
 	s.env.RegisterDelayedCallback(func() {
 		check(s.queryState())
 		s.env.CancelWorkflow()
 	}, time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, in)
+	s.env.ExecuteWorkflow(WorkflowType, in)
 	s.Require().True(s.env.IsWorkflowCompleted())
 }
 
@@ -148,19 +150,19 @@ func (s *provisionSuite) TestProvisionsAndReportsState() {
 		}
 		return nil
 	}, nil)
-	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) {
+	s.runUntilSettled(defaultInput(s.T()), func(st Tenant) {
 		s.Equal(StateActive, st.State)
 		s.Equal("http://127.0.0.1:40000", st.URL)
 		s.Equal("tenantflow/demo-app:dev", st.Image)
-		s.Equal(Progress{Done: 4, Total: 4}, st.Progress)
+		s.Equal(flow.Progress{Done: 4, Total: 4}, st.Progress)
 		s.Len(st.Services, 2)
 		s.Empty(st.Error)
 	})
 	s.ElementsMatch([]string{"CreateNetwork", "CreateVolumes", "StartService db", "StartService app", "WaitHealthy"}, s.recorded())
 
-	s.Equal(StateActive, s.keyword(SATenantState))
-	s.Equal("tenantflow/demo-app:dev", s.keyword(SAImage))
-	s.Equal("acme", s.keyword(SATenantID))
+	s.Equal(string(StateActive), s.keyword(searchattr.TenantState))
+	s.Equal("tenantflow/demo-app:dev", s.keyword(searchattr.Image))
+	s.Equal("acme", s.keyword(searchattr.TenantID))
 
 	// The generated password reached the containers but never the query.
 	s.Require().Len(envSeen.Services, 1)
@@ -179,7 +181,7 @@ func (s *provisionSuite) TestRetriesTransientFailure() {
 		}
 		return nil
 	}, nil)
-	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) {
+	s.runUntilSettled(defaultInput(s.T()), func(st Tenant) {
 		s.Equal(StateActive, st.State)
 	})
 	var appStarts int
@@ -199,7 +201,7 @@ func (s *provisionSuite) TestPermanentFailureCompensatesInReverseOrder() {
 		}
 		return nil
 	}, nil)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().True(s.env.IsWorkflowCompleted())
 	err := s.env.GetWorkflowError()
 	var appErr *temporal.ApplicationError
@@ -214,14 +216,14 @@ func (s *provisionSuite) TestPermanentFailureCompensatesInReverseOrder() {
 	s.Equal(StateFailed, st.State)
 	s.Contains(st.Error, "image gone (ImageNotFound)")
 	s.Empty(st.Services)
-	s.Equal(StateFailed, s.keyword(SATenantState))
+	s.Equal(string(StateFailed), s.keyword(searchattr.TenantState))
 }
 
 func (s *provisionSuite) TestUnhealthyTenantIsCompensated() {
 	s.mockRuntime(nil, func() error {
 		return temporal.NewNonRetryableApplicationError("service app is unhealthy", "ServiceUnhealthy", nil)
 	})
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().Error(s.env.GetWorkflowError())
 	calls := s.recorded()
 	s.Equal([]string{"WaitHealthy", "RemoveServices", "RemoveVolumes", "RemoveNetwork"}, calls[len(calls)-4:])
@@ -234,14 +236,14 @@ func (s *provisionSuite) TestProgressIsQueryableMidway() {
 		<-release
 		return nil
 	})
-	var mid TenantState
+	var mid Tenant
 	s.env.RegisterDelayedCallback(func() {
 		mid = s.queryState()
 		close(release)
 	}, time.Second)
-	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) { s.Equal(StateActive, st.State) })
+	s.runUntilSettled(defaultInput(s.T()), func(st Tenant) { s.Equal(StateActive, st.State) })
 	s.Equal(StateProvisioning, mid.State)
-	s.Equal(Progress{Done: 3, Total: 4, Step: StepWaitHealthy}, mid.Progress)
+	s.Equal(flow.Progress{Done: 3, Total: 4, Step: StepWaitHealthy}, mid.Progress)
 }
 
 func (s *provisionSuite) TestCancelDuringProvisioningCompensates() {
@@ -254,7 +256,7 @@ func (s *provisionSuite) TestCancelDuringProvisioningCompensates() {
 		s.env.CancelWorkflow()
 		close(release)
 	}, time.Second)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().Error(s.env.GetWorkflowError())
 	calls := s.recorded()
@@ -295,7 +297,7 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 	})
 	in := defaultInput(s.T())
 	in.Template.Runtime = spec.OpenShift
-	s.runUntilSettled(in, func(st TenantState) {
+	s.runUntilSettled(in, func(st Tenant) {
 		s.Equal(StateActive, st.State)
 		s.Equal("https://acme.apps.example.com", st.URL)
 		s.Equal(spec.OpenShift, st.Runtime, "the API shows where the tenant runs")
@@ -321,6 +323,6 @@ func (s *provisionSuite) TestHealthWaitOutlastsItsBudget() {
 	for i := range in.Template.Services {
 		in.Template.Services[i].HealthCheck.StartPeriod = spec.Duration(30 * time.Minute)
 	}
-	s.runUntilSettled(in, func(st TenantState) { s.Equal(StateActive, st.State) })
+	s.runUntilSettled(in, func(st Tenant) { s.Equal(StateActive, st.State) })
 	s.GreaterOrEqual(deadline, 30*time.Minute)
 }

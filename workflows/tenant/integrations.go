@@ -1,8 +1,7 @@
-package workflows
+package tenant
 
 import (
 	"net/url"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -15,6 +14,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
+	"github.com/tenantflow/tenantflow/workflows/flow"
 )
 
 // Integration steps, as the progress query names them.
@@ -31,46 +31,15 @@ const (
 // secret: those cannot contain a dot).
 const adminPasswordSecret = "tenantflow.admin-password"
 
-// Calls to outside systems are regular activities, so ops see each attempt
-// and its last failure in the Web UI while a server is down. They keep
-// retrying for 30 minutes: an outage of that length is waited out, a longer
-// one fails the provisioning and compensates. A cancelled call is waited
-// for, so compensation never races a step that is still creating.
-var integrationOptions = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: 30 * time.Minute,
-	WaitForCancellation:    true,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    30 * time.Second,
-	},
-}
-
-// Resource is one thing an outside system holds for the tenant, as the API
-// lists it.
-type Resource struct {
-	Kind   string `json:"kind"` // route, dns, ldap, cmdb, supervision
-	ID     string `json:"id"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// Account is a directory account handed to the distributor.
-type Account struct {
-	Username string `json:"username"`
-	DN       string `json:"dn"`
-}
-
-func (t *tenant) addResource(kind, id, detail string) {
+func (t *entity) addResource(kind ResourceKind, id, detail string) {
 	t.state.Resources = append(t.state.Resources, Resource{Kind: kind, ID: id, Detail: detail})
 }
 
 // plan asks the worker's configuration what this tenant's integrations
 // are, recording the answer in history.
-func (t *tenant) plan(ctx workflow.Context) (integrations.Plan, error) {
-	var a *integrations.Activities
+func (t *entity) plan(ctx workflow.Context) (integrations.Plan, error) {
 	var plan integrations.Plan
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), a.PlanIntegrations,
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), ig.PlanIntegrations,
 		integrations.Input{Tenant: t.spec.Name, Runtime: t.template.Runtime}).Get(ctx, &plan)
 	return plan, err
 }
@@ -80,15 +49,15 @@ func (t *tenant) plan(ctx workflow.Context) (integrations.Plan, error) {
 // release, decommission, restore and purge of an existing tenant may, its
 // provisioning (and the compensation of it) never does, so a tenant
 // requested again can neither take over nor remove a live tenant's objects.
-func (t *tenant) adopt() bool { return t.state.State != StateProvisioning }
+func (t *entity) adopt() bool { return t.state.State != StateProvisioning }
 
 // runtimeRef names the tenant, its runtime and its provisioning to the
 // runtime activities.
-func (t *tenant) runtimeRef() runtimes.TenantRef {
+func (t *entity) runtimeRef() runtimes.TenantRef {
 	return runtimes.TenantRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID}
 }
 
-func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, error) {
+func (t *entity) planIntegrations(ctx workflow.Context) (integrations.Plan, error) {
 	plan, err := t.plan(ctx)
 	if err != nil {
 		return plan, err
@@ -111,50 +80,47 @@ func (t *tenant) planIntegrations(ctx workflow.Context) (integrations.Plan, erro
 }
 
 // call runs an integration activity and registers its compensation first.
-func call(ctx workflow.Context, undo *saga, undoName string, undoFn, undoArg any, fn, arg, result any) error {
+func call(ctx workflow.Context, undo *flow.Saga, undoName string, undoFn, undoArg any, fn, arg, result any) error {
 	actx := workflow.WithActivityOptions(ctx, integrationOptions)
-	undo.add(undoName, func(ctx workflow.Context) error {
+	undo.Add(undoName, func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), undoFn, undoArg).Get(ctx, nil)
 	})
 	return workflow.ExecuteActivity(actx, fn, arg).Get(ctx, result)
 }
 
-func (t *tenant) ensureDNS(ctx workflow.Context, plan integrations.Plan, undo *saga) error {
-	var a *dns.Activities
+func (t *entity) ensureDNS(ctx workflow.Context, plan integrations.Plan, undo *flow.Saga) error {
 	in := dns.RecordInput{Tenant: t.spec.Name, Name: plan.Host, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	var rec dns.Record
-	if err := call(ctx, undo, "remove DNS record", a.RemoveDNSRecord, in, a.EnsureDNSRecord, in, &rec); err != nil {
+	if err := call(ctx, undo, "remove DNS record", dn.RemoveDNSRecord, in, dn.EnsureDNSRecord, in, &rec); err != nil {
 		return err
 	}
-	t.addResource("dns", rec.Name, rec.Type+" "+rec.Target)
+	t.addResource(KindDNS, rec.Name, rec.Type+" "+rec.Target)
 	return nil
 }
 
-func (t *tenant) ensureDirectory(ctx workflow.Context, plan integrations.Plan, undo *saga) error {
-	var a *ldap.Activities
+func (t *entity) ensureDirectory(ctx workflow.Context, plan integrations.Plan, undo *flow.Saga) error {
 	in := ldap.DirectoryInput{Tenant: t.spec.Name, AdminUser: plan.AdminUser, AdminPassword: t.secrets[adminPasswordSecret], Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	var dir ldap.Directory
 	ref := ldap.DirectoryRef{Tenant: t.spec.Name, Owner: in.Owner, Adopt: in.Adopt}
-	if err := call(ctx, undo, "remove LDAP directory", a.RemoveDirectory, ref, a.EnsureDirectory, in, &dir); err != nil {
+	if err := call(ctx, undo, "remove LDAP directory", ld.RemoveDirectory, ref, ld.EnsureDirectory, in, &dir); err != nil {
 		return err
 	}
-	t.addResource("ldap", dir.OU, "group "+dir.Group)
+	t.addResource(KindLDAP, dir.OU, "group "+dir.Group)
 	t.state.Accounts = []Account{{Username: plan.AdminUser, DN: dir.Admin}}
 	return nil
 }
 
-func (t *tenant) registerInCMDB(ctx workflow.Context, plan integrations.Plan, env spec.Environment, undo *saga) error {
-	var a *cmdb.Activities
+func (t *entity) registerInCMDB(ctx workflow.Context, plan integrations.Plan, env spec.Environment, undo *flow.Saga) error {
 	in := cmdb.CMDBInput{Tenant: t.spec.Name, Stage: t.spec.Stage, Template: t.spec.Template, URL: plan.URL, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	for _, s := range env.Services {
 		in.Services = append(in.Services, cmdb.CMDBService{Name: s.Name, Image: s.Image})
 	}
 	var rec cmdb.CMDBRecord
 	ref := cmdb.CMDBRef{Tenant: t.spec.Name, Owner: in.Owner, Adopt: in.Adopt}
-	if err := call(ctx, undo, "remove from CMDB", a.RemoveFromCMDB, ref, a.RegisterInCMDB, in, &rec); err != nil {
+	if err := call(ctx, undo, "remove from CMDB", cm.RemoveFromCMDB, ref, cm.RegisterInCMDB, in, &rec); err != nil {
 		return err
 	}
-	t.addResource("cmdb", "ApplicationSolution::"+rec.ApplicationSolutionID, "Organization::"+rec.OrganizationID)
+	t.addResource(KindCMDB, "ApplicationSolution::"+rec.ApplicationSolutionID, "Organization::"+rec.OrganizationID)
 	return nil
 }
 
@@ -168,37 +134,35 @@ func upstream(ep runtimes.Endpoint) (string, error) {
 	return u.Host, nil
 }
 
-func (t *tenant) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep runtimes.Endpoint, undo *saga) error {
+func (t *entity) ensureRoute(ctx workflow.Context, plan integrations.Plan, ep runtimes.Endpoint, undo *flow.Saga) error {
 	t.begin(StepRoute)
 	defer t.end(StepRoute)
 	up, err := upstream(ep)
 	if err != nil {
 		return err
 	}
-	var a *proxy.Activities
 	var route proxy.Route
 	owner, adopt := t.state.ProvisionID, t.adopt()
-	if err := call(ctx, undo, "remove route", a.RemoveRoute, proxy.RouteRef{Tenant: t.spec.Name, Owner: owner, Adopt: adopt},
-		a.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: adopt}, &route); err != nil {
+	if err := call(ctx, undo, "remove route", px.RemoveRoute, proxy.RouteRef{Tenant: t.spec.Name, Owner: owner, Adopt: adopt},
+		px.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: adopt}, &route); err != nil {
 		return err
 	}
-	t.addResource("route", route.ID, route.URL+" -> "+up)
+	t.addResource(KindRoute, route.ID, route.URL+" -> "+up)
 	return nil
 }
 
-func (t *tenant) startSupervision(ctx workflow.Context, plan integrations.Plan, ep runtimes.Endpoint, undo *saga) error {
+func (t *entity) startSupervision(ctx workflow.Context, plan integrations.Plan, ep runtimes.Endpoint, undo *flow.Saga) error {
 	t.begin(StepSupervision)
 	defer t.end(StepSupervision)
 	probe := ep.URL
 	if plan.ProbePublic {
 		probe = plan.URL
 	}
-	var a *supervision.Activities
 	in := supervision.WatchInput{Tenant: t.spec.Name, Stage: t.spec.Stage, URL: probe, Owner: t.state.ProvisionID, Adopt: t.adopt()}
 	ref := supervision.WatchRef{Tenant: t.spec.Name, Owner: in.Owner, Adopt: in.Adopt}
-	if err := call(ctx, undo, "stop supervision", a.StopSupervision, ref, a.StartSupervision, in, nil); err != nil {
+	if err := call(ctx, undo, "stop supervision", sv.StopSupervision, ref, sv.StartSupervision, in, nil); err != nil {
 		return err
 	}
-	t.addResource("supervision", "tenantflow-"+t.spec.Name, probe)
+	t.addResource(KindSupervision, "tenantflow-"+t.spec.Name, probe)
 	return nil
 }

@@ -1,4 +1,4 @@
-package workflows
+package tenant
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/supervision"
+	"github.com/tenantflow/tenantflow/workflows/flow"
 )
 
 var fullPlan = integrations.Plan{
@@ -209,14 +210,14 @@ func (s *provisionSuite) TestIntegrationsRunBesideTheRuntime() {
 			return temporal.NewNonRetryableApplicationError("DNS, LDAP and CMDB did not run beside the runtime", "NotParallel", nil)
 		}
 	})
-	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) {
+	s.runUntilSettled(defaultInput(s.T()), func(st Tenant) {
 		s.Equal(StateActive, st.State, st.Error)
 		s.Equal(fullPlan.URL, st.URL)
 		s.Equal("http://127.0.0.1:40000", st.Endpoint)
-		s.Equal(Progress{Done: 9, Total: 9}, st.Progress)
+		s.Equal(flow.Progress{Done: 9, Total: 9}, st.Progress)
 		kinds := map[string]bool{}
 		for _, r := range st.Resources {
-			kinds[r.Kind] = true
+			kinds[string(r.Kind)] = true
 		}
 		s.Equal(map[string]bool{"dns": true, "ldap": true, "cmdb": true, "route": true, "supervision": true}, kinds)
 		s.Equal([]Account{{Username: "admin", DN: "uid=admin,ou=acme,ou=tenants"}}, st.Accounts)
@@ -238,7 +239,7 @@ func (s *provisionSuite) TestResourceNotOursIsCompensatedWithItsOwnRun() {
 	s.plan = fullPlan
 	s.mockIntegrations("EnsureDNSRecord:ResourceNotOurs", "")
 	s.mockRuntime(nil, nil)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().Error(s.env.GetWorkflowError())
 	s.Contains(s.queryState().Error, "EnsureDNSRecord refused")
 	calls := s.requireOwners(len(owners.all()))
@@ -255,7 +256,7 @@ func (s *provisionSuite) TestLateFailureCompensatesEveryBranch() {
 	s.plan = fullPlan
 	s.mockIntegrations("StartSupervision", "")
 	s.mockRuntime(nil, nil)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().Error(s.env.GetWorkflowError())
 	calls := s.recorded()
 	for _, undo := range []string{"StopSupervision", "RemoveRoute", "RemoveDNSRecord", "RemoveDirectory", "RemoveFromCMDB", "RemoveServices", "RemoveVolumes", "RemoveNetwork"} {
@@ -279,7 +280,7 @@ func (s *provisionSuite) TestEarlyBranchFailureWaitsForTheRuntimeThenCompensates
 	s.plan = fullPlan
 	s.mockIntegrations("EnsureDirectory", "")
 	s.mockRuntime(nil, nil)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().Error(s.env.GetWorkflowError())
 	calls := s.recorded()
 	s.Contains(calls, "WaitHealthy", "the runtime branch is not abandoned half-way")
@@ -292,7 +293,7 @@ func (s *provisionSuite) TestIntegrationOutageIsRetried() {
 	s.plan = fullPlan
 	s.mockIntegrations("", "EnsureDirectory")
 	s.mockRuntime(nil, nil)
-	s.runUntilSettled(defaultInput(s.T()), func(st TenantState) {
+	s.runUntilSettled(defaultInput(s.T()), func(st Tenant) {
 		s.Equal(StateActive, st.State, st.Error)
 	})
 	n := 0
@@ -340,7 +341,7 @@ func (s *provisionSuite) TestCredentialsAreHandedOutOnce() {
 		s.NotNil(st.CredentialsFetchedAt)
 		s.env.CancelWorkflow()
 	}, time.Hour+2*time.Minute)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().NoError(first.err)
 	s.Equal("admin", first.creds.Username)
 	s.Equal(ic.directoryIn.AdminPassword, first.creds.Password)
@@ -353,7 +354,7 @@ func (s *provisionSuite) TestNoCredentialsWithoutDirectory() {
 	var out fetchOutcome
 	s.fetchAt(time.Hour, &out)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Equal(ErrCredentialsUnavailable, name(out.err))
 }
 
@@ -370,7 +371,7 @@ func (s *provisionSuite) TestRuntimeFailureCancelsRetryingBranches() {
 		return nil
 	}, nil)
 	start := s.env.Now()
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().Error(s.env.GetWorkflowError())
 	n := 0
 	for _, c := range s.recorded() {

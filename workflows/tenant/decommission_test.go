@@ -1,4 +1,4 @@
-package workflows
+package tenant
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
 )
 
 const testRetention = 30 * 24 * time.Hour
@@ -99,7 +100,7 @@ func (s *provisionSuite) decomAt(at time.Duration, update string, arg any, out *
 	}, at)
 }
 
-func (s *provisionSuite) stateAt(at time.Duration, st *TenantState) {
+func (s *provisionSuite) stateAt(at time.Duration, st *Tenant) {
 	s.env.RegisterDelayedCallback(func() { *st = s.queryState() }, at)
 }
 
@@ -119,13 +120,13 @@ func (s *provisionSuite) TestDecommissionWaitsForConfirmationThenBacksUpBeforeTe
 	s.mockRuntime(nil, nil)
 	s.mockDecommission(nil)
 	var req, confirm, again decomOutcome
-	var pending, done TenantState
+	var pending, done Tenant
 	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "distributor", Reason: "end of contract"}, &req)
 	s.stateAt(90*time.Minute, &pending)
 	s.decomAt(2*time.Hour, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &confirm)
 	s.decomAt(3*time.Hour, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &again)
 	s.stateAt(4*time.Hour, &done)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError(), "the tenant's story ends when retention is over")
 
@@ -160,15 +161,15 @@ func (s *provisionSuite) TestDecommissionWaitsForConfirmationThenBacksUpBeforeTe
 	s.Empty(done.Services)
 	kinds := []string{}
 	for _, r := range done.Resources {
-		kinds = append(kinds, r.Kind)
+		kinds = append(kinds, string(r.Kind))
 	}
 	s.ElementsMatch([]string{"ldap", "cmdb"}, kinds, "only what retention keeps (disabled accounts, obsolete CMDB entry) is listed")
 
-	var final TenantState
+	var final Tenant
 	s.Require().NoError(s.env.GetWorkflowResult(&final))
 	s.Equal(PhasePurged, final.Decommission.Phase)
 	s.Empty(final.Accounts)
-	s.Equal(StateDecommissioned, s.keyword(SATenantState))
+	s.Equal(string(StateDecommissioned), s.keyword(searchattr.TenantState))
 
 	// Decommission and purge act on the provisioning run's objects (and
 	// may take over the tenant's from before runs were stamped).
@@ -194,11 +195,11 @@ func (s *provisionSuite) TestFailedVerificationPutsTheTenantBackInService() {
 		return temporal.NewNonRetryableApplicationError("volume data: checksum of hits differs", "BackupVerificationFailed", nil)
 	})
 	var req decomOutcome
-	var st TenantState
+	var st Tenant
 	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
 	s.stateAt(2*time.Hour, &st)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.NoError(req.err)
 	s.Equal(PhaseConfirmed, req.d.Phase, "force skips the confirmation")
@@ -224,14 +225,14 @@ func (s *provisionSuite) TestRestoreDuringRetentionBringsTheTenantBack() {
 	s.mockRuntime(nil, nil)
 	s.mockDecommission(nil)
 	var req, restore, tooLate decomOutcome
-	var st TenantState
+	var st Tenant
 	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
 	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(2) }, 2*time.Hour) // DNS and CMDB run again
 	s.decomAt(24*time.Hour, UpdateRestore, RestoreRequest{By: "distributor"}, &restore)
 	s.decomAt(25*time.Hour, UpdateRestore, RestoreRequest{By: "distributor"}, &tooLate)
 	s.stateAt(60*24*time.Hour, &st) // long past the retention end
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 61*24*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.NoError(restore.err)
 	s.Equal(PhaseRestoreRequested, restore.d.Phase)
@@ -258,7 +259,7 @@ func (s *provisionSuite) TestRestoreDuringRetentionBringsTheTenantBack() {
 	s.Len(st.Services, 2)
 	kinds := []string{}
 	for _, r := range st.Resources {
-		kinds = append(kinds, r.Kind)
+		kinds = append(kinds, string(r.Kind))
 	}
 	s.ElementsMatch([]string{"route", "dns", "ldap", "cmdb", "supervision"}, kinds)
 }
@@ -269,7 +270,7 @@ func (s *provisionSuite) TestDecommissionRefusals() {
 	s.mockRuntime(nil, nil)
 	s.mockDecommission(nil)
 	var confirmNone, restoreActive, noBy, req, twice, cancel, confirmCancelled, forceNoBackup decomOutcome
-	var st TenantState
+	var st Tenant
 	s.decomAt(time.Hour, UpdateConfirmDecommission, DecommissionConfirmation{By: "ops"}, &confirmNone)
 	s.decomAt(time.Hour+time.Minute, UpdateRestore, RestoreRequest{By: "ops"}, &restoreActive)
 	s.decomAt(time.Hour+2*time.Minute, UpdateRequestDecommission, DecommissionRequest{}, &noBy)
@@ -281,7 +282,7 @@ func (s *provisionSuite) TestDecommissionRefusals() {
 	s.decomAt(4*time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &forceNoBackup)
 	s.stateAt(5*time.Hour, &st)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 6*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	for what, o := range map[string]decomOutcome{"confirm without request": confirmNone, "restore an active tenant": restoreActive,
 		"request without requester": noBy, "second request": twice, "confirm a cancelled request": confirmCancelled} {
@@ -309,11 +310,11 @@ func (s *provisionSuite) TestRetentionSurvivesContinueAsNew() {
 	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
 	s.env.RegisterDelayedCallback(func() { s.env.SetContinueAsNewSuggested(true) }, 10*24*time.Hour)
 	s.env.RegisterDelayedCallback(func() { _ = s.queryState() }, 10*24*time.Hour+time.Minute) // wakes the workflow
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	var can *workflow.ContinueAsNewError
 	s.Require().ErrorAs(s.env.GetWorkflowError(), &can, "a long retention renews its history")
-	var next TenantInput
+	var next Input
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	s.Require().NotNil(next.State.Decommission)
 	d := next.State.Decommission
@@ -329,9 +330,9 @@ func (s *provisionSuite) TestRetentionSurvivesContinueAsNew() {
 	s.mockRuntime(nil, nil)
 	s.mockDecommission(nil)
 	s.env.SetStartTime(testStart.Add(10 * 24 * time.Hour))
-	s.env.ExecuteWorkflow(TenantWorkflowType, next)
+	s.env.ExecuteWorkflow(WorkflowType, next)
 	s.Require().NoError(s.env.GetWorkflowError())
-	var final TenantState
+	var final Tenant
 	s.Require().NoError(s.env.GetWorkflowResult(&final))
 	s.Equal(PhasePurged, final.Decommission.Phase)
 	s.Equal(*d.RetentionUntil, *final.Decommission.PurgedAt, "purged at the original retention end")
@@ -350,19 +351,19 @@ func (s *provisionSuite) TestDecommissionRefusedWhileUpdating() {
 	s.mockDecommission(nil)
 	var out applyOutcome
 	var during decomOutcome
-	var mid TenantState
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: spec.Duration(10 * time.Minute)}, &out)
+	var mid Tenant
+	s.applyAt(time.Hour, ApplyInput{Release: "r1", Image: newImage, Drain: spec.Duration(10 * time.Minute)}, &out)
 	s.stateAt(time.Hour+5*time.Minute, &mid)
 	s.decomAt(time.Hour+5*time.Minute, UpdateRequestDecommission, DecommissionRequest{By: "distributor"}, &during)
-	var st TenantState
+	var st Tenant
 	s.stateAt(2*time.Hour, &st)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.Equal(StateUpdating, mid.State)
 	s.True(during.rejected)
 	s.Contains(during.err.Error(), "updating: only an active tenant can be decommissioned")
-	s.Equal(TenantUpdated, out.res.Outcome)
+	s.Equal(OutcomeUpdated, out.res.Outcome)
 	s.Equal(StateActive, st.State)
 	s.Nil(st.Decommission, "nothing was queued")
 }

@@ -1,4 +1,4 @@
-package workflows
+package release
 
 import (
 	"context"
@@ -12,13 +12,17 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
+const newImage = "registry.test/demo-app@sha256:" + "2222222222222222222222222222222222222222222222222222222222222222"
 const oldImage = "registry.test/demo-app@sha256:" + "1111111111111111111111111111111111111111111111111111111111111111"
 
 type releaseSuite struct {
@@ -27,27 +31,27 @@ type releaseSuite struct {
 	env *testsuite.TestWorkflowEnvironment
 
 	mu       sync.Mutex
-	fleet    map[string][]string // stage → tenant names
-	outcome  map[string]string   // tenant → outcome its cut-over reports (default updated)
-	updates  []fleet.UpdateInput // in the order they started
+	fleet    map[string][]string       // stage → tenant names
+	outcome  map[string]tenant.Outcome // tenant → outcome its cut-over reports (default updated)
+	updates  []fleet.UpdateInput       // in the order they started
 	running  int
 	maxSeen  int
 	startsAt map[string]time.Time
 	// apply, when set, answers UpdateTenant instead of the default cut-over.
-	apply func(in fleet.UpdateInput) fleet.ApplyResult
+	apply func(in fleet.UpdateInput) tenant.ApplyResult
 }
 
 func TestRelease(t *testing.T) { suite.Run(t, new(releaseSuite)) }
 
 func (s *releaseSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
-	s.env.RegisterWorkflowWithOptions(ReleaseWorkflow, workflow.RegisterOptions{Name: ReleaseWorkflowType})
+	s.env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
 	f := &fleet.Activities{}
 	s.env.RegisterActivity(f.ListTenants)
 	s.env.RegisterActivity(f.UpdateTenant)
 	s.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
 	s.fleet = map[string][]string{"staging": {"s1", "s2"}, "prod": {"p1", "p2", "p3", "p4", "p5"}}
-	s.outcome = map[string]string{}
+	s.outcome = map[string]tenant.Outcome{}
 	s.updates = nil
 	s.running, s.maxSeen = 0, 0
 	s.apply = nil
@@ -57,12 +61,12 @@ func (s *releaseSuite) SetupTest() {
 		var out []fleet.Tenant
 		for _, n := range s.fleet[in.Stage] {
 			if len(in.Names) == 0 || slices.Contains(in.Names, n) {
-				out = append(out, fleet.Tenant{Name: n, Stage: in.Stage, State: StateActive, Image: oldImage})
+				out = append(out, fleet.Tenant{Name: n, Stage: in.Stage, State: string(tenant.StateActive), Image: oldImage})
 			}
 		}
 		return out, nil
 	})
-	s.env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (fleet.ApplyResult, error) {
+	s.env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (tenant.ApplyResult, error) {
 		if s.apply != nil {
 			return s.apply(in), nil
 		}
@@ -77,26 +81,26 @@ func (s *releaseSuite) SetupTest() {
 		s.running--
 		s.mu.Unlock()
 		if outcome == "" || strings.HasSuffix(in.UpdateID, "/revert") {
-			outcome = TenantUpdated
+			outcome = tenant.OutcomeUpdated
 		}
-		res := fleet.ApplyResult{Tenant: in.Tenant, Outcome: outcome, From: oldImage, To: in.Apply.Image,
+		res := tenant.ApplyResult{Tenant: in.Tenant, Outcome: outcome, From: oldImage, To: in.Apply.Image,
 			StartedAt: time.Unix(100, 0), FinishedAt: time.Unix(103, 0)}
-		if outcome == TenantRolledBack {
+		if outcome == tenant.OutcomeRolledBack {
 			res.Error = "service app is unhealthy"
 		}
 		return res, nil
 	})
 }
 
-func releaseInput(plan ReleasePlan) ReleaseInput {
+func releaseInput(plan Plan) Input {
 	if plan.Tenants.Stage == "" && !plan.Tenants.All && plan.Tenants.Names == nil {
 		plan.Tenants = TenantSelector{All: true}
 	}
-	return ReleaseInput{ID: "r1", Image: newImage, Plan: plan, RequestedBy: "dev"}
+	return Input{ID: "r1", Image: newImage, Plan: plan, RequestedBy: "dev"}
 }
 
 type updateOutcome struct {
-	state ReleaseState
+	state Release
 	err   error
 	done  bool
 }
@@ -109,7 +113,7 @@ func (s *releaseSuite) updateAt(at time.Duration, name string, arg any, out *upd
 			OnAccept: func() {},
 			OnComplete: func(v any, err error) {
 				out.err, out.done = err, true
-				if st, ok := v.(ReleaseState); ok {
+				if st, ok := v.(Release); ok {
 					out.state = st
 				}
 			},
@@ -117,18 +121,18 @@ func (s *releaseSuite) updateAt(at time.Duration, name string, arg any, out *upd
 	}, at)
 }
 
-func (s *releaseSuite) query() ReleaseState {
+func (s *releaseSuite) query() Release {
 	v, err := s.env.QueryWorkflow(QueryRelease)
 	s.Require().NoError(err)
-	var st ReleaseState
+	var st Release
 	s.Require().NoError(v.Get(&st))
 	return st
 }
 
-func (s *releaseSuite) result() ReleaseState {
+func (s *releaseSuite) result() Release {
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	var st ReleaseState
+	var st Release
 	s.Require().NoError(s.env.GetWorkflowResult(&st))
 	return st
 }
@@ -144,19 +148,19 @@ func (s *releaseSuite) started() []string {
 }
 
 func (s *releaseSuite) TestStagingThenPromoteThenCanaryAndBatches() {
-	var waiting ReleaseState
+	var waiting Release
 	s.env.RegisterDelayedCallback(func() { waiting = s.query() }, time.Hour)
 	var promoted updateOutcome
 	s.updateAt(2*time.Hour, UpdatePromote, PromoteInput{Release: "r1", By: "alice"}, &promoted)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
 	st := s.result()
 
-	s.Equal(ReleaseAwaitingPromotion, waiting.State, "staging done, prod untouched until promoted")
+	s.Equal(StateAwaitingPromotion, waiting.State, "staging done, prod untouched until promoted")
 	s.ElementsMatch([]string{"s1", "s2"}, s.started()[:2])
 	s.Require().NoError(promoted.err)
 	s.Equal("alice", promoted.state.Promotion.By)
 
-	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(StateCompleted, st.State)
 	s.Equal(PhaseProd, st.Phase)
 	started := s.started()
 	s.Require().Len(started, 7)
@@ -174,16 +178,16 @@ func (s *releaseSuite) TestStagingThenPromoteThenCanaryAndBatches() {
 	}
 	s.Equal(map[string]int{"s1": 1, "s2": 1, "p1": 2, "p2": 3, "p3": 3, "p4": 4, "p5": 4}, waves, "staging in batches; prod: the canary alone, then batches")
 	s.Equal(2, s.maxSeen, "MaxParallel cut-overs at a time")
-	s.Equal(Progress{Done: 7, Total: 7}, Progress{Done: st.Progress.Done, Total: st.Progress.Total})
+	s.Equal(flow.Progress{Done: 7, Total: 7}, flow.Progress{Done: st.Progress.Done, Total: st.Progress.Total})
 	s.Zero(st.Failures)
 }
 
 func (s *releaseSuite) TestMaxParallelBelowBatchSize() {
 	s.fleet["staging"] = nil
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "cli"}) }, time.Hour)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 5, MaxParallel: 1}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BatchSize: 5, MaxParallel: 1}))
 	st := s.result()
-	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(StateCompleted, st.State)
 	s.Equal(1, s.maxSeen)
 	s.Equal("cli", st.Promotion.By, "the promote Signal promotes like the Update")
 }
@@ -193,14 +197,14 @@ func (s *releaseSuite) TestMaxParallelBelowBatchSize() {
 func (s *releaseSuite) TestPromoteSignalWithoutPayload() {
 	s.fleet["staging"] = nil
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, nil) }, time.Hour)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{}))
 	st := s.result()
-	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(StateCompleted, st.State)
 	s.Equal("signal", st.Promotion.By)
 }
 
 func (s *releaseSuite) TestPromoteValidator() {
-	s.outcome["s2"] = TenantRolledBack
+	s.outcome["s2"] = tenant.OutcomeRolledBack
 	var early, wrong updateOutcome
 	// Staging's cut-overs take real time in the mock; at simulated 0 the
 	// first wave is still running.
@@ -211,7 +215,7 @@ func (s *releaseSuite) TestPromoteValidator() {
 	var aborted updateOutcome
 	s.updateAt(3*time.Hour, UpdateAbort, ControlInput{By: "ops", Reason: "bad image"}, &aborted)
 	// Threshold 1: one staging failure does not pause, but bars promotion.
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{FailureThreshold: 1}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{FailureThreshold: 1}))
 	st := s.result()
 
 	s.Equal(ErrPromoteRejected, name(early.err))
@@ -222,7 +226,7 @@ func (s *releaseSuite) TestPromoteValidator() {
 	s.Contains(failed.err.Error(), "staging failed")
 	s.Contains(failed.err.Error(), "s2: rolled-back")
 	s.Require().NoError(aborted.err)
-	s.Equal(ReleaseAborted, st.State)
+	s.Equal(StateAborted, st.State)
 	s.True(st.StagingFailed)
 	s.Equal(1, st.Failures)
 	for _, u := range s.started() {
@@ -232,21 +236,21 @@ func (s *releaseSuite) TestPromoteValidator() {
 
 func (s *releaseSuite) TestThresholdPausesUntilResumed() {
 	s.fleet["staging"] = nil
-	s.outcome["p2"] = TenantRolledBack
+	s.outcome["p2"] = tenant.OutcomeRolledBack
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
-	var paused ReleaseState
+	var paused Release
 	s.env.RegisterDelayedCallback(func() { paused = s.query() }, time.Hour)
 	var resumed updateOutcome
 	s.updateAt(2*time.Hour, UpdateResume, ControlInput{By: "ops"}, &resumed)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 2, MaxParallel: 2}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BatchSize: 2, MaxParallel: 2}))
 	st := s.result()
 
-	s.Equal(ReleasePaused, paused.State)
+	s.Equal(StatePaused, paused.State)
 	s.Contains(paused.PauseReason, "over the threshold of 0")
 	s.Contains(paused.PauseReason, "p2")
 	s.Equal(TenantPending, paused.Tenants[2].Status, "the next wave waits")
 	s.Require().NoError(resumed.err)
-	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(StateCompleted, st.State)
 	s.Equal(1, st.Failures)
 	s.Equal(TenantRolledBack, st.Tenants[1].Status)
 	s.Equal(TenantUpdated, st.Tenants[4].Status)
@@ -254,20 +258,20 @@ func (s *releaseSuite) TestThresholdPausesUntilResumed() {
 
 func (s *releaseSuite) TestAbortRevertsTheCurrentWave() {
 	s.fleet["staging"] = nil
-	s.outcome["p3"] = TenantRolledBack
+	s.outcome["p3"] = tenant.OutcomeRolledBack
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
 	var aborted updateOutcome
 	s.updateAt(time.Hour, UpdateAbort, ControlInput{By: "ops", Reason: "p3 broke"}, &aborted)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
 	st := s.result()
 
 	s.Require().NoError(aborted.err)
-	s.Equal(ReleaseAborted, st.State)
-	status := map[string]string{}
+	s.Equal(StateAborted, st.State)
+	status := map[string]TenantStatus{}
 	for _, t := range st.Tenants {
 		status[t.Name] = t.Status
 	}
-	s.Equal(map[string]string{"p1": TenantUpdated, "p2": TenantReverted, "p3": TenantRolledBack, "p4": TenantPending, "p5": TenantPending}, status,
+	s.Equal(map[string]TenantStatus{"p1": TenantUpdated, "p2": TenantReverted, "p3": TenantRolledBack, "p4": TenantPending, "p5": TenantPending}, status,
 		"the canary (an earlier wave) stays; the current wave's updated tenant goes back")
 	s.Contains(s.started(), "p2/revert")
 	s.mu.Lock()
@@ -286,33 +290,33 @@ func (s *releaseSuite) TestPauseAndResumeAreValidated() {
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, 2*time.Minute)
 	s.updateAt(2*time.Minute, UpdatePause, ControlInput{By: "ops"}, &pause)
 	s.updateAt(3*time.Minute, UpdatePause, ControlInput{By: "ops"}, &pauseAgain)
-	var paused ReleaseState
+	var paused Release
 	s.env.RegisterDelayedCallback(func() { paused = s.query() }, time.Hour)
 	s.updateAt(2*time.Hour, UpdateResume, ControlInput{By: "ops"}, &resume)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 1}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BatchSize: 1}))
 	st := s.result()
 
 	s.Equal(ErrReleaseControl, name(resumeRunning.err), "awaiting promotion is not paused")
 	s.Require().NoError(pause.err)
 	s.Equal(ErrReleaseControl, name(pauseAgain.err))
-	s.Equal(ReleasePaused, paused.State)
+	s.Equal(StatePaused, paused.State)
 	s.Equal("paused by ops", paused.PauseReason)
 	s.Less(paused.Progress.Done, 5, "no cut-over started while paused")
 	s.Require().NoError(resume.err)
-	s.Equal(ReleaseCompleted, st.State)
+	s.Equal(StateCompleted, st.State)
 }
 
 func (s *releaseSuite) TestPromotionDeadline() {
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{PromotionDeadline: spec.Duration(24 * time.Hour)}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{PromotionDeadline: spec.Duration(24 * time.Hour)}))
 	st := s.result()
-	s.Equal(ReleaseNotPromoted, st.State)
+	s.Equal(StateNotPromoted, st.State)
 	s.Contains(st.Error, "not promoted within 24h")
 	s.ElementsMatch([]string{"s1", "s2"}, s.started())
 }
 
 func (s *releaseSuite) TestNamedTenantsAndMissingOnes() {
 	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{Tenants: TenantSelector{Names: []string{"s2", "p4", "ghost"}}}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{Tenants: TenantSelector{Names: []string{"s2", "p4", "ghost"}}}))
 	st := s.result()
 	s.ElementsMatch([]string{"s2", "p4"}, s.started())
 	s.Require().Len(st.Tenants, 3)
@@ -321,11 +325,11 @@ func (s *releaseSuite) TestNamedTenantsAndMissingOnes() {
 }
 
 func (s *releaseSuite) TestRollbackImagesPerTenant() {
-	in := releaseInput(ReleasePlan{Tenants: TenantSelector{Stage: "staging"}})
+	in := releaseInput(Plan{Tenants: TenantSelector{Stage: "staging"}})
 	in.Images = map[string]string{"s2": oldImage}
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, in)
+	s.env.ExecuteWorkflow(WorkflowType, in)
 	st := s.result()
-	s.Equal(ReleaseCompleted, st.State, "a staging-only release needs no promotion")
+	s.Equal(StateCompleted, st.State, "a staging-only release needs no promotion")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	images := map[string]string{}
@@ -339,41 +343,41 @@ func (s *releaseSuite) TestContinuesAsNewAtWaveBoundary() {
 	old := releaseWavesPerRun
 	releaseWavesPerRun = 1
 	defer func() { releaseWavesPerRun = old }()
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{BatchSize: 1}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BatchSize: 1}))
 	s.Require().True(s.env.IsWorkflowCompleted())
 	err := s.env.GetWorkflowError()
 	var can *workflow.ContinueAsNewError
 	s.Require().True(errors.As(err, &can), "got %v", err)
-	s.Equal(ReleaseWorkflowType, can.WorkflowType.Name)
+	s.Equal(WorkflowType, can.WorkflowType.Name)
 	s.Equal([]string{"s1"}, s.started(), "one wave per run")
 }
 
 func TestContinuedReleaseResumes(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(ReleaseWorkflow, workflow.RegisterOptions{Name: ReleaseWorkflowType})
+	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
 	f := &fleet.Activities{}
 	env.RegisterActivity(f.ListTenants)
 	env.RegisterActivity(f.UpdateTenant)
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
 	var got []string
-	env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (fleet.ApplyResult, error) {
+	env.OnActivity(f.UpdateTenant, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.UpdateInput) (tenant.ApplyResult, error) {
 		got = append(got, in.Tenant)
-		return fleet.ApplyResult{Tenant: in.Tenant, Outcome: TenantUpdated}, nil
+		return tenant.ApplyResult{Tenant: in.Tenant, Outcome: tenant.OutcomeUpdated}, nil
 	})
 	// State as a release carries it across continue-as-new: staging's first
 	// wave done, its second pending; nothing is listed again.
-	state := ReleaseState{ID: "r1", Image: newImage, Plan: withPlanDefaults(ReleasePlan{Tenants: TenantSelector{Stage: "staging"}, BatchSize: 1}),
-		State: ReleaseRunning, Phase: PhaseStaging, Tenants: []TenantRelease{
+	state := Release{ID: "r1", Image: newImage, Plan: withPlanDefaults(Plan{Tenants: TenantSelector{Stage: "staging"}, BatchSize: 1}),
+		State: StateRunning, Phase: PhaseStaging, Tenants: []Tenant{
 			{Name: "s1", Stage: PhaseStaging, Wave: 1, Status: TenantUpdated},
 			{Name: "s2", Stage: PhaseStaging, Wave: 2, Status: TenantPending, To: newImage},
-		}, Progress: Progress{Done: 1, Total: 2}}
-	env.ExecuteWorkflow(ReleaseWorkflowType, ReleaseInput{ID: "r1", Image: newImage, Plan: state.Plan, State: &state, Cursor: &ReleaseCursor{StagingListed: true}})
+		}, Progress: flow.Progress{Done: 1, Total: 2}}
+	env.ExecuteWorkflow(WorkflowType, Input{ID: "r1", Image: newImage, Plan: state.Plan, State: &state, Cursor: &Cursor{StagingListed: true}})
 	require.NoError(t, env.GetWorkflowError())
-	var st ReleaseState
+	var st Release
 	require.NoError(t, env.GetWorkflowResult(&st))
 	require.Equal(t, []string{"s2"}, got)
-	require.Equal(t, ReleaseCompleted, st.State)
+	require.Equal(t, StateCompleted, st.State)
 	require.Equal(t, 2, st.Progress.Done)
 }
 
@@ -384,29 +388,38 @@ func (s *releaseSuite) TestAbortCancelsTheCutoversUnderWay() {
 	s.fleet["staging"] = []string{"s1"}
 	f := &fleet.Activities{}
 	s.env.RegisterActivity(f.CancelRelease)
-	cancelled := make(chan fleet.CancelInput, 1)
-	s.env.OnActivity(f.CancelRelease, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.CancelInput) error {
+	cancelled := make(chan tenant.CancelInput, 1)
+	s.env.OnActivity(f.CancelRelease, mock.Anything, mock.Anything).Return(func(_ context.Context, in tenant.CancelInput) error {
 		cancelled <- in
 		return nil
 	})
-	s.apply = func(in fleet.UpdateInput) fleet.ApplyResult {
+	s.apply = func(in fleet.UpdateInput) tenant.ApplyResult {
 		// The pull never ends; ops abort meanwhile.
 		s.env.UpdateWorkflow(UpdateAbort, "", &testsuite.TestUpdateCallback{OnReject: func(error) {}, OnAccept: func() {}, OnComplete: func(any, error) {}},
 			ControlInput{By: "ops", Reason: "the registry is gone"})
-		res := fleet.ApplyResult{Tenant: in.Tenant, From: oldImage, To: in.Apply.Image}
+		res := tenant.ApplyResult{Tenant: in.Tenant, From: oldImage, To: in.Apply.Image}
 		select {
 		case c := <-cancelled:
-			s.Equal(fleet.CancelInput{Tenant: "s1", Release: "r1", Image: newImage, Reason: "aborted by ops: the registry is gone"}, c)
-			res.Outcome, res.Error = TenantRolledBack, "cancelled: release r1 was aborted"
+			s.Equal(tenant.CancelInput{Tenant: "s1", Release: "r1", Image: newImage, Reason: "aborted by ops: the registry is gone"}, c)
+			res.Outcome, res.Error = tenant.OutcomeRolledBack, "cancelled: release r1 was aborted"
 		case <-time.After(10 * time.Second):
-			res.Outcome = TenantUpdated // the pull ended on its own
+			res.Outcome = tenant.OutcomeUpdated // the pull ended on its own
 		}
 		return res
 	}
-	s.env.ExecuteWorkflow(ReleaseWorkflowType, releaseInput(ReleasePlan{}))
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{}))
 	st := s.result()
-	s.Equal(ReleaseAborted, st.State)
+	s.Equal(StateAborted, st.State)
 	s.Require().Len(st.Tenants, 1)
 	s.Equal(TenantRolledBack, st.Tenants[0].Status, st.Tenants[0].Error)
 	s.Contains(st.Tenants[0].Error, "cancelled")
+}
+
+// name is the failure type of an application error ("" for another error).
+func name(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
 }

@@ -1,4 +1,4 @@
-package workflows
+package release
 
 import (
 	"errors"
@@ -12,6 +12,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/fleet"
+	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // A release rolls one image out to the fleet:
@@ -40,7 +43,16 @@ var (
 
 // Tenants are listed like any outside call: retried through a visibility
 // outage for up to 30 minutes.
-var listTenantsOptions = integrationOptions
+var listTenantsOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 30 * time.Minute,
+	WaitForCancellation:    true,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}
 
 // A tenant's cut-over may first wait for another operation on the tenant
 // (a provisioning): the activity heartbeats while it waits for the
@@ -58,8 +70,8 @@ var updateTenantOptions = workflow.ActivityOptions{
 	},
 }
 
-// ReleaseCursor is where a release that continued as new resumes.
-type ReleaseCursor struct {
+// Cursor is where a release that continued as new resumes.
+type Cursor struct {
 	StagingListed bool       `json:"stagingListed,omitempty"`
 	ProdListed    bool       `json:"prodListed,omitempty"`
 	PromoteBy     *time.Time `json:"promoteBy,omitempty"`
@@ -69,10 +81,10 @@ type ReleaseCursor struct {
 	Aborting            bool `json:"aborting,omitempty"`
 }
 
-type release struct {
-	in      ReleaseInput
-	state   ReleaseState
-	cur     ReleaseCursor
+type rollout struct {
+	in      Input
+	state   Release
+	cur     Cursor
 	running int
 	waves   int // waves run by this run
 }
@@ -83,18 +95,18 @@ var (
 	errAborted       = errors.New("aborted")
 )
 
-// ReleaseWorkflow runs one release (see above).
-func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseState, error) {
-	r := &release{in: in}
+// Workflow runs one release (see above).
+func Workflow(ctx workflow.Context, in Input) (Release, error) {
+	r := &rollout{in: in}
 	if in.State != nil {
 		r.state = *in.State
 		if in.Cursor != nil {
 			r.cur = *in.Cursor
 		}
 	} else {
-		r.state = ReleaseState{
+		r.state = Release{
 			ID: in.ID, Image: in.Image, RollbackOf: in.RollbackOf, Plan: withPlanDefaults(in.Plan),
-			RequestedBy: in.RequestedBy, State: ReleaseRunning, Phase: PhaseStaging, StartedAt: workflow.Now(ctx),
+			RequestedBy: in.RequestedBy, State: StateRunning, Phase: PhaseStaging, StartedAt: workflow.Now(ctx),
 		}
 	}
 	if err := r.registerHandlers(ctx); err != nil {
@@ -114,9 +126,9 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseState, error
 		next := r.in
 		state, cur := r.state, r.cur
 		next.State, next.Cursor = &state, &cur
-		return r.state, workflow.NewContinueAsNewError(ctx, ReleaseWorkflowType, next)
+		return r.state, workflow.NewContinueAsNewError(ctx, WorkflowType, next)
 	case errors.Is(err, errAborted):
-		r.finish(ctx, ReleaseAborted)
+		r.finish(ctx, StateAborted)
 	case err != nil:
 		return r.state, err
 	}
@@ -124,7 +136,7 @@ func ReleaseWorkflow(ctx workflow.Context, in ReleaseInput) (ReleaseState, error
 	return r.state, nil
 }
 
-func withPlanDefaults(p ReleasePlan) ReleasePlan {
+func withPlanDefaults(p Plan) Plan {
 	if p.BatchSize <= 0 {
 		p.BatchSize = DefaultBatchSize
 	}
@@ -138,7 +150,7 @@ func withPlanDefaults(p ReleasePlan) ReleasePlan {
 }
 
 // run carries the release from wherever it stands to its end.
-func (r *release) run(ctx workflow.Context) error {
+func (r *rollout) run(ctx workflow.Context) error {
 	if r.cur.Aborting {
 		return errAborted
 	}
@@ -152,18 +164,18 @@ func (r *release) run(ctx workflow.Context) error {
 		if err := r.runPhase(ctx, PhaseStaging); err != nil {
 			return err
 		}
-		if r.state.Plan.Tenants.Stage == PhaseStaging {
-			r.finish(ctx, ReleaseCompleted) // nothing selected in prod
+		if r.state.Plan.Tenants.Stage == string(PhaseStaging) {
+			r.finish(ctx, StateCompleted) // nothing selected in prod
 			return nil
 		}
 		if err := r.awaitPromotion(ctx); err != nil {
 			return err
 		}
-		if r.state.State == ReleaseNotPromoted {
+		if r.state.State == StateNotPromoted {
 			return nil
 		}
-		r.state.Phase = PhaseProd
-		r.state.State = ReleaseRunning
+		r.state.Phase = flow.Must(r.state.Phase.To(PhaseProd))
+		r.state.moveTo(StateRunning)
 		r.upsertSearchAttributes(ctx)
 	}
 	if !r.cur.ProdListed {
@@ -176,22 +188,22 @@ func (r *release) run(ctx workflow.Context) error {
 	if err := r.runPhase(ctx, PhaseProd); err != nil {
 		return err
 	}
-	r.finish(ctx, ReleaseCompleted)
+	r.finish(ctx, StateCompleted)
 	return nil
 }
 
 // list adds the phase's tenants, in waves: staging in batches, prod with
 // its canary wave first.
-func (r *release) list(ctx workflow.Context, phase string) error {
+func (r *rollout) list(ctx workflow.Context, phase Phase) error {
 	sel := r.state.Plan.Tenants
-	if sel.Stage != "" && sel.Stage != phase {
+	if sel.Stage != "" && sel.Stage != string(phase) {
 		return nil
 	}
 	var f *fleet.Activities
 	var tenants []fleet.Tenant
-	in := fleet.ListInput{Stage: phase, Names: sel.Names}
+	in := fleet.ListInput{Stage: string(phase), Names: sel.Names}
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listTenantsOptions), f.ListTenants, in).Get(ctx, &tenants); err != nil {
-		r.state.Error = "list " + phase + " tenants: " + errorMessage(err)
+		r.state.Error = "list " + string(phase) + " tenants: " + flow.ErrorMessage(err)
 		return err
 	}
 	// Wave n's size: prod's first wave is the canary, the rest are batches.
@@ -206,8 +218,8 @@ func (r *release) list(ctx workflow.Context, phase string) error {
 		wave++
 		end := min(pos+size(n), len(tenants))
 		for _, t := range tenants[pos:end] {
-			r.state.Tenants = append(r.state.Tenants, TenantRelease{
-				Name: t.Name, Stage: phase, Wave: wave, Status: TenantPending, From: t.Image, To: r.imageFor(t.Name),
+			r.state.Tenants = append(r.state.Tenants, Tenant{
+				Name: t.Name, Stage: phase, Wave: wave, Status: flow.Must(tenantNew.To(TenantPending)), From: t.Image, To: r.imageFor(t.Name),
 			})
 		}
 		pos = end
@@ -218,24 +230,24 @@ func (r *release) list(ctx workflow.Context, phase string) error {
 }
 
 // markMissing reports named tenants that neither phase found.
-func (r *release) markMissing() {
+func (r *rollout) markMissing() {
 	for _, name := range r.state.Plan.Tenants.Names {
-		if !slices.ContainsFunc(r.state.Tenants, func(t TenantRelease) bool { return t.Name == name }) {
-			r.state.Tenants = append(r.state.Tenants, TenantRelease{Name: name, Status: TenantSkipped, Error: "no running tenant of that name"})
+		if !slices.ContainsFunc(r.state.Tenants, func(t Tenant) bool { return t.Name == name }) {
+			r.state.Tenants = append(r.state.Tenants, Tenant{Name: name, Status: flow.Must(tenantNew.To(TenantSkipped)), Error: "no running tenant of that name"})
 			r.state.Progress.Total++
 			r.state.Progress.Done++
 		}
 	}
 }
 
-func (r *release) imageFor(tenant string) string {
+func (r *rollout) imageFor(tenant string) string {
 	if img, ok := r.in.Images[tenant]; ok {
 		return img
 	}
 	return r.in.Image
 }
 
-func (r *release) lastWave() int {
+func (r *rollout) lastWave() int {
 	w := 0
 	for _, t := range r.state.Tenants {
 		w = max(w, t.Wave)
@@ -245,7 +257,7 @@ func (r *release) lastWave() int {
 
 // runPhase runs the phase's waves in order, from the first with a tenant
 // still pending.
-func (r *release) runPhase(ctx workflow.Context, phase string) error {
+func (r *rollout) runPhase(ctx workflow.Context, phase Phase) error {
 	for {
 		wave := 0
 		for _, t := range r.state.Tenants {
@@ -269,7 +281,7 @@ func (r *release) runPhase(ctx workflow.Context, phase string) error {
 // runWave cuts over the wave's pending tenants, MaxParallel at a time. A
 // pause stops new cut-overs (those under way finish); abort also puts the
 // wave's updated tenants back.
-func (r *release) runWave(ctx workflow.Context, wave int) error {
+func (r *rollout) runWave(ctx workflow.Context, wave int) error {
 	r.state.Wave = wave
 	var idxs []int
 	for i, t := range r.state.Tenants {
@@ -283,7 +295,7 @@ func (r *release) runWave(ctx workflow.Context, wave int) error {
 			continue
 		}
 		if err := workflow.Await(ctx, func() bool {
-			return r.cur.Aborting || (r.state.State != ReleasePaused && r.running < r.state.Plan.MaxParallel)
+			return r.cur.Aborting || (r.state.State != StatePaused && r.running < r.state.Plan.MaxParallel)
 		}); err != nil {
 			return err
 		}
@@ -302,10 +314,10 @@ func (r *release) runWave(ctx workflow.Context, wave int) error {
 			return err
 		}
 	}
-	if r.state.State == ReleasePaused && !r.cur.Aborting {
+	if r.state.State == StatePaused && !r.cur.Aborting {
 		// Over the threshold with the wave's last results, or paused by
 		// ops: the wave stays current until they decide.
-		if err := workflow.Await(ctx, func() bool { return r.cur.Aborting || r.state.State != ReleasePaused }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return r.cur.Aborting || r.state.State != StatePaused }); err != nil {
 			return err
 		}
 	}
@@ -319,7 +331,7 @@ func (r *release) runWave(ctx workflow.Context, wave int) error {
 	return nil
 }
 
-func (r *release) hasPending(idxs []int) bool {
+func (r *rollout) hasPending(idxs []int) bool {
 	for _, i := range idxs {
 		if r.state.Tenants[i].Status == TenantPending {
 			return true
@@ -329,10 +341,10 @@ func (r *release) hasPending(idxs []int) bool {
 }
 
 // launch starts one tenant's cut-over in its own coroutine.
-func (r *release) launch(ctx workflow.Context, i int) {
+func (r *rollout) launch(ctx workflow.Context, i int) {
 	r.running++
 	t := &r.state.Tenants[i]
-	t.Status = TenantUpdating
+	t.moveTo(TenantUpdating)
 	now := workflow.Now(ctx)
 	t.StartedAt = &now
 	name, to := t.Name, t.To
@@ -345,13 +357,13 @@ func (r *release) launch(ctx workflow.Context, i int) {
 
 // applyTo sends the tenant the applyRelease Update through the fleet
 // activity; suffix tells a revert's Update from the release's own.
-func (r *release) applyTo(ctx workflow.Context, tenant, image, suffix string) (ApplyReleaseResult, error) {
+func (r *rollout) applyTo(ctx workflow.Context, name, image, suffix string) (tenant.ApplyResult, error) {
 	var f *fleet.Activities
-	var res ApplyReleaseResult
+	var res tenant.ApplyResult
 	in := fleet.UpdateInput{
-		Tenant:   tenant,
-		UpdateID: ReleaseWorkflowID(r.state.ID) + "/" + tenant + suffix,
-		Apply:    ApplyReleaseInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain},
+		Tenant:   name,
+		UpdateID: WorkflowID(r.state.ID) + "/" + name + suffix,
+		Apply:    tenant.ApplyInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain},
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), f.UpdateTenant, in).Get(ctx, &res)
 	return res, err
@@ -359,14 +371,16 @@ func (r *release) applyTo(ctx workflow.Context, tenant, image, suffix string) (A
 
 // record stores a tenant's outcome and pauses the release when failures
 // pass the threshold.
-func (r *release) record(ctx workflow.Context, i int, res ApplyReleaseResult, err error) {
+func (r *rollout) record(ctx workflow.Context, i int, res tenant.ApplyResult, err error) {
 	t := &r.state.Tenants[i]
 	now := workflow.Now(ctx)
 	t.FinishedAt = &now
 	if err != nil {
-		t.Status, t.Error = TenantFailed, errorMessage(err)
+		t.moveTo(TenantFailed)
+		t.Error = flow.ErrorMessage(err)
 	} else {
-		t.Status, t.Error = res.Outcome, res.Error
+		t.moveTo(TenantStatus(res.Outcome))
+		t.Error = res.Error
 		if res.From != "" {
 			t.From = res.From
 		}
@@ -384,8 +398,8 @@ func (r *release) record(ctx workflow.Context, i int, res ApplyReleaseResult, er
 	if t.Stage == PhaseStaging {
 		r.state.StagingFailed = true
 	}
-	if r.cur.FailuresSinceResume > r.state.Plan.FailureThreshold && r.state.State == ReleaseRunning {
-		r.state.State = ReleasePaused
+	if r.cur.FailuresSinceResume > r.state.Plan.FailureThreshold && r.state.State == StateRunning {
+		r.state.moveTo(StatePaused)
 		r.state.PauseReason = fmt.Sprintf("%d tenant(s) failed, over the threshold of %d (last: %s: %s)",
 			r.cur.FailuresSinceResume, r.state.Plan.FailureThreshold, t.Name, t.Error)
 		r.logger(ctx).Warn("release paused", "reason", r.state.PauseReason)
@@ -413,7 +427,7 @@ var cancelOptions = workflow.ActivityOptions{
 // rolls back (its old instance kept serving), or, still waiting for its
 // turn, never starts. A cut-over past its switch finishes and is then
 // reverted with the wave.
-func (r *release) cancelInFlight(ctx workflow.Context, idxs []int) {
+func (r *rollout) cancelInFlight(ctx workflow.Context, idxs []int) {
 	if workflow.GetVersion(ctx, versionAbortCancels, workflow.DefaultVersion, 1) < 1 {
 		return
 	}
@@ -424,19 +438,19 @@ func (r *release) cancelInFlight(ctx workflow.Context, idxs []int) {
 		if t.Status != TenantUpdating {
 			continue
 		}
-		in := fleet.CancelInput{Tenant: t.Name, Release: r.state.ID, Image: t.To, Reason: r.state.Error}
+		in := tenant.CancelInput{Tenant: t.Name, Release: r.state.ID, Image: t.To, Reason: r.state.Error}
 		pending = append(pending, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, cancelOptions), f.CancelRelease, in))
 	}
 	for _, p := range pending {
 		if err := p.Get(ctx, nil); err != nil {
 			// Its cut-over then ends on its own; the wave is reverted.
-			r.logger(ctx).Warn("cancel of a cut-over not delivered", "error", errorMessage(err))
+			r.logger(ctx).Warn("cancel of a cut-over not delivered", "error", flow.ErrorMessage(err))
 		}
 	}
 }
 
 // revertWave puts the wave's updated tenants back on their previous image.
-func (r *release) revertWave(ctx workflow.Context, idxs []int) {
+func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
 	wg := workflow.NewWaitGroup(ctx)
 	sem := 0
 	for _, i := range idxs {
@@ -455,11 +469,11 @@ func (r *release) revertWave(ctx workflow.Context, idxs []int) {
 			t := &r.state.Tenants[i]
 			switch {
 			case err != nil:
-				t.Error = "revert failed: " + errorMessage(err)
-			case res.Outcome == TenantUpdated || res.Outcome == TenantUnchanged:
-				t.Status = TenantReverted
+				t.Error = "revert failed: " + flow.ErrorMessage(err)
+			case res.Outcome == tenant.OutcomeUpdated || res.Outcome == tenant.OutcomeUnchanged:
+				t.moveTo(TenantReverted)
 			default:
-				t.Error = "revert " + res.Outcome + ": " + res.Error
+				t.Error = "revert " + string(res.Outcome) + ": " + res.Error
 			}
 		})
 	}
@@ -468,11 +482,11 @@ func (r *release) revertWave(ctx workflow.Context, idxs []int) {
 
 // awaitPromotion waits for promote (Update or Signal), abort, or the
 // promotion deadline.
-func (r *release) awaitPromotion(ctx workflow.Context) error {
+func (r *rollout) awaitPromotion(ctx workflow.Context) error {
 	if r.state.Promotion != nil {
 		return nil
 	}
-	r.state.State = ReleaseAwaitingPromotion
+	r.state.moveTo(StateAwaitingPromotion)
 	r.upsertSearchAttributes(ctx)
 	r.logger(ctx).Info("staging done, awaiting promotion", "stagingFailed", r.state.StagingFailed)
 	done := func() bool { return r.state.Promotion != nil || r.cur.Aborting }
@@ -487,7 +501,7 @@ func (r *release) awaitPromotion(ctx workflow.Context) error {
 		}
 		if !ok {
 			r.state.Error = fmt.Sprintf("not promoted within %s", d)
-			r.finish(ctx, ReleaseNotPromoted)
+			r.finish(ctx, StateNotPromoted)
 			return nil
 		}
 	} else if err := workflow.Await(ctx, done); err != nil {
@@ -500,35 +514,30 @@ func (r *release) awaitPromotion(ctx workflow.Context) error {
 }
 
 // finish ends the release in a final state.
-func (r *release) finish(ctx workflow.Context, state string) {
+func (r *rollout) finish(ctx workflow.Context, state State) {
 	now := workflow.Now(ctx)
-	r.state.State, r.state.FinishedAt = state, &now
+	r.state.moveTo(state)
+	r.state.FinishedAt = &now
 	r.state.PauseReason = ""
 	r.upsertSearchAttributes(ctx)
-	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"operation": "release", "outcome": strings.ReplaceAll(state, "-", "_")})
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"operation": "release", "outcome": strings.ReplaceAll(string(state), "-", "_")})
 	m.Counter("tenantflow_operations_total").Inc(1)
 	m.Timer("tenantflow_operation_duration").Record(now.Sub(r.state.StartedAt))
 	r.logger(ctx).Info("release ended", "state", state, "failures", r.state.Failures)
 }
 
-func (r *release) final() bool {
-	switch r.state.State {
-	case ReleaseCompleted, ReleaseAborted, ReleaseNotPromoted:
-		return true
-	}
-	return false
-}
+func (r *rollout) final() bool { return r.state.State.Final() }
 
-func (r *release) upsertSearchAttributes(ctx workflow.Context) {
-	updates := []temporal.SearchAttributeUpdate{SARelease.ValueSet(r.state.ID), SAStage.ValueSet(r.state.Phase)}
+func (r *rollout) upsertSearchAttributes(ctx workflow.Context) {
+	updates := []temporal.SearchAttributeUpdate{searchattr.Release.ValueSet(r.state.ID), searchattr.Stage.ValueSet(string(r.state.Phase))}
 	if r.state.Image != "" {
-		updates = append(updates, SAImage.ValueSet(r.state.Image))
+		updates = append(updates, searchattr.Image.ValueSet(r.state.Image))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		r.logger(ctx).Warn("upsert search attributes failed", "error", err)
 	}
 }
 
-func (r *release) logger(ctx workflow.Context) log.Logger {
+func (r *rollout) logger(ctx workflow.Context) log.Logger {
 	return log.With(workflow.GetLogger(ctx), "release", r.state.ID)
 }

@@ -1,65 +1,35 @@
-package workflows
+package release
 
 import (
 	"time"
 
-	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/flow"
 )
 
-// ReleaseWorkflowType is the registered type name of a release.
-const ReleaseWorkflowType = "Release"
+// WorkflowType is the registered type name of a release.
+const WorkflowType = "Release"
 
-// ReleaseWorkflowID is the id of a release's workflow, release:<id>; the
+// WorkflowID is the id of a release's workflow, release:<id>; the
 // release id is what the API and the CLI name.
-func ReleaseWorkflowID(id string) string { return "release:" + id }
+func WorkflowID(id string) string { return "release:" + id }
 
 // Release Updates and the promote Signal. promote is both: an Update for
 // callers that want the verdict (REST), and a Signal so that
 // `temporal workflow signal --name promote` works from the CLI.
 const (
-	UpdatePromote      = "promote"
-	SignalPromote      = "promote"
-	UpdatePause        = "pause"
-	UpdateResume       = "resume"
-	UpdateAbort        = "abort"
-	QueryRelease       = "release"
-	UpdateApplyRelease = fleet.UpdateApplyRelease // on the Tenant workflow
+	UpdatePromote = "promote"
+	SignalPromote = "promote"
+	UpdatePause   = "pause"
+	UpdateResume  = "resume"
+	UpdateAbort   = "abort"
+	QueryRelease  = "release"
 )
 
 // Failure types of rejected release requests.
 const (
 	ErrPromoteRejected = "PromoteRejected"
 	ErrReleaseControl  = "ReleaseControlRejected"
-	ErrTenantBusy      = "TenantUnavailable"
-)
-
-// Release states, as GET /v1/releases/{id} shows them.
-const (
-	ReleaseRunning           = "running"
-	ReleaseAwaitingPromotion = "awaiting-promotion"
-	ReleasePaused            = "paused"
-	ReleaseCompleted         = "completed"
-	ReleaseAborted           = "aborted"
-	ReleaseNotPromoted       = "not-promoted"
-)
-
-// Release phases.
-const (
-	PhaseStaging = "staging"
-	PhaseProd    = "prod"
-)
-
-// Per-tenant outcomes of a release.
-const (
-	TenantPending    = "pending"
-	TenantUpdating   = "updating"
-	TenantUpdated    = fleet.OutcomeUpdated
-	TenantUnchanged  = fleet.OutcomeUnchanged
-	TenantRolledBack = fleet.OutcomeRolledBack
-	TenantSkipped    = fleet.OutcomeSkipped
-	TenantFailed     = "failed"   // the tenant's answer never came (activity gave up)
-	TenantReverted   = "reverted" // updated, then put back by an abort
 )
 
 // TenantSelector picks the tenants a release covers: every tenant, the
@@ -70,8 +40,8 @@ type TenantSelector struct {
 	Names []string `json:"names,omitempty"`
 }
 
-// ReleasePlan says how a release rolls out.
-type ReleasePlan struct {
+// Plan says how a release rolls out.
+type Plan struct {
 	Tenants TenantSelector `json:"tenants"`
 	// Canary prod tenants are updated first, alone in their wave.
 	Canary int `json:"canary"`
@@ -99,32 +69,32 @@ const (
 	DefaultDrain     = 2 * time.Second
 )
 
-// ReleaseInput starts (or continues as new) a release.
-type ReleaseInput struct {
+// Input starts (or continues as new) a release.
+type Input struct {
 	ID    string `json:"id"`
 	Image string `json:"image"` // repo@sha256:…
 	// Images overrides Image per tenant: a rollback release puts each
 	// tenant back on the image it had before.
 	Images      map[string]string `json:"images,omitempty"`
-	Plan        ReleasePlan       `json:"plan"`
+	Plan        Plan              `json:"plan"`
 	RequestedBy string            `json:"requestedBy,omitempty"`
 	RollbackOf  string            `json:"rollbackOf,omitempty"`
 	// Carried across continue-as-new.
-	State  *ReleaseState  `json:"state,omitempty"`
-	Cursor *ReleaseCursor `json:"cursor,omitempty"`
+	State  *Release `json:"state,omitempty"`
+	Cursor *Cursor  `json:"cursor,omitempty"`
 }
 
-// TenantRelease is one tenant's part in a release.
-type TenantRelease struct {
-	Name       string     `json:"name"`
-	Stage      string     `json:"stage"`
-	Wave       int        `json:"wave"`
-	Status     string     `json:"status"`
-	From       string     `json:"from,omitempty"`
-	To         string     `json:"to,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	StartedAt  *time.Time `json:"startedAt,omitempty"`
-	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+// Tenant is one tenant's part in a release.
+type Tenant struct {
+	Name       string       `json:"name"`
+	Stage      Phase        `json:"stage"`
+	Wave       int          `json:"wave"`
+	Status     TenantStatus `json:"status"`
+	From       string       `json:"from,omitempty"`
+	To         string       `json:"to,omitempty"`
+	Error      string       `json:"error,omitempty"`
+	StartedAt  *time.Time   `json:"startedAt,omitempty"`
+	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
 	// CutoverMillis is how long the tenant's cut-over took.
 	CutoverMillis int64 `json:"cutoverMillis,omitempty"`
 }
@@ -136,20 +106,20 @@ type Promotion struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// ReleaseState is a release as the API shows it.
-type ReleaseState struct {
-	ID          string          `json:"id"`
-	Image       string          `json:"image"`
-	RollbackOf  string          `json:"rollbackOf,omitempty"`
-	Plan        ReleasePlan     `json:"plan"`
-	RequestedBy string          `json:"requestedBy,omitempty"`
-	State       string          `json:"state"`
-	Phase       string          `json:"phase"`
-	PauseReason string          `json:"pauseReason,omitempty"`
-	Promotion   *Promotion      `json:"promotion,omitempty"`
-	Wave        int             `json:"wave"` // wave under way (1-based; 0 before the first)
-	Tenants     []TenantRelease `json:"tenants"`
-	Progress    Progress        `json:"progress"`
+// Release is a release as the API shows it (the release query's answer).
+type Release struct {
+	ID          string        `json:"id"`
+	Image       string        `json:"image"`
+	RollbackOf  string        `json:"rollbackOf,omitempty"`
+	Plan        Plan          `json:"plan"`
+	RequestedBy string        `json:"requestedBy,omitempty"`
+	State       State         `json:"state"`
+	Phase       Phase         `json:"phase"`
+	PauseReason string        `json:"pauseReason,omitempty"`
+	Promotion   *Promotion    `json:"promotion,omitempty"`
+	Wave        int           `json:"wave"` // wave under way (1-based; 0 before the first)
+	Tenants     []Tenant      `json:"tenants"`
+	Progress    flow.Progress `json:"progress"`
 	// Failures counts rolled-back and failed tenants; StagingFailed is set
 	// when any staging tenant failed, which bars promotion.
 	Failures      int    `json:"failures"`
@@ -176,11 +146,3 @@ type ControlInput struct {
 	By     string `json:"by,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
-
-// ApplyReleaseInput asks a tenant to run an image (the applyRelease Update
-// of the Tenant workflow); ApplyReleaseResult is its answer. They live in
-// the fleet package, whose activity sends the Update.
-type (
-	ApplyReleaseInput  = fleet.ApplyInput
-	ApplyReleaseResult = fleet.ApplyResult
-)

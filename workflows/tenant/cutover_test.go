@@ -1,4 +1,4 @@
-package workflows
+package tenant
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/searchattr"
 )
 
 const newImage = "registry.test/demo-app@sha256:" + "2222222222222222222222222222222222222222222222222222222222222222"
@@ -32,19 +33,19 @@ func (s *provisionSuite) mockCutoverPulling(pull func(image string) error) {
 }
 
 type applyOutcome struct {
-	res ApplyReleaseResult
+	res ApplyResult
 	err error
 }
 
 // applyAt sends the applyRelease Update at simulated time at.
-func (s *provisionSuite) applyAt(at time.Duration, in ApplyReleaseInput, out *applyOutcome) {
+func (s *provisionSuite) applyAt(at time.Duration, in ApplyInput, out *applyOutcome) {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.UpdateWorkflow(UpdateApplyRelease, "", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { out.err = err },
 			OnAccept: func() {},
 			OnComplete: func(v any, err error) {
 				out.err = err
-				if r, ok := v.(ApplyReleaseResult); ok {
+				if r, ok := v.(ApplyResult); ok {
 					out.res = r
 				}
 			},
@@ -59,13 +60,13 @@ func (s *provisionSuite) TestCutoverSwitchesRouteThenRetiresOld() {
 	s.mockCutover()
 	var out applyOutcome
 	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(1) }, 30*time.Minute) // the release records its image in the CMDB
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage, Drain: spec.Duration(3 * time.Second)}, &out)
-	var st TenantState
+	s.applyAt(time.Hour, ApplyInput{Release: "r1", Image: newImage, Drain: spec.Duration(3 * time.Second)}, &out)
+	var st Tenant
 	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 2*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.Require().NoError(out.err)
-	s.Equal(TenantUpdated, out.res.Outcome, out.res.Error)
+	s.Equal(OutcomeUpdated, out.res.Outcome, out.res.Error)
 	s.Equal("tenantflow/demo-app:dev", out.res.From)
 	s.Equal(newImage, out.res.To)
 	s.GreaterOrEqual(out.res.FinishedAt.Sub(out.res.StartedAt), 3*time.Second, "the old instance drains before it is retired")
@@ -89,8 +90,8 @@ func (s *provisionSuite) TestCutoverSwitchesRouteThenRetiresOld() {
 	s.Equal(1, st.Generation)
 	s.Equal("http://127.0.0.1:40001", st.Endpoint)
 	s.Equal(fullPlan.URL, st.URL, "the public URL does not change")
-	s.Equal(newImage, s.keyword(SAImage))
-	s.Equal("r1", s.keyword(SARelease))
+	s.Equal(newImage, s.keyword(searchattr.Image))
+	s.Equal("r1", s.keyword(searchattr.Release))
 }
 
 func (s *provisionSuite) TestUnhealthyCandidateIsRemovedAndOldKeepsServing() {
@@ -106,13 +107,13 @@ func (s *provisionSuite) TestUnhealthyCandidateIsRemovedAndOldKeepsServing() {
 	s.mockCutover()
 	s.env.RegisterDelayedCallback(func() { healthy = false }, 30*time.Minute)
 	var out applyOutcome
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
-	var st TenantState
+	s.applyAt(time.Hour, ApplyInput{Release: "r1", Image: newImage}, &out)
+	var st Tenant
 	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 2*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.Require().NoError(out.err)
-	s.Equal(TenantRolledBack, out.res.Outcome)
+	s.Equal(OutcomeRolledBack, out.res.Outcome)
 	s.Contains(out.res.Error, "unhealthy")
 	calls := after(s.recorded(), "EnsureImage "+newImage)
 	s.Contains(calls, "RetireService app keep=0", "the candidate is removed")
@@ -143,12 +144,12 @@ func (s *provisionSuite) TestReleaseWaitsForProvisioning() {
 		return runtimes.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
 	}).After(10 * time.Minute)
 	var out applyOutcome
-	s.applyAt(time.Second, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
+	s.applyAt(time.Second, ApplyInput{Release: "r1", Image: newImage}, &out)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.Require().NoError(out.err)
-	s.Equal(TenantUpdated, out.res.Outcome, out.res.Error)
+	s.Equal(OutcomeUpdated, out.res.Outcome, out.res.Error)
 	calls := s.recorded()
 	s.Less(index(calls, "StartSupervision", 0), index(calls, "EnsureImage "+newImage, 0), "the cut-over starts after provisioning ended")
 }
@@ -157,11 +158,11 @@ func (s *provisionSuite) TestSameImageIsUnchanged() {
 	s.mockRuntime(nil, nil)
 	s.mockCutover()
 	var out applyOutcome
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r0", Image: "tenantflow/demo-app:dev"}, &out)
+	s.applyAt(time.Hour, ApplyInput{Release: "r0", Image: "tenantflow/demo-app:dev"}, &out)
 	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().NoError(out.err)
-	s.Equal(TenantUnchanged, out.res.Outcome)
+	s.Equal(OutcomeUnchanged, out.res.Outcome)
 	s.NotContains(s.recorded(), "EnsureImage tenantflow/demo-app:dev")
 }
 
@@ -200,28 +201,28 @@ func (s *provisionSuite) TestAbortCancelsTheCutoverUnderWay() {
 		return nil
 	})
 	var first, again, revert applyOutcome
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &first)
+	s.applyAt(time.Hour, ApplyInput{Release: "r1", Image: newImage}, &first)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(SignalCancelRelease, CancelReleaseInput{Tenant: "acme", Release: "r1", Image: newImage, Reason: "aborted by ops"})
+		s.env.SignalWorkflow(SignalCancelRelease, CancelInput{Tenant: "acme", Release: "r1", Image: newImage, Reason: "aborted by ops"})
 	}, time.Hour+time.Minute)
-	s.applyAt(2*time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &again)
-	s.applyAt(3*time.Hour, ApplyReleaseInput{Release: "r1", Image: "tenantflow/demo-app:v0"}, &revert)
-	var st TenantState
+	s.applyAt(2*time.Hour, ApplyInput{Release: "r1", Image: newImage}, &again)
+	s.applyAt(3*time.Hour, ApplyInput{Release: "r1", Image: "tenantflow/demo-app:v0"}, &revert)
+	var st Tenant
 	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 4*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 
 	s.Require().NoError(first.err)
-	s.Equal(TenantRolledBack, first.res.Outcome)
+	s.Equal(OutcomeRolledBack, first.res.Outcome)
 	s.Contains(first.res.Error, "cancelled: release r1 was aborted")
 	s.Less(first.res.FinishedAt.Sub(first.res.StartedAt), 2*time.Minute, "stopped by the abort, not by the pull budget")
 	calls := after(s.recorded(), "EnsureImage "+newImage)
 	s.NotContains(calls[:index(calls, "EnsureImage tenantflow/demo-app:v0", 0)], "StartService app", "the candidate never started")
 
 	s.Require().NoError(again.err)
-	s.Equal(TenantSkipped, again.res.Outcome)
+	s.Equal(OutcomeSkipped, again.res.Outcome)
 	s.Contains(again.res.Error, "aborted")
 	s.Require().NoError(revert.err)
-	s.Equal(TenantUpdated, revert.res.Outcome, revert.res.Error)
+	s.Equal(OutcomeUpdated, revert.res.Outcome, revert.res.Error)
 
 	s.Equal(StateActive, st.State)
 	s.Equal("tenantflow/demo-app:v0", st.Image)
@@ -233,11 +234,11 @@ func (s *provisionSuite) TestPullIsBoundedByTheReleaseBudget() {
 	s.mockRuntime(nil, nil)
 	s.mockCutoverPulling(func(image string) error { return fmt.Errorf("pull %s: connection refused", image) })
 	var out applyOutcome
-	s.applyAt(time.Hour, ApplyReleaseInput{Release: "r1", Image: newImage}, &out)
+	s.applyAt(time.Hour, ApplyInput{Release: "r1", Image: newImage}, &out)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(TenantWorkflowType, defaultInput(s.T()))
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
 	s.Require().NoError(out.err)
-	s.Equal(TenantRolledBack, out.res.Outcome)
+	s.Equal(OutcomeRolledBack, out.res.Outcome)
 	took := out.res.FinishedAt.Sub(out.res.StartedAt)
 	s.GreaterOrEqual(took, defaultPullBudget-time.Minute)
 	s.LessOrEqual(took, defaultPullBudget+time.Minute)

@@ -1,4 +1,4 @@
-package workflows
+package imagebuild
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
+	"github.com/tenantflow/tenantflow/workflows/flow"
 )
 
 type buildMocks struct {
@@ -33,7 +34,7 @@ var statusDelay time.Duration
 func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error) (*testsuite.TestWorkflowEnvironment, *buildMocks) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(BuildImageWorkflow, workflow.RegisterOptions{Name: BuildWorkflowType})
+	env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
 	g0, b0 := &gitlab.Activities{}, &build.Activities{}
 	for _, fn := range []any{g0.SetCommitStatus, b0.FindImage, b0.BuildAndPushImage, b0.RemoveImage} {
 		env.RegisterActivity(fn)
@@ -82,26 +83,26 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 	return env, m
 }
 
-var buildRequest = BuildRequest{
+var buildRequest = Request{
 	Build:     build.BuildInput{Project: "group/app", ProjectID: 7, SHA: "abc", Ref: "main", RefType: "branch", Image: "tenants/app", Dockerfile: "Dockerfile"},
 	TargetURL: "http://ui/wf",
 }
 
-func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) BuildState {
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) Build {
 	t.Helper()
-	var st BuildState
+	var st Build
 	require.NoError(t, env.GetWorkflowResult(&st))
 	return st
 }
 
 func TestBuildPushesAndReportsToGitLab(t *testing.T) {
 	env, m := newBuildEnv(t, false, nil, nil)
-	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	env.ExecuteWorkflow(WorkflowType, buildRequest)
 	st := result(t, env)
-	require.Equal(t, BuildSucceeded, st.State)
+	require.Equal(t, StateSucceeded, st.State)
 	require.Equal(t, "sha256:new", st.Image.Digest)
 	require.False(t, st.Skipped)
-	require.Equal(t, Progress{Done: 2, Total: 2}, st.Progress)
+	require.Equal(t, flow.Progress{Done: 2, Total: 2}, st.Progress)
 	require.Equal(t, []string{"pending", "running", "success"}, m.statuses)
 	require.Equal(t, 1, m.builds)
 	require.Zero(t, m.removed)
@@ -109,9 +110,9 @@ func TestBuildPushesAndReportsToGitLab(t *testing.T) {
 
 func TestBuildSkipsWhatTheRegistryHas(t *testing.T) {
 	env, m := newBuildEnv(t, true, nil, nil)
-	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	env.ExecuteWorkflow(WorkflowType, buildRequest)
 	st := result(t, env)
-	require.Equal(t, BuildSucceeded, st.State)
+	require.Equal(t, StateSucceeded, st.State)
 	require.True(t, st.Skipped)
 	require.Equal(t, "sha256:old", st.Image.Digest)
 	require.Equal(t, 0, m.builds)
@@ -120,7 +121,7 @@ func TestBuildSkipsWhatTheRegistryHas(t *testing.T) {
 
 func TestBuildFailureIsPermanentAndReported(t *testing.T) {
 	env, m := newBuildEnv(t, false, temporal.NewNonRetryableApplicationError("no Dockerfile", build.ErrDockerfileMissing, nil), nil)
-	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	env.ExecuteWorkflow(WorkflowType, buildRequest)
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
 	require.Equal(t, ErrBuildFailed, appErr.Type())
@@ -129,16 +130,16 @@ func TestBuildFailureIsPermanentAndReported(t *testing.T) {
 	require.Equal(t, []string{"pending", "running", "failed"}, m.statuses)
 	v, err := env.QueryWorkflow(QueryState)
 	require.NoError(t, err)
-	var st BuildState
+	var st Build
 	require.NoError(t, v.Get(&st))
-	require.Equal(t, BuildFailed, st.State)
+	require.Equal(t, StateFailed, st.State)
 	require.Contains(t, st.Error, build.ErrDockerfileMissing)
 }
 
 func TestBuildSurvivesAGitLabStatusOutage(t *testing.T) {
 	env, m := newBuildEnv(t, false, nil, temporal.NewNonRetryableApplicationError("gitlab down", "GitLabRejected", errors.New("x")))
-	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
-	require.Equal(t, BuildSucceeded, result(t, env).State, "reporting to GitLab must not decide the build")
+	env.ExecuteWorkflow(WorkflowType, buildRequest)
+	require.Equal(t, StateSucceeded, result(t, env).State, "reporting to GitLab must not decide the build")
 	require.Equal(t, 1, m.builds)
 }
 
@@ -154,7 +155,7 @@ func (p partialRegistry) Error() string { return p.err.Error() }
 func TestFailedTagBuildKeepsWhatWasThere(t *testing.T) {
 	failure := temporal.NewNonRetryableApplicationError("step failed", build.ErrBuildFailed, nil)
 	env, m := newBuildEnv(t, false, partialRegistry{found: map[string]string{"abc": "sha256:deployed"}, err: failure}, nil)
-	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
+	env.ExecuteWorkflow(WorkflowType, buildRequest)
 	require.Error(t, env.GetWorkflowError())
 	require.Equal(t, 1, m.removed)
 	require.Equal(t, []string{"sha256:deployed"}, m.keep, "the commit's existing image must survive")
@@ -165,8 +166,8 @@ func TestSlowGitLabDoesNotHoldTheBuildUp(t *testing.T) {
 	t.Cleanup(func() { statusDelay = 0 })
 	env, m := newBuildEnv(t, false, nil, nil)
 	start := env.Now()
-	env.ExecuteWorkflow(BuildWorkflowType, buildRequest)
-	require.Equal(t, BuildSucceeded, result(t, env).State)
+	env.ExecuteWorkflow(WorkflowType, buildRequest)
+	require.Equal(t, StateSucceeded, result(t, env).State)
 	require.Less(t, m.buildAt.Sub(start), time.Minute, "the build starts without waiting for GitLab")
 	require.Equal(t, []string{"pending", "running", "success"}, m.statuses, "statuses still go out, in order")
 }

@@ -1,0 +1,90 @@
+package release
+
+import (
+	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
+)
+
+// State is where a release stands, as GET /v1/releases/{id} shows it.
+type State string
+
+// Release states.
+const (
+	StateRunning           State = "running"
+	StateAwaitingPromotion State = "awaiting-promotion"
+	StatePaused            State = "paused"
+	StateCompleted         State = "completed"
+	StateAborted           State = "aborted"
+	StateNotPromoted       State = "not-promoted"
+)
+
+// stateMoves is a release's course: paused by ops or by failures over the
+// threshold, resumed, waiting for promotion after staging, and ended.
+var stateMoves = flow.Moves[State]{
+	StateRunning:           {StatePaused, StateAwaitingPromotion, StateCompleted, StateAborted},
+	StatePaused:            {StateRunning, StateAborted},
+	StateAwaitingPromotion: {StateRunning, StateNotPromoted, StateAborted},
+}
+
+// To is the move of a release in state s to next, or an error when its
+// course does not allow it.
+func (s State) To(next State) (State, error) { return stateMoves.Check("release state", s, next) }
+
+// Final tells a release that ended.
+func (s State) Final() bool { return len(stateMoves[s]) == 0 }
+
+// Phase is the part of the fleet a release is rolling out to. A
+// decommission's phases are another type (tenant.Phase).
+type Phase string
+
+// Release phases, named after the stages they reach.
+const (
+	PhaseStaging Phase = "staging"
+	PhaseProd    Phase = "prod"
+)
+
+// phaseMoves: staging, then (once promoted) prod.
+var phaseMoves = flow.Moves[Phase]{PhaseStaging: {PhaseProd}}
+
+// To is the move of a release in phase p to next.
+func (p Phase) To(next Phase) (Phase, error) { return phaseMoves.Check("release phase", p, next) }
+
+// TenantStatus is one tenant's part in a release: pending, under way, or
+// the tenant's answer (a tenant.Outcome) and what became of it.
+type TenantStatus string
+
+// Per-tenant statuses of a release.
+const (
+	TenantPending    TenantStatus = "pending"
+	TenantUpdating   TenantStatus = "updating"
+	TenantUpdated    TenantStatus = TenantStatus(tenant.OutcomeUpdated)
+	TenantUnchanged  TenantStatus = TenantStatus(tenant.OutcomeUnchanged)
+	TenantRolledBack TenantStatus = TenantStatus(tenant.OutcomeRolledBack)
+	TenantSkipped    TenantStatus = TenantStatus(tenant.OutcomeSkipped)
+	TenantFailed     TenantStatus = "failed"   // the tenant's answer never came (activity gave up)
+	TenantReverted   TenantStatus = "reverted" // updated, then put back by an abort
+)
+
+// tenantNew is where a tenant's part begins: pending, or skipped at once
+// (a named tenant no phase found).
+const tenantNew TenantStatus = ""
+
+// tenantMoves: a pending tenant is cut over and answers; an abort puts an
+// updated one back.
+var tenantMoves = flow.Moves[TenantStatus]{
+	tenantNew:      {TenantPending, TenantSkipped},
+	TenantPending:  {TenantUpdating},
+	TenantUpdating: {TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed},
+	TenantUpdated:  {TenantReverted},
+}
+
+// To is the move of a tenant's part from s to next.
+func (s TenantStatus) To(next TenantStatus) (TenantStatus, error) {
+	return tenantMoves.Check("release tenant status", s, next)
+}
+
+// moveTo moves the release to its next state (see stateMoves).
+func (r *Release) moveTo(next State) { r.State = flow.Must(r.State.To(next)) }
+
+// moveTo moves a tenant's part to its next status (see tenantMoves).
+func (t *Tenant) moveTo(next TenantStatus) { t.Status = flow.Must(t.Status.To(next)) }

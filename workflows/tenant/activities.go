@@ -1,0 +1,27 @@
+package tenant
+
+import (
+	"github.com/tenantflow/tenantflow/activities/backup"
+	"github.com/tenantflow/tenantflow/activities/cmdb"
+	"github.com/tenantflow/tenantflow/activities/dns"
+	"github.com/tenantflow/tenantflow/activities/integrations"
+	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/supervision"
+)
+
+// The activities the Tenant workflow calls, referenced through nil
+// pointers of their structs: workflow.ExecuteActivity(ctx, rt.StartService,
+// …) names the activity by its method, type-checked, and never runs it
+// here (the worker registers the real structs).
+var (
+	rt *runtimes.Activities
+	bk *backup.Activities
+	px *proxy.Activities
+	ld *ldap.Activities
+	dn *dns.Activities
+	cm *cmdb.Activities
+	sv *supervision.Activities
+	ig *integrations.Activities
+)

@@ -1,0 +1,233 @@
+package tenant
+
+import (
+	"time"
+
+	"github.com/tenantflow/tenantflow/activities/backup"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/flow"
+)
+
+// WorkflowType is the registered workflow type name shown in the Web UI.
+const WorkflowType = "Tenant"
+
+// WorkflowID is the id of a tenant's entity workflow: starting it a
+// second time for the same name is rejected by the server.
+func WorkflowID(name string) string { return "tenant:" + name }
+
+// QueryState is the query that returns the Tenant.
+const QueryState = "state"
+
+// Stages a tenant can be in; releases reach staging first.
+var Stages = []string{"staging", "prod"}
+
+// Spec is what a client asks for when creating a tenant.
+type Spec struct {
+	Name        string `json:"name"`
+	Template    string `json:"template"`
+	Stage       string `json:"stage"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+}
+
+// Input starts (or continues as new) a tenant's entity workflow.
+type Input struct {
+	Spec Spec `json:"spec"`
+	// Template is the template as it was when the tenant was created; later
+	// edits of the file do not change existing tenants behind their back.
+	Template spec.Template `json:"template"`
+	// Carried across continue-as-new; empty on the first run.
+	State   *Tenant           `json:"state,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+// Tenant is the tenant as the API shows it (the state query's answer). It never holds secrets.
+type Tenant struct {
+	Name     string `json:"name"`
+	State    State  `json:"state"`
+	Stage    string `json:"stage"`
+	Template string `json:"template"`
+	// Runtime runs the tenant (docker, openshift); empty for tenants from
+	// before runtimes were named (Docker).
+	Runtime string `json:"runtime,omitempty"`
+	// ProvisionID is the run that provisioned the tenant; its runtime
+	// objects carry it as their owner.
+	ProvisionID string `json:"provisionId,omitempty"`
+	// Image is what the public service runs; Release the release that put
+	// it there (empty: the template's image since provisioning), and
+	// PreviousImage what ran before, for a rollback release.
+	Image         string `json:"image,omitempty"`
+	Release       string `json:"release,omitempty"`
+	PreviousImage string `json:"previousImage,omitempty"`
+	// Decommission, once requested: its phase, the verified backup and
+	// the end of retention.
+	Decommission *Decommission `json:"decommission,omitempty"`
+	// Generation of the public service's instance (see spec.Service).
+	Generation int                      `json:"generation,omitempty"`
+	URL        string                   `json:"url,omitempty"`      // public URL (through the proxy when routing is on)
+	Endpoint   string                   `json:"endpoint,omitempty"` // the runtime's own address of the public service
+	Progress   flow.Progress            `json:"progress"`
+	Error      string                   `json:"error,omitempty"`
+	Services   []runtimes.ServiceStatus `json:"services,omitempty"`
+	Resources  []Resource               `json:"resources,omitempty"`
+	Accounts   []Account                `json:"accounts,omitempty"`
+	// When and by whom the first account's password was handed out; it is
+	// handed out once and then forgotten.
+	CredentialsFetchedAt *time.Time `json:"credentialsFetchedAt,omitempty"`
+	CredentialsFetchedBy string     `json:"credentialsFetchedBy,omitempty"`
+	CreatedAt            time.Time  `json:"createdAt"`
+	UpdatedAt            time.Time  `json:"updatedAt"`
+}
+
+// Resource is one thing an outside system holds for the tenant, as the API
+// lists it.
+type Resource struct {
+	Kind   ResourceKind `json:"kind"`
+	ID     string       `json:"id"`
+	Detail string       `json:"detail,omitempty"`
+}
+
+// Account is a directory account handed to the distributor.
+type Account struct {
+	Username string `json:"username"`
+	DN       string `json:"dn"`
+}
+
+// UpdateFetchCredentials hands out the tenant's first directory account
+// with its password, once. It is an Update rather than a query because it
+// changes the tenant: the password is forgotten and who took it is recorded.
+const UpdateFetchCredentials = "fetchCredentials"
+
+// Failure types of a rejected credentials fetch.
+const (
+	ErrCredentialsGone        = "CredentialsAlreadyFetched"
+	ErrCredentialsUnavailable = "CredentialsUnavailable"
+)
+
+// FetchCredentialsInput says who fetches.
+type FetchCredentialsInput struct {
+	By string `json:"by"`
+}
+
+// Credentials are the first account of the tenant's directory.
+type Credentials struct {
+	Username string `json:"username"`
+	DN       string `json:"dn"`
+	Password string `json:"password"`
+	URL      string `json:"url,omitempty"`
+}
+
+// UpdateApplyRelease asks the tenant to run a release's image (a
+// cut-over); SignalCancelRelease tells it that a release was aborted.
+const (
+	UpdateApplyRelease  = "applyRelease"
+	SignalCancelRelease = "cancelRelease"
+)
+
+// ErrTenantUnavailable is the failure type of an applyRelease the tenant
+// refuses: it is not active (provisioning, failed, being decommissioned).
+const ErrTenantUnavailable = "TenantUnavailable"
+
+// ApplyInput asks a tenant to run an image: the applyRelease Update's
+// argument.
+type ApplyInput struct {
+	Release       string        `json:"release"`
+	Image         string        `json:"image"`
+	HealthTimeout spec.Duration `json:"healthTimeout,omitempty"`
+	Drain         spec.Duration `json:"drain,omitempty"`
+}
+
+// Outcome of applying a release to one tenant.
+type Outcome string
+
+// Outcomes of applying a release to one tenant.
+const (
+	OutcomeUpdated    Outcome = "updated"     // now runs the release's image
+	OutcomeUnchanged  Outcome = "unchanged"   // already ran it
+	OutcomeRolledBack Outcome = "rolled-back" // the new instance never became healthy; the old one kept serving
+	OutcomeSkipped    Outcome = "skipped"     // not active (provisioning failed, decommissioned, gone)
+)
+
+// ApplyResult is the tenant's answer to ApplyInput.
+type ApplyResult struct {
+	Tenant     string    `json:"tenant"`
+	Outcome    Outcome   `json:"outcome"`
+	From       string    `json:"from,omitempty"`
+	To         string    `json:"to,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// CancelInput asks a tenant to stop the cut-over of a release: the
+// cancelRelease Signal's argument.
+type CancelInput struct {
+	Tenant  string `json:"tenant"`
+	Release string `json:"release"`
+	// Image is the release's image for the tenant: a revert of the same
+	// release (back to the previous image) is not cancelled.
+	Image  string `json:"image"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Updates of the Tenant workflow that decommission and restore a tenant.
+// Decommission is two-step: a request records who asked and why, and a
+// confirmation (or the request's force flag, for ops) lets it run.
+const (
+	UpdateRequestDecommission = "requestDecommission"
+	UpdateConfirmDecommission = "confirmDecommission"
+	UpdateCancelDecommission  = "cancelDecommission"
+	UpdateRestore             = "restore"
+)
+
+// Failure types of refused decommission and restore Updates (HTTP 409).
+const (
+	ErrDecommissionRefused = "DecommissionRefused"
+	ErrRestoreRefused      = "RestoreRefused"
+)
+
+// DecommissionRequest asks for a tenant to be decommissioned.
+type DecommissionRequest struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+	// Force skips the confirmation (ops only; the API checks the role).
+	Force bool `json:"force,omitempty"`
+}
+
+// DecommissionConfirmation confirms (or cancels) a pending request.
+type DecommissionConfirmation struct {
+	By string `json:"by"`
+}
+
+// RestoreRequest asks for a decommissioned tenant to be brought back.
+type RestoreRequest struct {
+	By string `json:"by"`
+}
+
+// Decommission is the story of the tenant's decommission, kept in its
+// state: who asked and confirmed, where the verified backup is, until when
+// the data is kept, and what went wrong.
+type Decommission struct {
+	Phase       Phase      `json:"phase"`
+	RequestedBy string     `json:"requestedBy"`
+	Reason      string     `json:"reason,omitempty"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	Force       bool       `json:"force,omitempty"`
+	ConfirmedBy string     `json:"confirmedBy,omitempty"`
+	ConfirmedAt *time.Time `json:"confirmedAt,omitempty"`
+	CancelledBy string     `json:"cancelledBy,omitempty"`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	// Backup is where the tenant's data is: its location, the SHA-256 of
+	// its manifest (the backup's checksum) and its sizes.
+	Backup           *backup.Backup `json:"backup,omitempty"`
+	VerifiedAt       *time.Time     `json:"verifiedAt,omitempty"`
+	DecommissionedAt *time.Time     `json:"decommissionedAt,omitempty"`
+	// RetentionUntil is when volumes, directory accounts and the backup
+	// are deleted, unless the tenant is restored before.
+	RetentionUntil *time.Time `json:"retentionUntil,omitempty"`
+	// RestoredBy asked for the restore; RestoredAt is when it succeeded.
+	RestoredBy string     `json:"restoredBy,omitempty"`
+	RestoredAt *time.Time `json:"restoredAt,omitempty"`
+	PurgedAt   *time.Time `json:"purgedAt,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
