@@ -3,9 +3,6 @@ package docker_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -94,36 +91,6 @@ func provision(t *testing.T, d *docker.Driver, env spec.Environment) (runtimes.E
 	return ep, ids
 }
 
-func TestProvisionIsIdempotentAndLeavesNoResidue(t *testing.T) {
-	d, tenant := demoTenant(t, "drv")
-	env := defaultEnv(t, tenant)
-
-	ep, ids := provision(t, d, env)
-	// A retry of every step finds what the first run made.
-	ep2, ids2 := provision(t, d, env)
-	require.Equal(t, ep, ep2)
-	require.Equal(t, ids, ids2)
-	require.Len(t, residue(t, d, tenant), 2+2+1, "2 containers, 2 volumes, 1 network")
-
-	// The app answers on the published port and reaches its db on the
-	// tenant network with the generated password.
-	resp, err := http.Post(ep.URL+"/hits", "text/plain", nil)
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	require.Equal(t, "1", strings.TrimSpace(string(body)))
-	resp, err = http.Get(ep.URL + "/version")
-	require.NoError(t, err)
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, "v1", strings.TrimSpace(string(body)))
-
-	destroy(t, d, tenant)
-	require.Empty(t, residue(t, d, tenant))
-	destroy(t, d, tenant) // removing nothing is not an error
-}
-
 func TestMissingImageIsPermanent(t *testing.T) {
 	d := harness.Docker(t)
 	tenant := fmt.Sprintf("noimg%d", time.Now().UnixNano()%1e6)
@@ -154,33 +121,6 @@ func TestUnhealthyServiceIsPermanent(t *testing.T) {
 	_, err := d.WaitHealthy(ctx, env, func(string) {})
 	appErr := harness.RequireNonRetryable(t, err, runtimes.ErrServiceUnhealthy)
 	require.Contains(t, appErr.Error(), "db")
-}
-
-// A second provisioning of a live tenant (its workflow terminated and the
-// name requested again) is refused everywhere, and its compensation, which
-// removes only its own objects, leaves the live tenant untouched.
-func TestAnotherProvisioningNeitherTakesOverNorRemoves(t *testing.T) {
-	d, tenant := demoTenant(t, "own")
-	env := defaultEnv(t, tenant)
-	_, ids := provision(t, d, env) // owner run-1
-	ctx := context.Background()
-
-	harness.RequireNonRetryable(t, d.CreateNetwork(ctx, tenant, "run-2"), runtimes.ErrResourceNotOurs)
-	harness.RequireNonRetryable(t, d.CreateVolumes(ctx, tenant, "run-2", env.Volumes), runtimes.ErrResourceNotOurs)
-	second := defaultEnv(t, tenant) // new secrets: another spec
-	_, err := d.StartService(ctx, tenant, "run-2", second.Services[0])
-	harness.RequireNonRetryable(t, err, runtimes.ErrResourceNotOurs)
-
-	require.NoError(t, d.RemoveServices(ctx, tenant, "run-2"))
-	require.NoError(t, d.RemoveVolumes(ctx, tenant, "run-2"))
-	require.NoError(t, d.RemoveNetwork(ctx, tenant, "run-2"))
-	require.Len(t, residue(t, d, tenant), 5, "the live tenant keeps everything")
-	for svc, id := range ids {
-		info, err := d.Client().ContainerInspect(ctx, docker.ContainerName(tenant, svc))
-		require.NoError(t, err)
-		require.Equal(t, id, info.ID)
-		require.True(t, info.State.Running)
-	}
 }
 
 // Names cannot collide across tenants whose names share a prefix.

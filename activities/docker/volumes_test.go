@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -20,35 +19,6 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
-
-func TestStopAndStartServicesKeepThem(t *testing.T) {
-	d, tenant := demoTenant(t, "stp")
-	env := defaultEnv(t, tenant)
-	_, ids := provision(t, d, env)
-	ctx := context.Background()
-
-	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: tenant, Owner: "run-1", Services: []string{"app"}, StopTimeout: spec.Duration(2 * time.Second)}))
-	state := func(svc string) string {
-		info, err := d.Client().ContainerInspect(ctx, ids[svc])
-		require.NoError(t, err)
-		return info.State.Status
-	}
-	require.Equal(t, "exited", state("app"))
-	require.Equal(t, "running", state("db"), "only the named service stops")
-	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: tenant, Owner: "run-1"}))
-	require.Equal(t, "exited", state("db"))
-	require.NoError(t, d.StopServices(ctx, runtimes.StopInput{Tenant: tenant, Owner: "run-1"}), "stopping stopped services is fine")
-
-	require.NoError(t, d.StartServices(ctx, tenant, "run-1"))
-	ep, err := d.WaitHealthy(ctx, env, func(string) {})
-	require.NoError(t, err)
-	resp, err := http.Get(ep.URL + "/healthz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	_, ids2 := provision(t, d, env)
-	require.Equal(t, ids, ids2, "the same containers, started again")
-}
 
 func TestVolumeDirsAndScratchVolumes(t *testing.T) {
 	if os.Geteuid() != 0 {

@@ -147,14 +147,8 @@ func TestProvisionIsIdempotentAndComplete(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rsets.Items, 1)
 
-	// Another provisioning of the same name is refused, not merged.
-	err = d.CreateNetwork(ctx, "acme", "another-run")
-	harness.RequireNonRetryable(t, err, runtimes.ErrResourceNotOurs)
-	_, err = d.StartService(ctx, "acme", "another-run", env.Services[1])
-	harness.RequireNonRetryable(t, err, runtimes.ErrResourceNotOurs)
-	require.NoError(t, d.RemoveServices(ctx, "acme", "another-run"))
-	_, err = kc.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
-	require.NoError(t, err, "another owner's removal takes nothing of this one's")
+	// Another provisioning of the same name is refused, not merged: see
+	// the conformance suite (runtimetest, OwnershipRefusal).
 
 	// Compensation leaves nothing behind.
 	require.NoError(t, d.RemoveServices(ctx, "acme", owner))
