@@ -90,8 +90,10 @@ func New(cfg Config, host VolumeHost, log *slog.Logger) (*Activities, error) {
 	}
 	// Never created here: a location that is missing is a share that is
 	// not mounted, and backups must not fill the local disk under it.
-	if fi, err := os.Stat(cfg.Dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("backup location %s=%s is not a directory (create it, or mount the share): %v", EnvDir, cfg.Dir, err)
+	if fi, err := os.Stat(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("backup location %s=%s is not a directory (create it, or mount the share): %w", EnvDir, cfg.Dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("backup location %s=%s is not a directory (create it, or mount the share)", EnvDir, cfg.Dir)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

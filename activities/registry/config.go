@@ -93,7 +93,7 @@ func (c Config) settings() (settings, error) {
 	case c.URL == "":
 		errs = append(errs, fmt.Errorf("%s is required: the registry API URL, e.g. https://registry.example.com", EnvURL))
 	case err != nil:
-		errs = append(errs, fmt.Errorf("%s=%q: not a URL: %v", EnvURL, c.URL, err))
+		errs = append(errs, fmt.Errorf("%s=%q: not a URL: %w", EnvURL, c.URL, err))
 	case u.Scheme != "http" && u.Scheme != "https":
 		errs = append(errs, fmt.Errorf("%s=%q: scheme must be http or https", EnvURL, c.URL))
 	case u.Host == "":

@@ -44,6 +44,7 @@ func main() {
 	if len(os.Args) > 1 {
 		mode = os.Args[1]
 	}
+	ctx := context.Background()
 	var err error
 	switch mode {
 	case "serve":
@@ -51,11 +52,11 @@ func main() {
 	case "db":
 		err = db(log)
 	case "probe":
-		err = probe(os.Args[2:])
+		err = probe(ctx, os.Args[2:])
 	case "dump":
-		err = dbTool(http.MethodGet, os.Stdin, os.Stdout, false)
+		err = dbTool(ctx, http.MethodGet, os.Stdin, os.Stdout, false)
 	case "restore":
-		err = dbTool(http.MethodPut, os.Stdin, os.Stdout, true)
+		err = dbTool(ctx, http.MethodPut, os.Stdin, os.Stdout, true)
 	case "version":
 		fmt.Println(version)
 	default:
@@ -72,6 +73,22 @@ func env(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// reply writes a handler's answer. A write fails only when the client has
+// gone away: there is nobody to answer, so it is logged.
+func reply(log *slog.Logger, w http.ResponseWriter, body []byte) {
+	if _, err := w.Write(body); err != nil {
+		log.Warn("reply not delivered", "error", err)
+	}
+}
+
+// replyJSON writes v as a handler's JSON answer, as reply does.
+func replyJSON(log *slog.Logger, w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		log.Warn("reply not delivered", "error", err)
+	}
 }
 
 // run serves h until SIGTERM/SIGINT, then drains for up to 10 s.
@@ -122,11 +139,11 @@ func serve(log *slog.Logger) error {
 	hits := &counter{path: filepath.Join(env("DATA_DIR", "/data"), "hits")}
 	dbURL, dbPass := os.Getenv("DB_URL"), os.Getenv("DB_PASSWORD")
 	client := &http.Client{Timeout: 2 * time.Second}
-	dbCall := func(method, key, body string) (string, error) {
+	dbCall := func(ctx context.Context, method, key, body string) (string, error) {
 		if dbURL == "" {
 			return "", nil
 		}
-		req, err := http.NewRequest(method, dbURL+"/kv/"+key, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, method, dbURL+"/kv/"+key, strings.NewReader(body))
 		if err != nil {
 			return "", err
 		}
@@ -164,10 +181,10 @@ func serve(log *slog.Logger) error {
 			http.Error(w, "volume: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		reply(log, w, []byte("ok\n"))
 	})
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, version)
+		reply(log, w, []byte(version+"\n"))
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		n, err := hits.add(0)
@@ -175,13 +192,12 @@ func serve(log *slog.Logger) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		mirrored, dbErr := dbCall(http.MethodGet, "hits", "")
+		mirrored, dbErr := dbCall(r.Context(), http.MethodGet, "hits", "")
 		out := map[string]any{"tenant": tenant, "version": version, "hits": n, "dbHits": mirrored}
 		if dbErr != nil {
 			out["dbError"] = dbErr.Error()
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
+		replyJSON(log, w, out)
 	})
 	mux.HandleFunc("POST /hits", func(w http.ResponseWriter, r *http.Request) {
 		n, err := hits.add(1)
@@ -189,11 +205,11 @@ func serve(log *slog.Logger) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		if _, err := dbCall(http.MethodPut, "hits", strconv.Itoa(n)); err != nil {
+		if _, err := dbCall(r.Context(), http.MethodPut, "hits", strconv.Itoa(n)); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		fmt.Fprintln(w, n)
+		reply(log, w, []byte(strconv.Itoa(n)+"\n"))
 	})
 	return run(log, env("LISTEN", ":8080"), mux)
 }
@@ -209,7 +225,7 @@ func db(log *slog.Logger) error {
 	}
 	var mu sync.Mutex
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { reply(log, w, []byte("ok\n")) })
 	auth := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -240,7 +256,7 @@ func db(log *slog.Logger) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		w.Write(b)
+		reply(log, w, b)
 	}))
 	mux.HandleFunc("PUT /kv/{key}", auth(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := keyPath(r)
@@ -281,8 +297,7 @@ func db(log *slog.Logger) error {
 			}
 			store[e.Name()] = string(b)
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(store) // keys sorted: the same store gives the same dump
+		replyJSON(log, w, store) // keys sorted: the same store gives the same dump
 	}))
 	mux.HandleFunc("PUT /dump", auth(func(w http.ResponseWriter, r *http.Request) {
 		var store map[string]string
@@ -321,13 +336,13 @@ func db(log *slog.Logger) error {
 
 // dbTool dumps (GET) or restores (PUT, the dump on stdin) the store of the
 // db running in the same container, as a database's own client tool does.
-func dbTool(method string, in io.Reader, out io.Writer, send bool) error {
+func dbTool(ctx context.Context, method string, in io.Reader, out io.Writer, send bool) error {
 	_, port, _ := strings.Cut(env("LISTEN", ":5432"), ":")
 	var body io.Reader
 	if send {
 		body = in
 	}
-	req, err := http.NewRequest(method, "http://127.0.0.1:"+port+"/dump", body)
+	req, err := http.NewRequestWithContext(ctx, method, "http://127.0.0.1:"+port+"/dump", body)
 	if err != nil {
 		return err
 	}
@@ -345,12 +360,17 @@ func dbTool(method string, in io.Reader, out io.Writer, send bool) error {
 	return err
 }
 
-func probe(args []string) error {
+func probe(ctx context.Context, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: demo-app probe URL")
 	}
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(args[0])
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/dockerbuild"
 )
 
 // Tag is the image the default template runs.
@@ -66,7 +67,7 @@ func build(ctx context.Context, d *docker.Driver, binPath, tag, version string, 
 	if err != nil {
 		return "", fmt.Errorf("read demo-app binary: %w", err)
 	}
-	buildCtx, err := docker.ContextTar(map[string]docker.ContextFile{
+	buildCtx, err := dockerbuild.ContextTar(map[string]dockerbuild.ContextFile{
 		"Dockerfile": {Mode: 0o644, Data: []byte(Dockerfile)},
 		"demo-app":   {Mode: 0o755, Data: bin},
 		"data":       {Mode: 0o755, Dir: true},
@@ -74,7 +75,8 @@ func build(ctx context.Context, d *docker.Driver, binPath, tag, version string, 
 	if err != nil {
 		return "", err
 	}
-	return d.BuildImage(ctx, buildCtx, docker.BuildOptions{
+	// The build runs on the engine that runs the tenants.
+	return dockerbuild.New(d.Client(), nil).BuildImage(ctx, buildCtx, dockerbuild.BuildOptions{
 		Tags:      []string{tag},
 		BuildArgs: map[string]string{"VERSION": version, "HEALTHZ": healthz},
 		Labels: map[string]string{

@@ -2,6 +2,7 @@ package gitlabfake
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -366,7 +367,7 @@ func requestParams(r *http.Request) (map[string]string, error) {
 		dec := json.NewDecoder(r.Body)
 		dec.UseNumber()
 		if err := dec.Decode(&body); err != nil {
-			return nil, fmt.Errorf("400 Bad request - invalid JSON body: %v", err)
+			return nil, fmt.Errorf("400 Bad request - invalid JSON body: %w", err)
 		}
 		for k, v := range body {
 			switch v := v.(type) {
@@ -382,8 +383,8 @@ func requestParams(r *http.Request) (map[string]string, error) {
 			}
 		}
 	case "application/x-www-form-urlencoded", "multipart/form-data":
-		if err := r.ParseMultipartForm(1 << 20); err != nil && err != http.ErrNotMultipart {
-			return nil, fmt.Errorf("400 Bad request - %v", err)
+		if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+			return nil, fmt.Errorf("400 Bad request - %w", err)
 		}
 		for k, v := range r.PostForm {
 			out[k] = v[len(v)-1]

@@ -16,6 +16,7 @@ func RequireRetryable(t testing.TB, err error) {
 	if err == nil {
 		t.Fatal("want a retryable error, got nil")
 	}
+	//nolint:errorlint // the SDK reads only the outermost error: a wrapped one is retried
 	if appErr, ok := err.(*temporal.ApplicationError); ok && appErr.NonRetryable() {
 		t.Fatalf("transient failure marked non-retryable: %v", err)
 	}
@@ -29,6 +30,7 @@ func RequireNonRetryable(t testing.TB, err error, typ string) *temporal.Applicat
 	if !errors.As(err, &appErr) {
 		t.Fatalf("want a non-retryable %s ApplicationError, got %T: %v", typ, err, err)
 	}
+	//nolint:errorlint // the point: the SDK reads only the outermost error
 	if _, outer := err.(*temporal.ApplicationError); !outer {
 		t.Fatalf("the ApplicationError is wrapped (Temporal would retry it): %v", err)
 	}

@@ -119,8 +119,11 @@ func httpOK(url string) func() error {
 		if err != nil {
 			return err
 		}
-		io.Copy(io.Discard, resp.Body)
+		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", url, err)
+		}
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 		}

@@ -103,8 +103,11 @@ func TestProtocolErrorsAreHTTP200WithCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body map[string]any
-	json.NewDecoder(resp.Body).Decode(&body)
+	err = json.NewDecoder(resp.Body).Decode(&body)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("decode the answer: %v", err)
+	}
 	if resp.StatusCode != 200 || body["code"].(float64) != 2 {
 		t.Fatalf("missing version: HTTP %d %v, want 200 code 2", resp.StatusCode, body)
 	}
@@ -121,7 +124,9 @@ func TestUnsupportedVersion(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var body map[string]any
-	json.NewDecoder(resp.Body).Decode(&body)
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("decode the answer: %v", err)
+	}
 	if body["code"].(float64) != 10 || body["message"] != "Error: There is no service available for version '2.0'" {
 		t.Fatalf("got %v", body)
 	}
@@ -295,8 +300,8 @@ func TestInjectedFailures(t *testing.T) {
 	wantCode(t, op(t, s, `{"operation":"list_operations"}`), 0, "")
 
 	s.SetDropConnections(true)
-	_, err := http.PostForm(s.URL+RestPath+"?version=1.3", url.Values{"json_data": {"{}"}})
-	if err == nil {
+	if resp, err := http.PostForm(s.URL+RestPath+"?version=1.3", url.Values{"json_data": {"{}"}}); err == nil {
+		resp.Body.Close()
 		t.Fatal("dropped connection answered")
 	}
 	s.SetDropConnections(false)

@@ -16,6 +16,7 @@ package itopfake
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -220,8 +221,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	// rest.php reads its parameters from $_REQUEST: the query string and a
 	// form-encoded or multipart body alike.
-	if err := r.ParseMultipartForm(32 << 20); err != nil && err != http.ErrNotMultipart {
-		r.ParseForm()
+	if err := r.ParseMultipartForm(32 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		_ = r.ParseForm() // as in PHP: a body that does not parse leaves its parameters out
 	}
 	result := s.handle(r)
 	body, err := json.Marshal(result)

@@ -428,7 +428,11 @@ func (c *ControlPlane) dead() error {
 	for _, p := range c.procs {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited (%v)\n%s", p.name, p.err, p.tail())
+			err := p.err
+			if err == nil {
+				err = errors.New("status 0")
+			}
+			return fmt.Errorf("%s exited (%w)\n%s", p.name, err, p.tail())
 		default:
 		}
 	}

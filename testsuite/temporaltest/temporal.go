@@ -67,7 +67,11 @@ func StartTemporal(t testing.TB) *Temporal {
 	if err != nil {
 		t.Fatalf("start temporal dev server: %v", err)
 	}
-	t.Cleanup(func() { srv.Stop() })
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Logf("stop temporal dev server: %v", err)
+		}
+	})
 	cfg.Address = srv.FrontendHostPort()
 	c, err := temporalx.Dial(ctx, cfg, harness.Logger(t), nil)
 	if err != nil {
