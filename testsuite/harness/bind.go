@@ -39,6 +39,7 @@ type Bind struct {
 // and stops it when the test ends.
 func StartBind(t testing.TB, zone string) *Bind {
 	t.Helper()
+	SkipShort(t, "BIND")
 	named := RequireBinary(t, "named", "bind9")
 	zone = strings.TrimSuffix(zone, ".")
 	key := make([]byte, 32)

@@ -44,6 +44,7 @@ type Caddy struct {
 // endpoint, to test code that must create apps.http itself.
 func StartCaddy(t testing.TB, server string) *Caddy {
 	t.Helper()
+	SkipShort(t, "Caddy")
 	bin := RequireBinary(t, "caddy", "caddy")
 	dir := t.TempDir()
 	c := &Caddy{
@@ -157,6 +158,7 @@ const migrateReqSysctl = "/proc/sys/net/ipv4/tcp_migrate_req"
 // otherwise.
 func RequireAcceptQueueMigration(t testing.TB) {
 	t.Helper()
+	SkipShort(t, "the kernel's tcp_migrate_req")
 	b, err := os.ReadFile(migrateReqSysctl)
 	if err != nil {
 		Unavailable(t, "kernel has no %s (Linux ≥ 5.14 needed for zero-failure route switches): %v", migrateReqSysctl, err)

@@ -35,6 +35,17 @@ func Unavailable(t testing.TB, format string, args ...any) {
 	t.Skipf("skipped: %s (set %s=1 to make this a failure)", msg, RequireEnv)
 }
 
+// SkipShort skips the test in short mode (`go test -short`, `make unit`).
+// Every harness that starts a server, runs a program or needs the Docker
+// Engine or Temporal calls it first: short mode is an explicit choice to
+// leave integrations out, so it skips even when RequireEnv is set.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("short mode: %s is an integration", what)
+	}
+}
+
 // RepoRoot is the module root, found from this file's location so tests in
 // any package can reach bin/ and deploy/.
 func RepoRoot() string {
@@ -81,6 +92,7 @@ func Docker(t testing.TB) *docker.Driver {
 // DockerWith is Docker with a driver configuration of the test's own.
 func DockerWith(t testing.TB, cfg docker.Config) *docker.Driver {
 	t.Helper()
+	SkipShort(t, "the Docker Engine")
 	d, err := docker.New(context.Background(), cfg, Logger(t))
 	if err != nil {
 		Unavailable(t, "Docker Engine: %v", err)
@@ -150,6 +162,7 @@ func demoImage(t testing.TB, d *docker.Driver, tag, version string, unhealthy bo
 // TemporalCLI is the pinned temporal CLI installed into bin/ by the Makefile.
 func TemporalCLI(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "the temporal CLI")
 	p := os.Getenv("TENANTFLOW_TEMPORAL_CLI")
 	if p == "" {
 		p = filepath.Join(RepoRoot(), "bin", "temporal")

@@ -53,6 +53,7 @@ template Host "` + Icinga2HostTemplate + `" { vars.notify = true }
 // `icinga2 daemon` in the foreground and waits until the API answers.
 func StartIcinga2(t testing.TB) *Icinga2 {
 	t.Helper()
+	SkipShort(t, "Icinga 2")
 	bin := RequireBinary(t, "icinga2", "icinga2")
 	RequireBinary(t, "/usr/lib/nagios/plugins/check_http", "monitoring-plugins-basic")
 	dir := t.TempDir()

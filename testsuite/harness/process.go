@@ -31,6 +31,7 @@ func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p
 // (skip locally, fail in CI) naming the Debian package that provides it.
 func RequireBinary(t testing.TB, name, debianPackage string) string {
 	t.Helper()
+	SkipShort(t, name)
 	p, err := exec.LookPath(name)
 	if err != nil {
 		Unavailable(t, "%s not found (apt-get install %s)", name, debianPackage)
@@ -70,6 +71,8 @@ type Process struct {
 // NewProcess describes a server; Start runs it. Its output is shown when
 // the test fails. The process is killed when the test ends.
 func NewProcess(t testing.TB, dir string, env []string, name string, args ...string) *Process {
+	t.Helper()
+	SkipShort(t, name)
 	p := &Process{t: t, name: name, args: args, env: env, dir: dir}
 	t.Cleanup(func() {
 		p.Stop()

@@ -38,6 +38,7 @@ type Prometheus struct {
 // loopback ports and waits until both are ready.
 func StartPrometheus(t testing.TB) *Prometheus {
 	t.Helper()
+	SkipShort(t, "Prometheus")
 	promBin := RequireBinary(t, "prometheus", "prometheus")
 	bbxBin := RequireBinary(t, "prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
 	dir := t.TempDir()

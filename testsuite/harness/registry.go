@@ -69,6 +69,7 @@ type Registry struct {
 // it when the test ends.
 func StartRegistry(t testing.TB, opts RegistryOptions) *Registry {
 	t.Helper()
+	SkipShort(t, "the registry")
 	bin := RequireBinary(t, "docker-registry", "docker-registry")
 	if opts.TokenAuth && opts.User == "" {
 		t.Fatal("StartRegistry: TokenAuth needs User and Password")

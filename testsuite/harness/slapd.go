@@ -41,6 +41,7 @@ type Slapd struct {
 // slapd keeps the test's user (no -u/-g: the temp dir is private to it).
 func StartSlapd(t testing.TB) *Slapd {
 	t.Helper()
+	SkipShort(t, "slapd")
 	bin := RequireBinary(t, "slapd", "slapd")
 	slapadd := RequireBinary(t, "slapadd", "slapd")
 	dir := t.TempDir()

@@ -108,9 +108,11 @@ func Missing() error {
 	return nil
 }
 
-// RequireTools skips the test (fails it in CI) when a binary is missing.
+// RequireTools skips the test (fails it in CI) when a binary is missing,
+// and in short mode.
 func RequireTools(t testing.TB) {
 	t.Helper()
+	harness.SkipShort(t, "the test control plane")
 	if err := Missing(); err != nil {
 		harness.Unavailable(t, "%v", err)
 	}

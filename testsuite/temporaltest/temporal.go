@@ -53,6 +53,7 @@ type Temporal struct {
 // it, and stops it when the test ends.
 func StartTemporal(t testing.TB) *Temporal {
 	t.Helper()
+	harness.SkipShort(t, "the Temporal dev server")
 	cli := harness.TemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -94,6 +95,7 @@ type Persistent struct {
 // free loopback port, configured as StartTemporal's server.
 func StartPersistent(t testing.TB) *Persistent {
 	t.Helper()
+	harness.SkipShort(t, "the Temporal dev server")
 	cli := harness.TemporalCLI(t)
 	dir := t.TempDir()
 	port := harness.FreePort(t)
