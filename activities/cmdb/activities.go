@@ -119,38 +119,29 @@ type CMDBRef struct {
 	Adopt  bool   `json:"adopt,omitempty"`
 }
 
-// Activities registers tenants in iTop.
+// Activities registers tenants in iTop. Every exported method is an
+// activity, so the worker registers the struct whole
+// (RegisterActivity(cmdb.NewActivities(c))).
 type Activities struct {
-	client *client
+	client *Client
 	log    *slog.Logger
 	// now dates move2production; tests pin it.
 	now func() time.Time
 }
 
-// New validates cfg and prepares the iTop client. It does no network I/O:
-// the worker calls Check to learn whether iTop answers.
+// NewActivities are the CMDB activities on c's iTop.
+func NewActivities(c *Client) *Activities {
+	return &Activities{client: c, log: c.log, now: time.Now}
+}
+
+// New is NewClient and NewActivities in one, for a caller that needs no
+// Check.
 func New(cfg Config, log *slog.Logger) (*Activities, error) {
-	if err := cfg.check(); err != nil {
-		return nil, err
-	}
-	c, err := newClient(cfg)
+	c, err := NewClient(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Activities{client: c, log: log, now: time.Now}, nil
-}
-
-// Check makes one cheap read (no Organization has id 0) proving that iTop
-// answers, supports the API version and accepts the credentials with read
-// access to organizations.
-func (a *Activities) Check(ctx context.Context) error {
-	if _, err := a.client.get(ctx, ClassOrganization, 0, "id"); err != nil {
-		return activityError(fmt.Errorf("check iTop: %w", err))
-	}
-	return nil
+	return NewActivities(c), nil
 }
 
 var tenantName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -26,18 +27,48 @@ const (
 	deleteAutoUpdate = 5
 )
 
-// client speaks iTop's REST/JSON protocol: one form-encoded POST per
+// Client speaks iTop's REST/JSON protocol: one form-encoded POST per
 // operation, json_data holding the operation. iTop answers HTTP 200 even
-// for failures, so the outcome is always read from the JSON "code".
-type client struct {
+// for failures, so the outcome is always read from the JSON "code". The
+// Activities use it, and the worker asks it for a sign of life (Check) at
+// start-up, which is no activity.
+type Client struct {
 	endpoint string
 	user     string
 	password string
 	basic    bool
 	http     *http.Client
+	log      *slog.Logger
 }
 
-func newClient(cfg Config) (*client, error) {
+// NewClient validates cfg and prepares the iTop client. It does no network
+// I/O: the worker calls Check to learn whether iTop answers.
+func NewClient(cfg Config, log *slog.Logger) (*Client, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c.log = log
+	return c, nil
+}
+
+// Check makes one cheap read (no Organization has id 0) proving that iTop
+// answers, supports the API version and accepts the credentials with read
+// access to organizations.
+func (c *Client) Check(ctx context.Context) error {
+	if _, err := c.get(ctx, ClassOrganization, 0, "id"); err != nil {
+		return activityError(fmt.Errorf("check iTop: %w", err))
+	}
+	return nil
+}
+
+func newClient(cfg Config) (*Client, error) {
 	pw, err := cfg.password()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envPasswordFile, err)
@@ -46,7 +77,7 @@ func newClient(cfg Config) (*client, error) {
 	if cfg.InsecureSkipVerify {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // opt-in, for test instances
 	}
-	return &client{
+	return &Client{
 		endpoint: strings.TrimRight(cfg.URL, "/") + restPath + "?version=" + url.QueryEscape(cfg.Version),
 		user:     cfg.User,
 		password: pw,
@@ -133,7 +164,7 @@ func (r *response) objects() []object {
 // failures, non-200 statuses and non-JSON bodies are plain errors (a
 // retry may succeed once iTop or its proxy is back); a non-zero code is
 // an *Error.
-func (c *client) call(ctx context.Context, op map[string]any) (*response, error) {
+func (c *Client) call(ctx context.Context, op map[string]any) (*response, error) {
 	verb, _ := op["operation"].(string)
 	class, _ := op["class"].(string)
 	js, err := json.Marshal(op)
@@ -183,7 +214,7 @@ func (c *client) call(ctx context.Context, op map[string]any) (*response, error)
 // password is masked, plain and form-encoded, before the body is cut (a
 // cut could otherwise leave part of it), in case a front end echoes the
 // request.
-func (c *client) excerpt(body []byte) string {
+func (c *Client) excerpt(body []byte) string {
 	s := strings.Join(strings.Fields(string(body)), " ")
 	if c.password != "" {
 		for _, form := range []string{c.password, url.QueryEscape(c.password), url.PathEscape(c.password)} {
@@ -208,7 +239,7 @@ func checkObjects(verb string, r *response, ok ...int) error {
 
 // get runs core/get. key is an id, an OQL query or a criteria map; fields
 // is output_fields. No match is an empty result, not an error.
-func (c *client) get(ctx context.Context, class string, key any, fields string) ([]object, error) {
+func (c *Client) get(ctx context.Context, class string, key any, fields string) ([]object, error) {
 	r, err := c.call(ctx, map[string]any{"operation": "core/get", "class": class, "key": key, "output_fields": fields})
 	if err != nil {
 		return nil, err
@@ -232,7 +263,7 @@ func one(verb string, r *response) (object, error) {
 }
 
 // create runs core/create and returns the new object with fields.
-func (c *client) create(ctx context.Context, class string, values map[string]any, fields, comment string) (object, error) {
+func (c *Client) create(ctx context.Context, class string, values map[string]any, fields, comment string) (object, error) {
 	r, err := c.call(ctx, map[string]any{"operation": "core/create", "comment": comment, "class": class, "fields": values, "output_fields": fields})
 	if err != nil {
 		return object{}, err
@@ -241,7 +272,7 @@ func (c *client) create(ctx context.Context, class string, values map[string]any
 }
 
 // update runs core/update on one object, by id.
-func (c *client) update(ctx context.Context, class, id string, values map[string]any, fields, comment string) (object, error) {
+func (c *Client) update(ctx context.Context, class, id string, values map[string]any, fields, comment string) (object, error) {
 	r, err := c.call(ctx, map[string]any{"operation": "core/update", "comment": comment, "class": class, "key": idKey(id), "fields": values, "output_fields": fields})
 	if err != nil {
 		return object{}, err
@@ -251,7 +282,7 @@ func (c *client) update(ctx context.Context, class, id string, values map[string
 
 // delete runs core/delete on one object, by id. An object already gone is
 // success ("Deleted: 0").
-func (c *client) delete(ctx context.Context, class, id, comment string) error {
+func (c *Client) delete(ctx context.Context, class, id, comment string) error {
 	r, err := c.call(ctx, map[string]any{"operation": "core/delete", "comment": comment, "class": class, "key": idKey(id), "simulate": false})
 	if err != nil {
 		return err
@@ -264,7 +295,7 @@ func (c *client) delete(ctx context.Context, class, id, comment string) error {
 // real delete would fail with a bare code 100 ("Found issue(s)"), which
 // cannot be told from a transient internal error; the simulation reports
 // the plan object by object.
-func (c *client) deleteBlockers(ctx context.Context, class, id, comment string) ([]string, error) {
+func (c *Client) deleteBlockers(ctx context.Context, class, id, comment string) ([]string, error) {
 	r, err := c.call(ctx, map[string]any{"operation": "core/delete", "comment": comment, "class": class, "key": idKey(id), "simulate": true})
 	if err != nil && (r == nil || len(r.Objects) == 0) {
 		return nil, err

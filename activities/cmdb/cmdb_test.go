@@ -261,7 +261,7 @@ func TestWrongPasswordIsPermanent(t *testing.T) {
 			require.Contains(t, err.Error(), "Invalid login")
 			require.NotContains(t, err.Error(), "wrong-password")
 			harness.RequireNonRetryable(t, a.RemoveFromCMDB(context.Background(), CMDBRef{Tenant: "acme"}), ErrUnauthorized)
-			harness.RequireNonRetryable(t, a.Check(context.Background()), ErrUnauthorized)
+			harness.RequireNonRetryable(t, a.client.Check(context.Background()), ErrUnauthorized)
 		})
 	}
 	require.Empty(t, s.Objects(ClassOrganization))
@@ -270,7 +270,7 @@ func TestWrongPasswordIsPermanent(t *testing.T) {
 	cfg := testConfig(s.URL)
 	cfg.Auth = AuthBasic
 	a := newActivities(t, cfg)
-	require.NoError(t, a.Check(context.Background()))
+	require.NoError(t, a.client.Check(context.Background()))
 	_, err := a.RegisterInCMDB(context.Background(), prodInput("acme"))
 	require.NoError(t, err)
 	calls := s.Calls()
@@ -286,7 +286,7 @@ func TestOutageIsRetryable(t *testing.T) {
 	harness.RequireRetryable(t, err)
 	require.Contains(t, err.Error(), "503")
 	harness.RequireRetryable(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme"}))
-	harness.RequireRetryable(t, a.Check(ctx))
+	harness.RequireRetryable(t, a.client.Check(ctx))
 	s.SetDown(false)
 
 	rec, err := a.RegisterInCMDB(ctx, prodInput("acme"))
@@ -365,7 +365,7 @@ func TestUnsupportedVersionIsPermanent(t *testing.T) {
 	cfg := testConfig(s.URL)
 	cfg.Version = "2.0"
 	a := newActivities(t, cfg)
-	err := a.Check(context.Background())
+	err := a.client.Check(context.Background())
 	harness.RequireNonRetryable(t, err, ErrRequestRejected)
 	require.Contains(t, err.Error(), "There is no service available for version '2.0'")
 }
@@ -398,7 +398,7 @@ func TestInvalidTenantIsPermanent(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	s, a := setup(t)
-	require.NoError(t, a.Check(context.Background()))
+	require.NoError(t, a.client.Check(context.Background()))
 	require.Equal(t, "core/get", s.Calls()[0].Operation)
 }
 

@@ -80,18 +80,28 @@ type Record struct {
 	TTL    int    `json:"ttl"`    // seconds
 }
 
-// Activities publish and withdraw tenant records. Register one instance
-// per worker; it holds no per-call state.
-type Activities struct {
+// conn is the configured connection to the DNS server, shared by the
+// Activities and the Client.
+type conn struct {
 	cfg settings
 	udp *mdns.Client
 	tcp *mdns.Client
 	log *slog.Logger
 }
 
-// New validates the settings (whether or not Enabled is set: the caller has
-// decided to use DNS) and builds the client. It does no network I/O.
-func New(cfg Config, log *slog.Logger) (*Activities, error) {
+// Client asks the DNS server what is not an activity: the worker's
+// sign-of-life check at start-up, and lookups for tests and diagnostics.
+type Client struct{ *conn }
+
+// Activities publish and withdraw tenant records. Every exported method is
+// an activity, so the worker registers the struct whole
+// (RegisterActivity(dns.NewActivities(c))); it holds no per-call state.
+type Activities struct{ *conn }
+
+// NewClient validates the settings (whether or not Enabled is set: the
+// caller has decided to use DNS) and builds the client. It does no network
+// I/O.
+func NewClient(cfg Config, log *slog.Logger) (*Client, error) {
 	s, err := cfg.settings()
 	if err != nil {
 		return nil, fmt.Errorf("dns config: %w", err)
@@ -100,12 +110,25 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	secrets := map[string]string{s.keyName: s.secret}
-	return &Activities{
+	return &Client{&conn{
 		cfg: s,
 		udp: &mdns.Client{Net: "udp", Timeout: s.timeout, TsigSecret: secrets, UDPSize: udpSize},
 		tcp: &mdns.Client{Net: "tcp", Timeout: s.timeout, TsigSecret: secrets},
 		log: log.With("component", "dns", "zone", s.zone, "server", s.server),
-	}, nil
+	}}, nil
+}
+
+// NewActivities are the record activities on c's server.
+func NewActivities(c *Client) *Activities { return &Activities{c.conn} }
+
+// New is NewClient and NewActivities in one, for a caller that needs no
+// Check.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	c, err := NewClient(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return NewActivities(c), nil
 }
 
 // ErrNameInUse: the tenant's name already holds records Tenantflow did not
@@ -308,14 +331,13 @@ func (a *Activities) RemoveDNSRecord(ctx context.Context, in RecordInput) error 
 // Lookup asks the configured server (not a resolver, so no cache is in the
 // way) for the name's address records and returns their values: addresses,
 // or the CNAME target (with trailing dot) for an alias. A name that does
-// not exist, or has no such records, gives an empty result. It is a helper
-// for tests and diagnostics, not an activity.
-func (a *Activities) Lookup(ctx context.Context, name string) ([]string, error) {
+// not exist, or has no such records, gives an empty result.
+func (c *Client) Lookup(ctx context.Context, name string) ([]string, error) {
 	fqdn := mdns.Fqdn(normalName(name))
 	var out []string
 	seen := map[string]bool{}
 	for _, qtype := range []uint16{mdns.TypeA, mdns.TypeAAAA} {
-		r, err := a.query(ctx, fqdn, qtype)
+		r, err := c.query(ctx, fqdn, qtype)
 		if err != nil {
 			return nil, fmt.Errorf("look up %s %s: %w", fqdn, mdns.TypeToString[qtype], err)
 		}
@@ -323,7 +345,7 @@ func (a *Activities) Lookup(ctx context.Context, name string) ([]string, error) 
 			return []string{}, nil
 		}
 		if r.Rcode != mdns.RcodeSuccess {
-			return nil, fmt.Errorf("look up %s %s at %s: %s", fqdn, mdns.TypeToString[qtype], a.cfg.server, rcodeName(r.Rcode))
+			return nil, fmt.Errorf("look up %s %s at %s: %s", fqdn, mdns.TypeToString[qtype], c.cfg.server, rcodeName(r.Rcode))
 		}
 		for _, rr := range r.Answer {
 			var v string
@@ -351,23 +373,23 @@ func (a *Activities) Lookup(ctx context.Context, name string) ([]string, error) 
 
 // Check proves the server answers authoritatively for the zone with one
 // SOA query. It does not prove the key works: that needs an update.
-func (a *Activities) Check(ctx context.Context) error {
-	r, err := a.query(ctx, a.cfg.zone, mdns.TypeSOA)
+func (c *Client) Check(ctx context.Context) error {
+	r, err := c.query(ctx, c.cfg.zone, mdns.TypeSOA)
 	if err != nil {
-		return fmt.Errorf("check DNS zone %s: %w", a.cfg.zone, err)
+		return fmt.Errorf("check DNS zone %s: %w", c.cfg.zone, err)
 	}
 	if r.Rcode != mdns.RcodeSuccess {
-		return fmt.Errorf("check DNS zone %s at %s: %s", a.cfg.zone, a.cfg.server, rcodeName(r.Rcode))
+		return fmt.Errorf("check DNS zone %s at %s: %s", c.cfg.zone, c.cfg.server, rcodeName(r.Rcode))
 	}
 	if !r.Authoritative {
-		return fmt.Errorf("check DNS zone %s: %s is not authoritative for it (updates need the primary)", a.cfg.zone, a.cfg.server)
+		return fmt.Errorf("check DNS zone %s: %s is not authoritative for it (updates need the primary)", c.cfg.zone, c.cfg.server)
 	}
 	for _, rr := range r.Answer {
-		if soa, ok := rr.(*mdns.SOA); ok && strings.EqualFold(soa.Hdr.Name, a.cfg.zone) {
+		if soa, ok := rr.(*mdns.SOA); ok && strings.EqualFold(soa.Hdr.Name, c.cfg.zone) {
 			return nil
 		}
 	}
-	return fmt.Errorf("check DNS zone %s: %s returned no SOA record for it", a.cfg.zone, a.cfg.server)
+	return fmt.Errorf("check DNS zone %s: %s returned no SOA record for it", c.cfg.zone, c.cfg.server)
 }
 
 // recordName checks that the tenant name is a hostname strictly inside the

@@ -23,6 +23,12 @@ const zone = "apps.example.test"
 // tenant names at target, after edit has changed the configuration.
 func newActivities(t *testing.T, b *harness.Bind, target string, edit ...func(*dns.Config)) *dns.Activities {
 	t.Helper()
+	return dns.NewActivities(newClient(t, b, target, edit...))
+}
+
+// newClient is newActivities' client, for Check and Lookup.
+func newClient(t *testing.T, b *harness.Bind, target string, edit ...func(*dns.Config)) *dns.Client {
+	t.Helper()
 	cfg := dns.Config{
 		Enabled: true, Server: b.Addr, Zone: b.Zone,
 		TSIGName: b.KeyName, TSIGSecret: b.KeySecret, TSIGAlgorithm: b.KeyAlgorithm,
@@ -31,9 +37,9 @@ func newActivities(t *testing.T, b *harness.Bind, target string, edit ...func(*d
 	for _, e := range edit {
 		e(&cfg)
 	}
-	a, err := dns.New(cfg, harness.Logger(t))
+	c, err := dns.NewClient(cfg, harness.Logger(t))
 	require.NoError(t, err)
-	return a
+	return c
 }
 
 func ctx(t *testing.T) context.Context {
@@ -54,15 +60,16 @@ func requireAppError(t *testing.T, err error, typ string) *temporal.ApplicationE
 
 func TestEnsureLookupRemove(t *testing.T) {
 	b := harness.StartBind(t, zone)
-	a := newActivities(t, b, "10.0.0.42")
-	require.NoError(t, a.Check(ctx(t)))
+	c := newClient(t, b, "10.0.0.42")
+	a := dns.NewActivities(c)
+	require.NoError(t, c.Check(ctx(t)))
 	in := dns.RecordInput{Tenant: "acme", Name: "acme." + zone}
 
 	rec, err := a.EnsureDNSRecord(ctx(t), in)
 	require.NoError(t, err)
 	require.Equal(t, dns.Record{Name: "acme." + zone + ".", Type: "A", Target: "10.0.0.42", TTL: 120}, rec)
 	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, "acme."+zone, "A"))
-	got, err := a.Lookup(ctx(t), in.Name)
+	got, err := c.Lookup(ctx(t), in.Name)
 	require.NoError(t, err)
 	require.Equal(t, []string{"10.0.0.42"}, got)
 	require.Contains(t, b.Dig(t, "acme."+zone, "A", "+noall", "+answer"), "120\tIN\tA\t10.0.0.42")
@@ -87,7 +94,7 @@ func TestEnsureLookupRemove(t *testing.T) {
 	require.NoError(t, a.RemoveDNSRecord(ctx(t), in))
 	require.Equal(t, "NXDOMAIN", b.DigStatus(t, "acme."+zone, "A"))
 	require.Empty(t, b.DigShort(t, "acme."+zone, "A"))
-	got, err = a.Lookup(ctx(t), in.Name)
+	got, err = c.Lookup(ctx(t), in.Name)
 	require.NoError(t, err)
 	require.Empty(t, got)
 	require.NoError(t, a.RemoveDNSRecord(ctx(t), in), "removing an absent record is success")
@@ -104,13 +111,14 @@ func TestTargetSwitchesType(t *testing.T) {
 	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, name, "A"))
 
 	// A → CNAME: the A record goes in the same update.
-	cname := newActivities(t, b, "ingress.example.net")
+	cnameClient := newClient(t, b, "ingress.example.net")
+	cname := dns.NewActivities(cnameClient)
 	rec, err := cname.EnsureDNSRecord(ctx(t), in)
 	require.NoError(t, err)
 	require.Equal(t, dns.Record{Name: name + ".", Type: "CNAME", Target: "ingress.example.net.", TTL: 120}, rec)
 	require.Equal(t, []string{"ingress.example.net."}, b.DigShort(t, name, "CNAME"))
 	require.Equal(t, []string{"ingress.example.net."}, b.DigShort(t, name, "A"), "only the alias answers an A query")
-	got, err := cname.Lookup(ctx(t), name)
+	got, err := cnameClient.Lookup(ctx(t), name)
 	require.NoError(t, err)
 	require.Equal(t, []string{"ingress.example.net."}, got)
 	_, err = cname.EnsureDNSRecord(ctx(t), in)
@@ -157,11 +165,12 @@ func TestRejectedUpdateIsPermanent(t *testing.T) {
 	require.Equal(t, "NXDOMAIN", b.DigStatus(t, "acme."+zone, "A"), "a rejected update changed the zone")
 
 	// A zone the server does not serve: its answer names the rcode.
-	other := newActivities(t, b, "10.0.0.42", func(c *dns.Config) { c.Zone = "other.example.test" })
+	otherClient := newClient(t, b, "10.0.0.42", func(c *dns.Config) { c.Zone = "other.example.test" })
+	other := dns.NewActivities(otherClient)
 	_, err := other.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: "acme.other.example.test"})
 	appErr := requireAppError(t, err, dns.ErrUpdateRejected)
 	require.Regexp(t, "NOTAUTH|REFUSED|NOTZONE", appErr.Error())
-	require.Error(t, other.Check(ctx(t)), "Check must notice the zone is not served")
+	require.Error(t, otherClient.Check(ctx(t)), "Check must notice the zone is not served")
 }
 
 func TestNameOutsideZone(t *testing.T) {
@@ -179,7 +188,8 @@ func TestNameOutsideZone(t *testing.T) {
 
 func TestOutageIsRetryableAndJournalSurvives(t *testing.T) {
 	b := harness.StartBind(t, zone)
-	a := newActivities(t, b, "10.0.0.42")
+	c := newClient(t, b, "10.0.0.42")
+	a := dns.NewActivities(c)
 	_, err := a.EnsureDNSRecord(ctx(t), dns.RecordInput{Tenant: "acme", Name: "acme." + zone})
 	require.NoError(t, err)
 
@@ -188,18 +198,18 @@ func TestOutageIsRetryableAndJournalSurvives(t *testing.T) {
 	_, err = a.EnsureDNSRecord(ctx(t), in)
 	harness.RequireRetryable(t, err)
 	harness.RequireRetryable(t, a.RemoveDNSRecord(ctx(t), in))
-	require.Error(t, a.Check(ctx(t)))
-	_, err = a.Lookup(ctx(t), "acme."+zone)
+	require.Error(t, c.Check(ctx(t)))
+	_, err = c.Lookup(ctx(t), "acme."+zone)
 	require.Error(t, err)
 
 	b.Start()
-	require.NoError(t, a.Check(ctx(t)))
+	require.NoError(t, c.Check(ctx(t)))
 	_, err = a.EnsureDNSRecord(ctx(t), in)
 	require.NoError(t, err)
 	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, "globex."+zone, "A"))
 	// The record written before the outage came back from the journal.
 	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, "acme."+zone, "A"))
-	got, err := a.Lookup(ctx(t), "acme."+zone)
+	got, err := c.Lookup(ctx(t), "acme."+zone)
 	require.NoError(t, err)
 	require.Equal(t, []string{"10.0.0.42"}, got)
 }
@@ -226,7 +236,7 @@ func TestLookupFallsBackToTCP(t *testing.T) {
 	udp := b.Dig(t, name, "A", "+ignore", "+bufsize=1232", "+noall", "+comments")
 	require.Regexp(t, `flags:[a-z ]* tc[ ;]`, udp, "the UDP answer must be truncated for this test to mean anything")
 
-	got, err := newActivities(t, b, "10.0.0.42").Lookup(ctx(t), name)
+	got, err := newClient(t, b, "10.0.0.42").Lookup(ctx(t), name)
 	require.NoError(t, err)
 	require.ElementsMatch(t, want, got)
 }

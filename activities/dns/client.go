@@ -24,36 +24,36 @@ const udpSize = 1232
 // A non-nil response is returned even with an error when the server did
 // answer (the error is then a failed signature check of the response):
 // callers look at the response code first.
-func (a *Activities) exchange(ctx context.Context, build func() *mdns.Msg) (*mdns.Msg, error) {
-	r, err := a.exchangeOn(ctx, a.udp, build())
+func (cn *conn) exchange(ctx context.Context, build func() *mdns.Msg) (*mdns.Msg, error) {
+	r, err := cn.exchangeOn(ctx, cn.udp, build())
 	if r != nil && r.Truncated {
-		r, err = a.exchangeOn(ctx, a.tcp, build())
+		r, err = cn.exchangeOn(ctx, cn.tcp, build())
 	}
 	return r, err
 }
 
-func (a *Activities) exchangeOn(ctx context.Context, c *mdns.Client, m *mdns.Msg) (*mdns.Msg, error) {
-	r, _, err := c.ExchangeContext(ctx, m, a.cfg.server)
+func (cn *conn) exchangeOn(ctx context.Context, c *mdns.Client, m *mdns.Msg) (*mdns.Msg, error) {
+	r, _, err := c.ExchangeContext(ctx, m, cn.cfg.server)
 	if r == nil || r.Id != m.Id || !r.Response {
 		if err == nil {
 			err = errors.New("no valid response")
 		}
-		return nil, fmt.Errorf("%s %s: %w", c.Net, a.cfg.server, err)
+		return nil, fmt.Errorf("%s %s: %w", c.Net, cn.cfg.server, err)
 	}
 	if err != nil {
-		err = fmt.Errorf("%s %s: %w", c.Net, a.cfg.server, err)
+		err = fmt.Errorf("%s %s: %w", c.Net, cn.cfg.server, err)
 	}
 	return r, err
 }
 
 // update sends one signed RFC 2136 UPDATE for the zone made of the
 // changes fill adds, and maps the answer to retryable or permanent errors.
-func (a *Activities) update(ctx context.Context, fill func(m *mdns.Msg)) error {
-	r, err := a.exchange(ctx, func() *mdns.Msg {
+func (cn *conn) update(ctx context.Context, fill func(m *mdns.Msg)) error {
+	r, err := cn.exchange(ctx, func() *mdns.Msg {
 		m := new(mdns.Msg)
-		m.SetUpdate(a.cfg.zone)
+		m.SetUpdate(cn.cfg.zone)
 		fill(m)
-		m.SetTsig(a.cfg.keyName, a.cfg.algorithm, tsigFudge, time.Now().Unix())
+		m.SetTsig(cn.cfg.keyName, cn.cfg.algorithm, tsigFudge, time.Now().Unix())
 		return m
 	})
 	if r == nil {
@@ -72,8 +72,8 @@ func (a *Activities) update(ctx context.Context, fill func(m *mdns.Msg)) error {
 }
 
 // query asks the server one question without signing it.
-func (a *Activities) query(ctx context.Context, name string, qtype uint16) (*mdns.Msg, error) {
-	r, err := a.exchange(ctx, func() *mdns.Msg {
+func (cn *conn) query(ctx context.Context, name string, qtype uint16) (*mdns.Msg, error) {
+	r, err := cn.exchange(ctx, func() *mdns.Msg {
 		m := new(mdns.Msg)
 		m.SetQuestion(name, qtype)
 		m.RecursionDesired = false

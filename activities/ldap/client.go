@@ -52,17 +52,27 @@ const (
 	ErrNotOurs = "ResourceNotOurs"
 )
 
-// Activities manages tenant directories on one LDAP server.
-type Activities struct {
+// server is the configured LDAP server, shared by the Activities and the
+// Client.
+type server struct {
 	cfg      Config
 	password string // bind password, resolved once from the variable or file
 	tls      *tls.Config
 	log      *slog.Logger
 }
 
-// New validates cfg and prepares the connection settings. It does no
+// Client reaches the LDAP server for what is not an activity: the
+// worker's sign-of-life check at start-up.
+type Client struct{ *server }
+
+// Activities manages tenant directories on one LDAP server. Every exported
+// method is an activity, so the worker registers the struct whole
+// (RegisterActivity(ldap.NewActivities(c))).
+type Activities struct{ *server }
+
+// NewClient validates cfg and prepares the connection settings. It does no
 // network I/O; Check does.
-func New(cfg Config, log *slog.Logger) (*Activities, error) {
+func NewClient(cfg Config, log *slog.Logger) (*Client, error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("ldap config: %w", err)
 	}
@@ -74,11 +84,11 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	u, _ := url.Parse(cfg.URL) // checked above
-	a := &Activities{cfg: cfg, password: pw, log: log}
+	srv := &server{cfg: cfg, password: pw, log: log}
 	if u.Scheme == "ldaps" || cfg.StartTLS {
-		a.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		srv.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 		if cfg.TLSCA != "" {
-			if a.tls.RootCAs, err = loadCA(cfg.TLSCA); err != nil {
+			if srv.tls.RootCAs, err = loadCA(cfg.TLSCA); err != nil {
 				return nil, fmt.Errorf("ldap config: %s: %w", envTLSCA, err)
 			}
 		}
@@ -86,25 +96,38 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 		log.Warn("LDAP connection is not encrypted: the bind password and tenant admin passwords cross the network in clear; use ldaps:// or "+envStartTLS,
 			"url", cfg.URL)
 	}
-	return a, nil
+	return &Client{srv}, nil
+}
+
+// NewActivities are the directory activities on c's server.
+func NewActivities(c *Client) *Activities { return &Activities{c.server} }
+
+// New is NewClient and NewActivities in one, for a caller that needs no
+// Check.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	c, err := NewClient(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return NewActivities(c), nil
 }
 
 // Check proves the server answers, the bind credentials work and the base
 // DN exists, so a misconfiguration shows at worker start-up rather than in
 // the first tenant's workflow.
-func (a *Activities) Check(ctx context.Context) error {
-	conn, err := a.connect(ctx)
+func (c *Client) Check(ctx context.Context) error {
+	conn, err := c.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_, err = conn.Search(goldap.NewSearchRequest(a.cfg.BaseDN, goldap.ScopeBaseObject, goldap.NeverDerefAliases,
+	_, err = conn.Search(goldap.NewSearchRequest(c.cfg.BaseDN, goldap.ScopeBaseObject, goldap.NeverDerefAliases,
 		1, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
 	if goldap.IsErrorWithCode(err, goldap.LDAPResultNoSuchObject) {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("base DN %s (%s) does not exist", a.cfg.BaseDN, envBaseDN), ErrBaseMissing, err)
+			fmt.Sprintf("base DN %s (%s) does not exist", c.cfg.BaseDN, envBaseDN), ErrBaseMissing, err)
 	}
-	return a.classify(ctx, "read base DN "+a.cfg.BaseDN, err)
+	return c.classify(ctx, "read base DN "+c.cfg.BaseDN, err)
 }
 
 // session is one bound connection, closed early if the activity's context
@@ -121,36 +144,36 @@ func (s *session) Close() {
 }
 
 // connect dials, upgrades with StartTLS when configured and binds.
-func (a *Activities) connect(ctx context.Context) (*session, error) {
+func (srv *server) connect(ctx context.Context) (*session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	opts := []goldap.DialOpt{goldap.DialWithDialer(&net.Dialer{Timeout: a.cfg.Timeout})}
-	if a.tls != nil {
-		opts = append(opts, goldap.DialWithTLSConfig(a.tls))
+	opts := []goldap.DialOpt{goldap.DialWithDialer(&net.Dialer{Timeout: srv.cfg.Timeout})}
+	if srv.tls != nil {
+		opts = append(opts, goldap.DialWithTLSConfig(srv.tls))
 	}
-	conn, err := goldap.DialURL(a.cfg.URL, opts...)
+	conn, err := goldap.DialURL(srv.cfg.URL, opts...)
 	if err != nil {
-		return nil, a.classify(ctx, "connect to "+a.cfg.URL, err)
+		return nil, srv.classify(ctx, "connect to "+srv.cfg.URL, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	conn.SetTimeout(a.cfg.Timeout)
+	conn.SetTimeout(srv.cfg.Timeout)
 	s := &session{Conn: conn, stop: stop}
 	fail := func(err error) (*session, error) {
 		s.Close()
 		return nil, err
 	}
-	if a.cfg.StartTLS {
-		if err := conn.StartTLS(a.tls); err != nil {
-			return fail(a.classify(ctx, "StartTLS with "+a.cfg.URL, err))
+	if srv.cfg.StartTLS {
+		if err := conn.StartTLS(srv.tls); err != nil {
+			return fail(srv.classify(ctx, "StartTLS with "+srv.cfg.URL, err))
 		}
 	}
-	if err := conn.Bind(a.cfg.BindDN, a.password); err != nil {
+	if err := conn.Bind(srv.cfg.BindDN, srv.password); err != nil {
 		if goldap.IsErrorWithCode(err, goldap.LDAPResultInvalidCredentials) {
 			return fail(temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("bind as %s rejected (invalid credentials): check %s and %s (or %s)", a.cfg.BindDN, envBindDN, envBindPassword, envBindPasswordFile), ErrBindRejected, err))
+				fmt.Sprintf("bind as %s rejected (invalid credentials): check %s and %s (or %s)", srv.cfg.BindDN, envBindDN, envBindPassword, envBindPasswordFile), ErrBindRejected, err))
 		}
-		return fail(a.classify(ctx, "bind as "+a.cfg.BindDN, err))
+		return fail(srv.classify(ctx, "bind as "+srv.cfg.BindDN, err))
 	}
 	return s, nil
 }
@@ -179,7 +202,7 @@ var permanent = map[uint16]bool{
 // classify wraps err with what was being done. Rejections that a retry
 // cannot change become non-retryable; network errors, timeouts, busy and
 // unavailable servers (and anything unknown) stay retryable.
-func (a *Activities) classify(ctx context.Context, op string, err error) error {
+func (srv *server) classify(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -105,5 +105,5 @@ func TestBindPasswordFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "pw")
 	require.NoError(t, os.WriteFile(file, []byte(srv.RootPassword+"\n"), 0o600))
 	cfg.BindPassword, cfg.BindPasswordFile = "", file
-	require.NoError(t, newActivities(t, cfg).Check(context.Background()))
+	require.NoError(t, newClient(t, cfg).Check(context.Background()))
 }

@@ -31,9 +31,15 @@ func directory(t *testing.T) (*harness.Slapd, ldap.Config, *ldap.Activities) {
 
 func newActivities(t *testing.T, cfg ldap.Config) *ldap.Activities {
 	t.Helper()
-	a, err := ldap.New(cfg, harness.Logger(t))
+	return ldap.NewActivities(newClient(t, cfg))
+}
+
+// newClient is newActivities' client, for Check.
+func newClient(t *testing.T, cfg ldap.Config) *ldap.Client {
+	t.Helper()
+	c, err := ldap.NewClient(cfg, harness.Logger(t))
 	require.NoError(t, err)
-	return a
+	return c
 }
 
 // bind tries the credentials on a fresh connection, as a user would.
@@ -235,8 +241,9 @@ func TestInvalidInput(t *testing.T) {
 func TestBindRejected(t *testing.T) {
 	_, cfg, _ := directory(t)
 	cfg.BindPassword = "not-the-root-password"
-	a := newActivities(t, cfg)
-	harness.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBindRejected)
+	c := newClient(t, cfg)
+	a := ldap.NewActivities(c)
+	harness.RequireNonRetryable(t, c.Check(context.Background()), ldap.ErrBindRejected)
 	_, err := a.EnsureDirectory(context.Background(), ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
 	appErr := harness.RequireNonRetryable(t, err, ldap.ErrBindRejected)
 	require.NotContains(t, appErr.Error(), cfg.BindPassword)
@@ -245,14 +252,16 @@ func TestBindRejected(t *testing.T) {
 func TestBaseMissing(t *testing.T) {
 	_, cfg, _ := directory(t)
 	cfg.BaseDN = "ou=missing,dc=example,dc=org"
-	a := newActivities(t, cfg)
-	harness.RequireNonRetryable(t, a.Check(context.Background()), ldap.ErrBaseMissing)
+	c := newClient(t, cfg)
+	a := ldap.NewActivities(c)
+	harness.RequireNonRetryable(t, c.Check(context.Background()), ldap.ErrBaseMissing)
 	_, err := a.EnsureDirectory(context.Background(), ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
 	harness.RequireNonRetryable(t, err, ldap.ErrBaseMissing)
 }
 
 func TestOutage(t *testing.T) {
-	srv, _, a := directory(t)
+	srv, cfg, a := directory(t)
+	c := newClient(t, cfg)
 	ctx := context.Background()
 	first, err := a.EnsureDirectory(ctx, ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "correct-horse-battery-1"})
 	require.NoError(t, err)
@@ -261,7 +270,7 @@ func TestOutage(t *testing.T) {
 	in := ldap.DirectoryInput{Tenant: "beta", AdminUser: "boss", AdminPassword: "correct-horse-battery-2"}
 	_, err = a.EnsureDirectory(ctx, in)
 	harness.RequireRetryable(t, err)
-	harness.RequireRetryable(t, a.Check(ctx))
+	harness.RequireRetryable(t, c.Check(ctx))
 	harness.RequireRetryable(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "acme"}))
 
 	srv.Start()
@@ -288,8 +297,9 @@ func TestTLS(t *testing.T) {
 
 	startTLS := cfg
 	startTLS.StartTLS, startTLS.TLSCA = true, srv.CAFile
-	a := newActivities(t, startTLS)
-	require.NoError(t, a.Check(context.Background()))
+	c := newClient(t, startTLS)
+	a := ldap.NewActivities(c)
+	require.NoError(t, c.Check(context.Background()))
 	_, err := a.EnsureDirectory(context.Background(), in)
 	require.NoError(t, err)
 
@@ -301,7 +311,7 @@ func TestTLS(t *testing.T) {
 
 	untrusted := cfg
 	untrusted.URL = srv.LDAPSURL // system roots do not know the test CA
-	err = newActivities(t, untrusted).Check(context.Background())
+	err = newClient(t, untrusted).Check(context.Background())
 	require.ErrorContains(t, err, "certificate")
 }
 

@@ -97,18 +97,28 @@ type RouteRef struct {
 	Adopt  bool   `json:"adopt,omitempty"`
 }
 
-// Activities manage tenant routes in one Caddy. Register it with the worker
-// and reference its methods through a nil pointer in workflows.
-type Activities struct {
+// conn is the configured connection to Caddy's admin API, shared by the
+// Activities and the Client.
+type conn struct {
 	cfg   settings
 	admin *admin
 	log   *slog.Logger
 }
 
-// New validates the configuration and prepares the admin API client; it
-// does no network I/O, so the worker starts even while Caddy is down (Check
-// tells at start-up, activities retry).
-func New(cfg Config, log *slog.Logger) (*Activities, error) {
+// Client reaches Caddy for what is not an activity: the worker's
+// sign-of-life check at start-up.
+type Client struct{ *conn }
+
+// Activities manage tenant routes in one Caddy. Every exported method is an
+// activity, so the worker registers the struct whole
+// (RegisterActivity(proxy.NewActivities(c))); workflows reference its
+// methods through a nil pointer.
+type Activities struct{ *conn }
+
+// NewClient validates the configuration and prepares the admin API
+// client; it does no network I/O, so the worker starts even while Caddy is
+// down (Check tells at start-up, activities retry).
+func NewClient(cfg Config, log *slog.Logger) (*Client, error) {
 	s, err := cfg.settings()
 	if err != nil {
 		return nil, fmt.Errorf("proxy config: %w", err)
@@ -116,19 +126,32 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Activities{cfg: s, admin: newAdmin(s.admin), log: log}, nil
+	return &Client{&conn{cfg: s, admin: newAdmin(s.admin), log: log}}, nil
+}
+
+// NewActivities are the route activities on c's Caddy.
+func NewActivities(c *Client) *Activities { return &Activities{c.conn} }
+
+// New is NewClient and NewActivities in one, for a caller that needs no
+// Check.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	c, err := NewClient(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return NewActivities(c), nil
 }
 
 // Check asks Caddy for its admin settings: a small answer that proves the
 // admin API is reachable at the configured URL and accepts our Host header.
-func (a *Activities) Check(ctx context.Context) error {
+func (c *Client) Check(ctx context.Context) error {
 	const path = "/config/admin"
-	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
+	r, err := c.admin.do(ctx, http.MethodGet, path, nil, "")
 	if err != nil {
-		return fmt.Errorf("check caddy admin API %s: %w", a.cfg.admin.Redacted(), err)
+		return fmt.Errorf("check caddy admin API %s: %w", c.cfg.admin.Redacted(), err)
 	}
 	if r.status != http.StatusOK {
-		return fmt.Errorf("check caddy admin API %s: %w", a.cfg.admin.Redacted(), r.unexpected(http.MethodGet, path))
+		return fmt.Errorf("check caddy admin API %s: %w", c.cfg.admin.Redacted(), r.unexpected(http.MethodGet, path))
 	}
 	return nil
 }

@@ -92,7 +92,7 @@ func TestHostAndCaseNormalisation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := a.Host("acme"); got != "acme.apps.example.com" {
+	if got := proxy.Host(a, "acme"); got != "acme.apps.example.com" {
 		t.Fatalf("Host = %q", got)
 	}
 }

@@ -1,4 +1,4 @@
 package proxy
 
 // Host exposes the host derivation to the external tests.
-func (a *Activities) Host(tenant string) string { return a.host(tenant) }
+func Host(a *Activities, tenant string) string { return a.host(tenant) }

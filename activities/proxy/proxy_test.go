@@ -37,8 +37,13 @@ func upstream(t *testing.T, body string) string {
 
 func newActivities(t *testing.T, caddy *harness.Caddy) *proxy.Activities {
 	t.Helper()
+	return proxy.NewActivities(newClient(t, caddy))
+}
+
+func newClient(t *testing.T, caddy *harness.Caddy) *proxy.Client {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(caddy.HTTPAddr)
-	a, err := proxy.New(proxy.Config{
+	c, err := proxy.NewClient(proxy.Config{
 		Enabled:      true,
 		AdminURL:     caddy.AdminURL,
 		Server:       "tenantflow",
@@ -50,7 +55,7 @@ func newActivities(t *testing.T, caddy *harness.Caddy) *proxy.Activities {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a
+	return c
 }
 
 func ctx(t *testing.T) context.Context {
@@ -148,9 +153,10 @@ func served(t *testing.T, caddy *harness.Caddy, host, want string) string {
 func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 	harness.RequireAcceptQueueMigration(t)
 	caddy := harness.StartCaddy(t, "tenantflow")
-	a := newActivities(t, caddy)
+	c := newClient(t, caddy)
+	a := proxy.NewActivities(c)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
-	if err := a.Check(ctx(t)); err != nil {
+	if err := c.Check(ctx(t)); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 
@@ -303,7 +309,8 @@ func TestEnsureRouteCreatesServerOnEmptyCaddy(t *testing.T) {
 func TestCaddyOutageIsRetryable(t *testing.T) {
 	harness.RequireAcceptQueueMigration(t)
 	caddy := harness.StartCaddy(t, "tenantflow")
-	a := newActivities(t, caddy)
+	c := newClient(t, caddy)
+	a := proxy.NewActivities(c)
 	upA, upB := upstream(t, "upstream A"), upstream(t, "upstream B")
 	if _, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upA}}); err != nil {
 		t.Fatal(err)
@@ -313,7 +320,7 @@ func TestCaddyOutageIsRetryable(t *testing.T) {
 	_, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{upB}})
 	harness.RequireRetryable(t, err)
 	harness.RequireRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "globex"}))
-	if err := a.Check(ctx(t)); err == nil {
+	if err := c.Check(ctx(t)); err == nil {
 		t.Fatal("Check succeeded while Caddy is down")
 	}
 
@@ -374,13 +381,14 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(adminHost)
 	_, httpPort, _ := net.SplitHostPort(caddy.HTTPAddr)
-	a, err := proxy.New(proxy.Config{
+	c, err := proxy.NewClient(proxy.Config{
 		Enabled: true, AdminURL: "http://localhost:" + port, Server: "tenantflow", Listen: caddy.HTTPAddr,
 		Domain: domain, PublicScheme: "http", PublicPort: httpPort,
 	}, harness.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := proxy.NewActivities(c)
 	harness.WaitFor(t, "caddy admin with new origins", 10*time.Second, func() error {
 		if status, _ := caddy.Admin(t, http.MethodGet, "/config/admin", nil); status != http.StatusOK {
 			return fmt.Errorf("status %d", status)
@@ -394,7 +402,7 @@ func TestRefusedByCaddyIsNonRetryable(t *testing.T) {
 		t.Fatalf("error does not carry Caddy's reason: %v", err)
 	}
 	harness.RequireNonRetryable(t, a.RemoveRoute(ctx(t), proxy.RouteRef{Tenant: "acme"}), proxy.ErrConfigRejected)
-	if err := a.Check(ctx(t)); err == nil {
+	if err := c.Check(ctx(t)); err == nil {
 		t.Fatal("Check succeeded although Caddy refuses our Host header")
 	}
 	if len(routes(t, caddy)) != 0 {

@@ -57,6 +57,9 @@ const (
 type Driver interface {
 	Watch(ctx context.Context, in WatchInput) error
 	Unwatch(ctx context.Context, ref WatchRef) error
+	// Check proves the monitoring system is reachable with this
+	// configuration; the worker logs the result at start-up. It is no
+	// activity.
 	Check(ctx context.Context) error
 }
 
@@ -108,36 +111,56 @@ func notOurs(what, tenant, owner, got string, stamped bool) error {
 
 // Activities is the supervision surface the workflows call
 // (var a *supervision.Activities; a.StartSupervision), whatever the driver.
+// Every exported method is an activity, so the worker registers the struct
+// whole (RegisterActivity(supervision.NewActivities(d, log))).
 type Activities struct {
 	driver Driver
 	log    *slog.Logger
 }
 
-// New validates the configuration and builds the selected driver without
-// talking to it (the worker calls Check for that). Supervision must be
-// enabled: with the driver none there is nothing to register.
-func New(cfg Config, log *slog.Logger) (*Activities, error) {
+// NewDriver validates the configuration and builds the selected driver
+// without talking to it (the worker calls its Check for that).
+// Supervision must be enabled: with the driver none there is nothing to
+// build.
+func NewDriver(cfg Config, log *slog.Logger) (Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("supervision configuration: %w", err)
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("component", "supervision", "driver", cfg.driver())
-	var d Driver
-	var err error
+	log = driverLog(cfg, log)
 	switch cfg.driver() {
 	case DriverPrometheus:
-		d, err = NewPrometheusDriver(cfg.Prometheus, cfg.Timeout, log)
+		return NewPrometheusDriver(cfg.Prometheus, cfg.Timeout, log)
 	case DriverIcinga2:
-		d, err = NewIcinga2Driver(cfg.Icinga2, cfg.Timeout, log)
+		return NewIcinga2Driver(cfg.Icinga2, cfg.Timeout, log)
 	default:
 		return nil, fmt.Errorf("supervision is disabled (%s=%s): there is no driver to build", EnvDriver, DriverNone)
 	}
+}
+
+// driverLog is the log of cfg's driver and its activities.
+func driverLog(cfg Config, log *slog.Logger) *slog.Logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return log.With("component", "supervision", "driver", cfg.driver())
+}
+
+// NewActivities are the supervision activities on driver d.
+func NewActivities(d Driver, log *slog.Logger) *Activities {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Activities{driver: d, log: log}
+}
+
+// New is NewDriver and NewActivities in one, for a caller that needs no
+// Check.
+func New(cfg Config, log *slog.Logger) (*Activities, error) {
+	d, err := NewDriver(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	return &Activities{driver: d, log: log}, nil
+	return NewActivities(d, driverLog(cfg, log)), nil
 }
 
 // StartSupervision makes the monitoring system probe the tenant's URL and
@@ -165,12 +188,6 @@ func (a *Activities) StopSupervision(ctx context.Context, in WatchRef) error {
 	}
 	a.log.InfoContext(ctx, "supervision stopped", "tenant", in.Tenant, "owner", in.Owner)
 	return nil
-}
-
-// Check proves the monitoring system is reachable with this configuration;
-// the worker logs the result at start-up.
-func (a *Activities) Check(ctx context.Context) error {
-	return a.driver.Check(ctx)
 }
 
 // validateTenant keeps tenant names to DNS labels: they become file names

@@ -18,11 +18,17 @@ import (
 
 func newIcingaActivities(t *testing.T, ic *harness.Icinga2, pw string) *supervision.Activities {
 	t.Helper()
+	return supervision.NewActivities(newIcingaDriver(t, ic, pw), harness.Logger(t))
+}
+
+// newIcingaDriver is newIcingaActivities' driver, for Check.
+func newIcingaDriver(t *testing.T, ic *harness.Icinga2, pw string) supervision.Driver {
+	t.Helper()
 	cfg := supervision.Config{Driver: "icinga2", Timeout: 5 * time.Second, Icinga2: supervision.Icinga2Config{
 		URL: ic.URL, User: ic.User, Password: pw, CA: ic.CAFile, HostTemplate: harness.Icinga2HostTemplate}}
-	a, err := supervision.New(cfg, harness.Logger(t))
+	d, err := supervision.NewDriver(cfg, harness.Logger(t))
 	require.NoError(t, err)
-	return a
+	return d
 }
 
 // icingaObject is what the assertions read back from the API.
@@ -62,8 +68,9 @@ func filter(expr string) string {
 
 func TestIcinga2Supervision(t *testing.T) {
 	ic := harness.StartIcinga2(t)
-	a := newIcingaActivities(t, ic, ic.Password)
-	require.NoError(t, a.Check(ctx(t)))
+	d := newIcingaDriver(t, ic, ic.Password)
+	a := supervision.NewActivities(d, harness.Logger(t))
+	require.NoError(t, d.Check(ctx(t)))
 	app := tenantApp(t)
 	appPort := app.Listener.Addr().(*net.TCPAddr).Port
 	in := supervision.WatchInput{Tenant: "acme", Stage: "prod", URL: app.URL + "/"}
@@ -136,15 +143,17 @@ func waitServiceState(t *testing.T, ic *harness.Icinga2, svc string, exit float6
 
 func TestIcinga2Failures(t *testing.T) {
 	ic := harness.StartIcinga2(t)
-	a := newIcingaActivities(t, ic, ic.Password)
+	d := newIcingaDriver(t, ic, ic.Password)
+	a := supervision.NewActivities(d, harness.Logger(t))
 	in := supervision.WatchInput{Tenant: "beta", Stage: "test", URL: "https://beta.example.test/healthz"}
 
 	t.Run("wrong password", func(t *testing.T) {
-		bad := newIcingaActivities(t, ic, "wrong-password")
+		badDriver := newIcingaDriver(t, ic, "wrong-password")
+		bad := supervision.NewActivities(badDriver, harness.Logger(t))
 		err := bad.StartSupervision(ctx(t), in)
 		requireAppError(t, err, supervision.ErrUnauthorized)
 		require.NotContains(t, err.Error(), "wrong-password")
-		requireAppError(t, bad.Check(ctx(t)), supervision.ErrUnauthorized)
+		requireAppError(t, badDriver.Check(ctx(t)), supervision.ErrUnauthorized)
 		require.Empty(t, objects(t, ic, "hosts/tenantflow-beta"))
 	})
 
@@ -167,7 +176,7 @@ func TestIcinga2Failures(t *testing.T) {
 	t.Run("outage", func(t *testing.T) {
 		ic.Process.Stop()
 		harness.RequireRetryable(t, a.StartSupervision(ctx(t), in))
-		harness.RequireRetryable(t, a.Check(ctx(t)))
+		harness.RequireRetryable(t, d.Check(ctx(t)))
 		ic.Process.Start()
 		ic.WaitReady(t)
 		require.NoError(t, a.StartSupervision(ctx(t), in))

@@ -43,13 +43,14 @@ func tenantApp(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func newPromActivities(t *testing.T, p *harness.Prometheus) *supervision.Activities {
+// newPromDriver is the driver on the Prometheus instance.
+func newPromDriver(t *testing.T, p *harness.Prometheus) supervision.Driver {
 	t.Helper()
 	cfg := promConfig(p.SDDir)
 	cfg.Prometheus.URL = p.URL
-	a, err := supervision.New(cfg, harness.Logger(t))
+	d, err := supervision.NewDriver(cfg, harness.Logger(t))
 	require.NoError(t, err)
-	return a
+	return d
 }
 
 // activeTargets lists the job's active targets, by tenant label.
@@ -74,8 +75,9 @@ func activeTargets(p *harness.Prometheus) (map[string]string, error) {
 
 func TestPrometheusSupervision(t *testing.T) {
 	p := harness.StartPrometheus(t)
-	a := newPromActivities(t, p)
-	require.NoError(t, a.Check(ctx(t)))
+	d := newPromDriver(t, p)
+	a := supervision.NewActivities(d, harness.Logger(t))
+	require.NoError(t, d.Check(ctx(t)))
 	app := tenantApp(t)
 	in := supervision.WatchInput{Tenant: "acme", Stage: "prod", URL: app.URL + "/healthz", Owner: "run-1"}
 	file := filepath.Join(p.SDDir, "tenantflow-acme.json")
@@ -172,11 +174,12 @@ func TestPrometheusSupervision(t *testing.T) {
 
 func TestPrometheusOutage(t *testing.T) {
 	p := harness.StartPrometheus(t)
-	a := newPromActivities(t, p)
-	require.NoError(t, a.Check(ctx(t)))
+	d := newPromDriver(t, p)
+	a := supervision.NewActivities(d, harness.Logger(t))
+	require.NoError(t, d.Check(ctx(t)))
 
 	p.Server.Stop()
-	harness.RequireRetryable(t, a.Check(ctx(t)))
+	harness.RequireRetryable(t, d.Check(ctx(t)))
 	// Registering needs only the directory: provisioning goes on while
 	// Prometheus is down, and Prometheus finds the tenant when it is back.
 	app := tenantApp(t)
@@ -184,7 +187,7 @@ func TestPrometheusOutage(t *testing.T) {
 
 	p.Server.Start()
 	p.WaitReady(t)
-	require.NoError(t, a.Check(ctx(t)))
+	require.NoError(t, d.Check(ctx(t)))
 	eventually(t, "beta target active", 40*time.Second, func() error {
 		targets, err := activeTargets(p)
 		if err != nil {
@@ -214,12 +217,13 @@ func TestPrometheusUnwritableSDDir(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			a, err := supervision.New(promConfig(dir), harness.Logger(t))
-			require.NoError(t, err, "New does no I/O")
+			d, err := supervision.NewDriver(promConfig(dir), harness.Logger(t))
+			require.NoError(t, err, "NewDriver does no I/O")
+			a := supervision.NewActivities(d, harness.Logger(t))
 			err = a.StartSupervision(ctx(t), supervision.WatchInput{Tenant: "acme", URL: "http://127.0.0.1:1/"})
 			requireAppError(t, err, supervision.ErrMisconfigured)
 			require.ErrorContains(t, err, supervision.EnvPrometheusSDDir)
-			requireAppError(t, a.Check(ctx(t)), supervision.ErrMisconfigured)
+			requireAppError(t, d.Check(ctx(t)), supervision.ErrMisconfigured)
 		})
 	}
 }
