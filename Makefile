@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench bench-capacity fuzz histories build demo-image fmt vet clean kube-tools
+.PHONY: run test unit bench bench-capacity fuzz histories build demo-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -21,6 +21,12 @@ $(BIN)/temporal:
 # once (~8-11 min cold) and cached outside the repository by version.
 kube-tools:
 	testsuite/kube/build-tools.sh >/dev/null
+
+# The linters `make lint` runs (golangci-lint, the SDK's workflowcheck),
+# built from the module proxy once (~6 min cold) and cached outside the
+# repository by version, like kube-tools.
+lint-tools:
+	tools/lint/build-tools.sh >/dev/null
 
 # The default template's image, built FROM scratch from the demo app.
 demo-image: $(BIN)/tenantflow
@@ -59,6 +65,17 @@ unit:
 
 vet:
 	$(GO) vet ./...
+
+# golangci-lint (.golangci.yml) over everything, and the Temporal SDK's
+# determinism analyzer over the workflows (tools/lint/workflowcheck.config.yaml
+# lists its explained exemptions). Both run; either failing fails.
+lint: lint-tools
+	@bin=$$(tools/lint/build-tools.sh); status=0; \
+	  echo "golangci-lint run ./..."; \
+	  $$bin/golangci-lint run ./... || status=1; \
+	  echo "workflowcheck ./workflows/..."; \
+	  $$bin/workflowcheck -config tools/lint/workflowcheck.config.yaml -show-pos ./workflows/... || status=1; \
+	  exit $$status
 
 # Benchmarks with figures (orchestration overhead, …); see README.
 bench: $(BIN)/temporal kube-tools
