@@ -72,7 +72,7 @@ vet:
 lint: lint-tools
 	@bin=$$(tools/lint/build-tools.sh); status=0; \
 	  echo "golangci-lint run ./..."; \
-	  $$bin/golangci-lint run ./... || status=1; \
+	  $$bin/golangci-lint run --allow-serial-runners ./... || status=1; \
 	  echo "workflowcheck ./workflows/..."; \
 	  $$bin/workflowcheck -config tools/lint/workflowcheck.config.yaml -show-pos ./workflows/... || status=1; \
 	  exit $$status
