@@ -114,7 +114,7 @@ func (p *platform) provisionViaAPI(name string) {
 	p.t.Helper()
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 20*time.Millisecond, time.Minute)
-	if st["state"] != tenant.StateActive {
+	if st["state"] != string(tenant.StateActive) {
 		p.t.Fatalf("tenant %s: %v", name, st)
 	}
 }
@@ -240,7 +240,7 @@ func BenchmarkImageBuild(b *testing.B) {
 				b.Fatalf("POST /v1/builds: %d %v", code, body)
 			}
 			st := bb.waitBuild(body["id"].(string), 5*time.Minute)
-			if st["state"] != imagebuild.StateSucceeded {
+			if st["state"] != string(imagebuild.StateSucceeded) {
 				b.Fatalf("build: %v", st)
 			}
 			*out = append(*out, time.Since(start))

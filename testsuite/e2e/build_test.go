@@ -117,7 +117,7 @@ func (b *buildBench) waitBuild(id string, timeout time.Duration) map[string]any 
 		code, body, _ := b.do(http.MethodGet, "/v1/builds/"+id, nil)
 		if code == http.StatusOK {
 			last = body["build"].(map[string]any)
-			if s := last["state"]; s == imagebuild.StateSucceeded || s == imagebuild.StateFailed {
+			if s := last["state"]; s == string(imagebuild.StateSucceeded) || s == string(imagebuild.StateFailed) {
 				return last
 			}
 		}
@@ -159,7 +159,7 @@ func TestPushEventBuildsTheImageOnce(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	id := body["id"].(string)
 	st := b.waitBuild(id, 5*time.Minute)
-	require.Equal(t, imagebuild.StateSucceeded, st["state"], st)
+	require.Equal(t, string(imagebuild.StateSucceeded), st["state"], st)
 	img := st["image"].(map[string]any)
 	digest := img["digest"].(string)
 	require.True(t, strings.HasPrefix(digest, "sha256:"), img)
@@ -198,7 +198,7 @@ func TestPushEventBuildsTheImageOnce(t *testing.T) {
 	code, body = b.hook("Push Hook", event, hookSecret)
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = b.waitBuild(body["id"].(string), time.Minute)
-	require.Equal(t, imagebuild.StateSucceeded, st["state"], st)
+	require.Equal(t, string(imagebuild.StateSucceeded), st["state"], st)
 	require.Equal(t, true, st["skipped"])
 	require.Equal(t, digest, st["image"].(map[string]any)["digest"])
 	require.Equal(t, downloads, b.archiveDownloads(), "no second download, so no second build")
@@ -246,7 +246,7 @@ func TestBuildRequestsAndFailures(t *testing.T) {
 	code, body, _ := b.do(http.MethodPost, "/v1/builds", map[string]any{"project": demoProject, "ref": "v1.0.0"})
 	require.Equal(t, http.StatusAccepted, code, body)
 	st := b.waitBuild(body["id"].(string), 5*time.Minute)
-	require.Equal(t, imagebuild.StateSucceeded, st["state"], st)
+	require.Equal(t, string(imagebuild.StateSucceeded), st["state"], st)
 	tagDigest, found, err := b.regc.ManifestDigest(context.Background(), demoImageRepo, "v1.0.0")
 	require.NoError(t, err)
 	require.True(t, found)
@@ -259,7 +259,7 @@ func TestBuildRequestsAndFailures(t *testing.T) {
 	code, body, _ = b.do(http.MethodPost, "/v1/builds", map[string]any{"project": demoProject, "ref": broken})
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = b.waitBuild(body["id"].(string), 5*time.Minute)
-	require.Equal(t, imagebuild.StateFailed, st["state"], st)
+	require.Equal(t, string(imagebuild.StateFailed), st["state"], st)
 	require.Contains(t, st["error"], build.ErrDockerfileMissing)
 	b.waitClosed(demoProject, broken) // the final GitLab status is posted last
 	statuses := b.gitlab.Statuses(b.project, broken)
@@ -274,7 +274,7 @@ func TestBuildRequestsAndFailures(t *testing.T) {
 	code, body, _ = b.do(http.MethodPost, "/v1/builds", map[string]any{"project": demoProject, "ref": failing})
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = b.waitBuild(body["id"].(string), 5*time.Minute)
-	require.Equal(t, imagebuild.StateFailed, st["state"], st)
+	require.Equal(t, string(imagebuild.StateFailed), st["state"], st)
 	require.Contains(t, st["error"], build.ErrBuildFailed)
 	b.checkHistory(imagebuild.WorkflowID(demoProject, failing, ""), "build-failed")
 }

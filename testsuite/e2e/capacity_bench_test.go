@@ -106,10 +106,10 @@ func BenchmarkHostCapacity(b *testing.B) {
 					continue
 				}
 				switch st["state"] {
-				case tenant.StateActive:
+				case string(tenant.StateActive):
 					delete(pending, name)
 					last = time.Since(start)
-				case tenant.StateFailed:
+				case string(tenant.StateFailed):
 					delete(pending, name)
 					failed++
 					b.Logf("%s failed: %v", name, st["error"])

@@ -130,7 +130,7 @@ func (c *chaosPlatform) crashWorker(pause time.Duration) {
 func (c *chaosPlatform) settled(names []string) bool {
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
-		if code != http.StatusOK || (st["state"] != tenant.StateActive && st["state"] != tenant.StateFailed) {
+		if code != http.StatusOK || (st["state"] != string(tenant.StateActive) && st["state"] != string(tenant.StateFailed)) {
 			return false
 		}
 	}
@@ -196,7 +196,7 @@ func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, nam
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
 		require.Equal(t, http.StatusOK, code)
-		require.Equal(t, tenant.StateActive, st["state"], "%s: %v", n, st)
+		require.Equal(t, string(tenant.StateActive), st["state"], "%s: %v", n, st)
 		cs.owners[n] = st["provisionId"].(string)
 	}
 	c.countEngine(t, cs)
@@ -310,7 +310,7 @@ func TestChaosWorkerKilledDuringProvisioning(t *testing.T) {
 	unsettled := 0
 	for _, n := range names {
 		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
-		if code != http.StatusOK || st["state"] != tenant.StateActive {
+		if code != http.StatusOK || st["state"] != string(tenant.StateActive) {
 			unsettled++
 		}
 	}
@@ -456,7 +456,7 @@ func TestChaosOutsideSystemsDownDuringProvisioning(t *testing.T) {
 	}
 	unsettled := 0
 	for _, n := range names {
-		if code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil); code != http.StatusOK || st["state"] != tenant.StateActive {
+		if code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil); code != http.StatusOK || st["state"] != string(tenant.StateActive) {
 			unsettled++
 		}
 	}

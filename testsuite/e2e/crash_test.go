@@ -95,7 +95,7 @@ func TestWorkerCrashMidProvisioning(t *testing.T) {
 	startWorkerProcess(t, bin, p)
 
 	st := p.waitState(name, 100*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	require.Equal(t, before, containerIDs(t, p, name), "the second worker must reuse the containers")
 	require.Len(t, p.residue(name), 2+2+1, "2 containers, 2 volumes, 1 network")
 

@@ -116,7 +116,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 
 	p.requestTenant(name, "default", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 
 	// Data written through the app: a counter in its volume, mirrored in
 	// the database's volume.
@@ -161,16 +161,16 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	// Two steps: the distributor asks, ops confirm.
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodDelete, "/v1/tenants/"+name, map[string]any{"reason": "end of contract"})
 	require.Equal(t, http.StatusAccepted, code, body)
-	require.Equal(t, tenant.PhaseAwaitingConfirmation, body["decommission"].(map[string]any)["phase"])
+	require.Equal(t, string(tenant.PhaseAwaitingConfirmation), body["decommission"].(map[string]any)["phase"])
 	st = p.waitFor(name, 50*time.Millisecond, 5*time.Second, "awaiting confirmation", phaseIs(tenant.PhaseAwaitingConfirmation))
-	require.Equal(t, tenant.StateActive, st["state"], "nothing happens before the confirmation")
+	require.Equal(t, string(tenant.StateActive), st["state"], "nothing happens before the confirmation")
 	code, _ = proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code)
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/decommission/confirm", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 
 	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "decommissioned", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
-	require.Equal(t, tenant.StateDecommissioned, st["state"], st)
+	require.Equal(t, string(tenant.StateDecommissioned), st["state"], st)
 	d := decommissionOf(st)
 	require.Equal(t, "distributor", d["requestedBy"])
 	require.Equal(t, "ops", d["confirmedBy"])
@@ -207,7 +207,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseRetained))
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	code, page := proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code, page)
 	var app map[string]any
@@ -249,11 +249,11 @@ func TestRetentionEndDeletesTheKeptData(t *testing.T) {
 	t.Cleanup(func() { p.destroy(name) })
 
 	p.requestTenant(name, "default", "staging")
-	require.Equal(t, tenant.StateActive, p.waitState(name, 50*time.Millisecond, 2*time.Minute)["state"])
+	require.Equal(t, string(tenant.StateActive), p.waitState(name, 50*time.Millisecond, 2*time.Minute)["state"])
 	code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=test", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 	st := p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "purged", phaseIs(tenant.PhasePurged, tenant.PhaseFailed))
-	require.Equal(t, tenant.StateDecommissioned, st["state"], st)
+	require.Equal(t, string(tenant.StateDecommissioned), st["state"], st)
 	require.NotEmpty(t, decommissionOf(st)["purgedAt"])
 
 	// The workflow has ended; nothing of the tenant is left but its
@@ -299,7 +299,7 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	url := st["url"].(string)
 	resp, err := http.Post(url+"/hits", "text/plain", nil)
 	require.NoError(t, err)
@@ -318,9 +318,9 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "stopped", phaseIs(tenant.PhaseFailed, tenant.PhaseRetained))
 	d := decommissionOf(st)
-	require.Equal(t, tenant.PhaseFailed, d["phase"], st)
+	require.Equal(t, string(tenant.PhaseFailed), d["phase"], st)
 	require.Contains(t, d["error"], "BackupVerificationFailed")
-	require.Equal(t, tenant.StateActive, st["state"])
+	require.Equal(t, string(tenant.StateActive), st["state"])
 
 	// Still serving, with its data; nothing of the failed backup is left.
 	resp, err = http.Get(st["url"].(string) + "/")
@@ -354,7 +354,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	t.Cleanup(func() { p.destroy(name) })
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 
 	// 400 MB in the app's volume, so the kill lands mid-archive.
 	mp, err := p.driver.VolumeDir(context.Background(), name, "", "data")
@@ -383,7 +383,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	startWorkerProcess(t, bin, p, env...)
 
 	st = p.waitFor(name, 50*time.Millisecond, 3*time.Minute, "decommissioned", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
-	require.Equal(t, tenant.StateDecommissioned, st["state"], st)
+	require.Equal(t, string(tenant.StateDecommissioned), st["state"], st)
 	bk := decommissionOf(st)["backup"].(map[string]any)
 	location := bk["location"].(string)
 	checkBackupOnDisk(t, location, bk["manifestSha256"].(string))
@@ -406,7 +406,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseRetained))
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	mp, err = p.driver.VolumeDir(context.Background(), name, "", "data")
 	require.NoError(t, err)
 	f, err = os.Open(filepath.Join(mp, "big.bin"))

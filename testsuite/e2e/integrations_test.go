@@ -121,7 +121,7 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 
 	p.requestTenant(name, "default", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	host := name + "." + testDomain
 	_, port, _ := strings.Cut(srv.caddy.HTTPAddr, ":")
 	require.Equal(t, "http://"+host+":"+port, st["url"])
@@ -226,7 +226,7 @@ func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
 
 	p.requestTenant(name, "default", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateFailed, st["state"], st)
+	require.Equal(t, string(tenant.StateFailed), st["state"], st)
 	require.Contains(t, st["error"], supervision.ErrMisconfigured)
 	srv.holdsNothingOf(t, p, name)
 }
@@ -277,7 +277,7 @@ func TestOutagesAreWaitedOut(t *testing.T) {
 	srv.caddy.Start()
 
 	st := p.waitState(name, 100*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	require.NotEmpty(t, st["accounts"])
 	require.Equal(t, []string{"127.0.0.1"}, srv.bind.DigShort(t, name+"."+testDomain, "A"))
 	code, _, err := srv.caddy.ProxyGet(name + "." + testDomain)

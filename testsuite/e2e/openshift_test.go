@@ -83,7 +83,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	// Provision.
 	o.requestTenant(name, "default", "staging")
 	st := o.waitState(name, 100*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
 	require.Equal(t, spec.OpenShift, st["runtime"])
 	img, gen, avail := o.deployment(t, name, "app")
@@ -124,7 +124,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	rs = releaseTo(kube.UnreadyDigestImage, map[string]any{"healthTimeout": "3s", "failureThreshold": 0})
 	require.Equal(t, release.StatePaused, rs.State, rs)
 	_, ten, _ := o.do(http.MethodGet, "/v1/tenants/"+name, nil)
-	require.Equal(t, tenant.StateActive, ten["state"])
+	require.Equal(t, string(tenant.StateActive), ten["state"])
 	require.Contains(t, ten["error"], "rolled back")
 	harness.WaitFor(t, "app back on generation 1", 30*time.Second, func() error {
 		img, gen, avail := o.deployment(t, name, "app")
@@ -140,7 +140,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "retained", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
 	d := decommissionOf(st)
-	require.Equal(t, tenant.PhaseRetained, d["phase"], st)
+	require.Equal(t, string(tenant.PhaseRetained), d["phase"], st)
 	bk := d["backup"].(map[string]any)
 	require.Equal(t, backup.KindInPlace, bk["kind"])
 	require.Contains(t, bk["note"], "storage layer")
@@ -162,7 +162,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	code, body, _ = o.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = o.waitFor(name, 100*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseFailed))
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
 	img, _, avail = o.deployment(t, name, "app")
 	require.Equal(t, v2, img)
@@ -175,7 +175,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	code, body, _ = o.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=e2e", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = o.waitFor(name, 200*time.Millisecond, 3*time.Minute, "purged", phaseIs(tenant.PhasePurged, tenant.PhaseFailed))
-	require.Equal(t, tenant.PhasePurged, decommissionOf(st)["phase"], st)
+	require.Equal(t, string(tenant.PhasePurged), decommissionOf(st)["phase"], st)
 	harness.WaitFor(t, "project deleted", time.Minute, func() error {
 		_, err := o.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -219,7 +219,7 @@ func BenchmarkOpenShiftProvision(b *testing.B) {
 			wg.Wait()
 			for _, name := range names {
 				st := o.waitState(name, 20*time.Millisecond, 5*time.Minute)
-				if st["state"] != tenant.StateActive {
+				if st["state"] != string(tenant.StateActive) {
 					b.Fatalf("%s: %v", name, st)
 				}
 			}

@@ -208,7 +208,7 @@ func (p *platform) requestTenant(name, template, stage string) {
 func (p *platform) waitState(name string, poll, timeout time.Duration) map[string]any {
 	p.t.Helper()
 	return p.waitFor(name, poll, timeout, "settled", func(st map[string]any) bool {
-		return st["state"] == tenant.StateActive || st["state"] == tenant.StateFailed
+		return st["state"] == string(tenant.StateActive) || st["state"] == string(tenant.StateFailed)
 	})
 }
 

@@ -29,7 +29,7 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 	require.Equal(t, "provisioning", body["status"])
 
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	require.Equal(t, "prod", st["stage"])
 	require.Equal(t, "tenantflow/demo-app:dev", st["image"])
 	progress := st["progress"].(map[string]any)
@@ -92,7 +92,7 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 
 	p.requestTenant(name, "broken", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateFailed, st["state"], st)
+	require.Equal(t, string(tenant.StateFailed), st["state"], st)
 	require.Contains(t, st["error"], docker.ErrImageNotFound)
 	require.Empty(t, p.residue(name), "compensation must leave nothing on the engine")
 
@@ -114,5 +114,5 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	// A failed tenant can be asked for again (a new run of the same id).
 	p.requestTenant(name, "default", "staging")
 	st = p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, tenant.StateActive, st["state"], st)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
 }

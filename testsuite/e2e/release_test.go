@@ -68,7 +68,7 @@ func (b *releaseBench) provision(stage string, names ...string) {
 	}
 	for _, n := range names {
 		st := b.p.waitState(n, 100*time.Millisecond, 3*time.Minute)
-		require.Equal(b.t, tenant.StateActive, st["state"], st)
+		require.Equal(b.t, string(tenant.StateActive), st["state"], st)
 	}
 }
 
@@ -265,7 +265,7 @@ func TestUnhealthyReleaseRollsBackAndPauses(t *testing.T) {
 	require.Equal(t, map[string]string{docker.ContainerName(staging, "app"): "tenantflow/demo-app:dev"}, b.appContainers(staging), "the candidate is gone")
 	code, ten, _ := b.p.do(http.MethodGet, "/v1/tenants/"+staging, nil)
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, tenant.StateActive, ten["state"])
+	require.Equal(t, string(tenant.StateActive), ten["state"])
 	require.Equal(t, "tenantflow/demo-app:dev", ten["image"])
 	require.Contains(t, ten["error"], "rolled back")
 
@@ -329,14 +329,14 @@ func TestUnpullableReleaseNeverHoldsTheTenant(t *testing.T) {
 	code, out, _ = b.p.doAs("developer-"+b.p.token, http.MethodPost, "/v1/releases/"+id+"/promote", nil)
 	require.Equal(t, http.StatusOK, code, out)
 	b.p.waitFor(prod, 50*time.Millisecond, time.Minute, "pulling", func(st map[string]any) bool {
-		return st["state"] == tenant.StateUpdating && st["progress"].(map[string]any)["step"] == tenant.StepEnsureImage
+		return st["state"] == string(tenant.StateUpdating) && st["progress"].(map[string]any)["step"] == tenant.StepEnsureImage
 	})
 	code, out, _ = b.p.do(http.MethodPost, "/v1/releases/"+id+"/abort", map[string]any{"reason": "the registry is down"})
 	require.Equal(t, http.StatusOK, code, out)
 	st = b.waitRelease(id, time.Minute, release.StateAborted)
 	require.Equal(t, release.TenantRolledBack, statuses(st)[prod], st)
 	require.Contains(t, st.Tenants[0].Error, "aborted")
-	ten := b.p.waitFor(prod, 50*time.Millisecond, 30*time.Second, "active", func(st map[string]any) bool { return st["state"] == tenant.StateActive })
+	ten := b.p.waitFor(prod, 50*time.Millisecond, 30*time.Second, "active", func(st map[string]any) bool { return st["state"] == string(tenant.StateActive) })
 	require.Equal(t, "tenantflow/demo-app:dev", ten["image"])
 	require.Equal(t, "v1", b.version(prod))
 	require.Equal(t, map[string]string{docker.ContainerName(prod, "app"): "tenantflow/demo-app:dev"}, b.appContainers(prod))
