@@ -346,14 +346,15 @@ func (a *Activities) markObsolete(ctx context.Context, log *slog.Logger, ref CMD
 	return nil
 }
 
-// findOrganizations returns the organizations whose code is exactly the
-// tenant name, oldest first. The OQL match is case-insensitive (MySQL
-// collation); an organization coded "ACME" by someone else is not ours.
 // OrganizationCode is the code of the Organization Tenantflow makes for a
 // tenant. Its own prefix keeps Tenantflow from adopting, renaming or
 // deleting an organization someone else coded with the tenant's name.
 func OrganizationCode(tenant string) string { return "tenantflow-" + tenant }
 
+// findOrganizations returns the organizations whose code is exactly the
+// tenant's organization code, oldest first. The OQL match is
+// case-insensitive (MySQL collation); an organization coded "ACME" by
+// someone else is not ours.
 func (a *Activities) findOrganizations(ctx context.Context, tenant string) ([]object, error) {
 	code := OrganizationCode(tenant)
 	q := fmt.Sprintf("SELECT %s WHERE code = %s", ClassOrganization, oqlQuote(code))

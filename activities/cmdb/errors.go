@@ -125,7 +125,7 @@ func activityError(err error) error {
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.NonRetryable() {
-		if appErr == err {
+		if appErr == err { //nolint:errorlint // identity: is the ApplicationError itself the error, unwrapped?
 			return err
 		}
 		return temporal.NewNonRetryableApplicationError(err.Error(), appErr.Type(), err)

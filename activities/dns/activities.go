@@ -131,8 +131,9 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 	return NewActivities(c), nil
 }
 
-// ErrNameInUse: the tenant's name already holds records Tenantflow did not
-// make (www, ns1, mail, …); they are never replaced or removed.
+// ErrNameInUse is the failure type of a tenant name that already holds
+// records Tenantflow did not make (www, ns1, mail, …); they are never
+// replaced or removed.
 const ErrNameInUse = "DNSNameInUse"
 
 // ownerRR is the TXT record that marks a name as the tenant's: Tenantflow
@@ -182,7 +183,7 @@ func (a *Activities) EnsureDNSRecord(ctx context.Context, in RecordInput) (Recor
 		return Record{}, err
 	}
 	mark := ownerValue(in.Tenant, in.Owner)
-	owner := func() mdns.RR { return ownerRR(name, mark, uint32(a.cfg.ttl)) }
+	owner := func() mdns.RR { return ownerRR(name, mark, a.cfg.ttl) }
 	rec := Record{Name: name, Type: mdns.TypeToString[a.cfg.rrtype], Target: a.cfg.target, TTL: int(a.cfg.ttl)}
 	op := fmt.Sprintf("ensure DNS record %s %s %s", name, rec.Type, rec.Target)
 	err = a.update(ctx, func(m *mdns.Msg) {
@@ -224,7 +225,7 @@ func (a *Activities) claimMarked(ctx context.Context, in RecordInput, name, op s
 	case len(marks) == 1 && marks[0] == legacy && in.Adopt && in.Owner != "":
 		err := a.update(ctx, func(m *mdns.Msg) {
 			a.dropMarked(m, name, legacy)
-			m.Insert([]mdns.RR{a.newRR(name), ownerRR(name, ownerValue(in.Tenant, in.Owner), uint32(a.cfg.ttl))})
+			m.Insert([]mdns.RR{a.newRR(name), ownerRR(name, ownerValue(in.Tenant, in.Owner), a.cfg.ttl)})
 		})
 		if hasRcode(err, mdns.RcodeNXRrset) {
 			return fmt.Errorf("%s: the mark of %s changed meanwhile, looking again", op, name)
@@ -445,7 +446,7 @@ func (a *Activities) rrsets(name string) []mdns.RR {
 func (a *Activities) fail(in RecordInput, op string, err error) error {
 	a.log.Warn("dns update failed", "tenant", in.Tenant, "name", in.Name, "error", err.Error())
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr == err {
+	if errors.As(err, &appErr) && appErr == err { //nolint:errorlint // identity: the ApplicationError must be the error itself, unwrapped
 		return err // decided already (ownership), with its own message
 	}
 	var rc *rcodeError

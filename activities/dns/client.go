@@ -106,7 +106,7 @@ func (e *rcodeError) Error() string {
 // request need an operator. BADTIME (clock skew) is not permanent: it
 // clears when the clocks are synchronised, without any change here.
 func (e *rcodeError) permanent() bool {
-	switch uint16(e.tsigError) {
+	switch e.tsigError {
 	case mdns.RcodeBadSig, mdns.RcodeBadKey, mdns.RcodeBadAlg:
 		return true
 	case mdns.RcodeBadTime:

@@ -83,7 +83,7 @@ func inventory(ctx context.Context, d *docker.Driver, tenant string) (runtimetes
 			}
 		}
 		inv.Instances = append(inv.Instances, runtimetest.Instance{Service: c.Labels[docker.LabelService], Generation: gen,
-			ID: c.ID, State: string(c.State), Serving: c.State == container.StateRunning})
+			ID: c.ID, State: c.State, Serving: c.State == container.StateRunning})
 	}
 	vs, err := d.Client().VolumeList(ctx, volume.ListOptions{Filters: f})
 	if err != nil {

@@ -91,14 +91,15 @@ const (
 	EnvStartConcurrency = "TENANTFLOW_DOCKER_START_CONCURRENCY"
 )
 
-// DefaultStartConcurrency: a container start costs the engine a mount, a
-// network namespace and a port proxy; four at a time keep it answering
-// the health probes of those already started.
+// DefaultStartConcurrency is Config.StartConcurrency's default: a
+// container start costs the engine a mount, a network namespace and a port
+// proxy; four at a time keep it answering the health probes of those
+// already started.
 const DefaultStartConcurrency = 4
 
-// DefaultProbeConcurrency: an exec costs the engine and containerd tens
-// of milliseconds of CPU; eight at a time keep a 2-core host answering
-// while hundreds of services start.
+// DefaultProbeConcurrency is Config.ProbeConcurrency's default: an exec
+// costs the engine and containerd tens of milliseconds of CPU; eight at a
+// time keep a 2-core host answering while hundreds of services start.
 const DefaultProbeConcurrency = 8
 
 // probeBackoff stretches the pace of a service's start probes after each
@@ -200,12 +201,18 @@ func (d *Driver) Client() *client.Client { return d.cli }
 // Close releases the engine connection.
 func (d *Driver) Close() error { return d.cli.Close() }
 
-// NetworkName, VolumeName and ContainerName are the deterministic names that
-// make retries find what an earlier attempt created. "_" cannot occur in a
-// tenant name (a DNS label), so tenant "acme" volume "db-data" and tenant
-// "acme-db" volume "data" never share a name.
-func NetworkName(tenant string) string        { return "tf-" + tenant }
-func VolumeName(tenant, vol string) string    { return "tf-" + tenant + "_" + vol }
+// NetworkName is the tenant's bridge network. It, VolumeName and
+// ContainerName are the deterministic names that make retries find what an
+// earlier attempt created. "_" cannot occur in a tenant name (a DNS label),
+// so tenant "acme" volume "db-data" and tenant "acme-db" volume "data"
+// never share a name.
+func NetworkName(tenant string) string { return "tf-" + tenant }
+
+// VolumeName is the tenant's volume vol.
+func VolumeName(tenant, vol string) string { return "tf-" + tenant + "_" + vol }
+
+// ContainerName is the container of the tenant's service svc (its
+// generation 0; see InstanceName).
 func ContainerName(tenant, svc string) string { return "tf-" + tenant + "_" + svc }
 
 // InstanceName is the container of one generation of a service. Generation

@@ -18,7 +18,8 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
-// ErrServiceCommandFailed: a dump or restore command exited non-zero.
+// ErrServiceCommandFailed is the failure type of a dump or restore command
+// that exited non-zero.
 const ErrServiceCommandFailed = "ServiceCommandFailed"
 
 // scratchInstanceName is the container a dump is verified in: a

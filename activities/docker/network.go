@@ -15,9 +15,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// ErrHostFull: the Docker host has no room for another tenant (its tenant
-// subnet pool is used up). A retry cannot fix it; ops must widen the pool
-// or place the tenant elsewhere.
+// ErrHostFull is the failure type of a Docker host without room for another
+// tenant (its tenant subnet pool is used up). A retry cannot fix it; ops
+// must widen the pool or place the tenant elsewhere.
 const ErrHostFull = "HostFull"
 
 // Defaults of the tenant subnet pool. The engine's own default pools

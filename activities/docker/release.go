@@ -35,8 +35,9 @@ const (
 	ErrInvalidImageReference = "InvalidImageReference"
 )
 
-// ErrNoInstanceToKeep: RetireService was asked to keep a generation that
-// has no instance, so retiring the others would take the service down.
+// ErrNoInstanceToKeep is the failure type of a RetireService asked to keep a
+// generation that has no instance: retiring the others would take the
+// service down.
 const ErrNoInstanceToKeep = "NoInstanceToKeep"
 
 // defaultStopTimeout is how long a retired instance may drain in-flight

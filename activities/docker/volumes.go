@@ -21,8 +21,8 @@ import (
 // a tenant's live data.
 const LabelScratch = "tenantflow.scratch"
 
-// ErrVolumeNotAccessible: the worker cannot read a volume's directory on
-// the Docker host, so it cannot back it up.
+// ErrVolumeNotAccessible is the failure type of a volume whose directory on
+// the Docker host the worker cannot read, so it cannot back it up.
 const ErrVolumeNotAccessible = "VolumeNotAccessible"
 
 // ScratchVolumeName is the volume a backup of the tenant's volume is

@@ -213,7 +213,7 @@ func (srv *server) classify(ctx context.Context, op string, err error) error {
 		return appErr
 	}
 	if ctx.Err() != nil { // the connection was closed because ctx ended
-		return fmt.Errorf("%s: %w (%v)", op, ctx.Err(), err)
+		return fmt.Errorf("%s: %w (%v)", op, ctx.Err(), err) //nolint:errorlint // the cause is the ended context; err is what it did to the connection
 	}
 	var le *goldap.Error
 	if errors.As(err, &le) && permanent[le.ResultCode] {

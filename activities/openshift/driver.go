@@ -52,10 +52,10 @@ const (
 	managedBy          = "tenantflow"
 )
 
-// ErrRolloutFailed: the cluster gave up on a rollout (its progress
-// deadline passed), or a rollback found no ReplicaSet of the generation to
-// go back to. The failure types both drivers share are the contract's
-// (runtimes.ErrServiceUnhealthy, …).
+// ErrRolloutFailed is the failure type of a rollout the cluster gave up on
+// (its progress deadline passed), or of a rollback that found no
+// ReplicaSet of the generation to go back to. The failure types both
+// drivers share are the contract's (runtimes.ErrServiceUnhealthy, …).
 const ErrRolloutFailed = "RolloutFailed"
 
 // Driver implements runtimes.Driver on an OpenShift or Kubernetes cluster.

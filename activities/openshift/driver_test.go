@@ -2,6 +2,7 @@ package openshift_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -193,9 +194,9 @@ func TestRolloutRollbackAndPullFailure(t *testing.T) {
 	ctx, env, ns := context.Background(), environment("roll"), "tf-roll"
 	provision(t, d, env)
 	t.Cleanup(func() {
-		d.RemoveServices(ctx, "roll", owner)
-		d.RemoveVolumes(ctx, "roll", owner)
-		d.RemoveNetwork(ctx, "roll", owner)
+		if err := errors.Join(d.RemoveServices(ctx, "roll", owner), d.RemoveVolumes(ctx, "roll", owner), d.RemoveNetwork(ctx, "roll", owner)); err != nil {
+			t.Errorf("clean up tenant roll: %v", err)
+		}
 	})
 	app := env.Services[1]
 	check := func(s spec.Service, timeout time.Duration) (runtimes.Endpoint, error) {

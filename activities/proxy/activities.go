@@ -518,7 +518,7 @@ func dialsOf(raw []byte) []string {
 // an ApplicationError already (an ownership refusal) is returned as it is.
 func activityError(op string, err error) error {
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr == err {
+	if errors.As(err, &appErr) && appErr == err { //nolint:errorlint // identity: the ApplicationError must be the error itself, unwrapped
 		return err // decided already (ownership), with its own message
 	}
 	var rej *rejectedError

@@ -127,8 +127,11 @@ func waitServiceState(t *testing.T, ic *harness.Icinga2, svc string, exit float6
 	eventually(t, fmt.Sprintf("service %s exit status %v", svc, exit), 40*time.Second, func() error {
 		status, body, err := ic.Do(http.MethodPost, "/v1/actions/reschedule-check", map[string]any{
 			"type": "Service", "filter": fmt.Sprintf("service.__name==%q", svc), "force": true})
-		if err != nil || status != http.StatusOK {
-			return fmt.Errorf("reschedule: %v %d %s", err, status, body)
+		if err != nil {
+			return fmt.Errorf("reschedule: %w", err)
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("reschedule: %d %s", status, body)
 		}
 		s := objects(t, ic, "services/"+svc+"?attrs=last_check_result")
 		if len(s) != 1 || s[0].Attrs.LastCheckResult == nil {

@@ -241,6 +241,10 @@ func readOnlyDir(t *testing.T, base string) string {
 		t.Logf("read-only case left out: chattr +i as root: %v %s", err, out)
 		return ""
 	}
-	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+	t.Cleanup(func() {
+		if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i %s: %v %s", dir, err, out)
+		}
+	})
 	return dir
 }
