@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"io"
 
@@ -12,25 +11,9 @@ import (
 
 // Image builds and pushes moved to package dockerbuild: the runtime driver
 // only pulls (EnsureImage). These forwarders keep the callers outside the
-// runtime (wiring, internal/demoimage, testsuite/e2e) building until they
-// switch; delete this file then.
-
-// ContextFile is one entry of a build context made in memory.
-//
-// Deprecated: use dockerbuild.ContextFile.
-type ContextFile = dockerbuild.ContextFile
-
-// BuildOptions describe one image build.
-//
-// Deprecated: use dockerbuild.BuildOptions.
-type BuildOptions = dockerbuild.BuildOptions
-
-// ContextTar packs files into a build context.
-//
-// Deprecated: use dockerbuild.ContextTar.
-func ContextTar(files map[string]ContextFile) (*bytes.Buffer, error) {
-	return dockerbuild.ContextTar(files)
-}
+// runtime building until they switch (wiring sets build.Activities.Engine
+// to the driver; testsuite/e2e tags and pushes with it); delete this file
+// then.
 
 // builder is the engine's image builder.
 func (d *Driver) builder() *dockerbuild.Builder { return dockerbuild.New(d.cli, d.log) }
@@ -38,7 +21,7 @@ func (d *Driver) builder() *dockerbuild.Builder { return dockerbuild.New(d.cli, 
 // BuildImage builds an image on the engine.
 //
 // Deprecated: use dockerbuild.New(d.Client(), log).BuildImage.
-func (d *Driver) BuildImage(ctx context.Context, buildContext io.Reader, opts BuildOptions) (string, error) {
+func (d *Driver) BuildImage(ctx context.Context, buildContext io.Reader, opts dockerbuild.BuildOptions) (string, error) {
 	return d.builder().BuildImage(ctx, buildContext, opts)
 }
 
