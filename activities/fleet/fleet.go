@@ -27,7 +27,8 @@ import (
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
-// ErrInvalidSelector: a tenant name or stage that cannot be a tenant's.
+// ErrInvalidSelector is the failure type of a tenant name or stage that
+// cannot be a tenant's.
 const ErrInvalidSelector = "InvalidTenantSelector"
 
 // ListInput selects tenants: those of Stage (every stage when empty), and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +119,10 @@ func (t *Template) Render(tenant, stage string, secrets map[string]string) (Envi
 		if len(st.Env) > 0 {
 			s.Env = make(map[string]string, len(st.Env))
 		}
-		for k, v := range st.Env {
+		// In key order: which missing value an error names must not
+		// depend on map order (a workflow renders; its errors are history).
+		for _, k := range sortedKeys(st.Env) {
+			v := st.Env[k]
 			var missing string
 			s.Env[k] = os.Expand(v, func(ref string) string {
 				if name, ok := strings.CutPrefix(ref, "secret."); ok {
@@ -187,4 +191,15 @@ func (r Resources) MemoryBytes() int64 {
 		n <<= 30
 	}
 	return n
+}
+
+// sortedKeys lists m's keys in order: what a workflow derives from a map
+// must not depend on Go's map order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

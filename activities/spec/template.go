@@ -170,9 +170,10 @@ var (
 	memQty   = regexp.MustCompile(`^([0-9]+)(Ki|Mi|Gi)?$`)
 )
 
-// IsDNSLabel reports whether s is an RFC 1123 label of at most max characters.
-func IsDNSLabel(s string, max int) bool {
-	return len(s) <= max && dnsLabel.MatchString(s)
+// IsDNSLabel reports whether s is an RFC 1123 label of at most maxLen
+// characters.
+func IsDNSLabel(s string, maxLen int) bool {
+	return len(s) <= maxLen && dnsLabel.MatchString(s)
 }
 
 // ParseTemplate reads and validates one template. Unknown keys are errors:

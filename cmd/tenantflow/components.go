@@ -276,7 +276,7 @@ var defaultHTTPLimits = httpLimits{
 
 // serveHTTP serves h on addr until ctx ends, then drains in-flight requests.
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}

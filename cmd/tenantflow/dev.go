@@ -92,7 +92,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		"--log-level", "warn",
 		"--ui-codec-endpoint", "http://" + a.Listen + "/codec",
 	}, devserver.Args()...)
-	cmd := exec.Command(cli, srvArgs...)
+	// The server outlives ctx (Ctrl-C) until stopServer has let the
+	// worker stop first: it is not tied to ctx.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), cli, srvArgs...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	// Own process group: the terminal's Ctrl-C must reach us, not the
 	// server, so the worker can stop before the server it talks to.
@@ -135,11 +137,13 @@ func stopServer(cmd *exec.Cmd, exited chan error, log *slog.Logger) {
 	log.Info("stopping temporal dev server")
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case <-exited:
+	case err := <-exited:
+		log.Debug("temporal dev server stopped", "error", err)
 	case <-time.After(15 * time.Second):
 		log.Warn("temporal dev server did not stop in 15s, killing it")
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		err := <-exited
+		log.Debug("temporal dev server killed", "error", err)
 	}
 }
 
@@ -157,13 +161,13 @@ func waitForTemporal(ctx context.Context, tcfg temporalx.Config, exited chan err
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("temporal dev server exited: %v", err)
+			return fmt.Errorf("temporal dev server exited: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("temporal dev server at %s not ready after 60s: %v", tcfg.Address, err)
+			return fmt.Errorf("temporal dev server at %s not ready after 60s: %w", tcfg.Address, err)
 		}
 	}
 }

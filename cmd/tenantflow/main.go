@@ -26,6 +26,12 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
+	os.Exit(run())
+}
+
+// run runs the command and returns the process's exit code, once every
+// deferred cleanup ran.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := newLogger(os.Getenv("TENANTFLOW_LOG_LEVEL"))
@@ -51,8 +57,9 @@ func main() {
 	}
 	if err != nil && !errors.Is(err, errHelp) {
 		log.Error("tenantflow "+os.Args[1]+" failed", "error", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func usage() {

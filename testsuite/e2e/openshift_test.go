@@ -181,7 +181,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("namespace %s still there (%v)", ns, err)
+		return fmt.Errorf("namespace %s still there (%w)", ns, err)
 	})
 	desc, err := o.temporal.Client.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
 	require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -93,7 +94,7 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	p.requestTenant(name, "broken", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateFailed), st["state"], st)
-	require.Contains(t, st["error"], docker.ErrImageNotFound)
+	require.Contains(t, st["error"], runtimes.ErrImageNotFound)
 	require.Empty(t, p.residue(name), "compensation must leave nothing on the engine")
 
 	desc, err := p.temporal.Client.DescribeWorkflowExecution(context.Background(), tenant.WorkflowID(name), "")

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/dockerbuild"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
@@ -52,8 +53,9 @@ func (b *releaseBench) pushDemo(version string, unhealthy bool) string {
 	}
 	ref := b.reg.Host + "/tenantflow/demo-app:" + version
 	ctx := context.Background()
-	require.NoError(b.t, d.TagImage(ctx, tag, ref))
-	digest, err := d.PushImage(ctx, ref, registry.AuthConfig{}, nil)
+	builder := dockerbuild.New(d.Client(), harness.Logger(b.t))
+	require.NoError(b.t, builder.TagImage(ctx, tag, ref))
+	digest, err := builder.PushImage(ctx, ref, registry.AuthConfig{}, nil)
 	require.NoError(b.t, err)
 	return b.reg.Host + "/tenantflow/demo-app@" + digest
 }

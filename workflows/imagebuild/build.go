@@ -1,3 +1,6 @@
+// Package imagebuild is the BuildImage workflow and its contract: one
+// GitLab commit built into the private registry, its status reported back
+// to GitLab.
 package imagebuild
 
 import (

@@ -40,7 +40,8 @@ func newBuildEnv(t *testing.T, inRegistry bool, buildErr error, statusErr error)
 		env.RegisterActivity(fn)
 	}
 	m := &buildMocks{}
-	if partial, ok := buildErr.(partialRegistry); ok {
+	var partial partialRegistry
+	if errors.As(buildErr, &partial) {
 		m.found = partial.found
 		buildErr = partial.err
 	}

@@ -1,3 +1,7 @@
+// Package release is the Release workflow and its contract (type, Update,
+// Query and Signal names, payloads, typed states): one image rolled out
+// to the fleet, staging first, prod once promoted, each tenant cut over
+// by its own entity workflow.
 package release
 
 import (

@@ -36,7 +36,6 @@ type releaseSuite struct {
 	updates  []fleet.UpdateInput       // in the order they started
 	running  int
 	maxSeen  int
-	startsAt map[string]time.Time
 	// apply, when set, answers UpdateTenant instead of the default cut-over.
 	apply func(in fleet.UpdateInput) tenant.ApplyResult
 }
