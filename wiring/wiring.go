@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -23,10 +24,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/backup"
-	buildacts "github.com/tenantflow/tenantflow/activities/build"
+	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/dockerbuild"
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
@@ -128,22 +130,51 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 		!strings.HasSuffix(strings.TrimSuffix(c.Proxy.Domain, "."), "."+strings.TrimSuffix(c.DNS.Zone, ".")) {
 		errs = append(errs, fmt.Errorf("TENANTFLOW_PROXY_DOMAIN %q is not inside TENANTFLOW_DNS_ZONE %q", c.Proxy.Domain, c.DNS.Zone))
 	}
-	build := func(enabled bool, name string, mk func() error) {
+	enable := func(enabled bool, name string, mk func() error) {
 		if enabled {
 			if err := mk(); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
-	var err error
-	build(c.Proxy.Enabled, "proxy", func() error { d.Proxy, err = proxy.New(c.Proxy, log.With("component", "proxy")); return err })
-	build(c.DNS.Enabled, "dns", func() error { d.DNS, err = dns.New(c.DNS, log.With("component", "dns")); return err })
-	build(c.LDAP.Enabled, "ldap", func() error { d.LDAP, err = ldap.New(c.LDAP, log.With("component", "ldap")); return err })
-	build(c.CMDB.Enabled, "cmdb", func() error { d.CMDB, err = cmdb.New(c.CMDB, log.With("component", "cmdb")); return err })
-	build(c.Supervision.Enabled(), "supervision", func() error {
-		d.Supervision, err = supervision.New(c.Supervision, log.With("component", "supervision"))
+	d.checks = map[string]checker{}
+	enable(c.Proxy.Enabled, "proxy", func() error {
+		cl, err := proxy.NewClient(c.Proxy, log.With("component", "proxy"))
+		if err == nil {
+			d.Proxy, d.checks["proxy"] = proxy.NewActivities(cl), cl
+		}
 		return err
 	})
+	enable(c.DNS.Enabled, "dns", func() error {
+		cl, err := dns.NewClient(c.DNS, log.With("component", "dns"))
+		if err == nil {
+			d.DNS, d.checks["dns"] = dns.NewActivities(cl), cl
+		}
+		return err
+	})
+	enable(c.LDAP.Enabled, "ldap", func() error {
+		cl, err := ldap.NewClient(c.LDAP, log.With("component", "ldap"))
+		if err == nil {
+			d.LDAP, d.checks["ldap"] = ldap.NewActivities(cl), cl
+		}
+		return err
+	})
+	enable(c.CMDB.Enabled, "cmdb", func() error {
+		cl, err := cmdb.NewClient(c.CMDB, log.With("component", "cmdb"))
+		if err == nil {
+			d.CMDB, d.checks["cmdb"] = cmdb.NewActivities(cl), cl
+		}
+		return err
+	})
+	enable(c.Supervision.Enabled(), "supervision", func() error {
+		slog := log.With("component", "supervision")
+		drv, err := supervision.NewDriver(c.Supervision, slog)
+		if err == nil {
+			d.Supervision, d.checks["supervision"] = supervision.NewActivities(drv, slog), drv
+		}
+		return err
+	})
+	var err error
 	if err := c.Backup.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("backup: %w", err))
 	}
@@ -170,17 +201,18 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	if c.GitLab.Enabled != c.Registry.Enabled {
 		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
 	} else if c.GitLab.Enabled {
-		build(true, "gitlab", func() error {
+		enable(true, "gitlab", func() error {
 			d.gitlabClient, err = gitlab.NewClient(c.GitLab, log.With("component", "gitlab"))
 			return err
 		})
-		build(true, "registry", func() error {
+		enable(true, "registry", func() error {
 			d.registryClient, err = registry.NewClient(c.Registry, log.With("component", "registry"))
 			return err
 		})
 		if d.gitlabClient != nil && d.registryClient != nil {
+			d.checks["gitlab"], d.checks["registry"] = d.gitlabClient, d.registryClient
 			d.GitLab = gitlab.NewActivities(d.gitlabClient)
-			d.Build = &buildacts.Activities{Source: d.gitlabClient, Registry: d.registryClient,
+			d.Build = &build.Activities{Source: d.gitlabClient, Registry: d.registryClient,
 				Heartbeat: activity.RecordHeartbeat, Log: log.With("component", "build")}
 		}
 	}
@@ -207,12 +239,12 @@ func validUID(s string) bool {
 // and logs the outcome. A system that is down now is not fatal: activities
 // retry until it is back.
 func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
-	type checker interface{ Check(context.Context) error }
-	for name, c := range map[string]checker{"proxy": d.Proxy, "dns": d.DNS, "ldap": d.LDAP, "cmdb": d.CMDB,
-		"supervision": d.Supervision, "gitlab": d.gitlabClient, "registry": d.registryClient, "backup": d.Backup} {
-		if reflect.ValueOf(c).IsNil() {
-			continue
-		}
+	checks := maps.Clone(d.checks)
+	if d.Backup != nil {
+		checks["backup"] = backup.Location{Config: d.Backup.Config}
+	}
+	for _, name := range slices.Sorted(maps.Keys(checks)) {
+		c := checks[name]
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := c.Check(cctx); err != nil {
 			log.Warn("integration not reachable now; its activities will retry", "integration", name, "error", err)
@@ -235,7 +267,7 @@ type Deps struct {
 	CMDB         *cmdb.Activities
 	Supervision  *supervision.Activities
 	GitLab       *gitlab.Activities
-	Build        *buildacts.Activities
+	Build        *build.Activities
 	// Fleet sends releases to tenant workflows; New fills it in with the
 	// worker's own Temporal client.
 	Fleet *fleet.Activities
@@ -245,6 +277,7 @@ type Deps struct {
 
 	gitlabClient   *gitlab.Client
 	registryClient *registry.Client
+	checks         map[string]checker // what CheckIntegrations asks for a sign of life
 	backupCfg      backup.Config
 	log            *slog.Logger
 }
@@ -272,7 +305,7 @@ func (d *Deps) UseDocker(drv *docker.Driver) error {
 		drv.AddRegistryAuth(d.registryClient.AuthConfig())
 	}
 	if d.Build != nil {
-		d.Build.Engine = drv
+		d.Build.Engine = dockerbuild.New(drv.Client(), d.logger().With("component", "build"))
 	}
 	return nil
 }
@@ -316,45 +349,22 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(release.Workflow, workflow.RegisterOptions{Name: release.WorkflowType})
 }
 
-// Register puts every workflow and activity on a worker. Integration
-// activities are registered method by method: their structs also carry
-// helpers (Check, …) that must not become activities.
+// Register puts every workflow and activity on a worker: each activities
+// struct whole (every exported method of it is an activity, named after
+// the method), the disabled integrations not at all.
 func Register(r worker.Registry, deps Deps) {
 	RegisterWorkflows(r)
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
-	var fns []any
-	if a := deps.Proxy; a != nil {
-		fns = append(fns, a.EnsureRoute, a.RemoveRoute)
-	}
-	if a := deps.DNS; a != nil {
-		fns = append(fns, a.EnsureDNSRecord, a.RemoveDNSRecord)
-	}
-	if a := deps.LDAP; a != nil {
-		fns = append(fns, a.EnsureDirectory, a.RemoveDirectory, a.DisableAccounts, a.EnableAccounts)
-	}
-	if a := deps.CMDB; a != nil {
-		fns = append(fns, a.RegisterInCMDB, a.RemoveFromCMDB, a.MarkObsoleteInCMDB)
-	}
-	if a := deps.Supervision; a != nil {
-		fns = append(fns, a.StartSupervision, a.StopSupervision)
-	}
-	if a := deps.GitLab; a != nil {
-		fns = append(fns, a.SetCommitStatus)
-	}
-	if a := deps.Build; a != nil {
-		fns = append(fns, a.FindImage, a.BuildAndPushImage, a.RemoveImage)
-	}
-	if a := deps.Fleet; a != nil {
-		fns = append(fns, a.ListTenants, a.UpdateTenant, a.CancelRelease)
-	}
-	if a := deps.Backup; a != nil {
-		fns = append(fns, a.BackupVolumes, a.VerifyBackup, a.RestoreVolumes, a.RemoveBackup, a.DumpServices, a.LoadDumps)
-	}
-	for _, fn := range fns {
-		r.RegisterActivity(fn)
+	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Backup} {
+		if !reflect.ValueOf(a).IsNil() {
+			r.RegisterActivity(a)
+		}
 	}
 }
+
+// checker is what answers CheckIntegrations.
+type checker interface{ Check(context.Context) error }
 
 // New builds the worker for the task queue.
 func New(c client.Client, taskQueue string, cfg Config, deps Deps) worker.Worker {

@@ -101,31 +101,6 @@ func New(cfg Config, host VolumeHost, log *slog.Logger) (*Activities, error) {
 	return &Activities{Config: cfg, Host: host, Log: log.With("component", "backup")}, nil
 }
 
-// Check reports whether the backup location exists and is writable, so a
-// worker with a lost NFS mount says so before a tenant is decommissioned.
-func (a *Activities) Check(ctx context.Context) error {
-	if a.Config.Dir == "" {
-		return nil // volumes kept in place only
-	}
-	fi, err := os.Stat(a.Config.Dir)
-	if err != nil {
-		return fmt.Errorf("backup location: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("backup location %s is not a directory", a.Config.Dir)
-	}
-	f, err := os.CreateTemp(a.Config.Dir, ".check-*")
-	if err != nil {
-		return fmt.Errorf("backup location is not writable: %w", err)
-	}
-	name := f.Name()
-	f.Close()
-	if err := os.Remove(name); err != nil {
-		return fmt.Errorf("backup location: %w", err)
-	}
-	return nil
-}
-
 func (a *Activities) log() *slog.Logger {
 	if a.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -675,6 +650,34 @@ func (a *Activities) RemoveBackup(ctx context.Context, ref BackupRef) error {
 	if names, err := os.ReadDir(tenantDir); err == nil && len(names) == 0 {
 		// A backup started meanwhile makes this fail: then the directory stays.
 		_ = os.Remove(tenantDir)
+	}
+	return nil
+}
+
+// Location is the backup location as the worker's start-up check sees it.
+type Location struct{ Config Config }
+
+// Check reports whether the backup location exists and is writable, so a
+// worker with a lost NFS mount says so before a tenant is decommissioned.
+func (l Location) Check(ctx context.Context) error {
+	if l.Config.Dir == "" {
+		return nil // volumes kept in place only
+	}
+	fi, err := os.Stat(l.Config.Dir)
+	if err != nil {
+		return fmt.Errorf("backup location: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("backup location %s is not a directory", l.Config.Dir)
+	}
+	f, err := os.CreateTemp(l.Config.Dir, ".check-*")
+	if err != nil {
+		return fmt.Errorf("backup location is not writable: %w", err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("backup location: %w", err)
 	}
 	return nil
 }

@@ -400,10 +400,10 @@ func TestInvalidInput(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	a := newActivities(t, newHost(t))
-	require.NoError(t, a.Check(context.Background()))
+	require.NoError(t, Location{Config: a.Config}.Check(context.Background()))
 	require.Empty(t, listDir(t, a.Config.Dir))
 	require.NoError(t, os.RemoveAll(a.Config.Dir))
-	require.Error(t, a.Check(context.Background()))
+	require.Error(t, Location{Config: a.Config}.Check(context.Background()))
 
 	// A location that is gone (NFS not mounted) is not made again.
 	_, err := a.BackupVolumes(context.Background(), backupInput("l1"))

@@ -70,7 +70,7 @@ func TestNewNeedsAnExistingLocation(t *testing.T) {
 	require.NoError(t, os.MkdirAll(dir, 0o700))
 	a, err := New(Config{Dir: dir, Retention: time.Hour}, newHost(t), nil)
 	require.NoError(t, err)
-	require.NoError(t, a.Check(t.Context()))
+	require.NoError(t, Location{Config: a.Config}.Check(t.Context()))
 	_, err = New(Config{Dir: dir, Retention: time.Hour}, nil, nil)
 	require.Error(t, err)
 }

@@ -69,5 +69,5 @@ func TestInPlaceBackup(t *testing.T) {
 	// A Docker tenant on this worker finds no backup location.
 	_, err = a.BackupVolumes(ctx, BackupInput{Tenant: "acme", ID: "d1", Volumes: []string{"data"}})
 	harness.RequireNonRetryable(t, err, "BackupNotConfigured")
-	require.NoError(t, a.Check(ctx), "nothing to check without a location")
+	require.NoError(t, Location{Config: a.Config}.Check(ctx), "nothing to check without a location")
 }

@@ -47,12 +47,6 @@ const (
 	LabelGeneration = "tenantflow.generation"
 )
 
-// ErrImageNotFound is the contract's failure type of an image neither the
-// engine nor its registry has.
-//
-// Deprecated: use runtimes.ErrImageNotFound.
-const ErrImageNotFound = runtimes.ErrImageNotFound
-
 // Config is the Docker driver's configuration.
 type Config struct {
 	// Host is the engine address (unix:///var/run/docker.sock, tcp://…);
