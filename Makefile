@@ -37,10 +37,11 @@ demo-image: $(BIN)/tenantflow
 run: $(BIN)/temporal demo-image
 	$(BIN)/tenantflow dev
 
-# Every test: unit, workflow (SDK test env), integration against the real
-# Docker Engine and a real Temporal dev server, replay of committed histories.
+# Every test: the linters and the determinism check (lint), unit, workflow
+# (SDK test env), integration against the real Docker Engine and a real
+# Temporal dev server, replay of committed histories.
 # With TENANTFLOW_REQUIRE_INTEGRATION=1 (CI) a missing dependency fails.
-test: $(BIN)/temporal kube-tools vet
+test: $(BIN)/temporal kube-tools vet lint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test $(TEST_FLAGS) ./...
