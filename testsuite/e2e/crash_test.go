@@ -24,6 +24,7 @@ import (
 // buildTenantflow compiles the real binary once for the crash tests.
 func buildTenantflow(t testing.TB) string {
 	t.Helper()
+	harness.SkipShort(t, "the tenantflow binary")
 	bin := filepath.Join(t.TempDir(), "tenantflow")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tenantflow")
 	cmd.Dir = harness.RepoRoot()
