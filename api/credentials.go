@@ -52,7 +52,7 @@ func (s *server) respondUpdateError(c *gin.Context, name string, err error) {
 	switch {
 	case errors.As(err, &notFound):
 		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
-	case errors.As(err, &appErr) && appErr.Type() == tenant.ErrCredentialsGone:
+	case errors.As(err, &appErr) && appErr.Type() == tenant.ErrCredentialsAlreadyFetched:
 		respondError(c, http.StatusGone, appErr.Message())
 	case errors.As(err, &appErr) && appErr.Type() == tenant.ErrCredentialsUnavailable:
 		respondError(c, http.StatusConflict, appErr.Message())

@@ -56,7 +56,7 @@ func TestGetCredentialsErrors(t *testing.T) {
 			f.updateErr = serviceerror.NewNotFound("workflow not found")
 		}, http.StatusNotFound, "tenant acme not found"},
 		{"already fetched", opsToken, "/v1/tenants/acme/credentials", func(f *fakeTemporal) {
-			f.updateErr = temporal.NewApplicationError("credentials of acme were already fetched", tenant.ErrCredentialsGone)
+			f.updateErr = temporal.NewApplicationError("credentials of acme were already fetched", tenant.ErrCredentialsAlreadyFetched)
 		}, http.StatusGone, "already fetched"},
 		{"not active", opsToken, "/v1/tenants/acme/credentials", func(f *fakeTemporal) {
 			f.updateGetErr = temporal.NewApplicationError("tenant acme is provisioning", tenant.ErrCredentialsUnavailable)

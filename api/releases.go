@@ -635,7 +635,7 @@ func (s *server) updateRelease(c *gin.Context, id, update string, arg any) {
 func (s *server) sendReleaseUpdate(c *gin.Context, id, update string, arg any) (st release.Release, ok bool) {
 	if !s.sendUpdate(c, release.WorkflowID(id), updateTarget{kind: "release", id: id,
 		ended:    "has ended: it can no longer " + update,
-		refusals: []string{release.ErrPromoteRejected, release.ErrReleaseControl}}, update, arg, &st) {
+		refusals: []string{release.ErrPromoteRejected, release.ErrReleaseControlRejected}}, update, arg, &st) {
 		return st, false
 	}
 	s.log.InfoContext(c.Request.Context(), "release "+update, "release", id, "caller", c.GetString(ctxCaller), "state", st.State)

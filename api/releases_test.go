@@ -582,7 +582,7 @@ func TestReleaseUpdateErrors(t *testing.T) {
 			wantCode: http.StatusConflict, wantBody: `{"error":"release r1: staging tenant beta failed; promotion barred"}`},
 		{name: "control rejected", path: "/v1/releases/r1/resume", token: opsToken,
 			setup: func(f *fakeTemporal) {
-				f.updateGetErr = temporal.NewApplicationError("release r1 is not paused", release.ErrReleaseControl)
+				f.updateGetErr = temporal.NewApplicationError("release r1 is not paused", release.ErrReleaseControlRejected)
 			},
 			wantCode: http.StatusConflict, wantBody: `{"error":"release r1 is not paused"}`},
 		{name: "unknown release", path: "/v1/releases/r1/promote", token: developerToken,

@@ -40,7 +40,9 @@ func (r *recorder) RegisterActivity(a any) {
 	}
 }
 
-func (r *recorder) RegisterActivityWithOptions(a any, _ activity.RegisterOptions) { r.RegisterActivity(a) }
+func (r *recorder) RegisterActivityWithOptions(a any, _ activity.RegisterOptions) {
+	r.RegisterActivity(a)
+}
 
 // Every activities struct is registered whole, so every exported method of
 // one is an activity: the set must be exactly the activity names the

@@ -466,7 +466,7 @@ func refuseLive(in CMDBInput, others []object) error {
 		}
 		msg := fmt.Sprintf("CMDB %s::%s (%s) is active and was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
 			ClassApplication, app.ID, ApplicationName(in.Tenant), in.Tenant, in.Owner, owner)
-		return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+		return temporal.NewNonRetryableApplicationError(msg, ErrResourceNotOurs, nil)
 	}
 	return nil
 }

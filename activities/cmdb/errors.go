@@ -13,10 +13,10 @@ const (
 	ErrUnauthorized    = "CMDBUnauthorized"
 	ErrRequestRejected = "CMDBRequestRejected"
 	ErrInvalidInput    = "InvalidCMDBInput"
-	// ErrNotOurs: an active application of the tenant's name was made by
+	// ErrResourceNotOurs: an active application of the tenant's name was made by
 	// another provisioning run (or before runs were stamped, without
 	// Adopt).
-	ErrNotOurs = "ResourceNotOurs"
+	ErrResourceNotOurs = "ResourceNotOurs"
 )
 
 // iTop's RestResult codes (application/applicationextension.inc.php).

@@ -33,7 +33,7 @@ func TestEntryOfAnotherRunIsNeitherAdoptedNorRemoved(t *testing.T) {
 		in := runInput("acme", "run-b")
 		in.Adopt = adopt
 		_, err = a.RegisterInCMDB(ctx, in)
-		appErr := harness.RequireNonRetryable(t, err, ErrNotOurs)
+		appErr := harness.RequireNonRetryable(t, err, ErrResourceNotOurs)
 		require.Contains(t, appErr.Error(), "run-a")
 	}
 	require.NoError(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme", Owner: "run-b"}))
@@ -100,7 +100,7 @@ func TestLegacyEntryIsAdoptedOnlyWithAdopt(t *testing.T) {
 	before := s.Objects(ClassApplication)
 
 	_, err = a.RegisterInCMDB(ctx, runInput("acme", "run-new"))
-	harness.RequireNonRetryable(t, err, ErrNotOurs)
+	harness.RequireNonRetryable(t, err, ErrResourceNotOurs)
 	require.NoError(t, a.RemoveFromCMDB(ctx, CMDBRef{Tenant: "acme", Owner: "run-new"}))
 	require.NoError(t, a.MarkObsoleteInCMDB(ctx, CMDBRef{Tenant: "acme", Owner: "run-new"}))
 	require.Equal(t, before, s.Objects(ClassApplication), "a provisioning touched an entry from before runs were stamped")

@@ -43,9 +43,9 @@ const (
 	ErrUpdateRejected = "DNSUpdateRejected"
 	// ErrInvalidName: the tenant name is malformed or outside the zone.
 	ErrInvalidName = "InvalidDNSName"
-	// ErrNotOurs: the name is marked as another provisioning's (another
+	// ErrResourceNotOurs: the name is marked as another provisioning's (another
 	// run of the tenant, or a legacy mark without Adopt).
-	ErrNotOurs = "ResourceNotOurs"
+	ErrResourceNotOurs = "ResourceNotOurs"
 )
 
 // managedTypes are the record types a tenant name carries and this package
@@ -239,7 +239,7 @@ func (a *Activities) claimMarked(ctx context.Context, in RecordInput, name, op s
 	}
 	msg := fmt.Sprintf("%s: DNS name %s is marked %q, not by this provisioning of %s (owner %q): is the tenant already deployed?",
 		op, name, strings.Join(marks, ", "), in.Tenant, in.Owner)
-	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+	return temporal.NewNonRetryableApplicationError(msg, ErrResourceNotOurs, nil)
 }
 
 // marks reads the values of the name's owner TXT records.

@@ -24,11 +24,11 @@ func TestNameOfAnotherRunIsNeitherTakenNorRemoved(t *testing.T) {
 	require.Equal(t, []string{`"tenantflow-owner=acme/run-a"`}, b.DigShort(t, "_tenantflow."+name, "TXT"))
 
 	_, err = newActivities(t, b, "10.0.0.99").EnsureDNSRecord(ctx(t), runB)
-	appErr := requireAppError(t, err, dns.ErrNotOurs)
+	appErr := requireAppError(t, err, dns.ErrResourceNotOurs)
 	require.Contains(t, appErr.Message(), "tenantflow-owner=acme/run-a")
 	runB.Adopt = true // adopting is for legacy marks only, never another run's
 	_, err = newActivities(t, b, "10.0.0.99").EnsureDNSRecord(ctx(t), runB)
-	_ = requireAppError(t, err, dns.ErrNotOurs)
+	_ = requireAppError(t, err, dns.ErrResourceNotOurs)
 	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, name, "A"), "run A's record changed")
 
 	require.NoError(t, a.RemoveDNSRecord(ctx(t), runB), "compensation of run B succeeds")
@@ -64,7 +64,7 @@ func TestLegacyMarkIsAdoptedOnlyWithAdopt(t *testing.T) {
 
 	provision := dns.RecordInput{Tenant: "acme", Name: name, Owner: "run-a"}
 	_, err = newActivities(t, b, "10.0.0.99").EnsureDNSRecord(ctx(t), provision)
-	_ = requireAppError(t, err, dns.ErrNotOurs)
+	_ = requireAppError(t, err, dns.ErrResourceNotOurs)
 	require.NoError(t, a.RemoveDNSRecord(ctx(t), provision))
 	require.Equal(t, []string{"10.0.0.42"}, b.DigShort(t, name, "A"), "a provisioning touched a legacy name")
 

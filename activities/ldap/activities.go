@@ -173,7 +173,7 @@ func notOurs(tenant, owner, dn string, owners []string) error {
 	}
 	msg := fmt.Sprintf("LDAP directory %s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
 		dn, tenant, owner, madeBy)
-	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+	return temporal.NewNonRetryableApplicationError(msg, ErrResourceNotOurs, nil)
 }
 
 // claim takes over the tenant's OU from before runs were stamped: it gets
@@ -216,7 +216,7 @@ func (a *Activities) checkOwned(ctx context.Context, s *session, log *slog.Logge
 // compensating calls log and treat as done.
 func refused(err error) bool {
 	var appErr *temporal.ApplicationError
-	return errors.As(err, &appErr) && (appErr.Type() == ErrNotOurs || appErr.Type() == ErrEntryNotOurs)
+	return errors.As(err, &appErr) && (appErr.Type() == ErrResourceNotOurs || appErr.Type() == ErrEntryNotOurs)
 }
 
 // EnsureDirectory makes the tenant's OU, its admin account and its admin

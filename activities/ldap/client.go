@@ -47,9 +47,9 @@ const (
 	ErrRequestRejected  = "LDAPRequestRejected"
 	ErrEntryNotOurs     = "LDAPEntryNotOurs"
 	ErrDirectoryMissing = "LDAPDirectoryMissing"
-	// ErrNotOurs: the tenant's OU was made by another provisioning run
+	// ErrResourceNotOurs: the tenant's OU was made by another provisioning run
 	// (or before runs were stamped, for a call without Adopt).
-	ErrNotOurs = "ResourceNotOurs"
+	ErrResourceNotOurs = "ResourceNotOurs"
 )
 
 // server is the configured LDAP server, shared by the Activities and the

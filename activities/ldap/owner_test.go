@@ -26,13 +26,13 @@ func TestDirectoryOfAnotherRunIsNeitherAdoptedNorRemoved(t *testing.T) {
 
 	runB := ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "another-password-456", Owner: "run-b"}
 	_, err = a.EnsureDirectory(ctx, runB)
-	appErr := harness.RequireNonRetryable(t, err, ldap.ErrNotOurs)
+	appErr := harness.RequireNonRetryable(t, err, ldap.ErrResourceNotOurs)
 	require.Contains(t, appErr.Error(), "run-a")
 	runB.Adopt = true // adopting is for directories from before runs were stamped only
 	_, err = a.EnsureDirectory(ctx, runB)
-	harness.RequireNonRetryable(t, err, ldap.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, ldap.ErrResourceNotOurs)
 	refB := ldap.DirectoryRef{Tenant: "acme", Owner: "run-b"}
-	harness.RequireNonRetryable(t, a.EnableAccounts(ctx, refB), ldap.ErrNotOurs)
+	harness.RequireNonRetryable(t, a.EnableAccounts(ctx, refB), ldap.ErrResourceNotOurs)
 
 	require.NoError(t, a.DisableAccounts(ctx, refB), "run B's undo succeeds")
 	require.NoError(t, a.RemoveDirectory(ctx, refB), "run B's compensation succeeds")
@@ -72,7 +72,7 @@ func TestLegacyDirectoryIsAdoptedOnlyWithAdopt(t *testing.T) {
 
 	provision := ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "new-customer-pw-789", Owner: "run-new"}
 	_, err = a.EnsureDirectory(ctx, provision)
-	harness.RequireNonRetryable(t, err, ldap.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, ldap.ErrResourceNotOurs)
 	require.NoError(t, a.RemoveDirectory(ctx, ldap.DirectoryRef{Tenant: "acme", Owner: "run-new"}))
 	after, err := entries(t, srv, d.OU)
 	require.NoError(t, err)
@@ -84,7 +84,7 @@ func TestLegacyDirectoryIsAdoptedOnlyWithAdopt(t *testing.T) {
 	require.NoError(t, bind(t, srv.URL, d.Admin, legacy.AdminPassword))
 	require.ElementsMatch(t, []string{"Tenantflow tenant acme", "Tenantflow owner run-old"}, entry(t, srv, d.OU).GetAttributeValues("description"))
 	_, err = a.EnsureDirectory(ctx, ldap.DirectoryInput{Tenant: "acme", AdminUser: "admin", AdminPassword: "new-customer-pw-789", Owner: "run-new", Adopt: true})
-	harness.RequireNonRetryable(t, err, ldap.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, ldap.ErrResourceNotOurs)
 
 	// A purge (Adopt) removes a legacy directory of its tenant.
 	other, err := a.EnsureDirectory(ctx, ldap.DirectoryInput{Tenant: "globex", AdminUser: "admin", AdminPassword: "globex-password-1234"})

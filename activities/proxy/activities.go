@@ -49,9 +49,9 @@ const (
 	// ErrInvalidInput: the tenant is not a DNS label or an upstream is not
 	// host:port; nothing was sent to Caddy.
 	ErrInvalidInput = "InvalidRouteInput"
-	// ErrNotOurs: the tenant's route was made by another provisioning run
+	// ErrResourceNotOurs: the tenant's route was made by another provisioning run
 	// (or before runs were stamped, for a call without Adopt).
-	ErrNotOurs = "ResourceNotOurs"
+	ErrResourceNotOurs = "ResourceNotOurs"
 )
 
 // OwnerVar is the variable of the route's vars handler that names the run
@@ -255,7 +255,7 @@ func mayChange(current []byte, tenant, owner string, adopt bool) error {
 	}
 	msg := fmt.Sprintf("route %s%s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?",
 		RouteIDPrefix, tenant, tenant, owner, got)
-	return temporal.NewNonRetryableApplicationError(msg, ErrNotOurs, nil)
+	return temporal.NewNonRetryableApplicationError(msg, ErrResourceNotOurs, nil)
 }
 
 // routeOwner reads the run a route names in its vars handler.

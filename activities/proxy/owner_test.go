@@ -35,7 +35,7 @@ func routeOwner(t *testing.T, caddy *harness.Caddy, tenant string) string {
 
 func requireNotOurs(t *testing.T, err error) {
 	t.Helper()
-	harness.RequireNonRetryable(t, err, proxy.ErrNotOurs)
+	harness.RequireNonRetryable(t, err, proxy.ErrResourceNotOurs)
 }
 
 // A tenant requested again after its workflow was terminated (run B) can

@@ -45,9 +45,9 @@ const (
 	ErrRejected      = "SupervisionRejected"
 	ErrMisconfigured = "SupervisionMisconfigured"
 	ErrConflict      = "SupervisionConflict"
-	// ErrNotOurs: the tenant's registration was made by another
+	// ErrResourceNotOurs: the tenant's registration was made by another
 	// provisioning run (or before runs were stamped, without Adopt).
-	ErrNotOurs = "ResourceNotOurs"
+	ErrResourceNotOurs = "ResourceNotOurs"
 )
 
 // Driver is what a monitoring system must do for the tenant workflows. Watch
@@ -106,7 +106,7 @@ func notOurs(what, tenant, owner, got string, stamped bool) error {
 	}
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("%s exists but was not made by this provisioning of %s (owner %q, made by %q): is the tenant already deployed?", what, tenant, owner, got),
-		ErrNotOurs, nil)
+		ErrResourceNotOurs, nil)
 }
 
 // Activities is the supervision surface the workflows call

@@ -27,7 +27,7 @@ func ownerConformance(t *testing.T, a *supervision.Activities, url string, regis
 
 	for _, adopt := range []bool{false, true} { // adopting is for unstamped registrations only
 		runB := supervision.WatchInput{Tenant: "acme", Stage: "staging", URL: url + "?b", Owner: "run-b", Adopt: adopt}
-		harness.RequireNonRetryable(t, a.StartSupervision(ctx(t), runB), supervision.ErrNotOurs)
+		harness.RequireNonRetryable(t, a.StartSupervision(ctx(t), runB), supervision.ErrResourceNotOurs)
 	}
 	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "acme", Owner: "run-b"}), "run B's compensation")
 	ok, owner = registered("acme")
@@ -43,7 +43,7 @@ func ownerConformance(t *testing.T, a *supervision.Activities, url string, regis
 	legacy := supervision.WatchInput{Tenant: "globex", Stage: "prod", URL: url}
 	require.NoError(t, a.StartSupervision(ctx(t), legacy))
 	provision := supervision.WatchInput{Tenant: "globex", Stage: "prod", URL: url, Owner: "run-new"}
-	harness.RequireNonRetryable(t, a.StartSupervision(ctx(t), provision), supervision.ErrNotOurs)
+	harness.RequireNonRetryable(t, a.StartSupervision(ctx(t), provision), supervision.ErrResourceNotOurs)
 	require.NoError(t, a.StopSupervision(ctx(t), supervision.WatchRef{Tenant: "globex", Owner: "run-new"}))
 	ok, owner = registered("globex")
 	require.True(t, ok, "a provisioning removed a registration from before runs were stamped")

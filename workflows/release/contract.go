@@ -32,8 +32,8 @@ const (
 
 // Failure types of rejected release requests.
 const (
-	ErrPromoteRejected = "PromoteRejected"
-	ErrReleaseControl  = "ReleaseControlRejected"
+	ErrPromoteRejected        = "PromoteRejected"
+	ErrReleaseControlRejected = "ReleaseControlRejected"
 )
 
 // TenantSelector picks the tenants a release covers: every tenant, the

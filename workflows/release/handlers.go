@@ -39,7 +39,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 			Description: c.description,
 			Validator: func(ctx workflow.Context, in ControlInput) error {
 				if why := c.refusal(); why != "" {
-					return temporal.NewApplicationError(why, ErrReleaseControl)
+					return temporal.NewApplicationError(why, ErrReleaseControlRejected)
 				}
 				return nil
 			},

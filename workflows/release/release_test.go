@@ -30,12 +30,12 @@ type releaseSuite struct {
 	testsuite.WorkflowTestSuite
 	env *testsuite.TestWorkflowEnvironment
 
-	mu       sync.Mutex
-	fleet    map[string][]string       // stage → tenant names
-	outcome  map[string]tenant.Outcome // tenant → outcome its cut-over reports (default updated)
-	updates  []fleet.UpdateInput       // in the order they started
-	running  int
-	maxSeen  int
+	mu      sync.Mutex
+	fleet   map[string][]string       // stage → tenant names
+	outcome map[string]tenant.Outcome // tenant → outcome its cut-over reports (default updated)
+	updates []fleet.UpdateInput       // in the order they started
+	running int
+	maxSeen int
 	// apply, when set, answers UpdateTenant instead of the default cut-over.
 	apply func(in fleet.UpdateInput) tenant.ApplyResult
 }
@@ -295,9 +295,9 @@ func (s *releaseSuite) TestPauseAndResumeAreValidated() {
 	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BatchSize: 1}))
 	st := s.result()
 
-	s.Equal(ErrReleaseControl, name(resumeRunning.err), "awaiting promotion is not paused")
+	s.Equal(ErrReleaseControlRejected, name(resumeRunning.err), "awaiting promotion is not paused")
 	s.Require().NoError(pause.err)
-	s.Equal(ErrReleaseControl, name(pauseAgain.err))
+	s.Equal(ErrReleaseControlRejected, name(pauseAgain.err))
 	s.Equal(StatePaused, paused.State)
 	s.Equal("paused by ops", paused.PauseReason)
 	s.Less(paused.Progress.Done, 5, "no cut-over started while paused")

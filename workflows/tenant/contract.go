@@ -100,8 +100,8 @@ const UpdateFetchCredentials = "fetchCredentials"
 
 // Failure types of a rejected credentials fetch.
 const (
-	ErrCredentialsGone        = "CredentialsAlreadyFetched"
-	ErrCredentialsUnavailable = "CredentialsUnavailable"
+	ErrCredentialsAlreadyFetched = "CredentialsAlreadyFetched"
+	ErrCredentialsUnavailable    = "CredentialsUnavailable"
 )
 
 // FetchCredentialsInput says who fetches.

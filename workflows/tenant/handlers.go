@@ -60,7 +60,7 @@ func (t *entity) validateFetchCredentials(ctx workflow.Context, in FetchCredenti
 	switch {
 	case t.state.CredentialsFetchedAt != nil:
 		return temporal.NewApplicationError(fmt.Sprintf("credentials of %s were already fetched at %s by %s",
-			t.state.Name, t.state.CredentialsFetchedAt.UTC().Format(time.RFC3339), t.state.CredentialsFetchedBy), ErrCredentialsGone)
+			t.state.Name, t.state.CredentialsFetchedAt.UTC().Format(time.RFC3339), t.state.CredentialsFetchedBy), ErrCredentialsAlreadyFetched)
 	case t.state.State != StateActive:
 		return temporal.NewApplicationError(fmt.Sprintf("tenant %s is %s: credentials are handed out once it is active", t.state.Name, t.state.State), ErrCredentialsUnavailable)
 	case len(t.state.Accounts) == 0 || t.secrets[adminPasswordSecret] == "":

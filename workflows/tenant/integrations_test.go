@@ -346,7 +346,7 @@ func (s *provisionSuite) TestCredentialsAreHandedOutOnce() {
 	s.Equal("admin", first.creds.Username)
 	s.Equal(ic.directoryIn.AdminPassword, first.creds.Password)
 	s.Equal(fullPlan.URL, first.creds.URL)
-	s.Equal(ErrCredentialsGone, name(second.err))
+	s.Equal(ErrCredentialsAlreadyFetched, name(second.err))
 }
 
 func (s *provisionSuite) TestNoCredentialsWithoutDirectory() {
