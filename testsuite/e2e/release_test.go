@@ -157,10 +157,10 @@ func (b *releaseBench) promoteWithCLI(id string, flags ...string) {
 	require.NoError(b.t, err, string(out))
 }
 
-func statuses(st release.Release) map[string]string {
-	out := map[string]string{}
+func statuses(st release.Release) map[string]release.TenantStatus {
+	out := map[string]release.TenantStatus{}
 	for _, t := range st.Tenants {
-		out[t.Name] = string(t.Status)
+		out[t.Name] = t.Status
 	}
 	return out
 }
