@@ -123,13 +123,8 @@ func (c Config) Settings() integrations.Settings {
 // misconfigured one stops the worker at start-up with the setting's name.
 // It makes no network calls; see CheckIntegrations.
 func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
-	var d Deps
+	d := Deps{checks: map[string]checker{}, backupCfg: c.Backup, log: log}
 	var errs []error
-	if c.DNS.Enabled && c.Proxy.Enabled && c.Proxy.Domain != "" &&
-		strings.TrimSuffix(c.Proxy.Domain, ".") != strings.TrimSuffix(c.DNS.Zone, ".") &&
-		!strings.HasSuffix(strings.TrimSuffix(c.Proxy.Domain, "."), "."+strings.TrimSuffix(c.DNS.Zone, ".")) {
-		errs = append(errs, fmt.Errorf("TENANTFLOW_PROXY_DOMAIN %q is not inside TENANTFLOW_DNS_ZONE %q", c.Proxy.Domain, c.DNS.Zone))
-	}
 	enable := func(enabled bool, name string, mk func() error) {
 		if enabled {
 			if err := mk(); err != nil {
@@ -137,7 +132,32 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 			}
 		}
 	}
-	d.checks = map[string]checker{}
+	d.newOutsideSystems(c, log, enable)
+	errs = append(errs, c.checkRuntimes()...)
+	if c.GitLab.Enabled != c.Registry.Enabled {
+		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
+	} else if c.GitLab.Enabled {
+		d.newBuilds(c, log, enable)
+	}
+	d.Integrations = c.Settings()
+	if c.LDAP.Enabled && !validUID(c.AdminUser) {
+		errs = append(errs, fmt.Errorf("TENANTFLOW_LDAP_ADMIN_USER %q is not a simple uid", c.AdminUser))
+	}
+	if c.DNS.Enabled && c.Proxy.Enabled && c.Proxy.Domain != "" &&
+		strings.TrimSuffix(c.Proxy.Domain, ".") != strings.TrimSuffix(c.DNS.Zone, ".") &&
+		!strings.HasSuffix(strings.TrimSuffix(c.Proxy.Domain, "."), "."+strings.TrimSuffix(c.DNS.Zone, ".")) {
+		errs = append([]error{fmt.Errorf("TENANTFLOW_PROXY_DOMAIN %q is not inside TENANTFLOW_DNS_ZONE %q", c.Proxy.Domain, c.DNS.Zone)}, errs...)
+	}
+	return d, errors.Join(errs...)
+}
+
+// enabler builds one integration when it is enabled, keeping its error
+// under the integration's name.
+type enabler func(enabled bool, name string, mk func() error)
+
+// newOutsideSystems builds the clients and activities of the proxy, DNS,
+// LDAP, CMDB and supervision, each client kept for the start-up check.
+func (d *Deps) newOutsideSystems(c Config, log *slog.Logger, enable enabler) {
 	enable(c.Proxy.Enabled, "proxy", func() error {
 		cl, err := proxy.NewClient(c.Proxy, log.With("component", "proxy"))
 		if err == nil {
@@ -174,7 +194,32 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 		}
 		return err
 	})
+}
+
+// newBuilds builds the GitLab and registry clients and the image build
+// activities.
+func (d *Deps) newBuilds(c Config, log *slog.Logger, enable enabler) {
 	var err error
+	enable(true, "gitlab", func() error {
+		d.gitlabClient, err = gitlab.NewClient(c.GitLab, log.With("component", "gitlab"))
+		return err
+	})
+	enable(true, "registry", func() error {
+		d.registryClient, err = registry.NewClient(c.Registry, log.With("component", "registry"))
+		return err
+	})
+	if d.gitlabClient != nil && d.registryClient != nil {
+		d.checks["gitlab"], d.checks["registry"] = d.gitlabClient, d.registryClient
+		d.GitLab = gitlab.NewActivities(d.gitlabClient)
+		d.Build = &build.Activities{Source: d.gitlabClient, Registry: d.registryClient,
+			Heartbeat: activity.RecordHeartbeat, Log: log.With("component", "build")}
+	}
+}
+
+// checkRuntimes refuses settings no runtime can work with, each error
+// naming its setting.
+func (c Config) checkRuntimes() []error {
+	var errs []error
 	if err := c.Backup.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("backup: %w", err))
 	}
@@ -197,30 +242,7 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	if c.DockerDisabled && c.GitLab.Enabled {
 		errs = append(errs, errors.New("image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine: unset TENANTFLOW_DOCKER_DISABLED"))
 	}
-	d.backupCfg, d.log = c.Backup, log
-	if c.GitLab.Enabled != c.Registry.Enabled {
-		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
-	} else if c.GitLab.Enabled {
-		enable(true, "gitlab", func() error {
-			d.gitlabClient, err = gitlab.NewClient(c.GitLab, log.With("component", "gitlab"))
-			return err
-		})
-		enable(true, "registry", func() error {
-			d.registryClient, err = registry.NewClient(c.Registry, log.With("component", "registry"))
-			return err
-		})
-		if d.gitlabClient != nil && d.registryClient != nil {
-			d.checks["gitlab"], d.checks["registry"] = d.gitlabClient, d.registryClient
-			d.GitLab = gitlab.NewActivities(d.gitlabClient)
-			d.Build = &build.Activities{Source: d.gitlabClient, Registry: d.registryClient,
-				Heartbeat: activity.RecordHeartbeat, Log: log.With("component", "build")}
-		}
-	}
-	d.Integrations = c.Settings()
-	if c.LDAP.Enabled && !validUID(c.AdminUser) {
-		errs = append(errs, fmt.Errorf("TENANTFLOW_LDAP_ADMIN_USER %q is not a simple uid", c.AdminUser))
-	}
-	return d, errors.Join(errs...)
+	return errs
 }
 
 func validUID(s string) bool {
