@@ -21,3 +21,21 @@ var LocalStep = workflow.LocalActivityOptions{
 		MaximumInterval:    15 * time.Second,
 	},
 }
+
+// OutsideCall are the options of a call to an outside system (DNS, the
+// proxy, the CMDB, Temporal's visibility, …) as a regular activity, so ops
+// see each attempt and its last failure in the Web UI while a server is
+// down. It keeps retrying for 30 minutes: an outage of that length is
+// waited out, a longer one fails the operation, which compensates. A
+// cancelled call is waited for, so compensation never races a step that
+// is still creating.
+var OutsideCall = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 30 * time.Minute,
+	WaitForCancellation:    true,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}

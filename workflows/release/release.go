@@ -43,16 +43,11 @@ var (
 
 // Tenants are listed like any outside call: retried through a visibility
 // outage for up to 30 minutes.
-var listTenantsOptions = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: 30 * time.Minute,
-	WaitForCancellation:    true,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    30 * time.Second,
-	},
-}
+var listTenantsOptions = flow.OutsideCall
+
+// fl names the fleet activities the release calls (a nil pointer: the
+// worker registers the real struct).
+var fl *fleet.Activities
 
 // A tenant's cut-over may first wait for another operation on the tenant
 // (a provisioning): the activity heartbeats while it waits for the
@@ -199,10 +194,9 @@ func (r *rollout) list(ctx workflow.Context, phase Phase) error {
 	if sel.Stage != "" && sel.Stage != string(phase) {
 		return nil
 	}
-	var f *fleet.Activities
 	var tenants []fleet.Tenant
 	in := fleet.ListInput{Stage: string(phase), Names: sel.Names}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listTenantsOptions), f.ListTenants, in).Get(ctx, &tenants); err != nil {
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listTenantsOptions), fl.ListTenants, in).Get(ctx, &tenants); err != nil {
 		r.state.Error = "list " + string(phase) + " tenants: " + flow.ErrorMessage(err)
 		return err
 	}
@@ -358,14 +352,13 @@ func (r *rollout) launch(ctx workflow.Context, i int) {
 // applyTo sends the tenant the applyRelease Update through the fleet
 // activity; suffix tells a revert's Update from the release's own.
 func (r *rollout) applyTo(ctx workflow.Context, name, image, suffix string) (tenant.ApplyResult, error) {
-	var f *fleet.Activities
 	var res tenant.ApplyResult
 	in := fleet.UpdateInput{
 		Tenant:   name,
 		UpdateID: WorkflowID(r.state.ID) + "/" + name + suffix,
 		Apply:    tenant.ApplyInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain},
 	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), f.UpdateTenant, in).Get(ctx, &res)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), fl.UpdateTenant, in).Get(ctx, &res)
 	return res, err
 }
 
@@ -431,7 +424,6 @@ func (r *rollout) cancelInFlight(ctx workflow.Context, idxs []int) {
 	if workflow.GetVersion(ctx, versionAbortCancels, workflow.DefaultVersion, 1) < 1 {
 		return
 	}
-	var f *fleet.Activities
 	var pending []workflow.Future
 	for _, i := range idxs {
 		t := r.state.Tenants[i]
@@ -439,7 +431,7 @@ func (r *rollout) cancelInFlight(ctx workflow.Context, idxs []int) {
 			continue
 		}
 		in := tenant.CancelInput{Tenant: t.Name, Release: r.state.ID, Image: t.To, Reason: r.state.Error}
-		pending = append(pending, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, cancelOptions), f.CancelRelease, in))
+		pending = append(pending, workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, cancelOptions), fl.CancelRelease, in))
 	}
 	for _, p := range pending {
 		if err := p.Get(ctx, nil); err != nil {

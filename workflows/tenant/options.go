@@ -47,21 +47,8 @@ func healthWaitOptions(env spec.Environment) workflow.ActivityOptions {
 	return o
 }
 
-// Calls to outside systems are regular activities, so ops see each attempt
-// and its last failure in the Web UI while a server is down. They keep
-// retrying for 30 minutes: an outage of that length is waited out, a longer
-// one fails the provisioning and compensates. A cancelled call is waited
-// for, so compensation never races a step that is still creating.
-var integrationOptions = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: 30 * time.Minute,
-	WaitForCancellation:    true,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    30 * time.Second,
-	},
-}
+// Calls to outside systems are regular activities (see flow.OutsideCall).
+var integrationOptions = flow.OutsideCall
 
 // Backing up and verifying read and write every byte of the tenant's
 // volumes: regular activities that heartbeat their progress, so a worker
