@@ -36,3 +36,13 @@ func (s Saga) Compensate(ctx workflow.Context) error {
 	}
 	return errs
 }
+
+// Undo compensates and returns msg, the failure that made the operation
+// undo itself, with what could not be undone appended ("; <what>
+// incomplete: …"), for the tenant's error and the Web UI.
+func (s Saga) Undo(ctx workflow.Context, msg, what string) string {
+	if err := s.Compensate(ctx); err != nil {
+		return msg + "; " + what + " incomplete: " + err.Error()
+	}
+	return msg
+}

@@ -174,9 +174,7 @@ func (t *entity) rollBack(ctx workflow.Context, res ApplyResult, in ApplyInput, 
 	}
 	t.logger(ctx).Warn("cut-over failed, rolling back", "release", in.Release, "image", in.Image, "error", msg)
 	t.step(StepRollBack)
-	if cerr := undo.Compensate(ctx); cerr != nil {
-		msg += "; roll-back incomplete: " + cerr.Error()
-	}
+	msg = undo.Undo(ctx, msg, "roll-back")
 	return t.endCutover(ctx, res, OutcomeRolledBack, msg)
 }
 

@@ -125,9 +125,7 @@ func (t *entity) decommission(ctx workflow.Context) {
 		msg := flow.ErrorMessage(err)
 		log.Error("decommission stopped before a verified backup, putting the tenant back in service", "error", msg)
 		t.step("compensate")
-		if cerr := undo.Compensate(ctx); cerr != nil {
-			msg += "; putting it back incomplete: " + cerr.Error()
-		}
+		msg = undo.Undo(ctx, msg, "putting it back")
 		t.step("")
 		d.moveTo(PhaseFailed)
 		d.Backup, d.Error = nil, "decommission stopped, the tenant serves as before: "+msg

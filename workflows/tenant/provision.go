@@ -190,9 +190,7 @@ func (t *entity) failProvisioning(ctx workflow.Context, err error, undo flow.Sag
 	msg := flow.ErrorMessage(err)
 	t.logger(ctx).Error("provisioning failed, compensating", "error", msg)
 	t.step("compensate")
-	if cerr := undo.Compensate(ctx); cerr != nil {
-		msg += "; compensation incomplete: " + cerr.Error()
-	}
+	msg = undo.Undo(ctx, msg, "compensation")
 	t.step("")
 	t.state.Services, t.state.Resources, t.state.Accounts = nil, nil, nil
 	t.state.URL, t.state.Endpoint = "", ""

@@ -129,9 +129,7 @@ func (t *entity) failRestore(ctx workflow.Context, err error, kept []Resource, u
 	msg := flow.ErrorMessage(err)
 	t.logger(ctx).Error("restore failed, undoing it", "error", msg)
 	t.step("compensate")
-	if cerr := undo.Compensate(ctx); cerr != nil {
-		msg += "; undo incomplete: " + cerr.Error()
-	}
+	msg = undo.Undo(ctx, msg, "undo")
 	t.step("")
 	t.state.Resources, t.state.Services, t.state.Endpoint = kept, nil, ""
 	d.moveTo(PhaseRetained)
