@@ -18,21 +18,8 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/internal/registryauth"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
-)
-
-// Error types of pulls (EnsureImage), shown in the Web UI. An image the
-// registry does not have is the contract's runtimes.ErrImageNotFound.
-const (
-	// ErrRegistryUnauthorized: the registry refused the pull credentials
-	// (same type as the registry package's and image pushes', so ops see
-	// one name for one problem).
-	ErrRegistryUnauthorized = "RegistryUnauthorized"
-	// ErrRegistryUnknown: the image's registry host name does not
-	// resolve.
-	ErrRegistryUnknown = "RegistryUnknown"
-	// ErrInvalidImageReference: an image reference the engine cannot parse.
-	ErrInvalidImageReference = "InvalidImageReference"
 )
 
 // ErrNoInstanceToKeep is the failure type of a RetireService asked to keep a
@@ -85,7 +72,7 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string) error {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		msg := fmt.Sprintf("image %q: %v", ref, err)
-		return temporal.NewNonRetryableApplicationError(msg, ErrInvalidImageReference, nil)
+		return temporal.NewNonRetryableApplicationError(msg, runtimes.ErrInvalidImageReference, nil)
 	}
 	_, err = d.cli.ImageInspect(ctx, ref)
 	switch {
@@ -136,17 +123,6 @@ type pullMessage struct {
 	} `json:"errorDetail"`
 }
 
-// credentialsRefused tells a registry's refusal of the credentials (or of
-// the user's rights on the repository), in the engine's typed error or in
-// the text of a pull stream. lower is the message in lower case.
-func credentialsRefused(cause error, lower string) bool {
-	return cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
-		strings.Contains(lower, "unauthorized") ||
-		strings.Contains(lower, "authentication required") ||
-		strings.Contains(lower, "no basic auth credentials") ||
-		strings.Contains(lower, "access to the resource is denied")
-}
-
 // pullError sorts a pull failure: what a retry cannot fix (an image the
 // registry does not have, refused credentials, a registry name that does
 // not resolve) is non-retryable; the rest (registry down, 5xx, network) is
@@ -155,9 +131,9 @@ func pullError(ref, msg string, cause error) error {
 	msg = strings.TrimPrefix(msg, "Error response from daemon: ")
 	lower := strings.ToLower(msg)
 	switch {
-	case credentialsRefused(cause, lower):
+	case registryauth.Refused(cause, msg):
 		text := fmt.Sprintf("pull %s: the registry refused the credentials: %s", ref, msg)
-		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnauthorized, nil)
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrRegistryUnauthorized, nil)
 	case cerrdefs.IsNotFound(cause) ||
 		strings.Contains(lower, "manifest unknown") ||
 		strings.Contains(lower, "name unknown") ||
@@ -169,10 +145,10 @@ func pullError(ref, msg string, cause error) error {
 		// registry that is gone, not an outage. Retrying would hold the
 		// tenant for the whole pull budget to fail the same way.
 		text := fmt.Sprintf("pull %s: the registry's name does not resolve: %s", ref, msg)
-		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnknown, nil)
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrRegistryUnknown, nil)
 	case cerrdefs.IsInvalidArgument(cause):
 		text := fmt.Sprintf("pull %s: %s", ref, msg)
-		return temporal.NewNonRetryableApplicationError(text, ErrInvalidImageReference, nil)
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrInvalidImageReference, nil)
 	case cause != nil:
 		return fmt.Errorf("pull %s: %w", ref, cause)
 	default:

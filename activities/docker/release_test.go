@@ -267,19 +267,19 @@ func TestReleaseRollbackOfUnhealthyCandidate(t *testing.T) {
 func TestEnsureImage(t *testing.T) {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	d := harness.Docker(t)
-	c := registryClient(t, reg, "")
+	c := harness.RegistryClient(t, reg, "")
 	ctx := context.Background()
-	repo := "tenants/ensure-" + randomSuffix(t)
+	repo := "tenants/ensure-" + harness.RandomHex(t, 4)
 	ref, id, digest := pushedImage(t, d, c, repo, "v1")
 	byDigest := reg.Host + "/" + repo + "@" + digest
-	t.Cleanup(func() { removeImageID(t, d, byDigest) })
+	t.Cleanup(func() { harness.RemoveImage(t, d, byDigest) })
 
 	// The engine has it: no pull, so the registry being down is no matter.
 	reg.Stop()
 	require.NoError(t, d.EnsureImage(ctx, byDigest))
 	require.NoError(t, d.EnsureImage(ctx, ref))
 
-	removeImageID(t, d, id)
+	harness.RemoveImage(t, d, id)
 	var err error
 	for _, r := range []string{id, ref, byDigest} {
 		_, err = d.Client().ImageInspect(ctx, r)
@@ -296,22 +296,22 @@ func TestEnsureImage(t *testing.T) {
 	require.Equal(t, id, info.ID, "the registry served the image that was pushed")
 	require.NoError(t, d.EnsureImage(ctx, byDigest), "present again")
 
-	unknown := reg.Host + "/" + repo + "@sha256:" + strings.Repeat(randomSuffix(t), 8)
+	unknown := reg.Host + "/" + repo + "@sha256:" + strings.Repeat(harness.RandomHex(t, 4), 8)
 	err = d.EnsureImage(ctx, unknown)
 	appErr := harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	require.Contains(t, appErr.Error(), unknown)
 	t.Logf("pull of an unknown digest: %v", err)
-	err = d.EnsureImage(ctx, reg.Host+"/tenants/absent-"+randomSuffix(t)+":v1")
+	err = d.EnsureImage(ctx, reg.Host+"/tenants/absent-"+harness.RandomHex(t, 4)+":v1")
 	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	t.Logf("pull of an unknown repository: %v", err)
 
 	err = d.EnsureImage(ctx, "127.0.0.1:1/UPPER/case:v1")
-	harness.RequireNonRetryable(t, err, docker.ErrInvalidImageReference)
+	harness.RequireNonRetryable(t, err, runtimes.ErrInvalidImageReference)
 
 	// A registry whose name does not resolve (RFC 6761 reserves .invalid)
 	// fails at once: retrying would hold the tenant for the pull budget.
 	err = d.EnsureImage(ctx, "registry.tenantflow.invalid/app@sha256:"+strings.Repeat("0", 64))
-	harness.RequireNonRetryable(t, err, docker.ErrRegistryUnknown)
+	harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnknown)
 	t.Logf("pull from an unknown registry: %v", err)
 }
 
@@ -324,19 +324,19 @@ func TestEnsureImageAuth(t *testing.T) {
 			reg := harness.StartRegistry(t, harness.RegistryOptions{User: "deployer", Password: "right-password", TokenAuth: tc.token})
 			d := harness.Docker(t)
 			ctx := context.Background()
-			right := registryClient(t, reg, "right-password")
-			repo := "tenants/ensure-auth-" + randomSuffix(t)
+			right := harness.RegistryClient(t, reg, "right-password")
+			repo := "tenants/ensure-auth-" + harness.RandomHex(t, 4)
 			_, id, digest := pushedImage(t, d, right, repo, "v1")
 			byDigest := reg.Host + "/" + repo + "@" + digest
-			t.Cleanup(func() { removeImageID(t, d, byDigest) })
-			removeImageID(t, d, id)
+			t.Cleanup(func() { harness.RemoveImage(t, d, byDigest) })
+			harness.RemoveImage(t, d, id)
 
 			err := d.EnsureImage(ctx, byDigest)
-			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 			t.Logf("pull without credentials: %v", err)
 			d.AddRegistryAuth(registry.AuthConfig{Username: "deployer", Password: "wrong-password", ServerAddress: "http://" + reg.Host + "/"})
 			err = d.EnsureImage(ctx, byDigest)
-			harness.RequireNonRetryable(t, err, docker.ErrRegistryUnauthorized)
+			harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 			require.NotContains(t, err.Error(), "wrong-password")
 			t.Logf("pull with a wrong password: %v", err)
 

@@ -16,20 +16,8 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/internal/registryauth"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
-)
-
-// Error types of the registry side of image builds, shown in the Web UI.
-// A push of an image the engine does not have is the runtime contract's
-// runtimes.ErrImageNotFound.
-const (
-	// ErrRegistryUnauthorized: the registry refused the push credentials
-	// or the user may not push to the repository (same type as the
-	// registry package's and the Docker driver's pulls, so ops see one
-	// name for one problem).
-	ErrRegistryUnauthorized = "RegistryUnauthorized"
-	// ErrInvalidImageReference: an image reference the engine cannot parse.
-	ErrInvalidImageReference = "InvalidImageReference"
 )
 
 // pushMessage is one JSON message of the engine's push stream.
@@ -69,7 +57,7 @@ func (b *Builder) PushImage(ctx context.Context, ref string, auth registry.AuthC
 		progress = func(string) {}
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("push %s: %v", ref, err), ErrInvalidImageReference, nil)
+		return "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("push %s: %v", ref, err), runtimes.ErrInvalidImageReference, nil)
 	}
 	encoded, err := registry.EncodeAuthConfig(auth)
 	if err != nil {
@@ -127,31 +115,20 @@ func (b *Builder) PushImage(ctx context.Context, ref string, auth registry.AuthC
 	return digest, nil
 }
 
-// credentialsRefused tells a registry's refusal of the credentials (or of
-// the user's rights on the repository), in the engine's typed error or in
-// the text of a push stream. lower is the message in lower case.
-func credentialsRefused(cause error, lower string) bool {
-	return cerrdefs.IsUnauthorized(cause) || cerrdefs.IsPermissionDenied(cause) ||
-		strings.Contains(lower, "unauthorized") ||
-		strings.Contains(lower, "authentication required") ||
-		strings.Contains(lower, "no basic auth credentials") ||
-		strings.Contains(lower, "access to the resource is denied")
-}
-
 // pushError sorts a push failure: what a retry cannot fix (credentials,
 // rights, a missing local image) is non-retryable; the rest is transient.
 func pushError(ref, msg string, cause error) error {
 	text := fmt.Sprintf("push %s: %s", ref, msg)
 	lower := strings.ToLower(msg)
 	switch {
-	case credentialsRefused(cause, lower):
-		return temporal.NewNonRetryableApplicationError(text, ErrRegistryUnauthorized, nil)
+	case registryauth.Refused(cause, msg):
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrRegistryUnauthorized, nil)
 	case cerrdefs.IsNotFound(cause) ||
 		strings.Contains(lower, "does not exist locally") ||
 		strings.Contains(lower, "no such image"):
 		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrImageNotFound, nil)
 	case cerrdefs.IsInvalidArgument(cause):
-		return temporal.NewNonRetryableApplicationError(text, ErrInvalidImageReference, nil)
+		return temporal.NewNonRetryableApplicationError(text, runtimes.ErrInvalidImageReference, nil)
 	case cause != nil:
 		return fmt.Errorf("push %s: %w", ref, cause)
 	default:
@@ -170,7 +147,7 @@ func (b *Builder) TagImage(ctx context.Context, source, target string) error {
 	case cerrdefs.IsNotFound(err):
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), runtimes.ErrImageNotFound, nil)
 	case cerrdefs.IsInvalidArgument(err):
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), ErrInvalidImageReference, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("tag %s as %s: %v", source, target, err), runtimes.ErrInvalidImageReference, nil)
 	default:
 		return fmt.Errorf("tag %s as %s: %w", source, target, err)
 	}

@@ -2,12 +2,9 @@ package dockerbuild_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
@@ -20,13 +17,6 @@ import (
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
-func randomSuffix(t *testing.T) string {
-	b := make([]byte, 4)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
 // engine connects to the local engine (through the Docker driver, as the
 // worker does) and returns the driver and a builder on it.
 func engine(t *testing.T) (*docker.Driver, *dockerbuild.Builder) {
@@ -35,46 +25,12 @@ func engine(t *testing.T) (*docker.Driver, *dockerbuild.Builder) {
 	return d, dockerbuild.New(d.Client(), harness.Logger(t))
 }
 
-// buildTiny builds a FROM-scratch image holding one file with unique
-// content, tagged tag, and removes the image (every name of it) when the
-// test ends.
-func buildTiny(t *testing.T, d *docker.Driver, tag string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	buildCtx, err := dockerbuild.ContextTar(map[string]dockerbuild.ContextFile{
-		"Dockerfile": {Mode: 0o644, Data: []byte("FROM scratch\nCOPY f /f\n")},
-		"f":          {Mode: 0o644, Data: []byte("tenantflow push test " + tag + "\n")},
-	})
-	require.NoError(t, err)
-	b := dockerbuild.New(d.Client(), harness.Logger(t))
-	id, err := b.BuildImage(ctx, buildCtx, dockerbuild.BuildOptions{Tags: []string{tag}})
-	require.NoError(t, err)
-	t.Cleanup(func() { removeImageID(t, d, id) })
-	return id
-}
-
-// removeImageID deletes an image with all its tags and digest references.
-func removeImageID(t *testing.T, d *docker.Driver, id string) {
-	_, err := d.Client().ImageRemove(context.Background(), id, image.RemoveOptions{Force: true, PruneChildren: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		t.Errorf("clean up image %s: %v", id, err)
-	}
-}
-
-func registryClient(t *testing.T, reg *harness.Registry, password string) *registry.Client {
-	t.Helper()
-	c, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL, User: reg.User, Password: password}, harness.Logger(t))
-	require.NoError(t, err)
-	return c
-}
-
 // pushedRef tags a fresh tiny image as repo:tag in the registry and returns
 // the reference and the local image id.
 func pushedRef(t *testing.T, d *docker.Driver, c *registry.Client, repo, tag string) (ref, id string) {
 	t.Helper()
-	local := "tenantflow-push-test:" + randomSuffix(t)
-	id = buildTiny(t, d, local)
+	local := "tenantflow-push-test:" + harness.RandomHex(t, 4)
+	id = harness.TinyImage(t, d, local)
 	ref = c.Ref(repo, tag)
 	require.NoError(t, dockerbuild.New(d.Client(), harness.Logger(t)).TagImage(context.Background(), local, ref))
 	return ref, id
@@ -83,9 +39,9 @@ func pushedRef(t *testing.T, d *docker.Driver, c *registry.Client, repo, tag str
 func TestPushImage(t *testing.T) {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	d, b := engine(t)
-	c := registryClient(t, reg, "")
+	c := harness.RegistryClient(t, reg, "")
 	ctx := context.Background()
-	repo := "tenants/push-" + randomSuffix(t)
+	repo := "tenants/push-" + harness.RandomHex(t, 4)
 
 	_, found, err := c.ManifestDigest(ctx, repo, "v1")
 	require.NoError(t, err)
@@ -124,7 +80,7 @@ func TestPushImage(t *testing.T) {
 
 	// Drop the image from the engine and pull it back by digest: the
 	// registry serves the very image that was built.
-	removeImageID(t, d, id)
+	harness.RemoveImage(t, d, id)
 	_, err = d.Client().ImageInspect(ctx, id)
 	require.True(t, cerrdefs.IsNotFound(err), "image still on the engine: %v", err)
 	byDigest := reg.Host + "/" + repo + "@" + digest
@@ -133,7 +89,7 @@ func TestPushImage(t *testing.T) {
 	_, err = io.Copy(io.Discard, rc)
 	require.NoError(t, err)
 	require.NoError(t, rc.Close())
-	t.Cleanup(func() { removeImageID(t, d, byDigest) })
+	t.Cleanup(func() { harness.RemoveImage(t, d, byDigest) })
 	info, err := d.Client().ImageInspect(ctx, byDigest)
 	require.NoError(t, err)
 	require.Equal(t, id, info.ID)
@@ -149,20 +105,20 @@ func TestPushImageAuth(t *testing.T) {
 			reg := harness.StartRegistry(t, harness.RegistryOptions{User: "builder", Password: "right-password", TokenAuth: tc.token})
 			d, b := engine(t)
 			ctx := context.Background()
-			repo := "tenants/auth-" + randomSuffix(t)
+			repo := "tenants/auth-" + harness.RandomHex(t, 4)
 
-			wrong := registryClient(t, reg, "wrong-password")
+			wrong := harness.RegistryClient(t, reg, "wrong-password")
 			ref, _ := pushedRef(t, d, wrong, repo, "v1")
 			_, err := b.PushImage(ctx, ref, wrong.AuthConfig(), nil)
-			harness.RequireNonRetryable(t, err, dockerbuild.ErrRegistryUnauthorized)
+			harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 			t.Logf("push with a wrong password: %v", err)
 			require.NotContains(t, err.Error(), "wrong-password")
 			_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
-			harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+			harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 			_, found := reg.ManifestDigest(t, repo, "v1")
 			require.False(t, found, "a refused push stored a manifest")
 
-			right := registryClient(t, reg, "right-password")
+			right := harness.RegistryClient(t, reg, "right-password")
 			digest, err := b.PushImage(ctx, ref, right.AuthConfig(), nil)
 			require.NoError(t, err)
 			got, found := reg.ManifestDigest(t, repo, "v1")
@@ -182,18 +138,18 @@ func TestPushImageAuth(t *testing.T) {
 func TestPushImageFailures(t *testing.T) {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	d, b := engine(t)
-	c := registryClient(t, reg, "")
+	c := harness.RegistryClient(t, reg, "")
 	ctx := context.Background()
 
 	// An image the engine does not have cannot appear by retrying.
-	_, err := b.PushImage(ctx, c.Ref("tenants/absent-"+randomSuffix(t), "v1"), c.AuthConfig(), nil)
+	_, err := b.PushImage(ctx, c.Ref("tenants/absent-"+harness.RandomHex(t, 4), "v1"), c.AuthConfig(), nil)
 	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 	t.Logf("push of an absent image: %v", err)
 	_, err = b.PushImage(ctx, "127.0.0.1:1/UPPER/case:v1", c.AuthConfig(), nil)
-	harness.RequireNonRetryable(t, err, dockerbuild.ErrInvalidImageReference)
+	harness.RequireNonRetryable(t, err, runtimes.ErrInvalidImageReference)
 
 	// Registry down: transient; back up: the same call succeeds.
-	repo := "tenants/outage-" + randomSuffix(t)
+	repo := "tenants/outage-" + harness.RandomHex(t, 4)
 	ref, _ := pushedRef(t, d, c, repo, "v1")
 	reg.Stop()
 	_, err = b.PushImage(ctx, ref, c.AuthConfig(), nil)
@@ -210,16 +166,16 @@ func TestPushImageFailures(t *testing.T) {
 func TestPushRemoveImage(t *testing.T) {
 	d, b := engine(t)
 	ctx := context.Background()
-	local := "tenantflow-push-test:" + randomSuffix(t)
-	id := buildTiny(t, d, local)
-	other := "tenantflow-push-test:other-" + randomSuffix(t)
+	local := "tenantflow-push-test:" + harness.RandomHex(t, 4)
+	id := harness.TinyImage(t, d, local)
+	other := "tenantflow-push-test:other-" + harness.RandomHex(t, 4)
 
 	require.NoError(t, b.TagImage(ctx, local, other))
 	require.NoError(t, b.TagImage(ctx, local, other), "tagging again is harmless")
 	info, err := d.Client().ImageInspect(ctx, other)
 	require.NoError(t, err)
 	require.Equal(t, id, info.ID)
-	err = b.TagImage(ctx, "tenantflow-push-test:absent-"+randomSuffix(t), other)
+	err = b.TagImage(ctx, "tenantflow-push-test:absent-"+harness.RandomHex(t, 4), other)
 	harness.RequireNonRetryable(t, err, runtimes.ErrImageNotFound)
 
 	require.NoError(t, b.RemoveImage(ctx, other))

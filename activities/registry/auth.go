@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
 
 // challenge is one WWW-Authenticate challenge: its scheme (lower case) and
@@ -74,7 +76,7 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge, scope string) (be
 	u, err := url.Parse(realm)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return bearerToken{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("registry %s: Bearer challenge has no usable realm %q", c.base.Host, realm), ErrUnauthorized, nil)
+			fmt.Sprintf("registry %s: Bearer challenge has no usable realm %q", c.base.Host, realm), runtimes.ErrRegistryUnauthorized, nil)
 	}
 	q := u.Query()
 	if s := ch.params["service"]; s != "" {

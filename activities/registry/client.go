@@ -181,7 +181,7 @@ func invalid(msg string) error {
 
 // do sends one bodiless request, answering at most one authentication
 // challenge: a 401 after that is returned to the caller (statusError makes
-// it a non-retryable ErrUnauthorized). Transport errors are transient.
+// it a non-retryable runtimes.ErrRegistryUnauthorized). Transport errors are transient.
 func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, scope string) (*http.Response, error) {
 	op := fmt.Sprintf("%s %s%s", method, c.base.Host, path)
 	for attempt := 0; ; attempt++ {

@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"io"
 	"net/http"
 	"strings"
@@ -12,9 +13,6 @@ import (
 
 // Error types shown in the Web UI for failures a retry cannot fix.
 const (
-	// ErrUnauthorized: the registry or its token server refused the
-	// configured credentials, or they lack a right (push, delete).
-	ErrUnauthorized = "RegistryUnauthorized"
 	// ErrDeleteDisabled: the registry answers 405 to DELETE
 	// (storage.delete.enabled is false in its config).
 	ErrDeleteDisabled = "RegistryDeleteDisabled"
@@ -79,5 +77,5 @@ func (c *Client) unauthorized(msg string) error {
 		who = fmt.Sprintf("user %q", c.user)
 	}
 	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("%s (%s; check %s/%s and the user's rights)", msg, who, EnvUser, EnvPassword), ErrUnauthorized, nil)
+		fmt.Sprintf("%s (%s; check %s/%s and the user's rights)", msg, who, EnvUser, EnvPassword), runtimes.ErrRegistryUnauthorized, nil)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/registry"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
@@ -133,18 +134,18 @@ func TestBasicAuth(t *testing.T) {
 
 	wrong := newClient(t, reg, "not-the-password")
 	err = wrong.Check(ctx)
-	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 	require.NotContains(t, err.Error(), "not-the-password")
 	_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
-	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 	err = wrong.DeleteManifest(ctx, repo, digest)
-	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 	_, found = reg.ManifestDigest(t, repo, "v1")
 	require.True(t, found, "a refused delete deleted")
 
 	anonymous, err := registry.NewClient(registry.Config{Enabled: true, URL: reg.URL}, harness.Logger(t))
 	require.NoError(t, err)
-	harness.RequireNonRetryable(t, anonymous.Check(ctx), registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, anonymous.Check(ctx), runtimes.ErrRegistryUnauthorized)
 }
 
 // TestBearerAuth runs the token flow of GitLab's registry and Harbor: the
@@ -177,10 +178,10 @@ func TestBearerAuth(t *testing.T) {
 
 	wrong := newClient(t, reg, "not-the-password")
 	err = wrong.Check(ctx)
-	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 	require.NotContains(t, err.Error(), "not-the-password")
 	_, _, err = wrong.ManifestDigest(ctx, repo, "v1")
-	harness.RequireNonRetryable(t, err, registry.ErrUnauthorized)
+	harness.RequireNonRetryable(t, err, runtimes.ErrRegistryUnauthorized)
 }
 
 func TestOutage(t *testing.T) {

@@ -104,6 +104,15 @@ const (
 	// ErrRuntimeNotConfigured: the tenant's runtime has no driver on this
 	// worker.
 	ErrRuntimeNotConfigured = "RuntimeNotConfigured"
+	// ErrRegistryUnauthorized: the registry refused the credentials of a
+	// pull (EnsureImage) or of an image build's push, or the user's rights
+	// on the repository: one name for one problem, whoever met it.
+	ErrRegistryUnauthorized = "RegistryUnauthorized"
+	// ErrRegistryUnknown: the image's registry host name does not resolve.
+	ErrRegistryUnknown = "RegistryUnknown"
+	// ErrInvalidImageReference: an image reference the runtime cannot
+	// parse.
+	ErrInvalidImageReference = "InvalidImageReference"
 )
 
 // TenantRef names the tenant an activity works on, and the provisioning
