@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
@@ -57,8 +58,24 @@ func (d *Driver) RetireService(ctx context.Context, in runtimes.RetireInput) err
 		tpl := rs.Spec.Template.DeepCopy()
 		tpl.Labels = maps.Clone(tpl.Labels)
 		delete(tpl.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-		dep.Spec.Template = *tpl
-		if dep, err = deps.Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
+		// The deployment controller writes the Deployment's status while
+		// the candidate's rollout goes on: a conflict means "read it
+		// again", not a failure of the roll-back.
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			dep.Spec.Template = *tpl.DeepCopy()
+			updated, err := deps.Update(ctx, dep, metav1.UpdateOptions{})
+			if err == nil {
+				dep = updated
+				return nil
+			}
+			if apierrors.IsConflict(err) {
+				if latest, gerr := deps.Get(ctx, in.Service, metav1.GetOptions{}); gerr == nil {
+					dep = latest
+				}
+			}
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("roll %s/%s back to generation %s: %w", ns, in.Service, keep, err)
 		}
 		d.log.WarnContext(ctx, "rolled back", "tenant", in.Tenant, "service", in.Service, "generation", in.Keep, "replicaSet", rs.Name)
