@@ -30,6 +30,9 @@ type Template struct {
 	Secrets  []SecretTemplate  `yaml:"secrets,omitempty" json:"secrets,omitempty"`
 	Volumes  []VolumeTemplate  `yaml:"volumes,omitempty" json:"volumes,omitempty"`
 	Services []ServiceTemplate `yaml:"services" json:"services"`
+	// Backups, when set, backs the template's tenants up on a schedule
+	// (see Backups); nil: only at decommission.
+	Backups *Backups `yaml:"backups,omitempty" json:"backups,omitempty"`
 }
 
 // SecretTemplate declares a value generated once per tenant (e.g. a database
@@ -202,6 +205,11 @@ func (t *Template) Validate() error {
 	}
 	if len(t.Services) == 0 {
 		return fmt.Errorf("template %s: no services", t.Name)
+	}
+	if t.Backups != nil {
+		if err := t.Backups.Validate("backups"); err != nil {
+			return fmt.Errorf("template %s: %w", t.Name, err)
+		}
 	}
 	secrets := map[string]bool{}
 	for _, s := range t.Secrets {
