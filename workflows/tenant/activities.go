@@ -7,6 +7,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 )
@@ -25,3 +26,6 @@ var (
 	sv *supervision.Activities
 	ig *integrations.Activities
 )
+
+// rs takes, copies, prunes and drills the tenant's restic backups.
+var rs *restic.Activities

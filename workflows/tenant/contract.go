@@ -28,6 +28,8 @@ type Spec struct {
 	Template    string `json:"template"`
 	Stage       string `json:"stage"`
 	RequestedBy string `json:"requestedBy,omitempty"`
+	// Backups overrides fields of the template's backup policy.
+	Backups *spec.Backups `json:"backups,omitempty"`
 }
 
 // Input starts (or continues as new) a tenant's entity workflow.
@@ -77,6 +79,9 @@ type Tenant struct {
 	CredentialsFetchedBy string     `json:"credentialsFetchedBy,omitempty"`
 	CreatedAt            time.Time  `json:"createdAt"`
 	UpdatedAt            time.Time  `json:"updatedAt"`
+	// Backups is the tenant's data protection: nil for a tenant without
+	// a backup policy that was never backed up on demand.
+	Backups *Backups `json:"backups,omitempty"`
 }
 
 // Resource is one thing an outside system holds for the tenant, as the API
@@ -230,4 +235,101 @@ type Decommission struct {
 	RestoredAt *time.Time `json:"restoredAt,omitempty"`
 	PurgedAt   *time.Time `json:"purgedAt,omitempty"`
 	Error      string     `json:"error,omitempty"`
+}
+
+// UpdateBackup asks for a backup of the tenant now (POST
+// /v1/tenants/{name}/backups). It is accepted at once and runs as the
+// tenant's next operation; the answer says whether it waits for another.
+const UpdateBackup = "backup"
+
+// ErrBackupRefused is the failure type of a refused backup request (HTTP
+// 409): the tenant is not active.
+const ErrBackupRefused = "BackupRefused"
+
+// Reasons a backup is taken.
+const (
+	ReasonScheduled = "scheduled"
+	ReasonOnDemand  = "on-demand"
+)
+
+// BackupRequest asks for an on-demand backup.
+type BackupRequest struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// BackupAccepted answers a BackupRequest: the backup's id, and whether it
+// waits for another operation of the tenant.
+type BackupAccepted struct {
+	ID         string `json:"id"`
+	Queued     bool   `json:"queued"`
+	WaitingFor string `json:"waitingFor,omitempty"`
+}
+
+// Backups is the tenant's data protection as the API shows it: its
+// policy, when the next backup and drill are due, the backups the
+// retention keeps (newest last) and the last drill.
+type Backups struct {
+	Policy      spec.Backups `json:"policy"`
+	NextAt      *time.Time   `json:"nextAt,omitempty"`
+	NextDrillAt *time.Time   `json:"nextDrillAt,omitempty"`
+	// Pending are requested backups waiting for their turn; Running the
+	// one under way.
+	Pending []PendingBackup `json:"pending,omitempty"`
+	Running string          `json:"running,omitempty"`
+	List    []BackupRecord  `json:"list,omitempty"`
+	// LastDrill is the newest drill, passed or failed.
+	LastDrill *DrillRecord `json:"lastDrill,omitempty"`
+	// NewestOffsiteAt is when the newest backup copied off-site (and
+	// drilled there, if VerifiedOffsite) was taken.
+	NewestOffsiteAt *time.Time `json:"newestOffsiteAt,omitempty"`
+	// LastError is the last failed backup's reason, cleared by a success.
+	LastError string `json:"lastError,omitempty"`
+	// Seq numbers the backups of the tenant (part of their ids).
+	Seq int `json:"seq"`
+}
+
+// PendingBackup is a backup waiting for its turn.
+type PendingBackup struct {
+	ID          string    `json:"id"`
+	Reason      string    `json:"reason"`
+	By          string    `json:"by,omitempty"`
+	Note        string    `json:"note,omitempty"`
+	RequestedAt time.Time `json:"requestedAt"`
+}
+
+// BackupRecord is one backup of the tenant, as the API lists it.
+type BackupRecord struct {
+	ID        string    `json:"id"`
+	Reason    string    `json:"reason"`
+	By        string    `json:"by,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Bytes is the backup's size, Added what it added to the repository
+	// (deduplicated, compressed), RepositoryBytes the repository's size
+	// after it.
+	Bytes           int64 `json:"bytes"`
+	Added           int64 `json:"added"`
+	RepositoryBytes int64 `json:"repositoryBytes"`
+	// OffsiteAt is when the copy to the off-site server completed;
+	// OffsiteError why it did not.
+	OffsiteAt    *time.Time `json:"offsiteAt,omitempty"`
+	OffsiteError string     `json:"offsiteError,omitempty"`
+	// Drill is the newest drill of this backup.
+	Drill *DrillRecord `json:"drill,omitempty"`
+}
+
+// Drill outcomes.
+const (
+	DrillPassed = "passed"
+	DrillFailed = "failed"
+)
+
+// DrillRecord is a restore drill's outcome.
+type DrillRecord struct {
+	Backup  string        `json:"backup"`
+	At      time.Time     `json:"at"`
+	Outcome string        `json:"outcome"`
+	Offsite bool          `json:"offsite,omitempty"`
+	Took    time.Duration `json:"took"`
+	Error   string        `json:"error,omitempty"`
 }

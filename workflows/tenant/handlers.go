@@ -35,6 +35,8 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.cancelDecommission, t.validateCancelDecommission},
 		{UpdateRestore, "Bring a decommissioned tenant back from its verified backup, on its URL, during retention",
 			t.requestRestore, t.validateRestore},
+		{UpdateBackup, "Back the tenant up now: the backup runs as its next operation; the answer names it and says whether it waits",
+			t.requestBackup, t.validateRequestBackup},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {

@@ -92,17 +92,23 @@ func (t *entity) operate(op func() error) error {
 // ends and its name may be used again.
 func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 	renew := func() bool { return workflow.GetInfo(ctx).GetContinueAsNewSuggested() }
+	t.scheduleBackups(ctx)
 	for {
-		if err := workflow.Await(ctx, func() bool {
-			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || renew())
-		}); err != nil {
+		due := func() bool {
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.protectionDue(ctx) || renew())
+		}
+		if err := t.awaitUntil(ctx, t.nextWake(), due); err != nil {
 			return false, err
 		}
 		switch {
+		case !due():
+			continue // woken by the schedule while another operation runs
 		case t.decommissionDue():
 			_ = t.operate(func() error { t.decommission(ctx); return nil })
 		case t.restoreDue():
 			_ = t.operate(func() error { t.restore(ctx); return nil })
+		case t.protectionDue(ctx):
+			_ = t.operate(func() error { t.protect(ctx); return nil })
 		case t.retained() && !renew():
 			purged, err := t.retain(ctx)
 			if err != nil || purged {
@@ -115,6 +121,19 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			return false, nil // the Await's last reason: continue-as-new is suggested
 		}
 	}
+}
+
+// awaitUntil waits for cond, or until wake (zero: no limit) when the
+// schedule needs the loop to look again.
+func (t *entity) awaitUntil(ctx workflow.Context, wake time.Time, cond func() bool) error {
+	if wake.IsZero() {
+		return workflow.Await(ctx, cond)
+	}
+	if d := wake.Sub(workflow.Now(ctx)); d > 0 {
+		_, err := workflow.AwaitWithTimeout(ctx, d, cond)
+		return err
+	}
+	return workflow.Await(ctx, cond)
 }
 
 // continueAsNew renews the history once every handler finished, carrying

@@ -1,0 +1,202 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/tenantflow/tenantflow/activities/restic"
+	"github.com/tenantflow/tenantflow/activities/spec"
+)
+
+// mockBackups mocks the restic activities, recording each call with the
+// simulated time since start; drill decides DrillBackup's outcome.
+func (s *provisionSuite) mockBackups(start time.Time, takeErr func(id string) error, drill func(id string) error) {
+	r0 := &restic.Activities{}
+	for _, fn := range []any{r0.TakeBackup, r0.CopyOffsite, r0.ApplyRetention, r0.DrillBackup, r0.EraseBackups} {
+		s.env.RegisterActivity(fn)
+	}
+	var r *restic.Activities
+	kept := []string{}
+	s.env.OnActivity(r.TakeBackup, mock.Anything, mock.Anything).Return(func(ctx context.Context, in restic.BackupInput) (restic.Backup, error) {
+		s.record(fmt.Sprintf("TakeBackup %s %s volumes %v dumps %d", in.ID, in.Reason, in.Volumes, len(in.Dumps)))
+		if takeErr != nil {
+			if err := takeErr(in.ID); err != nil {
+				return restic.Backup{}, err
+			}
+		}
+		kept = append(kept, in.ID)
+		return restic.Backup{ID: in.ID, Tenant: in.Tenant, Reason: in.Reason, CreatedAt: s.env.Now(), Bytes: 1000, Added: 10, RepositoryBytes: 5000}, nil
+	})
+	s.env.OnActivity(r.CopyOffsite, mock.Anything, mock.Anything).Return(func(_ context.Context, ref restic.Ref) (restic.OffsiteCopy, error) {
+		s.record("CopyOffsite " + ref.ID)
+		return restic.OffsiteCopy{Copied: 3, CopiedAt: s.env.Now()}, nil
+	})
+	s.env.OnActivity(r.ApplyRetention, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.RetentionInput) (restic.Retention, error) {
+		// Keep as many of the newest as the policy could keep.
+		var forgotten []string
+		if n := len(kept) - in.Keep.Total(); n > 0 {
+			forgotten, kept = kept[:n], kept[n:]
+		}
+		return restic.Retention{Kept: kept, Forgotten: forgotten}, nil
+	})
+	s.env.OnActivity(r.DrillBackup, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.DrillInput) (restic.Drill, error) {
+		s.record(fmt.Sprintf("DrillBackup %s offsite=%v dumps %d", in.ID, in.Offsite, len(in.Dumps)))
+		if drill != nil {
+			if err := drill(in.ID); err != nil {
+				return restic.Drill{}, err
+			}
+		}
+		return restic.Drill{ID: in.ID, Offsite: in.Offsite, CheckedAt: s.env.Now()}, nil
+	})
+}
+
+func withPolicy(in Input, p spec.Backups) Input {
+	in.Template.Backups = &p
+	return in
+}
+
+// calls returns the recorded calls that start with prefix.
+func callsOf(calls []string, prefix string) []string {
+	var out []string
+	for _, c := range calls {
+		if strings.HasPrefix(c, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *provisionSuite) TestScheduledBackupsFireCopyOffsitePruneAndDrill() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	in := withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(time.Hour), Offsite: true,
+		Keep: spec.Keep{Last: 2}, DrillEvery: spec.Duration(2 * time.Hour)})
+	var st Tenant
+	s.env.RegisterDelayedCallback(func() {
+		st = s.queryState()
+		s.env.CancelWorkflow()
+	}, 3*time.Hour+30*time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	takes := callsOf(s.recorded(), "TakeBackup")
+	s.Len(takes, 3, "one backup per hour: %v", takes)
+	for _, c := range takes {
+		s.Contains(c, "scheduled volumes [data] dumps 1", "the db's volume is dumped, not copied")
+	}
+	s.Len(callsOf(s.recorded(), "CopyOffsite"), 3)
+	drills := callsOf(s.recorded(), "DrillBackup")
+	s.Len(drills, 2, "drilled after the first backup, then two hours later: %v", drills)
+	s.Contains(drills[0], "offsite=true dumps 1", "the off-site copy is what is drilled")
+
+	b := st.Backups
+	s.Require().NotNil(b)
+	s.Len(b.List, 2, "the retention keeps the last two")
+	s.Equal(ReasonScheduled, b.List[1].Reason)
+	s.NotNil(b.List[1].OffsiteAt)
+	s.Equal(DrillPassed, b.LastDrill.Outcome)
+	s.Require().NotNil(b.NextAt)
+	s.Equal(testStart.Add(4*time.Hour), b.NextAt.UTC(), "slots stay on the hour after the tenant's creation")
+	s.NotNil(b.NewestOffsiteAt)
+	s.Empty(b.LastError)
+	s.Equal(StateActive, st.State)
+}
+
+func (s *provisionSuite) TestOnDemandBackupRunsAtOnceOrWaitsItsTurn() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	in := defaultInput(s.T()) // no policy: on demand only
+	var first, second BackupAccepted
+	var st Tenant
+	s.env.RegisterDelayedCallback(func() {
+		// Two requests in one go: the second waits for the first.
+		s.env.UpdateWorkflow(UpdateBackup, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
+			OnComplete: func(v any, err error) { s.NoError(err); first = v.(BackupAccepted) },
+		}, BackupRequest{By: "ops", Reason: "before migration"})
+		s.env.UpdateWorkflow(UpdateBackup, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
+			OnComplete: func(v any, err error) { s.NoError(err); second = v.(BackupAccepted) },
+		}, BackupRequest{By: "distributor"})
+	}, time.Hour)
+	s.env.RegisterDelayedCallback(func() {
+		st = s.queryState()
+		s.env.CancelWorkflow()
+	}, 2*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	s.NotEmpty(first.ID)
+	s.False(first.Queued)
+	s.True(second.Queued)
+	s.Contains(second.WaitingFor, "take backup", "the second waits for the first, and says so")
+	s.NotEqual(first.ID, second.ID)
+	takes := callsOf(s.recorded(), "TakeBackup")
+	s.Equal([]string{"TakeBackup " + first.ID + " on-demand volumes [data] dumps 1", "TakeBackup " + second.ID + " on-demand volumes [data] dumps 1"}, takes)
+	s.Empty(callsOf(s.recorded(), "CopyOffsite"), "no policy: no off-site copy")
+	s.Require().NotNil(st.Backups)
+	s.Len(st.Backups.List, 2)
+	s.Equal("ops", st.Backups.List[0].By)
+	s.Nil(st.Backups.NextAt, "no policy: nothing scheduled")
+}
+
+func (s *provisionSuite) TestFailedBackupAndDrillAreRecordedAndTheTenantServesOn() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	failFirst := true
+	s.mockBackups(testStart, func(string) error {
+		if failFirst {
+			failFirst = false
+			return temporal.NewNonRetryableApplicationError("restic: repository locked by a running backup", "RepositoryLocked", nil)
+		}
+		return nil
+	}, func(string) error {
+		return temporal.NewNonRetryableApplicationError("volume data: file /index.db: ciphertext verification failed", restic.ErrDrillFailed, nil)
+	})
+	in := withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(time.Hour), DrillEvery: spec.Duration(24 * time.Hour)})
+	var afterFirst, afterSecond Tenant
+	s.stateAt(time.Hour+30*time.Minute, &afterFirst)
+	s.env.RegisterDelayedCallback(func() {
+		afterSecond = s.queryState()
+		s.env.CancelWorkflow()
+	}, 2*time.Hour+30*time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	s.Equal(StateActive, afterFirst.State)
+	s.Contains(afterFirst.Backups.LastError, "repository locked")
+	s.Empty(afterFirst.Backups.List)
+	s.Empty(afterSecond.Backups.LastError, "a success clears the last error")
+	s.Require().Len(afterSecond.Backups.List, 1)
+	d := afterSecond.Backups.LastDrill
+	s.Require().NotNil(d)
+	s.Equal(DrillFailed, d.Outcome)
+	s.Contains(d.Error, "ciphertext verification failed")
+	s.Equal(d, afterSecond.Backups.List[0].Drill)
+	s.Equal(StateActive, afterSecond.State)
+}
+
+func (s *provisionSuite) TestBackupRefusedUnlessActive() {
+	s.mockRuntime(nil, func() error {
+		return temporal.NewNonRetryableApplicationError("never healthy", "ServiceUnhealthy", nil)
+	})
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	var rejected error
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateBackup, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { rejected = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, BackupRequest{By: "ops"})
+	}, 0)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(rejected, &appErr), "%v", rejected)
+	s.Equal(ErrBackupRefused, appErr.Type())
+	s.Empty(callsOf(s.recorded(), "TakeBackup"))
+}
