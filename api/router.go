@@ -88,6 +88,8 @@ type server struct {
 	temporal  Temporal
 	templates spec.Templates
 	log       *slog.Logger
+	// now is the clock of ages in answers (tests set it).
+	now func() time.Time
 }
 
 // NewRouter builds the API's HTTP handler. Metrics are registered on reg
@@ -115,7 +117,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, temporal: t, templates: templates, log: log}
+	s := &server{cfg: cfg, temporal: t, templates: templates, log: log, now: time.Now}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -145,6 +147,9 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/tenants/:name/decommission/confirm", RequireRoles(tokens, RoleOps, RoleDistributor), s.confirmDecommission)
 	v1.POST("/tenants/:name/decommission/cancel", RequireRoles(tokens, RoleOps, RoleDistributor), s.cancelDecommission)
 	v1.POST("/tenants/:name/restore", RequireRoles(tokens, RoleOps, RoleDistributor), s.restoreTenant)
+	v1.POST("/tenants/:name/backups", RequireRoles(tokens, RoleOps, RoleDistributor), s.requestBackup)
+	v1.GET("/tenants/:name/backups", RequireRoles(tokens, all...), s.listBackups)
+	v1.GET("/tenants/:name/backups/:id", RequireRoles(tokens, all...), s.getBackup)
 	v1.POST("/releases", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createRelease)
 	v1.GET("/releases", RequireRoles(tokens, all...), s.listReleases)
 	v1.GET("/releases/:id", RequireRoles(tokens, all...), s.getRelease)

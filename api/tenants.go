@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/searchattr"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -22,6 +23,8 @@ type createTenantRequest struct {
 	Name     string `json:"name"`
 	Template string `json:"template"`
 	Stage    string `json:"stage"`
+	// Backups overrides fields of the template's backup policy.
+	Backups *spec.Backups `json:"backups,omitempty"`
 }
 
 // createTenantResponse is the 202 answer: provisioning has been accepted,
@@ -47,7 +50,27 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 	if s.templates[req.Template] == nil {
 		return badField("template", "unknown template %q (known: %s)", req.Template, strings.Join(s.templates.Names(), ", "))
 	}
-	return validateStage("stage", req.Stage, true)
+	if err := validateStage("stage", req.Stage, true); err != nil {
+		return err
+	}
+	return validatePolicy(s.templates[req.Template], req.Backups)
+}
+
+// validatePolicy checks the tenant's backup policy: the template's with
+// the request's overrides.
+func validatePolicy(tpl *spec.Template, override *spec.Backups) *fieldError {
+	if override == nil {
+		return nil
+	}
+	var p spec.Backups
+	if tpl.Backups != nil {
+		p = *tpl.Backups
+	}
+	var fe *spec.FieldError
+	if err := p.Merge(override).Validate("backups"); errors.As(err, &fe) {
+		return badField(fe.Field, "%s", err)
+	}
+	return nil
 }
 
 // startOptions are the options of a tenant's entity workflow. The id is the
@@ -87,7 +110,7 @@ func (s *server) createTenant(c *gin.Context) {
 	role := roleOf(c)
 	input := tenant.Input{
 		Spec: tenant.Spec{
-			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role,
+			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role, Backups: req.Backups,
 		},
 		Template: *s.templates[req.Template],
 	}

@@ -157,6 +157,7 @@ func jsonFieldError(err error, limit int64) *fieldError {
 		maxErr    *http.MaxBytesError
 		syntaxErr *json.SyntaxError
 		typeErr   *json.UnmarshalTypeError
+		policyErr *spec.FieldError
 	)
 	switch {
 	case errors.As(err, &maxErr):
@@ -167,6 +168,10 @@ func jsonFieldError(err error, limit int64) *fieldError {
 		return badField("body", "malformed JSON: unexpected end of the body")
 	case errors.As(err, &syntaxErr):
 		return badField("body", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &policyErr):
+		// Only the backup policy decodes itself (durations as "24h").
+		field := "backups." + policyErr.Field
+		return badField(field, "%s: %s", field, policyErr.Message)
 	case errors.As(err, &typeErr):
 		if typeErr.Field == "" {
 			return badField("body", "request body must be a JSON object, not %s", typeErr.Value)
