@@ -70,6 +70,8 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 		"FindImage", "BuildAndPushImage", "RemoveImage",
 		"ListTenants", "UpdateTenant", "CancelRelease",
 		"BackupVolumes", "VerifyBackup", "RestoreVolumes", "RemoveBackup", "DumpServices", "LoadDumps",
+		// scheduled backups (restic)
+		"TakeBackup", "CopyOffsite", "ApplyRetention", "DrillBackup", "EraseBackups", "ListBackups",
 	}
 	require.ElementsMatch(t, want, r.activities)
 	sorted := slices.Sorted(slices.Values(r.activities))

@@ -36,6 +36,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/registry"
+	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
@@ -64,6 +65,9 @@ type Config struct {
 	// Backup is where decommissioned tenants' data goes, and how long it
 	// is kept.
 	Backup backup.Config
+	// Restic is where the tenants' scheduled backups go (one restic
+	// repository and key per tenant) and their off-site copies.
+	Restic restic.Config
 	// GitLab and Registry enable image builds (both, or neither).
 	GitLab   gitlab.Config
 	Registry registry.Config
@@ -95,6 +99,7 @@ func (c *Config) Register(s *config.Set) {
 	c.CMDB.Register(s)
 	c.Supervision.Register(s)
 	c.Backup.Register(s)
+	c.Restic.Register(s)
 	c.GitLab.Register(s)
 	c.Registry.Register(s)
 }
@@ -123,7 +128,7 @@ func (c Config) Settings() integrations.Settings {
 // misconfigured one stops the worker at start-up with the setting's name.
 // It makes no network calls; see CheckIntegrations.
 func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
-	d := Deps{checks: map[string]checker{}, backupCfg: c.Backup, log: log}
+	d := Deps{checks: map[string]checker{}, backupCfg: c.Backup, resticCfg: c.Restic, log: log}
 	var errs []error
 	enable := func(enabled bool, name string, mk func() error) {
 		if enabled {
@@ -223,6 +228,9 @@ func (c Config) checkRuntimes() []error {
 	if err := c.Backup.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("backup: %w", err))
 	}
+	if err := c.Restic.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("restic: %w", err))
+	}
 	if err := c.OpenShift.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("openshift: %w", err))
 	}
@@ -265,6 +273,9 @@ func CheckIntegrations(ctx context.Context, d Deps, log *slog.Logger) {
 	if d.Backup != nil {
 		checks["backup"] = backup.Location{Config: d.Backup.Config}
 	}
+	if d.Restic != nil && d.Restic.Config.Enabled() {
+		checks["restic"] = restic.Check{Config: d.Restic.Config}
+	}
 	for _, name := range slices.Sorted(maps.Keys(checks)) {
 		c := checks[name]
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -296,11 +307,16 @@ type Deps struct {
 	// Backup archives and restores tenant volumes; UseDocker makes it when
 	// a backup location is configured.
 	Backup *backup.Activities
+	// Restic takes, copies, prunes and drills scheduled backups;
+	// UseDocker makes it when TENANTFLOW_RESTIC_REPOS is set. Without it
+	// the activities answer that backups are not configured.
+	Restic *restic.Activities
 
 	gitlabClient   *gitlab.Client
 	registryClient *registry.Client
 	checks         map[string]checker // what CheckIntegrations asks for a sign of life
 	backupCfg      backup.Config
+	resticCfg      restic.Config
 	log            *slog.Logger
 }
 
@@ -321,6 +337,14 @@ func (d *Deps) UseDocker(drv *docker.Driver) error {
 			b.InPlace = d.Backup.InPlace
 		}
 		d.Backup = b
+	}
+	if d.resticCfg.Enabled() {
+		r, err := restic.New(d.resticCfg, drv, d.logger().With("component", "restic"))
+		if err != nil {
+			return fmt.Errorf("restic: %w", err)
+		}
+		r.Heartbeat = activity.RecordHeartbeat
+		d.Restic = r
 	}
 	if d.registryClient != nil {
 		// Releases pull their image from the same registry builds push to.
@@ -378,6 +402,14 @@ func Register(r worker.Registry, deps Deps) {
 	RegisterWorkflows(r)
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
+	// Always registered: unconfigured, its activities answer that
+	// backups are not configured instead of waiting for a worker that
+	// has them.
+	rs := deps.Restic
+	if rs == nil {
+		rs = &restic.Activities{}
+	}
+	r.RegisterActivity(rs)
 	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Backup} {
 		if !reflect.ValueOf(a).IsNil() {
 			r.RegisterActivity(a)

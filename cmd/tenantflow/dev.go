@@ -62,6 +62,20 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		wcfg.Backup.Dir = abs
 	}
+	if wcfg.Restic.Repos == "" && wcfg.Restic.Keys == "" {
+		// Scheduled backups: repositories and keys in the data dir (apart,
+		// as a real deployment keeps them).
+		for _, d := range []struct {
+			to   *string
+			name string
+		}{{&wcfg.Restic.Repos, "restic/repos"}, {&wcfg.Restic.Keys, "restic/keys"}} {
+			abs, err := filepath.Abs(filepath.Join(dataDir, d.name))
+			if err != nil {
+				return fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
+			}
+			*d.to = abs
+		}
+	}
 	if a.TokensFile == "" {
 		a.TokensFile = filepath.Join(dataDir, "dev-tokens.json")
 		if err := ensureDevTokens(a.TokensFile); err != nil {
