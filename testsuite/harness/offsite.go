@@ -1,0 +1,55 @@
+package harness
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Offsite is an off-site backup server run for one test: restic's REST
+// protocol served by `rclone serve restic --append-only --private-repos`
+// (Debian's rclone) on loopback, storing into Dir. User may add to the
+// repositories under /<User>/ and delete nothing.
+type Offsite struct {
+	URL      string // http://127.0.0.1:<port>/
+	User     string
+	Password string
+	Dir      string
+	proc     *Process
+}
+
+// StartOffsite starts the server and waits until it answers.
+func StartOffsite(t testing.TB) *Offsite {
+	t.Helper()
+	rclone := RequireBinary(t, "rclone", "rclone")
+	port := FreePort(t)
+	o := &Offsite{URL: fmt.Sprintf("http://%s/", Addr(port)), User: "worker", Password: "offsite-" + RandomHex(t, 12),
+		Dir: filepath.Join(t.TempDir(), "offsite")}
+	o.proc = NewProcess(t, "", []string{"HOME=" + t.TempDir()}, rclone, "serve", "restic",
+		"--addr", Addr(port), "--append-only", "--private-repos",
+		"--user", o.User, "--pass", o.Password, o.Dir)
+	o.Start(t)
+	return o
+}
+
+// Start runs the server again after Stop (an outage, not a new server).
+func (o *Offsite) Start(t testing.TB) {
+	t.Helper()
+	o.proc.Start()
+	WaitFor(t, "rclone serve restic", 10*time.Second, func() error {
+		resp, err := http.Get(o.URL)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+// Stop stops the server.
+func (o *Offsite) Stop() { o.proc.Stop() }
+
+// RepoDir is where the server stores the tenant's off-site repository.
+func (o *Offsite) RepoDir(tenant string) string { return filepath.Join(o.Dir, o.User, tenant) }
