@@ -71,7 +71,7 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 		"ListTenants", "UpdateTenant", "CancelRelease",
 		"BackupVolumes", "VerifyBackup", "RestoreVolumes", "RemoveBackup", "DumpServices", "LoadDumps",
 		// scheduled backups (restic)
-		"TakeBackup", "CopyOffsite", "ApplyRetention", "DrillBackup", "EraseBackups", "ListBackups",
+		"TakeBackup", "CopyOffsite", "ApplyRetention", "DrillBackup", "EraseBackups", "ListBackups", "RestoreBackup",
 	}
 	require.ElementsMatch(t, want, r.activities)
 	sorted := slices.Sorted(slices.Values(r.activities))

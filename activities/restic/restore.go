@@ -1,0 +1,243 @@
+package restic
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/spec"
+)
+
+// ErrRestoreFailed: a backup did not restore into the tenant (its data
+// did not read back, or its restore command refused it). Non-retryable:
+// the caller puts the tenant back to its safety backup.
+const ErrRestoreFailed = "BackupRestoreFailed"
+
+// RestoreInput asks for the tenant's live data to be replaced by a
+// backup's: each volume part replaces the content of the tenant's volume
+// (its services that use it stopped by the caller), and each dump is
+// loaded into the running service with its restore command.
+type RestoreInput struct {
+	Tenant  string `json:"tenant"`
+	Owner   string `json:"owner,omitempty"`
+	Runtime string `json:"runtime,omitempty"`
+	ID      string `json:"id"`
+	// Dumps are the backup's dumped services, rendered for the tenant.
+	Dumps []spec.Service `json:"dumps,omitempty"`
+}
+
+// Restored is what a restore put in place.
+type Restored struct {
+	ID    string        `json:"id"`
+	Files int           `json:"files"`
+	Bytes int64         `json:"bytes"`
+	Took  time.Duration `json:"took"`
+}
+
+// RestoreBackup replaces the tenant's data with a backup's. Each volume
+// is restored first into a scratch volume beside it (restic restore
+// --verify, then counted against the manifest), and only then does its
+// content replace the live volume's, entry by entry by rename on the same
+// file system: the live data is never touched before its replacement is
+// complete and checked. A retry does it all again. The caller takes a
+// safety backup first and restores it when this fails.
+func (a *Activities) RestoreBackup(ctx context.Context, in RestoreInput) (Restored, error) {
+	if err := a.enabled(); err != nil {
+		return Restored{}, err
+	}
+	if err := validRef(in.Tenant, in.ID); err != nil {
+		return Restored{}, err
+	}
+	if err := validDumps(in.Dumps, true); err != nil {
+		return Restored{}, err
+	}
+	p, stop := a.track(ctx, "restore of "+in.ID)
+	defer stop()
+	repo, err := a.drillRepository(ctx, DrillInput{Tenant: in.Tenant, ID: in.ID}, p)
+	if err != nil {
+		return Restored{}, err
+	}
+	defer repo.unlock()
+	start := time.Now()
+	snaps, err := a.snapshots(ctx, repo.repository, tagBackup+in.ID)
+	if err != nil {
+		return Restored{}, err
+	}
+	m, ok := manifestOf(snaps)
+	if !ok {
+		return Restored{}, notFound(Ref{Tenant: in.Tenant, ID: in.ID}, "the repository has no manifest of it")
+	}
+	b, err := a.readManifest(ctx, repo.repository, m, in.Tenant, in.ID)
+	if err != nil {
+		return Restored{}, restoreFailed(err, "backup %s: manifest", in.ID)
+	}
+	out := Restored{ID: in.ID}
+	// Volumes first (their services are stopped), then the dumps into
+	// the running databases.
+	for _, kind := range []string{PartVolume, PartDump} {
+		for _, part := range b.Parts {
+			if part.Kind != kind {
+				continue
+			}
+			i := slices.IndexFunc(snaps, func(s snapshot) bool { return s.has(part.Kind + ":" + part.Name) })
+			if i < 0 {
+				msg := fmt.Sprintf("backup %s: no snapshot of %s %s", in.ID, part.Kind, part.Name)
+				return Restored{}, temporal.NewNonRetryableApplicationError(msg, ErrRestoreFailed, nil)
+			}
+			if kind == PartVolume {
+				err = a.restoreVolume(ctx, repo.repository, in, part, snaps[i], p)
+			} else {
+				j := slices.IndexFunc(in.Dumps, func(s spec.Service) bool { return s.Name == part.Name })
+				if j < 0 {
+					return Restored{}, invalid("backup %s holds a dump of %s, but the restore names no such service", in.ID, part.Name)
+				}
+				err = a.loadDump(ctx, repo.repository, in, part, snaps[i], in.Dumps[j], p)
+			}
+			if err != nil {
+				return Restored{}, err
+			}
+			out.Files += part.Files
+			out.Bytes += part.Bytes
+		}
+	}
+	out.Took = time.Since(start)
+	a.log().Info("backup restored into the tenant", "tenant", in.Tenant, "backup", in.ID, "files", out.Files, "bytes", out.Bytes, "took", out.Took)
+	return out, nil
+}
+
+// restoreVolume restores the part into a scratch volume, checks it, and
+// moves its content into the tenant's volume in place of the old.
+func (a *Activities) restoreVolume(ctx context.Context, repo repository, in RestoreInput, part Part, snap snapshot, p *progress) error {
+	p.stage("restore of " + in.ID + ": volume " + part.Name)
+	live, err := a.Host.VolumeDir(ctx, in.Tenant, in.Owner, part.Name)
+	if err != nil {
+		return passOn(err, "volume %s", part.Name)
+	}
+	name := "restore-" + part.Name
+	dir, err := a.Host.ScratchVolume(ctx, in.Tenant, name)
+	if err != nil {
+		return passOn(err, "volume %s: scratch volume", part.Name)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := a.Host.RemoveScratchVolume(rctx, in.Tenant, name); err != nil {
+			a.log().Warn("scratch volume left behind", "tenant", in.Tenant, "volume", name, "err", err)
+		}
+	}()
+	if _, err := a.run(ctx, command{repo: repo, args: []string{"restore", snap.ID, "--target", dir, "--verify"}}); err != nil {
+		return restoreFailed(err, "backup %s: volume %s does not restore", in.ID, part.Name)
+	}
+	files, bytes, err := count(dir)
+	if err != nil {
+		return fmt.Errorf("volume %s: count the restored files: %w", part.Name, err)
+	}
+	if files != part.Files || bytes != part.Bytes {
+		msg := fmt.Sprintf("backup %s: volume %s restores to %d files of %d bytes, the backup took %d files of %d bytes",
+			in.ID, part.Name, files, bytes, part.Files, part.Bytes)
+		return temporal.NewNonRetryableApplicationError(msg, ErrRestoreFailed, nil)
+	}
+	// The replacement is complete and checked: now the live content goes.
+	if err := replaceContent(live, dir); err != nil {
+		return fmt.Errorf("volume %s: put the restored files in place: %w", part.Name, err)
+	}
+	return syncTree(live)
+}
+
+// replaceContent empties live and moves every entry of from into it.
+// Both are directories of the same engine's volumes (one file system), so
+// each move is a rename; across file systems it fails rather than copy.
+func replaceContent(live, from string) error {
+	old, err := os.ReadDir(live)
+	if err != nil {
+		return err
+	}
+	for _, e := range old {
+		if err := os.RemoveAll(filepath.Join(live, e.Name())); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(live, e.Name()))
+		if errors.Is(err, syscall.EXDEV) {
+			return fmt.Errorf("the scratch volume %s is on another file system than %s", from, live)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// The root's own mode and owner are the backup's too.
+	fi, err := os.Stat(from)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(live, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return os.Lchown(live, int(st.Uid), int(st.Gid))
+	}
+	return nil
+}
+
+// loadDump streams the part's dump into the running service's restore
+// command, checking that what it read is what the backup took.
+func (a *Activities) loadDump(ctx context.Context, repo repository, in RestoreInput, part Part, snap snapshot, svc spec.Service, p *progress) error {
+	p.stage("restore of " + in.ID + ": load the dump of " + svc.Name)
+	pr, pw := io.Pipe()
+	r, _, err := a.start(ctx, command{repo: repo, args: []string{"dump", snap.ID, "/" + dumpFile(svc.Name)}, stdout: pw}, false)
+	if err != nil {
+		return err
+	}
+	resticDone := make(chan error, 1)
+	go func() {
+		_, err := r.wait()
+		pw.CloseWithError(cmpErr(err, io.EOF))
+		resticDone <- err
+	}()
+	read := &hashReader{r: pr, h: sha256.New(), p: p}
+	execErr := a.Host.ExecInService(ctx, in.Tenant, in.Owner, svc, svc.Backup.Restore, read, io.Discard)
+	if execErr == nil {
+		_, _ = io.Copy(io.Discard, read)
+	} else if !read.eof {
+		r.kill()
+	}
+	pr.Close()
+	resticErr := <-resticDone
+	switch {
+	case resticErr != nil && !r.killed:
+		return restoreFailed(resticErr, "backup %s: the dump of %s does not read back", in.ID, svc.Name)
+	case execErr != nil:
+		return restoreFailed(serviceFailure(execErr), "backup %s: the dump of %s does not load", in.ID, svc.Name)
+	}
+	if got := read.sum(); got != part.SHA256 || read.n != part.Bytes {
+		msg := fmt.Sprintf("backup %s: the dump of %s read back as %d bytes with sha256 %s, the backup took %d bytes with sha256 %s",
+			in.ID, svc.Name, read.n, got, part.Bytes, part.SHA256)
+		return temporal.NewNonRetryableApplicationError(msg, ErrRestoreFailed, nil)
+	}
+	return nil
+}
+
+// restoreFailed is drillFailed with the restore's failure type: what a
+// drill calls a finding is, for a restore, a backup that cannot be used.
+func restoreFailed(err error, format string, args ...any) error {
+	err = drillFailed(err, format, args...)
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == ErrDrillFailed {
+		return temporal.NewNonRetryableApplicationError(appErr.Message(), ErrRestoreFailed, appErr.Unwrap())
+	}
+	return err
+}
