@@ -118,9 +118,9 @@ func (t *entity) protect(ctx workflow.Context) {
 	case len(b.Pending) > 0:
 		p := b.Pending[0]
 		b.Pending = slices.Delete(b.Pending, 0, 1)
-		t.backUp(ctx, p)
+		_, _ = t.backUp(ctx, p) // recorded on the tenant
 	case b.NextAt != nil && !now.Before(*b.NextAt):
-		t.backUp(ctx, t.newBackup(ctx, ReasonScheduled, "", ""))
+		_, _ = t.backUp(ctx, t.newBackup(ctx, ReasonScheduled, "", ""))
 		b.NextAt = t.nextSlot(ctx, workflow.Now(ctx))
 	}
 	if b.NextDrillAt != nil && !workflow.Now(ctx).Before(*b.NextDrillAt) {
@@ -141,7 +141,7 @@ func (t *entity) newBackup(ctx workflow.Context, reason, by, note string) Pendin
 // backUp takes one backup, copies it off-site if the policy says so and
 // prunes the repository to the retention. A failure is recorded on the
 // tenant (LastError) and counted; the tenant serves on, untouched.
-func (t *entity) backUp(ctx workflow.Context, p PendingBackup) {
+func (t *entity) backUp(ctx workflow.Context, p PendingBackup) (BackupRecord, error) {
 	b, started := t.backups(), workflow.Now(ctx)
 	b.Running = p.ID
 	defer func() { b.Running = "" }()
@@ -156,7 +156,7 @@ func (t *entity) backUp(ctx workflow.Context, p PendingBackup) {
 		b.LastError = fmt.Sprintf("backup %s: %s", p.ID, flow.ErrorMessage(err))
 		t.logger(ctx).Error("backup failed", "backup", p.ID, "error", err)
 		t.countOperation(ctx, "backup", "failed", started)
-		return
+		return BackupRecord{}, err
 	}
 	t.stepDone()
 	rec := BackupRecord{ID: p.ID, Reason: p.Reason, By: p.By, CreatedAt: res.CreatedAt,
@@ -176,6 +176,7 @@ func (t *entity) backUp(ctx workflow.Context, p PendingBackup) {
 	t.countOperation(ctx, "backup", "succeeded", started)
 	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"template": t.spec.Template, "stage": t.spec.Stage})
 	m.Counter("tenantflow_backup_added_bytes_total").Inc(res.Added)
+	return rec, nil
 }
 
 // copyOffsite copies the backup to the off-site server; a failure is
@@ -206,7 +207,7 @@ func (t *entity) applyRetention(ctx workflow.Context) {
 	}
 	var out restic.Retention
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.ApplyRetention, restic.RetentionInput{
-		Tenant: t.spec.Name, Keep: keep, TimeZone: b.Policy.TimeZone, Now: workflow.Now(ctx),
+		Tenant: t.spec.Name, Keep: keep, TimeZone: b.Policy.TimeZone, Now: workflow.Now(ctx), Pinned: b.Pinned,
 	}).Get(ctx, &out)
 	if err != nil {
 		t.logger(ctx).Warn("retention failed; backups kept", "error", err)

@@ -62,7 +62,17 @@ func withPolicy(in Input, p spec.Backups) Input {
 	return in
 }
 
-// calls returns the recorded calls that start with prefix.
+// sinceCall returns the calls from the first that starts with prefix.
+func sinceCall(calls []string, prefix string) []string {
+	for i, c := range calls {
+		if strings.HasPrefix(c, prefix) {
+			return calls[i:]
+		}
+	}
+	return nil
+}
+
+// callsOf returns the recorded calls that start with prefix.
 func callsOf(calls []string, prefix string) []string {
 	var out []string
 	for _, c := range calls {
@@ -199,4 +209,145 @@ func (s *provisionSuite) TestBackupRefusedUnlessActive() {
 	s.Require().True(errors.As(rejected, &appErr), "%v", rejected)
 	s.Equal(ErrBackupRefused, appErr.Type())
 	s.Empty(callsOf(s.recorded(), "TakeBackup"))
+}
+
+// mockRestore mocks RestoreBackup (restore decides its outcome per
+// backup) and the stop and start of services around it.
+func (s *provisionSuite) mockRestore(restore func(id string) error) {
+	s.mockDecommission(nil) // StopServices, StartServices
+	r0 := &restic.Activities{}
+	s.env.RegisterActivity(r0.RestoreBackup)
+	var r *restic.Activities
+	s.env.OnActivity(r.RestoreBackup, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.RestoreInput) (restic.Restored, error) {
+		s.record(fmt.Sprintf("RestoreBackup %s dumps %d", in.ID, len(in.Dumps)))
+		if restore != nil {
+			if err := restore(in.ID); err != nil {
+				return restic.Restored{}, err
+			}
+		}
+		return restic.Restored{ID: in.ID}, nil
+	})
+}
+
+// restoreAt sends the restoreBackup Update at simulated time at.
+func (s *provisionSuite) restoreAt(at time.Duration, id string, out *BackupRestore, rejected *error) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateRestoreBackup, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { *rejected = err }, OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				if r, ok := v.(BackupRestore); ok {
+					*out = r
+				}
+			},
+		}, RestoreBackupRequest{Backup: id, By: "ops"})
+	}, at)
+}
+
+// onDemandAt asks for a backup at simulated time at.
+func (s *provisionSuite) onDemandAt(at time.Duration, out *BackupAccepted) {
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateBackup, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
+			OnComplete: func(v any, _ error) { *out = v.(BackupAccepted) },
+		}, BackupRequest{By: "ops"})
+	}, at)
+}
+
+func (s *provisionSuite) TestRestoreToABackupTakesASafetyBackupDrillsThenRestores() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	s.mockRestore(nil)
+	var first BackupAccepted
+	var accepted BackupRestore
+	var rejected, unknown error
+	var st Tenant
+	s.onDemandAt(time.Hour, &first)
+	s.env.RegisterDelayedCallback(func() {
+		s.restoreAt(0, "no-such-backup", &BackupRestore{}, &unknown)
+		s.restoreAt(0, first.ID, &accepted, &rejected)
+	}, 2*time.Hour)
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(24 * time.Hour), Keep: spec.Keep{Last: 1}}))
+
+	s.Require().NoError(rejected)
+	var appErr *temporal.ApplicationError
+	s.Require().True(errors.As(unknown, &appErr), "%v", unknown)
+	s.Equal(ErrBackupNotFound, appErr.Type())
+	s.Equal(RestoreQueued, accepted.Phase)
+
+	r := st.Backups.Restore
+	s.Require().NotNil(r)
+	s.Equal(RestoreSucceeded, r.Phase, r.Error)
+	s.NotEmpty(r.SafetyBackup)
+	// Safety backup, drills of it and of the chosen one, app stopped,
+	// restore, all started.
+	s.Equal([]string{
+		"TakeBackup " + r.SafetyBackup + " before-restore volumes [data] dumps 1",
+		"DrillBackup " + r.SafetyBackup + " offsite=false dumps 1",
+		"DrillBackup " + first.ID + " offsite=false dumps 1",
+		"StopServices app",
+		"RestoreBackup " + first.ID + " dumps 1",
+		"StartServices",
+		"WaitHealthy",
+	}, sinceCall(s.recorded(), "TakeBackup "+r.SafetyBackup))
+	s.Equal(StateActive, st.State)
+	// The retention keeps one backup, but the chosen one survived the
+	// safety backup's prune, and the safety backup stays pinned.
+	s.Equal([]string{r.SafetyBackup}, st.Backups.Pinned)
+}
+
+func (s *provisionSuite) TestFailedRestorePutsTheSafetyBackupBack() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	var first BackupAccepted
+	s.mockRestore(func(id string) error {
+		if id == first.ID {
+			return temporal.NewNonRetryableApplicationError("the dump of db does not load", restic.ErrRestoreFailed, nil)
+		}
+		return nil
+	})
+	var accepted BackupRestore
+	var rejected error
+	var st Tenant
+	s.onDemandAt(time.Hour, &first)
+	s.env.RegisterDelayedCallback(func() { s.restoreAt(0, first.ID, &accepted, &rejected) }, 2*time.Hour)
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+
+	r := st.Backups.Restore
+	s.Require().NotNil(r)
+	s.Equal(RestoreFailed, r.Phase)
+	s.Contains(r.Error, "the tenant serves its data as before")
+	s.Equal([]string{
+		"RestoreBackup " + first.ID + " dumps 1", "StartServices", "WaitHealthy",
+		"StopServices app", "RestoreBackup " + r.SafetyBackup + " dumps 1", "StartServices", "WaitHealthy",
+	}, sinceCall(s.recorded(), "RestoreBackup "+first.ID))
+	s.Equal(StateActive, st.State)
+}
+
+func (s *provisionSuite) TestRestoreOfAnUndrillableBackupTouchesNothing() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	var first BackupAccepted
+	s.mockBackups(testStart, nil, func(id string) error {
+		return temporal.NewNonRetryableApplicationError("volume data does not restore", restic.ErrDrillFailed, nil)
+	})
+	s.mockRestore(nil)
+	var accepted BackupRestore
+	var rejected error
+	var st Tenant
+	s.onDemandAt(time.Hour, &first)
+	s.env.RegisterDelayedCallback(func() { s.restoreAt(0, first.ID, &accepted, &rejected) }, 2*time.Hour)
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+
+	r := st.Backups.Restore
+	s.Require().NotNil(r)
+	s.Equal(RestoreFailed, r.Phase)
+	s.Contains(r.Error, "nothing was touched")
+	s.Empty(callsOf(s.recorded(), "RestoreBackup"))
+	s.Empty(callsOf(s.recorded(), "StopServices"))
+	s.Equal(StateActive, st.State)
 }

@@ -280,13 +280,18 @@ type Backups struct {
 	List    []BackupRecord  `json:"list,omitempty"`
 	// LastDrill is the newest drill, passed or failed.
 	LastDrill *DrillRecord `json:"lastDrill,omitempty"`
-	// NewestOffsiteAt is when the newest backup copied off-site (and
-	// drilled there, if VerifiedOffsite) was taken.
+	// NewestOffsiteAt is when the newest backup that reached the off-site
+	// server was taken.
 	NewestOffsiteAt *time.Time `json:"newestOffsiteAt,omitempty"`
 	// LastError is the last failed backup's reason, cleared by a success.
 	LastError string `json:"lastError,omitempty"`
 	// Seq numbers the backups of the tenant (part of their ids).
 	Seq int `json:"seq"`
+	// Restore is the restore to a backup under way, or the last one.
+	Restore *BackupRestore `json:"restore,omitempty"`
+	// Pinned are backups the retention keeps whatever it says: the one
+	// being restored, and the safety backup of the last restore.
+	Pinned []string `json:"pinned,omitempty"`
 }
 
 // PendingBackup is a backup waiting for its turn.
@@ -332,4 +337,51 @@ type DrillRecord struct {
 	Offsite bool          `json:"offsite,omitempty"`
 	Took    time.Duration `json:"took"`
 	Error   string        `json:"error,omitempty"`
+}
+
+// UpdateRestoreBackup asks for an active tenant's data to be put back as
+// one of its backups was (POST /v1/tenants/{name}/restore {"backup"}).
+// It is accepted at once and runs as the tenant's next operation: a
+// safety backup first, then a drill of the chosen backup, then the
+// restore; a failure puts the safety backup back.
+const UpdateRestoreBackup = "restoreBackup"
+
+// ErrBackupNotFound is the failure type of a restore naming a backup the
+// tenant does not have (HTTP 404, field backup).
+const ErrBackupNotFound = "BackupNotFound"
+
+// Reasons of the backups a restore takes.
+const ReasonBeforeRestore = "before-restore"
+
+// RestoreBackupRequest names the backup to restore.
+type RestoreBackupRequest struct {
+	Backup string `json:"backup"`
+	By     string `json:"by"`
+}
+
+// Phases of a restore to a backup.
+const (
+	RestoreQueued       = "queued"
+	RestoreSafetyBackup = "safety-backup"
+	RestoreProving      = "proving"
+	RestoreRestoring    = "restoring"
+	RestoreRollingBack  = "rolling-back"
+	RestoreSucceeded    = "succeeded"
+	RestoreFailed       = "failed"
+)
+
+// BackupRestore is a restore of the tenant to one of its backups: the
+// one under way or the last.
+type BackupRestore struct {
+	Backup      string    `json:"backup"`
+	By          string    `json:"by"`
+	RequestedAt time.Time `json:"requestedAt"`
+	Phase       string    `json:"phase"`
+	// SafetyBackup is the backup of the tenant as it was just before; it
+	// is kept whatever the retention says, and put back if the restore
+	// fails.
+	SafetyBackup string     `json:"safetyBackup,omitempty"`
+	StartedAt    *time.Time `json:"startedAt,omitempty"`
+	FinishedAt   *time.Time `json:"finishedAt,omitempty"`
+	Error        string     `json:"error,omitempty"`
 }

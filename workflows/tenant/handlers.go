@@ -37,6 +37,8 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.requestRestore, t.validateRestore},
 		{UpdateBackup, "Back the tenant up now: the backup runs as its next operation; the answer names it and says whether it waits",
 			t.requestBackup, t.validateRequestBackup},
+		{UpdateRestoreBackup, "Put the active tenant's data back as one of its backups took it: a safety backup first, the backup drilled, then restored; a failure puts the safety backup back",
+			t.requestRestoreBackup, t.validateRestoreBackup},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {

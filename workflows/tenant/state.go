@@ -17,7 +17,7 @@ const (
 	StateUpdating        State = "updating" // a release's cut-over runs
 	StateDecommissioning State = "decommissioning"
 	StateDecommissioned  State = "decommissioned" // data kept until the retention ends, then purged
-	StateRestoring       State = "restoring"      // brought back from its backup during retention
+	StateRestoring       State = "restoring"      // brought back from its backup during retention, or put back to one while active
 	StateFailed          State = "failed"         // provisioning failed; nothing is left of it
 )
 
@@ -33,7 +33,7 @@ var States = []State{
 // starting, a purge ending).
 var stateMoves = flow.Moves[State]{
 	StateProvisioning:    {StateProvisioning, StateActive, StateFailed},
-	StateActive:          {StateUpdating, StateDecommissioning},
+	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring},
 	StateUpdating:        {StateActive},
 	StateDecommissioning: {StateActive, StateDecommissioned},
 	StateDecommissioned:  {StateDecommissioned, StateRestoring},

@@ -92,6 +92,8 @@ func TestTenantLifecycle(t *testing.T) {
 		{StateActive, StateDecommissioning, true},
 		{StateDecommissioning, StateActive, true}, // the backup failed: serving again
 		{StateDecommissioned, StateRestoring, true},
+		{StateActive, StateRestoring, true}, // put back to one of its backups
+		{StateRestoring, StateActive, true},
 		{StateRestoring, StateDecommissioned, true}, // the restore failed
 		{StateFailed, StateActive, false},
 		{StateFailed, StateProvisioning, false},

@@ -95,7 +95,7 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 	t.scheduleBackups(ctx)
 	for {
 		due := func() bool {
-			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.protectionDue(ctx) || renew())
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.protectionDue(ctx) || renew())
 		}
 		if err := t.awaitUntil(ctx, t.nextWake(), due); err != nil {
 			return false, err
@@ -107,6 +107,8 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			_ = t.operate(func() error { t.decommission(ctx); return nil })
 		case t.restoreDue():
 			_ = t.operate(func() error { t.restore(ctx); return nil })
+		case t.restoreBackupDue():
+			_ = t.operate(func() error { t.restoreBackup(ctx); return nil })
 		case t.protectionDue(ctx):
 			_ = t.operate(func() error { t.protect(ctx); return nil })
 		case t.retained() && !renew():
