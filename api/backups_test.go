@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
@@ -91,4 +92,31 @@ func TestCreateTenantWithBackupPolicy(t *testing.T) {
 		assert.Equal(t, field, got["field"], "%s: %s", body, rec.Body.String())
 	}
 	assert.Len(t, e.temporal.startCalls(), 1, "nothing starts for a bad policy")
+}
+
+func TestRestoreToABackup(t *testing.T) {
+	e := activeTenant(newTestEnv(t))
+	e.temporal.updateResult = tenant.BackupRestore{Backup: "20261206t021700z-1", By: "ops", Phase: tenant.RestoreQueued}
+	rec := e.do(http.MethodPost, "/v1/tenants/acme/restore", opsToken, `{"backup":"20261206t021700z-1"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"phase":"queued"`)
+	require.Len(t, e.temporal.updates, 1)
+	assert.Equal(t, tenant.UpdateRestoreBackup, e.temporal.updates[0].UpdateName)
+	assert.Equal(t, []any{tenant.RestoreBackupRequest{Backup: "20261206t021700z-1", By: "ops"}}, e.temporal.updates[0].Args)
+
+	// An unknown backup is 404 naming backup; a busy or inactive tenant 409.
+	e.temporal.updateGetErr = temporal.NewApplicationError("tenant acme has no backup \"nope\"", tenant.ErrBackupNotFound)
+	rec = e.do(http.MethodPost, "/v1/tenants/acme/restore", opsToken, `{"backup":"nope"}`)
+	require.Equal(t, http.StatusNotFound, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `{"error":"tenant acme has no backup \"nope\"","field":"backup"}`, rec.Body.String())
+	e.temporal.updateGetErr = temporal.NewApplicationError("tenant acme is decommissioned: only an active tenant is put back to a backup", tenant.ErrRestoreRefused)
+	rec = e.do(http.MethodPost, "/v1/tenants/acme/restore", opsToken, `{"backup":"20261206t021700z-1"}`)
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+
+	// Without a backup it is the restore of a decommissioned tenant.
+	e.temporal.updateGetErr = nil
+	e.temporal.updateResult = tenant.Decommission{Phase: tenant.PhaseRestoreRequested}
+	rec = e.do(http.MethodPost, "/v1/tenants/acme/restore", opsToken, "")
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Equal(t, tenant.UpdateRestore, e.temporal.updates[len(e.temporal.updates)-1].UpdateName)
 }

@@ -81,10 +81,46 @@ func (s *server) cancelDecommission(c *gin.Context) {
 	s.decommissionAction(c, tenant.UpdateCancelDecommission, func(by string) any { return tenant.DecommissionConfirmation{By: by} })
 }
 
+// restoreRequest is the optional body of POST /v1/tenants/{name}/restore:
+// with a backup, an active tenant is put back to it; without, a
+// decommissioned tenant is brought back from its final backup.
+type restoreRequest struct {
+	Backup string `json:"backup,omitempty"`
+}
+
 // restoreTenant asks for a decommissioned tenant to be brought back from its
-// backup; the restore runs in the workflow, GET shows its progress.
+// backup, or an active one to be put back to one of its backups; the
+// restore runs in the workflow, GET shows its progress.
 func (s *server) restoreTenant(c *gin.Context) {
-	s.decommissionAction(c, tenant.UpdateRestore, func(by string) any { return tenant.RestoreRequest{By: by} })
+	name := c.Param("name")
+	if ferr := validateName(name); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var body restoreRequest
+	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	by := c.GetString(ctxCaller)
+	if body.Backup == "" {
+		s.decommissionUpdate(c, name, tenant.UpdateRestore, tenant.RestoreRequest{By: by})
+		return
+	}
+	if len(body.Backup) > 128 {
+		respondFieldError(c, badField("backup", "backup must be a backup id of at most 128 characters"))
+		return
+	}
+	var r tenant.BackupRestore
+	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+		ended:    "has ended (failed provisioning or retention over): nothing to restore",
+		refusals: []string{tenant.ErrRestoreRefused, tenant.ErrBackupNotFound}, notFoundType: tenant.ErrBackupNotFound, notFound: "backup"},
+		tenant.UpdateRestoreBackup, tenant.RestoreBackupRequest{Backup: body.Backup, By: by}, &r) {
+		return
+	}
+	s.log.InfoContext(c.Request.Context(), "restore to a backup requested", "tenant", name, "backup", body.Backup, "caller", by)
+	c.Header("Location", "/v1/tenants/"+name+"/backups")
+	c.JSON(http.StatusAccepted, gin.H{"tenant": name, "restore": r})
 }
 
 // decommissionAction checks a body-less action on the tenant and sends its

@@ -76,6 +76,9 @@ type updateTarget struct {
 	// refusals are the failure types the workflow's validators use; any
 	// other failure is logged.
 	refusals []string
+	// notFoundType is the refusal that means the request named something
+	// the workflow does not have: 404 naming the field notFound.
+	notFoundType, notFound string
 }
 
 // respondUpdateFailure maps a refused or failed Update: the workflow's
@@ -92,6 +95,8 @@ func (s *server) respondUpdateFailure(ctx context.Context, c *gin.Context, t upd
 		respondError(c, http.StatusConflict, fmt.Sprintf("%s %s %s", t.kind, t.id, t.ended))
 	case errors.As(err, &notFound):
 		respondError(c, http.StatusNotFound, fmt.Sprintf("%s %s not found", t.kind, t.id))
+	case errors.As(err, &appErr) && t.notFound != "" && appErr.Type() == t.notFoundType:
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": appErr.Message(), "field": t.notFound})
 	case errors.As(err, &appErr):
 		if !slices.Contains(t.refusals, appErr.Type()) {
 			s.log.WarnContext(ctx, t.kind+" update failed in the workflow", t.kind, t.id, "update", update, "type", appErr.Type(), "error", err)
