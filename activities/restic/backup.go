@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
@@ -190,8 +191,16 @@ func (a *Activities) volumePart(ctx context.Context, repo repository, in BackupI
 	_, err = a.run(ctx, command{repo: repo, dir: dir, args: backupArgs(in.ID, at, PartVolume+":"+vol, "."), onLine: onBackupLine(p, &sum)})
 	if re, ok := asResticError(err); ok && re.exitCode() == 3 {
 		// The snapshot exists but lacks what restic could not read: the
-		// retry forgets it with the other parts and takes it again.
-		return Part{}, fmt.Errorf("volume %s: restic could not read every file of %s: %w", vol, dir, err)
+		// retry forgets it with the other parts and takes it again. A
+		// file that vanished mid-backup is read on the next attempt; what
+		// is still unreadable on the third is not a race (restic also
+		// says this when the parent snapshot's trees do not load from a
+		// damaged repository).
+		msg := fmt.Sprintf("volume %s: restic could not read every file of %s", vol, dir)
+		if attempt(ctx) >= unreadableAttempts {
+			return Part{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s, %d times: %v", msg, unreadableAttempts, err), ErrUnreadable, err)
+		}
+		return Part{}, fmt.Errorf("%s: %w", msg, err)
 	}
 	if err != nil {
 		return Part{}, err
@@ -435,4 +444,16 @@ func (a *Activities) ListBackups(ctx context.Context, tenant string) ([]Backup, 
 		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(x.ID, y.ID))
 	})
 	return out, nil
+}
+
+// unreadableAttempts is how many attempts of a backup may find files
+// restic cannot read before the backup fails for good.
+const unreadableAttempts = 3
+
+// attempt is the activity's attempt (1 for a direct call).
+func attempt(ctx context.Context) int32 {
+	if !activity.IsActivity(ctx) {
+		return 1
+	}
+	return activity.GetInfo(ctx).Attempt
 }

@@ -179,17 +179,9 @@ func replaceContent(live, from string) error {
 			return err
 		}
 	}
-	// The root's own mode and owner are the backup's too.
-	fi, err := os.Stat(from)
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(live, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return os.Lchown(live, int(st.Uid), int(st.Gid))
-	}
+	// The root keeps its own mode and owner: a backup of "." does not
+	// hold them, and the scratch volume's root is the engine's, not the
+	// service's.
 	return nil
 }
 

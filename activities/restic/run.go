@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.temporal.io/sdk/temporal"
 	"io"
 	"net/url"
 	"os"
@@ -265,7 +266,24 @@ func (r *running) fail(err error) error {
 	if len(r.c.args) > 0 {
 		op = r.c.args[0]
 	}
-	return &resticError{op: op, repo: r.c.repo.name, err: err, stderr: r.a.scrub(strings.TrimSpace(r.stderr.String()))}
+	re := &resticError{op: op, repo: r.c.repo.name, err: err, stderr: r.a.scrub(strings.TrimSpace(r.stderr.String()))}
+	if re.damaged() {
+		// Retrying reads the same damaged bytes: say so at once. The
+		// restic error stays inside for drillFailed and the callers.
+		return temporal.NewNonRetryableApplicationError(re.Error(), ErrRepositoryDamaged, re)
+	}
+	return re
+}
+
+// damaged: restic read data of the repository that is not what it wrote
+// (a flipped bit on the disk, a truncated pack).
+func (e *resticError) damaged() bool {
+	for _, s := range []string{"ciphertext verification failed", "invalid data returned", "hash does not match", "repository contains errors"} {
+		if strings.Contains(e.stderr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // run runs restic to its end and returns its output (see command).

@@ -50,6 +50,14 @@ const (
 	// ErrDrillFailed: a drill found the backup unrestorable or different
 	// from what was backed up (non-retryable: the message says what).
 	ErrDrillFailed = "DrillFailed"
+	// ErrRepositoryDamaged: restic read back data of the repository that
+	// is not what it wrote (non-retryable: a retry reads the same bytes).
+	// A drill reports it as ErrDrillFailed, a restore as
+	// ErrRestoreFailed.
+	ErrRepositoryDamaged = "BackupRepositoryDamaged"
+	// ErrUnreadable: restic could not read every file of a volume on
+	// several attempts (non-retryable).
+	ErrUnreadable = "BackupFilesUnreadable"
 	// ErrKeyGone: the tenant's key was erased; its backups are unreadable
 	// (non-retryable).
 	ErrKeyGone = "BackupKeyErased"
