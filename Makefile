@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench bench-capacity fuzz histories build demo-image fmt vet lint lint-tools clean kube-tools
+.PHONY: run test unit bench bench-capacity fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -31,6 +31,13 @@ lint-tools:
 # The default template's image, built FROM scratch from the demo app.
 demo-image: $(BIN)/tenantflow
 	$(BIN)/tenantflow demo-image
+
+# The postgres template's image (PostgreSQL 15 on Debian bookworm), made by
+# debootstrap from Debian's archive once (~1 min cold, root needed), its
+# root filesystem cached outside the repository by version like kube-tools;
+# a run that finds the image in the engine does nothing.
+postgres-image:
+	tools/images/postgres/build.sh >/dev/null
 
 # Dev server (UI http://127.0.0.1:8233) + worker + API (http://127.0.0.1:8080),
 # state under .data/; Ctrl-C stops all of it.
@@ -91,7 +98,7 @@ bench-capacity: $(BIN)/temporal
 # Record today's workflow histories from real runs into testsuite/histories
 # (older recordings stay: they must still replay; see README).
 histories: $(BIN)/temporal
-	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission|TestScheduledBackupsWhileServing' ./testsuite/e2e/
+	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission|TestScheduledBackupsWhileServing|TestRestoreActiveTenantToABackup' ./testsuite/e2e/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
