@@ -17,7 +17,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
-// ErrRestoreFailed: a backup did not restore into the tenant (its data
+// ErrRestoreFailed is a backup that did not restore into the tenant (its data
 // did not read back, or its restore command refused it). Non-retryable:
 // the caller puts the tenant back to its safety backup.
 const ErrRestoreFailed = "BackupRestoreFailed"

@@ -163,8 +163,8 @@ func (b Backups) NextBackup(tenant string, created, last time.Time, loc *time.Lo
 		if !last.IsZero() {
 			// The next slot after the last backup: slots stay aligned on
 			// the creation time, whatever delay a busy tenant caused.
-			n := last.Sub(created.Add(off))/every + 1
-			return created.Add(off).Add(n * every)
+			slots := int64(last.Sub(created.Add(off))/every) + 1
+			return created.Add(off).Add(every * time.Duration(slots))
 		}
 		return base.Add(off).Add(every)
 	}

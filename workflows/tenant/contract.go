@@ -350,7 +350,7 @@ const UpdateRestoreBackup = "restoreBackup"
 // tenant does not have (HTTP 404, field backup).
 const ErrBackupNotFound = "BackupNotFound"
 
-// Reasons of the backups a restore takes.
+// ReasonBeforeRestore is the reason of the safety backup a restore takes.
 const ReasonBeforeRestore = "before-restore"
 
 // RestoreBackupRequest names the backup to restore.
