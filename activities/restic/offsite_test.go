@@ -129,19 +129,27 @@ func TestOffsiteDrillCorruptionAndErasure(t *testing.T) {
 		t.Fatalf("the erased key is still in %v", where)
 	}
 	// The off-site data is still there (only the key made it readable)...
-	offRepo := "rest:" + userURL(srv) + tenant + "/"
+	offRepo := "rest:" + userURL(srv) + restic.OffsiteName(tenant, key) + "/"
 	oldKey := filepath.Join(t.TempDir(), "old.key")
 	writeFile(t, oldKey, string(key))
 	if out, err := resticCLI(t, offRepo, oldKey, "snapshots"); err != nil {
 		t.Fatalf("the off-site repository does not open with the erased key: %v\n%s", err, out)
 	}
-	// ...and a tenant of the same name, with a new key, cannot read it.
+	// ...and a new tenant of the same name, with a new key, gets an
+	// off-site repository of its own beside it.
 	if _, err := e.a.TakeBackup(ctx, restic.BackupInput{Tenant: tenant, ID: "b1", Volumes: []string{"data"}}); check(err) != nil {
 		t.Fatal(err)
 	}
-	_, err = e.a.CopyOffsite(ctx, restic.Ref{Tenant: tenant, ID: "b1"})
-	note(err)
-	harness.RequireNonRetryable(t, err, restic.ErrKeyGone)
+	if _, err := e.a.CopyOffsite(ctx, restic.Ref{Tenant: tenant, ID: "b1"}); check(err) != nil {
+		t.Fatalf("off-site copy of a new tenant of an erased tenant's name: %v", err)
+	}
+	if _, err := e.a.DrillBackup(ctx, restic.DrillInput{Tenant: tenant, ID: "b1", Offsite: true}); check(err) != nil {
+		t.Fatal(err)
+	}
+	newKey := filepath.Join(e.cfg.Keys, tenant+".key")
+	if out, err := resticCLI(t, offRepo, newKey, "snapshots"); err == nil {
+		t.Fatalf("the erased tenant's off-site repository opens with the new tenant's key:\n%s", out)
+	}
 
 	// A worker with a wrong off-site password fails, and says nothing of
 	// the password either.

@@ -3,6 +3,7 @@ package restic
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,13 +33,23 @@ func (a *Activities) local(tenant string) repository {
 }
 
 // offsite is the tenant's repository on the off-site server; the
-// credential is in its location only.
+// credential is in its location only. Its name carries a digest of the
+// tenant's key, <tenant>-<12 hex>: the append-only server keeps an
+// erased tenant's repository (unreadable without its key), and a new
+// tenant of the same name, with a new key, gets a repository of its own.
 func (a *Activities) offsite(tenant string) (repository, error) {
 	u, err := url.Parse(a.Config.OffsiteURL)
 	if err != nil {
 		return repository{}, fmt.Errorf("%s is not a URL", EnvOffsiteURL)
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + a.Config.OffsiteUser + "/" + tenant + "/"
+	key, err := os.ReadFile(a.keyPath(tenant))
+	if errors.Is(err, os.ErrNotExist) {
+		return repository{}, keyGone(tenant, "the off-site repository")
+	}
+	if err != nil {
+		return repository{}, fmt.Errorf("key of tenant %s: %w", tenant, err)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + a.Config.OffsiteUser + "/" + OffsiteName(tenant, key) + "/"
 	name := u.String()
 	u.User = url.UserPassword(a.Config.OffsiteUser, a.Config.OffsitePassword)
 	return repository{location: "rest:" + u.String(), name: name, key: a.keyPath(tenant)}, nil
@@ -253,4 +264,11 @@ func (a *Activities) EraseBackups(ctx context.Context, in EraseInput) error {
 		a.log().Info("backups erased: key deleted, local repository removed", "tenant", in.Tenant, "key", key, "repository", repo)
 	}
 	return nil
+}
+
+// OffsiteName is the name of the tenant's off-site repository, given its
+// key (the content of <Keys>/<tenant>.key).
+func OffsiteName(tenant string, key []byte) string {
+	sum := sha256.Sum256(key)
+	return tenant + "-" + hex.EncodeToString(sum[:6])
 }

@@ -132,6 +132,7 @@ func TestScheduledBackupsWhileServing(t *testing.T) {
 	// the newest backup must fail, and say so.
 	drilledAt := b["lastDrill"].(map[string]any)["at"]
 	packs := 0
+	require.NotEmpty(t, off.RepoDir(name), "the tenant has an off-site repository")
 	require.NoError(t, filepath.WalkDir(filepath.Join(off.RepoDir(name), "data"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -51,5 +51,12 @@ func (o *Offsite) Start(t testing.TB) {
 // Stop stops the server.
 func (o *Offsite) Stop() { o.proc.Stop() }
 
-// RepoDir is where the server stores the tenant's off-site repository.
-func (o *Offsite) RepoDir(tenant string) string { return filepath.Join(o.Dir, o.User, tenant) }
+// RepoDir is where the server stores the tenant's off-site repository
+// (<tenant>-<digest of its key>; see restic.OffsiteName); "" if none.
+func (o *Offsite) RepoDir(tenant string) string {
+	m, _ := filepath.Glob(filepath.Join(o.Dir, o.User, tenant+"-*"))
+	if len(m) != 1 {
+		return ""
+	}
+	return m[0]
+}
