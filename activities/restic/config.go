@@ -37,7 +37,7 @@ type Config struct {
 	Binary string
 	// OffsiteURL is the base of the off-site repositories, restic's REST
 	// protocol, e.g. http://backup.example:8000/; the tenant's repository
-	// is <OffsiteURL><OffsiteUser>/<tenant>/ (the server runs with
+	// is <OffsiteURL><OffsiteUser>/<tenant>-<key digest>/ (the server runs with
 	// --private-repos and --append-only). Empty: no off-site copies.
 	OffsiteURL string
 	// OffsiteUser and OffsitePassword are the worker's credential on the

@@ -9,7 +9,7 @@
 //	<Keys>/<tenant>.key    its password: 32 random bytes, hex; mode 0600
 //	<Keys>/<tenant>.lock   flock held by every activity that writes the
 //	                       repository on this worker
-//	<OffsiteURL><user>/<tenant>/  the off-site repository, same password,
+//	<OffsiteURL><user>/<tenant>-<key digest>/  the off-site repository (see OffsiteName), same password,
 //	                       same chunker parameters (restic init
 //	                       --copy-chunker-params), so copies deduplicate
 //
