@@ -73,6 +73,7 @@ type createReleaseRequest struct {
 	FailureThreshold  int                     `json:"failureThreshold"`
 	PromotionDeadline *string                 `json:"promotionDeadline"`
 	RollbackOf        string                  `json:"rollbackOf"`
+	BackupBefore      bool                    `json:"backupBefore"`
 }
 
 // releaseCreated is the 202 answer: the release has started with plan,
@@ -99,6 +100,7 @@ type planView struct {
 	Drain             string                 `json:"drain"`
 	FailureThreshold  int                    `json:"failureThreshold"`
 	PromotionDeadline string                 `json:"promotionDeadline"`
+	BackupBefore      bool                   `json:"backupBefore"`
 }
 
 func viewPlan(p release.Plan) planView {
@@ -106,6 +108,7 @@ func viewPlan(p release.Plan) planView {
 		Tenants: p.Tenants, Canary: p.Canary, BatchSize: p.BatchSize, MaxParallel: p.MaxParallel,
 		HealthTimeout: p.HealthTimeout.D().String(), Drain: p.Drain.D().String(),
 		FailureThreshold: p.FailureThreshold, PromotionDeadline: p.PromotionDeadline.D().String(),
+		BackupBefore: p.BackupBefore,
 	}
 }
 
@@ -227,7 +230,8 @@ func parseDurationField(field string, v *string) (d time.Duration, ok bool, ferr
 // validatePlan checks the rollout settings and fills in their defaults; the
 // tenants are checked by the caller, since a rollback chooses its own.
 func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
-	plan := release.Plan{Canary: req.Canary, FailureThreshold: req.FailureThreshold, BatchSize: release.DefaultBatchSize}
+	plan := release.Plan{Canary: req.Canary, FailureThreshold: req.FailureThreshold, BatchSize: release.DefaultBatchSize,
+		BackupBefore: req.BackupBefore}
 	if req.BatchSize != nil {
 		plan.BatchSize = *req.BatchSize
 	}

@@ -65,6 +65,10 @@ type Plan struct {
 	// PromotionDeadline, when set, ends a release that was not promoted
 	// within it after staging as not promoted.
 	PromotionDeadline spec.Duration `json:"promotionDeadline,omitempty"`
+	// BackupBefore makes each tenant's cut-over take a backup first (a
+	// new version may migrate the database); the release lists it per
+	// tenant, and the tenant can be put back to it.
+	BackupBefore bool `json:"backupBefore,omitempty"`
 }
 
 // Defaults of a plan's unset numbers.
@@ -101,6 +105,8 @@ type Tenant struct {
 	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
 	// CutoverMillis is how long the tenant's cut-over took.
 	CutoverMillis int64 `json:"cutoverMillis,omitempty"`
+	// Backup is the backup the cut-over took first (plan.backupBefore).
+	Backup string `json:"backup,omitempty"`
 }
 
 // Promotion records who promoted a release to prod.

@@ -356,7 +356,8 @@ func (r *rollout) applyTo(ctx workflow.Context, name, image, suffix string) (ten
 	in := fleet.UpdateInput{
 		Tenant:   name,
 		UpdateID: WorkflowID(r.state.ID) + "/" + name + suffix,
-		Apply:    tenant.ApplyInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain},
+		Apply: tenant.ApplyInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain,
+			BackupBefore: r.state.Plan.BackupBefore},
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), fl.UpdateTenant, in).Get(ctx, &res)
 	return res, err
@@ -380,6 +381,7 @@ func (r *rollout) record(ctx workflow.Context, i int, res tenant.ApplyResult, er
 		if !res.StartedAt.IsZero() && !res.FinishedAt.IsZero() {
 			t.CutoverMillis = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
 		}
+		t.Backup = res.Backup
 	}
 	r.state.Progress.Done++
 	r.logger(ctx).Info("tenant released", "tenant", t.Name, "status", t.Status, "error", t.Error)

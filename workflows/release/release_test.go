@@ -422,3 +422,25 @@ func name(err error) string {
 	}
 	return ""
 }
+
+// backupBefore reaches every tenant's cut-over, and the release lists the
+// backup each took.
+func (s *releaseSuite) TestBackupBeforeReachesEveryCutover() {
+	s.fleet["staging"] = nil
+	s.apply = func(in fleet.UpdateInput) tenant.ApplyResult {
+		res := tenant.ApplyResult{Tenant: in.Tenant, Outcome: tenant.OutcomeUpdated, To: in.Apply.Image,
+			StartedAt: time.Unix(100, 0), FinishedAt: time.Unix(103, 0)}
+		if in.Apply.BackupBefore {
+			res.Backup = "before-" + in.Tenant
+		}
+		return res
+	}
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "cli"}) }, time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BackupBefore: true}))
+	st := s.result()
+	s.Equal(StateCompleted, st.State)
+	s.Require().Len(st.Tenants, 5)
+	for _, t := range st.Tenants {
+		s.Equal("before-"+t.Name, t.Backup, t.Name)
+	}
+}

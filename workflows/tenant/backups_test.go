@@ -351,3 +351,36 @@ func (s *provisionSuite) TestRestoreOfAnUndrillableBackupTouchesNothing() {
 	s.Empty(callsOf(s.recorded(), "StopServices"))
 	s.Equal(StateActive, st.State)
 }
+
+func (s *provisionSuite) TestReleaseWithBackupBeforeBacksUpFirst() {
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	s.env.SetStartTime(testStart)
+	failing := ""
+	s.mockBackups(testStart, func(string) error {
+		if failing != "" {
+			return temporal.NewNonRetryableApplicationError(failing, restic.ErrRepositoryDamaged, nil)
+		}
+		return nil
+	}, nil)
+	var ok, refused applyOutcome
+	s.applyAt(time.Hour, ApplyInput{Release: "r1", Image: newImage, BackupBefore: true}, &ok)
+	s.env.RegisterDelayedCallback(func() { failing = "ciphertext verification failed" }, 90*time.Minute)
+	s.applyAt(2*time.Hour, ApplyInput{Release: "r2", Image: newImage + "2", BackupBefore: true}, &refused)
+	var st Tenant
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(ok.err)
+	s.Equal(OutcomeUpdated, ok.res.Outcome, ok.res.Error)
+	s.NotEmpty(ok.res.Backup)
+	calls := s.recorded()
+	s.Less(index(calls, "TakeBackup "+ok.res.Backup+" before-release volumes [data] dumps 1", 0), index(calls, "EnsureImage "+newImage, 0),
+		"the backup comes before the cut-over")
+	s.Equal(OutcomeRolledBack, refused.res.Outcome)
+	s.Contains(refused.res.Error, "backup before the release failed")
+	s.Equal(-1, index(calls, "EnsureImage "+newImage+"2", 0), "no backup, no cut-over")
+	s.Equal(newImage, st.Image, "the tenant serves the image it had")
+	s.Equal(StateActive, st.State)
+	s.Equal("r1", st.Backups.List[0].By)
+}

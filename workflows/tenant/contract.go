@@ -140,6 +140,10 @@ type ApplyInput struct {
 	Image         string        `json:"image"`
 	HealthTimeout spec.Duration `json:"healthTimeout,omitempty"`
 	Drain         spec.Duration `json:"drain,omitempty"`
+	// BackupBefore takes a backup of the tenant before the cut-over; if
+	// it fails, the tenant is not cut over (rolled-back, the old image
+	// serving).
+	BackupBefore bool `json:"backupBefore,omitempty"`
 }
 
 // Outcome of applying a release to one tenant.
@@ -162,6 +166,8 @@ type ApplyResult struct {
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
+	// Backup is the backup taken before the cut-over (BackupBefore).
+	Backup string `json:"backup,omitempty"`
 }
 
 // CancelInput asks a tenant to stop the cut-over of a release: the
@@ -350,8 +356,11 @@ const UpdateRestoreBackup = "restoreBackup"
 // tenant does not have (HTTP 404, field backup).
 const ErrBackupNotFound = "BackupNotFound"
 
-// ReasonBeforeRestore is the reason of the safety backup a restore takes.
-const ReasonBeforeRestore = "before-restore"
+// Reasons of the backups that other operations take first.
+const (
+	ReasonBeforeRestore = "before-restore" // a restore's safety backup
+	ReasonBeforeRelease = "before-release" // a cut-over's (plan.backupBefore)
+)
 
 // RestoreBackupRequest names the backup to restore.
 type RestoreBackupRequest struct {

@@ -93,6 +93,15 @@ func (t *entity) resource(kind ResourceKind) (Resource, bool) {
 // the old one serving: the tenant is rolled back, not broken.
 func (t *entity) cutover(ctx workflow.Context, in ApplyInput) ApplyResult {
 	res := ApplyResult{Tenant: t.spec.Name, From: t.state.Image, To: in.Image, StartedAt: workflow.Now(ctx)}
+	if in.BackupBefore {
+		rec, err := t.backUp(ctx, t.newBackup(ctx, ReasonBeforeRelease, in.Release, "before release "+in.Release))
+		if err != nil {
+			// Nothing changed: the old image serves on.
+			res.Outcome, res.Error, res.FinishedAt = OutcomeRolledBack, "backup before the release failed: "+flow.ErrorMessage(err), workflow.Now(ctx)
+			return res
+		}
+		res.Backup = rec.ID
+	}
 	t.state.Progress = flow.Progress{Total: 5}
 	t.setState(ctx, StateUpdating, "")
 
