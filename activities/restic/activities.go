@@ -131,6 +131,9 @@ func (in BackupInput) validate() error {
 		}
 		seen[v] = true
 	}
+	if q := in.Quiesce; q != nil && (!spec.IsDNSLabel(q.Service.Name, 63) || len(q.Pause) == 0 || len(q.Resume) == 0) {
+		return invalid("quiesce needs a service, a pause and a resume command")
+	}
 	return validDumps(in.Dumps, false)
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -99,14 +100,20 @@ func (a *Activities) TakeBackup(ctx context.Context, in BackupInput) (Backup, er
 		}
 		b.Parts = append(b.Parts, part)
 	}
+	resume, err := a.quiesce(ctx, in, p)
+	if err != nil {
+		return Backup{}, err
+	}
 	for _, vol := range in.Volumes {
 		part, err := a.volumePart(ctx, repo, in, b.CreatedAt, vol, p)
 		if err != nil {
 			log.Warn("volume backup failed", "volume", vol, "err", err)
+			resume()
 			return Backup{}, err
 		}
 		b.Parts = append(b.Parts, part)
 	}
+	resume()
 	if err := a.fullIDs(ctx, repo, in.ID, b.Parts); err != nil {
 		return Backup{}, err
 	}
@@ -456,4 +463,37 @@ func attempt(ctx context.Context) int32 {
 		return 1
 	}
 	return activity.GetInfo(ctx).Attempt
+}
+
+// quiesceTimeout bounds each of the quiesce hook's commands.
+const quiesceTimeout = time.Minute
+
+// quiesce runs the template's pause command in its service before the
+// volumes are read; resume runs the resume command, once, on a context of
+// its own (the activity's may be over), and logs what it could not do.
+func (a *Activities) quiesce(ctx context.Context, in BackupInput, p *progress) (resume func(), err error) {
+	q := in.Quiesce
+	if q == nil || len(in.Volumes) == 0 {
+		return func() {}, nil
+	}
+	p.stage("backup " + in.ID + ": quiesce " + q.Service.Name)
+	pctx, cancel := context.WithTimeout(ctx, quiesceTimeout)
+	defer cancel()
+	if err := a.Host.ExecInService(pctx, in.Tenant, in.Owner, q.Service, q.Pause, nil, io.Discard); err != nil {
+		// A pause that failed half-way is undone as well.
+		a.resume(ctx, in)
+		return nil, passOn(err, "quiesce %s", q.Service.Name)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { a.resume(ctx, in) }) }, nil
+}
+
+func (a *Activities) resume(ctx context.Context, in BackupInput) {
+	q := in.Quiesce
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), quiesceTimeout)
+	defer cancel()
+	if err := a.Host.ExecInService(rctx, in.Tenant, in.Owner, q.Service, q.Resume, nil, io.Discard); err != nil {
+		a.log().Error("resume after the backup failed: the service may still hold its writes", "tenant", in.Tenant,
+			"backup", in.ID, "service", q.Service.Name, "err", err)
+	}
 }

@@ -251,3 +251,42 @@ func TestWaitsForTheTenantsLock(t *testing.T) {
 		t.Fatalf("the repository was touched while another activity held it: %v", err)
 	}
 }
+
+// The quiesce hook holds the service while its volumes are read: pause
+// before the first volume, resume after the last, also when a volume
+// fails.
+func TestQuiesceHoldsTheServiceWhileVolumesAreRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", nil)
+	ctx := ctxFor(t)
+	const tenant = "acme"
+	data := e.host.volume(tenant, "data")
+	writeFile(t, filepath.Join(data, "a.txt"), "a\n")
+	app := e.host.service(tenant, "app")
+	writeFile(t, filepath.Join(app, "state"), "serving\n")
+	// The pause records what the volume held when it began; the volume
+	// backup must see the marker the pause wrote into it.
+	q := &restic.Quiesce{Service: spec.Service{Name: "app"},
+		Pause:  []string{"sh", "-c", "echo paused > state && echo held > " + filepath.Join(data, "held.txt")},
+		Resume: []string{"sh", "-c", "echo serving > state"}}
+	b, err := e.a.TakeBackup(ctx, restic.BackupInput{Tenant: tenant, ID: "q1", Volumes: []string{"data"}, Quiesce: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Parts[0].Files != 2 {
+		t.Errorf("the volume was read before the pause: %+v", b.Parts[0])
+	}
+	if s, _ := os.ReadFile(filepath.Join(app, "state")); string(s) != "serving\n" {
+		t.Errorf("the service was not resumed: %q", s)
+	}
+
+	// A volume that cannot be backed up still resumes the service.
+	writeFile(t, filepath.Join(app, "state"), "serving\n")
+	_, err = e.a.TakeBackup(ctx, restic.BackupInput{Tenant: tenant, ID: "q2", Volumes: []string{"data", "missing"}, Quiesce: q})
+	if err == nil {
+		t.Fatal("a backup of a missing volume succeeded")
+	}
+	if s, _ := os.ReadFile(filepath.Join(app, "state")); string(s) != "serving\n" {
+		t.Errorf("a failed backup left the service paused: %q", s)
+	}
+}

@@ -88,6 +88,18 @@ type BackupInput struct {
 	// Reason is recorded in the manifest: "scheduled", "on-demand",
 	// "before-release", "before-restore", "final".
 	Reason string `json:"reason,omitempty"`
+	// Quiesce, when set, holds a service's writes while the volumes are
+	// backed up: Pause runs in it before the first volume, Resume after
+	// the last, whatever happened.
+	Quiesce *Quiesce `json:"quiesce,omitempty"`
+}
+
+// Quiesce is the template's quiesce hook (spec.Quiesce) with its service
+// rendered for the tenant.
+type Quiesce struct {
+	Service spec.Service `json:"service"`
+	Pause   []string     `json:"pause"`
+	Resume  []string     `json:"resume"`
 }
 
 // Part is one snapshot of a backup.

@@ -37,6 +37,20 @@ type Backups struct {
 	// DrillEvery is the time between two restore drills of the newest
 	// backup (0: no drills).
 	DrillEvery Duration `yaml:"drillEvery,omitempty" json:"drillEvery,omitempty"`
+	// Quiesce, when set, holds a service's writes while the volumes are
+	// backed up (databases need none: their dump is consistent).
+	Quiesce *Quiesce `yaml:"quiesce,omitempty" json:"quiesce,omitempty"`
+}
+
+// Quiesce is a template's hook around the backup of a tenant's volumes:
+// Pause runs in the running Service before the first volume is read, and
+// Resume after the last, whatever happened (a pause left in place would
+// stop the tenant). Both must return promptly: the tenant is held
+// meanwhile.
+type Quiesce struct {
+	Service string   `yaml:"service" json:"service"`
+	Pause   []string `yaml:"pause" json:"pause"`
+	Resume  []string `yaml:"resume" json:"resume"`
 }
 
 // Keep says which backups a prune keeps: the Last newest, and the newest
@@ -105,6 +119,9 @@ func (b Backups) Merge(o *Backups) Backups {
 	if o.DrillEvery != 0 {
 		b.DrillEvery = o.DrillEvery
 	}
+	if o.Quiesce != nil {
+		b.Quiesce = o.Quiesce
+	}
 	return b
 }
 
@@ -122,6 +139,8 @@ func (b Backups) Validate(prefix string) error {
 		return fieldErr(prefix+".keep", "counts must not be negative")
 	case b.At != "" && !timeOfDay.MatchString(b.At):
 		return fieldErr(prefix+".at", "%q is not a time of day HH:MM", b.At)
+	case b.Quiesce != nil && (b.Quiesce.Service == "" || len(b.Quiesce.Pause) == 0 || len(b.Quiesce.Resume) == 0):
+		return fieldErr(prefix+".quiesce", "needs a service, a pause and a resume command")
 	}
 	every := b.WithDefaults().Every.D()
 	if b.At != "" && every%(24*time.Hour) != 0 {
@@ -202,13 +221,14 @@ func (b Backups) NextDrill(tenant string, lastDrill, newestBackup time.Time) tim
 // backupsJSON is Backups with its durations as Go duration strings
 // ("24h0m0s"), as people write and read them.
 type backupsJSON struct {
-	Every      string `json:"every,omitempty"`
-	At         string `json:"at,omitempty"`
-	TimeZone   string `json:"timezone,omitempty"`
-	Jitter     string `json:"jitter,omitempty"`
-	Keep       Keep   `json:"keep,omitzero"`
-	Offsite    bool   `json:"offsite,omitempty"`
-	DrillEvery string `json:"drillEvery,omitempty"`
+	Every      string   `json:"every,omitempty"`
+	At         string   `json:"at,omitempty"`
+	TimeZone   string   `json:"timezone,omitempty"`
+	Jitter     string   `json:"jitter,omitempty"`
+	Keep       Keep     `json:"keep,omitzero"`
+	Offsite    bool     `json:"offsite,omitempty"`
+	DrillEvery string   `json:"drillEvery,omitempty"`
+	Quiesce    *Quiesce `json:"quiesce,omitempty"`
 }
 
 func durationString(d Duration) string {
@@ -221,7 +241,7 @@ func durationString(d Duration) string {
 // MarshalJSON writes durations as strings.
 func (b Backups) MarshalJSON() ([]byte, error) {
 	return json.Marshal(backupsJSON{Every: durationString(b.Every), At: b.At, TimeZone: b.TimeZone,
-		Jitter: durationString(b.Jitter), Keep: b.Keep, Offsite: b.Offsite, DrillEvery: durationString(b.DrillEvery)})
+		Jitter: durationString(b.Jitter), Keep: b.Keep, Offsite: b.Offsite, DrillEvery: durationString(b.DrillEvery), Quiesce: b.Quiesce})
 }
 
 // UnmarshalJSON reads durations as strings ("24h"); unknown fields are
@@ -242,7 +262,7 @@ func (b *Backups) UnmarshalJSON(data []byte) error {
 		}
 		return err
 	}
-	out := Backups{At: v.At, TimeZone: v.TimeZone, Keep: v.Keep, Offsite: v.Offsite}
+	out := Backups{At: v.At, TimeZone: v.TimeZone, Keep: v.Keep, Offsite: v.Offsite, Quiesce: v.Quiesce}
 	for _, f := range []struct {
 		name string
 		s    string

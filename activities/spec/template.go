@@ -210,6 +210,9 @@ func (t *Template) Validate() error {
 		if err := t.Backups.Validate("backups"); err != nil {
 			return fmt.Errorf("template %s: %w", t.Name, err)
 		}
+		if q := t.Backups.Quiesce; q != nil && !slices.ContainsFunc(t.Services, func(s ServiceTemplate) bool { return s.Name == q.Service }) {
+			return fmt.Errorf("template %s: backups.quiesce: no service %q", t.Name, q.Service)
+		}
 	}
 	secrets := map[string]bool{}
 	for _, s := range t.Secrets {

@@ -150,7 +150,7 @@ func (t *entity) backUp(ctx workflow.Context, p PendingBackup) (BackupRecord, er
 	var res restic.Backup
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.TakeBackup, restic.BackupInput{
 		Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: p.ID,
-		Volumes: archivedVolumes(env), Dumps: dumpedServices(env), Reason: p.Reason,
+		Volumes: archivedVolumes(env), Dumps: dumpedServices(env), Reason: p.Reason, Quiesce: quiesceOf(b.Policy, env),
 	}).Get(ctx, &res)
 	if err != nil {
 		b.LastError = fmt.Sprintf("backup %s: %s", p.ID, flow.ErrorMessage(err))
@@ -287,4 +287,19 @@ func (t *entity) validateRequestBackup(ctx workflow.Context, in BackupRequest) e
 		return temporal.NewApplicationError(fmt.Sprintf("tenant %s is %s: only an active tenant is backed up on demand", t.spec.Name, t.state.State), ErrBackupRefused)
 	}
 	return nil
+}
+
+// quiesceOf is the policy's quiesce hook with its service as the tenant
+// runs it; nil without a hook.
+func quiesceOf(p spec.Backups, env spec.Environment) *restic.Quiesce {
+	q := p.Quiesce
+	if q == nil {
+		return nil
+	}
+	for _, s := range env.Services {
+		if s.Name == q.Service {
+			return &restic.Quiesce{Service: s, Pause: q.Pause, Resume: q.Resume}
+		}
+	}
+	return nil // validated with the template: cannot happen
 }

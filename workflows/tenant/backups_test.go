@@ -25,7 +25,11 @@ func (s *provisionSuite) mockBackups(start time.Time, takeErr func(id string) er
 	var r *restic.Activities
 	kept := []string{}
 	s.env.OnActivity(r.TakeBackup, mock.Anything, mock.Anything).Return(func(ctx context.Context, in restic.BackupInput) (restic.Backup, error) {
-		s.record(fmt.Sprintf("TakeBackup %s %s volumes %v dumps %d", in.ID, in.Reason, in.Volumes, len(in.Dumps)))
+		call := fmt.Sprintf("TakeBackup %s %s volumes %v dumps %d", in.ID, in.Reason, in.Volumes, len(in.Dumps))
+		if q := in.Quiesce; q != nil {
+			call += fmt.Sprintf(" quiesce %s gen %d %v", q.Service.Name, q.Service.Generation, q.Pause)
+		}
+		s.record(call)
 		if takeErr != nil {
 			if err := takeErr(in.ID); err != nil {
 				return restic.Backup{}, err
@@ -383,4 +387,21 @@ func (s *provisionSuite) TestReleaseWithBackupBeforeBacksUpFirst() {
 	s.Equal(newImage, st.Image, "the tenant serves the image it had")
 	s.Equal(StateActive, st.State)
 	s.Equal("r1", st.Backups.List[0].By)
+}
+
+func (s *provisionSuite) TestQuiesceHookReachesTheBackupWithTheRunningInstance() {
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	var out applyOutcome
+	s.applyAt(30*time.Minute, ApplyInput{Release: "r1", Image: newImage}, &out)
+	in := withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(time.Hour),
+		Quiesce: &spec.Quiesce{Service: "app", Pause: []string{"/demo-app", "pause"}, Resume: []string{"/demo-app", "resume"}}})
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 90*time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+	s.Require().NoError(out.err)
+	takes := callsOf(s.recorded(), "TakeBackup")
+	s.Require().Len(takes, 1)
+	s.Contains(takes[0], "quiesce app gen 1 [/demo-app pause]", "the hook runs in the instance that serves, after the release")
 }
