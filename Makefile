@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench bench-capacity fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
+.PHONY: run test unit bench bench-capacity bench-backups fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -94,6 +94,14 @@ bench: $(BIN)/temporal kube-tools
 # 200 by default): time until all are active, and idle CPU per tenant.
 bench-capacity: $(BIN)/temporal
 	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
+
+# The backup benchmarks (testsuite/e2e/backup_bench_test.go): nightly
+# backups of TENANTFLOW_BENCH_TENANTS tenants (20) of TENANTFLOW_BENCH_TENANT_MB
+# (200) each through the API against a shell loop of the same restic
+# commands, a first backup's throughput and a drill, requests served during
+# a backup. Needs root, restic and the docker CLI; several GB under TMPDIR.
+bench-backups: $(BIN)/temporal
+	set -o pipefail; $(GO) test -run '^$$' -bench 'NightlyBackups|FirstBackupThroughput|RequestsDuringBackup' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 
 # Record today's workflow histories from real runs into testsuite/histories
 # (older recordings stay: they must still replay; see README).
