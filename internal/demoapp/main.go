@@ -2,7 +2,10 @@
 // in development and tests. One static binary, three modes:
 //
 //	demo-app serve   the tenant's web app: /healthz, /version, / and POST /hits
-//	                 (a counter kept in its volume and mirrored in the db)
+//	                 (a counter kept in its volume and mirrored in the db);
+//	                 with a PostgreSQL DB_URL (postgres://…) the mirror is a
+//	                 table, and GET /rows, POST /rows?value=… read and add
+//	                 rows of another
 //	demo-app db      a tiny password-protected key/value store on its volume
 //	demo-app probe   an HTTP GET used as a container health-check command
 //	demo-app dump    run inside the db: a consistent dump of the store (JSON) on stdout
@@ -138,27 +141,21 @@ func serve(log *slog.Logger) error {
 	tenant := env("TENANT", "demo")
 	hits := &counter{path: filepath.Join(env("DATA_DIR", "/data"), "hits")}
 	dbURL, dbPass := os.Getenv("DB_URL"), os.Getenv("DB_PASSWORD")
-	client := &http.Client{Timeout: 2 * time.Second}
-	dbCall := func(ctx context.Context, method, key, body string) (string, error) {
-		if dbURL == "" {
-			return "", nil
-		}
-		req, err := http.NewRequestWithContext(ctx, method, dbURL+"/kv/"+key, strings.NewReader(body))
+	var db mirror = newKVMirror(dbURL, dbPass)
+	if isPostgresURL(dbURL) {
+		pg, err := newPGStore(dbURL, dbPass)
 		if err != nil {
-			return "", err
+			return err
 		}
-		req.Header.Set("Authorization", "Bearer "+dbPass)
-		resp, err := client.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotFound {
-			return "", fmt.Errorf("db: %s", resp.Status)
-		}
-		return string(b), nil
+		defer pg.close()
+		db = pg
 	}
+	return run(log, env("LISTEN", ":8080"), appMux(log, tenant, hits, db))
+}
+
+// appMux is the app's web interface: the counter hits (in its volume),
+// mirrored in db.
+func appMux(log *slog.Logger, tenant string, hits *counter, db mirror) *http.ServeMux {
 	// READY_DELAY simulates an app that takes a while to warm up: /healthz
 	// answers 503 until it has passed (tests use it to act mid-start).
 	readyDelay, _ := time.ParseDuration(os.Getenv("READY_DELAY"))
@@ -192,7 +189,7 @@ func serve(log *slog.Logger) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		mirrored, dbErr := dbCall(r.Context(), http.MethodGet, "hits", "")
+		mirrored, dbErr := db.get(r.Context(), "hits")
 		out := map[string]any{"tenant": tenant, "version": version, "hits": n, "dbHits": mirrored}
 		if dbErr != nil {
 			out["dbError"] = dbErr.Error()
@@ -205,13 +202,55 @@ func serve(log *slog.Logger) error {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		if _, err := dbCall(r.Context(), http.MethodPut, "hits", strconv.Itoa(n)); err != nil {
+		if err := db.put(r.Context(), "hits", strconv.Itoa(n)); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		reply(log, w, []byte(strconv.Itoa(n)+"\n"))
 	})
-	return run(log, env("LISTEN", ":8080"), mux)
+	handleRows(log, mux, db)
+	return mux
+}
+
+// maxRowValue bounds the value of a row written through POST /rows.
+const maxRowValue = 1024
+
+// handleRows serves GET /rows (every row, oldest first) and
+// POST /rows?value=… (adds one, answers it with its id, 201) when the app's
+// database keeps rows (PostgreSQL); otherwise both answer 501.
+func handleRows(log *slog.Logger, mux *http.ServeMux, db mirror) {
+	store, ok := db.(rowStore)
+	if !ok {
+		unsupported := func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "rows need a PostgreSQL database (DB_URL postgres://…)", http.StatusNotImplemented)
+		}
+		mux.HandleFunc("GET /rows", unsupported)
+		mux.HandleFunc("POST /rows", unsupported)
+		return
+	}
+	mux.HandleFunc("GET /rows", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := store.rows(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		replyJSON(log, w, rows)
+	})
+	mux.HandleFunc("POST /rows", func(w http.ResponseWriter, r *http.Request) {
+		value := r.URL.Query().Get("value")
+		if value == "" || len(value) > maxRowValue {
+			http.Error(w, fmt.Sprintf("value: 1 to %d bytes required", maxRowValue), http.StatusBadRequest)
+			return
+		}
+		added, err := store.addRow(r.Context(), value)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		replyJSON(log, w, added)
+	})
 }
 
 func db(log *slog.Logger) error {
