@@ -50,6 +50,10 @@ func (s *provisionSuite) mockBackups(start time.Time, takeErr func(id string) er
 		}
 		return restic.Retention{Kept: kept, Forgotten: forgotten}, nil
 	})
+	s.env.OnActivity(r.EraseBackups, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.EraseInput) error {
+		s.record("EraseBackups " + in.Tenant)
+		return nil
+	})
 	s.env.OnActivity(r.DrillBackup, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.DrillInput) (restic.Drill, error) {
 		s.record(fmt.Sprintf("DrillBackup %s offsite=%v dumps %d", in.ID, in.Offsite, len(in.Dumps)))
 		if drill != nil {
@@ -404,4 +408,67 @@ func (s *provisionSuite) TestQuiesceHookReachesTheBackupWithTheRunningInstance()
 	takes := callsOf(s.recorded(), "TakeBackup")
 	s.Require().Len(takes, 1)
 	s.Contains(takes[0], "quiesce app gen 1 [/demo-app pause]", "the hook runs in the instance that serves, after the release")
+}
+
+// A tenant with a backup policy is decommissioned through its restic
+// repository: the final backup is drilled before the teardown, restored
+// from during the retention, and erased (its key) at the end of it.
+func (s *provisionSuite) TestDecommissionWithAPolicyUsesTheRepository() {
+	s.plan = fullPlan
+	s.plan.Retention = 3 * time.Hour // no legacy backup location (plan.Backup false)
+	s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockBackups(testStart, nil, nil)
+	s.mockRestore(nil)
+	var req decomOutcome
+	var retained, purged Tenant
+	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
+	s.stateAt(2*time.Hour, &retained)
+	s.env.ExecuteWorkflow(WorkflowType, withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(24 * time.Hour), Keep: spec.Keep{Last: 1}}))
+	s.Require().NoError(s.env.GetWorkflowResult(&purged), "the tenant's story ends with the retention")
+
+	s.Require().NoError(req.err)
+	d := retained.Decommission
+	s.Require().NotNil(d)
+	s.Equal(PhaseRetained, d.Phase, d.Error)
+	s.Require().NotNil(d.Final)
+	s.Nil(d.Backup, "no archive: the repository holds the data")
+	s.Equal(ReasonFinal, d.Final.Reason)
+	s.NotNil(d.VerifiedAt)
+	s.Equal([]string{d.Final.ID}, retained.Backups.Pinned, "the final backup survives every prune of the retention")
+	calls := s.recorded()
+	s.Less(index(calls, "StopServices app", 0), index(calls, "TakeBackup "+d.Final.ID+" final volumes [data] dumps 1", 0))
+	s.Less(index(calls, "TakeBackup "+d.Final.ID+" final volumes [data] dumps 1", 0), index(calls, "DrillBackup "+d.Final.ID+" offsite=false dumps 1", 0))
+	s.Less(index(calls, "DrillBackup "+d.Final.ID+" offsite=false dumps 1", 0), index(calls, "StopServices db", 0), "the databases stop once their dump is proven")
+	s.Less(index(calls, "StopServices db", 0), index(calls, "RemoveDNSRecord", 0), "torn down only after the drill")
+	s.Empty(callsOf(calls, "BackupVolumes"), "no legacy archive")
+
+	s.Equal(PhasePurged, purged.Decommission.Phase)
+	s.Contains(calls, "EraseBackups acme", "the key goes at the end of the retention")
+}
+
+func (s *provisionSuite) TestRestoreDuringRetentionFromTheFinalBackup() {
+	s.plan = fullPlan
+	s.plan.Retention = 24 * time.Hour
+	ic := s.mockIntegrations("", "")
+	s.mockRuntime(nil, nil)
+	s.mockBackups(testStart, nil, nil)
+	s.mockRestore(nil)
+	s.env.RegisterDelayedCallback(func() { ic.parallel.Add(2) }, 2*time.Hour) // DNS and CMDB run again
+	var req, restore decomOutcome
+	var st Tenant
+	s.decomAt(time.Hour, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
+	s.decomAt(3*time.Hour, UpdateRestore, RestoreRequest{By: "ops"}, &restore)
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 5*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(24 * time.Hour)}))
+
+	s.Require().NoError(restore.err)
+	s.Equal(StateActive, st.State, st.Error)
+	s.Equal(PhaseRestored, st.Decommission.Phase)
+	final := st.Decommission.Final.ID
+	calls := sinceCall(s.recorded(), "DrillBackup "+final) // the restore follows the decommission
+	s.Less(index(calls, "StartService db", 0), index(calls, "RestoreBackup "+final+" dumps 1", 0), "the dump loads into the running database")
+	s.Less(index(calls, "RestoreBackup "+final+" dumps 1", 0), index(calls, "StartService app", 0), "the app starts on its restored volume")
+	s.Empty(callsOf(calls, "RestoreVolumes"), "no legacy archive")
+	s.Empty(st.Backups.Pinned, "restored, the final backup is under the retention again")
 }

@@ -230,9 +230,14 @@ type Decommission struct {
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	// Backup is where the tenant's data is: its location, the SHA-256 of
 	// its manifest (the backup's checksum) and its sizes.
-	Backup           *backup.Backup `json:"backup,omitempty"`
-	VerifiedAt       *time.Time     `json:"verifiedAt,omitempty"`
-	DecommissionedAt *time.Time     `json:"decommissionedAt,omitempty"`
+	Backup *backup.Backup `json:"backup,omitempty"`
+	// Final is the final backup in the tenant's restic repository, for a
+	// tenant with a backup policy (then Backup is empty): drilled before
+	// the teardown, erased with the repository's key at the end of the
+	// retention.
+	Final            *BackupRecord `json:"final,omitempty"`
+	VerifiedAt       *time.Time    `json:"verifiedAt,omitempty"`
+	DecommissionedAt *time.Time    `json:"decommissionedAt,omitempty"`
 	// RetentionUntil is when volumes, directory accounts and the backup
 	// are deleted, unless the tenant is restored before.
 	RetentionUntil *time.Time `json:"retentionUntil,omitempty"`
@@ -360,6 +365,7 @@ const ErrBackupNotFound = "BackupNotFound"
 const (
 	ReasonBeforeRestore = "before-restore" // a restore's safety backup
 	ReasonBeforeRelease = "before-release" // a cut-over's (plan.backupBefore)
+	ReasonFinal         = "final"          // a decommission's
 )
 
 // RestoreBackupRequest names the backup to restore.

@@ -12,6 +12,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
@@ -128,7 +129,7 @@ func (t *entity) decommission(ctx workflow.Context) {
 		msg = undo.Undo(ctx, msg, "putting it back")
 		t.step("")
 		d.moveTo(PhaseFailed)
-		d.Backup, d.Error = nil, "decommission stopped, the tenant serves as before: "+msg
+		d.Backup, d.Final, d.Error = nil, nil, "decommission stopped, the tenant serves as before: "+msg
 		t.setState(ctx, previous, d.Error)
 		t.countOperation(ctx, "decommission", "failed", started)
 		return
@@ -151,7 +152,11 @@ func (t *entity) decommission(ctx workflow.Context) {
 	}
 	t.setState(ctx, StateDecommissioned, msg)
 	t.countOperation(ctx, "decommission", "succeeded", started)
-	log.Info("tenant decommissioned", "backup", d.Backup.Location, "manifestSha256", d.Backup.ManifestSHA256, "retentionUntil", d.RetentionUntil)
+	if d.Final != nil {
+		log.Info("tenant decommissioned", "finalBackup", d.Final.ID, "retentionUntil", d.RetentionUntil)
+	} else {
+		log.Info("tenant decommissioned", "backup", d.Backup.Location, "manifestSha256", d.Backup.ManifestSHA256, "retentionUntil", d.RetentionUntil)
+	}
 }
 
 // backUpForDecommission runs the steps that are undone on failure, each
@@ -165,6 +170,10 @@ func (t *entity) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	plan, err := t.plan(ctx)
 	if err != nil {
 		return 0, err
+	}
+	if _, ok := t.backupPolicy(); ok {
+		// Its restic repository holds the tenant's data for the retention.
+		return plan.Retention, t.finalBackup(ctx, d, undo)
 	}
 	if !plan.Backup {
 		return 0, temporal.NewNonRetryableApplicationError("no backup location is configured (TENANTFLOW_BACKUP_DIR): a tenant is never decommissioned without a verified backup", "BackupNotConfigured", nil)
@@ -397,4 +406,54 @@ func (t *entity) tearDown(ctx workflow.Context) error {
 	errs := f.Wait(ctx)
 	t.state.Resources, t.state.Services, t.state.Endpoint = kept, nil, ""
 	return errs
+}
+
+// finalBackup is the decommission of a tenant with a backup policy: its
+// last backup goes into its restic repository and is drilled before
+// anything is torn down.
+//
+//	stop traffic → stop the services whose volumes are backed up as files
+//	→ final backup (databases dumped while they run) → drill → stop the
+//	databases
+func (t *entity) finalBackup(ctx workflow.Context, d *Decommission, undo *flow.Saga) error {
+	env, err := t.liveEnv()
+	if err != nil {
+		return err
+	}
+	d.moveTo(PhaseStopping)
+	if err := t.stopTraffic(ctx, undo); err != nil {
+		return err
+	}
+	t.step(StepStopServices)
+	undo.Add("start services", func(ctx workflow.Context) error { return t.restartServices(ctx, env) })
+	files := t.fileServices(env)
+	if err := t.stopServices(ctx, files); err != nil {
+		return err
+	}
+	d.moveTo(PhaseBackingUp)
+	b := t.backups()
+	final := t.newBackup(ctx, ReasonFinal, d.ConfirmedBy, "decommission")
+	b.Pinned = append(b.Pinned, final.ID) // kept for the whole retention
+	rec, err := t.backUp(ctx, final)
+	if err != nil {
+		return err
+	}
+	d.moveTo(PhaseVerifying)
+	t.step(StepVerifyBackup)
+	var drilled restic.Drill
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.DrillBackup,
+		restic.DrillInput{Tenant: t.spec.Name, ID: rec.ID, Dumps: dumpedServices(env)}).Get(ctx, &drilled); err != nil {
+		b.Pinned = slices.DeleteFunc(b.Pinned, func(id string) bool { return id == rec.ID }) // not final after all
+		return err
+	}
+	now := workflow.Now(ctx)
+	d.Final, d.VerifiedAt = &rec, &now
+	t.step(StepStopServices)
+	var rest []string
+	for _, s := range env.Services {
+		if !slices.Contains(files, s.Name) {
+			rest = append(rest, s.Name)
+		}
+	}
+	return t.stopServices(ctx, rest)
 }

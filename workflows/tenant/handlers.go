@@ -192,7 +192,7 @@ func (t *entity) requestRestore(ctx workflow.Context, in RestoreRequest) (Decomm
 	d := t.state.Decommission
 	d.moveTo(PhaseRestoreRequested)
 	d.RestoredBy, d.Error = in.By, ""
-	t.logger(ctx).Info("restore requested", "by", in.By, "backup", d.Backup.Location)
+	t.logger(ctx).Info("restore requested", "by", in.By)
 	return *d, nil
 }
 

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -8,6 +9,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
@@ -33,7 +35,11 @@ func (t *entity) restore(ctx workflow.Context) {
 		return
 	}
 	// The tenant runs on its restored data; the backup has served.
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), bk.RemoveBackup, t.backupRef()).Get(ctx, nil); err != nil {
+	if d.Final != nil {
+		// It stays in the repository, under the retention again.
+		b := t.backups()
+		b.Pinned = slices.DeleteFunc(b.Pinned, func(id string) bool { return id == d.Final.ID })
+	} else if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), bk.RemoveBackup, t.backupRef()).Get(ctx, nil); err != nil {
 		t.logger(ctx).Warn("backup of the restored tenant not removed", "location", d.Backup.Location, "error", flow.ErrorMessage(err))
 	}
 	now := workflow.Now(ctx)
@@ -82,8 +88,12 @@ func (t *entity) restoreRuntime(ctx workflow.Context, env spec.Environment, undo
 	if err := workflow.ExecuteLocalActivity(lctx, rt.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
 		return runtimes.Endpoint{}, err
 	}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.RestoreVolumes, t.backupRef()).Get(ctx, nil); err != nil {
-		return runtimes.Endpoint{}, err
+	if t.state.Decommission.Final == nil {
+		// A final backup in the repository is put back once the
+		// databases run (startRestoredServices).
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.RestoreVolumes, t.backupRef()).Get(ctx, nil); err != nil {
+			return runtimes.Endpoint{}, err
+		}
 	}
 	t.end(StepRestoreVolumes)
 
@@ -110,6 +120,20 @@ func (t *entity) startRestoredServices(ctx workflow.Context, env spec.Environmen
 	t.state.Services = make([]runtimes.ServiceStatus, len(env.Services))
 	start := func(dumped bool) error {
 		return t.startServices(ctx, env, func(s spec.Service) bool { return (s.Backup != nil) == dumped })
+	}
+	if final := t.state.Decommission.Final; final != nil {
+		// The databases first, then the final backup: volumes through
+		// scratch volumes, dumps into the running databases.
+		if err := start(true); err != nil {
+			return err
+		}
+		var restored restic.Restored
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.RestoreBackup, restic.RestoreInput{
+			Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: final.ID, Dumps: dumpedServices(env),
+		}).Get(ctx, &restored); err != nil {
+			return err
+		}
+		return start(false)
 	}
 	if len(dumpedServices(env)) > 0 {
 		if err := start(true); err != nil {

@@ -4,6 +4,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/workflows/flow"
 )
 
@@ -49,6 +50,13 @@ func (t *entity) purge(ctx workflow.Context) {
 	if d.Backup != nil {
 		run("remove backup", func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(tctx, bk.RemoveBackup, t.backupRef()).Get(ctx, nil)
+		})
+	}
+	if d.Final != nil || t.state.Backups != nil {
+		// Crypto-erasure: without the key no copy of the repository, the
+		// append-only off-site one included, can be read.
+		run("erase backups", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(tctx, rs.EraseBackups, restic.EraseInput{Tenant: t.spec.Name}).Get(ctx, nil)
 		})
 	}
 	errs := f.Wait(ctx)
