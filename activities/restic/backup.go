@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,7 +70,7 @@ func (a *Activities) TakeBackup(ctx context.Context, in BackupInput) (Backup, er
 	if err := a.unlockStale(ctx, repo); err != nil {
 		return Backup{}, err
 	}
-	snaps, err := a.snapshots(ctx, repo, tagBackup+in.ID)
+	snaps, err := a.earlierAttempt(ctx, repo, in)
 	if err != nil {
 		return Backup{}, err
 	}
@@ -497,3 +499,39 @@ func (a *Activities) resume(ctx context.Context, in BackupInput) {
 			"backup", in.ID, "service", q.Service.Name, "err", err)
 	}
 }
+
+// earlierAttempt lists the snapshots that earlier attempts of the backup
+// made. The first attempt leaves a mark before its first snapshot
+// (<Repos>/.started/<tenant>/<id>), so a backup never begun needs no
+// restic run to know that there is nothing: a run spends half a second
+// of CPU deriving the key, and a fleet backs up every night.
+func (a *Activities) earlierAttempt(ctx context.Context, repo repository, in BackupInput) ([]snapshot, error) {
+	dir := filepath.Join(a.Config.Repos, startedDir, in.Tenant)
+	mark := filepath.Join(dir, in.ID)
+	if _, err := os.Stat(mark); err == nil {
+		return a.snapshots(ctx, repo, tagBackup+in.ID)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", in.ID, err)
+	}
+	f, err := os.OpenFile(mark, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: mark its first attempt: %w", in.ID, err)
+	}
+	return nil, nil
+}
+
+// startedDir holds the marks of begun backups, per tenant, beside the
+// repositories (a tenant's name is a DNS label: no dot).
+const startedDir = ".started"

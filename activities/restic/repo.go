@@ -257,6 +257,9 @@ func (a *Activities) EraseBackups(ctx context.Context, in EraseInput) error {
 		return fmt.Errorf("remove the repository of tenant %s: %w", in.Tenant, err)
 	}
 	removeLeftovers(a.Config.Repos, ".init."+in.Tenant+".")
+	if err := os.RemoveAll(filepath.Join(a.Config.Repos, startedDir, in.Tenant)); err != nil {
+		return fmt.Errorf("erase the backup marks of tenant %s: %w", in.Tenant, err)
+	}
 	if err := syncDir(a.Config.Repos); err != nil {
 		return fmt.Errorf("remove the repository of tenant %s: %w", in.Tenant, err)
 	}

@@ -26,6 +26,10 @@ func TestOffsitePasswordStaysInTheChildsEnvironment(t *testing.T) {
 	}
 	a := &Activities{Config: Config{Repos: dir, Keys: dir, Binary: fake,
 		OffsiteURL: "http://backup.example:8000/", OffsiteUser: "worker1", OffsitePassword: password}}
+	key := []byte(strings.Repeat("ab", 32))
+	if err := os.WriteFile(filepath.Join(dir, "acme.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	remote, err := a.offsite("acme")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +39,7 @@ func TestOffsitePasswordStaysInTheChildsEnvironment(t *testing.T) {
 		t.Fatal("the failing restic did not fail")
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "repository: rest:http://worker1:***@backup.example:8000/worker1/acme/") {
+	if !strings.Contains(msg, "repository: rest:http://worker1:***@backup.example:8000/worker1/"+OffsiteName("acme", key)+"/") {
 		t.Fatalf("the error does not show restic's output, scrubbed: %s", msg)
 	}
 	for _, secret := range []string{password, url.QueryEscape(password), url.PathEscape(password), strings.TrimPrefix(url.UserPassword("x", password).String(), "x:")} {
