@@ -41,7 +41,7 @@ postgres-image:
 
 # Dev server (UI http://127.0.0.1:8233) + worker + API (http://127.0.0.1:8080),
 # state under .data/; Ctrl-C stops all of it.
-run: $(BIN)/temporal demo-image
+run: $(BIN)/temporal demo-image postgres-image
 	$(BIN)/tenantflow dev
 
 # Every test: the linters and the determinism check (lint), unit, workflow

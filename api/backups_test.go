@@ -70,12 +70,12 @@ func TestListAndGetBackups(t *testing.T) {
 
 func TestCreateTenantWithBackupPolicy(t *testing.T) {
 	e := newTestEnv(t)
-	rec := e.do(http.MethodPost, "/v1/tenants", opsToken, `{"name":"acme","stage":"prod","backups":{"every":"6h","offsite":true}}`)
+	rec := e.do(http.MethodPost, "/v1/tenants", opsToken, `{"name":"acme","stage":"prod","backups":{"every":"48h","offsite":true}}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	calls := e.temporal.startCalls()
 	require.Len(t, calls, 1)
 	in := calls[0].args[0].(tenant.Input)
-	require.Equal(t, &spec.Backups{Every: spec.Duration(6 * time.Hour), Offsite: true}, in.Spec.Backups)
+	require.Equal(t, &spec.Backups{Every: spec.Duration(48 * time.Hour), Offsite: true}, in.Spec.Backups)
 
 	for body, field := range map[string]string{
 		`{"name":"acme2","stage":"prod","backups":{"every":"1s"}}`:             "backups.every",
@@ -84,6 +84,8 @@ func TestCreateTenantWithBackupPolicy(t *testing.T) {
 		`{"name":"acme2","stage":"prod","backups":{"timezone":"Mars/Base"}}`:   "backups.timezone",
 		`{"name":"acme2","stage":"prod","backups":{"keep":{"daily":"seven"}}}`: "backups.keep.daily",
 		`{"name":"acme2","stage":"prod","backups":{"schedule":"02:00"}}`:       "backups.schedule",
+		// The default template backs up daily at 02:00: every 6h does not go with it.
+		`{"name":"acme2","stage":"prod","backups":{"every":"6h"}}`: "backups.at",
 	} {
 		rec := e.do(http.MethodPost, "/v1/tenants", opsToken, body)
 		require.Equal(t, http.StatusBadRequest, rec.Code, body)

@@ -106,7 +106,7 @@ func TestCreateTenantValidation(t *testing.T) {
 		{name: "name with dot", body: `{"name":"ac.me","stage":"prod"}`, wantField: "name", wantError: `name "ac.me" is invalid`},
 		{name: "name with the IDNA prefix", body: `{"name":"xn--mnchen-3ya","stage":"prod"}`, wantField: "name", wantError: `name "xn--mnchen-3ya" is reserved`},
 		{name: "name with another reserved prefix", body: `{"name":"ab--cd","stage":"prod"}`, wantField: "name", wantError: "3rd and 4th characters"},
-		{name: "unknown template", body: `{"name":"acme","template":"huge","stage":"prod"}`, wantField: "template", wantError: `unknown template "huge" (known: default)`},
+		{name: "unknown template", body: `{"name":"acme","template":"huge","stage":"prod"}`, wantField: "template", wantError: `unknown template "huge" (known: default, light)`},
 		{name: "stage missing", body: `{"name":"acme"}`, wantField: "stage", wantError: "stage is required (one of: staging, prod)"},
 		{name: "stage unknown", body: `{"name":"acme","stage":"dev"}`, wantField: "stage", wantError: `unknown stage "dev" (one of: staging, prod)`},
 		{name: "template null", body: `{"name":"acme","template":null,"stage":"prod"}`, wantField: "template", wantError: "template must not be null: leave it out"},

@@ -24,7 +24,7 @@ func defaultEnv(t *testing.T, tenant string) spec.Environment {
 	t.Helper()
 	tpls, err := spec.LoadTemplates(harness.RepoRoot() + "/deploy/templates")
 	require.NoError(t, err)
-	tpl := tpls["default"]
+	tpl := tpls["light"]
 	secrets, err := tpl.GenerateSecrets()
 	require.NoError(t, err)
 	env, err := tpl.Render(tenant, "staging", secrets)

@@ -96,7 +96,7 @@ func startBackupBench(b *testing.B) *backupBench {
 		b.Fatal(err)
 	}
 	var dumps []spec.ServiceTemplate
-	for _, s := range tpls["default"].Services {
+	for _, s := range tpls["light"].Services {
 		if s.Backup != nil {
 			dumps = append(dumps, s)
 		}
@@ -135,7 +135,7 @@ func (bb *backupBench) provision(n int, prefix string, policy map[string]any) []
 	g.SetLimit(8)
 	for _, name := range names {
 		g.Go(func() error {
-			req := map[string]any{"name": name, "template": "default", "stage": "prod"}
+			req := map[string]any{"name": name, "template": "light", "stage": "prod"}
 			if policy != nil {
 				req["backups"] = policy
 			}

@@ -56,6 +56,7 @@ func list(b map[string]any) []map[string]any {
 // off-site copy; a corrupted off-site repository fails the next drill.
 func TestScheduledBackupsWhileServing(t *testing.T) {
 	harness.RequireBinary(t, "restic", "restic")
+	postgresImage(t) // the default template's database
 	off := harness.StartOffsite(t)
 	dir := t.TempDir()
 	p := startPlatformWith(t, &wiring.Config{Restic: restic.Config{

@@ -63,7 +63,7 @@ func BenchmarkProvisionOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tpl := tpls["default"]
+	tpl := tpls["light"]
 	ctx := context.Background()
 
 	// Warm up both paths once (image layers, worker caches, connections).
@@ -112,7 +112,7 @@ func BenchmarkProvisionOverhead(b *testing.B) {
 
 func (p *platform) provisionViaAPI(name string) {
 	p.t.Helper()
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 	st := p.waitState(name, 20*time.Millisecond, time.Minute)
 	if st["state"] != string(tenant.StateActive) {
 		p.t.Fatalf("tenant %s: %v", name, st)
@@ -138,7 +138,7 @@ func BenchmarkProvisionWithIntegrations(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tpl := tpls["default"]
+	tpl := tpls["light"]
 	ctx := context.Background()
 	d := p.deps
 
@@ -197,7 +197,7 @@ func BenchmarkProvisionWithIntegrations(b *testing.B) {
 				return err
 			}},
 			{"cmdb", func() error {
-				_, err := d.CMDB.RegisterInCMDB(ctx, cmdb.CMDBInput{Tenant: name, Stage: "staging", Template: "default", URL: "http://" + host})
+				_, err := d.CMDB.RegisterInCMDB(ctx, cmdb.CMDBInput{Tenant: name, Stage: "staging", Template: "light", URL: "http://" + host})
 				return err
 			}},
 		} {

@@ -290,7 +290,7 @@ func TestChaosWorkerKilledDuringProvisioning(t *testing.T) {
 			t.Cleanup(func() { c.destroy(name) })
 			// Some take longer to become healthy, so kills land in
 			// every step of provisioning.
-			template := "default"
+			template := "light"
 			if r.IntN(3) == 0 {
 				template = "slow"
 			}
@@ -420,7 +420,7 @@ func TestChaosOutsideSystemsDownDuringProvisioning(t *testing.T) {
 	for i := range 8 {
 		name := fmt.Sprintf("%s%02d", prefix, i)
 		t.Cleanup(func() { c.destroy(name) })
-		c.requestTenant(name, "default", "prod")
+		c.requestTenant(name, "light", "prod")
 		names = append(names, name)
 	}
 	type system struct {

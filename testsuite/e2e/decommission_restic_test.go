@@ -27,6 +27,7 @@ import (
 // goes, leaving nothing readable anywhere, off-site included.
 func TestDecommissionThroughTheRepository(t *testing.T) {
 	harness.RequireBinary(t, "restic", "restic")
+	postgresImage(t) // the default template's database
 	off := harness.StartOffsite(t)
 	dir := t.TempDir()
 	cfg := restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic",

@@ -114,7 +114,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	t.Cleanup(func() { p.destroy(name) })
 	host := name + "." + testDomain
 
-	p.requestTenant(name, "default", "prod")
+	p.requestTenant(name, "light", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 
@@ -248,7 +248,7 @@ func TestRetentionEndDeletesTheKeptData(t *testing.T) {
 	name := tenantName("purge")
 	t.Cleanup(func() { p.destroy(name) })
 
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 	require.Equal(t, string(tenant.StateActive), p.waitState(name, 50*time.Millisecond, 2*time.Minute)["state"])
 	code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=test", nil)
 	require.Equal(t, http.StatusAccepted, code, body)
@@ -297,7 +297,7 @@ func TestBackupFailingVerificationLeavesTheTenantServing(t *testing.T) {
 	name := tenantName("badbak")
 	t.Cleanup(func() { p.destroy(name) })
 
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	url := st["url"].(string)
@@ -352,7 +352,7 @@ func TestWorkerCrashDuringBackupResumes(t *testing.T) {
 	first := startWorkerProcess(t, bin, p, env...)
 	name := tenantName("crashbak")
 	t.Cleanup(func() { p.destroy(name) })
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 

@@ -119,7 +119,7 @@ func TestProvisionWithAllIntegrations(t *testing.T) {
 	name := tenantName("full")
 	t.Cleanup(func() { p.destroy(name) })
 
-	p.requestTenant(name, "default", "prod")
+	p.requestTenant(name, "light", "prod")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	host := name + "." + testDomain
@@ -224,7 +224,7 @@ func TestIntegrationFailureIsCompensatedEverywhere(t *testing.T) {
 	name := tenantName("undo")
 	t.Cleanup(func() { p.destroy(name) })
 
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateFailed), st["state"], st)
 	require.Contains(t, st["error"], supervision.ErrMisconfigured)
@@ -257,7 +257,7 @@ func TestOutagesAreWaitedOut(t *testing.T) {
 	srv.bind.Stop()
 	srv.itop.SetDown(true)
 	srv.caddy.Stop()
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 
 	// The servers stay down until every step has failed at least once: the
 	// retries, not luck, must bring the tenant up.

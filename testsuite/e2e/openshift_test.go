@@ -81,7 +81,7 @@ func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	ns := "tf-" + name
 
 	// Provision.
-	o.requestTenant(name, "default", "staging")
+	o.requestTenant(name, "light", "staging")
 	st := o.waitState(name, 100*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 	require.Equal(t, "https://"+name+".apps.test", st["url"])
@@ -214,7 +214,7 @@ func BenchmarkOpenShiftProvision(b *testing.B) {
 			start := time.Now()
 			var wg sync.WaitGroup
 			for _, name := range names {
-				wg.Go(func() { o.requestTenant(name, "default", "prod") })
+				wg.Go(func() { o.requestTenant(name, "light", "prod") })
 			}
 			wg.Wait()
 			for _, name := range names {

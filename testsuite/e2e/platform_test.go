@@ -58,7 +58,7 @@ type platform struct {
 // brokenTemplate is the default template with an app image that does not
 // exist: network, volumes and the db are made before provisioning fails.
 func brokenTemplate(t testing.TB, tpls spec.Templates) *spec.Template {
-	b, err := json.Marshal(tpls["default"])
+	b, err := json.Marshal(tpls["light"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func slowTemplate(t testing.TB, tpls spec.Templates, delay time.Duration) *spec.
 	slow.Name = "slow"
 	for i := range slow.Services {
 		if slow.Services[i].Name == "app" {
-			slow.Services[i].Image = tpls["default"].Services[i].Image
+			slow.Services[i].Image = tpls["light"].Services[i].Image
 			slow.Services[i].Env["READY_DELAY"] = delay.String()
 		}
 	}

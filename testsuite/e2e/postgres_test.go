@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
@@ -64,8 +64,8 @@ func postgresTemplate(t testing.TB, tag string) *spec.Template {
 	t.Helper()
 	tpls, err := spec.LoadTemplates(filepath.Join(harness.RepoRoot(), "deploy", "templates"))
 	require.NoError(t, err)
-	tpl := tpls["postgres"]
-	require.NotNil(t, tpl, "deploy/templates/postgres.yaml")
+	tpl := tpls["default"]
+	require.NotNil(t, tpl, "deploy/templates/default.yaml")
 	images := []string{}
 	for _, s := range tpl.Services {
 		images = append(images, s.Image)
@@ -173,8 +173,8 @@ func TestPostgresTenantKeepsItsRows(t *testing.T) {
 	kvName, pgName := tenantName("kv"), tenantName("pg")
 	t.Cleanup(func() { p.destroy(kvName); p.destroy(pgName) })
 
-	kvTook, kvURL := p.provisionTimed(kvName, "default")
-	pgTook, pgURL := p.provisionTimed(pgName, "postgres")
+	kvTook, kvURL := p.provisionTimed(kvName, "light")
+	pgTook, pgURL := p.provisionTimed(pgName, "default")
 	t.Logf("provisioning until active: default (kv db) %s, postgres %s", kvTook.Round(time.Millisecond), pgTook.Round(time.Millisecond))
 
 	require.Equal(t, "2", demoHits(t, kvURL, 2)["dbHits"], "the kv db mirrors the counter as before")
@@ -231,7 +231,7 @@ func TestPostgresDumpRestoresToTheSameBytes(t *testing.T) {
 	p := startPlatform(t)
 	name := tenantName("pgdump")
 	t.Cleanup(func() { p.destroy(name) })
-	_, base := p.provisionTimed(name, "postgres")
+	_, base := p.provisionTimed(name, "default")
 	demoHits(t, base, 2)
 	values := []string{"alpha", "it's 'quoted'", "ünïcødé ✓", "two\nlines\tand a \\ backslash", `\. and \copy`}
 	for _, v := range values {
@@ -290,16 +290,19 @@ func copyEscape(v string) string {
 }
 
 // A postgres tenant goes through decommission and restore as the platform
-// runs them: its database is backed up by the template's dump, verified in
-// a scratch instance, and loaded back on restore into a new database,
-// rows and all.
+// runs them: its database is backed up by the template's dump into its
+// repository, drilled in a scratch instance, and loaded back on restore
+// into a new database, rows and all.
 func TestPostgresTenantDecommissionedAndRestoredKeepsItsRows(t *testing.T) {
 	tag, _, _ := postgresImage(t)
 	postgresTemplate(t, tag)
-	p := startPlatformWith(t, &wiring.Config{Backup: backup.Config{Dir: t.TempDir(), Retention: time.Hour}})
+	harness.RequireBinary(t, "restic", "restic")
+	dir := t.TempDir()
+	p := startPlatformWith(t, &wiring.Config{Backup: backup.Config{Retention: time.Hour},
+		Restic: restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic"}})
 	name := tenantName("pgdecom")
 	t.Cleanup(func() { p.destroy(name) })
-	_, base := p.provisionTimed(name, "postgres")
+	_, base := p.provisionTimed(name, "default")
 	demoHits(t, base, 2)
 	var want []pgRow
 	for _, v := range []string{"kept", "through a 'decommission'", "ünïcødé ✓"} {
@@ -318,14 +321,12 @@ func TestPostgresTenantDecommissionedAndRestoredKeepsItsRows(t *testing.T) {
 	require.Equal(t, string(tenant.StateDecommissioned), st["state"], st)
 	require.Empty(t, d["error"])
 	require.NotEmpty(t, d["verifiedAt"])
-	bk := d["backup"].(map[string]any)
-	m := checkBackupOnDisk(t, bk["location"].(string), bk["manifestSha256"].(string))
-	require.Len(t, m.Dumps, 1, "the db is backed up by its dump")
-	dump, err := os.ReadFile(filepath.Join(bk["location"].(string), m.Dumps[0].File))
-	require.NoError(t, err)
-	for _, r := range want {
-		require.Contains(t, string(dump), r.Value)
-	}
+	// The default template's tenants are decommissioned through their
+	// repository: the final backup, drilled (the dump loaded into a
+	// scratch instance and dumped again to the same bytes).
+	final, _ := d["final"].(map[string]any)
+	require.NotNil(t, final, "the final backup is in the repository: %v", d)
+	require.Nil(t, d["backup"], "no archive")
 	require.Empty(t, p.scratchVolumes(name))
 	// Without the retained database volume the restore makes a new
 	// cluster: the rows can only come back from the dump.

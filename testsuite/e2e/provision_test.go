@@ -23,7 +23,7 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 	name := tenantName("e2e")
 	t.Cleanup(func() { p.destroy(name) })
 
-	code, body, hdr := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+	code, body, hdr := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "light", "stage": "prod"})
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Equal(t, "/v1/tenants/"+name, hdr.Get("Location"))
 	require.Equal(t, tenant.WorkflowID(name), body["workflowId"])
@@ -66,7 +66,7 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 	require.Equal(t, "v1", strings.TrimSpace(string(b)))
 
 	// A tenant exists once.
-	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "light", "stage": "prod"})
 	require.Equal(t, http.StatusConflict, code, body)
 
 	// Listing from visibility finds it by state and stage (eventually).
@@ -113,7 +113,7 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	require.Contains(t, raw, "binary/encrypted", "sanity: the payloads were read")
 
 	// A failed tenant can be asked for again (a new run of the same id).
-	p.requestTenant(name, "default", "staging")
+	p.requestTenant(name, "light", "staging")
 	st = p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 }

@@ -66,7 +66,7 @@ func (b *releaseBench) provision(stage string, names ...string) {
 	b.t.Helper()
 	for _, n := range names {
 		b.t.Cleanup(func() { b.p.destroy(n) })
-		b.p.requestTenant(n, "default", stage)
+		b.p.requestTenant(n, "light", stage)
 	}
 	for _, n := range names {
 		st := b.p.waitState(n, 100*time.Millisecond, 3*time.Minute)

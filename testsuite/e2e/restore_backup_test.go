@@ -47,6 +47,7 @@ func hit(t *testing.T, url string, n int) {
 // touches nothing, and the tenant serves its current data.
 func TestRestoreActiveTenantToABackup(t *testing.T) {
 	harness.RequireBinary(t, "restic", "restic")
+	postgresImage(t) // the default template: real PostgreSQL rows round-trip
 	dir := t.TempDir()
 	cfg := restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic"}
 	p := startPlatformWith(t, &wiring.Config{Restic: cfg})

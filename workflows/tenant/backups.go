@@ -28,9 +28,12 @@ const (
 )
 
 // backupPolicy is the tenant's backup policy (template, then the
-// tenant's overrides); ok is false when neither sets one.
+// tenant's overrides); ok is false when neither sets one, and for an
+// OpenShift tenant: its volumes are claims the worker cannot read, kept
+// in place by the cluster's storage (ADR 0003) until restic backups of
+// claims exist.
 func (t *entity) backupPolicy() (p spec.Backups, ok bool) {
-	if t.template.Backups == nil && t.spec.Backups == nil {
+	if t.template.Backups == nil && t.spec.Backups == nil || t.template.Runtime == spec.OpenShift {
 		return p, false
 	}
 	if t.template.Backups != nil {
@@ -283,6 +286,9 @@ func (t *entity) requestBackup(ctx workflow.Context, in BackupRequest) (BackupAc
 }
 
 func (t *entity) validateRequestBackup(ctx workflow.Context, in BackupRequest) error {
+	if t.template.Runtime == spec.OpenShift {
+		return temporal.NewApplicationError(fmt.Sprintf("tenant %s runs on OpenShift: its volumes are kept in place by the cluster's storage, not backed up by Tenantflow", t.spec.Name), ErrBackupRefused)
+	}
 	if t.state.State != StateActive {
 		return temporal.NewApplicationError(fmt.Sprintf("tenant %s is %s: only an active tenant is backed up on demand", t.spec.Name, t.state.State), ErrBackupRefused)
 	}

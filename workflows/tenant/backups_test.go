@@ -472,3 +472,22 @@ func (s *provisionSuite) TestRestoreDuringRetentionFromTheFinalBackup() {
 	s.Empty(callsOf(calls, "RestoreVolumes"), "no legacy archive")
 	s.Empty(st.Backups.Pinned, "restored, the final backup is under the retention again")
 }
+
+func (s *provisionSuite) TestOpenShiftTenantsAreNotBackedUpByRestic() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	in := withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(time.Hour)})
+	in.Template.Runtime = spec.OpenShift
+	var rejected error
+	s.env.RegisterDelayedCallback(func() {
+		s.env.UpdateWorkflow(UpdateBackup, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { rejected = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, BackupRequest{By: "ops"})
+	}, 90*time.Minute)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+	s.Empty(callsOf(s.recorded(), "TakeBackup"), "no scheduled backup of claims the worker cannot read")
+	s.Require().Error(rejected)
+	s.Contains(rejected.Error(), "OpenShift")
+}

@@ -74,7 +74,7 @@ func (s *provisionSuite) recorded() []string {
 func defaultInput(t require.TestingT) Input {
 	tpls, err := spec.LoadTemplates("../../deploy/templates")
 	require.NoError(t, err)
-	return Input{Spec: Spec{Name: "acme", Template: "default", Stage: "prod"}, Template: *tpls["default"]}
+	return Input{Spec: Spec{Name: "acme", Template: "light", Stage: "prod"}, Template: *tpls["light"]}
 }
 
 // mockRuntime makes every runtime activity succeed, recording its calls;
