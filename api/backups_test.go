@@ -78,14 +78,13 @@ func TestCreateTenantWithBackupPolicy(t *testing.T) {
 	require.Equal(t, &spec.Backups{Every: spec.Duration(48 * time.Hour), Offsite: true}, in.Spec.Backups)
 
 	for body, field := range map[string]string{
-		`{"name":"acme2","stage":"prod","backups":{"every":"1s"}}`:             "backups.every",
-		`{"name":"acme2","stage":"prod","backups":{"every":"daily"}}`:          "backups.every",
-		`{"name":"acme2","stage":"prod","backups":{"at":"2am"}}`:               "backups.at",
-		`{"name":"acme2","stage":"prod","backups":{"timezone":"Mars/Base"}}`:   "backups.timezone",
-		`{"name":"acme2","stage":"prod","backups":{"keep":{"daily":"seven"}}}`: "backups.keep.daily",
-		`{"name":"acme2","stage":"prod","backups":{"schedule":"02:00"}}`:       "backups.schedule",
-		// The default template backs up daily at 02:00: every 6h does not go with it.
-		`{"name":"acme2","stage":"prod","backups":{"every":"6h"}}`: "backups.at",
+		`{"name":"acme2","stage":"prod","backups":{"every":"1s"}}`:              "backups.every",
+		`{"name":"acme2","stage":"prod","backups":{"every":"daily"}}`:           "backups.every",
+		`{"name":"acme2","stage":"prod","backups":{"at":"2am"}}`:                "backups.at",
+		`{"name":"acme2","stage":"prod","backups":{"timezone":"Mars/Base"}}`:    "backups.timezone",
+		`{"name":"acme2","stage":"prod","backups":{"keep":{"daily":"seven"}}}`:  "backups.keep.daily",
+		`{"name":"acme2","stage":"prod","backups":{"schedule":"02:00"}}`:        "backups.schedule",
+		`{"name":"acme2","stage":"prod","backups":{"every":"6h","at":"02:00"}}`: "backups.at",
 	} {
 		rec := e.do(http.MethodPost, "/v1/tenants", opsToken, body)
 		require.Equal(t, http.StatusBadRequest, rec.Code, body)

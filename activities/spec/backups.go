@@ -93,13 +93,16 @@ func (b Backups) WithDefaults() Backups {
 }
 
 // Merge returns the policy with each field the override sets replacing
-// the template's.
+// the template's. An override's interval replaces the template's schedule
+// as a whole: without its own at and jitter, it runs every interval from
+// the tenant's creation (a daily time of day and a two-hour jitter would
+// not go with "every 6h").
 func (b Backups) Merge(o *Backups) Backups {
 	if o == nil {
 		return b
 	}
 	if o.Every != 0 {
-		b.Every = o.Every
+		b.Every, b.At, b.Jitter = o.Every, "", 0
 	}
 	if o.At != "" {
 		b.At = o.At

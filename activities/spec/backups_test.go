@@ -94,4 +94,11 @@ func TestMergeOverridesOnlyWhatIsSet(t *testing.T) {
 	got := tpl.Merge(&Backups{Offsite: true, Keep: Keep{Daily: 30}})
 	require.Equal(t, Backups{Every: Duration(24 * time.Hour), At: "02:00", Keep: Keep{Daily: 30}, Offsite: true}, got)
 	require.Equal(t, tpl, tpl.Merge(nil))
+	// An interval replaces the template's schedule, time of day and jitter.
+	daily := Backups{At: "02:00", Jitter: Duration(2 * time.Hour), Keep: Keep{Daily: 7}}
+	got = daily.Merge(&Backups{Every: Duration(10 * time.Second)})
+	require.Equal(t, Backups{Every: Duration(10 * time.Second), Keep: Keep{Daily: 7}}, got)
+	require.NoError(t, got.Validate("backups"))
+	got = daily.Merge(&Backups{Every: Duration(48 * time.Hour), At: "03:00"})
+	require.Equal(t, Backups{Every: Duration(48 * time.Hour), At: "03:00", Keep: Keep{Daily: 7}}, got)
 }
