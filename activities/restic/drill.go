@@ -225,30 +225,13 @@ func (a *Activities) drillDump(ctx context.Context, repo repository, in DrillInp
 	}()
 
 	p.stage("drill of " + in.ID + ": restore of the dump of " + svc.Name)
-	pr, pw := io.Pipe()
-	r, _, err := a.start(ctx, command{repo: repo, args: []string{"dump", snap.ID, "/" + dumpFile(svc.Name)}, stdout: pw}, false)
-	if err != nil {
-		return 0, 0, err
-	}
-	// The pipe ends when restic does, with its error when it failed.
-	resticDone := make(chan error, 1)
-	go func() {
-		_, err := r.wait()
-		pw.CloseWithError(cmpErr(err, io.EOF))
-		resticDone <- err
-	}()
-	read := &hashReader{r: pr, h: sha256.New(), p: p}
-	execErr := a.Host.ExecInScratchInstance(ctx, in.Tenant, svc, svc.Backup.Restore, read, io.Discard)
-	if execErr == nil {
-		// What the restore command left unread is checked too.
-		_, _ = io.Copy(io.Discard, read)
-	} else if !read.eof {
-		r.kill()
-	}
-	pr.Close()
-	resticErr := <-resticDone
+	read, resticErr, execErr, err := a.feedDump(ctx, repo, snap, svc, p, func(stdin io.Reader) error {
+		return a.Host.ExecInScratchInstance(ctx, in.Tenant, svc, svc.Backup.Restore, stdin, io.Discard)
+	})
 	switch {
-	case resticErr != nil && !r.killed:
+	case err != nil:
+		return 0, 0, err
+	case resticErr != nil:
 		return 0, 0, drillFailed(resticErr, "backup %s: the dump of %s does not read back", in.ID, svc.Name)
 	case execErr != nil:
 		return 0, 0, drillFailed(serviceFailure(execErr), "backup %s: the dump of %s does not restore into a scratch instance", in.ID, svc.Name)
@@ -338,4 +321,38 @@ func drillFailed(err error, format string, args ...any) error {
 	}
 	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
 	return temporal.NewNonRetryableApplicationError(msg, ErrDrillFailed, nil)
+}
+
+// feedDump streams the dump in snap into restore (the service's restore
+// command, in a scratch instance or the live service) and returns what it
+// read, hashed. resticErr is restic's failure to read the dump back (not
+// the kill of a restic whose reader stopped early); execErr the restore
+// command's; err a failure to start restic. What the command leaves
+// unread is read and hashed too.
+func (a *Activities) feedDump(ctx context.Context, repo repository, snap snapshot, svc spec.Service, p *progress,
+	restore func(stdin io.Reader) error) (read *hashReader, resticErr, execErr, err error) {
+	pr, pw := io.Pipe()
+	r, _, err := a.start(ctx, command{repo: repo, args: []string{"dump", snap.ID, "/" + dumpFile(svc.Name)}, stdout: pw}, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The pipe ends when restic does, with its error when it failed.
+	resticDone := make(chan error, 1)
+	go func() {
+		_, err := r.wait()
+		pw.CloseWithError(cmpErr(err, io.EOF))
+		resticDone <- err
+	}()
+	read = &hashReader{r: pr, h: sha256.New(), p: p}
+	execErr = restore(read)
+	if execErr == nil {
+		_, _ = io.Copy(io.Discard, read)
+	} else if !read.eof {
+		r.kill()
+	}
+	pr.Close()
+	if resticErr = <-resticDone; r.killed {
+		resticErr = nil
+	}
+	return read, resticErr, execErr, nil
 }

@@ -2,7 +2,6 @@ package restic
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -189,28 +188,13 @@ func replaceContent(live, from string) error {
 // command, checking that what it read is what the backup took.
 func (a *Activities) loadDump(ctx context.Context, repo repository, in RestoreInput, part Part, snap snapshot, svc spec.Service, p *progress) error {
 	p.stage("restore of " + in.ID + ": load the dump of " + svc.Name)
-	pr, pw := io.Pipe()
-	r, _, err := a.start(ctx, command{repo: repo, args: []string{"dump", snap.ID, "/" + dumpFile(svc.Name)}, stdout: pw}, false)
-	if err != nil {
-		return err
-	}
-	resticDone := make(chan error, 1)
-	go func() {
-		_, err := r.wait()
-		pw.CloseWithError(cmpErr(err, io.EOF))
-		resticDone <- err
-	}()
-	read := &hashReader{r: pr, h: sha256.New(), p: p}
-	execErr := a.Host.ExecInService(ctx, in.Tenant, in.Owner, svc, svc.Backup.Restore, read, io.Discard)
-	if execErr == nil {
-		_, _ = io.Copy(io.Discard, read)
-	} else if !read.eof {
-		r.kill()
-	}
-	pr.Close()
-	resticErr := <-resticDone
+	read, resticErr, execErr, err := a.feedDump(ctx, repo, snap, svc, p, func(stdin io.Reader) error {
+		return a.Host.ExecInService(ctx, in.Tenant, in.Owner, svc, svc.Backup.Restore, stdin, io.Discard)
+	})
 	switch {
-	case resticErr != nil && !r.killed:
+	case err != nil:
+		return err
+	case resticErr != nil:
 		return restoreFailed(resticErr, "backup %s: the dump of %s does not read back", in.ID, svc.Name)
 	case execErr != nil:
 		return restoreFailed(serviceFailure(execErr), "backup %s: the dump of %s does not load", in.ID, svc.Name)
