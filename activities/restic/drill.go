@@ -62,7 +62,7 @@ func (a *Activities) DrillBackup(ctx context.Context, in DrillInput) (Drill, err
 	}
 	p, stop := a.track(ctx, "drill of "+in.ID+" ("+where+")")
 	defer stop()
-	repo, err := a.drillRepository(ctx, in, p)
+	repo, err := a.readRepository(ctx, ref, in.Offsite, p)
 	if err != nil {
 		return Drill{}, err
 	}
@@ -130,24 +130,25 @@ type drilled struct {
 	unlock func()
 }
 
-// drillRepository opens the repository to drill. The local one is read
-// under the tenant's lock (so no prune removes data under the drill, and
-// stale locks can be removed); the off-site one needs only the key.
-func (a *Activities) drillRepository(ctx context.Context, in DrillInput, p *progress) (drilled, error) {
-	if in.Offsite {
-		r, err := a.offsite(in.Tenant)
+// readRepository opens the repository to read backup ref from (a drill,
+// a restore). The local one is read under the tenant's lock (so no prune
+// removes data under the reader, and stale locks can be removed); the
+// off-site one needs only the key.
+func (a *Activities) readRepository(ctx context.Context, ref Ref, offsite bool, p *progress) (drilled, error) {
+	if offsite {
+		r, err := a.offsite(ref.Tenant)
 		if err != nil {
 			return drilled{}, err
 		}
-		return drilled{repository: r}, a.checkKey(in.Tenant, r.name)
+		return drilled{repository: r}, a.checkKey(ref.Tenant, r.name)
 	}
-	unlock, err := a.lockTenant(ctx, in.Tenant, p)
+	unlock, err := a.lockTenant(ctx, ref.Tenant, p)
 	if err != nil {
 		return drilled{}, err
 	}
-	r, ok, err := a.existingLocal(in.Tenant)
+	r, ok, err := a.existingLocal(ref.Tenant)
 	if err == nil && !ok {
-		err = notFound(Ref{Tenant: in.Tenant, ID: in.ID}, "the tenant has no repository")
+		err = notFound(ref, "the tenant has no repository")
 	}
 	if err == nil {
 		err = a.unlockStale(ctx, r)
@@ -163,31 +164,48 @@ func (a *Activities) drillRepository(ctx context.Context, in DrillInput, p *prog
 // restored against the manifest.
 func (a *Activities) drillVolume(ctx context.Context, repo repository, in DrillInput, part Part, snap snapshot, p *progress) (int, int64, error) {
 	p.stage("drill of " + in.ID + ": restore of volume " + part.Name)
-	name := "drill-" + part.Name
-	dir, err := a.Host.ScratchVolume(ctx, in.Tenant, name)
+	_, remove, err := a.restoreToScratch(ctx, repo, Ref{Tenant: in.Tenant, ID: in.ID}, "drill-"+part.Name, part, snap, ErrDrillFailed)
 	if err != nil {
-		return 0, 0, passOn(err, "volume %s: scratch volume", part.Name)
+		return 0, 0, err
 	}
-	defer func() {
+	remove()
+	return part.Files, part.Bytes, nil
+}
+
+// restoreToScratch restores a volume part of backup ref into the scratch
+// volume name (restic restore --verify) and counts its files against the
+// manifest; a backup that does not restore, or restores to something
+// else, is a non-retryable error of type typ. remove removes the scratch
+// volume (on a context of its own: the activity's may be over); on error
+// it is removed already.
+func (a *Activities) restoreToScratch(ctx context.Context, repo repository, ref Ref, name string, part Part, snap snapshot, typ string) (dir string, remove func(), err error) {
+	dir, err = a.Host.ScratchVolume(ctx, ref.Tenant, name)
+	if err != nil {
+		return "", nil, passOn(err, "volume %s: scratch volume", part.Name)
+	}
+	remove = func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := a.Host.RemoveScratchVolume(rctx, in.Tenant, name); err != nil {
-			a.log().Warn("scratch volume left behind", "tenant", in.Tenant, "volume", name, "err", err)
+		if err := a.Host.RemoveScratchVolume(rctx, ref.Tenant, name); err != nil {
+			a.log().Warn("scratch volume left behind", "tenant", ref.Tenant, "volume", name, "err", err)
 		}
-	}()
+	}
 	if _, err := a.run(ctx, command{repo: repo, args: []string{"restore", snap.ID, "--target", dir, "--verify"}}); err != nil {
-		return 0, 0, drillFailed(err, "backup %s: volume %s does not restore", in.ID, part.Name)
+		remove()
+		return "", nil, unusable(typ, err, "backup %s: volume %s does not restore", ref.ID, part.Name)
 	}
 	files, bytes, err := count(dir)
 	if err != nil {
-		return 0, 0, fmt.Errorf("volume %s: count the restored files: %w", part.Name, err)
+		remove()
+		return "", nil, fmt.Errorf("volume %s: count the restored files: %w", part.Name, err)
 	}
 	if files != part.Files || bytes != part.Bytes {
+		remove()
 		msg := fmt.Sprintf("backup %s: volume %s restores to %d files of %d bytes, the backup took %d files of %d bytes",
-			in.ID, part.Name, files, bytes, part.Files, part.Bytes)
-		return 0, 0, temporal.NewNonRetryableApplicationError(msg, ErrDrillFailed, nil)
+			ref.ID, part.Name, files, bytes, part.Files, part.Bytes)
+		return "", nil, temporal.NewNonRetryableApplicationError(msg, typ, nil)
 	}
-	return files, bytes, nil
+	return dir, remove, nil
 }
 
 // count counts what restic counts as a backup's files (the regular ones:
@@ -305,11 +323,17 @@ type finding struct{ err error }
 func (f *finding) Error() string { return f.err.Error() }
 func (f *finding) Unwrap() error { return f.err }
 
-// drillFailed turns what says the backup is unrestorable (restic failing
-// on its content, the service refusing it) into a non-retryable
-// ErrDrillFailed; the failures of infrastructure (a lock, the network,
-// the disk, the runtime) pass on to be retried.
+// drillFailed is unusable for a drill: its finding is ErrDrillFailed.
 func drillFailed(err error, format string, args ...any) error {
+	return unusable(ErrDrillFailed, err, format, args...)
+}
+
+// unusable turns what says the backup is unrestorable (restic failing on
+// its content, the service refusing it) into a non-retryable error of
+// type typ (a drill's finding, a restore's refusal); the failures of
+// infrastructure (a lock, the network, the disk, the runtime) pass on to
+// be retried.
+func unusable(typ string, err error, format string, args ...any) error {
 	var f *finding
 	re, isRestic := asResticError(err)
 	switch {
@@ -320,7 +344,7 @@ func drillFailed(err error, format string, args ...any) error {
 		return passOn(err, format, args...)
 	}
 	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
-	return temporal.NewNonRetryableApplicationError(msg, ErrDrillFailed, nil)
+	return temporal.NewNonRetryableApplicationError(msg, typ, nil)
 }
 
 // feedDump streams the dump in snap into restore (the service's restore

@@ -61,7 +61,7 @@ func (a *Activities) RestoreBackup(ctx context.Context, in RestoreInput) (Restor
 	}
 	p, stop := a.track(ctx, "restore of "+in.ID)
 	defer stop()
-	repo, err := a.drillRepository(ctx, DrillInput{Tenant: in.Tenant, ID: in.ID}, p)
+	repo, err := a.readRepository(ctx, Ref{Tenant: in.Tenant, ID: in.ID}, false, p)
 	if err != nil {
 		return Restored{}, err
 	}
@@ -121,30 +121,11 @@ func (a *Activities) restoreVolume(ctx context.Context, repo repository, in Rest
 	if err != nil {
 		return passOn(err, "volume %s", part.Name)
 	}
-	name := "restore-" + part.Name
-	dir, err := a.Host.ScratchVolume(ctx, in.Tenant, name)
+	dir, remove, err := a.restoreToScratch(ctx, repo, Ref{Tenant: in.Tenant, ID: in.ID}, "restore-"+part.Name, part, snap, ErrRestoreFailed)
 	if err != nil {
-		return passOn(err, "volume %s: scratch volume", part.Name)
+		return err
 	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		if err := a.Host.RemoveScratchVolume(rctx, in.Tenant, name); err != nil {
-			a.log().Warn("scratch volume left behind", "tenant", in.Tenant, "volume", name, "err", err)
-		}
-	}()
-	if _, err := a.run(ctx, command{repo: repo, args: []string{"restore", snap.ID, "--target", dir, "--verify"}}); err != nil {
-		return restoreFailed(err, "backup %s: volume %s does not restore", in.ID, part.Name)
-	}
-	files, bytes, err := count(dir)
-	if err != nil {
-		return fmt.Errorf("volume %s: count the restored files: %w", part.Name, err)
-	}
-	if files != part.Files || bytes != part.Bytes {
-		msg := fmt.Sprintf("backup %s: volume %s restores to %d files of %d bytes, the backup took %d files of %d bytes",
-			in.ID, part.Name, files, bytes, part.Files, part.Bytes)
-		return temporal.NewNonRetryableApplicationError(msg, ErrRestoreFailed, nil)
-	}
+	defer remove()
 	// The replacement is complete and checked: now the live content goes.
 	if err := replaceContent(live, dir); err != nil {
 		return fmt.Errorf("volume %s: put the restored files in place: %w", part.Name, err)
@@ -207,13 +188,8 @@ func (a *Activities) loadDump(ctx context.Context, repo repository, in RestoreIn
 	return nil
 }
 
-// restoreFailed is drillFailed with the restore's failure type: what a
-// drill calls a finding is, for a restore, a backup that cannot be used.
+// restoreFailed is unusable for a restore: a backup it cannot use is
+// ErrRestoreFailed.
 func restoreFailed(err error, format string, args ...any) error {
-	err = drillFailed(err, format, args...)
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == ErrDrillFailed {
-		return temporal.NewNonRetryableApplicationError(appErr.Message(), ErrRestoreFailed, appErr.Unwrap())
-	}
-	return err
+	return unusable(ErrRestoreFailed, err, format, args...)
 }

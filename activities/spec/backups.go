@@ -181,14 +181,13 @@ func (b Backups) NextBackup(tenant string, created, last time.Time, loc *time.Lo
 		loc = time.UTC
 	}
 	if b.At == "" {
-		base := created
 		if !last.IsZero() {
 			// The next slot after the last backup: slots stay aligned on
 			// the creation time, whatever delay a busy tenant caused.
 			slots := int64(last.Sub(created.Add(off))/every) + 1
 			return created.Add(off).Add(every * time.Duration(slots))
 		}
-		return base.Add(off).Add(every)
+		return created.Add(off).Add(every)
 	}
 	var hh, mm int
 	_, _ = fmt.Sscanf(b.At, "%d:%d", &hh, &mm)
