@@ -733,7 +733,7 @@ func BenchmarkRequestsDuringBackup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		load := harness.StartLoad(u.Host, []string{u.Host}, "/", 4, 10*time.Millisecond, func(_, body string) bool { return body != "" })
+		load := harness.StartLoad(u.Host, []string{u.Host}, "/", 4, 10*time.Millisecond, servesItsData(t.name))
 		sampler := sampleLatency(t.url, 10*time.Millisecond)
 		time.Sleep(5 * time.Second)
 		before := load.Snapshot()

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,14 @@ func (p *platform) waitBackups(name, what string, timeout time.Duration, ok func
 	}
 	p.t.Fatalf("tenant %s: %s not within %s; last answer %v", name, what, timeout, last)
 	return nil
+}
+
+// servesItsData accepts the demo app's GET / of tenant name with its
+// database answering: a backup must not cost the tenant its data.
+func servesItsData(name string) func(host, body string) bool {
+	return func(_, body string) bool {
+		return strings.Contains(body, `"tenant":"`+name+`"`) && !strings.Contains(body, "dbError")
+	}
 }
 
 func list(b map[string]any) []map[string]any {
@@ -90,7 +99,7 @@ func TestScheduledBackupsWhileServing(t *testing.T) {
 
 	u, err := url.Parse(st["url"].(string))
 	require.NoError(t, err)
-	load := harness.StartLoad(u.Host, []string{u.Host}, "/", 2, 20*time.Millisecond, func(_, body string) bool { return body != "" })
+	load := harness.StartLoad(u.Host, []string{u.Host}, "/", 2, 20*time.Millisecond, servesItsData(name))
 
 	b := p.waitBackups(name, "two backups and a drill", 90*time.Second, func(b map[string]any) bool {
 		ls := list(b)
