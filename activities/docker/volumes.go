@@ -140,14 +140,14 @@ func (d *Driver) StopServices(ctx context.Context, in runtimes.StopInput) error 
 
 // StartServices starts every existing container of the tenant again (the
 // undo of StopServices); running ones are left alone.
-func (d *Driver) StartServices(ctx context.Context, tenant, owner string) error {
+func (d *Driver) StartServices(ctx context.Context, tenant, owner string, services ...string) error {
 	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: ownedFilter(tenant, owner)})
 	if err != nil {
 		return fmt.Errorf("list containers of %s: %w", tenant, err)
 	}
 	var errs error
 	for _, c := range list {
-		if c.State == container.StateRunning {
+		if c.State == container.StateRunning || len(services) > 0 && !slices.Contains(services, c.Labels[LabelService]) {
 			continue
 		}
 		if err := d.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {

@@ -546,16 +546,17 @@ func (d *Driver) StopServices(ctx context.Context, in runtimes.StopInput) error 
 	return nil
 }
 
-// StartServices scales every stopped Deployment of the tenant back to the
-// replica count it had (the undo of StopServices); WaitHealthy follows.
-func (d *Driver) StartServices(ctx context.Context, tenant, owner string) error {
+// StartServices scales every stopped Deployment of the tenant (of the
+// named services, when some are named) back to the replica count it had
+// (the undo of StopServices); WaitHealthy follows.
+func (d *Driver) StartServices(ctx context.Context, tenant, owner string, services ...string) error {
 	deps, err := d.deployments(ctx, tenant, owner)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for i := range deps {
-		if ptr.Deref(deps[i].Spec.Replicas, 1) > 0 {
+		if ptr.Deref(deps[i].Spec.Replicas, 1) > 0 || len(services) > 0 && !slices.Contains(services, deps[i].Labels[LabelService]) {
 			continue
 		}
 		errs = append(errs, d.scaleUp(ctx, &deps[i]))

@@ -115,13 +115,14 @@ func (a *Activities) StopServices(ctx context.Context, in StopInput) error {
 	return d.StopServices(ctx, in)
 }
 
-// StartServices starts the tenant's stopped services again.
+// StartServices starts the tenant's stopped services again (only
+// in.Services when it names some).
 func (a *Activities) StartServices(ctx context.Context, in TenantRef) error {
 	d, err := a.driver(in.Runtime)
 	if err != nil {
 		return err
 	}
-	return d.StartServices(ctx, in.Tenant, in.Owner)
+	return d.StartServices(ctx, in.Tenant, in.Owner, in.Services...)
 }
 
 // RemoveServices removes every service (container) of the tenant.

@@ -35,7 +35,9 @@ func (r recorder) RemoveNetwork(context.Context, string, string) error { return 
 func (r recorder) EnsureImage(context.Context, string) error           { return r.rec("EnsureImage") }
 func (r recorder) RetireService(context.Context, RetireInput) error    { return r.rec("RetireService") }
 func (r recorder) StopServices(context.Context, StopInput) error       { return r.rec("StopServices") }
-func (r recorder) StartServices(context.Context, string, string) error { return r.rec("StartServices") }
+func (r recorder) StartServices(context.Context, string, string, ...string) error {
+	return r.rec("StartServices")
+}
 
 func TestActivitiesUseTheTenantsRuntime(t *testing.T) {
 	var calls []string

@@ -77,7 +77,7 @@ type Driver interface {
 	// app before its data is backed up, and puts it back in service if the
 	// backup cannot be verified.
 	StopServices(ctx context.Context, in StopInput) error
-	StartServices(ctx context.Context, tenant, owner string) error
+	StartServices(ctx context.Context, tenant, owner string, services ...string) error
 }
 
 // ReadyDeadliner is a Driver whose runtime gives up on a rollout by
@@ -122,6 +122,9 @@ type TenantRef struct {
 	Owner  string `json:"owner,omitempty"`
 	// Runtime is the tenant's runtime (a Driver name; empty: docker).
 	Runtime string `json:"runtime,omitempty"`
+	// Services limits StartServices to these services (empty: all of
+	// them); the other activities ignore it.
+	Services []string `json:"services,omitempty"`
 }
 
 // VolumesInput asks for the tenant's volumes to exist.

@@ -170,6 +170,18 @@ func stopStart(t *testing.T, tn *tenant) {
 	}
 	require.NoError(t, tn.d.StopServices(tn.ctx, runtimes.StopInput{Tenant: tn.name, Owner: owner}), "stopping stopped services is fine")
 
+	// Named, only those start: a rollback with data starts the services
+	// of restored volumes but not the stopped newer public instance.
+	require.NoError(t, tn.d.StartServices(tn.ctx, tn.name, owner, rest.Name))
+	inv = tn.inventory(t)
+	tn.requireStopped(t, before, inv, pub.Name)
+	if tn.rt.StoppedState != "" { // elsewhere its instances appear later
+		require.NotEmpty(t, inv.of(rest.Name))
+		for _, i := range inv.of(rest.Name) {
+			require.NotEqual(t, tn.rt.StoppedState, i.State, "the named service starts")
+		}
+	}
+
 	require.NoError(t, tn.d.StartServices(tn.ctx, tn.name, owner))
 	ep, err := tn.d.WaitHealthy(tn.ctx, tn.env, func(string) {})
 	require.NoError(t, err)
