@@ -74,6 +74,9 @@ type createReleaseRequest struct {
 	PromotionDeadline *string                 `json:"promotionDeadline"`
 	RollbackOf        string                  `json:"rollbackOf"`
 	BackupBefore      bool                    `json:"backupBefore"`
+	// RestoreData (rollbacks only) puts each tenant's data back to the
+	// backup the rolled-back release took before its cut-over.
+	RestoreData bool `json:"restoreData"`
 }
 
 // releaseCreated is the 202 answer: the release has started with plan,
@@ -336,6 +339,9 @@ func (s *server) createRelease(c *gin.Context) {
 
 // newReleaseInput builds the input of a release of one image.
 func newReleaseInput(req *createReleaseRequest, now time.Time) (release.Input, *fieldError) {
+	if req.RestoreData {
+		return release.Input{}, badField("restoreData", "restoreData goes with rollbackOf: it restores the backups a release took (backupBefore) while rolling it back")
+	}
 	image, ferr := validateImage(req.Image)
 	if ferr != nil {
 		return release.Input{}, ferr
@@ -398,7 +404,38 @@ func (s *server) rollbackInput(c *gin.Context, req *createReleaseRequest) (in re
 	if id == "" {
 		id = rollbackReleaseID(time.Now(), of)
 	}
-	return release.Input{ID: id, Image: image, Images: images, Plan: plan, RollbackOf: of}, true
+	in = release.Input{ID: id, Image: image, Images: images, Plan: plan, RollbackOf: of}
+	if req.RestoreData {
+		if in.Restores, ok = restoreTargets(c, st, names); !ok {
+			return in, false
+		}
+	}
+	return in, true
+}
+
+// restoreTargets maps each tenant to roll back to the backup the release
+// took before cutting it over; it refuses (409 naming restoreData) when
+// one has none, rather than roll some back without their data.
+func restoreTargets(c *gin.Context, st release.Release, names []string) (map[string]string, bool) {
+	restores := map[string]string{}
+	for _, t := range st.Tenants {
+		if t.Status == release.TenantUpdated && t.Backup != "" && slices.Contains(names, t.Name) {
+			restores[t.Name] = t.Backup
+		}
+	}
+	var missing []string
+	for _, n := range names {
+		if restores[n] == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		c.AbortWithStatusJSON(http.StatusConflict, gin.H{"field": "restoreData", "error": fmt.Sprintf(
+			"release %s took no backup of %s before cutting it over (its plan had no backupBefore): roll back without restoreData, or restore each tenant to a backup of your choice",
+			st.ID, strings.Join(missing, ", "))})
+		return nil, false
+	}
+	return restores, true
 }
 
 func absentForRollback(field string, present bool, why string) *fieldError {

@@ -422,7 +422,7 @@ func jsonNames(v any, skip ...string) []string {
 func TestReleasePlanShapesAgree(t *testing.T) {
 	plan := jsonNames(release.Plan{})
 	assert.ElementsMatch(t, plan, jsonNames(planView{}), "planView")
-	assert.ElementsMatch(t, plan, jsonNames(createReleaseRequest{}, "id", "image", "rollbackOf"), "createReleaseRequest")
+	assert.ElementsMatch(t, plan, jsonNames(createReleaseRequest{}, "id", "image", "rollbackOf", "restoreData"), "createReleaseRequest")
 }
 
 func TestGetRelease(t *testing.T) {
@@ -668,6 +668,36 @@ func TestRollbackRelease(t *testing.T) {
 	assert.Equal(t, "Release "+in.ID+" · rollback of r1 · 3 tenants", starts[0].opts.StaticSummary)
 }
 
+// A rollback with restoreData gives each tenant the backup the release
+// took before cutting it over; a release without one is refused.
+func TestRollbackReleaseRestoresData(t *testing.T) {
+	finished := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := sampleRelease()
+	st.State, st.FinishedAt = release.StateCompleted, &finished
+	st.Tenants = []release.Tenant{
+		{Name: "acme", Status: release.TenantUpdated, From: oldImageB, Backup: "20250301t110000z-3"},
+		{Name: "beta", Status: release.TenantUpdated, From: oldImageA, Backup: "20250301t110100z-7"},
+		{Name: "gamma", Status: release.TenantRolledBack, From: oldImageA, Backup: "20250301t110200z-1"},
+	}
+	e := newTestEnv(t)
+	e.temporal.queryResult = st
+	rec := e.do(http.MethodPost, "/v1/releases", opsToken, `{"rollbackOf":"r1","restoreData":true}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	starts := e.temporal.startCalls()
+	require.Len(t, starts, 1)
+	in := releaseInput(t, starts[0])
+	assert.Equal(t, map[string]string{"acme": "20250301t110000z-3", "beta": "20250301t110100z-7"}, in.Restores,
+		"the rolled-back tenant (gamma) is not part of the rollback")
+	assert.Equal(t, []string{"acme", "beta"}, in.Plan.Tenants.Names)
+
+	e = newTestEnv(t)
+	rec = e.do(http.MethodPost, "/v1/releases", opsToken, `{"image":"`+testImage+`","tenants":{"all":true},"restoreData":true}`)
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	field, _ := fieldErrorBody(t, rec.Body.Bytes())
+	assert.Equal(t, "restoreData", field)
+	assert.Empty(t, e.temporal.startCalls(), "nothing starts")
+}
+
 func TestRollbackTargetsTie(t *testing.T) {
 	st := release.Release{Tenants: []release.Tenant{
 		{Name: "acme", Status: release.TenantUpdated, From: oldImageB},
@@ -699,6 +729,12 @@ func TestRollbackReleaseErrors(t *testing.T) {
 		{Name: "beta", Status: release.TenantRolledBack, From: oldImageA},
 	}
 	running := sampleRelease()
+	noBackup := sampleRelease()
+	noBackup.State, noBackup.FinishedAt = release.StateCompleted, &ended
+	noBackup.Tenants = []release.Tenant{
+		{Name: "acme", Status: release.TenantUpdated, From: testImage, Backup: "b1"},
+		{Name: "beta", Status: release.TenantUpdated, From: oldImageA},
+	}
 	tests := []struct {
 		name      string
 		body      string
@@ -719,6 +755,10 @@ func TestRollbackReleaseErrors(t *testing.T) {
 		{name: "invalid rollbackOf", body: `{"rollbackOf":"R1"}`, wantCode: http.StatusBadRequest, wantBody: "rollbackOf"},
 		{name: "invalid plan", body: `{"rollbackOf":"r1","drain":"1h"}`, wantCode: http.StatusBadRequest, wantBody: "drain"},
 		{name: "invalid id", body: `{"rollbackOf":"r1","id":"x_"}`, wantCode: http.StatusBadRequest, wantBody: "id"},
+		{name: "restoreData without backups", body: `{"rollbackOf":"r1","restoreData":true}`, setup: func(f *fakeTemporal) { f.queryResult = noBackup },
+			wantCode: http.StatusConflict, wantQuery: true,
+			wantBody: `{"field":"restoreData","error":"release r1 took no backup of beta before cutting it over (its plan had no backupBefore): roll back without restoreData, or restore each tenant to a backup of your choice"}`},
+		{name: "restoreData null", body: `{"rollbackOf":"r1","restoreData":null}`, wantCode: http.StatusBadRequest, wantBody: "restoreData"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

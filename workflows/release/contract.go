@@ -83,7 +83,11 @@ type Input struct {
 	Image string `json:"image"` // repo@sha256:…
 	// Images overrides Image per tenant: a rollback release puts each
 	// tenant back on the image it had before.
-	Images      map[string]string `json:"images,omitempty"`
+	Images map[string]string `json:"images,omitempty"`
+	// Restores names, per tenant, the backup a rollback release puts its
+	// data back to (the one the rolled-back release took before cutting
+	// it over): a new version may have migrated the data.
+	Restores    map[string]string `json:"restores,omitempty"`
 	Plan        Plan              `json:"plan"`
 	RequestedBy string            `json:"requestedBy,omitempty"`
 	RollbackOf  string            `json:"rollbackOf,omitempty"`
@@ -105,8 +109,13 @@ type Tenant struct {
 	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
 	// CutoverMillis is how long the tenant's cut-over took.
 	CutoverMillis int64 `json:"cutoverMillis,omitempty"`
-	// Backup is the backup the cut-over took first (plan.backupBefore).
+	// Backup is the backup the cut-over took first (plan.backupBefore, or
+	// the safety backup of a restore).
 	Backup string `json:"backup,omitempty"`
+	// Restore is the backup the cut-over puts the tenant's data back to
+	// (a rollback with restoreData); Restored says it did.
+	Restore  string `json:"restore,omitempty"`
+	Restored bool   `json:"restored,omitempty"`
 }
 
 // Promotion records who promoted a release to prod.

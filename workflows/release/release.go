@@ -214,6 +214,7 @@ func (r *rollout) list(ctx workflow.Context, phase Phase) error {
 		for _, t := range tenants[pos:end] {
 			r.state.Tenants = append(r.state.Tenants, Tenant{
 				Name: t.Name, Stage: phase, Wave: wave, Status: flow.Must(tenantNew.To(TenantPending)), From: t.Image, To: r.imageFor(t.Name),
+				Restore: r.in.Restores[t.Name],
 			})
 		}
 		pos = end
@@ -341,23 +342,24 @@ func (r *rollout) launch(ctx workflow.Context, i int) {
 	t.moveTo(TenantUpdating)
 	now := workflow.Now(ctx)
 	t.StartedAt = &now
-	name, to := t.Name, t.To
+	name, to, restore := t.Name, t.To, t.Restore
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.running-- }()
-		res, err := r.applyTo(ctx, name, to, "")
+		res, err := r.applyTo(ctx, name, to, restore, "")
 		r.record(ctx, i, res, err)
 	})
 }
 
 // applyTo sends the tenant the applyRelease Update through the fleet
-// activity; suffix tells a revert's Update from the release's own.
-func (r *rollout) applyTo(ctx workflow.Context, name, image, suffix string) (tenant.ApplyResult, error) {
+// activity; restore is the backup its data goes back to (a rollback with
+// data), suffix tells a revert's Update from the release's own.
+func (r *rollout) applyTo(ctx workflow.Context, name, image, restore, suffix string) (tenant.ApplyResult, error) {
 	var res tenant.ApplyResult
 	in := fleet.UpdateInput{
 		Tenant:   name,
 		UpdateID: WorkflowID(r.state.ID) + "/" + name + suffix,
 		Apply: tenant.ApplyInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain,
-			BackupBefore: r.state.Plan.BackupBefore},
+			BackupBefore: r.state.Plan.BackupBefore, RestoreBackup: restore},
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), fl.UpdateTenant, in).Get(ctx, &res)
 	return res, err
@@ -382,6 +384,7 @@ func (r *rollout) record(ctx workflow.Context, i int, res tenant.ApplyResult, er
 			t.CutoverMillis = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
 		}
 		t.Backup = res.Backup
+		t.Restored = res.Restored != ""
 	}
 	r.state.Progress.Done++
 	r.logger(ctx).Info("tenant released", "tenant", t.Name, "status", t.Status, "error", t.Error)
@@ -455,11 +458,16 @@ func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
 		_ = workflow.Await(ctx, func() bool { return sem < r.state.Plan.MaxParallel })
 		sem++
 		wg.Add(1)
-		name, from := t.Name, t.From
+		name, from, restore := t.Name, t.From, ""
+		if t.Restored {
+			// Its data goes back too: to the safety backup taken just
+			// before this release restored an older one.
+			restore = t.Backup
+		}
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			defer func() { sem-- }()
-			res, err := r.applyTo(ctx, name, from, "/revert")
+			res, err := r.applyTo(ctx, name, from, restore, "/revert")
 			t := &r.state.Tenants[i]
 			switch {
 			case err != nil:

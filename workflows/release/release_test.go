@@ -444,3 +444,54 @@ func (s *releaseSuite) TestBackupBeforeReachesEveryCutover() {
 		s.Equal("before-"+t.Name, t.Backup, t.Name)
 	}
 }
+
+// A rollback with data gives each tenant's cut-over the backup to put
+// back and lists what was restored; aborting it puts the wave's data back
+// to the safety backups the restores took.
+func (s *releaseSuite) TestRollbackWithDataRestoresAndItsRevertPutsTheSafetyBack() {
+	s.fleet["staging"] = nil
+	var mu sync.Mutex
+	var seen []fleet.UpdateInput
+	s.apply = func(in fleet.UpdateInput) tenant.ApplyResult {
+		mu.Lock()
+		seen = append(seen, in)
+		mu.Unlock()
+		res := tenant.ApplyResult{Tenant: in.Tenant, Outcome: tenant.OutcomeUpdated, From: newImage, To: in.Apply.Image,
+			StartedAt: time.Unix(100, 0), FinishedAt: time.Unix(103, 0)}
+		if in.Tenant == "p3" && !strings.HasSuffix(in.UpdateID, "/revert") {
+			res.Outcome, res.Error = tenant.OutcomeRolledBack, "the dump of db does not load"
+			return res
+		}
+		if in.Apply.RestoreBackup != "" {
+			res.Backup, res.Restored = "safety-"+in.Tenant, in.Apply.RestoreBackup
+		}
+		return res
+	}
+	in := releaseInput(Plan{Canary: 1, BatchSize: 2, MaxParallel: 2})
+	in.Image, in.RollbackOf = oldImage, "r0"
+	in.Restores = map[string]string{"p1": "b-p1", "p2": "b-p2", "p3": "b-p3", "p4": "b-p4", "p5": "b-p5"}
+	var aborted updateOutcome
+	s.updateAt(time.Hour, UpdateAbort, ControlInput{By: "ops", Reason: "p3 broke"}, &aborted)
+	s.env.RegisterDelayedCallback(func() { s.env.SignalWorkflow(SignalPromote, PromoteInput{By: "alice"}) }, time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+	st := s.result()
+
+	s.Require().NoError(aborted.err)
+	byName := map[string]Tenant{}
+	for _, t := range st.Tenants {
+		byName[t.Name] = t
+	}
+	s.Equal("b-p1", byName["p1"].Restore)
+	s.True(byName["p1"].Restored)
+	s.Equal("safety-p1", byName["p1"].Backup)
+	s.False(byName["p3"].Restored, "p3's restore failed")
+	s.Equal(TenantReverted, byName["p2"].Status)
+	mu.Lock()
+	defer mu.Unlock()
+	restores := map[string]string{}
+	for _, u := range seen {
+		restores[strings.TrimPrefix(u.UpdateID, WorkflowID("r1")+"/")] = u.Apply.RestoreBackup
+	}
+	s.Equal(map[string]string{"p1": "b-p1", "p2": "b-p2", "p3": "b-p3", "p2/revert": "safety-p2"}, restores,
+		"each cut-over restores its tenant's backup; the revert restores the safety backup")
+}

@@ -144,6 +144,11 @@ type ApplyInput struct {
 	// it fails, the tenant is not cut over (rolled-back, the old image
 	// serving).
 	BackupBefore bool `json:"backupBefore,omitempty"`
+	// RestoreBackup puts the tenant's data back as this backup took it
+	// while the image changes: a rollback of a release whose new version
+	// migrated the data. It takes a safety backup first and is not
+	// zero-downtime (see rollbackdata.go).
+	RestoreBackup string `json:"restoreBackup,omitempty"`
 }
 
 // Outcome of applying a release to one tenant.
@@ -166,8 +171,12 @@ type ApplyResult struct {
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
-	// Backup is the backup taken before the cut-over (BackupBefore).
+	// Backup is the backup taken before the cut-over (BackupBefore, or
+	// the safety backup of a RestoreBackup).
 	Backup string `json:"backup,omitempty"`
+	// Restored is the backup whose data the tenant runs on after the
+	// cut-over (RestoreBackup, once it succeeded).
+	Restored string `json:"restored,omitempty"`
 }
 
 // CancelInput asks a tenant to stop the cut-over of a release: the

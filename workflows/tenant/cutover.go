@@ -93,6 +93,9 @@ func (t *entity) resource(kind ResourceKind) (Resource, bool) {
 // the old one serving: the tenant is rolled back, not broken.
 func (t *entity) cutover(ctx workflow.Context, in ApplyInput) ApplyResult {
 	res := ApplyResult{Tenant: t.spec.Name, From: t.state.Image, To: in.Image, StartedAt: workflow.Now(ctx)}
+	if in.RestoreBackup != "" {
+		return t.cutoverWithData(ctx, in, res)
+	}
 	if in.BackupBefore {
 		rec, err := t.backUp(ctx, t.newBackup(ctx, ReasonBeforeRelease, in.Release, "before release "+in.Release))
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -35,10 +36,12 @@ func (s *provisionSuite) mockDecommission(verify func() error) {
 	}
 	var a *runtimes.Activities
 	s.env.OnActivity(a.StopServices, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.StopInput) error {
-		s.record("StopServices " + in.Services[0])
+		s.record("StopServices " + strings.Join(in.Services, ","))
 		return nil
 	})
-	s.env.OnActivity(a.StartServices, mock.Anything, mock.Anything).Return(func(context.Context, runtimes.TenantRef) error { return s.undone("StartServices") })
+	s.env.OnActivity(a.StartServices, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.TenantRef) error {
+		return s.undone(strings.TrimSpace("StartServices " + strings.Join(in.Services, ",")))
+	})
 	var b *backup.Activities
 	s.env.OnActivity(b.BackupVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in backup.BackupInput) (backup.Backup, error) {
 		s.record(fmt.Sprintf("BackupVolumes %s %v dumps %v", in.ID, in.Volumes, in.Dumps))

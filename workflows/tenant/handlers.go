@@ -109,6 +109,8 @@ func (t *entity) validateApplyRelease(ctx workflow.Context, in ApplyInput) error
 		return temporal.NewApplicationError(fmt.Sprintf("tenant %s is %s: it takes no release", t.spec.Name, t.state.State), ErrTenantUnavailable)
 	case t.svcIndex() < 0:
 		return temporal.NewApplicationError(fmt.Sprintf("tenant %s has no public service to release to", t.spec.Name), ErrTenantUnavailable)
+	case in.RestoreBackup != "" && !t.hasBackup(in.RestoreBackup):
+		return flow.Refuse(ErrBackupNotFound, "tenant %s has no backup %q to restore with release %s", t.spec.Name, in.RestoreBackup, in.Release)
 	}
 	return nil
 }

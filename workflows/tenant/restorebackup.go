@@ -49,10 +49,16 @@ func (t *entity) validateRestoreBackup(ctx workflow.Context, in RestoreBackupReq
 		return flow.Refuse(ErrRestoreRefused, "tenant %s is %s: only an active tenant is put back to a backup", t.spec.Name, t.state.State)
 	case b != nil && b.Restore != nil && b.Restore.FinishedAt == nil:
 		return flow.Refuse(ErrRestoreRefused, "tenant %s is being restored to backup %s already (asked by %s)", t.spec.Name, b.Restore.Backup, b.Restore.By)
-	case b == nil || !slices.ContainsFunc(b.List, func(r BackupRecord) bool { return r.ID == in.Backup }):
+	case !t.hasBackup(in.Backup):
 		return flow.Refuse(ErrBackupNotFound, "tenant %s has no backup %q", t.spec.Name, in.Backup)
 	}
 	return nil
+}
+
+// hasBackup reports whether the tenant's list holds the backup.
+func (t *entity) hasBackup(id string) bool {
+	b := t.state.Backups
+	return b != nil && slices.ContainsFunc(b.List, func(r BackupRecord) bool { return r.ID == id })
 }
 
 // restoreBackup runs the queued restore (see above).
@@ -80,24 +86,48 @@ func (t *entity) restoreBackup(ctx workflow.Context) {
 // putBack takes the safety backup, proves the chosen one and restores it;
 // once the tenant was touched, a failure restores the safety backup.
 func (t *entity) putBack(ctx workflow.Context, r *BackupRestore) error {
-	b := t.backups()
 	r.Phase = RestoreSafetyBackup
-	safety := t.newBackup(ctx, ReasonBeforeRestore, r.By, "before restoring "+r.Backup)
+	env, _ := t.liveEnv() // rendered at provisioning already: cannot fail now
+	safety, err := t.safetyBackup(ctx, ReasonBeforeRestore, r.By, "before restoring "+r.Backup)
+	if err != nil {
+		return err
+	}
+	r.SafetyBackup = safety
+	r.Phase = RestoreProving
+	if err := t.prove(ctx, env, safety, r.Backup); err != nil {
+		return err
+	}
+
+	r.Phase = RestoreRestoring
+	t.step("restore")
+	if err := t.restoreInto(ctx, env, r.Backup); err != nil {
+		r.Phase = RestoreRollingBack
+		return t.putSafetyBack(ctx, env, r.Backup, safety, err)
+	}
+	t.stepDone()
+	return nil
+}
+
+// safetyBackup backs the tenant up as it is, pinned: it stands for the
+// live data while a restore replaces it.
+func (t *entity) safetyBackup(ctx workflow.Context, reason, by, note string) (string, error) {
+	b := t.backups()
+	safety := t.newBackup(ctx, reason, by, note)
 	b.Pinned = append(b.Pinned, safety.ID)
 	if _, err := t.backUp(ctx, safety); err != nil {
-		return fmt.Errorf("the safety backup failed, nothing was touched: %s", flow.ErrorMessage(err))
+		return "", fmt.Errorf("the safety backup failed, nothing was touched: %s", flow.ErrorMessage(err))
 	}
-	r.SafetyBackup = safety.ID
 	t.stepDone()
+	return safety.ID, nil
+}
 
-	// Both must restore before the live data goes: the chosen backup, and
-	// the safety backup that stands for the live data meanwhile (it shares
-	// the repository's blobs with older backups: a damaged pack would
-	// damage it too).
-	r.Phase = RestoreProving
+// prove drills each backup (restored into scratch volumes and a scratch
+// database): all must restore before the live data goes. The safety
+// backup is proved too: it shares the repository's blobs with older
+// backups, so a damaged pack would damage it as well.
+func (t *entity) prove(ctx workflow.Context, env spec.Environment, ids ...string) error {
 	t.step(StepDrill)
-	env, _ := t.liveEnv() // rendered at provisioning already: cannot fail now
-	for _, id := range []string{safety.ID, r.Backup} {
+	for _, id := range ids {
 		var drilled restic.Drill
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.DrillBackup,
 			restic.DrillInput{Tenant: t.spec.Name, ID: id, Dumps: dumpedServices(env)}).Get(ctx, &drilled); err != nil {
@@ -105,39 +135,42 @@ func (t *entity) putBack(ctx workflow.Context, r *BackupRestore) error {
 		}
 	}
 	t.stepDone()
-
-	r.Phase = RestoreRestoring
-	t.step("restore")
-	if err := t.restoreInto(ctx, env, r.Backup); err != nil {
-		r.Phase = RestoreRollingBack
-		t.step("put the safety backup back")
-		if rerr := t.restoreInto(ctx, env, safety.ID); rerr != nil {
-			return fmt.Errorf("restore of %s failed (%s), and so did putting the safety backup %s back: %s; the tenant may be down",
-				r.Backup, flow.ErrorMessage(err), safety.ID, flow.ErrorMessage(rerr))
-		}
-		return fmt.Errorf("restore of %s failed, the tenant serves its data as before (safety backup %s put back): %s",
-			r.Backup, safety.ID, flow.ErrorMessage(err))
-	}
-	t.stepDone()
 	return nil
+}
+
+// putSafetyBack restores the safety backup after the restore of id
+// failed with err, and says how the tenant was left.
+func (t *entity) putSafetyBack(ctx workflow.Context, env spec.Environment, id, safety string, err error) error {
+	t.step("put the safety backup back")
+	if rerr := t.restoreInto(ctx, env, safety); rerr != nil {
+		return fmt.Errorf("restore of %s failed (%s), and so did putting the safety backup %s back: %s; the tenant may be down",
+			id, flow.ErrorMessage(err), safety, flow.ErrorMessage(rerr))
+	}
+	return fmt.Errorf("restore of %s failed, the tenant serves its data as before (safety backup %s put back): %s",
+		id, safety, flow.ErrorMessage(err))
 }
 
 // restoreInto stops the services whose volumes are restored as files,
 // restores the backup and starts them again, healthy. The services are
 // started again whatever happened.
 func (t *entity) restoreInto(ctx workflow.Context, env spec.Environment, id string) error {
-	stopped := t.fileServices(env)
-	if err := t.stopServices(ctx, stopped); err != nil {
+	if err := t.stopServices(ctx, t.fileServices(env)); err != nil {
 		return err
 	}
-	var restored restic.Restored
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.RestoreBackup, restic.RestoreInput{
-		Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: id, Dumps: dumpedServices(env),
-	}).Get(ctx, &restored)
+	err := t.restoreData(ctx, env, id)
 	if serr := t.restartServices(ctx, env); err == nil {
 		err = serr
 	}
 	return err
+}
+
+// restoreData restores the backup into the tenant's volumes and its
+// running databases; the services of the volumes are stopped.
+func (t *entity) restoreData(ctx workflow.Context, env spec.Environment, id string) error {
+	var restored restic.Restored
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.RestoreBackup, restic.RestoreInput{
+		Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: id, Dumps: dumpedServices(env),
+	}).Get(ctx, &restored)
 }
 
 // fileServices are the services that mount a volume backed up as files:
