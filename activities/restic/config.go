@@ -18,7 +18,12 @@ const (
 	EnvOffsiteURL      = "TENANTFLOW_OFFSITE_URL"
 	EnvOffsiteUser     = "TENANTFLOW_OFFSITE_USER"
 	EnvOffsitePassword = "TENANTFLOW_OFFSITE_PASSWORD"
+	EnvOffsitePruner   = "TENANTFLOW_OFFSITE_PRUNER"
 )
+
+// DefaultPruneQueue is the task queue an off-site pruner polls unless
+// told otherwise (see Pruner).
+const DefaultPruneQueue = "tenantflow-offsite-prune"
 
 // Config says where the tenants' restic repositories and their keys are,
 // and where the off-site copies go.
@@ -44,6 +49,11 @@ type Config struct {
 	// off-site server; they never appear in logs, errors or history.
 	OffsiteUser     string
 	OffsitePassword string
+	// OffsitePruner is the task queue of the off-site pruner (see
+	// Pruner), which holds the delete credential this worker never
+	// has; CopyOffsite hands it to the workflow (OffsiteCopy.Prune).
+	// Empty: Tenantflow never prunes the off-site copies.
+	OffsitePruner string
 }
 
 // Register binds the settings to flags and their variables.
@@ -54,6 +64,7 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.OffsiteURL, "offsite-url", EnvOffsiteURL, "", "base URL of the off-site restic REST server (rclone serve restic --append-only --private-repos); empty: no off-site copies")
 	s.String(&c.OffsiteUser, "offsite-user", EnvOffsiteUser, "", "the worker's user on the off-site server")
 	s.Secret(&c.OffsitePassword, "offsite-password", EnvOffsitePassword, "the worker's password on the off-site server")
+	s.String(&c.OffsitePruner, "offsite-pruner", EnvOffsitePruner, "", "task queue of the off-site pruner (tenantflow offsite-pruner, usually "+DefaultPruneQueue+"); empty: off-site copies are never pruned by Tenantflow")
 }
 
 // Enabled reports whether scheduled backups are configured.
@@ -68,8 +79,8 @@ func (c Config) String() string {
 	if c.OffsitePassword != "" {
 		pw = "(set)"
 	}
-	return fmt.Sprintf("{Repos:%s Keys:%s Binary:%s OffsiteURL:%s OffsiteUser:%s OffsitePassword:%s}",
-		c.Repos, c.Keys, c.Binary, c.OffsiteURL, c.OffsiteUser, pw)
+	return fmt.Sprintf("{Repos:%s Keys:%s Binary:%s OffsiteURL:%s OffsiteUser:%s OffsitePassword:%s OffsitePruner:%s}",
+		c.Repos, c.Keys, c.Binary, c.OffsiteURL, c.OffsiteUser, pw, c.OffsitePruner)
 }
 
 // Validate reports every bad setting by its variable name when backups
@@ -96,13 +107,7 @@ func (c Config) Validate() error {
 		problems.Add(EnvBinary, "must not be empty")
 	}
 	if c.OffsiteURL != "" {
-		u, err := url.Parse(c.OffsiteURL)
-		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			problems.Add(EnvOffsiteURL, "%q is not an http(s) URL", c.OffsiteURL)
-		case u.User != nil:
-			problems.Add(EnvOffsiteURL, "must not hold credentials; use %s and %s", EnvOffsiteUser, EnvOffsitePassword)
-		}
+		checkServer(&problems, c.OffsiteURL, EnvOffsiteURL, EnvOffsitePassword)
 		if c.OffsiteUser == "" {
 			problems.Add(EnvOffsiteUser, "must be set when %s is", EnvOffsiteURL)
 		}
@@ -110,5 +115,29 @@ func (c Config) Validate() error {
 			problems.Add(EnvOffsitePassword, "must be set when %s is", EnvOffsiteURL)
 		}
 	}
+	switch {
+	case c.OffsitePruner == "":
+	case c.OffsiteURL == "":
+		// Nothing would be copied, so nothing pruned: a setting
+		// meant for another worker.
+		problems.Add(EnvOffsitePruner, "is set but %s is not: there are no off-site copies to prune", EnvOffsiteURL)
+	case strings.TrimSpace(c.OffsitePruner) != c.OffsitePruner:
+		problems.Add(EnvOffsitePruner, "%q: a task queue name has no surrounding spaces", c.OffsitePruner)
+	}
 	return problems.Err()
+}
+
+// checkServer checks the base URL of an off-site server: http(s), with
+// no credential in it (that goes in its own, secret, setting). A
+// password in it is not repeated.
+func checkServer(problems *config.Problems, base, env, envPassword string) {
+	u, err := url.Parse(base)
+	switch {
+	case err != nil:
+		problems.Add(env, "is not a URL")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		problems.Add(env, "%q is not an http(s) URL", u.Redacted())
+	case u.User != nil:
+		problems.Add(env, "must not hold credentials; use %s and %s", EnvOffsiteUser, envPassword)
+	}
 }

@@ -76,7 +76,7 @@ func (a *Activities) CopyOffsite(ctx context.Context, ref Ref) (OffsiteCopy, err
 		copied += n
 	}
 	log.Info("backup copied off-site", "repository", remote.name, "copied", copied, "took", time.Since(start))
-	return OffsiteCopy{Copied: copied, CopiedAt: time.Now().UTC()}, nil
+	return OffsiteCopy{Copied: copied, CopiedAt: time.Now().UTC(), Prune: a.Config.OffsitePruner}, nil
 }
 
 // copySnapshots copies the snapshots from local to remote, initialising

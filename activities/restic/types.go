@@ -150,6 +150,11 @@ type OffsiteCopy struct {
 	// Snapshots copied by this call (0 when an earlier attempt did).
 	Copied   int       `json:"copied"`
 	CopiedAt time.Time `json:"copiedAt"`
+	// Prune is the task queue of the off-site pruner, whose
+	// (*Pruner).PruneOffsite applies the retention to the off-site
+	// copy after the local one (Config.OffsitePruner); empty: nobody
+	// prunes it.
+	Prune string `json:"prune,omitempty"`
 }
 
 // RetentionInput asks for the tenant's backups to be pruned to Keep.
@@ -169,7 +174,10 @@ type RetentionInput struct {
 type Retention struct {
 	Kept      []string `json:"kept"`
 	Forgotten []string `json:"forgotten"`
-	// RepositoryBytes is the repository's size after the prune.
+	// RepositoryBytes is the local repository's size after the prune
+	// (what its files take on disk). PruneOffsite leaves it 0: the
+	// off-site size is the server's to tell, and restic stats would
+	// read every tree of the copy once more for it.
 	RepositoryBytes int64 `json:"repositoryBytes"`
 }
 
