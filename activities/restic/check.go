@@ -30,9 +30,24 @@ func (c Check) Check(ctx context.Context) error {
 	if err := c.Config.Validate(); err != nil {
 		return fmt.Errorf("restic config: %w", err)
 	}
+	if err := checkBinary(ctx, c.Config.Binary); err != nil {
+		return err
+	}
+	for _, d := range []struct{ env, dir string }{{EnvRepos, c.Config.Repos}, {EnvKeys, c.Config.Keys}} {
+		if err := writable(d.dir); err != nil {
+			return fmt.Errorf("%s=%s: %w", d.env, d.dir, err)
+		}
+	}
+	if c.Config.Offsite() {
+		return c.offsite(ctx)
+	}
+	return nil
+}
+
+// checkBinary checks that bin (default: restic) runs and is restic.
+func checkBinary(ctx context.Context, bin string) error {
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	bin := c.Config.Binary
 	if bin == "" {
 		bin = "restic"
 	}
@@ -42,14 +57,6 @@ func (c Check) Check(ctx context.Context) error {
 	}
 	if !strings.HasPrefix(string(out), "restic ") {
 		return fmt.Errorf("%s=%s is not restic: it says %q", EnvBinary, bin, strings.TrimSpace(string(out)))
-	}
-	for _, d := range []struct{ env, dir string }{{EnvRepos, c.Config.Repos}, {EnvKeys, c.Config.Keys}} {
-		if err := writable(d.dir); err != nil {
-			return fmt.Errorf("%s=%s: %w", d.env, d.dir, err)
-		}
-	}
-	if c.Config.Offsite() {
-		return c.offsite(ctx)
 	}
 	return nil
 }
@@ -74,27 +81,42 @@ func (c Check) offsite(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", EnvOffsiteURL, err)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + c.Config.OffsiteUser + "/"
+	status, err := ask(ctx, http.MethodGet, u, c.Config.OffsiteUser, c.Config.OffsitePassword)
+	switch {
+	case err != nil:
+		return fmt.Errorf("off-site server %s (%s) is unreachable: %w", u, EnvOffsiteURL, err)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("off-site server %s refuses user %s (%s, %s): %s", u, c.Config.OffsiteUser, EnvOffsiteUser, EnvOffsitePassword, statusLine(status))
+	case status >= 500:
+		return fmt.Errorf("off-site server %s fails: %s", u, statusLine(status))
+	}
+	return nil
+}
+
+// ask sends one request without a body to an off-site server as user
+// and returns the answer's status. The URL in errors holds no
+// credential (it goes in a header).
+func ask(ctx context.Context, method string, u *url.URL, user, password string) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(rctx, method, u.String(), nil)
 	if err != nil {
-		return fmt.Errorf("%s: %w", EnvOffsiteURL, err)
+		return 0, err
 	}
-	req.SetBasicAuth(c.Config.OffsiteUser, c.Config.OffsitePassword)
+	req.SetBasicAuth(user, password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err // the URL holds no credential, but say it once
+			err = ue.Err // the caller names the URL
 		}
-		return fmt.Errorf("off-site server %s (%s) is unreachable: %w", u, EnvOffsiteURL, err)
+		return 0, err
 	}
 	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("off-site server %s refuses user %s (%s, %s): %s", u, c.Config.OffsiteUser, EnvOffsiteUser, EnvOffsitePassword, resp.Status)
-	case resp.StatusCode >= 500:
-		return fmt.Errorf("off-site server %s fails: %s", u, resp.Status)
-	}
-	return nil
+	return resp.StatusCode, nil
+}
+
+// statusLine is an HTTP status as a server's status line says it.
+func statusLine(status int) string {
+	return fmt.Sprintf("%d %s", status, http.StatusText(status))
 }

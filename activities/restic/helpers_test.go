@@ -235,7 +235,8 @@ func writeFile(t *testing.T, path, content string) {
 // would, and returns its output.
 func resticCLI(t *testing.T, repo, key string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Minutes: a deletion the server refuses is retried for most of one.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "restic", append([]string{"--no-cache"}, args...)...)
 	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD_FILE="+key)
@@ -278,22 +279,40 @@ func dirSize(t *testing.T, dir string) int64 {
 	return n
 }
 
-// rcloneServer is an off-site server: rclone serve restic, append-only,
-// one private directory per user.
+// rcloneServer is an off-site server: rclone serve restic, one private
+// directory per user.
 type rcloneServer struct {
 	url, user, password, dir string
 }
 
+// startRclone starts the workers' off-site server: append-only.
 func startRclone(t *testing.T, user, password string) rcloneServer {
 	t.Helper()
+	return serveRclone(t, filepath.Join(t.TempDir(), "data"), user, password, true)
+}
+
+// startRclonePair starts the two off-site servers of the pruning design
+// over one storage: the workers' (append-only) and the pruner's (which
+// deletes), each with its own password for the same user.
+func startRclonePair(t *testing.T, user, workerPassword, prunePassword string) (worker, prune rcloneServer) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	return serveRclone(t, dir, user, workerPassword, true), serveRclone(t, dir, user, prunePassword, false)
+}
+
+func serveRclone(t *testing.T, dir, user, password string, appendOnly bool) rcloneServer {
+	t.Helper()
 	harness.RequireBinary(t, "rclone", "rclone")
-	dir := t.TempDir()
+	home := t.TempDir()
 	addr := harness.Addr(harness.FreePort(t))
-	p := harness.NewProcess(t, dir, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, "rclone", "serve", "restic",
-		"--addr", addr, "--append-only", "--private-repos", "--user", user, "--pass", password, filepath.Join(dir, "data"))
+	args := []string{"serve", "restic", "--addr", addr, "--private-repos", "--user", user, "--pass", password, dir}
+	if appendOnly {
+		args = append(args, "--append-only")
+	}
+	p := harness.NewProcess(t, home, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}, "rclone", args...)
 	p.Start()
 	harness.WaitFor(t, "rclone serve restic", 10*time.Second, harness.DialReady(addr))
-	return rcloneServer{url: "http://" + addr + "/", user: user, password: password, dir: filepath.Join(dir, "data")}
+	return rcloneServer{url: "http://" + addr + "/", user: user, password: password, dir: dir}
 }
 
 func ctxFor(t *testing.T) context.Context {

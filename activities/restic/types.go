@@ -29,6 +29,9 @@
 // removed (restic unlock, which removes only locks whose process is gone
 // or that are older than 30 minutes) while this worker holds the tenant's
 // flock, so never while another of our activities uses the repository.
+//
+// The workers cannot delete off site: the off-site copies are pruned by
+// Pruner, in a process of its own that holds the only delete credential.
 package restic
 
 import (
