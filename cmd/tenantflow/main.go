@@ -3,6 +3,8 @@
 //	tenantflow worker      the Temporal worker (workflows + activities)
 //	tenantflow api         the REST API
 //	tenantflow dev         dev server + worker + API in one process tree (make run)
+//	tenantflow offsite-pruner  prunes the off-site backup copies, with the
+//	                       delete credential the workers never hold
 //	tenantflow demo-image  build the demo tenant app image FROM scratch
 //
 // Every flag also reads a TENANTFLOW_* variable; -h lists them.
@@ -47,6 +49,8 @@ func run() int {
 		err = runDev(ctx, args, log)
 	case "demo-image":
 		err = runDemoImage(ctx, args, log)
+	case "offsite-pruner":
+		err = runOffsitePruner(ctx, args, log)
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -70,6 +74,9 @@ commands:
   api         run the REST API
   dev         run a local Temporal dev server, the worker and the API (Ctrl-C stops all)
   demo-image  build the demo tenant app image on the local Docker Engine
+  offsite-pruner
+              prune the off-site backup copies to the tenants' retention, with
+              the delete credential the workers never hold (a host of its own)
   version     print the version
 
 Run 'tenantflow <command> -h' for its flags; each flag has a TENANTFLOW_* variable.`)
