@@ -29,3 +29,8 @@ var (
 
 // rs takes, copies, prunes and drills the tenant's restic backups.
 var rs *restic.Activities
+
+// pr prunes the off-site copies: a worker of its own (tenantflow
+// offsite-pruner) on its own queue, the only one holding a credential
+// that deletes off-site.
+var pr *restic.Pruner

@@ -195,7 +195,16 @@ func (t *entity) copyOffsite(ctx workflow.Context, rec *BackupRecord) {
 		return
 	}
 	rec.OffsiteAt = timePtr(out.CopiedAt)
-	t.backups().NewestOffsiteAt = timePtr(rec.CreatedAt)
+	b := t.backups()
+	b.NewestOffsiteAt = timePtr(rec.CreatedAt)
+	switch {
+	case out.Prune == "":
+		b.OffsitePrune = nil
+	case b.OffsitePrune == nil:
+		b.OffsitePrune = &OffsitePrune{Queue: out.Prune}
+	default:
+		b.OffsitePrune.Queue = out.Prune
+	}
 }
 
 // applyRetention prunes the repository to the policy and drops the
@@ -217,6 +226,33 @@ func (t *entity) applyRetention(ctx workflow.Context) {
 		return
 	}
 	b.List = slices.DeleteFunc(b.List, func(r BackupRecord) bool { return slices.Contains(out.Forgotten, r.ID) })
+	if p := b.OffsitePrune; p != nil && b.Policy.Offsite {
+		p.Due = p.Due || len(out.Forgotten) > 0
+		if p.Due {
+			t.pruneOffsite(ctx, p, keep)
+		}
+	}
+}
+
+// pruneOffsite applies the same retention to the off-site copy, through
+// the pruner's queue. A failure keeps it due for the next backup; the
+// off-site copy then holds more than the policy asks, never less.
+func (t *entity) pruneOffsite(ctx workflow.Context, p *OffsitePrune, keep spec.Keep) {
+	started, b := workflow.Now(ctx), t.backups()
+	opts := offsitePruneOptions
+	opts.TaskQueue = p.Queue
+	var out restic.Retention
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), pr.PruneOffsite, restic.RetentionInput{
+		Tenant: t.spec.Name, Keep: keep, TimeZone: b.Policy.TimeZone, Now: started, Pinned: b.Pinned,
+	}).Get(ctx, &out)
+	if err != nil {
+		p.Error = flow.ErrorMessage(err)
+		t.logger(ctx).Error("off-site retention failed; the off-site copy keeps more than the policy asks", "queue", p.Queue, "error", err)
+		t.countOperation(ctx, "offsite-prune", "failed", started)
+		return
+	}
+	p.Due, p.Error, p.PrunedAt, p.Forgotten = false, "", timePtr(workflow.Now(ctx)), out.Forgotten
+	t.countOperation(ctx, "offsite-prune", "succeeded", started)
 }
 
 // drill restores the newest backup into scratch volumes and a scratch

@@ -40,7 +40,7 @@ func (s *provisionSuite) mockBackups(start time.Time, takeErr func(id string) er
 	})
 	s.env.OnActivity(r.CopyOffsite, mock.Anything, mock.Anything).Return(func(_ context.Context, ref restic.Ref) (restic.OffsiteCopy, error) {
 		s.record("CopyOffsite " + ref.ID)
-		return restic.OffsiteCopy{Copied: 3, CopiedAt: s.env.Now()}, nil
+		return restic.OffsiteCopy{Copied: 3, CopiedAt: s.env.Now(), Prune: s.pruner}, nil
 	})
 	s.env.OnActivity(r.ApplyRetention, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.RetentionInput) (restic.Retention, error) {
 		// Keep as many of the newest as the policy could keep.
@@ -62,6 +62,24 @@ func (s *provisionSuite) mockBackups(start time.Time, takeErr func(id string) er
 			}
 		}
 		return restic.Drill{ID: in.ID, Offsite: in.Offsite, CheckedAt: s.env.Now()}, nil
+	})
+}
+
+// mockPruner mocks the off-site pruner; fail decides each call's outcome.
+func (s *provisionSuite) mockPruner(fail func(n int) error) {
+	s.pruner = restic.DefaultPruneQueue
+	var p *restic.Pruner
+	s.env.RegisterActivity((&restic.Pruner{}).PruneOffsite)
+	n := 0
+	s.env.OnActivity(p.PruneOffsite, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.RetentionInput) (restic.Retention, error) {
+		n++
+		s.record(fmt.Sprintf("PruneOffsite keep %d pinned %v", in.Keep.Last, in.Pinned))
+		if fail != nil {
+			if err := fail(n); err != nil {
+				return restic.Retention{}, err
+			}
+		}
+		return restic.Retention{Forgotten: []string{fmt.Sprint("off-", n)}}, nil
 	})
 }
 
@@ -89,6 +107,53 @@ func callsOf(calls []string, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// With an off-site pruner, every backup whose local retention forgot
+// some prunes the off-site copy too; a failed off-site prune stays due
+// and is tried again by the next backup.
+func (s *provisionSuite) TestOffsiteCopiesArePrunedByThePruner() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	s.mockPruner(func(n int) error {
+		if n == 1 {
+			return temporal.NewNonRetryableApplicationError("the off-site server refuses user tf", restic.ErrNotConfigured, nil)
+		}
+		return nil
+	})
+	in := withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(time.Hour), Offsite: true, Keep: spec.Keep{Last: 2}})
+	var mid, st Tenant
+	s.env.RegisterDelayedCallback(func() { mid = s.queryState() }, 3*time.Hour+30*time.Minute)
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 4*time.Hour+30*time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	prunes := callsOf(s.recorded(), "PruneOffsite")
+	s.Equal([]string{"PruneOffsite keep 2 pinned []", "PruneOffsite keep 2 pinned []"}, prunes,
+		"none before the retention forgets, then after each backup: the third's failed, the fourth's")
+	s.Require().NotNil(mid.Backups.OffsitePrune)
+	s.True(mid.Backups.OffsitePrune.Due, "a failed prune stays due")
+	s.Contains(mid.Backups.OffsitePrune.Error, "refuses user")
+	p := st.Backups.OffsitePrune
+	s.Require().NotNil(p)
+	s.Equal(restic.DefaultPruneQueue, p.Queue)
+	s.False(p.Due)
+	s.Empty(p.Error)
+	s.NotNil(p.PrunedAt)
+	s.Equal([]string{"off-2"}, p.Forgotten)
+}
+
+// Without a pruner, nothing is asked of one.
+func (s *provisionSuite) TestWithoutAPrunerTheOffsiteCopyIsLeftAlone() {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockBackups(testStart, nil, nil)
+	in := withPolicy(defaultInput(s.T()), spec.Backups{Every: spec.Duration(time.Hour), Offsite: true, Keep: spec.Keep{Last: 1}})
+	var st Tenant
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour+30*time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+	s.Empty(callsOf(s.recorded(), "PruneOffsite"))
+	s.Nil(st.Backups.OffsitePrune)
 }
 
 func (s *provisionSuite) TestScheduledBackupsFireCopyOffsitePruneAndDrill() {

@@ -312,6 +312,23 @@ type Backups struct {
 	// Pinned are backups the retention keeps whatever it says: the one
 	// being restored, and the safety backup of the last restore.
 	Pinned []string `json:"pinned,omitempty"`
+	// OffsitePrune is the off-site copy's retention, when an off-site
+	// pruner runs (restic.Config.OffsitePruner).
+	OffsitePrune *OffsitePrune `json:"offsitePrune,omitempty"`
+}
+
+// OffsitePrune is the state of the off-site copy's retention. The
+// worker's credential cannot delete off-site: a pruner of its own, on
+// Queue, holds the one that can.
+type OffsitePrune struct {
+	Queue string `json:"queue"`
+	// Due: the local retention forgot backups the off-site copy still
+	// holds (or the last off-site prune failed).
+	Due      bool       `json:"due,omitempty"`
+	PrunedAt *time.Time `json:"prunedAt,omitempty"`
+	// Forgotten is what the last prune forgot off-site.
+	Forgotten []string `json:"forgotten,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 // PendingBackup is a backup waiting for its turn.

@@ -55,6 +55,22 @@ var integrationOptions = flow.OutsideCall
 // that dies mid-way is noticed within the heartbeat timeout and the
 // activity resumes on another worker (completed volumes are kept, a
 // half-written archive is rewritten).
+// offsitePruneOptions run PruneOffsite on the pruner's queue (set per
+// call). A pruner that does not poll fails it after ScheduleToStart, and
+// the next backup tries again: the tenant's operations never wait on it
+// for long.
+var offsitePruneOptions = workflow.ActivityOptions{
+	ScheduleToStartTimeout: 10 * time.Minute,
+	StartToCloseTimeout:    6 * time.Hour,
+	HeartbeatTimeout:       time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    5,
+	},
+}
+
 var backupOptions = workflow.ActivityOptions{
 	StartToCloseTimeout: 6 * time.Hour,
 	HeartbeatTimeout:    10 * time.Second,

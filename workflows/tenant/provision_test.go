@@ -33,11 +33,14 @@ type provisionSuite struct {
 	sa    temporal.SearchAttributes // last upserted
 	plan  integrations.Plan         // what PlanIntegrations answers
 	down  string                    // an integration activity that always fails, retryably
+	// pruner is the off-site pruner's queue CopyOffsite reports.
+	pruner string
 }
 
 func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 
 func (s *provisionSuite) SetupTest() {
+	s.pruner = ""
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
 	s.env.RegisterActivity(&runtimes.Activities{})
