@@ -196,6 +196,16 @@ func (a *Activities) volumePart(ctx context.Context, repo repository, in BackupI
 	if err != nil {
 		return Part{}, passOn(err, "volume %s", vol)
 	}
+	// restic refuses an empty snapshot ("snapshot is empty"), and a new
+	// tenant's volumes often are: the manifest records the part empty.
+	// A volume emptied between here and restic fails the attempt, and
+	// the retry records it empty.
+	if entries, err := os.ReadDir(dir); err != nil {
+		return Part{}, fmt.Errorf("volume %s: read %s: %w", vol, dir, err)
+	} else if len(entries) == 0 {
+		a.log().Info("volume backed up empty", "tenant", in.Tenant, "backup", in.ID, "volume", vol)
+		return Part{Kind: PartVolume, Name: vol}, nil
+	}
 	var sum backupMessage
 	_, err = a.run(ctx, command{repo: repo, dir: dir, args: backupArgs(in.ID, at, PartVolume+":"+vol, "."), onLine: onBackupLine(p, &sum)})
 	if re, ok := asResticError(err); ok && re.exitCode() == 3 {
@@ -298,6 +308,9 @@ func (a *Activities) fullIDs(ctx context.Context, repo repository, id string, pa
 	names, _ := os.ReadDir(filepath.Join(repo.location, "snapshots"))
 	missing := false
 	for i := range parts {
+		if parts[i].empty() {
+			continue
+		}
 		var found []string
 		for _, n := range names {
 			if strings.HasPrefix(n.Name(), parts[i].Snapshot) {
@@ -318,7 +331,7 @@ func (a *Activities) fullIDs(ctx context.Context, repo repository, id string, pa
 		return err
 	}
 	for i := range parts {
-		if len(parts[i].Snapshot) == 64 {
+		if len(parts[i].Snapshot) == 64 || parts[i].empty() {
 			continue
 		}
 		j := slices.IndexFunc(snaps, func(s snapshot) bool { return s.ShortID == parts[i].Snapshot })

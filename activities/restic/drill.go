@@ -90,6 +90,9 @@ func (a *Activities) DrillBackup(ctx context.Context, in DrillInput) (Drill, err
 	}
 	d := Drill{ID: in.ID, Offsite: in.Offsite}
 	for _, part := range b.Parts {
+		if part.empty() {
+			continue // nothing was taken, nothing to restore
+		}
 		i := slices.IndexFunc(snaps, func(s snapshot) bool { return s.has(part.Kind + ":" + part.Name) })
 		if i < 0 {
 			msg := fmt.Sprintf("backup %s: the %s repository has no snapshot of %s %s", in.ID, where, part.Kind, part.Name)

@@ -87,6 +87,12 @@ func (a *Activities) RestoreBackup(ctx context.Context, in RestoreInput) (Restor
 			if part.Kind != kind {
 				continue
 			}
+			if part.empty() {
+				if err := a.emptyVolume(ctx, in, part.Name); err != nil {
+					return Restored{}, err
+				}
+				continue
+			}
 			i := slices.IndexFunc(snaps, func(s snapshot) bool { return s.has(part.Kind + ":" + part.Name) })
 			if i < 0 {
 				msg := fmt.Sprintf("backup %s: no snapshot of %s %s", in.ID, part.Kind, part.Name)
@@ -133,18 +139,38 @@ func (a *Activities) restoreVolume(ctx context.Context, repo repository, in Rest
 	return syncTree(live)
 }
 
+// emptyVolume restores a volume that was backed up empty.
+func (a *Activities) emptyVolume(ctx context.Context, in RestoreInput, vol string) error {
+	live, err := a.Host.VolumeDir(ctx, in.Tenant, in.Owner, vol)
+	if err != nil {
+		return passOn(err, "volume %s", vol)
+	}
+	if err := clearDir(live); err != nil {
+		return fmt.Errorf("volume %s: empty it as the backup took it: %w", vol, err)
+	}
+	return syncTree(live)
+}
+
+// clearDir removes every entry of dir.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // replaceContent empties live and moves every entry of from into it.
 // Both are directories of the same engine's volumes (one file system), so
 // each move is a rename; across file systems it fails rather than copy.
 func replaceContent(live, from string) error {
-	old, err := os.ReadDir(live)
-	if err != nil {
+	if err := clearDir(live); err != nil {
 		return err
-	}
-	for _, e := range old {
-		if err := os.RemoveAll(filepath.Join(live, e.Name())); err != nil {
-			return err
-		}
 	}
 	entries, err := os.ReadDir(from)
 	if err != nil {

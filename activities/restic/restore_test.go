@@ -83,3 +83,51 @@ func fileSum(t *testing.T, path string) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// An empty volume (a new tenant's, often) is backed up as empty: restic
+// takes no snapshot of nothing. The backup drills, copies, and restores
+// the volume empty again.
+func TestAnEmptyVolumeIsBackedUpAndRestoredEmpty(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", nil)
+	ctx := ctxFor(t)
+	const tenant = "acme"
+	data := e.host.volume(tenant, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dbFile := filepath.Join(e.host.service(tenant, "db"), "db.data")
+	writeFile(t, dbFile, "rows: 1\n")
+	db := dbService("db")
+	b, err := e.a.TakeBackup(ctx, restic.BackupInput{Tenant: tenant, ID: "b1", Volumes: []string{"data"}, Dumps: []spec.Service{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Parts) != 2 || b.Parts[1].Kind != restic.PartVolume || b.Parts[1].Snapshot != "" || b.Parts[1].Files != 0 {
+		t.Fatalf("parts: %+v", b.Parts)
+	}
+	if _, err := e.a.DrillBackup(ctx, restic.DrillInput{Tenant: tenant, ID: "b1", Dumps: []spec.Service{db}}); err != nil {
+		t.Fatalf("drill of a backup with an empty volume: %v", err)
+	}
+
+	writeFile(t, filepath.Join(data, "new.txt"), "written after the backup\n")
+	writeFile(t, dbFile, "rows: 1, 2\n")
+	if _, err := e.a.RestoreBackup(ctx, restic.RestoreInput{Tenant: tenant, ID: "b1", Dumps: []spec.Service{db}}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(data); err != nil || len(entries) != 0 {
+		t.Errorf("the volume after restoring its empty backup: %v %v", entries, err)
+	}
+	if got, _ := os.ReadFile(dbFile); string(got) != "rows: 1\n" {
+		t.Errorf("the database after the restore: %q", got)
+	}
+	// Once it has content, the next backup takes a snapshot of it.
+	writeFile(t, filepath.Join(data, "a.txt"), "a\n")
+	b2, err := e.a.TakeBackup(ctx, restic.BackupInput{Tenant: tenant, ID: "b2", Volumes: []string{"data"}, Dumps: []spec.Service{db}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2.Parts[1].Snapshot == "" || b2.Parts[1].Files != 1 {
+		t.Fatalf("parts: %+v", b2.Parts)
+	}
+}

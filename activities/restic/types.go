@@ -109,7 +109,8 @@ type Quiesce struct {
 type Part struct {
 	Kind string `json:"kind"` // PartVolume or PartDump
 	Name string `json:"name"` // the volume or the service
-	// Snapshot is restic's snapshot id (full, 64 hex digits).
+	// Snapshot is restic's snapshot id (full, 64 hex digits); empty for
+	// an empty volume, of which restic takes no snapshot.
 	Snapshot string `json:"snapshot"`
 	Files    int    `json:"files"`
 	// Bytes is the part's size; Added what it added to the repository
@@ -120,6 +121,10 @@ type Part struct {
 	// the dump into a scratch instance and dumps it again must get it.
 	SHA256 string `json:"sha256,omitempty"`
 }
+
+// empty reports a volume part that was empty when backed up: it has no
+// snapshot, restores to an empty volume and drills trivially.
+func (p Part) empty() bool { return p.Kind == PartVolume && p.Snapshot == "" }
 
 // Backup is a complete backup: what travels through history and what
 // the API lists.
