@@ -18,6 +18,24 @@ type Offsite struct {
 	Password string
 	Dir      string
 	proc     *Process
+	// PruneURL and PrunePassword are the pruner's server over the same
+	// storage (StartPruning): it deletes, for the same User.
+	PruneURL      string
+	PrunePassword string
+}
+
+// StartPruning starts the off-site pruner's server beside the workers':
+// `rclone serve restic --private-repos` over Dir without --append-only,
+// the same user with a password of its own.
+func (o *Offsite) StartPruning(t testing.TB) {
+	t.Helper()
+	rclone := RequireBinary(t, "rclone", "rclone")
+	port := FreePort(t)
+	o.PruneURL, o.PrunePassword = fmt.Sprintf("http://%s/", Addr(port)), "prune-"+RandomHex(t, 12)
+	p := NewProcess(t, "", []string{"HOME=" + t.TempDir()}, rclone, "serve", "restic",
+		"--addr", Addr(port), "--private-repos", "--user", o.User, "--pass", o.PrunePassword, o.Dir)
+	p.Start()
+	WaitFor(t, "rclone serve restic (pruner)", 10*time.Second, DialReady(Addr(port)))
 }
 
 // StartOffsite starts the server and waits until it answers.
