@@ -34,7 +34,14 @@ func (p *platform) waitBackups(name, what string, timeout time.Duration, ok func
 	deadline := time.Now().Add(timeout)
 	var last map[string]any
 	for time.Now().Before(deadline) {
-		if last = p.backupsOf(name); ok(last) {
+		// A query waits for the workflow task under way, which holds the
+		// tenant's local activities (a service's stop grace among them):
+		// 503 then, and the next poll answers.
+		code, body, _ := p.do(http.MethodGet, "/v1/tenants/"+name+"/backups", nil)
+		if code != http.StatusServiceUnavailable {
+			require.Equal(p.t, http.StatusOK, code, body)
+		}
+		if last = body; code == http.StatusOK && ok(last) {
 			return last
 		}
 		time.Sleep(250 * time.Millisecond)

@@ -69,6 +69,7 @@ func TestOffsitePrunerAppliesTheRetentionOffsite(t *testing.T) {
 	require.NotEmpty(t, offsite)
 	local := list(b)
 	require.Contains(t, offsite, local[len(local)-1]["id"], "the newest backup stays off-site")
+	p.checkHistory(tenant.WorkflowID(name), "tenant-offsite-pruned")
 }
 
 // offsiteBackups lists the backup ids in an off-site repository, read

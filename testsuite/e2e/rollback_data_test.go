@@ -55,6 +55,7 @@ func TestRollbackWithDataPutsTheRowsBack(t *testing.T) {
 	require.Equal(t, before, tr.Restore)
 	require.True(t, tr.Restored)
 	require.NotEmpty(t, tr.Backup, "the rollback's safety backup")
+	p.checkHistory(release.WorkflowID(rb.ID), "release-rollback-with-data")
 
 	_, st, _ = p.do(http.MethodGet, "/v1/tenants/"+name, nil)
 	require.Equal(t, oldImage, st["image"], "the older image runs")
@@ -74,6 +75,7 @@ func TestRollbackWithDataPutsTheRowsBack(t *testing.T) {
 	hits, dbHits = appState(t, st["url"].(string))
 	require.Equal(t, 7.0, hits)
 	require.Equal(t, "7", dbHits)
+	p.checkHistory(tenant.WorkflowID(name), "tenant-rolled-back-with-data")
 }
 
 // promoteProd promotes a release of prod tenants (no staging tenant to
