@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
+	enumspb "go.temporal.io/api/enums/v1"
 	"io"
 	"log/slog"
 	"net/http"
@@ -152,6 +153,12 @@ func (f *fakeTemporal) CheckHealth(ctx context.Context, _ *client.CheckHealthReq
 		return nil, f.healthErr
 	}
 	return &client.CheckHealthResponse{}, nil
+}
+
+// DescribeTaskQueue answers that nobody polls (the API tests have no
+// workers); the e2e tests ask a real server.
+func (f *fakeTemporal) DescribeTaskQueue(context.Context, string, enumspb.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error) {
+	return &workflowservice.DescribeTaskQueueResponse{}, nil
 }
 
 func (f *fakeTemporal) startCalls() []startCall {

@@ -15,11 +15,13 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/release"
 )
 
@@ -31,6 +33,7 @@ type Temporal interface {
 	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
 	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
 	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
+	DescribeTaskQueue(ctx context.Context, taskqueue string, taskqueueType enumspb.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error)
 }
 
 // The real client must keep satisfying Temporal.
@@ -157,6 +160,11 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdatePause))
 	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))
 	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateAbort))
+	v1.POST("/hosts", RequireRoles(tokens, RoleOps), s.registerHost)
+	v1.GET("/hosts", RequireRoles(tokens, RoleOps), s.listHosts)
+	v1.GET("/hosts/:name", RequireRoles(tokens, RoleOps), s.getHost)
+	v1.POST("/hosts/:name/cordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateCordoned))
+	v1.POST("/hosts/:name/uncordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateActive))
 	if cfg.Builds != nil {
 		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)

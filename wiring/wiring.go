@@ -41,6 +41,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/internal/config"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/imagebuild"
 	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/searchattr"
@@ -393,6 +394,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(tenant.Workflow, workflow.RegisterOptions{Name: tenant.WorkflowType})
 	r.RegisterWorkflowWithOptions(imagebuild.Workflow, workflow.RegisterOptions{Name: imagebuild.WorkflowType})
 	r.RegisterWorkflowWithOptions(release.Workflow, workflow.RegisterOptions{Name: release.WorkflowType})
+	r.RegisterWorkflowWithOptions(hosts.Workflow, workflow.RegisterOptions{Name: hosts.WorkflowType})
 }
 
 // Register puts every workflow and activity on a worker: each activities
