@@ -40,7 +40,7 @@ func (s *registrySuite) update(at time.Duration, name string, arg any, out *outc
 	}, at)
 }
 
-func spec(name, zone string, memMi int64) HostSpec {
+func hostSpec(name, zone string, memMi int64) HostSpec {
 	return HostSpec{Name: name, Docker: "unix:///run/" + name + "/docker.sock", Address: "10.0.0.1",
 		Capacity: Resources{MilliCPU: 4000, MemoryBytes: memMi << 20}, Labels: map[string]string{ZoneLabel: zone}}
 }
@@ -58,8 +58,8 @@ func errType(err error) string {
 // cordoned host takes nobody; bad input and unknown hosts are refused.
 func (s *registrySuite) TestPlacementThroughTheRegistry() {
 	var a, b, bad, p1, p1again, p2, full, stolen, freed, cordon, p3, lostActive, last outcome
-	s.update(time.Second, UpdateRegister, spec("a", "z1", 512), &a)
-	s.update(2*time.Second, UpdateRegister, spec("b", "z2", 512), &b)
+	s.update(time.Second, UpdateRegister, hostSpec("a", "z1", 512), &a)
+	s.update(2*time.Second, UpdateRegister, hostSpec("b", "z2", 512), &b)
 	s.update(3*time.Second, UpdateRegister, HostSpec{Name: "Bad_Name"}, &bad)
 	s.update(4*time.Second, UpdateReserve, ReserveInput{Tenant: "t1", Owner: "r1", Need: need}, &p1)
 	s.update(5*time.Second, UpdateReserve, ReserveInput{Tenant: "t1", Owner: "r1", Need: need}, &p1again)

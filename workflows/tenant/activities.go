@@ -6,6 +6,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
+	"github.com/tenantflow/tenantflow/activities/placement"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
@@ -34,3 +35,6 @@ var rs *restic.Activities
 // offsite-pruner) on its own queue, the only one holding a credential
 // that deletes off-site.
 var pr *restic.Pruner
+
+// pl reserves and releases the tenant's room on a fleet host.
+var pl *placement.Activities

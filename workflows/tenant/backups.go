@@ -151,7 +151,7 @@ func (t *entity) backUp(ctx workflow.Context, p PendingBackup) (BackupRecord, er
 	t.state.Progress = flow.Progress{Step: StepTakeBackup, Total: 3}
 	env, _ := t.liveEnv() // rendered at provisioning already: cannot fail now
 	var res restic.Backup
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.TakeBackup, restic.BackupInput{
+	err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.TakeBackup, restic.BackupInput{
 		Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: p.ID,
 		Volumes: archivedVolumes(env), Dumps: dumpedServices(env), Reason: p.Reason, Quiesce: quiesceOf(b.Policy, env),
 	}).Get(ctx, &res)
@@ -187,7 +187,7 @@ func (t *entity) backUp(ctx workflow.Context, p PendingBackup) (BackupRecord, er
 func (t *entity) copyOffsite(ctx workflow.Context, rec *BackupRecord) {
 	t.step(StepOffsiteCopy)
 	var out restic.OffsiteCopy
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.CopyOffsite,
+	err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.CopyOffsite,
 		restic.Ref{Tenant: t.spec.Name, ID: rec.ID}).Get(ctx, &out)
 	if err != nil {
 		rec.OffsiteError = flow.ErrorMessage(err)
@@ -218,7 +218,7 @@ func (t *entity) applyRetention(ctx workflow.Context) {
 		keep = spec.DefaultKeep // on-demand backups of a tenant without a policy
 	}
 	var out restic.Retention
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.ApplyRetention, restic.RetentionInput{
+	err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.ApplyRetention, restic.RetentionInput{
 		Tenant: t.spec.Name, Keep: keep, TimeZone: b.Policy.TimeZone, Now: workflow.Now(ctx), Pinned: b.Pinned,
 	}).Get(ctx, &out)
 	if err != nil {
@@ -270,7 +270,7 @@ func (t *entity) drill(ctx workflow.Context) {
 	env, _ := t.liveEnv()
 	in := restic.DrillInput{Tenant: t.spec.Name, ID: rec.ID, Offsite: rec.OffsiteAt != nil, Dumps: dumpedServices(env)}
 	var out restic.Drill
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.DrillBackup, in).Get(ctx, &out)
+	err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.DrillBackup, in).Get(ctx, &out)
 	d := &DrillRecord{Backup: rec.ID, At: started, Offsite: in.Offsite, Took: workflow.Now(ctx).Sub(started), Outcome: DrillPassed}
 	outcome := "succeeded"
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
 // WorkflowType is the registered workflow type name shown in the Web UI.
@@ -30,6 +31,15 @@ type Spec struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
 	// Backups overrides fields of the template's backup policy.
 	Backups *spec.Backups `json:"backups,omitempty"`
+	// Placement, when set, places the tenant on a Docker host of the
+	// fleet (the host registry, workflows/hosts); nil: the one engine
+	// every worker reaches.
+	Placement *PlacementRequest `json:"placement,omitempty"`
+}
+
+// PlacementRequest asks for a host: any that fits, or the one pinned.
+type PlacementRequest struct {
+	Pin string `json:"pin,omitempty"`
 }
 
 // Input starts (or continues as new) a tenant's entity workflow.
@@ -82,6 +92,9 @@ type Tenant struct {
 	// Backups is the tenant's data protection: nil for a tenant without
 	// a backup policy that was never backed up on demand.
 	Backups *Backups `json:"backups,omitempty"`
+	// Placement is the fleet host the tenant runs on, and why it was
+	// chosen (nil: not placed on the fleet).
+	Placement *hosts.Placement `json:"placement,omitempty"`
 }
 
 // Resource is one thing an outside system holds for the tenant, as the API

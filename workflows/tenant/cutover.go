@@ -145,7 +145,7 @@ type candidate struct {
 // Each step registers its undo first.
 func (t *entity) switchToCandidate(ctx workflow.Context, c candidate, undo *flow.Saga) error {
 	t.step(StepEnsureImage)
-	if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, ensureImageOptions(c.in)), rt.EnsureImage,
+	if err := t.onHostLocal(ctx, ensureImageOptions(c.in), rt.EnsureImage,
 		runtimes.ImageInput{Runtime: t.template.Runtime, Image: c.in.Image}).Get(ctx, nil); err != nil {
 		return err
 	}
@@ -153,17 +153,17 @@ func (t *entity) switchToCandidate(ctx workflow.Context, c candidate, undo *flow
 
 	t.step(StepStartNew)
 	undo.Add("remove new instance", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.RetireService,
+		return t.onHostLocal(ctx, localStepOptions, rt.RetireService,
 			runtimes.RetireInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: c.service.Name, Keep: c.oldGen, StopTimeout: spec.Duration(time.Second)}).Get(ctx, nil)
 	})
 	var st runtimes.ServiceStatus
-	if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.StartService,
+	if err := t.onHostLocal(ctx, localStepOptions, rt.StartService,
 		runtimes.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: c.service, ReadyTimeout: c.in.HealthTimeout}).Get(ctx, &st); err != nil {
 		return err
 	}
 	var ep runtimes.Endpoint
 	check := spec.Environment{Runtime: c.env.Runtime, Tenant: t.spec.Name, Stage: t.spec.Stage, Template: c.env.Template, Services: []spec.Service{c.service}, HealthTimeout: c.in.HealthTimeout}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(check)), rt.WaitHealthy, check).Get(ctx, &ep); err != nil {
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, healthWaitOptions(check))), rt.WaitHealthy, check).Get(ctx, &ep); err != nil {
 		return err
 	}
 	t.stepDone()
@@ -213,7 +213,7 @@ func (t *entity) retirePrevious(ctx workflow.Context, res ApplyResult, c candida
 	t.stepDone()
 	t.step(StepRetireOld)
 	msg := ""
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.RetireService, runtimes.RetireInput{
+	err := t.onHostLocal(ctx, localStepOptions, rt.RetireService, runtimes.RetireInput{
 		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: c.service.Name, Keep: c.newGen, StopTimeout: spec.Duration(defaultStopGrace),
 	}).Get(ctx, nil)
 	if err != nil {

@@ -242,7 +242,7 @@ func (t *entity) stopAndDump(ctx workflow.Context, b decommissionBackup, undo *f
 	t.step(StepStopServices)
 	undo.Add("start services", func(ctx workflow.Context) error { return t.restartServices(ctx, b.env) })
 	undo.Add("remove backup", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), bk.RemoveBackup,
+		return workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, integrationOptions)), bk.RemoveBackup,
 			backup.BackupRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.id}).Get(ctx, nil)
 	})
 	public, others := t.serviceNames()
@@ -266,7 +266,7 @@ func (t *entity) stopAndDump(ctx workflow.Context, b decommissionBackup, undo *f
 		}
 		b.d.moveTo(PhaseBackingUp)
 		t.step(StepBackup)
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.DumpServices, backup.DumpInput{
+		if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), bk.DumpServices, backup.DumpInput{
 			Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.id, Services: dumped,
 		}).Get(ctx, nil); err != nil {
 			return nil, err
@@ -284,12 +284,12 @@ func (t *entity) stopAndDump(ctx workflow.Context, b decommissionBackup, undo *f
 // restartServices is the undo of stopped services: started again, healthy,
 // and followed where they now answer.
 func (t *entity) restartServices(ctx workflow.Context, env spec.Environment) error {
-	if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.StartServices,
+	if err := t.onHostLocal(ctx, localStepOptions, rt.StartServices,
 		t.runtimeRef()).Get(ctx, nil); err != nil {
 		return err
 	}
 	var ep runtimes.Endpoint
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, healthWaitOptions(env))), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
 		return err
 	}
 	return t.followEndpoint(ctx, ep)
@@ -300,7 +300,7 @@ func (t *entity) stopServices(ctx workflow.Context, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.StopServices, runtimes.StopInput{
+	return t.onHostLocal(ctx, localStepOptions, rt.StopServices, runtimes.StopInput{
 		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Services: names, StopTimeout: spec.Duration(stopGrace),
 	}).Get(ctx, nil)
 }
@@ -310,7 +310,7 @@ func (t *entity) archive(ctx workflow.Context, b decommissionBackup, dumped []st
 	b.d.moveTo(PhaseBackingUp)
 	t.step(StepBackup)
 	var bkp backup.Backup
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.BackupVolumes, backup.BackupInput{
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), bk.BackupVolumes, backup.BackupInput{
 		Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.id, Volumes: archivedVolumes(b.env), Dumps: dumped,
 	}).Get(ctx, &bkp); err != nil {
 		return err
@@ -324,7 +324,7 @@ func (t *entity) archive(ctx workflow.Context, b decommissionBackup, dumped []st
 func (t *entity) verify(ctx workflow.Context, d *Decommission) error {
 	d.moveTo(PhaseVerifying)
 	t.step(StepVerifyBackup)
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.VerifyBackup, t.backupRef()).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), bk.VerifyBackup, t.backupRef()).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.VerifiedAt = timePtr(workflow.Now(ctx))
@@ -370,7 +370,6 @@ func (t *entity) serviceNames() (public, others []string) {
 // obsolete (its history stays); volumes stay for the retention period.
 func (t *entity) tearDown(ctx workflow.Context) error {
 	tctx := workflow.WithActivityOptions(ctx, teardownOptions)
-	lctx := workflow.WithLocalActivityOptions(ctx, teardownLocalOptions)
 	f := flow.NewGroup(ctx)
 	run := f.Run
 	var kept []Resource
@@ -398,10 +397,10 @@ func (t *entity) tearDown(ctx workflow.Context) error {
 	}
 	ref := t.runtimeRef()
 	run("remove containers and network", func(ctx workflow.Context) error {
-		if err := workflow.ExecuteLocalActivity(lctx, rt.RemoveServices, ref).Get(ctx, nil); err != nil {
+		if err := t.onHostLocal(ctx, teardownLocalOptions, rt.RemoveServices, ref).Get(ctx, nil); err != nil {
 			return err
 		}
-		return workflow.ExecuteLocalActivity(lctx, rt.RemoveNetwork, ref).Get(ctx, nil)
+		return t.onHostLocal(ctx, teardownLocalOptions, rt.RemoveNetwork, ref).Get(ctx, nil)
 	})
 	errs := f.Wait(ctx)
 	t.state.Resources, t.state.Services, t.state.Endpoint = kept, nil, ""
@@ -441,7 +440,7 @@ func (t *entity) finalBackup(ctx workflow.Context, d *Decommission, undo *flow.S
 	d.moveTo(PhaseVerifying)
 	t.step(StepVerifyBackup)
 	var drilled restic.Drill
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.DrillBackup,
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.DrillBackup,
 		restic.DrillInput{Tenant: t.spec.Name, ID: rec.ID, Dumps: dumpedServices(env)}).Get(ctx, &drilled); err != nil {
 		b.Pinned = slices.DeleteFunc(b.Pinned, func(id string) bool { return id == rec.ID }) // not final after all
 		return err

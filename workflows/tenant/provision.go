@@ -203,12 +203,14 @@ func (t *entity) failProvisioning(ctx workflow.Context, err error, undo flow.Sag
 // parallel), then every service (in parallel), then waits until all are
 // healthy, registering their compensations as each step begins.
 func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, undo *flow.Saga) (runtimes.Endpoint, error) {
+	if err := t.place(ctx, env, undo); err != nil {
+		return runtimes.Endpoint{}, err
+	}
 	owner := t.state.ProvisionID
 	ref := t.runtimeRef()
-	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	local := func(fn any, arg any) func(workflow.Context) error {
 		return func(ctx workflow.Context) error {
-			return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), fn, arg).Get(ctx, nil)
+			return t.onHostLocal(ctx, localStepOptions, fn, arg).Get(ctx, nil)
 		}
 	}
 
@@ -217,8 +219,8 @@ func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, un
 	undo.Add("remove volumes", local(rt.RemoveVolumes, ref))
 	t.begin(StepCreateNetwork)
 	t.begin(StepCreateVolumes)
-	netF := workflow.ExecuteLocalActivity(lctx, rt.CreateNetwork, ref)
-	volF := workflow.ExecuteLocalActivity(lctx, rt.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
+	netF := t.onHostLocal(ctx, localStepOptions, rt.CreateNetwork, ref)
+	volF := t.onHostLocal(ctx, localStepOptions, rt.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: owner, Volumes: env.Volumes})
 	netErr := netF.Get(ctx, nil)
 	t.end(StepCreateNetwork)
 	volErr := volF.Get(ctx, nil)
@@ -240,7 +242,7 @@ func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, un
 
 	t.begin(StepWaitHealthy)
 	var ep runtimes.Endpoint
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, healthWaitOptions(env))), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
 		return runtimes.Endpoint{}, err
 	}
 	t.end(StepWaitHealthy)
@@ -251,12 +253,11 @@ func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, un
 // which selects, recording each one's status in t.state.Services (indexed
 // as env.Services).
 func (t *entity) startServices(ctx workflow.Context, env spec.Environment, which func(spec.Service) bool) error {
-	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	var futures []workflow.Future
 	var idx []int
 	for i, svc := range env.Services {
 		if which(svc) {
-			futures = append(futures, workflow.ExecuteLocalActivity(lctx, rt.StartService,
+			futures = append(futures, t.onHostLocal(ctx, localStepOptions, rt.StartService,
 				runtimes.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
 			idx = append(idx, i)
 		}

@@ -35,12 +35,15 @@ type provisionSuite struct {
 	down  string                    // an integration activity that always fails, retryably
 	// pruner is the off-site pruner's queue CopyOffsite reports.
 	pruner string
+	// queues is the task queue each recorded runtime call ran on.
+	queues map[string]string
 }
 
 func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 
 func (s *provisionSuite) SetupTest() {
 	s.pruner = ""
+	s.queues = map[string]string{}
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
 	s.env.RegisterActivity(&runtimes.Activities{})
@@ -88,16 +91,16 @@ func (s *provisionSuite) mockRuntime(startService func(in runtimes.ServiceInput)
 		return s.plan, nil
 	})
 	var a *runtimes.Activities
-	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, ref runtimes.TenantRef) error {
-		s.record("CreateNetwork")
+	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(ctx context.Context, ref runtimes.TenantRef) error {
+		s.recordOn(ctx, "CreateNetwork")
 		return nil
 	})
 	s.env.OnActivity(a.CreateVolumes, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.VolumesInput) error {
 		s.record("CreateVolumes")
 		return nil
 	})
-	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.ServiceInput) (runtimes.ServiceStatus, error) {
-		s.record("StartService " + in.Service.Name)
+	s.env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(func(ctx context.Context, in runtimes.ServiceInput) (runtimes.ServiceStatus, error) {
+		s.recordOn(ctx, "StartService "+in.Service.Name)
 		if startService != nil {
 			if err := startService(in); err != nil {
 				return runtimes.ServiceStatus{}, err
@@ -105,8 +108,8 @@ func (s *provisionSuite) mockRuntime(startService func(in runtimes.ServiceInput)
 		}
 		return runtimes.ServiceStatus{Service: in.Service.Name, ID: "id-" + in.Service.Name, Image: in.Service.Image}, nil
 	})
-	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(_ context.Context, env spec.Environment) (runtimes.Endpoint, error) {
-		s.record("WaitHealthy")
+	s.env.OnActivity(a.WaitHealthy, mock.Anything, mock.Anything).Return(func(ctx context.Context, env spec.Environment) (runtimes.Endpoint, error) {
+		s.recordOn(ctx, "WaitHealthy")
 		if waitHealthy != nil {
 			if err := waitHealthy(); err != nil {
 				return runtimes.Endpoint{}, err
@@ -119,11 +122,19 @@ func (s *provisionSuite) mockRuntime(startService func(in runtimes.ServiceInput)
 		return runtimes.Endpoint{URL: fmt.Sprintf("http://127.0.0.1:%d", 40000+gen)}, nil
 	})
 	for name, fn := range map[string]any{"RemoveServices": a.RemoveServices, "RemoveVolumes": a.RemoveVolumes, "RemoveNetwork": a.RemoveNetwork} {
-		s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(func(_ context.Context, _ runtimes.TenantRef) error {
-			s.record(name)
+		s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ runtimes.TenantRef) error {
+			s.recordOn(ctx, name)
 			return nil
 		})
 	}
+}
+
+// recordOn records a call and the task queue it ran on.
+func (s *provisionSuite) recordOn(ctx context.Context, call string) {
+	s.record(call)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queues[call] = activity.GetInfo(ctx).TaskQueue
 }
 
 func (s *provisionSuite) queryState() Tenant {

@@ -39,7 +39,7 @@ func (t *entity) restore(ctx workflow.Context) {
 		// It stays in the repository, under the retention again.
 		b := t.backups()
 		b.Pinned = slices.DeleteFunc(b.Pinned, func(id string) bool { return id == d.Final.ID })
-	} else if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), bk.RemoveBackup, t.backupRef()).Get(ctx, nil); err != nil {
+	} else if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, integrationOptions)), bk.RemoveBackup, t.backupRef()).Get(ctx, nil); err != nil {
 		t.logger(ctx).Warn("backup of the restored tenant not removed", "location", d.Backup.Location, "error", flow.ErrorMessage(err))
 	}
 	now := workflow.Now(ctx)
@@ -74,31 +74,30 @@ func (t *entity) bringBack(ctx workflow.Context, kept []Resource, undo *flow.Sag
 // from the backup, starts the databases and loads their dumps, then the
 // other services, and waits until all are healthy.
 func (t *entity) restoreRuntime(ctx workflow.Context, env spec.Environment, undo *flow.Saga) (runtimes.Endpoint, error) {
-	lctx := workflow.WithLocalActivityOptions(ctx, localStepOptions)
 	ref := t.runtimeRef()
 	undo.Add("remove network", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.RemoveNetwork, ref).Get(ctx, nil)
+		return t.onHostLocal(ctx, localStepOptions, rt.RemoveNetwork, ref).Get(ctx, nil)
 	})
 	t.begin(StepCreateNetwork)
-	if err := workflow.ExecuteLocalActivity(lctx, rt.CreateNetwork, ref).Get(ctx, nil); err != nil {
+	if err := t.onHostLocal(ctx, localStepOptions, rt.CreateNetwork, ref).Get(ctx, nil); err != nil {
 		return runtimes.Endpoint{}, err
 	}
 	t.end(StepCreateNetwork)
 	t.begin(StepRestoreVolumes)
-	if err := workflow.ExecuteLocalActivity(lctx, rt.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
+	if err := t.onHostLocal(ctx, localStepOptions, rt.CreateVolumes, runtimes.VolumesInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Volumes: env.Volumes}).Get(ctx, nil); err != nil {
 		return runtimes.Endpoint{}, err
 	}
 	if t.state.Decommission.Final == nil {
 		// A final backup in the repository is put back once the
 		// databases run (startRestoredServices).
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.RestoreVolumes, t.backupRef()).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), bk.RestoreVolumes, t.backupRef()).Get(ctx, nil); err != nil {
 			return runtimes.Endpoint{}, err
 		}
 	}
 	t.end(StepRestoreVolumes)
 
 	undo.Add("remove services", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.RemoveServices, ref).Get(ctx, nil)
+		return t.onHostLocal(ctx, localStepOptions, rt.RemoveServices, ref).Get(ctx, nil)
 	})
 	t.begin(StepStartServices)
 	if err := t.startRestoredServices(ctx, env); err != nil {
@@ -107,7 +106,7 @@ func (t *entity) restoreRuntime(ctx workflow.Context, env spec.Environment, undo
 	t.end(StepStartServices)
 	t.begin(StepWaitHealthy)
 	var ep runtimes.Endpoint
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
+	if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, healthWaitOptions(env))), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
 		return runtimes.Endpoint{}, err
 	}
 	t.end(StepWaitHealthy)
@@ -128,7 +127,7 @@ func (t *entity) startRestoredServices(ctx workflow.Context, env spec.Environmen
 			return err
 		}
 		var restored restic.Restored
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.RestoreBackup, restic.RestoreInput{
+		if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.RestoreBackup, restic.RestoreInput{
 			Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: final.ID, Dumps: dumpedServices(env),
 		}).Get(ctx, &restored); err != nil {
 			return err
@@ -139,7 +138,7 @@ func (t *entity) startRestoredServices(ctx workflow.Context, env spec.Environmen
 		if err := start(true); err != nil {
 			return err
 		}
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), bk.LoadDumps, t.backupRef()).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), bk.LoadDumps, t.backupRef()).Get(ctx, nil); err != nil {
 			return err
 		}
 	}

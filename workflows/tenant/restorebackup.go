@@ -129,7 +129,7 @@ func (t *entity) prove(ctx workflow.Context, env spec.Environment, ids ...string
 	t.step(StepDrill)
 	for _, id := range ids {
 		var drilled restic.Drill
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.DrillBackup,
+		if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.DrillBackup,
 			restic.DrillInput{Tenant: t.spec.Name, ID: id, Dumps: dumpedServices(env)}).Get(ctx, &drilled); err != nil {
 			return fmt.Errorf("backup %s does not restore, nothing was touched: %s", id, flow.ErrorMessage(err))
 		}
@@ -168,7 +168,7 @@ func (t *entity) restoreInto(ctx workflow.Context, env spec.Environment, id stri
 // running databases; the services of the volumes are stopped.
 func (t *entity) restoreData(ctx workflow.Context, env spec.Environment, id string) error {
 	var restored restic.Restored
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, backupOptions), rs.RestoreBackup, restic.RestoreInput{
+	return workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), rs.RestoreBackup, restic.RestoreInput{
 		Tenant: t.spec.Name, Owner: t.state.ProvisionID, Runtime: t.template.Runtime, ID: id, Dumps: dumpedServices(env),
 	}).Get(ctx, &restored)
 }

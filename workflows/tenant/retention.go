@@ -6,6 +6,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
 // retain waits until the retention ends (then purges and reports true:
@@ -39,7 +40,7 @@ func (t *entity) purge(ctx workflow.Context) {
 	f := flow.NewGroup(ctx)
 	run := f.Run
 	run("remove volumes", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, teardownLocalOptions), rt.RemoveVolumes,
+		return t.onHostLocal(ctx, teardownLocalOptions, rt.RemoveVolumes,
 			t.runtimeRef()).Get(ctx, nil)
 	})
 	if _, ok := t.resource(KindLDAP); ok {
@@ -49,14 +50,20 @@ func (t *entity) purge(ctx workflow.Context) {
 	}
 	if d.Backup != nil {
 		run("remove backup", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(tctx, bk.RemoveBackup, t.backupRef()).Get(ctx, nil)
+			return workflow.ExecuteActivity(t.onHost(tctx), bk.RemoveBackup, t.backupRef()).Get(ctx, nil)
 		})
 	}
 	if d.Final != nil || t.state.Backups != nil {
 		// Crypto-erasure: without the key no copy of the repository, the
 		// append-only off-site one included, can be read.
 		run("erase backups", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(tctx, rs.EraseBackups, restic.EraseInput{Tenant: t.spec.Name}).Get(ctx, nil)
+			return workflow.ExecuteActivity(t.onHost(tctx), rs.EraseBackups, restic.EraseInput{Tenant: t.spec.Name}).Get(ctx, nil)
+		})
+	}
+	if p := t.state.Placement; p != nil {
+		// Its volumes are gone: the host's room is free again.
+		run("release host", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(tctx, pl.ReleaseHost, hosts.ReleaseInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: p.Host}).Get(ctx, nil)
 		})
 	}
 	errs := f.Wait(ctx)

@@ -97,7 +97,7 @@ func (t *entity) restoreBeside(ctx workflow.Context, c candidate, undo *flow.Sag
 	if len(files) > 0 {
 		ref := t.runtimeRef()
 		ref.Services = files
-		if err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localStepOptions), rt.StartServices, ref).Get(ctx, nil); err != nil {
+		if err := t.onHostLocal(ctx, localStepOptions, rt.StartServices, ref).Get(ctx, nil); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,61 @@
+// Package placement lets a tenant's workflow reserve and release room on
+// a Docker host through the host registry (workflows/hosts), an Update of
+// its workflow sent with the worker's own Temporal client.
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/workflows/hosts"
+)
+
+// ErrNoRegistry is the failure type when no host was ever registered.
+const ErrNoRegistry = "NoHostRegistry"
+
+// Activities talk to the registry with the worker's client.
+type Activities struct {
+	Client client.Client
+}
+
+// ReserveHost places the tenant (the same host again for a retry of the
+// same provisioning: the Update id is derived from the owner). A refusal
+// (no host fits, the pinned one cannot) is permanent.
+func (a *Activities) ReserveHost(ctx context.Context, in hosts.ReserveInput) (hosts.Placement, error) {
+	var p hosts.Placement
+	err := a.update(ctx, "reserve:"+in.Tenant+":"+in.Owner, hosts.UpdateReserve, in, &p)
+	return p, err
+}
+
+// ReleaseHost gives the tenant's reservation back; a reservation another
+// run made stays (refused, permanent).
+func (a *Activities) ReleaseHost(ctx context.Context, in hosts.ReleaseInput) error {
+	return a.update(ctx, "release:"+in.Tenant+":"+in.Owner, hosts.UpdateRelease, in, nil)
+}
+
+func (a *Activities) update(ctx context.Context, id, name string, arg, result any) error {
+	h, err := a.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID: id, WorkflowID: hosts.WorkflowID, UpdateName: name, Args: []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, result)
+	}
+	var notFound *serviceerror.NotFound
+	var appErr *temporal.ApplicationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &notFound):
+		return temporal.NewNonRetryableApplicationError("no host is registered (POST /v1/hosts): "+notFound.Error(), ErrNoRegistry, err)
+	case errors.As(err, &appErr):
+		return temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), err)
+	default:
+		return fmt.Errorf("host registry %s: %w", name, err)
+	}
+}
