@@ -47,6 +47,9 @@ type Config struct {
 	MaxBodyBytes int64         // default 64 KiB when 0
 	QueryTimeout time.Duration // DefaultQueryTimeout when 0; also bounds the visibility list and Update waits
 	Builds       *Builds       // image builds; nil disables their routes
+	// Placement places new Docker tenants on the fleet's hosts (the host
+	// registry); off, only those created with "host" are.
+	Placement bool
 }
 
 const (

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/searchattr"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -25,6 +26,9 @@ type createTenantRequest struct {
 	Stage    string `json:"stage"`
 	// Backups overrides fields of the template's backup policy.
 	Backups *spec.Backups `json:"backups,omitempty"`
+	// Host pins the tenant to a fleet host (and places it on the fleet
+	// even when placement is not the default).
+	Host string `json:"host,omitempty"`
 }
 
 // createTenantResponse is the 202 answer: provisioning has been accepted,
@@ -53,7 +57,53 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 	if err := validateStage("stage", req.Stage, true); err != nil {
 		return err
 	}
+	if req.Host != "" && !spec.IsDNSLabel(req.Host, 40) {
+		return badField("host", "host %q is not a host name", req.Host)
+	}
+	if req.Host != "" && s.templates[req.Template].Runtime == spec.OpenShift {
+		return badField("host", "template %s runs on OpenShift: its tenants are not placed on Docker hosts", req.Template)
+	}
 	return validatePolicy(s.templates[req.Template], req.Backups)
+}
+
+// placement is the tenant's placement request: nil when it does not go
+// on the fleet (placement off, no host named, or an OpenShift template).
+func (s *server) placement(req createTenantRequest) *tenant.PlacementRequest {
+	if req.Host == "" && (!s.cfg.Placement || s.templates[req.Template].Runtime == spec.OpenShift) {
+		return nil
+	}
+	return &tenant.PlacementRequest{Pin: req.Host}
+}
+
+// checkRoom answers 409 (or 503 without any host) when no host can take
+// the tenant now, before anything starts. The registry's own placement,
+// in the workflow, decides for real; two requests racing for the last
+// room get one tenant placed and one failed with the registry's reason.
+func (s *server) checkRoom(c *gin.Context, req createTenantRequest, p *tenant.PlacementRequest) bool {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	list, ok := s.queryHosts(ctx, c)
+	if !ok {
+		return false
+	}
+	if len(list) == 0 {
+		respondError(c, http.StatusServiceUnavailable, "no Docker host is registered (POST /v1/hosts): the tenant has nowhere to run")
+		return false
+	}
+	var limits []spec.Resources
+	for _, svc := range s.templates[req.Template].Services {
+		limits = append(limits, svc.Resources)
+	}
+	need := hosts.Need(limits...)
+	if _, err := hosts.Place(list, hosts.ReserveInput{Tenant: req.Name, Owner: "api-check", Need: need, Pin: p.Pin}); err != nil {
+		body := gin.H{"error": err.Error()}
+		if p.Pin != "" {
+			body["field"] = "host"
+		}
+		c.AbortWithStatusJSON(http.StatusConflict, body)
+		return false
+	}
+	return true
 }
 
 // validatePolicy checks the tenant's backup policy: the template's with
@@ -108,9 +158,13 @@ func (s *server) createTenant(c *gin.Context) {
 		return
 	}
 	role := roleOf(c)
+	place := s.placement(req)
+	if place != nil && !s.checkRoom(c, req, place) {
+		return
+	}
 	input := tenant.Input{
 		Spec: tenant.Spec{
-			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role, Backups: req.Backups,
+			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role, Backups: req.Backups, Placement: place,
 		},
 		Template: *s.templates[req.Template],
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/openshift"
+	"github.com/tenantflow/tenantflow/activities/placement"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/registry"
 	"github.com/tenantflow/tenantflow/activities/restic"
@@ -305,6 +306,9 @@ type Deps struct {
 	// Fleet sends releases to tenant workflows; New fills it in with the
 	// worker's own Temporal client.
 	Fleet *fleet.Activities
+	// Placement reserves room on fleet hosts through the host registry;
+	// New fills it in with the worker's client.
+	Placement *placement.Activities
 	// Backup archives and restores tenant volumes; UseDocker makes it when
 	// a backup location is configured.
 	Backup *backup.Activities
@@ -412,7 +416,7 @@ func Register(r worker.Registry, deps Deps) {
 		rs = &restic.Activities{}
 	}
 	r.RegisterActivity(rs)
-	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Backup} {
+	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Placement, deps.Backup} {
 		if !reflect.ValueOf(a).IsNil() {
 			r.RegisterActivity(a)
 		}
@@ -432,8 +436,39 @@ func New(c client.Client, taskQueue string, cfg Config, deps Deps) worker.Worker
 	if deps.Fleet == nil {
 		deps.Fleet = &fleet.Activities{Client: c, Heartbeat: activity.RecordHeartbeat}
 	}
+	if deps.Placement == nil {
+		deps.Placement = &placement.Activities{Client: c}
+	}
 	Register(w, deps)
 	return w
+}
+
+// NewHostWorker builds the worker of one fleet host: it polls the host's
+// own task queue (hosts.TaskQueue) for the runtime, backup and restic
+// activities of the tenants placed there, with deps' clients of this
+// host's engine and volumes. No workflow runs on it.
+func NewHostWorker(c client.Client, host string, cfg Config, deps Deps) worker.Worker {
+	name, _ := os.Hostname()
+	w := worker.New(c, hosts.TaskQueue(host), worker.Options{
+		Identity:          fmt.Sprintf("tenantflow-host-worker@%s:%d/%s", name, os.Getpid(), host),
+		WorkerStopTimeout: cfg.StopTimeout,
+	})
+	RegisterHost(w, deps)
+	return w
+}
+
+// RegisterHost puts a host's activities on a worker: those that reach
+// its engine and volumes.
+func RegisterHost(r worker.ActivityRegistry, deps Deps) {
+	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
+	rs := deps.Restic
+	if rs == nil {
+		rs = &restic.Activities{}
+	}
+	r.RegisterActivity(rs)
+	if deps.Backup != nil {
+		r.RegisterActivity(deps.Backup)
+	}
 }
 
 // CheckSearchAttributes fails with the command to run when the namespace
