@@ -80,7 +80,15 @@ type Config struct {
 	ProbePublic bool
 	// StopTimeout is how long running activities get to finish on shutdown.
 	StopTimeout time.Duration
+	// Host is the fleet host this worker serves: besides the shared task
+	// queue it polls the host's own (hosts.TaskQueue) for the tenants
+	// placed there, on the engine of TENANTFLOW_DOCKER_HOST. Empty: no
+	// fleet host.
+	Host string
 }
+
+// EnvHost names the fleet host a worker serves.
+const EnvHost = "TENANTFLOW_HOST"
 
 // Register binds the settings to flags and TENANTFLOW_* variables.
 func (c *Config) Register(s *config.Set) {
@@ -92,6 +100,7 @@ func (c *Config) Register(s *config.Set) {
 	s.Int(&c.Docker.StartConcurrency, "docker-start-concurrency", docker.EnvStartConcurrency, docker.DefaultStartConcurrency, "containers created and started at once on the Docker Engine (a batch of tenants queues)")
 	s.Int(&c.Docker.SubnetBits, "docker-subnet-bits", docker.EnvSubnetBits, docker.DefaultSubnetBits, "prefix length of each tenant's subnet (28: 13 containers)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
+	s.String(&c.Host, "host", EnvHost, "", "fleet host this worker serves (registered with POST /v1/hosts); it polls that host's task queue too")
 	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")
 	s.Bool(&c.ProbePublic, "supervision-probe-public", "TENANTFLOW_SUPERVISION_PROBE_PUBLIC", false, "probe the tenant's public URL (needs routing and DNS) instead of its service endpoint")
 	c.OpenShift.Register(s)
@@ -141,6 +150,9 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	}
 	d.newOutsideSystems(c, log, enable)
 	errs = append(errs, c.checkRuntimes()...)
+	if c.Host != "" && (!spec.IsDNSLabel(c.Host, 40) || c.DockerDisabled) {
+		errs = append(errs, fmt.Errorf("%s %q: a fleet host is a host name (as registered) served by a worker with a Docker Engine", EnvHost, c.Host))
+	}
 	if c.GitLab.Enabled != c.Registry.Enabled {
 		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
 	} else if c.GitLab.Enabled {

@@ -26,6 +26,7 @@ import (
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
 	"github.com/tenantflow/tenantflow/wiring"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
 // apiSettings are the API process's own settings.
@@ -41,6 +42,8 @@ type apiSettings struct {
 	ProjectsFile  string
 	WebhookSecret string
 	WebUIURL      string
+	// Placement places new Docker tenants on the fleet's hosts.
+	Placement bool
 	// GitLab resolves refs for POST /v1/builds. In `dev` it is the worker's
 	// settings (one flag set); `api` registers its own.
 	GitLab *gitlab.Config
@@ -51,6 +54,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.TokensFile, "api-tokens-file", "TENANTFLOW_API_TOKENS_FILE", "", `JSON file mapping roles to bearer tokens: {"ops":"…","distributor":"…","developer":"…"} (required)`)
 	s.String(&a.TemplatesDir, "templates-dir", "TENANTFLOW_TEMPLATES_DIR", "deploy/templates", "directory of tenant templates (*.yaml)")
 	s.String(&a.Runtime, "runtime", "TENANTFLOW_RUNTIME", spec.Docker, "runtime of tenants whose template names none: docker or openshift")
+	s.Bool(&a.Placement, "placement", "TENANTFLOW_PLACEMENT", false, "place new Docker tenants on the fleet's hosts (POST /v1/hosts); off: only those created with \"host\"")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
@@ -158,6 +162,16 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		return nil, fmt.Errorf("start worker on task queue %s: %w", tcfg.TaskQueue, err)
 	}
 	log.Info("worker started", append([]any{"taskQueue", tcfg.TaskQueue, "namespace", tcfg.Namespace}, runtimes...)...)
+	if wcfg.Host != "" {
+		hw := wiring.NewHostWorker(c, wcfg.Host, wcfg, deps)
+		if err := hw.Start(); err != nil {
+			w.Stop()
+			closeAll()
+			return nil, fmt.Errorf("start the worker of host %s: %w", wcfg.Host, err)
+		}
+		closers = append([]func(){hw.Stop}, closers...)
+		log.Info("host worker started", "host", wcfg.Host, "taskQueue", hosts.TaskQueue(wcfg.Host))
+	}
 	return func() {
 		log.Info("worker stopping", "grace", wcfg.StopTimeout)
 		w.Stop()
@@ -221,7 +235,7 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if files.builds != nil {
 		files.builds.Namespace = tcfg.Namespace
 	}
-	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds}, c, templates, log.With("component", "api"), reg)
+	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement}, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err
 	}
