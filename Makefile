@@ -106,7 +106,7 @@ bench-backups: $(BIN)/temporal
 # Record today's workflow histories from real runs into testsuite/histories
 # (older recordings stay: they must still replay; see README).
 histories: $(BIN)/temporal
-	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission|TestScheduledBackupsWhileServing|TestRestoreActiveTenantToABackup|TestDecommissionThroughTheRepository|TestRollbackWithDataPutsTheRowsBack|TestOffsitePrunerAppliesTheRetentionOffsite' ./testsuite/e2e/
+	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission|TestScheduledBackupsWhileServing|TestRestoreActiveTenantToABackup|TestDecommissionThroughTheRepository|TestRollbackWithDataPutsTheRowsBack|TestOffsitePrunerAppliesTheRetentionOffsite|TestTenantsArePlacedAcrossDockerHosts' ./testsuite/e2e/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
