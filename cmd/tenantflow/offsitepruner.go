@@ -76,10 +76,10 @@ func (p pruneSettings) temporalConfig() temporalx.Config {
 func (p pruneSettings) validate() error {
 	var problems config.Problems
 	problems.Append(p.prune.Validate())
-	switch {
-	case p.queue == "":
+	switch p.queue {
+	case "":
 		problems.Add(envPruneTaskQueue, "must not be empty")
-	case p.queue == p.temporal.TaskQueue:
+	case p.temporal.TaskQueue:
 		// It would take the workers' activities and fail them all.
 		problems.Add(envPruneTaskQueue, "%q is the workers' task queue (%s): the pruner polls one of its own, the workers' %s",
 			p.queue, envWorkersTaskQueue, restic.EnvOffsitePruner)
