@@ -45,7 +45,7 @@ func TestHostRegistryThroughTheAPI(t *testing.T) {
 	place := func(tenant string) hosts.Placement {
 		t.Helper()
 		h, err := p.temporal.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: hosts.WorkflowID, UpdateName: hosts.UpdateReserve,
-			Args: []any{hosts.ReserveInput{Tenant: tenant, Owner: "run-" + tenant, Need: hosts.Resources{MilliCPU: 500, MemoryBytes: 512 << 20}}},
+			Args:         []any{hosts.ReserveInput{Tenant: tenant, Owner: "run-" + tenant, Need: hosts.Resources{MilliCPU: 500, MemoryBytes: 512 << 20}}},
 			WaitForStage: client.WorkflowUpdateStageCompleted})
 		require.NoError(t, err)
 		var pl hosts.Placement
