@@ -17,6 +17,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // registerHostRequest is POST /v1/hosts: a host as people write it
@@ -226,4 +227,50 @@ func (s *server) setHostState(state hosts.HostState) gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, s.viewHost(c.Request.Context(), h))
 	}
+}
+
+// moveTenant moves a placed tenant to another host with its data (ops).
+// The target must be registered and active; the tenant answers the rest
+// (placed, active, not moving already).
+func (s *server) moveTenant(c *gin.Context) {
+	name := c.Param("name")
+	if ferr := validateName(name); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var body struct {
+		To string `json:"to"`
+	}
+	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	if !spec.IsDNSLabel(body.To, 40) {
+		respondFieldError(c, badField("to", "to %q is not a host name", body.To))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	list, ok := s.queryHosts(ctx, c)
+	cancel()
+	if !ok {
+		return
+	}
+	i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == body.To })
+	switch {
+	case i < 0:
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s is not registered", body.To), "field": "to"})
+		return
+	case list[i].State != hosts.StateActive:
+		c.AbortWithStatusJSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("host %s is %s: it takes no tenant", body.To, list[i].State), "field": "to"})
+		return
+	}
+	var out tenant.Move
+	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+		ended: "has ended: nothing to move", refusals: []string{tenant.ErrMoveRefused}},
+		tenant.UpdateMove, tenant.MoveRequest{To: body.To, By: c.GetString(ctxCaller)}, &out) {
+		return
+	}
+	s.log.InfoContext(c.Request.Context(), "move requested", "tenant", name, "from", out.From, "to", out.To, "caller", c.GetString(ctxCaller))
+	c.Header("Location", "/v1/tenants/"+name)
+	c.JSON(http.StatusAccepted, out)
 }

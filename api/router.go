@@ -163,6 +163,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdatePause))
 	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))
 	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateAbort))
+	v1.POST("/tenants/:name/move", RequireRoles(tokens, RoleOps), s.moveTenant)
 	v1.POST("/hosts", RequireRoles(tokens, RoleOps), s.registerHost)
 	v1.GET("/hosts", RequireRoles(tokens, RoleOps), s.listHosts)
 	v1.GET("/hosts/:name", RequireRoles(tokens, RoleOps), s.getHost)

@@ -24,18 +24,20 @@ type Activities struct {
 }
 
 // ReserveHost places the tenant (the same host again for a retry of the
-// same provisioning: the Update id is derived from the owner). A refusal
-// (no host fits, the pinned one cannot) is permanent.
+// same reservation: the Update id is derived from the owner and the pin,
+// so a move's reservation of its target is another Update than the
+// provisioning's). A refusal (no host fits, the pinned one cannot) is
+// permanent.
 func (a *Activities) ReserveHost(ctx context.Context, in hosts.ReserveInput) (hosts.Placement, error) {
 	var p hosts.Placement
-	err := a.update(ctx, "reserve:"+in.Tenant+":"+in.Owner, hosts.UpdateReserve, in, &p)
+	err := a.update(ctx, "reserve:"+in.Tenant+":"+in.Owner+":"+in.Pin, hosts.UpdateReserve, in, &p)
 	return p, err
 }
 
 // ReleaseHost gives the tenant's reservation back; a reservation another
 // run made stays (refused, permanent).
 func (a *Activities) ReleaseHost(ctx context.Context, in hosts.ReleaseInput) error {
-	return a.update(ctx, "release:"+in.Tenant+":"+in.Owner, hosts.UpdateRelease, in, nil)
+	return a.update(ctx, "release:"+in.Tenant+":"+in.Owner+":"+in.Host, hosts.UpdateRelease, in, nil)
 }
 
 func (a *Activities) update(ctx context.Context, id, name string, arg, result any) error {

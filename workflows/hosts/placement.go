@@ -21,7 +21,9 @@ import (
 // When no host fits, the error says why each host was passed over.
 func Place(hosts []Host, in ReserveInput) (Placement, error) {
 	for _, h := range hosts {
-		if r, ok := h.Reservations[in.Tenant]; ok && r.Owner == in.Owner {
+		// A retry of the same reservation gets its host; a move pins
+		// another host for the same owner, which is a new reservation.
+		if r, ok := h.Reservations[in.Tenant]; ok && r.Owner == in.Owner && (in.Pin == "" || in.Pin == h.Name) {
 			return placement(h, "already reserved for this provisioning"), nil
 		}
 	}

@@ -38,6 +38,8 @@ func TestPlacement(t *testing.T) {
 			in: ReserveInput{Tenant: "n", Owner: "r", Need: need}, wantErr: "c: cordoned"},
 		{name: "a retry keeps its host", hosts: []Host{host("a", "z1", 4000, 4096, "n"), host("b", "z2", 4000, 4096)},
 			in: ReserveInput{Tenant: "n", Owner: "run-n", Need: need}, want: "a"},
+		{name: "a move pins another host for the same run", hosts: []Host{host("a", "z1", 4000, 4096, "n"), host("b", "z2", 4000, 4096)},
+			in: ReserveInput{Tenant: "n", Owner: "run-n", Need: need, Pin: "b"}, want: "b"},
 		{name: "another run of a placed name", hosts: []Host{host("a", "z1", 4000, 4096, "n"), host("b", "z2", 4000, 4096)},
 			in: ReserveInput{Tenant: "n", Owner: "other", Need: need}, want: "b"},
 		{name: "pinned", hosts: []Host{host("a", "z1", 4000, 4096), host("b", "z2", 4000, 4096)},

@@ -95,6 +95,56 @@ type Tenant struct {
 	// Placement is the fleet host the tenant runs on, and why it was
 	// chosen (nil: not placed on the fleet).
 	Placement *hosts.Placement `json:"placement,omitempty"`
+	// Move is the move to another host under way, or the last one.
+	Move *Move `json:"move,omitempty"`
+}
+
+// UpdateMove moves a placed tenant to another Docker host with its data
+// (POST /v1/tenants/{name}/move); it is accepted at once and runs as the
+// tenant's next operation.
+const UpdateMove = "move"
+
+// Failure type of a refused move (HTTP 409; 404 naming "to" for an
+// unknown host is decided by the API).
+const ErrMoveRefused = "MoveRefused"
+
+// MoveRequest asks for a move.
+type MoveRequest struct {
+	To string `json:"to"`
+	By string `json:"by"`
+}
+
+// MovePhase is where a move stands.
+type MovePhase string
+
+// Phases of a move.
+const (
+	MoveQueued    MovePhase = "queued"
+	MovePreparing MovePhase = "preparing" // room reserved, network, volumes and databases made on the target
+	MovePreCopy   MovePhase = "pre-copy"  // a live backup restored on the target while the source serves
+	MoveSyncing   MovePhase = "syncing"   // source stopped: the final incremental backup restored on the target
+	MoveStarting  MovePhase = "starting"  // the services start on the target, route switched when healthy
+	MoveRetiring  MovePhase = "retiring"  // the target serves: the source's containers and volumes go
+	MoveDone      MovePhase = "done"
+	MoveFailed    MovePhase = "failed" // the tenant serves on the source, as before
+)
+
+// Move is a move of the tenant between hosts.
+type Move struct {
+	From        string     `json:"from"`
+	To          string     `json:"to"`
+	By          string     `json:"by"`
+	Phase       MovePhase  `json:"phase"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time `json:"finishedAt,omitempty"`
+	// StoppedAt and ServingAt bound the interruption: the source stopped,
+	// the route switched to the target.
+	StoppedAt *time.Time `json:"stoppedAt,omitempty"`
+	ServingAt *time.Time `json:"servingAt,omitempty"`
+	// Backups are the pre-copy and final backups that carried the data.
+	Backups []string `json:"backups,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // Resource is one thing an outside system holds for the tenant, as the API

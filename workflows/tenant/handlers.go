@@ -39,6 +39,8 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.requestBackup, t.validateRequestBackup},
 		{UpdateRestoreBackup, "Put the active tenant's data back as one of its backups took it: a safety backup first, the backup drilled, then restored; a failure puts the safety backup back",
 			t.requestRestoreBackup, t.validateRestoreBackup},
+		{UpdateMove, "Move the tenant to another Docker host with its data: a live pre-copy, a short stop for the final sync, the route switched once healthy",
+			t.requestMove, t.validateMove},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {

@@ -29,8 +29,11 @@ func (t *entity) hostQueue() string {
 }
 
 // onHost routes the activities of ctx to the tenant's host.
-func (t *entity) onHost(ctx workflow.Context) workflow.Context {
-	if q := t.hostQueue(); q != "" {
+func (t *entity) onHost(ctx workflow.Context) workflow.Context { return onQueue(ctx, t.hostQueue()) }
+
+// onQueue routes the activities of ctx to a host's queue ("" keeps ctx's).
+func onQueue(ctx workflow.Context, q string) workflow.Context {
+	if q != "" {
 		return workflow.WithTaskQueue(ctx, q)
 	}
 	return ctx
@@ -45,7 +48,11 @@ const hostStartTimeout = 5 * time.Minute
 // tenant is unplaced, an activity on its host's queue (with the same
 // budget and retries) when it is placed.
 func (t *entity) onHostLocal(ctx workflow.Context, opts workflow.LocalActivityOptions, fn any, args ...any) workflow.Future {
-	q := t.hostQueue()
+	return onHostQueue(ctx, t.hostQueue(), opts, fn, args...)
+}
+
+// onHostQueue is onHostLocal on a given host's queue (a move's target).
+func onHostQueue(ctx workflow.Context, q string, opts workflow.LocalActivityOptions, fn any, args ...any) workflow.Future {
 	if q == "" {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), fn, args...)
 	}

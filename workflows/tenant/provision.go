@@ -253,11 +253,16 @@ func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, un
 // which selects, recording each one's status in t.state.Services (indexed
 // as env.Services).
 func (t *entity) startServices(ctx workflow.Context, env spec.Environment, which func(spec.Service) bool) error {
+	return t.startServicesOn(ctx, t.hostQueue(), env, which)
+}
+
+// startServicesOn is startServices on a given host's queue.
+func (t *entity) startServicesOn(ctx workflow.Context, queue string, env spec.Environment, which func(spec.Service) bool) error {
 	var futures []workflow.Future
 	var idx []int
 	for i, svc := range env.Services {
 		if which(svc) {
-			futures = append(futures, t.onHostLocal(ctx, localStepOptions, rt.StartService,
+			futures = append(futures, onHostQueue(ctx, queue, localStepOptions, rt.StartService,
 				runtimes.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
 			idx = append(idx, i)
 		}

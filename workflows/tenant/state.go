@@ -18,6 +18,7 @@ const (
 	StateDecommissioning State = "decommissioning"
 	StateDecommissioned  State = "decommissioned" // data kept until the retention ends, then purged
 	StateRestoring       State = "restoring"      // brought back from its backup during retention, or put back to one while active
+	StateMoving          State = "moving"         // its data and services go to another Docker host
 	StateFailed          State = "failed"         // provisioning failed; nothing is left of it
 )
 
@@ -25,7 +26,7 @@ const (
 // attribute takes).
 var States = []State{
 	StateProvisioning, StateActive, StateUpdating, StateDecommissioning,
-	StateDecommissioned, StateRestoring, StateFailed,
+	StateDecommissioned, StateRestoring, StateFailed, StateMoving,
 }
 
 // stateMoves is the tenant's lifecycle. A state moves to itself when
@@ -33,7 +34,8 @@ var States = []State{
 // starting, a purge ending).
 var stateMoves = flow.Moves[State]{
 	StateProvisioning:    {StateProvisioning, StateActive, StateFailed},
-	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring},
+	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving},
+	StateMoving:          {StateActive},
 	StateUpdating:        {StateActive},
 	StateDecommissioning: {StateActive, StateDecommissioned},
 	StateDecommissioned:  {StateDecommissioned, StateRestoring},
