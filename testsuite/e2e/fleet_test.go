@@ -29,13 +29,18 @@ type fleetHost struct {
 // startFleetHost starts an engine with the demo image and the host's
 // worker, and registers the host through the API.
 func startFleetHost(t *testing.T, p *platform, name, zone, memory string) *fleetHost {
+	return startFleetHostWith(t, p, wiring.Config{}, name, zone, memory)
+}
+
+// startFleetHostWith is startFleetHost with the host worker's settings.
+func startFleetHostWith(t *testing.T, p *platform, cfg wiring.Config, name, zone, memory string) *fleetHost {
 	t.Helper()
 	e := harness.StartDockerd(t, harness.DockerdOptions{Name: name, Netns: true})
 	e.LoadImage(t, demoimage.Tag)
 	d, err := docker.New(context.Background(), docker.Config{Host: e.Host, PublishIP: e.Addr}, harness.Logger(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
-	cfg := wiring.Config{Host: name, StopTimeout: 5 * time.Second}
+	cfg.Host, cfg.StopTimeout = name, 5*time.Second
 	deps, err := wiring.NewIntegrations(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	require.NoError(t, deps.UseDocker(d))
