@@ -20,6 +20,15 @@ import (
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
+// localRestic is the settings of restic repositories and keys in the
+// test's temp dir, without off-site copies; the test needs restic.
+func localRestic(t *testing.T) restic.Config {
+	t.Helper()
+	harness.RequireBinary(t, "restic", "restic")
+	dir := t.TempDir()
+	return restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic"}
+}
+
 // backupsOf is GET /v1/tenants/{name}/backups.
 func (p *platform) backupsOf(name string) map[string]any {
 	p.t.Helper()

@@ -2,15 +2,12 @@ package e2e
 
 import (
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/api"
-	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -19,9 +16,7 @@ import (
 // database rows; the source keeps nothing, the target serves, and the
 // interruption is only the final sync and the switch.
 func TestMoveATenantBetweenHosts(t *testing.T) {
-	harness.RequireBinary(t, "restic", "restic")
-	dir := t.TempDir()
-	rcfg := restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic"}
+	rcfg := localRestic(t)
 	p := startPlatformWith(t, &wiring.Config{Restic: rcfg}, func(c *api.Config) { c.Placement = true })
 	a := startFleetHostWith(t, p, wiring.Config{Restic: rcfg}, "host-a", "z1", "1Gi")
 	b := startFleetHostWith(t, p, wiring.Config{Restic: rcfg}, "host-b", "z2", "1Gi")

@@ -12,8 +12,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/activities/restic"
-	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -46,10 +44,8 @@ func hit(t *testing.T, url string, n int) {
 // and database rows; a restore to a backup that no longer restores
 // touches nothing, and the tenant serves its current data.
 func TestRestoreActiveTenantToABackup(t *testing.T) {
-	harness.RequireBinary(t, "restic", "restic")
+	cfg := localRestic(t)
 	postgresImage(t) // the default template: real PostgreSQL rows round-trip
-	dir := t.TempDir()
-	cfg := restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic"}
 	p := startPlatformWith(t, &wiring.Config{Restic: cfg})
 	name := tenantName("rb")
 	t.Cleanup(func() { p.destroy(name) })

@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows/release"
@@ -20,10 +18,8 @@ import (
 // PostgreSQL rows and files the backup took, and what the new version
 // wrote survives in the safety backup.
 func TestRollbackWithDataPutsTheRowsBack(t *testing.T) {
-	harness.RequireBinary(t, "restic", "restic")
+	cfg := localRestic(t)
 	postgresImage(t)
-	dir := t.TempDir()
-	cfg := restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic"}
 	p := startPlatformWith(t, &wiring.Config{Restic: cfg})
 	b := &releaseBench{t: t, p: p, reg: harness.StartRegistry(t, harness.RegistryOptions{})}
 	name := tenantName("rbd")
