@@ -104,8 +104,8 @@ type Tenant struct {
 // tenant's next operation.
 const UpdateMove = "move"
 
-// Failure type of a refused move (HTTP 409; 404 naming "to" for an
-// unknown host is decided by the API).
+// ErrMoveRefused is the failure type of a refused move (HTTP 409; the
+// API answers 404 naming "to" for an unknown host itself).
 const ErrMoveRefused = "MoveRefused"
 
 // MoveRequest asks for a move.
