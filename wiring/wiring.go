@@ -420,19 +420,22 @@ func Register(r worker.Registry, deps Deps) {
 	RegisterWorkflows(r)
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
-	// Always registered: unconfigured, its activities answer that
-	// backups are not configured instead of waiting for a worker that
-	// has them.
-	rs := deps.Restic
-	if rs == nil {
-		rs = &restic.Activities{}
-	}
-	r.RegisterActivity(rs)
+	r.RegisterActivity(deps.restic())
 	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Placement, deps.Backup} {
 		if !reflect.ValueOf(a).IsNil() {
 			r.RegisterActivity(a)
 		}
 	}
+}
+
+// restic is what registers the restic activities. Always registered:
+// unconfigured, they answer that backups are not configured instead of
+// waiting for a worker that has them.
+func (d Deps) restic() *restic.Activities {
+	if d.Restic == nil {
+		return &restic.Activities{}
+	}
+	return d.Restic
 }
 
 // checker is what answers CheckIntegrations.
@@ -473,11 +476,7 @@ func NewHostWorker(c client.Client, host string, cfg Config, deps Deps) worker.W
 // its engine and volumes.
 func RegisterHost(r worker.ActivityRegistry, deps Deps) {
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
-	rs := deps.Restic
-	if rs == nil {
-		rs = &restic.Activities{}
-	}
-	r.RegisterActivity(rs)
+	r.RegisterActivity(deps.restic())
 	if deps.Backup != nil {
 		r.RegisterActivity(deps.Backup)
 	}

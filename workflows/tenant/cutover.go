@@ -112,8 +112,7 @@ func (t *entity) cutover(ctx workflow.Context, in ApplyInput) ApplyResult {
 	if err != nil {
 		return t.endCutover(ctx, res, OutcomeRolledBack, err.Error())
 	}
-	c := candidate{in: in, env: env, service: env.Services[t.svcIndex()], oldGen: t.state.Generation, newGen: t.state.Generation + 1}
-	c.service.Image, c.service.Generation = in.Image, c.newGen
+	c := t.candidate(in, env)
 
 	// Until the route switched, an abort of the release cancels the
 	// cut-over: its steps run on a context of their own, its undo and what
@@ -138,6 +137,14 @@ type candidate struct {
 	env            spec.Environment
 	service        spec.Service
 	oldGen, newGen int
+}
+
+// candidate is the public service of env on in's image, one generation
+// up from the running instance.
+func (t *entity) candidate(in ApplyInput, env spec.Environment) candidate {
+	c := candidate{in: in, env: env, service: env.Services[t.svcIndex()], oldGen: t.state.Generation, newGen: t.state.Generation + 1}
+	c.service.Image, c.service.Generation = in.Image, c.newGen
+	return c
 }
 
 // switchToCandidate pulls the image, starts the candidate beside the

@@ -75,22 +75,36 @@ func (t *entity) place(ctx workflow.Context, env spec.Environment, undo *flow.Sa
 	}
 	t.begin(StepPlace)
 	defer t.end(StepPlace)
-	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: t.spec.Placement.Pin}
-	var p hosts.Placement
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p); err != nil {
+	p, err := t.reserveHost(ctx, env, t.spec.Placement.Pin)
+	if err != nil {
 		return err
 	}
 	t.state.Placement = &p
 	t.logger(ctx).Info("tenant placed", "host", p.Host, "zone", p.Zone, "reason", p.Reason)
 	undo.Add("release host", func(ctx workflow.Context) error {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReleaseHost,
-			hosts.ReleaseInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: p.Host}).Get(ctx, nil)
+		err := t.releaseHost(workflow.WithActivityOptions(ctx, integrationOptions), p.Host)
 		if err == nil {
 			t.state.Placement = nil
 		}
 		return err
 	})
 	return nil
+}
+
+// reserveHost reserves the room env needs on a host (pin: that one)
+// for this provisioning's runtime objects.
+func (t *entity) reserveHost(ctx workflow.Context, env spec.Environment, pin string) (hosts.Placement, error) {
+	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: pin}
+	var p hosts.Placement
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p)
+	return p, err
+}
+
+// releaseHost gives this provisioning's room on host back; actx carries
+// the activity options (a purge's retry longer than an undo's).
+func (t *entity) releaseHost(actx workflow.Context, host string) error {
+	return workflow.ExecuteActivity(actx, pl.ReleaseHost,
+		hosts.ReleaseInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: host}).Get(actx, nil)
 }
 
 func limits(env spec.Environment) []spec.Resources {

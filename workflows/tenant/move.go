@@ -109,17 +109,15 @@ func (t *entity) moveData(ctx workflow.Context, m *Move) error {
 func (t *entity) prepareTarget(ctx workflow.Context, m *Move, env spec.Environment, undo *flow.Saga) (hosts.Placement, error) {
 	m.Phase = MovePreparing
 	t.step("prepare " + m.To)
-	var p hosts.Placement
-	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: m.To}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p); err != nil {
+	p, err := t.reserveHost(ctx, env, m.To)
+	if err != nil {
 		return p, err
 	}
 	if p.Host != m.To {
 		return p, fmt.Errorf("the registry placed the move on %s, not %s", p.Host, m.To)
 	}
 	undo.Add("release the room on "+p.Host, func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReleaseHost,
-			hosts.ReleaseInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: p.Host}).Get(ctx, nil)
+		return t.releaseHost(workflow.WithActivityOptions(ctx, integrationOptions), p.Host)
 	})
 	ref := t.runtimeRef()
 	for _, step := range []struct {
@@ -216,8 +214,7 @@ func (t *entity) retireSource(ctx workflow.Context, m *Move, src, target hosts.P
 			t.logger(ctx).Error("source not fully retired", "host", src.Host, "error", err)
 		}
 	}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReleaseHost,
-		hosts.ReleaseInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: src.Host}).Get(ctx, nil); err != nil {
+	if err := t.releaseHost(workflow.WithActivityOptions(ctx, integrationOptions), src.Host); err != nil {
 		t.logger(ctx).Error("the source's room was not released", "host", src.Host, "error", err)
 	}
 	t.stepDone()

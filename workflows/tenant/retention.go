@@ -6,7 +6,6 @@ import (
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/workflows/flow"
-	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
 // retain waits until the retention ends (then purges and reports true:
@@ -63,7 +62,7 @@ func (t *entity) purge(ctx workflow.Context) {
 	if p := t.state.Placement; p != nil {
 		// Its volumes are gone: the host's room is free again.
 		run("release host", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(tctx, pl.ReleaseHost, hosts.ReleaseInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: p.Host}).Get(ctx, nil)
+			return t.releaseHost(tctx, p.Host)
 		})
 	}
 	errs := f.Wait(ctx)

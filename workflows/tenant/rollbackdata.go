@@ -60,8 +60,7 @@ func (t *entity) cutoverWithData(ctx workflow.Context, in ApplyInput, res ApplyR
 		return t.endCutover(ctx, res, OutcomeRolledBack, err.Error())
 	}
 
-	c := candidate{in: in, env: env, service: env.Services[t.svcIndex()], oldGen: t.state.Generation, newGen: t.state.Generation + 1}
-	c.service.Image, c.service.Generation = in.Image, c.newGen
+	c := t.candidate(in, env)
 	c.in.Drain = 0 // the newer instance is stopped already
 	var undo flow.Saga
 	if err := t.restoreBeside(ctx, c, &undo); err != nil {
