@@ -296,6 +296,22 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc spe
 	return runtimes.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
 }
 
+// CreateService makes the service's container (once) without starting
+// it; StartService then only starts it.
+func (d *Driver) CreateService(ctx context.Context, tenant, owner string, svc spec.Service) (runtimes.ServiceStatus, error) {
+	name := InstanceName(tenant, svc.Name, svc.Generation)
+	var id string
+	err := slot(ctx, d.starts, func() error {
+		var err error
+		id, err = d.ensureContainer(ctx, tenant, owner, name, spec.SpecHash(tenant, svc), svc)
+		return err
+	})
+	if err != nil {
+		return runtimes.ServiceStatus{}, err
+	}
+	return runtimes.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
+}
+
 func (d *Driver) ensureContainer(ctx context.Context, tenant, owner, name, hash string, svc spec.Service) (string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		existing, err := d.cli.ContainerInspect(ctx, name)

@@ -68,6 +68,26 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	return d.StartService(ctx, in.Tenant, in.Owner, in.Service)
 }
 
+// Creator is a runtime that can make a service's instance without
+// starting it: a move prepares its target that way while the source
+// serves, so the start in the tenant's interruption is only a start.
+type Creator interface {
+	CreateService(ctx context.Context, tenant, owner string, svc spec.Service) (ServiceStatus, error)
+}
+
+// CreateService makes one service of the tenant without starting it (on
+// a runtime that cannot, nothing: StartService makes it later).
+func (a *Activities) CreateService(ctx context.Context, in ServiceInput) (ServiceStatus, error) {
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return ServiceStatus{}, err
+	}
+	if c, ok := d.(Creator); ok {
+		return c.CreateService(ctx, in.Tenant, in.Owner, in.Service)
+	}
+	return ServiceStatus{Service: in.Service.Name, Image: in.Service.Image}, nil
+}
+
 // WaitHealthy blocks until every service passes its health check and
 // heartbeats which ones it still waits for, so a stuck start is visible in the
 // Web UI and a lost worker is noticed by the heartbeat timeout.
