@@ -67,7 +67,11 @@ type HostSpec struct {
 	// tcp://); the registry only records it.
 	Docker string `json:"docker"`
 	// Address is where the proxy reaches the tenants' published ports.
-	Address  string            `json:"address"`
+	Address string `json:"address"`
+	// Sync is the URL the host's worker serves volume copies on
+	// (TENANTFLOW_HOST_SYNC_LISTEN), for the tenants moved onto it; empty:
+	// no tenant moves onto this host.
+	Sync     string            `json:"sync,omitempty"`
 	Capacity Resources         `json:"capacity"`
 	Labels   map[string]string `json:"labels,omitempty"`
 }
@@ -116,6 +120,12 @@ type ReserveInput struct {
 	Owner  string    `json:"owner"`
 	Need   Resources `json:"need"`
 	Pin    string    `json:"pin,omitempty"`
+	// From is the host a move leaves: its reservation there is not this
+	// one, and it is no candidate.
+	From string `json:"from,omitempty"`
+	// Op names the operation reserving (a move and when it was asked),
+	// so each move is a reservation of its own.
+	Op string `json:"op,omitempty"`
 }
 
 // Placement answers ReserveInput: the host and why it was chosen (the
@@ -126,6 +136,8 @@ type Placement struct {
 	Reason  string `json:"reason"`
 	Address string `json:"address"`
 	Queue   string `json:"queue"`
+	// Sync is the host's volume copy URL (see HostSpec.Sync).
+	Sync string `json:"sync,omitempty"`
 }
 
 // ReleaseInput gives a tenant's reservation back; only its owner may.

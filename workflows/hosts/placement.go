@@ -23,7 +23,7 @@ func Place(hosts []Host, in ReserveInput) (Placement, error) {
 	for _, h := range hosts {
 		// A retry of the same reservation gets its host; a move pins
 		// another host for the same owner, which is a new reservation.
-		if r, ok := h.Reservations[in.Tenant]; ok && r.Owner == in.Owner && (in.Pin == "" || in.Pin == h.Name) {
+		if r, ok := h.Reservations[in.Tenant]; ok && r.Owner == in.Owner && (in.Pin == "" || in.Pin == h.Name) && h.Name != in.From {
 			return placement(h, "already reserved for this provisioning"), nil
 		}
 	}
@@ -87,7 +87,7 @@ func refusal(h Host, in ReserveInput) string {
 }
 
 func placement(h Host, why string) Placement {
-	return Placement{Host: h.Name, Zone: h.Zone(), Reason: why, Address: h.Address, Queue: TaskQueue(h.Name)}
+	return Placement{Host: h.Name, Zone: h.Zone(), Reason: why, Address: h.Address, Queue: TaskQueue(h.Name), Sync: h.Sync}
 }
 
 // Zone is the host's zone label ("" when it has none).

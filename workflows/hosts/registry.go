@@ -78,12 +78,19 @@ func CheckSpec(s HostSpec) (field, problem string) {
 		return "docker", "the Docker endpoint is unix:///path or tcp://host:port"
 	case s.Address == "" || strings.ContainsAny(s.Address, "/ :"):
 		return "address", "the address the proxy reaches published ports on is an IP or a host name"
+	case s.Sync != "" && !validSync(s.Sync):
+		return "sync", "the volume copy URL is http(s)://host:port"
 	case s.Capacity.MilliCPU <= 0:
 		return "capacity.cpus", "must be more than 0"
 	case s.Capacity.MemoryBytes < 64<<20:
 		return "capacity.memory", "must be at least 64Mi"
 	}
 	return "", ""
+}
+
+func validSync(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.RawQuery == ""
 }
 
 func validEndpoint(s string) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/supervision"
+	"github.com/tenantflow/tenantflow/activities/volsync"
 )
 
 // The activities the Tenant workflow calls, referenced through nil
@@ -38,3 +39,7 @@ var pr *restic.Pruner
 
 // pl reserves and releases the tenant's room on a fleet host.
 var pl *placement.Activities
+
+// vs copies the tenant's volumes from its host to a move's target: the
+// source host's worker sends, the target's serves the copy.
+var vs *volsync.Activities

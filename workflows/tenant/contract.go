@@ -6,6 +6,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/activities/volsync"
 	"github.com/tenantflow/tenantflow/workflows/flow"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
@@ -108,9 +109,10 @@ const UpdateMove = "move"
 // API answers 404 naming "to" for an unknown host itself).
 const ErrMoveRefused = "MoveRefused"
 
-// MoveRequest asks for a move.
+// MoveRequest asks for a move: to a host, or (To empty) to the active
+// host with room the registry chooses, never the source.
 type MoveRequest struct {
-	To string `json:"to"`
+	To string `json:"to,omitempty"`
 	By string `json:"by"`
 }
 
@@ -121,8 +123,8 @@ type MovePhase string
 const (
 	MoveQueued    MovePhase = "queued"
 	MovePreparing MovePhase = "preparing" // room reserved, network, volumes and databases made on the target
-	MovePreCopy   MovePhase = "pre-copy"  // a live backup restored on the target while the source serves
-	MoveSyncing   MovePhase = "syncing"   // source stopped: the final incremental backup restored on the target
+	MovePreCopy   MovePhase = "pre-copy"  // the volumes copied live to the target while the source serves
+	MoveSyncing   MovePhase = "syncing"   // every service stopped: what changed since copied and verified
 	MoveStarting  MovePhase = "starting"  // the services start on the target, route switched when healthy
 	MoveRetiring  MovePhase = "retiring"  // the target serves: the source's containers and volumes go
 	MoveDone      MovePhase = "done"
@@ -142,6 +144,10 @@ type Move struct {
 	// the route switched to the target.
 	StoppedAt *time.Time `json:"stoppedAt,omitempty"`
 	ServingAt *time.Time `json:"servingAt,omitempty"`
+	// Direct: the data travelled host to host (Copies); before moves
+	// copied directly, through restic backups (Backups).
+	Direct bool             `json:"direct,omitempty"`
+	Copies []volsync.Pushed `json:"copies,omitempty"`
 	// Backups are the pre-copy and final backups that carried the data.
 	Backups []string `json:"backups,omitempty"`
 	Error   string   `json:"error,omitempty"`

@@ -1,15 +1,18 @@
 package tenant
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/activities/volsync"
 	"github.com/tenantflow/tenantflow/workflows/flow"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
@@ -26,13 +29,23 @@ import (
 //
 // Until the route switched, a failure removes what the target got,
 // starts the source's services again and gives the target's room back:
-// the tenant serves on the source as before. The data travels through
-// the tenant's restic repository (shared by the hosts' workers), so a
-// move needs scheduled backups configured; the source's volumes go only
-// once the target serves.
+// the tenant serves on the source as before. The source's volumes go
+// only once the target serves.
+//
+// The data travels directly from the source host's worker to the
+// target's (activities/volsync, like rsync): a live pre-copy of every
+// volume, then, with every service stopped, a final pass that sends only
+// what changed and is verified entry by entry. Databases travel as their
+// files, stopped cleanly, so the target starts on exactly the source's
+// data. Moves recorded before that (version DefaultVersion of
+// moveDirectCopy) carried the data through restic backups, and replay so.
 
-// ReasonMove is the reason of the backups that carry a move's data.
+// ReasonMove is the reason of the backups that carried a move's data
+// before moves copied directly.
 const ReasonMove = "move"
+
+// moveDirectCopy is the version of the move that copies host to host.
+const moveDirectCopy = "move-direct-copy"
 
 // moveDue: a move waits to run.
 func (t *entity) moveDue() bool {
@@ -50,8 +63,8 @@ func (t *entity) requestMove(ctx workflow.Context, in MoveRequest) (Move, error)
 func (t *entity) validateMove(ctx workflow.Context, in MoveRequest) error {
 	m := t.state.Move
 	switch {
-	case in.By == "" || in.To == "":
-		return flow.Refuse(ErrMoveRefused, "a move needs a target host (to) and a requester (by)")
+	case in.By == "":
+		return flow.Refuse(ErrMoveRefused, "a move needs a requester (by)")
 	case t.state.Placement == nil:
 		return flow.Refuse(ErrMoveRefused, "tenant %s is not placed on a fleet host: it runs on the workers' shared engine", t.spec.Name)
 	case t.state.State != StateActive:
@@ -71,6 +84,7 @@ func (t *entity) move(ctx workflow.Context) {
 	t.setState(ctx, StateMoving, "")
 	t.state.Progress = flow.Progress{Total: 4}
 	services := slices.Clone(t.state.Services)
+	m.Direct = workflow.GetVersion(ctx, moveDirectCopy, workflow.DefaultVersion, 1) == 1
 	err := t.moveData(ctx, m)
 	m.FinishedAt = timePtr(workflow.Now(ctx))
 	outcome := "succeeded"
@@ -108,10 +122,13 @@ func (t *entity) moveData(ctx workflow.Context, m *Move) error {
 // network, volumes and databases there.
 func (t *entity) prepareTarget(ctx workflow.Context, m *Move, env spec.Environment, undo *flow.Saga) (hosts.Placement, error) {
 	m.Phase = MovePreparing
-	t.step("prepare " + m.To)
-	p, err := t.reserveHost(ctx, env, m.To)
+	t.step("prepare " + cmp.Or(m.To, "a host"))
+	p, err := t.reserveTarget(ctx, m, env)
 	if err != nil {
 		return p, err
+	}
+	if m.To == "" {
+		m.To = p.Host
 	}
 	if p.Host != m.To {
 		return p, fmt.Errorf("the registry placed the move on %s, not %s", p.Host, m.To)
@@ -139,6 +156,18 @@ func (t *entity) prepareTarget(ctx workflow.Context, m *Move, env spec.Environme
 	undo.Add("remove the services on "+p.Host, func(ctx workflow.Context) error {
 		return onHostQueue(ctx, p.Queue, localStepOptions, rt.RemoveServices, ref).Get(ctx, nil)
 	})
+	if m.Direct {
+		if p.Sync == "" {
+			return p, fmt.Errorf("host %s has no sync address: register it with \"sync\" (its worker's %s) to move tenants onto it", p.Host, volsync.EnvListen)
+		}
+		// Made now, started once the data is there: the start is all
+		// that stays in the interruption.
+		if err := t.createServicesOn(ctx, p.Queue, env); err != nil {
+			return p, err
+		}
+		t.stepDone()
+		return p, nil
+	}
 	dumped := func(s spec.Service) bool { return s.Backup != nil }
 	if err := t.startServicesOn(ctx, p.Queue, env, dumped); err != nil {
 		return p, err
@@ -152,7 +181,7 @@ func (t *entity) prepareTarget(ctx workflow.Context, m *Move, env spec.Environme
 func (t *entity) copyAndSwitch(ctx workflow.Context, m *Move, env spec.Environment, target hosts.Placement, undo *flow.Saga) error {
 	m.Phase = MovePreCopy
 	t.step("pre-copy to " + m.To)
-	if err := t.carry(ctx, m, env, target, "pre-copy"); err != nil {
+	if err := t.carry(ctx, m, env, target, false); err != nil {
 		return err
 	}
 	t.stepDone()
@@ -161,19 +190,22 @@ func (t *entity) copyAndSwitch(ctx workflow.Context, m *Move, env spec.Environme
 	t.step("final sync to " + m.To)
 	public := env.Services[t.svcIndex()].Name
 	stopped := append(slices.DeleteFunc(t.fileServices(env), func(s string) bool { return s == public }), public)
+	if m.Direct {
+		stopped = t.allServices(env)
+	}
 	undo.Add("start the services on "+m.From+" again", func(ctx workflow.Context) error { return t.restartServices(ctx, env) })
 	if err := t.stopServices(ctx, stopped); err != nil {
 		return err
 	}
 	m.StoppedAt = timePtr(workflow.Now(ctx))
-	if err := t.carry(ctx, m, env, target, "final"); err != nil {
+	if err := t.carry(ctx, m, env, target, true); err != nil {
 		return err
 	}
 	t.stepDone()
 
 	m.Phase = MoveStarting
 	t.step("start on " + m.To)
-	if err := t.startServicesOn(ctx, target.Queue, env, func(s spec.Service) bool { return s.Backup == nil }); err != nil {
+	if err := t.startServicesOn(ctx, target.Queue, env, func(s spec.Service) bool { return m.Direct || s.Backup == nil }); err != nil {
 		return err
 	}
 	var ep runtimes.Endpoint
@@ -188,8 +220,28 @@ func (t *entity) copyAndSwitch(ctx workflow.Context, m *Move, env spec.Environme
 	return nil
 }
 
-// carry takes a backup on the source and restores it on the target.
-func (t *entity) carry(ctx workflow.Context, m *Move, env spec.Environment, target hosts.Placement, what string) error {
+// carry copies the tenant's data to the target: its volumes, directly
+// (final: with every service stopped, verified); before moves copied
+// directly, a backup on the source restored on the target.
+func (t *entity) carry(ctx workflow.Context, m *Move, env spec.Environment, target hosts.Placement, final bool) error {
+	if m.Direct {
+		opts := copyOptions
+		if final {
+			opts = finalCopyOptions
+		}
+		var pushed volsync.Pushed
+		err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, opts)), vs.PushVolumes, volsync.PushInput{
+			Tenant: t.spec.Name, Owner: t.state.ProvisionID, Volumes: env.Volumes, To: target.Sync, Final: final,
+		}).Get(ctx, &pushed)
+		if err == nil {
+			m.Copies = append(m.Copies, pushed)
+		}
+		return err
+	}
+	what := "pre-copy"
+	if final {
+		what = "final"
+	}
 	rec, err := t.backUp(ctx, t.newBackup(ctx, ReasonMove, m.By, "move to "+m.To+": "+what))
 	if err != nil {
 		return err
@@ -218,4 +270,47 @@ func (t *entity) retireSource(ctx workflow.Context, m *Move, src, target hosts.P
 		t.logger(ctx).Error("the source's room was not released", "host", src.Host, "error", err)
 	}
 	t.stepDone()
+}
+
+// reserveTarget reserves the move's room: on m.To, or (m.To empty) on
+// the host the registry chooses, never the source. A move copying
+// directly names itself in the reservation, so a later move of the same
+// provisioning is a new reservation, not the replay of this one.
+func (t *entity) reserveTarget(ctx workflow.Context, m *Move, env spec.Environment) (hosts.Placement, error) {
+	if !m.Direct {
+		return t.reserveHost(ctx, env, m.To)
+	}
+	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: m.To,
+		From: m.From, Op: "move@" + m.RequestedAt.UTC().Format(time.RFC3339Nano)}
+	var p hosts.Placement
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p)
+	return p, err
+}
+
+// allServices names every service, the public one first: a move stops
+// them all, so every volume (a database's files too) is at rest.
+func (t *entity) allServices(env spec.Environment) []string {
+	public := env.Services[t.svcIndex()].Name
+	out := []string{public}
+	for _, s := range env.Services {
+		if s.Name != public {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// createServicesOn makes every service's instance on a host's queue,
+// without starting it.
+func (t *entity) createServicesOn(ctx workflow.Context, queue string, env spec.Environment) error {
+	var futures []workflow.Future
+	for _, svc := range env.Services {
+		futures = append(futures, onHostQueue(ctx, queue, localStepOptions, rt.CreateService,
+			runtimes.ServiceInput{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, Service: svc}))
+	}
+	var errs error
+	for _, f := range futures {
+		errs = errors.Join(errs, f.Get(ctx, nil))
+	}
+	return errs
 }

@@ -83,6 +83,37 @@ var backupOptions = workflow.ActivityOptions{
 	},
 }
 
+// copyOptions run a move's live pre-copy on the source host: long, with
+// progress; a retry sends what still differs.
+var copyOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    6 * time.Hour,
+	ScheduleToStartTimeout: hostStartTimeout,
+	HeartbeatTimeout:       10 * time.Second,
+	WaitForCancellation:    true,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+		MaximumAttempts:    5,
+	},
+}
+
+// finalCopyOptions run the final pass, while the tenant is down: what
+// changed since the pre-copy is small, so a stuck pass fails fast and the
+// move rolls back to the source.
+var finalCopyOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    10 * time.Minute,
+	ScheduleToStartTimeout: time.Minute,
+	HeartbeatTimeout:       10 * time.Second,
+	WaitForCancellation:    true,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    200 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    5 * time.Second,
+		MaximumAttempts:    3,
+	},
+}
+
 // Once the backup is verified there is no way back: every teardown step
 // retries for a day (an outage of the DNS server or the CMDB is waited
 // out) and a step that still fails is reported, not undone.
