@@ -411,6 +411,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(imagebuild.Workflow, workflow.RegisterOptions{Name: imagebuild.WorkflowType})
 	r.RegisterWorkflowWithOptions(release.Workflow, workflow.RegisterOptions{Name: release.WorkflowType})
 	r.RegisterWorkflowWithOptions(hosts.Workflow, workflow.RegisterOptions{Name: hosts.WorkflowType})
+	r.RegisterWorkflowWithOptions(hosts.DrainWorkflow, workflow.RegisterOptions{Name: hosts.DrainWorkflowType})
 }
 
 // Register puts every workflow and activity on a worker: each activities

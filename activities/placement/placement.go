@@ -1,12 +1,15 @@
 // Package placement lets a tenant's workflow reserve and release room on
 // a Docker host through the host registry (workflows/hosts), an Update of
-// its workflow sent with the worker's own Temporal client.
+// its workflow sent with the worker's own Temporal client; and lets a
+// host's drain (hosts.DrainWorkflow) set the host draining, list its
+// tenants and move each away through the tenant's own workflow.
 package placement
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -18,9 +21,13 @@ import (
 // ErrNoRegistry is the failure type when no host was ever registered.
 const ErrNoRegistry = "NoHostRegistry"
 
-// Activities talk to the registry with the worker's client.
+// Activities talk to the registry, and to tenants being drained, with
+// the worker's client.
 type Activities struct {
 	Client client.Client
+	// PollEvery is how often MoveTenant asks the tenant how its move
+	// goes (zero: 1 s).
+	PollEvery time.Duration
 }
 
 // ReserveHost places the tenant (the same host again for a retry of the
