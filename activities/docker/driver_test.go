@@ -154,3 +154,28 @@ func TestStartingServiceIsProbedByTheWorkerNotTheEnginesSteadyCheck(t *testing.T
 	require.Equal(t, "starting", info.State.Health.Status)
 	require.Empty(t, info.State.Health.Log)
 }
+
+// A service made ahead (a move's target) is created, not running, and
+// its start then starts that same container.
+func TestACreatedServiceStartsTheSameContainer(t *testing.T) {
+	d, tenant := demoTenant(t, "mkahead")
+	ctx := context.Background()
+	env := defaultEnv(t, tenant)
+	require.NoError(t, d.CreateNetwork(ctx, tenant, "run-1"))
+	require.NoError(t, d.CreateVolumes(ctx, tenant, "run-1", env.Volumes))
+	svc := env.Services[0]
+	made, err := d.CreateService(ctx, tenant, "run-1", svc)
+	require.NoError(t, err)
+	c, err := d.Client().ContainerInspect(ctx, made.ID)
+	require.NoError(t, err)
+	require.Equal(t, container.StateCreated, c.State.Status, "made, not started")
+	again, err := d.CreateService(ctx, tenant, "run-1", svc)
+	require.NoError(t, err)
+	require.Equal(t, made.ID, again.ID, "a retry makes no second container")
+	started, err := d.StartService(ctx, tenant, "run-1", svc)
+	require.NoError(t, err)
+	require.Equal(t, made.ID, started.ID)
+	c, err = d.Client().ContainerInspect(ctx, made.ID)
+	require.NoError(t, err)
+	require.True(t, c.State.Running)
+}
