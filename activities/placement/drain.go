@@ -38,7 +38,7 @@ func tenantWorkflowID(name string) string { return "tenant:" + name }
 
 // moveRequest is tenant.MoveRequest: To "" lets the registry choose.
 type moveRequest struct {
-	To string `json:"to"`
+	To string `json:"to,omitempty"`
 	By string `json:"by"`
 }
 
