@@ -26,6 +26,7 @@ type registerHostRequest struct {
 	Name     string            `json:"name"`
 	Docker   string            `json:"docker"`
 	Address  string            `json:"address"`
+	Sync     string            `json:"sync"`
 	Capacity *hostCapacity     `json:"capacity"`
 	Labels   map[string]string `json:"labels"`
 }
@@ -75,7 +76,7 @@ func hostSpec(req registerHostRequest) (hosts.HostSpec, *fieldError) {
 			return hosts.HostSpec{}, badField("labels", "label %q=%q: keys are lowercase words, values at most 63 characters", k, v)
 		}
 	}
-	s := hosts.HostSpec{Name: req.Name, Docker: req.Docker, Address: req.Address, Labels: req.Labels,
+	s := hosts.HostSpec{Name: req.Name, Docker: req.Docker, Address: req.Address, Sync: req.Sync, Labels: req.Labels,
 		Capacity: hosts.Resources{MilliCPU: int64(math.Round(req.Capacity.CPUs * 1000)), MemoryBytes: mem}}
 	if field, problem := hosts.CheckSpec(s); field != "" {
 		return hosts.HostSpec{}, badField(field, "%s: %s", field, problem)
@@ -230,8 +231,9 @@ func (s *server) setHostState(state hosts.HostState) gin.HandlerFunc {
 }
 
 // moveTenant moves a placed tenant to another host with its data (ops).
-// The target must be registered and active; the tenant answers the rest
-// (placed, active, not moving already).
+// A target given must be registered and active; without one the registry
+// chooses. The tenant answers the rest (placed, active, not moving
+// already).
 func (s *server) moveTenant(c *gin.Context) {
 	name := c.Param("name")
 	if ferr := validateName(name); ferr != nil {
@@ -241,27 +243,11 @@ func (s *server) moveTenant(c *gin.Context) {
 	var body struct {
 		To string `json:"to"`
 	}
-	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
 		respondFieldError(c, ferr)
 		return
 	}
-	if !spec.IsDNSLabel(body.To, 40) {
-		respondFieldError(c, badField("to", "to %q is not a host name", body.To))
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
-	list, ok := s.queryHosts(ctx, c)
-	cancel()
-	if !ok {
-		return
-	}
-	i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == body.To })
-	switch {
-	case i < 0:
-		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s is not registered", body.To), "field": "to"})
-		return
-	case list[i].State != hosts.StateActive:
-		c.AbortWithStatusJSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("host %s is %s: it takes no tenant", body.To, list[i].State), "field": "to"})
+	if body.To != "" && !s.checkMoveTarget(c, body.To) {
 		return
 	}
 	var out tenant.Move
@@ -273,4 +259,160 @@ func (s *server) moveTenant(c *gin.Context) {
 	s.log.InfoContext(c.Request.Context(), "move requested", "tenant", name, "from", out.From, "to", out.To, "caller", c.GetString(ctxCaller))
 	c.Header("Location", "/v1/tenants/"+name)
 	c.JSON(http.StatusAccepted, out)
+}
+
+// checkMoveTarget answers 400, 404 or 409 naming "to" unless the host
+// can take a tenant.
+func (s *server) checkMoveTarget(c *gin.Context, to string) bool {
+	if !spec.IsDNSLabel(to, 40) {
+		respondFieldError(c, badField("to", "to %q is not a host name", to))
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	list, ok := s.queryHosts(ctx, c)
+	cancel()
+	if !ok {
+		return false
+	}
+	i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == to })
+	switch {
+	case i < 0:
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s is not registered", to), "field": "to"})
+		return false
+	case list[i].State != hosts.StateActive:
+		c.AbortWithStatusJSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("host %s is %s: it takes no tenant", to, list[i].State), "field": "to"})
+		return false
+	}
+	return true
+}
+
+// drainRequest is the optional body of POST /v1/hosts/{name}/drain.
+type drainRequest struct {
+	MaxParallel *int   `json:"maxParallel"`
+	Reason      string `json:"reason"`
+}
+
+// maxDrainReason bounds the reason a drain records on its host.
+const maxDrainReason = 200
+
+// drainResponse answers a drain started.
+type drainResponse struct {
+	Host        string `json:"host"`
+	WorkflowID  string `json:"workflowId"`
+	RunID       string `json:"runId"`
+	MaxParallel int    `json:"maxParallel"`
+}
+
+// drainHost starts the host's drain (ops): it sets the host draining and
+// moves its tenants away, a few at a time (hosts.DrainWorkflow). One runs
+// per host at a time; GET …/drain follows it.
+func (s *server) drainHost(c *gin.Context) {
+	in, ok := s.drainInput(c)
+	if !ok || !s.checkDrainable(c, in.Host) {
+		return
+	}
+	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), drainOptions(in, s.cfg.TaskQueue), hosts.DrainWorkflowType, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		respondError(c, http.StatusConflict, fmt.Sprintf("a drain of host %s is running already (GET /v1/hosts/%s/drain)", in.Host, in.Host))
+		return
+	case err != nil:
+		s.log.ErrorContext(c.Request.Context(), "start drain failed", "host", in.Host, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start the drain of host %s: %v", in.Host, err))
+		return
+	}
+	s.log.InfoContext(c.Request.Context(), "drain started", "host", in.Host, "maxParallel", in.MaxParallel, "caller", in.By)
+	c.Header("Location", "/v1/hosts/"+in.Host+"/drain")
+	c.JSON(http.StatusAccepted, drainResponse{Host: in.Host, WorkflowID: run.GetID(), RunID: run.GetRunID(), MaxParallel: in.MaxParallel})
+}
+
+// drainInput reads the request; every error names its field.
+func (s *server) drainInput(c *gin.Context) (hosts.DrainInput, bool) {
+	var req drainRequest
+	if ferr := decodeOptionalJSONBody(c, s.cfg.MaxBodyBytes, &req); ferr != nil {
+		respondFieldError(c, ferr)
+		return hosts.DrainInput{}, false
+	}
+	in := hosts.DrainInput{Host: c.Param("name"), By: c.GetString(ctxCaller), Reason: req.Reason, MaxParallel: hosts.DefaultDrainParallel}
+	var ferr *fieldError
+	switch {
+	case !spec.IsDNSLabel(in.Host, 40):
+		ferr = badField("name", "%q is not a host name", in.Host)
+	case req.MaxParallel != nil && (*req.MaxParallel < 1 || *req.MaxParallel > hosts.MaxDrainParallel):
+		ferr = badField("maxParallel", "maxParallel must be 1 to %d (default %d)", hosts.MaxDrainParallel, hosts.DefaultDrainParallel)
+	case len(req.Reason) > maxDrainReason:
+		ferr = badField("reason", "reason must be at most %d bytes", maxDrainReason)
+	}
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return hosts.DrainInput{}, false
+	}
+	if req.MaxParallel != nil {
+		in.MaxParallel = *req.MaxParallel
+	}
+	return in, true
+}
+
+// checkDrainable answers 404 for a host not registered and 409 for a
+// lost one (its tenants are evacuated, not moved).
+func (s *server) checkDrainable(c *gin.Context, host string) bool {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	list, ok := s.queryHosts(ctx, c)
+	cancel()
+	if !ok {
+		return false
+	}
+	i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == host })
+	switch {
+	case i < 0:
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s is not registered", host), "field": "name"})
+		return false
+	case list[i].State == hosts.StateLost:
+		respondError(c, http.StatusConflict, fmt.Sprintf("host %s is lost: its tenants cannot be moved off it", host))
+		return false
+	}
+	return true
+}
+
+// drainOptions start a host's drain: one runs at a time (conflict policy
+// FAIL), a new one may follow a finished one (reuse ALLOW_DUPLICATE).
+func drainOptions(in hosts.DrainInput, queue string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       hosts.DrainWorkflowID(in.Host),
+		TaskQueue:                queue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		// Without it the SDK answers a running drain with its handle.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            fmt.Sprintf("Drain of host %s by %s, %d at a time", in.Host, in.By, in.MaxParallel),
+	}
+}
+
+// getDrain answers the host's drain, running or the last one (its query).
+func (s *server) getDrain(c *gin.Context) {
+	host := c.Param("name")
+	if !spec.IsDNSLabel(host, 40) {
+		respondFieldError(c, badField("name", "%q is not a host name", host))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	value, err := s.temporal.QueryWorkflow(ctx, hosts.DrainWorkflowID(host), "", hosts.QueryDrain)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s was never drained", host), "field": "name"})
+		return
+	case err != nil:
+		s.log.WarnContext(ctx, "drain query failed", "host", host, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("query the drain of host %s: %v", host, err))
+		return
+	}
+	var d hosts.Drain
+	if err := value.Get(&d); err != nil {
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("decode the drain of host %s: %v", host, err))
+		return
+	}
+	c.JSON(http.StatusOK, d)
 }

@@ -169,6 +169,8 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.GET("/hosts/:name", RequireRoles(tokens, RoleOps), s.getHost)
 	v1.POST("/hosts/:name/cordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateCordoned))
 	v1.POST("/hosts/:name/uncordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateActive))
+	v1.POST("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.drainHost)
+	v1.GET("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.getDrain)
 	if cfg.Builds != nil {
 		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)
