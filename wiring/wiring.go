@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -41,6 +42,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
+	"github.com/tenantflow/tenantflow/activities/volsync"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/imagebuild"
@@ -85,6 +87,28 @@ type Config struct {
 	// placed there, on the engine of TENANTFLOW_DOCKER_HOST. Empty: no
 	// fleet host.
 	Host string
+	// HostSync serves and sends the volume copies of moves between hosts.
+	HostSync HostSync
+}
+
+// HostSync configures the copy of tenants' volumes between fleet hosts
+// (a move): the host worker serves copies into its tenants on Listen;
+// every host shares Token.
+type HostSync struct {
+	Listen string
+	Token  string
+}
+
+// check names the settings that do not go together.
+func (h HostSync) check(host string) []error {
+	var errs []error
+	if h.Listen != "" && host == "" {
+		errs = append(errs, fmt.Errorf("%s is set but %s is not: only a fleet host's worker serves volume copies", volsync.EnvListen, EnvHost))
+	}
+	if h.Listen != "" && len(h.Token) < 16 {
+		errs = append(errs, fmt.Errorf("%s: serving volume copies needs a token of at least 16 characters, the same on every host", volsync.EnvToken))
+	}
+	return errs
 }
 
 // EnvHost names the fleet host a worker serves.
@@ -101,6 +125,8 @@ func (c *Config) Register(s *config.Set) {
 	s.Int(&c.Docker.SubnetBits, "docker-subnet-bits", docker.EnvSubnetBits, docker.DefaultSubnetBits, "prefix length of each tenant's subnet (28: 13 containers)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
 	s.String(&c.Host, "host", EnvHost, "", "fleet host this worker serves (registered with POST /v1/hosts); it polls that host's task queue too")
+	s.String(&c.HostSync.Listen, "host-sync-listen", volsync.EnvListen, "", "address the fleet host's worker serves volume copies on (moves onto this host), e.g. :7380; register it as the host's \"sync\" URL")
+	s.Secret(&c.HostSync.Token, "host-sync-token", volsync.EnvToken, "token every fleet host shares to copy volumes between them (at least 16 characters)")
 	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")
 	s.Bool(&c.ProbePublic, "supervision-probe-public", "TENANTFLOW_SUPERVISION_PROBE_PUBLIC", false, "probe the tenant's public URL (needs routing and DNS) instead of its service endpoint")
 	c.OpenShift.Register(s)
@@ -153,6 +179,8 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	if c.Host != "" && (!spec.IsDNSLabel(c.Host, 40) || c.DockerDisabled) {
 		errs = append(errs, fmt.Errorf("%s %q: a fleet host is a host name (as registered) served by a worker with a Docker Engine", EnvHost, c.Host))
 	}
+	errs = append(errs, c.HostSync.check(c.Host)...)
+	d.syncToken = c.HostSync.Token
 	if c.GitLab.Enabled != c.Registry.Enabled {
 		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
 	} else if c.GitLab.Enabled {
@@ -324,6 +352,9 @@ type Deps struct {
 	// Backup archives and restores tenant volumes; UseDocker makes it when
 	// a backup location is configured.
 	Backup *backup.Activities
+	// Sync sends a tenant's volumes to another fleet host (a move);
+	// UseDocker makes it.
+	Sync *volsync.Activities
 	// Restic takes, copies, prunes and drills scheduled backups;
 	// UseDocker makes it when TENANTFLOW_RESTIC_REPOS is set. Without it
 	// the activities answer that backups are not configured.
@@ -334,6 +365,7 @@ type Deps struct {
 	checks         map[string]checker // what CheckIntegrations asks for a sign of life
 	backupCfg      backup.Config
 	resticCfg      restic.Config
+	syncToken      string
 	log            *slog.Logger
 }
 
@@ -355,6 +387,7 @@ func (d *Deps) UseDocker(drv *docker.Driver) error {
 		}
 		d.Backup = b
 	}
+	d.Sync = &volsync.Activities{Volumes: drv, Token: d.syncToken, Heartbeat: activity.RecordHeartbeat, Log: d.logger().With("component", "volsync")}
 	if d.resticCfg.Enabled() {
 		r, err := restic.New(d.resticCfg, drv, d.logger().With("component", "restic"))
 		if err != nil {
@@ -432,6 +465,23 @@ func Register(r worker.Registry, deps Deps) {
 // restic is what registers the restic activities. Always registered:
 // unconfigured, they answer that backups are not configured instead of
 // waiting for a worker that has them.
+func (d Deps) sync() *volsync.Activities {
+	if d.Sync == nil {
+		return &volsync.Activities{}
+	}
+	return d.Sync
+}
+
+// SyncHandler is what a fleet host's worker serves on
+// TENANTFLOW_HOST_SYNC_LISTEN: copies of volumes into its tenants. Nil
+// without a Docker Engine or a token.
+func (d Deps) SyncHandler() http.Handler {
+	if d.Sync == nil || d.Sync.Token == "" {
+		return nil
+	}
+	return (&volsync.Server{Volumes: d.Sync.Volumes, Token: d.Sync.Token, Log: d.logger().With("component", "volsync")}).Handler()
+}
+
 func (d Deps) restic() *restic.Activities {
 	if d.Restic == nil {
 		return &restic.Activities{}
@@ -478,6 +528,7 @@ func NewHostWorker(c client.Client, host string, cfg Config, deps Deps) worker.W
 func RegisterHost(r worker.ActivityRegistry, deps Deps) {
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(deps.restic())
+	r.RegisterActivity(deps.sync())
 	if deps.Backup != nil {
 		r.RegisterActivity(deps.Backup)
 	}

@@ -37,7 +37,11 @@ type Activities struct {
 // permanent.
 func (a *Activities) ReserveHost(ctx context.Context, in hosts.ReserveInput) (hosts.Placement, error) {
 	var p hosts.Placement
-	err := a.update(ctx, "reserve:"+in.Tenant+":"+in.Owner+":"+in.Pin, hosts.UpdateReserve, in, &p)
+	id := "reserve:" + in.Tenant + ":" + in.Owner + ":" + in.Pin
+	if in.Op != "" {
+		id += ":" + in.Op
+	}
+	err := a.update(ctx, id, hosts.UpdateReserve, in, &p)
 	return p, err
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/activities/volsync"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
@@ -171,11 +172,45 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		}
 		closers = append([]func(){hw.Stop}, closers...)
 		log.Info("host worker started", "host", wcfg.Host, "taskQueue", hosts.TaskQueue(wcfg.Host))
+		if wcfg.HostSync.Listen != "" {
+			stopSync, err := serveSync(wcfg.HostSync.Listen, deps, log)
+			if err != nil {
+				w.Stop()
+				closeAll()
+				return nil, err
+			}
+			closers = append([]func(){stopSync}, closers...)
+		}
 	}
 	return func() {
 		log.Info("worker stopping", "grace", wcfg.StopTimeout)
 		w.Stop()
 		closeAll()
+	}, nil
+}
+
+// serveSync serves the copies of volumes into this host's tenants (the
+// target side of a move).
+func serveSync(addr string, deps wiring.Deps, log *slog.Logger) (stop func(), err error) {
+	h := deps.SyncHandler()
+	if h == nil {
+		return nil, fmt.Errorf("%s: serving volume copies needs the Docker Engine and %s", volsync.EnvListen, volsync.EnvToken)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", volsync.EnvListen, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("volume sync server stopped", "error", err)
+		}
+	}()
+	log.Info("volume sync serving", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
 	}, nil
 }
 
