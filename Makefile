@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench bench-capacity bench-backups fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
+.PHONY: run test unit bench bench-capacity bench-backups bench-move fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -94,6 +94,14 @@ bench: $(BIN)/temporal kube-tools
 # 200 by default): time until all are active, and idle CPU per tenant.
 bench-capacity: $(BIN)/temporal
 	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
+
+# The fleet benchmarks (testsuite/e2e/move_bench_test.go): a tenant with
+# TENANTFLOW_BENCH_MOVE_MB (200) of data moved TENANTFLOW_BENCH_MOVES (10)
+# times between two Docker hosts under load through Caddy: interruption
+# p50/p95, total move time against cp -a of the same data, writes lost.
+# Needs root, iproute2, dockerd and caddy.
+bench-move: $(BIN)/temporal
+	set -o pipefail; $(GO) test -run '^$$' -bench 'MoveUnderLoad' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 
 # The backup benchmarks (testsuite/e2e/backup_bench_test.go): nightly
 # backups of TENANTFLOW_BENCH_TENANTS tenants (20) of TENANTFLOW_BENCH_TENANT_MB

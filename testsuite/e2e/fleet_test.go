@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -26,14 +27,17 @@ type fleetHost struct {
 	driver *docker.Driver
 }
 
+// fleetSyncToken is the token the test fleet's hosts share.
+const fleetSyncToken = "test-fleet-sync-token"
+
 // startFleetHost starts an engine with the demo image and the host's
 // worker, and registers the host through the API.
-func startFleetHost(t *testing.T, p *platform, name, zone, memory string) *fleetHost {
+func startFleetHost(t testing.TB, p *platform, name, zone, memory string) *fleetHost {
 	return startFleetHostWith(t, p, wiring.Config{}, name, zone, memory)
 }
 
 // startFleetHostWith is startFleetHost with the host worker's settings.
-func startFleetHostWith(t *testing.T, p *platform, cfg wiring.Config, name, zone, memory string) *fleetHost {
+func startFleetHostWith(t testing.TB, p *platform, cfg wiring.Config, name, zone, memory string) *fleetHost {
 	t.Helper()
 	e := harness.StartDockerd(t, harness.DockerdOptions{Name: name, Netns: true})
 	e.LoadImage(t, demoimage.Tag)
@@ -41,20 +45,24 @@ func startFleetHostWith(t *testing.T, p *platform, cfg wiring.Config, name, zone
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
 	cfg.Host, cfg.StopTimeout = name, 5*time.Second
+	cfg.HostSync.Token = fleetSyncToken
 	deps, err := wiring.NewIntegrations(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	require.NoError(t, deps.UseDocker(d))
 	w := wiring.NewHostWorker(p.temporal.Client, name, cfg, deps)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	code, body, _ := p.do(http.MethodPost, "/v1/hosts", map[string]any{"name": name, "docker": e.Host, "address": e.Addr,
+	// The host's worker serves volume copies into its tenants (moves).
+	sync := httptest.NewServer(deps.SyncHandler())
+	t.Cleanup(sync.Close)
+	code, body, _ := p.do(http.MethodPost, "/v1/hosts", map[string]any{"name": name, "docker": e.Host, "address": e.Addr, "sync": sync.URL,
 		"capacity": map[string]any{"cpus": 2, "memory": memory}, "labels": map[string]any{"zone": zone}})
 	require.Equal(t, http.StatusOK, code, body)
 	return &fleetHost{name: name, engine: e, driver: d}
 }
 
 // containersOf lists the tenant's containers on an engine.
-func containersOf(t *testing.T, d *docker.Driver, name string) []string {
+func containersOf(t testing.TB, d *docker.Driver, name string) []string {
 	t.Helper()
 	cs, err := d.Client().ContainerList(context.Background(), container.ListOptions{All: true,
 		Filters: filters.NewArgs(filters.Arg("label", docker.LabelTenant+"="+name))})

@@ -13,13 +13,13 @@ import (
 )
 
 // A tenant moves from one Docker host to another with its files and
-// database rows; the source keeps nothing, the target serves, and the
-// interruption is only the final sync and the switch.
+// database rows, copied directly between the hosts' workers; the source
+// keeps nothing, the target serves, and the interruption is only the
+// final sync and the switch.
 func TestMoveATenantBetweenHosts(t *testing.T) {
-	rcfg := localRestic(t)
-	p := startPlatformWith(t, &wiring.Config{Restic: rcfg}, func(c *api.Config) { c.Placement = true })
-	a := startFleetHostWith(t, p, wiring.Config{Restic: rcfg}, "host-a", "z1", "1Gi")
-	b := startFleetHostWith(t, p, wiring.Config{Restic: rcfg}, "host-b", "z2", "1Gi")
+	p := startPlatformWith(t, &wiring.Config{}, func(c *api.Config) { c.Placement = true })
+	a := startFleetHost(t, p, "host-a", "z1", "1Gi")
+	b := startFleetHost(t, p, "host-b", "z2", "1Gi")
 
 	name := tenantName("mv")
 	t.Cleanup(func() { p.destroy(name) })
@@ -45,6 +45,8 @@ func TestMoveATenantBetweenHosts(t *testing.T) {
 	})
 	m := st["move"].(map[string]any)
 	require.Equal(t, "done", m["phase"], m)
+	require.Equal(t, true, m["direct"], m)
+	require.Len(t, m["copies"], 2, "a live pre-copy and a final pass")
 	require.Equal(t, "host-b", st["placement"].(map[string]any)["host"])
 	require.Len(t, containersOf(t, b.driver, name), 2, "the tenant runs on host-b")
 	require.Empty(t, containersOf(t, a.driver, name), "host-a keeps no container of it")
@@ -59,5 +61,5 @@ func TestMoveATenantBetweenHosts(t *testing.T) {
 	code, body, _ = p.do(http.MethodGet, "/v1/hosts/host-a", nil)
 	require.Equal(t, http.StatusOK, code, body)
 	require.Empty(t, body["tenants"], "host-a's room is free again")
-	p.checkHistory(tenant.WorkflowID(name), "tenant-moved")
+	p.checkHistory(tenant.WorkflowID(name), "tenant-moved-directly")
 }
