@@ -58,7 +58,7 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 	require.ElementsMatch(t, []string{"Tenant", "BuildImage", "Release", "Hosts", "DrainHost"}, r.workflows)
 	want := []string{
 		// runtimes
-		"CreateNetwork", "CreateVolumes", "StartService", "WaitHealthy", "EnsureImage", "RetireService",
+		"CreateNetwork", "CreateVolumes", "CreateService", "StartService", "WaitHealthy", "EnsureImage", "RetireService",
 		"StopServices", "StartServices", "RemoveServices", "RemoveVolumes", "RemoveNetwork",
 		"PlanIntegrations",
 		"EnsureRoute", "RemoveRoute",
@@ -82,4 +82,16 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 	Register(&bare, Deps{})
 	require.NotContains(t, bare.activities, "EnsureRoute")
 	require.Contains(t, bare.activities, "CreateNetwork")
+}
+
+// A fleet host's worker takes what reaches its engine and volumes: the
+// runtime, the backups, and the copy of volumes to another host.
+func TestRegisterHostTakesTheHostsActivities(t *testing.T) {
+	var r recorder
+	RegisterHost(&r, Deps{Backup: &backup.Activities{}})
+	require.Subset(t, r.activities, []string{"CreateService", "StartService", "StopServices", "TakeBackup", "RestoreBackup", "PushVolumes", "BackupVolumes"})
+	require.NotContains(t, r.activities, "EnsureRoute", "the proxy is not a host's")
+	require.Empty(t, r.workflows, "workflows run on the shared queue")
+	sorted := slices.Sorted(slices.Values(r.activities))
+	require.Equal(t, sorted, slices.Compact(slices.Clone(sorted)), "an activity name registered twice")
 }
