@@ -32,6 +32,9 @@ type RestoreInput struct {
 	ID      string `json:"id"`
 	// Dumps are the backup's dumped services, rendered for the tenant.
 	Dumps []spec.Service `json:"dumps,omitempty"`
+	// Offsite reads the backup from the off-site copy (a lost host's
+	// tenant brought back elsewhere) instead of the local repository.
+	Offsite bool `json:"offsite,omitempty"`
 }
 
 // Restored is what a restore put in place.
@@ -61,11 +64,13 @@ func (a *Activities) RestoreBackup(ctx context.Context, in RestoreInput) (Restor
 	}
 	p, stop := a.track(ctx, "restore of "+in.ID)
 	defer stop()
-	repo, err := a.readRepository(ctx, Ref{Tenant: in.Tenant, ID: in.ID}, false, p)
+	repo, err := a.readRepository(ctx, Ref{Tenant: in.Tenant, ID: in.ID}, in.Offsite, p)
 	if err != nil {
 		return Restored{}, err
 	}
-	defer repo.unlock()
+	if repo.unlock != nil {
+		defer repo.unlock()
+	}
 	start := time.Now()
 	snaps, err := a.snapshots(ctx, repo.repository, tagBackup+in.ID)
 	if err != nil {

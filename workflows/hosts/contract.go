@@ -34,6 +34,19 @@ const (
 	ErrPinned    = "PinnedHostFull" // 409: the host asked for cannot take the tenant
 )
 
+// Signals the host watch sends each tenant placed on a host.
+const (
+	SignalHostLost = "hostLost" // the host's worker and engine stayed unreachable
+	SignalHostBack = "hostBack" // a lost host answers again
+)
+
+// HostSignal is what SignalHostLost and SignalHostBack carry.
+type HostSignal struct {
+	Host   string    `json:"host"`
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+}
+
 // TaskQueue is the task queue the host's worker polls for the runtime
 // activities of the tenants placed on it.
 func TaskQueue(host string) string { return "tenantflow-host-" + host }

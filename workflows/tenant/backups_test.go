@@ -292,7 +292,11 @@ func (s *provisionSuite) mockRestore(restore func(id string) error) {
 	s.env.RegisterActivity(r0.RestoreBackup)
 	var r *restic.Activities
 	s.env.OnActivity(r.RestoreBackup, mock.Anything, mock.Anything).Return(func(_ context.Context, in restic.RestoreInput) (restic.Restored, error) {
-		s.record(fmt.Sprintf("RestoreBackup %s dumps %d", in.ID, len(in.Dumps)))
+		call := fmt.Sprintf("RestoreBackup %s dumps %d", in.ID, len(in.Dumps))
+		if in.Offsite {
+			call += " from off-site"
+		}
+		s.record(call)
 		if restore != nil {
 			if err := restore(in.ID); err != nil {
 				return restic.Restored{}, err

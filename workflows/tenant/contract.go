@@ -98,6 +98,9 @@ type Tenant struct {
 	Placement *hosts.Placement `json:"placement,omitempty"`
 	// Move is the move to another host under way, or the last one.
 	Move *Move `json:"move,omitempty"`
+	// Degraded says why the tenant cannot serve as it should: its host
+	// was found lost (nil: nothing known wrong).
+	Degraded *Degraded `json:"degraded,omitempty"`
 }
 
 // UpdateMove moves a placed tenant to another Docker host with its data
@@ -114,6 +117,16 @@ const ErrMoveRefused = "MoveRefused"
 type MoveRequest struct {
 	To string `json:"to,omitempty"`
 	By string `json:"by"`
+	// Evacuate brings a tenant whose host is lost back on another host
+	// from its newest off-site backup.
+	Evacuate bool `json:"evacuate,omitempty"`
+}
+
+// Degraded is what is known wrong with a tenant.
+type Degraded struct {
+	Host   string    `json:"host"`
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
 }
 
 // MovePhase is where a move stands.
@@ -144,6 +157,14 @@ type Move struct {
 	// the route switched to the target.
 	StoppedAt *time.Time `json:"stoppedAt,omitempty"`
 	ServingAt *time.Time `json:"servingAt,omitempty"`
+	// Evacuation: the source host was lost; the data came from Backup,
+	// the newest off-site copy. RecoveryPoint is when that backup was
+	// taken, RecoveryAgeMs how much older it is than the loss (what the
+	// lost host may have held that the tenant no longer has).
+	Evacuation    bool       `json:"evacuation,omitempty"`
+	Backup        string     `json:"backup,omitempty"`
+	RecoveryPoint *time.Time `json:"recoveryPoint,omitempty"`
+	RecoveryAgeMs int64      `json:"recoveryAgeMs,omitempty"`
 	// Direct: the data travelled host to host (Copies); before moves
 	// copied directly, through restic backups (Backups).
 	Direct bool             `json:"direct,omitempty"`

@@ -19,6 +19,7 @@ func (t *entity) setup(ctx workflow.Context) error {
 		return err
 	}
 	t.listenForCancels(ctx)
+	t.listenForHosts(ctx)
 	for _, u := range []struct {
 		name, description  string
 		handler, validator any

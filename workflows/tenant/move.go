@@ -50,12 +50,18 @@ const moveDirectCopy = "move-direct-copy"
 // moveDue: a move waits to run.
 func (t *entity) moveDue() bool {
 	m := t.state.Move
-	return m != nil && m.Phase == MoveQueued && t.state.State == StateActive
+	if m == nil || m.Phase != MoveQueued {
+		return false
+	}
+	if m.Evacuation {
+		return t.state.State == StateDegraded
+	}
+	return t.state.State == StateActive && t.state.Degraded == nil
 }
 
 // requestMove queues the move; it runs as the tenant's next operation.
 func (t *entity) requestMove(ctx workflow.Context, in MoveRequest) (Move, error) {
-	t.state.Move = &Move{From: t.state.Placement.Host, To: in.To, By: in.By, Phase: MoveQueued, RequestedAt: workflow.Now(ctx)}
+	t.state.Move = &Move{From: t.state.Placement.Host, To: in.To, By: in.By, Phase: MoveQueued, RequestedAt: workflow.Now(ctx), Evacuation: in.Evacuate}
 	t.logger(ctx).Info("move requested", "from", t.state.Placement.Host, "to", in.To, "by", in.By, "queued behind an operation", t.busy)
 	return *t.state.Move, nil
 }
@@ -67,18 +73,24 @@ func (t *entity) validateMove(ctx workflow.Context, in MoveRequest) error {
 		return flow.Refuse(ErrMoveRefused, "a move needs a requester (by)")
 	case t.state.Placement == nil:
 		return flow.Refuse(ErrMoveRefused, "tenant %s is not placed on a fleet host: it runs on the workers' shared engine", t.spec.Name)
+	case m != nil && m.FinishedAt == nil:
+		return flow.Refuse(ErrMoveRefused, "tenant %s is moving to %s already (asked by %s)", t.spec.Name, m.To, m.By)
+	case in.Evacuate:
+		return t.validateEvacuation()
 	case t.state.State != StateActive:
 		return flow.Refuse(ErrMoveRefused, "tenant %s is %s: only an active tenant moves", t.spec.Name, t.state.State)
 	case in.To == t.state.Placement.Host:
 		return flow.Refuse(ErrMoveRefused, "tenant %s runs on %s already", t.spec.Name, in.To)
-	case m != nil && m.FinishedAt == nil:
-		return flow.Refuse(ErrMoveRefused, "tenant %s is moving to %s already (asked by %s)", t.spec.Name, m.To, m.By)
 	}
 	return nil
 }
 
 // move runs the queued move (see above).
 func (t *entity) move(ctx workflow.Context) {
+	if t.state.Move.Evacuation {
+		t.evacuate(ctx)
+		return
+	}
 	m, started := t.state.Move, workflow.Now(ctx)
 	m.StartedAt = timePtr(started)
 	t.setState(ctx, StateMoving, "")
@@ -156,8 +168,8 @@ func (t *entity) prepareTarget(ctx workflow.Context, m *Move, env spec.Environme
 	undo.Add("remove the services on "+p.Host, func(ctx workflow.Context) error {
 		return onHostQueue(ctx, p.Queue, localStepOptions, rt.RemoveServices, ref).Get(ctx, nil)
 	})
-	if m.Direct {
-		if p.Sync == "" {
+	if m.Direct || m.Evacuation {
+		if p.Sync == "" && !m.Evacuation {
 			return p, fmt.Errorf("host %s has no sync address: register it with \"sync\" (its worker's %s) to move tenants onto it", p.Host, volsync.EnvListen)
 		}
 		// Made now, started once the data is there: the start is all
@@ -277,11 +289,11 @@ func (t *entity) retireSource(ctx workflow.Context, m *Move, src, target hosts.P
 // directly names itself in the reservation, so a later move of the same
 // provisioning is a new reservation, not the replay of this one.
 func (t *entity) reserveTarget(ctx workflow.Context, m *Move, env spec.Environment) (hosts.Placement, error) {
-	if !m.Direct {
+	if !m.Direct && !m.Evacuation {
 		return t.reserveHost(ctx, env, m.To)
 	}
 	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: m.To,
-		From: m.From, Op: "move@" + m.RequestedAt.UTC().Format(time.RFC3339Nano)}
+		From: m.From, Op: m.op() + "@" + m.RequestedAt.UTC().Format(time.RFC3339Nano)}
 	var p hosts.Placement
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p)
 	return p, err
@@ -313,4 +325,12 @@ func (t *entity) createServicesOn(ctx workflow.Context, queue string, env spec.E
 		errs = errors.Join(errs, f.Get(ctx, nil))
 	}
 	return errs
+}
+
+// op names the move's kind in its reservation.
+func (m *Move) op() string {
+	if m.Evacuation {
+		return "evacuate"
+	}
+	return "move"
 }

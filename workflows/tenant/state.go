@@ -19,6 +19,7 @@ const (
 	StateDecommissioned  State = "decommissioned" // data kept until the retention ends, then purged
 	StateRestoring       State = "restoring"      // brought back from its backup during retention, or put back to one while active
 	StateMoving          State = "moving"         // its data and services go to another Docker host
+	StateDegraded        State = "degraded"       // its host is lost: evacuate it, or wait for the host
 	StateFailed          State = "failed"         // provisioning failed; nothing is left of it
 )
 
@@ -26,7 +27,7 @@ const (
 // attribute takes).
 var States = []State{
 	StateProvisioning, StateActive, StateUpdating, StateDecommissioning,
-	StateDecommissioned, StateRestoring, StateFailed, StateMoving,
+	StateDecommissioned, StateRestoring, StateFailed, StateMoving, StateDegraded,
 }
 
 // stateMoves is the tenant's lifecycle. A state moves to itself when
@@ -34,8 +35,9 @@ var States = []State{
 // starting, a purge ending).
 var stateMoves = flow.Moves[State]{
 	StateProvisioning:    {StateProvisioning, StateActive, StateFailed},
-	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving},
-	StateMoving:          {StateActive},
+	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving, StateDegraded},
+	StateMoving:          {StateActive, StateDegraded},
+	StateDegraded:        {StateActive, StateMoving},
 	StateUpdating:        {StateActive},
 	StateDecommissioning: {StateActive, StateDecommissioned},
 	StateDecommissioned:  {StateDecommissioned, StateRestoring},
