@@ -1,9 +1,11 @@
 // Package fleet acts on the fleet of tenant workflows through Temporal
-// itself: it lists tenants from visibility and asks one tenant's entity
-// workflow to apply a release through an Update. A release never touches a
-// tenant's containers directly: the tenant's own workflow runs the cut-over,
-// one operation at a time, which is what keeps a release from ever meeting a
-// provisioning, a decommission or another release on the same tenant.
+// itself: it lists tenants from visibility (and, for a release that limits
+// its cut-overs per host, asks each where it runs) and asks one tenant's
+// entity workflow to apply a release through an Update. A release never
+// touches a tenant's containers directly: the tenant's own workflow runs
+// the cut-over, one operation at a time, which is what keeps a release from
+// ever meeting a provisioning, a decommission or another release on the
+// same tenant.
 package fleet
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -32,18 +35,24 @@ import (
 const ErrInvalidSelector = "InvalidTenantSelector"
 
 // ListInput selects tenants: those of Stage (every stage when empty), and
-// of Names when it is not empty.
+// of Names when it is not empty. Hosts also asks each listed tenant where
+// it runs, for a release that limits its cut-overs per host.
 type ListInput struct {
 	Stage string   `json:"stage,omitempty"`
 	Names []string `json:"names,omitempty"`
+	Hosts bool     `json:"hosts,omitempty"`
 }
 
-// Tenant is a running tenant as visibility shows it.
+// Tenant is a running tenant as visibility shows it, and, when asked for
+// (ListInput.Hosts), the fleet host its own state names.
 type Tenant struct {
 	Name  string `json:"name"`
 	Stage string `json:"stage"`
 	State string `json:"state"`
 	Image string `json:"image,omitempty"`
+	// Host is the fleet host the tenant is placed on ("": not placed on
+	// the fleet, or not asked for).
+	Host string `json:"host,omitempty"`
 }
 
 // UpdateInput names the tenant, the Update id (which makes a retried
@@ -131,7 +140,56 @@ func (a *Activities) ListTenants(ctx context.Context, in ListInput) ([]Tenant, e
 		}
 	}
 	slices.SortFunc(out, func(x, y Tenant) int { return strings.Compare(x.Name, y.Name) })
+	if in.Hosts {
+		if err := a.addHosts(ctx, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// hostQueries is how many tenants' state queries run at once.
+const hostQueries = 8
+
+// addHosts fills in each tenant's host from its workflow's state query:
+// visibility does not know it, and the tenant's own state is what its
+// moves keep current. A tenant that ended since it was listed keeps host
+// "" (its cut-over is skipped anyway); any other failed query fails the
+// call, to be retried, rather than let a release guess a host.
+func (a *Activities) addHosts(ctx context.Context, tenants []Tenant) error {
+	sem := make(chan struct{}, hostQueries)
+	errs := make([]error, len(tenants))
+	var wg sync.WaitGroup
+	for i := range tenants {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			tenants[i].Host, errs[i] = a.hostOf(ctx, tenants[i].Name)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// hostOf is the fleet host the tenant's state names ("" when unplaced).
+func (a *Activities) hostOf(ctx context.Context, name string) (string, error) {
+	v, err := a.Client.QueryWorkflow(ctx, tenant.WorkflowID(name), "", tenant.QueryState)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return "", nil
+	}
+	var st tenant.Tenant
+	if err == nil {
+		err = v.Get(&st)
+	}
+	if err != nil {
+		return "", fmt.Errorf("ask tenant %s for its host: %w", name, err)
+	}
+	if st.Placement == nil {
+		return "", nil
+	}
+	return st.Placement.Host, nil
 }
 
 // keyword decodes a Keyword search attribute ("" when unset).

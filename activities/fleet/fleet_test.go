@@ -14,6 +14,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -25,8 +26,16 @@ var (
 
 // fakeTenant stands in for the Tenant workflow: it applies every release
 // it is sent and counts the applications, refusing an empty image as the
-// real validator refuses a tenant that takes no release.
-func fakeTenant(ctx workflow.Context, image string) error {
+// real validator refuses a tenant that takes no release; its state names
+// the fleet host it is placed on (host "": not placed).
+func fakeTenant(ctx workflow.Context, image, host string) error {
+	st := tenant.Tenant{Name: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	if host != "" {
+		st.Placement = &hosts.Placement{Host: host, Reason: "test"}
+	}
+	if err := workflow.SetQueryHandler(ctx, tenant.QueryState, func() (tenant.Tenant, error) { return st, nil }); err != nil {
+		return err
+	}
 	applied := 0
 	if err := workflow.SetQueryHandler(ctx, "applied", func() (int, error) { return applied, nil }); err != nil {
 		return err
@@ -62,12 +71,12 @@ func fakeTenant(ctx workflow.Context, image string) error {
 	return workflow.Await(ctx, func() bool { return false })
 }
 
-func startTenant(t *testing.T, c client.Client, queue, name, stage string) {
+func startTenant(t *testing.T, c client.Client, queue, name, stage, host string) {
 	t.Helper()
 	_, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID: tenant.WorkflowID(name), TaskQueue: queue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(saTenant.ValueSet(name), saStage.ValueSet(stage), saImage.ValueSet("img:1")),
-	}, tenant.WorkflowType, "img:1")
+	}, tenant.WorkflowType, "img:1", host)
 	require.NoError(t, err)
 }
 
@@ -78,8 +87,8 @@ func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 	w.RegisterWorkflowWithOptions(fakeTenant, workflow.RegisterOptions{Name: tenant.WorkflowType})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	for name, stage := range map[string]string{"alpha": "prod", "beta": "staging", "gamma": "prod"} {
-		startTenant(t, c, tmp.Config.TaskQueue, name, stage)
+	for name, at := range map[string]struct{ stage, host string }{"alpha": {"prod", "host-1"}, "beta": {"staging", ""}, "gamma": {"prod", ""}} {
+		startTenant(t, c, tmp.Config.TaskQueue, name, at.stage, at.host)
 	}
 	a := &fleet.Activities{Client: c}
 	ctx := context.Background()
@@ -95,6 +104,11 @@ func TestListAndUpdateTenantsOnARealServer(t *testing.T) {
 	named, err := a.ListTenants(ctx, fleet.ListInput{Stage: "prod", Names: []string{"gamma", "beta", "nobody"}})
 	require.NoError(t, err)
 	require.Equal(t, []fleet.Tenant{{Name: "gamma", Stage: "prod", Image: "img:1"}}, named)
+	// Asked for, each tenant's host comes from its own state; an unplaced
+	// tenant has none.
+	placed, err := a.ListTenants(ctx, fleet.ListInput{Stage: "prod", Hosts: true})
+	require.NoError(t, err)
+	require.Equal(t, []fleet.Tenant{{Name: "alpha", Stage: "prod", Image: "img:1", Host: "host-1"}, {Name: "gamma", Stage: "prod", Image: "img:1"}}, placed)
 	_, err = a.ListTenants(ctx, fleet.ListInput{Names: []string{"x' OR TenantId != '"}})
 	require.Error(t, err, "a name is never pasted into the query unchecked")
 
