@@ -53,6 +53,13 @@ type Plan struct {
 	// over at the same time.
 	BatchSize   int `json:"batchSize"`
 	MaxParallel int `json:"maxParallel"`
+	// MaxPerHost, when set, is how many of a wave's cut-overs may run at
+	// once on one fleet host, so that cut-overs do not saturate one host's
+	// CPU; the wave's other slots go to tenants of other hosts. Tenants
+	// not placed on the fleet have no per-host limit. Zero: none beyond
+	// MaxParallel (left out of histories, which keeps old ones decoding
+	// the same).
+	MaxPerHost int `json:"maxPerHost,omitempty"`
 	// HealthTimeout is how long a new instance may take to become healthy
 	// (zero: the template's checks decide); Drain is how long in-flight
 	// requests get on the old instance after the route switched, before it
@@ -107,6 +114,10 @@ type Tenant struct {
 	Error      string       `json:"error,omitempty"`
 	StartedAt  *time.Time   `json:"startedAt,omitempty"`
 	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
+	// Host is the fleet host the tenant ran on when listed (empty when
+	// not placed on the fleet, or when the plan sets no maxPerHost, which
+	// is the only reason hosts are asked for).
+	Host string `json:"host,omitempty"`
 	// CutoverMillis is how long the tenant's cut-over took.
 	CutoverMillis int64 `json:"cutoverMillis,omitempty"`
 	// Backup is the backup the cut-over took first (plan.backupBefore, or

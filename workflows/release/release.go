@@ -45,6 +45,14 @@ var (
 // outage for up to 30 minutes.
 var listTenantsOptions = flow.OutsideCall
 
+// Listing tenants with their hosts also queries each tenant's workflow,
+// which can take minutes for a large fleet.
+var listHostsOptions = func() workflow.ActivityOptions {
+	o := flow.OutsideCall
+	o.StartToCloseTimeout = 5 * time.Minute
+	return o
+}()
+
 // fl names the fleet activities the release calls (a nil pointer: the
 // worker registers the real struct).
 var fl *fleet.Activities
@@ -81,7 +89,8 @@ type rollout struct {
 	state   Release
 	cur     Cursor
 	running int
-	waves   int // waves run by this run
+	onHost  map[string]int // cut-overs under way per fleet host
+	waves   int            // waves run by this run
 }
 
 // errContinueAsNew and errAborted end the phase loop early.
@@ -92,7 +101,7 @@ var (
 
 // Workflow runs one release (see above).
 func Workflow(ctx workflow.Context, in Input) (Release, error) {
-	r := &rollout{in: in}
+	r := &rollout{in: in, onHost: map[string]int{}}
 	if in.State != nil {
 		r.state = *in.State
 		if in.Cursor != nil {
@@ -141,6 +150,7 @@ func withPlanDefaults(p Plan) Plan {
 	if p.Canary < 0 {
 		p.Canary = 0
 	}
+	p.MaxPerHost = min(max(p.MaxPerHost, 0), p.MaxParallel)
 	return p
 }
 
@@ -195,8 +205,12 @@ func (r *rollout) list(ctx workflow.Context, phase Phase) error {
 		return nil
 	}
 	var tenants []fleet.Tenant
-	in := fleet.ListInput{Stage: string(phase), Names: sel.Names}
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listTenantsOptions), fl.ListTenants, in).Get(ctx, &tenants); err != nil {
+	in := fleet.ListInput{Stage: string(phase), Names: sel.Names, Hosts: r.hostLimit(ctx) > 0}
+	opts := listTenantsOptions
+	if in.Hosts {
+		opts = listHostsOptions
+	}
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), fl.ListTenants, in).Get(ctx, &tenants); err != nil {
 		r.state.Error = "list " + string(phase) + " tenants: " + flow.ErrorMessage(err)
 		return err
 	}
@@ -213,7 +227,7 @@ func (r *rollout) list(ctx workflow.Context, phase Phase) error {
 		end := min(pos+size(n), len(tenants))
 		for _, t := range tenants[pos:end] {
 			r.state.Tenants = append(r.state.Tenants, Tenant{
-				Name: t.Name, Stage: phase, Wave: wave, Status: flow.Must(tenantNew.To(TenantPending)), From: t.Image, To: r.imageFor(t.Name),
+				Name: t.Name, Stage: phase, Wave: wave, Status: flow.Must(tenantNew.To(TenantPending)), Host: t.Host, From: t.Image, To: r.imageFor(t.Name),
 				Restore: r.in.Restores[t.Name],
 			})
 		}
@@ -285,19 +299,8 @@ func (r *rollout) runWave(ctx workflow.Context, wave int) error {
 		}
 	}
 	r.logger(ctx).Info("wave started", "wave", wave, "tenants", len(idxs))
-	for _, i := range idxs {
-		if r.state.Tenants[i].Status != TenantPending {
-			continue
-		}
-		if err := workflow.Await(ctx, func() bool {
-			return r.cur.Aborting || (r.state.State != StatePaused && r.running < r.state.Plan.MaxParallel)
-		}); err != nil {
-			return err
-		}
-		if r.cur.Aborting {
-			break
-		}
-		r.launch(ctx, i)
+	if err := r.launchWave(ctx, idxs); err != nil {
+		return err
 	}
 	if err := workflow.Await(ctx, func() bool { return r.running == 0 || r.cur.Aborting }); err != nil {
 		return err
@@ -326,6 +329,90 @@ func (r *rollout) runWave(ctx workflow.Context, wave int) error {
 	return nil
 }
 
+// versionPerHostLimit gates plan.maxPerHost: a run whose history was
+// begun by code that ignored it (a worker not yet upgraded) goes on
+// cutting over in list order.
+const versionPerHostLimit = "release-per-host-limit"
+
+// hostLimit is how many cut-overs may run at once on one fleet host: 0
+// (none beyond MaxParallel) unless the plan sets maxPerHost. A plan
+// without it records no version marker, so its commands stay today's.
+func (r *rollout) hostLimit(ctx workflow.Context) int {
+	if r.state.Plan.MaxPerHost <= 0 {
+		return 0
+	}
+	if workflow.GetVersion(ctx, versionPerHostLimit, workflow.DefaultVersion, 1) < 1 {
+		return 0
+	}
+	return r.state.Plan.MaxPerHost
+}
+
+// launchWave starts the wave's pending tenants, MaxParallel at a time
+// (none while paused, and none more once aborting). With a per-host limit
+// they go host by host in turn, and a tenant whose host is full waits
+// while the free slots go to tenants of other hosts; without one they go
+// in list order.
+func (r *rollout) launchWave(ctx workflow.Context, idxs []int) error {
+	limit := r.hostLimit(ctx)
+	order := idxs
+	if limit > 0 {
+		order = r.spread(idxs)
+	}
+	for {
+		if err := workflow.Await(ctx, func() bool {
+			return r.cur.Aborting || !r.hasPending(order) ||
+				(r.state.State != StatePaused && r.running < r.state.Plan.MaxParallel && r.nextFree(order, limit) >= 0)
+		}); err != nil {
+			return err
+		}
+		next := r.nextFree(order, limit)
+		if r.cur.Aborting || next < 0 {
+			return nil
+		}
+		r.launch(ctx, next)
+	}
+}
+
+// nextFree is the first pending tenant of order whose host runs fewer
+// than limit cut-overs (-1: none). Unplaced tenants (host "") and a
+// limit of 0 are not limited per host.
+func (r *rollout) nextFree(order []int, limit int) int {
+	for _, i := range order {
+		if t := r.state.Tenants[i]; t.Status == TenantPending && r.hostFree(t.Host, limit) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *rollout) hostFree(host string, limit int) bool {
+	return limit == 0 || host == "" || r.onHost[host] < limit
+}
+
+// spread orders the wave's tenants host by host in turn (hosts in the
+// order they first appear, unplaced tenants as one more group), so that
+// the first cut-overs of a wave land on as many hosts as there are.
+func (r *rollout) spread(idxs []int) []int {
+	var hosts []string
+	byHost := map[string][]int{}
+	for _, i := range idxs {
+		h := r.state.Tenants[i].Host
+		if _, ok := byHost[h]; !ok {
+			hosts = append(hosts, h)
+		}
+		byHost[h] = append(byHost[h], i)
+	}
+	order := make([]int, 0, len(idxs))
+	for round := 0; len(order) < len(idxs); round++ {
+		for _, h := range hosts {
+			if round < len(byHost[h]) {
+				order = append(order, byHost[h][round])
+			}
+		}
+	}
+	return order
+}
+
 func (r *rollout) hasPending(idxs []int) bool {
 	for _, i := range idxs {
 		if r.state.Tenants[i].Status == TenantPending {
@@ -337,14 +424,15 @@ func (r *rollout) hasPending(idxs []int) bool {
 
 // launch starts one tenant's cut-over in its own coroutine.
 func (r *rollout) launch(ctx workflow.Context, i int) {
-	r.running++
 	t := &r.state.Tenants[i]
+	r.running++
+	r.onHost[t.Host]++
 	t.moveTo(TenantUpdating)
 	now := workflow.Now(ctx)
 	t.StartedAt = &now
-	name, to, restore := t.Name, t.To, t.Restore
+	name, to, restore, host := t.Name, t.To, t.Restore, t.Host
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { r.running-- }()
+		defer func() { r.running--; r.onHost[host]-- }()
 		res, err := r.applyTo(ctx, name, to, restore, "")
 		r.record(ctx, i, res, err)
 	})
@@ -446,17 +534,35 @@ func (r *rollout) cancelInFlight(ctx workflow.Context, idxs []int) {
 	}
 }
 
-// revertWave puts the wave's updated tenants back on their previous image.
+// revertWave puts the wave's updated tenants back on their previous
+// image, MaxParallel at a time and, with a per-host limit, host by host
+// in turn within it, as they were cut over.
 func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
+	var todo []int
+	for _, i := range idxs {
+		if t := r.state.Tenants[i]; t.Status == TenantUpdated && t.From != "" {
+			todo = append(todo, i)
+		}
+	}
+	limit := r.hostLimit(ctx)
+	if limit > 0 {
+		todo = r.spread(todo)
+	}
+	free := func(i int) bool { return r.hostFree(r.state.Tenants[i].Host, limit) }
 	wg := workflow.NewWaitGroup(ctx)
 	sem := 0
-	for _, i := range idxs {
-		t := &r.state.Tenants[i]
-		if t.Status != TenantUpdated || t.From == "" {
-			continue
+	for len(todo) > 0 {
+		_ = workflow.Await(ctx, func() bool { return sem < r.state.Plan.MaxParallel && slices.ContainsFunc(todo, free) })
+		k := slices.IndexFunc(todo, free)
+		if k < 0 {
+			break // cancelled while every host left was full
 		}
-		_ = workflow.Await(ctx, func() bool { return sem < r.state.Plan.MaxParallel })
+		i := todo[k]
+		todo = slices.Delete(todo, k, k+1)
+		t := &r.state.Tenants[i]
+		host := t.Host
 		sem++
+		r.onHost[host]++
 		wg.Add(1)
 		name, from, restore := t.Name, t.From, ""
 		if t.Restored {
@@ -466,7 +572,7 @@ func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
 		}
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			defer func() { sem-- }()
+			defer func() { sem--; r.onHost[host]-- }()
 			res, err := r.applyTo(ctx, name, from, restore, "/revert")
 			t := &r.state.Tenants[i]
 			switch {

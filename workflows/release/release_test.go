@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -36,6 +37,14 @@ type releaseSuite struct {
 	updates []fleet.UpdateInput       // in the order they started
 	running int
 	maxSeen int
+	// hosts places tenants on fleet hosts (tenant → host; absent:
+	// unplaced); onHost and maxOnHost count the cut-overs under way per
+	// host; lists records what ListTenants was asked.
+	hosts     map[string]string
+	onHost    map[string]int
+	maxOnHost map[string]int
+	lists     []fleet.ListInput
+	delay     map[string]time.Duration // how long a tenant's cut-over takes (default 20ms)
 	// apply, when set, answers UpdateTenant instead of the default cut-over.
 	apply func(in fleet.UpdateInput) tenant.ApplyResult
 }
@@ -53,14 +62,21 @@ func (s *releaseSuite) SetupTest() {
 	s.outcome = map[string]tenant.Outcome{}
 	s.updates = nil
 	s.running, s.maxSeen = 0, 0
+	s.hosts, s.onHost, s.maxOnHost, s.lists = map[string]string{}, map[string]int{}, map[string]int{}, nil
+	s.delay = map[string]time.Duration{}
 	s.apply = nil
 	s.env.OnActivity(f.ListTenants, mock.Anything, mock.Anything).Return(func(_ context.Context, in fleet.ListInput) ([]fleet.Tenant, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.lists = append(s.lists, in)
 		var out []fleet.Tenant
 		for _, n := range s.fleet[in.Stage] {
 			if len(in.Names) == 0 || slices.Contains(in.Names, n) {
-				out = append(out, fleet.Tenant{Name: n, Stage: in.Stage, State: string(tenant.StateActive), Image: oldImage})
+				t := fleet.Tenant{Name: n, Stage: in.Stage, State: string(tenant.StateActive), Image: oldImage}
+				if in.Hosts {
+					t.Host = s.hosts[n]
+				}
+				out = append(out, t)
 			}
 		}
 		return out, nil
@@ -73,11 +89,20 @@ func (s *releaseSuite) SetupTest() {
 		s.updates = append(s.updates, in)
 		s.running++
 		s.maxSeen = max(s.maxSeen, s.running)
+		host := s.hosts[in.Tenant]
+		if host != "" {
+			s.onHost[host]++
+			s.maxOnHost[host] = max(s.maxOnHost[host], s.onHost[host])
+		}
 		outcome := s.outcome[in.Tenant]
+		delay := cmp.Or(s.delay[in.Tenant], 20*time.Millisecond)
 		s.mu.Unlock()
-		time.Sleep(20 * time.Millisecond) // overlap with the wave's other cut-overs
+		time.Sleep(delay) // overlap with the wave's other cut-overs
 		s.mu.Lock()
 		s.running--
+		if host != "" {
+			s.onHost[host]--
+		}
 		s.mu.Unlock()
 		if outcome == "" || strings.HasSuffix(in.UpdateID, "/revert") {
 			outcome = tenant.OutcomeUpdated
