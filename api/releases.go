@@ -56,6 +56,8 @@ const saImage = "Image"
 //     pauses the release;
 //   - batchSize and maxParallel must be at least 1 when given (absent:
 //     5, and the batch size);
+//   - maxPerHost 0 (as when absent): no per-host limit beyond
+//     maxParallel; else 1 to maxParallel cut-overs at once per fleet host;
 //   - healthTimeout "0s": the template's checks decide (as when absent);
 //     drain "0s": no drain (absent: 2s); promotionDeadline "0s": none (as
 //     when absent).
@@ -68,6 +70,7 @@ type createReleaseRequest struct {
 	Canary            int                     `json:"canary"`
 	BatchSize         *int                    `json:"batchSize"`
 	MaxParallel       *int                    `json:"maxParallel"`
+	MaxPerHost        int                     `json:"maxPerHost"`
 	HealthTimeout     *string                 `json:"healthTimeout"`
 	Drain             *string                 `json:"drain"`
 	FailureThreshold  int                     `json:"failureThreshold"`
@@ -99,6 +102,7 @@ type planView struct {
 	Canary            int                    `json:"canary"`
 	BatchSize         int                    `json:"batchSize"`
 	MaxParallel       int                    `json:"maxParallel"`
+	MaxPerHost        int                    `json:"maxPerHost"`
 	HealthTimeout     string                 `json:"healthTimeout"`
 	Drain             string                 `json:"drain"`
 	FailureThreshold  int                    `json:"failureThreshold"`
@@ -108,7 +112,7 @@ type planView struct {
 
 func viewPlan(p release.Plan) planView {
 	return planView{
-		Tenants: p.Tenants, Canary: p.Canary, BatchSize: p.BatchSize, MaxParallel: p.MaxParallel,
+		Tenants: p.Tenants, Canary: p.Canary, BatchSize: p.BatchSize, MaxParallel: p.MaxParallel, MaxPerHost: p.MaxPerHost,
 		HealthTimeout: p.HealthTimeout.D().String(), Drain: p.Drain.D().String(),
 		FailureThreshold: p.FailureThreshold, PromotionDeadline: p.PromotionDeadline.D().String(),
 		BackupBefore: p.BackupBefore,
@@ -234,7 +238,7 @@ func parseDurationField(field string, v *string) (d time.Duration, ok bool, ferr
 // tenants are checked by the caller, since a rollback chooses its own.
 func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
 	plan := release.Plan{Canary: req.Canary, FailureThreshold: req.FailureThreshold, BatchSize: release.DefaultBatchSize,
-		BackupBefore: req.BackupBefore}
+		MaxPerHost: req.MaxPerHost, BackupBefore: req.BackupBefore}
 	if req.BatchSize != nil {
 		plan.BatchSize = *req.BatchSize
 	}
@@ -251,6 +255,8 @@ func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
 		return plan, badField("maxParallel", "maxParallel must be at least 1 (leave it out for the batch size)")
 	case plan.MaxParallel > plan.BatchSize:
 		return plan, badField("maxParallel", "maxParallel %d must not exceed batchSize %d", plan.MaxParallel, plan.BatchSize)
+	case plan.MaxPerHost < 0 || plan.MaxPerHost > plan.MaxParallel:
+		return plan, badField("maxPerHost", "maxPerHost must be 0 (no per-host limit) or from 1 to maxParallel %d", plan.MaxParallel)
 	case plan.FailureThreshold < 0:
 		return plan, badField("failureThreshold", "failureThreshold must not be negative")
 	}

@@ -72,7 +72,7 @@ func TestCreateReleaseStartsWorkflow(t *testing.T) {
 	assert.False(t, at.Before(before) || at.After(after), "id time %s not within [%s, %s]", at, before, after)
 
 	assert.JSONEq(t, fmt.Sprintf(`{"id":%q,"workflowId":"release:%s","state":"running","links":{"self":"/v1/releases/%s"},
-		"plan":{"tenants":{"names":["acme","beta"]},"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false}}`,
+		"plan":{"tenants":{"names":["acme","beta"]},"canary":0,"batchSize":5,"maxParallel":5,"maxPerHost":0,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false}}`,
 		in.ID, in.ID, in.ID), rec.Body.String())
 	assert.Equal(t, "/v1/releases/"+in.ID, rec.Header().Get("Location"))
 
@@ -130,10 +130,10 @@ func TestCreateReleasePlan(t *testing.T) {
 	}{
 		{
 			name: "every setting",
-			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"stage":"prod"},"canary":2,"batchSize":10,"maxParallel":3,
+			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"stage":"prod"},"canary":2,"batchSize":10,"maxParallel":3,"maxPerHost":1,
 				"healthTimeout":"2m","drain":"0s","failureThreshold":1,"promotionDeadline":"24h","backupBefore":true}`,
 			want: release.Plan{
-				Tenants: release.TenantSelector{Stage: "prod"}, Canary: 2, BatchSize: 10, MaxParallel: 3,
+				Tenants: release.TenantSelector{Stage: "prod"}, Canary: 2, BatchSize: 10, MaxParallel: 3, MaxPerHost: 1,
 				HealthTimeout: spec.Duration(2 * time.Minute), Drain: 0, FailureThreshold: 1,
 				PromotionDeadline: spec.Duration(24 * time.Hour), BackupBefore: true,
 			},
@@ -215,6 +215,10 @@ func TestCreateReleaseValidation(t *testing.T) {
 		{"negative maxParallel", withPlan(`"maxParallel":-2`), "maxParallel", "at least 1"},
 		{"maxParallel over default batchSize", withPlan(`"maxParallel":6`), "maxParallel", "must not exceed batchSize 5"},
 		{"maxParallel over batchSize", withPlan(`"batchSize":2,"maxParallel":3`), "maxParallel", "must not exceed batchSize 2"},
+		{"negative maxPerHost", withPlan(`"maxPerHost":-1`), "maxPerHost", "0 (no per-host limit) or from 1 to maxParallel 5"},
+		{"maxPerHost over maxParallel", withPlan(`"batchSize":5,"maxParallel":3,"maxPerHost":4`), "maxPerHost", "from 1 to maxParallel 3"},
+		{"maxPerHost over default maxParallel", withPlan(`"batchSize":4,"maxPerHost":5`), "maxPerHost", "from 1 to maxParallel 4"},
+		{"maxPerHost not a number", withPlan(`"maxPerHost":"two"`), "maxPerHost", "must be a number"},
 		{"negative failureThreshold", withPlan(`"failureThreshold":-1`), "failureThreshold", "must not be negative"},
 		{"healthTimeout not a duration", withPlan(`"healthTimeout":"2 minutes"`), "healthTimeout", "not a duration"},
 		{"healthTimeout a number", withPlan(`"healthTimeout":120`), "healthTimeout", "must be a string"},
@@ -248,11 +252,11 @@ func TestCreateReleaseShowsWhatZeroMeans(t *testing.T) {
 		name, fields string
 		want         string // the answer's plan, less tenants
 	}{
-		{"nothing given", ``, `"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false`},
+		{"nothing given", ``, `"canary":0,"batchSize":5,"maxParallel":5,"maxPerHost":0,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false`},
 		{"zeros that mean something", `,"canary":0,"failureThreshold":0,"healthTimeout":"0s","drain":"0s","promotionDeadline":"0s"`,
-			`"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"0s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false`},
-		{"durations as sent", `,"canary":1,"batchSize":3,"maxParallel":2,"healthTimeout":"2m","drain":"1500ms","promotionDeadline":"72h","backupBefore":true`,
-			`"canary":1,"batchSize":3,"maxParallel":2,"healthTimeout":"2m0s","drain":"1.5s","failureThreshold":0,"promotionDeadline":"72h0m0s","backupBefore":true`},
+			`"canary":0,"batchSize":5,"maxParallel":5,"maxPerHost":0,"healthTimeout":"0s","drain":"0s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false`},
+		{"durations as sent", `,"canary":1,"batchSize":3,"maxParallel":2,"maxPerHost":1,"healthTimeout":"2m","drain":"1500ms","promotionDeadline":"72h","backupBefore":true`,
+			`"canary":1,"batchSize":3,"maxParallel":2,"maxPerHost":1,"healthTimeout":"2m0s","drain":"1.5s","failureThreshold":0,"promotionDeadline":"72h0m0s","backupBefore":true`},
 	}
 	for _, tc := range accepted {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,6 +276,7 @@ func TestCreateReleaseShowsWhatZeroMeans(t *testing.T) {
 		{"canary null", `,"canary":null`, "canary"},
 		{"batchSize null", `,"batchSize":null`, "batchSize"},
 		{"maxParallel null", `,"maxParallel":null`, "maxParallel"},
+		{"maxPerHost null", `,"maxPerHost":null`, "maxPerHost"},
 		{"failureThreshold null", `,"failureThreshold":null`, "failureThreshold"},
 		{"healthTimeout null", `,"healthTimeout":null`, "healthTimeout"},
 		{"drain null", `,"drain":null`, "drain"},
@@ -432,7 +437,7 @@ func TestGetRelease(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `{
 		"id":"r1","image":"`+testImage+`","requestedBy":"developer",
-		"plan":{"tenants":{"all":true},"canary":0,"batchSize":5,"maxParallel":5,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false},
+		"plan":{"tenants":{"all":true},"canary":0,"batchSize":5,"maxParallel":5,"maxPerHost":0,"healthTimeout":"0s","drain":"2s","failureThreshold":0,"promotionDeadline":"0s","backupBefore":false},
 		"state":"awaiting-promotion","phase":"staging","wave":1,
 		"tenants":[{"name":"acme","stage":"staging","wave":1,"status":"updated","from":"`+oldImageA+`","to":"`+testImage+`",
 			"startedAt":"2025-03-01T10:00:00Z","cutoverMillis":850}],
