@@ -122,6 +122,16 @@ func (s *server) ensureRegistry(c *gin.Context) bool {
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start the host registry: %v", err))
 		return false
 	}
+	_, err = s.temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+		ID: hosts.WatchWorkflowID, TaskQueue: s.cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "Watch of the Docker hosts: finds the lost ones",
+	}, hosts.WatchWorkflowType, hosts.WatchInput{LostAfter: s.cfg.HostLostAfter})
+	if err != nil {
+		s.log.ErrorContext(c.Request.Context(), "start host watch failed", "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start the host watch: %v", err))
+		return false
+	}
 	return true
 }
 
@@ -303,27 +313,51 @@ type drainResponse struct {
 	MaxParallel int    `json:"maxParallel"`
 }
 
+// hostEmptying is a drain, or a lost host's evacuation: the same course
+// (hosts.DrainWorkflow), each tenant moved, or brought back elsewhere
+// from its off-site backup.
+type hostEmptying struct {
+	name     string // "drain", "evacuation"
+	path     string // the route that follows it
+	workflow string
+	id       func(host string) string
+	evacuate bool
+}
+
+var (
+	drainOp    = hostEmptying{name: "drain", path: "drain", workflow: hosts.DrainWorkflowType, id: hosts.DrainWorkflowID}
+	evacuateOp = hostEmptying{name: "evacuation", path: "evacuation", workflow: hosts.EvacuateWorkflowType, id: hosts.EvacuateWorkflowID, evacuate: true}
+)
+
 // drainHost starts the host's drain (ops): it sets the host draining and
 // moves its tenants away, a few at a time (hosts.DrainWorkflow). One runs
 // per host at a time; GET …/drain follows it.
-func (s *server) drainHost(c *gin.Context) {
+func (s *server) drainHost(c *gin.Context) { s.emptyHost(c, drainOp) }
+
+// evacuateHost brings back the tenants of a lost host on healthy hosts
+// from their newest off-site backups (ops), a few at a time; GET
+// …/evacuation follows it and gives each tenant's recovery point.
+func (s *server) evacuateHost(c *gin.Context) { s.emptyHost(c, evacuateOp) }
+
+func (s *server) emptyHost(c *gin.Context, op hostEmptying) {
 	in, ok := s.drainInput(c)
-	if !ok || !s.checkDrainable(c, in.Host) {
+	if !ok || !s.checkDrainable(c, in.Host, op.evacuate) {
 		return
 	}
-	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), drainOptions(in, s.cfg.TaskQueue), hosts.DrainWorkflowType, in)
+	in.Evacuate = op.evacuate
+	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), drainOptions(in, s.cfg.TaskQueue, op), op.workflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &started):
-		respondError(c, http.StatusConflict, fmt.Sprintf("a drain of host %s is running already (GET /v1/hosts/%s/drain)", in.Host, in.Host))
+		respondError(c, http.StatusConflict, fmt.Sprintf("a %s of host %s is running already (GET /v1/hosts/%s/%s)", op.name, in.Host, in.Host, op.path))
 		return
 	case err != nil:
-		s.log.ErrorContext(c.Request.Context(), "start drain failed", "host", in.Host, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start the drain of host %s: %v", in.Host, err))
+		s.log.ErrorContext(c.Request.Context(), "start "+op.name+" failed", "host", in.Host, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start the %s of host %s: %v", op.name, in.Host, err))
 		return
 	}
-	s.log.InfoContext(c.Request.Context(), "drain started", "host", in.Host, "maxParallel", in.MaxParallel, "caller", in.By)
-	c.Header("Location", "/v1/hosts/"+in.Host+"/drain")
+	s.log.InfoContext(c.Request.Context(), op.name+" started", "host", in.Host, "maxParallel", in.MaxParallel, "caller", in.By)
+	c.Header("Location", "/v1/hosts/"+in.Host+"/"+op.path)
 	c.JSON(http.StatusAccepted, drainResponse{Host: in.Host, WorkflowID: run.GetID(), RunID: run.GetRunID(), MaxParallel: in.MaxParallel})
 }
 
@@ -354,9 +388,10 @@ func (s *server) drainInput(c *gin.Context) (hosts.DrainInput, bool) {
 	return in, true
 }
 
-// checkDrainable answers 404 for a host not registered and 409 for a
-// lost one (its tenants are evacuated, not moved).
-func (s *server) checkDrainable(c *gin.Context, host string) bool {
+// checkDrainable answers 404 for a host not registered, and 409 for a
+// lost one to drain (its tenants are evacuated, not moved) or one not
+// lost to evacuate (it is drained).
+func (s *server) checkDrainable(c *gin.Context, host string, evacuate bool) bool {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	list, ok := s.queryHosts(ctx, c)
 	cancel()
@@ -368,8 +403,11 @@ func (s *server) checkDrainable(c *gin.Context, host string) bool {
 	case i < 0:
 		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s is not registered", host), "field": "name"})
 		return false
-	case list[i].State == hosts.StateLost:
-		respondError(c, http.StatusConflict, fmt.Sprintf("host %s is lost: its tenants cannot be moved off it", host))
+	case !evacuate && list[i].State == hosts.StateLost:
+		respondError(c, http.StatusConflict, fmt.Sprintf("host %s is lost: its tenants cannot be moved off it (POST /v1/hosts/%s/evacuate)", host, host))
+		return false
+	case evacuate && list[i].State != hosts.StateLost:
+		respondError(c, http.StatusConflict, fmt.Sprintf("host %s is %s, not lost: drain it instead (POST /v1/hosts/%s/drain)", host, list[i].State, host))
 		return false
 	}
 	return true
@@ -377,20 +415,25 @@ func (s *server) checkDrainable(c *gin.Context, host string) bool {
 
 // drainOptions start a host's drain: one runs at a time (conflict policy
 // FAIL), a new one may follow a finished one (reuse ALLOW_DUPLICATE).
-func drainOptions(in hosts.DrainInput, queue string) client.StartWorkflowOptions {
+func drainOptions(in hosts.DrainInput, queue string, op hostEmptying) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                       hosts.DrainWorkflowID(in.Host),
+		ID:                       op.id(in.Host),
 		TaskQueue:                queue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		// Without it the SDK answers a running drain with its handle.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		StaticSummary:                            fmt.Sprintf("Drain of host %s by %s, %d at a time", in.Host, in.By, in.MaxParallel),
+		StaticSummary:                            fmt.Sprintf("%s of host %s by %s, %d at a time", op.name, in.Host, in.By, in.MaxParallel),
 	}
 }
 
 // getDrain answers the host's drain, running or the last one (its query).
-func (s *server) getDrain(c *gin.Context) {
+func (s *server) getDrain(c *gin.Context) { s.getEmptying(c, drainOp) }
+
+// getEvacuation answers the host's evacuation, running or the last one.
+func (s *server) getEvacuation(c *gin.Context) { s.getEmptying(c, evacuateOp) }
+
+func (s *server) getEmptying(c *gin.Context, op hostEmptying) {
 	host := c.Param("name")
 	if !spec.IsDNSLabel(host, 40) {
 		respondFieldError(c, badField("name", "%q is not a host name", host))
@@ -398,20 +441,20 @@ func (s *server) getDrain(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	value, err := s.temporal.QueryWorkflow(ctx, hosts.DrainWorkflowID(host), "", hosts.QueryDrain)
+	value, err := s.temporal.QueryWorkflow(ctx, op.id(host), "", hosts.QueryDrain)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
-		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s was never drained", host), "field": "name"})
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": fmt.Sprintf("host %s had no %s", host, op.name), "field": "name"})
 		return
 	case err != nil:
-		s.log.WarnContext(ctx, "drain query failed", "host", host, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("query the drain of host %s: %v", host, err))
+		s.log.WarnContext(ctx, op.name+" query failed", "host", host, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("query the %s of host %s: %v", op.name, host, err))
 		return
 	}
 	var d hosts.Drain
 	if err := value.Get(&d); err != nil {
-		respondError(c, http.StatusBadGateway, fmt.Sprintf("decode the drain of host %s: %v", host, err))
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("decode the %s of host %s: %v", op.name, host, err))
 		return
 	}
 	c.JSON(http.StatusOK, d)

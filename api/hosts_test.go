@@ -195,3 +195,28 @@ func TestMoveTenantTarget(t *testing.T) {
 		})
 	}
 }
+
+// An evacuation is only for a lost host (409 otherwise, nothing starts);
+// it starts the host's evacuation workflow with Evacuate set.
+func TestEvacuateHost(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.queryResult = registered(hosts.StateCordoned, "host-a")
+	rec := e.do(http.MethodPost, "/v1/hosts/host-a/evacuate", opsToken, "")
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "not lost: drain it instead")
+	assert.Empty(t, e.temporal.startCalls(), "nothing starts")
+
+	e = newTestEnv(t)
+	e.temporal.queryResult = registered(hosts.StateLost, "host-a")
+	rec = e.do(http.MethodPost, "/v1/hosts/host-a/evacuate", opsToken, `{"maxParallel":4}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Equal(t, "/v1/hosts/host-a/evacuation", rec.Header().Get("Location"))
+	require.Len(t, e.temporal.startCalls(), 1)
+	call := e.temporal.startCalls()[0]
+	assert.Equal(t, hosts.EvacuateWorkflowType, call.workflow)
+	assert.Equal(t, "evacuate:host-a", call.opts.ID)
+	assert.Equal(t, []any{hosts.DrainInput{Host: "host-a", By: "ops", MaxParallel: 4, Evacuate: true}}, call.args)
+
+	rec = newTestEnv(t).do(http.MethodPost, "/v1/hosts/host-a/evacuate", developerToken, "")
+	assert.Equal(t, http.StatusForbidden, rec.Code)
+}

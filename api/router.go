@@ -50,6 +50,10 @@ type Config struct {
 	// Placement places new Docker tenants on the fleet's hosts (the host
 	// registry); off, only those created with "host" are.
 	Placement bool
+	// HostLostAfter is how long a host's worker and engine stay
+	// unreachable before the host watch finds it lost (0: a minute). It
+	// applies when the watch starts, with the first host registered.
+	HostLostAfter time.Duration
 }
 
 const (
@@ -171,6 +175,8 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/hosts/:name/uncordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateActive))
 	v1.POST("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.drainHost)
 	v1.GET("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.getDrain)
+	v1.POST("/hosts/:name/evacuate", RequireRoles(tokens, RoleOps), s.evacuateHost)
+	v1.GET("/hosts/:name/evacuation", RequireRoles(tokens, RoleOps), s.getEvacuation)
 	if cfg.Builds != nil {
 		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)

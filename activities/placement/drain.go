@@ -38,8 +38,9 @@ func tenantWorkflowID(name string) string { return "tenant:" + name }
 
 // moveRequest is tenant.MoveRequest: To "" lets the registry choose.
 type moveRequest struct {
-	To string `json:"to,omitempty"`
-	By string `json:"by"`
+	To       string `json:"to,omitempty"`
+	By       string `json:"by"`
+	Evacuate bool   `json:"evacuate,omitempty"`
 }
 
 // tenantView is the part of the tenant's state (tenant.Tenant) a move
@@ -177,7 +178,7 @@ func movedElsewhere(in hosts.MoveTenantInput, st tenantView) (hosts.TenantMove, 
 func (a *Activities) requestMove(ctx context.Context, in hosts.MoveTenantInput) (m hosts.TenantMove, refusal, err error) {
 	h, err := a.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		UpdateID: in.UpdateID, WorkflowID: tenantWorkflowID(in.Tenant), UpdateName: tenantUpdateMove,
-		Args: []any{moveRequest{By: in.By}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{moveRequest{By: in.By, Evacuate: in.Evacuate}}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
 		err = h.Get(ctx, &m)

@@ -23,6 +23,14 @@ const (
 // one may start once it ended.
 func DrainWorkflowID(host string) string { return "drain:" + host }
 
+// EvacuateWorkflowType and EvacuateWorkflowID name a lost host's
+// evacuation: the drain's course, each tenant brought back elsewhere
+// from its newest off-site backup instead of moved.
+const EvacuateWorkflowType = "EvacuateHost"
+
+// EvacuateWorkflowID is the id of host's evacuation.
+func EvacuateWorkflowID(host string) string { return "evacuate:" + host }
+
 // How many tenants a drain moves at once (DrainInput.MaxParallel).
 const (
 	DefaultDrainParallel = 2
@@ -48,6 +56,9 @@ type DrainInput struct {
 	By          string `json:"by"`
 	Reason      string `json:"reason,omitempty"`
 	MaxParallel int    `json:"maxParallel,omitempty"`
+	// Evacuate: the host is lost; its tenants are brought back elsewhere
+	// from their off-site backups (EvacuateWorkflow sets it).
+	Evacuate bool `json:"evacuate,omitempty"`
 }
 
 // CheckDrain names the first bad field of a drain's input.
@@ -71,6 +82,8 @@ type MoveTenantInput struct {
 	Host     string `json:"host"`
 	By       string `json:"by"`
 	UpdateID string `json:"updateId"`
+	// Evacuate asks for an evacuation (tenant.MoveRequest.Evacuate).
+	Evacuate bool `json:"evacuate,omitempty"`
 }
 
 // TenantMove is the tenant's move (workflows/tenant.Move) as the drain
@@ -88,6 +101,10 @@ type TenantMove struct {
 	StoppedAt   *time.Time `json:"stoppedAt,omitempty"`
 	ServingAt   *time.Time `json:"servingAt,omitempty"`
 	Error       string     `json:"error,omitempty"`
+	// An evacuation's backup and recovery point.
+	Backup        string     `json:"backup,omitempty"`
+	RecoveryPoint *time.Time `json:"recoveryPoint,omitempty"`
+	RecoveryAgeMs int64      `json:"recoveryAgeMs,omitempty"`
 }
 
 // MovePhaseDone is the phase of a move that succeeded (tenant.MoveDone).
@@ -134,6 +151,11 @@ type DrainTenant struct {
 	StoppedAt      *time.Time `json:"stoppedAt,omitempty"`
 	ServingAt      *time.Time `json:"servingAt,omitempty"`
 	InterruptionMs *int64     `json:"interruptionMs,omitempty"`
+	// An evacuated tenant's backup, its time (the recovery point) and how
+	// much older it is than the host's loss.
+	Backup        string     `json:"backup,omitempty"`
+	RecoveryPoint *time.Time `json:"recoveryPoint,omitempty"`
+	RecoveryAgeMs *int64     `json:"recoveryAgeMs,omitempty"`
 }
 
 // DrainCounts counts a drain's tenants by outcome.
@@ -149,6 +171,7 @@ type DrainCounts struct {
 // workflow's result).
 type Drain struct {
 	Host        string        `json:"host"`
+	Evacuate    bool          `json:"evacuate,omitempty"`
 	By          string        `json:"by"`
 	Reason      string        `json:"reason,omitempty"`
 	MaxParallel int           `json:"maxParallel"`
@@ -196,13 +219,19 @@ func DrainWorkflow(ctx workflow.Context, in DrainInput) (Drain, error) {
 	if in.MaxParallel == 0 {
 		in.MaxParallel = DefaultDrainParallel
 	}
-	d := &drain{in: in, state: Drain{Host: in.Host, By: in.By, Reason: in.Reason, MaxParallel: in.MaxParallel,
+	d := &drain{in: in, state: Drain{Host: in.Host, Evacuate: in.Evacuate, By: in.By, Reason: in.Reason, MaxParallel: in.MaxParallel,
 		Phase: DrainRunning, StartedAt: workflow.Now(ctx), Tenants: []DrainTenant{}}}
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryDrain, func() (Drain, error) { return d.view(), nil },
 		workflow.QueryHandlerOptions{Description: "The drain: its phase and each tenant's move"}); err != nil {
 		return Drain{}, err
 	}
 	return d.run(ctx)
+}
+
+// EvacuateWorkflow evacuates a lost host: DrainWorkflow with Evacuate.
+func EvacuateWorkflow(ctx workflow.Context, in DrainInput) (Drain, error) {
+	in.Evacuate = true
+	return DrainWorkflow(ctx, in)
 }
 
 func (d *drain) run(ctx workflow.Context) (Drain, error) {
@@ -226,6 +255,9 @@ func (d *drain) run(ctx workflow.Context) (Drain, error) {
 }
 
 func (d *drain) setDraining(ctx workflow.Context) error {
+	if d.in.Evacuate {
+		return nil // lost already: nothing is placed there
+	}
 	reason := d.in.Reason
 	if reason == "" {
 		reason = "drain"
@@ -266,8 +298,12 @@ func (d *drain) moveAll(ctx workflow.Context, names []string) {
 func (d *drain) moveOne(ctx workflow.Context, i int) {
 	name := d.state.Tenants[i].Tenant
 	d.state.Tenants[i].Outcome, d.state.Tenants[i].StartedAt = TenantMoving, timePtr(workflow.Now(ctx))
-	in := MoveTenantInput{Tenant: name, Host: d.in.Host, By: fmt.Sprintf("drain of %s by %s", d.in.Host, d.in.By),
-		UpdateID: "drain:" + workflow.GetInfo(ctx).WorkflowExecution.RunID + ":" + name}
+	what := "drain"
+	if d.in.Evacuate {
+		what = "evacuation"
+	}
+	in := MoveTenantInput{Tenant: name, Host: d.in.Host, By: fmt.Sprintf("%s of %s by %s", what, d.in.Host, d.in.By),
+		UpdateID: what + ":" + workflow.GetInfo(ctx).WorkflowExecution.RunID + ":" + name, Evacuate: d.in.Evacuate}
 	var m TenantMove
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, moveTenantOptions), ActivityMoveTenant, in).Get(ctx, &m)
 	e := &d.state.Tenants[i]
@@ -280,6 +316,9 @@ func (d *drain) moveOne(ctx workflow.Context, i int) {
 // saw end.
 func (e *DrainTenant) record(m TenantMove, err error) {
 	e.To, e.StoppedAt, e.ServingAt = m.To, m.StoppedAt, m.ServingAt
+	if m.RecoveryPoint != nil {
+		e.Backup, e.RecoveryPoint, e.RecoveryAgeMs = m.Backup, m.RecoveryPoint, &m.RecoveryAgeMs
+	}
 	if m.StoppedAt != nil && m.ServingAt != nil {
 		ms := m.ServingAt.Sub(*m.StoppedAt).Milliseconds()
 		e.InterruptionMs = &ms
