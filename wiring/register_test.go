@@ -55,7 +55,7 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 		Supervision: &supervision.Activities{}, GitLab: &gitlab.Activities{}, Build: &build.Activities{},
 		Fleet: &fleet.Activities{}, Backup: &backup.Activities{},
 	})
-	require.ElementsMatch(t, []string{"Tenant", "BuildImage", "Release", "Hosts", "DrainHost"}, r.workflows)
+	require.ElementsMatch(t, []string{"Tenant", "BuildImage", "Release", "Hosts", "DrainHost", "EvacuateHost", "HostWatch"}, r.workflows)
 	want := []string{
 		// runtimes
 		"CreateNetwork", "CreateVolumes", "CreateService", "StartService", "WaitHealthy", "EnsureImage", "RetireService",

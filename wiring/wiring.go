@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/dockerbuild"
+	"github.com/tenantflow/tenantflow/activities/fence"
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/integrations"
@@ -89,6 +91,9 @@ type Config struct {
 	Host string
 	// HostSync serves and sends the volume copies of moves between hosts.
 	HostSync HostSync
+	// FenceEvery is how often a host worker reads its host's registration
+	// (0: 5 s).
+	FenceEvery time.Duration
 }
 
 // HostSync configures the copy of tenants' volumes between fleet hosts
@@ -366,6 +371,7 @@ type Deps struct {
 	backupCfg      backup.Config
 	resticCfg      restic.Config
 	syncToken      string
+	docker         *docker.Driver
 	log            *slog.Logger
 }
 
@@ -387,6 +393,7 @@ func (d *Deps) UseDocker(drv *docker.Driver) error {
 		}
 		d.Backup = b
 	}
+	d.docker = drv
 	d.Sync = &volsync.Activities{Volumes: drv, Token: d.syncToken, Heartbeat: activity.RecordHeartbeat, Log: d.logger().With("component", "volsync")}
 	if d.resticCfg.Enabled() {
 		r, err := restic.New(d.resticCfg, drv, d.logger().With("component", "restic"))
@@ -445,6 +452,8 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(release.Workflow, workflow.RegisterOptions{Name: release.WorkflowType})
 	r.RegisterWorkflowWithOptions(hosts.Workflow, workflow.RegisterOptions{Name: hosts.WorkflowType})
 	r.RegisterWorkflowWithOptions(hosts.DrainWorkflow, workflow.RegisterOptions{Name: hosts.DrainWorkflowType})
+	r.RegisterWorkflowWithOptions(hosts.EvacuateWorkflow, workflow.RegisterOptions{Name: hosts.EvacuateWorkflowType})
+	r.RegisterWorkflowWithOptions(hosts.WatchWorkflow, workflow.RegisterOptions{Name: hosts.WatchWorkflowType})
 }
 
 // Register puts every workflow and activity on a worker: each activities
@@ -513,14 +522,53 @@ func New(c client.Client, taskQueue string, cfg Config, deps Deps) worker.Worker
 // own task queue (hosts.TaskQueue) for the runtime, backup and restic
 // activities of the tenants placed there, with deps' clients of this
 // host's engine and volumes. No workflow runs on it.
+//
+// While the registry says the host is lost, the worker is fenced
+// (activities/fence): it refuses every activity but the watch's ping
+// and stops the containers of tenants placed elsewhere since. It reads
+// the registry once before it polls, then every few seconds.
 func NewHostWorker(c client.Client, host string, cfg Config, deps Deps) worker.Worker {
 	name, _ := os.Hostname()
+	if deps.docker == nil {
+		panic("wiring: a host worker needs its Docker Engine (Deps.UseDocker)")
+	}
+	g := &fence.Guard{Client: c, Host: host, Engine: deps.docker.Client(), Every: cfg.FenceEvery, Log: deps.logger().With("component", "fence")}
 	w := worker.New(c, hosts.TaskQueue(host), worker.Options{
 		Identity:          fmt.Sprintf("tenantflow-host-worker@%s:%d/%s", name, os.Getpid(), host),
 		WorkerStopTimeout: cfg.StopTimeout,
+		Interceptors:      []interceptor.WorkerInterceptor{g.Interceptor()},
 	})
 	RegisterHost(w, deps)
-	return w
+	w.RegisterActivityWithOptions(g.PingHost, activity.RegisterOptions{Name: hosts.ActivityPingHost})
+	return &fencedWorker{Worker: w, guard: g}
+}
+
+// fencedWorker runs a host worker with its fence.
+type fencedWorker struct {
+	worker.Worker
+	guard  *fence.Guard
+	cancel context.CancelFunc
+}
+
+// Start reads the registry (a lost host starts fenced), then polls.
+func (f *fencedWorker) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	first, stop := context.WithTimeout(ctx, 10*time.Second)
+	if err := f.guard.Check(first); err != nil {
+		f.guard.Log.Warn("fence: the host registry did not answer before the worker started", "host", f.guard.Host, "error", err)
+	}
+	stop()
+	go f.guard.Run(ctx)
+	return f.Worker.Start()
+}
+
+// Stop stops the fence and the worker.
+func (f *fencedWorker) Stop() {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.Worker.Stop()
 }
 
 // RegisterHost puts a host's activities on a worker: those that reach

@@ -45,6 +45,8 @@ type apiSettings struct {
 	WebUIURL      string
 	// Placement places new Docker tenants on the fleet's hosts.
 	Placement bool
+	// HostLostAfter: unreachable this long, a fleet host is lost.
+	HostLostAfter time.Duration
 	// GitLab resolves refs for POST /v1/builds. In `dev` it is the worker's
 	// settings (one flag set); `api` registers its own.
 	GitLab *gitlab.Config
@@ -56,6 +58,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.TemplatesDir, "templates-dir", "TENANTFLOW_TEMPLATES_DIR", "deploy/templates", "directory of tenant templates (*.yaml)")
 	s.String(&a.Runtime, "runtime", "TENANTFLOW_RUNTIME", spec.Docker, "runtime of tenants whose template names none: docker or openshift")
 	s.Bool(&a.Placement, "placement", "TENANTFLOW_PLACEMENT", false, "place new Docker tenants on the fleet's hosts (POST /v1/hosts); off: only those created with \"host\"")
+	s.Duration(&a.HostLostAfter, "host-lost-after", "TENANTFLOW_HOST_LOST_AFTER", time.Minute, "how long a fleet host's worker and engine stay unreachable before it is lost (its tenants degraded, ready to evacuate)")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
@@ -270,7 +273,7 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if files.builds != nil {
 		files.builds.Namespace = tcfg.Namespace
 	}
-	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement}, c, templates, log.With("component", "api"), reg)
+	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter}, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err
 	}
