@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/api"
@@ -25,6 +26,27 @@ type fleetHost struct {
 	name   string
 	engine *harness.Dockerd
 	driver *docker.Driver
+	p      *platform
+	cfg    wiring.Config
+	deps   wiring.Deps
+	worker worker.Worker
+}
+
+// kill stops the host's worker and its engine, as a host that dies.
+func (h *fleetHost) kill(t testing.TB) {
+	t.Helper()
+	h.worker.Stop()
+	h.worker = nil
+	h.engine.Stop()
+}
+
+// revive starts the engine again (its containers restart as their
+// restart policy says) and a new worker.
+func (h *fleetHost) revive(t testing.TB) {
+	t.Helper()
+	h.engine.Start()
+	h.worker = wiring.NewHostWorker(h.p.temporal.Client, h.name, h.cfg, h.deps)
+	require.NoError(t, h.worker.Start())
 }
 
 // fleetSyncToken is the token the test fleet's hosts share.
@@ -49,16 +71,21 @@ func startFleetHostWith(t testing.TB, p *platform, cfg wiring.Config, name, zone
 	deps, err := wiring.NewIntegrations(cfg, harness.Logger(t))
 	require.NoError(t, err)
 	require.NoError(t, deps.UseDocker(d))
-	w := wiring.NewHostWorker(p.temporal.Client, name, cfg, deps)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	h := &fleetHost{name: name, engine: e, driver: d, p: p, cfg: cfg, deps: deps}
+	h.worker = wiring.NewHostWorker(p.temporal.Client, name, cfg, deps)
+	require.NoError(t, h.worker.Start())
+	t.Cleanup(func() {
+		if h.worker != nil {
+			h.worker.Stop()
+		}
+	})
 	// The host's worker serves volume copies into its tenants (moves).
 	sync := httptest.NewServer(deps.SyncHandler())
 	t.Cleanup(sync.Close)
 	code, body, _ := p.do(http.MethodPost, "/v1/hosts", map[string]any{"name": name, "docker": e.Host, "address": e.Addr, "sync": sync.URL,
 		"capacity": map[string]any{"cpus": 2, "memory": memory}, "labels": map[string]any{"zone": zone}})
 	require.Equal(t, http.StatusOK, code, body)
-	return &fleetHost{name: name, engine: e, driver: d}
+	return h
 }
 
 // containersOf lists the tenant's containers on an engine.
