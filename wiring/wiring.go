@@ -131,6 +131,7 @@ func (c *Config) Register(s *config.Set) {
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
 	s.String(&c.Host, "host", EnvHost, "", "fleet host this worker serves (registered with POST /v1/hosts); it polls that host's task queue too")
 	s.String(&c.HostSync.Listen, "host-sync-listen", volsync.EnvListen, "", "address the fleet host's worker serves volume copies on (moves onto this host), e.g. :7380; register it as the host's \"sync\" URL")
+	s.Duration(&c.FenceEvery, "host-fence-every", "TENANTFLOW_HOST_FENCE_EVERY", 5*time.Second, "how often a fleet host's worker reads its host's registration (while lost, it refuses work and stops the tenants placed elsewhere)")
 	s.Secret(&c.HostSync.Token, "host-sync-token", volsync.EnvToken, "token every fleet host shares to copy volumes between them (at least 16 characters)")
 	s.String(&c.AdminUser, "ldap-admin-user", "TENANTFLOW_LDAP_ADMIN_USER", "admin", "uid of each tenant's first directory account")
 	s.Bool(&c.ProbePublic, "supervision-probe-public", "TENANTFLOW_SUPERVISION_PROBE_PUBLIC", false, "probe the tenant's public URL (needs routing and DNS) instead of its service endpoint")
