@@ -83,7 +83,7 @@ func startFleetHostWith(t testing.TB, p *platform, cfg wiring.Config, name, zone
 	sync := httptest.NewServer(deps.SyncHandler())
 	t.Cleanup(sync.Close)
 	code, body, _ := p.do(http.MethodPost, "/v1/hosts", map[string]any{"name": name, "docker": e.Host, "address": e.Addr, "sync": sync.URL,
-		"capacity": map[string]any{"cpus": 2, "memory": memory}, "labels": map[string]any{"zone": zone}})
+		"capacity": map[string]any{"cpus": 16, "memory": memory}, "labels": map[string]any{"zone": zone}})
 	require.Equal(t, http.StatusOK, code, body)
 	return h
 }

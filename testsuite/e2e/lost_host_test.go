@@ -17,6 +17,7 @@ import (
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -154,4 +155,6 @@ func TestALostHostIsEvacuatedAndFencedOnReturn(t *testing.T) {
 	code, body, _ = p.do(http.MethodPost, "/v1/hosts/host-a/cordon", nil)
 	require.Equal(t, http.StatusOK, code, body)
 	p.checkHistory(tenant.WorkflowID(name), "tenant-evacuated")
+	p.checkHistory(hosts.EvacuateWorkflowID("host-a"), "host-evacuated")
+	p.checkHistory(hosts.WatchWorkflowID, "host-watch") // open: what it recorded so far
 }
