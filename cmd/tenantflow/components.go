@@ -28,6 +28,7 @@ import (
 	"github.com/tenantflow/tenantflow/internal/temporalx"
 	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
+	"github.com/tenantflow/tenantflow/workflows/reconcile"
 )
 
 // apiSettings are the API process's own settings.
@@ -47,6 +48,8 @@ type apiSettings struct {
 	Placement bool
 	// HostLostAfter: unreachable this long, a fleet host is lost.
 	HostLostAfter time.Duration
+	// ReconcileEvery is the drift reconcile's round.
+	ReconcileEvery time.Duration
 	// GitLab resolves refs for POST /v1/builds. In `dev` it is the worker's
 	// settings (one flag set); `api` registers its own.
 	GitLab *gitlab.Config
@@ -59,6 +62,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.Runtime, "runtime", "TENANTFLOW_RUNTIME", spec.Docker, "runtime of tenants whose template names none: docker or openshift")
 	s.Bool(&a.Placement, "placement", "TENANTFLOW_PLACEMENT", false, "place new Docker tenants on the fleet's hosts (POST /v1/hosts); off: only those created with \"host\"")
 	s.Duration(&a.HostLostAfter, "host-lost-after", "TENANTFLOW_HOST_LOST_AFTER", time.Minute, "how long a fleet host's worker and engine stay unreachable before it is lost (its tenants degraded, ready to evacuate)")
+	s.Duration(&a.ReconcileEvery, "reconcile-every", "TENANTFLOW_RECONCILE_EVERY", reconcile.DefaultEvery, "how often the drift reconcile compares every engine, the proxy and DNS with the tenants (it reports orphans, repairs what is missing; applies when it starts)")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
@@ -176,7 +180,7 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 		closers = append([]func(){hw.Stop}, closers...)
 		log.Info("host worker started", "host", wcfg.Host, "taskQueue", hosts.TaskQueue(wcfg.Host))
 		if wcfg.HostSync.Listen != "" {
-			stopSync, err := serveSync(wcfg.HostSync.Listen, deps, log)
+			stopSync, err := serveSync(ctx, wcfg.HostSync.Listen, deps, log)
 			if err != nil {
 				w.Stop()
 				closeAll()
@@ -194,12 +198,12 @@ func startWorker(ctx context.Context, c client.Client, tcfg temporalx.Config, wc
 
 // serveSync serves the copies of volumes into this host's tenants (the
 // target side of a move).
-func serveSync(addr string, deps wiring.Deps, log *slog.Logger) (stop func(), err error) {
+func serveSync(ctx context.Context, addr string, deps wiring.Deps, log *slog.Logger) (stop func(), err error) {
 	h := deps.SyncHandler()
 	if h == nil {
 		return nil, fmt.Errorf("%s: serving volume copies needs the Docker Engine and %s", volsync.EnvListen, volsync.EnvToken)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", volsync.EnvListen, err)
 	}
@@ -273,10 +277,12 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if files.builds != nil {
 		files.builds.Namespace = tcfg.Namespace
 	}
-	r, err := api.NewRouter(api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter}, c, templates, log.With("component", "api"), reg)
+	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery}
+	r, err := api.NewRouter(acfg, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err
 	}
+	startReconcile(c, acfg, log)
 	var origins []string
 	for _, o := range strings.Split(a.CodecOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -296,6 +302,16 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	r.Any("/codec/*op", gin.WrapH(http.StripPrefix("/codec", codec)))
 	log.Info("api configured", "templates", templates.Names(), "codecOrigins", origins)
 	return r, nil
+}
+
+// startReconcile starts the drift reconcile with the API, fleet or not;
+// a failure is not fatal: the first host registered starts it too.
+func startReconcile(c client.Client, acfg api.Config, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := api.EnsureReconcile(ctx, c, acfg); err != nil {
+		log.Warn("drift reconcile not started now; registering a host starts it", "error", err)
+	}
 }
 
 // httpLimits bound what one connection may cost a server.

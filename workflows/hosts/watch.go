@@ -149,7 +149,7 @@ func watchRound(ctx workflow.Context, in *WatchInput) error {
 	for i, h := range list {
 		errs = errors.Join(errs, judge(ctx, in, h, found[i]))
 	}
-	for name := range in.Hosts {
+	for _, name := range workflow.DeterministicKeys(in.Hosts) {
 		if !seen[name] {
 			delete(in.Hosts, name)
 		}
