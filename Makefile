@@ -95,13 +95,15 @@ bench: $(BIN)/temporal kube-tools
 bench-capacity: $(BIN)/temporal
 	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 
-# The fleet benchmarks (testsuite/e2e/move_bench_test.go): a tenant with
-# TENANTFLOW_BENCH_MOVE_MB (200) of data moved TENANTFLOW_BENCH_MOVES (10)
-# times between two Docker hosts under load through Caddy: interruption
-# p50/p95, total move time against cp -a of the same data, writes lost.
-# Needs root, iproute2, dockerd and caddy.
+# The fleet benchmarks (testsuite/e2e/move_bench_test.go, fleet_bench_test.go):
+# a tenant with TENANTFLOW_BENCH_MOVE_MB (200) of data moved
+# TENANTFLOW_BENCH_MOVES (10) times between two Docker hosts under load through
+# Caddy (interruption p50/p95, total move time against cp -a of the same data,
+# writes lost); a drain of 10 tenants under load; the evacuation of a killed
+# host of 10 tenants (time to all serving, recovery points). Needs root,
+# iproute2, dockerd, caddy, restic and rclone.
 bench-move: $(BIN)/temporal
-	set -o pipefail; $(GO) test -run '^$$' -bench 'MoveUnderLoad' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
+	set -o pipefail; $(GO) test -run '^$$' -bench 'MoveUnderLoad|DrainUnderLoad|Evacuation' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 
 # The backup benchmarks (testsuite/e2e/backup_bench_test.go): nightly
 # backups of TENANTFLOW_BENCH_TENANTS tenants (20) of TENANTFLOW_BENCH_TENANT_MB
