@@ -99,8 +99,11 @@ type Tenant struct {
 	// Move is the move to another host under way, or the last one.
 	Move *Move `json:"move,omitempty"`
 	// Degraded says why the tenant cannot serve as it should: its host
-	// was found lost (nil: nothing known wrong).
+	// was found lost, or a repair failed (nil: nothing known wrong).
 	Degraded *Degraded `json:"degraded,omitempty"`
+	// Repair is the repair the drift reconcile asked for, under way or
+	// the last one (see repair.go).
+	Repair *Repair `json:"repair,omitempty"`
 }
 
 // UpdateMove moves a placed tenant to another Docker host with its data
@@ -127,6 +130,8 @@ type Degraded struct {
 	Host   string    `json:"host"`
 	Since  time.Time `json:"since"`
 	Reason string    `json:"reason"`
+	// Cause is CauseDrift when a repair failed ("": the host is lost).
+	Cause string `json:"cause,omitempty"`
 }
 
 // MovePhase is where a move stands.

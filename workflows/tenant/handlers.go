@@ -18,6 +18,10 @@ func (t *entity) setup(ctx workflow.Context) error {
 	}, workflow.QueryHandlerOptions{Description: "The tenant's state, endpoint and progress of the operation under way"}); err != nil {
 		return err
 	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryExpected, t.expected,
+		workflow.QueryHandlerOptions{Description: "What the tenant's runtime should hold: services with their generation, volumes, owner run and host"}); err != nil {
+		return err
+	}
 	t.listenForCancels(ctx)
 	t.listenForHosts(ctx)
 	for _, u := range []struct {
@@ -42,6 +46,8 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.requestRestoreBackup, t.validateRestoreBackup},
 		{UpdateMove, "Move the tenant to another Docker host with its data: a live pre-copy, a short stop for the final sync, the route switched once healthy",
 			t.requestMove, t.validateMove},
+		{UpdateRepair, "Repair what the drift reconcile found missing or stopped: services started again, route and record following; a failure degrades the tenant",
+			t.requestRepair, t.validateRepair},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {

@@ -19,7 +19,7 @@ const (
 	StateDecommissioned  State = "decommissioned" // data kept until the retention ends, then purged
 	StateRestoring       State = "restoring"      // brought back from its backup during retention, or put back to one while active
 	StateMoving          State = "moving"         // its data and services go to another Docker host
-	StateDegraded        State = "degraded"       // its host is lost: evacuate it, or wait for the host
+	StateDegraded        State = "degraded"       // its host is lost (evacuate it, or wait for the host), or a repair failed
 	StateFailed          State = "failed"         // provisioning failed; nothing is left of it
 )
 
@@ -37,7 +37,7 @@ var stateMoves = flow.Moves[State]{
 	StateProvisioning:    {StateProvisioning, StateActive, StateFailed},
 	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving, StateDegraded},
 	StateMoving:          {StateActive, StateDegraded},
-	StateDegraded:        {StateActive, StateMoving},
+	StateDegraded:        {StateActive, StateMoving, StateDegraded},
 	StateUpdating:        {StateActive},
 	StateDecommissioning: {StateActive, StateDecommissioned},
 	StateDecommissioned:  {StateDecommissioned, StateRestoring},
