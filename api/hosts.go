@@ -132,6 +132,11 @@ func (s *server) ensureRegistry(c *gin.Context) bool {
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start the host watch: %v", err))
 		return false
 	}
+	if err := EnsureReconcile(c.Request.Context(), s.temporal, s.cfg); err != nil {
+		s.log.ErrorContext(c.Request.Context(), "start drift reconcile failed", "error", err)
+		respondError(c, http.StatusServiceUnavailable, err.Error())
+		return false
+	}
 	return true
 }
 

@@ -54,6 +54,11 @@ type Config struct {
 	// unreachable before the host watch finds it lost (0: a minute). It
 	// applies when the watch starts, with the first host registered.
 	HostLostAfter time.Duration
+	// ReconcileEvery is the drift reconcile's round (0: 5 minutes) and
+	// ReconcileGrace how long it reports an orphan of a finished run
+	// before removing it (0: an hour); both apply when it starts.
+	ReconcileEvery time.Duration
+	ReconcileGrace time.Duration
 }
 
 const (
@@ -78,6 +83,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes < 0 {
 		return c, fmt.Errorf("api config: MaxBodyBytes %d must not be negative", c.MaxBodyBytes)
+	}
+	if c.ReconcileEvery < 0 || c.ReconcileGrace < 0 {
+		return c, fmt.Errorf("api config: ReconcileEvery %s and ReconcileGrace %s must not be negative", c.ReconcileEvery, c.ReconcileGrace)
 	}
 	if c.QueryTimeout < 0 {
 		return c, fmt.Errorf("api config: QueryTimeout %s must not be negative", c.QueryTimeout)
@@ -177,6 +185,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.GET("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.getDrain)
 	v1.POST("/hosts/:name/evacuate", RequireRoles(tokens, RoleOps), s.evacuateHost)
 	v1.GET("/hosts/:name/evacuation", RequireRoles(tokens, RoleOps), s.getEvacuation)
+	v1.GET("/reconcile", RequireRoles(tokens, RoleOps), s.getReconcile)
 	if cfg.Builds != nil {
 		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)

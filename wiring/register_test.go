@@ -14,6 +14,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
+	"github.com/tenantflow/tenantflow/activities/drift"
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/ldap"
@@ -53,13 +54,15 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 	Register(&r, Deps{
 		Proxy: &proxy.Activities{}, DNS: &dns.Activities{}, LDAP: &ldap.Activities{}, CMDB: &cmdb.Activities{},
 		Supervision: &supervision.Activities{}, GitLab: &gitlab.Activities{}, Build: &build.Activities{},
-		Fleet: &fleet.Activities{}, Backup: &backup.Activities{},
+		Fleet: &fleet.Activities{}, Drift: &drift.Activities{}, Backup: &backup.Activities{},
 	})
-	require.ElementsMatch(t, []string{"Tenant", "BuildImage", "Release", "Hosts", "DrainHost", "EvacuateHost", "HostWatch"}, r.workflows)
+	require.ElementsMatch(t, []string{"Tenant", "BuildImage", "Release", "Hosts", "DrainHost", "EvacuateHost", "HostWatch", "Reconcile"}, r.workflows)
 	want := []string{
 		// runtimes
 		"CreateNetwork", "CreateVolumes", "CreateService", "StartService", "WaitHealthy", "EnsureImage", "RetireService",
 		"StopServices", "StartServices", "RemoveServices", "RemoveVolumes", "RemoveNetwork",
+		// the drift reconcile: each engine's scan, the tenants, routes and records
+		"ScanEngine", "RemoveOrphan", "ListTenantStates", "ListRoutes", "InspectNames", "RequestRepair",
 		"PlanIntegrations",
 		"EnsureRoute", "RemoveRoute",
 		"EnsureDNSRecord", "RemoveDNSRecord",
@@ -89,7 +92,7 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 func TestRegisterHostTakesTheHostsActivities(t *testing.T) {
 	var r recorder
 	RegisterHost(&r, Deps{Backup: &backup.Activities{}})
-	require.Subset(t, r.activities, []string{"CreateService", "StartService", "StopServices", "TakeBackup", "RestoreBackup", "PushVolumes", "BackupVolumes"})
+	require.Subset(t, r.activities, []string{"CreateService", "StartService", "StopServices", "ScanEngine", "RemoveOrphan", "TakeBackup", "RestoreBackup", "PushVolumes", "BackupVolumes"})
 	require.NotContains(t, r.activities, "EnsureRoute", "the proxy is not a host's")
 	require.Empty(t, r.workflows, "workflows run on the shared queue")
 	sorted := slices.Sorted(slices.Values(r.activities))

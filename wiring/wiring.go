@@ -31,6 +31,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/dockerbuild"
+	"github.com/tenantflow/tenantflow/activities/drift"
 	"github.com/tenantflow/tenantflow/activities/fence"
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
@@ -48,6 +49,7 @@ import (
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/imagebuild"
+	"github.com/tenantflow/tenantflow/workflows/reconcile"
 	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/searchattr"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
@@ -214,14 +216,14 @@ func (d *Deps) newOutsideSystems(c Config, log *slog.Logger, enable enabler) {
 	enable(c.Proxy.Enabled, "proxy", func() error {
 		cl, err := proxy.NewClient(c.Proxy, log.With("component", "proxy"))
 		if err == nil {
-			d.Proxy, d.checks["proxy"] = proxy.NewActivities(cl), cl
+			d.Proxy, d.checks["proxy"], d.proxyClient = proxy.NewActivities(cl), cl, cl
 		}
 		return err
 	})
 	enable(c.DNS.Enabled, "dns", func() error {
 		cl, err := dns.NewClient(c.DNS, log.With("component", "dns"))
 		if err == nil {
-			d.DNS, d.checks["dns"] = dns.NewActivities(cl), cl
+			d.DNS, d.checks["dns"], d.dnsClient = dns.NewActivities(cl), cl, cl
 		}
 		return err
 	})
@@ -355,6 +357,9 @@ type Deps struct {
 	// Placement reserves room on fleet hosts through the host registry;
 	// New fills it in with the worker's client.
 	Placement *placement.Activities
+	// Drift reads the tenants, routes and records for the drift
+	// reconcile; New fills it in with the worker's client.
+	Drift *drift.Activities
 	// Backup archives and restores tenant volumes; UseDocker makes it when
 	// a backup location is configured.
 	Backup *backup.Activities
@@ -366,6 +371,8 @@ type Deps struct {
 	// the activities answer that backups are not configured.
 	Restic *restic.Activities
 
+	proxyClient    *proxy.Client
+	dnsClient      *dns.Client
 	gitlabClient   *gitlab.Client
 	registryClient *registry.Client
 	checks         map[string]checker // what CheckIntegrations asks for a sign of life
@@ -455,6 +462,7 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(hosts.DrainWorkflow, workflow.RegisterOptions{Name: hosts.DrainWorkflowType})
 	r.RegisterWorkflowWithOptions(hosts.EvacuateWorkflow, workflow.RegisterOptions{Name: hosts.EvacuateWorkflowType})
 	r.RegisterWorkflowWithOptions(hosts.WatchWorkflow, workflow.RegisterOptions{Name: hosts.WatchWorkflowType})
+	r.RegisterWorkflowWithOptions(reconcile.Workflow, workflow.RegisterOptions{Name: reconcile.WorkflowType})
 }
 
 // Register puts every workflow and activity on a worker: each activities
@@ -465,7 +473,7 @@ func Register(r worker.Registry, deps Deps) {
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
 	r.RegisterActivity(deps.restic())
-	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Placement, deps.Backup} {
+	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Placement, deps.Drift, deps.Backup} {
 		if !reflect.ValueOf(a).IsNil() {
 			r.RegisterActivity(a)
 		}
@@ -492,6 +500,16 @@ func (d Deps) SyncHandler() http.Handler {
 	return (&volsync.Server{Volumes: d.Sync.Volumes, Token: d.Sync.Token, Log: d.logger().With("component", "volsync")}).Handler()
 }
 
+// drift is what reads the tenants, the proxy's routes and the DNS
+// records for the drift reconcile, with the worker's client.
+func (d Deps) drift(c client.Client) *drift.Activities {
+	a := &drift.Activities{Client: c, Proxy: d.proxyClient, DNS: d.dnsClient}
+	if d.dnsClient != nil {
+		a.Domain = d.Integrations.Domain
+	}
+	return a
+}
+
 func (d Deps) restic() *restic.Activities {
 	if d.Restic == nil {
 		return &restic.Activities{}
@@ -514,6 +532,9 @@ func New(c client.Client, taskQueue string, cfg Config, deps Deps) worker.Worker
 	}
 	if deps.Placement == nil {
 		deps.Placement = &placement.Activities{Client: c}
+	}
+	if deps.Drift == nil {
+		deps.Drift = deps.drift(c)
 	}
 	Register(w, deps)
 	return w
