@@ -43,11 +43,14 @@ func (w world) tenant(name string) *drift.TenantView {
 	return nil
 }
 
-// settled: the tenant runs no operation that makes or removes objects,
-// and its host is not lost; only such a tenant's objects are compared
-// with what it expects.
+// settled: the tenant runs no operation that makes, stops or removes
+// objects, and its host is not lost; only such a tenant's objects are
+// compared with what it expects.
 func settled(v *drift.TenantView) bool {
 	s := v.State
+	if v.Expected != nil && v.Expected.Busy {
+		return false
+	}
 	return s.State == tenant.StateActive && s.Degraded == nil || driftDegraded(s) || s.State == tenant.StateDecommissioned
 }
 
@@ -137,7 +140,7 @@ func (w world) missingOn(s engineScan) []Finding {
 	var out []Finding
 	for i := range w.Tenants {
 		v := &w.Tenants[i]
-		if !serving(v) || engineOf(v) != s.Host || v.Expected == nil || (v.Expected.Runtime != "" && v.Expected.Runtime != spec.Docker) {
+		if !serving(v) || !settled(v) || engineOf(v) != s.Host || v.Expected == nil || (v.Expected.Runtime != "" && v.Expected.Runtime != spec.Docker) {
 			continue
 		}
 		missing := func(object, name, service string) {

@@ -319,19 +319,23 @@ func TestReconcileJudgesRepairsAndRemovesAfterTheGrace(t *testing.T) {
 	require.Equal(t, map[Kind]int{KindOrphan: 3, KindMissing: 1}, after.Hosts[1].Counts)
 }
 
-// A tenant that runs an operation is not judged, and one whose repair is
-// under way is not asked again.
+// A tenant that runs an operation (moving; a backup that stops its app
+// while it stays active) is not judged, and one whose repair is under
+// way is not asked again.
 func TestReconcileLeavesBusyTenantsAlone(t *testing.T) {
 	w := world{
 		Scans: []engineScan{{Host: SharedEngine, Inv: runtimes.Inventory{Objects: []runtimes.Object{
 			obj(runtimes.ObjectContainer, "tf-mov_app", "mov", "run-5", service("app"), stopped),
 			obj(runtimes.ObjectContainer, "tf-rep_app", "rep", "run-6", service("app"), stopped),
 			obj(runtimes.ObjectNetwork, "tf-rep", "rep", "run-6"),
+			obj(runtimes.ObjectContainer, "tf-bak_app", "bak", "run-7", service("app"), stopped),
 		}}}},
 		Tenants: []drift.TenantView{
 			{State: tenant.Tenant{Name: "mov", State: tenant.StateMoving, ProvisionID: "run-5"}},
 			{State: tenant.Tenant{Name: "rep", State: tenant.StateActive, ProvisionID: "run-6", Repair: &tenant.Repair{Phase: tenant.RepairRepairing}},
 				Expected: &tenant.Expected{Services: []tenant.ExpectedService{{Name: "app"}}}},
+			{State: tenant.Tenant{Name: "bak", State: tenant.StateActive, ProvisionID: "run-7"},
+				Expected: &tenant.Expected{Services: []tenant.ExpectedService{{Name: "app"}}, Busy: true}},
 		},
 	}
 	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)

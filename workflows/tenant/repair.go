@@ -92,6 +92,9 @@ type Expected struct {
 	Host     string            `json:"host,omitempty"`
 	Services []ExpectedService `json:"services"`
 	Volumes  []string          `json:"volumes,omitempty"`
+	// Busy: an operation runs (a backup may stop services while the
+	// tenant stays active): what is missing or stopped now may be its.
+	Busy bool `json:"busy,omitempty"`
 }
 
 // ExpectedService is one service and the generation of its instance.
@@ -106,7 +109,7 @@ func (t *entity) expected() (Expected, error) {
 	if err != nil {
 		return Expected{}, err
 	}
-	e := Expected{Runtime: t.template.Runtime, Owner: t.state.ProvisionID, Volumes: env.Volumes, Services: []ExpectedService{}}
+	e := Expected{Runtime: t.template.Runtime, Owner: t.state.ProvisionID, Volumes: env.Volumes, Services: []ExpectedService{}, Busy: t.busy}
 	if p := t.state.Placement; p != nil {
 		e.Host = p.Host
 	}
