@@ -82,7 +82,7 @@ func round(ctx workflow.Context, in Input) (*Report, map[string]time.Time) {
 		// is judged, what was seen stays as it was.
 		rep.Notes = append(rep.Notes, "the tenants could not be listed, nothing was judged: "+flow.ErrorMessage(err))
 		workflow.GetLogger(ctx).Error("reconcile round: tenants not listed", "error", err)
-		return finish(ctx, rep, started), in.Seen
+		return finish(ctx, rep, started, false), in.Seen
 	}
 	found, remove, repairs, seen := w.plan(w.findings(), in.Seen, started, in.Grace)
 	rep.Removed = removeOrphans(ctx, found, remove, seen)
@@ -91,11 +91,12 @@ func round(ctx workflow.Context, in Input) (*Report, map[string]time.Time) {
 	for i, s := range w.Scans {
 		rep.Hosts[i].Scanned, rep.Hosts[i].Objects = s.scanned(), len(s.Inv.Objects)
 	}
-	return finish(ctx, rep, started), seen
+	return finish(ctx, rep, started, true), seen
 }
 
-// finish counts, sorts and publishes the report.
-func finish(ctx workflow.Context, rep *Report, started time.Time) *Report {
+// finish counts, sorts and publishes the report; a round that judged
+// nothing leaves the gauges as the last one set them.
+func finish(ctx workflow.Context, rep *Report, started time.Time, judged bool) *Report {
 	slices.SortFunc(rep.Findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Host, b.Host), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Object, b.Object), cmp.Compare(a.Name, b.Name))
 	})
@@ -108,6 +109,9 @@ func finish(ctx workflow.Context, rep *Report, started time.Time) *Report {
 		}
 	}
 	rep.TookMs = workflow.Now(ctx).Sub(started).Milliseconds()
+	if !judged {
+		return rep
+	}
 	m := workflow.GetMetricsHandler(ctx)
 	for _, k := range Kinds {
 		m.WithTags(map[string]string{"kind": string(k)}).Gauge("tenantflow_drift_objects").Update(float64(rep.Counts[k]))

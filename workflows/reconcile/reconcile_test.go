@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -359,4 +361,29 @@ func TestAnUnscannedEngineLacksNothing(t *testing.T) {
 	require.Empty(t, w.findings())
 	w.Scans[0].Problem = ""
 	require.Len(t, w.findings(), 2, "scanned and empty: network and container missing")
+}
+
+// Without the tenants every object would look orphaned: a round that
+// cannot list them judges nothing, removes nothing and says why.
+func TestARoundWithoutTheTenantsJudgesNothing(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := newFleet()
+	f.register(env)
+	env.OnActivity("ListTenantStates", mock.Anything).Return(nil, errors.New("visibility unavailable"))
+	var rep Report
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryReconcile)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&rep))
+	}, 150*time.Minute)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 151*time.Minute)
+	env.ExecuteWorkflow(Workflow, Input{Every: 10 * time.Minute, Grace: time.Minute})
+
+	require.False(t, rep.At.IsZero())
+	require.Empty(t, rep.Findings)
+	require.Len(t, rep.Notes, 1)
+	require.Contains(t, rep.Notes[0], "the tenants could not be listed, nothing was judged: visibility unavailable")
+	require.Empty(t, f.removed)
+	require.Empty(t, f.repairs)
 }
