@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: run test unit bench bench-capacity bench-backups bench-move fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
+.PHONY: temporal-tools test-cluster run test unit bench bench-capacity bench-backups bench-move fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -21,6 +21,12 @@ $(BIN)/temporal:
 # once (~8-11 min cold) and cached outside the repository by version.
 kube-tools:
 	testsuite/kube/build-tools.sh >/dev/null
+
+# The full Temporal server and its schema tool, for the tests against a
+# PostgreSQL-backed cluster (testsuite/temporaltest.StartCluster): built from
+# the module proxy once (~10 min cold) and cached outside the repository.
+temporal-tools:
+	tools/temporal/build-tools.sh >/dev/null
 
 # The linters `make lint` runs (golangci-lint, the SDK's workflowcheck),
 # built from the module proxy once (~6 min cold) and cached outside the
@@ -48,11 +54,20 @@ run: $(BIN)/temporal demo-image postgres-image
 # (SDK test env), integration against the real Docker Engine and a real
 # Temporal dev server, replay of committed histories.
 # With TENANTFLOW_REQUIRE_INTEGRATION=1 (CI) a missing dependency fails.
-test: $(BIN)/temporal kube-tools vet lint
+test: $(BIN)/temporal kube-tools temporal-tools vet lint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+# The end-to-end tour (provision, a release under load with promote, the
+# CLI's promote, decommission and restore) again, on the full Temporal server
+# with PostgreSQL persistence and SQL visibility instead of the dev server:
+# the same tests, parameterised by TENANTFLOW_TEMPORAL_SERVER.
+CLUSTER_TESTS = TestProvisionTenantThroughAPI|TestReleaseUnderLoadDropsNoRequest|TestPromoteFromTheCLI|TestDecommissionKeepsTheDataAndRestoreBringsItBack
+test-cluster: $(BIN)/temporal temporal-tools
+	TENANTFLOW_TEMPORAL_SERVER=cluster $(GO) test $(TEST_FLAGS) -run '^($(CLUSTER_TESTS))$$' ./testsuite/e2e/
 
 # Every fuzz target (its committed seeds also run in `go test`), each for
 # FUZZTIME; a crasher is written to the package's testdata/fuzz/.

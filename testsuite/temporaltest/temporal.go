@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -41,6 +42,10 @@ func TestKeyring(t testing.TB) *codec.Keyring {
 	return k
 }
 
+// ServerEnv chooses the server StartTemporal starts: "dev" (the
+// default) or "cluster".
+const ServerEnv = "TENANTFLOW_TEMPORAL_SERVER"
+
 // Temporal is a real dev server started for one test (or benchmark).
 type Temporal struct {
 	Server *testsuite.DevServer
@@ -51,8 +56,14 @@ type Temporal struct {
 // StartTemporal starts `temporal server start-dev` (the pinned CLI in bin/)
 // on a free loopback port, in memory, configured as `make run` configures
 // it, and stops it when the test ends.
+//
+// With TENANTFLOW_TEMPORAL_SERVER=cluster it starts the full server on
+// PostgreSQL instead (StartCluster): the same tests, on the other server.
 func StartTemporal(t testing.TB) *Temporal {
 	t.Helper()
+	if os.Getenv(ServerEnv) == "cluster" {
+		return StartCluster(t).Temporal
+	}
 	harness.SkipShort(t, "the Temporal dev server")
 	cli := harness.TemporalCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
