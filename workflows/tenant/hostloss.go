@@ -7,7 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/tenantflow/tenantflow/activities/restic"
-	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
@@ -177,19 +176,5 @@ func (t *entity) restoreOn(ctx workflow.Context, m *Move, env spec.Environment, 
 	}
 	t.stepDone()
 
-	m.Phase = MoveStarting
-	t.step("start on " + target.Host)
-	if err := t.startServicesOn(ctx, target.Queue, env, func(s spec.Service) bool { return s.Backup == nil }); err != nil {
-		return err
-	}
-	var ep runtimes.Endpoint
-	if err := workflow.ExecuteActivity(onQueue(workflow.WithActivityOptions(ctx, healthWaitOptions(env)), target.Queue), rt.WaitHealthy, env).Get(ctx, &ep); err != nil {
-		return err
-	}
-	if err := t.switchTo(ctx, ep, undo); err != nil {
-		return err
-	}
-	m.ServingAt = timePtr(workflow.Now(ctx))
-	t.stepDone()
-	return nil
+	return t.startAndSwitch(ctx, m, env, target, func(s spec.Service) bool { return s.Backup == nil }, undo)
 }

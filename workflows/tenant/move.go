@@ -215,9 +215,16 @@ func (t *entity) copyAndSwitch(ctx workflow.Context, m *Move, env spec.Environme
 	}
 	t.stepDone()
 
+	return t.startAndSwitch(ctx, m, env, target, func(s spec.Service) bool { return m.Direct || s.Backup == nil }, undo)
+}
+
+// startAndSwitch starts the services which names on the target, waits
+// until it is healthy and switches the route and probes to it: the end
+// of the interruption.
+func (t *entity) startAndSwitch(ctx workflow.Context, m *Move, env spec.Environment, target hosts.Placement, which func(spec.Service) bool, undo *flow.Saga) error {
 	m.Phase = MoveStarting
-	t.step("start on " + m.To)
-	if err := t.startServicesOn(ctx, target.Queue, env, func(s spec.Service) bool { return m.Direct || s.Backup == nil }); err != nil {
+	t.step("start on " + target.Host)
+	if err := t.startServicesOn(ctx, target.Queue, env, which); err != nil {
 		return err
 	}
 	var ep runtimes.Endpoint
