@@ -70,6 +70,24 @@ func (s *provisionSuite) mockSync(fail func(in volsync.PushInput) error) {
 	})
 }
 
+// directMove provisions a placed tenant, asks at 2 h for a move to to
+// (copied host to host, pushes may fail it), and returns the move's
+// answer, its refusal and the tenant's state at 3 h.
+func (s *provisionSuite) directMove(to string, fail func(volsync.PushInput) error, reserve func(hosts.ReserveInput) (hosts.Placement, error)) (Move, error, Tenant) {
+	s.mockRuntime(nil, nil)
+	s.env.SetStartTime(testStart)
+	s.mockDecommission(nil)
+	s.mockSync(fail)
+	s.mockPlacement(reserve)
+	var moved Move
+	var rejected error
+	var st Tenant
+	s.moveAt(2*time.Hour, to, &moved, &rejected)
+	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, placedInput(s, ""))
+	return moved, rejected, st
+}
+
 // restic: the moves recorded before moves copied directly.
 func (s *provisionSuite) restic() {
 	s.env.OnGetVersion(moveDirectCopy, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
@@ -79,17 +97,7 @@ func (s *provisionSuite) restic() {
 // target's, stops every service, copies what changed (verified), starts
 // everything on the target and only then retires the source.
 func (s *provisionSuite) TestMoveCopiesHostToHostThenSwitchesThenRetiresTheSource() {
-	s.mockRuntime(nil, nil)
-	s.env.SetStartTime(testStart)
-	s.mockDecommission(nil)
-	s.mockSync(nil)
-	s.mockPlacement(placedTwice)
-	var moved Move
-	var rejected error
-	var st Tenant
-	s.moveAt(2*time.Hour, "host-b", &moved, &rejected)
-	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(WorkflowType, placedInput(s, ""))
+	_, rejected, st := s.directMove("host-b", nil, placedTwice)
 
 	s.Require().NoError(rejected)
 	m := st.Move
@@ -120,21 +128,11 @@ func (s *provisionSuite) TestMoveCopiesHostToHostThenSwitchesThenRetiresTheSourc
 // A move without a target lets the registry choose one, never the
 // source; each move is a reservation of its own.
 func (s *provisionSuite) TestAMoveWithoutATargetLetsTheRegistryChoose() {
-	s.mockRuntime(nil, nil)
-	s.env.SetStartTime(testStart)
-	s.mockDecommission(nil)
-	s.mockSync(nil)
 	var asked []hosts.ReserveInput
-	s.mockPlacement(func(in hosts.ReserveInput) (hosts.Placement, error) {
+	moved, rejected, st := s.directMove("", nil, func(in hosts.ReserveInput) (hosts.Placement, error) {
 		asked = append(asked, in)
 		return placedTwice(in)
 	})
-	var moved Move
-	var rejected error
-	var st Tenant
-	s.moveAt(2*time.Hour, "", &moved, &rejected)
-	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(WorkflowType, placedInput(s, ""))
 
 	s.Require().NoError(rejected)
 	s.Require().Len(asked, 2)
@@ -149,22 +147,12 @@ func (s *provisionSuite) TestAMoveWithoutATargetLetsTheRegistryChoose() {
 // A final pass that fails leaves the tenant serving on its source: every
 // service starts there again, the target's objects and room go.
 func (s *provisionSuite) TestAFailedFinalCopyLeavesTheTenantOnItsSource() {
-	s.mockRuntime(nil, nil)
-	s.env.SetStartTime(testStart)
-	s.mockDecommission(nil)
-	s.mockSync(func(in volsync.PushInput) error {
+	_, _, st := s.directMove("host-b", func(in volsync.PushInput) error {
 		if in.Final {
 			return temporal.NewNonRetryableApplicationError("the copy differs from the source", "test", nil)
 		}
 		return nil
-	})
-	s.mockPlacement(placedTwice)
-	var moved Move
-	var rejected error
-	var st Tenant
-	s.moveAt(2*time.Hour, "host-b", &moved, &rejected)
-	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(WorkflowType, placedInput(s, ""))
+	}, placedTwice)
 
 	s.Equal(MoveFailed, st.Move.Phase)
 	s.Contains(st.Move.Error, "differs")
@@ -178,23 +166,13 @@ func (s *provisionSuite) TestAFailedFinalCopyLeavesTheTenantOnItsSource() {
 // A target host registered without a sync address fails the move before
 // anything stops.
 func (s *provisionSuite) TestAMoveOntoAHostWithoutSyncStopsNothing() {
-	s.mockRuntime(nil, nil)
-	s.env.SetStartTime(testStart)
-	s.mockDecommission(nil)
-	s.mockSync(nil)
-	s.mockPlacement(func(in hosts.ReserveInput) (hosts.Placement, error) {
+	_, _, st := s.directMove("host-b", nil, func(in hosts.ReserveInput) (hosts.Placement, error) {
 		p, err := placedTwice(in)
 		if p.Host == "host-b" {
 			p.Sync = ""
 		}
 		return p, err
 	})
-	var moved Move
-	var rejected error
-	var st Tenant
-	s.moveAt(2*time.Hour, "host-b", &moved, &rejected)
-	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
-	s.env.ExecuteWorkflow(WorkflowType, placedInput(s, ""))
 
 	s.Equal(MoveFailed, st.Move.Phase)
 	s.Contains(st.Move.Error, "host host-b has no sync address")
