@@ -164,6 +164,8 @@ func (t *entity) setState(ctx workflow.Context, state State, errMsg string) {
 	t.upsertSearchAttributes(ctx)
 }
 
+// upsertSearchAttributes publishes the tenant's state to visibility, and
+// its summary to the memo for reads without a worker.
 func (t *entity) upsertSearchAttributes(ctx workflow.Context) {
 	updates := []temporal.SearchAttributeUpdate{
 		searchattr.TenantID.ValueSet(t.state.Name),
@@ -180,6 +182,7 @@ func (t *entity) upsertSearchAttributes(ctx workflow.Context) {
 		// Visibility is for people; a failed upsert must not fail the tenant.
 		t.logger(ctx).Warn("upsert search attributes failed", "error", err)
 	}
+	t.upsertMemo(ctx)
 }
 
 // logger tags every line with the tenant, so ops can grep one tenant's story
