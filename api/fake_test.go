@@ -61,6 +61,10 @@ type fakeTemporal struct {
 	healthErr      error
 	healthDeadline time.Time
 
+	describes    []string // workflow ids described
+	describeResp *workflowservice.DescribeWorkflowExecutionResponse
+	describeErr  error
+
 	updates      []client.UpdateWorkflowOptions
 	updateResult any
 	updateErr    error // returned by UpdateWorkflow
@@ -159,6 +163,21 @@ func (f *fakeTemporal) CheckHealth(ctx context.Context, _ *client.CheckHealthReq
 // workers); the e2e tests ask a real server.
 func (f *fakeTemporal) DescribeTaskQueue(context.Context, string, enumspb.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error) {
 	return &workflowservice.DescribeTaskQueueResponse{}, nil
+}
+
+// DescribeWorkflowExecution answers with the canned description (by
+// default one without a memo).
+func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, workflowID, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.describes = append(f.describes, workflowID)
+	if f.describeErr != nil {
+		return nil, f.describeErr
+	}
+	if f.describeResp == nil {
+		return &workflowservice.DescribeWorkflowExecutionResponse{}, nil
+	}
+	return f.describeResp, nil
 }
 
 func (f *fakeTemporal) startCalls() []startCall {

@@ -34,6 +34,7 @@ type Temporal interface {
 	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
 	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 	DescribeTaskQueue(ctx context.Context, taskqueue string, taskqueueType enumspb.TaskQueueType) (*workflowservice.DescribeTaskQueueResponse, error)
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
 
 // The real client must keep satisfying Temporal.
@@ -59,6 +60,10 @@ type Config struct {
 	// before removing it (0: an hour); both apply when it starts.
 	ReconcileEvery time.Duration
 	ReconcileGrace time.Duration
+	// DataConverter decodes the tenant memo's summary (stale reads; see
+	// tenant.MemoSummary): the client's, with its codec (nil: the SDK's
+	// default, for unencrypted payloads).
+	DataConverter converter.DataConverter
 }
 
 const (
@@ -95,6 +100,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.DataConverter == nil {
+		c.DataConverter = converter.GetDefaultDataConverter()
 	}
 	return c, nil
 }

@@ -186,14 +186,16 @@ func (s *server) createTenant(c *gin.Context) {
 }
 
 // getTenant answers with the tenant's state as its workflow reports it. The
-// state comes from a query, so it is current, but needs a worker to answer.
+// state comes from a query, so it is current, but needs a worker to answer;
+// when none answers, the state the workflow last recorded in its memo
+// answers instead, marked stale (see answerStale).
 func (s *server) getTenant(c *gin.Context) {
 	name := c.Param("name")
 	if err := validateName(name); err != nil {
 		respondFieldError(c, err)
 		return
 	}
-	if state, ok := s.queryTenant(c, name); ok {
+	if state, ok := s.queryTenantOr(c, name, s.answerStale); ok {
 		c.JSON(http.StatusOK, state)
 	}
 }
@@ -201,10 +203,23 @@ func (s *server) getTenant(c *gin.Context) {
 // queryTenant asks the tenant's workflow for its state, within the query
 // timeout; on failure it has answered the request (ok false).
 func (s *server) queryTenant(c *gin.Context, name string) (state tenant.Tenant, ok bool) {
+	return s.queryTenantOr(c, name, nil)
+}
+
+// staleAnswer answers a request when no worker answered the state query
+// (cause), and says whether it did.
+type staleAnswer func(c *gin.Context, name string, cause error) bool
+
+// queryTenantOr is queryTenant where, when no worker answers, stale (if
+// not nil) may answer the request instead of an error.
+func (s *server) queryTenantOr(c *gin.Context, name string, stale staleAnswer) (state tenant.Tenant, ok bool) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	value, err := s.temporal.QueryWorkflow(ctx, tenant.WorkflowID(name), "", tenant.QueryState)
 	if err != nil {
+		if stale != nil && noWorkerAnswered(ctx, err) && stale(c, name, err) {
+			return state, false
+		}
 		s.respondQueryError(ctx, c, name, err)
 		return state, false
 	}
