@@ -49,6 +49,7 @@ type fakeTemporal struct {
 
 	queries     []string // workflow ids queried
 	queryTypes  []string
+	queryArgs   [][]any
 	queryResult any
 	queryErr    error
 	queryBlock  bool // wait for the context's end, like a query no worker answers
@@ -113,10 +114,11 @@ func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, opts client.StartWorkf
 	return fakeRun{id: opts.ID, runID: f.runID}, nil
 }
 
-func (f *fakeTemporal) QueryWorkflow(ctx context.Context, workflowID, _ string, queryType string, _ ...any) (converter.EncodedValue, error) {
+func (f *fakeTemporal) QueryWorkflow(ctx context.Context, workflowID, _ string, queryType string, args ...any) (converter.EncodedValue, error) {
 	f.mu.Lock()
 	f.queries = append(f.queries, workflowID)
 	f.queryTypes = append(f.queryTypes, queryType)
+	f.queryArgs = append(f.queryArgs, args)
 	block, panics, result, err := f.queryBlock, f.queryPanic, f.queryResult, f.queryErr
 	f.mu.Unlock()
 	if panics {

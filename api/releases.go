@@ -589,6 +589,75 @@ func (s *server) queryRelease(ctx context.Context, c *gin.Context, id string) (s
 	return st, true
 }
 
+// getReleaseTenants answers a page of the release's tenants:
+// ?offset=&limit= (1 to release.MaxTenantsPage, default 100) and
+// ?status= (one tenant status).
+func (s *server) getReleaseTenants(c *gin.Context) {
+	id := c.Param("id")
+	if ferr := validateReleaseID("id", id); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	page, ferr := tenantsPage(c)
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	value, err := s.temporal.QueryWorkflow(ctx, release.WorkflowID(id), "", release.QueryTenants, page)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		respondError(c, http.StatusNotFound, fmt.Sprintf("release %s not found", id))
+		return
+	case err != nil:
+		s.log.WarnContext(ctx, "release tenants query failed", "release", id, "error", err)
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("query the tenants of release %s: %v", id, err))
+		return
+	}
+	var out release.TenantPage
+	if value == nil || !value.HasValue() || value.Get(&out) != nil {
+		respondError(c, http.StatusBadGateway, fmt.Sprintf("release %s: the tenants query returned no page", id))
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// tenantsPage reads ?offset, ?limit and ?status; an error names its field.
+func tenantsPage(c *gin.Context) (release.TenantsPage, *fieldError) {
+	var p release.TenantsPage
+	for _, f := range []struct {
+		name string
+		into *int
+		max  int
+	}{{"offset", &p.Offset, 1 << 30}, {"limit", &p.Limit, release.MaxTenantsPage}} {
+		v, ok := c.GetQuery(f.name)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > f.max || (f.name == "limit" && n == 0) {
+			return p, badField(f.name, "%s must be a whole number from %d to %d", f.name, minOf(f.name), f.max)
+		}
+		*f.into = n
+	}
+	if v, ok := c.GetQuery("status"); ok {
+		if !slices.Contains(release.TenantStatuses, release.TenantStatus(v)) {
+			return p, badField("status", "status %q is not a tenant status (one of %v)", v, release.TenantStatuses)
+		}
+		p.Status = release.TenantStatus(v)
+	}
+	return p, nil
+}
+
+func minOf(field string) int {
+	if field == "limit" {
+		return 1
+	}
+	return 0
+}
+
 // promoteRelease lets the release go on from staging to prod. The workflow
 // decides whether it may (staging done and healthy); the API passes on its
 // verdict, and answers with the release once prod has started.
@@ -632,7 +701,7 @@ func (s *server) promotionTaken(c *gin.Context, id string, st release.Release) (
 		value, err := s.temporal.QueryWorkflow(ctx, release.WorkflowID(id), "", release.QueryRelease)
 		var next release.Release
 		if err == nil && value != nil && value.HasValue() && value.Get(&next) == nil {
-			st = next
+			st = release.Summary(next) // an answer that does not grow with the fleet
 		}
 	}
 	return st, true

@@ -532,8 +532,9 @@ func TestPromoteAnswersTheReleaseInProd(t *testing.T) {
 	e.temporal.queryResult = inProd
 	rec := e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	assertRelease(t, inProd, rec.Body.Bytes())
+	assertRelease(t, release.Summary(inProd), rec.Body.Bytes())
 	assert.NotContains(t, rec.Body.String(), release.StateAwaitingPromotion)
+	assert.NotContains(t, rec.Body.String(), `"name":"acme"`, "the answer does not grow with the fleet: counts, not tenants")
 	assert.Equal(t, []string{"release:r1"}, e.temporal.queries)
 
 	// Should the release not show it within the query timeout, the answer
@@ -544,7 +545,7 @@ func TestPromoteAnswersTheReleaseInProd(t *testing.T) {
 	rec = e.do(http.MethodPost, "/v1/releases/r1/promote", developerToken, "")
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	assert.Equal(t, "/v1/releases/r1", rec.Header().Get("Location"))
-	assertRelease(t, accepted, rec.Body.Bytes())
+	assertRelease(t, release.Summary(accepted), rec.Body.Bytes())
 	assert.Greater(t, len(e.temporal.queries), 1, "asked again until the timeout")
 	assert.Less(t, len(e.temporal.queries), 20, "without a busy loop")
 }
@@ -861,4 +862,26 @@ func TestListReleasesErrors(t *testing.T) {
 	rec = e.do(http.MethodGet, "/v1/releases", opsToken, "")
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.JSONEq(t, `{"error":"list releases: connection refused"}`, rec.Body.String())
+}
+
+// A page of a release's tenants: the query gets the page asked for; bad
+// parameters are a 400 naming them, and nothing is queried.
+func TestGetReleaseTenants(t *testing.T) {
+	for _, tc := range []struct{ query, field string }{
+		{"limit=0", "limit"}, {"limit=501", "limit"}, {"offset=-1", "offset"}, {"offset=x", "offset"}, {"status=done", "status"},
+	} {
+		e := newTestEnv(t)
+		rec := e.do(http.MethodGet, "/v1/releases/r1/tenants?"+tc.query, developerToken, "")
+		require.Equal(t, http.StatusBadRequest, rec.Code, tc.query)
+		field, _ := fieldErrorBody(t, rec.Body.Bytes())
+		assert.Equal(t, tc.field, field, tc.query)
+		assert.Empty(t, e.temporal.queries)
+	}
+	e := newTestEnv(t)
+	e.temporal.queryResult = release.TenantPage{Total: 250, Offset: 200, Tenants: []release.Tenant{{Name: "acme", Status: release.TenantRolledBack}}}
+	rec := e.do(http.MethodGet, "/v1/releases/r1/tenants?offset=200&limit=50&status=rolled-back", developerToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `{"total":250,"offset":200,"tenants":[{"name":"acme","stage":"","wave":0,"status":"rolled-back"}]}`, rec.Body.String())
+	assert.Equal(t, []string{release.QueryTenants}, e.temporal.queryTypes)
+	assert.Equal(t, [][]any{{release.TenantsPage{Offset: 200, Limit: 50, Status: release.TenantRolledBack}}}, e.temporal.queryArgs)
 }

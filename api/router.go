@@ -179,6 +179,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/releases", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createRelease)
 	v1.GET("/releases", RequireRoles(tokens, all...), s.listReleases)
 	v1.GET("/releases/:id", RequireRoles(tokens, all...), s.getRelease)
+	v1.GET("/releases/:id/tenants", RequireRoles(tokens, all...), s.getReleaseTenants)
 	v1.POST("/releases/:id/promote", RequireRoles(tokens, RoleDeveloper), s.promoteRelease)
 	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdatePause))
 	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))

@@ -28,6 +28,8 @@ const (
 	UpdateResume  = "resume"
 	UpdateAbort   = "abort"
 	QueryRelease  = "release"
+	// QueryTenants answers a page of the release's tenants (TenantsPage).
+	QueryTenants = "tenants"
 )
 
 // Failure types of rejected release requests.
@@ -98,9 +100,12 @@ type Input struct {
 	Plan        Plan              `json:"plan"`
 	RequestedBy string            `json:"requestedBy,omitempty"`
 	RollbackOf  string            `json:"rollbackOf,omitempty"`
-	// Carried across continue-as-new.
-	State  *Release `json:"state,omitempty"`
-	Cursor *Cursor  `json:"cursor,omitempty"`
+	// Carried across continue-as-new: the state without its tenants, and
+	// the tenants packed (see summary.go). A run continued before packing
+	// existed carries them in State.
+	State         *Release `json:"state,omitempty"`
+	PackedTenants []byte   `json:"packedTenants,omitempty"`
+	Cursor        *Cursor  `json:"cursor,omitempty"`
 }
 
 // Tenant is one tenant's part in a release.
@@ -148,7 +153,10 @@ type Release struct {
 	PauseReason string        `json:"pauseReason,omitempty"`
 	Promotion   *Promotion    `json:"promotion,omitempty"`
 	Wave        int           `json:"wave"` // wave under way (1-based; 0 before the first)
-	Tenants     []Tenant      `json:"tenants"`
+	// Tenants is every tenant's part (the release query); a summary (an
+	// Update's or the workflow's result) has Counts by status instead.
+	Tenants     []Tenant             `json:"tenants"`
+	Counts      map[TenantStatus]int `json:"counts,omitempty"`
 	Progress    flow.Progress `json:"progress"`
 	// Failures counts rolled-back and failed tenants; StagingFailed is set
 	// when any staging tenant failed, which bars promotion.

@@ -19,6 +19,10 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}, workflow.QueryHandlerOptions{Description: "The release's phase, per-tenant status and progress"}); err != nil {
 		return err
 	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryTenants, r.page,
+		workflow.QueryHandlerOptions{Description: "A page of the release's tenants: offset, limit (at most 500), status"}); err != nil {
+		return err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePromote, r.promoteUpdate, workflow.UpdateHandlerOptions{
 		Description: "Promote to prod: start updating the prod tenants (staging must have succeeded)",
 		Validator:   r.validatePromote,
@@ -52,7 +56,7 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 
 func (r *rollout) promoteUpdate(ctx workflow.Context, in PromoteInput) (Release, error) {
 	r.promote(ctx, in)
-	return r.state, nil
+	return r.summary(), nil
 }
 
 func (r *rollout) validatePromote(ctx workflow.Context, in PromoteInput) error {
@@ -88,7 +92,7 @@ func (r *rollout) control(name string, apply func(in ControlInput)) func(ctx wor
 		apply(in)
 		r.logger(ctx).Info("release "+name, "by", in.By, "reason", in.Reason)
 		r.upsertSearchAttributes(ctx)
-		return r.state, nil
+		return r.summary(), nil
 	}
 }
 

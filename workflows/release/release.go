@@ -107,6 +107,14 @@ func Workflow(ctx workflow.Context, in Input) (Release, error) {
 		if in.Cursor != nil {
 			r.cur = *in.Cursor
 		}
+		if len(in.PackedTenants) > 0 {
+			ts, err := unpackTenants(in.PackedTenants)
+			if err != nil {
+				return Release{}, err
+			}
+			r.state.Tenants = ts
+		}
+		r.in.State, r.in.PackedTenants = nil, nil
 	} else {
 		r.state = Release{
 			ID: in.ID, Image: in.Image, RollbackOf: in.RollbackOf, Plan: withPlanDefaults(in.Plan),
@@ -114,7 +122,7 @@ func Workflow(ctx workflow.Context, in Input) (Release, error) {
 		}
 	}
 	if err := r.registerHandlers(ctx); err != nil {
-		return r.state, err
+		return r.summary(), err
 	}
 	r.upsertSearchAttributes(ctx)
 	if in.State == nil {
@@ -127,17 +135,32 @@ func Workflow(ctx workflow.Context, in Input) (Release, error) {
 		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 			return r.state, err
 		}
-		next := r.in
-		state, cur := r.state, r.cur
-		next.State, next.Cursor = &state, &cur
-		return r.state, workflow.NewContinueAsNewError(ctx, WorkflowType, next)
+		next, err := r.next()
+		if err != nil {
+			return r.summary(), err
+		}
+		return r.summary(), workflow.NewContinueAsNewError(ctx, WorkflowType, next)
 	case errors.Is(err, errAborted):
 		r.finish(ctx, StateAborted)
 	case err != nil:
-		return r.state, err
+		return r.summary(), err
 	}
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-	return r.state, nil
+	return r.summary(), nil
+}
+
+// next is the input of the release's next run: its state without the
+// tenants, which travel packed.
+func (r *rollout) next() (Input, error) {
+	next := r.in
+	packed, err := packTenants(r.state.Tenants)
+	if err != nil {
+		return next, err
+	}
+	state, cur := r.state, r.cur
+	state.Tenants = nil
+	next.State, next.PackedTenants, next.Cursor = &state, packed, &cur
+	return next, nil
 }
 
 func withPlanDefaults(p Plan) Plan {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -153,11 +154,16 @@ func (s *releaseSuite) query() Release {
 	return st
 }
 
+// result is the ended release with its tenants (the release query); the
+// workflow's own result is the summary, which carries none, only counts.
 func (s *releaseSuite) result() Release {
 	s.Require().True(s.env.IsWorkflowCompleted())
 	s.Require().NoError(s.env.GetWorkflowError())
-	var st Release
-	s.Require().NoError(s.env.GetWorkflowResult(&st))
+	var sum Release
+	s.Require().NoError(s.env.GetWorkflowResult(&sum))
+	s.Require().Nil(sum.Tenants, "the result does not grow with the fleet")
+	st := s.query()
+	s.Require().Equal(countByStatus(st.Tenants), sum.Counts)
 	return st
 }
 
@@ -183,6 +189,8 @@ func (s *releaseSuite) TestStagingThenPromoteThenCanaryAndBatches() {
 	s.ElementsMatch([]string{"s1", "s2"}, s.started()[:2])
 	s.Require().NoError(promoted.err)
 	s.Equal("alice", promoted.state.Promotion.By)
+	s.Nil(promoted.state.Tenants, "an Update's answer does not grow with the fleet")
+	s.Equal(2, promoted.state.Counts[TenantUpdated], "staging's two tenants, counted")
 
 	s.Equal(StateCompleted, st.State)
 	s.Equal(PhaseProd, st.Phase)
@@ -374,6 +382,13 @@ func (s *releaseSuite) TestContinuesAsNewAtWaveBoundary() {
 	s.Require().True(errors.As(err, &can), "got %v", err)
 	s.Equal(WorkflowType, can.WorkflowType.Name)
 	s.Equal([]string{"s1"}, s.started(), "one wave per run")
+	var next Input
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.State)
+	s.Nil(next.State.Tenants, "the tenants travel packed")
+	ts, err := unpackTenants(next.PackedTenants)
+	s.Require().NoError(err)
+	s.Equal(s.query().Tenants, ts)
 }
 
 func TestContinuedReleaseResumes(t *testing.T) {
@@ -400,6 +415,7 @@ func TestContinuedReleaseResumes(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	var st Release
 	require.NoError(t, env.GetWorkflowResult(&st))
+	require.Equal(t, map[TenantStatus]int{TenantUpdated: 2}, st.Counts)
 	require.Equal(t, []string{"s2"}, got)
 	require.Equal(t, StateCompleted, st.State)
 	require.Equal(t, 2, st.Progress.Done)

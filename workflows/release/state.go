@@ -65,6 +65,9 @@ const (
 	TenantReverted   TenantStatus = "reverted" // updated, then put back by an abort
 )
 
+// TenantStatuses lists every status a tenant shows in a release.
+var TenantStatuses = []TenantStatus{TenantPending, TenantUpdating, TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed, TenantReverted}
+
 // tenantNew is where a tenant's part begins: pending, or skipped at once
 // (a named tenant no phase found).
 const tenantNew TenantStatus = ""
