@@ -194,6 +194,8 @@ func judge(ctx workflow.Context, in *WatchInput, h Host, now *HostHealth) error 
 	now.LastSeen, now.UnreachableSince, now.LostAt, now.BackAt = prev.LastSeen, prev.UnreachableSince, prev.LostAt, prev.BackAt
 	in.Hosts[h.Name] = now
 	at := now.CheckedAt
+	lost := h.State == StateLost
+	defer func() { gauges(ctx, h.Name, now.Worker || now.Engine, lost) }()
 	if now.Worker || now.Engine {
 		now.LastSeen, now.UnreachableSince = &at, nil
 		if h.State == StateLost && now.BackAt == nil {
@@ -215,9 +217,24 @@ func judge(ctx workflow.Context, in *WatchInput, h Host, now *HostHealth) error 
 		SetStateInput{Host: h.Name, State: StateLost, By: "host watch", Reason: reason}).Get(ctx, nil); err != nil {
 		return err
 	}
-	now.LostAt, now.BackAt = &at, nil
+	now.LostAt, now.BackAt, lost = &at, nil, true
 	workflow.GetLogger(ctx).Warn("host lost", "host", h.Name, "since", since)
 	return notify(ctx, h.Name, SignalHostLost, HostSignal{Host: h.Name, Since: since, Reason: reason})
+}
+
+// gauges publish what the round found of a host: tenantflow_host_reachable
+// (its worker or its engine answered) and tenantflow_host_lost.
+func gauges(ctx workflow.Context, host string, reachable, lost bool) {
+	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"host": host})
+	m.Gauge("tenantflow_host_reachable").Update(one(reachable))
+	m.Gauge("tenantflow_host_lost").Update(one(lost))
+}
+
+func one(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func notify(ctx workflow.Context, host, signal string, ev HostSignal) error {

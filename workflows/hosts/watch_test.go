@@ -3,12 +3,14 @@ package hosts
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 )
 
@@ -69,6 +71,8 @@ func (f *fakeHosts) notifyTenants(_ context.Context, in NotifyInput) (int, error
 // it is back; a host that answers is never touched.
 func TestTheWatchFindsALostHostAndItsReturn(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
+	g := &gaugeRecorder{values: map[string]float64{}}
+	s.SetMetricsHandler(g)
 	env := s.NewTestWorkflowEnvironment()
 	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	env.SetStartTime(start)
@@ -79,10 +83,12 @@ func TestTheWatchFindsALostHostAndItsReturn(t *testing.T) {
 	env.RegisterActivityWithOptions(f.setHostState, activity.RegisterOptions{Name: ActivitySetHostState})
 	env.RegisterActivityWithOptions(f.notifyTenants, activity.RegisterOptions{Name: ActivityNotifyTenants})
 	var during WatchInput
+	var gaugesDuring map[string]float64
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(QueryWatch)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&during))
+		gaugesDuring = g.snapshot()
 	}, 5*time.Minute)
 	env.RegisterDelayedCallback(env.CancelWorkflow, 15*time.Minute)
 	env.ExecuteWorkflow(WatchWorkflow, WatchInput{LostAfter: time.Minute})
@@ -103,7 +109,47 @@ func TestTheWatchFindsALostHostAndItsReturn(t *testing.T) {
 	require.Contains(t, a.Problem, "the engine does not answer: connection refused")
 	require.True(t, b.Worker && b.Engine)
 	require.Nil(t, b.UnreachableSince)
+	require.Equal(t, map[string]float64{
+		"tenantflow_host_reachable host-a": 0, "tenantflow_host_lost host-a": 1,
+		"tenantflow_host_reachable host-b": 1, "tenantflow_host_lost host-b": 0,
+	}, gaugesDuring)
+	require.Equal(t, 1.0, g.snapshot()["tenantflow_host_reachable host-a"], "back")
 }
+
+// gaugeRecorder keeps the last value of each gauge by name and host.
+type gaugeRecorder struct {
+	mu     sync.Mutex
+	host   string
+	values map[string]float64
+	root   *gaugeRecorder
+}
+
+func (g *gaugeRecorder) WithTags(tags map[string]string) client.MetricsHandler {
+	root := g.root
+	if root == nil {
+		root = g
+	}
+	return &gaugeRecorder{host: tags["host"], root: root}
+}
+func (g *gaugeRecorder) Counter(string) client.MetricsCounter { return client.MetricsNopHandler.Counter("") }
+func (g *gaugeRecorder) Timer(string) client.MetricsTimer     { return client.MetricsNopHandler.Timer("") }
+func (g *gaugeRecorder) Gauge(name string) client.MetricsGauge {
+	return gaugeFunc(func(v float64) {
+		g.root.mu.Lock()
+		defer g.root.mu.Unlock()
+		g.root.values[name+" "+g.host] = v
+	})
+}
+
+func (g *gaugeRecorder) snapshot() map[string]float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.values)
+}
+
+type gaugeFunc func(float64)
+
+func (f gaugeFunc) Update(v float64) { f(v) }
 
 // A worker that does not answer while its engine does is not lost: its
 // tenants still serve.
