@@ -131,8 +131,10 @@ func (g *gaugeRecorder) WithTags(tags map[string]string) client.MetricsHandler {
 	}
 	return &gaugeRecorder{host: tags["host"], root: root}
 }
-func (g *gaugeRecorder) Counter(string) client.MetricsCounter { return client.MetricsNopHandler.Counter("") }
-func (g *gaugeRecorder) Timer(string) client.MetricsTimer     { return client.MetricsNopHandler.Timer("") }
+func (g *gaugeRecorder) Counter(string) client.MetricsCounter {
+	return client.MetricsNopHandler.Counter("")
+}
+func (g *gaugeRecorder) Timer(string) client.MetricsTimer { return client.MetricsNopHandler.Timer("") }
 func (g *gaugeRecorder) Gauge(name string) client.MetricsGauge {
 	return gaugeFunc(func(v float64) {
 		g.root.mu.Lock()
