@@ -69,7 +69,7 @@ func (s *server) recordedSummary(ctx context.Context, name string) (tenant.Summa
 	}
 	p := resp.GetWorkflowExecutionInfo().GetMemo().GetFields()[tenant.MemoSummary]
 	if p == nil {
-		return sum, fmt.Errorf("memo of %s has no %q (recorded before %s)", tenant.WorkflowID(name), tenant.MemoSummary, "tenant-state-memo")
+		return sum, fmt.Errorf("memo of %s has no %q: the run recorded none yet", tenant.WorkflowID(name), tenant.MemoSummary)
 	}
 	if err := s.cfg.DataConverter.FromPayload(p, &sum); err != nil {
 		return sum, fmt.Errorf("decode memo %q of %s: %w", tenant.MemoSummary, tenant.WorkflowID(name), err)
