@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"sync"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -32,6 +33,33 @@ type Activities struct {
 	// activity.RecordHeartbeat. Nil disables heartbeats (direct calls).
 	Heartbeat func(ctx context.Context, details ...any)
 	Log       *slog.Logger
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+}
+
+// slot waits, showing it in the activity's progress, until fewer than
+// Config.Concurrency heavy operations run on this worker, and takes one.
+func (a *Activities) slot(ctx context.Context, p *progress) (release func(), err error) {
+	a.slotsOnce.Do(func() {
+		n := a.Config.Concurrency
+		if n <= 0 {
+			n = DefaultConcurrency
+		}
+		a.slots = make(chan struct{}, n)
+	})
+	select {
+	case a.slots <- struct{}{}:
+		return func() { <-a.slots }, nil
+	default:
+	}
+	p.stage(fmt.Sprintf("waiting for one of the %d backup slots of this host", cap(a.slots)))
+	select {
+	case a.slots <- struct{}{}:
+		return func() { <-a.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // New checks the configuration and makes the repositories' and keys'

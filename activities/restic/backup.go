@@ -58,6 +58,11 @@ func (a *Activities) TakeBackup(ctx context.Context, in BackupInput) (Backup, er
 	log := a.log().With("tenant", in.Tenant, "backup", in.ID)
 	p, stop := a.track(ctx, "backup "+in.ID)
 	defer stop()
+	release, err := a.slot(ctx, p)
+	if err != nil {
+		return Backup{}, err
+	}
+	defer release()
 	unlock, err := a.lockTenant(ctx, in.Tenant, p)
 	if err != nil {
 		return Backup{}, err

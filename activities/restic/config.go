@@ -19,7 +19,12 @@ const (
 	EnvOffsiteUser     = "TENANTFLOW_OFFSITE_USER"
 	EnvOffsitePassword = "TENANTFLOW_OFFSITE_PASSWORD"
 	EnvOffsitePruner   = "TENANTFLOW_OFFSITE_PRUNER"
+	EnvConcurrency     = "TENANTFLOW_RESTIC_CONCURRENCY"
 )
+
+// DefaultConcurrency is how many backups, restores, drills and off-site
+// copies a worker runs at once unless told otherwise.
+const DefaultConcurrency = 4
 
 // DefaultPruneQueue is the task queue an off-site pruner polls unless
 // told otherwise (see Pruner).
@@ -54,6 +59,11 @@ type Config struct {
 	// has; CopyOffsite hands it to the workflow (OffsiteCopy.Prune).
 	// Empty: Tenantflow never prunes the off-site copies.
 	OffsitePruner string
+	// Concurrency is how many backups, restores, drills and off-site
+	// copies this worker runs at once: on a fleet host, what the host's
+	// tenants' backups may take of its CPU and disk together (0:
+	// DefaultConcurrency). The others wait their turn.
+	Concurrency int
 }
 
 // Register binds the settings to flags and their variables.
@@ -64,6 +74,7 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.OffsiteURL, "offsite-url", EnvOffsiteURL, "", "base URL of the off-site restic REST server (rclone serve restic --append-only --private-repos); empty: no off-site copies")
 	s.String(&c.OffsiteUser, "offsite-user", EnvOffsiteUser, "", "the worker's user on the off-site server")
 	s.Secret(&c.OffsitePassword, "offsite-password", EnvOffsitePassword, "the worker's password on the off-site server")
+	s.Int(&c.Concurrency, "restic-concurrency", EnvConcurrency, DefaultConcurrency, "backups, restores, drills and off-site copies run at once by this worker (on a fleet host: the host's share for its tenants); the rest wait their turn")
 	s.String(&c.OffsitePruner, "offsite-pruner", EnvOffsitePruner, "", "task queue of the off-site pruner (tenantflow offsite-pruner, usually "+DefaultPruneQueue+"); empty: off-site copies are never pruned by Tenantflow")
 }
 
@@ -90,6 +101,9 @@ func (c Config) Validate() error {
 		return nil
 	}
 	var problems config.Problems
+	if c.Concurrency < 0 || c.Concurrency > 64 {
+		problems.Add(EnvConcurrency, "%d is not from 1 to 64", c.Concurrency)
+	}
 	if !filepath.IsAbs(c.Repos) {
 		problems.Add(EnvRepos, "%q is not an absolute path", c.Repos)
 	}

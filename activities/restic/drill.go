@@ -62,6 +62,11 @@ func (a *Activities) DrillBackup(ctx context.Context, in DrillInput) (Drill, err
 	}
 	p, stop := a.track(ctx, "drill of "+in.ID+" ("+where+")")
 	defer stop()
+	release, err := a.slot(ctx, p)
+	if err != nil {
+		return Drill{}, err
+	}
+	defer release()
 	repo, err := a.readRepository(ctx, ref, in.Offsite, p)
 	if err != nil {
 		return Drill{}, err

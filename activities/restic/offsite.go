@@ -30,6 +30,11 @@ func (a *Activities) CopyOffsite(ctx context.Context, ref Ref) (OffsiteCopy, err
 	log := a.log().With("tenant", ref.Tenant, "backup", ref.ID)
 	p, stop := a.track(ctx, "off-site copy of "+ref.ID)
 	defer stop()
+	release, err := a.slot(ctx, p)
+	if err != nil {
+		return OffsiteCopy{}, err
+	}
+	defer release()
 	unlock, err := a.lockTenant(ctx, ref.Tenant, p)
 	if err != nil {
 		return OffsiteCopy{}, err

@@ -64,6 +64,11 @@ func (a *Activities) RestoreBackup(ctx context.Context, in RestoreInput) (Restor
 	}
 	p, stop := a.track(ctx, "restore of "+in.ID)
 	defer stop()
+	release, err := a.slot(ctx, p)
+	if err != nil {
+		return Restored{}, err
+	}
+	defer release()
 	repo, err := a.readRepository(ctx, Ref{Tenant: in.Tenant, ID: in.ID}, in.Offsite, p)
 	if err != nil {
 		return Restored{}, err
