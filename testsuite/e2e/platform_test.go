@@ -152,7 +152,7 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 	if err != nil {
 		t.Fatal(err)
 	}
-	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens}
+	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens, DataConverter: temporaltest.TestKeyring(t).DataConverter()}
 	for _, o := range apiOpts {
 		o(&acfg)
 	}
