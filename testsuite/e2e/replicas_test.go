@@ -230,7 +230,10 @@ func TestReplicasKeepServingThroughAWorkerAndAnAPICrash(t *testing.T) {
 	t.Logf("release %s under way (%s, %v): killing worker 0 and API 0", id, st.State, statuses(st))
 	r.workers[0].Kill()
 	r.apis[0].Kill()
-	_, err := http.Get(apiA.api.URL + "/healthz")
+	resp, err := http.Get(apiA.api.URL + "/healthz")
+	if err == nil {
+		resp.Body.Close()
+	}
 	require.Error(t, err, "API 0 is down")
 
 	st = viaB.waitRelease(id, 6*time.Minute, release.StateAwaitingPromotion, release.StatePaused, release.StateAborted)

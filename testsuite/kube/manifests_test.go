@@ -48,7 +48,7 @@ func TestDeployManifestsApply(t *testing.T) {
 	require.NoError(t, err)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))
 
-	installServiceMonitorCRD(t, ctx, dyn)
+	installServiceMonitorCRD(ctx, t, dyn)
 	apply := func(file string, docs ...[]byte) {
 		t.Helper()
 		if file != "" {
@@ -106,7 +106,7 @@ func ptrTo[T any](v T) *T { return &v }
 
 // installServiceMonitorCRD creates the Prometheus Operator's
 // ServiceMonitor CRD, read from its module, and waits until it is served.
-func installServiceMonitorCRD(t *testing.T, ctx context.Context, dyn dynamic.Interface) {
+func installServiceMonitorCRD(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
 	out, err := exec.Command("go", "mod", "download", "-json", prometheusOperator).Output()
 	require.NoError(t, err, "go mod download %s", prometheusOperator)

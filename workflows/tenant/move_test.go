@@ -72,8 +72,8 @@ func (s *provisionSuite) mockSync(fail func(in volsync.PushInput) error) {
 
 // directMove provisions a placed tenant, asks at 2 h for a move to to
 // (copied host to host, pushes may fail it), and returns the move's
-// answer, its refusal and the tenant's state at 3 h.
-func (s *provisionSuite) directMove(to string, fail func(volsync.PushInput) error, reserve func(hosts.ReserveInput) (hosts.Placement, error)) (Move, error, Tenant) {
+// answer, the tenant's state at 3 h and the move's refusal.
+func (s *provisionSuite) directMove(to string, fail func(volsync.PushInput) error, reserve func(hosts.ReserveInput) (hosts.Placement, error)) (Move, Tenant, error) {
 	s.mockRuntime(nil, nil)
 	s.env.SetStartTime(testStart)
 	s.mockDecommission(nil)
@@ -85,7 +85,7 @@ func (s *provisionSuite) directMove(to string, fail func(volsync.PushInput) erro
 	s.moveAt(2*time.Hour, to, &moved, &rejected)
 	s.env.RegisterDelayedCallback(func() { st = s.queryState(); s.env.CancelWorkflow() }, 3*time.Hour)
 	s.env.ExecuteWorkflow(WorkflowType, placedInput(s, ""))
-	return moved, rejected, st
+	return moved, st, rejected
 }
 
 // restic: the moves recorded before moves copied directly.
@@ -97,7 +97,7 @@ func (s *provisionSuite) restic() {
 // target's, stops every service, copies what changed (verified), starts
 // everything on the target and only then retires the source.
 func (s *provisionSuite) TestMoveCopiesHostToHostThenSwitchesThenRetiresTheSource() {
-	_, rejected, st := s.directMove("host-b", nil, placedTwice)
+	_, st, rejected := s.directMove("host-b", nil, placedTwice)
 
 	s.Require().NoError(rejected)
 	m := st.Move
@@ -129,7 +129,7 @@ func (s *provisionSuite) TestMoveCopiesHostToHostThenSwitchesThenRetiresTheSourc
 // source; each move is a reservation of its own.
 func (s *provisionSuite) TestAMoveWithoutATargetLetsTheRegistryChoose() {
 	var asked []hosts.ReserveInput
-	moved, rejected, st := s.directMove("", nil, func(in hosts.ReserveInput) (hosts.Placement, error) {
+	moved, st, rejected := s.directMove("", nil, func(in hosts.ReserveInput) (hosts.Placement, error) {
 		asked = append(asked, in)
 		return placedTwice(in)
 	})
@@ -147,7 +147,7 @@ func (s *provisionSuite) TestAMoveWithoutATargetLetsTheRegistryChoose() {
 // A final pass that fails leaves the tenant serving on its source: every
 // service starts there again, the target's objects and room go.
 func (s *provisionSuite) TestAFailedFinalCopyLeavesTheTenantOnItsSource() {
-	_, _, st := s.directMove("host-b", func(in volsync.PushInput) error {
+	_, st, _ := s.directMove("host-b", func(in volsync.PushInput) error {
 		if in.Final {
 			return temporal.NewNonRetryableApplicationError("the copy differs from the source", "test", nil)
 		}
@@ -166,7 +166,7 @@ func (s *provisionSuite) TestAFailedFinalCopyLeavesTheTenantOnItsSource() {
 // A target host registered without a sync address fails the move before
 // anything stops.
 func (s *provisionSuite) TestAMoveOntoAHostWithoutSyncStopsNothing() {
-	_, _, st := s.directMove("host-b", nil, func(in hosts.ReserveInput) (hosts.Placement, error) {
+	_, st, _ := s.directMove("host-b", nil, func(in hosts.ReserveInput) (hosts.Placement, error) {
 		p, err := placedTwice(in)
 		if p.Host == "host-b" {
 			p.Sync = ""
