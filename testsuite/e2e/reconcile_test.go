@@ -76,4 +76,6 @@ func TestDriftIsReconciled(t *testing.T) {
 	require.Equal(t, reconcile.ActionReported, orphan["action"], "within its grace period")
 	_, err = engine.ContainerInspect(ctx, "tf-"+ghost+"_app")
 	require.NoError(t, err, "not removed before the grace period")
+	p.checkHistory(tenant.WorkflowID(name), "tenant-repaired")
+	p.checkHistory(reconcile.WorkflowID, "reconcile") // open: what it recorded so far
 }
