@@ -143,21 +143,21 @@ type Promotion struct {
 
 // Release is a release as the API shows it (the release query's answer).
 type Release struct {
-	ID          string        `json:"id"`
-	Image       string        `json:"image"`
-	RollbackOf  string        `json:"rollbackOf,omitempty"`
-	Plan        Plan          `json:"plan"`
-	RequestedBy string        `json:"requestedBy,omitempty"`
-	State       State         `json:"state"`
-	Phase       Phase         `json:"phase"`
-	PauseReason string        `json:"pauseReason,omitempty"`
-	Promotion   *Promotion    `json:"promotion,omitempty"`
-	Wave        int           `json:"wave"` // wave under way (1-based; 0 before the first)
+	ID          string     `json:"id"`
+	Image       string     `json:"image"`
+	RollbackOf  string     `json:"rollbackOf,omitempty"`
+	Plan        Plan       `json:"plan"`
+	RequestedBy string     `json:"requestedBy,omitempty"`
+	State       State      `json:"state"`
+	Phase       Phase      `json:"phase"`
+	PauseReason string     `json:"pauseReason,omitempty"`
+	Promotion   *Promotion `json:"promotion,omitempty"`
+	Wave        int        `json:"wave"` // wave under way (1-based; 0 before the first)
 	// Tenants is every tenant's part (the release query); a summary (an
 	// Update's or the workflow's result) has Counts by status instead.
-	Tenants     []Tenant             `json:"tenants"`
-	Counts      map[TenantStatus]int `json:"counts,omitempty"`
-	Progress    flow.Progress `json:"progress"`
+	Tenants  []Tenant             `json:"tenants"`
+	Counts   map[TenantStatus]int `json:"counts,omitempty"`
+	Progress flow.Progress        `json:"progress"`
 	// Failures counts rolled-back and failed tenants; StagingFailed is set
 	// when any staging tenant failed, which bars promotion.
 	Failures      int    `json:"failures"`

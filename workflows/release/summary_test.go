@@ -17,8 +17,8 @@ func fleetOf(n int) []Tenant {
 	for i := range out {
 		started, done := at.Add(time.Duration(i)*time.Second), at.Add(time.Duration(i)*time.Second+3*time.Second)
 		out[i] = Tenant{Name: fmt.Sprintf("customer-%05d", i), Stage: PhaseProd, Wave: i/50 + 1, Status: TenantUpdated,
-			From: "registry.example.com/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
-			To:   "registry.example.com/app@sha256:2222222222222222222222222222222222222222222222222222222222222222",
+			From:      "registry.example.com/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+			To:        "registry.example.com/app@sha256:2222222222222222222222222222222222222222222222222222222222222222",
 			StartedAt: &started, FinishedAt: &done, Host: fmt.Sprintf("host-%02d", i%40), CutoverMillis: 2900 + int64(i%300),
 			Backup: fmt.Sprintf("20261206t1000%02dz-%d", i%60, i)}
 	}
