@@ -220,7 +220,9 @@ func (p *platform) waitFor(name string, poll, timeout time.Duration, what string
 	for time.Now().Before(deadline) {
 		code, body, _ := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
 		last = body
-		if code == http.StatusOK && ok(body) {
+		// A stale answer (from the memo, no worker answered in time) is a
+		// summary: wait for the workflow's own.
+		if code == http.StatusOK && body["stale"] != true && ok(body) {
 			return body
 		}
 		time.Sleep(poll)
