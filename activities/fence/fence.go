@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/placement"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
@@ -74,13 +75,12 @@ func (g *Guard) Run(ctx context.Context) {
 // Check reads the host's registration and, while it is lost, stops the
 // containers of tenants not placed on it (by the run that owns them).
 func (g *Guard) Check(ctx context.Context) error {
-	v, err := g.Client.QueryWorkflow(ctx, hosts.WorkflowID, "", hosts.QueryHosts)
-	if err != nil {
-		return fmt.Errorf("query the host registry: %w", err)
-	}
-	var list []hosts.Host
-	if err := v.Get(&list); err != nil {
+	list, ok, err := placement.Registered(ctx, g.Client)
+	switch {
+	case err != nil:
 		return err
+	case !ok:
+		return errors.New("no host is registered: the host registry does not run")
 	}
 	i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == g.Host })
 	if i < 0 {

@@ -82,17 +82,12 @@ func (a *Activities) SetHostState(ctx context.Context, in hosts.SetStateInput) (
 // HostTenants are the tenants holding a reservation on the host, by
 // name. An unregistered host is a permanent failure.
 func (a *Activities) HostTenants(ctx context.Context, host string) ([]string, error) {
-	v, err := a.Client.QueryWorkflow(ctx, hosts.WorkflowID, "", hosts.QueryHosts)
-	var notFound *serviceerror.NotFound
+	list, ok, err := Registered(ctx, a.Client)
 	switch {
-	case errors.As(err, &notFound):
-		return nil, temporal.NewNonRetryableApplicationError("no host is registered: "+notFound.Error(), ErrNoRegistry, err)
 	case err != nil:
-		return nil, fmt.Errorf("query the host registry: %w", err)
-	}
-	var list []hosts.Host
-	if err := v.Get(&list); err != nil {
-		return nil, fmt.Errorf("decode the hosts: %w", err)
+		return nil, err
+	case !ok:
+		return nil, temporal.NewNonRetryableApplicationError("no host is registered (POST /v1/hosts)", ErrNoRegistry, nil)
 	}
 	i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == host })
 	if i < 0 {

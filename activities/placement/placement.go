@@ -72,3 +72,20 @@ func (a *Activities) update(ctx context.Context, id, name string, arg, result an
 		return fmt.Errorf("host registry %s: %w", name, err)
 	}
 }
+
+// Registered reads the host registry (its hosts query) with c; ok is
+// false when no host was ever registered (the registry does not run).
+func Registered(ctx context.Context, c client.Client) (list []hosts.Host, ok bool, err error) {
+	v, err := c.QueryWorkflow(ctx, hosts.WorkflowID, "", hosts.QueryHosts)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("query the host registry: %w", err)
+	}
+	if err := v.Get(&list); err != nil {
+		return nil, false, fmt.Errorf("decode the hosts: %w", err)
+	}
+	return list, true, nil
+}

@@ -17,19 +17,8 @@ import (
 
 // ListHosts are the registered hosts (none when nothing was registered).
 func (a *Activities) ListHosts(ctx context.Context) ([]hosts.Host, error) {
-	v, err := a.Client.QueryWorkflow(ctx, hosts.WorkflowID, "", hosts.QueryHosts)
-	var notFound *serviceerror.NotFound
-	switch {
-	case errors.As(err, &notFound):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("query the host registry: %w", err)
-	}
-	var list []hosts.Host
-	if err := v.Get(&list); err != nil {
-		return nil, fmt.Errorf("decode the hosts: %w", err)
-	}
-	return list, nil
+	list, _, err := Registered(ctx, a.Client)
+	return list, err
 }
 
 // ProbeEngine pings a host's engine at its registered endpoint, from
