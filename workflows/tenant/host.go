@@ -75,7 +75,7 @@ func (t *entity) place(ctx workflow.Context, env spec.Environment, undo *flow.Sa
 	}
 	t.begin(StepPlace)
 	defer t.end(StepPlace)
-	p, err := t.reserveHost(ctx, env, t.spec.Placement.Pin)
+	p, err := t.reserveHost(ctx, env, hosts.ReserveInput{Pin: t.spec.Placement.Pin})
 	if err != nil {
 		return err
 	}
@@ -91,10 +91,11 @@ func (t *entity) place(ctx workflow.Context, env spec.Environment, undo *flow.Sa
 	return nil
 }
 
-// reserveHost reserves the room env needs on a host (pin: that one)
-// for this provisioning's runtime objects.
-func (t *entity) reserveHost(ctx workflow.Context, env spec.Environment, pin string) (hosts.Placement, error) {
-	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: pin}
+// reserveHost reserves the room env needs on a host for this
+// provisioning's runtime objects; in says where (Pin), and for a move
+// from where and as which operation (From, Op).
+func (t *entity) reserveHost(ctx workflow.Context, env spec.Environment, in hosts.ReserveInput) (hosts.Placement, error) {
+	in.Tenant, in.Owner, in.Need = t.spec.Name, t.state.ProvisionID, hosts.Need(limits(env)...)
 	var p hosts.Placement
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p)
 	return p, err

@@ -297,13 +297,9 @@ func (t *entity) retireSource(ctx workflow.Context, m *Move, src, target hosts.P
 // provisioning is a new reservation, not the replay of this one.
 func (t *entity) reserveTarget(ctx workflow.Context, m *Move, env spec.Environment) (hosts.Placement, error) {
 	if !m.Direct && !m.Evacuation {
-		return t.reserveHost(ctx, env, m.To)
+		return t.reserveHost(ctx, env, hosts.ReserveInput{Pin: m.To})
 	}
-	in := hosts.ReserveInput{Tenant: t.spec.Name, Owner: t.state.ProvisionID, Need: hosts.Need(limits(env)...), Pin: m.To,
-		From: m.From, Op: m.op() + "@" + m.RequestedAt.UTC().Format(time.RFC3339Nano)}
-	var p hosts.Placement
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ReserveHost, in).Get(ctx, &p)
-	return p, err
+	return t.reserveHost(ctx, env, hosts.ReserveInput{Pin: m.To, From: m.From, Op: m.op() + "@" + m.RequestedAt.UTC().Format(time.RFC3339Nano)})
 }
 
 // allServices names every service, the public one first: a move stops
