@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/proxy"
-	"github.com/tenantflow/tenantflow/activities/restic"
 	"github.com/tenantflow/tenantflow/api"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
@@ -34,19 +32,15 @@ func startFleetBench(b *testing.B, lostAfter time.Duration, offsite bool, names 
 	_, port, _ := strings.Cut(caddy.HTTPAddr, ":")
 	cfg := &wiring.Config{Proxy: proxy.Config{Enabled: true, AdminURL: caddy.AdminURL, Server: caddy.Server,
 		Listen: caddy.HTTPAddr, Domain: testDomain, PublicScheme: "http", PublicPort: port}}
-	dir := b.TempDir()
 	if offsite {
-		harness.RequireBinary(b, "restic", "restic")
-		off := harness.StartOffsite(b)
-		cfg.Restic = restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic",
-			OffsiteURL: off.URL, OffsiteUser: off.User, OffsitePassword: off.Password}
+		cfg.Restic = offsiteRestic(b)
 	}
 	p := startPlatformWith(b, cfg, func(c *api.Config) { c.Placement, c.HostLostAfter = true, lostAfter })
 	fb := &fleetBench{p: p, caddy: caddy, hosts: map[string]*fleetHost{}}
 	for i, n := range names {
 		hcfg := wiring.Config{Restic: cfg.Restic, FenceEvery: time.Second}
 		if offsite {
-			hcfg.Restic.Repos = filepath.Join(dir, n, "repos")
+			hcfg.Restic = resticOnHost(cfg.Restic, n)
 		}
 		fb.hosts[n] = startFleetHostWith(b, p, hcfg, n, fmt.Sprintf("z%d", i+1), "4Gi")
 	}

@@ -29,21 +29,32 @@ const lostAfter = 3 * time.Second
 // worker reads (the keys are shared).
 func fleetWithOffsite(t *testing.T, names ...string) (*platform, []*fleetHost) {
 	t.Helper()
-	harness.RequireBinary(t, "restic", "restic")
-	off := harness.StartOffsite(t)
-	dir := t.TempDir()
-	rcfg := restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic",
-		OffsiteURL: off.URL, OffsiteUser: off.User, OffsitePassword: off.Password}
+	rcfg := offsiteRestic(t)
 	p := startPlatformWith(t, &wiring.Config{Restic: rcfg}, func(c *api.Config) { c.Placement, c.HostLostAfter = true, lostAfter })
 	var hs []*fleetHost
 	for i, n := range names {
-		// Each host has its own local repositories; the off-site copy and
-		// the keys are what they share.
-		cfg := wiring.Config{Restic: rcfg, FenceEvery: 500 * time.Millisecond}
-		cfg.Restic.Repos = filepath.Join(dir, n, "repos")
+		cfg := wiring.Config{Restic: resticOnHost(rcfg, n), FenceEvery: 500 * time.Millisecond}
 		hs = append(hs, startFleetHostWith(t, p, cfg, n, []string{"z1", "z2", "z3"}[i%3], "2Gi"))
 	}
 	return p, hs
+}
+
+// offsiteRestic is restic with its off-site copy on a real rclone server;
+// every host's worker holds the same keys.
+func offsiteRestic(t testing.TB) restic.Config {
+	t.Helper()
+	harness.RequireBinary(t, "restic", "restic")
+	off := harness.StartOffsite(t)
+	dir := t.TempDir()
+	return restic.Config{Repos: filepath.Join(dir, "repos"), Keys: filepath.Join(dir, "keys"), Binary: "restic",
+		OffsiteURL: off.URL, OffsiteUser: off.User, OffsitePassword: off.Password}
+}
+
+// resticOnHost is cfg for host's worker: local repositories of its own;
+// the off-site copy and the keys are what the hosts share.
+func resticOnHost(cfg restic.Config, host string) restic.Config {
+	cfg.Repos = filepath.Join(filepath.Dir(cfg.Repos), host, "repos")
+	return cfg
 }
 
 // runningOf lists the tenant's running containers on an engine.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +168,7 @@ dynamicConfigClient:
   pollInterval: "10s"
 `, frontend, filepath.Join(dir, "config", "dynamic.yaml"))
 	var dyn strings.Builder
-	for _, kv := range append(slicesClone(devserver.DynamicConfig), clusterDynamicConfig...) {
+	for _, kv := range slices.Concat(devserver.DynamicConfig, clusterDynamicConfig) {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&dyn, "%s:\n  - value: %s\n", k, v)
 	}
@@ -189,8 +190,6 @@ var clusterDynamicConfig = []string{
 	"frontend.enableExecuteMultiOperation=true",
 	"system.forceSearchAttributesCacheRefreshOnRead=true",
 }
-
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
 
 // lowPort is a free loopback port below 32768: the server records its
 // services' ports in a smallint column (cluster_membership.rpc_port), and
