@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/tenantflow/tenantflow/activities/internal/beat"
 )
 
 // heartbeatEvery bounds how often progress is reported: often enough that
@@ -66,24 +68,5 @@ func (p *progress) String() string {
 // without a Heartbeat func it only records.
 func (a *Activities) track(ctx context.Context, label string) (p *progress, stop func()) {
 	p = &progress{label: label}
-	if a.Heartbeat == nil {
-		return p, func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.Heartbeat(ctx, p.String())
-			}
-		}
-	})
-	return p, func() { close(done); wg.Wait() }
+	return p, beat.Every(ctx, heartbeatEvery, a.Heartbeat, func() any { return p.String() })
 }

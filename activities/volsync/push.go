@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/activities/internal/beat"
 )
 
 // Settings of the hosts' workers.
@@ -87,7 +89,7 @@ func (a *Activities) PushVolumes(ctx context.Context, in PushInput) (Pushed, err
 		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("the receiving host's sync address %q is not an http(s) URL", in.To), ErrRefused, err)
 	}
 	var sent atomic.Int64
-	stop := a.beat(ctx, &sent)
+	stop := beat.Every(ctx, time.Second, a.Heartbeat, func() any { return map[string]int64{"bytesSent": sent.Load()} })
 	defer stop()
 	for _, vol := range in.Volumes {
 		applied, err := a.pushVolume(ctx, in, base, vol, &sent)
@@ -197,29 +199,6 @@ func (a *Activities) call(ctx context.Context, method string, u *url.URL, body i
 		return read(resp.Body)
 	}
 	return json.NewDecoder(resp.Body).Decode(into)
-}
-
-// beat heartbeats the bytes sent every second until stop.
-func (a *Activities) beat(ctx context.Context, sent *atomic.Int64) (stop func()) {
-	if a.Heartbeat == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				a.Heartbeat(ctx, map[string]int64{"bytesSent": sent.Load()})
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 func (a *Activities) log() *slog.Logger {

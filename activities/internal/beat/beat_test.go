@@ -1,0 +1,28 @@
+package beat
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Heartbeats come every interval with the detail of the moment, and none
+// after stop.
+func TestEveryHeartbeatsUntilStopped(t *testing.T) {
+	var n atomic.Int64
+	var last atomic.Value
+	stop := Every(context.Background(), 5*time.Millisecond, func(_ context.Context, d ...any) {
+		n.Add(1)
+		last.Store(d[0])
+	}, func() any { return "step " + time.Now().Format("05.000") })
+	require.Eventually(t, func() bool { return n.Load() >= 3 }, 5*time.Second, time.Millisecond)
+	stop()
+	after := n.Load()
+	time.Sleep(30 * time.Millisecond)
+	require.Equal(t, after, n.Load(), "nothing after stop")
+	require.Contains(t, last.Load(), "step ")
+	Every(context.Background(), time.Millisecond, nil, nil)() // no heartbeat func: nothing, no panic
+}
