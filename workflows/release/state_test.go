@@ -1,6 +1,8 @@
 package release
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,4 +57,19 @@ func TestReleaseStateMachines(t *testing.T) {
 		_, err := c.from.To(c.to)
 		require.Equal(t, c.ok, err == nil, "%q → %q: %v", c.from, c.to, err)
 	}
+}
+
+// TenantStatuses (what GET …/tenants?status= accepts) names every status
+// a tenant's part can reach, and nothing else.
+func TestTenantStatusesListsEveryReachableStatus(t *testing.T) {
+	reached := map[TenantStatus]bool{}
+	for from, to := range tenantMoves {
+		if from != tenantNew {
+			reached[from] = true
+		}
+		for _, s := range to {
+			reached[s] = true
+		}
+	}
+	require.ElementsMatch(t, slices.Collect(maps.Keys(reached)), TenantStatuses)
 }
