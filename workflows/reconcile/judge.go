@@ -28,10 +28,14 @@ func (s engineScan) scanned() bool { return s.Problem == "" && s.Inv.Unsupported
 
 // world is what a round gathered.
 type world struct {
-	Scans   []engineScan
-	Tenants []drift.TenantView
-	Routes  drift.Routes
-	Names   drift.Names
+	// ScannedAt is when the engines' scans began: a tenant whose state
+	// changed since (provisioning ended, a move finished) is judged next
+	// round, the scans may predate its objects.
+	ScannedAt time.Time
+	Scans     []engineScan
+	Tenants   []drift.TenantView
+	Routes    drift.Routes
+	Names     drift.Names
 }
 
 func (w world) tenant(name string) *drift.TenantView {
@@ -44,11 +48,12 @@ func (w world) tenant(name string) *drift.TenantView {
 }
 
 // settled: the tenant runs no operation that makes, stops or removes
-// objects, and its host is not lost; only such a tenant's objects are
-// compared with what it expects.
-func settled(v *drift.TenantView) bool {
+// objects, its host is not lost, and its state did not change after the
+// scans began; only such a tenant's objects are compared with what it
+// expects.
+func (w world) settled(v *drift.TenantView) bool {
 	s := v.State
-	if v.Expected != nil && v.Expected.Busy {
+	if v.Expected != nil && v.Expected.Busy || s.UpdatedAt.After(w.ScannedAt) {
 		return false
 	}
 	return s.State == tenant.StateActive && s.Degraded == nil || driftDegraded(s) || s.State == tenant.StateDecommissioned
@@ -105,7 +110,7 @@ func (w world) judgeObject(host string, o runtimes.Object) (Finding, bool) {
 		f.Reason, f.OwnerFinished = fmt.Sprintf("no tenant %s runs (never was, or its workflow ended)", o.Tenant), true
 	case !ownedBy(v, o.Owner):
 		f.Reason, f.OwnerFinished = fmt.Sprintf("made by run %s; the tenant's provisioning is %s", o.Owner, v.State.ProvisionID), true
-	case !settled(v):
+	case !w.settled(v):
 		return f, false // an operation (or a lost host) is under way: not judged
 	case v.State.State == tenant.StateDecommissioned:
 		if o.Kind == runtimes.ObjectVolume {
@@ -140,7 +145,7 @@ func (w world) missingOn(s engineScan) []Finding {
 	var out []Finding
 	for i := range w.Tenants {
 		v := &w.Tenants[i]
-		if !serving(v) || !settled(v) || engineOf(v) != s.Host || v.Expected == nil || (v.Expected.Runtime != "" && v.Expected.Runtime != spec.Docker) {
+		if !serving(v) || !w.settled(v) || engineOf(v) != s.Host || v.Expected == nil || (v.Expected.Runtime != "" && v.Expected.Runtime != spec.Docker) {
 			continue
 		}
 		missing := func(object, name, service string) {

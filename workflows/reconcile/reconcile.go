@@ -132,6 +132,7 @@ func gather(ctx workflow.Context, rep *Report) (world, error) {
 	if err := workflow.ExecuteActivity(actx, pl.ListHosts).Get(ctx, &list); err != nil {
 		rep.Notes = append(rep.Notes, "the fleet hosts could not be listed: "+flow.ErrorMessage(err))
 	}
+	w.ScannedAt = workflow.Now(ctx)
 	w.Scans = scanEngines(ctx, list)
 	for _, s := range w.Scans {
 		rep.Hosts = append(rep.Hosts, HostReport{Host: s.Host, Problem: cmp.Or(s.Problem, s.Inv.Unsupported), Counts: map[Kind]int{}})

@@ -363,6 +363,24 @@ func TestAnUnscannedEngineLacksNothing(t *testing.T) {
 	require.Len(t, w.findings(), 2, "scanned and empty: network and container missing")
 }
 
+// A tenant whose state changed after the scans began (its provisioning
+// ended meanwhile) is judged next round: the scan may predate its
+// objects. Seen in the full suite: a tenant just provisioned was found
+// without its volumes and degraded.
+func TestATenantChangedSinceTheScanIsJudgedNextRound(t *testing.T) {
+	scanned := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	w := world{
+		ScannedAt: scanned,
+		Scans:     []engineScan{{Host: "host-a"}},
+		Tenants: []drift.TenantView{{State: tenant.Tenant{Name: "acme", State: tenant.StateActive, ProvisionID: "run-1",
+			Placement: &hosts.Placement{Host: "host-a"}, UpdatedAt: scanned.Add(time.Second)},
+			Expected: &tenant.Expected{Services: []tenant.ExpectedService{{Name: "app"}}, Volumes: []string{"data"}}}},
+	}
+	require.Empty(t, w.findings(), "provisioned after the scan began")
+	w.Tenants[0].State.UpdatedAt = scanned.Add(-time.Second)
+	require.Len(t, w.findings(), 3, "settled before the scan: network, container and volume missing")
+}
+
 // Without the tenants every object would look orphaned: a round that
 // cannot list them judges nothing, removes nothing and says why.
 func TestARoundWithoutTheTenantsJudgesNothing(t *testing.T) {
