@@ -62,7 +62,11 @@ func StartPostgres(t testing.TB) *Postgres {
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300")
 	proc.Start()
-	WaitFor(t, "postgres", 30*time.Second, DialReady(p.Addr))
+	// The port accepts connections while the server still starts up
+	// ("the database system is starting up"): ask pg_isready.
+	WaitFor(t, "postgres", 30*time.Second, func() error {
+		return exec.Command(filepath.Join(bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port)).Run()
+	})
 	p.SQL("postgres", fmt.Sprintf("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'", p.Role, p.Password))
 	return p
 }
