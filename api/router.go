@@ -47,6 +47,11 @@ type Config struct {
 	Tokens       *Tokens       // bearer tokens -> roles
 	MaxBodyBytes int64         // default 64 KiB when 0
 	QueryTimeout time.Duration // DefaultQueryTimeout when 0; also bounds the visibility list and Update waits
+	// ReadWait bounds how long GET /v1/tenants/{name} waits for the
+	// workflow's own answer before it answers from the recorded summary,
+	// marked stale (DefaultReadWait when 0); ?fresh=true waits
+	// QueryTimeout instead.
+	ReadWait time.Duration
 	Builds       *Builds       // image builds; nil disables their routes
 	// Placement places new Docker tenants on the fleet's hosts (the host
 	// registry); off, only those created with "host" are.
@@ -76,6 +81,10 @@ const (
 // write timeout must outlast it, or a slow answer is cut off unsent.
 const DefaultQueryTimeout = 5 * time.Second
 
+// DefaultReadWait is Config.ReadWait's default: well above a query's time
+// to an idle workflow (a few ms), well below a portal's patience.
+const DefaultReadWait = 500 * time.Millisecond
+
 // withDefaults validates the configuration and fills in the defaults, so a
 // misconfigured API fails at start-up with the setting's name, not on the
 // first request.
@@ -95,11 +104,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.QueryTimeout < 0 {
 		return c, fmt.Errorf("api config: QueryTimeout %s must not be negative", c.QueryTimeout)
 	}
+	if c.ReadWait < 0 {
+		return c, fmt.Errorf("api config: ReadWait %s must not be negative", c.ReadWait)
+	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.ReadWait == 0 {
+		c.ReadWait = DefaultReadWait
+	}
+	if c.ReadWait > c.QueryTimeout {
+		c.ReadWait = c.QueryTimeout
 	}
 	if c.DataConverter == nil {
 		c.DataConverter = converter.GetDefaultDataConverter()

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -43,45 +46,102 @@ func noWorkerAnswered(ctx context.Context, err error) bool {
 func (s *server) answerStale(c *gin.Context, name string, cause error) bool {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	sum, err := s.recordedSummary(ctx, name)
+	resp, err := s.temporal.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
+		return true
+	}
+	var sum tenant.Summary
+	if err == nil {
+		sum, err = s.summaryOf(resp)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "no recorded tenant state to answer from", "tenant", name, "query_error", cause, "error", err)
+		return false
+	}
+	s.answerRecorded(c, name, recordedState{summary: &sum}, s.staleReason(cause, s.cfg.QueryTimeout))
+	return true
+}
+
+// recordedState is what the server holds of a tenant's workflow without
+// asking a worker: the summary its memo records (nil: none yet) and
+// whether its workflow task is running.
+type recordedState struct {
+	summary *tenant.Summary
+	running bool
+}
+
+// busyReason is a stale answer's reason while the workflow's task runs.
+const busyReason = "the tenant's workflow is busy with a step (its task is running): this is the state it last recorded; ?fresh=true waits for its own answer"
+
+// busy says whether a query would wait behind a running workflow task
+// and there is a summary to answer with instead.
+func (r recordedState) busy() bool { return r.summary != nil && r.running }
+
+// staleAnswer answers a query nobody answered in time with the recorded
+// summary (nil when there is none: the error is answered instead).
+func (r recordedState) staleAnswer(s *server, wait time.Duration) staleAnswer {
+	if r.summary == nil {
+		return nil
+	}
+	return func(c *gin.Context, name string, cause error) bool {
+		s.answerRecorded(c, name, r, s.staleReason(cause, wait))
+		return true
+	}
+}
+
+// recorded describes the tenant's workflow. It answers the request
+// (done) for an unknown tenant; any other failure leaves an empty
+// recordedState, so the query alone decides the answer.
+func (s *server) recorded(c *gin.Context, name string) (rec recordedState, done bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.ReadWait)
+	defer cancel()
+	resp, err := s.temporal.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
 		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
-		return true
+		return rec, true
 	case err != nil:
-		s.log.WarnContext(ctx, "no recorded tenant state to answer from", "tenant", name, "query_error", cause, "error", err)
-		return false
+		s.log.WarnContext(ctx, "describe tenant workflow failed; asking it", "tenant", name, "error", err)
+		return rec, false
 	}
-	reason := s.staleReason(cause)
-	s.log.WarnContext(ctx, "tenant state answered stale from the memo", "tenant", name, "reason", reason)
-	c.Header(StaleHeader, "1")
-	c.JSON(http.StatusOK, staleTenant{Summary: sum, Stale: true, StaleReason: reason})
-	return true
+	rec.running = resp.GetPendingWorkflowTask().GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_STARTED
+	if sum, err := s.summaryOf(resp); err == nil {
+		rec.summary = &sum
+	} else {
+		s.log.DebugContext(ctx, "no recorded tenant summary", "tenant", name, "error", err)
+	}
+	return rec, false
 }
 
-// recordedSummary is the summary in the tenant workflow's memo (latest run).
-func (s *server) recordedSummary(ctx context.Context, name string) (tenant.Summary, error) {
+// answerRecorded answers with rec's summary, marked stale for reason.
+func (s *server) answerRecorded(c *gin.Context, name string, rec recordedState, reason string) {
+	s.log.DebugContext(c.Request.Context(), "tenant state answered stale from the memo", "tenant", name, "reason", reason)
+	c.Header(StaleHeader, "1")
+	c.JSON(http.StatusOK, staleTenant{Summary: *rec.summary, Stale: true, StaleReason: reason})
+}
+
+// summaryOf is the summary in a tenant workflow's memo (latest run).
+func (s *server) summaryOf(resp *workflowservice.DescribeWorkflowExecutionResponse) (tenant.Summary, error) {
 	var sum tenant.Summary
-	resp, err := s.temporal.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
-	if err != nil {
-		return sum, err
-	}
+	id := resp.GetWorkflowExecutionInfo().GetExecution().GetWorkflowId()
 	p := resp.GetWorkflowExecutionInfo().GetMemo().GetFields()[tenant.MemoSummary]
 	if p == nil {
-		return sum, fmt.Errorf("memo of %s has no %q: the run recorded none yet", tenant.WorkflowID(name), tenant.MemoSummary)
+		return sum, fmt.Errorf("memo of %s has no %q: the run recorded none yet", id, tenant.MemoSummary)
 	}
 	if err := s.cfg.DataConverter.FromPayload(p, &sum); err != nil {
-		return sum, fmt.Errorf("decode memo %q of %s: %w", tenant.MemoSummary, tenant.WorkflowID(name), err)
+		return sum, fmt.Errorf("decode memo %q of %s: %w", tenant.MemoSummary, id, err)
 	}
 	return sum, nil
 }
 
 // staleReason says why the answer is not the workflow's own.
-func (s *server) staleReason(cause error) string {
+func (s *server) staleReason(cause error, wait time.Duration) string {
 	var notReady *serviceerror.WorkflowNotReady
 	if errors.As(cause, &notReady) {
 		return "the tenant's workflow task is not running (" + notReady.Error() + "): this is the state it last recorded"
 	}
-	return fmt.Sprintf("no worker answered the state query within %s: this is the state the workflow last recorded", s.cfg.QueryTimeout)
+	return fmt.Sprintf("no worker answered the state query within %s: this is the state the workflow last recorded", wait)
 }

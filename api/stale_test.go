@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -53,7 +54,7 @@ func TestGetTenantAnswersStaleFromTheMemoWhenNoWorkerAnswers(t *testing.T) {
 		{
 			name:       "server deadline",
 			setup:      func(f *fakeTemporal) { f.queryErr = serviceerror.NewDeadlineExceeded("context deadline exceeded") },
-			wantReason: "no worker answered the state query within 5s: this is the state the workflow last recorded",
+			wantReason: "no worker answered the state query within 500ms: this is the state the workflow last recorded",
 		},
 		{
 			name: "workflow task not running",
@@ -93,24 +94,29 @@ func TestGetTenantFallsBackOnlyWhenNoWorkerAnswers(t *testing.T) {
 		{
 			name:     "a worker answers",
 			setup:    func(f *fakeTemporal) { f.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive} },
-			wantCode: http.StatusOK,
+			wantCode: http.StatusOK, wantDescribe: true,
+		},
+		{
+			name: "a worker answers an idle tenant with a summary",
+			setup: func(f *fakeTemporal) {
+				f.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive}
+				f.describeResp = memoWith(t, converter.GetDefaultDataConverter(), recorded)
+			},
+			wantCode: http.StatusOK, wantDescribe: true,
 		},
 		{
 			name:     "unknown tenant stays 404",
 			setup:    func(f *fakeTemporal) { f.queryErr = serviceerror.NewNotFound("workflow not found for ID: tenant:acme") },
-			wantCode: http.StatusNotFound, wantBody: `{"error":"tenant acme not found"}`,
+			wantCode: http.StatusNotFound, wantBody: `{"error":"tenant acme not found"}`, wantDescribe: true,
 		},
 		{
 			name:     "other error",
 			setup:    func(f *fakeTemporal) { f.queryErr = errors.New("transport is closing") },
-			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"query tenant acme: transport is closing"}`,
+			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"query tenant acme: transport is closing"}`, wantDescribe: true,
 		},
 		{
-			name: "tenant gone meanwhile",
-			setup: func(f *fakeTemporal) {
-				f.queryErr = serviceerror.NewDeadlineExceeded("context deadline exceeded")
-				f.describeErr = serviceerror.NewNotFound("workflow not found")
-			},
+			name:     "unknown to the server",
+			setup:    func(f *fakeTemporal) { f.describeErr = serviceerror.NewNotFound("workflow not found") },
 			wantCode: http.StatusNotFound, wantBody: `{"error":"tenant acme not found"}`, wantDescribe: true,
 		},
 		{
@@ -147,6 +153,60 @@ func TestGetTenantFallsBackOnlyWhenNoWorkerAnswers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// busyWith is a description whose memo holds sum while the workflow's task
+// runs (a query would wait for it).
+func busyWith(t *testing.T, sum tenant.Summary) *workflowservice.DescribeWorkflowExecutionResponse {
+	d := memoWith(t, converter.GetDefaultDataConverter(), sum)
+	d.PendingWorkflowTask = &workflowpb.PendingWorkflowTaskInfo{State: enumspb.PENDING_WORKFLOW_TASK_STATE_STARTED}
+	return d
+}
+
+func TestGetTenantDoesNotWaitBehindARunningTask(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.queryBlock = true // a query would wait 5 s
+	e.temporal.describeResp = busyWith(t, recorded)
+
+	start := time.Now()
+	rec := e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Less(t, time.Since(start), time.Second)
+	assert.Equal(t, "1", rec.Header().Get(StaleHeader))
+	var body staleTenant
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	assert.Equal(t, staleTenant{Summary: recorded, Stale: true, StaleReason: busyReason}, body)
+	assert.Empty(t, e.temporal.queries, "no query sent to wait behind the task")
+}
+
+func TestGetTenantFreshWaitsForTheWorkflow(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.describeResp = busyWith(t, recorded)
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateUpdating}
+
+	rec := e.do(http.MethodGet, "/v1/tenants/acme?fresh=true", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Empty(t, rec.Header().Get(StaleHeader))
+	assert.Contains(t, rec.Body.String(), `"state":"updating"`)
+	assert.Equal(t, []string{"tenant:acme"}, e.temporal.queries)
+	assert.Empty(t, e.temporal.describes)
+
+	rec = e.do(http.MethodGet, "/v1/tenants/acme?fresh=soon", opsToken, "")
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"field":"fresh"`)
+	assert.Len(t, e.temporal.queries, 1, "nothing asked on bad input")
+}
+
+func TestGetTenantReadWaitBoundsTheQuery(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.ReadWait = 30 * time.Millisecond })
+	e.temporal.queryBlock = true
+	e.temporal.describeResp = memoWith(t, converter.GetDefaultDataConverter(), recorded)
+
+	start := time.Now()
+	rec := e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Less(t, time.Since(start), time.Second, "ReadWait, not QueryTimeout (5s)")
+	assert.Contains(t, rec.Body.String(), `"staleReason":"no worker answered the state query within 30ms`)
 }
 
 func TestOnlyGetTenantAnswersStale(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -185,17 +187,47 @@ func (s *server) createTenant(c *gin.Context) {
 	})
 }
 
-// getTenant answers with the tenant's state as its workflow reports it. The
-// state comes from a query, so it is current, but needs a worker to answer;
-// when none answers, the state the workflow last recorded in its memo
-// answers instead, marked stale (see answerStale).
+// getTenant answers with the tenant's state as its workflow reports it,
+// without waiting behind the workflow's work: a query waits while the
+// workflow's task runs (its local activities, up to seconds), so a tenant
+// whose task is running, or whose workflow does not answer within
+// ReadWait (no worker), is answered from the summary it last recorded in
+// its memo, marked stale (see answerStale). ?fresh=true waits up to
+// QueryTimeout for the workflow's own answer instead.
 func (s *server) getTenant(c *gin.Context) {
 	name := c.Param("name")
 	if err := validateName(name); err != nil {
 		respondFieldError(c, err)
 		return
 	}
-	if state, ok := s.queryTenantOr(c, name, s.answerStale); ok {
+	fresh := false
+	if v, ok := c.GetQuery("fresh"); ok {
+		f, err := strconv.ParseBool(v)
+		if err != nil {
+			respondFieldError(c, badField("fresh", "fresh must be true or false, not %q", v))
+			return
+		}
+		fresh = f
+	}
+	if fresh {
+		if state, ok := s.queryTenantOr(c, name, s.answerStale); ok {
+			c.JSON(http.StatusOK, state)
+		}
+		return
+	}
+	rec, done := s.recorded(c, name)
+	if done {
+		return
+	}
+	if rec.busy() {
+		s.answerRecorded(c, name, rec, busyReason)
+		return
+	}
+	wait := s.cfg.QueryTimeout
+	if rec.summary != nil {
+		wait = s.cfg.ReadWait
+	}
+	if state, ok := s.queryTenantWithin(c, name, wait, rec.staleAnswer(s, wait)); ok {
 		c.JSON(http.StatusOK, state)
 	}
 }
@@ -213,7 +245,12 @@ type staleAnswer func(c *gin.Context, name string, cause error) bool
 // queryTenantOr is queryTenant where, when no worker answers, stale (if
 // not nil) may answer the request instead of an error.
 func (s *server) queryTenantOr(c *gin.Context, name string, stale staleAnswer) (state tenant.Tenant, ok bool) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+	return s.queryTenantWithin(c, name, s.cfg.QueryTimeout, stale)
+}
+
+// queryTenantWithin is queryTenantOr waiting at most wait for an answer.
+func (s *server) queryTenantWithin(c *gin.Context, name string, wait time.Duration, stale staleAnswer) (state tenant.Tenant, ok bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
 	defer cancel()
 	value, err := s.temporal.QueryWorkflow(ctx, tenant.WorkflowID(name), "", tenant.QueryState)
 	if err != nil {

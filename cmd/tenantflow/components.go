@@ -50,6 +50,8 @@ type apiSettings struct {
 	HostLostAfter time.Duration
 	// ReconcileEvery is the drift reconcile's round.
 	ReconcileEvery time.Duration
+	// ReadWait bounds a tenant read's wait for its workflow (api.Config).
+	ReadWait time.Duration
 	// GitLab resolves refs for POST /v1/builds. In `dev` it is the worker's
 	// settings (one flag set); `api` registers its own.
 	GitLab *gitlab.Config
@@ -63,6 +65,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.Bool(&a.Placement, "placement", "TENANTFLOW_PLACEMENT", false, "place new Docker tenants on the fleet's hosts (POST /v1/hosts); off: only those created with \"host\"")
 	s.Duration(&a.HostLostAfter, "host-lost-after", "TENANTFLOW_HOST_LOST_AFTER", time.Minute, "how long a fleet host's worker and engine stay unreachable before it is lost (its tenants degraded, ready to evacuate)")
 	s.Duration(&a.ReconcileEvery, "reconcile-every", "TENANTFLOW_RECONCILE_EVERY", reconcile.DefaultEvery, "how often the drift reconcile compares every engine, the proxy and DNS with the tenants (it reports orphans, repairs what is missing; applies when it starts)")
+	s.Duration(&a.ReadWait, "api-read-wait", "TENANTFLOW_API_READ_WAIT", api.DefaultReadWait, "how long GET /v1/tenants/{name} waits for the tenant's workflow to answer before it answers from the state the workflow last recorded, marked stale (a busy tenant answers from it at once; ?fresh=true waits up to 5s)")
 	s.String(&a.CodecOrigins, "codec-cors-origins", "TENANTFLOW_CODEC_CORS_ORIGINS", "", "comma-separated Web UI origins allowed to call /codec")
 	s.Bool(&a.CodecAnonymous, "codec-allow-anonymous", "TENANTFLOW_CODEC_ALLOW_ANONYMOUS", false, "let /codec decrypt without a token (development on loopback only)")
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
@@ -232,6 +235,9 @@ func loadAPIFiles(a apiSettings) (apiFiles, error) {
 	if err := a.checkCodec(); err != nil {
 		return apiFiles{}, err
 	}
+	if a.ReadWait < 0 || a.ReadWait > api.DefaultQueryTimeout {
+		return apiFiles{}, fmt.Errorf("TENANTFLOW_API_READ_WAIT=%s must be between 0 (the default) and %s", a.ReadWait, api.DefaultQueryTimeout)
+	}
 	templates, err := spec.LoadTemplates(a.TemplatesDir)
 	if err != nil {
 		return apiFiles{}, fmt.Errorf("TENANTFLOW_TEMPLATES_DIR: %w", err)
@@ -277,7 +283,7 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if files.builds != nil {
 		files.builds.Namespace = tcfg.Namespace
 	}
-	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, DataConverter: keys.DataConverter()}
+	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter()}
 	r, err := api.NewRouter(acfg, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,6 +63,20 @@ func TestLoadAPIFilesRefusesAnonymousCodecBeyondLoopback(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "TENANTFLOW_CODEC_ALLOW_ANONYMOUS")
 	assert.Contains(t, err.Error(), `"0.0.0.0:8080"`)
+}
+
+func TestLoadAPIFilesRefusesABadReadWait(t *testing.T) {
+	for _, d := range []time.Duration{-time.Second, 6 * time.Second} {
+		a := validAPISettings(t)
+		a.ReadWait = d
+		_, err := loadAPIFiles(a)
+		require.Error(t, err, d)
+		assert.Contains(t, err.Error(), "TENANTFLOW_API_READ_WAIT")
+	}
+	a := validAPISettings(t)
+	a.ReadWait = 100 * time.Millisecond
+	_, err := loadAPIFiles(a)
+	require.NoError(t, err)
 }
 
 func TestDevCodecDefaults(t *testing.T) {
