@@ -52,7 +52,7 @@ type Config struct {
 	// marked stale (DefaultReadWait when 0); ?fresh=true waits
 	// QueryTimeout instead.
 	ReadWait time.Duration
-	Builds       *Builds       // image builds; nil disables their routes
+	Builds   *Builds // image builds; nil disables their routes
 	// Placement places new Docker tenants on the fleet's hosts (the host
 	// registry); off, only those created with "host" are.
 	Placement bool
