@@ -390,7 +390,7 @@ func (s *server) rollbackInput(c *gin.Context, req *createReleaseRequest) (in re
 
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	st, ok := s.queryRelease(ctx, c, of)
+	st, ok := s.queryRelease(ctx, c, of, release.QueryRelease)
 	if !ok {
 		return in, false
 	}
@@ -547,17 +547,26 @@ func (s *server) getRelease(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
+	query := release.QueryRelease
+	switch v := c.Query("view"); v {
+	case "", "full":
+	case "summary":
+		query = release.QuerySummary
+	default:
+		respondFieldError(c, badField("view", "view must be full (every tenant) or summary (tenants counted by status), not %q", v))
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	if st, ok := s.queryRelease(ctx, c, id); ok {
+	if st, ok := s.queryRelease(ctx, c, id, query); ok {
 		c.JSON(http.StatusOK, viewRelease(st))
 	}
 }
 
 // queryRelease asks the release workflow for its state; on failure it has
 // answered the request (ok false).
-func (s *server) queryRelease(ctx context.Context, c *gin.Context, id string) (st release.Release, ok bool) {
-	value, err := s.temporal.QueryWorkflow(ctx, release.WorkflowID(id), "", release.QueryRelease)
+func (s *server) queryRelease(ctx context.Context, c *gin.Context, id, query string) (st release.Release, ok bool) {
+	value, err := s.temporal.QueryWorkflow(ctx, release.WorkflowID(id), "", query)
 	var (
 		notFound *serviceerror.NotFound
 		deadline *serviceerror.DeadlineExceeded

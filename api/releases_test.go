@@ -447,6 +447,22 @@ func TestGetRelease(t *testing.T) {
 	assert.Equal(t, []string{release.QueryRelease}, e.temporal.queryTypes)
 }
 
+func TestGetReleaseSummary(t *testing.T) {
+	e := newTestEnv(t)
+	sum := release.Summary(sampleRelease())
+	e.temporal.queryResult = sum
+	rec := e.do(http.MethodGet, "/v1/releases/r1?view=summary", developerToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"counts":{"updated":1}`)
+	assert.Contains(t, rec.Body.String(), `"tenants":null`)
+	assert.Equal(t, []string{release.QuerySummary}, e.temporal.queryTypes)
+
+	rec = e.do(http.MethodGet, "/v1/releases/r1?view=brief", developerToken, "")
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"field":"view"`)
+	assert.Len(t, e.temporal.queryTypes, 1, "nothing asked on bad input")
+}
+
 func TestGetReleaseErrors(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -30,6 +30,9 @@ const (
 	QueryRelease  = "release"
 	// QueryTenants answers a page of the release's tenants (TenantsPage).
 	QueryTenants = "tenants"
+	// QuerySummary answers the release without its tenants, counted by
+	// status (Summary): what a poll of a release of thousands needs.
+	QuerySummary = "summary"
 )
 
 // Failure types of rejected release requests.

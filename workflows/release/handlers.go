@@ -19,6 +19,11 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 	}, workflow.QueryHandlerOptions{Description: "The release's phase, per-tenant status and progress"}); err != nil {
 		return err
 	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QuerySummary, func() (Release, error) {
+		return r.summary(), nil
+	}, workflow.QueryHandlerOptions{Description: "The release without its tenants, counted by status"}); err != nil {
+		return err
+	}
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryTenants, r.page,
 		workflow.QueryHandlerOptions{Description: "A page of the release's tenants: offset, limit (at most 500), status"}); err != nil {
 		return err

@@ -164,6 +164,11 @@ func (s *releaseSuite) result() Release {
 	s.Require().Nil(sum.Tenants, "the result does not grow with the fleet")
 	st := s.query()
 	s.Require().Equal(countByStatus(st.Tenants), sum.Counts)
+	v, err := s.env.QueryWorkflow(QuerySummary)
+	s.Require().NoError(err)
+	var polled Release
+	s.Require().NoError(v.Get(&polled))
+	s.Require().Equal(sum, polled, "the summary query answers the result's summary")
 	return st
 }
 
