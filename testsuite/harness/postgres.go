@@ -23,6 +23,7 @@ type Postgres struct {
 	dir      string
 	bin      string
 	t        testing.TB
+	proc     *Process
 }
 
 // StartPostgres initialises and starts a PostgreSQL server for the test,
@@ -62,6 +63,7 @@ func StartPostgres(t testing.TB) *Postgres {
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300")
 	proc.Start()
+	p.proc = proc
 	// The port accepts connections while the server still starts up
 	// ("the database system is starting up"): ask pg_isready.
 	WaitFor(t, "postgres", 30*time.Second, func() error {
@@ -70,6 +72,10 @@ func StartPostgres(t testing.TB) *Postgres {
 	p.SQL("postgres", fmt.Sprintf("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'", p.Role, p.Password))
 	return p
 }
+
+// PID is the postmaster's process id (setpriv execs it): ProcCPU of it
+// counts its backends too.
+func (p *Postgres) PID() int { return p.proc.Pid() }
 
 // SQL runs statements as the superuser in database db.
 func (p *Postgres) SQL(db string, statements ...string) {

@@ -175,3 +175,13 @@ func DialReady(addr string) func() error {
 		return c.Close()
 	}
 }
+
+// Pid is the running process's id (0 when it is not running).
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}

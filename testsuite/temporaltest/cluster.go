@@ -70,7 +70,9 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &Cluster{Temporal: &Temporal{Client: c, Config: cfg}, Postgres: pg, proc: proc}
+	cl := &Cluster{Temporal: &Temporal{Client: c, Config: cfg}, Postgres: pg, proc: proc}
+	cl.cluster = cl
+	return cl
 }
 
 // clusterTools is the directory the tools were built into.

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,6 +52,26 @@ type Temporal struct {
 	Server *testsuite.DevServer
 	Client client.Client
 	Config temporalx.Config
+	// cluster is the full server's processes (nil: the dev server).
+	cluster *Cluster
+}
+
+// ServerPIDs names the server's processes, for benchmarks measuring
+// their CPU and memory: the dev server's one process, or the full
+// server and its PostgreSQL.
+func (t *Temporal) ServerPIDs() (map[string]int, error) {
+	if t.cluster != nil {
+		return map[string]int{"temporal-server": t.cluster.proc.Pid(), "postgresql": t.cluster.Postgres.PID()}, nil
+	}
+	_, port, err := net.SplitHostPort(t.Config.Address)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := harness.FindProcess("start-dev", "--port "+port+" ")
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int{"temporal dev server": pid}, nil
 }
 
 // StartTemporal starts `temporal server start-dev` (the pinned CLI in bin/)
