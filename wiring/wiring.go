@@ -86,6 +86,10 @@ type Config struct {
 	ProbePublic bool
 	// StopTimeout is how long running activities get to finish on shutdown.
 	StopTimeout time.Duration
+	// CacheSize is how many workflows the process keeps in memory between
+	// their tasks (the SDK's sticky cache, shared by its workers); one
+	// evicted replays its history on its next task. 0: the SDK's 10,000.
+	CacheSize int
 	// Host is the fleet host this worker serves: besides the shared task
 	// queue it polls the host's own (hosts.TaskQueue) for the tenants
 	// placed there, on the engine of TENANTFLOW_DOCKER_HOST. Empty: no
@@ -122,6 +126,13 @@ func (h HostSync) check(host string) []error {
 const EnvHost = "TENANTFLOW_HOST"
 
 // Register binds the settings to flags and TENANTFLOW_* variables.
+// EnvCacheSize names Config.CacheSize's variable; DefaultCacheSize is the
+// SDK's own default.
+const (
+	EnvCacheSize     = "TENANTFLOW_WORKER_CACHE_SIZE"
+	DefaultCacheSize = 10000
+)
+
 func (c *Config) Register(s *config.Set) {
 	s.Bool(&c.DockerDisabled, "docker-disabled", "TENANTFLOW_DOCKER_DISABLED", false, "no Docker Engine: an OpenShift-only worker (no docker tenants, no image builds)")
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
@@ -131,6 +142,7 @@ func (c *Config) Register(s *config.Set) {
 	s.Int(&c.Docker.StartConcurrency, "docker-start-concurrency", docker.EnvStartConcurrency, docker.DefaultStartConcurrency, "containers created and started at once on the Docker Engine (a batch of tenants queues)")
 	s.Int(&c.Docker.SubnetBits, "docker-subnet-bits", docker.EnvSubnetBits, docker.DefaultSubnetBits, "prefix length of each tenant's subnet (28: 13 containers)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
+	s.Int(&c.CacheSize, "workflow-cache-size", EnvCacheSize, DefaultCacheSize, "workflows kept in memory between their tasks (each tenant is one; an evicted one replays its history on its next task)")
 	s.String(&c.Host, "host", EnvHost, "", "fleet host this worker serves (registered with POST /v1/hosts); it polls that host's task queue too")
 	s.String(&c.HostSync.Listen, "host-sync-listen", volsync.EnvListen, "", "address the fleet host's worker serves volume copies on (moves onto this host), e.g. :7380; register it as the host's \"sync\" URL")
 	s.Duration(&c.FenceEvery, "host-fence-every", "TENANTFLOW_HOST_FENCE_EVERY", 5*time.Second, "how often a fleet host's worker reads its host's registration (while lost, it refuses work and stops the tenants placed elsewhere)")
@@ -184,6 +196,9 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	}
 	d.newOutsideSystems(c, log, enable)
 	errs = append(errs, c.checkRuntimes()...)
+	if c.CacheSize < 0 {
+		errs = append(errs, fmt.Errorf("%s=%d must not be negative", EnvCacheSize, c.CacheSize))
+	}
 	if c.Host != "" && (!spec.IsDNSLabel(c.Host, 40) || c.DockerDisabled) {
 		errs = append(errs, fmt.Errorf("%s %q: a fleet host is a host name (as registered) served by a worker with a Docker Engine", EnvHost, c.Host))
 	}
@@ -522,6 +537,10 @@ type checker interface{ Check(context.Context) error }
 
 // New builds the worker for the task queue.
 func New(c client.Client, taskQueue string, cfg Config, deps Deps) worker.Worker {
+	if cfg.CacheSize > 0 {
+		// Process-wide, and read when the first worker starts.
+		worker.SetStickyWorkflowCacheSize(cfg.CacheSize)
+	}
 	host, _ := os.Hostname()
 	w := worker.New(c, taskQueue, worker.Options{
 		Identity:          fmt.Sprintf("tenantflow-worker@%s:%d", host, os.Getpid()),

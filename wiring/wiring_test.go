@@ -42,6 +42,9 @@ func TestRuntimeSettingsAreChecked(t *testing.T) {
 	_, err = NewIntegrations(Config{Docker: docker.Config{SubnetPool: "10.9.0.0/33"}}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, docker.EnvSubnetPool)
 
+	_, err = NewIntegrations(Config{DockerDisabled: true, CacheSize: -1}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "TENANTFLOW_WORKER_CACHE_SIZE=-1 must not be negative")
+
 	_, err = NewIntegrations(Config{OpenShift: openshift.Config{Kubeconfig: "/k", InCluster: true, VolumeSize: "1Gi"}}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "openshift: set TENANTFLOW_OPENSHIFT_KUBECONFIG or TENANTFLOW_OPENSHIFT_IN_CLUSTER, not both")
 
