@@ -194,7 +194,7 @@ func (c *chaosPlatform) requireExactlyOneOfEach(t *testing.T, prefix string, nam
 	t.Helper()
 	cs := &census{prefix: prefix, owners: map[string]string{}, per: map[string]map[string]int{}}
 	for _, n := range names {
-		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n, nil)
+		code, st, _ := c.do(http.MethodGet, "/v1/tenants/"+n+"?fresh=true", nil)
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, string(tenant.StateActive), st["state"], "%s: %v", n, st)
 		cs.owners[n] = st["provisionId"].(string)

@@ -85,7 +85,7 @@ func TestWorkerCrashMidProvisioning(t *testing.T) {
 
 	// Wait until the worker is inside WaitHealthy (services started).
 	require.Eventually(t, func() bool {
-		code, body, _ := p.do("GET", "/v1/tenants/"+name, nil)
+		code, body, _ := p.do("GET", "/v1/tenants/"+name+"?fresh=true", nil)
 		return code == 200 && body["progress"].(map[string]any)["step"] == tenant.StepWaitHealthy
 	}, time.Minute, 50*time.Millisecond)
 	before := containerIDs(t, p, name)

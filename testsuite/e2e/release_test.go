@@ -229,7 +229,7 @@ func TestReleaseUnderLoadDropsNoRequest(t *testing.T) {
 
 	for _, n := range all {
 		require.Equal(t, "v2", b.version(n), n)
-		code, ten, _ := b.p.do(http.MethodGet, "/v1/tenants/"+n, nil)
+		code, ten, _ := b.p.do(http.MethodGet, "/v1/tenants/"+n+"?fresh=true", nil)
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, image, ten["image"])
 		require.Equal(t, id, ten["release"])
