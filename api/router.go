@@ -52,7 +52,11 @@ type Config struct {
 	// marked stale (DefaultReadWait when 0); ?fresh=true waits
 	// QueryTimeout instead.
 	ReadWait time.Duration
-	Builds   *Builds // image builds; nil disables their routes
+	// StateCacheSize bounds how many tenants' last state answers the API
+	// keeps to answer reads of idle tenants without a query
+	// (DefaultStateCacheSize when 0; negative: none).
+	StateCacheSize int
+	Builds         *Builds // image builds; nil disables their routes
 	// Placement places new Docker tenants on the fleet's hosts (the host
 	// registry); off, only those created with "host" are.
 	Placement bool
@@ -116,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadWait == 0 {
 		c.ReadWait = DefaultReadWait
 	}
+	if c.StateCacheSize == 0 {
+		c.StateCacheSize = DefaultStateCacheSize
+	}
 	if c.ReadWait > c.QueryTimeout {
 		c.ReadWait = c.QueryTimeout
 	}
@@ -134,6 +141,8 @@ type server struct {
 	log       *slog.Logger
 	// now is the clock of ages in answers (tests set it).
 	now func() time.Time
+	// states answers tenant reads whose workflow has not moved since.
+	states *stateCache
 }
 
 // NewRouter builds the API's HTTP handler. Metrics are registered on reg
@@ -161,7 +170,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, temporal: t, templates: templates, log: log, now: time.Now}
+	s := &server{cfg: cfg, temporal: t, templates: templates, log: log, now: time.Now, states: newStateCache(cfg.StateCacheSize)}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()

@@ -70,6 +70,10 @@ func (s *server) answerStale(c *gin.Context, name string, cause error) bool {
 type recordedState struct {
 	summary *tenant.Summary
 	running bool
+	// runID and length are the current run and its history length
+	// ("" and 0 when the describe failed): the stateCache's key.
+	runID  string
+	length int64
 }
 
 // busyReason is a stale answer's reason while the workflow's task runs.
@@ -108,6 +112,8 @@ func (s *server) recorded(c *gin.Context, name string) (rec recordedState, done 
 		return rec, false
 	}
 	rec.running = resp.GetPendingWorkflowTask().GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_STARTED
+	rec.runID = resp.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	rec.length = resp.GetWorkflowExecutionInfo().GetHistoryLength()
 	if sum, err := s.summaryOf(resp); err == nil {
 		rec.summary = &sum
 	} else {

@@ -188,7 +188,8 @@ func (s *server) createTenant(c *gin.Context) {
 }
 
 // getTenant answers with the tenant's state as its workflow reports it,
-// without waiting behind the workflow's work: a query waits while the
+// asking the workflow only when its history moved since the last answer
+// (stateCache), and without waiting behind its work: a query waits while the
 // workflow's task runs (its local activities, up to seconds), so a tenant
 // whose task is running, or whose workflow does not answer within
 // ReadWait (no worker), is answered from the summary it last recorded in
@@ -223,11 +224,16 @@ func (s *server) getTenant(c *gin.Context) {
 		s.answerRecorded(c, name, rec, busyReason)
 		return
 	}
+	if state, ok := s.states.get(name, rec.runID, rec.length); ok {
+		c.JSON(http.StatusOK, state)
+		return
+	}
 	wait := s.cfg.QueryTimeout
 	if rec.summary != nil {
 		wait = s.cfg.ReadWait
 	}
 	if state, ok := s.queryTenantWithin(c, name, wait, rec.staleAnswer(s, wait)); ok {
+		s.states.put(name, rec.runID, rec.length, state)
 		c.JSON(http.StatusOK, state)
 	}
 }
