@@ -86,4 +86,3 @@ func TestStateCacheIsBounded(t *testing.T) {
 	off.put("a", "r", 1, tenant.Tenant{})
 	assert.Empty(t, off.m)
 }
-
