@@ -254,7 +254,8 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		// credentials and the driver's service-account tokens need it.
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+pki.saPub, "--service-account-signing-key-file="+pki.saKey,
-		"--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+		// Two Services per tenant: room for thousands of tenants.
+		"--service-cluster-ip-range=10.0.0.0/16", "--allow-privileged=true",
 		// The "kubernetes" Service cannot point at a loopback address and
 		// nothing in a kwok pod would call it: do not retry that forever.
 		"--endpoint-reconciler-type=none",
@@ -300,7 +301,7 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		"--kubeconfig="+c.Kubeconfig, "--config="+stages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector="+fakeNodeAnnotation+"=fake",
 		"--manage-nodes-with-label-selector=", "--manage-single-node=",
-		"--cidr=10.244.0.0/24", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
+		"--cidr=10.244.0.0/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
 		"--server-address="+harness.Addr(kwokPort),
 	); err != nil {
 		return nil, err
@@ -540,10 +541,13 @@ func etcdHealthy(url string) error {
 }
 
 // createNodes registers the fake nodes kwok manages, as start-kwok.sh does.
+// Their CPU and memory are fake too, and large: only the pod count (110,
+// as a kubelet's default) limits what one node takes, so a test sizes its
+// fleet with Options.Nodes alone (the scale benchmark's 2,000 pods).
 func createNodes(ctx context.Context, kc kubernetes.Interface, n int) error {
 	res := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("32"),
-		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourceCPU:    resource.MustParse("1000"),
+		corev1.ResourceMemory: resource.MustParse("8Ti"),
 		corev1.ResourcePods:   resource.MustParse("110"),
 	}
 	for i := range n {
