@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: temporal-tools test-cluster run test unit bench bench-capacity bench-backups bench-move fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
+.PHONY: temporal-tools test-cluster run test unit bench bench-capacity bench-backups bench-move bench-scale fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -119,6 +119,18 @@ bench-capacity: $(BIN)/temporal
 # iproute2, dockerd, caddy, restic and rclone.
 bench-move: $(BIN)/temporal
 	set -o pipefail; $(GO) test -run '^$$' -bench 'MoveUnderLoad|DrainUnderLoad|Evacuation' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
+
+# The scale benchmark (testsuite/e2e/scale_bench_test.go): a fleet of
+# TENANTFLOW_BENCH_SCALE_TENANTS (1000) OpenShift tenants on the test control
+# plane, TENANTFLOW_BENCH_SCALE_PARALLEL (50) at a time, against the driver
+# alone; a release across all of them under reads (GET p50/p99, list p99);
+# the server's CPU per cut-over; worker and API memory; a batch
+# decommissioned. Once on the dev server, once on the full server on
+# PostgreSQL, one after the other.
+bench-scale: $(BIN)/temporal kube-tools temporal-tools
+	set -o pipefail; for server in dev cluster; do \
+	  TENANTFLOW_TEMPORAL_SERVER=$$server $(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 120m -v ./testsuite/e2e/ | grep -v '^\s*harness.go' || exit 1; \
+	done
 
 # The backup benchmarks (testsuite/e2e/backup_bench_test.go): nightly
 # backups of TENANTFLOW_BENCH_TENANTS tenants (20) of TENANTFLOW_BENCH_TENANT_MB

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -33,12 +34,16 @@ type openshiftPlatform struct {
 	*platform
 	cluster *kube.ControlPlane
 	kube    kubernetes.Interface
+	// worker is the worker process; kubeconfig its service account's.
+	worker     *exec.Cmd
+	kubeconfig string
 }
 
-func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, pvs int) *openshiftPlatform {
+func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, opts kube.Options) *openshiftPlatform {
 	t.Helper()
 	kube.RequireTools(t)
-	c, err := kube.Start(kube.Options{PVs: pvs, Logf: t.Logf})
+	opts.Logf = t.Logf
+	c, err := kube.Start(opts)
 	require.NoError(t, err)
 	t.Cleanup(c.Stop)
 	ctx := context.Background()
@@ -47,14 +52,14 @@ func startOpenShiftPlatform(t testing.TB, bin string, retention time.Duration, p
 	require.NoError(t, err)
 
 	p := startPlatformOn(t, spec.OpenShift, nil)
-	startWorkerProcess(t, bin, p,
+	worker := startWorkerProcess(t, bin, p,
 		"TENANTFLOW_DOCKER_DISABLED=true",
 		"TENANTFLOW_OPENSHIFT_KUBECONFIG="+kubeconfig,
 		"TENANTFLOW_OPENSHIFT_ROUTE_DOMAIN=apps.test",
 		"TENANTFLOW_OPENSHIFT_STORAGE_CLASS="+kube.StorageClass,
 		"TENANTFLOW_BACKUP_RETENTION="+retention.String(),
 	)
-	return &openshiftPlatform{platform: p, cluster: c, kube: kubernetes.NewForConfigOrDie(c.Config)}
+	return &openshiftPlatform{platform: p, cluster: c, kube: kubernetes.NewForConfigOrDie(c.Config), worker: worker, kubeconfig: kubeconfig}
 }
 
 // deployment is the tenant's Deployment of svc.
@@ -75,7 +80,7 @@ func digestImage(name string, n int) string {
 // volumes, restore, and the end of retention.
 func TestOpenShiftProvisionReleaseDecommission(t *testing.T) {
 	bin := buildTenantflow(t)
-	o := startOpenShiftPlatform(t, bin, 40*time.Second, 10)
+	o := startOpenShiftPlatform(t, bin, 40*time.Second, kube.Options{PVs: 10})
 	ctx := context.Background()
 	name := tenantName("os")
 	ns := "tf-" + name
@@ -203,7 +208,7 @@ func claimUIDs(l *corev1.PersistentVolumeClaimList) []string {
 func BenchmarkOpenShiftProvision(b *testing.B) {
 	bin := buildTenantflow(b)
 	// Each tenant binds two volumes, released when its project goes.
-	o := startOpenShiftPlatform(b, bin, time.Hour, 300)
+	o := startOpenShiftPlatform(b, bin, time.Hour, kube.Options{PVs: 300})
 	run := func(b *testing.B, n int) {
 		var total time.Duration
 		for range b.N {

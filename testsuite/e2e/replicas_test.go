@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -55,26 +54,10 @@ func startReplicas(t *testing.T) *replicas {
 }
 
 // env is the environment every process shares: the cluster and its codec.
-func (r *replicas) env() []string {
-	c := r.p.temporal.Config
-	return append(os.Environ(),
-		"TENANTFLOW_TEMPORAL_ADDRESS="+c.Address,
-		"TENANTFLOW_TEMPORAL_NAMESPACE="+c.Namespace,
-		"TENANTFLOW_TASK_QUEUE="+c.TaskQueue,
-		"TENANTFLOW_CODEC_KEYS="+temporaltest.TestCodecKeys,
-		"TENANTFLOW_LOG_LEVEL=warn",
-	)
-}
+func (r *replicas) env() []string { return processEnv(r.p.temporal.Config) }
 
 // writeTokens writes the platform's tokens for the API processes.
-func (r *replicas) writeTokens() string {
-	tok := r.p.token
-	b, err := json.Marshal(map[string]string{"ops": tok, "distributor": "distributor-" + tok, "developer": "developer-" + tok})
-	require.NoError(r.t, err)
-	path := filepath.Join(r.t.TempDir(), "tokens.json")
-	require.NoError(r.t, os.WriteFile(path, b, 0o600))
-	return path
-}
+func (r *replicas) writeTokens() string { return writeTokensFile(r.t, r.p.token) }
 
 // startWorker runs `tenantflow worker`; its output shows if the test fails.
 func (r *replicas) startWorker(i int) *harness.Process {
@@ -88,15 +71,22 @@ func (r *replicas) startWorker(i int) *harness.Process {
 // startAPI runs `tenantflow api` and waits for its /healthz; the view
 // sends the platform's requests to it.
 func (r *replicas) startAPI(i int, tokens string) (*harness.Process, *platform) {
-	addr := harness.Addr(harness.FreePort(r.t))
-	env := append(r.env(),
+	return startAPIProcess(r.t, r.bin, r.p, fmt.Sprintf("API process %d", i), append(r.env(), "TENANTFLOW_API_TOKENS_FILE="+tokens))
+}
+
+// startAPIProcess runs `tenantflow api` with env (the server, the codec
+// keys, the tokens file), on a free port with the repository's templates,
+// and waits for its /healthz; the view sends p's requests to it.
+func startAPIProcess(t testing.TB, bin string, p *platform, what string, env []string) (*harness.Process, *platform) {
+	t.Helper()
+	addr := harness.Addr(harness.FreePort(t))
+	env = append(env,
 		"TENANTFLOW_API_LISTEN="+addr,
-		"TENANTFLOW_API_TOKENS_FILE="+tokens,
 		"TENANTFLOW_TEMPLATES_DIR="+filepath.Join(harness.RepoRoot(), "deploy", "templates"),
 	)
-	proc := harness.NewProcess(r.t, harness.RepoRoot(), env, r.bin, "api")
+	proc := harness.NewProcess(t, harness.RepoRoot(), env, bin, "api")
 	proc.Start()
-	harness.WaitFor(r.t, fmt.Sprintf("API process %d", i), time.Minute, func() error {
+	harness.WaitFor(t, what, time.Minute, func() error {
 		resp, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			return err
@@ -107,7 +97,7 @@ func (r *replicas) startAPI(i int, tokens string) (*harness.Process, *platform) 
 		}
 		return nil
 	})
-	view := *r.p
+	view := *p
 	view.api = &httptest.Server{URL: "http://" + addr}
 	return proc, &view
 }
