@@ -30,8 +30,8 @@ type cachedState struct {
 	state  tenant.Tenant
 }
 
-func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, m: make(map[string]cachedState)}
+func newStateCache(size int) *stateCache {
+	return &stateCache{max: size, m: make(map[string]cachedState)}
 }
 
 // get is the state answered for name at runID's history length, if any.

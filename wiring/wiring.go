@@ -133,6 +133,8 @@ const (
 	DefaultCacheSize = 10000
 )
 
+// Register binds the worker's settings to flags and TENANTFLOW_*
+// variables, each integration's with its own.
 func (c *Config) Register(s *config.Set) {
 	s.Bool(&c.DockerDisabled, "docker-disabled", "TENANTFLOW_DOCKER_DISABLED", false, "no Docker Engine: an OpenShift-only worker (no docker tenants, no image builds)")
 	s.String(&c.Docker.Host, "docker-host", "TENANTFLOW_DOCKER_HOST", "", "Docker Engine address (default: DOCKER_HOST or the local socket)")
