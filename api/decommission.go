@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -43,14 +42,12 @@ func (s *server) requestDecommission(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	if v, ok := c.GetQuery("force"); ok {
-		f, err := strconv.ParseBool(v)
-		if err != nil {
-			respondFieldError(c, badField("force", "force must be true or false, not %q", v))
-			return
-		}
-		req.Force = req.Force || f
+	force, ferr := boolQuery(c, "force")
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return
 	}
+	req.Force = req.Force || force
 	if v, ok := c.GetQuery("reason"); ok && req.Reason == "" {
 		req.Reason = v
 	}

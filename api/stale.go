@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -44,23 +45,15 @@ func noWorkerAnswered(ctx context.Context, err error) bool {
 // for a tenant the server does not know, and leaves the request
 // unanswered (false) when there is no summary to give.
 func (s *server) answerStale(c *gin.Context, name string, cause error) bool {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
-	defer cancel()
-	resp, err := s.temporal.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
+	rec, done := s.recorded(c, name, s.cfg.QueryTimeout)
+	if done {
 		return true
 	}
-	var sum tenant.Summary
-	if err == nil {
-		sum, err = s.summaryOf(resp)
-	}
-	if err != nil {
-		s.log.WarnContext(ctx, "no recorded tenant state to answer from", "tenant", name, "query_error", cause, "error", err)
+	if rec.summary == nil {
+		s.log.WarnContext(c.Request.Context(), "no recorded tenant state to answer from", "tenant", name, "query_error", cause)
 		return false
 	}
-	s.answerRecorded(c, name, recordedState{summary: &sum}, s.staleReason(cause, s.cfg.QueryTimeout))
+	s.answerRecorded(c, name, rec, s.staleReason(cause, s.cfg.QueryTimeout))
 	return true
 }
 
@@ -95,11 +88,11 @@ func (r recordedState) staleAnswer(s *server, wait time.Duration) staleAnswer {
 	}
 }
 
-// recorded describes the tenant's workflow. It answers the request
-// (done) for an unknown tenant; any other failure leaves an empty
-// recordedState, so the query alone decides the answer.
-func (s *server) recorded(c *gin.Context, name string) (rec recordedState, done bool) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.ReadWait)
+// recorded describes the tenant's workflow, waiting at most wait. It
+// answers the request (done) for an unknown tenant; any other failure
+// leaves an empty recordedState, so the query alone decides the answer.
+func (s *server) recorded(c *gin.Context, name string, wait time.Duration) (rec recordedState, done bool) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
 	defer cancel()
 	resp, err := s.temporal.DescribeWorkflowExecution(ctx, tenant.WorkflowID(name), "")
 	var notFound *serviceerror.NotFound
@@ -124,7 +117,11 @@ func (s *server) recorded(c *gin.Context, name string) (rec recordedState, done 
 
 // answerRecorded answers with rec's summary, marked stale for reason.
 func (s *server) answerRecorded(c *gin.Context, name string, rec recordedState, reason string) {
-	s.log.DebugContext(c.Request.Context(), "tenant state answered stale from the memo", "tenant", name, "reason", reason)
+	level := slog.LevelWarn // no worker answered: ops should know
+	if reason == busyReason {
+		level = slog.LevelDebug // an operation runs: as expected
+	}
+	s.log.Log(c.Request.Context(), level, "tenant state answered stale from the memo", "tenant", name, "reason", reason)
 	c.Header(StaleHeader, "1")
 	c.JSON(http.StatusOK, staleTenant{Summary: *rec.summary, Stale: true, StaleReason: reason})
 }

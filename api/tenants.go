@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -201,14 +200,10 @@ func (s *server) getTenant(c *gin.Context) {
 		respondFieldError(c, err)
 		return
 	}
-	fresh := false
-	if v, ok := c.GetQuery("fresh"); ok {
-		f, err := strconv.ParseBool(v)
-		if err != nil {
-			respondFieldError(c, badField("fresh", "fresh must be true or false, not %q", v))
-			return
-		}
-		fresh = f
+	fresh, ferr := boolQuery(c, "fresh")
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return
 	}
 	if fresh {
 		if state, ok := s.queryTenantOr(c, name, s.answerStale); ok {
@@ -216,7 +211,7 @@ func (s *server) getTenant(c *gin.Context) {
 		}
 		return
 	}
-	rec, done := s.recorded(c, name)
+	rec, done := s.recorded(c, name, s.cfg.ReadWait)
 	if done {
 		return
 	}

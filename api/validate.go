@@ -205,3 +205,17 @@ func jsonKind(kind string) string {
 		return "number"
 	}
 }
+
+// boolQuery reads the optional boolean query parameter name (false when
+// absent); an error names it.
+func boolQuery(c *gin.Context, name string) (bool, *fieldError) {
+	v, ok := c.GetQuery(name)
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badField(name, "%s must be true or false, not %q", name, v)
+	}
+	return b, nil
+}

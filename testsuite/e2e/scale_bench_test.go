@@ -328,7 +328,7 @@ func waitActive(p *platform, name string, poll, timeout time.Duration) error {
 // waitPhase polls the tenant until its decommission reaches phase.
 func waitPhase(p *platform, name string, phase tenant.Phase, poll, timeout time.Duration) error {
 	return waitTenant(p, name, poll, timeout, func(st map[string]any) (bool, error) {
-		d, _ := st["decommission"].(map[string]any)
+		d := decommissionOf(st)
 		switch d["phase"] {
 		case string(phase):
 			return true, nil
@@ -437,7 +437,13 @@ type latencies struct {
 	first  string // the first failure
 }
 
-func (l *latencies) pct(p float64) time.Duration { return percentile(l.ds, p) }
+// pct is the p-th percentile of ds, sorted by stop.
+func (l *latencies) pct(p float64) time.Duration {
+	if len(l.ds) == 0 {
+		return 0
+	}
+	return l.ds[int(p*float64(len(l.ds)-1))]
+}
 
 func (l *latencies) String() string {
 	return fmt.Sprintf("%d, p50 %s p99 %s max %s, %d stale, %d failed %s",
@@ -499,6 +505,7 @@ func startReads(p *platform, names []string) *readLoad {
 		}
 		return body, true
 	}
+	suffix := os.Getenv("TENANTFLOW_BENCH_SCALE_READ_QUERY") // e.g. ?fresh=true
 	rl.wg.Go(func() {
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
@@ -508,7 +515,7 @@ func startReads(p *platform, names []string) *readLoad {
 				return
 			case <-tick.C:
 				name := names[rand.IntN(len(names))]
-				rl.wg.Go(func() { read(rl.rep.get, "/v1/tenants/"+name+os.Getenv("TENANTFLOW_BENCH_SCALE_READ_QUERY")) })
+				rl.wg.Go(func() { read(rl.rep.get, "/v1/tenants/"+name+suffix) })
 			}
 		}
 	})
@@ -536,7 +543,8 @@ func startReads(p *platform, names []string) *readLoad {
 	return rl
 }
 
-// stop ends the load and reports it, each kind's durations sorted.
+// stop ends the load and reports it, each kind's durations sorted (pct
+// indexes them).
 func (rl *readLoad) stop() readReport {
 	rl.stopOnce.Do(func() { close(rl.done) })
 	rl.wg.Wait()
