@@ -617,7 +617,7 @@ func TestReleaseUpdateErrors(t *testing.T) {
 			setup: func(f *fakeTemporal) {
 				f.updateErr = client.NewWorkflowUpdateServiceTimeoutOrCanceledError(serviceerror.NewDeadlineExceeded("deadline exceeded"))
 			},
-			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: no worker answered pause within 50ms"}`},
+			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: no worker answered pause within 50ms; it may still be carried out: retry with the same Idempotency-Key to get its outcome, or read the release before sending it again"}`},
 		{name: "other error", path: "/v1/releases/r1/pause", token: opsToken,
 			setup:    func(f *fakeTemporal) { f.updateErr = serviceerror.NewUnavailable("connection refused") },
 			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: pause: connection refused"}`},
@@ -645,6 +645,9 @@ func TestReleaseUpdateErrors(t *testing.T) {
 				return
 			}
 			assert.JSONEq(t, tt.wantBody, rec.Body.String())
+			if tt.name == "no worker" {
+				assert.Equal(t, "5", rec.Header().Get("Retry-After"))
+			}
 		})
 	}
 }

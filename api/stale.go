@@ -67,6 +67,8 @@ type recordedState struct {
 	// ("" and 0 when the describe failed): the stateCache's key.
 	runID  string
 	length int64
+	// err is why the describe failed (nil: it answered).
+	err error
 }
 
 // busyReason is a stale answer's reason while the workflow's task runs.
@@ -101,7 +103,8 @@ func (s *server) recorded(c *gin.Context, name string, wait time.Duration) (rec 
 		respondError(c, http.StatusNotFound, fmt.Sprintf("tenant %s not found", name))
 		return rec, true
 	case err != nil:
-		s.log.WarnContext(ctx, "describe tenant workflow failed; asking it", "tenant", name, "error", err)
+		s.log.WarnContext(ctx, "describe tenant workflow failed", "tenant", name, "error", err)
+		rec.err = err
 		return rec, false
 	}
 	rec.running = resp.GetPendingWorkflowTask().GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_STARTED
@@ -124,6 +127,35 @@ func (s *server) answerRecorded(c *gin.Context, name string, rec recordedState, 
 	s.log.Log(c.Request.Context(), level, "tenant state answered stale from the memo", "tenant", name, "reason", reason)
 	c.Header(StaleHeader, "1")
 	c.JSON(http.StatusOK, staleTenant{Summary: *rec.summary, Stale: true, StaleReason: reason})
+}
+
+// lastSeenTenant is GET /v1/tenants/{name}'s answer when the server did
+// not describe the workflow within the read wait: the state this API
+// process last had from the workflow, marked stale, and when it had it.
+type lastSeenTenant struct {
+	tenant.Tenant
+	Stale       bool      `json:"stale"`
+	StaleReason string    `json:"staleReason"`
+	SeenAt      time.Time `json:"seenAt"`
+}
+
+// answerLastSeen answers with the tenant's last state in the state cache,
+// marked stale, when there is one (false: none, nothing answered). It is
+// asked only when the describe failed: a server that cannot describe a
+// workflow within the read wait is overloaded or unreachable, and a query
+// sent to it would wait its whole timeout (5 s) for the same outcome, so
+// the read sheds that load instead. ?fresh=true still waits.
+func (s *server) answerLastSeen(c *gin.Context, name string) bool {
+	st, at, ok := s.states.last(name)
+	if !ok {
+		return false
+	}
+	reason := fmt.Sprintf("the Temporal server did not describe the tenant's workflow within %s: this is the state the workflow answered at %s; ?fresh=true waits for its own answer",
+		s.cfg.ReadWait, at.UTC().Format(time.RFC3339))
+	s.log.WarnContext(c.Request.Context(), "tenant state answered stale from the API's cache", "tenant", name, "seen_at", at)
+	c.Header(StaleHeader, "1")
+	c.JSON(http.StatusOK, lastSeenTenant{Tenant: st, Stale: true, StaleReason: reason, SeenAt: at})
+	return true
 }
 
 // summaryOf is the summary in a tenant workflow's memo (latest run).

@@ -2,6 +2,7 @@ package api
 
 import (
 	"sync"
+	"time"
 
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -28,6 +29,7 @@ type cachedState struct {
 	runID  string
 	length int64
 	state  tenant.Tenant
+	at     time.Time // when the workflow answered
 }
 
 func newStateCache(size int) *stateCache {
@@ -63,5 +65,15 @@ func (c *stateCache) put(name, runID string, length int64, st tenant.Tenant) {
 			break
 		}
 	}
-	c.m[name] = cachedState{runID: runID, length: length, state: st}
+	c.m[name] = cachedState{runID: runID, length: length, state: st, at: time.Now()}
+}
+
+// last is the last state answered for name, whatever its history point,
+// and when: the answer to give, marked stale, when the server does not
+// describe the workflow in time.
+func (c *stateCache) last(name string) (tenant.Tenant, time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[name]
+	return e.state, e.at, ok
 }

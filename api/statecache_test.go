@@ -1,12 +1,15 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
@@ -85,4 +88,46 @@ func TestStateCacheIsBounded(t *testing.T) {
 	off := newStateCache(-1)
 	off.put("a", "r", 1, tenant.Tenant{})
 	assert.Empty(t, off.m)
+}
+
+func TestGetTenantAnswersItsLastStateWhenTheServerDoesNotDescribe(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.QueryTimeout = time.Minute })
+	e.temporal.describeResp = at(t, "run-1", 40)
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Image: "app:v1"}
+	rec := e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+	// The server is overloaded: the describe fails within the read wait.
+	// The API answers what the workflow last told it, marked stale, and
+	// does not queue a query behind the describe (it would wait a minute).
+	e.temporal.describeErr = serviceerror.NewUnavailable("server busy")
+	e.temporal.queryBlock = true
+	rec = e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "1", rec.Header().Get(StaleHeader))
+	var body lastSeenTenant
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	assert.Equal(t, "app:v1", body.Image)
+	assert.True(t, body.Stale)
+	assert.Contains(t, body.StaleReason, "did not describe the tenant's workflow within 500ms")
+	assert.WithinDuration(t, time.Now(), body.SeenAt, time.Minute)
+	assert.Len(t, e.temporal.queries, 1, "no query after the failed describe")
+
+	// ?fresh=true waits for the workflow's own answer.
+	e.temporal.queryBlock = false
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Image: "app:v2"}
+	rec = e.do(http.MethodGet, "/v1/tenants/acme?fresh=true", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Empty(t, rec.Header().Get(StaleHeader))
+	assert.Contains(t, rec.Body.String(), `"image":"app:v2"`)
+}
+
+func TestGetTenantAsksWhenTheServerDoesNotDescribeAnUnseenTenant(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.describeErr = serviceerror.NewUnavailable("server busy")
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Image: "app:v1"}
+	rec := e.do(http.MethodGet, "/v1/tenants/acme", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Empty(t, rec.Header().Get(StaleHeader))
+	assert.Len(t, e.temporal.queries, 1)
 }

@@ -219,6 +219,9 @@ func (s *server) getTenant(c *gin.Context) {
 		s.answerRecorded(c, name, rec, busyReason)
 		return
 	}
+	if rec.err != nil && s.answerLastSeen(c, name) {
+		return
+	}
 	if state, ok := s.states.get(name, rec.runID, rec.length); ok {
 		c.JSON(http.StatusOK, state)
 		return

@@ -104,7 +104,12 @@ func (s *server) respondUpdateFailure(ctx context.Context, c *gin.Context, t upd
 		respondError(c, http.StatusConflict, appErr.Message())
 	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
 		s.log.WarnContext(ctx, t.kind+" update timed out", t.kind, t.id, "update", update, "timeout", s.cfg.QueryTimeout.String(), "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: no worker answered %s within %s", t.kind, t.id, update, s.cfg.QueryTimeout))
+		// The Update may be in the workflow's history already: only its
+		// answer is missing. Say so, and how to learn its outcome, so a
+		// client does not take a later 409 for a refusal of its request.
+		c.Header("Retry-After", "5")
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: no worker answered %s within %s; it may still be carried out: "+
+			"retry with the same Idempotency-Key to get its outcome, or read the %s before sending it again", t.kind, t.id, update, s.cfg.QueryTimeout, t.kind))
 	default:
 		s.log.ErrorContext(ctx, t.kind+" update failed", t.kind, t.id, "update", update, "error", err)
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: %s: %v", t.kind, t.id, update, err))
