@@ -106,7 +106,8 @@ bench: $(BIN)/temporal kube-tools
 	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift)' -benchtime 5x -timeout 30m ./testsuite/e2e/
 
 # How many tenants one Docker host takes at once (TENANTFLOW_BENCH_TENANTS,
-# 200 by default): time until all are active, and idle CPU per tenant.
+# 200 by default): time until all are active, and idle CPU per tenant; then
+# a release to all of them under reads, and a batch decommissioned.
 bench-capacity: $(BIN)/temporal
 	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 

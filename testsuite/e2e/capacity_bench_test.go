@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tenantflow/tenantflow/activities/backup"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
+	"github.com/tenantflow/tenantflow/wiring"
+	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -53,15 +58,27 @@ func cpuCores(tb testing.TB, d time.Duration) float64 {
 // (measured against the same host before they were requested). Every
 // tenant must end active: a host that cannot take them must refuse at
 // once, not fail them after retries.
+//
+// Then the fleet's life on that one engine: a release of a new image (from
+// a local registry, pinned by digest) to every tenant,
+// TENANTFLOW_BENCH_CAPACITY_PARALLEL (10) at a time, while GET
+// /v1/tenants/{name} runs at 200 requests/s and the list at 4 pages/s
+// (open loop); its wall time against ceil(N/P) × one tenant's cut-over;
+// and a batch of P tenants decommissioned at once.
 func BenchmarkHostCapacity(b *testing.B) {
-	n := 200
-	if v := os.Getenv("TENANTFLOW_BENCH_TENANTS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("TENANTFLOW_BENCH_TENANTS: %v", err)
-		}
+	n := benchInt(b, "TENANTFLOW_BENCH_TENANTS", 200)
+	par := benchInt(b, "TENANTFLOW_BENCH_CAPACITY_PARALLEL", 10)
+	// The light template (the demo app and its store) by default: the
+	// default template's PostgreSQL needs `make postgres-image` and about
+	// 40 MB a tenant.
+	tpl := cmp.Or(os.Getenv("TENANTFLOW_BENCH_TEMPLATE"), "light")
+	if tpl == "default" {
+		postgresImage(b)
 	}
-	p := startPlatform(b)
+	// The batch decommission backs its tenants up first.
+	p := startPlatformWith(b, &wiring.Config{Backup: backup.Config{Dir: b.TempDir(), Retention: time.Hour}})
+	rb := &releaseBench{t: b, p: p, reg: harness.StartRegistry(b, harness.RegistryOptions{})}
+	images := []string{rb.pushDemo("v2", false), rb.pushDemo("v3", false)}
 	time.Sleep(5 * time.Second)
 	baseline := cpuCores(b, 20*time.Second)
 	for i := 0; i < b.N; i++ {
@@ -82,7 +99,7 @@ func BenchmarkHostCapacity(b *testing.B) {
 		g.SetLimit(32)
 		for _, name := range names {
 			g.Go(func() error {
-				code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "default", "stage": "prod"})
+				code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": tpl, "stage": "prod"})
 				if code != http.StatusAccepted {
 					return fmt.Errorf("POST %s: %d %v", name, code, body)
 				}
@@ -128,11 +145,73 @@ func BenchmarkHostCapacity(b *testing.B) {
 		b.ReportMetric(float64(n)/last.Minutes(), "tenants/min")
 		b.ReportMetric(perTenant*1000, "idle-millicores/tenant")
 		b.ReportMetric(idle, "idle-host-cores")
-		b.Logf("%d tenants requested in %s, all active after %s (%.1f/min); host busy %.3f cores idle before, %.3f with them: %.2f millicores per idle tenant",
-			n, requested.Round(time.Millisecond), last.Round(time.Second), float64(n)/last.Minutes(), baseline, idle, perTenant*1000)
+		b.Logf("%d %s tenants requested in %s, all active after %s (%.1f/min); host busy %.3f cores idle before, %.3f with them: %.2f millicores per idle tenant",
+			n, tpl, requested.Round(time.Millisecond), last.Round(time.Second), float64(n)/last.Minutes(), baseline, idle, perTenant*1000)
+		b.StartTimer()
+		fleetLife(b, rb, names, images, par)
+		b.StopTimer()
 		destroyAll(p, names)
 		destroyed = true
 		b.StartTimer()
+	}
+}
+
+// fleetLife releases a new image to every tenant of a running fleet on
+// one engine under reads, then decommissions the last par of them (the
+// rest is left to the caller), and reports what it measured.
+func fleetLife(b *testing.B, rb *releaseBench, names, images []string, par int) {
+	p, n := rb.p, len(names)
+	idle := startReads(p, names)
+	time.Sleep(10 * time.Second)
+	b.Logf("reads on the idle fleet (10 s): %s", idle.stop())
+
+	oneID := rb.startRelease(map[string]any{"image": images[0], "tenants": map[string]any{"names": names[:1]},
+		"maxParallel": 1, "failureThreshold": 0, "drain": "0s"})
+	promoteAndWait(b, rb, oneID, 5*time.Minute)
+	t1 := time.Duration(releaseTenants(b, p, oneID)[0].CutoverMillis) * time.Millisecond
+
+	readers := startReads(p, names)
+	start := time.Now()
+	id := rb.startRelease(map[string]any{"image": images[1], "tenants": map[string]any{"names": names},
+		"batchSize": n, "maxParallel": par, "failureThreshold": 0, "drain": "0s"})
+	promoteAndWait(b, rb, id, 60*time.Minute)
+	wall := time.Since(start)
+	reads := readers.stop()
+	var cutovers []time.Duration
+	for _, tr := range releaseTenants(b, p, id) {
+		if tr.Status != release.TenantUpdated {
+			b.Fatalf("release %s: tenant %s %s: %s", id, tr.Name, tr.Status, tr.Error)
+		}
+		cutovers = append(cutovers, time.Duration(tr.CutoverMillis)*time.Millisecond)
+	}
+	if len(cutovers) != n {
+		b.Fatalf("release %s lists %d tenants, want %d", id, len(cutovers), n)
+	}
+	limit := time.Duration((n+par-1)/par) * t1
+	b.Logf("release: one cut-over %s; %d tenants %d at a time in %s, limit %s: %.2f×; cut-over p50 %s p95 %s",
+		t1, n, par, wall.Round(time.Millisecond), limit, wall.Seconds()/limit.Seconds(), percentile(cutovers, 0.5), percentile(cutovers, 0.95))
+	b.Logf("reads during the release: %s", reads)
+
+	batch := names[n-par:]
+	start = time.Now()
+	forEach(batch, par, func(name string) error {
+		code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=bench", nil)
+		if code != http.StatusAccepted {
+			return fmt.Errorf("DELETE %s: %d %v", name, code, body)
+		}
+		return waitPhase(p, name, tenant.PhaseRetained, 500*time.Millisecond, 10*time.Minute)
+	}, b)
+	decom := time.Since(start)
+	b.Logf("decommission: %d tenants at once in %s", len(batch), decom.Round(time.Millisecond))
+
+	b.ReportMetric(wall.Seconds(), "release-s")
+	b.ReportMetric(wall.Seconds()/limit.Seconds(), "release/limit")
+	b.ReportMetric(float64(reads.get.pct(0.5).Microseconds())/1000, "get-p50-ms")
+	b.ReportMetric(float64(reads.get.pct(0.99).Microseconds())/1000, "get-p99-ms")
+	b.ReportMetric(float64(reads.list.pct(0.99).Microseconds())/1000, "list-p99-ms")
+	b.ReportMetric(decom.Seconds(), "decommission-batch-s")
+	if reads.get.failed > 0 || reads.list.failed > 0 {
+		b.Fatalf("failed reads during the release: %s", reads)
 	}
 }
 
