@@ -16,7 +16,6 @@ import (
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/wiring"
-	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -177,16 +176,7 @@ func fleetLife(b *testing.B, rb *releaseBench, names, images []string, par int) 
 	promoteAndWait(b, rb, id, 60*time.Minute)
 	wall := time.Since(start)
 	reads := readers.stop()
-	var cutovers []time.Duration
-	for _, tr := range releaseTenants(b, p, id) {
-		if tr.Status != release.TenantUpdated {
-			b.Fatalf("release %s: tenant %s %s: %s", id, tr.Name, tr.Status, tr.Error)
-		}
-		cutovers = append(cutovers, time.Duration(tr.CutoverMillis)*time.Millisecond)
-	}
-	if len(cutovers) != n {
-		b.Fatalf("release %s lists %d tenants, want %d", id, len(cutovers), n)
-	}
+	cutovers := releasedCutovers(b, p, id, n)
 	limit := time.Duration((n+par-1)/par) * t1
 	b.Logf("release: one cut-over %s; %d tenants %d at a time in %s, limit %s: %.2f×; cut-over p50 %s p95 %s",
 		t1, n, par, wall.Round(time.Millisecond), limit, wall.Seconds()/limit.Seconds(), percentile(cutovers, 0.5), percentile(cutovers, 0.95))

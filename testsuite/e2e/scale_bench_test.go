@@ -115,17 +115,7 @@ func BenchmarkScale(b *testing.B) {
 	releaseWall := time.Since(start)
 	releaseCPU := serverCPU(b, server) - cpu0
 	reads := readers.stop()
-	parts := releaseTenants(b, view, id)
-	var cutovers []time.Duration
-	for _, tr := range parts {
-		if tr.Status != release.TenantUpdated {
-			b.Fatalf("release %s: tenant %s %s: %s", id, tr.Name, tr.Status, tr.Error)
-		}
-		cutovers = append(cutovers, time.Duration(tr.CutoverMillis)*time.Millisecond)
-	}
-	if len(parts) != n {
-		b.Fatalf("release %s lists %d tenants, want %d", id, len(parts), n)
-	}
+	cutovers := releasedCutovers(b, view, id, n)
 	limit := time.Duration((n+par-1)/par) * t1
 	b.Logf("release: one cut-over %s; %d tenants %d at a time in %s, limit %s: %.2f×; cut-over p50 %s p95 %s; server CPU %.1f s, %.0f ms per cut-over",
 		t1, n, par, releaseWall.Round(time.Millisecond), limit, releaseWall.Seconds()/limit.Seconds(),
@@ -405,6 +395,24 @@ type releaseSummary struct {
 	Wave        int                          `json:"wave"`
 	PauseReason string                       `json:"pauseReason"`
 	Counts      map[release.TenantStatus]int `json:"counts"`
+}
+
+// releasedCutovers requires each of the release's n tenants updated and
+// returns their cut-over times.
+func releasedCutovers(b testing.TB, p *platform, id string, n int) []time.Duration {
+	b.Helper()
+	parts := releaseTenants(b, p, id)
+	if len(parts) != n {
+		b.Fatalf("release %s lists %d tenants, want %d", id, len(parts), n)
+	}
+	cutovers := make([]time.Duration, 0, n)
+	for _, tr := range parts {
+		if tr.Status != release.TenantUpdated {
+			b.Fatalf("release %s: tenant %s %s: %s", id, tr.Name, tr.Status, tr.Error)
+		}
+		cutovers = append(cutovers, time.Duration(tr.CutoverMillis)*time.Millisecond)
+	}
+	return cutovers
 }
 
 // releaseTenants pages through GET /v1/releases/{id}/tenants.
