@@ -144,6 +144,9 @@ type Driver struct {
 
 	authMu sync.RWMutex
 	auths  map[string]registry.AuthConfig // by registry host, for EnsureImage
+
+	netMu      sync.Mutex
+	netCreates map[string]chan struct{} // network creates running, by name (closed when done)
 }
 
 // New connects to the engine and checks it answers, so a wrong address is a
@@ -509,7 +512,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 				delete(pending, name)
 				continue
 			}
-			if info.State != nil && info.State.Health != nil && info.State.Health.Status == "unhealthy" {
+			if judgedUnhealthy(info, res) {
 				msg := fmt.Sprintf("service %s is unhealthy: %s", name, res.why)
 				return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError(msg, runtimes.ErrServiceUnhealthy, nil)
 			}
@@ -535,6 +538,19 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 		case <-ticker.C:
 		}
 	}
+}
+
+// judgedUnhealthy says whether the service failed its health check for
+// good: the engine marked it unhealthy and the worker's own probe, run
+// just now, did not find it healthy either. When that probe stalled (the
+// engine answered no exec in time), the mark says as little: the engine's
+// own checks time out the same way on a host swamped by a batch of
+// starts (200 tenants requested at once failed 29 of them so), so the
+// wait goes on within the service's budget, stalls forgiven, as for any
+// other stall.
+func judgedUnhealthy(info container.InspectResponse, res probeResult) bool {
+	marked := info.ContainerJSONBase != nil && info.State != nil && info.State.Health != nil && info.State.Health.Status == "unhealthy"
+	return marked && !res.healthy && !res.engineStalled
 }
 
 func (d *Driver) publishedURL(info container.InspectResponse, port int) string {

@@ -128,16 +128,25 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 			case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
 			}
 		}
+		// A create an earlier attempt started may still be running in
+		// the engine: its network is not listed until it is done.
+		if err := d.networkCreated(ctx, name); err != nil {
+			return err
+		}
 		nets, err := d.cli.NetworkList(ctx, network.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list networks: %w", err)
 		}
 		used := slices.Clone(refused)
+		var same []network.Summary
 		for _, n := range nets {
 			if n.Name == name {
-				return checkOwner("network", name, tenant, owner, n.Labels)
+				same = append(same, n)
 			}
 			used = append(used, subnetsOf(n)...)
+		}
+		if len(same) > 0 {
+			return d.keepOneNetwork(ctx, tenant, owner, same)
 		}
 		subnet, ok := d.subnets.free(tenant, d.subnets.taken(used))
 		if !ok && len(refused) > 0 {
@@ -151,7 +160,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 		}
 		labels := ownedLabels(tenant, owner)
 		labels[LabelSubnet] = subnet.String()
-		_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{
+		err = d.createNetwork(ctx, name, network.CreateOptions{
 			Driver: "bridge",
 			Labels: labels,
 			IPAM: &network.IPAM{Config: []network.IPAMConfig{{
@@ -177,6 +186,105 @@ func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error 
 // createNetworkAttempts bounds one CreateNetwork's tries; each takes a
 // subnet not refused before.
 const createNetworkAttempts = 16
+
+// networkCreateTimeout bounds a network create in the engine, whatever
+// the attempt that started it: a busy engine queues creates for minutes
+// (200 tenants requested at once).
+const networkCreateTimeout = 10 * time.Minute
+
+// createNetwork asks the engine for the network, once at a time per name
+// in this process, and lets the create run to its end even when ctx (the
+// activity attempt) ends first. An engine that takes longer than an
+// attempt's timeout still makes the network after the attempt gave up;
+// had the retry created its own meanwhile (the list does not show a
+// network being created, and the engine's duplicate-name check is not
+// atomic), the tenant would hold two networks of one name: 200 tenants
+// requested at once left up to six each, and containers could no longer
+// join "their" network. The retry waits for it instead (networkCreated).
+func (d *Driver) createNetwork(ctx context.Context, name string, opts network.CreateOptions) error {
+	d.netMu.Lock()
+	if d.netCreates == nil {
+		d.netCreates = map[string]chan struct{}{}
+	}
+	if _, busy := d.netCreates[name]; busy {
+		d.netMu.Unlock()
+		return errNetworkBeingCreated
+	}
+	done := make(chan struct{})
+	d.netCreates[name] = done
+	d.netMu.Unlock()
+	result := make(chan error, 1)
+	go func() {
+		defer func() {
+			d.netMu.Lock()
+			delete(d.netCreates, name)
+			d.netMu.Unlock()
+			close(done)
+		}()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), networkCreateTimeout)
+		defer cancel()
+		_, err := d.cli.NetworkCreate(cctx, name, opts)
+		result <- err
+	}()
+	select {
+	case err := <-result:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("create network %s: still running in the engine: %w", name, ctx.Err())
+	}
+}
+
+// errNetworkBeingCreated: another call of this process is creating the
+// network; look again once it is done.
+var errNetworkBeingCreated = cerrdefs.ErrConflict.WithMessage("network being created by another attempt")
+
+// networkCreated waits until no create of the network runs in this
+// process.
+func (d *Driver) networkCreated(ctx context.Context, name string) error {
+	d.netMu.Lock()
+	done, busy := d.netCreates[name]
+	d.netMu.Unlock()
+	if !busy {
+		return nil
+	}
+	d.log.InfoContext(ctx, "waiting for the engine to finish creating the network", "network", name)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("network %s: an earlier attempt's create still runs in the engine: %w", name, ctx.Err())
+	}
+}
+
+// keepOneNetwork settles the networks named for the tenant: one is the
+// tenant's network; more are the trace of creates that raced (another
+// worker process, or an engine from before createNetwork waited). The
+// oldest is kept, every engine and worker agreeing on which, and the
+// others, when they are this provisioning's and empty, are removed so
+// containers can join the network by name. A network of another owner
+// is refused as before.
+func (d *Driver) keepOneNetwork(ctx context.Context, tenant, owner string, same []network.Summary) error {
+	slices.SortFunc(same, func(a, b network.Summary) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if err := checkOwner("network", same[0].Name, tenant, owner, same[0].Labels); err != nil {
+		return err
+	}
+	for _, n := range same[1:] {
+		if checkOwner("network", n.Name, tenant, owner, n.Labels) != nil {
+			continue // not ours to remove
+		}
+		err := d.cli.NetworkRemove(ctx, n.ID)
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove duplicate network %s (%s): %w", n.Name, n.ID, err)
+		}
+		d.log.WarnContext(ctx, "removed a duplicate tenant network", "tenant", tenant, "network", n.Name, "id", n.ID, "kept", same[0].ID)
+	}
+	return nil
+}
 
 // subnetsOf lists the IPv4 subnets a network holds.
 func subnetsOf(n network.Summary) []netip.Prefix {

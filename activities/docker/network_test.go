@@ -14,7 +14,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/stretchr/testify/require"
@@ -210,6 +212,159 @@ func hidingProxy(t *testing.T, daemonHost, label string) string {
 		},
 	}
 	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return "tcp://" + srv.Listener.Addr().String()
+}
+
+// A busy engine takes longer to create a network than an activity attempt
+// lasts, and makes it after the attempt gave up; its list does not show
+// the network meanwhile, and its duplicate-name check is not atomic. A
+// retry then made a second network of the same name (200 tenants
+// requested at once left up to six each). The retry waits for the
+// create its attempt started instead: one network.
+func TestRetryWaitsForTheEnginesSlowCreate(t *testing.T) {
+	base := harness.Docker(t)
+	const slow = 2 * time.Second
+	proxy := slowCreateProxy(t, base.Client().DaemonHost(), slow)
+	d := harness.DockerWith(t, docker.Config{Host: proxy, SubnetPool: "10.252.10.0/26", SubnetBits: 29})
+	tenant := "tfslow-" + harness.UniqueSuffix()
+	t.Cleanup(func() { _ = base.RemoveNetwork(context.Background(), tenant, "") })
+
+	attempt, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, d.CreateNetwork(attempt, tenant, "run-1"), context.DeadlineExceeded, "the attempt times out")
+	require.NoError(t, d.CreateNetwork(context.Background(), tenant, "run-1"), "the retry")
+	require.Len(t, tenantNetworks(t, base, tenant), 1)
+}
+
+// Networks of one name left by creates that raced (another worker, or a
+// driver from before the wait) are settled: the oldest is kept, the
+// others removed, so containers can join the network by its name.
+func TestDuplicateTenantNetworksAreSettled(t *testing.T) {
+	base := harness.Docker(t)
+	proxy := slowCreateProxy(t, base.Client().DaemonHost(), 0) // lets duplicates through
+	raw := harness.DockerWith(t, docker.Config{Host: proxy})
+	tenant := "tfdup-" + harness.UniqueSuffix()
+	t.Cleanup(func() { _ = base.RemoveNetwork(context.Background(), tenant, "") })
+	ctx := context.Background()
+	var ids []string
+	for i, subnet := range []string{"10.252.11.0/29", "10.252.11.8/29"} {
+		resp, err := raw.Client().NetworkCreate(ctx, docker.NetworkName(tenant), network.CreateOptions{
+			Driver: "bridge",
+			Labels: map[string]string{docker.LabelManaged: "true", docker.LabelTenant: tenant, docker.LabelOwner: "run-1"},
+			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet}}},
+		})
+		require.NoError(t, err, "network %d", i)
+		ids = append(ids, resp.ID)
+		time.Sleep(10 * time.Millisecond) // distinct creation times
+	}
+	require.Len(t, tenantNetworks(t, base, tenant), 2)
+
+	require.NoError(t, base.CreateNetwork(ctx, tenant, "run-1"))
+	left := tenantNetworks(t, base, tenant)
+	require.Len(t, left, 1)
+	require.Equal(t, ids[0], left[0].ID, "the oldest is kept")
+
+	// Another provisioning's duplicates are not removed: refused.
+	_, err := raw.Client().NetworkCreate(ctx, docker.NetworkName(tenant), network.CreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{docker.LabelManaged: "true", docker.LabelTenant: tenant, docker.LabelOwner: "run-2"},
+		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: "10.252.11.16/29"}}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, base.CreateNetwork(ctx, tenant, "run-1"), "the oldest is run-1's")
+	require.Len(t, tenantNetworks(t, base, tenant), 2, "run-2's network is not run-1's to remove")
+}
+
+// tenantNetworks lists the engine's networks of the tenant's name.
+func tenantNetworks(t *testing.T, d *docker.Driver, tenant string) []network.Summary {
+	t.Helper()
+	nets, err := d.Client().NetworkList(context.Background(), network.ListOptions{})
+	require.NoError(t, err)
+	var out []network.Summary
+	for _, n := range nets {
+		if n.Name == docker.NetworkName(tenant) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// slowCreateProxy serves the engine at daemonHost on a loopback TCP
+// address as a busy engine behaves: a network create is answered only
+// after slow, runs to its end even when the client gave up, and its
+// network is not listed until then; the duplicate-name check is left to
+// chance (CheckDuplicate is dropped, as a create not yet committed does
+// not count in it).
+func slowCreateProxy(t *testing.T, daemonHost string, slow time.Duration) string {
+	t.Helper()
+	sock := strings.TrimPrefix(daemonHost, "unix://")
+	if sock == daemonHost {
+		t.Skipf("the slow proxy needs a unix socket engine, not %s", daemonHost)
+	}
+	engine := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	var mu sync.Mutex
+	creating := map[string]time.Time{} // network name → when its create answers
+	forward := func(w http.ResponseWriter, r *http.Request, body []byte) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, "http://docker"+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header = r.Header.Clone()
+		req.ContentLength = int64(len(body))
+		return engine.Do(req)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		create := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/networks/create")
+		until, name := time.Now().Add(slow), ""
+		if create {
+			var req map[string]any
+			if err := json.Unmarshal(body, &req); err == nil {
+				delete(req, "CheckDuplicate")
+				body, _ = json.Marshal(req)
+				name = fmt.Sprint(req["Name"])
+			}
+		}
+		resp, err := forward(w, r, body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if create && resp.StatusCode == http.StatusCreated {
+			// Made, but not listed or answered until the create ends;
+			// a refused create is answered at once.
+			mu.Lock()
+			creating[name] = until
+			mu.Unlock()
+			time.Sleep(time.Until(until))
+		}
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/networks") {
+			var nets []map[string]any
+			if err := json.Unmarshal(out, &nets); err == nil {
+				shown := nets[:0]
+				mu.Lock()
+				for _, n := range nets {
+					if time.Now().Before(creating[fmt.Sprint(n["Name"])]) {
+						continue
+					}
+					shown = append(shown, n)
+				}
+				mu.Unlock()
+				out, _ = json.Marshal(shown)
+			}
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(out)
+	}))
 	t.Cleanup(srv.Close)
 	return "tcp://" + srv.Listener.Addr().String()
 }

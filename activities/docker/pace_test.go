@@ -3,6 +3,8 @@ package docker
 import (
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
 )
 
 // A starting service is probed at its start pace, then less and less
@@ -31,5 +33,35 @@ func TestConcurrencySettingsAreChecked(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Fatalf("%+v accepted", c)
 		}
+	}
+}
+
+// The engine's "unhealthy" mark fails a service only when the worker's
+// own probe ran and failed too: a probe the engine did not run in time
+// (a swamped host) leaves the verdict to the budget.
+func TestUnhealthyMarkNeedsTheWorkersProbe(t *testing.T) {
+	state := func(status string) container.InspectResponse {
+		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{
+			State: &container.State{Running: true, Health: &container.Health{Status: status}},
+		}}
+	}
+	tests := []struct {
+		name   string
+		status string
+		res    probeResult
+		want   bool
+	}{
+		{"marked, probe failed", container.Unhealthy, probeResult{why: "exited with 1"}, true},
+		{"marked, probe stalled", container.Unhealthy, probeResult{why: "inspect exec: context deadline exceeded", engineStalled: true}, false},
+		{"marked, probe passed", container.Unhealthy, probeResult{healthy: true}, false},
+		{"starting, probe failed", container.Starting, probeResult{why: "exited with 1"}, false},
+	}
+	for _, tt := range tests {
+		if got := judgedUnhealthy(state(tt.status), tt.res); got != tt.want {
+			t.Errorf("%s: judgedUnhealthy = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if judgedUnhealthy(container.InspectResponse{}, probeResult{}) {
+		t.Error("a container without state was judged")
 	}
 }
