@@ -2,7 +2,9 @@ package runtimes
 
 import (
 	"context"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -74,4 +76,51 @@ func TestActivitiesUseTheTenantsRuntime(t *testing.T) {
 	require.ErrorAs(t, err, &appErr)
 	require.Equal(t, ErrRuntimeNotConfigured, appErr.Type())
 	require.True(t, appErr.NonRetryable())
+}
+
+// silent is a driver whose WaitHealthy reports nothing for a while (its
+// probes wait for the engine), then answers.
+type silent struct {
+	recorder
+	for_ time.Duration
+}
+
+func (s silent) WaitHealthy(ctx context.Context, _ spec.Environment, _ func(string)) (Endpoint, error) {
+	select {
+	case <-time.After(s.for_):
+		return Endpoint{URL: "http://x"}, nil
+	case <-ctx.Done():
+		return Endpoint{}, ctx.Err()
+	}
+}
+
+// A health wait whose probes say nothing for longer than the heartbeat
+// timeout still heartbeats: its worker is alive, only the engine is slow.
+func TestWaitHealthyHeartbeatsWhileTheDriverIsSilent(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		beats []any
+	)
+	var calls []string
+	a := &Activities{
+		Drivers: map[string]Driver{spec.Docker: silent{recorder{"docker", &calls}, 250 * time.Millisecond}},
+		Heartbeat: func(_ context.Context, details ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			beats = append(beats, details...)
+		},
+		HeartbeatEvery: 20 * time.Millisecond,
+	}
+	ep, err := a.WaitHealthy(context.Background(), spec.Environment{Tenant: "a"})
+	require.NoError(t, err)
+	require.Equal(t, "http://x", ep.URL)
+	mu.Lock()
+	n := len(beats)
+	mu.Unlock()
+	require.GreaterOrEqual(t, n, 5, "heartbeats while the driver said nothing")
+	require.Equal(t, "waiting for the services' first probe", beats[0])
+	time.Sleep(60 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, beats, n, "no heartbeat after the wait returned")
 }
