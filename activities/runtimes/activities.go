@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/internal/beat"
 	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
@@ -124,25 +125,12 @@ func (a *Activities) WaitHealthy(ctx context.Context, env spec.Environment) (End
 		mu.Unlock()
 		a.Heartbeat(ctx, msg)
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		tick := time.NewTicker(cmp.Or(a.HeartbeatEvery, DefaultHeartbeatEvery))
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				mu.Lock()
-				msg := last
-				mu.Unlock()
-				a.Heartbeat(ctx, msg)
-			}
-		}
-	}()
+	stop := beat.Every(ctx, cmp.Or(a.HeartbeatEvery, DefaultHeartbeatEvery), a.Heartbeat, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	})
+	defer stop()
 	// Returned unwrapped: the SDK reads only the outermost error, and a
 	// wrapped non-retryable ApplicationError would be retried.
 	return d.WaitHealthy(ctx, env, progress)

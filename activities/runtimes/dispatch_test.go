@@ -82,12 +82,12 @@ func TestActivitiesUseTheTenantsRuntime(t *testing.T) {
 // probes wait for the engine), then answers.
 type silent struct {
 	recorder
-	for_ time.Duration
+	quiet time.Duration
 }
 
 func (s silent) WaitHealthy(ctx context.Context, _ spec.Environment, _ func(string)) (Endpoint, error) {
 	select {
-	case <-time.After(s.for_):
+	case <-time.After(s.quiet):
 		return Endpoint{URL: "http://x"}, nil
 	case <-ctx.Done():
 		return Endpoint{}, ctx.Err()
