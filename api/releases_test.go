@@ -596,6 +596,8 @@ func TestReleaseUpdateErrors(t *testing.T) {
 		timeout  time.Duration
 		wantCode int
 		wantBody string // JSON, or the field of a 400
+		// wantRetryAfter is the Retry-After header ("" when none).
+		wantRetryAfter string
 	}{
 		{name: "promote rejected", path: "/v1/releases/r1/promote", token: developerToken,
 			setup: func(f *fakeTemporal) {
@@ -617,7 +619,8 @@ func TestReleaseUpdateErrors(t *testing.T) {
 			setup: func(f *fakeTemporal) {
 				f.updateErr = client.NewWorkflowUpdateServiceTimeoutOrCanceledError(serviceerror.NewDeadlineExceeded("deadline exceeded"))
 			},
-			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: no worker answered pause within 50ms; it may still be carried out: retry with the same Idempotency-Key to get its outcome, or read the release before sending it again"}`},
+			wantCode: http.StatusServiceUnavailable, wantRetryAfter: "5",
+			wantBody: `{"error":"release r1: no worker answered pause within 50ms; it may still be carried out: retry with the same Idempotency-Key to get its outcome, or read the release before sending it again"}`},
 		{name: "other error", path: "/v1/releases/r1/pause", token: opsToken,
 			setup:    func(f *fakeTemporal) { f.updateErr = serviceerror.NewUnavailable("connection refused") },
 			wantCode: http.StatusServiceUnavailable, wantBody: `{"error":"release r1: pause: connection refused"}`},
@@ -645,9 +648,7 @@ func TestReleaseUpdateErrors(t *testing.T) {
 				return
 			}
 			assert.JSONEq(t, tt.wantBody, rec.Body.String())
-			if tt.name == "no worker" {
-				assert.Equal(t, "5", rec.Header().Get("Retry-After"))
-			}
+			assert.Equal(t, tt.wantRetryAfter, rec.Header().Get("Retry-After"))
 		})
 	}
 }

@@ -184,25 +184,11 @@ func fleetLife(b *testing.B, rb *releaseBench, names, images []string, par int) 
 
 	batch := names[n-par:]
 	start = time.Now()
-	forEach(batch, par, func(name string) error {
-		code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=bench", nil)
-		if code != http.StatusAccepted {
-			return fmt.Errorf("DELETE %s: %d %v", name, code, body)
-		}
-		return waitPhase(p, name, tenant.PhaseRetained, 500*time.Millisecond, 10*time.Minute)
-	}, b)
+	decommissionBatch(b, p, batch)
 	decom := time.Since(start)
 	b.Logf("decommission: %d tenants at once in %s", len(batch), decom.Round(time.Millisecond))
 
-	b.ReportMetric(wall.Seconds(), "release-s")
-	b.ReportMetric(wall.Seconds()/limit.Seconds(), "release/limit")
-	b.ReportMetric(float64(reads.get.pct(0.5).Microseconds())/1000, "get-p50-ms")
-	b.ReportMetric(float64(reads.get.pct(0.99).Microseconds())/1000, "get-p99-ms")
-	b.ReportMetric(float64(reads.list.pct(0.99).Microseconds())/1000, "list-p99-ms")
-	b.ReportMetric(decom.Seconds(), "decommission-batch-s")
-	if reads.get.failed > 0 || reads.list.failed > 0 {
-		b.Fatalf("failed reads during the release: %s", reads)
-	}
+	reportFleetRelease(b, wall, limit, reads, decom)
 }
 
 // destroyAll removes many tenants, a few at a time.

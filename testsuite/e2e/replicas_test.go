@@ -44,7 +44,7 @@ func startReplicas(t *testing.T) *replicas {
 	// No in-process worker: the worker processes do the work.
 	p := startPlatformOnServer(t, cluster.Temporal, spec.Docker, nil)
 	r := &replicas{t: t, p: p, bin: bin}
-	tokens := r.writeTokens()
+	tokens := writeTokensFile(r.t, r.p.token)
 	for i := range 2 {
 		r.workers = append(r.workers, r.startWorker(i))
 		proc, view := r.startAPI(i, tokens)
@@ -53,15 +53,9 @@ func startReplicas(t *testing.T) *replicas {
 	return r
 }
 
-// env is the environment every process shares: the cluster and its codec.
-func (r *replicas) env() []string { return processEnv(r.p.temporal.Config) }
-
-// writeTokens writes the platform's tokens for the API processes.
-func (r *replicas) writeTokens() string { return writeTokensFile(r.t, r.p.token) }
-
 // startWorker runs `tenantflow worker`; its output shows if the test fails.
 func (r *replicas) startWorker(i int) *harness.Process {
-	env := append(r.env(), "TENANTFLOW_WORKER_METRICS_LISTEN=", "TENANTFLOW_WORKER_STOP_TIMEOUT=3s")
+	env := append(processEnv(r.p.temporal.Config), "TENANTFLOW_WORKER_METRICS_LISTEN=", "TENANTFLOW_WORKER_STOP_TIMEOUT=3s")
 	proc := harness.NewProcess(r.t, harness.RepoRoot(), env, r.bin, "worker")
 	proc.Start()
 	r.t.Logf("worker %d started", i)
@@ -71,7 +65,7 @@ func (r *replicas) startWorker(i int) *harness.Process {
 // startAPI runs `tenantflow api` and waits for its /healthz; the view
 // sends the platform's requests to it.
 func (r *replicas) startAPI(i int, tokens string) (*harness.Process, *platform) {
-	return startAPIProcess(r.t, r.bin, r.p, fmt.Sprintf("API process %d", i), append(r.env(), "TENANTFLOW_API_TOKENS_FILE="+tokens))
+	return startAPIProcess(r.t, r.bin, r.p, fmt.Sprintf("API process %d", i), append(processEnv(r.p.temporal.Config), "TENANTFLOW_API_TOKENS_FILE="+tokens))
 }
 
 // startAPIProcess runs `tenantflow api` with env (the server, the codec

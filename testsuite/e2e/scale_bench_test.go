@@ -148,14 +148,31 @@ func BenchmarkScale(b *testing.B) {
 	// 6. A batch decommissioned at once.
 	batch := names[n-par:]
 	start = time.Now()
-	forEach(batch, par, func(name string) error {
-		// A 503 (no worker answered in time: they are still catching up)
-		// is retried, as a client would.
-		// A 409 after a 503 means the first request did go through: the
-		// 503 said only that no answer came in time.
+	decommissionBatch(b, view, batch)
+	decomWall := time.Since(start)
+	b.Logf("decommission: %d tenants at once in %s", len(batch), decomWall.Round(time.Millisecond))
+	b.StopTimer()
+
+	b.ReportMetric(perMinute(n, platformWall), "provision-tenants/min")
+	b.ReportMetric(platformWall.Seconds()/driverWall.Seconds(), "provision/driver")
+	b.ReportMetric(releaseCPU.Seconds()/float64(n), "server-cpu-s/cutover")
+	b.ReportMetric(netCPU/float64(n), "server-cpu-s/cutover-net-of-reads")
+	b.ReportMetric(float64(workerRSS>>20), "worker-MB")
+	b.ReportMetric(float64(apiRSS>>20), "api-MB")
+	reportFleetRelease(b, releaseWall, limit, reads, decomWall)
+}
+
+// decommissionBatch decommissions the tenants all at once (force: no
+// confirmation) and waits until each is retained. A 503 (no worker
+// answered in time: they may still be catching up after a release) is
+// retried, as a client would; a 409 after a 503 means the first request
+// did go through: the 503 said only that no answer came in time.
+func decommissionBatch(b testing.TB, p *platform, batch []string) {
+	b.Helper()
+	forEach(batch, len(batch), func(name string) error {
 		tried := false
 		code, body := retryUnavailable(func() (int, map[string]any) {
-			code, body, _ := view.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=bench", nil)
+			code, body, _ := p.do(http.MethodDelete, "/v1/tenants/"+name+"?force=true&reason=bench", nil)
 			if code == http.StatusConflict && tried {
 				return http.StatusAccepted, body
 			}
@@ -165,24 +182,20 @@ func BenchmarkScale(b *testing.B) {
 		if code != http.StatusAccepted {
 			return fmt.Errorf("DELETE %s: %d %v", name, code, body)
 		}
-		return waitPhase(view, name, tenant.PhaseRetained, 500*time.Millisecond, 10*time.Minute)
+		return waitPhase(p, name, tenant.PhaseRetained, 500*time.Millisecond, 10*time.Minute)
 	}, b)
-	decomWall := time.Since(start)
-	b.Logf("decommission: %d tenants at once in %s", len(batch), decomWall.Round(time.Millisecond))
-	b.StopTimer()
+}
 
-	b.ReportMetric(perMinute(n, platformWall), "provision-tenants/min")
-	b.ReportMetric(platformWall.Seconds()/driverWall.Seconds(), "provision/driver")
-	b.ReportMetric(releaseWall.Seconds(), "release-s")
-	b.ReportMetric(releaseWall.Seconds()/limit.Seconds(), "release/limit")
-	b.ReportMetric(releaseCPU.Seconds()/float64(n), "server-cpu-s/cutover")
-	b.ReportMetric(netCPU/float64(n), "server-cpu-s/cutover-net-of-reads")
-	b.ReportMetric(float64(reads.get.pct(0.5).Microseconds())/1000, "get-p50-ms")
-	b.ReportMetric(float64(reads.get.pct(0.99).Microseconds())/1000, "get-p99-ms")
-	b.ReportMetric(float64(reads.list.pct(0.99).Microseconds())/1000, "list-p99-ms")
-	b.ReportMetric(float64(workerRSS>>20), "worker-MB")
-	b.ReportMetric(float64(apiRSS>>20), "api-MB")
-	b.ReportMetric(decomWall.Seconds(), "decommission-batch-s")
+// reportFleetRelease reports what both fleet benchmarks measure of a
+// release under reads and the batch decommission after it, and fails b
+// if a read failed.
+func reportFleetRelease(b *testing.B, wall, limit time.Duration, reads readReport, decom time.Duration) {
+	b.ReportMetric(wall.Seconds(), "release-s")
+	b.ReportMetric(wall.Seconds()/limit.Seconds(), "release/limit")
+	b.ReportMetric(float64(percentile(reads.get.ds, 0.5).Microseconds())/1000, "get-p50-ms")
+	b.ReportMetric(float64(percentile(reads.get.ds, 0.99).Microseconds())/1000, "get-p99-ms")
+	b.ReportMetric(float64(percentile(reads.list.ds, 0.99).Microseconds())/1000, "list-p99-ms")
+	b.ReportMetric(decom.Seconds(), "decommission-batch-s")
 	if reads.get.failed > 0 || reads.list.failed > 0 {
 		b.Fatalf("failed reads during the release: %s", reads)
 	}
@@ -452,17 +465,9 @@ type latencies struct {
 	first  string // the first failure
 }
 
-// pct is the p-th percentile of ds, sorted by stop.
-func (l *latencies) pct(p float64) time.Duration {
-	if len(l.ds) == 0 {
-		return 0
-	}
-	return l.ds[int(p*float64(len(l.ds)-1))]
-}
-
 func (l *latencies) String() string {
 	return fmt.Sprintf("%d, p50 %s p99 %s max %s, %d stale, %d failed %s",
-		len(l.ds), l.pct(0.5).Round(10*time.Microsecond), l.pct(0.99).Round(10*time.Microsecond), l.pct(1).Round(10*time.Microsecond), l.stale, l.failed, l.first)
+		len(l.ds), percentile(l.ds, 0.5).Round(10*time.Microsecond), percentile(l.ds, 0.99).Round(10*time.Microsecond), percentile(l.ds, 1).Round(10*time.Microsecond), l.stale, l.failed, l.first)
 }
 
 // readReport is what the readers saw.
@@ -558,13 +563,10 @@ func startReads(p *platform, names []string) *readLoad {
 	return rl
 }
 
-// stop ends the load and reports it, each kind's durations sorted (pct
-// indexes them).
+// stop ends the load and reports it.
 func (rl *readLoad) stop() readReport {
 	rl.stopOnce.Do(func() { close(rl.done) })
 	rl.wg.Wait()
-	slices.Sort(rl.rep.get.ds)
-	slices.Sort(rl.rep.list.ds)
 	return rl.rep
 }
 
