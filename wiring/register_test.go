@@ -59,7 +59,7 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 	require.ElementsMatch(t, []string{"Tenant", "BuildImage", "Release", "Hosts", "DrainHost", "EvacuateHost", "HostWatch", "Reconcile"}, r.workflows)
 	want := []string{
 		// runtimes
-		"CreateNetwork", "CreateVolumes", "CreateService", "StartService", "WaitHealthy", "EnsureImage", "RetireService",
+		"Admit", "AwaitAdmission", "CreateNetwork", "CreateVolumes", "CreateService", "StartService", "WaitHealthy", "EnsureImage", "RetireService",
 		"StopServices", "StartServices", "RemoveServices", "RemoveVolumes", "RemoveNetwork",
 		// the drift reconcile: each engine's scan, the tenants, routes and records
 		"ScanEngine", "RemoveOrphan", "ListTenantStates", "ListRoutes", "InspectNames", "RequestRepair",

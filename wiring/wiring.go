@@ -142,6 +142,7 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.Docker.SubnetPool, "docker-subnet-pool", docker.EnvSubnetPool, docker.DefaultSubnetPool, "IPv4 prefix each Docker tenant's network gets a subnet of (its size is the host's tenant capacity)")
 	s.Int(&c.Docker.ProbeConcurrency, "docker-probe-concurrency", docker.EnvProbeConcurrency, docker.DefaultProbeConcurrency, "health probes run at once on the Docker Engine while tenants start (a burst queues instead of swamping the engine)")
 	s.Int(&c.Docker.StartConcurrency, "docker-start-concurrency", docker.EnvStartConcurrency, docker.DefaultStartConcurrency, "containers created and started at once on the Docker Engine (a batch of tenants queues)")
+	s.Int(&c.Docker.StartingTenants, "docker-starting-tenants", docker.EnvStartingTenants, docker.DefaultStartingTenants, "tenants starting at once on the Docker Engine, until healthy (the rest of a batch queues, its health budgets not yet running)")
 	s.Int(&c.Docker.SubnetBits, "docker-subnet-bits", docker.EnvSubnetBits, docker.DefaultSubnetBits, "prefix length of each tenant's subnet (28: 13 containers)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "TENANTFLOW_WORKER_STOP_TIMEOUT", 30*time.Second, "grace period for running activities on shutdown")
 	s.Int(&c.CacheSize, "workflow-cache-size", EnvCacheSize, DefaultCacheSize, "workflows kept in memory between their tasks (each tenant is one; an evicted one replays its history on its next task)")

@@ -67,6 +67,10 @@ type Config struct {
 	// starts at once on the engine (DefaultStartConcurrency when 0): a
 	// batch of tenants requested together queues here.
 	StartConcurrency int
+	// StartingTenants bounds the tenants starting at once on the engine,
+	// from their admission to the end of their health wait
+	// (DefaultStartingTenants when 0): the others queue (see admission).
+	StartingTenants int
 	// SubnetPool is the IPv4 prefix tenant networks get their subnets
 	// from (DefaultSubnetPool when empty), SubnetBits the prefix length
 	// of each (DefaultSubnetBits when 0). The number of subnets is the
@@ -83,7 +87,15 @@ const (
 	EnvProbeConcurrency = "TENANTFLOW_DOCKER_PROBE_CONCURRENCY"
 	// EnvStartConcurrency names Config.StartConcurrency.
 	EnvStartConcurrency = "TENANTFLOW_DOCKER_START_CONCURRENCY"
+	// EnvStartingTenants names Config.StartingTenants.
+	EnvStartingTenants = "TENANTFLOW_DOCKER_STARTING_TENANTS"
 )
+
+// DefaultStartingTenants is Config.StartingTenants's default: a tenant
+// of the default templates starts in a few seconds on an idle 2-core
+// host, so eight at a time start a batch about as fast as the engine can
+// while keeping its answers to health probes within their timeouts.
+const DefaultStartingTenants = 8
 
 // DefaultStartConcurrency is Config.StartConcurrency's default: a
 // container start costs the engine a mount, a network namespace and a port
@@ -118,6 +130,9 @@ func (c Config) check() (subnetPool, error) {
 	if c.StartConcurrency < 0 {
 		return subnetPool{}, fmt.Errorf("%s %d must be positive (0: %d)", EnvStartConcurrency, c.StartConcurrency, DefaultStartConcurrency)
 	}
+	if c.StartingTenants < 0 {
+		return subnetPool{}, fmt.Errorf("%s %d must be positive (0: %d)", EnvStartingTenants, c.StartingTenants, DefaultStartingTenants)
+	}
 	pool, bits := c.SubnetPool, c.SubnetBits
 	if pool == "" {
 		pool = DefaultSubnetPool
@@ -139,6 +154,7 @@ type Driver struct {
 	subnets subnetPool
 	probes  chan struct{} // probe slots (Config.ProbeConcurrency)
 	starts  chan struct{} // container start slots (Config.StartConcurrency)
+	admit   *admission    // tenants starting, and those queued (Config.StartingTenants)
 	http    *http.Client
 	log     *slog.Logger
 
@@ -161,6 +177,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 	}
 	if cfg.StartConcurrency == 0 {
 		cfg.StartConcurrency = DefaultStartConcurrency
+	}
+	if cfg.StartingTenants == 0 {
+		cfg.StartingTenants = DefaultStartingTenants
 	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
@@ -189,7 +208,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Driver{cli: cli, cfg: cfg, subnets: subnets, probes: make(chan struct{}, cfg.ProbeConcurrency), starts: make(chan struct{}, cfg.StartConcurrency), http: &http.Client{}, log: log}, nil
+	return &Driver{cli: cli, cfg: cfg, subnets: subnets, probes: make(chan struct{}, cfg.ProbeConcurrency), starts: make(chan struct{}, cfg.StartConcurrency), admit: newAdmission(cfg.StartingTenants), http: &http.Client{}, log: log}, nil
+}
+
+// Admit admits the tenant to start on the engine, or queues it (see
+// admission).
+func (d *Driver) Admit(ctx context.Context, tenant string, wait bool, progress func(runtimes.Admission)) (runtimes.Admission, error) {
+	st, err := d.admit.admit(ctx, tenant, wait, progress)
+	if err == nil {
+		d.log.DebugContext(ctx, "admission", "tenant", tenant, "admission", st.String())
+	}
+	return st, err
 }
 
 // Client exposes the engine client for image builds and tests.
@@ -255,6 +284,7 @@ func ownedLabels(tenant, owner string) map[string]string {
 // CreateVolumes makes the tenant's named volumes. Docker returns the existing
 // volume for a name that exists, which makes this idempotent by itself.
 func (d *Driver) CreateVolumes(ctx context.Context, tenant, owner string, volumes []string) error {
+	d.admit.renew(tenant, admissionLease)
 	for _, v := range volumes {
 		name := VolumeName(tenant, v)
 		labels := ownedLabels(tenant, owner)
@@ -279,6 +309,7 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc spe
 		msg := fmt.Sprintf("service %s: generation %d is negative", svc.Name, svc.Generation)
 		return runtimes.ServiceStatus{}, temporal.NewNonRetryableApplicationError(msg, runtimes.ErrInvalidServiceSpec, nil)
 	}
+	d.admit.renew(tenant, admissionLease)
 	name := InstanceName(tenant, svc.Name, svc.Generation)
 	hash := spec.SpecHash(tenant, svc)
 	var id string
@@ -295,6 +326,7 @@ func (d *Driver) StartService(ctx context.Context, tenant, owner string, svc spe
 	if err != nil {
 		return runtimes.ServiceStatus{}, err
 	}
+	d.admit.renew(tenant, startedLease)
 	d.log.InfoContext(ctx, "service started", "tenant", tenant, "service", svc.Name, "generation", svc.Generation, "container", name)
 	return runtimes.ServiceStatus{Service: svc.Name, ID: id, Image: svc.Image}, nil
 }
@@ -463,6 +495,9 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 	if !ok {
 		return runtimes.Endpoint{}, temporal.NewNonRetryableApplicationError("environment has no public port", runtimes.ErrInvalidServiceSpec, nil)
 	}
+	// Its start ends with the wait, whatever the outcome.
+	d.admit.hold(env.Tenant)
+	defer d.admit.leave(env.Tenant)
 	start := time.Now()
 	pending := map[string]spec.Service{}
 	next := map[string]time.Time{}     // when each service is probed again
@@ -501,6 +536,7 @@ func (d *Driver) WaitHealthy(ctx context.Context, env spec.Environment, progress
 				// The engine, busy with other starts, did not run the
 				// probe in time: that is not the service's time.
 				stalled[name] += time.Since(began)
+				d.admit.stalled()
 			}
 			next[name] = time.Now().Add(pace[name])
 			if name == pubSvc.Name && endpoint.URL == "" {
@@ -658,6 +694,7 @@ func probeHTTP(ctx context.Context, c *http.Client, url string, timeout time.Dur
 
 // RemoveServices force-removes every container of the tenant (of owner).
 func (d *Driver) RemoveServices(ctx context.Context, tenant, owner string) error {
+	d.admit.leave(tenant)
 	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: ownedFilter(tenant, owner)})
 	if err != nil {
 		return fmt.Errorf("list containers of %s: %w", tenant, err)

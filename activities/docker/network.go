@@ -118,6 +118,7 @@ func gateway(p netip.Prefix) netip.Addr { return p.Addr().Next() }
 // takes another free subnet, never one refused before. A pool with no
 // free subnet is a non-retryable ErrHostFull.
 func (d *Driver) CreateNetwork(ctx context.Context, tenant, owner string) error {
+	d.admit.renew(tenant, admissionLease)
 	name := NetworkName(tenant)
 	var refused []netip.Prefix
 	for attempt := 0; attempt < createNetworkAttempts; attempt++ {

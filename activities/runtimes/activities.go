@@ -99,6 +99,50 @@ func (a *Activities) CreateService(ctx context.Context, in ServiceInput) (Servic
 	return ServiceStatus{Service: in.Service.Name, Image: in.Service.Image}, nil
 }
 
+// Admit admits the tenant to start on its runtime now, or tells its
+// place in the runtime's queue (keeping it for a while): a runtime that
+// queues nothing admits at once.
+func (a *Activities) Admit(ctx context.Context, in TenantRef) (Admission, error) {
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return Admission{}, err
+	}
+	ad, ok := d.(Admitter)
+	if !ok {
+		return Admission{Admitted: true}, nil
+	}
+	return ad.Admit(ctx, in.Tenant, false, nil)
+}
+
+// AwaitAdmission waits in the runtime's queue until the tenant is
+// admitted, heartbeating its place, so ops see in the Web UI how many
+// are ahead and a lost worker is noticed by the heartbeat timeout.
+func (a *Activities) AwaitAdmission(ctx context.Context, in TenantRef) (Admission, error) {
+	d, err := a.driver(in.Runtime)
+	if err != nil {
+		return Admission{}, err
+	}
+	ad, ok := d.(Admitter)
+	if !ok {
+		return Admission{Admitted: true}, nil
+	}
+	var (
+		mu   sync.Mutex
+		last = "joining the host's queue"
+	)
+	stop := beat.Every(ctx, cmp.Or(a.HeartbeatEvery, DefaultHeartbeatEvery), a.Heartbeat, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	})
+	defer stop()
+	return ad.Admit(ctx, in.Tenant, true, func(st Admission) {
+		mu.Lock()
+		last = st.String()
+		mu.Unlock()
+	})
+}
+
 // WaitHealthy blocks until every service passes its health check and
 // heartbeats which ones it still waits for, so a stuck start is visible in the
 // Web UI and a lost worker is noticed by the heartbeat timeout.

@@ -18,6 +18,7 @@ package runtimes
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
@@ -85,6 +86,34 @@ type Driver interface {
 // caller will wait, or it would give up sooner.
 type ReadyDeadliner interface {
 	StartServiceWithin(ctx context.Context, tenant, owner string, svc spec.Service, ready time.Duration) (ServiceStatus, error)
+}
+
+// Admitter is a Driver whose runtime admits tenants to start a few at a
+// time, so that a batch larger than it can start at once queues instead
+// of failing its health budgets (Docker: one engine on one host; a
+// cluster's scheduler queues pods by itself). Admit admits the tenant or
+// tells its place in the queue: with wait, it waits for its turn,
+// reporting its place through progress. An admitted tenant is starting
+// until its health wait ends.
+type Admitter interface {
+	Admit(ctx context.Context, tenant string, wait bool, progress func(Admission)) (Admission, error)
+}
+
+// Admission is a tenant's place at its runtime: admitted to start, or
+// queued behind Ahead others while Starting of at most Limit start.
+type Admission struct {
+	Admitted bool `json:"admitted"`
+	Ahead    int  `json:"ahead,omitempty"`
+	Starting int  `json:"starting,omitempty"`
+	Limit    int  `json:"limit,omitempty"`
+}
+
+// String says it as the Web UI and the progress query show it.
+func (a Admission) String() string {
+	if a.Admitted {
+		return fmt.Sprintf("admitted (%d of %d starting)", a.Starting, a.Limit)
+	}
+	return fmt.Sprintf("queued for the host: %d ahead, %d of %d starting", a.Ahead, a.Starting, a.Limit)
 }
 
 // Failure types of the contract, shown in the Web UI and recorded in

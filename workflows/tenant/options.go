@@ -32,6 +32,21 @@ var waitHealthyOptions = workflow.ActivityOptions{
 	},
 }
 
+// admissionOptions wait in a host's queue (AwaitAdmission) as long as a
+// batch takes to start ahead of the tenant. The wait heartbeats its
+// place: a worker that dies is noticed and the wait goes on, queued
+// again, on another.
+var admissionOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 2 * time.Hour,
+	HeartbeatTimeout:    30 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+		MaximumAttempts:    5,
+	},
+}
+
 // healthWaitSlack is what a health wait gets beyond its budget: the
 // driver's own last probe and its answer. 10 minutes stays the floor, the
 // OpenShift driver's longest rollout of services without a check.

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ const (
 	StepCreateVolumes = "create volumes"
 	StepStartServices = "start services"
 	StepWaitHealthy   = "wait until healthy"
+	// StepQueued is shown, with the tenant's place, while its host admits
+	// others before it; it is not one of the counted steps.
+	StepQueued = "queued for the host"
 )
 
 // running tracks the steps under way for the progress query; steps run in
@@ -37,15 +41,14 @@ func (t *entity) begin(step string) {
 }
 
 func (t *entity) end(step string) {
-	parts := strings.Split(t.state.Progress.Step, ", ")
-	kept := parts[:0]
-	for _, p := range parts {
-		if p != step {
-			kept = append(kept, p)
-		}
-	}
-	t.step(strings.Join(kept, ", "))
+	t.drop(step)
 	t.stepDone()
+}
+
+// drop takes a step off the steps under way without counting it done.
+func (t *entity) drop(step string) {
+	parts := strings.Split(t.state.Progress.Step, ", ")
+	t.step(strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == step }), ", "))
 }
 
 // versionIntegrations gates the integration steps (routing, DNS, LDAP,
@@ -55,7 +58,7 @@ const versionIntegrations = "provision-integrations"
 
 // provision creates the tenant's environment and registers it everywhere:
 //
-//	runtime:  network ∥ volumes → services ∥ → wait until healthy → route → supervision
+//	runtime:  admission → network ∥ volumes → services ∥ → wait until healthy → route → supervision
 //	parallel: DNS record, LDAP directory, CMDB entry (they need only the name)
 //
 // On a permanent failure every step that began is undone (after all
@@ -208,6 +211,11 @@ func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, un
 	}
 	owner := t.state.ProvisionID
 	ref := t.runtimeRef()
+	if workflow.GetVersion(ctx, versionHostAdmission, workflow.DefaultVersion, 1) >= 1 {
+		if err := t.admitted(ctx, ref); err != nil {
+			return runtimes.Endpoint{}, err
+		}
+	}
 	local := func(fn any, arg any) func(workflow.Context) error {
 		return func(ctx workflow.Context) error {
 			return t.onHostLocal(ctx, localStepOptions, fn, arg).Get(ctx, nil)
@@ -247,6 +255,29 @@ func (t *entity) provisionRuntime(ctx workflow.Context, env spec.Environment, un
 	}
 	t.end(StepWaitHealthy)
 	return ep, nil
+}
+
+// versionHostAdmission gates the wait for the host's admission: tenants
+// whose provisioning began before it replay without it.
+const versionHostAdmission = "host-admission"
+
+// admitted returns once the tenant's host admits it to start: at once
+// when the host has room (a local step), else after waiting its turn in
+// the host's queue (a regular activity heartbeating its place, so ops see
+// it in the Web UI). Nothing is made before: a queued tenant holds
+// nothing on the host, and its health budget has not begun.
+func (t *entity) admitted(ctx workflow.Context, ref runtimes.TenantRef) error {
+	var st runtimes.Admission
+	if err := t.onHostLocal(ctx, localStepOptions, rt.Admit, ref).Get(ctx, &st); err != nil {
+		return err
+	}
+	if st.Admitted {
+		return nil
+	}
+	t.begin(StepQueued)
+	err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, admissionOptions)), rt.AwaitAdmission, ref).Get(ctx, &st)
+	t.drop(StepQueued)
+	return err
 }
 
 // startServices creates and starts, in parallel, the services of env that

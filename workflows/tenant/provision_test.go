@@ -37,12 +37,15 @@ type provisionSuite struct {
 	pruner string
 	// queues is the task queue each recorded runtime call ran on.
 	queues map[string]string
+	// queued is the place Admit answers (the zero value: admitted).
+	queued *runtimes.Admission
 }
 
 func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 
 func (s *provisionSuite) SetupTest() {
 	s.pruner = ""
+	s.queued = nil
 	s.queues = map[string]string{}
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})
@@ -91,6 +94,20 @@ func (s *provisionSuite) mockRuntime(startService func(in runtimes.ServiceInput)
 		return s.plan, nil
 	})
 	var a *runtimes.Activities
+	s.env.OnActivity(a.Admit, mock.Anything, mock.Anything).Return(func(ctx context.Context, ref runtimes.TenantRef) (runtimes.Admission, error) {
+		if s.queued != nil {
+			s.recordOn(ctx, "Admit")
+			return *s.queued, nil
+		}
+		return runtimes.Admission{Admitted: true}, nil
+	})
+	s.env.OnActivity(a.AwaitAdmission, mock.Anything, mock.Anything).Return(func(ctx context.Context, ref runtimes.TenantRef) (runtimes.Admission, error) {
+		s.recordOn(ctx, "AwaitAdmission")
+		s.mu.Lock()
+		s.queues["AwaitAdmission heartbeat timeout"] = activity.GetInfo(ctx).HeartbeatTimeout.String()
+		s.mu.Unlock()
+		return runtimes.Admission{Admitted: true}, nil
+	})
 	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(ctx context.Context, ref runtimes.TenantRef) error {
 		s.recordOn(ctx, "CreateNetwork")
 		return nil
@@ -184,6 +201,22 @@ func (s *provisionSuite) TestProvisionsAndReportsState() {
 	s.Len(pass, 32)
 	st, _ := json.Marshal(s.queryState())
 	s.NotContains(string(st), pass)
+}
+
+// A tenant its host cannot admit yet waits its turn before anything is
+// made for it, in a regular activity that heartbeats (its place shows in
+// the Web UI, a lost worker is noticed), and then provisions as any.
+func (s *provisionSuite) TestAQueuedTenantWaitsItsTurnBeforeMakingAnything() {
+	s.queued = &runtimes.Admission{Ahead: 3, Starting: 8, Limit: 8}
+	s.mockRuntime(nil, nil)
+	s.runUntilSettled(defaultInput(s.T()), func(st Tenant) {
+		s.Equal(StateActive, st.State)
+		s.Equal(flow.Progress{Done: 4, Total: 4}, st.Progress, "the wait is not a counted step")
+	})
+	calls := s.recorded()
+	s.Equal([]string{"Admit", "AwaitAdmission"}, calls[:2], "nothing made before the turn: %v", calls)
+	s.ElementsMatch([]string{"CreateNetwork", "CreateVolumes", "StartService db", "StartService app", "WaitHealthy"}, calls[2:])
+	s.Equal("30s", s.queues["AwaitAdmission heartbeat timeout"])
 }
 
 func (s *provisionSuite) TestRetriesTransientFailure() {
@@ -293,6 +326,10 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 		note("PlanIntegrations", in.Runtime)
 		return integrations.Plan{}, nil
 	})
+	s.env.OnActivity(a.Admit, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.TenantRef) (runtimes.Admission, error) {
+		note("Admit", in.Runtime)
+		return runtimes.Admission{Admitted: true}, nil
+	})
 	s.env.OnActivity(a.CreateNetwork, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.TenantRef) error {
 		note("CreateNetwork", in.Runtime)
 		return nil
@@ -316,7 +353,7 @@ func (s *provisionSuite) TestRuntimeTravelsWithEveryCall() {
 		s.Equal("https://acme.apps.example.com", st.URL)
 		s.Equal(spec.OpenShift, st.Runtime, "the API shows where the tenant runs")
 	})
-	s.Equal(map[string]string{"PlanIntegrations": "openshift", "CreateNetwork": "openshift", "CreateVolumes": "openshift",
+	s.Equal(map[string]string{"PlanIntegrations": "openshift", "Admit": "openshift", "CreateNetwork": "openshift", "CreateVolumes": "openshift",
 		"StartService app": "openshift", "StartService db": "openshift", "WaitHealthy": "openshift"}, seen)
 }
 
