@@ -113,7 +113,11 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 	t.Helper()
 	var d *docker.Driver
 	if runtimeName == spec.Docker {
-		d = harness.Docker(t)
+		var dcfg docker.Config
+		if wcfg != nil {
+			dcfg = wcfg.Docker
+		}
+		d = harness.DockerWith(t, dcfg)
 		harness.DemoImage(t, d, demoimage.Tag, "v1")
 	}
 	if tmp == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -84,6 +85,53 @@ func TestProvisionTenantThroughAPI(t *testing.T) {
 	}, 10*time.Second, 100*time.Millisecond)
 
 	p.checkHistory(tenant.WorkflowID(name), "provision-active")
+}
+
+// A batch larger than its host admits at once queues: with room for one
+// tenant starting, three requested together start one after the other,
+// those waiting show "queued for the host" and hold nothing on the engine,
+// and all end active.
+func TestABatchQueuesForItsHost(t *testing.T) {
+	p := startPlatformWith(t, &wiring.Config{Docker: docker.Config{StartingTenants: 1}})
+	names := []string{tenantName("e2e-queue"), tenantName("e2e-queue"), tenantName("e2e-queue")}
+	for _, n := range names {
+		t.Cleanup(func() { p.destroy(n) })
+	}
+	for _, n := range names {
+		p.requestTenant(n, "light", "prod")
+	}
+
+	isQueued := func(n string) bool {
+		code, body, _ := p.do(http.MethodGet, "/v1/tenants/"+n+"?fresh=true", nil)
+		prog, _ := body["progress"].(map[string]any)
+		return code == http.StatusOK && prog != nil && strings.Contains(prog["step"].(string), tenant.StepQueued)
+	}
+	var queued string
+	deadline := time.Now().Add(2 * time.Minute)
+	for queued == "" && time.Now().Before(deadline) {
+		for _, n := range names {
+			if !isQueued(n) {
+				continue
+			}
+			// Nothing is made for a tenant before its turn (seen while
+			// it was still queued after the look).
+			if held := p.residue(n); isQueued(n) {
+				require.Empty(t, held, "queued, yet it holds")
+				queued = n
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NotEmpty(t, queued, "none of three waited its turn with room for one")
+
+	for _, n := range names {
+		st := p.waitState(n, 100*time.Millisecond, 3*time.Minute)
+		require.Equal(t, string(tenant.StateActive), st["state"], st)
+	}
+	hist := p.rawHistory(tenant.WorkflowID(queued))
+	require.Contains(t, hist, "AwaitAdmission")
+	p.checkHistory(tenant.WorkflowID(queued), "provision-queued")
 }
 
 func TestPermanentFailureLeavesNoResidue(t *testing.T) {
