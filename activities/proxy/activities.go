@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,7 +80,15 @@ type RouteInput struct {
 	// were stamped: set by the release, decommission and restore of an
 	// existing tenant, never by provisioning.
 	Adopt bool `json:"adopt,omitempty"`
+	// Maintenance, when set, makes the route answer every request with
+	// the maintenance page (503, Retry-After) saying it, instead of
+	// sending it to upstreams (there are none then): a suspended tenant.
+	Maintenance string `json:"maintenance,omitempty"`
 }
+
+// MaintenanceRetryAfter is the Retry-After of the maintenance page, in
+// seconds: clients and crawlers come back later, not at once.
+const MaintenanceRetryAfter = "3600"
 
 // Route is the tenant's route as Caddy now serves it.
 type Route struct {
@@ -87,6 +96,8 @@ type Route struct {
 	Host      string   `json:"host"` // <tenant>.<domain>
 	URL       string   `json:"url"`  // what users open
 	Upstreams []string `json:"upstreams"`
+	// Maintenance: the route serves the maintenance page.
+	Maintenance bool `json:"maintenance,omitempty"`
 }
 
 // RouteRef names the tenant whose route an activity works on, and the run
@@ -447,12 +458,33 @@ func (a *Activities) caddyRoute(in RouteInput) caddyRoute {
 	if in.Owner != "" {
 		handle = append(handle, caddyHandler{Handler: "vars", Owner: in.Owner})
 	}
+	serve := caddyHandler{Handler: "reverse_proxy", Upstreams: ups}
+	if in.Maintenance != "" {
+		serve = caddyHandler{
+			Handler:    "static_response",
+			StatusCode: http.StatusServiceUnavailable,
+			Headers: map[string][]string{
+				"Content-Type":  {"text/html; charset=utf-8"},
+				"Retry-After":   {MaintenanceRetryAfter},
+				"Cache-Control": {"no-store"},
+			},
+			Body: maintenancePage(a.host(in.Tenant), in.Maintenance),
+		}
+	}
 	return caddyRoute{
 		ID:       RouteIDPrefix + in.Tenant,
 		Match:    []caddyMatch{{Host: []string{a.host(in.Tenant)}}},
-		Handle:   append(handle, caddyHandler{Handler: "reverse_proxy", Upstreams: ups}),
+		Handle:   append(handle, serve),
 		Terminal: true,
 	}
+}
+
+// maintenancePage is the page a suspended tenant's URL answers: the
+// message, HTML-escaped, and nothing else of the tenant.
+func maintenancePage(host, message string) string {
+	return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + html.EscapeString(host) +
+		" is unavailable</title></head>\n<body><h1>" + html.EscapeString(host) + " is unavailable</h1>\n<p>" +
+		html.EscapeString(message) + "</p></body></html>\n"
 }
 
 func (a *Activities) route(in RouteInput) Route {
@@ -462,10 +494,11 @@ func (a *Activities) route(in RouteInput) Route {
 		authority = net.JoinHostPort(host, a.cfg.port)
 	}
 	return Route{
-		ID:        RouteIDPrefix + in.Tenant,
-		Host:      host,
-		URL:       a.cfg.scheme + "://" + authority,
-		Upstreams: append([]string(nil), in.Upstreams...),
+		ID:          RouteIDPrefix + in.Tenant,
+		Host:        host,
+		URL:         a.cfg.scheme + "://" + authority,
+		Upstreams:   append([]string(nil), in.Upstreams...),
+		Maintenance: in.Maintenance != "",
 	}
 }
 
@@ -481,12 +514,16 @@ type caddyMatch struct {
 	Host []string `json:"host"`
 }
 
-// caddyHandler is a reverse_proxy handler (Upstreams) or the vars handler
-// that names the route's owner (Owner).
+// caddyHandler is a reverse_proxy handler (Upstreams), the vars handler
+// that names the route's owner (Owner), or the static_response of the
+// maintenance page (StatusCode, Headers, Body).
 type caddyHandler struct {
-	Handler   string          `json:"handler"`
-	Owner     string          `json:"tenantflow_owner,omitempty"`
-	Upstreams []caddyUpstream `json:"upstreams,omitempty"`
+	Handler    string              `json:"handler"`
+	Owner      string              `json:"tenantflow_owner,omitempty"`
+	Upstreams  []caddyUpstream     `json:"upstreams,omitempty"`
+	StatusCode int                 `json:"status_code,omitempty"`
+	Headers    map[string][]string `json:"headers,omitempty"`
+	Body       string              `json:"body,omitempty"`
 }
 
 type caddyUpstream struct {
@@ -536,7 +573,10 @@ func validateInput(in RouteInput, host string) error {
 	} else if len(host) > 253 {
 		errs = append(errs, fmt.Errorf("host %q is longer than 253 characters", host))
 	}
-	if len(in.Upstreams) == 0 {
+	switch {
+	case in.Maintenance != "" && len(in.Upstreams) > 0:
+		errs = append(errs, errors.New("a maintenance route has no upstreams"))
+	case in.Maintenance == "" && len(in.Upstreams) == 0:
 		errs = append(errs, errors.New("no upstream given"))
 	}
 	for _, u := range in.Upstreams {

@@ -209,6 +209,82 @@ func TestEnsureRouteServesTenantThroughCaddy(t *testing.T) {
 	}
 }
 
+// A suspended tenant's route answers every request with the maintenance
+// page (503, Retry-After, the message escaped) and reaches no upstream;
+// the route switched back serves the tenant again. Both are one change of
+// the same route, owner kept.
+func TestMaintenancePageAndBack(t *testing.T) {
+	caddy := harness.StartCaddy(t, "tenantflow")
+	a := newActivities(t, caddy)
+	up := upstream(t, "upstream A")
+	in := proxy.RouteInput{Tenant: "acme", Upstreams: []string{up}, Owner: "run-1"}
+	if _, err := a.EnsureRoute(ctx(t), in); err != nil {
+		t.Fatal(err)
+	}
+	served(t, caddy, "acme."+domain, "upstream A")
+
+	msg := "Suspended <unpaid invoice>: contact billing"
+	got, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Owner: "run-1", Maintenance: msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Maintenance || len(got.Upstreams) != 0 {
+		t.Fatalf("EnsureRoute = %+v, want the maintenance route", got)
+	}
+	var resp *http.Response
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx(t), http.MethodGet, "http://"+caddy.HTTPAddr+"/any/path", nil)
+		req.Host = "acme." + domain
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		resp.Body.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+	body := make([]byte, 4096)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	page := string(body[:n])
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != proxy.MaintenanceRetryAfter ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("maintenance answer %d %v", resp.StatusCode, resp.Header)
+	}
+	if !strings.Contains(page, "Suspended &lt;unpaid invoice&gt;: contact billing") || strings.Contains(page, "upstream A") {
+		t.Fatalf("maintenance page %q", page)
+	}
+	if n := countID(t, caddy, "tenantflow-acme"); n != 1 {
+		t.Fatalf("%d routes of acme", n)
+	}
+	// Another run cannot switch it back: the owner was kept.
+	if _, err := a.EnsureRoute(ctx(t), proxy.RouteInput{Tenant: "acme", Upstreams: []string{up}, Owner: "run-2"}); err == nil {
+		t.Fatal("another run took over the maintenance route")
+	}
+
+	if _, err := a.EnsureRoute(ctx(t), in); err != nil {
+		t.Fatal(err)
+	}
+	served(t, caddy, "acme."+domain, "upstream A")
+	if d := dials(t, caddy, "tenantflow-acme"); !slices.Equal(d, []string{up}) {
+		t.Fatalf("dials %v after resume", d)
+	}
+
+	// A maintenance route with upstreams, or none without, is refused
+	// before anything is sent.
+	for _, bad := range []proxy.RouteInput{
+		{Tenant: "acme", Owner: "run-1", Maintenance: msg, Upstreams: []string{up}},
+		{Tenant: "acme", Owner: "run-1"},
+	} {
+		var appErr *temporal.ApplicationError
+		if _, err := a.EnsureRoute(ctx(t), bad); !errors.As(err, &appErr) || appErr.Type() != proxy.ErrInvalidInput {
+			t.Fatalf("EnsureRoute(%+v) = %v, want %s", bad, err, proxy.ErrInvalidInput)
+		}
+	}
+}
+
 func TestRemoveRouteLeavesOtherTenants(t *testing.T) {
 	harness.RequireAcceptQueueMigration(t)
 	caddy := harness.StartCaddy(t, "tenantflow")
