@@ -83,7 +83,7 @@ func TestListTenantsErrorMessages(t *testing.T) {
 	e := newTestEnv(t)
 	rec := e.do(http.MethodGet, "/v1/tenants?state=broken", opsToken, "")
 	require.Equal(t, http.StatusBadRequest, rec.Code)
-	assert.JSONEq(t, `{"field":"state","error":"unknown state \"broken\" (one of: provisioning, active, updating, decommissioning, decommissioned, restoring, failed, moving, degraded)"}`, rec.Body.String())
+	assert.JSONEq(t, `{"field":"state","error":"unknown state \"broken\" (one of: provisioning, active, updating, decommissioning, decommissioned, restoring, failed, moving, degraded, suspended)"}`, rec.Body.String())
 
 	rec = e.do(http.MethodGet, "/v1/tenants?stage=dev", opsToken, "")
 	require.Equal(t, http.StatusBadRequest, rec.Code)

@@ -212,6 +212,8 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))
 	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateAbort))
 	v1.POST("/tenants/:name/move", RequireRoles(tokens, RoleOps), s.moveTenant)
+	v1.POST("/tenants/:name/suspend", RequireRoles(tokens, RoleOps, RoleDistributor), s.suspendTenant)
+	v1.POST("/tenants/:name/resume", RequireRoles(tokens, RoleOps, RoleDistributor), s.resumeTenant)
 	v1.POST("/hosts", RequireRoles(tokens, RoleOps), s.registerHost)
 	v1.GET("/hosts", RequireRoles(tokens, RoleOps), s.listHosts)
 	v1.GET("/hosts/:name", RequireRoles(tokens, RoleOps), s.getHost)

@@ -104,6 +104,9 @@ type Tenant struct {
 	// Repair is the repair the drift reconcile asked for, under way or
 	// the last one (see repair.go).
 	Repair *Repair `json:"repair,omitempty"`
+	// Suspension is the tenant's suspension, under way or the last one
+	// (see suspend.go).
+	Suspension *Suspension `json:"suspension,omitempty"`
 }
 
 // UpdateMove moves a placed tenant to another Docker host with its data

@@ -70,6 +70,10 @@ func (s *provisionSuite) mockDecommission(verify func() error) {
 	var l *ldap.Activities
 	s.env.SetStartTime(testStart)
 	s.env.OnActivity(l.DisableAccounts, mock.Anything, mock.Anything).Return(func(_ context.Context, in ldap.DirectoryRef) error {
+		if s.failCall == "DisableAccounts" {
+			s.record("DisableAccounts")
+			return temporal.NewNonRetryableApplicationError("the directory refuses", "Refused", nil)
+		}
 		return s.undoneBy("DisableAccounts", in.Owner, in.Adopt)
 	})
 	s.env.OnActivity(l.EnableAccounts, mock.Anything, mock.Anything).Return(func(_ context.Context, in ldap.DirectoryRef) error {

@@ -48,6 +48,10 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.requestMove, t.validateMove},
 		{UpdateRepair, "Repair what the drift reconcile found missing or stopped: services started again, route and record following; a failure degrades the tenant",
 			t.requestRepair, t.validateRepair},
+		{UpdateSuspend, "Suspend the active tenant (who and why): the maintenance page on its URL, services stopped, accounts disabled, supervision paused; its data stays",
+			t.requestSuspend, t.validateSuspend},
+		{UpdateResume, "Resume the suspended tenant: services started and healthy, accounts enabled, supervision resumed, the route back to the services",
+			t.requestResume, t.validateResume},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {

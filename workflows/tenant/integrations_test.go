@@ -82,6 +82,7 @@ func (s *provisionSuite) requireOwners(provisioning int) []ownerCall {
 type integrationCalls struct {
 	mu          sync.Mutex
 	routeIn     proxy.RouteInput
+	routes      []proxy.RouteInput // every EnsureRoute, in order
 	directoryIn ldap.DirectoryInput
 	watchIn     supervision.WatchInput
 	parallel    sync.WaitGroup // DNS, LDAP and CMDB each mark themselves done
@@ -148,6 +149,7 @@ func (s *provisionSuite) mockIntegrations(fail, flaky string) *integrationCalls 
 		owners.add("EnsureRoute", in.Owner, in.Adopt)
 		ic.mu.Lock()
 		ic.routeIn = in
+		ic.routes = append(ic.routes, in)
 		ic.mu.Unlock()
 		return proxy.Route{ID: "tenantflow-acme", Host: fullPlan.Host, URL: fullPlan.URL, Upstreams: in.Upstreams}, outcome("EnsureRoute")
 	})

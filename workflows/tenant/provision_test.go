@@ -39,6 +39,8 @@ type provisionSuite struct {
 	queues map[string]string
 	// queued is the place Admit answers (the zero value: admitted).
 	queued *runtimes.Admission
+	// failCall names a directory call that fails permanently.
+	failCall string
 }
 
 func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
@@ -46,6 +48,7 @@ func TestProvision(t *testing.T) { suite.Run(t, new(provisionSuite)) }
 func (s *provisionSuite) SetupTest() {
 	s.pruner = ""
 	s.queued = nil
+	s.failCall = ""
 	s.queues = map[string]string{}
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflowWithOptions(Workflow, workflow.RegisterOptions{Name: WorkflowType})

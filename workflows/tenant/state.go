@@ -21,6 +21,7 @@ const (
 	StateMoving          State = "moving"         // its data and services go to another Docker host
 	StateDegraded        State = "degraded"       // its host is lost (evacuate it, or wait for the host), or a repair failed
 	StateFailed          State = "failed"         // provisioning failed; nothing is left of it
+	StateSuspended       State = "suspended"      // services stopped, the maintenance page on its URL, data and accounts kept (disabled)
 )
 
 // States lists every lifecycle state (the values the TenantState search
@@ -28,6 +29,7 @@ const (
 var States = []State{
 	StateProvisioning, StateActive, StateUpdating, StateDecommissioning,
 	StateDecommissioned, StateRestoring, StateFailed, StateMoving, StateDegraded,
+	StateSuspended,
 }
 
 // stateMoves is the tenant's lifecycle. A state moves to itself when
@@ -35,7 +37,8 @@ var States = []State{
 // starting, a purge ending).
 var stateMoves = flow.Moves[State]{
 	StateProvisioning:    {StateProvisioning, StateActive, StateFailed},
-	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving, StateDegraded},
+	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving, StateDegraded, StateSuspended},
+	StateSuspended:       {StateActive, StateSuspended},
 	StateMoving:          {StateActive, StateDegraded},
 	StateDegraded:        {StateActive, StateMoving, StateDegraded},
 	StateUpdating:        {StateActive},

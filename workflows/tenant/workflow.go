@@ -95,7 +95,7 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 	t.scheduleBackups(ctx)
 	for {
 		due := func() bool {
-			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.protectionDue(ctx) || renew())
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || renew())
 		}
 		if err := t.awaitUntil(ctx, t.nextWake(), due); err != nil {
 			return false, err
@@ -115,6 +115,10 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			_ = t.operate(func() error { t.repair(ctx); return nil })
 		case t.moveDue():
 			_ = t.operate(func() error { t.move(ctx); return nil })
+		case t.suspendDue():
+			_ = t.operate(func() error { t.suspend(ctx); return nil })
+		case t.resumeDue():
+			_ = t.operate(func() error { t.resume(ctx); return nil })
 		case t.protectionDue(ctx):
 			_ = t.operate(func() error { t.protect(ctx); return nil })
 		case t.retained() && !renew():

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/proxy"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
+)
+
+// A suspended tenant's URL answers the maintenance page through the real
+// Caddy, its containers are stopped but kept with their data, its
+// directory accounts no longer bind, its probes are gone from Prometheus;
+// resumed, it serves the same data again on the same URL, its accounts
+// bind and its probes are back.
+func TestSuspendAndResumeWithTheRealServers(t *testing.T) {
+	srv, cfg := startServers(t)
+	p := startPlatformWith(t, cfg)
+	name := tenantName("susp")
+	t.Cleanup(func() { p.destroy(name) })
+	host := name + "." + testDomain
+
+	p.requestTenant(name, "light", "prod")
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
+	for range 2 {
+		code, body := proxyDo(t, srv.caddy.HTTPAddr, http.MethodPost, host, "/hits")
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
+	require.Equal(t, http.StatusOK, code, creds)
+	bind := func() error {
+		conn, err := ldap.DialURL(srv.slapd.URL)
+		require.NoError(t, err)
+		defer conn.Close()
+		return conn.Bind(creds["dn"].(string), creds["password"].(string))
+	}
+	require.NoError(t, bind())
+	sdFile := filepath.Join(srv.prom.SDDir, "tenantflow-"+name+".json")
+	require.FileExists(t, sdFile)
+
+	// Bad input: 400 naming the field, nothing starts.
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants/"+name+"/suspend", map[string]any{})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Equal(t, "reason", body["field"])
+
+	start := time.Now()
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/suspend", map[string]any{"reason": "invoice 42 unpaid", "message": "Back once the invoice is settled."})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = p.waitFor(name, 50*time.Millisecond, time.Minute, "suspended", func(st map[string]any) bool {
+		return st["state"] == string(tenant.StateSuspended)
+	})
+	suspendTook := time.Since(start)
+	susp := st["suspension"].(map[string]any)
+	require.Equal(t, string(tenant.SuspendDone), susp["phase"])
+	require.Equal(t, "invoice 42 unpaid", susp["reason"])
+
+	code, page := proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
+	require.Equal(t, http.StatusServiceUnavailable, code, page)
+	require.Contains(t, page, "Back once the invoice is settled.")
+	require.NotContains(t, page, "invoice 42", "the reason is not shown to the tenant's users")
+	code, route := srv.caddy.Admin(t, http.MethodGet, "/id/"+proxy.RouteIDPrefix+name, nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(route), `"`+proxy.OwnerVar+`":"`+st["provisionId"].(string)+`"`, "the route keeps its owner")
+	for _, svc := range []string{"app", "db"} {
+		info, err := p.driver.Client().ContainerInspect(context.Background(), docker.ContainerName(name, svc))
+		require.NoError(t, err, "the container is kept")
+		require.False(t, info.State.Running, svc)
+	}
+	require.Error(t, bind(), "a suspended tenant's accounts do not bind")
+	_, err := os.Stat(sdFile)
+	require.True(t, os.IsNotExist(err), "its probes are paused")
+
+	// A second suspend is refused (409), and a release would skip it.
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/suspend", map[string]any{"reason": "again"})
+	require.Equal(t, http.StatusConflict, code, body)
+
+	start = time.Now()
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/resume", map[string]any{"reason": "paid"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "active again", func(st map[string]any) bool {
+		return st["state"] == string(tenant.StateActive)
+	})
+	resumeTook := time.Since(start)
+	require.Equal(t, string(tenant.ResumeDone), st["suspension"].(map[string]any)["phase"])
+	hits, page := appStateVia(t, srv.caddy.HTTPAddr, host)
+	require.EqualValues(t, 2, hits, "the same data: %s", page)
+	require.True(t, strings.Contains(page, name), page)
+	require.NoError(t, bind(), "the accounts bind again")
+	require.FileExists(t, sdFile, "its probes are back")
+	t.Logf("suspended in %s, resumed in %s (REST request to the state seen)", suspendTook.Round(time.Millisecond), resumeTook.Round(time.Millisecond))
+
+	p.checkHistory(tenant.WorkflowID(name), "tenant-suspended-resumed")
+}
