@@ -103,7 +103,7 @@ lint: lint-tools
 
 # Benchmarks with figures (orchestration overhead, …); see README.
 bench: $(BIN)/temporal kube-tools
-	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift)' -benchtime 5x -timeout 30m ./testsuite/e2e/
+	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift|SuspendResume)' -benchtime 5x -timeout 30m ./testsuite/e2e/
 
 # How many tenants one Docker host takes at once (TENANTFLOW_BENCH_TENANTS,
 # 200 by default): time until all are active, and idle CPU per tenant; then

@@ -47,7 +47,7 @@ func phaseIs(phases ...tenant.Phase) func(map[string]any) bool {
 }
 
 // proxyDo sends a request to the tenant's host through Caddy.
-func proxyDo(t *testing.T, addr, method, host, path string) (int, string) {
+func proxyDo(t testing.TB, addr, method, host, path string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	require.NoError(t, err)

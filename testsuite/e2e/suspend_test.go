@@ -101,3 +101,59 @@ func TestSuspendAndResumeWithTheRealServers(t *testing.T) {
 
 	p.checkHistory(tenant.WorkflowID(name), "tenant-suspended-resumed")
 }
+
+// BenchmarkSuspendResume suspends and resumes one tenant of the light
+// template with every integration on (the real Caddy, BIND, slapd,
+// Prometheus), b.N times, and reports the times from the REST request
+// until its URL answers the maintenance page (suspend) and its app again
+// (resume), and until the tenant's state says so, as p50 over the runs.
+func BenchmarkSuspendResume(b *testing.B) {
+	srv, cfg := startServers(b)
+	p := startPlatformWith(b, cfg)
+	name := tenantName("bsusp")
+	b.Cleanup(func() { p.destroy(name) })
+	host := name + "." + testDomain
+	p.requestTenant(name, "light", "prod")
+	if st := p.waitState(name, 50*time.Millisecond, 2*time.Minute); st["state"] != string(tenant.StateActive) {
+		b.Fatalf("not active: %v", st)
+	}
+	untilURL := func(want int) time.Duration {
+		start := time.Now()
+		for time.Since(start) < time.Minute {
+			if code, _ := proxyDo(b, srv.caddy.HTTPAddr, http.MethodGet, host, "/"); code == want {
+				return time.Since(start)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.Fatalf("%s never answered %d", host, want)
+		return 0
+	}
+	untilState := func(start time.Time, state tenant.State) time.Duration {
+		p.waitFor(name, 20*time.Millisecond, 2*time.Minute, string(state), func(st map[string]any) bool { return st["state"] == string(state) })
+		return time.Since(start)
+	}
+	var pageUp, suspended, appBack, resumed []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if code, body, _ := p.do(http.MethodPost, "/v1/tenants/"+name+"/suspend", map[string]any{"reason": "bench"}); code != http.StatusAccepted {
+			b.Fatalf("suspend: %d %v", code, body)
+		}
+		pageUp = append(pageUp, untilURL(http.StatusServiceUnavailable))
+		suspended = append(suspended, untilState(start, tenant.StateSuspended))
+		start = time.Now()
+		if code, body, _ := p.do(http.MethodPost, "/v1/tenants/"+name+"/resume", nil); code != http.StatusAccepted {
+			b.Fatalf("resume: %d %v", code, body)
+		}
+		appBack = append(appBack, untilURL(http.StatusOK))
+		resumed = append(resumed, untilState(start, tenant.StateActive))
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(percentile(pageUp, 0.5)), "page-up-p50-ms")
+	b.ReportMetric(ms(percentile(suspended, 0.5)), "suspended-p50-ms")
+	b.ReportMetric(ms(percentile(appBack, 0.5)), "app-back-p50-ms")
+	b.ReportMetric(ms(percentile(resumed, 0.5)), "resumed-p50-ms")
+	b.Logf("%d suspend/resume cycles: maintenance page after p50 %s (max %s), suspended p50 %s; app back after p50 %s (max %s), active p50 %s",
+		b.N, percentile(pageUp, 0.5), percentile(pageUp, 1), percentile(suspended, 0.5), percentile(appBack, 0.5), percentile(appBack, 1), percentile(resumed, 0.5))
+}
