@@ -42,13 +42,19 @@ func (s *server) suspendTenant(c *gin.Context) {
 		return
 	}
 	by := c.GetString(ctxCaller)
+	s.suspension(c, name, "suspend", body.Reason, tenant.UpdateSuspend, tenant.SuspendRequest{By: by, Reason: body.Reason, Message: body.Message})
+}
+
+// suspension sends a suspend or resume Update and answers 202 with the
+// tenant's suspension.
+func (s *server) suspension(c *gin.Context, name, what, reason, update string, arg any) {
 	var out tenant.Suspension
 	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
-		ended: "has ended: nothing to suspend", refusals: []string{tenant.ErrSuspendRefused}},
-		tenant.UpdateSuspend, tenant.SuspendRequest{By: by, Reason: body.Reason, Message: body.Message}, &out) {
+		ended: "has ended: nothing to " + what, refusals: []string{tenant.ErrSuspendRefused}},
+		update, arg, &out) {
 		return
 	}
-	s.log.InfoContext(c.Request.Context(), "suspend requested", "tenant", name, "reason", body.Reason, "caller", by)
+	s.log.InfoContext(c.Request.Context(), what+" requested", "tenant", name, "reason", reason, "caller", c.GetString(ctxCaller))
 	c.Header("Location", "/v1/tenants/"+name)
 	c.JSON(http.StatusAccepted, gin.H{"tenant": name, "suspension": out})
 }
@@ -74,16 +80,7 @@ func (s *server) resumeTenant(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	by := c.GetString(ctxCaller)
-	var out tenant.Suspension
-	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
-		ended: "has ended: nothing to resume", refusals: []string{tenant.ErrSuspendRefused}},
-		tenant.UpdateResume, tenant.ResumeRequest{By: by, Reason: body.Reason}, &out) {
-		return
-	}
-	s.log.InfoContext(c.Request.Context(), "resume requested", "tenant", name, "reason", body.Reason, "caller", by)
-	c.Header("Location", "/v1/tenants/"+name)
-	c.JSON(http.StatusAccepted, gin.H{"tenant": name, "suspension": out})
+	s.suspension(c, name, "resume", body.Reason, tenant.UpdateResume, tenant.ResumeRequest{By: c.GetString(ctxCaller), Reason: body.Reason})
 }
 
 // checkSuspendText checks a reason or message: present when required,

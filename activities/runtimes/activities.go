@@ -103,28 +103,31 @@ func (a *Activities) CreateService(ctx context.Context, in ServiceInput) (Servic
 // place in the runtime's queue (keeping it for a while): a runtime that
 // queues nothing admits at once.
 func (a *Activities) Admit(ctx context.Context, in TenantRef) (Admission, error) {
-	d, err := a.driver(in.Runtime)
-	if err != nil {
-		return Admission{}, err
-	}
-	ad, ok := d.(Admitter)
-	if !ok {
-		return Admission{Admitted: true}, nil
+	ad, err := a.admitter(in.Runtime)
+	if ad == nil || err != nil {
+		return Admission{Admitted: err == nil}, err
 	}
 	return ad.Admit(ctx, in.Tenant, false, nil)
+}
+
+// admitter is the runtime's Admitter; nil for a runtime that queues
+// nothing.
+func (a *Activities) admitter(runtime string) (Admitter, error) {
+	d, err := a.driver(runtime)
+	if err != nil {
+		return nil, err
+	}
+	ad, _ := d.(Admitter)
+	return ad, nil
 }
 
 // AwaitAdmission waits in the runtime's queue until the tenant is
 // admitted, heartbeating its place, so ops see in the Web UI how many
 // are ahead and a lost worker is noticed by the heartbeat timeout.
 func (a *Activities) AwaitAdmission(ctx context.Context, in TenantRef) (Admission, error) {
-	d, err := a.driver(in.Runtime)
-	if err != nil {
-		return Admission{}, err
-	}
-	ad, ok := d.(Admitter)
-	if !ok {
-		return Admission{Admitted: true}, nil
+	ad, err := a.admitter(in.Runtime)
+	if ad == nil || err != nil {
+		return Admission{Admitted: err == nil}, err
 	}
 	var (
 		mu   sync.Mutex

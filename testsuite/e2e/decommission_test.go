@@ -110,29 +110,9 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	srv, cfg := startServers(t)
 	cfg.Backup = backup.Config{Dir: t.TempDir(), Retention: time.Hour}
 	p := startPlatformWith(t, cfg)
-	name := tenantName("decom")
-	t.Cleanup(func() { p.destroy(name) })
-	host := name + "." + testDomain
-
-	p.requestTenant(name, "light", "prod")
-	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, string(tenant.StateActive), st["state"], st)
-
 	// Data written through the app: a counter in its volume, mirrored in
 	// the database's volume.
-	for range 3 {
-		code, body := proxyDo(t, srv.caddy.HTTPAddr, http.MethodPost, host, "/hits")
-		require.Equal(t, http.StatusOK, code, body)
-	}
-	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
-	require.Equal(t, http.StatusOK, code, creds)
-	bind := func() error {
-		conn, err := ldap.DialURL(srv.slapd.URL)
-		require.NoError(t, err)
-		defer conn.Close()
-		return conn.Bind(creds["dn"].(string), creds["password"].(string))
-	}
-	require.NoError(t, bind())
+	name, host, bind := servingTenant(t, srv, p, "decom", 3)
 
 	// The db's generated password: the dump and restore commands need the
 	// db's environment, which must never show in plain text.
@@ -162,7 +142,7 @@ func TestDecommissionKeepsTheDataAndRestoreBringsItBack(t *testing.T) {
 	code, body, _ = p.doAs("distributor-"+p.token, http.MethodDelete, "/v1/tenants/"+name, map[string]any{"reason": "end of contract"})
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Equal(t, string(tenant.PhaseAwaitingConfirmation), body["decommission"].(map[string]any)["phase"])
-	st = p.waitFor(name, 50*time.Millisecond, 5*time.Second, "awaiting confirmation", phaseIs(tenant.PhaseAwaitingConfirmation))
+	st := p.waitFor(name, 50*time.Millisecond, 5*time.Second, "awaiting confirmation", phaseIs(tenant.PhaseAwaitingConfirmation))
 	require.Equal(t, string(tenant.StateActive), st["state"], "nothing happens before the confirmation")
 	code, _ = proxyDo(t, srv.caddy.HTTPAddr, http.MethodGet, host, "/")
 	require.Equal(t, http.StatusOK, code)

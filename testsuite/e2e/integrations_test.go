@@ -113,6 +113,34 @@ func (s *servers) requireStampedBy(t *testing.T, name, run string) {
 	require.Contains(t, string(file), `"`+supervision.OwnerLabel+`":"`+run+`"`, "supervision target file")
 }
 
+// servingTenant provisions a light tenant with every integration,
+// writes hits through its URL and fetches its first directory account: it
+// returns the tenant, its host name and a bind of that account (which
+// binds now).
+func servingTenant(t *testing.T, srv *servers, p *platform, prefix string, hits int) (name, host string, bind func() error) {
+	t.Helper()
+	name = tenantName(prefix)
+	t.Cleanup(func() { p.destroy(name) })
+	host = name + "." + testDomain
+	p.requestTenant(name, "light", "prod")
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
+	for range hits {
+		code, body := proxyDo(t, srv.caddy.HTTPAddr, http.MethodPost, host, "/hits")
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
+	require.Equal(t, http.StatusOK, code, creds)
+	bind = func() error {
+		conn, err := ldap.DialURL(srv.slapd.URL)
+		require.NoError(t, err)
+		defer conn.Close()
+		return conn.Bind(creds["dn"].(string), creds["password"].(string))
+	}
+	require.NoError(t, bind())
+	return name, host, bind
+}
+
 func TestProvisionWithAllIntegrations(t *testing.T) {
 	srv, cfg := startServers(t)
 	p := startPlatformWith(t, cfg)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
@@ -25,26 +24,7 @@ import (
 func TestSuspendAndResumeWithTheRealServers(t *testing.T) {
 	srv, cfg := startServers(t)
 	p := startPlatformWith(t, cfg)
-	name := tenantName("susp")
-	t.Cleanup(func() { p.destroy(name) })
-	host := name + "." + testDomain
-
-	p.requestTenant(name, "light", "prod")
-	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
-	require.Equal(t, string(tenant.StateActive), st["state"], st)
-	for range 2 {
-		code, body := proxyDo(t, srv.caddy.HTTPAddr, http.MethodPost, host, "/hits")
-		require.Equal(t, http.StatusOK, code, body)
-	}
-	code, creds, _ := p.doAs("distributor-"+p.token, http.MethodGet, "/v1/tenants/"+name+"/credentials", nil)
-	require.Equal(t, http.StatusOK, code, creds)
-	bind := func() error {
-		conn, err := ldap.DialURL(srv.slapd.URL)
-		require.NoError(t, err)
-		defer conn.Close()
-		return conn.Bind(creds["dn"].(string), creds["password"].(string))
-	}
-	require.NoError(t, bind())
+	name, host, bind := servingTenant(t, srv, p, "susp", 2)
 	sdFile := filepath.Join(srv.prom.SDDir, "tenantflow-"+name+".json")
 	require.FileExists(t, sdFile)
 
@@ -56,7 +36,7 @@ func TestSuspendAndResumeWithTheRealServers(t *testing.T) {
 	start := time.Now()
 	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/suspend", map[string]any{"reason": "invoice 42 unpaid", "message": "Back once the invoice is settled."})
 	require.Equal(t, http.StatusAccepted, code, body)
-	st = p.waitFor(name, 50*time.Millisecond, time.Minute, "suspended", func(st map[string]any) bool {
+	st := p.waitFor(name, 50*time.Millisecond, time.Minute, "suspended", func(st map[string]any) bool {
 		return st["state"] == string(tenant.StateSuspended)
 	})
 	suspendTook := time.Since(start)
