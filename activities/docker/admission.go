@@ -190,13 +190,17 @@ func (a *admission) leave(tenant string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	_, started := a.starting[tenant]
+	queued := len(a.queue)
 	delete(a.starting, tenant)
 	delete(a.seen, tenant)
 	a.queue = slices.DeleteFunc(a.queue, func(t string) bool { return t == tenant })
-	if started {
+	switch {
+	case started:
 		a.promote(a.now())
+		a.signal()
+	case len(a.queue) != queued:
+		a.signal() // those behind moved up
 	}
-	a.signal()
 }
 
 // stalled tells that the engine did not run a starting service's probe

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -129,21 +128,13 @@ func (a *Activities) AwaitAdmission(ctx context.Context, in TenantRef) (Admissio
 	if ad == nil || err != nil {
 		return Admission{Admitted: err == nil}, err
 	}
-	var (
-		mu   sync.Mutex
-		last = "joining the host's queue"
-	)
-	stop := beat.Every(ctx, cmp.Or(a.HeartbeatEvery, DefaultHeartbeatEvery), a.Heartbeat, func() any {
-		mu.Lock()
-		defer mu.Unlock()
-		return last
-	})
+	set, stop := beat.Latest(ctx, a.heartbeatEvery(), a.Heartbeat, "joining the host's queue")
 	defer stop()
-	return ad.Admit(ctx, in.Tenant, true, func(st Admission) {
-		mu.Lock()
-		last = st.String()
-		mu.Unlock()
-	})
+	return ad.Admit(ctx, in.Tenant, true, func(st Admission) { set(st.String()) })
+}
+
+func (a *Activities) heartbeatEvery() time.Duration {
+	return cmp.Or(a.HeartbeatEvery, DefaultHeartbeatEvery)
 }
 
 // WaitHealthy blocks until every service passes its health check and
@@ -162,22 +153,12 @@ func (a *Activities) WaitHealthy(ctx context.Context, env spec.Environment) (End
 	// and on a swamped engine a probe waits for a slot and its exec for
 	// longer than the heartbeat timeout. 51 of 200 tenants requested at
 	// once on one engine failed so, their worker alive and waiting.
-	var (
-		mu   sync.Mutex
-		last = "waiting for the services' first probe"
-	)
+	set, stop := beat.Latest(ctx, a.heartbeatEvery(), a.Heartbeat, "waiting for the services' first probe")
+	defer stop()
 	progress := func(msg string) {
-		mu.Lock()
-		last = msg
-		mu.Unlock()
+		set(msg)
 		a.Heartbeat(ctx, msg)
 	}
-	stop := beat.Every(ctx, cmp.Or(a.HeartbeatEvery, DefaultHeartbeatEvery), a.Heartbeat, func() any {
-		mu.Lock()
-		defer mu.Unlock()
-		return last
-	})
-	defer stop()
 	// Returned unwrapped: the SDK reads only the outermost error, and a
 	// wrapped non-retryable ApplicationError would be retried.
 	return d.WaitHealthy(ctx, env, progress)

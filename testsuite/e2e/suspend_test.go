@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +73,7 @@ func TestSuspendAndResumeWithTheRealServers(t *testing.T) {
 	require.Equal(t, string(tenant.ResumeDone), st["suspension"].(map[string]any)["phase"])
 	hits, page := appStateVia(t, srv.caddy.HTTPAddr, host)
 	require.EqualValues(t, 2, hits, "the same data: %s", page)
-	require.True(t, strings.Contains(page, name), page)
+	require.Contains(t, page, name)
 	require.NoError(t, bind(), "the accounts bind again")
 	require.FileExists(t, sdFile, "its probes are back")
 	t.Logf("suspended in %s, resumed in %s (REST request to the state seen)", suspendTook.Round(time.Millisecond), resumeTook.Round(time.Millisecond))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
@@ -14,11 +13,7 @@ import (
 
 // repairAt sends the repair Update at simulated time at.
 func (s *provisionSuite) repairAt(at time.Duration, in RepairRequest, rejected *error) {
-	s.env.RegisterDelayedCallback(func() {
-		s.env.UpdateWorkflow(UpdateRepair, "", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { *rejected = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
-		}, in)
-	}, at)
+	s.updateAt(at, UpdateRepair, in, rejected)
 }
 
 // A repair whose service cannot start leaves the tenant degraded with

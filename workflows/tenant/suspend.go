@@ -73,7 +73,7 @@ const (
 	ResumeQueued       SuspensionPhase = "resume-queued"
 	ResumeRunning      SuspensionPhase = "resuming"
 	ResumeDone         SuspensionPhase = "resumed"
-	ResumeFailedPhase  SuspensionPhase = "resume-failed" // the tenant stays suspended
+	ResumeFailed       SuspensionPhase = "resume-failed" // the tenant stays suspended
 	suspensionNotBegun SuspensionPhase = ""
 )
 
@@ -85,8 +85,8 @@ var suspensionMoves = flow.Moves[SuspensionPhase]{
 	SuspendFailed:      {SuspendQueued},
 	SuspendDone:        {ResumeQueued},
 	ResumeQueued:       {ResumeRunning},
-	ResumeRunning:      {ResumeDone, ResumeFailedPhase},
-	ResumeFailedPhase:  {ResumeQueued},
+	ResumeRunning:      {ResumeDone, ResumeFailed},
+	ResumeFailed:       {ResumeQueued},
 	ResumeDone:         {SuspendQueued},
 }
 
@@ -105,11 +105,11 @@ type Suspension struct {
 	RequestedAt time.Time       `json:"requestedAt"`
 	SuspendedAt *time.Time      `json:"suspendedAt,omitempty"`
 	// ResumedBy, ResumeReason and ResumedAt: the resume, once asked for.
-	ResumedBy    string     `json:"resumedBy,omitempty"`
-	ResumeReason string     `json:"resumeReason,omitempty"`
-	ResumeAsked  *time.Time `json:"resumeRequestedAt,omitempty"`
-	ResumedAt    *time.Time `json:"resumedAt,omitempty"`
-	Error        string     `json:"error,omitempty"`
+	ResumedBy         string     `json:"resumedBy,omitempty"`
+	ResumeReason      string     `json:"resumeReason,omitempty"`
+	ResumeRequestedAt *time.Time `json:"resumeRequestedAt,omitempty"`
+	ResumedAt         *time.Time `json:"resumedAt,omitempty"`
+	Error             string     `json:"error,omitempty"`
 }
 
 func (s *Suspension) moveTo(next SuspensionPhase) { s.Phase = flow.Must(s.Phase.To(next)) }
@@ -160,7 +160,7 @@ func (t *entity) validateSuspend(ctx workflow.Context, in SuspendRequest) error 
 	case s != nil && (s.Phase == SuspendQueued || s.Phase == SuspendRunning):
 		return flow.Refuse(ErrSuspendRefused, "tenant %s is being suspended already (asked by %s)", t.spec.Name, s.By)
 	case t.state.State == StateSuspended:
-		return flow.Refuse(ErrSuspendRefused, "tenant %s is suspended already since %s (by %s: %s)", t.spec.Name, fmtTime(s.SuspendedAt), s.By, s.Reason)
+		return flow.Refuse(ErrSuspendRefused, "tenant %s is suspended already since %s (by %s: %s)", t.spec.Name, s.SuspendedAt.UTC().Format(time.RFC3339), s.By, s.Reason)
 	case t.state.State != StateActive:
 		return flow.Refuse(ErrSuspendRefused, "tenant %s is %s: only an active tenant is suspended", t.spec.Name, t.state.State)
 	}
@@ -171,7 +171,7 @@ func (t *entity) validateSuspend(ctx workflow.Context, in SuspendRequest) error 
 func (t *entity) requestResume(ctx workflow.Context, in ResumeRequest) (Suspension, error) {
 	s := t.state.Suspension
 	s.moveTo(ResumeQueued)
-	s.ResumedBy, s.ResumeReason, s.ResumeAsked, s.Error = in.By, in.Reason, timePtr(workflow.Now(ctx)), ""
+	s.ResumedBy, s.ResumeReason, s.ResumeRequestedAt, s.Error = in.By, in.Reason, timePtr(workflow.Now(ctx)), ""
 	t.logger(ctx).Info("resume requested", "by", in.By, "reason", in.Reason)
 	return *s, nil
 }
@@ -187,13 +187,6 @@ func (t *entity) validateResume(ctx workflow.Context, in ResumeRequest) error {
 		return flow.Refuse(ErrSuspendRefused, "tenant %s is being resumed already (asked by %s)", t.spec.Name, s.ResumedBy)
 	}
 	return nil
-}
-
-func fmtTime(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 // suspend runs the queued suspend (see above).
@@ -286,7 +279,7 @@ func (t *entity) resume(ctx workflow.Context) {
 	t.step("")
 	if err != nil {
 		msg := undo.Undo(ctx, flow.ErrorMessage(err), "undo")
-		s.moveTo(ResumeFailedPhase)
+		s.moveTo(ResumeFailed)
 		s.Error = msg
 		t.logger(ctx).Error("resume failed; the tenant stays suspended", "error", msg)
 		t.setState(ctx, StateSuspended, "resume failed: "+msg)

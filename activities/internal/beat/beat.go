@@ -33,3 +33,23 @@ func Every(ctx context.Context, interval time.Duration, heartbeat func(context.C
 	})
 	return func() { close(done); wg.Wait() }
 }
+
+// Latest records heartbeat(ctx, last) every interval, last being the
+// latest value given to set (first until then), until stop is called or
+// ctx ends: for an activity whose progress arrives unevenly and may stop
+// arriving for longer than its heartbeat timeout. Without a heartbeat
+// func it does nothing.
+func Latest(ctx context.Context, interval time.Duration, heartbeat func(context.Context, ...any), first any) (set func(any), stop func()) {
+	var mu sync.Mutex
+	last := first
+	stop = Every(ctx, interval, heartbeat, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	})
+	return func(v any) {
+		mu.Lock()
+		defer mu.Unlock()
+		last = v
+	}, stop
+}
