@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
 // WorkflowType is the registered type name of a release.
@@ -27,7 +28,10 @@ const (
 	UpdatePause   = "pause"
 	UpdateResume  = "resume"
 	UpdateAbort   = "abort"
-	QueryRelease  = "release"
+	// UpdateOverrideWindow lets tenants be cut over outside their
+	// maintenance windows (an emergency fix): who, why, which tenants.
+	UpdateOverrideWindow = "overrideWindow"
+	QueryRelease         = "release"
 	// QueryTenants answers a page of the release's tenants (TenantsPage).
 	QueryTenants = "tenants"
 	// QuerySummary answers the release without its tenants, counted by
@@ -135,6 +139,14 @@ type Tenant struct {
 	// (a rollback with restoreData); Restored says it did.
 	Restore  string `json:"restore,omitempty"`
 	Restored bool   `json:"restored,omitempty"`
+	// WindowOpensAt is when the maintenance window of a tenant waiting
+	// for it opens (TenantWaitingWindow); Override is ops' leave to cut
+	// it over outside its window.
+	WindowOpensAt *time.Time             `json:"windowOpensAt,omitempty"`
+	Override      *tenant.WindowOverride `json:"override,omitempty"`
+	// Deferred counts the times the tenant's window was closed when its
+	// turn came.
+	Deferred int `json:"deferred,omitempty"`
 }
 
 // Promotion records who promoted a release to prod.
@@ -171,6 +183,27 @@ type Release struct {
 	PromoteRejected string     `json:"promoteRejected,omitempty"`
 	StartedAt       time.Time  `json:"startedAt"`
 	FinishedAt      *time.Time `json:"finishedAt,omitempty"`
+	// NextWindowAt is, while every tenant left waits for its maintenance
+	// window, when the first of them opens; Overrides are the windows ops
+	// overrode.
+	NextWindowAt *time.Time `json:"nextWindowAt,omitempty"`
+	Overrides    []Override `json:"overrides,omitempty"`
+}
+
+// Override records ops overriding maintenance windows: who, why, when,
+// and which tenants (every tenant left when empty).
+type Override struct {
+	tenant.WindowOverride
+	Tenants []string `json:"tenants,omitempty"`
+}
+
+// OverrideInput is the overrideWindow Update's argument: the tenants to
+// cut over outside their windows (empty: every tenant the release has
+// not cut over yet), who and why (required).
+type OverrideInput struct {
+	Tenants []string `json:"tenants,omitempty"`
+	By      string   `json:"by"`
+	Reason  string   `json:"reason"`
 }
 
 // PromoteInput is the promote Update's and Signal's argument. Release, when

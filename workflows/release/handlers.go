@@ -35,6 +35,12 @@ func (r *rollout) registerHandlers(ctx workflow.Context) error {
 		return err
 	}
 	workflow.Go(ctx, r.receivePromoteSignals)
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateOverrideWindow, r.overrideWindow, workflow.UpdateHandlerOptions{
+		Description: "Cut tenants over outside their maintenance windows (an emergency fix): who, why, which tenants (none named: all left)",
+		Validator:   r.validateOverrideWindow,
+	}); err != nil {
+		return err
+	}
 	for _, c := range []struct {
 		name, description string
 		refusal           func() string
@@ -193,7 +199,7 @@ func (r *rollout) stagingCount() (done, total int) {
 	for _, t := range r.state.Tenants {
 		if t.Stage == PhaseStaging {
 			total++
-			if t.Status != TenantPending && t.Status != TenantUpdating {
+			if t.Status != TenantPending && t.Status != TenantUpdating && t.Status != TenantWaitingWindow {
 				done++
 			}
 		}

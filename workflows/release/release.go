@@ -141,6 +141,7 @@ func Workflow(ctx workflow.Context, in Input) (Release, error) {
 		}
 		return r.summary(), workflow.NewContinueAsNewError(ctx, WorkflowType, next)
 	case errors.Is(err, errAborted):
+		r.skipWaiting(ctx)
 		r.finish(ctx, StateAborted)
 	case err != nil:
 		return r.summary(), err
@@ -298,7 +299,13 @@ func (r *rollout) runPhase(ctx workflow.Context, phase Phase) error {
 			}
 		}
 		if wave == 0 {
-			return nil
+			// Every wave ran: the tenants that wait for their
+			// maintenance windows go as these open.
+			more, err := r.windowWave(ctx, phase)
+			if err != nil || !more {
+				return err
+			}
+			continue
 		}
 		if info := workflow.GetInfo(ctx); info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() > releaseHistoryLimit || r.waves >= releaseWavesPerRun {
 			return errContinueAsNew
@@ -453,24 +460,31 @@ func (r *rollout) launch(ctx workflow.Context, i int) {
 	t.moveTo(TenantUpdating)
 	now := workflow.Now(ctx)
 	t.StartedAt = &now
-	name, to, restore, host := t.Name, t.To, t.Restore, t.Host
+	name, to, restore, host, override := t.Name, t.To, t.Restore, t.Host, r.overrideFor(t)
+	suffix := ""
+	if t.Deferred > 0 {
+		// A new Update: the tenant answered the earlier one (outside
+		// its window) and keeps that answer for its id.
+		suffix = fmt.Sprintf("/window%d", t.Deferred)
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.running--; r.onHost[host]-- }()
-		res, err := r.applyTo(ctx, name, to, restore, "")
+		res, err := r.applyTo(ctx, name, to, restore, suffix, override)
 		r.record(ctx, i, res, err)
 	})
 }
 
 // applyTo sends the tenant the applyRelease Update through the fleet
 // activity; restore is the backup its data goes back to (a rollback with
-// data), suffix tells a revert's Update from the release's own.
-func (r *rollout) applyTo(ctx workflow.Context, name, image, restore, suffix string) (tenant.ApplyResult, error) {
+// data), suffix tells a revert's Update, or a later attempt's, from the
+// release's first; override lets it cut over outside its window.
+func (r *rollout) applyTo(ctx workflow.Context, name, image, restore, suffix string, override *tenant.WindowOverride) (tenant.ApplyResult, error) {
 	var res tenant.ApplyResult
 	in := fleet.UpdateInput{
 		Tenant:   name,
 		UpdateID: WorkflowID(r.state.ID) + "/" + name + suffix,
 		Apply: tenant.ApplyInput{Release: r.state.ID, Image: image, HealthTimeout: r.state.Plan.HealthTimeout, Drain: r.state.Plan.Drain,
-			BackupBefore: r.state.Plan.BackupBefore, RestoreBackup: restore},
+			BackupBefore: r.state.Plan.BackupBefore, RestoreBackup: restore, Override: override},
 	}
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, updateTenantOptions), fl.UpdateTenant, in).Get(ctx, &res)
 	return res, err
@@ -480,6 +494,10 @@ func (r *rollout) applyTo(ctx workflow.Context, name, image, restore, suffix str
 // pass the threshold.
 func (r *rollout) record(ctx workflow.Context, i int, res tenant.ApplyResult, err error) {
 	t := &r.state.Tenants[i]
+	if err == nil && res.Outcome == tenant.OutcomeOutsideWindow {
+		r.waitForWindow(ctx, t, res)
+		return
+	}
 	now := workflow.Now(ctx)
 	t.FinishedAt = &now
 	if err != nil {
@@ -596,7 +614,10 @@ func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			defer func() { sem--; r.onHost[host]-- }()
-			res, err := r.applyTo(ctx, name, from, restore, "/revert")
+			// What the tenant ran before goes back at once, its window
+			// open or not.
+			back := &tenant.WindowOverride{By: "abort", Reason: r.state.Error, At: workflow.Now(ctx)}
+			res, err := r.applyTo(ctx, name, from, restore, "/revert", back)
 			t := &r.state.Tenants[i]
 			switch {
 			case err != nil:

@@ -63,22 +63,28 @@ const (
 	TenantSkipped    TenantStatus = TenantStatus(tenant.OutcomeSkipped)
 	TenantFailed     TenantStatus = "failed"   // the tenant's answer never came (activity gave up)
 	TenantReverted   TenantStatus = "reverted" // updated, then put back by an abort
+	// TenantWaitingWindow: the tenant's maintenance window was closed;
+	// it goes in a wave of its own once the window opens (WindowOpensAt)
+	// or ops override it.
+	TenantWaitingWindow TenantStatus = "waiting-window"
 )
 
 // TenantStatuses lists every status a tenant shows in a release.
-var TenantStatuses = []TenantStatus{TenantPending, TenantUpdating, TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed, TenantReverted}
+var TenantStatuses = []TenantStatus{TenantPending, TenantUpdating, TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed, TenantReverted, TenantWaitingWindow}
 
 // tenantNew is where a tenant's part begins: pending, or skipped at once
 // (a named tenant no phase found).
 const tenantNew TenantStatus = ""
 
-// tenantMoves: a pending tenant is cut over and answers; an abort puts an
-// updated one back.
+// tenantMoves: a pending tenant is cut over and answers; one outside its
+// maintenance window waits for it and is pending again once it opens (or
+// skipped by an abort); an abort puts an updated one back.
 var tenantMoves = flow.Moves[TenantStatus]{
-	tenantNew:      {TenantPending, TenantSkipped},
-	TenantPending:  {TenantUpdating},
-	TenantUpdating: {TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed},
-	TenantUpdated:  {TenantReverted},
+	tenantNew:           {TenantPending, TenantSkipped},
+	TenantPending:       {TenantUpdating},
+	TenantUpdating:      {TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed, TenantWaitingWindow},
+	TenantUpdated:       {TenantReverted},
+	TenantWaitingWindow: {TenantPending, TenantSkipped},
 }
 
 // To is the move of a tenant's part from s to next.

@@ -36,6 +36,9 @@ type Spec struct {
 	// fleet (the host registry, workflows/hosts); nil: the one engine
 	// every worker reaches.
 	Placement *PlacementRequest `json:"placement,omitempty"`
+	// MaintenanceWindow, when set, is when a release may cut the tenant
+	// over (spec.Window, canonical form); empty: at any time.
+	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 }
 
 // PlacementRequest asks for a host: any that fits, or the one pinned.
@@ -107,6 +110,9 @@ type Tenant struct {
 	// Suspension is the tenant's suspension, under way or the last one
 	// (see suspend.go).
 	Suspension *Suspension `json:"suspension,omitempty"`
+	// MaintenanceWindow is when a release may cut the tenant over
+	// (spec.Window, canonical form); empty: at any time. See window.go.
+	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 }
 
 // UpdateMove moves a placed tenant to another Docker host with its data
@@ -247,6 +253,9 @@ type ApplyInput struct {
 	// migrated the data. It takes a safety backup first and is not
 	// zero-downtime (see rollbackdata.go).
 	RestoreBackup string `json:"restoreBackup,omitempty"`
+	// Override cuts the tenant over outside its maintenance window: ops
+	// said who and why (an emergency fix), or an abort puts it back.
+	Override *WindowOverride `json:"override,omitempty"`
 }
 
 // Outcome of applying a release to one tenant.
@@ -258,6 +267,9 @@ const (
 	OutcomeUnchanged  Outcome = "unchanged"   // already ran it
 	OutcomeRolledBack Outcome = "rolled-back" // the new instance never became healthy; the old one kept serving
 	OutcomeSkipped    Outcome = "skipped"     // not active (provisioning failed, decommissioned, gone)
+	// OutcomeOutsideWindow: the tenant's maintenance window is closed;
+	// nothing changed, and the result says when it opens.
+	OutcomeOutsideWindow Outcome = "outside-window"
 )
 
 // ApplyResult is the tenant's answer to ApplyInput.
@@ -275,6 +287,9 @@ type ApplyResult struct {
 	// Restored is the backup whose data the tenant runs on after the
 	// cut-over (RestoreBackup, once it succeeded).
 	Restored string `json:"restored,omitempty"`
+	// WindowOpensAt is when the tenant's maintenance window next opens
+	// (OutcomeOutsideWindow).
+	WindowOpensAt *time.Time `json:"windowOpensAt,omitempty"`
 }
 
 // CancelInput asks a tenant to stop the cut-over of a release: the

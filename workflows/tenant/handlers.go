@@ -52,6 +52,8 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.requestSuspend, t.validateSuspend},
 		{UpdateResume, "Resume the suspended tenant: services started and healthy, accounts enabled, supervision resumed, the route back to the services",
 			t.requestResume, t.validateResume},
+		{UpdateConfigure, "Change the tenant's settings (its maintenance window), at once",
+			t.configure, t.validateConfigure},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {
@@ -109,6 +111,9 @@ func (t *entity) applyRelease(ctx workflow.Context, in ApplyInput) (ApplyResult,
 		t.state.Release = in.Release
 		t.upsertSearchAttributes(ctx)
 		return res, nil
+	}
+	if opens, outside := t.outsideWindow(ctx, in); outside {
+		return t.deferToWindow(ctx, res, opens), nil
 	}
 	_ = t.operate(func() error { res = t.cutover(ctx, in); return nil })
 	return res, nil
