@@ -30,6 +30,9 @@ type createTenantRequest struct {
 	// Host pins the tenant to a fleet host (and places it on the fleet
 	// even when placement is not the default).
 	Host string `json:"host,omitempty"`
+	// MaintenanceWindow is when releases may cut the tenant over
+	// (spec.Window); empty: at any time.
+	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 }
 
 // createTenantResponse is the 202 answer: provisioning has been accepted,
@@ -64,6 +67,11 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 	if req.Host != "" && s.templates[req.Template].Runtime == spec.OpenShift {
 		return badField("host", "template %s runs on OpenShift: its tenants are not placed on Docker hosts", req.Template)
 	}
+	w, ferr := checkWindow("maintenanceWindow", req.MaintenanceWindow)
+	if ferr != nil {
+		return ferr
+	}
+	req.MaintenanceWindow = w
 	return validatePolicy(s.templates[req.Template], req.Backups)
 }
 
@@ -166,6 +174,7 @@ func (s *server) createTenant(c *gin.Context) {
 	input := tenant.Input{
 		Spec: tenant.Spec{
 			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role, Backups: req.Backups, Placement: place,
+			MaintenanceWindow: req.MaintenanceWindow,
 		},
 		Template: *s.templates[req.Template],
 	}

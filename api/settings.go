@@ -1,0 +1,115 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/release"
+	"github.com/tenantflow/tenantflow/workflows/tenant"
+)
+
+// maxWindowBytes bounds a maintenance window as written.
+const maxWindowBytes = 100
+
+// checkWindow reads a maintenance window (field) into its canonical form;
+// "" stays "" (no window).
+func checkWindow(field, v string) (string, *fieldError) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	if len(v) > maxWindowBytes {
+		return "", badField(field, "%s must be at most %d bytes", field, maxWindowBytes)
+	}
+	w, err := spec.ParseWindow(v)
+	if err != nil {
+		return "", badField(field, "%s", err)
+	}
+	return w.String(), nil
+}
+
+// patchTenantRequest is the body of PATCH /v1/tenants/{name}: the
+// settings to change (a field left out stays as it is).
+type patchTenantRequest struct {
+	// MaintenanceWindow sets the window; "" removes it.
+	MaintenanceWindow *string `json:"maintenanceWindow"`
+}
+
+// patchTenant changes a tenant's settings (ops, distributor) and answers
+// with the tenant.
+//
+//	PATCH /v1/tenants/{name} {"maintenanceWindow": "Sun 02:00-05:00 Europe/Paris"}
+func (s *server) patchTenant(c *gin.Context) {
+	name := c.Param("name")
+	if ferr := validateName(name); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var body patchTenantRequest
+	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	if body.MaintenanceWindow == nil {
+		respondFieldError(c, badField("maintenanceWindow", "nothing to change: the settings are maintenanceWindow"))
+		return
+	}
+	w, ferr := checkWindow("maintenanceWindow", *body.MaintenanceWindow)
+	if ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var out tenant.Tenant
+	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+		ended: "has ended: nothing to change", refusals: []string{tenant.ErrConfigureRefused}},
+		tenant.UpdateConfigure, tenant.ConfigureRequest{By: c.GetString(ctxCaller), MaintenanceWindow: &w}, &out) {
+		return
+	}
+	s.log.InfoContext(c.Request.Context(), "tenant settings changed", "tenant", name, "maintenanceWindow", w, "caller", c.GetString(ctxCaller))
+	c.JSON(http.StatusOK, out)
+}
+
+// overrideWindowRequest is the body of POST
+// /v1/releases/{id}/override-window.
+type overrideWindowRequest struct {
+	Tenants []string `json:"tenants"`
+	Reason  string   `json:"reason"`
+}
+
+// overrideWindow lets a release cut tenants over outside their
+// maintenance windows (ops: an emergency fix); the release records who
+// and why.
+//
+//	POST /v1/releases/{id}/override-window {"tenants": ["acme"], "reason": "CVE-2026-1234"}
+func (s *server) overrideWindow(c *gin.Context) {
+	id := c.Param("id")
+	if ferr := validateReleaseID("id", id); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	var body overrideWindowRequest
+	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+		respondFieldError(c, ferr)
+		return
+	}
+	body.Reason = strings.TrimSpace(body.Reason)
+	switch {
+	case body.Reason == "":
+		respondFieldError(c, badField("reason", "reason is required: say which emergency the override fixes (recorded in the release)"))
+		return
+	case len(body.Reason) > maxReleaseReasonBytes:
+		respondFieldError(c, badField("reason", "reason must be at most %d bytes", maxReleaseReasonBytes))
+		return
+	}
+	for _, n := range body.Tenants {
+		if ferr := validateName(n); ferr != nil {
+			ferr.Field = "tenants"
+			respondFieldError(c, ferr)
+			return
+		}
+	}
+	s.updateRelease(c, id, release.UpdateOverrideWindow, release.OverrideInput{Tenants: body.Tenants, By: c.GetString(ctxCaller), Reason: body.Reason})
+}
