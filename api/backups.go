@@ -54,7 +54,7 @@ func (s *server) requestBackup(c *gin.Context) {
 	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
 		ended:    "has ended (failed provisioning or retention over): nothing to back up",
 		refusals: []string{tenant.ErrBackupRefused}},
-		tenant.UpdateBackup, tenant.BackupRequest{By: c.GetString(ctxCaller), Reason: body.Reason}, &out) {
+		tenant.UpdateBackup, tenant.BackupRequest{By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)}, &out) {
 		return
 	}
 	status := "running"

@@ -65,7 +65,7 @@ func (s *server) requestDecommission(c *gin.Context) {
 	// only it can, without a race, and an Idempotency-Key retry of an
 	// accepted request then gets its first answer.
 	s.decommissionUpdate(c, name, tenant.UpdateRequestDecommission,
-		tenant.DecommissionRequest{By: c.GetString(ctxCaller), Reason: req.Reason, Force: req.Force})
+		tenant.DecommissionRequest{By: c.GetString(ctxCaller), Reason: noteReason(c, req.Reason), Force: req.Force})
 }
 
 // confirmDecommission confirms the pending request: the decommission runs.
@@ -112,7 +112,7 @@ func (s *server) restoreTenant(c *gin.Context) {
 	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
 		ended:    "has ended (failed provisioning or retention over): nothing to restore",
 		refusals: []string{tenant.ErrRestoreRefused, tenant.ErrBackupNotFound}, notFoundType: tenant.ErrBackupNotFound, notFound: "backup"},
-		tenant.UpdateRestoreBackup, tenant.RestoreBackupRequest{Backup: body.Backup, By: by}, &r) {
+		tenant.UpdateRestoreBackup, tenant.RestoreBackupRequest{Backup: noteDetail(c, "backup "+body.Backup, body.Backup), By: by}, &r) {
 		return
 	}
 	s.log.InfoContext(c.Request.Context(), "restore to a backup requested", "tenant", name, "backup", body.Backup, "caller", by)

@@ -235,7 +235,7 @@ func (s *server) setHostState(state hosts.HostState) gin.HandlerFunc {
 			}
 		}
 		var h hosts.Host
-		in := hosts.SetStateInput{Host: c.Param("name"), State: state, By: c.GetString(ctxCaller), Reason: body.Reason}
+		in := hosts.SetStateInput{Host: c.Param("name"), State: state, By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)}
 		t := hostTarget
 		t.notFoundType, t.notFound = hosts.ErrNotFound, "name"
 		if !s.sendUpdate(c, hosts.WorkflowID, t, hosts.UpdateSetState, in, &h) {
@@ -268,7 +268,7 @@ func (s *server) moveTenant(c *gin.Context) {
 	var out tenant.Move
 	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
 		ended: "has ended: nothing to move", refusals: []string{tenant.ErrMoveRefused}},
-		tenant.UpdateMove, tenant.MoveRequest{To: body.To, By: c.GetString(ctxCaller)}, &out) {
+		tenant.UpdateMove, tenant.MoveRequest{To: noteDetail(c, "to "+body.To, body.To), By: c.GetString(ctxCaller)}, &out) {
 		return
 	}
 	s.log.InfoContext(c.Request.Context(), "move requested", "tenant", name, "from", out.From, "to", out.To, "caller", c.GetString(ctxCaller))
@@ -373,7 +373,7 @@ func (s *server) drainInput(c *gin.Context) (hosts.DrainInput, bool) {
 		respondFieldError(c, ferr)
 		return hosts.DrainInput{}, false
 	}
-	in := hosts.DrainInput{Host: c.Param("name"), By: c.GetString(ctxCaller), Reason: req.Reason, MaxParallel: hosts.DefaultDrainParallel}
+	in := hosts.DrainInput{Host: c.Param("name"), By: c.GetString(ctxCaller), Reason: noteReason(c, req.Reason), MaxParallel: hosts.DefaultDrainParallel}
 	var ferr *fieldError
 	switch {
 	case !spec.IsDNSLabel(in.Host, 40):

@@ -19,8 +19,9 @@ const unmatchedRoute = "unmatched"
 
 // metrics are the API's Prometheus collectors, one set per router.
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	auditFailures prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them on reg (if not nil).
@@ -35,11 +36,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to serve an HTTP request of the Tenantflow API, by route and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tenantflow_audit_write_failures_total",
+			Help: "Audit entries the API could not store (each is still in its JSON log).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.auditFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api: register metrics: %w", err)
 		}

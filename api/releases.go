@@ -512,6 +512,8 @@ func (s *server) startRelease(c *gin.Context, in release.Input) {
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("start release %s: %v", in.ID, err))
 		return
 	}
+	noteAudit(c, auditRelease, in.ID)
+	noteAudit(c, auditDetail, "image "+in.Image+" tenants "+selectorText(in.Plan.Tenants))
 	s.log.InfoContext(ctx, "release started", "release", in.ID, "image", in.Image, "tenants", selectorText(in.Plan.Tenants),
 		"rollbackOf", in.RollbackOf, "caller", in.RequestedBy)
 	c.Header("Location", releasePath(in.ID))
@@ -676,7 +678,7 @@ func (s *server) promoteRelease(c *gin.Context) {
 		return
 	}
 	st, ok := s.sendReleaseUpdate(c, id, release.UpdatePromote,
-		release.PromoteInput{Release: id, By: c.GetString(ctxCaller), Reason: body.Reason})
+		release.PromoteInput{Release: id, By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)})
 	if !ok {
 		return
 	}
@@ -723,7 +725,7 @@ func (s *server) controlRelease(update string) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		s.updateRelease(c, id, update, release.ControlInput{By: c.GetString(ctxCaller), Reason: body.Reason})
+		s.updateRelease(c, id, update, release.ControlInput{By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)})
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/internal/audit"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/release"
 )
@@ -73,6 +74,9 @@ type Config struct {
 	// tenant.MemoSummary): the client's, with its codec (nil: the SDK's
 	// default, for unencrypted payloads).
 	DataConverter converter.DataConverter
+	// Audit stores the audit trail (nil: entries go to the JSON log only,
+	// and GET /v1/audit answers 503).
+	Audit audit.Store
 }
 
 const (
@@ -143,6 +147,9 @@ type server struct {
 	now func() time.Time
 	// states answers tenant reads whose workflow has not moved since.
 	states *stateCache
+	// metrics counts what the handlers see beyond requests (audit
+	// failures).
+	metrics *metrics
 }
 
 // NewRouter builds the API's HTTP handler. Metrics are registered on reg
@@ -170,7 +177,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, temporal: t, templates: templates, log: log, now: time.Now, states: newStateCache(cfg.StateCacheSize)}
+	s := &server{cfg: cfg, temporal: t, templates: templates, log: log, now: time.Now, states: newStateCache(cfg.StateCacheSize), metrics: m}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -192,42 +199,43 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	tokens := cfg.Tokens
 	all := []string{RoleOps, RoleDistributor, RoleDeveloper}
 	v1 := r.Group("/v1")
-	v1.POST("/tenants", RequireRoles(tokens, RoleOps, RoleDistributor), s.createTenant)
+	v1.POST("/tenants", s.audited("tenant.create"), RequireRoles(tokens, RoleOps, RoleDistributor), s.createTenant)
 	v1.GET("/tenants", RequireRoles(tokens, all...), s.listTenants)
 	v1.GET("/tenants/:name", RequireRoles(tokens, all...), s.getTenant)
-	v1.GET("/tenants/:name/credentials", RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
-	v1.PATCH("/tenants/:name", RequireRoles(tokens, RoleOps, RoleDistributor), s.patchTenant)
-	v1.DELETE("/tenants/:name", RequireRoles(tokens, RoleOps, RoleDistributor), s.requestDecommission)
-	v1.POST("/tenants/:name/decommission/confirm", RequireRoles(tokens, RoleOps, RoleDistributor), s.confirmDecommission)
-	v1.POST("/tenants/:name/decommission/cancel", RequireRoles(tokens, RoleOps, RoleDistributor), s.cancelDecommission)
-	v1.POST("/tenants/:name/restore", RequireRoles(tokens, RoleOps, RoleDistributor), s.restoreTenant)
-	v1.POST("/tenants/:name/backups", RequireRoles(tokens, RoleOps, RoleDistributor), s.requestBackup)
+	v1.GET("/tenants/:name/credentials", s.audited("tenant.credentials"), RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
+	v1.PATCH("/tenants/:name", s.audited("tenant.configure"), RequireRoles(tokens, RoleOps, RoleDistributor), s.patchTenant)
+	v1.DELETE("/tenants/:name", s.audited("tenant.decommission"), RequireRoles(tokens, RoleOps, RoleDistributor), s.requestDecommission)
+	v1.POST("/tenants/:name/decommission/confirm", s.audited("tenant.decommission-confirm"), RequireRoles(tokens, RoleOps, RoleDistributor), s.confirmDecommission)
+	v1.POST("/tenants/:name/decommission/cancel", s.audited("tenant.decommission-cancel"), RequireRoles(tokens, RoleOps, RoleDistributor), s.cancelDecommission)
+	v1.POST("/tenants/:name/restore", s.audited("tenant.restore"), RequireRoles(tokens, RoleOps, RoleDistributor), s.restoreTenant)
+	v1.POST("/tenants/:name/backups", s.audited("tenant.backup"), RequireRoles(tokens, RoleOps, RoleDistributor), s.requestBackup)
 	v1.GET("/tenants/:name/backups", RequireRoles(tokens, all...), s.listBackups)
 	v1.GET("/tenants/:name/backups/:id", RequireRoles(tokens, all...), s.getBackup)
-	v1.POST("/releases", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createRelease)
+	v1.POST("/releases", s.audited("release.create"), RequireRoles(tokens, RoleDeveloper, RoleOps), s.createRelease)
 	v1.GET("/releases", RequireRoles(tokens, all...), s.listReleases)
 	v1.GET("/releases/:id", RequireRoles(tokens, all...), s.getRelease)
 	v1.GET("/releases/:id/tenants", RequireRoles(tokens, all...), s.getReleaseTenants)
-	v1.POST("/releases/:id/promote", RequireRoles(tokens, RoleDeveloper), s.promoteRelease)
-	v1.POST("/releases/:id/pause", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdatePause))
-	v1.POST("/releases/:id/resume", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))
-	v1.POST("/releases/:id/abort", RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateAbort))
-	v1.POST("/releases/:id/override-window", RequireRoles(tokens, RoleOps), s.overrideWindow)
-	v1.POST("/tenants/:name/move", RequireRoles(tokens, RoleOps), s.moveTenant)
-	v1.POST("/tenants/:name/suspend", RequireRoles(tokens, RoleOps, RoleDistributor), s.suspendTenant)
-	v1.POST("/tenants/:name/resume", RequireRoles(tokens, RoleOps, RoleDistributor), s.resumeTenant)
-	v1.POST("/hosts", RequireRoles(tokens, RoleOps), s.registerHost)
+	v1.POST("/releases/:id/promote", s.audited("release.promote"), RequireRoles(tokens, RoleDeveloper), s.promoteRelease)
+	v1.POST("/releases/:id/pause", s.audited("release.pause"), RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdatePause))
+	v1.POST("/releases/:id/resume", s.audited("release.resume"), RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateResume))
+	v1.POST("/releases/:id/abort", s.audited("release.abort"), RequireRoles(tokens, RoleOps), s.controlRelease(release.UpdateAbort))
+	v1.POST("/releases/:id/override-window", s.audited("release.override-window"), RequireRoles(tokens, RoleOps), s.overrideWindow)
+	v1.POST("/tenants/:name/move", s.audited("tenant.move"), RequireRoles(tokens, RoleOps), s.moveTenant)
+	v1.POST("/tenants/:name/suspend", s.audited("tenant.suspend"), RequireRoles(tokens, RoleOps, RoleDistributor), s.suspendTenant)
+	v1.POST("/tenants/:name/resume", s.audited("tenant.resume"), RequireRoles(tokens, RoleOps, RoleDistributor), s.resumeTenant)
+	v1.POST("/hosts", s.audited("host.register"), RequireRoles(tokens, RoleOps), s.registerHost)
 	v1.GET("/hosts", RequireRoles(tokens, RoleOps), s.listHosts)
 	v1.GET("/hosts/:name", RequireRoles(tokens, RoleOps), s.getHost)
-	v1.POST("/hosts/:name/cordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateCordoned))
-	v1.POST("/hosts/:name/uncordon", RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateActive))
-	v1.POST("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.drainHost)
+	v1.POST("/hosts/:name/cordon", s.audited("host.cordon"), RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateCordoned))
+	v1.POST("/hosts/:name/uncordon", s.audited("host.uncordon"), RequireRoles(tokens, RoleOps), s.setHostState(hosts.StateActive))
+	v1.POST("/hosts/:name/drain", s.audited("host.drain"), RequireRoles(tokens, RoleOps), s.drainHost)
 	v1.GET("/hosts/:name/drain", RequireRoles(tokens, RoleOps), s.getDrain)
-	v1.POST("/hosts/:name/evacuate", RequireRoles(tokens, RoleOps), s.evacuateHost)
+	v1.POST("/hosts/:name/evacuate", s.audited("host.evacuate"), RequireRoles(tokens, RoleOps), s.evacuateHost)
 	v1.GET("/hosts/:name/evacuation", RequireRoles(tokens, RoleOps), s.getEvacuation)
 	v1.GET("/reconcile", RequireRoles(tokens, RoleOps), s.getReconcile)
+	v1.GET("/audit", RequireRoles(tokens, RoleOps), s.listAudit)
 	if cfg.Builds != nil {
-		v1.POST("/builds", RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
+		v1.POST("/builds", s.audited("build.create"), RequireRoles(tokens, RoleDeveloper, RoleOps), s.createBuild)
 		v1.GET("/builds/:id", RequireRoles(tokens, all...), s.getBuild)
 		// GitLab authenticates with its webhook secret, not a bearer token.
 		r.POST("/v1/hooks/gitlab", s.gitlabHook)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -65,7 +66,7 @@ func (s *server) patchTenant(c *gin.Context) {
 	var out tenant.Tenant
 	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
 		ended: "has ended: nothing to change", refusals: []string{tenant.ErrConfigureRefused}},
-		tenant.UpdateConfigure, tenant.ConfigureRequest{By: c.GetString(ctxCaller), MaintenanceWindow: &w}, &out) {
+		tenant.UpdateConfigure, tenant.ConfigureRequest{By: c.GetString(ctxCaller), MaintenanceWindow: noteDetail(c, "maintenanceWindow "+strconv.Quote(w), &w)}, &out) {
 		return
 	}
 	s.log.InfoContext(c.Request.Context(), "tenant settings changed", "tenant", name, "maintenanceWindow", w, "caller", c.GetString(ctxCaller))
@@ -111,5 +112,5 @@ func (s *server) overrideWindow(c *gin.Context) {
 			return
 		}
 	}
-	s.updateRelease(c, id, release.UpdateOverrideWindow, release.OverrideInput{Tenants: body.Tenants, By: c.GetString(ctxCaller), Reason: body.Reason})
+	s.updateRelease(c, id, release.UpdateOverrideWindow, release.OverrideInput{Tenants: body.Tenants, By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)})
 }

@@ -42,7 +42,7 @@ func (s *server) suspendTenant(c *gin.Context) {
 		return
 	}
 	by := c.GetString(ctxCaller)
-	s.suspension(c, name, "suspend", body.Reason, tenant.UpdateSuspend, tenant.SuspendRequest{By: by, Reason: body.Reason, Message: body.Message})
+	s.suspension(c, name, "suspend", body.Reason, tenant.UpdateSuspend, tenant.SuspendRequest{By: by, Reason: noteReason(c, body.Reason), Message: body.Message})
 }
 
 // suspension sends a suspend or resume Update and answers 202 with the
@@ -80,7 +80,7 @@ func (s *server) resumeTenant(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	s.suspension(c, name, "resume", body.Reason, tenant.UpdateResume, tenant.ResumeRequest{By: c.GetString(ctxCaller), Reason: body.Reason})
+	s.suspension(c, name, "resume", body.Reason, tenant.UpdateResume, tenant.ResumeRequest{By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)})
 }
 
 // checkSuspendText checks a reason or message: present when required,

@@ -162,10 +162,12 @@ func (s *server) createTenant(c *gin.Context) {
 		respondFieldError(c, err)
 		return
 	}
+	noteAudit(c, auditTenant, req.Name)
 	if err := s.validate(&req); err != nil {
 		respondFieldError(c, err)
 		return
 	}
+	noteAudit(c, auditDetail, fmt.Sprintf("template %s stage %s", req.Template, req.Stage))
 	role := roleOf(c)
 	place := s.placement(req)
 	if place != nil && !s.checkRoom(c, req, place) {

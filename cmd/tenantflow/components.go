@@ -24,6 +24,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/volsync"
 	"github.com/tenantflow/tenantflow/api"
+	"github.com/tenantflow/tenantflow/internal/audit"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
 	"github.com/tenantflow/tenantflow/wiring"
@@ -55,7 +56,16 @@ type apiSettings struct {
 	// GitLab resolves refs for POST /v1/builds. In `dev` it is the worker's
 	// settings (one flag set); `api` registers its own.
 	GitLab *gitlab.Config
+	// The audit trail's store: PostgreSQL (AuditDSN) or a directory, kept
+	// AuditRetention.
+	AuditDSN       string
+	AuditDir       string
+	AuditRetention time.Duration
 }
+
+// defaultAuditRetention keeps the audit trail 400 days: a year and the
+// month an annual review takes.
+const defaultAuditRetention = 400 * 24 * time.Hour
 
 func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.Listen, "api-listen", "TENANTFLOW_API_LISTEN", "127.0.0.1:8080", "REST API listen address")
@@ -71,6 +81,50 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.ProjectsFile, "build-projects-file", "TENANTFLOW_BUILD_PROJECTS_FILE", "", "GitLab projects to build (YAML, see deploy/projects.example.yaml); empty: builds off")
 	s.Secret(&a.WebhookSecret, "gitlab-webhook-secret", "TENANTFLOW_GITLAB_WEBHOOK_SECRET", "secret GitLab sends as X-Gitlab-Token to /v1/hooks/gitlab")
 	s.String(&a.WebUIURL, "web-ui-url", "TENANTFLOW_WEB_UI_URL", "", "Temporal Web UI base URL, for links in GitLab commit statuses")
+	s.Secret(&a.AuditDSN, "audit-dsn", "TENANTFLOW_AUDIT_DSN", "PostgreSQL URL of the audit trail (postgres://user:password@host:5432/db), shared by API replicas; the table is made if missing")
+	s.String(&a.AuditDir, "audit-dir", "TENANTFLOW_AUDIT_DIR", "", "directory of the audit trail (daily JSON-lines files) for a single API process, when TENANTFLOW_AUDIT_DSN is not set; neither: entries go to the JSON log only")
+	s.Duration(&a.AuditRetention, "audit-retention", "TENANTFLOW_AUDIT_RETENTION", defaultAuditRetention, "how long audit entries are kept (at least 24h)")
+}
+
+// openAudit opens the audit trail's store (nil when none is set) and
+// prunes it to its retention now and every six hours.
+func openAudit(a apiSettings, log *slog.Logger) (audit.Store, error) {
+	if a.AuditRetention < 24*time.Hour {
+		return nil, fmt.Errorf("TENANTFLOW_AUDIT_RETENTION=%s must be at least 24h", a.AuditRetention)
+	}
+	var (
+		store audit.Store
+		err   error
+	)
+	switch {
+	case a.AuditDSN != "":
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if store, err = audit.OpenPostgres(ctx, a.AuditDSN); err != nil {
+			return nil, fmt.Errorf("TENANTFLOW_AUDIT_DSN: %w", err)
+		}
+	case a.AuditDir != "":
+		if store, err = audit.OpenFileStore(a.AuditDir); err != nil {
+			return nil, fmt.Errorf("TENANTFLOW_AUDIT_DIR: %w", err)
+		}
+	default:
+		log.Warn("audit trail not stored (set TENANTFLOW_AUDIT_DSN or TENANTFLOW_AUDIT_DIR): its entries are in the JSON log only")
+		return nil, nil
+	}
+	go func() {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			n, err := store.Prune(ctx, time.Now().Add(-a.AuditRetention))
+			cancel()
+			if err != nil {
+				log.Warn("audit prune failed", "error", err)
+			} else if n > 0 {
+				log.Info("audit pruned", "deleted", n, "retention", a.AuditRetention.String())
+			}
+			time.Sleep(6 * time.Hour)
+		}
+	}()
+	return store, nil
 }
 
 // checkCodec refuses anonymous decryption on a listener other machines can
@@ -283,7 +337,11 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if files.builds != nil {
 		files.builds.Namespace = tcfg.Namespace
 	}
-	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter()}
+	trail, err := openAudit(a, log.With("component", "audit"))
+	if err != nil {
+		return nil, err
+	}
+	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter(), Audit: trail}
 	r, err := api.NewRouter(acfg, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err

@@ -101,3 +101,28 @@ func TestDevCodecDefaults(t *testing.T) {
 		})
 	}
 }
+
+// The audit trail's settings are checked at start-up, each error naming
+// its setting; without any, entries go to the log only.
+func TestOpenAuditNamesTheBadSetting(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	_, err := openAudit(apiSettings{AuditRetention: time.Hour, AuditDir: t.TempDir()}, log)
+	require.ErrorContains(t, err, "TENANTFLOW_AUDIT_RETENTION=1h0m0s must be at least 24h")
+
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err = openAudit(apiSettings{AuditRetention: defaultAuditRetention, AuditDir: filepath.Join(file, "audit")}, log)
+	require.ErrorContains(t, err, "TENANTFLOW_AUDIT_DIR")
+
+	_, err = openAudit(apiSettings{AuditRetention: defaultAuditRetention, AuditDSN: "postgres://u:secret-pw@127.0.0.1:1/db?connect_timeout=1"}, log)
+	require.ErrorContains(t, err, "TENANTFLOW_AUDIT_DSN")
+	require.NotContains(t, err.Error(), "secret-pw", "the password is not printed")
+
+	store, err := openAudit(apiSettings{AuditRetention: defaultAuditRetention}, log)
+	require.NoError(t, err)
+	require.Nil(t, store)
+	store, err = openAudit(apiSettings{AuditRetention: defaultAuditRetention, AuditDir: filepath.Join(t.TempDir(), "audit")}, log)
+	require.NoError(t, err)
+	require.NotNil(t, store)
+	require.NoError(t, store.Close())
+}

@@ -76,6 +76,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 			*d.to = abs
 		}
 	}
+	if a.AuditDSN == "" && a.AuditDir == "" {
+		a.AuditDir = filepath.Join(dataDir, "audit")
+	}
 	if a.TokensFile == "" {
 		a.TokensFile = filepath.Join(dataDir, "dev-tokens.json")
 		if err := ensureDevTokens(a.TokensFile); err != nil {

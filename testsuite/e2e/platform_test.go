@@ -38,6 +38,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/supervision"
 	"github.com/tenantflow/tenantflow/api"
+	"github.com/tenantflow/tenantflow/internal/audit"
 	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/testsuite/temporaltest"
@@ -156,7 +157,12 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 	if err != nil {
 		t.Fatal(err)
 	}
-	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens, DataConverter: temporaltest.TestKeyring(t).DataConverter()}
+	trail, err := audit.OpenFileStore(filepath.Join(t.TempDir(), "audit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
+	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens, DataConverter: temporaltest.TestKeyring(t).DataConverter(), Audit: trail}
 	for _, o := range apiOpts {
 		o(&acfg)
 	}

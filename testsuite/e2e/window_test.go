@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -79,6 +80,29 @@ func TestMaintenanceWindowsHoldAReleaseUntilOverridden(t *testing.T) {
 	require.Len(t, st.Overrides, 1)
 	require.Equal(t, "CVE-2026-1234", st.Overrides[0].Reason)
 	require.Equal(t, "v4", b.version(closed))
+
+	// The audit trail has who set the windows and who overrode, and why.
+	code, body, _ = b.p.do(http.MethodGet, "/v1/audit?tenant="+closed, nil)
+	require.Equal(t, http.StatusOK, code, body)
+	entries := body["entries"].([]any)
+	require.Len(t, entries, 3, "the create, the refused PATCH and the PATCH: %v", entries)
+	configured := entries[2].(map[string]any)
+	require.Equal(t, "tenant.configure", configured["action"])
+	require.Equal(t, "maintenanceWindow "+strconv.Quote(closedWindow), configured["detail"])
+	require.Equal(t, "refused", entries[1].(map[string]any)["outcome"])
+	code, body, _ = b.p.do(http.MethodGet, "/v1/audit?action=release.override-window", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	var overrides []map[string]any
+	for _, e := range body["entries"].([]any) {
+		if e := e.(map[string]any); e["release"] == id {
+			overrides = append(overrides, e)
+		}
+	}
+	require.Len(t, overrides, 3, "developer forbidden, refused for the updated tenant, accepted")
+	require.Equal(t, "developer", overrides[0]["role"])
+	require.Equal(t, "accepted", overrides[2]["outcome"])
+	require.Equal(t, "CVE-2026-1234", overrides[2]["reason"])
+
 	b.p.checkHistory(release.WorkflowID(id), "release-window-override")
 	b.p.checkHistory(tenant.WorkflowID(closed), "tenant-window-override")
 }
