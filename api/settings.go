@@ -105,12 +105,25 @@ func (s *server) overrideWindow(c *gin.Context) {
 		respondFieldError(c, badField("reason", "reason must be at most %d bytes", maxReleaseReasonBytes))
 		return
 	}
+	if len(body.Tenants) > release.MaxOverrideTenants {
+		respondFieldError(c, badField("tenants", "tenants names at most %d tenants (leave it out for every tenant left)", release.MaxOverrideTenants))
+		return
+	}
 	for _, n := range body.Tenants {
 		if ferr := validateName(n); ferr != nil {
 			ferr.Field = "tenants"
 			respondFieldError(c, ferr)
 			return
 		}
+	}
+	switch len(body.Tenants) {
+	case 0:
+		noteAudit(c, auditDetail, "every tenant left")
+	case 1:
+		noteAudit(c, auditTenant, body.Tenants[0])
+		noteAudit(c, auditDetail, "tenants "+body.Tenants[0])
+	default:
+		noteAudit(c, auditDetail, "tenants "+strings.Join(body.Tenants, ","))
 	}
 	s.updateRelease(c, id, release.UpdateOverrideWindow, release.OverrideInput{Tenants: body.Tenants, By: c.GetString(ctxCaller), Reason: noteReason(c, body.Reason)})
 }

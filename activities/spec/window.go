@@ -21,9 +21,10 @@ import (
 //	daily 03:00-04:00 Asia/Tokyo
 //
 // Hours are wall-clock hours of the zone: a window keeps its local hours
-// across daylight-saving changes, and a start that does not exist that
-// day (02:30 on the spring-forward night) opens at the first instant
-// after it. An end at or before the start ends on the next day.
+// across daylight-saving changes. A time that does not exist that day
+// moves forward by the gap (02:30 on a spring-forward night of one hour
+// is 03:30), so a window lying wholly inside the gap is empty that night.
+// An end at or before the start ends on the next day.
 type Window struct {
 	Days  [7]bool // by time.Weekday
 	Start int     // minutes after local midnight

@@ -147,6 +147,9 @@ type Tenant struct {
 	// Deferred counts the times the tenant's window was closed when its
 	// turn came.
 	Deferred int `json:"deferred,omitempty"`
+	// Canary: the tenant is in prod's canary wave, cut over before the
+	// rest of prod (waiting for its window if need be).
+	Canary bool `json:"canary,omitempty"`
 }
 
 // Promotion records who promoted a release to prod.
@@ -190,6 +193,10 @@ type Release struct {
 	Overrides    []Override `json:"overrides,omitempty"`
 }
 
+// MaxOverrideTenants bounds the names one override lists (the release
+// records them).
+const MaxOverrideTenants = 1000
+
 // Override records ops overriding maintenance windows: who, why, when,
 // and which tenants (every tenant left when empty).
 type Override struct {
@@ -201,6 +208,7 @@ type Override struct {
 // cut over outside their windows (empty: every tenant the release has
 // not cut over yet), who and why (required).
 type OverrideInput struct {
+	// Tenants are at most MaxOverrideTenants names.
 	Tenants []string `json:"tenants,omitempty"`
 	By      string   `json:"by"`
 	Reason  string   `json:"reason"`

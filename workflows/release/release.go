@@ -252,7 +252,7 @@ func (r *rollout) list(ctx workflow.Context, phase Phase) error {
 		for _, t := range tenants[pos:end] {
 			r.state.Tenants = append(r.state.Tenants, Tenant{
 				Name: t.Name, Stage: phase, Wave: wave, Status: flow.Must(tenantNew.To(TenantPending)), Host: t.Host, From: t.Image, To: r.imageFor(t.Name),
-				Restore: r.in.Restores[t.Name],
+				Restore: r.in.Restores[t.Name], Canary: n == 0 && phase == PhaseProd && r.state.Plan.Canary > 0,
 			})
 		}
 		pos = end
@@ -298,10 +298,18 @@ func (r *rollout) runPhase(ctx workflow.Context, phase Phase) error {
 				wave = t.Wave
 			}
 		}
+		if held := r.waitingCanary(phase); wave != 0 && len(held) > 0 {
+			// The canary is cut over before the fleet: the release
+			// waits for its window (or ops' override).
+			if _, err := r.windowWave(ctx, held, false); err != nil {
+				return err
+			}
+			continue
+		}
 		if wave == 0 {
 			// Every wave ran: the tenants that wait for their
 			// maintenance windows go as these open.
-			more, err := r.windowWave(ctx, phase)
+			more, err := r.windowWave(ctx, r.waiting(phase), true)
 			if err != nil || !more {
 				return err
 			}

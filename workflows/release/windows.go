@@ -15,12 +15,13 @@ import (
 // comes answers so, with when the window opens, and changes nothing: it
 // waits (TenantWaitingWindow) while the release goes on with the other
 // tenants, so a fleet's windows never hold each other up. Once a phase's
-// waves have all run, its waiting tenants go as their windows open, each
-// batch that opens together in a wave of its own: pause, abort, the
-// failure threshold and the parallel and per-host limits apply to it as
-// to any wave. Ops may override the windows of some or all tenants left
-// (an emergency fix); the override is recorded in the release and on
-// the tenants, and carried to their cut-overs.
+// waves have all run, its waiting tenants go as their windows open, those
+// that open together in waves of BatchSize: pause, abort, the failure
+// threshold and the parallel and per-host limits apply to them as to any
+// wave. The canary is the exception: prod's other waves wait until it
+// has been cut over, in its window. Ops may override the windows of some
+// or all tenants left (an emergency fix); the override is recorded in the
+// release and on the tenants, and carried to their cut-overs.
 
 // waitForWindow records a tenant's answer that its window is closed.
 func (r *rollout) waitForWindow(ctx workflow.Context, t *Tenant, res tenant.ApplyResult) {
@@ -34,12 +35,12 @@ func (r *rollout) waitForWindow(ctx workflow.Context, t *Tenant, res tenant.Appl
 	r.logger(ctx).Info("tenant waits for its maintenance window", "tenant", t.Name, "opens", opens)
 }
 
-// windowWave waits, once the phase's waves have run, for the first
-// maintenance window of its waiting tenants to open (or for an override
-// or an abort) and makes a wave of the tenants whose window is open.
-// more is false when no tenant of the phase waits.
-func (r *rollout) windowWave(ctx workflow.Context, phase Phase) (more bool, err error) {
-	waiting := r.waiting(phase)
+// windowWave waits for the first maintenance window of the waiting
+// tenants to open (or for an override or an abort) and makes the tenants
+// whose window is open pending again: in new waves of BatchSize
+// (rewave), or in their own wave (the canary, which goes first). more is
+// false when no tenant waits.
+func (r *rollout) windowWave(ctx workflow.Context, waiting []int, rewave bool) (more bool, err error) {
 	if len(waiting) == 0 {
 		r.state.NextWindowAt = nil
 		return false, nil
@@ -47,8 +48,8 @@ func (r *rollout) windowWave(ctx workflow.Context, phase Phase) (more bool, err 
 	due := func() []int {
 		now := workflow.Now(ctx)
 		return slices.DeleteFunc(slices.Clone(waiting), func(i int) bool {
-			t := r.state.Tenants[i]
-			return t.Override == nil && t.WindowOpensAt.After(now)
+			t := &r.state.Tenants[i]
+			return r.overrideOf(t) == nil && t.WindowOpensAt.After(now)
 		})
 	}
 	if len(due()) == 0 {
@@ -56,7 +57,7 @@ func (r *rollout) windowWave(ctx workflow.Context, phase Phase) (more bool, err 
 		r.state.NextWindowAt = &next
 		r.logger(ctx).Info("release waits for maintenance windows", "tenants", len(waiting), "next", next)
 		overridden := func() bool {
-			return r.cur.Aborting || slices.ContainsFunc(waiting, func(i int) bool { return r.state.Tenants[i].Override != nil })
+			return r.cur.Aborting || slices.ContainsFunc(waiting, func(i int) bool { return r.overrideOf(&r.state.Tenants[i]) != nil })
 		}
 		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(workflow.Now(ctx)), overridden); err != nil {
 			return false, err
@@ -66,13 +67,30 @@ func (r *rollout) windowWave(ctx workflow.Context, phase Phase) (more bool, err 
 	if r.cur.Aborting {
 		return false, errAborted // the waiting tenants are skipped
 	}
-	wave := r.lastWave() + 1
-	for _, i := range due() {
+	first := r.lastWave() + 1
+	for k, i := range due() {
 		t := &r.state.Tenants[i]
 		t.moveTo(TenantPending)
-		t.Wave, t.Error, t.WindowOpensAt = wave, "", nil
+		t.Error, t.WindowOpensAt = "", nil
+		if rewave {
+			t.Wave = first + k/r.state.Plan.BatchSize
+		}
 	}
 	return true, nil
+}
+
+// waitingCanary lists prod's canary tenants that wait for their window.
+func (r *rollout) waitingCanary(phase Phase) []int {
+	if phase != PhaseProd {
+		return nil
+	}
+	var out []int
+	for _, i := range r.waiting(phase) {
+		if r.state.Tenants[i].Canary {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // waiting lists the phase's tenants that wait for their window.
@@ -124,22 +142,33 @@ func (r *rollout) overrideWindow(ctx workflow.Context, in OverrideInput) (Releas
 	return r.summary(), nil
 }
 
-// overrideFor is the override a tenant's cut-over carries: its own, or
-// the newest of the release's that covers it, made before it was listed.
-func (r *rollout) overrideFor(t *Tenant) *tenant.WindowOverride {
-	if t.Override == nil {
-		for _, o := range slices.Backward(r.state.Overrides) {
-			if len(o.Tenants) == 0 || slices.Contains(o.Tenants, t.Name) {
-				t.Override = &o.WindowOverride
-				break
-			}
+// overrideOf is the override that covers a tenant: its own, or the
+// newest of the release's that names it or every tenant (one made before
+// the tenant was listed, or while its cut-over was under way).
+func (r *rollout) overrideOf(t *Tenant) *tenant.WindowOverride {
+	if t.Override != nil {
+		return t.Override
+	}
+	for _, o := range slices.Backward(r.state.Overrides) {
+		if len(o.Tenants) == 0 || slices.Contains(o.Tenants, t.Name) {
+			return &o.WindowOverride
 		}
 	}
+	return nil
+}
+
+// overrideFor is the override a tenant's cut-over carries, recorded on
+// the tenant.
+func (r *rollout) overrideFor(t *Tenant) *tenant.WindowOverride {
+	t.Override = r.overrideOf(t)
 	return t.Override
 }
 
-// overridable: the tenant's cut-over is still to come.
-func overridable(s TenantStatus) bool { return s == TenantPending || s == TenantWaitingWindow }
+// overridable: the tenant's cut-over is still to come, or under way (it
+// may yet answer that its window is closed).
+func overridable(s TenantStatus) bool {
+	return s == TenantPending || s == TenantWaitingWindow || s == TenantUpdating
+}
 
 func (r *rollout) validateOverrideWindow(ctx workflow.Context, in OverrideInput) error {
 	switch {
@@ -149,6 +178,8 @@ func (r *rollout) validateOverrideWindow(ctx workflow.Context, in OverrideInput)
 		return flow.Refuse(ErrReleaseControlRejected, "an override needs a requester (by)")
 	case strings.TrimSpace(in.Reason) == "":
 		return flow.Refuse(ErrReleaseControlRejected, "an override of maintenance windows needs a reason (the emergency it fixes)")
+	case len(in.Tenants) > MaxOverrideTenants:
+		return flow.Refuse(ErrReleaseControlRejected, "an override names at most %d tenants (none: every tenant left)", MaxOverrideTenants)
 	}
 	listed := r.cur.ProdListed || r.state.Plan.Tenants.Stage == string(PhaseStaging)
 	for _, name := range in.Tenants {

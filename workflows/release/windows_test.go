@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
+
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
@@ -135,4 +137,63 @@ func (s *releaseSuite) TestAnOverrideOfEveryTenantLeft() {
 		s.NotNil(t.Override, t.Name)
 	}
 	s.Less(s.env.Now().Sub(windowStart), time.Hour)
+}
+
+// The canary goes before the fleet even when its window is closed: prod's
+// other waves wait for it. Tenants whose windows open together go in
+// waves of BatchSize.
+func (s *releaseSuite) TestTheCanaryWaitsForItsWindowAndWindowWavesKeepTheBatchSize() {
+	canaryOpens, fleetOpens := windowStart.Add(5*time.Hour), windowStart.Add(24*time.Hour)
+	s.windowed(map[string]time.Time{"p1": canaryOpens, "p2": fleetOpens, "p3": fleetOpens, "p4": fleetOpens})
+	var held Release
+	s.env.RegisterDelayedCallback(func() { held = s.query() }, 2*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{Canary: 1, BatchSize: 2, MaxParallel: 2}))
+	st := s.result()
+
+	s.Equal(map[string]TenantStatus{"p1": TenantWaitingWindow, "p2": TenantPending, "p3": TenantPending, "p4": TenantPending, "p5": TenantPending},
+		s.status(held), "the fleet waits for the canary's window")
+	s.Equal(canaryOpens, held.NextWindowAt.UTC())
+	started := s.started()
+	s.Equal([]string{"p1", "p1/window1"}, started[:2], "the canary first, in its window")
+	s.Equal(StateCompleted, st.State)
+	waves := map[string]int{}
+	for _, t := range st.Tenants {
+		s.Equal(TenantUpdated, t.Status, t.Name)
+		waves[t.Name] = t.Wave
+	}
+	s.True(st.Tenants[0].Canary)
+	s.Equal(1, waves["p1"], "the canary keeps its wave")
+	s.Equal(waves["p2"], waves["p3"], "opened together: one wave of BatchSize 2")
+	s.Equal(waves["p2"]+1, waves["p4"], "the third in the next")
+	s.Greater(waves["p2"], waves["p5"])
+}
+
+// An override reaches a tenant whose cut-over was under way when it was
+// sent: answering that its window is closed, it goes without waiting.
+func (s *releaseSuite) TestAnOverrideReachesACutoverUnderWay() {
+	s.windowed(map[string]time.Time{"p1": windowStart.Add(7 * 24 * time.Hour)})
+	inner := s.apply
+	var override updateOutcome
+	sent := make(chan struct{})
+	s.apply = func(in fleet.UpdateInput) tenant.ApplyResult {
+		if in.Tenant == "p1" && in.Apply.Override == nil {
+			// The override arrives while p1's first cut-over runs.
+			s.env.UpdateWorkflow(UpdateOverrideWindow, "", &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { override.err = err; close(sent) }, OnAccept: func() {},
+				OnComplete: func(v any, err error) { override.err = err; close(sent) },
+			}, OverrideInput{Tenants: []string{"p1"}, By: "ops", Reason: "CVE-2026-1234"})
+			select {
+			case <-sent:
+			case <-time.After(5 * time.Second):
+				s.Fail("the override was not handled while the cut-over ran")
+			}
+		}
+		return inner(in)
+	}
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(Plan{BatchSize: 5}))
+	st := s.result()
+	s.Require().NoError(override.err, "a tenant under way may be overridden")
+	s.Equal(TenantUpdated, s.status(st)["p1"])
+	s.Less(s.env.Now().Sub(windowStart), time.Hour, "it did not wait a week for its window")
+	s.Contains(s.started(), "p1/window1")
 }

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -45,11 +46,10 @@ type WindowOverride struct {
 
 func (t *entity) configure(ctx workflow.Context, in ConfigureRequest) (Tenant, error) {
 	if in.MaintenanceWindow != nil {
-		w := ""
-		if *in.MaintenanceWindow != "" {
-			parsed, _ := spec.ParseWindow(*in.MaintenanceWindow) // validated
-			w = parsed.String()
-		}
+		// Kept as it came (the validator parsed it; the API sends the
+		// canonical form): parsing again here would read tzdata outside a
+		// side effect.
+		w := strings.TrimSpace(*in.MaintenanceWindow)
 		t.logger(ctx).Info("maintenance window set", "by", in.By, "window", w, "was", t.state.MaintenanceWindow)
 		t.state.MaintenanceWindow = w
 	}

