@@ -29,6 +29,8 @@ import (
 const (
 	auditTenant  = "tenantflow.audit.tenant"
 	auditRelease = "tenantflow.audit.release"
+	auditHost    = "tenantflow.audit.host"
+	auditOutcome = "tenantflow.audit.outcome"
 	auditReason  = "tenantflow.audit.reason"
 	auditDetail  = "tenantflow.audit.detail"
 )
@@ -74,45 +76,60 @@ func (s *server) audited(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		w := &capture{ResponseWriter: c.Writer}
 		c.Writer = w
+		defer func() {
+			// A handler that panics after it sent its Update changed
+			// something too: recorded as failed, then the panic goes on
+			// to the recovery middleware.
+			if p := recover(); p != nil {
+				s.audit(c, w, kind, action, http.StatusInternalServerError)
+				panic(p)
+			}
+		}()
 		c.Next()
-		role := roleOf(c)
-		if role == "" {
-			return // no valid token: nothing changed, no one to name
-		}
-		status := c.Writer.Status()
-		e := audit.Entry{Role: role, Actor: c.GetString(ctxCaller), Action: action, Status: status,
-			Reason: c.GetString(auditReason), Detail: c.GetString(auditDetail),
-			Tenant: c.GetString(auditTenant), Release: c.GetString(auditRelease)}
-		switch kind {
-		case "tenant":
-			e.Tenant = cmpOr(e.Tenant, c.Param("name"))
-		case "release":
-			e.Release = cmpOr(e.Release, c.Param("id"))
-		case "host":
-			e.Host = c.Param("name")
-		}
-		switch {
-		case status >= 500:
-			e.Outcome = audit.OutcomeFailed
-		case status >= 400:
-			e.Outcome = audit.OutcomeRefused
-		default:
-			e.Outcome = audit.OutcomeAccepted
-		}
-		if status >= 400 {
-			var answer struct {
-				Error string `json:"error"`
-				Field string `json:"field"`
-			}
-			if json.Unmarshal(w.body.Bytes(), &answer) == nil {
-				e.Error = answer.Error
-				if answer.Field != "" {
-					e.Error = answer.Field + ": " + answer.Error
-				}
-			}
-		}
-		s.record(c.Request.Context(), e)
+		s.audit(c, w, kind, action, c.Writer.Status())
 	}
+}
+
+// audit records the answered request (see audited).
+func (s *server) audit(c *gin.Context, w *capture, kind, action string, status int) {
+	role := roleOf(c)
+	if role == "" {
+		return // no valid token: nothing changed, no one to name
+	}
+	e := audit.Entry{Role: role, Actor: c.GetString(ctxCaller), Action: action, Status: status,
+		Reason: c.GetString(auditReason), Detail: c.GetString(auditDetail),
+		Tenant: c.GetString(auditTenant), Release: c.GetString(auditRelease), Host: c.GetString(auditHost)}
+	switch kind {
+	case "tenant":
+		e.Tenant = cmpOr(e.Tenant, c.Param("name"))
+	case "release":
+		e.Release = cmpOr(e.Release, c.Param("id"))
+	case "host":
+		e.Host = cmpOr(e.Host, c.Param("name"))
+	}
+	switch {
+	case c.GetString(auditOutcome) != "":
+		e.Outcome = c.GetString(auditOutcome)
+	case status >= 500:
+		e.Outcome = audit.OutcomeFailed
+	case status >= 400:
+		e.Outcome = audit.OutcomeRefused
+	default:
+		e.Outcome = audit.OutcomeAccepted
+	}
+	if status >= 400 {
+		var answer struct {
+			Error string `json:"error"`
+			Field string `json:"field"`
+		}
+		if json.Unmarshal(w.body.Bytes(), &answer) == nil {
+			e.Error = answer.Error
+			if answer.Field != "" {
+				e.Error = answer.Field + ": " + answer.Error
+			}
+		}
+	}
+	s.record(c.Request.Context(), e)
 }
 
 func cmpOr(a, b string) string {
@@ -127,6 +144,7 @@ func cmpOr(a, b string) string {
 // (tenantflow_audit_write_failures_total), and the log line keeps the
 // entry.
 func (s *server) record(ctx context.Context, e audit.Entry) {
+	e.Normalize(time.Now()) // clipped: a huge bad name makes no huge log line
 	s.log.InfoContext(ctx, "audit", "action", e.Action, "role", e.Role, "actor", e.Actor, "tenant", e.Tenant, "release", e.Release,
 		"host", e.Host, "reason", e.Reason, "detail", e.Detail, "outcome", e.Outcome, "status", e.Status, "error", e.Error)
 	if s.cfg.Audit == nil {

@@ -1,12 +1,16 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -137,4 +141,48 @@ func TestAuditQueryErrorsNameTheParameter(t *testing.T) {
 	rec := off.do(http.MethodGet, "/v1/audit", opsToken, "")
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Contains(t, rec.Body.String(), "TENANTFLOW_AUDIT_DSN")
+}
+
+// An override names its tenants in the trail; an Update no worker
+// answered in time is "unknown", not "failed" (it may still happen); a
+// handler that panics after acting is recorded too.
+func TestAuditOutcomesBeyondTheStatus(t *testing.T) {
+	store, err := audit.OpenFileStore(filepath.Join(t.TempDir(), "audit"))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	e := newTestEnv(t, func(c *Config) { c.Audit = store; c.QueryTimeout = 200 * time.Millisecond })
+
+	e.temporal.updateResult = release.Release{ID: "r1"}
+	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/releases/r1/override-window", opsToken, `{"tenants":["acme"],"reason":"CVE"}`).Code)
+	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/releases/r1/override-window", opsToken, `{"reason":"CVE"}`).Code)
+	e.temporal.updateGetErr = context.DeadlineExceeded
+	require.Equal(t, http.StatusServiceUnavailable, e.do(http.MethodPost, "/v1/tenants/acme/suspend", opsToken, `{"reason":"unpaid"}`).Code)
+
+	got := e.audit(t, "").Entries
+	require.Len(t, got, 3)
+	assert.Equal(t, "acme", got[0].Tenant)
+	assert.Equal(t, "r1", got[0].Release)
+	assert.Equal(t, "tenants acme", got[0].Detail)
+	assert.Equal(t, "every tenant left", got[1].Detail)
+	assert.Equal(t, audit.OutcomeUnknown, got[2].Outcome)
+	assert.Contains(t, got[2].Error, "may still be carried out")
+
+	// A panic after the change: recorded as failed, and still a 500.
+	s := &server{cfg: Config{Audit: store, QueryTimeout: time.Second}, log: slog.New(slog.DiscardHandler)}
+	s.metrics, err = newMetrics(nil)
+	require.NoError(t, err)
+	tokens, err := ParseTokens([]byte(`{"ops":"` + opsToken + `"}`))
+	require.NoError(t, err)
+	r := gin.New()
+	r.Use(recovery(s.log))
+	r.POST("/v1/tenants/:name/move", s.audited("tenant.move"), RequireRoles(tokens, RoleOps), func(*gin.Context) { panic("boom") })
+	req := newRequest(http.MethodPost, "/v1/tenants/acme/move", "")
+	req.Header.Set("Authorization", "Bearer "+opsToken)
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusInternalServerError, rec.Code)
+	got = e.audit(t, "?action=tenant.move").Entries
+	require.Len(t, got, 1)
+	assert.Equal(t, audit.OutcomeFailed, got[0].Outcome)
+	assert.Equal(t, "acme", got[0].Tenant)
 }

@@ -94,6 +94,7 @@ func (s *server) registerHost(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
+	noteAudit(c, auditHost, req.Name)
 	hs, ferr := hostSpec(req)
 	if ferr != nil {
 		respondFieldError(c, ferr)

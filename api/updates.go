@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/tenantflow/tenantflow/internal/audit"
 )
 
 var idempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
@@ -108,6 +110,7 @@ func (s *server) respondUpdateFailure(ctx context.Context, c *gin.Context, t upd
 		// answer is missing. Say so, and how to learn its outcome, so a
 		// client does not take a later 409 for a refusal of its request.
 		c.Header("Retry-After", "5")
+		noteAudit(c, auditOutcome, audit.OutcomeUnknown)
 		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: no worker answered %s within %s; it may still be carried out: "+
 			"retry with the same Idempotency-Key to get its outcome, or read the %s before sending it again", t.kind, t.id, update, s.cfg.QueryTimeout, t.kind))
 	default:

@@ -27,6 +27,9 @@ const (
 	OutcomeAccepted = "accepted" // 2xx: done, or accepted to run
 	OutcomeRefused  = "refused"  // 4xx: bad input, forbidden, or the workflow refused
 	OutcomeFailed   = "failed"   // 5xx: the API could not carry it out
+	// OutcomeUnknown: no worker answered in time; the change may still
+	// be carried out (the workflow's state tells).
+	OutcomeUnknown = "unknown"
 )
 
 // Entry is one change asked of the API.

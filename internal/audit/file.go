@@ -58,9 +58,7 @@ func (s *FileStore) Append(_ context.Context, e Entry) error {
 		if s.file != nil {
 			s.file.Close()
 		}
-		s.file, err = os.OpenFile(filepath.Join(s.dir, day+".jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			s.file = nil
+		if s.file, err = openDay(filepath.Join(s.dir, day+".jsonl")); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 		s.day = day
@@ -73,6 +71,26 @@ func (s *FileStore) Append(_ context.Context, e Entry) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
+}
+
+// openDay opens a day's file for appending. A last line cut by a crash
+// mid-write is ended first, so the next entry starts a line of its own.
+func openDay(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			_, err = f.Write([]byte{'\n'})
+			if err != nil {
+				f.Close()
+				return nil, err
+			}
+		}
+	}
+	return f, nil
 }
 
 // syncDir makes a new file's name durable.

@@ -48,7 +48,15 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit database: %w", err)
 	}
-	if _, err := pool.Exec(ctx, schema); err != nil {
+	// Replicas starting together make the table one at a time.
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('tenantflow_audit'))`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, schema)
+		return err
+	})
+	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("audit database %s: %w", cfg.ConnConfig.Host, err)
 	}
