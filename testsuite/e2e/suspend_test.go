@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
@@ -135,4 +136,45 @@ func BenchmarkSuspendResume(b *testing.B) {
 	b.ReportMetric(ms(percentile(resumed, 0.5)), "resumed-p50-ms")
 	b.Logf("%d suspend/resume cycles: maintenance page after p50 %s (max %s), suspended p50 %s; app back after p50 %s (max %s), active p50 %s",
 		b.N, percentile(pageUp, 0.5), percentile(pageUp, 1), percentile(suspended, 0.5), percentile(appBack, 0.5), percentile(appBack, 1), percentile(resumed, 0.5))
+}
+
+// TestDecommissionASuspendedTenant, with the real servers: a customer
+// suspended for an unpaid invoice never pays. Its decommission starts the
+// database alone for its dump (the URL keeps answering nothing of the
+// tenant), the verified backup holds every hit, and a restore during
+// retention brings it back active with its data.
+func TestDecommissionASuspendedTenant(t *testing.T) {
+	srv, cfg := startServers(t)
+	cfg.Backup = backup.Config{Dir: t.TempDir(), Retention: time.Hour}
+	p := startPlatformWith(t, cfg)
+	name, host, _ := servingTenant(t, srv, p, "sdec", 4)
+
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants/"+name+"/suspend", map[string]any{"reason": "invoice 42 unpaid"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	p.waitFor(name, 50*time.Millisecond, time.Minute, "suspended", func(st map[string]any) bool {
+		return st["state"] == string(tenant.StateSuspended)
+	})
+	code, body, _ = p.do(http.MethodDelete, "/v1/tenants/"+name, map[string]any{"reason": "never paid", "force": true})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "decommissioned", phaseIs(tenant.PhaseRetained, tenant.PhaseFailed))
+	require.Equal(t, string(tenant.StateDecommissioned), st["state"], st)
+	d := decommissionOf(st)
+	require.Equal(t, true, d["suspended"])
+	require.Equal(t, string(tenant.SuspendEnded), st["suspension"].(map[string]any)["phase"])
+	bk := d["backup"].(map[string]any)
+	m := checkBackupOnDisk(t, bk["location"].(string), bk["manifestSha256"].(string))
+	require.Len(t, m.Dumps, 1, "the database was started for its dump")
+	dump, err := os.ReadFile(filepath.Join(bk["location"].(string), m.Dumps[0].File))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"hits":"4"}`, string(dump))
+	code, _ = srv.caddy.Admin(t, http.MethodGet, "/id/"+proxy.RouteIDPrefix+name, nil)
+	require.Equal(t, http.StatusNotFound, code, "the maintenance page went with the route")
+
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants/"+name+"/restore", nil)
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = p.waitFor(name, 50*time.Millisecond, 2*time.Minute, "restored", phaseIs(tenant.PhaseRestored, tenant.PhaseRetained))
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
+	hits, page := appStateVia(t, srv.caddy.HTTPAddr, host)
+	require.EqualValues(t, 4, hits, page)
+	p.checkHistory(tenant.WorkflowID(name), "tenant-suspended-decommissioned")
 }

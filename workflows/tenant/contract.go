@@ -368,6 +368,10 @@ type Decommission struct {
 	RestoredAt *time.Time `json:"restoredAt,omitempty"`
 	PurgedAt   *time.Time `json:"purgedAt,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// Suspended: the tenant was suspended when the decommission began. Its
+	// databases were started for their dump only, and a failure leaves it
+	// suspended, its maintenance page served.
+	Suspended bool `json:"suspended,omitempty"`
 }
 
 // UpdateBackup asks for a backup of the tenant now (POST

@@ -111,12 +111,18 @@ func (t *entity) liveEnv() (spec.Environment, error) {
 //
 // Until the backup is verified every step is undone on failure: the tenant
 // serves again as it was, and the decommission reports why it stopped.
+//
+// A suspended tenant's services are stopped already: its databases start
+// for their dump alone (no route leads to them), and a failure leaves it
+// suspended as it was, its maintenance page served and every service
+// stopped.
 func (t *entity) decommission(ctx workflow.Context) {
 	log := t.logger(ctx)
 	d := t.state.Decommission
 	started := workflow.Now(ctx)
 	d.StartedAt, d.Error = &started, ""
 	previous := t.state.State
+	d.Suspended = previous == StateSuspended
 	t.state.Progress = flow.Progress{Total: 5}
 	t.setState(ctx, StateDecommissioning, "")
 
@@ -124,12 +130,16 @@ func (t *entity) decommission(ctx workflow.Context) {
 	retention, err := t.backUpForDecommission(ctx, d, &undo)
 	if err != nil {
 		msg := flow.ErrorMessage(err)
-		log.Error("decommission stopped before a verified backup, putting the tenant back in service", "error", msg)
+		log.Error("decommission stopped before a verified backup, putting the tenant back as it was", "error", msg, "suspended", d.Suspended)
 		t.step("compensate")
 		msg = undo.Undo(ctx, msg, "putting it back")
 		t.step("")
 		d.moveTo(PhaseFailed)
-		d.Backup, d.Final, d.Error = nil, nil, "decommission stopped, the tenant serves as before: "+msg
+		as := "the tenant serves as before"
+		if d.Suspended {
+			as = "the tenant stays suspended"
+		}
+		d.Backup, d.Final, d.Error = nil, nil, "decommission stopped, "+as+": "+msg
 		t.setState(ctx, previous, d.Error)
 		t.countOperation(ctx, "decommission", "failed", started)
 		return
@@ -149,6 +159,9 @@ func (t *entity) decommission(ctx workflow.Context) {
 	if errs != nil {
 		msg = "teardown incomplete: " + errs.Error()
 		d.Error = msg
+	}
+	if d.Suspended {
+		t.state.Suspension.moveTo(SuspendEnded)
 	}
 	t.setState(ctx, StateDecommissioned, msg)
 	t.countOperation(ctx, "decommission", "succeeded", started)
@@ -184,7 +197,7 @@ func (t *entity) backUpForDecommission(ctx workflow.Context, d *Decommission, un
 	}
 	b := decommissionBackup{d: d, env: env, id: "decommission-" + d.StartedAt.UTC().Format("20060102t150405z")}
 	d.moveTo(PhaseStopping)
-	if err := t.stopTraffic(ctx, undo); err != nil {
+	if err := t.stopTraffic(ctx, undo, d.Suspended); err != nil {
 		return 0, err
 	}
 	dumped, err := t.stopAndDump(ctx, b, undo)
@@ -209,9 +222,10 @@ type decommissionBackup struct {
 }
 
 // stopTraffic removes the tenant's route. Its undo puts the route back
-// to wherever the services answer by then: a restarted container
-// publishes its port anew.
-func (t *entity) stopTraffic(ctx workflow.Context, undo *flow.Saga) error {
+// to wherever the services answer by then (a restarted container
+// publishes its port anew), or, for a suspended tenant, to its
+// maintenance page.
+func (t *entity) stopTraffic(ctx workflow.Context, undo *flow.Saga, suspended bool) error {
 	t.step(StepStopTraffic)
 	if _, routed := t.resource(KindRoute); !routed {
 		t.stepDone()
@@ -219,12 +233,17 @@ func (t *entity) stopTraffic(ctx workflow.Context, undo *flow.Saga) error {
 	}
 	owner := t.state.ProvisionID
 	undo.Add("restore route", func(ctx workflow.Context) error {
-		up, err := upstream(runtimes.Endpoint{URL: t.state.Endpoint})
-		if err != nil {
-			return err
+		in := proxy.RouteInput{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt()}
+		if suspended {
+			in.Maintenance = t.state.Suspension.Message
+		} else {
+			up, err := upstream(runtimes.Endpoint{URL: t.state.Endpoint})
+			if err != nil {
+				return err
+			}
+			in.Upstreams = []string{up}
 		}
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), px.EnsureRoute,
-			proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: t.adopt()}).Get(ctx, nil)
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), px.EnsureRoute, in).Get(ctx, nil)
 	})
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), px.RemoveRoute,
 		proxy.RouteRef{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt()}).Get(ctx, nil); err != nil {
@@ -240,7 +259,7 @@ func (t *entity) stopTraffic(ctx workflow.Context, undo *flow.Saga) error {
 // more), then stopped. It returns the dumped services' names.
 func (t *entity) stopAndDump(ctx workflow.Context, b decommissionBackup, undo *flow.Saga) ([]string, error) {
 	t.step(StepStopServices)
-	undo.Add("start services", func(ctx workflow.Context) error { return t.restartServices(ctx, b.env) })
+	t.undoStop(undo, b.env, b.d.Suspended)
 	undo.Add("remove backup", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, integrationOptions)), bk.RemoveBackup,
 			backup.BackupRef{Runtime: t.template.Runtime, Tenant: t.spec.Name, Owner: t.state.ProvisionID, ID: b.id}).Get(ctx, nil)
@@ -264,6 +283,11 @@ func (t *entity) stopAndDump(ctx workflow.Context, b decommissionBackup, undo *f
 		if err := t.stopServices(ctx, rest); err != nil {
 			return nil, err
 		}
+		if b.d.Suspended {
+			if err := t.startForDump(ctx, b.env); err != nil {
+				return nil, err
+			}
+		}
 		b.d.moveTo(PhaseBackingUp)
 		t.step(StepBackup)
 		if err := workflow.ExecuteActivity(t.onHost(workflow.WithActivityOptions(ctx, backupOptions)), bk.DumpServices, backup.DumpInput{
@@ -279,6 +303,32 @@ func (t *entity) stopAndDump(ctx workflow.Context, b decommissionBackup, undo *f
 	}
 	t.stepDone()
 	return dumpedNames, nil
+}
+
+// undoStop registers the undo of stopping the tenant's services: they
+// start again and serve, or, for a suspended tenant, they all stop again
+// (the databases its dump started).
+func (t *entity) undoStop(undo *flow.Saga, env spec.Environment, suspended bool) {
+	if !suspended {
+		undo.Add("start services", func(ctx workflow.Context) error { return t.restartServices(ctx, env) })
+		return
+	}
+	all := slices.Concat(t.serviceNames())
+	undo.Add("stop services again", func(ctx workflow.Context) error { return t.stopServices(ctx, all) })
+}
+
+// startForDump starts a suspended tenant's dumped services (its
+// databases) for their dump: no route leads to them, and the dump waits
+// until each is healthy.
+func (t *entity) startForDump(ctx workflow.Context, env spec.Environment) error {
+	ref := t.runtimeRef()
+	for _, s := range dumpedServices(env) {
+		ref.Services = append(ref.Services, s.Name)
+	}
+	if len(ref.Services) == 0 {
+		return nil
+	}
+	return t.onHostLocal(ctx, localStepOptions, rt.StartServices, ref).Get(ctx, nil)
 }
 
 // restartServices is the undo of stopped services: started again, healthy,
@@ -420,14 +470,19 @@ func (t *entity) finalBackup(ctx workflow.Context, d *Decommission, undo *flow.S
 		return err
 	}
 	d.moveTo(PhaseStopping)
-	if err := t.stopTraffic(ctx, undo); err != nil {
+	if err := t.stopTraffic(ctx, undo, d.Suspended); err != nil {
 		return err
 	}
 	t.step(StepStopServices)
-	undo.Add("start services", func(ctx workflow.Context) error { return t.restartServices(ctx, env) })
+	t.undoStop(undo, env, d.Suspended)
 	files := t.fileServices(env)
 	if err := t.stopServices(ctx, files); err != nil {
 		return err
+	}
+	if d.Suspended {
+		if err := t.startForDump(ctx, env); err != nil {
+			return err
+		}
 	}
 	d.moveTo(PhaseBackingUp)
 	b := t.backups()

@@ -369,7 +369,7 @@ func (s *provisionSuite) TestDecommissionRefusedWhileUpdating() {
 
 	s.Equal(StateUpdating, mid.State)
 	s.True(during.rejected)
-	s.Contains(during.err.Error(), "updating: only an active tenant can be decommissioned")
+	s.Contains(during.err.Error(), "updating: only an active or suspended tenant can be decommissioned")
 	s.Equal(OutcomeUpdated, out.res.Outcome)
 	s.Equal(StateActive, st.State)
 	s.Nil(st.Decommission, "nothing was queued")

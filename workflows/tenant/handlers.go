@@ -157,10 +157,13 @@ func (t *entity) validateRequestDecommission(ctx workflow.Context, in Decommissi
 		return flow.Refuse(ErrDecommissionRefused, "tenant %s: decommission already requested by %s at %s (%s)",
 			t.spec.Name, d.RequestedBy, d.RequestedAt.UTC().Format(time.RFC3339), d.Phase)
 	}
-	if t.state.State != StateActive {
+	if s := t.state.Suspension; t.state.State == StateSuspended && s != nil && (s.Phase == ResumeQueued || s.Phase == ResumeRunning) {
+		return flow.Refuse(ErrDecommissionRefused, "tenant %s is being resumed (asked by %s): decommission it once it is active", t.spec.Name, s.ResumedBy)
+	}
+	if t.state.State != StateActive && t.state.State != StateSuspended {
 		// Provisioning, a cut-over or a restore is under way, or there
 		// is nothing left to decommission.
-		return flow.Refuse(ErrDecommissionRefused, "tenant %s is %s: only an active tenant can be decommissioned", t.spec.Name, t.state.State)
+		return flow.Refuse(ErrDecommissionRefused, "tenant %s is %s: only an active or suspended tenant can be decommissioned", t.spec.Name, t.state.State)
 	}
 	return nil
 }

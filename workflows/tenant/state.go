@@ -38,11 +38,11 @@ var States = []State{
 var stateMoves = flow.Moves[State]{
 	StateProvisioning:    {StateProvisioning, StateActive, StateFailed},
 	StateActive:          {StateUpdating, StateDecommissioning, StateRestoring, StateMoving, StateDegraded, StateSuspended},
-	StateSuspended:       {StateActive, StateSuspended},
+	StateSuspended:       {StateActive, StateSuspended, StateDecommissioning},
 	StateMoving:          {StateActive, StateDegraded},
 	StateDegraded:        {StateActive, StateMoving, StateDegraded},
 	StateUpdating:        {StateActive},
-	StateDecommissioning: {StateActive, StateDecommissioned},
+	StateDecommissioning: {StateActive, StateDecommissioned, StateSuspended},
 	StateDecommissioned:  {StateDecommissioned, StateRestoring},
 	StateRestoring:       {StateActive, StateDecommissioned},
 }

@@ -91,6 +91,9 @@ func TestTenantLifecycle(t *testing.T) {
 		{StateUpdating, StateActive, true},
 		{StateActive, StateDecommissioning, true},
 		{StateDecommissioning, StateActive, true}, // the backup failed: serving again
+		{StateSuspended, StateDecommissioning, true},
+		{StateDecommissioning, StateSuspended, true}, // the backup failed: suspended again
+		{StateSuspended, StateUpdating, false},
 		{StateDecommissioned, StateRestoring, true},
 		{StateActive, StateRestoring, true}, // put back to one of its backups
 		{StateRestoring, StateActive, true},

@@ -23,7 +23,10 @@ import (
 // DNS record and the CMDB entry. A failure undoes what was done, and the
 // tenant serves as before, the failure in its suspension. A suspended
 // tenant takes no release (a release skips it and says why), backup,
-// move, restore or decommission: its data does not change. A resume
+// move or restore: its data does not change. It may be decommissioned:
+// its databases start for their dump alone, with no route to them, and a
+// decommission that fails leaves it suspended (see decommission.go). A
+// resume
 // runs the other way:
 //
 //	services started and healthy → accounts enabled → supervision resumed
@@ -66,14 +69,17 @@ type SuspensionPhase string
 
 // Phases of a suspension.
 const (
-	SuspendQueued      SuspensionPhase = "suspend-queued"
-	SuspendRunning     SuspensionPhase = "suspending"
-	SuspendDone        SuspensionPhase = "suspended"
-	SuspendFailed      SuspensionPhase = "suspend-failed" // undone: the tenant serves as before
-	ResumeQueued       SuspensionPhase = "resume-queued"
-	ResumeRunning      SuspensionPhase = "resuming"
-	ResumeDone         SuspensionPhase = "resumed"
-	ResumeFailed       SuspensionPhase = "resume-failed" // the tenant stays suspended
+	SuspendQueued  SuspensionPhase = "suspend-queued"
+	SuspendRunning SuspensionPhase = "suspending"
+	SuspendDone    SuspensionPhase = "suspended"
+	SuspendFailed  SuspensionPhase = "suspend-failed" // undone: the tenant serves as before
+	ResumeQueued   SuspensionPhase = "resume-queued"
+	ResumeRunning  SuspensionPhase = "resuming"
+	ResumeDone     SuspensionPhase = "resumed"
+	ResumeFailed   SuspensionPhase = "resume-failed" // the tenant stays suspended
+	// SuspendEnded: the tenant was decommissioned while suspended; a
+	// restore brings it back active.
+	SuspendEnded       SuspensionPhase = "ended"
 	suspensionNotBegun SuspensionPhase = ""
 )
 
@@ -83,7 +89,8 @@ var suspensionMoves = flow.Moves[SuspensionPhase]{
 	SuspendQueued:      {SuspendRunning},
 	SuspendRunning:     {SuspendDone, SuspendFailed},
 	SuspendFailed:      {SuspendQueued},
-	SuspendDone:        {ResumeQueued},
+	SuspendDone:        {ResumeQueued, SuspendEnded},
+	SuspendEnded:       {SuspendQueued},
 	ResumeQueued:       {ResumeRunning},
 	ResumeRunning:      {ResumeDone, ResumeFailed},
 	ResumeFailed:       {ResumeQueued},

@@ -3,6 +3,7 @@ package tenant
 import (
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/tenantflow/tenantflow/activities/proxy"
@@ -108,4 +109,80 @@ func (s *provisionSuite) TestAFailedSuspendIsUndone() {
 	last := ic.routes[len(ic.routes)-1]
 	s.Empty(last.Maintenance, "the route serves the tenant again")
 	s.Equal("Back soon", ic.routes[len(ic.routes)-2].Maintenance)
+}
+
+// A suspended tenant can be decommissioned: its database starts for its
+// dump alone (no route to it), and the suspension ends with the tenant.
+func (s *provisionSuite) TestDecommissionOfASuspendedTenant() {
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	s.mockRuntime(nil, nil)
+	s.mockIntegrations("", "")
+	s.mockDecommission(nil)
+	var suspended int
+	var rejected error
+	var req decomOutcome
+	var done Tenant
+	s.updateAt(10*time.Minute, UpdateSuspend, SuspendRequest{By: "billing", Reason: "invoice 42 unpaid"}, &rejected)
+	s.env.RegisterDelayedCallback(func() { suspended = len(s.recorded()) }, 20*time.Minute)
+	s.decomAt(30*time.Minute, UpdateRequestDecommission, DecommissionRequest{By: "ops", Reason: "never paid", Force: true}, &req)
+	s.stateAt(2*time.Hour, &done)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 3*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(rejected)
+	s.Require().NoError(req.err)
+	calls := s.since(suspended)
+	s.Require().GreaterOrEqual(len(calls), 7, calls)
+	id := "decommission-20261124t003000z"
+	s.Equal([]string{"RemoveRoute", "StopServices app", "StartServices db", "DumpServices db", "StopServices db",
+		"BackupVolumes " + id + " [data] dumps [db]", "VerifyBackup abc123"}, calls[:7],
+		"the maintenance page goes with the route; only the db starts, for its dump")
+	s.NotContains(calls, "WaitHealthy", "nothing is started to serve")
+	s.Equal(StateDecommissioned, done.State, done.Error)
+	s.True(done.Decommission.Suspended)
+	s.Equal(PhaseRetained, done.Decommission.Phase)
+	s.Equal(SuspendEnded, done.Suspension.Phase)
+}
+
+// A suspended tenant's decommission that fails leaves it suspended: the
+// database its dump started stops again and the maintenance page is back.
+func (s *provisionSuite) TestAFailedDecommissionLeavesTheTenantSuspended() {
+	s.plan = fullPlan
+	s.plan.Backup, s.plan.Retention = true, testRetention
+	s.mockRuntime(nil, nil)
+	ic := s.mockIntegrations("", "")
+	s.mockDecommission(func() error {
+		return temporal.NewNonRetryableApplicationError("checksum mismatch", "VerifyFailed", nil)
+	})
+	var suspended int
+	var rejected, resumeErr error
+	var req decomOutcome
+	var after, resumed Tenant
+	s.updateAt(10*time.Minute, UpdateSuspend, SuspendRequest{By: "billing", Reason: "invoice 42 unpaid", Message: "Back soon"}, &rejected)
+	s.env.RegisterDelayedCallback(func() { suspended = len(s.recorded()) }, 20*time.Minute)
+	s.decomAt(30*time.Minute, UpdateRequestDecommission, DecommissionRequest{By: "ops", Force: true}, &req)
+	s.stateAt(2*time.Hour, &after)
+	s.updateAt(3*time.Hour, UpdateResume, ResumeRequest{By: "billing", Reason: "paid after all"}, &resumeErr)
+	s.stateAt(4*time.Hour, &resumed)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 5*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(req.err)
+	s.Equal(StateSuspended, after.State, after.Error)
+	s.Equal(PhaseFailed, after.Decommission.Phase)
+	s.Contains(after.Decommission.Error, "the tenant stays suspended")
+	s.Equal(SuspendDone, after.Suspension.Phase)
+	calls := s.since(suspended)
+	undo := since(calls, "VerifyBackup abc123")[1:]
+	s.Require().GreaterOrEqual(len(undo), 3, calls)
+	s.Equal([]string{"RemoveBackup", "StopServices app,db", "EnsureRoute"}, undo[:3], "undone in reverse: the backup, the services stopped again, the page back")
+	s.NotContains(calls[:len(calls)-len(undo)+3], "WaitHealthy")
+	page, back := ic.routes[len(ic.routes)-2], ic.routes[len(ic.routes)-1]
+	s.Equal("Back soon", page.Maintenance, "the undo put the maintenance page back")
+	s.Empty(page.Upstreams)
+	s.Empty(back.Maintenance, "the resume routes back to the services")
+
+	s.Require().NoError(resumeErr, "still suspended: it can be resumed")
+	s.Equal(StateActive, resumed.State, resumed.Error)
 }
