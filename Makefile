@@ -108,6 +108,7 @@ lint: lint-tools
 # Benchmarks with figures (orchestration overhead, …); see README.
 bench: $(BIN)/temporal kube-tools
 	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift|SuspendResume)' -benchtime 5x -timeout 30m ./testsuite/e2e/
+	$(GO) test -run '^$$' -bench '^BenchmarkAudit' -benchtime 2s ./internal/audit/
 
 # How many tenants one Docker host takes at once (TENANTFLOW_BENCH_TENANTS,
 # 200 by default): time until all are active, and idle CPU per tenant; then

@@ -19,7 +19,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tenantflow/tenantflow/internal/textclip"
 )
 
 // Outcomes of an entry.
@@ -78,16 +79,7 @@ func (e *Entry) Normalize(now time.Time) {
 	}
 }
 
-func clip(s string) string {
-	if len(s) <= maxText {
-		return s
-	}
-	cut := maxText - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string) string { return textclip.Clip(s, maxText) }
 
 // Query selects entries: those at or after Since and before Until (zero:
 // no bound), of a tenant, an actor (caller name or role) and an action

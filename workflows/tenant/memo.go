@@ -2,9 +2,10 @@ package tenant
 
 import (
 	"time"
-	"unicode/utf8"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/tenantflow/tenantflow/internal/textclip"
 )
 
 // MemoSummary is the memo key under which the tenant's workflow records a
@@ -69,14 +70,4 @@ func (t *entity) upsertMemo(ctx workflow.Context) {
 	}
 }
 
-// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string, n int) string { return textclip.Clip(s, n) }
