@@ -77,6 +77,9 @@ type Config struct {
 	// Audit stores the audit trail (nil: entries go to the JSON log only,
 	// and GET /v1/audit answers 503).
 	Audit audit.Store
+	// Logs reads tenants' container logs (nil: GET /v1/tenants/{name}/logs
+	// answers 503).
+	Logs LogSource
 }
 
 const (
@@ -202,6 +205,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.POST("/tenants", s.audited("tenant.create"), RequireRoles(tokens, RoleOps, RoleDistributor), s.createTenant)
 	v1.GET("/tenants", RequireRoles(tokens, all...), s.listTenants)
 	v1.GET("/tenants/:name", RequireRoles(tokens, all...), s.getTenant)
+	v1.GET("/tenants/:name/logs", RequireRoles(tokens, RoleOps, RoleDistributor), s.tenantLogs)
 	v1.GET("/tenants/:name/credentials", s.audited("tenant.credentials"), RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
 	v1.PATCH("/tenants/:name", s.audited("tenant.configure"), RequireRoles(tokens, RoleOps, RoleDistributor), s.patchTenant)
 	v1.DELETE("/tenants/:name", s.audited("tenant.decommission"), RequireRoles(tokens, RoleOps, RoleDistributor), s.requestDecommission)

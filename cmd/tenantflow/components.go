@@ -61,6 +61,9 @@ type apiSettings struct {
 	AuditDSN       string
 	AuditDir       string
 	AuditRetention time.Duration
+	// LogsDocker is the engine whose tenants' logs GET …/logs reads (the
+	// unplaced ones; fleet hosts' come from the registry).
+	LogsDocker string
 }
 
 // defaultAuditRetention keeps the audit trail 400 days: a year and the
@@ -83,6 +86,7 @@ func (a *apiSettings) register(s *config.Set) {
 	s.String(&a.WebUIURL, "web-ui-url", "TENANTFLOW_WEB_UI_URL", "", "Temporal Web UI base URL, for links in GitLab commit statuses")
 	s.Secret(&a.AuditDSN, "audit-dsn", "TENANTFLOW_AUDIT_DSN", "PostgreSQL URL of the audit trail (postgres://user:password@host:5432/db), shared by API replicas; the table is made if missing")
 	s.String(&a.AuditDir, "audit-dir", "TENANTFLOW_AUDIT_DIR", "", "directory of the audit trail (daily JSON-lines files) for a single API process, when TENANTFLOW_AUDIT_DSN is not set; neither: entries go to the JSON log only")
+	s.String(&a.LogsDocker, "logs-docker-host", "TENANTFLOW_LOGS_DOCKER_HOST", "", "Docker Engine whose unplaced tenants' container logs GET /v1/tenants/{name}/logs reads (empty: DOCKER_HOST or the default socket; dev: the worker's)")
 	s.Duration(&a.AuditRetention, "audit-retention", "TENANTFLOW_AUDIT_RETENTION", defaultAuditRetention, "how long audit entries are kept (at least 24h)")
 }
 
@@ -341,7 +345,8 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if err != nil {
 		return nil, err
 	}
-	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter(), Audit: trail}
+	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter(), Audit: trail,
+		Logs: (&docker.Engines{Shared: a.LogsDocker, Log: log.With("component", "logs")}).LogReader}
 	r, err := api.NewRouter(acfg, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err

@@ -76,6 +76,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 			*d.to = abs
 		}
 	}
+	if a.LogsDocker == "" {
+		a.LogsDocker = wcfg.Docker.Host // the engine the worker runs the tenants on
+	}
 	if a.AuditDSN == "" && a.AuditDir == "" {
 		a.AuditDir = filepath.Join(dataDir, "audit")
 	}

@@ -107,6 +107,7 @@ func run(log *slog.Logger, addr string, h http.Handler) error {
 		return err
 	case <-ctx.Done():
 	}
+	log.Info("stopping", "addr", addr)
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)

@@ -125,6 +125,9 @@ func TestTenantsArePlacedAcrossDockerHosts(t *testing.T) {
 		placed[n] = host.name
 		require.Len(t, containersOf(t, host.driver, n), 2, "the tenant runs on its host's engine")
 		require.Empty(t, containersOf(t, p.driver, n), "and not on the machine's")
+		lines := p.logs(n, "")
+		require.NotEmpty(t, lines, "its logs are read on its host's engine")
+		require.Contains(t, lines[0].Line, `"msg":"listening"`)
 		resp, err := http.Get(st["url"].(string) + "/healthz")
 		require.NoError(t, err, "served at the host's address: %s", st["url"])
 		resp.Body.Close()

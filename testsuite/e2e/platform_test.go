@@ -162,7 +162,10 @@ func startPlatformOnServer(t testing.TB, tmp *temporaltest.Temporal, runtimeName
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trail.Close() })
-	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens, DataConverter: temporaltest.TestKeyring(t).DataConverter(), Audit: trail}
+	engines := &docker.Engines{Log: harness.Logger(t)}
+	engines.Use("", d)
+	acfg := api.Config{TaskQueue: tmp.Config.TaskQueue, Tokens: tokens, DataConverter: temporaltest.TestKeyring(t).DataConverter(), Audit: trail,
+		Logs: engines.LogReader}
 	for _, o := range apiOpts {
 		o(&acfg)
 	}
