@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,11 +102,11 @@ func (s *server) audit(c *gin.Context, w *capture, kind, action string, status i
 		Tenant: c.GetString(auditTenant), Release: c.GetString(auditRelease), Host: c.GetString(auditHost)}
 	switch kind {
 	case "tenant":
-		e.Tenant = cmpOr(e.Tenant, c.Param("name"))
+		e.Tenant = cmp.Or(e.Tenant, c.Param("name"))
 	case "release":
-		e.Release = cmpOr(e.Release, c.Param("id"))
+		e.Release = cmp.Or(e.Release, c.Param("id"))
 	case "host":
-		e.Host = cmpOr(e.Host, c.Param("name"))
+		e.Host = cmp.Or(e.Host, c.Param("name"))
 	}
 	switch {
 	case c.GetString(auditOutcome) != "":
@@ -130,13 +131,6 @@ func (s *server) audit(c *gin.Context, w *capture, kind, action string, status i
 		}
 	}
 	s.record(c.Request.Context(), e)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // record writes e to the JSON log and the store. A store that fails does

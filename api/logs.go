@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -142,10 +143,8 @@ func (s *server) engineOf(c *gin.Context, st tenant.Tenant) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	for _, h := range list {
-		if h.Name == st.Placement.Host {
-			return h.Docker, true
-		}
+	if i := slices.IndexFunc(list, func(h hosts.Host) bool { return h.Name == st.Placement.Host }); i >= 0 {
+		return list[i].Docker, true
 	}
 	respondError(c, http.StatusServiceUnavailable, "tenant "+st.Name+"'s host "+st.Placement.Host+" is not in the registry")
 	return "", false

@@ -63,8 +63,8 @@ func (d *Driver) Logs(ctx context.Context, in runtimes.LogsInput, emit func(runt
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range list {
 		svc := c.Labels[LabelService]
-		if svc == "" || c.Labels[LabelTenant] != in.Tenant {
-			continue // a scratch instance, or not the tenant's: never shown
+		if svc == "" {
+			continue // a scratch instance (a backup's check): not the tenant's service
 		}
 		gen, _ := generationOf(c.Labels)
 		g.Go(func() error {
@@ -154,6 +154,11 @@ type Engines struct {
 func (e *Engines) Use(endpoint string, d *Driver) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.keep(endpoint, d)
+}
+
+// keep records endpoint's driver; e.mu is held.
+func (e *Engines) keep(endpoint string, d *Driver) {
 	if e.byHost == nil {
 		e.byHost = map[string]*Driver{}
 	}
@@ -174,9 +179,6 @@ func (e *Engines) LogReader(ctx context.Context, endpoint string) (runtimes.LogR
 	if err != nil {
 		return nil, err
 	}
-	if e.byHost == nil {
-		e.byHost = map[string]*Driver{}
-	}
-	e.byHost[endpoint] = d
+	e.keep(endpoint, d)
 	return d, nil
 }

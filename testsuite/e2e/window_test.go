@@ -37,11 +37,9 @@ func TestMaintenanceWindowsHoldAReleaseUntilOverridden(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 		require.Equal(t, w, body["maintenanceWindow"])
 	}
-	_, want, _ := func() (bool, time.Time, time.Time) {
-		w, err := spec.ParseWindow(closedWindow)
-		require.NoError(t, err)
-		return w.At(time.Now())
-	}()
+	parsed, err := spec.ParseWindow(closedWindow)
+	require.NoError(t, err)
+	_, want, _ := parsed.At(time.Now())
 
 	id := b.startRelease(map[string]any{"image": image, "tenants": map[string]any{"names": []string{open, closed}}, "drain": "0s"})
 	b.waitRelease(id, time.Minute, release.StateAwaitingPromotion)

@@ -105,13 +105,8 @@ func (r *rollout) waiting(phase Phase) []int {
 }
 
 func (r *rollout) firstWindow(idxs []int) time.Time {
-	var first time.Time
-	for _, i := range idxs {
-		if at := *r.state.Tenants[i].WindowOpensAt; first.IsZero() || at.Before(first) {
-			first = at
-		}
-	}
-	return first
+	i := slices.MinFunc(idxs, func(a, b int) int { return r.state.Tenants[a].WindowOpensAt.Compare(*r.state.Tenants[b].WindowOpensAt) })
+	return *r.state.Tenants[i].WindowOpensAt
 }
 
 // skipWaiting ends the part of every tenant that waits for its window:

@@ -47,13 +47,13 @@ type Summary struct {
 func Summarize(t Tenant) Summary {
 	s := Summary{
 		Name: t.Name, State: t.State, Stage: t.Stage, Template: t.Template, Image: t.Image, Release: t.Release,
-		URL: t.URL, Endpoint: t.Endpoint, Error: clip(t.Error, summaryTextMax), UpdatedAt: t.UpdatedAt,
+		URL: t.URL, Endpoint: t.Endpoint, Error: textclip.Clip(t.Error, summaryTextMax), UpdatedAt: t.UpdatedAt,
 	}
 	if t.Placement != nil {
 		s.Host = t.Placement.Host
 	}
 	if t.Degraded != nil {
-		s.Degraded = clip(t.Degraded.Reason, summaryTextMax)
+		s.Degraded = textclip.Clip(t.Degraded.Reason, summaryTextMax)
 	}
 	return s
 }
@@ -69,5 +69,3 @@ func (t *entity) upsertMemo(ctx workflow.Context) {
 		t.logger(ctx).Warn("upsert memo failed", "error", err)
 	}
 }
-
-func clip(s string, n int) string { return textclip.Clip(s, n) }
