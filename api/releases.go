@@ -80,6 +80,18 @@ type createReleaseRequest struct {
 	// RestoreData (rollbacks only) puts each tenant's data back to the
 	// backup the rolled-back release took before its cut-over.
 	RestoreData bool `json:"restoreData"`
+	// Analysis watches the canaries once cut over (needs canary ≥ 1).
+	Analysis *analysisRequest `json:"analysis"`
+}
+
+// analysisRequest is plan.analysis: period is required, the thresholds
+// take their defaults when left out.
+type analysisRequest struct {
+	Period          *string  `json:"period"`
+	MaxErrorRate    *float64 `json:"maxErrorRate"`
+	MaxLatencyRatio *float64 `json:"maxLatencyRatio"`
+	MinLatencyRise  *string  `json:"minLatencyRise"`
+	MinProbes       *int     `json:"minProbes"`
 }
 
 // releaseCreated is the 202 answer: the release has started with plan,
@@ -108,9 +120,29 @@ type planView struct {
 	FailureThreshold  int                    `json:"failureThreshold"`
 	PromotionDeadline string                 `json:"promotionDeadline"`
 	BackupBefore      bool                   `json:"backupBefore"`
+	Analysis          *analysisView          `json:"analysis,omitempty"`
+}
+
+// analysisView is plan.analysis with its defaults and durations as
+// strings.
+type analysisView struct {
+	Period          string  `json:"period"`
+	MaxErrorRate    float64 `json:"maxErrorRate"`
+	MaxLatencyRatio float64 `json:"maxLatencyRatio"`
+	MinLatencyRise  string  `json:"minLatencyRise"`
+	MinProbes       int     `json:"minProbes"`
 }
 
 func viewPlan(p release.Plan) planView {
+	v := viewPlanFields(p)
+	if a := p.Analysis; a != nil {
+		v.Analysis = &analysisView{Period: a.Period.D().String(), MaxErrorRate: a.MaxErrorRate, MaxLatencyRatio: a.MaxLatencyRatio,
+			MinLatencyRise: a.MinLatencyRise.D().String(), MinProbes: a.MinProbes}
+	}
+	return v
+}
+
+func viewPlanFields(p release.Plan) planView {
 	return planView{
 		Tenants: p.Tenants, Canary: p.Canary, BatchSize: p.BatchSize, MaxParallel: p.MaxParallel, MaxPerHost: p.MaxPerHost,
 		HealthTimeout: p.HealthTimeout.D().String(), Drain: p.Drain.D().String(),
@@ -288,7 +320,62 @@ func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
 	plan.HealthTimeout = spec.Duration(health)
 	plan.Drain = spec.Duration(drain)
 	plan.PromotionDeadline = spec.Duration(deadline)
+	if req.Analysis != nil {
+		if plan.Canary < 1 {
+			return plan, badField("analysis", "a canary analysis watches the canary wave: set canary to at least 1")
+		}
+		a, ferr := validateAnalysis(req.Analysis)
+		if ferr != nil {
+			return plan, ferr
+		}
+		plan.Analysis = a
+	}
 	return plan, nil
+}
+
+// validateAnalysis checks plan.analysis and fills in its defaults.
+func validateAnalysis(req *analysisRequest) (*release.AnalysisPlan, *fieldError) {
+	a := &release.AnalysisPlan{MaxErrorRate: release.DefaultMaxErrorRate, MaxLatencyRatio: release.DefaultMaxLatencyRatio,
+		MinLatencyRise: spec.Duration(release.DefaultMinLatencyRise), MinProbes: release.DefaultMinProbes}
+	period, set, ferr := parseDurationField("analysis.period", req.Period)
+	switch {
+	case ferr != nil:
+		return nil, ferr
+	case !set:
+		return nil, badField("analysis.period", "analysis.period is required: how long the canaries are watched (e.g. \"10m\")")
+	case period < release.MinAnalysisPeriod || period > release.MaxAnalysisPeriod:
+		return nil, badField("analysis.period", "analysis.period must be from %s to %s", release.MinAnalysisPeriod, release.MaxAnalysisPeriod)
+	}
+	a.Period = spec.Duration(period)
+	if v := req.MaxErrorRate; v != nil {
+		if *v <= 0 || *v > 1 {
+			return nil, badField("analysis.maxErrorRate", "analysis.maxErrorRate is a share of probes above 0 and at most 1 (0.05: five points over the baseline)")
+		}
+		a.MaxErrorRate = *v
+	}
+	if v := req.MaxLatencyRatio; v != nil {
+		if *v < 1 || *v > 100 {
+			return nil, badField("analysis.maxLatencyRatio", "analysis.maxLatencyRatio must be from 1 to 100 (1.5: half as slow again as the baseline)")
+		}
+		a.MaxLatencyRatio = *v
+	}
+	rise, set, ferr := parseDurationField("analysis.minLatencyRise", req.MinLatencyRise)
+	if ferr != nil {
+		return nil, ferr
+	}
+	if set {
+		if rise < time.Millisecond || rise > time.Minute {
+			return nil, badField("analysis.minLatencyRise", "analysis.minLatencyRise must be from 1ms to 1m")
+		}
+		a.MinLatencyRise = spec.Duration(rise)
+	}
+	if v := req.MinProbes; v != nil {
+		if *v < 1 || *v > 100000 {
+			return nil, badField("analysis.minProbes", "analysis.minProbes must be from 1 to 100000")
+		}
+		a.MinProbes = *v
+	}
+	return a, nil
 }
 
 // defaultReleaseID names a release by when it was asked for (to the

@@ -147,6 +147,25 @@ func TestCreateReleasePlan(t *testing.T) {
 				PromotionDeadline: spec.Duration(time.Minute),
 			},
 		},
+		{
+			name: "canary analysis, defaults filled in",
+			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"all":true},"canary":1,"analysis":{"period":"10m"}}`,
+			want: release.Plan{
+				Tenants: release.TenantSelector{All: true}, Canary: 1, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(release.DefaultDrain),
+				Analysis: &release.AnalysisPlan{Period: spec.Duration(10 * time.Minute), MaxErrorRate: 0.05, MaxLatencyRatio: 1.5,
+					MinLatencyRise: spec.Duration(100 * time.Millisecond), MinProbes: 5},
+			},
+		},
+		{
+			name: "canary analysis, every threshold",
+			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"all":true},"canary":2,
+				"analysis":{"period":"30s","maxErrorRate":0.01,"maxLatencyRatio":2,"minLatencyRise":"50ms","minProbes":10}}`,
+			want: release.Plan{
+				Tenants: release.TenantSelector{All: true}, Canary: 2, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(release.DefaultDrain),
+				Analysis: &release.AnalysisPlan{Period: spec.Duration(30 * time.Second), MaxErrorRate: 0.01, MaxLatencyRatio: 2,
+					MinLatencyRise: spec.Duration(50 * time.Millisecond), MinProbes: 10},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +247,17 @@ func TestCreateReleaseValidation(t *testing.T) {
 		{"drain too long", withPlan(`"drain":"11m"`), "drain", "at most 10m0s"},
 		{"drain empty", withPlan(`"drain":""`), "drain", "not a duration"},
 		{"promotionDeadline too short", withPlan(`"promotionDeadline":"30s"`), "promotionDeadline", "at least 1m0s"},
+		{"analysis without a canary", withPlan(`"analysis":{"period":"5m"}`), "analysis", "set canary to at least 1"},
+		{"analysis without a period", withPlan(`"canary":1,"analysis":{}`), "analysis.period", "analysis.period is required"},
+		{"analysis period too short", withPlan(`"canary":1,"analysis":{"period":"5s"}`), "analysis.period", "from 10s to 24h0m0s"},
+		{"analysis period not a duration", withPlan(`"canary":1,"analysis":{"period":"ten minutes"}`), "analysis.period", "not a duration"},
+		{"analysis period null", withPlan(`"canary":1,"analysis":{"period":null}`), "analysis.period", "must not be null"},
+		{"analysis unknown field", withPlan(`"canary":1,"analysis":{"period":"5m","query":"up"}`), "query", `unknown field "query"`},
+		{"maxErrorRate over 1", withPlan(`"canary":1,"analysis":{"period":"5m","maxErrorRate":5}`), "analysis.maxErrorRate", "at most 1"},
+		{"maxErrorRate zero", withPlan(`"canary":1,"analysis":{"period":"5m","maxErrorRate":0}`), "analysis.maxErrorRate", "above 0"},
+		{"maxLatencyRatio under 1", withPlan(`"canary":1,"analysis":{"period":"5m","maxLatencyRatio":0.5}`), "analysis.maxLatencyRatio", "from 1 to 100"},
+		{"minLatencyRise too long", withPlan(`"canary":1,"analysis":{"period":"5m","minLatencyRise":"2m"}`), "analysis.minLatencyRise", "from 1ms to 1m"},
+		{"minProbes zero", withPlan(`"canary":1,"analysis":{"period":"5m","minProbes":0}`), "analysis.minProbes", "from 1 to 100000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

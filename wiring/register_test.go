@@ -75,6 +75,8 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 		"BackupVolumes", "VerifyBackup", "RestoreVolumes", "RemoveBackup", "DumpServices", "LoadDumps",
 		// scheduled backups (restic)
 		"TakeBackup", "CopyOffsite", "ApplyRetention", "DrillBackup", "EraseBackups", "ListBackups", "RestoreBackup",
+		// canary analysis
+		"CompareCanaries",
 	}
 	require.ElementsMatch(t, want, r.activities)
 	sorted := slices.Sorted(slices.Values(r.activities))

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tenantflow/tenantflow/activities/analysis"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -70,6 +71,8 @@ type Config struct {
 	LDAP           ldap.Config
 	CMDB           cmdb.Config
 	Supervision    supervision.Config
+	// Analysis is the Prometheus releases read for canary analysis.
+	Analysis analysis.Config
 	// Backup is where decommissioned tenants' data goes, and how long it
 	// is kept.
 	Backup backup.Config
@@ -158,6 +161,7 @@ func (c *Config) Register(s *config.Set) {
 	c.LDAP.Register(s)
 	c.CMDB.Register(s)
 	c.Supervision.Register(s)
+	c.Analysis.Register(s)
 	c.Backup.Register(s)
 	c.Restic.Register(s)
 	c.GitLab.Register(s)
@@ -198,6 +202,14 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 		}
 	}
 	d.newOutsideSystems(c, log, enable)
+	acfg := c.Analysis
+	if acfg.PrometheusURL == "" && c.Supervision.Enabled() {
+		acfg.PrometheusURL = c.Supervision.Prometheus.URL
+	}
+	var err error
+	if d.Analysis, err = analysis.New(acfg, log.With("component", "analysis")); err != nil {
+		errs = append(errs, fmt.Errorf("analysis: %w", err))
+	}
 	errs = append(errs, c.checkRuntimes()...)
 	if c.CacheSize < 0 {
 		errs = append(errs, fmt.Errorf("%s=%d must not be negative", EnvCacheSize, c.CacheSize))
@@ -388,6 +400,8 @@ type Deps struct {
 	// UseDocker makes it when TENANTFLOW_RESTIC_REPOS is set. Without it
 	// the activities answer that backups are not configured.
 	Restic *restic.Activities
+	// Analysis reads the probes for releases' canary analysis.
+	Analysis *analysis.Activities
 
 	proxyClient    *proxy.Client
 	dnsClient      *dns.Client
@@ -491,6 +505,7 @@ func Register(r worker.Registry, deps Deps) {
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
 	r.RegisterActivity(deps.restic())
+	r.RegisterActivity(deps.analysis())
 	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Placement, deps.Drift, deps.Backup} {
 		if !reflect.ValueOf(a).IsNil() {
 			r.RegisterActivity(a)
@@ -526,6 +541,16 @@ func (d Deps) drift(c client.Client) *drift.Activities {
 		a.Domain = d.Integrations.Domain
 	}
 	return a
+}
+
+// analysis is always registered: unconfigured, it answers that canary
+// analysis needs Prometheus, and the release pauses as inconclusive.
+func (d Deps) analysis() *analysis.Activities {
+	if d.Analysis == nil {
+		a, _ := analysis.New(analysis.Config{}, d.logger())
+		return a
+	}
+	return d.Analysis
 }
 
 func (d Deps) restic() *restic.Activities {
@@ -620,6 +645,7 @@ func (f *fencedWorker) Stop() {
 func RegisterHost(r worker.ActivityRegistry, deps Deps) {
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(deps.restic())
+	r.RegisterActivity(deps.analysis())
 	r.RegisterActivity(deps.sync())
 	if deps.Backup != nil {
 		r.RegisterActivity(deps.Backup)

@@ -154,6 +154,10 @@ func serve(log *slog.Logger) error {
 	return run(log, env("LISTEN", ":8080"), appMux(log, tenant, hits, db))
 }
 
+// SlowFault is how long the home page of an image built with
+// DEMO_FAULT=slow takes.
+const SlowFault = 400 * time.Millisecond
+
 // appMux is the app's web interface: the counter hits (in its volume),
 // mirrored in db.
 func appMux(log *slog.Logger, tenant string, hits *counter, db mirror) *http.ServeMux {
@@ -165,6 +169,10 @@ func appMux(log *slog.Logger, tenant string, hits *counter, db mirror) *http.Ser
 	// candidate that serves everything but never passes its health check,
 	// which release tests need to exercise a rollback.
 	failHealth := os.Getenv("DEMO_HEALTHZ") == "fail"
+	// DEMO_FAULT makes a release candidate that passes its health check
+	// but serves its home page badly: "error" answers 500, "slow" answers
+	// after 400 ms. Canary analysis tests release it.
+	fault := os.Getenv("DEMO_FAULT")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if failHealth {
@@ -185,6 +193,13 @@ func appMux(log *slog.Logger, tenant string, hits *counter, db mirror) *http.Ser
 		reply(log, w, []byte(version+"\n"))
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		switch fault {
+		case "error":
+			http.Error(w, "this image is built to fail", http.StatusInternalServerError)
+			return
+		case "slow":
+			time.Sleep(SlowFault)
+		}
 		n, err := hits.add(0)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

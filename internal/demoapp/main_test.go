@@ -189,3 +189,24 @@ func TestPostgresStore(t *testing.T) {
 	_, err = wrong.get(context.Background(), "hits")
 	require.ErrorContains(t, err, "password authentication failed")
 }
+
+// A faulty image passes its health check but serves its home page badly,
+// which only a canary analysis notices.
+func TestFaults(t *testing.T) {
+	t.Setenv("DEMO_FAULT", "error")
+	url := startApp(t, newKVMirror("", ""))
+	code, _ := call(t, http.MethodGet, url+"/healthz")
+	require.Equal(t, http.StatusOK, code)
+	code, _ = call(t, http.MethodGet, url+"/")
+	require.Equal(t, http.StatusInternalServerError, code)
+
+	t.Setenv("DEMO_FAULT", "slow")
+	url = startApp(t, newKVMirror("", ""))
+	start := time.Now()
+	home(t, url)
+	require.GreaterOrEqual(t, time.Since(start), SlowFault)
+	start = time.Now()
+	code, _ = call(t, http.MethodGet, url+"/healthz")
+	require.Equal(t, http.StatusOK, code)
+	require.Less(t, time.Since(start), SlowFault, "the health check is not slowed")
+}

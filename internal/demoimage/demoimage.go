@@ -25,6 +25,8 @@ ARG VERSION=dev
 ENV DEMO_VERSION=$VERSION
 ARG HEALTHZ=ok
 ENV DEMO_HEALTHZ=$HEALTHZ
+ARG FAULT=
+ENV DEMO_FAULT=$FAULT
 COPY --chown=65534:65534 data /data
 COPY demo-app /demo-app
 USER 65534:65534
@@ -49,18 +51,28 @@ func CompileBinary(ctx context.Context, dir string) (string, error) {
 // Build makes the image tag from the binary at binPath; version ends up in the
 // app's /version answer, so release tests can tell images apart.
 func Build(ctx context.Context, d *docker.Driver, binPath, tag, version string) (string, error) {
-	return build(ctx, d, binPath, tag, version, false)
+	return BuildWith(ctx, d, binPath, tag, version, Options{})
 }
 
 // BuildUnhealthy makes an image like Build whose app serves everything but
 // always fails /healthz (503), so a release of it must be rolled back.
 func BuildUnhealthy(ctx context.Context, d *docker.Driver, binPath, tag, version string) (string, error) {
-	return build(ctx, d, binPath, tag, version, true)
+	return BuildWith(ctx, d, binPath, tag, version, Options{Unhealthy: true})
 }
 
-func build(ctx context.Context, d *docker.Driver, binPath, tag, version string, unhealthy bool) (string, error) {
+// Options make a deliberately bad release candidate.
+type Options struct {
+	// Unhealthy: the app always fails /healthz (503).
+	Unhealthy bool
+	// Fault: the app passes its health check but its home page answers
+	// 500 ("error") or slowly ("slow"), which only canary analysis sees.
+	Fault string
+}
+
+// BuildWith makes the image tag like Build, with opts.
+func BuildWith(ctx context.Context, d *docker.Driver, binPath, tag, version string, opts Options) (string, error) {
 	healthz := "ok"
-	if unhealthy {
+	if opts.Unhealthy {
 		healthz = "fail"
 	}
 	bin, err := os.ReadFile(binPath)
@@ -78,11 +90,12 @@ func build(ctx context.Context, d *docker.Driver, binPath, tag, version string, 
 	// The build runs on the engine that runs the tenants.
 	return dockerbuild.New(d.Client(), nil).BuildImage(ctx, buildCtx, dockerbuild.BuildOptions{
 		Tags:      []string{tag},
-		BuildArgs: map[string]string{"VERSION": version, "HEALTHZ": healthz},
+		BuildArgs: map[string]string{"VERSION": version, "HEALTHZ": healthz, "FAULT": opts.Fault},
 		Labels: map[string]string{
 			"org.opencontainers.image.title":   "tenantflow demo-app",
 			"org.opencontainers.image.version": version,
 			"tenantflow.demo.healthz":          healthz,
+			"tenantflow.demo.fault":            opts.Fault,
 		},
 	})
 }

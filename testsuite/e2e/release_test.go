@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/dockerbuild"
+	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
@@ -44,13 +45,16 @@ func startReleaseBench(t testing.TB) *releaseBench {
 // an image build leaves it.
 func (b *releaseBench) pushDemo(version string, unhealthy bool) string {
 	b.t.Helper()
+	return b.pushDemoWith(version, demoimage.Options{Unhealthy: unhealthy})
+}
+
+// pushDemoWith is pushDemo for a candidate made bad as opts say; give
+// each a version of its own.
+func (b *releaseBench) pushDemoWith(version string, opts demoimage.Options) string {
+	b.t.Helper()
 	d := b.p.driver
 	tag := "tenantflow/demo-app:release-" + version
-	if unhealthy {
-		harness.DemoImageUnhealthy(b.t, d, tag, version)
-	} else {
-		harness.DemoImage(b.t, d, tag, version)
-	}
+	harness.DemoImageWith(b.t, d, tag, version, opts)
 	ref := b.reg.Host + "/tenantflow/demo-app:" + version
 	ctx := context.Background()
 	builder := dockerbuild.New(d.Client(), harness.Logger(b.t))

@@ -111,7 +111,7 @@ var demoOnce struct {
 // test process and returns the tag.
 func DemoImage(t testing.TB, d *docker.Driver, tag, version string) string {
 	t.Helper()
-	return demoImage(t, d, tag, version, false)
+	return DemoImageWith(t, d, tag, version, demoimage.Options{})
 }
 
 // DemoImageUnhealthy is DemoImage for an image whose app always fails its
@@ -119,20 +119,19 @@ func DemoImage(t testing.TB, d *docker.Driver, tag, version string) string {
 // rolled back. Give it a tag of its own; a tag names one image.
 func DemoImageUnhealthy(t testing.TB, d *docker.Driver, tag, version string) string {
 	t.Helper()
-	return demoImage(t, d, tag, version, true)
+	return DemoImageWith(t, d, tag, version, demoimage.Options{Unhealthy: true})
 }
 
-func demoImage(t testing.TB, d *docker.Driver, tag, version string, unhealthy bool) string {
+// DemoImageWith is DemoImage for a deliberately bad candidate (opts).
+// Give it a tag of its own; a tag names one image.
+func DemoImageWith(t testing.TB, d *docker.Driver, tag, version string, opts demoimage.Options) string {
 	t.Helper()
 	demoOnce.Lock()
 	defer demoOnce.Unlock()
 	if demoOnce.built == nil {
 		demoOnce.built = map[string]error{}
 	}
-	key := tag + "@" + version
-	if unhealthy {
-		key += "#unhealthy"
-	}
+	key := fmt.Sprintf("%s@%s#%+v", tag, version, opts)
 	err, done := demoOnce.built[key]
 	if !done {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -144,12 +143,8 @@ func demoImage(t testing.TB, d *docker.Driver, tag, version string, unhealthy bo
 			}
 			demoOnce.bin, err = demoimage.CompileBinary(ctx, dir)
 		}
-		switch {
-		case err != nil:
-		case unhealthy:
-			_, err = demoimage.BuildUnhealthy(ctx, d, demoOnce.bin, tag, version)
-		default:
-			_, err = demoimage.Build(ctx, d, demoOnce.bin, tag, version)
+		if err == nil {
+			_, err = demoimage.BuildWith(ctx, d, demoOnce.bin, tag, version, opts)
 		}
 		demoOnce.built[key] = err
 	}

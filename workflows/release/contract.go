@@ -7,6 +7,7 @@ package release
 import (
 	"time"
 
+	"github.com/tenantflow/tenantflow/activities/analysis"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
@@ -85,7 +86,44 @@ type Plan struct {
 	// new version may migrate the database); the release lists it per
 	// tenant, and the tenant can be put back to it.
 	BackupBefore bool `json:"backupBefore,omitempty"`
+	// Analysis, when set, watches the canaries once they are cut over
+	// and compares them with tenants still on the old image; a
+	// regression rolls the canaries back and pauses the release. It
+	// needs Canary > 0.
+	Analysis *AnalysisPlan `json:"analysis,omitempty"`
 }
+
+// AnalysisPlan is a canary analysis' period and thresholds. A zero
+// threshold takes its default.
+type AnalysisPlan struct {
+	// Period is how long the canaries are watched after their cut-over.
+	Period spec.Duration `json:"period"`
+	// MaxErrorRate is how much higher than the baseline's the canaries'
+	// share of failed probes may be (default 0.05: five points).
+	MaxErrorRate float64 `json:"maxErrorRate,omitempty"`
+	// MaxLatencyRatio is how many times the baseline's mean latency the
+	// canaries' may reach (default 1.5) once it is also MinLatencyRise
+	// higher (default 100ms), so that noise on fast pages is no
+	// regression.
+	MaxLatencyRatio float64       `json:"maxLatencyRatio,omitempty"`
+	MinLatencyRise  spec.Duration `json:"minLatencyRise,omitempty"`
+	// MinProbes is how many probes of the canaries the verdict needs
+	// (default 5); fewer make the analysis inconclusive.
+	MinProbes int `json:"minProbes,omitempty"`
+}
+
+// Canary analysis defaults and bounds.
+const (
+	DefaultMaxErrorRate    = 0.05
+	DefaultMaxLatencyRatio = 1.5
+	DefaultMinLatencyRise  = 100 * time.Millisecond
+	DefaultMinProbes       = 5
+	MinAnalysisPeriod      = 10 * time.Second
+	MaxAnalysisPeriod      = 24 * time.Hour
+	// MaxBaselineTenants bounds the tenants on the old image the
+	// canaries are compared with.
+	MaxBaselineTenants = 20
+)
 
 // Defaults of a plan's unset numbers.
 const (
@@ -150,6 +188,9 @@ type Tenant struct {
 	// Canary: the tenant is in prod's canary wave, cut over before the
 	// rest of prod (waiting for its window if need be).
 	Canary bool `json:"canary,omitempty"`
+	// Retried counts the times a canary was cut over again after a failed
+	// analysis rolled it back and ops resumed.
+	Retried int `json:"retried,omitempty"`
 }
 
 // Promotion records who promoted a release to prod.
@@ -191,6 +232,32 @@ type Release struct {
 	// overrode.
 	NextWindowAt *time.Time `json:"nextWindowAt,omitempty"`
 	Overrides    []Override `json:"overrides,omitempty"`
+	// Analysis is the canary analysis (plan.analysis): under way, or its
+	// verdict with the figures it was based on.
+	Analysis *Analysis `json:"analysis,omitempty"`
+}
+
+// Analysis is one round of canary analysis.
+type Analysis struct {
+	// Round counts the analyses of this release (a failed one is run
+	// again when ops resume).
+	Round  int            `json:"round"`
+	Status AnalysisStatus `json:"status"`
+	// Canaries are the canary tenants cut over to the new image; Baseline
+	// the tenants on the old image they are compared with over the same
+	// time, or, when no tenant is left on it, empty: the canaries are
+	// then compared with themselves over the period before their
+	// cut-over (BaselineUntil).
+	Canaries      []string   `json:"canaries"`
+	Baseline      []string   `json:"baseline,omitempty"`
+	From          time.Time  `json:"from"`
+	Until         time.Time  `json:"until"`
+	BaselineUntil *time.Time `json:"baselineUntil,omitempty"`
+	// CanaryFigures and BaselineFigures are what the probes saw.
+	CanaryFigures   *analysis.Figures `json:"canaryFigures,omitempty"`
+	BaselineFigures *analysis.Figures `json:"baselineFigures,omitempty"`
+	// Verdict says why it passed, failed, or could not decide.
+	Verdict string `json:"verdict,omitempty"`
 }
 
 // MaxOverrideTenants bounds the names one override lists (the release

@@ -175,6 +175,7 @@ func withPlanDefaults(p Plan) Plan {
 		p.Canary = 0
 	}
 	p.MaxPerHost = min(max(p.MaxPerHost, 0), p.MaxParallel)
+	p.Analysis = withAnalysisDefaults(p.Analysis)
 	return p
 }
 
@@ -292,6 +293,14 @@ func (r *rollout) lastWave() int {
 // still pending.
 func (r *rollout) runPhase(ctx workflow.Context, phase Phase) error {
 	for {
+		if r.analysisDue(phase) {
+			// The canaries are cut over: prod goes on once they are
+			// judged sound.
+			if err := r.analyse(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		wave := 0
 		for _, t := range r.state.Tenants {
 			if t.Stage == phase && t.Status == TenantPending && (wave == 0 || t.Wave < wave) {
@@ -475,11 +484,21 @@ func (r *rollout) launch(ctx workflow.Context, i int) {
 		// its window) and keeps that answer for its id.
 		suffix = fmt.Sprintf("/window%d", t.Deferred)
 	}
+	suffix += t.again()
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.running--; r.onHost[host]-- }()
 		res, err := r.applyTo(ctx, name, to, restore, suffix, override)
 		r.record(ctx, i, res, err)
 	})
+}
+
+// again tells a canary's later cut-overs and reverts (after a failed
+// analysis) from its first: their Updates need ids of their own.
+func (t *Tenant) again() string {
+	if t.Retried == 0 {
+		return ""
+	}
+	return fmt.Sprintf("/again%d", t.Retried)
 }
 
 // applyTo sends the tenant the applyRelease Update through the fleet
@@ -613,7 +632,7 @@ func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
 		sem++
 		r.onHost[host]++
 		wg.Add(1)
-		name, from, restore := t.Name, t.From, ""
+		name, from, restore, again := t.Name, t.From, "", t.again()
 		if t.Restored {
 			// Its data goes back too: to the safety backup taken just
 			// before this release restored an older one.
@@ -625,7 +644,7 @@ func (r *rollout) revertWave(ctx workflow.Context, idxs []int) {
 			// What the tenant ran before goes back at once, its window
 			// open or not.
 			back := &tenant.WindowOverride{By: "abort", Reason: r.state.Error, At: workflow.Now(ctx)}
-			res, err := r.applyTo(ctx, name, from, restore, "/revert", back)
+			res, err := r.applyTo(ctx, name, from, restore, "/revert"+again, back)
 			t := &r.state.Tenants[i]
 			switch {
 			case err != nil:

@@ -84,12 +84,40 @@ var tenantMoves = flow.Moves[TenantStatus]{
 	TenantPending:       {TenantUpdating},
 	TenantUpdating:      {TenantUpdated, TenantUnchanged, TenantRolledBack, TenantSkipped, TenantFailed, TenantWaitingWindow},
 	TenantUpdated:       {TenantReverted},
+	TenantReverted:      {TenantPending}, // a canary tried again after a failed analysis
 	TenantWaitingWindow: {TenantPending, TenantSkipped},
 }
 
 // To is the move of a tenant's part from s to next.
 func (s TenantStatus) To(next TenantStatus) (TenantStatus, error) {
 	return tenantMoves.Check("release tenant status", s, next)
+}
+
+// AnalysisStatus is where a canary analysis stands.
+type AnalysisStatus string
+
+// Canary analysis statuses.
+const (
+	// AnalysisWatching: the canaries serve on the new image while the
+	// period runs.
+	AnalysisWatching AnalysisStatus = "watching"
+	AnalysisPassed   AnalysisStatus = "passed"
+	// AnalysisFailed: a regression; the canaries were rolled back and the
+	// release paused. A resume cuts them over and watches them again.
+	AnalysisFailed AnalysisStatus = "failed"
+	// AnalysisInconclusive: too few probes, or Prometheus could not be
+	// read; the release paused with the canaries on the new image. A
+	// resume accepts them (AnalysisAccepted); an abort rolls them back.
+	AnalysisInconclusive AnalysisStatus = "inconclusive"
+	AnalysisAccepted     AnalysisStatus = "accepted"
+	// AnalysisSkipped: no canary was cut over (each rolled itself back,
+	// or was unchanged), so there was nothing to watch.
+	AnalysisSkipped AnalysisStatus = "skipped"
+)
+
+// settled tells an analysis that lets prod go on.
+func (s AnalysisStatus) settled() bool {
+	return s == AnalysisPassed || s == AnalysisAccepted || s == AnalysisSkipped
 }
 
 // moveTo moves the release to its next state (see stateMoves).
