@@ -92,6 +92,7 @@ type analysisRequest struct {
 	MaxLatencyRatio *float64 `json:"maxLatencyRatio"`
 	MinLatencyRise  *string  `json:"minLatencyRise"`
 	MinProbes       *int     `json:"minProbes"`
+	Delay           *string  `json:"delay"`
 }
 
 // releaseCreated is the 202 answer: the release has started with plan,
@@ -131,13 +132,14 @@ type analysisView struct {
 	MaxLatencyRatio float64 `json:"maxLatencyRatio"`
 	MinLatencyRise  string  `json:"minLatencyRise"`
 	MinProbes       int     `json:"minProbes"`
+	Delay           string  `json:"delay"`
 }
 
 func viewPlan(p release.Plan) planView {
 	v := viewPlanFields(p)
 	if a := p.Analysis; a != nil {
 		v.Analysis = &analysisView{Period: a.Period.D().String(), MaxErrorRate: a.MaxErrorRate, MaxLatencyRatio: a.MaxLatencyRatio,
-			MinLatencyRise: a.MinLatencyRise.D().String(), MinProbes: a.MinProbes}
+			MinLatencyRise: a.MinLatencyRise.D().String(), MinProbes: a.MinProbes, Delay: a.Delay.D().String()}
 	}
 	return v
 }
@@ -336,7 +338,8 @@ func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
 // validateAnalysis checks plan.analysis and fills in its defaults.
 func validateAnalysis(req *analysisRequest) (*release.AnalysisPlan, *fieldError) {
 	a := &release.AnalysisPlan{MaxErrorRate: release.DefaultMaxErrorRate, MaxLatencyRatio: release.DefaultMaxLatencyRatio,
-		MinLatencyRise: spec.Duration(release.DefaultMinLatencyRise), MinProbes: release.DefaultMinProbes}
+		MinLatencyRise: spec.Duration(release.DefaultMinLatencyRise), MinProbes: release.DefaultMinProbes,
+		Delay: spec.Duration(release.DefaultAnalysisDelay)}
 	period, set, ferr := parseDurationField("analysis.period", req.Period)
 	switch {
 	case ferr != nil:
@@ -368,6 +371,16 @@ func validateAnalysis(req *analysisRequest) (*release.AnalysisPlan, *fieldError)
 			return nil, badField("analysis.minLatencyRise", "analysis.minLatencyRise must be from 1ms to 1m")
 		}
 		a.MinLatencyRise = spec.Duration(rise)
+	}
+	delay, set, ferr := parseDurationField("analysis.delay", req.Delay)
+	if ferr != nil {
+		return nil, ferr
+	}
+	if set {
+		if delay < time.Second || delay > release.MaxAnalysisDelay {
+			return nil, badField("analysis.delay", "analysis.delay must be from 1s to %s", release.MaxAnalysisDelay)
+		}
+		a.Delay = spec.Duration(delay)
 	}
 	if v := req.MinProbes; v != nil {
 		if *v < 1 || *v > 100000 {

@@ -153,17 +153,17 @@ func TestCreateReleasePlan(t *testing.T) {
 			want: release.Plan{
 				Tenants: release.TenantSelector{All: true}, Canary: 1, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(release.DefaultDrain),
 				Analysis: &release.AnalysisPlan{Period: spec.Duration(10 * time.Minute), MaxErrorRate: 0.05, MaxLatencyRatio: 1.5,
-					MinLatencyRise: spec.Duration(100 * time.Millisecond), MinProbes: 5},
+					MinLatencyRise: spec.Duration(100 * time.Millisecond), MinProbes: 5, Delay: spec.Duration(10 * time.Second)},
 			},
 		},
 		{
 			name: "canary analysis, every threshold",
 			body: `{"id":"r-1.2","image":"` + testImage + `","tenants":{"all":true},"canary":2,
-				"analysis":{"period":"30s","maxErrorRate":0.01,"maxLatencyRatio":2,"minLatencyRise":"50ms","minProbes":10}}`,
+				"analysis":{"period":"30s","maxErrorRate":0.01,"maxLatencyRatio":2,"minLatencyRise":"50ms","minProbes":10,"delay":"30s"}}`,
 			want: release.Plan{
 				Tenants: release.TenantSelector{All: true}, Canary: 2, BatchSize: 5, MaxParallel: 5, Drain: spec.Duration(release.DefaultDrain),
 				Analysis: &release.AnalysisPlan{Period: spec.Duration(30 * time.Second), MaxErrorRate: 0.01, MaxLatencyRatio: 2,
-					MinLatencyRise: spec.Duration(50 * time.Millisecond), MinProbes: 10},
+					MinLatencyRise: spec.Duration(50 * time.Millisecond), MinProbes: 10, Delay: spec.Duration(30 * time.Second)},
 			},
 		},
 	}
@@ -257,6 +257,7 @@ func TestCreateReleaseValidation(t *testing.T) {
 		{"maxErrorRate zero", withPlan(`"canary":1,"analysis":{"period":"5m","maxErrorRate":0}`), "analysis.maxErrorRate", "above 0"},
 		{"maxLatencyRatio under 1", withPlan(`"canary":1,"analysis":{"period":"5m","maxLatencyRatio":0.5}`), "analysis.maxLatencyRatio", "from 1 to 100"},
 		{"minLatencyRise too long", withPlan(`"canary":1,"analysis":{"period":"5m","minLatencyRise":"2m"}`), "analysis.minLatencyRise", "from 1ms to 1m"},
+		{"delay zero", withPlan(`"canary":1,"analysis":{"period":"5m","delay":"0s"}`), "analysis.delay", "from 1s to 1h0m0s"},
 		{"minProbes zero", withPlan(`"canary":1,"analysis":{"period":"5m","minProbes":0}`), "analysis.minProbes", "from 1 to 100000"},
 	}
 	for _, tt := range tests {

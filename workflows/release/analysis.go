@@ -15,7 +15,8 @@ import (
 )
 
 // Canary analysis (plan.analysis). Once prod's canaries are cut over, the
-// release watches them for the plan's period and compares what their
+// release lets the plan's delay pass (the monitoring follows the new
+// instances), watches them for the plan's period and compares what their
 // probes saw with what the probes of tenants still on the old image saw
 // over the same time (or, when none is left, with the canaries' own
 // probes over the period before their cut-over):
@@ -67,6 +68,9 @@ func withAnalysisDefaults(a *AnalysisPlan) *AnalysisPlan {
 	if p.MinProbes <= 0 {
 		p.MinProbes = DefaultMinProbes
 	}
+	if p.Delay <= 0 {
+		p.Delay = spec.Duration(DefaultAnalysisDelay)
+	}
 	return &p
 }
 
@@ -101,8 +105,8 @@ func (r *rollout) analyse(ctx workflow.Context) error {
 			names = append(names, t.Name)
 		}
 	}
-	now := workflow.Now(ctx)
-	a := &Analysis{Round: 1, Canaries: names, From: now, Until: now.Add(plan.Period.D())}
+	from := workflow.Now(ctx).Add(plan.Delay.D())
+	a := &Analysis{Round: 1, Canaries: names, From: from, Until: from.Add(plan.Period.D())}
 	if r.state.Analysis != nil {
 		a.Round = r.state.Analysis.Round + 1
 	}
@@ -113,8 +117,8 @@ func (r *rollout) analyse(ctx workflow.Context) error {
 		return nil
 	}
 	a.Status = AnalysisWatching
-	r.logger(ctx).Info("canary analysis started", "round", a.Round, "canaries", len(names), "period", plan.Period.D())
-	if _, err := workflow.AwaitWithTimeout(ctx, plan.Period.D(), func() bool { return r.cur.Aborting }); err != nil {
+	r.logger(ctx).Info("canary analysis started", "round", a.Round, "canaries", len(names), "delay", plan.Delay.D(), "period", plan.Period.D())
+	if _, err := workflow.AwaitWithTimeout(ctx, a.Until.Sub(workflow.Now(ctx)), func() bool { return r.cur.Aborting }); err != nil {
 		return err
 	}
 	if r.cur.Aborting {

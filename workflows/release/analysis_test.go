@@ -68,6 +68,9 @@ func (s *releaseSuite) TestCanaryAnalysisPassesThenProdGoesOn() {
 	s.Contains(a.Verdict, "mean latency 40 ms against 40 ms")
 	s.Equal(DefaultMinProbes, st.Plan.Analysis.MinProbes, "defaults are written into the plan")
 	s.Equal(DefaultMaxLatencyRatio, st.Plan.Analysis.MaxLatencyRatio)
+	s.Equal(spec.Duration(DefaultAnalysisDelay), st.Plan.Analysis.Delay)
+	s.Equal(10*time.Minute, a.Until.Sub(a.From))
+	s.False(a.From.Before(st.Tenants[0].FinishedAt.Add(DefaultAnalysisDelay)), "the probes count from the delay after the canary's cut-over")
 	s.Equal("p1", s.started()[0])
 	s.ElementsMatch([]string{"p1", "p2", "p3", "p4", "p5"}, s.started())
 }

@@ -98,6 +98,11 @@ type Plan struct {
 type AnalysisPlan struct {
 	// Period is how long the canaries are watched after their cut-over.
 	Period spec.Duration `json:"period"`
+	// Delay is how long after the canaries' cut-over their probes start
+	// to count (default 10s): the monitoring must first follow the new
+	// instances (Prometheus applies file_sd changes in batches every 5 s,
+	// and a probe of the retired instance fails).
+	Delay spec.Duration `json:"delay,omitempty"`
 	// MaxErrorRate is how much higher than the baseline's the canaries'
 	// share of failed probes may be (default 0.05: five points).
 	MaxErrorRate float64 `json:"maxErrorRate,omitempty"`
@@ -118,6 +123,8 @@ const (
 	DefaultMaxLatencyRatio = 1.5
 	DefaultMinLatencyRise  = 100 * time.Millisecond
 	DefaultMinProbes       = 5
+	DefaultAnalysisDelay   = 10 * time.Second
+	MaxAnalysisDelay       = time.Hour
 	MinAnalysisPeriod      = 10 * time.Second
 	MaxAnalysisPeriod      = 24 * time.Hour
 	// MaxBaselineTenants bounds the tenants on the old image the
@@ -248,8 +255,10 @@ type Analysis struct {
 	// time, or, when no tenant is left on it, empty: the canaries are
 	// then compared with themselves over the period before their
 	// cut-over (BaselineUntil).
-	Canaries      []string   `json:"canaries"`
-	Baseline      []string   `json:"baseline,omitempty"`
+	Canaries []string `json:"canaries"`
+	Baseline []string `json:"baseline,omitempty"`
+	// From and Until bound the probes that count: from the plan's delay
+	// after the canaries' cut-over, for its period.
 	From          time.Time  `json:"from"`
 	Until         time.Time  `json:"until"`
 	BaselineUntil *time.Time `json:"baselineUntil,omitempty"`
