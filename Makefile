@@ -107,7 +107,7 @@ lint: lint-tools
 
 # Benchmarks with figures (orchestration overhead, …); see README.
 bench: $(BIN)/temporal kube-tools
-	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift|SuspendResume)' -benchtime 5x -timeout 30m ./testsuite/e2e/
+	$(GO) test -run '^$$' -bench '^Benchmark(Provision|Image|Release|Decommission|OpenShift|SuspendResume|CustomDomain)' -benchtime 5x -timeout 30m ./testsuite/e2e/
 	$(GO) test -run '^$$' -bench '^BenchmarkAudit' -benchtime 2s ./internal/audit/
 	$(GO) test -run '^$$' -bench '^BenchmarkCanaryGate$$' -benchtime 2x -timeout 30m ./testsuite/e2e/
 
@@ -150,7 +150,7 @@ bench-backups: $(BIN)/temporal
 # Record today's workflow histories from real runs into testsuite/histories
 # (older recordings stay: they must still replay; see README).
 histories: $(BIN)/temporal
-	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestABatchQueuesForItsHost|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission|TestScheduledBackupsWhileServing|TestRestoreActiveTenantToABackup|TestDecommissionThroughTheRepository|TestRollbackWithDataPutsTheRowsBack|TestOffsitePrunerAppliesTheRetentionOffsite|TestTenantsArePlacedAcrossDockerHosts|TestMoveATenantBetweenHosts|TestALostHostIsEvacuatedAndFencedOnReturn|TestDrainAHost|TestDriftIsReconciled|TestSuspendAndResumeWithTheRealServers|TestMaintenanceWindowsHoldAReleaseUntilOverridden|TestDecommissionASuspendedTenant|TestCanaryAnalysisRollsBackAFaultyImage' ./testsuite/e2e/
+	TENANTFLOW_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestProvisionTenantThroughAPI|TestABatchQueuesForItsHost|TestPermanentFailureLeavesNoResidue|TestProvisionWithAllIntegrations|TestPushEventBuildsTheImageOnce|TestBuildRequestsAndFailures|TestDecommissionKeepsTheDataAndRestoreBringsItBack|TestRetentionEndDeletesTheKeptData|TestBackupFailingVerificationLeavesTheTenantServing|TestOpenShiftProvisionReleaseDecommission|TestScheduledBackupsWhileServing|TestRestoreActiveTenantToABackup|TestDecommissionThroughTheRepository|TestRollbackWithDataPutsTheRowsBack|TestOffsitePrunerAppliesTheRetentionOffsite|TestTenantsArePlacedAcrossDockerHosts|TestMoveATenantBetweenHosts|TestALostHostIsEvacuatedAndFencedOnReturn|TestDrainAHost|TestDriftIsReconciled|TestSuspendAndResumeWithTheRealServers|TestMaintenanceWindowsHoldAReleaseUntilOverridden|TestDecommissionASuspendedTenant|TestCanaryAnalysisRollsBackAFaultyImage|TestACustomDomainOverHTTPS' ./testsuite/e2e/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -208,6 +208,8 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	v1.GET("/tenants/:name/logs", RequireRoles(tokens, RoleOps, RoleDistributor), s.tenantLogs)
 	v1.GET("/tenants/:name/credentials", s.audited("tenant.credentials"), RequireRoles(tokens, RoleDistributor, RoleOps), s.getCredentials)
 	v1.PATCH("/tenants/:name", s.audited("tenant.configure"), RequireRoles(tokens, RoleOps, RoleDistributor), s.patchTenant)
+	v1.POST("/tenants/:name/domains", s.audited("tenant.domain.add"), RequireRoles(tokens, RoleOps, RoleDistributor), s.addDomain)
+	v1.DELETE("/tenants/:name/domains/:host", s.audited("tenant.domain.remove"), RequireRoles(tokens, RoleOps, RoleDistributor), s.removeDomain)
 	v1.DELETE("/tenants/:name", s.audited("tenant.decommission"), RequireRoles(tokens, RoleOps, RoleDistributor), s.requestDecommission)
 	v1.POST("/tenants/:name/decommission/confirm", s.audited("tenant.decommission-confirm"), RequireRoles(tokens, RoleOps, RoleDistributor), s.confirmDecommission)
 	v1.POST("/tenants/:name/decommission/cancel", s.audited("tenant.decommission-cancel"), RequireRoles(tokens, RoleOps, RoleDistributor), s.cancelDecommission)

@@ -77,6 +77,8 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 		"TakeBackup", "CopyOffsite", "ApplyRetention", "DrillBackup", "EraseBackups", "ListBackups", "RestoreBackup",
 		// canary analysis
 		"CompareCanaries",
+		// custom domains
+		"VerifyDomain", "CheckHTTPS", "CheckDomainFree",
 	}
 	require.ElementsMatch(t, want, r.activities)
 	sorted := slices.Sorted(slices.Values(r.activities))

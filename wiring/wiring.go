@@ -5,13 +5,15 @@
 package wiring
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tenantflow/tenantflow/activities/analysis"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -26,12 +28,14 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/tenantflow/tenantflow/activities/analysis"
 	"github.com/tenantflow/tenantflow/activities/backup"
 	"github.com/tenantflow/tenantflow/activities/build"
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/dockerbuild"
+	"github.com/tenantflow/tenantflow/activities/domains"
 	"github.com/tenantflow/tenantflow/activities/drift"
 	"github.com/tenantflow/tenantflow/activities/fence"
 	"github.com/tenantflow/tenantflow/activities/fleet"
@@ -73,6 +77,8 @@ type Config struct {
 	Supervision    supervision.Config
 	// Analysis is the Prometheus releases read for canary analysis.
 	Analysis analysis.Config
+	// Domains checks tenants' custom domains (with an HTTPS proxy).
+	Domains domains.Config
 	// Backup is where decommissioned tenants' data goes, and how long it
 	// is kept.
 	Backup backup.Config
@@ -162,6 +168,7 @@ func (c *Config) Register(s *config.Set) {
 	c.CMDB.Register(s)
 	c.Supervision.Register(s)
 	c.Analysis.Register(s)
+	c.Domains.Register(s)
 	c.Backup.Register(s)
 	c.Restic.Register(s)
 	c.GitLab.Register(s)
@@ -209,6 +216,15 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	var err error
 	if d.Analysis, err = analysis.New(acfg, log.With("component", "analysis")); err != nil {
 		errs = append(errs, fmt.Errorf("analysis: %w", err))
+	}
+	if c.Proxy.Enabled && strings.EqualFold(c.Proxy.PublicScheme, "https") {
+		dcfg := c.Domains
+		if dcfg.TLSAddr == "" {
+			dcfg.TLSAddr = defaultTLSAddr(c.Proxy)
+		}
+		if d.Domains, err = domains.New(dcfg, log.With("component", "domains")); err != nil {
+			errs = append(errs, fmt.Errorf("domains: %w", err))
+		}
 	}
 	errs = append(errs, c.checkRuntimes()...)
 	if c.CacheSize < 0 {
@@ -402,6 +418,9 @@ type Deps struct {
 	Restic *restic.Activities
 	// Analysis reads the probes for releases' canary analysis.
 	Analysis *analysis.Activities
+	// Domains checks custom domains (nil without an HTTPS proxy: the
+	// unconfigured activities answer why).
+	Domains *domains.Activities
 
 	proxyClient    *proxy.Client
 	dnsClient      *dns.Client
@@ -506,6 +525,7 @@ func Register(r worker.Registry, deps Deps) {
 	r.RegisterActivity(&integrations.Activities{Settings: deps.Integrations})
 	r.RegisterActivity(deps.restic())
 	r.RegisterActivity(deps.analysis())
+	r.RegisterActivity(cmp.Or(deps.Domains, domains.Unconfigured()))
 	for _, a := range []any{deps.Proxy, deps.DNS, deps.LDAP, deps.CMDB, deps.Supervision, deps.GitLab, deps.Build, deps.Fleet, deps.Placement, deps.Drift, deps.Backup} {
 		if !reflect.ValueOf(a).IsNil() {
 			r.RegisterActivity(a)
@@ -541,6 +561,22 @@ func (d Deps) drift(c client.Client) *drift.Activities {
 		a.Domain = d.Integrations.Domain
 	}
 	return a
+}
+
+// defaultTLSAddr is where the proxy serves HTTPS when
+// TENANTFLOW_DOMAINS_TLS_ADDR is not set: the admin API's host, on the
+// port of the first listen address.
+func defaultTLSAddr(p proxy.Config) string {
+	host := "127.0.0.1"
+	if u, err := url.Parse(p.AdminURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	port := "443"
+	first, _, _ := strings.Cut(p.Listen, ",")
+	if _, pt, err := net.SplitHostPort(strings.TrimSpace(first)); err == nil && pt != "" {
+		port = pt
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // analysis is always registered: unconfigured, it answers that canary
@@ -646,6 +682,7 @@ func RegisterHost(r worker.ActivityRegistry, deps Deps) {
 	r.RegisterActivity(&runtimes.Activities{Drivers: deps.Runtimes, Heartbeat: activity.RecordHeartbeat})
 	r.RegisterActivity(deps.restic())
 	r.RegisterActivity(deps.analysis())
+	r.RegisterActivity(cmp.Or(deps.Domains, domains.Unconfigured()))
 	r.RegisterActivity(deps.sync())
 	if deps.Backup != nil {
 		r.RegisterActivity(deps.Backup)

@@ -35,6 +35,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -84,7 +85,13 @@ type RouteInput struct {
 	// the maintenance page (503, Retry-After) saying it, instead of
 	// sending it to upstreams (there are none then): a suspended tenant.
 	Maintenance string `json:"maintenance,omitempty"`
+	// Aliases are the tenant's verified custom domains: the route serves
+	// them too (Caddy's automatic HTTPS obtains their certificates).
+	Aliases []string `json:"aliases,omitempty"`
 }
+
+// MaxAliases bounds a tenant's custom domains.
+const MaxAliases = 20
 
 // MaintenanceRetryAfter is the Retry-After of the maintenance page, in
 // seconds: clients and crawlers come back later, not at once.
@@ -98,6 +105,8 @@ type Route struct {
 	Upstreams []string `json:"upstreams"`
 	// Maintenance: the route serves the maintenance page.
 	Maintenance bool `json:"maintenance,omitempty"`
+	// Aliases are the custom domains it serves too.
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // RouteRef names the tenant whose route an activity works on, and the run
@@ -473,7 +482,7 @@ func (a *Activities) caddyRoute(in RouteInput) caddyRoute {
 	}
 	return caddyRoute{
 		ID:       RouteIDPrefix + in.Tenant,
-		Match:    []caddyMatch{{Host: []string{a.host(in.Tenant)}}},
+		Match:    []caddyMatch{{Host: append([]string{a.host(in.Tenant)}, in.Aliases...)}},
 		Handle:   append(handle, serve),
 		Terminal: true,
 	}
@@ -499,6 +508,7 @@ func (a *Activities) route(in RouteInput) Route {
 		URL:         a.cfg.scheme + "://" + authority,
 		Upstreams:   append([]string(nil), in.Upstreams...),
 		Maintenance: in.Maintenance != "",
+		Aliases:     append([]string(nil), in.Aliases...),
 	}
 }
 
@@ -582,6 +592,19 @@ func validateInput(in RouteInput, host string) error {
 	for _, u := range in.Upstreams {
 		if err := validUpstream(u); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if len(in.Aliases) > MaxAliases {
+		errs = append(errs, fmt.Errorf("%d aliases, over %d", len(in.Aliases), MaxAliases))
+	}
+	for i, h := range in.Aliases {
+		switch {
+		case !validHostname(h) || h != strings.ToLower(h):
+			errs = append(errs, fmt.Errorf("alias %q is not a lower-case host name", h))
+		case h == host:
+			errs = append(errs, fmt.Errorf("alias %q is the tenant's own host", h))
+		case slices.Contains(in.Aliases[:i], h):
+			errs = append(errs, fmt.Errorf("alias %q is given twice", h))
 		}
 	}
 	return errors.Join(errs...)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"go.temporal.io/sdk/temporal"
 )
 
 // ListedRoute is one of Tenantflow's routes as Caddy holds it: what the
@@ -50,4 +52,57 @@ func (c *Client) Routes(ctx context.Context) ([]ListedRoute, error) {
 		out = append(out, ListedRoute{ID: head.ID, Tenant: strings.TrimPrefix(head.ID, RouteIDPrefix), Owner: owner, Stamped: stamped, Upstreams: dialsOf(one)})
 	}
 	return out, nil
+}
+
+// DomainInput names a custom domain a tenant wants its route to serve.
+type DomainInput struct {
+	Tenant string `json:"tenant"`
+	Host   string `json:"host"`
+}
+
+// ErrDomainTaken is the failure type when another route of the server
+// already serves the domain.
+const ErrDomainTaken = "DomainTaken"
+
+// CheckDomainFree refuses (ErrDomainTaken, not retryable) a domain that a
+// route of the tenant server other than the tenant's own already serves:
+// another tenant's alias, or a route made by hand. It only reads.
+func (a *Activities) CheckDomainFree(ctx context.Context, in DomainInput) error {
+	path := "/config/apps/http/servers/" + a.cfg.server + "/routes"
+	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return fmt.Errorf("check domain %s: %w", in.Host, err)
+	}
+	switch {
+	case r.status == http.StatusNotFound || r.status == http.StatusBadRequest || r.status == http.StatusOK && r.null():
+		return nil
+	case r.status != http.StatusOK:
+		return activityError("check domain "+in.Host, r.unexpected(http.MethodGet, path))
+	}
+	var routes []struct {
+		ID    string `json:"@id"`
+		Match []struct {
+			Host []string `json:"host"`
+		} `json:"match"`
+	}
+	if err := json.Unmarshal(r.body, &routes); err != nil {
+		return fmt.Errorf("check domain %s: decode %s: %w", in.Host, path, err)
+	}
+	for _, rt := range routes {
+		if rt.ID == RouteIDPrefix+in.Tenant {
+			continue
+		}
+		for _, m := range rt.Match {
+			for _, h := range m.Host {
+				if strings.EqualFold(h, in.Host) {
+					who := "a route made by hand"
+					if strings.HasPrefix(rt.ID, RouteIDPrefix) {
+						who = "tenant " + strings.TrimPrefix(rt.ID, RouteIDPrefix)
+					}
+					return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s is already served by %s", in.Host, who), ErrDomainTaken, nil)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/cmdb"
 	"github.com/tenantflow/tenantflow/activities/dns"
 	"github.com/tenantflow/tenantflow/activities/docker"
+	"github.com/tenantflow/tenantflow/activities/domains"
 	ldapacts "github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/supervision"
@@ -40,22 +41,45 @@ type servers struct {
 	prom  *harness.Prometheus
 	itop  *itopfake.Server
 	base  string // LDAP container of tenant OUs
+	// pebble is the ACME server of a Caddy that serves HTTPS
+	// (startServersTLS), nil otherwise.
+	pebble *harness.Pebble
 }
 
+// customerZone is the zone of customers' own domains in the test's BIND.
+const customerZone = "customer.test"
+
 func startServers(t testing.TB) (*servers, *wiring.Config) {
+	return startServersWith(t, false)
+}
+
+// startServersTLS is startServers with Caddy serving the tenants over
+// HTTPS, its certificates obtained from Pebble, and BIND serving the
+// customers' zone too: what custom domains need.
+func startServersTLS(t testing.TB) (*servers, *wiring.Config) {
+	return startServersWith(t, true)
+}
+
+func startServersWith(t testing.TB, https bool) (*servers, *wiring.Config) {
 	s := &servers{
-		caddy: harness.StartCaddy(t, "tenantflow"),
-		bind:  harness.StartBind(t, testDomain),
+		bind:  harness.StartBind(t, testDomain, customerZone),
 		slapd: harness.StartSlapd(t),
 		prom:  harness.StartPrometheus(t),
 		itop:  itopfake.New(t, "tenantflow", "itop-password-123"),
+	}
+	scheme := "http"
+	if https {
+		scheme = "https"
+		s.caddy, s.pebble = harness.StartCaddyTLS(t, "tenantflow", s.bind.Addr)
+	} else {
+		s.caddy = harness.StartCaddy(t, "tenantflow")
 	}
 	s.base = "ou=tenants," + s.slapd.Suffix
 	s.slapd.AddOU(t, s.base)
 	_, port, _ := strings.Cut(s.caddy.HTTPAddr, ":")
 	cfg := &wiring.Config{
 		Proxy: proxy.Config{Enabled: true, AdminURL: s.caddy.AdminURL, Server: s.caddy.Server, Listen: s.caddy.HTTPAddr,
-			Domain: testDomain, PublicScheme: "http", PublicPort: port},
+			Domain: testDomain, PublicScheme: scheme, PublicPort: port},
 		DNS: dns.Config{Enabled: true, Server: s.bind.Addr, Zone: testDomain, TSIGName: s.bind.KeyName, TSIGSecret: s.bind.KeySecret,
 			TSIGAlgorithm: s.bind.KeyAlgorithm, TTL: 60 * time.Second, Target: "127.0.0.1", Timeout: 2 * time.Second},
 		LDAP: ldapacts.Config{Enabled: true, URL: s.slapd.URL, BindDN: s.slapd.RootDN, BindPassword: s.slapd.RootPassword,
@@ -65,6 +89,9 @@ func startServers(t testing.TB) (*servers, *wiring.Config) {
 		Supervision: supervision.Config{Driver: supervision.DriverPrometheus, Timeout: 5 * time.Second,
 			Prometheus: supervision.PrometheusConfig{SDDir: s.prom.SDDir, URL: s.prom.URL}},
 		AdminUser: "admin",
+	}
+	if https {
+		cfg.Domains = domains.Config{Resolver: s.bind.Addr, TLSAddr: s.caddy.HTTPAddr, Roots: s.pebble.Roots, Timeout: 5 * time.Second}
 	}
 	return s, cfg
 }

@@ -30,14 +30,52 @@ type Bind struct {
 	KeyAlgorithm string // "hmac-sha256"
 	Dir          string
 
-	t    testing.TB
-	proc *Process
+	t     testing.TB
+	proc  *Process
+	zones []string
+}
+
+// Add writes records (in zone file syntax, e.g. "crm.customer.test. 60 IN
+// A 127.0.0.1") with a signed RFC 2136 update, as a customer's DNS
+// provider would; each goes to the zone its name is in.
+func (b *Bind) Add(t testing.TB, records ...string) {
+	t.Helper()
+	for _, rec := range records {
+		rr, err := mdns.NewRR(rec)
+		if err != nil {
+			t.Fatalf("record %q: %v", rec, err)
+		}
+		zone := ""
+		for _, z := range b.zones {
+			if mdns.IsSubDomain(mdns.Fqdn(z), rr.Header().Name) && len(z) > len(zone) {
+				zone = z
+			}
+		}
+		if zone == "" {
+			t.Fatalf("record %q is in none of the zones %v", rec, b.zones)
+		}
+		m := new(mdns.Msg)
+		m.SetUpdate(mdns.Fqdn(zone))
+		m.Insert([]mdns.RR{rr})
+		m.SetTsig(mdns.Fqdn(b.KeyName), mdns.HmacSHA256, 300, time.Now().Unix())
+		c := &mdns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{mdns.Fqdn(b.KeyName): b.KeySecret}}
+		r, _, err := c.Exchange(m, b.Addr)
+		if err != nil {
+			t.Fatalf("update %q: %v", rec, err)
+		}
+		if r.Rcode != mdns.RcodeSuccess {
+			t.Fatalf("update %q: %s", rec, mdns.RcodeToString[r.Rcode])
+		}
+	}
 }
 
 // StartBind runs `named -g` (foreground, root is fine, no rndc) with zone
 // as a primary zone updatable with the key, waits until the zone answers
 // and stops it when the test ends.
-func StartBind(t testing.TB, zone string) *Bind {
+//
+// Extra zones (a customer's domain, say) are served and updatable the
+// same way; Add writes records into any of them.
+func StartBind(t testing.TB, zone string, extra ...string) *Bind {
 	t.Helper()
 	SkipShort(t, "BIND")
 	named := RequireBinary(t, "named", "bind9")
@@ -65,18 +103,25 @@ func StartBind(t testing.TB, zone string) *Bind {
 };
 controls { };
 key "%[4]s" { algorithm %[5]s; secret "%[6]s"; };
-zone "%[3]s" {
-  type primary;
-  file "%[1]s/%[3]s.db";
-  allow-update { key %[4]s; };
-};
 `, b.Dir, b.Port, zone, b.KeyName, b.KeyAlgorithm, b.KeySecret)
-	db := fmt.Sprintf(`$TTL 60
+	files := map[string]string{}
+	b.zones = append([]string{zone}, extra...)
+	for _, z := range b.zones {
+		z = strings.TrimSuffix(z, ".")
+		conf += fmt.Sprintf(`zone "%[2]s" {
+  type primary;
+  file "%[1]s/%[2]s.db";
+  allow-update { key %[3]s; };
+};
+`, b.Dir, z, b.KeyName)
+		files[z+".db"] = fmt.Sprintf(`$TTL 60
 @   IN SOA ns1.%[1]s. hostmaster.%[1]s. ( 1 60 60 3600 60 )
 @   IN NS  ns1.%[1]s.
 ns1 IN A   127.0.0.1
-`, zone)
-	for name, content := range map[string]string{"named.conf": conf, zone + ".db": db} {
+`, z)
+	}
+	files["named.conf"] = conf
+	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(b.Dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}

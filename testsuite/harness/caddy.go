@@ -44,12 +44,31 @@ type Caddy struct {
 // endpoint, to test code that must create apps.http itself.
 func StartCaddy(t testing.TB, server string) *Caddy {
 	t.Helper()
+	return startCaddy(t, server, Addr(FreePort(t)), nil)
+}
+
+// StartCaddyTLS starts Caddy with its tenant server serving HTTPS on
+// HTTPAddr: Caddy's automatic HTTPS obtains a certificate for each host
+// its routes match from a real ACME server (Pebble, started here,
+// resolving names with the DNS server dns and validating TLS-ALPN-01 on
+// HTTPAddr). Redirects from port 80 are off.
+func StartCaddyTLS(t testing.TB, server, dns string) (*Caddy, *Pebble) {
+	t.Helper()
+	SkipShort(t, "Caddy")
+	port := FreePort(t)
+	p := StartPebble(t, dns, port)
+	acme := p.ACME()
+	return startCaddy(t, server, Addr(port), &acme), p
+}
+
+func startCaddy(t testing.TB, server, httpAddr string, acme *CaddyACME) *Caddy {
+	t.Helper()
 	SkipShort(t, "Caddy")
 	bin := RequireBinary(t, "caddy", "caddy")
 	dir := t.TempDir()
 	c := &Caddy{
 		AdminURL: "http://" + Addr(FreePort(t)),
-		HTTPAddr: Addr(FreePort(t)),
+		HTTPAddr: httpAddr,
 		Server:   server,
 		Dir:      dir,
 		t:        t,
@@ -61,11 +80,24 @@ func StartCaddy(t testing.TB, server string) *Caddy {
 
 	cfg := map[string]any{"admin": map[string]any{"listen": c.AdminURL[len("http://"):]}}
 	if server != "" {
-		cfg["apps"] = map[string]any{"http": map[string]any{"servers": map[string]any{server: map[string]any{
+		srv := map[string]any{
 			"listen":          []string{c.HTTPAddr},
 			"automatic_https": map[string]any{"disable": true}, // host matchers would otherwise ask for certificates
 			"routes":          []any{},
-		}}}}
+		}
+		apps := map[string]any{"http": map[string]any{"servers": map[string]any{server: srv}}}
+		if acme != nil {
+			srv["automatic_https"] = map[string]any{"disable_redirects": true}
+			apps["tls"] = map[string]any{"automation": map[string]any{"policies": []any{map[string]any{
+				"issuers": []any{map[string]any{
+					"module": "acme", "ca": acme.DirectoryURL, "trusted_roots_pem_files": []string{acme.ServerCA},
+					// Port 80 is not Caddy's here: TLS-ALPN-01 on the
+					// tenant server's own port.
+					"challenges": map[string]any{"http": map[string]any{"disabled": true}},
+				}},
+			}}}}
+		}
+		cfg["apps"] = apps
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

@@ -39,3 +39,10 @@ func ErrorMessage(err error) string {
 func Refuse(typ, format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), typ)
 }
+
+// IsApplicationError tells an activity failure whose application error
+// has type typ.
+func IsApplicationError(err error, typ string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == typ
+}

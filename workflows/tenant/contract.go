@@ -41,6 +41,86 @@ type Spec struct {
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 }
 
+// UpdateAddDomain asks for a custom domain (POST
+// /v1/tenants/{name}/domains); UpdateRemoveDomain takes one off (DELETE
+// …/domains/{host}). Both answer the Domain.
+const (
+	UpdateAddDomain    = "addDomain"
+	UpdateRemoveDomain = "removeDomain"
+)
+
+// Failure types of refused domain requests (HTTP 409 and 404).
+const (
+	ErrDomainRefused  = "DomainRefused"
+	ErrDomainNotFound = "DomainNotFound"
+)
+
+// DomainRequest names a custom domain and who asks.
+type DomainRequest struct {
+	Host string `json:"host"`
+	By   string `json:"by"`
+}
+
+// DomainStatus is where a custom domain stands.
+type DomainStatus string
+
+// Custom domain statuses.
+const (
+	// DomainVerifying: waiting for the customer's TXT record.
+	DomainVerifying DomainStatus = "verifying"
+	// DomainIssuing: the route serves it; waiting for a valid
+	// certificate over HTTPS.
+	DomainIssuing DomainStatus = "issuing"
+	// DomainActive: it answers over HTTPS with a valid certificate.
+	DomainActive DomainStatus = "active"
+	// DomainFailed: never verified, or served by another route (Error
+	// says); ask again to retry.
+	DomainFailed DomainStatus = "failed"
+	// DomainRemoving: being taken off the route.
+	DomainRemoving DomainStatus = "removing"
+	// DomainRemoved is only an answer of removeDomain: it is gone.
+	DomainRemoved DomainStatus = "removed"
+)
+
+// routed tells a domain the route may serve.
+func (s DomainStatus) routed() bool {
+	return s == DomainIssuing || s == DomainActive || s == DomainRemoving
+}
+
+// pending tells a domain with a check to come.
+func (s DomainStatus) pending() bool {
+	return s == DomainVerifying || s == DomainIssuing || s == DomainRemoving
+}
+
+// DomainRecord is the DNS record the customer adds to prove they control
+// the domain for this tenant.
+type DomainRecord struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Domain is one custom domain of the tenant.
+type Domain struct {
+	Host        string       `json:"host"`
+	Status      DomainStatus `json:"status"`
+	Record      DomainRecord `json:"record"`
+	RequestedBy string       `json:"requestedBy"`
+	RequestedAt time.Time    `json:"requestedAt"`
+	VerifiedAt  *time.Time   `json:"verifiedAt,omitempty"`
+	ActiveAt    *time.Time   `json:"activeAt,omitempty"`
+	// NextCheckAt is when the record, or the certificate, is looked at
+	// again; Checks counts the looks.
+	NextCheckAt *time.Time `json:"nextCheckAt,omitempty"`
+	Checks      int        `json:"checks,omitempty"`
+	// Found are the TXT values seen at the record's name, to tell a
+	// customer who added another one.
+	Found []string `json:"found,omitempty"`
+	// Issuer is who signed the certificate it answers with.
+	Issuer string `json:"issuer,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
 // PlacementRequest asks for a host: any that fits, or the one pinned.
 type PlacementRequest struct {
 	Pin string `json:"pin,omitempty"`
@@ -113,6 +193,8 @@ type Tenant struct {
 	// MaintenanceWindow is when a release may cut the tenant over
 	// (spec.Window, canonical form); empty: at any time. See window.go.
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
+	// Domains are the tenant's custom domains (see domains.go).
+	Domains []Domain `json:"domains,omitempty"`
 }
 
 // UpdateMove moves a placed tenant to another Docker host with its data

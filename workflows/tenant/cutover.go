@@ -249,8 +249,8 @@ func (t *entity) switchTo(ctx workflow.Context, ep runtimes.Endpoint, undo *flow
 			return err
 		}
 		var route proxy.Route
-		if err := call(ctx, undo, "restore route", px.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{oldUp}, Owner: t.state.ProvisionID, Adopt: t.adopt()},
-			px.EnsureRoute, proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: t.state.ProvisionID, Adopt: t.adopt()}, &route); err != nil {
+		if err := call(ctx, undo, "restore route", px.EnsureRoute, t.routeTo(oldUp, ""),
+			px.EnsureRoute, t.routeTo(up, ""), &route); err != nil {
 			return err
 		}
 		t.setResourceDetail(KindRoute, route.URL+" -> "+up)

@@ -163,6 +163,11 @@ func (t *entity) decommission(ctx workflow.Context) {
 	if d.Suspended {
 		t.state.Suspension.moveTo(SuspendEnded)
 	}
+	if len(t.state.Domains) > 0 {
+		// Released with the route: a restore comes back without them.
+		t.logger(ctx).Info("custom domains released", "domains", len(t.state.Domains))
+		t.state.Domains = nil
+	}
 	t.setState(ctx, StateDecommissioned, msg)
 	t.countOperation(ctx, "decommission", "succeeded", started)
 	if d.Final != nil {
@@ -233,7 +238,7 @@ func (t *entity) stopTraffic(ctx workflow.Context, undo *flow.Saga, suspended bo
 	}
 	owner := t.state.ProvisionID
 	undo.Add("restore route", func(ctx workflow.Context) error {
-		in := proxy.RouteInput{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt()}
+		in := proxy.RouteInput{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt(), Aliases: t.aliases()}
 		if suspended {
 			in.Maintenance = t.state.Suspension.Message
 		} else {

@@ -54,6 +54,10 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.requestResume, t.validateResume},
 		{UpdateConfigure, "Change the tenant's settings (its maintenance window), at once",
 			t.configure, t.validateConfigure},
+		{UpdateAddDomain, "Add a custom domain: answers the TXT record that proves the customer controls it; once found, the route serves it over HTTPS",
+			t.addDomain, t.validateAddDomain},
+		{UpdateRemoveDomain, "Take a custom domain off the tenant's route",
+			t.removeDomain, t.validateRemoveDomain},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler,
 			workflow.UpdateHandlerOptions{Description: u.description, Validator: u.validator}); err != nil {

@@ -236,8 +236,7 @@ func (t *entity) suspendSteps(ctx workflow.Context, s *Suspension, undo *flow.Sa
 		if err != nil {
 			return err
 		}
-		back := proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: t.adopt()}
-		page := proxy.RouteInput{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt(), Maintenance: s.Message}
+		back, page := t.routeTo(up, ""), t.routeTo("", s.Message)
 		if err := call(ctx, undo, "route back to the services", px.EnsureRoute, back, px.EnsureRoute, page, nil); err != nil {
 			return err
 		}
@@ -356,7 +355,7 @@ func (t *entity) resumeSteps(ctx workflow.Context, undo *flow.Saga) error {
 		}
 		var route proxy.Route
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), px.EnsureRoute,
-			proxy.RouteInput{Tenant: t.spec.Name, Upstreams: []string{up}, Owner: owner, Adopt: t.adopt()}).Get(ctx, &route); err != nil {
+			t.routeTo(up, "")).Get(ctx, &route); err != nil {
 			return err
 		}
 		t.setResourceDetail(KindRoute, route.URL+" -> "+up)

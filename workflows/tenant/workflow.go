@@ -96,9 +96,9 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 	t.scheduleBackups(ctx)
 	for {
 		due := func() bool {
-			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || renew())
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || t.domainsDue(ctx) || renew())
 		}
-		if err := t.awaitUntil(ctx, t.nextWake(), due); err != nil {
+		if err := t.awaitUntil(ctx, earliest(t.nextWake(), t.nextDomainCheck()), due); err != nil {
 			return false, err
 		}
 		switch {
@@ -122,6 +122,8 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			_ = t.operate(func() error { t.resume(ctx); return nil })
 		case t.protectionDue(ctx):
 			_ = t.operate(func() error { t.protect(ctx); return nil })
+		case t.domainsDue(ctx):
+			_ = t.operate(func() error { t.checkDomains(ctx); return nil })
 		case t.retained() && !renew():
 			purged, err := t.retain(ctx)
 			if err != nil || purged {
@@ -134,6 +136,17 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			return false, nil // the Await's last reason: continue-as-new is suggested
 		}
 	}
+}
+
+// earliest is the earlier of two wake times (zero: none).
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
 }
 
 // awaitUntil waits for cond, or until wake (zero: no limit) when the
