@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
@@ -27,24 +28,10 @@ func checkHost(field, v string) (string, *fieldError) {
 		return "", badField(field, "%s %q must not end with a dot", field, v)
 	case strings.HasPrefix(h, "*."):
 		return "", badField(field, "%s %q: wildcards are not served", field, v)
-	case len(h) > 253 || !strings.Contains(h, ".") || !validHostLabels(h):
+	case !spec.IsDomainName(h):
 		return "", badField(field, "%s %q is not a domain name of at least two labels (a-z, 0-9 and '-')", field, v)
 	}
 	return h, nil
-}
-
-func validHostLabels(h string) bool {
-	for _, l := range strings.Split(h, ".") {
-		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // addDomain asks for a custom domain (ops, distributor): 202 with the

@@ -179,6 +179,21 @@ func IsDNSLabel(s string, maxLen int) bool {
 	return len(s) <= maxLen && dnsLabel.MatchString(s)
 }
 
+// IsDomainName reports whether s is a lower-case domain name of two
+// labels or more (each an RFC 1123 label), at most 253 characters: what a
+// custom domain may be.
+func IsDomainName(s string) bool {
+	if len(s) > 253 || !strings.Contains(s, ".") {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !IsDNSLabel(l, 63) {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseTemplate reads and validates one template. Unknown keys are errors:
 // a typo in a template must not silently drop a setting.
 func ParseTemplate(data []byte) (*Template, error) {

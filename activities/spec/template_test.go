@@ -180,3 +180,14 @@ func TestTemplateRuntime(t *testing.T) {
 	require.Equal(t, Docker, ts["named"].Runtime, "a template's own choice stands")
 	require.ErrorContains(t, ts.WithDefaultRuntime("lxc"), `runtime "lxc"`)
 }
+
+func TestIsDomainName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"crm.customer.com": true, "a.b": true, "xn--bcher-kva.example": true,
+		"localhost": false, "CRM.customer.com": false, "crm..com": false, "-crm.customer.com": false,
+		"crm_1.customer.com": false, "crm.customer.com.": false, strings.Repeat("a", 64) + ".com": false,
+		strings.Repeat("abcdefghi.", 25) + "com": true, strings.Repeat("abcdefghi.", 26) + "com": false,
+	} {
+		require.Equal(t, want, IsDomainName(name), name)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/domains"
 	"github.com/tenantflow/tenantflow/activities/proxy"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
 )
 
@@ -64,7 +65,7 @@ func (t *entity) validateAddDomain(ctx workflow.Context, in DomainRequest) error
 		return flow.Refuse(ErrDomainRefused, "a domain request needs a requester (by)")
 	case t.state.State != StateActive && t.state.State != StateSuspended:
 		return flow.Refuse(ErrDomainRefused, "tenant %s is %s: domains are added to an active or suspended tenant", t.spec.Name, t.state.State)
-	case !validDomain(host):
+	case !spec.IsDomainName(host):
 		return flow.Refuse(ErrDomainRefused, "host %q is not a lower-case domain name of at least two labels", host)
 	}
 	if _, routed := t.resource(KindRoute); !routed {
@@ -375,22 +376,4 @@ func recheckAfter(checks int) time.Duration {
 		d *= 2
 	}
 	return min(d, domainMaxRecheck)
-}
-
-// validDomain accepts a lower-case host name of two labels or more.
-func validDomain(h string) bool {
-	if len(h) > 253 || !strings.Contains(h, ".") || h != strings.ToLower(h) {
-		return false
-	}
-	for _, l := range strings.Split(h, ".") {
-		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }
