@@ -77,6 +77,9 @@ type Config struct {
 	// number of tenants the host can hold.
 	SubnetPool string
 	SubnetBits int
+	// Ship, when its Address is set, sends every tenant container's
+	// output to a central syslog receiver as well (see ship.go).
+	Ship Shipping
 }
 
 // Settings of the Docker driver, named in start-up errors.
@@ -144,7 +147,7 @@ func (c Config) check() (subnetPool, error) {
 	if err != nil {
 		return sp, fmt.Errorf("%s/%s: %w", EnvSubnetPool, EnvSubnetBits, err)
 	}
-	return sp, nil
+	return sp, c.Ship.Validate()
 }
 
 // Driver implements runtimes.Driver on a Docker Engine.
@@ -412,6 +415,9 @@ func (d *Driver) containerSpec(tenant, owner, hash string, svc spec.Service) (*c
 	if svc.Resources.Pids > 0 {
 		pids := svc.Resources.Pids
 		hostCfg.Resources.PidsLimit = &pids
+	}
+	if lc, ok := d.cfg.Ship.logConfig(tenant, svc); ok {
+		hostCfg.LogConfig = lc
 	}
 	for _, p := range svc.Ports {
 		port := nat.Port(strconv.Itoa(p.Container) + "/tcp")
