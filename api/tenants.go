@@ -33,6 +33,12 @@ type createTenantRequest struct {
 	// MaintenanceWindow is when releases may cut the tenant over
 	// (spec.Window); empty: at any time.
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
+	// Plan is one of the template's plans (its sizes); empty: the
+	// template's default plan.
+	Plan string `json:"plan,omitempty"`
+
+	// sized is the template with the plan's sizes (validate sets it).
+	sized *spec.Template
 }
 
 // createTenantResponse is the 202 answer: provisioning has been accepted,
@@ -72,6 +78,11 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 		return ferr
 	}
 	req.MaintenanceWindow = w
+	sized, plan, err := s.templates[req.Template].WithPlan(req.Plan)
+	if err != nil {
+		return badField("plan", "%v", err)
+	}
+	req.sized, req.Plan = sized, plan
 	return validatePolicy(s.templates[req.Template], req.Backups)
 }
 
@@ -100,7 +111,7 @@ func (s *server) checkRoom(c *gin.Context, req createTenantRequest, p *tenant.Pl
 		return false
 	}
 	var limits []spec.Resources
-	for _, svc := range s.templates[req.Template].Services {
+	for _, svc := range req.sized.Services {
 		limits = append(limits, svc.Resources)
 	}
 	need := hosts.Need(limits...)
@@ -167,7 +178,11 @@ func (s *server) createTenant(c *gin.Context) {
 		respondFieldError(c, err)
 		return
 	}
-	noteAudit(c, auditDetail, fmt.Sprintf("template %s stage %s", req.Template, req.Stage))
+	detail := fmt.Sprintf("template %s stage %s", req.Template, req.Stage)
+	if req.Plan != "" {
+		detail += " plan " + req.Plan
+	}
+	noteAudit(c, auditDetail, detail)
 	role := roleOf(c)
 	place := s.placement(req)
 	if place != nil && !s.checkRoom(c, req, place) {
@@ -176,9 +191,9 @@ func (s *server) createTenant(c *gin.Context) {
 	input := tenant.Input{
 		Spec: tenant.Spec{
 			Name: req.Name, Template: req.Template, Stage: req.Stage, RequestedBy: role, Backups: req.Backups, Placement: place,
-			MaintenanceWindow: req.MaintenanceWindow,
+			MaintenanceWindow: req.MaintenanceWindow, Plan: req.Plan,
 		},
-		Template: *s.templates[req.Template],
+		Template: *req.sized,
 	}
 	run, err := s.temporal.ExecuteWorkflow(c.Request.Context(), s.startOptions(req), tenant.WorkflowType, input)
 	if err != nil {

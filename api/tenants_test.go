@@ -56,7 +56,7 @@ func TestCreateTenantStartsWorkflow(t *testing.T) {
 	require.Len(t, got.args, 1)
 	input, ok := got.args[0].(tenant.Input)
 	require.True(t, ok, "argument is %T", got.args[0])
-	assert.Equal(t, tenant.Spec{Name: "acme", Template: "default", Stage: "prod", RequestedBy: RoleDistributor}, input.Spec)
+	assert.Equal(t, tenant.Spec{Name: "acme", Template: "default", Stage: "prod", RequestedBy: RoleDistributor, Plan: "small"}, input.Spec, "the template's default plan")
 	assert.Equal(t, *e.templates["default"], input.Template)
 	assert.Nil(t, input.State)
 	assert.Nil(t, input.Secrets)
@@ -69,10 +69,26 @@ func TestCreateTenantDefaultsTemplate(t *testing.T) {
 	starts := e.temporal.startCalls()
 	require.Len(t, starts, 1)
 	input := starts[0].args[0].(tenant.Input)
-	assert.Equal(t, tenant.Spec{Name: "beta-2", Template: "default", Stage: "staging", RequestedBy: RoleOps}, input.Spec)
+	assert.Equal(t, tenant.Spec{Name: "beta-2", Template: "default", Stage: "staging", RequestedBy: RoleOps, Plan: "small"}, input.Spec)
 	assert.Equal(t, "default", input.Template.Name)
 	assert.Equal(t, "Tenant beta-2 · staging · template default", starts[0].opts.StaticSummary)
 	assert.Equal(t, "/v1/tenants/beta-2", rec.Header().Get("Location"))
+}
+
+// A plan sizes the tenant: the template it is provisioned with carries
+// the plan's resources, the other fields as the template has them.
+func TestCreateTenantWithAPlan(t *testing.T) {
+	e := newTestEnv(t)
+	rec := e.do(http.MethodPost, "/v1/tenants", opsToken, `{"name":"acme","template":"light","stage":"prod","plan":"large"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	input := e.temporal.startCalls()[0].args[0].(tenant.Input)
+	assert.Equal(t, "large", input.Spec.Plan)
+	for _, svc := range input.Template.Services {
+		assert.Equal(t, "256Mi", svc.Resources.Memory, svc.Name)
+		assert.Equal(t, 2.0, svc.Resources.CPUs, svc.Name)
+		assert.Equal(t, int64(128), svc.Resources.Pids, svc.Name)
+	}
+	assert.Equal(t, "64Mi", e.templates["light"].Services[0].Resources.Memory, "the loaded template is not changed")
 }
 
 func TestCreateTenantValidation(t *testing.T) {
@@ -110,6 +126,7 @@ func TestCreateTenantValidation(t *testing.T) {
 		{name: "stage missing", body: `{"name":"acme"}`, wantField: "stage", wantError: "stage is required (one of: staging, prod)"},
 		{name: "stage unknown", body: `{"name":"acme","stage":"dev"}`, wantField: "stage", wantError: `unknown stage "dev" (one of: staging, prod)`},
 		{name: "template null", body: `{"name":"acme","template":null,"stage":"prod"}`, wantField: "template", wantError: "template must not be null: leave it out"},
+		{name: "unknown plan", body: `{"name":"acme","stage":"prod","plan":"huge"}`, wantField: "plan", wantError: `template default has no plan "huge" (plans: large, medium, small)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +34,89 @@ type Template struct {
 	// Backups, when set, backs the template's tenants up on a schedule
 	// (see Backups); nil: only at decommission.
 	Backups *Backups `yaml:"backups,omitempty" json:"backups,omitempty"`
+	// Plans are the sizes a tenant of the template may have: per plan,
+	// the resources of the services it sizes (a field left out keeps the
+	// service's own). A tenant is created with one (WithPlan).
+	Plans map[string]map[string]Resources `yaml:"plans,omitempty" json:"plans,omitempty"`
+	// DefaultPlan is the plan of a tenant created without one (required
+	// when Plans is set).
+	DefaultPlan string `yaml:"defaultPlan,omitempty" json:"defaultPlan,omitempty"`
+}
+
+// MaxPlanName bounds a plan's name.
+const MaxPlanName = 20
+
+// PlanNames are the template's plans, sorted.
+func (t *Template) PlanNames() []string {
+	return slices.Sorted(maps.Keys(t.Plans))
+}
+
+// WithPlan is the template sized as plan says ("" takes DefaultPlan), or
+// t itself when it has no plans and none is asked for. The template is
+// not changed: its services are copied.
+func (t *Template) WithPlan(plan string) (*Template, string, error) {
+	if plan == "" {
+		plan = t.DefaultPlan
+	}
+	if plan == "" && len(t.Plans) == 0 {
+		return t, "", nil
+	}
+	sizes, ok := t.Plans[plan]
+	if !ok {
+		if len(t.Plans) == 0 {
+			return nil, "", fmt.Errorf("template %s has no plans", t.Name)
+		}
+		return nil, "", fmt.Errorf("template %s has no plan %q (plans: %s)", t.Name, plan, strings.Join(t.PlanNames(), ", "))
+	}
+	out := *t
+	out.Services = slices.Clone(t.Services)
+	for i := range out.Services {
+		r, ok := sizes[out.Services[i].Name]
+		if !ok {
+			continue
+		}
+		own := &out.Services[i].Resources
+		if r.Memory != "" {
+			own.Memory = r.Memory
+		}
+		if r.CPUs != 0 {
+			own.CPUs = r.CPUs
+		}
+		if r.Pids != 0 {
+			own.Pids = r.Pids
+		}
+	}
+	return &out, plan, nil
+}
+
+// validatePlans checks the plans against the services.
+func (t *Template) validatePlans() error {
+	if len(t.Plans) == 0 {
+		if t.DefaultPlan != "" {
+			return fmt.Errorf("defaultPlan %q: the template has no plans", t.DefaultPlan)
+		}
+		return nil
+	}
+	if _, ok := t.Plans[t.DefaultPlan]; !ok {
+		return fmt.Errorf("defaultPlan %q is not one of the plans (%s)", t.DefaultPlan, strings.Join(t.PlanNames(), ", "))
+	}
+	for _, name := range t.PlanNames() {
+		if !IsDNSLabel(name, MaxPlanName) {
+			return fmt.Errorf("plan %q: a name is a DNS label of at most %d characters", name, MaxPlanName)
+		}
+		for svc, r := range t.Plans[name] {
+			if !slices.ContainsFunc(t.Services, func(s ServiceTemplate) bool { return s.Name == svc }) {
+				return fmt.Errorf("plan %s: no service %q", name, svc)
+			}
+			if r.Memory != "" && !memQty.MatchString(r.Memory) {
+				return fmt.Errorf("plan %s: service %s: memory %q: use e.g. 64Mi or 1Gi", name, svc, r.Memory)
+			}
+			if r.CPUs < 0 || r.Pids < 0 {
+				return fmt.Errorf("plan %s: service %s: resources must not be negative", name, svc)
+			}
+		}
+	}
+	return nil
 }
 
 // SecretTemplate declares a value generated once per tenant (e.g. a database
@@ -220,6 +304,9 @@ func (t *Template) Validate() error {
 	}
 	if len(t.Services) == 0 {
 		return fmt.Errorf("template %s: no services", t.Name)
+	}
+	if err := t.validatePlans(); err != nil {
+		return fmt.Errorf("template %s: %w", t.Name, err)
 	}
 	if t.Backups != nil {
 		if err := t.Backups.Validate("backups"); err != nil {

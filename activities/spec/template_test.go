@@ -191,3 +191,46 @@ func TestIsDomainName(t *testing.T) {
 		require.Equal(t, want, IsDomainName(name), name)
 	}
 }
+
+func TestTemplatePlans(t *testing.T) {
+	src := validTemplate + "defaultPlan: small\nplans:\n  small: {}\n  large:\n    app: {memory: 1Gi, pids: 256}\n"
+	tpl, err := ParseTemplate([]byte(src))
+	require.NoError(t, err)
+	require.Equal(t, []string{"large", "small"}, tpl.PlanNames())
+
+	small, plan, err := tpl.WithPlan("")
+	require.NoError(t, err)
+	require.Equal(t, "small", plan, "the default plan")
+	require.Equal(t, tpl.Services, small.Services)
+
+	large, plan, err := tpl.WithPlan("large")
+	require.NoError(t, err)
+	require.Equal(t, "large", plan)
+	app := large.Services[len(large.Services)-1]
+	require.Equal(t, Resources{Memory: "1Gi", CPUs: 0.5, Pids: 256}, app.Resources, "cpus left out: the service's own")
+	require.Equal(t, "64Mi", tpl.Services[len(tpl.Services)-1].Resources.Memory, "the template itself is not changed")
+
+	_, _, err = tpl.WithPlan("huge")
+	require.ErrorContains(t, err, `no plan "huge" (plans: large, small)`)
+	plain, err := ParseTemplate([]byte(validTemplate))
+	require.NoError(t, err)
+	same, plan, err := plain.WithPlan("")
+	require.NoError(t, err)
+	require.Same(t, plain, same)
+	require.Empty(t, plan)
+	_, _, err = plain.WithPlan("large")
+	require.ErrorContains(t, err, "has no plans")
+
+	for name, c := range map[string]struct{ plans, want string }{
+		"no default":      {"plans:\n  small: {}\n", `defaultPlan "" is not one of the plans`},
+		"default missing": {"defaultPlan: tiny\nplans:\n  small: {}\n", `defaultPlan "tiny"`},
+		"default alone":   {"defaultPlan: small\n", "the template has no plans"},
+		"unknown service": {"defaultPlan: small\nplans:\n  small: {cache: {memory: 1Gi}}\n", `no service "cache"`},
+		"bad memory":      {"defaultPlan: small\nplans:\n  small: {app: {memory: 1GB}}\n", `memory "1GB"`},
+		"bad plan name":   {"defaultPlan: Small\nplans:\n  Small: {}\n", "DNS label"},
+		"negative cpus":   {"defaultPlan: small\nplans:\n  small: {app: {cpus: -1}}\n", "must not be negative"},
+	} {
+		_, err := ParseTemplate([]byte(validTemplate + c.plans))
+		require.ErrorContains(t, err, c.want, name)
+	}
+}

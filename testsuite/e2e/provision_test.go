@@ -165,3 +165,26 @@ func TestPermanentFailureLeavesNoResidue(t *testing.T) {
 	st = p.waitState(name, 50*time.Millisecond, 2*time.Minute)
 	require.Equal(t, string(tenant.StateActive), st["state"], st)
 }
+
+// TestAPlanSizesTheContainers: a tenant created with the light template's
+// medium plan runs containers with that plan's limits on the real engine,
+// and its state names the plan.
+func TestAPlanSizesTheContainers(t *testing.T) {
+	p := startPlatform(t)
+	name := tenantName("plan")
+	t.Cleanup(func() { p.destroy(name) })
+	code, body, _ := p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "light", "stage": "prod", "plan": "xl"})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Equal(t, "plan", body["field"])
+	code, body, _ = p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "light", "stage": "prod", "plan": "medium"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := p.waitState(name, 50*time.Millisecond, 2*time.Minute)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
+	require.Equal(t, "medium", st["plan"])
+	for _, svc := range []string{"app", "db"} {
+		c, err := p.driver.Client().ContainerInspect(context.Background(), docker.ContainerName(name, svc))
+		require.NoError(t, err)
+		require.Equal(t, int64(128<<20), c.HostConfig.Memory, svc)
+		require.Equal(t, int64(1e9), c.HostConfig.NanoCPUs, svc)
+	}
+}

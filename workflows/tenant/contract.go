@@ -39,6 +39,9 @@ type Spec struct {
 	// MaintenanceWindow, when set, is when a release may cut the tenant
 	// over (spec.Window, canonical form); empty: at any time.
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
+	// Plan is the template plan the tenant was sized with (the Input's
+	// template carries its sizes); empty: the template has no plans.
+	Plan string `json:"plan,omitempty"`
 }
 
 // UpdateAddDomain asks for a custom domain (POST
@@ -192,6 +195,8 @@ type Tenant struct {
 	Suspension *Suspension `json:"suspension,omitempty"`
 	// MaintenanceWindow is when a release may cut the tenant over
 	// (spec.Window, canonical form); empty: at any time. See window.go.
+	// Plan is the template plan the tenant is sized with.
+	Plan string `json:"plan,omitempty"`
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 	// Domains are the tenant's custom domains (see domains.go).
 	Domains []Domain `json:"domains,omitempty"`

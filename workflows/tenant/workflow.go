@@ -71,7 +71,7 @@ func newEntity(ctx workflow.Context, in Input) *entity {
 	t.state = Tenant{
 		Name: in.Spec.Name, State: StateProvisioning, Stage: in.Spec.Stage,
 		Template: in.Spec.Template, Runtime: in.Template.Runtime, CreatedAt: now, UpdatedAt: now,
-		MaintenanceWindow: in.Spec.MaintenanceWindow,
+		MaintenanceWindow: in.Spec.MaintenanceWindow, Plan: in.Spec.Plan,
 	}
 	return t
 }
