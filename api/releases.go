@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/analysis"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/release"
 	"github.com/tenantflow/tenantflow/workflows/searchattr"
@@ -325,6 +326,9 @@ func validatePlan(req *createReleaseRequest) (release.Plan, *fieldError) {
 	if req.Analysis != nil {
 		if plan.Canary < 1 {
 			return plan, badField("analysis", "a canary analysis watches the canary wave: set canary to at least 1")
+		}
+		if plan.Canary > analysis.MaxTenants {
+			return plan, badField("canary", "a canary analysis watches at most %d canaries", analysis.MaxTenants)
 		}
 		a, ferr := validateAnalysis(req.Analysis)
 		if ferr != nil {

@@ -248,6 +248,7 @@ func TestCreateReleaseValidation(t *testing.T) {
 		{"drain empty", withPlan(`"drain":""`), "drain", "not a duration"},
 		{"promotionDeadline too short", withPlan(`"promotionDeadline":"30s"`), "promotionDeadline", "at least 1m0s"},
 		{"analysis without a canary", withPlan(`"analysis":{"period":"5m"}`), "analysis", "set canary to at least 1"},
+		{"analysis of too many canaries", withPlan(`"canary":101,"batchSize":200,"analysis":{"period":"5m"}`), "canary", "at most 100 canaries"},
 		{"analysis without a period", withPlan(`"canary":1,"analysis":{}`), "analysis.period", "analysis.period is required"},
 		{"analysis period too short", withPlan(`"canary":1,"analysis":{"period":"5s"}`), "analysis.period", "from 10s to 24h0m0s"},
 		{"analysis period not a duration", withPlan(`"canary":1,"analysis":{"period":"ten minutes"}`), "analysis.period", "not a duration"},

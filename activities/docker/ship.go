@@ -80,9 +80,9 @@ func (s Shipping) Validate() error {
 }
 
 // ShipTag is the tag of a service's shipped lines:
-// <tenant>/<service>/<generation>. Tenant names (at most 40 characters)
-// and the templates' short service names keep it within the 48 characters
-// of a syslog APP-NAME.
+// <tenant>/<service>/<generation>. A 40-character tenant name with a long
+// service name exceeds syslog's 48-character APP-NAME, which a receiver
+// may cut; the tenant comes first, so it is always there.
 func ShipTag(tenant string, svc spec.Service) string {
 	return tenant + "/" + svc.Name + "/" + strconv.Itoa(svc.Generation)
 }

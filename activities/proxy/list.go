@@ -94,7 +94,7 @@ func (a *Activities) CheckDomainFree(ctx context.Context, in DomainInput) error 
 		}
 		for _, m := range rt.Match {
 			for _, h := range m.Host {
-				if strings.EqualFold(h, in.Host) {
+				if strings.EqualFold(h, in.Host) || wildcardCovers(h, in.Host) {
 					who := "a route made by hand"
 					if strings.HasPrefix(rt.ID, RouteIDPrefix) {
 						who = "tenant " + strings.TrimPrefix(rt.ID, RouteIDPrefix)
@@ -105,4 +105,15 @@ func (a *Activities) CheckDomainFree(ctx context.Context, in DomainInput) error 
 		}
 	}
 	return nil
+}
+
+// wildcardCovers tells a host matcher "*.customer.com" that matches host
+// (one label in place of the star, as Caddy matches it).
+func wildcardCovers(pattern, host string) bool {
+	rest, ok := strings.CutPrefix(strings.ToLower(pattern), "*.")
+	if !ok {
+		return false
+	}
+	label, parent, ok := strings.Cut(strings.ToLower(host), ".")
+	return ok && label != "" && parent == rest
 }

@@ -74,9 +74,14 @@ func withAnalysisDefaults(a *AnalysisPlan) *AnalysisPlan {
 	return &p
 }
 
+// versionCanaryAnalysis gates the analysis: a release whose first run
+// was begun by a worker without it (a rolling upgrade) has no analysis in
+// its history, and goes on without one.
+const versionCanaryAnalysis = "release-canary-analysis"
+
 // analysisDue tells whether prod's canaries have all had their cut-over
 // while the plan's analysis has not let prod go yet.
-func (r *rollout) analysisDue(phase Phase) bool {
+func (r *rollout) analysisDue(ctx workflow.Context, phase Phase) bool {
 	if phase != PhaseProd || r.state.Plan.Analysis == nil || (r.state.Analysis != nil && r.state.Analysis.Status.settled()) {
 		return false
 	}
@@ -90,7 +95,14 @@ func (r *rollout) analysisDue(phase Phase) bool {
 			return false
 		}
 	}
-	return canaries > 0
+	if canaries == 0 {
+		return false
+	}
+	if workflow.GetVersion(ctx, versionCanaryAnalysis, workflow.DefaultVersion, 1) < 1 {
+		r.state.Analysis = &Analysis{Status: AnalysisSkipped, Verdict: "the release was started by a worker without canary analysis"}
+		return false
+	}
+	return true
 }
 
 // analyse runs one round of canary analysis (see above) and returns once
@@ -107,10 +119,22 @@ func (r *rollout) analyse(ctx workflow.Context) error {
 	}
 	from := workflow.Now(ctx).Add(plan.Delay.D())
 	a := &Analysis{Round: 1, Canaries: names, From: from, Until: from.Add(plan.Period.D())}
-	if r.state.Analysis != nil {
-		a.Round = r.state.Analysis.Round + 1
+	prev := r.state.Analysis
+	if prev != nil {
+		a.Round = prev.Round + 1
 	}
 	r.state.Analysis = a
+	if len(names) == 0 && a.Round > 1 {
+		// Tried again after a failure, no canary reached the new image
+		// this time: the image was never judged sound.
+		a.Status, a.Verdict = AnalysisInconclusive, "no canary was cut over to the new image this round: the image is not judged"
+		r.countAnalysis(ctx, a)
+		if err := r.pauseFor(ctx, "canary analysis inconclusive: "+a.Verdict+"; resume to go on without a verdict, abort to end the release"); err != nil {
+			return err
+		}
+		a.Status = AnalysisAccepted
+		return nil
+	}
 	if len(names) == 0 {
 		a.Status, a.Verdict = AnalysisSkipped, "no canary was cut over to the new image: nothing to watch"
 		r.countAnalysis(ctx, a)
@@ -129,10 +153,14 @@ func (r *rollout) analyse(ctx workflow.Context) error {
 	in := analysis.CompareInput{Release: r.state.ID, Canary: analysis.Group{Tenants: names, Until: a.Until},
 		Baseline: analysis.Group{Tenants: r.baseline(), Until: a.Until}, Range: a.Until.Sub(a.From)}
 	a.Baseline = in.Baseline.Tenants
+	first := r.firstCutover(canaries)
+	if prev != nil && prev.FirstCutover != nil && prev.FirstCutover.Before(first) {
+		first = *prev.FirstCutover // an earlier round's canaries served the new image since
+	}
+	a.FirstCutover = &first
 	if len(in.Baseline.Tenants) == 0 {
-		before := r.firstCutover(canaries)
-		in.Baseline = analysis.Group{Tenants: names, Until: before}
-		a.BaselineUntil = &before
+		in.Baseline = analysis.Group{Tenants: names, Until: first}
+		a.BaselineUntil = &first
 	}
 	var cmp analysis.Comparison
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, analysisOptions), an.CompareCanaries, in).Get(ctx, &cmp); err != nil {

@@ -195,3 +195,26 @@ func (s *releaseSuite) TestJudge() {
 		s.Equal(c.want, got, "%s: %s", c.name, why)
 	}
 }
+
+// A second round compares the canaries with their probes from before the
+// first round's cut-over, not with the failed round's.
+func (s *releaseSuite) TestALaterRoundKeepsTheOldImagesBaseline() {
+	s.fleet["prod"] = []string{"p1", "p2"}
+	ins := s.analysed(func(round int, _ analysis.CompareInput) (analysis.Comparison, error) {
+		if round == 1 {
+			return analysis.Comparison{Canary: broken, Baseline: sound}, nil
+		}
+		return analysis.Comparison{Canary: sound, Baseline: sound}, nil
+	})
+	var resumed updateOutcome
+	s.updateAt(2*time.Hour, UpdateResume, ControlInput{By: "ops"}, &resumed)
+	s.env.ExecuteWorkflow(WorkflowType, releaseInput(analysisPlan(2)))
+	st := s.result()
+
+	s.Equal(StateCompleted, st.State)
+	s.Require().Len(*ins, 2)
+	first, second := (*ins)[0], (*ins)[1]
+	s.Equal(first.Baseline.Until, second.Baseline.Until, "the old image's probes, before the first round")
+	s.True(second.Canary.Until.After(first.Canary.Until.Add(time.Hour)))
+	s.Equal(2, st.Analysis.Round)
+}

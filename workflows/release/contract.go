@@ -262,6 +262,9 @@ type Analysis struct {
 	From          time.Time  `json:"from"`
 	Until         time.Time  `json:"until"`
 	BaselineUntil *time.Time `json:"baselineUntil,omitempty"`
+	// FirstCutover is when the first canary of the first round began its
+	// cut-over: the probes before it are the old image's.
+	FirstCutover *time.Time `json:"firstCutover,omitempty"`
 	// CanaryFigures and BaselineFigures are what the probes saw.
 	CanaryFigures   *analysis.Figures `json:"canaryFigures,omitempty"`
 	BaselineFigures *analysis.Figures `json:"baselineFigures,omitempty"`

@@ -293,7 +293,7 @@ func (r *rollout) lastWave() int {
 // still pending.
 func (r *rollout) runPhase(ctx workflow.Context, phase Phase) error {
 	for {
-		if r.analysisDue(phase) {
+		if r.analysisDue(ctx, phase) {
 			// The canaries are cut over: prod goes on once they are
 			// judged sound.
 			if err := r.analyse(ctx); err != nil {

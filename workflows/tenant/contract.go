@@ -196,7 +196,7 @@ type Tenant struct {
 	// MaintenanceWindow is when a release may cut the tenant over
 	// (spec.Window, canonical form); empty: at any time. See window.go.
 	// Plan is the template plan the tenant is sized with.
-	Plan string `json:"plan,omitempty"`
+	Plan              string `json:"plan,omitempty"`
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 	// Domains are the tenant's custom domains (see domains.go).
 	Domains []Domain `json:"domains,omitempty"`

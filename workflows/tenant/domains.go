@@ -49,11 +49,13 @@ var domainCheckOptions = workflow.ActivityOptions{
 	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second},
 }
 
-// httpsCheckOptions: Caddy obtains the certificate in seconds to minutes;
-// the check is retried every few seconds meanwhile.
+// httpsCheckOptions: Caddy obtains a certificate in seconds to minutes;
+// the check is retried for half a minute, then the domain step ends (so
+// it never holds the tenant's other operations up for long) and the
+// domain is checked again later (NextCheckAt).
 var httpsCheckOptions = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: 5 * time.Minute,
+	StartToCloseTimeout:    15 * time.Second,
+	ScheduleToCloseTimeout: 30 * time.Second,
 	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 1.5, MaximumInterval: 5 * time.Second},
 }
 
@@ -126,7 +128,9 @@ func (t *entity) removeDomain(ctx workflow.Context, in DomainRequest) (Domain, e
 	i := t.domainIndex(in.Host)
 	d := &t.state.Domains[i]
 	t.logger(ctx).Info("custom domain removal requested", "host", in.Host, "by", in.By, "status", d.Status)
-	if !d.Status.routed() {
+	if !d.Status.routed() && d.VerifiedAt == nil {
+		// Never on the route: forgotten at once. A failed domain that
+		// was verified may still be there: it goes through removing.
 		out := *d
 		out.Status = DomainRemoved
 		t.state.Domains = slices.Delete(t.state.Domains, i, i+1)
@@ -324,7 +328,13 @@ func (t *entity) awaitCertificate(ctx workflow.Context, host string) {
 		d.Checks++
 		d.Error = "no valid certificate yet: " + flow.ErrorMessage(err)
 		if d.VerifiedAt != nil && now.Sub(*d.VerifiedAt) > domainCertificateFor {
-			t.logger(ctx).Warn("custom domain has no certificate after a day", "host", host, "error", d.Error)
+			// The name may not point at the proxy: stop serving it, so
+			// Caddy stops asking the CA for it.
+			t.failDomain(ctx, d, fmt.Sprintf("no valid certificate within %s (does the name point at the proxy?): %s", domainCertificateFor, d.Error))
+			if err := t.applyAliases(ctx); err != nil {
+				t.logger(ctx).Warn("failed domain still on the route", "host", host, "error", flow.ErrorMessage(err))
+			}
+			return
 		}
 		next := now.Add(recheckAfter(d.Checks))
 		d.NextCheckAt = &next
