@@ -92,7 +92,7 @@ func (s DomainStatus) routed() bool {
 
 // pending tells a domain with a check to come.
 func (s DomainStatus) pending() bool {
-	return s == DomainVerifying || s == DomainIssuing || s == DomainRemoving
+	return s == DomainVerifying || s == DomainIssuing || s == DomainRemoving || s == DomainActive
 }
 
 // DomainRecord is the DNS record the customer adds to prove they control
@@ -121,7 +121,10 @@ type Domain struct {
 	Found []string `json:"found,omitempty"`
 	// Issuer is who signed the certificate it answers with.
 	Issuer string `json:"issuer,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// RecordMissingSince is when the daily look found an active
+	// domain's record gone; it leaves the route after a grace period.
+	RecordMissingSince *time.Time `json:"recordMissingSince,omitempty"`
+	Error              string     `json:"error,omitempty"`
 }
 
 // PlacementRequest asks for a host: any that fits, or the one pinned.

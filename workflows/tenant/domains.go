@@ -39,6 +39,11 @@ const (
 	domainFirstRecheck   = 10 * time.Second
 	domainMaxRecheck     = 10 * time.Minute
 	domainCertificateFor = 24 * time.Hour
+	// An active domain's record is looked at again every day; a record
+	// gone for domainRecordGrace takes the name off the route (the
+	// customer moved it, or the domain changed hands).
+	domainRecheckActive = 24 * time.Hour
+	domainRecordGrace   = 72 * time.Hour
 )
 
 // domainCheckOptions: a lookup is quick; a resolver outage is retried,
@@ -231,6 +236,8 @@ func (t *entity) checkDomains(ctx workflow.Context) {
 			t.awaitCertificate(ctx, host)
 		case DomainRemoving:
 			t.unrouteDomain(ctx, host)
+		case DomainActive:
+			t.reverifyDomain(ctx, host)
 		}
 	}
 	t.upsertMemo(ctx)
@@ -340,8 +347,51 @@ func (t *entity) awaitCertificate(ctx workflow.Context, host string) {
 		d.NextCheckAt = &next
 		return
 	}
-	d.Status, d.Error, d.NextCheckAt, d.ActiveAt, d.Issuer = DomainActive, "", nil, &now, ans.Issuer
+	next := now.Add(domainRecheckActive)
+	d.Status, d.Error, d.NextCheckAt, d.ActiveAt, d.Issuer = DomainActive, "", &next, &now, ans.Issuer
 	t.logger(ctx).Info("custom domain answers over HTTPS", "host", host, "issuer", ans.Issuer, "notAfter", ans.NotAfter)
+}
+
+// reverifyDomain looks an active domain's record up again: the name
+// stays the tenant's only while the customer keeps the record. A record
+// missing for domainRecordGrace fails the domain and takes it off the
+// route; one back in time clears the warning.
+func (t *entity) reverifyDomain(ctx workflow.Context, host string) {
+	d := t.domainIn(host, DomainActive)
+	var v domains.Verification
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, domainCheckOptions), dm.VerifyDomain,
+		domains.VerifyInput{Host: host, Name: d.Record.Name, Value: d.Record.Value}).Get(ctx, &v)
+	if d = t.domainIn(host, DomainActive); d == nil {
+		return
+	}
+	now := workflow.Now(ctx)
+	next := now.Add(domainRecheckActive)
+	d.NextCheckAt = &next
+	switch {
+	case err != nil:
+		// The resolver's trouble is not the customer's: look again later.
+		d.Error = "the record could not be looked up: " + flow.ErrorMessage(err)
+		return
+	case v.Verified:
+		d.Error, d.RecordMissingSince, d.Found = "", nil, v.Found
+		return
+	}
+	d.Found = v.Found
+	if d.RecordMissingSince == nil {
+		d.RecordMissingSince = &now
+	}
+	d.Error = fmt.Sprintf("%s TXT %q is gone since %s: the name leaves the route after %s", d.Record.Name, d.Record.Value,
+		d.RecordMissingSince.UTC().Format(time.RFC3339), domainRecordGrace)
+	t.logger(ctx).Warn("custom domain record gone", "host", host, "since", d.RecordMissingSince)
+	if now.Sub(*d.RecordMissingSince) < domainRecordGrace {
+		return
+	}
+	t.failDomain(ctx, d, fmt.Sprintf("the record was gone for %s: the name no longer proves to be the tenant's", domainRecordGrace))
+	if err := t.applyAliases(ctx); err != nil {
+		// Still served: removing takes it off once the proxy answers.
+		d := t.domainIn(host, DomainFailed)
+		d.Status, d.NextCheckAt = DomainRemoving, &now
+	}
 }
 
 // unrouteDomain takes the alias off the route, then forgets the domain.

@@ -21,10 +21,11 @@ type domainCalls struct {
 	mu      sync.Mutex
 	lookups map[string]int
 	https   map[string]int
+	gone    map[string]bool // hosts whose record the customer removed
 }
 
 func (s *provisionSuite) mockDomains(verifiedFrom int, taken string) *domainCalls {
-	dc := &domainCalls{lookups: map[string]int{}, https: map[string]int{}}
+	dc := &domainCalls{lookups: map[string]int{}, https: map[string]int{}, gone: map[string]bool{}}
 	d0, p0 := &domains.Activities{}, &proxy.Activities{}
 	for _, fn := range []any{d0.VerifyDomain, d0.CheckHTTPS, p0.CheckDomainFree} {
 		s.env.RegisterActivity(fn)
@@ -33,7 +34,7 @@ func (s *provisionSuite) mockDomains(verifiedFrom int, taken string) *domainCall
 		dc.mu.Lock()
 		defer dc.mu.Unlock()
 		dc.lookups[in.Host]++
-		if dc.lookups[in.Host] < verifiedFrom {
+		if dc.lookups[in.Host] < verifiedFrom || dc.gone[in.Host] {
 			return domains.Verification{Found: []string{"google-site-verification=x"}}, nil
 		}
 		return domains.Verification{Verified: true, Found: []string{in.Value}}, nil
@@ -154,4 +155,34 @@ func updateCallbacks(rejected *error, done func(any)) *testsuite.TestUpdateCallb
 			done(v)
 		},
 	}
+}
+
+// An active domain's record is looked at every day: gone, the domain is
+// warned about, then after the grace period taken off the route.
+func (s *provisionSuite) TestADomainWhoseRecordIsGoneLeavesTheRoute() {
+	s.plan = fullPlan
+	s.mockRuntime(nil, nil)
+	ic := s.mockIntegrations("", "")
+	s.mockDecommission(nil)
+	dc := s.mockDomains(1, "")
+	var added error
+	s.updateAt(10*time.Minute, UpdateAddDomain, DomainRequest{Host: "crm.customer.com", By: "ops"}, &added)
+	var active, warned, gone Tenant
+	s.stateAt(time.Hour, &active)
+	s.env.RegisterDelayedCallback(func() { dc.mu.Lock(); dc.gone["crm.customer.com"] = true; dc.mu.Unlock() }, 2*time.Hour)
+	s.stateAt(50*time.Hour, &warned)
+	s.stateAt(5*24*time.Hour, &gone)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 6*24*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, defaultInput(s.T()))
+
+	s.Require().NoError(added)
+	s.Equal(DomainActive, active.Domains[0].Status, active.Domains[0].Error)
+	s.Require().NotNil(active.Domains[0].NextCheckAt, "looked at again in a day")
+	s.Equal(DomainActive, warned.Domains[0].Status, "within the grace period it is still served")
+	s.NotNil(warned.Domains[0].RecordMissingSince)
+	s.Contains(warned.Domains[0].Error, "is gone since")
+	s.Equal(DomainFailed, gone.Domains[0].Status)
+	s.Contains(gone.Domains[0].Error, "no longer proves to be the tenant's")
+	last := ic.routes[len(ic.routes)-1]
+	s.Empty(last.Aliases, "taken off the route")
 }
