@@ -37,6 +37,9 @@ func checkWindow(field, v string) (string, *fieldError) {
 type patchTenantRequest struct {
 	// MaintenanceWindow sets the window; "" removes it.
 	MaintenanceWindow *string `json:"maintenanceWindow"`
+	// Plan resizes the tenant to another of its template's plans, as its
+	// next operation.
+	Plan *string `json:"plan"`
 }
 
 // patchTenant changes a tenant's settings (ops, distributor) and answers
@@ -54,23 +57,43 @@ func (s *server) patchTenant(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	if body.MaintenanceWindow == nil {
-		respondFieldError(c, badField("maintenanceWindow", "nothing to change: the settings are maintenanceWindow"))
+	if body.MaintenanceWindow == nil && body.Plan == nil {
+		respondFieldError(c, badField("maintenanceWindow", "nothing to change: the settings are maintenanceWindow and plan"))
 		return
 	}
-	w, ferr := checkWindow("maintenanceWindow", *body.MaintenanceWindow)
-	if ferr != nil {
-		respondFieldError(c, ferr)
+	if body.Plan != nil && !spec.IsDNSLabel(*body.Plan, spec.MaxPlanName) {
+		respondFieldError(c, badField("plan", "plan %q is not a plan name (a DNS label of at most %d characters)", *body.Plan, spec.MaxPlanName))
 		return
 	}
 	var out tenant.Tenant
-	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
-		ended: "has ended: nothing to change", refusals: []string{tenant.ErrConfigureRefused}},
-		tenant.UpdateConfigure, tenant.ConfigureRequest{By: c.GetString(ctxCaller), MaintenanceWindow: noteDetail(c, "maintenanceWindow "+strconv.Quote(w), &w)}, &out) {
+	if body.MaintenanceWindow != nil {
+		w, ferr := checkWindow("maintenanceWindow", *body.MaintenanceWindow)
+		if ferr != nil {
+			respondFieldError(c, ferr)
+			return
+		}
+		if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+			ended: "has ended: nothing to change", refusals: []string{tenant.ErrConfigureRefused}},
+			tenant.UpdateConfigure, tenant.ConfigureRequest{By: c.GetString(ctxCaller), MaintenanceWindow: noteDetail(c, "maintenanceWindow "+strconv.Quote(w), &w)}, &out) {
+			return
+		}
+		s.log.InfoContext(c.Request.Context(), "tenant settings changed", "tenant", name, "maintenanceWindow", w, "caller", c.GetString(ctxCaller))
+	}
+	if body.Plan == nil {
+		c.JSON(http.StatusOK, out)
 		return
 	}
-	s.log.InfoContext(c.Request.Context(), "tenant settings changed", "tenant", name, "maintenanceWindow", w, "caller", c.GetString(ctxCaller))
-	c.JSON(http.StatusOK, out)
+	plan := *body.Plan
+	noteDetail(c, "plan "+plan, &plan)
+	var change tenant.PlanChange
+	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+		ended: "has ended: nothing to change", refusals: []string{tenant.ErrPlanRefused}},
+		tenant.UpdateChangePlan, tenant.ChangePlanRequest{Plan: plan, By: c.GetString(ctxCaller)}, &change) {
+		return
+	}
+	s.log.InfoContext(c.Request.Context(), "tenant plan change accepted", "tenant", name, "plan", plan, "caller", c.GetString(ctxCaller))
+	c.Header("Location", "/v1/tenants/"+name)
+	c.JSON(http.StatusAccepted, gin.H{"tenant": name, "planChange": change})
 }
 
 // overrideWindowRequest is the body of POST

@@ -41,10 +41,11 @@ func TestCreateTenantWithAMaintenanceWindow(t *testing.T) {
 func TestPatchTenantSetsTheWindow(t *testing.T) {
 	for _, tt := range []struct{ name, body, field, want string }{
 		{"no body", "", "body", "empty"},
-		{"nothing to change", `{}`, "maintenanceWindow", "nothing to change"},
+		{"nothing to change", `{}`, "maintenanceWindow", "the settings are maintenanceWindow and plan"},
 		{"null", `{"maintenanceWindow":null}`, "maintenanceWindow", "must not be null"},
 		{"bad window", `{"maintenanceWindow":"Sun 25:00-05:00 UTC"}`, "maintenanceWindow", `time "25:00"`},
-		{"unknown setting", `{"maintenanceWindow":"","plan":"large"}`, "plan", `unknown field "plan"`},
+		{"unknown setting", `{"maintenanceWindow":"","size":"large"}`, "size", `unknown field "size"`},
+		{"bad plan", `{"plan":"Large!"}`, "plan", "not a plan name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newTestEnv(t)
@@ -113,4 +114,20 @@ func TestOverrideWindowIsForOpsWithAReason(t *testing.T) {
 	e.temporal.updateGetErr = temporal.NewApplicationError("tenant acme is updated in release r1: its cut-over is not to come", release.ErrReleaseControlRejected)
 	rec = e.do(http.MethodPost, "/v1/releases/r1/override-window", opsToken, `{"tenants":["acme"],"reason":"CVE"}`)
 	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+}
+
+func TestPatchTenantChangesThePlan(t *testing.T) {
+	e := newTestEnv(t)
+	e.temporal.updateResult = tenant.PlanChange{From: "small", To: "large", By: "distributor", Phase: tenant.PlanQueued}
+	rec := e.do(http.MethodPatch, "/v1/tenants/acme", distributorToken, `{"plan":"large"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"planChange":{"from":"small","to":"large","by":"distributor","phase":"queued"`)
+	require.Len(t, e.temporal.updates, 1)
+	assert.Equal(t, tenant.UpdateChangePlan, e.temporal.updates[0].UpdateName)
+	assert.Equal(t, []any{tenant.ChangePlanRequest{Plan: "large", By: "distributor"}}, e.temporal.updates[0].Args)
+
+	e.temporal.updateGetErr = temporal.NewApplicationError("tenant acme is on plan large already", tenant.ErrPlanRefused)
+	rec = e.do(http.MethodPatch, "/v1/tenants/acme", opsToken, `{"plan":"large"}`)
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "on plan large already")
 }

@@ -60,7 +60,7 @@ func TestRegisterTakesEveryActivityAndNothingElse(t *testing.T) {
 	want := []string{
 		// runtimes
 		"Admit", "AwaitAdmission", "CreateNetwork", "CreateVolumes", "CreateService", "StartService", "WaitHealthy", "EnsureImage", "RetireService",
-		"StopServices", "StartServices", "RemoveServices", "RemoveVolumes", "RemoveNetwork",
+		"StopServices", "StartServices", "RemoveServices", "RemoveVolumes", "RemoveNetwork", "ResizeService",
 		// the drift reconcile: each engine's scan, the tenants, routes and records
 		"ScanEngine", "RemoveOrphan", "ListTenantStates", "ListRoutes", "InspectNames", "RequestRepair",
 		"PlanIntegrations",

@@ -188,3 +188,33 @@ func TestAPlanSizesTheContainers(t *testing.T) {
 		require.Equal(t, int64(1e9), c.HostConfig.NanoCPUs, svc)
 	}
 }
+
+// TestPlanChangeUnderLoad: a tenant changes plan while users hit it through
+// the proxy: the database is resized in place, the app cut over to a new
+// instance with its new limits, and no request fails.
+func TestPlanChangeUnderLoad(t *testing.T) {
+	b := startReleaseBench(t)
+	name := tenantName("pl")
+	b.provision("prod", name)
+	load := b.load([]string{name}, 2*time.Millisecond, "v1")
+	code, body, _ := b.p.do(http.MethodPatch, "/v1/tenants/"+name, map[string]any{"plan": "huge"})
+	require.Equal(t, http.StatusConflict, code, body)
+	require.Contains(t, body["error"], `no plan "huge"`)
+	code, body, _ = b.p.do(http.MethodPatch, "/v1/tenants/"+name, map[string]any{"plan": "medium"})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := b.p.waitFor(name, 100*time.Millisecond, 2*time.Minute, "the plan changed", func(st map[string]any) bool {
+		pc, _ := st["planChange"].(map[string]any)
+		return pc != nil && (pc["phase"] == string(tenant.PlanDone) || pc["phase"] == string(tenant.PlanFailed))
+	})
+	requireNoFailedRequest(t, load.Stop())
+	require.Equal(t, string(tenant.PlanDone), st["planChange"].(map[string]any)["phase"], st)
+	require.Equal(t, "medium", st["plan"])
+	for _, c := range []string{docker.ContainerName(name, "db"), docker.InstanceName(name, "app", 1)} {
+		got, err := b.p.driver.Client().ContainerInspect(context.Background(), c)
+		require.NoError(t, err, c)
+		require.Equal(t, int64(128<<20), got.HostConfig.Memory, c)
+		require.Equal(t, int64(1e9), got.HostConfig.NanoCPUs, c)
+	}
+	require.Equal(t, "v1", b.version(name))
+	b.p.checkHistory(tenant.WorkflowID(name), "tenant-plan-change")
+}

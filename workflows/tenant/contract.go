@@ -44,6 +44,43 @@ type Spec struct {
 	Plan string `json:"plan,omitempty"`
 }
 
+// UpdateChangePlan resizes the tenant to another of its template's plans
+// (PATCH /v1/tenants/{name} {"plan"}): accepted at once, it runs as the
+// tenant's next operation.
+const UpdateChangePlan = "changePlan"
+
+// ErrPlanRefused is the failure type of a refused plan change (HTTP 409).
+const ErrPlanRefused = "PlanRefused"
+
+// ChangePlanRequest names the plan and who asks.
+type ChangePlanRequest struct {
+	Plan string `json:"plan"`
+	By   string `json:"by"`
+}
+
+// PlanPhase is where a plan change stands.
+type PlanPhase string
+
+// Plan change phases.
+const (
+	PlanQueued  PlanPhase = "queued"
+	PlanRunning PlanPhase = "running"
+	PlanDone    PlanPhase = "done"
+	PlanFailed  PlanPhase = "failed"
+)
+
+// PlanChange is one change of the tenant's plan.
+type PlanChange struct {
+	From        string     `json:"from"`
+	To          string     `json:"to"`
+	By          string     `json:"by"`
+	Phase       PlanPhase  `json:"phase"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	StartedAt   *time.Time `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time `json:"finishedAt,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
 // UpdateAddDomain asks for a custom domain (POST
 // /v1/tenants/{name}/domains); UpdateRemoveDomain takes one off (DELETE
 // …/domains/{host}). Both answer the Domain.
@@ -198,6 +235,8 @@ type Tenant struct {
 	Suspension *Suspension `json:"suspension,omitempty"`
 	// MaintenanceWindow is when a release may cut the tenant over
 	// (spec.Window, canonical form); empty: at any time. See window.go.
+	// PlanChange is the plan change under way, or the last one.
+	PlanChange *PlanChange `json:"planChange,omitempty"`
 	// Plan is the template plan the tenant is sized with.
 	Plan              string `json:"plan,omitempty"`
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
@@ -311,11 +312,12 @@ func (t *entity) endCutover(ctx workflow.Context, res ApplyResult, outcome Outco
 	res.Outcome, res.Error, res.FinishedAt = outcome, msg, workflow.Now(ctx)
 	t.step("")
 	errMsg := ""
+	kind := cmp.Or(t.cutoverKind, "release")
 	if outcome == OutcomeRolledBack {
-		errMsg = "release " + res.To + " rolled back: " + msg
+		errMsg = kind + " " + res.To + " rolled back: " + msg
 	}
 	t.setState(ctx, StateActive, errMsg)
-	t.countOperation(ctx, "release", strings.ReplaceAll(string(outcome), "-", "_"), res.StartedAt)
+	t.countOperation(ctx, kind, strings.ReplaceAll(string(outcome), "-", "_"), res.StartedAt)
 	t.logger(ctx).Info("release applied", "outcome", outcome, "from", res.From, "to", res.To, "tookMs", res.FinishedAt.Sub(res.StartedAt).Milliseconds())
 	return res
 }

@@ -32,7 +32,10 @@ type entity struct {
 	busy bool
 	// cutting is the release cut-over under way until its route switched;
 	// cancelledReleases are the releases aborted while this run lived.
-	cutting           *runningCutover
+	cutting *runningCutover
+	// cutoverKind names what a cut-over serves in its error and metrics
+	// ("release" when empty; "plan" for a plan change).
+	cutoverKind       string
 	cancelledReleases map[cancelKey]bool
 }
 
@@ -96,7 +99,7 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 	t.scheduleBackups(ctx)
 	for {
 		due := func() bool {
-			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || t.domainsDue(ctx) || renew())
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || t.domainsDue(ctx) || t.planChangeDue() || renew())
 		}
 		if err := t.awaitUntil(ctx, earliest(t.nextWake(), t.nextDomainCheck()), due); err != nil {
 			return false, err
@@ -124,6 +127,8 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			_ = t.operate(func() error { t.protect(ctx); return nil })
 		case t.domainsDue(ctx):
 			_ = t.operate(func() error { t.checkDomains(ctx); return nil })
+		case t.planChangeDue():
+			_ = t.operate(func() error { t.changePlan(ctx); return nil })
 		case t.retained() && !renew():
 			purged, err := t.retain(ctx)
 			if err != nil || purged {
