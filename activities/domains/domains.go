@@ -60,7 +60,15 @@ func (c *Config) Register(s *config.Set) {
 
 // Validate reports bad settings by their variable names.
 func (c Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// check validates the settings and returns the pool of Roots (nil: the
+// system's), read once.
+func (c Config) check() (*x509.CertPool, error) {
 	var problems config.Problems
+	var pool *x509.CertPool
 	if c.Resolver != "" {
 		if _, _, err := net.SplitHostPort(c.Resolver); err != nil {
 			problems.Add(EnvResolver, "%q is not host:port", c.Resolver)
@@ -72,14 +80,15 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Roots != "" {
-		if _, err := loadRoots(c.Roots); err != nil {
+		var err error
+		if pool, err = loadRoots(c.Roots); err != nil {
 			problems.Add(EnvRoots, "%v", err)
 		}
 	}
 	if c.Timeout <= 0 {
 		problems.Add(EnvTimeout, "%s must be positive", c.Timeout)
 	}
-	return problems.Err()
+	return pool, problems.Err()
 }
 
 func loadRoots(file string) (*x509.CertPool, error) {
@@ -133,7 +142,8 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	if err := cfg.Validate(); err != nil {
+	roots, err := cfg.check()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.TLSAddr == "" {
@@ -142,14 +152,7 @@ func New(cfg Config, log *slog.Logger) (*Activities, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.Roots != "" {
-		pool, err := loadRoots(cfg.Roots)
-		if err != nil {
-			return nil, err
-		}
-		tlsCfg.RootCAs = pool
-	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	dialer := &net.Dialer{Timeout: cfg.Timeout}
 	tr := &http.Transport{
 		TLSClientConfig:   tlsCfg,

@@ -3,6 +3,7 @@ package domains_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -84,15 +85,11 @@ func TestACustomDomainIsVerifiedAndServedOverHTTPS(t *testing.T) {
 	require.NoError(t, px.CheckDomainFree(ctx, proxy.DomainInput{Tenant: "globex", Host: host}))
 	harness.WaitFor(t, host+" no longer served", 30*time.Second, func() error {
 		if a, err := dm.CheckHTTPS(ctx, domains.HTTPSInput{Host: host}); err == nil && a.Status == http.StatusOK {
-			return errString("still served")
+			return errors.New("still served")
 		}
 		return nil
 	})
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
 
 func TestUnconfiguredDomainsSayWhy(t *testing.T) {
 	_, err := domains.Unconfigured().VerifyDomain(context.Background(), domains.VerifyInput{Host: "a.b", Name: domains.ChallengePrefix + "a.b", Value: "x"})

@@ -25,20 +25,9 @@ type ListedRoute struct {
 // Routes lists the routes of the tenant server whose @id starts with
 // RouteIDPrefix (none when Caddy has no such server yet). It only reads.
 func (c *Client) Routes(ctx context.Context) ([]ListedRoute, error) {
-	path := "/config/apps/http/servers/" + c.cfg.server + "/routes"
-	r, err := c.admin.do(ctx, http.MethodGet, path, nil, "")
+	raw, err := c.serverRoutes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
-	}
-	switch {
-	case r.status == http.StatusNotFound || r.status == http.StatusBadRequest || r.status == http.StatusOK && r.null():
-		return []ListedRoute{}, nil // no tenant server: no routes
-	case r.status != http.StatusOK:
-		return nil, fmt.Errorf("list routes: %w", r.unexpected(http.MethodGet, path))
-	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(r.body, &raw); err != nil {
-		return nil, fmt.Errorf("list routes: decode %s: %w", path, err)
 	}
 	out := []ListedRoute{}
 	for _, one := range raw {
@@ -52,6 +41,27 @@ func (c *Client) Routes(ctx context.Context) ([]ListedRoute, error) {
 		out = append(out, ListedRoute{ID: head.ID, Tenant: strings.TrimPrefix(head.ID, RouteIDPrefix), Owner: owner, Stamped: stamped, Upstreams: dialsOf(one)})
 	}
 	return out, nil
+}
+
+// serverRoutes are the routes of the tenant server as Caddy holds them,
+// none when Caddy has no such server yet. It only reads.
+func (c *conn) serverRoutes(ctx context.Context) ([]json.RawMessage, error) {
+	path := "/config/apps/http/servers/" + c.cfg.server + "/routes"
+	r, err := c.admin.do(ctx, http.MethodGet, path, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.status == http.StatusNotFound || r.status == http.StatusBadRequest || r.status == http.StatusOK && r.null():
+		return nil, nil // no tenant server: no routes
+	case r.status != http.StatusOK:
+		return nil, r.unexpected(http.MethodGet, path)
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(r.body, &raw); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return raw, nil
 }
 
 // DomainInput names a custom domain a tenant wants its route to serve.
@@ -68,27 +78,20 @@ const ErrDomainTaken = "DomainTaken"
 // route of the tenant server other than the tenant's own already serves:
 // another tenant's alias, or a route made by hand. It only reads.
 func (a *Activities) CheckDomainFree(ctx context.Context, in DomainInput) error {
-	path := "/config/apps/http/servers/" + a.cfg.server + "/routes"
-	r, err := a.admin.do(ctx, http.MethodGet, path, nil, "")
+	raw, err := a.serverRoutes(ctx)
 	if err != nil {
-		return fmt.Errorf("check domain %s: %w", in.Host, err)
+		return activityError("check domain "+in.Host, err)
 	}
-	switch {
-	case r.status == http.StatusNotFound || r.status == http.StatusBadRequest || r.status == http.StatusOK && r.null():
-		return nil
-	case r.status != http.StatusOK:
-		return activityError("check domain "+in.Host, r.unexpected(http.MethodGet, path))
-	}
-	var routes []struct {
-		ID    string `json:"@id"`
-		Match []struct {
-			Host []string `json:"host"`
-		} `json:"match"`
-	}
-	if err := json.Unmarshal(r.body, &routes); err != nil {
-		return fmt.Errorf("check domain %s: decode %s: %w", in.Host, path, err)
-	}
-	for _, rt := range routes {
+	for _, one := range raw {
+		var rt struct {
+			ID    string `json:"@id"`
+			Match []struct {
+				Host []string `json:"host"`
+			} `json:"match"`
+		}
+		if err := json.Unmarshal(one, &rt); err != nil {
+			return fmt.Errorf("check domain %s: decode a route: %w", in.Host, err)
+		}
 		if rt.ID == RouteIDPrefix+in.Tenant {
 			continue
 		}

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -176,11 +175,4 @@ type CaddyACME struct {
 // ACME is the issuer settings for a Caddy that gets its certificates here.
 func (p *Pebble) ACME() CaddyACME {
 	return CaddyACME{DirectoryURL: p.DirectoryURL, ServerCA: p.ServerCA}
-}
-
-// TLSPort is the port of the Caddy tenant server, as Pebble validates on it.
-func (c *Caddy) TLSPort() int {
-	_, port, _ := net.SplitHostPort(c.HTTPAddr)
-	n, _ := strconv.Atoi(port)
-	return n
 }

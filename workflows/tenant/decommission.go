@@ -238,15 +238,9 @@ func (t *entity) stopTraffic(ctx workflow.Context, undo *flow.Saga, suspended bo
 	}
 	owner := t.state.ProvisionID
 	undo.Add("restore route", func(ctx workflow.Context) error {
-		in := proxy.RouteInput{Tenant: t.spec.Name, Owner: owner, Adopt: t.adopt(), Aliases: t.aliases()}
-		if suspended {
-			in.Maintenance = t.state.Suspension.Message
-		} else {
-			up, err := upstream(runtimes.Endpoint{URL: t.state.Endpoint})
-			if err != nil {
-				return err
-			}
-			in.Upstreams = []string{up}
+		in, err := t.routeNow(suspended)
+		if err != nil {
+			return err
 		}
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), px.EnsureRoute, in).Get(ctx, nil)
 	})

@@ -182,23 +182,18 @@ func (t *entity) routeTo(up, message string) proxy.RouteInput {
 	return in
 }
 
-// currentRoute is the route the tenant's state says the proxy serves.
-func (t *entity) currentRoute() (proxy.RouteInput, error) {
-	if t.state.State == StateSuspended && t.state.Suspension != nil {
-		return t.routeTo("", cmpOr(t.state.Suspension.Message, DefaultMaintenanceMessage)), nil
+// routeNow is the route the tenant should be served by: its maintenance
+// page when suspended (the suspension's message, which a suspend always
+// sets), else its services' endpoint.
+func (t *entity) routeNow(suspended bool) (proxy.RouteInput, error) {
+	if suspended {
+		return t.routeTo("", t.state.Suspension.Message), nil
 	}
 	up, err := upstream(runtimes.Endpoint{URL: t.state.Endpoint})
 	if err != nil {
 		return proxy.RouteInput{}, err
 	}
 	return t.routeTo(up, ""), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // domainsDue: a domain check or change is due on a tenant that serves.
@@ -214,7 +209,7 @@ func (t *entity) nextDomainCheck() time.Time {
 	}
 	var wake time.Time
 	for _, d := range t.state.Domains {
-		if d.NextCheckAt != nil && d.Status.pending() && (wake.IsZero() || d.NextCheckAt.Before(wake)) {
+		if d.scheduled() && (wake.IsZero() || d.NextCheckAt.Before(wake)) {
 			wake = *d.NextCheckAt
 		}
 	}
@@ -246,12 +241,15 @@ func (t *entity) checkDomains(ctx workflow.Context) {
 func (t *entity) dueDomains(now time.Time) []string {
 	var out []string
 	for _, d := range t.state.Domains {
-		if d.NextCheckAt != nil && d.Status.pending() && !now.Before(*d.NextCheckAt) {
+		if d.scheduled() && !now.Before(*d.NextCheckAt) {
 			out = append(out, d.Host)
 		}
 	}
 	return out
 }
+
+// scheduled tells a domain with a check to come.
+func (d Domain) scheduled() bool { return d.NextCheckAt != nil && d.Status.pending() }
 
 // domainIn is the domain named host while it is in status want, nil once
 // it is gone or moved on: an Update (a removal) may change it while an
@@ -413,7 +411,7 @@ func (t *entity) unrouteDomain(ctx workflow.Context, host string) {
 
 // applyAliases makes the route serve the aliases the state lists.
 func (t *entity) applyAliases(ctx workflow.Context) error {
-	in, err := t.currentRoute()
+	in, err := t.routeNow(t.state.State == StateSuspended)
 	if err != nil {
 		return err
 	}

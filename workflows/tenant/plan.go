@@ -73,7 +73,11 @@ func (t *entity) changePlan(ctx workflow.Context) {
 	var resized []int
 	undo := func() {
 		for _, i := range resized {
-			t.resize(ctx, old.Services[i].Name, old.Services[i].Resources) //nolint:errcheck // best effort: logged, the failure says the rest
+			if err := t.resize(ctx, old.Services[i].Name, old.Services[i].Resources); err != nil {
+				// The service keeps the new plan's limits; the change's
+				// failure is what ops read, this says what stayed.
+				t.logger(ctx).Error("service not put back to its old size", "service", old.Services[i].Name, "error", flow.ErrorMessage(err))
+			}
 		}
 	}
 	for i, svc := range sized.Services {
