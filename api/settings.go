@@ -40,6 +40,21 @@ type patchTenantRequest struct {
 	// Plan resizes the tenant to another of its template's plans, as its
 	// next operation.
 	Plan *string `json:"plan"`
+	// Settings change env settings its template allows (null: back to
+	// the default), as its next operation.
+	Settings map[string]*string `json:"settings"`
+}
+
+// checkSettings says which setting of the request tpl does not allow (nil:
+// none).
+func checkSettings(tpl *spec.Template, set map[string]*string) *fieldError {
+	if len(set) > spec.MaxSettings {
+		return badField("settings", "at most %d settings at once", spec.MaxSettings)
+	}
+	if name, problem := tpl.CheckSettings(set); problem != "" {
+		return badField("settings."+name, "%s", problem)
+	}
+	return nil
 }
 
 // patchTenant changes a tenant's settings (ops, distributor) and answers
@@ -57,8 +72,16 @@ func (s *server) patchTenant(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	if body.MaintenanceWindow == nil && body.Plan == nil {
-		respondFieldError(c, badField("maintenanceWindow", "nothing to change: the settings are maintenanceWindow and plan"))
+	if body.MaintenanceWindow == nil && body.Plan == nil && body.Settings == nil {
+		respondFieldError(c, badField("maintenanceWindow", "nothing to change: the fields are maintenanceWindow, plan and settings"))
+		return
+	}
+	if body.Settings != nil && len(body.Settings) == 0 {
+		respondFieldError(c, badField("settings", "settings names at least one setting to change"))
+		return
+	}
+	if len(body.Settings) > spec.MaxSettings {
+		respondFieldError(c, badField("settings", "at most %d settings at once", spec.MaxSettings))
 		return
 	}
 	if body.Plan != nil && !spec.IsDNSLabel(*body.Plan, spec.MaxPlanName) {
@@ -79,21 +102,38 @@ func (s *server) patchTenant(c *gin.Context) {
 		}
 		s.log.InfoContext(c.Request.Context(), "tenant settings changed", "tenant", name, "maintenanceWindow", w, "caller", c.GetString(ctxCaller))
 	}
-	if body.Plan == nil {
+	if body.Plan == nil && body.Settings == nil {
 		c.JSON(http.StatusOK, out)
 		return
 	}
-	plan := *body.Plan
-	noteDetail(c, "plan "+plan, &plan)
-	var change tenant.PlanChange
-	if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
-		ended: "has ended: nothing to change", refusals: []string{tenant.ErrPlanRefused}},
-		tenant.UpdateChangePlan, tenant.ChangePlanRequest{Plan: plan, By: c.GetString(ctxCaller)}, &change) {
-		return
+	answer := gin.H{"tenant": name}
+	if body.Plan != nil {
+		plan := *body.Plan
+		noteDetail(c, "plan "+plan, &plan)
+		var change tenant.PlanChange
+		if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+			ended: "has ended: nothing to change", refusals: []string{tenant.ErrPlanRefused}},
+			tenant.UpdateChangePlan, tenant.ChangePlanRequest{Plan: plan, By: c.GetString(ctxCaller)}, &change) {
+			return
+		}
+		s.log.InfoContext(c.Request.Context(), "tenant plan change accepted", "tenant", name, "plan", plan, "caller", c.GetString(ctxCaller))
+		answer["planChange"] = change
 	}
-	s.log.InfoContext(c.Request.Context(), "tenant plan change accepted", "tenant", name, "plan", plan, "caller", c.GetString(ctxCaller))
+	if body.Settings != nil {
+		names := spec.SortedKeys(body.Settings)
+		noteAudit(c, auditDetail, "settings "+strings.Join(names, ","))
+		var change tenant.SettingsChange
+		if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
+			ended: "has ended: nothing to change", refusals: []string{tenant.ErrSettingsRefused, tenant.ErrSettingInvalid},
+			invalidType: tenant.ErrSettingInvalid},
+			tenant.UpdateChangeSettings, tenant.ChangeSettingsRequest{Settings: body.Settings, By: c.GetString(ctxCaller)}, &change) {
+			return
+		}
+		s.log.InfoContext(c.Request.Context(), "tenant settings change accepted", "tenant", name, "settings", names, "caller", c.GetString(ctxCaller))
+		answer["settingsChange"] = change
+	}
 	c.Header("Location", "/v1/tenants/"+name)
-	c.JSON(http.StatusAccepted, gin.H{"tenant": name, "planChange": change})
+	c.JSON(http.StatusAccepted, answer)
 }
 
 // overrideWindowRequest is the body of POST

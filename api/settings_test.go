@@ -41,7 +41,8 @@ func TestCreateTenantWithAMaintenanceWindow(t *testing.T) {
 func TestPatchTenantSetsTheWindow(t *testing.T) {
 	for _, tt := range []struct{ name, body, field, want string }{
 		{"no body", "", "body", "empty"},
-		{"nothing to change", `{}`, "maintenanceWindow", "the settings are maintenanceWindow and plan"},
+		{"nothing to change", `{}`, "maintenanceWindow", "the fields are maintenanceWindow, plan and settings"},
+		{"no setting", `{"settings":{}}`, "settings", "at least one setting"},
 		{"null", `{"maintenanceWindow":null}`, "maintenanceWindow", "must not be null"},
 		{"bad window", `{"maintenanceWindow":"Sun 25:00-05:00 UTC"}`, "maintenanceWindow", `time "25:00"`},
 		{"unknown setting", `{"maintenanceWindow":"","size":"large"}`, "size", `unknown field "size"`},
@@ -130,4 +131,30 @@ func TestPatchTenantChangesThePlan(t *testing.T) {
 	rec = e.do(http.MethodPatch, "/v1/tenants/acme", opsToken, `{"plan":"large"}`)
 	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
 	assert.Contains(t, rec.Body.String(), "on plan large already")
+}
+
+// A settings change goes to the workflow, which alone knows the tenant's
+// template: its refusal of a setting is a 400 naming the setting.
+func TestPatchTenantChangesSettings(t *testing.T) {
+	e := newTestEnv(t)
+	title := "Acme CRM"
+	e.temporal.updateResult = tenant.SettingsChange{Settings: map[string]*string{"TITLE": &title, "LOG_LEVEL": nil}, By: "distributor", Phase: tenant.PlanQueued}
+	rec := e.do(http.MethodPatch, "/v1/tenants/acme", distributorToken, `{"settings":{"TITLE":"Acme CRM","LOG_LEVEL":null}}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"settingsChange":{"settings":{"LOG_LEVEL":null,"TITLE":"Acme CRM"},"by":"distributor","phase":"queued"`)
+	require.Len(t, e.temporal.updates, 1)
+	assert.Equal(t, tenant.UpdateChangeSettings, e.temporal.updates[0].UpdateName)
+	assert.Equal(t, []any{tenant.ChangeSettingsRequest{Settings: map[string]*string{"TITLE": &title, "LOG_LEVEL": nil}, By: "distributor"}}, e.temporal.updates[0].Args)
+
+	e.temporal.updateGetErr = temporal.NewApplicationErrorWithOptions("LOG_LEVEL must be one of debug, info, warn, error", tenant.ErrSettingInvalid,
+		temporal.ApplicationErrorOptions{Details: []any{"settings.LOG_LEVEL"}})
+	rec = e.do(http.MethodPatch, "/v1/tenants/acme", opsToken, `{"settings":{"LOG_LEVEL":"trace"}}`)
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	field, msg := fieldErrorBody(t, rec.Body.Bytes())
+	assert.Equal(t, "settings.LOG_LEVEL", field)
+	assert.Contains(t, msg, "one of debug")
+
+	e.temporal.updateGetErr = temporal.NewApplicationError("tenant acme is suspended: only an active tenant changes its settings", tenant.ErrSettingsRefused)
+	rec = e.do(http.MethodPatch, "/v1/tenants/acme", opsToken, `{"settings":{"LOG_LEVEL":"debug"}}`)
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
 }

@@ -36,8 +36,12 @@ type createTenantRequest struct {
 	// Plan is one of the template's plans (its sizes); empty: the
 	// template's default plan.
 	Plan string `json:"plan,omitempty"`
+	// Settings are values of the template's env settings (the others
+	// take their defaults).
+	Settings map[string]*string `json:"settings,omitempty"`
 
-	// sized is the template with the plan's sizes (validate sets it).
+	// sized is the template with the plan's sizes and the settings
+	// (validate sets it).
 	sized *spec.Template
 }
 
@@ -83,6 +87,17 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 		return badField("plan", "%v", err)
 	}
 	req.sized, req.Plan = sized, plan
+	if len(req.Settings) > 0 {
+		for _, k := range spec.SortedKeys(req.Settings) {
+			if req.Settings[k] == nil {
+				return badField("settings."+k, "settings.%s must not be null: leave it out for its default", k)
+			}
+		}
+		if ferr := checkSettings(sized, req.Settings); ferr != nil {
+			return ferr
+		}
+		req.sized, _ = sized.WithSettings(req.Settings)
+	}
 	return validatePolicy(s.templates[req.Template], req.Backups)
 }
 

@@ -57,7 +57,10 @@ func TestCreateTenantStartsWorkflow(t *testing.T) {
 	input, ok := got.args[0].(tenant.Input)
 	require.True(t, ok, "argument is %T", got.args[0])
 	assert.Equal(t, tenant.Spec{Name: "acme", Template: "default", Stage: "prod", RequestedBy: RoleDistributor, Plan: "small"}, input.Spec, "the template's default plan")
-	assert.Equal(t, *e.templates["default"], input.Template)
+	sized, _, err := e.templates["default"].WithPlan("small")
+	require.NoError(t, err)
+	assert.Equal(t, *sized, input.Template, "the template, its services' own sizes kept for later plans")
+	require.NotNil(t, input.Template.Services[0].BaseResources)
 	assert.Nil(t, input.State)
 	assert.Nil(t, input.Secrets)
 }
@@ -89,6 +92,32 @@ func TestCreateTenantWithAPlan(t *testing.T) {
 		assert.Equal(t, int64(128), svc.Resources.Pids, svc.Name)
 	}
 	assert.Equal(t, "64Mi", e.templates["light"].Services[0].Resources.Memory, "the loaded template is not changed")
+}
+
+// Settings at creation: the template the tenant is provisioned with
+// carries them; a setting the template lacks or a value it refuses is a
+// 400 naming the setting, and nothing starts.
+func TestCreateTenantWithSettings(t *testing.T) {
+	e := newTestEnv(t)
+	rec := e.do(http.MethodPost, "/v1/tenants", opsToken, `{"name":"acme","template":"light","stage":"prod","settings":{"TITLE":"Acme CRM"}}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	input := e.temporal.startCalls()[0].args[0].(tenant.Input)
+	assert.Equal(t, map[string]string{"TITLE": "Acme CRM"}, input.Template.Values)
+	assert.Equal(t, map[string]string{"TITLE": "Acme CRM", "LOG_LEVEL": "info"}, input.Template.SettingValues())
+	assert.Nil(t, e.templates["light"].Values, "the loaded template is not changed")
+
+	for body, want := range map[string]string{
+		`{"name":"acme","template":"light","stage":"prod","settings":{"COLOR":"red"}}`:      "settings.COLOR",
+		`{"name":"acme","template":"light","stage":"prod","settings":{"LOG_LEVEL":"loud"}}`: "settings.LOG_LEVEL",
+		`{"name":"acme","template":"light","stage":"prod","settings":{"TITLE":null}}`:       "settings.TITLE",
+	} {
+		e := newTestEnv(t)
+		rec := e.do(http.MethodPost, "/v1/tenants", opsToken, body)
+		require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+		field, _ := fieldErrorBody(t, rec.Body.Bytes())
+		assert.Equal(t, want, field)
+		assert.Empty(t, e.temporal.startCalls())
+	}
 }
 
 func TestCreateTenantValidation(t *testing.T) {

@@ -81,6 +81,9 @@ type updateTarget struct {
 	// notFoundType is the refusal that means the request named something
 	// the workflow does not have: 404 naming the field notFound.
 	notFoundType, notFound string
+	// invalidType is the refusal that means a field of the request is
+	// wrong: 400 naming the field its details carry.
+	invalidType string
 }
 
 // respondUpdateFailure maps a refused or failed Update: the workflow's
@@ -99,6 +102,10 @@ func (s *server) respondUpdateFailure(ctx context.Context, c *gin.Context, t upd
 		respondError(c, http.StatusNotFound, fmt.Sprintf("%s %s not found", t.kind, t.id))
 	case errors.As(err, &appErr) && t.notFound != "" && appErr.Type() == t.notFoundType:
 		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": appErr.Message(), "field": t.notFound})
+	case errors.As(err, &appErr) && t.invalidType != "" && appErr.Type() == t.invalidType:
+		var field string
+		_ = appErr.Details(&field) // none: the message alone
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": appErr.Message(), "field": field})
 	case errors.As(err, &appErr):
 		if !slices.Contains(t.refusals, appErr.Type()) {
 			s.log.WarnContext(ctx, t.kind+" update failed in the workflow", t.kind, t.id, "update", update, "type", appErr.Type(), "error", err)

@@ -131,7 +131,8 @@ func decodeJSON(data []byte, limit int64, v any) *fieldError {
 // nullField names the first field of a JSON object given as null, "" if
 // none. encoding/json takes null as "absent", which would silently mean a
 // default the client may not have meant. Nested objects are searched too,
-// their fields named with dots ("tenants.stage").
+// their fields named with dots ("tenants.stage"), but for the members of
+// "settings": there null is a value (back to the default).
 func nullField(data []byte) string {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(data, &obj) != nil {
@@ -142,7 +143,7 @@ func nullField(data []byte) string {
 		if string(v) == "null" {
 			return k
 		}
-		if len(v) > 0 && v[0] == '{' {
+		if len(v) > 0 && v[0] == '{' && k != "settings" {
 			if f := nullField(v); f != "" {
 				return k + "." + f
 			}

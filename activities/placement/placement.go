@@ -51,6 +51,13 @@ func (a *Activities) ReleaseHost(ctx context.Context, in hosts.ReleaseInput) err
 	return a.update(ctx, "release:"+in.Tenant+":"+in.Owner+":"+in.Host, hosts.UpdateRelease, in, nil)
 }
 
+// ResizeReservation changes the room the tenant's reservation holds (a
+// plan change); each step (in.Op) is an Update of its own, so a retry
+// gets its first answer. A refusal (no room, not the owner) is permanent.
+func (a *Activities) ResizeReservation(ctx context.Context, in hosts.ResizeInput) error {
+	return a.update(ctx, "resize:"+in.Tenant+":"+in.Owner+":"+in.Host+":"+in.Op, hosts.UpdateResize, in, nil)
+}
+
 func (a *Activities) update(ctx context.Context, id, name string, arg, result any) error {
 	h, err := a.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		UpdateID: id, WorkflowID: hosts.WorkflowID, UpdateName: name, Args: []any{arg},

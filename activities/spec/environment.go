@@ -121,7 +121,7 @@ func (t *Template) Render(tenant, stage string, secrets map[string]string) (Envi
 		}
 		// In key order: which missing value an error names must not
 		// depend on map order (a workflow renders; its errors are history).
-		for _, k := range sortedKeys(st.Env) {
+		for _, k := range SortedKeys(st.Env) {
 			v := st.Env[k]
 			var missing string
 			s.Env[k] = os.Expand(v, func(ref string) string {
@@ -145,6 +145,16 @@ func (t *Template) Render(tenant, stage string, secrets map[string]string) (Envi
 		for _, m := range st.Mounts {
 			vol, path, _ := strings.Cut(m, ":")
 			s.Mounts = append(s.Mounts, Mount{Volume: vol, Path: path})
+		}
+		// The tenant's settings, as chosen (never expanded): the public
+		// service's.
+		if slices.ContainsFunc(st.Ports, func(p Port) bool { return p.Public }) && len(t.Settings) > 0 {
+			if s.Env == nil {
+				s.Env = map[string]string{}
+			}
+			for _, set := range t.Settings {
+				s.Env[set.Name] = t.settingValue(set)
+			}
 		}
 		env.Services = append(env.Services, s)
 	}
@@ -193,9 +203,9 @@ func (r Resources) MemoryBytes() int64 {
 	return n
 }
 
-// sortedKeys lists m's keys in order: what a workflow derives from a map
+// SortedKeys lists m's keys in order: what a workflow derives from a map
 // must not depend on Go's map order.
-func sortedKeys(m map[string]string) []string {
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

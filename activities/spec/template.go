@@ -41,6 +41,12 @@ type Template struct {
 	// DefaultPlan is the plan of a tenant created without one (required
 	// when Plans is set).
 	DefaultPlan string `yaml:"defaultPlan,omitempty" json:"defaultPlan,omitempty"`
+	// Settings are the env settings of the public service a tenant may
+	// choose (see SettingTemplate).
+	Settings []SettingTemplate `yaml:"settings,omitempty" json:"settings,omitempty"`
+	// Values are the tenant's chosen settings (WithSettings); a tenant's
+	// own copy of the template carries them, a template file never does.
+	Values map[string]string `yaml:"-" json:"values,omitempty"`
 }
 
 // MaxPlanName bounds a plan's name.
@@ -71,11 +77,20 @@ func (t *Template) WithPlan(plan string) (*Template, string, error) {
 	out := *t
 	out.Services = slices.Clone(t.Services)
 	for i := range out.Services {
-		r, ok := sizes[out.Services[i].Name]
+		svc := &out.Services[i]
+		// A plan sizes from the service's own limits, not from an earlier
+		// plan's: the first sizing keeps them. (A tenant sized before they
+		// were kept has its sizes at the time taken as its own.)
+		if svc.BaseResources == nil {
+			base := svc.Resources
+			svc.BaseResources = &base
+		}
+		svc.Resources = *svc.BaseResources
+		r, ok := sizes[svc.Name]
 		if !ok {
 			continue
 		}
-		own := &out.Services[i].Resources
+		own := &svc.Resources
 		if r.Memory != "" {
 			own.Memory = r.Memory
 		}
@@ -144,6 +159,9 @@ type ServiceTemplate struct {
 	// Backup, when set, says how the service's data is backed up: by its
 	// own consistent dump instead of an archive of its volumes.
 	Backup *ServiceBackup `yaml:"backup,omitempty" json:"backup,omitempty"`
+	// BaseResources are the service's own limits, kept by the first
+	// WithPlan so a later plan sizes from them (nil: Resources are).
+	BaseResources *Resources `yaml:"-" json:"baseResources,omitempty"`
 }
 
 // ServiceBackup is a database's own way to back up and restore its data.
@@ -306,6 +324,9 @@ func (t *Template) Validate() error {
 		return fmt.Errorf("template %s: no services", t.Name)
 	}
 	if err := t.validatePlans(); err != nil {
+		return fmt.Errorf("template %s: %w", t.Name, err)
+	}
+	if err := t.validateSettings(); err != nil {
 		return fmt.Errorf("template %s: %w", t.Name, err)
 	}
 	if t.Backups != nil {

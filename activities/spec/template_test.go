@@ -201,7 +201,9 @@ func TestTemplatePlans(t *testing.T) {
 	small, plan, err := tpl.WithPlan("")
 	require.NoError(t, err)
 	require.Equal(t, "small", plan, "the default plan")
-	require.Equal(t, tpl.Services, small.Services)
+	for i := range tpl.Services {
+		require.Equal(t, tpl.Services[i].Resources, small.Services[i].Resources)
+	}
 
 	large, plan, err := tpl.WithPlan("large")
 	require.NoError(t, err)
@@ -209,6 +211,20 @@ func TestTemplatePlans(t *testing.T) {
 	app := large.Services[len(large.Services)-1]
 	require.Equal(t, Resources{Memory: "1Gi", CPUs: 0.5, Pids: 256}, app.Resources, "cpus left out: the service's own")
 	require.Equal(t, "64Mi", tpl.Services[len(tpl.Services)-1].Resources.Memory, "the template itself is not changed")
+
+	// A tenant's sized copy sizes again from the service's own limits,
+	// not from the plan it had: back to small is the template's sizes.
+	again, _, err := large.WithPlan("small")
+	require.NoError(t, err)
+	require.Equal(t, Resources{Memory: "64Mi", CPUs: 0.5}, again.Services[len(again.Services)-1].Resources)
+	// A copy sized before the own limits were kept takes its sizes then
+	// as its own (what a plan change did before).
+	legacy := *large
+	legacy.Services = append([]ServiceTemplate(nil), large.Services...)
+	legacy.Services[len(legacy.Services)-1].BaseResources = nil
+	kept, _, err := legacy.WithPlan("small")
+	require.NoError(t, err)
+	require.Equal(t, Resources{Memory: "1Gi", CPUs: 0.5, Pids: 256}, kept.Services[len(kept.Services)-1].Resources)
 
 	_, _, err = tpl.WithPlan("huge")
 	require.ErrorContains(t, err, `no plan "huge" (plans: large, small)`)
@@ -231,6 +247,76 @@ func TestTemplatePlans(t *testing.T) {
 		"negative cpus":   {"defaultPlan: small\nplans:\n  small: {app: {cpus: -1}}\n", "must not be negative"},
 	} {
 		_, err := ParseTemplate([]byte(validTemplate + c.plans))
+		require.ErrorContains(t, err, c.want, name)
+	}
+}
+
+func TestTemplateSettings(t *testing.T) {
+	const settings = `settings:
+  - name: TITLE
+    description: What the app calls itself
+    default: Our app
+    maxLength: 60
+  - name: LOG_LEVEL
+    default: info
+    values: [debug, info, warn]
+  - name: REGION
+    default: eu-1
+    pattern: '[a-z]+-[0-9]'
+`
+	tpl, err := ParseTemplate([]byte(validTemplate + settings))
+	require.NoError(t, err)
+	require.Equal(t, []string{"TITLE", "LOG_LEVEL", "REGION"}, tpl.SettingNames())
+
+	env, err := tpl.Render("acme", "prod", map[string]string{"db_password": "x"})
+	require.NoError(t, err)
+	require.Equal(t, "Our app", env.Services[0].Env["TITLE"], "the default")
+	require.Equal(t, "info", env.Services[0].Env["LOG_LEVEL"])
+
+	str := func(s string) *string { return &s }
+	mine, err := tpl.WithSettings(map[string]*string{"TITLE": str("Acme's ${secret.db_password} $HOME"), "LOG_LEVEL": str("debug")})
+	require.NoError(t, err)
+	require.Nil(t, tpl.Values, "the template itself is not changed")
+	env, err = mine.Render("acme", "prod", map[string]string{"db_password": "x"})
+	require.NoError(t, err)
+	require.Equal(t, "Acme's ${secret.db_password} $HOME", env.Services[0].Env["TITLE"], "a value is never expanded")
+	require.Equal(t, "debug", env.Services[0].Env["LOG_LEVEL"])
+	require.Equal(t, map[string]string{"TITLE": "Acme's ${secret.db_password} $HOME", "LOG_LEVEL": "debug", "REGION": "eu-1"}, mine.SettingValues())
+
+	back, err := mine.WithSettings(map[string]*string{"LOG_LEVEL": nil})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"TITLE": "Acme's ${secret.db_password} $HOME"}, back.Values, "nil: back to the default")
+	none, err := back.WithSettings(map[string]*string{"TITLE": nil})
+	require.NoError(t, err)
+	require.Nil(t, none.Values)
+
+	for name, c := range map[string]struct {
+		key, value, want string
+	}{
+		"unknown":    {"COLOR", "red", `no setting "COLOR" (settings: TITLE, LOG_LEVEL, REGION)`},
+		"too long":   {"TITLE", strings.Repeat("a", 61), "at most 60 bytes"},
+		"not listed": {"LOG_LEVEL", "trace", "one of debug, info, warn"},
+		"pattern":    {"REGION", "eu-1; rm -rf", "must match [a-z]+-[0-9]"},
+		"anchored":   {"REGION", "xeu-12", "must match"},
+		"newline":    {"TITLE", "a\nb", "one line"},
+	} {
+		v := c.value
+		_, err := tpl.WithSettings(map[string]*string{c.key: &v})
+		require.ErrorContains(t, err, c.want, name)
+	}
+	_, err = tpl.WithSettings(map[string]*string{"COLOR": nil})
+	require.ErrorContains(t, err, `no setting "COLOR"`, "a reset names a setting too")
+
+	for name, c := range map[string]struct{ settings, want string }{
+		"bad name":         {"settings: [{name: 'log level'}]", "environment variable"},
+		"twice":            {"settings: [{name: A}, {name: A}]", "declared twice"},
+		"in env too":       {"settings: [{name: GREETING}]", "sets it in its env too"},
+		"default unlisted": {"settings: [{name: A, values: [x, y]}]", `default "": A must be one of x, y`},
+		"bad pattern":      {"settings: [{name: A, pattern: '('}]", "pattern"},
+		"both":             {"settings: [{name: A, default: x, values: [x], pattern: x}]", "not both"},
+		"huge":             {"settings: [{name: A, maxLength: 100000}]", "maxLength"},
+	} {
+		_, err := ParseTemplate([]byte(validTemplate + c.settings + "\n"))
 		require.ErrorContains(t, err, c.want, name)
 	}
 }

@@ -42,7 +42,13 @@ func main() {
 	if v := os.Getenv("DEMO_VERSION"); v != "" {
 		version = v
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// LOG_LEVEL (a tenant setting of the templates: debug, info, warn,
+	// error) sets how much the app logs.
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(env("LOG_LEVEL", "info"))); err != nil {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	mode := "serve"
 	if len(os.Args) > 1 {
 		mode = os.Args[1]
@@ -207,6 +213,12 @@ func appMux(log *slog.Logger, tenant string, hits *counter, db mirror) *http.Ser
 		}
 		mirrored, dbErr := db.get(r.Context(), "hits")
 		out := map[string]any{"tenant": tenant, "version": version, "hits": n, "dbHits": mirrored}
+		// TITLE is a tenant setting of the templates: the name the
+		// customer gives its app.
+		if title := os.Getenv("TITLE"); title != "" {
+			out["title"] = title
+		}
+		log.Debug("home page served", "hits", n)
 		if dbErr != nil {
 			out["dbError"] = dbErr.Error()
 		}

@@ -160,4 +160,36 @@ func TestTenantsArePlacedAcrossDockerHosts(t *testing.T) {
 	code, body, _ := p.do(http.MethodGet, "/v1/hosts/host-b", nil)
 	require.Equal(t, http.StatusOK, code, body)
 	require.Equal(t, true, body["worker"].(map[string]any)["polling"])
+
+	// A plan change on a host: host-b has room for the larger plan, so the
+	// reservation grows and the containers on its engine get the limits;
+	// host-a is full, so a growth there fails before anything changed.
+	onA, onB := names[0], names[1]
+	if placed[onA] != "host-a" {
+		onA, onB = onB, onA
+	}
+	changePlan := func(n, plan string) map[string]any {
+		code, body, _ := p.do(http.MethodPatch, "/v1/tenants/"+n, map[string]any{"plan": plan})
+		require.Equal(t, http.StatusAccepted, code, body)
+		return p.waitFor(n, 100*time.Millisecond, 2*time.Minute, "the plan change ended", func(st map[string]any) bool {
+			pc, _ := st["planChange"].(map[string]any)
+			return pc != nil && (pc["phase"] == string(tenant.PlanDone) || pc["phase"] == string(tenant.PlanFailed))
+		})
+	}
+	st := changePlan(onB, "large")
+	require.Equal(t, string(tenant.PlanDone), st["planChange"].(map[string]any)["phase"], st)
+	code, body, _ = p.do(http.MethodGet, "/v1/hosts/host-b", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	need := body["reservations"].(map[string]any)[onB].(map[string]any)["need"].(map[string]any)
+	require.Equal(t, float64(512<<20), need["memoryBytes"], "light's large plan: 256Mi for each service")
+	for _, c := range containersOf(t, byName["host-b"].driver, onB) {
+		got, err := byName["host-b"].driver.Client().ContainerInspect(context.Background(), c)
+		require.NoError(t, err, c)
+		require.Equal(t, int64(256<<20), got.HostConfig.Memory, c)
+	}
+	st = changePlan(onA, "medium")
+	require.Equal(t, string(tenant.PlanFailed), st["planChange"].(map[string]any)["phase"], st)
+	require.Contains(t, st["planChange"].(map[string]any)["error"], "move the tenant first")
+	require.Equal(t, "small", st["plan"])
+	require.Equal(t, string(tenant.StateActive), st["state"])
 }

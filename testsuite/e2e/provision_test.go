@@ -218,3 +218,39 @@ func TestPlanChangeUnderLoad(t *testing.T) {
 	require.Equal(t, "v1", b.version(name))
 	b.p.checkHistory(tenant.WorkflowID(name), "tenant-plan-change")
 }
+
+// A tenant created with a setting shows it; a settings change reaches the
+// app through a cut-over under load without a failed request; a value
+// the template refuses is a 400 naming the setting.
+func TestSettingsChangeUnderLoad(t *testing.T) {
+	b := startReleaseBench(t)
+	name := tenantName("st")
+	t.Cleanup(func() { b.p.destroy(name) })
+	code, body, _ := b.p.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "light", "stage": "prod",
+		"settings": map[string]any{"TITLE": "Acme"}})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st := b.p.waitState(name, 100*time.Millisecond, 3*time.Minute)
+	require.Equal(t, string(tenant.StateActive), st["state"], st)
+	require.Equal(t, map[string]any{"TITLE": "Acme", "LOG_LEVEL": "info"}, st["settings"])
+	require.Equal(t, "Acme", b.title(name))
+
+	load := b.load([]string{name}, 2*time.Millisecond, "v1")
+	code, body, _ = b.p.do(http.MethodPatch, "/v1/tenants/"+name, map[string]any{"settings": map[string]any{"LOG_LEVEL": "loud"}})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Equal(t, "settings.LOG_LEVEL", body["field"], body)
+	code, body, _ = b.p.do(http.MethodPatch, "/v1/tenants/"+name, map[string]any{"settings": map[string]any{"TITLE": "Acme CRM", "LOG_LEVEL": "debug"}})
+	require.Equal(t, http.StatusAccepted, code, body)
+	st = b.p.waitFor(name, 100*time.Millisecond, 2*time.Minute, "the settings changed", func(st map[string]any) bool {
+		sc, _ := st["settingsChange"].(map[string]any)
+		return sc != nil && (sc["phase"] == string(tenant.PlanDone) || sc["phase"] == string(tenant.PlanFailed))
+	})
+	requireNoFailedRequest(t, load.Stop())
+	require.Equal(t, string(tenant.PlanDone), st["settingsChange"].(map[string]any)["phase"], st)
+	require.Equal(t, map[string]any{"TITLE": "Acme CRM", "LOG_LEVEL": "debug"}, st["settings"])
+	require.Equal(t, "Acme CRM", b.title(name))
+	got, err := b.p.driver.Client().ContainerInspect(context.Background(), docker.InstanceName(name, "app", 1))
+	require.NoError(t, err)
+	require.Contains(t, got.Config.Env, "LOG_LEVEL=debug")
+	require.Equal(t, "v1", b.version(name), "the same image")
+	b.p.checkHistory(tenant.WorkflowID(name), "tenant-settings-change")
+}

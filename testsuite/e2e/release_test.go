@@ -126,16 +126,21 @@ func (b *releaseBench) release(id string) (int, release.Release) {
 }
 
 // version asks the tenant's app through the proxy.
-func (b *releaseBench) version(tenant string) string {
+func (b *releaseBench) version(tenant string) string { return b.homePage(tenant).Version }
+
+// title is the title the tenant's app shows on its home page (its TITLE
+// setting).
+func (b *releaseBench) title(tenant string) string { return b.homePage(tenant).Title }
+
+// homePage is what the tenant's app answers on its home page, through
+// the proxy.
+func (b *releaseBench) homePage(tenant string) (app struct{ Version, Title string }) {
 	b.t.Helper()
 	code, page, err := b.srv.caddy.ProxyGet(b.host(tenant))
 	require.NoError(b.t, err)
 	require.Equal(b.t, http.StatusOK, code, page)
-	var app struct {
-		Version string `json:"version"`
-	}
 	require.NoError(b.t, json.Unmarshal([]byte(page), &app))
-	return app.Version
+	return app
 }
 
 // appContainers lists the tenant's app instances (name → image).

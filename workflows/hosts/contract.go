@@ -22,6 +22,7 @@ const (
 	UpdateReserve  = "reserveHost"
 	UpdateRelease  = "releaseHost"
 	UpdateSetState = "setHostState"
+	UpdateResize   = "resizeReservation"
 	QueryHosts     = "hosts"
 )
 
@@ -32,6 +33,7 @@ const (
 	ErrConflict  = "HostConflict"   // 409: a move the host's state does not allow
 	ErrNoHostFit = "NoHostFits"     // 409: no active host has room (the message says why each was passed over)
 	ErrPinned    = "PinnedHostFull" // 409: the host asked for cannot take the tenant
+	ErrNoRoom    = "HostNoRoom"     // 409: a reservation cannot grow on its host
 )
 
 // Signals the host watch sends each tenant placed on a host.
@@ -158,6 +160,17 @@ type ReleaseInput struct {
 	Tenant string `json:"tenant"`
 	Owner  string `json:"owner"`
 	Host   string `json:"host"`
+}
+
+// ResizeInput changes the room a tenant's reservation holds (a plan
+// change); only its owner may. Op names the step, so each is an Update
+// of its own.
+type ResizeInput struct {
+	Tenant string    `json:"tenant"`
+	Owner  string    `json:"owner"`
+	Host   string    `json:"host"`
+	Need   Resources `json:"need"`
+	Op     string    `json:"op"`
 }
 
 // SetStateInput moves a host to another state (cordon, uncordon, drain,

@@ -47,6 +47,7 @@ func (r *registry) registerHandlers(ctx workflow.Context) error {
 		{UpdateRegister, "Register a host, or change its endpoint, address, capacity or labels", r.register, r.validateRegister},
 		{UpdateReserve, "Place a tenant: reserve its resources on a host (the same host for a retry of its provisioning)", r.reserve, r.validateReserve},
 		{UpdateRelease, "Give a tenant's reservation back (its owner only)", r.release, r.validateRelease},
+		{UpdateResize, "Resize a tenant's reservation on its host (its owner only): growing needs room on an active host", r.resize, r.validateResize},
 		{UpdateSetState, "Cordon, uncordon, drain a host, or mark it lost", r.setState, r.validateSetState},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{
@@ -178,6 +179,42 @@ func (r *registry) release(ctx workflow.Context, in ReleaseInput) (Host, error) 
 	if _, ok := h.Reservations[in.Tenant]; ok {
 		delete(h.Reservations, in.Tenant)
 		workflow.GetLogger(ctx).Info("reservation released", "tenant", in.Tenant, "host", in.Host)
+	}
+	return *h, nil
+}
+
+func (r *registry) validateResize(ctx workflow.Context, in ResizeInput) error {
+	h := r.find(in.Host)
+	if h == nil {
+		return refuse(ErrNotFound, "host %s is not registered", in.Host)
+	}
+	res, ok := h.Reservations[in.Tenant]
+	switch {
+	case in.Need.MilliCPU <= 0 || in.Need.MemoryBytes <= 0:
+		return refuse(ErrInvalid, "a reservation needs CPU and memory")
+	case !ok:
+		return refuse(ErrNotFound, "%s holds no reservation on %s", in.Tenant, in.Host)
+	case res.Owner != in.Owner:
+		return refuse(ErrConflict, "the reservation of %s on %s was made by run %s, not %s: it stays", in.Tenant, in.Host, res.Owner, in.Owner)
+	case res.Need.Fits(in.Need):
+		return nil // shrinks (or a retry): always
+	case h.State != StateActive:
+		return refuse(ErrNoRoom, "host %s is %s: a reservation on it may shrink, not grow", in.Host, h.State)
+	case !h.Free().Add(res.Need).Fits(in.Need):
+		return refuse(ErrNoRoom, "host %s has %s free besides the %s %s holds; %s needs %s: move the tenant first",
+			in.Host, h.Free(), res.Need, in.Tenant, in.Tenant, in.Need)
+	}
+	return nil
+}
+
+// resize sets the reservation's room (the validator checked it fits).
+func (r *registry) resize(ctx workflow.Context, in ResizeInput) (Host, error) {
+	h := r.find(in.Host)
+	res := h.Reservations[in.Tenant]
+	if res.Need != in.Need {
+		workflow.GetLogger(ctx).Info("reservation resized", "tenant", in.Tenant, "host", in.Host, "from", res.Need.String(), "to", in.Need.String())
+		res.Need = in.Need
+		h.Reservations[in.Tenant] = res
 	}
 	return *h, nil
 }

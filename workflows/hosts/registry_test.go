@@ -105,3 +105,40 @@ func (s *registrySuite) TestPlacementThroughTheRegistry() {
 	s.Contains(hosts[1].Reservations, "t2")
 	s.Contains(hosts[1].Reservations, "t4")
 }
+
+// A reservation resizes for its owner: it shrinks always, grows only
+// with room on an active host, and a refused growth leaves it as it was.
+func (s *registrySuite) TestResizeReservation() {
+	var grow, tooBig, stolen, nobody, cordon, growCordoned, shrink outcome
+	mi := func(n int64) Resources { return Resources{MilliCPU: 500, MemoryBytes: n << 20} }
+	s.update(time.Second, UpdateRegister, hostSpec("a", "z1", 512), &outcome{})
+	s.update(2*time.Second, UpdateReserve, ReserveInput{Tenant: "t1", Owner: "r1", Need: mi(128)}, &outcome{})
+	s.update(3*time.Second, UpdateReserve, ReserveInput{Tenant: "t2", Owner: "r2", Need: mi(128)}, &outcome{})
+	s.update(4*time.Second, UpdateResize, ResizeInput{Tenant: "t1", Owner: "r1", Host: "a", Need: mi(384), Op: "p1"}, &grow)
+	s.update(5*time.Second, UpdateResize, ResizeInput{Tenant: "t2", Owner: "r2", Host: "a", Need: mi(256), Op: "p2"}, &tooBig)
+	s.update(6*time.Second, UpdateResize, ResizeInput{Tenant: "t2", Owner: "r9", Host: "a", Need: mi(64), Op: "p3"}, &stolen)
+	s.update(7*time.Second, UpdateResize, ResizeInput{Tenant: "t3", Owner: "r3", Host: "a", Need: mi(64), Op: "p4"}, &nobody)
+	s.update(8*time.Second, UpdateSetState, SetStateInput{Host: "a", State: StateCordoned, By: "ops"}, &cordon)
+	s.update(9*time.Second, UpdateResize, ResizeInput{Tenant: "t1", Owner: "r1", Host: "a", Need: mi(385), Op: "p5"}, &growCordoned)
+	s.update(10*time.Second, UpdateResize, ResizeInput{Tenant: "t1", Owner: "r1", Host: "a", Need: mi(64), Op: "p6"}, &shrink)
+	var hosts []Host
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(QueryHosts)
+		s.Require().NoError(err)
+		s.Require().NoError(v.Get(&hosts))
+	}, 11*time.Second)
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, time.Minute)
+	s.env.ExecuteWorkflow(WorkflowType, Input{})
+
+	s.Require().NoError(grow.err, "384 + 128 fit in 512")
+	s.Equal(ErrNoRoom, errType(tooBig.err), "%v", tooBig.err)
+	s.Contains(tooBig.err.Error(), "move the tenant first")
+	s.Equal(ErrConflict, errType(stolen.err))
+	s.Equal(ErrNotFound, errType(nobody.err))
+	s.Require().NoError(cordon.err)
+	s.Equal(ErrNoRoom, errType(growCordoned.err), "a cordoned host takes no more")
+	s.Require().NoError(shrink.err, "a cordoned host's reservation may shrink")
+	s.Require().Len(hosts, 1)
+	s.Equal(mi(64), hosts[0].Reservations["t1"].Need)
+	s.Equal(mi(128), hosts[0].Reservations["t2"].Need, "a refused growth leaves it")
+}

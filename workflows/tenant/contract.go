@@ -81,6 +81,39 @@ type PlanChange struct {
 	Error       string     `json:"error,omitempty"`
 }
 
+// UpdateChangeSettings changes the tenant's env settings (PATCH
+// /v1/tenants/{name} {"settings"}): accepted at once, it runs as the
+// tenant's next operation, a cut-over of its public service.
+const UpdateChangeSettings = "changeSettings"
+
+// Failure types of a refused settings change: ErrSettingsRefused (HTTP
+// 409) when the tenant cannot change now, ErrSettingInvalid (HTTP 400)
+// for a setting its template does not have or a value it does not allow;
+// its details name the setting.
+const (
+	ErrSettingsRefused = "SettingsRefused"
+	ErrSettingInvalid  = "SettingInvalid"
+)
+
+// ChangeSettingsRequest names the settings to change (a nil value goes
+// back to the template's default) and who asks.
+type ChangeSettingsRequest struct {
+	Settings map[string]*string `json:"settings"`
+	By       string             `json:"by"`
+}
+
+// SettingsChange is one change of the tenant's settings; its phases are
+// a plan change's.
+type SettingsChange struct {
+	Settings    map[string]*string `json:"settings"`
+	By          string             `json:"by"`
+	Phase       PlanPhase          `json:"phase"`
+	RequestedAt time.Time          `json:"requestedAt"`
+	StartedAt   *time.Time         `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time         `json:"finishedAt,omitempty"`
+	Error       string             `json:"error,omitempty"`
+}
+
 // UpdateAddDomain asks for a custom domain (POST
 // /v1/tenants/{name}/domains); UpdateRemoveDomain takes one off (DELETE
 // …/domains/{host}). Both answer the Domain.
@@ -233,12 +266,17 @@ type Tenant struct {
 	// Suspension is the tenant's suspension, under way or the last one
 	// (see suspend.go).
 	Suspension *Suspension `json:"suspension,omitempty"`
-	// MaintenanceWindow is when a release may cut the tenant over
-	// (spec.Window, canonical form); empty: at any time. See window.go.
 	// PlanChange is the plan change under way, or the last one.
 	PlanChange *PlanChange `json:"planChange,omitempty"`
 	// Plan is the template plan the tenant is sized with.
-	Plan              string `json:"plan,omitempty"`
+	Plan string `json:"plan,omitempty"`
+	// Settings are the tenant's env settings, every one its template
+	// declares (its value or the default); SettingsChange the change
+	// under way, or the last one. See settings.go.
+	Settings       map[string]string `json:"settings,omitempty"`
+	SettingsChange *SettingsChange   `json:"settingsChange,omitempty"`
+	// MaintenanceWindow is when a release may cut the tenant over
+	// (spec.Window, canonical form); empty: at any time. See window.go.
 	MaintenanceWindow string `json:"maintenanceWindow,omitempty"`
 	// Domains are the tenant's custom domains (see domains.go).
 	Domains []Domain `json:"domains,omitempty"`

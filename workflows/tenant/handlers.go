@@ -56,6 +56,8 @@ func (t *entity) setup(ctx workflow.Context) error {
 			t.configure, t.validateConfigure},
 		{UpdateChangePlan, "Resize the tenant to another of its template's plans: the databases in place, the public service through a cut-over; runs as its next operation",
 			t.requestChangePlan, t.validateChangePlan},
+		{UpdateChangeSettings, "Change the tenant's env settings its template allows: the public service is cut over with them; runs as its next operation",
+			t.requestChangeSettings, t.validateChangeSettings},
 		{UpdateAddDomain, "Add a custom domain: answers the TXT record that proves the customer controls it; once found, the route serves it over HTTPS",
 			t.addDomain, t.validateAddDomain},
 		{UpdateRemoveDomain, "Take a custom domain off the tenant's route",

@@ -8,6 +8,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/flow"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
 // A plan change resizes the tenant to another of its template's plans
@@ -33,8 +34,6 @@ func (t *entity) validateChangePlan(ctx workflow.Context, in ChangePlanRequest) 
 		return flow.Refuse(ErrPlanRefused, "tenant %s is %s: only an active tenant changes plan", t.spec.Name, t.state.State)
 	case len(t.template.Plans) == 0:
 		return flow.Refuse(ErrPlanRefused, "tenant %s was created from a template without plans (or before plans existed): it has none to change to", t.spec.Name)
-	case t.state.Placement != nil:
-		return flow.Refuse(ErrPlanRefused, "tenant %s is placed on fleet host %s: a plan change there needs its reservation resized, which is not built yet", t.spec.Name, t.state.Placement.Host)
 	case t.template.Runtime == spec.OpenShift:
 		return flow.Refuse(ErrPlanRefused, "tenant %s runs on %s: plan changes are built for Docker tenants only so far", t.spec.Name, t.template.Runtime)
 	case in.Plan == t.state.Plan:
@@ -66,49 +65,135 @@ func (t *entity) changePlan(ctx workflow.Context) {
 	now := workflow.Now(ctx)
 	c.Phase, c.StartedAt = PlanRunning, &now
 	sized, _, _ := t.template.WithPlan(c.To) // validated when asked
+	if failure := t.reconfigure(ctx, sized, "plan", "plan:"+c.To, c.RequestedAt); failure != "" {
+		t.endPlanChange(ctx, c, failure)
+		return
+	}
+	t.state.Plan = c.To
+	t.endPlanChange(ctx, c, "")
+}
+
+// reconfigure moves the tenant onto next, its own template changed (a
+// plan, settings) without downtime: a placed tenant's reservation grows
+// first where it must, the services a cut-over does not replace get
+// their new limits in place, then the public service is cut over to a
+// new instance of the same image (the cut-over's release is release, its
+// metrics count it as kind); the reservation then shrinks to what next
+// needs. A failure puts back what changed and says what failed ("":
+// done). asked names the change for the host registry's Updates.
+func (t *entity) reconfigure(ctx workflow.Context, next *spec.Template, kind, release string, asked time.Time) string {
 	old := t.template
 	public := t.svcIndex()
+	started := workflow.Now(ctx)
+	failed := func(failure string) string {
+		// No cut-over ran to count it.
+		t.countOperation(ctx, kind, "failed", started)
+		return failure
+	}
+	room, err := t.reserveFor(ctx, &old, next, asked)
+	if err != nil {
+		return failed("host " + t.state.Placement.Host + ": " + flow.ErrorMessage(err))
+	}
 
 	// The others in place first: a failure there changes nothing public.
 	var resized []int
 	undo := func() {
 		for _, i := range resized {
 			if err := t.resize(ctx, old.Services[i].Name, old.Services[i].Resources); err != nil {
-				// The service keeps the new plan's limits; the change's
-				// failure is what ops read, this says what stayed.
+				// The service keeps the new limits; the change's failure
+				// is what ops read, this says what stayed.
 				t.logger(ctx).Error("service not put back to its old size", "service", old.Services[i].Name, "error", flow.ErrorMessage(err))
 			}
 		}
+		room.putBack(ctx)
 	}
-	for i, svc := range sized.Services {
+	for i, svc := range next.Services {
 		if i == public || svc.Resources == old.Services[i].Resources {
 			continue
 		}
 		if err := t.resize(ctx, svc.Name, svc.Resources); err != nil {
 			undo()
-			// No cut-over ran to count it.
-			t.countOperation(ctx, "plan", "failed", now)
-			t.endPlanChange(ctx, c, "resize "+svc.Name+": "+flow.ErrorMessage(err))
-			return
+			return failed("resize " + svc.Name + ": " + flow.ErrorMessage(err))
 		}
 		resized = append(resized, i)
 	}
 
 	// The public service through a cut-over to the same image.
-	t.template = *sized
-	release, previous := t.state.Release, t.state.PreviousImage
-	t.cutoverKind = "plan"
-	res := t.cutover(ctx, ApplyInput{Release: "plan:" + c.To, Image: t.state.Image, Drain: spec.Duration(planDrain)})
+	t.template = *next
+	rel, previous := t.state.Release, t.state.PreviousImage
+	t.cutoverKind = kind
+	res := t.cutover(ctx, ApplyInput{Release: release, Image: t.state.Image, Drain: spec.Duration(planDrain)})
 	t.cutoverKind = ""
-	t.state.Release, t.state.PreviousImage = release, previous
+	t.state.Release, t.state.PreviousImage = rel, previous
 	if res.Outcome != OutcomeUpdated {
 		t.template = old
 		undo()
-		t.endPlanChange(ctx, c, "cut-over "+string(res.Outcome)+": "+res.Error)
+		return "cut-over " + string(res.Outcome) + ": " + res.Error
+	}
+	room.settle(ctx)
+	return ""
+}
+
+// hostRoom is a placed tenant's reservation during a reconfiguration:
+// what it held and what the new template needs.
+type hostRoom struct {
+	t              *entity
+	op             string
+	old, new, peak hosts.Resources
+}
+
+// reserveFor grows a placed tenant's reservation to hold both old's and
+// next's needs (nil room: not placed, or nothing changes).
+func (t *entity) reserveFor(ctx workflow.Context, old, next *spec.Template, asked time.Time) (*hostRoom, error) {
+	if t.state.Placement == nil {
+		return nil, nil
+	}
+	r := &hostRoom{t: t, op: asked.UTC().Format(time.RFC3339Nano), old: templateNeed(old), new: templateNeed(next)}
+	if r.old == r.new {
+		return nil, nil
+	}
+	r.peak = hosts.Resources{MilliCPU: max(r.old.MilliCPU, r.new.MilliCPU), MemoryBytes: max(r.old.MemoryBytes, r.new.MemoryBytes)}
+	if r.peak == r.old {
+		return r, nil // shrinks only: once the cut-over is done
+	}
+	return r, r.set(ctx, r.peak, "grow")
+}
+
+// settle shrinks the reservation to what the new template needs.
+func (r *hostRoom) settle(ctx workflow.Context) {
+	if r == nil || r.peak == r.new {
 		return
 	}
-	t.state.Plan = c.To
-	t.endPlanChange(ctx, c, "")
+	if err := r.set(ctx, r.new, "settle"); err != nil {
+		// The tenant holds more room than it needs: nothing is harmed.
+		r.t.logger(ctx).Warn("reservation not shrunk", "host", r.t.state.Placement.Host, "error", flow.ErrorMessage(err))
+	}
+}
+
+// putBack gives the reservation the room it held before.
+func (r *hostRoom) putBack(ctx workflow.Context) {
+	if r == nil || r.peak == r.old {
+		return
+	}
+	if err := r.set(ctx, r.old, "undo"); err != nil {
+		r.t.logger(ctx).Warn("reservation not put back", "host", r.t.state.Placement.Host, "error", flow.ErrorMessage(err))
+	}
+}
+
+func (r *hostRoom) set(ctx workflow.Context, need hosts.Resources, step string) error {
+	t := r.t
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, integrationOptions), pl.ResizeReservation, hosts.ResizeInput{
+		Tenant: t.spec.Name, Owner: t.state.ProvisionID, Host: t.state.Placement.Host, Need: need, Op: r.op + "/" + step,
+	}).Get(ctx, nil)
+}
+
+// templateNeed is what a tenant of tpl reserves on its host.
+func templateNeed(tpl *spec.Template) hosts.Resources {
+	out := make([]spec.Resources, len(tpl.Services))
+	for i, s := range tpl.Services {
+		out[i] = s.Resources
+	}
+	return hosts.Need(out...)
 }
 
 // resize sets one generation-0 service's limits in place.

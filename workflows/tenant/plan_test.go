@@ -2,13 +2,17 @@ package tenant
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/tenantflow/tenantflow/activities/placement"
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
+	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
 // A plan change resizes the database in place and cuts the app over to a
@@ -102,4 +106,58 @@ func (s *provisionSuite) TestAFailedPlanChangeIsUndone() {
 	s.Equal(StateActive, after.State)
 	s.Equal(0, after.Generation, "the old instance serves")
 	s.Equal([]string{"db 128Mi", "db 64Mi"}, resized, "resized, then back")
+}
+
+// A placed tenant's plan change grows its reservation on its host before
+// anything is resized, and shrinks it once the change is done; a host
+// without room refuses it before anything changed.
+func (s *provisionSuite) TestAPlacedTenantChangesPlanWithItsReservation() {
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	s.mockPlacement(placedOn("host-b"))
+	var a *runtimes.Activities
+	s.env.OnActivity(a.ResizeService, mock.Anything, mock.Anything).Return(func(_ context.Context, in runtimes.ResizeInput) error {
+		s.record("ResizeService " + in.Service + " " + in.Resources.Memory)
+		return nil
+	})
+	var p *placement.Activities
+	s.env.RegisterActivity((&placement.Activities{}).ResizeReservation)
+	s.env.OnActivity(p.ResizeReservation, mock.Anything, mock.Anything).Return(func(_ context.Context, in hosts.ResizeInput) error {
+		_, step, _ := strings.Cut(in.Op, "/")
+		s.record(fmt.Sprintf("ResizeReservation %s %s %s", in.Host, step, in.Need))
+		if in.Need.MemoryBytes > 1<<30 {
+			return temporal.NewNonRetryableApplicationError("host host-b has 0 CPU, 0Mi free besides …: move the tenant first", hosts.ErrNoRoom, nil)
+		}
+		return nil
+	})
+	in := placedInput(s, "host-b")
+	in.Spec.Plan = "small"
+	in.Template.Plans["huge"] = map[string]spec.Resources{"db": {Memory: "2Gi"}}
+	var large, small, huge error
+	s.updateAt(10*time.Minute, UpdateChangePlan, ChangePlanRequest{Plan: "large", By: "ops"}, &large)
+	s.updateAt(20*time.Minute, UpdateChangePlan, ChangePlanRequest{Plan: "small", By: "ops"}, &small)
+	s.updateAt(30*time.Minute, UpdateChangePlan, ChangePlanRequest{Plan: "huge", By: "ops"}, &huge)
+	var afterLarge, afterSmall, afterHuge Tenant
+	s.stateAt(15*time.Minute, &afterLarge)
+	s.stateAt(25*time.Minute, &afterSmall)
+	s.stateAt(35*time.Minute, &afterHuge)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	s.Require().NoError(large)
+	s.Require().NoError(small)
+	s.Require().NoError(huge)
+	s.Equal("large", afterLarge.Plan, afterLarge.Error)
+	s.Equal("small", afterSmall.Plan, afterSmall.Error)
+	s.Equal(PlanFailed, afterHuge.PlanChange.Phase)
+	s.Contains(afterHuge.PlanChange.Error, "host host-b: host host-b has 0 CPU")
+	s.Equal("small", afterHuge.Plan)
+	s.Equal(2, afterHuge.Generation, "two cut-overs; the refused change made none")
+	// light: small is app and db at 0.5 CPU and 64Mi each; large at 2
+	// CPUs and 256Mi each.
+	s.Equal([]string{
+		"ResizeReservation host-b grow 4cpu 512Mi", "ResizeService db 256Mi",
+		"ResizeService db 64Mi", "ResizeReservation host-b settle 1cpu 128Mi",
+		"ResizeReservation host-b grow 1cpu 2112Mi",
+	}, callsOf(s.recorded(), "Resize"))
 }

@@ -68,13 +68,14 @@ func newEntity(ctx workflow.Context, in Input) *entity {
 	t := &entity{spec: in.Spec, template: in.Template, secrets: in.Secrets}
 	if in.State != nil {
 		t.state = *in.State
+		t.state.Settings = t.template.SettingValues() // tenants from before settings
 		return t
 	}
 	now := workflow.Now(ctx)
 	t.state = Tenant{
 		Name: in.Spec.Name, State: StateProvisioning, Stage: in.Spec.Stage,
 		Template: in.Spec.Template, Runtime: in.Template.Runtime, CreatedAt: now, UpdatedAt: now,
-		MaintenanceWindow: in.Spec.MaintenanceWindow, Plan: in.Spec.Plan,
+		MaintenanceWindow: in.Spec.MaintenanceWindow, Plan: in.Spec.Plan, Settings: in.Template.SettingValues(),
 	}
 	return t
 }
@@ -99,7 +100,7 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 	t.scheduleBackups(ctx)
 	for {
 		due := func() bool {
-			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || t.domainsDue(ctx) || t.planChangeDue() || renew())
+			return !t.busy && (t.decommissionDue() || t.restoreDue() || t.retained() || t.restoreBackupDue() || t.degradeDue() || t.repairDue() || t.moveDue() || t.suspendDue() || t.resumeDue() || t.protectionDue(ctx) || t.domainsDue(ctx) || t.planChangeDue() || t.settingsChangeDue() || renew())
 		}
 		if err := t.awaitUntil(ctx, earliest(t.nextWake(), t.nextDomainCheck()), due); err != nil {
 			return false, err
@@ -129,6 +130,8 @@ func (t *entity) live(ctx workflow.Context) (ended bool, err error) {
 			_ = t.operate(func() error { t.checkDomains(ctx); return nil })
 		case t.planChangeDue():
 			_ = t.operate(func() error { t.changePlan(ctx); return nil })
+		case t.settingsChangeDue():
+			_ = t.operate(func() error { t.changeSettings(ctx); return nil })
 		case t.retained() && !renew():
 			purged, err := t.retain(ctx)
 			if err != nil || purged {
