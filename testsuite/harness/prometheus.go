@@ -38,39 +38,7 @@ type Prometheus struct {
 // loopback ports and waits until both are ready.
 func StartPrometheus(t testing.TB) *Prometheus {
 	t.Helper()
-	SkipShort(t, "Prometheus")
-	promBin := RequireBinary(t, "prometheus", "prometheus")
-	bbxBin := RequireBinary(t, "prometheus-blackbox-exporter", "prometheus-blackbox-exporter")
-	dir := t.TempDir()
-	sd := filepath.Join(dir, "targets")
-	if err := os.MkdirAll(sd, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bbxAddr, promAddr := Addr(FreePort(t)), Addr(FreePort(t))
-	src := filepath.Join(RepoRoot(), "deploy", "prometheus")
-
-	bbxConf := filepath.Join(dir, "blackbox.yml")
-	copyFile(t, filepath.Join(src, "blackbox.yml"), bbxConf)
-	renderYAML(t, filepath.Join(src, "tenantflow-rules.yml"), filepath.Join(dir, "tenantflow-rules.yml"), setRuleDurations)
-	promConf := filepath.Join(dir, "prometheus.yml")
-	renderYAML(t, filepath.Join(src, "prometheus.yml"), promConf, func(doc map[string]any) error {
-		return localizeScrapeConfig(doc, dir, sd, bbxAddr)
-	})
-
-	p := &Prometheus{
-		URL:   "http://" + promAddr,
-		SDDir: sd,
-		Blackbox: NewProcess(t, dir, nil, bbxBin,
-			"--config.file="+bbxConf, "--web.listen-address="+bbxAddr),
-		Server: NewProcess(t, dir, nil, promBin,
-			"--config.file="+promConf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address="+promAddr),
-	}
-	p.Blackbox.Start()
-	p.Server.Start()
-	WaitFor(t, "blackbox exporter", 30*time.Second, httpOK("http://"+bbxAddr+"/-/healthy"))
-	p.WaitReady(t)
-	return p
+	return StartPrometheusScraping(t)
 }
 
 // WaitReady waits for Prometheus to answer /-/ready (after a restart).
