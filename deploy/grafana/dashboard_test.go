@@ -7,16 +7,13 @@ package grafana
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -365,7 +362,7 @@ func countSeries(prom *harness.Prometheus, expr string) (int, error) {
 func startTenantflow(t *testing.T, workerAddr, apiAddr string) {
 	t.Helper()
 	harness.Docker(t) // the worker's runtime: it refuses to start without an engine
-	bin := buildTenantflow(t)
+	bin := harness.BuildTenantflow(t)
 	srv := temporaltest.StartTemporal(t)
 	dir := t.TempDir()
 	env := append(os.Environ(),
@@ -383,19 +380,8 @@ func startTenantflow(t *testing.T, workerAddr, apiAddr string) {
 		"TENANTFLOW_TEMPLATES_DIR=" + filepath.Join(harness.RepoRoot(), "deploy", "templates"),
 	}), bin, "api")
 	api.Start()
-	harness.WaitFor(t, "the worker's /metrics", time.Minute, getOK("http://"+workerAddr+"/metrics"))
-	harness.WaitFor(t, "the API's /healthz", time.Minute, getOK("http://"+apiAddr+"/healthz"))
-}
-
-func buildTenantflow(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tenantflow")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tenantflow")
-	cmd.Dir = harness.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build tenantflow: %v\n%s", err, out)
-	}
-	return bin
+	harness.WaitFor(t, "the worker's /metrics", time.Minute, harness.HTTPOK("http://"+workerAddr+"/metrics"))
+	harness.WaitFor(t, "the API's /healthz", time.Minute, harness.HTTPOK("http://"+apiAddr+"/healthz"))
 }
 
 func tokensFile(t *testing.T) string {
@@ -415,20 +401,6 @@ func probeTenant(t *testing.T, prom *harness.Prometheus, tenant, stage, addr str
 	tmp := filepath.Join(prom.SDDir, ".tenantflow-"+tenant+".json")
 	require.NoError(t, os.WriteFile(tmp, raw, 0o644))
 	require.NoError(t, os.Rename(tmp, filepath.Join(prom.SDDir, "tenantflow-"+tenant+".json")))
-}
-
-func getOK(addr string) func() error {
-	return func() error {
-		resp, err := http.Get(addr)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	}
 }
 
 // exportedNames are the metric names Prometheus holds (the running

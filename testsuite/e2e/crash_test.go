@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"syscall"
 	"testing"
@@ -21,18 +20,8 @@ import (
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
-// buildTenantflow compiles the real binary once for the crash tests.
-func buildTenantflow(t testing.TB) string {
-	t.Helper()
-	harness.SkipShort(t, "the tenantflow binary")
-	bin := filepath.Join(t.TempDir(), "tenantflow")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tenantflow")
-	cmd.Dir = harness.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build tenantflow: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildTenantflow compiles the real binary for the crash tests.
+func buildTenantflow(t testing.TB) string { return harness.BuildTenantflow(t) }
 
 // startWorkerProcess runs `tenantflow worker` against the test server,
 // with extra environment settings.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -80,17 +79,7 @@ func startAPIProcess(t testing.TB, bin string, p *platform, what string, env []s
 	)
 	proc := harness.NewProcess(t, harness.RepoRoot(), env, bin, "api")
 	proc.Start()
-	harness.WaitFor(t, what, time.Minute, func() error {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	})
+	harness.WaitFor(t, what, time.Minute, harness.HTTPOK("http://"+addr+"/healthz"))
 	view := *p
 	view.api = &httptest.Server{URL: "http://" + addr}
 	return proc, &view

@@ -7,7 +7,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -337,17 +336,7 @@ func (u *upgradePlatform) startPreviousAPI(bin, dir string) previousAPI {
 	)
 	proc := harness.NewProcess(t, dir, env, bin, "api")
 	proc.Start()
-	harness.WaitFor(t, "the previous version's API", 30*time.Second, func() error {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	})
+	harness.WaitFor(t, "the previous version's API", 30*time.Second, harness.HTTPOK("http://"+addr+"/healthz"))
 	view := *p
 	view.api = &httptest.Server{URL: "http://" + addr}
 	return previousAPI{proc: proc, view: &view}

@@ -44,7 +44,7 @@ func StartPrometheus(t testing.TB) *Prometheus {
 // WaitReady waits for Prometheus to answer /-/ready (after a restart).
 func (p *Prometheus) WaitReady(t testing.TB) {
 	t.Helper()
-	WaitFor(t, "prometheus", time.Minute, httpOK(p.URL+"/-/ready"))
+	WaitFor(t, "prometheus", time.Minute, HTTPOK(p.URL+"/-/ready"))
 }
 
 // API GETs a Prometheus HTTP API path (/api/v1/...) and decodes its data
@@ -75,8 +75,8 @@ func (p *Prometheus) API(path string, out any) error {
 	return json.Unmarshal(env.Data, out)
 }
 
-// httpOK is a ready func for WaitFor: GET url answers 200.
-func httpOK(url string) func() error {
+// HTTPOK is a ready func for WaitFor: GET url answers 200.
+func HTTPOK(url string) func() error {
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

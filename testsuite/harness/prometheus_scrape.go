@@ -53,7 +53,7 @@ func StartPrometheusScraping(t testing.TB, jobs ...ScrapeJob) *Prometheus {
 	}
 	p.Blackbox.Start()
 	p.Server.Start()
-	WaitFor(t, "blackbox exporter", 30*time.Second, httpOK("http://"+bbxAddr+"/-/healthy"))
+	WaitFor(t, "blackbox exporter", 30*time.Second, HTTPOK("http://"+bbxAddr+"/-/healthy"))
 	p.WaitReady(t)
 	return p
 }
