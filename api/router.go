@@ -195,6 +195,7 @@ func NewRouter(cfg Config, t Temporal, templates spec.Templates, log *slog.Logge
 	})
 
 	r.GET("/healthz", s.health)
+	r.GET("/openapi.json", serveOpenAPI)
 	if g, ok := reg.(*prometheus.Registry); ok {
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	}
