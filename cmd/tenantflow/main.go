@@ -6,8 +6,12 @@
 //	tenantflow offsite-pruner  prunes the off-site backup copies, with the
 //	                       delete credential the workers never hold
 //	tenantflow demo-image  build the demo tenant app image FROM scratch
+//	tenantflow tenants|releases|builds …
+//	                       the command line for people, over the REST API
+//	                       (internal/cli)
 //
-// Every flag also reads a TENANTFLOW_* variable; -h lists them.
+// Every flag of the servers also reads a TENANTFLOW_* variable; -h lists
+// them.
 package main
 
 import (
@@ -17,8 +21,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/tenantflow/tenantflow/internal/cli"
 )
 
 var version = "dev"
@@ -36,6 +43,9 @@ func main() {
 func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if slices.Contains(cli.Commands, os.Args[1]) {
+		return cli.Run(ctx, os.Args[1:], cli.Stdio())
+	}
 	log := newLogger(os.Getenv("TENANTFLOW_LOG_LEVEL"))
 	slog.SetDefault(log)
 	args := os.Args[2:]
@@ -79,7 +89,17 @@ commands:
               the delete credential the workers never hold (a host of its own)
   version     print the version
 
-Run 'tenantflow <command> -h' for its flags; each flag has a TENANTFLOW_* variable.`)
+  tenants     list, create, show, decommission and restore tenants; take credentials
+  releases    create, list, show, watch, promote, pause, resume and abort releases
+  builds      build a GitLab commit into the registry, show and watch builds
+              (these three talk to the REST API: --api/TENANTFLOW_API_URL, --token/
+              TENANTFLOW_TOKEN, ~/.config/tenantflow/config.yaml, or make run's
+              .data/dev-tokens.json; -o json prints the API's answers)
+
+Run 'tenantflow <command> -h' for its flags; each flag of worker, api, dev and
+offsite-pruner has a TENANTFLOW_* variable.
+
+`+cli.ExitCodesHelp)
 }
 
 var errHelp = errors.New("help requested")

@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// printJSON writes the API's answer as it came.
+func printJSON(w io.Writer, body []byte) error {
+	if _, err := w.Write(body); err != nil {
+		return err
+	}
+	if len(body) == 0 || body[len(body)-1] != '\n' {
+		_, err := io.WriteString(w, "\n")
+		return err
+	}
+	return nil
+}
+
+// table writes rows under header, in aligned columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	printLine(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		for i := range r {
+			if r[i] == "" {
+				r[i] = "-"
+			}
+		}
+		printLine(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// fields writes "key:  value" lines, leaving out empty values.
+func fields(w io.Writer, kv ...[2]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, f := range kv {
+		if f[1] != "" {
+			printf(tw, "%s:\t%s\n", f[0], f[1])
+		}
+	}
+	return tw.Flush()
+}
+
+// shortImage cuts an image's digest to 12 hex characters for a table
+// (-o json shows it whole).
+func shortImage(image string) string {
+	name, digest, ok := strings.Cut(image, "@sha256:")
+	if !ok || len(digest) <= 12 {
+		return image
+	}
+	return name + "@sha256:" + digest[:12]
+}
+
+// age is how long ago t was, in the largest unit that fits ("42s",
+// "5m", "3h", "12d"); "-" for a zero time.
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+// when formats an optional time for a person (UTC, to the second).
+func when(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// progressText is "3/5 StartService" ("" when there is nothing to show).
+func progressText(p progressView) string {
+	if p.Total == 0 && p.Step == "" {
+		return ""
+	}
+	s := fmt.Sprintf("%d/%d", p.Done, p.Total)
+	if p.Step != "" {
+		s += " " + p.Step
+	}
+	return s
+}
+
+// printf and printLine write to the terminal or a pipe. A failed write
+// there cannot be reported anywhere else (and a closed pipe ends the
+// process with SIGPIPE), so it is dropped.
+func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
+
+func printLine(w io.Writer, args ...any) { _, _ = fmt.Fprintln(w, args...) }
