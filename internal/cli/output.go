@@ -103,3 +103,16 @@ func progressText(p progressView) string {
 func printf(w io.Writer, format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
 
 func printLine(w io.Writer, args ...any) { _, _ = fmt.Fprintln(w, args...) }
+
+// present prints an API answer: as it is with -o json, else decoded into T
+// and shown by show.
+func present[T any](a *app, resp *Response, show func(T) error) error {
+	if a.json() {
+		return printJSON(a.io.Out, resp.Body)
+	}
+	var v T
+	if err := resp.Decode(&v); err != nil {
+		return err
+	}
+	return show(v)
+}

@@ -208,14 +208,7 @@ func (a *app) releasesGet() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			return printJSON(a.io.Out, resp.Body)
-		}
-		var r releaseView
-		if err := resp.Decode(&r); err != nil {
-			return err
-		}
-		return a.printRelease(r)
+		return present(a, resp, a.printRelease)
 	})
 	return cmd
 }

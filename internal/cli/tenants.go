@@ -85,14 +85,7 @@ func (a *app) tenantsGet() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			return printJSON(a.io.Out, resp.Body)
-		}
-		var t tenantView
-		if err := resp.Decode(&t); err != nil {
-			return err
-		}
-		return a.printTenant(t)
+		return present(a, resp, a.printTenant)
 	})
 	return cmd
 }
