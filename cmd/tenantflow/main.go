@@ -6,7 +6,7 @@
 //	tenantflow offsite-pruner  prunes the off-site backup copies, with the
 //	                       delete credential the workers never hold
 //	tenantflow demo-image  build the demo tenant app image FROM scratch
-//	tenantflow tenants|releases|builds …
+//	tenantflow tenants|releases|builds|hosts …
 //	                       the command line for people, over the REST API
 //	                       (internal/cli)
 //
@@ -92,7 +92,8 @@ commands:
   tenants     list, create, show, decommission and restore tenants; take credentials
   releases    create, list, show, watch, promote, pause, resume and abort releases
   builds      build a GitLab commit into the registry, show and watch builds
-              (these three talk to the REST API: --api/TENANTFLOW_API_URL, --token/
+  hosts       list the Docker hosts; cordon, uncordon, drain and evacuate them (ops)
+              (these four talk to the REST API: --api/TENANTFLOW_API_URL, --token/
               TENANTFLOW_TOKEN, ~/.config/tenantflow/config.yaml, or make run's
               .data/dev-tokens.json; -o json prints the API's answers)
 

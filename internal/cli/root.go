@@ -20,7 +20,7 @@ import (
 
 // Commands lists the top-level commands this package runs (main dispatches
 // them here).
-var Commands = []string{"tenants", "releases", "builds"}
+var Commands = []string{"tenants", "releases", "builds", "hosts"}
 
 // IO is where the CLI writes and what it knows of the terminal.
 type IO struct {
@@ -156,7 +156,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVarP(&a.flags.output, "output", "o", "table", "output: table, or json (the API's answer as is)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err.Error()) })
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + ExitCodesHelp + "\n")
-	root.AddCommand(a.tenantsCmd(), a.releasesCmd(), a.buildsCmd())
+	root.AddCommand(a.tenantsCmd(), a.releasesCmd(), a.buildsCmd(), a.hostsCmd())
 	return root
 }
 

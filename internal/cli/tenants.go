@@ -15,8 +15,9 @@ func (a *app) tenantsCmd() *cobra.Command {
 	return group(&cobra.Command{
 		Use:     "tenants",
 		Aliases: []string{"tenant"},
-		Short:   "list, create, read, decommission and restore tenants",
-	}, a.tenantsLs(), a.tenantsGet(), a.tenantsCreate(), a.tenantsDecommission(), a.tenantsRestore(), a.tenantsCredentials())
+		Short:   "list, create, read, back up, decommission and restore tenants",
+	}, a.tenantsLs(), a.tenantsGet(), a.tenantsCreate(), a.tenantsDecommission(), a.tenantsRestore(), a.tenantsCredentials(),
+		a.tenantsBackup(), a.tenantsBackups())
 }
 
 func (a *app) tenantsLs() *cobra.Command {
