@@ -6,7 +6,7 @@ import (
 	"net/http"
 )
 
-// Exit codes of the tenants, releases and builds commands. This is the one
+// Exit codes of the tenants, releases, builds and hosts commands. This is the one
 // place they are decided: scripts branch on them, and `tenantflow help`
 // lists them (ExitCodesHelp).
 const (
@@ -35,7 +35,7 @@ const (
 )
 
 // ExitCodesHelp is the exit code table as `tenantflow help` prints it.
-const ExitCodesHelp = `exit codes (tenants, releases, builds):
+const ExitCodesHelp = `exit codes (tenants, releases, builds, hosts):
   0  ok (a watch: the release completed, or awaits promotion; the build succeeded)
   1  failure: API unreachable or failing (5xx), unreadable answer
   2  usage: bad flags or arguments, bad configuration, or input the API refused (400)
