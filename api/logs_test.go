@@ -88,14 +88,48 @@ func TestTenantLogs(t *testing.T) {
 	assert.WithinDuration(t, time.Now().Add(-10*time.Minute), in.Since, time.Minute)
 	assert.Equal(t, []string{""}, logs.endpoints, "an unplaced tenant: the shared engine")
 
-	// A read that fails before any line is a 503; OpenShift and
-	// decommissioned tenants say why; no source at all is a 503.
+	// A read that fails before any line is a 503; decommissioned tenants
+	// say why; no source at all is a 503.
 	logs.lines, logs.err = nil, errors.New("engine gone")
 	assert.Equal(t, http.StatusServiceUnavailable, e.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "").Code)
-	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Runtime: spec.OpenShift}
-	assert.Equal(t, http.StatusNotImplemented, e.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "").Code)
 	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateDecommissioned}
 	assert.Equal(t, http.StatusConflict, e.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "").Code)
 	off := newTestEnv(t)
 	assert.Equal(t, http.StatusServiceUnavailable, off.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "").Code)
+}
+
+func TestTenantLogsOpenShift(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	engine := &cannedLogs{lines: []runtimes.LogLine{{Time: at, Service: "app", Stream: "stdout", Line: "from docker"}}}
+	cluster := &cannedLogs{lines: []runtimes.LogLine{{Time: at, Service: "app", Generation: 3, Line: "from openshift"}}}
+	e := newTestEnv(t, func(c *Config) { c.Logs = LogSources(engine.source, cluster) })
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Template: "light", ProvisionID: "run-9",
+		Runtime: spec.OpenShift, Services: []runtimes.ServiceStatus{{Service: "app"}, {Service: "db"}}}
+
+	rec := e.do(http.MethodGet, "/v1/tenants/acme/logs?service=db&tail=0&follow=true", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "application/x-ndjson", rec.Header().Get("Content-Type"))
+	assert.JSONEq(t, `{"time":"2026-12-07T10:00:00Z","service":"app","generation":3,"stream":"","line":"from openshift"}`, rec.Body.String())
+	require.Len(t, cluster.asked, 1)
+	assert.Equal(t, runtimes.LogsInput{Tenant: "acme", Owner: "run-9", Service: "db", Follow: true}, cluster.asked[0])
+	assert.Empty(t, engine.endpoints, "no Docker engine asked for an OpenShift tenant")
+
+	// A Docker tenant still reads its engine through the same source.
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Template: "light", ProvisionID: "run-9"}
+	rec = e.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "from docker")
+	assert.Equal(t, []string{""}, engine.endpoints)
+	assert.Len(t, cluster.asked, 1)
+
+	// The cluster's read failing is a 503; an API without a cluster
+	// answers 501 for OpenShift tenants.
+	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Template: "light", Runtime: spec.OpenShift}
+	cluster.lines, cluster.err = nil, errors.New("apiserver gone")
+	assert.Equal(t, http.StatusServiceUnavailable, e.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "").Code)
+	none := newTestEnv(t, func(c *Config) { c.Logs = LogSources(engine.source, nil) })
+	none.temporal.queryResult = e.temporal.queryResult
+	rec = none.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "")
+	assert.Equal(t, http.StatusNotImplemented, rec.Code)
+	assert.Contains(t, rec.Body.String(), "TENANTFLOW_OPENSHIFT_KUBECONFIG")
 }

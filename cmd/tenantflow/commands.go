@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
+	"github.com/tenantflow/tenantflow/activities/openshift"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/demoimage"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
@@ -33,10 +34,11 @@ func runWorker(ctx context.Context, args []string, log *slog.Logger) error {
 func runAPI(ctx context.Context, args []string, log *slog.Logger) error {
 	s := config.New("api")
 	var p process
-	p.api = &apiSettings{GitLab: &gitlab.Config{}}
+	p.api = &apiSettings{GitLab: &gitlab.Config{}, OpenShift: &openshift.Config{}}
 	p.temporal.Register(s)
 	p.api.register(s)
 	p.api.GitLab.Register(s)
+	p.api.OpenShift.Register(s)
 	if err := parse(s, args); err != nil {
 		return err
 	}

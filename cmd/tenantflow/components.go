@@ -21,6 +21,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
 	"github.com/tenantflow/tenantflow/activities/openshift"
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/activities/volsync"
 	"github.com/tenantflow/tenantflow/api"
@@ -64,6 +65,10 @@ type apiSettings struct {
 	// LogsDocker is the engine whose tenants' logs GET …/logs reads (the
 	// unplaced ones; fleet hosts' come from the registry).
 	LogsDocker string
+	// OpenShift is the cluster whose tenants' logs GET …/logs reads (not
+	// enabled: those answer 501). In `dev` it is the worker's settings
+	// (one flag set); `api` registers its own.
+	OpenShift *openshift.Config
 }
 
 // defaultAuditRetention keeps the audit trail 400 days: a year and the
@@ -345,8 +350,12 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	if err != nil {
 		return nil, err
 	}
+	clusterLogs, err := openShiftLogs(a, log.With("component", "logs"))
+	if err != nil {
+		return nil, err
+	}
 	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter(), Audit: trail,
-		Logs: (&docker.Engines{Shared: a.LogsDocker, Log: log.With("component", "logs")}).LogReader}
+		Logs: api.LogSources((&docker.Engines{Shared: a.LogsDocker, Log: log.With("component", "logs")}).LogReader, clusterLogs)}
 	r, err := api.NewRouter(acfg, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err
@@ -371,6 +380,19 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 	r.Any("/codec/*op", gin.WrapH(http.StripPrefix("/codec", codec)))
 	log.Info("api configured", "templates", templates.Names(), "codecOrigins", origins)
 	return r, nil
+}
+
+// openShiftLogs is the reader of the OpenShift tenants' logs, on the
+// cluster the worker runs them on; nil when the API has none.
+func openShiftLogs(a apiSettings, log *slog.Logger) (runtimes.LogReader, error) {
+	if a.OpenShift == nil || !a.OpenShift.Enabled() {
+		return nil, nil
+	}
+	d, err := openshift.New(context.Background(), *a.OpenShift, nil, log)
+	if err != nil {
+		return nil, fmt.Errorf("openshift (logs): %w", err)
+	}
+	return d, nil
 }
 
 // startReconcile starts the drift reconcile with the API, fleet or not;

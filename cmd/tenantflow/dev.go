@@ -45,6 +45,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	a.GitLab = &wcfg.GitLab
+	a.OpenShift = &wcfg.OpenShift
 	if a.WebUIURL == "" {
 		a.WebUIURL = "http://127.0.0.1:" + uiPort
 	}

@@ -1,8 +1,9 @@
 // Package kube starts a real Kubernetes control plane on loopback for the
 // OpenShift driver's integration tests: etcd, kube-apiserver,
 // kube-controller-manager and kube-scheduler built from source by
-// build-tools.sh, with kwok standing in for the kubelet of fake nodes, the
-// OpenShift Route CRD installed and a pool of PersistentVolumes to bind.
+// build-tools.sh, with kwok standing in for the kubelet of fake nodes
+// (pods/log reads files kwok serves, ServePodLogs), the OpenShift Route
+// CRD installed and a pool of PersistentVolumes to bind.
 // Nothing is shared between tests: each Start is a fresh cluster in its
 // own temporary directory.
 package kube
@@ -260,6 +261,9 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		// nothing in a kwok pod would call it: do not retry that forever.
 		"--endpoint-reconciler-type=none",
 		"--cert-dir="+filepath.Join(dir, "pki", "generated"),
+		// pods/log is proxied to the node's kubelet endpoint: kwok's
+		// server, on loopback (the fake nodes' names resolve nowhere).
+		"--kubelet-preferred-address-types=InternalIP",
 	); err != nil {
 		return nil, err
 	}
@@ -274,6 +278,15 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	progress("kube-apiserver ready")
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	// Before kwok starts, so its watch of Logs finds them served sooner.
+	if err := createLogsCRD(context.Background(), crds); err != nil {
+		return nil, err
+	}
 
 	if err := c.start("kube-controller-manager",
 		"--kubeconfig="+c.Kubeconfig, "--leader-elect=false", "--secure-port=0",
@@ -301,8 +314,14 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		"--kubeconfig="+c.Kubeconfig, "--config="+stages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector="+fakeNodeAnnotation+"=fake",
 		"--manage-nodes-with-label-selector=", "--manage-single-node=",
-		"--cidr=10.244.0.0/16", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
+		"--cidr=10.244.0.0/16", "--node-lease-duration-seconds=40",
+		// The nodes' kubelet endpoint is kwok's own server, over HTTPS
+		// (the apiserver's certificate; it verifies no kubelet's): it
+		// serves the files of Logs objects as the pods' logs.
+		"--node-ip=127.0.0.1", fmt.Sprintf("--node-port=%d", kwokPort),
 		"--server-address="+harness.Addr(kwokPort),
+		"--tls-cert-file="+pki.servingCert, "--tls-private-key-file="+pki.servKey,
+		"--enable-crds="+logsKind,
 	); err != nil {
 		return nil, err
 	}
@@ -314,11 +333,6 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 	if crd.err != nil {
 		return nil, crd.err
 	}
-	dyn, err := dynamic.NewForConfig(c.Config)
-	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
-	}
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
 	if _, err := crds.Create(ctx, crd.obj, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create Route CRD: %w", err)
 	}
@@ -340,6 +354,11 @@ func Start(opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	progress("Route CRD served")
+	if err := c.waitFor("kwok.x-k8s.io/v1alpha1 logs in discovery", []string{"kube-apiserver"}, func(ctx context.Context) error {
+		return servesLogs(disc)
+	}); err != nil {
+		return nil, err
+	}
 	if err := c.waitFor("fake nodes Ready and schedulable", []string{"kwok", "kube-controller-manager"}, func(ctx context.Context) error {
 		return nodesReady(ctx, kc, opts.Nodes)
 	}); err != nil {

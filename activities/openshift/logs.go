@@ -1,0 +1,173 @@
+package openshift
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/tenantflow/tenantflow/activities/runtimes"
+)
+
+// maxLogLine bounds one line, as the Docker driver's reader does.
+const maxLogLine = 64 << 10
+
+// The Driver reads its tenants' logs too.
+var _ runtimes.LogReader = (*Driver)(nil)
+
+// Logs reads the logs of the tenant's pods (of the service asked, or
+// all) through the API server's pods/log, each line with its service and
+// generation. Only pods of the Deployments the provisioning in.Owner made
+// are read. Kubernetes merges a container's stdout and stderr into one
+// stream, so Stream is left empty. Without Follow the lines come in time
+// order and Tail counts the tenant's lines, not each pod's; with it, the
+// backlog of each pod, then each line as it is written, until every
+// pod's stream ends (its container stops) or ctx does. The pods are those
+// of the request's moment: a rollout's new pod shows in the next request.
+func (d *Driver) Logs(ctx context.Context, in runtimes.LogsInput, emit func(runtimes.LogLine) error) error {
+	pods, err := d.logPods(ctx, in)
+	if err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		lines []runtimes.LogLine
+	)
+	out := func(l runtimes.LogLine) error {
+		if !in.Since.IsZero() && l.Time.Before(in.Since) {
+			return nil // SinceTime goes to the server in whole seconds
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if in.Follow {
+			return emit(l)
+		}
+		lines = append(lines, l)
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range pods {
+		g.Go(func() error { return d.podLogs(gctx, p, in, out) })
+	}
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	if in.Follow {
+		return nil
+	}
+	slices.SortStableFunc(lines, func(a, b runtimes.LogLine) int { return a.Time.Compare(b.Time) })
+	if in.Tail > 0 && len(lines) > in.Tail {
+		lines = lines[len(lines)-in.Tail:]
+	}
+	for _, l := range lines {
+		if err := emit(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logPods are the tenant's pods whose logs are read: labelled with the
+// tenant and a service whose Deployment in.Owner made, with a container
+// that has started (a pod still pulling its image has no log yet).
+func (d *Driver) logPods(ctx context.Context, in runtimes.LogsInput) ([]corev1.Pod, error) {
+	deps, err := d.deployments(ctx, in.Tenant, in.Owner)
+	if err != nil {
+		return nil, err
+	}
+	var services []string
+	for _, dep := range deps {
+		if svc := dep.Labels[LabelService]; svc != "" && (in.Service == "" || svc == in.Service) {
+			services = append(services, svc)
+		}
+	}
+	if len(services) == 0 {
+		return nil, nil
+	}
+	sel := labels.Set{LabelTenant: in.Tenant, LabelManaged: managedBy}
+	if in.Service != "" {
+		sel[LabelService] = in.Service
+	}
+	ns := d.Namespace(in.Tenant)
+	list, err := d.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list pods of %s: %w", ns, err)
+	}
+	var pods []corev1.Pod
+	for _, p := range list.Items {
+		svc := p.Labels[LabelService]
+		if slices.Contains(services, svc) && started(p, svc) {
+			pods = append(pods, p)
+		}
+	}
+	return pods, nil
+}
+
+// started reports whether the pod's container of the service has run.
+func started(p corev1.Pod, container string) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == container {
+			return cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil
+		}
+	}
+	return false
+}
+
+// podLogs streams one pod's log into out, a line at a time; a pod gone
+// meanwhile, or whose container cannot be read now, has nothing to say.
+func (d *Driver) podLogs(ctx context.Context, p corev1.Pod, in runtimes.LogsInput, out func(runtimes.LogLine) error) error {
+	svc := p.Labels[LabelService]
+	gen, _ := strconv.Atoi(p.Labels[LabelGeneration])
+	opts := &corev1.PodLogOptions{Container: svc, Timestamps: true, Follow: in.Follow}
+	if in.Tail > 0 {
+		opts.TailLines = new(int64(in.Tail))
+	}
+	if !in.Since.IsZero() {
+		opts.SinceTime = &metav1.Time{Time: in.Since}
+	}
+	rc, err := d.kube.CoreV1().Pods(p.Namespace).GetLogs(p.Name, opts).Stream(ctx)
+	if apierrors.IsNotFound(err) || apierrors.IsBadRequest(err) {
+		// Gone, or its container between two lives (the kubelet's 400):
+		// the tenant's other pods still answer.
+		d.log.InfoContext(ctx, "logs: pod has none to read", "pod", p.Namespace+"/"+p.Name, "error", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("logs of pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 4096), maxLogLine)
+	for sc.Scan() {
+		if err := out(parseLine(sc.Text(), svc, gen)); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("logs of pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return nil
+}
+
+// parseLine splits "<RFC 3339 time> <text>", as the kubelet timestamps
+// each line; a line without a time keeps its whole text.
+func parseLine(s, svc string, gen int) runtimes.LogLine {
+	ts, text, _ := strings.Cut(s, " ")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		text = s
+	}
+	return runtimes.LogLine{Time: at, Service: svc, Generation: gen, Line: text}
+}
