@@ -34,15 +34,31 @@ func (t *entity) validateChangePlan(ctx workflow.Context, in ChangePlanRequest) 
 		return flow.Refuse(ErrPlanRefused, "tenant %s is %s: only an active tenant changes plan", t.spec.Name, t.state.State)
 	case len(t.template.Plans) == 0:
 		return flow.Refuse(ErrPlanRefused, "tenant %s was created from a template without plans (or before plans existed): it has none to change to", t.spec.Name)
-	case t.template.Runtime == spec.OpenShift:
-		return flow.Refuse(ErrPlanRefused, "tenant %s runs on %s: plan changes are built for Docker tenants only so far", t.spec.Name, t.template.Runtime)
 	case in.Plan == t.state.Plan:
 		return flow.Refuse(ErrPlanRefused, "tenant %s is on plan %s already", t.spec.Name, in.Plan)
 	}
-	if _, _, err := t.template.WithPlan(in.Plan); err != nil {
+	sized, _, err := t.template.WithPlan(in.Plan)
+	if err != nil {
 		return flow.Refuse(ErrPlanRefused, "%v", err)
 	}
+	if svc := t.resizedInPlace(sized); svc != "" && t.template.Runtime == spec.OpenShift {
+		// A Deployment's new limits replace its pod: a database would stop.
+		return flow.Refuse(ErrPlanRefused, "tenant %s runs on %s, where plan %s would restart its %s to resize it: only plans that size its public service alone change there without downtime",
+			t.spec.Name, t.template.Runtime, in.Plan, svc)
+	}
 	return nil
+}
+
+// resizedInPlace names the first service a change to next resizes in
+// place (not the public one, which is cut over); "" when none.
+func (t *entity) resizedInPlace(next *spec.Template) string {
+	public := t.svcIndex()
+	for i, svc := range next.Services {
+		if i != public && svc.Resources != t.template.Services[i].Resources {
+			return svc.Name
+		}
+	}
+	return ""
 }
 
 // requestChangePlan queues the plan change as the tenant's next operation.
@@ -109,7 +125,7 @@ func (t *entity) reconfigure(ctx workflow.Context, next *spec.Template, kind, re
 	}
 	for i, svc := range next.Services {
 		if i == public || svc.Resources == old.Services[i].Resources {
-			continue
+			continue // the public one is cut over below
 		}
 		if err := t.resize(ctx, svc.Name, svc.Resources); err != nil {
 			undo()

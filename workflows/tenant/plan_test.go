@@ -161,3 +161,40 @@ func (s *provisionSuite) TestAPlacedTenantChangesPlanWithItsReservation() {
 		"ResizeReservation host-b grow 1cpu 2112Mi",
 	}, callsOf(s.recorded(), "Resize"))
 }
+
+// On OpenShift a plan that sizes the public service alone goes through a
+// cut-over; one that would resize a database in place (a restart there)
+// is refused, naming it.
+func (s *provisionSuite) TestOpenShiftPlanChangesSizeThePublicServiceOnly() {
+	s.mockRuntime(func(in runtimes.ServiceInput) error {
+		if in.Service.Generation > 0 {
+			s.record("candidate " + in.Service.Name + " " + in.Service.Resources.Memory)
+		}
+		return nil
+	}, nil)
+	s.mockCutover()
+	var a *runtimes.Activities
+	s.env.OnActivity(a.ResizeService, mock.Anything, mock.Anything).Return(func(context.Context, runtimes.ResizeInput) error {
+		s.record("ResizeService")
+		return nil
+	})
+	in := defaultInput(s.T())
+	in.Template.Runtime = spec.OpenShift
+	in.Spec.Plan = "small"
+	in.Template.Plans["bigger-app"] = map[string]spec.Resources{"app": {Memory: "512Mi"}}
+	var db, app error
+	s.updateAt(10*time.Minute, UpdateChangePlan, ChangePlanRequest{Plan: "medium", By: "ops"}, &db)
+	s.updateAt(11*time.Minute, UpdateChangePlan, ChangePlanRequest{Plan: "bigger-app", By: "ops"}, &app)
+	var after Tenant
+	s.stateAt(time.Hour, &after)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	s.Equal(ErrPlanRefused, name(db))
+	s.Contains(db.Error(), "runs on openshift, where plan medium would restart its db")
+	s.Require().NoError(app)
+	s.Equal("bigger-app", after.Plan, after.Error)
+	s.Equal(PlanDone, after.PlanChange.Phase)
+	s.Equal([]string{"candidate app 512Mi"}, callsOf(s.recorded(), "candidate "))
+	s.Empty(callsOf(s.recorded(), "ResizeService"))
+}
