@@ -70,7 +70,7 @@ func (a *app) printBackups(b tenant.Backups) error {
 		}
 		drill := ""
 		if r.Drill != nil {
-			drill = string(r.Drill.Outcome)
+			drill = r.Drill.Outcome
 		}
 		rows = append(rows, []string{r.ID, r.Reason, age(a.now(), r.CreatedAt), bytesText(r.Bytes), bytesText(r.Added), offsite, drill})
 	}
