@@ -47,8 +47,13 @@ func noteReason(c *gin.Context, reason string) string {
 	return reason
 }
 
-// noteDetail notes what was asked for the audit entry, and returns v.
+// noteDetail notes what was asked for the audit entry, and returns v; a
+// request that asks several things (PATCH: a window, a plan, settings)
+// gets them all, in order.
 func noteDetail[T any](c *gin.Context, detail string, v T) T {
+	if prev := c.GetString(auditDetail); prev != "" {
+		detail = prev + "; " + detail
+	}
 	noteAudit(c, auditDetail, detail)
 	return v
 }

@@ -186,3 +186,17 @@ func TestAuditOutcomesBeyondTheStatus(t *testing.T) {
 	assert.Equal(t, audit.OutcomeFailed, got[0].Outcome)
 	assert.Equal(t, "acme", got[0].Tenant)
 }
+
+// A PATCH that changes several things records them all.
+func TestAuditKeepsEveryChangeOfAPatch(t *testing.T) {
+	store, err := audit.OpenFileStore(filepath.Join(t.TempDir(), "audit"))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	e := newTestEnv(t, func(c *Config) { c.Audit = store })
+	e.temporal.updateResult = tenant.PlanChange{To: "large"}
+	rec := e.do(http.MethodPatch, "/v1/tenants/acme", opsToken, `{"maintenanceWindow":"Sun 02:00-05:00 UTC","plan":"large","settings":{"TITLE":"Acme"}}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	got := e.audit(t, "").Entries
+	require.Len(t, got, 1)
+	assert.Equal(t, `maintenanceWindow "Sun 02:00-05:00 UTC"; plan large; settings TITLE`, got[0].Detail)
+}

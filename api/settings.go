@@ -121,7 +121,7 @@ func (s *server) patchTenant(c *gin.Context) {
 	}
 	if body.Settings != nil {
 		names := spec.SortedKeys(body.Settings)
-		noteAudit(c, auditDetail, "settings "+strings.Join(names, ","))
+		noteDetail(c, "settings "+strings.Join(names, ","), names)
 		var change tenant.SettingsChange
 		if !s.sendUpdate(c, tenant.WorkflowID(name), updateTarget{kind: "tenant", id: name,
 			ended: "has ended: nothing to change", refusals: []string{tenant.ErrSettingsRefused, tenant.ErrSettingInvalid},

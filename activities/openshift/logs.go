@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
@@ -87,13 +88,13 @@ func (d *Driver) logPods(ctx context.Context, in runtimes.LogsInput) ([]corev1.P
 	if err != nil {
 		return nil, err
 	}
-	var services []string
+	owned := map[types.UID]bool{}
 	for _, dep := range deps {
 		if svc := dep.Labels[LabelService]; svc != "" && (in.Service == "" || svc == in.Service) {
-			services = append(services, svc)
+			owned[dep.UID] = true
 		}
 	}
-	if len(services) == 0 {
+	if len(owned) == 0 {
 		return nil, nil
 	}
 	sel := labels.Set{LabelTenant: in.Tenant, LabelManaged: managedBy}
@@ -101,14 +102,27 @@ func (d *Driver) logPods(ctx context.Context, in runtimes.LogsInput) ([]corev1.P
 		sel[LabelService] = in.Service
 	}
 	ns := d.Namespace(in.Tenant)
+	// Pods carry no owner label: a pod is the owner's when its ReplicaSet
+	// is one of the owner's Deployments' (a leftover of another run of
+	// the name never shows).
+	sets, err := d.kube.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, fmt.Errorf("list replica sets of %s: %w", ns, err)
+	}
+	ownedSets := map[string]bool{}
+	for _, rs := range sets.Items {
+		if c := metav1.GetControllerOf(&rs); c != nil && owned[c.UID] {
+			ownedSets[rs.Name] = true
+		}
+	}
 	list, err := d.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", ns, err)
 	}
 	var pods []corev1.Pod
 	for _, p := range list.Items {
-		svc := p.Labels[LabelService]
-		if slices.Contains(services, svc) && started(p, svc) {
+		c := metav1.GetControllerOf(&p)
+		if c != nil && c.Kind == "ReplicaSet" && ownedSets[c.Name] && started(p, p.Labels[LabelService]) {
 			pods = append(pods, p)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -388,11 +389,32 @@ func openShiftLogs(a apiSettings, log *slog.Logger) (runtimes.LogReader, error) 
 	if a.OpenShift == nil || !a.OpenShift.Enabled() {
 		return nil, nil
 	}
-	d, err := openshift.New(context.Background(), *a.OpenShift, nil, log)
-	if err != nil {
-		return nil, fmt.Errorf("openshift (logs): %w", err)
+	return &clusterLogs{cfg: *a.OpenShift, log: log}, nil
+}
+
+// clusterLogs reads OpenShift tenants' logs, connecting to the cluster on
+// first use: a cluster that does not answer fails those reads (503), never
+// the API's start.
+type clusterLogs struct {
+	cfg openshift.Config
+	log *slog.Logger
+	mu  sync.Mutex
+	d   *openshift.Driver
+}
+
+func (c *clusterLogs) Logs(ctx context.Context, in runtimes.LogsInput, emit func(runtimes.LogLine) error) error {
+	c.mu.Lock()
+	if c.d == nil {
+		d, err := openshift.New(ctx, c.cfg, nil, c.log)
+		if err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("openshift cluster: %w", err)
+		}
+		c.d = d
 	}
-	return d, nil
+	d := c.d
+	c.mu.Unlock()
+	return d.Logs(ctx, in, emit)
 }
 
 // startReconcile starts the drift reconcile with the API, fleet or not;

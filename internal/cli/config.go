@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +73,9 @@ func resolve(l lookup) (target, error) {
 			pair{cfg.Token, cfgPath},
 		)
 	}
-	if t.Token == "" {
+	// make run's dev token goes only to a local API (or where --as sends
+	// it): never to a remote one named without a token.
+	if t.Token == "" && (l.asSet || t.API == "" || isLoopbackURL(t.API)) {
 		if err := devToken(l, &t); err != nil {
 			return t, err
 		}
@@ -192,4 +196,19 @@ func configHint(getenv func(string) string) string {
 		return p
 	}
 	return "$" + EnvConfig
+}
+
+// isLoopbackURL tells an API URL on this machine (127.0.0.0/8, ::1,
+// localhost).
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -78,6 +78,24 @@ func TestDevTokensByDefault(t *testing.T) {
 	require.Equal(t, "http://127.0.0.1:9090", got.API)
 }
 
+// make run's dev token never goes, unasked, to a remote API: named
+// without a token, a remote API gets none (its 401 says where a token
+// comes from); a local one gets it.
+func TestDevTokenStaysLocal(t *testing.T) {
+	d := newConfigDirs(t, "", devTokensFile)
+	got, err := resolve(lookup{api: "https://tenantflow.example.com", getenv: d.env()})
+	require.NoError(t, err)
+	require.Empty(t, got.Token)
+	for _, local := range []string{"http://127.0.0.1:8080", "http://localhost:9090", "http://[::1]:8080"} {
+		got, err = resolve(lookup{api: local, getenv: d.env()})
+		require.NoError(t, err)
+		require.Equal(t, "dev-ops", got.Token, local)
+	}
+	got, err = resolve(lookup{api: "https://tenantflow.example.com", as: "ops", asSet: true, getenv: d.env()})
+	require.NoError(t, err)
+	require.Equal(t, "dev-ops", got.Token, "--as sends it where asked")
+}
+
 func TestSettingsErrors(t *testing.T) {
 	none := newConfigDirs(t, "", "")
 	bad := newConfigDirs(t, "api: http://x\ntokne: typo\n", "")

@@ -3,14 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 )
 
@@ -85,7 +84,7 @@ func (a *app) hostsGet() *cobra.Command {
 
 func (a *app) printHost(h hostView) error {
 	var labels []string
-	for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
+	for _, k := range spec.SortedKeys(h.Labels) {
 		labels = append(labels, k+"="+h.Labels[k])
 	}
 	if err := fields(a.io.Out,
@@ -100,7 +99,7 @@ func (a *app) printHost(h hostView) error {
 	}
 	printLine(a.io.Out, "")
 	rows := make([][]string, 0, len(h.Reservations))
-	for _, t := range slices.Sorted(maps.Keys(h.Reservations)) {
+	for _, t := range spec.SortedKeys(h.Reservations) {
 		r := h.Reservations[t]
 		rows = append(rows, []string{t, r.Need.String(), age(a.now(), r.At)})
 	}

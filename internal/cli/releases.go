@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 func (a *app) releasesCmd() *cobra.Command {
@@ -84,7 +86,7 @@ then batches). Plan flags left out take the API's defaults.
 			if a.json() {
 				printf(a.io.Err, "release %s: %s\n", created.ID, created.State)
 			}
-			return a.watch(ctx, a.pollRelease(c, created.ID, false))
+			return a.watch(ctx, a.pollRelease(c, created.ID, untilStop))
 		case a.json():
 			return printJSON(a.io.Out, resp.Body)
 		}
@@ -254,7 +256,11 @@ promoted (exit 6). --until-end watches on through promotion and pauses.`,
 	}
 	cmd.Flags().BoolVar(&untilEnd, "until-end", false, "watch on while the release awaits promotion or is paused, until it ends")
 	cmd.RunE = a.run(func(ctx context.Context, c *Client, args []string) error {
-		return a.watch(ctx, a.pollRelease(c, args[0], untilEnd))
+		until := untilStop
+		if untilEnd {
+			until = untilTheEnd
+		}
+		return a.watch(ctx, a.pollRelease(c, args[0], until))
 	})
 	return cmd
 }
@@ -303,7 +309,11 @@ func (a *app) releaseAction(ctx context.Context, c *Client, id, action, reason s
 		return err
 	}
 	if watch {
-		return a.watch(ctx, a.pollRelease(c, id, false))
+		until := untilStop
+		if action == "promote" {
+			until = untilProd
+		}
+		return a.watch(ctx, a.pollRelease(c, id, until))
 	}
 	if a.json() {
 		return printJSON(a.io.Out, resp.Body)
@@ -341,7 +351,7 @@ func countsText(r releaseView) string {
 			parts = append(parts, fmt.Sprintf("%s %d", s, n))
 		}
 	}
-	for _, s := range sortedKeys(counts) { // a status this CLI does not know yet
+	for _, s := range spec.SortedKeys(counts) { // a status this CLI does not know yet
 		if !slices.Contains(statusOrder, s) && counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", s, counts[s]))
 		}

@@ -170,7 +170,7 @@ func TestDisplayFitsTheTerminal(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &r))
 	var out strings.Builder
 	d := &display{w: &out, size: func() (int, int) { return 60, 8 }}
-	d.draw(releaseFrame("r1", r, nil, false))
+	d.draw(releaseFrame("r1", r, nil, untilStop))
 	got := lines(strings.TrimPrefix(out.String(), hideCursor))
 	require.Len(t, got, 7, "height 8: seven lines and the cursor's")
 	require.Equal(t, []string{
@@ -365,4 +365,35 @@ func TestWatchInterrupted(t *testing.T) {
 	require.Equal(t, "interrupted\n", errOut.String())
 	require.Contains(t, out.String(), "updating")
 	require.True(t, strings.HasSuffix(out.String(), showCursor))
+}
+
+// promote --watch follows prod: the API may answer (202) before the
+// workflow took the promote, so "awaiting promotion" does not end it; a
+// pause does.
+func TestPromoteWatchFollowsProd(t *testing.T) {
+	awaiting := rel(release.StateAwaitingPromotion, release.PhaseStaging, 1, part("acme-test", "staging", 1, "updated"))
+	prod := rel(release.StateRunning, release.PhaseProd, 2, part("acme-test", "staging", 1, "updated"), part("acme", "prod", 2, "updating"))
+	done := rel(release.StateCompleted, release.PhaseProd, 2, part("acme-test", "staging", 1, "updated"), part("acme", "prod", 2, "updated"))
+	paused := rel(release.StatePaused, release.PhaseProd, 2, part("acme-test", "staging", 1, "updated"), part("acme", "prod", 2, "rolled-back"))
+	paused.PauseReason = "1 tenant(s) failed"
+	for _, tc := range []struct {
+		name    string
+		answers []any
+		code    int
+		last    string
+	}{
+		{"to the end", []any{awaiting, awaiting, prod, done}, ExitOK, "release r1 completed: updated 2"},
+		{"to a pause", []any{awaiting, prod, paused}, ExitUnsuccessful,
+			"release r1 paused: 1 tenant(s) failed; then: tenantflow releases resume|abort r1 --reason …"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI(t)
+			api.on("POST /v1/releases/r1/promote", answer(202, release.Summary(awaiting)))
+			api.on("GET /v1/releases/r1", sequence(tc.answers...))
+			r := api.cli(map[string]string{EnvToken: developerToken}, false, "releases", "promote", "r1", "--reason", "QA ok", "--watch")
+			require.Equal(t, tc.code, r.code, r.out+r.err)
+			out := lines(r.out)
+			require.Equal(t, tc.last, out[len(out)-1])
+		})
+	}
 }

@@ -12,9 +12,9 @@ import (
 const maxStepReads = 10
 
 // pollRelease reads the release, and the cut-over step of each tenant it
-// is updating, and describes them. untilEnd watches on through promotion
-// and pauses.
-func (a *app) pollRelease(c *Client, id string, untilEnd bool) poll {
+// is updating, and describes them; until says how far the watch goes
+// (see watchUntil).
+func (a *app) pollRelease(c *Client, id string, until watchUntil) poll {
 	return func(ctx context.Context) (frame, error) {
 		resp, err := c.Get(ctx, apiPath("v1", "releases", id), nil)
 		if err != nil {
@@ -24,7 +24,7 @@ func (a *app) pollRelease(c *Client, id string, untilEnd bool) poll {
 		if err := resp.Decode(&r); err != nil {
 			return frame{}, err
 		}
-		f := releaseFrame(id, r, a.tenantSteps(ctx, c, r), untilEnd)
+		f := releaseFrame(id, r, a.tenantSteps(ctx, c, r), until)
 		f.raw = resp.Body
 		return f, nil
 	}
@@ -53,7 +53,7 @@ func (a *app) tenantSteps(ctx context.Context, c *Client, r releaseView) map[str
 // releaseFrame describes a release: its state, phase and wave, its
 // tenants counted by status, a line per tenant, and whether the watch
 // ends here and how.
-func releaseFrame(id string, r releaseView, steps map[string]progressView, untilEnd bool) frame {
+func releaseFrame(id string, r releaseView, steps map[string]progressView, until watchUntil) frame {
 	f := frame{
 		title: fmt.Sprintf("release %s: %s · phase %s · wave %d", id, r.State, r.Phase, r.Wave),
 		done:  r.Progress.Done, total: r.Progress.Total,
@@ -73,7 +73,7 @@ func releaseFrame(id string, r releaseView, steps map[string]progressView, until
 	if r.PauseReason != "" {
 		f.items = append(f.items, item{key: "pause", text: "paused: " + r.PauseReason})
 	}
-	f.end = releaseEnding(id, r, untilEnd)
+	f.end = releaseEnding(id, r, until)
 	return f
 }
 
@@ -94,11 +94,25 @@ func statusRank(status string) int {
 	}
 }
 
+// watchUntil is how far a release watch goes.
+type watchUntil int
+
+const (
+	// untilStop: until the release ends, pauses or awaits promotion.
+	untilStop watchUntil = iota
+	// untilProd: after a promote, through "awaiting promotion" (the
+	// workflow takes the promote a moment later) until it ends or pauses.
+	untilProd
+	// untilTheEnd: through promotion and pauses, until it ends.
+	untilTheEnd
+)
+
 // releaseEnding says whether the watch of a release in r's state ends,
 // and whether well: completed without failures, or staging done and
 // awaiting promotion, end well; failures, a pause, an abort or a
 // promotion that never came do not. nil: watch on.
-func releaseEnding(id string, r releaseView, untilEnd bool) *ending {
+func releaseEnding(id string, r releaseView, until watchUntil) *ending {
+	untilEnd := until == untilTheEnd
 	counts := countsOr(r, "no tenants")
 	switch r.State {
 	case "completed":
@@ -112,7 +126,8 @@ func releaseEnding(id string, r releaseView, untilEnd bool) *ending {
 		return &ending{msg: fmt.Sprintf("release %s was not promoted: %s", id, joinNonEmpty("; ", r.Error, r.PromoteRejected, counts))}
 	case "awaiting-promotion":
 		switch {
-		case untilEnd:
+		case untilEnd, until == untilProd && !r.StagingFailed:
+			// promoted: its state moves on once the workflow took it
 			return nil
 		case r.StagingFailed:
 			return &ending{msg: fmt.Sprintf("release %s: staging failed (%s); abort it: tenantflow releases abort %s --reason …", id, counts, id)}

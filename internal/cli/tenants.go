@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 func (a *app) tenantsCmd() *cobra.Command {
@@ -123,7 +125,7 @@ func (a *app) printTenant(t tenantView) error {
 	}
 	kv = append(kv, [2]string{"services", strings.Join(services, ", ")})
 	var settings []string
-	for _, k := range sortedKeys(t.Settings) {
+	for _, k := range spec.SortedKeys(t.Settings) {
 		settings = append(settings, k+"="+t.Settings[k])
 	}
 	kv = append(kv, [2]string{"settings", strings.Join(settings, " ")})
@@ -375,13 +377,4 @@ func (a *app) tenantsCredentials() *cobra.Command {
 
 func joinNonEmpty(sep string, parts ...string) string {
 	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), sep)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

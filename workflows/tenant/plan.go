@@ -172,7 +172,24 @@ func (t *entity) reserveFor(ctx workflow.Context, old, next *spec.Template, aske
 	if r.peak == r.old {
 		return r, nil // shrinks only: once the cut-over is done
 	}
-	return r, r.set(ctx, r.peak, "grow")
+	err := r.set(ctx, r.peak, "grow")
+	if err != nil && !refusedByRegistry(err) {
+		// The registry may have grown it before the answer was lost: the
+		// old size again (a size, not a difference: harmless if it did not).
+		r.putBack(ctx)
+	}
+	return r, err
+}
+
+// refusedByRegistry tells a refusal of the host registry (nothing
+// changed there) from a failure that may have come after the change.
+func refusedByRegistry(err error) bool {
+	for _, typ := range []string{hosts.ErrNoRoom, hosts.ErrConflict, hosts.ErrNotFound, hosts.ErrInvalid} {
+		if flow.IsApplicationError(err, typ) {
+			return true
+		}
+	}
+	return false
 }
 
 // settle shrinks the reservation to what the new template needs.

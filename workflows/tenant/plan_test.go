@@ -198,3 +198,34 @@ func (s *provisionSuite) TestOpenShiftPlanChangesSizeThePublicServiceOnly() {
 	s.Equal([]string{"candidate app 512Mi"}, callsOf(s.recorded(), "candidate "))
 	s.Empty(callsOf(s.recorded(), "ResizeService"))
 }
+
+// A grow whose answer is lost (not a refusal: the registry may have grown
+// the reservation) is undone, so no room stays held.
+func (s *provisionSuite) TestALostGrowOfAReservationIsUndone() {
+	s.mockRuntime(nil, nil)
+	s.mockCutover()
+	s.mockPlacement(placedOn("host-b"))
+	var p *placement.Activities
+	s.env.RegisterActivity((&placement.Activities{}).ResizeReservation)
+	s.env.OnActivity(p.ResizeReservation, mock.Anything, mock.Anything).Return(func(_ context.Context, in hosts.ResizeInput) error {
+		_, step, _ := strings.Cut(in.Op, "/")
+		s.record(fmt.Sprintf("ResizeReservation %s %s", step, in.Need))
+		if step == "grow" {
+			return temporal.NewNonRetryableApplicationError("context deadline exceeded", "Timeout", nil)
+		}
+		return nil
+	})
+	in := placedInput(s, "host-b")
+	in.Spec.Plan = "small"
+	var large error
+	s.updateAt(10*time.Minute, UpdateChangePlan, ChangePlanRequest{Plan: "large", By: "ops"}, &large)
+	var after Tenant
+	s.stateAt(time.Hour, &after)
+	s.env.RegisterDelayedCallback(s.env.CancelWorkflow, 2*time.Hour)
+	s.env.ExecuteWorkflow(WorkflowType, in)
+
+	s.Require().NoError(large)
+	s.Equal(PlanFailed, after.PlanChange.Phase)
+	s.Equal([]string{"ResizeReservation grow 4cpu 512Mi", "ResizeReservation undo 1cpu 128Mi"}, callsOf(s.recorded(), "ResizeReservation"))
+	s.Equal(0, after.Generation, "nothing was cut over")
+}
