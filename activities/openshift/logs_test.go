@@ -3,10 +3,13 @@ package openshift_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -112,6 +115,39 @@ func TestLogsReadThroughTheAPIServer(t *testing.T) {
 		return err
 	})
 	require.Empty(t, readLogs(t, reader, runtimes.LogsInput{Tenant: a, Owner: "another-provisioning"}), "another provisioning's pods")
+
+	// A pod labelled as the tenant's app but no ReplicaSet's of this
+	// provisioning's Deployments (left by an earlier run of the name, or
+	// made by hand) never shows, though running with a log.
+	ctx := context.Background()
+	apps, err := kc.CoreV1().Pods("tf-"+a).List(ctx, metav1.ListOptions{LabelSelector: openshift.LabelTenant + "=" + a + "," + openshift.LabelService + "=app"})
+	require.NoError(t, err)
+	require.NotEmpty(t, apps.Items)
+	// Without the ReplicaSet's pod-template-hash, which would have it
+	// adopt the pod (and delete it, one too many).
+	strayLabels := maps.Clone(apps.Items[0].Labels)
+	delete(strayLabels, "pod-template-hash")
+	stray := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stray-app", Namespace: "tf-" + a, Labels: strayLabels}, Spec: apps.Items[0].Spec}
+	_, err = kc.CoreV1().Pods("tf-"+a).Create(ctx, stray, metav1.CreateOptions{})
+	require.NoError(t, err)
+	strayLog, err := c.ServePodLogs(ctx, "tf-"+a, "stray-app")
+	require.NoError(t, err)
+	require.NoError(t, kube.AppendPodLog(strayLog, t0.Add(1500*time.Millisecond), "stdout", "stray"))
+	harness.WaitFor(t, "the stray pod's log served", 30*time.Second, func() error {
+		raw, err := kc.CoreV1().Pods("tf-"+a).GetLogs("stray-app", &corev1.PodLogOptions{Container: "app", Timestamps: true}).DoRaw(ctx)
+		if err == nil && !strings.Contains(string(raw), "stray") {
+			err = fmt.Errorf("log %q", raw)
+		}
+		return err
+	})
+	harness.WaitFor(t, "the stray pod running", 30*time.Second, func() error {
+		p, err := kc.CoreV1().Pods("tf-"+a).Get(ctx, "stray-app", metav1.GetOptions{})
+		if err == nil && (len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Running == nil) {
+			err = fmt.Errorf("not running yet: %s %+v", p.Status.Phase, p.Status.ContainerStatuses)
+		}
+		return err
+	})
+	require.Equal(t, []string{"a-app-1", "a-db-1", "a-app-2", "a-db-2", "a-app-3 with spaces"}, texts(readLogs(t, reader, all)), "not the stray pod's")
 	require.Equal(t, []string{"a-db-1", "a-db-2"}, texts(readLogs(t, reader, runtimes.LogsInput{Tenant: a, Owner: owner, Service: "db"})))
 	require.Equal(t, []string{"a-db-2", "a-app-3 with spaces"}, texts(readLogs(t, reader, runtimes.LogsInput{Tenant: a, Owner: owner, Tail: 2})),
 		"the tenant's last lines, not each pod's")
