@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,34 +18,8 @@ import (
 
 // LogSource gives the reader of the container logs on a Docker engine:
 // the endpoint of the tenant's fleet host, or "" for the engine the
-// unplaced tenants share; OpenShiftLogs for the cluster of the OpenShift
-// tenants (see LogSources).
+// unplaced tenants share. OpenShift tenants' logs are Config.ClusterLogs'.
 type LogSource func(ctx context.Context, endpoint string) (runtimes.LogReader, error)
-
-// OpenShiftLogs is the endpoint a LogSource is asked for the reader of
-// the OpenShift tenants' logs: their cluster, not a Docker engine.
-const OpenShiftLogs = "openshift:"
-
-// ErrNoOpenShiftLogs is what a LogSource answers for OpenShiftLogs when
-// the API has no OpenShift cluster to read: such tenants get a 501.
-var ErrNoOpenShiftLogs = errors.New("this API reads no OpenShift cluster (TENANTFLOW_OPENSHIFT_KUBECONFIG or TENANTFLOW_OPENSHIFT_IN_CLUSTER)")
-
-// LogSources is the LogSource of Config.Logs for both runtimes: the
-// Docker engines' (nil: none) and the OpenShift cluster's reader (nil:
-// none, ErrNoOpenShiftLogs).
-func LogSources(docker LogSource, openshift runtimes.LogReader) LogSource {
-	return func(ctx context.Context, endpoint string) (runtimes.LogReader, error) {
-		switch {
-		case endpoint == OpenShiftLogs && openshift == nil:
-			return nil, ErrNoOpenShiftLogs
-		case endpoint == OpenShiftLogs:
-			return openshift, nil
-		case docker == nil:
-			return nil, errors.New("this API reads no Docker engine")
-		}
-		return docker(ctx, endpoint)
-	}
-}
 
 // Limits of a logs request.
 const (
@@ -73,10 +46,6 @@ func (s *server) tenantLogs(c *gin.Context) {
 		respondFieldError(c, ferr)
 		return
 	}
-	if s.cfg.Logs == nil {
-		respondError(c, http.StatusServiceUnavailable, "this API reads no container logs: it has no Docker engine (TENANTFLOW_LOGS_DOCKER_HOST)")
-		return
-	}
 	st, ok := s.queryTenant(c, name)
 	if !ok {
 		return
@@ -101,22 +70,25 @@ func (s *server) tenantLogs(c *gin.Context) {
 // logReader is the reader of the tenant's logs: its OpenShift cluster's,
 // or its Docker engine's (its fleet host's, or the shared one).
 func (s *server) logReader(c *gin.Context, st tenant.Tenant) (runtimes.LogReader, bool) {
-	endpoint, what := OpenShiftLogs, "OpenShift cluster"
-	if st.Runtime != spec.OpenShift {
-		var ok bool
-		if endpoint, ok = s.engineOf(c, st); !ok {
+	if st.Runtime == spec.OpenShift {
+		if s.cfg.ClusterLogs == nil {
+			respondError(c, http.StatusNotImplemented, "logs of OpenShift tenants are not read here: this API reads no OpenShift cluster (TENANTFLOW_OPENSHIFT_KUBECONFIG or TENANTFLOW_OPENSHIFT_IN_CLUSTER)")
 			return nil, false
 		}
-		what = "Docker engine"
+		return s.cfg.ClusterLogs, true // a cluster that does not answer fails the read: 503
+	}
+	if s.cfg.Logs == nil {
+		respondError(c, http.StatusServiceUnavailable, "this API reads no container logs: it has no Docker engine (TENANTFLOW_LOGS_DOCKER_HOST)")
+		return nil, false
+	}
+	endpoint, ok := s.engineOf(c, st)
+	if !ok {
+		return nil, false
 	}
 	reader, err := s.cfg.Logs(c.Request.Context(), endpoint)
-	switch {
-	case errors.Is(err, ErrNoOpenShiftLogs):
-		respondError(c, http.StatusNotImplemented, "logs of OpenShift tenants are not read here: "+err.Error())
-		return nil, false
-	case err != nil:
-		s.log.WarnContext(c.Request.Context(), "logs: "+what+" unreachable", "tenant", st.Name, "error", err)
-		respondError(c, http.StatusServiceUnavailable, "the tenant's "+what+" does not answer")
+	if err != nil {
+		s.log.WarnContext(c.Request.Context(), "logs: Docker engine unreachable", "tenant", st.Name, "error", err)
+		respondError(c, http.StatusServiceUnavailable, "the tenant's Docker engine does not answer")
 		return nil, false
 	}
 	return reader, true

@@ -102,7 +102,7 @@ func TestTenantLogsOpenShift(t *testing.T) {
 	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	engine := &cannedLogs{lines: []runtimes.LogLine{{Time: at, Service: "app", Stream: "stdout", Line: "from docker"}}}
 	cluster := &cannedLogs{lines: []runtimes.LogLine{{Time: at, Service: "app", Generation: 3, Line: "from openshift"}}}
-	e := newTestEnv(t, func(c *Config) { c.Logs = LogSources(engine.source, cluster) })
+	e := newTestEnv(t, func(c *Config) { c.Logs, c.ClusterLogs = engine.source, cluster })
 	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Template: "light", ProvisionID: "run-9",
 		Runtime: spec.OpenShift, Services: []runtimes.ServiceStatus{{Service: "app"}, {Service: "db"}}}
 
@@ -127,7 +127,7 @@ func TestTenantLogsOpenShift(t *testing.T) {
 	e.temporal.queryResult = tenant.Tenant{Name: "acme", State: tenant.StateActive, Template: "light", Runtime: spec.OpenShift}
 	cluster.lines, cluster.err = nil, errors.New("apiserver gone")
 	assert.Equal(t, http.StatusServiceUnavailable, e.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "").Code)
-	none := newTestEnv(t, func(c *Config) { c.Logs = LogSources(engine.source, nil) })
+	none := newTestEnv(t, func(c *Config) { c.Logs = engine.source })
 	none.temporal.queryResult = e.temporal.queryResult
 	rec = none.do(http.MethodGet, "/v1/tenants/acme/logs", opsToken, "")
 	assert.Equal(t, http.StatusNotImplemented, rec.Code)

@@ -548,7 +548,7 @@ func contractExamples(t *testing.T) []contractExample {
 		{name: "logs: decommissioned", method: "GET", target: "/v1/tenants/acme/logs", token: distributorToken, status: 409,
 			env: []envOption{func(c *Config) { c.Logs = logs.source }}, setup: answerQuery(jsonTenant(tenant.StateDecommissioned))},
 		{name: "logs: openshift", method: "GET", target: "/v1/tenants/acme/logs", token: opsToken, status: 501,
-			env: []envOption{func(c *Config) { c.Logs = LogSources(logs.source, nil) }}, setup: func(_ *testing.T, e *testEnv) {
+			env: []envOption{func(c *Config) { c.Logs = logs.source }}, setup: func(_ *testing.T, e *testEnv) {
 				st := jsonTenant(tenant.StateActive)
 				st.Runtime = spec.OpenShift
 				e.temporal.queryResult = st

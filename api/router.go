@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/tenantflow/tenantflow/activities/runtimes"
 	"github.com/tenantflow/tenantflow/activities/spec"
 	"github.com/tenantflow/tenantflow/internal/audit"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
@@ -77,9 +78,11 @@ type Config struct {
 	// Audit stores the audit trail (nil: entries go to the JSON log only,
 	// and GET /v1/audit answers 503).
 	Audit audit.Store
-	// Logs reads tenants' container logs (nil: GET /v1/tenants/{name}/logs
-	// answers 503).
+	// Logs reads Docker tenants' container logs (nil: GET
+	// /v1/tenants/{name}/logs answers 503 for them).
 	Logs LogSource
+	// ClusterLogs reads OpenShift tenants' pod logs (nil: 501 for them).
+	ClusterLogs runtimes.LogReader
 }
 
 const (

@@ -68,7 +68,7 @@ func (s *server) patchTenant(c *gin.Context) {
 		return
 	}
 	var body patchTenantRequest
-	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &body); ferr != nil {
+	if ferr := decodeJSONBody(c, s.cfg.MaxBodyBytes, &body, "settings"); ferr != nil {
 		respondFieldError(c, ferr)
 		return
 	}

@@ -119,7 +119,7 @@ func TestOverrideWindowIsForOpsWithAReason(t *testing.T) {
 
 func TestPatchTenantChangesThePlan(t *testing.T) {
 	e := newTestEnv(t)
-	e.temporal.updateResult = tenant.PlanChange{From: "small", To: "large", By: "distributor", Phase: tenant.PlanQueued}
+	e.temporal.updateResult = tenant.PlanChange{From: "small", To: "large", Change: tenant.Change{By: "distributor", Phase: tenant.PlanQueued}}
 	rec := e.do(http.MethodPatch, "/v1/tenants/acme", distributorToken, `{"plan":"large"}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	assert.Contains(t, rec.Body.String(), `"planChange":{"from":"small","to":"large","by":"distributor","phase":"queued"`)
@@ -138,7 +138,7 @@ func TestPatchTenantChangesThePlan(t *testing.T) {
 func TestPatchTenantChangesSettings(t *testing.T) {
 	e := newTestEnv(t)
 	title := "Acme CRM"
-	e.temporal.updateResult = tenant.SettingsChange{Settings: map[string]*string{"TITLE": &title, "LOG_LEVEL": nil}, By: "distributor", Phase: tenant.PlanQueued}
+	e.temporal.updateResult = tenant.SettingsChange{Settings: map[string]*string{"TITLE": &title, "LOG_LEVEL": nil}, Change: tenant.Change{By: "distributor", Phase: tenant.PlanQueued}}
 	rec := e.do(http.MethodPatch, "/v1/tenants/acme", distributorToken, `{"settings":{"TITLE":"Acme CRM","LOG_LEVEL":null}}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
 	assert.Contains(t, rec.Body.String(), `"settingsChange":{"settings":{"LOG_LEVEL":null,"TITLE":"Acme CRM"},"by":"distributor","phase":"queued"`)

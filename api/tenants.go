@@ -88,11 +88,6 @@ func (s *server) validate(req *createTenantRequest) *fieldError {
 	}
 	req.sized, req.Plan = sized, plan
 	if len(req.Settings) > 0 {
-		for _, k := range spec.SortedKeys(req.Settings) {
-			if req.Settings[k] == nil {
-				return badField("settings."+k, "settings.%s must not be null: leave it out for its default", k)
-			}
-		}
 		if ferr := checkSettings(sized, req.Settings); ferr != nil {
 			return ferr
 		}

@@ -90,13 +90,15 @@ func validateStage(field, stage string, required bool) *fieldError {
 
 // decodeJSONBody reads exactly one JSON object of at most limit bytes into v,
 // strictly: unknown fields, wrong types, null and trailing data are errors
-// naming the field (or "body") at fault.
-func decodeJSONBody(c *gin.Context, limit int64, v any) *fieldError {
+// naming the field (or "body") at fault. The members of the top-level
+// objects named nullable may be null (a value there: PATCH's "back to
+// the default").
+func decodeJSONBody(c *gin.Context, limit int64, v any, nullable ...string) *fieldError {
 	data, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		return jsonFieldError(err, limit)
 	}
-	return decodeJSON(data, limit, v)
+	return decodeJSON(data, limit, v, nullable...)
 }
 
 // decodeOptionalJSONBody is decodeJSONBody for a body that may be left out:
@@ -113,7 +115,7 @@ func decodeOptionalJSONBody(c *gin.Context, limit int64, v any) *fieldError {
 }
 
 // decodeJSON is decodeJSONBody's check of a body already read.
-func decodeJSON(data []byte, limit int64, v any) *fieldError {
+func decodeJSON(data []byte, limit int64, v any, nullable ...string) *fieldError {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -122,7 +124,7 @@ func decodeJSON(data []byte, limit int64, v any) *fieldError {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badField("body", "unexpected data after the JSON object")
 	}
-	if field := nullField(data); field != "" {
+	if field := nullField(data, nullable); field != "" {
 		return badField(field, "%s must not be null: leave it out for its default", field)
 	}
 	return nil
@@ -132,8 +134,8 @@ func decodeJSON(data []byte, limit int64, v any) *fieldError {
 // none. encoding/json takes null as "absent", which would silently mean a
 // default the client may not have meant. Nested objects are searched too,
 // their fields named with dots ("tenants.stage"), but for the members of
-// "settings": there null is a value (back to the default).
-func nullField(data []byte) string {
+// the top-level objects named nullable.
+func nullField(data []byte, nullable []string) string {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(data, &obj) != nil {
 		return ""
@@ -143,8 +145,8 @@ func nullField(data []byte) string {
 		if string(v) == "null" {
 			return k
 		}
-		if len(v) > 0 && v[0] == '{' && k != "settings" {
-			if f := nullField(v); f != "" {
+		if len(v) > 0 && v[0] == '{' && !slices.Contains(nullable, k) {
+			if f := nullField(v, nil); f != "" {
 				return k + "." + f
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tenantflow/tenantflow/activities/runtimes"
 )
@@ -47,28 +45,15 @@ func (d *Driver) Logs(ctx context.Context, in runtimes.LogsInput, emit func(runt
 	if !in.Since.IsZero() {
 		opts.Since = in.Since.UTC().Format(time.RFC3339Nano)
 	}
-	var (
-		mu    sync.Mutex
-		lines []runtimes.LogLine
-	)
-	out := func(l runtimes.LogLine) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if in.Follow {
-			return emit(l)
-		}
-		lines = append(lines, l)
-		return nil
-	}
-	g, gctx := errgroup.WithContext(ctx)
+	var sources []runtimes.LogSource
 	for _, c := range list {
 		svc := c.Labels[LabelService]
 		if svc == "" {
 			continue // a scratch instance (a backup's check): not the tenant's service
 		}
 		gen, _ := generationOf(c.Labels)
-		g.Go(func() error {
-			rc, err := d.cli.ContainerLogs(gctx, c.ID, opts)
+		sources = append(sources, func(ctx context.Context, out func(runtimes.LogLine) error) error {
+			rc, err := d.cli.ContainerLogs(ctx, c.ID, opts)
 			if err != nil {
 				return fmt.Errorf("logs of %s: %w", strings.TrimPrefix(firstName(c.Names), "/"), err)
 			}
@@ -77,28 +62,13 @@ func (d *Driver) Logs(ctx context.Context, in runtimes.LogsInput, emit func(runt
 			_, err = stdcopy.StdCopy(stdout, stderr, rc)
 			stdout.Close()
 			stderr.Close()
-			if err != nil && gctx.Err() == nil && !errors.Is(err, io.EOF) {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
 				return err
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil && ctx.Err() == nil {
-		return err
-	}
-	if in.Follow {
-		return nil
-	}
-	slices.SortStableFunc(lines, func(a, b runtimes.LogLine) int { return a.Time.Compare(b.Time) })
-	if in.Tail > 0 && len(lines) > in.Tail {
-		lines = lines[len(lines)-in.Tail:] // the tenant's last lines, not each container's
-	}
-	for _, l := range lines {
-		if err := emit(l); err != nil {
-			return err
-		}
-	}
-	return nil
+	return runtimes.MergeLogs(ctx, in, sources, emit)
 }
 
 // lineWriter splits a container's stream into lines, each

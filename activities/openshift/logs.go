@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,42 +39,18 @@ func (d *Driver) Logs(ctx context.Context, in runtimes.LogsInput, emit func(runt
 	if err != nil {
 		return err
 	}
-	var (
-		mu    sync.Mutex
-		lines []runtimes.LogLine
-	)
-	out := func(l runtimes.LogLine) error {
-		if !in.Since.IsZero() && l.Time.Before(in.Since) {
-			return nil // SinceTime goes to the server in whole seconds
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if in.Follow {
-			return emit(l)
-		}
-		lines = append(lines, l)
-		return nil
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range pods {
-		g.Go(func() error { return d.podLogs(gctx, p, in, out) })
-	}
-	if err := g.Wait(); err != nil && ctx.Err() == nil {
-		return err
-	}
-	if in.Follow {
-		return nil
-	}
-	slices.SortStableFunc(lines, func(a, b runtimes.LogLine) int { return a.Time.Compare(b.Time) })
-	if in.Tail > 0 && len(lines) > in.Tail {
-		lines = lines[len(lines)-in.Tail:]
-	}
-	for _, l := range lines {
-		if err := emit(l); err != nil {
-			return err
+	sources := make([]runtimes.LogSource, len(pods))
+	for i, p := range pods {
+		sources[i] = func(ctx context.Context, out func(runtimes.LogLine) error) error {
+			return d.podLogs(ctx, p, in, func(l runtimes.LogLine) error {
+				if !in.Since.IsZero() && l.Time.Before(in.Since) {
+					return nil // SinceTime goes to the server in whole seconds
+				}
+				return out(l)
+			})
 		}
 	}
-	return nil
+	return runtimes.MergeLogs(ctx, in, sources, emit)
 }
 
 // logPods are the tenant's pods whose logs are read: labelled with the

@@ -356,7 +356,7 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 		return nil, err
 	}
 	acfg := api.Config{TaskQueue: tcfg.TaskQueue, Tokens: tokens, Builds: files.builds, Placement: a.Placement, HostLostAfter: a.HostLostAfter, ReconcileEvery: a.ReconcileEvery, ReadWait: a.ReadWait, DataConverter: keys.DataConverter(), Audit: trail,
-		Logs: api.LogSources((&docker.Engines{Shared: a.LogsDocker, Log: log.With("component", "logs")}).LogReader, clusterLogs)}
+		Logs: (&docker.Engines{Shared: a.LogsDocker, Log: log.With("component", "logs")}).LogReader, ClusterLogs: clusterLogs}
 	r, err := api.NewRouter(acfg, c, templates, log.With("component", "api"), reg)
 	if err != nil {
 		return nil, err

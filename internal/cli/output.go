@@ -3,9 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // printJSON writes the API's answer as it came.
@@ -115,4 +119,47 @@ func present[T any](a *app, resp *Response, show func(T) error) error {
 		return err
 	}
 	return show(v)
+}
+
+// pager is the --page-size and --page-token flags of an ls command.
+type pager struct {
+	size  int
+	token string
+}
+
+func (p *pager) flags(cmd *cobra.Command, noun, sizeHelp string) {
+	cmd.Flags().IntVar(&p.size, "page-size", 0, noun+" per page ("+sizeHelp+")")
+	cmd.Flags().StringVar(&p.token, "page-token", "", "the next page, as the previous one named it")
+}
+
+// query adds the page asked for to q.
+func (p *pager) query(q url.Values) url.Values {
+	if p.token != "" {
+		q.Set("pageToken", p.token)
+	}
+	if p.size > 0 {
+		q.Set("pageSize", strconv.Itoa(p.size))
+	}
+	return q
+}
+
+// page is an answer of a paged list.
+type page interface{ nextPage() string }
+
+func (l tenantList) nextPage() string  { return l.NextPageToken }
+func (l releaseList) nextPage() string { return l.NextPageToken }
+
+// presentPage prints a page of a list: the API's answer with -o json, else
+// rows under header, and on stderr how to ask for the next page (command
+// is the ls command, e.g. "tenants ls").
+func presentPage[L page](a *app, resp *Response, command string, header []string, rows func(L) [][]string) error {
+	return present(a, resp, func(l L) error {
+		if err := table(a.io.Out, header, rows(l)); err != nil {
+			return err
+		}
+		if next := l.nextPage(); next != "" {
+			printf(a.io.Err, "more: tenantflow %s --page-token %s\n", command, next)
+		}
+		return nil
+	})
 }

@@ -145,50 +145,30 @@ func releaseBody(cmd *cobra.Command, r releaseFlags) (map[string]any, error) {
 }
 
 func (a *app) releasesLs() *cobra.Command {
-	var pageToken string
-	var pageSize int
+	var p pager
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "list releases, newest first (from Temporal visibility)",
 		Args:    args(),
 	}
-	cmd.Flags().IntVar(&pageSize, "page-size", 0, "releases per page (API default 100)")
-	cmd.Flags().StringVar(&pageToken, "page-token", "", "the next page, as the previous one named it")
+	p.flags(cmd, "releases", "API default 100")
 	cmd.RunE = a.run(func(ctx context.Context, c *Client, _ []string) error {
-		q := url.Values{}
-		if pageToken != "" {
-			q.Set("pageToken", pageToken)
-		}
-		if pageSize > 0 {
-			q.Set("pageSize", strconv.Itoa(pageSize))
-		}
-		resp, err := c.Get(ctx, "/v1/releases", q)
+		resp, err := c.Get(ctx, "/v1/releases", p.query(url.Values{}))
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			return printJSON(a.io.Out, resp.Body)
-		}
-		var list releaseList
-		if err := resp.Decode(&list); err != nil {
-			return err
-		}
-		rows := make([][]string, 0, len(list.Releases))
-		for _, r := range list.Releases {
-			closed := ""
-			if r.CloseTime != nil {
-				closed = age(a.now(), *r.CloseTime)
+		return presentPage(a, resp, "releases ls", []string{"ID", "STATUS", "IMAGE", "STARTED", "ENDED"}, func(list releaseList) [][]string {
+			rows := make([][]string, 0, len(list.Releases))
+			for _, r := range list.Releases {
+				closed := ""
+				if r.CloseTime != nil {
+					closed = age(a.now(), *r.CloseTime)
+				}
+				rows = append(rows, []string{r.ID, r.Status, shortImage(r.Image), age(a.now(), r.StartTime), closed})
 			}
-			rows = append(rows, []string{r.ID, r.Status, shortImage(r.Image), age(a.now(), r.StartTime), closed})
-		}
-		if err := table(a.io.Out, []string{"ID", "STATUS", "IMAGE", "STARTED", "ENDED"}, rows); err != nil {
-			return err
-		}
-		if list.NextPageToken != "" {
-			printf(a.io.Err, "more: tenantflow releases ls --page-token %s\n", list.NextPageToken)
-		}
-		return nil
+			return rows
+		})
 	})
 	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,8 +22,8 @@ func (a *app) tenantsCmd() *cobra.Command {
 }
 
 func (a *app) tenantsLs() *cobra.Command {
-	var state, stage, pageToken string
-	var pageSize int
+	var state, stage string
+	var p pager
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
@@ -33,40 +32,25 @@ func (a *app) tenantsLs() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&state, "state", "", "only tenants in this state (active, provisioning, suspended, …)")
 	cmd.Flags().StringVar(&stage, "stage", "", "only tenants of this stage (staging, prod)")
-	cmd.Flags().IntVar(&pageSize, "page-size", 0, "tenants per page (API default 100, at most 1000)")
-	cmd.Flags().StringVar(&pageToken, "page-token", "", "the next page, as the previous one named it")
+	p.flags(cmd, "tenants", "API default 100, at most 1000")
 	cmd.RunE = a.run(func(ctx context.Context, c *Client, _ []string) error {
 		q := url.Values{}
-		for k, v := range map[string]string{"state": state, "stage": stage, "pageToken": pageToken} {
+		for k, v := range map[string]string{"state": state, "stage": stage} {
 			if v != "" {
 				q.Set(k, v)
 			}
 		}
-		if pageSize > 0 {
-			q.Set("pageSize", strconv.Itoa(pageSize))
-		}
-		resp, err := c.Get(ctx, "/v1/tenants", q)
+		resp, err := c.Get(ctx, "/v1/tenants", p.query(q))
 		if err != nil {
 			return err
 		}
-		if a.json() {
-			return printJSON(a.io.Out, resp.Body)
-		}
-		var list tenantList
-		if err := resp.Decode(&list); err != nil {
-			return err
-		}
-		rows := make([][]string, 0, len(list.Tenants))
-		for _, t := range list.Tenants {
-			rows = append(rows, []string{t.Name, t.State, t.Stage, shortImage(t.Image), t.Release, age(a.now(), t.StartTime)})
-		}
-		if err := table(a.io.Out, []string{"NAME", "STATE", "STAGE", "IMAGE", "RELEASE", "AGE"}, rows); err != nil {
-			return err
-		}
-		if list.NextPageToken != "" {
-			printf(a.io.Err, "more: tenantflow tenants ls --page-token %s\n", list.NextPageToken)
-		}
-		return nil
+		return presentPage(a, resp, "tenants ls", []string{"NAME", "STATE", "STAGE", "IMAGE", "RELEASE", "AGE"}, func(list tenantList) [][]string {
+			rows := make([][]string, 0, len(list.Tenants))
+			for _, t := range list.Tenants {
+				rows = append(rows, []string{t.Name, t.State, t.Stage, shortImage(t.Image), t.Release, age(a.now(), t.StartTime)})
+			}
+			return rows
+		})
 	})
 	return cmd
 }

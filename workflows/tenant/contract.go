@@ -58,10 +58,10 @@ type ChangePlanRequest struct {
 	By   string `json:"by"`
 }
 
-// PlanPhase is where a plan change stands.
+// PlanPhase is where a plan (or settings) change stands.
 type PlanPhase string
 
-// Plan change phases.
+// Plan and settings change phases.
 const (
 	PlanQueued  PlanPhase = "queued"
 	PlanRunning PlanPhase = "running"
@@ -71,8 +71,14 @@ const (
 
 // PlanChange is one change of the tenant's plan.
 type PlanChange struct {
-	From        string     `json:"from"`
-	To          string     `json:"to"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	Change
+}
+
+// Change is the course of a change that runs as the tenant's next
+// operation (a plan, settings): who asked, when, and where it stands.
+type Change struct {
 	By          string     `json:"by"`
 	Phase       PlanPhase  `json:"phase"`
 	RequestedAt time.Time  `json:"requestedAt"`
@@ -102,16 +108,10 @@ type ChangeSettingsRequest struct {
 	By       string             `json:"by"`
 }
 
-// SettingsChange is one change of the tenant's settings; its phases are
-// a plan change's.
+// SettingsChange is one change of the tenant's settings.
 type SettingsChange struct {
-	Settings    map[string]*string `json:"settings"`
-	By          string             `json:"by"`
-	Phase       PlanPhase          `json:"phase"`
-	RequestedAt time.Time          `json:"requestedAt"`
-	StartedAt   *time.Time         `json:"startedAt,omitempty"`
-	FinishedAt  *time.Time         `json:"finishedAt,omitempty"`
-	Error       string             `json:"error,omitempty"`
+	Settings map[string]*string `json:"settings"`
+	Change
 }
 
 // UpdateAddDomain asks for a custom domain (POST

@@ -28,7 +28,7 @@ func (t *entity) validateChangePlan(ctx workflow.Context, in ChangePlanRequest) 
 	switch {
 	case in.By == "":
 		return flow.Refuse(ErrPlanRefused, "a plan change needs a requester (by)")
-	case c != nil && (c.Phase == PlanQueued || c.Phase == PlanRunning):
+	case c != nil && c.pending():
 		return flow.Refuse(ErrPlanRefused, "tenant %s is changing to plan %s already (asked by %s)", t.spec.Name, c.To, c.By)
 	case t.state.State != StateActive:
 		return flow.Refuse(ErrPlanRefused, "tenant %s is %s: only an active tenant changes plan", t.spec.Name, t.state.State)
@@ -63,7 +63,7 @@ func (t *entity) resizedInPlace(next *spec.Template) string {
 
 // requestChangePlan queues the plan change as the tenant's next operation.
 func (t *entity) requestChangePlan(ctx workflow.Context, in ChangePlanRequest) (PlanChange, error) {
-	c := &PlanChange{From: t.state.Plan, To: in.Plan, By: in.By, RequestedAt: workflow.Now(ctx), Phase: PlanQueued}
+	c := &PlanChange{From: t.state.Plan, To: in.Plan, Change: queued(ctx, in.By)}
 	t.state.PlanChange = c
 	t.logger(ctx).Info("plan change requested", "from", c.From, "to", c.To, "by", in.By)
 	return *c, nil
@@ -72,14 +72,13 @@ func (t *entity) requestChangePlan(ctx workflow.Context, in ChangePlanRequest) (
 // planChangeDue: a queued plan change may run.
 func (t *entity) planChangeDue() bool {
 	c := t.state.PlanChange
-	return c != nil && c.Phase == PlanQueued && t.state.State == StateActive
+	return c != nil && c.due(t.state)
 }
 
 // changePlan runs the queued plan change (see above).
 func (t *entity) changePlan(ctx workflow.Context) {
 	c := t.state.PlanChange
-	now := workflow.Now(ctx)
-	c.Phase, c.StartedAt = PlanRunning, &now
+	c.start(ctx)
 	sized, _, _ := t.template.WithPlan(c.To) // validated when asked
 	if failure := t.reconfigure(ctx, sized, "plan", "plan:"+c.To, c.RequestedAt); failure != "" {
 		t.endPlanChange(ctx, c, failure)
@@ -237,16 +236,41 @@ func (t *entity) resize(ctx workflow.Context, service string, r spec.Resources) 
 }
 
 func (t *entity) endPlanChange(ctx workflow.Context, c *PlanChange, failure string) {
+	if failure != "" {
+		t.logger(ctx).Warn("plan change failed", "to", c.To, "error", failure)
+	} else {
+		t.logger(ctx).Info("plan changed", "from", c.From, "to", c.To)
+	}
+	t.endChange(ctx, &c.Change, "plan change to "+c.To, failure)
+}
+
+// queued is a change asked now by by.
+func queued(ctx workflow.Context, by string) Change {
+	return Change{By: by, RequestedAt: workflow.Now(ctx), Phase: PlanQueued}
+}
+
+// pending: queued or running, so another is refused.
+func (c *Change) pending() bool { return c.Phase == PlanQueued || c.Phase == PlanRunning }
+
+// due: queued, and the tenant active to run it.
+func (c *Change) due(st Tenant) bool { return c.Phase == PlanQueued && st.State == StateActive }
+
+func (c *Change) start(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	c.Phase, c.StartedAt = PlanRunning, &now
+}
+
+// endChange ends c, done or failed ("": done); a failure is the tenant's
+// error, named as what, until its next change.
+func (t *entity) endChange(ctx workflow.Context, c *Change, what, failure string) {
 	now := workflow.Now(ctx)
 	c.FinishedAt = &now
 	if failure != "" {
 		c.Phase, c.Error = PlanFailed, failure
-		t.state.Error = "plan change to " + c.To + " failed: " + failure
-		t.logger(ctx).Warn("plan change failed", "to", c.To, "error", failure)
+		t.state.Error = what + " failed: " + failure
 	} else {
 		c.Phase = PlanDone
 		t.state.Error = ""
-		t.logger(ctx).Info("plan changed", "from", c.From, "to", c.To)
 	}
 	t.upsertSearchAttributes(ctx)
 }

@@ -21,7 +21,7 @@ func (t *entity) validateChangeSettings(ctx workflow.Context, in ChangeSettingsR
 		return flow.Refuse(ErrSettingsRefused, "a settings change needs a requester (by)")
 	case len(in.Settings) == 0:
 		return flow.Refuse(ErrSettingsRefused, "a settings change needs a setting to change")
-	case c != nil && (c.Phase == PlanQueued || c.Phase == PlanRunning):
+	case c != nil && c.pending():
 		return flow.Refuse(ErrSettingsRefused, "tenant %s is changing its settings already (asked by %s)", t.spec.Name, c.By)
 	case t.state.State != StateActive:
 		return flow.Refuse(ErrSettingsRefused, "tenant %s is %s: only an active tenant changes its settings", t.spec.Name, t.state.State)
@@ -36,7 +36,7 @@ func (t *entity) validateChangeSettings(ctx workflow.Context, in ChangeSettingsR
 
 // requestChangeSettings queues the change as the tenant's next operation.
 func (t *entity) requestChangeSettings(ctx workflow.Context, in ChangeSettingsRequest) (SettingsChange, error) {
-	c := &SettingsChange{Settings: in.Settings, By: in.By, RequestedAt: workflow.Now(ctx), Phase: PlanQueued}
+	c := &SettingsChange{Settings: in.Settings, Change: queued(ctx, in.By)}
 	t.state.SettingsChange = c
 	t.logger(ctx).Info("settings change requested", "settings", spec.SortedKeys(in.Settings), "by", in.By)
 	return *c, nil
@@ -45,14 +45,13 @@ func (t *entity) requestChangeSettings(ctx workflow.Context, in ChangeSettingsRe
 // settingsChangeDue: a queued settings change may run.
 func (t *entity) settingsChangeDue() bool {
 	c := t.state.SettingsChange
-	return c != nil && c.Phase == PlanQueued && t.state.State == StateActive
+	return c != nil && c.due(t.state)
 }
 
 // changeSettings runs the queued settings change (see above).
 func (t *entity) changeSettings(ctx workflow.Context) {
 	c := t.state.SettingsChange
-	now := workflow.Now(ctx)
-	c.Phase, c.StartedAt = PlanRunning, &now
+	c.start(ctx)
 	failure := ""
 	next, err := t.template.WithSettings(c.Settings)
 	switch {
@@ -63,17 +62,11 @@ func (t *entity) changeSettings(ctx workflow.Context) {
 	default:
 		failure = t.reconfigure(ctx, next, "settings", "settings", c.RequestedAt)
 	}
-	end := workflow.Now(ctx)
-	c.FinishedAt = &end
 	if failure != "" {
-		c.Phase, c.Error = PlanFailed, failure
-		t.state.Error = "settings change failed: " + failure
 		t.logger(ctx).Warn("settings change failed", "error", failure)
 	} else {
-		c.Phase = PlanDone
-		t.state.Error = ""
 		t.state.Settings = t.template.SettingValues()
 		t.logger(ctx).Info("settings changed", "by", c.By)
 	}
-	t.upsertSearchAttributes(ctx)
+	t.endChange(ctx, &c.Change, "settings change", failure)
 }
