@@ -141,6 +141,76 @@ func (c *Client) retryAfter(resp *Response) time.Duration {
 // send makes one HTTP exchange. A non-2xx answer is an *APIError, and the
 // Response is returned with it (its headers: Retry-After).
 func (c *Client) send(ctx context.Context, r request, key string) (*Response, error) {
+	req, err := c.newRequest(ctx, r, key)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := c.exchange(ctx, c.http, req)
+	if err != nil {
+		return nil, err
+	}
+	defer hr.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(hr.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read the answer: %w", r.method, r.path, err)
+	}
+	resp := &Response{Status: hr.StatusCode, Header: hr.Header, Body: b}
+	if hr.StatusCode/100 != 2 {
+		return resp, apiError(hr.StatusCode, b)
+	}
+	return resp, nil
+}
+
+// Stream reads path (with query) as it comes: the 2xx answer's body, which
+// the caller closes. A followed answer lasts as long as the API keeps it
+// open, so only the wait for its headers is bounded (as a request's).
+func (c *Client) Stream(ctx context.Context, path string, query url.Values) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := func() { cancel(nil) }
+	req, err := c.newRequest(ctx, request{method: http.MethodGet, path: path, query: query}, "")
+	if err != nil {
+		done()
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/x-ndjson, application/json")
+	unbounded := *c.http
+	unbounded.Timeout = 0
+	headers := time.AfterFunc(requestTimeout, func() { cancel(errNoAnswer) })
+	hr, err := c.exchange(ctx, &unbounded, req)
+	headers.Stop()
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errNoAnswer) {
+			// not a Ctrl-C, whose exit code context.Canceled would give
+			err = fmt.Errorf("GET %s: %w", c.base.Redacted(), errNoAnswer)
+		}
+		done()
+		return nil, err
+	}
+	if hr.StatusCode/100 != 2 {
+		defer done()
+		defer hr.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(hr.Body, 1<<20))
+		return nil, apiError(hr.StatusCode, b)
+	}
+	return &streamBody{ReadCloser: hr.Body, cancel: done}, nil
+}
+
+var errNoAnswer = fmt.Errorf("no answer within %s", requestTimeout)
+
+// streamBody releases the stream's context with its body.
+type streamBody struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b *streamBody) Close() error {
+	defer b.cancel()
+	return b.ReadCloser.Close()
+}
+
+// newRequest is r as an HTTP request, with the token, and key as its
+// Idempotency-Key (none when "").
+func (c *Client) newRequest(ctx context.Context, r request, key string) (*http.Request, error) {
 	u := c.base.JoinPath(r.path)
 	u.RawQuery = r.query.Encode()
 	var body io.Reader
@@ -166,23 +236,20 @@ func (c *Client) send(ctx context.Context, r request, key string) (*Response, er
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "tenantflow-cli")
-	hr, err := c.http.Do(req)
+	return req, nil
+}
+
+// exchange sends req with hc; a failure to reach the API names it (not
+// its token), and Ctrl-C is the context's own error.
+func (c *Client) exchange(ctx context.Context, hc *http.Client, req *http.Request) (*http.Response, error) {
+	hr, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%s %s: %w", r.method, c.base.Redacted(), unwrapURLError(err))
+		return nil, fmt.Errorf("%s %s: %w", req.Method, c.base.Redacted(), unwrapURLError(err))
 	}
-	defer hr.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(hr.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read the answer: %w", r.method, r.path, err)
-	}
-	resp := &Response{Status: hr.StatusCode, Header: hr.Header, Body: b}
-	if hr.StatusCode/100 != 2 {
-		return resp, apiError(hr.StatusCode, b)
-	}
-	return resp, nil
+	return hr, nil
 }
 
 // apiError reads the API's {"error","field"} body.

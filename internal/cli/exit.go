@@ -6,7 +6,7 @@ import (
 	"net/http"
 )
 
-// Exit codes of the tenants, releases, builds and hosts commands. This is the one
+// Exit codes of the tenants, releases, builds, hosts and audit commands. This is the one
 // place they are decided: scripts branch on them, and `tenantflow help`
 // lists them (ExitCodesHelp).
 const (
@@ -28,14 +28,15 @@ const (
 	ExitDenied = 5
 	// ExitUnsuccessful: a watched release or build ended without success
 	// (failed, aborted, not promoted, completed with failures) or paused;
-	// a tenant created with --wait failed.
+	// a tenant created with --wait failed, or an operation followed with
+	// --wait (suspend, resume, move, set).
 	ExitUnsuccessful = 6
 	// ExitInterrupted: Ctrl-C (the conventional 128+SIGINT).
 	ExitInterrupted = 130
 )
 
 // ExitCodesHelp is the exit code table as `tenantflow help` prints it.
-const ExitCodesHelp = `exit codes (tenants, releases, builds, hosts):
+const ExitCodesHelp = `exit codes (tenants, releases, builds, hosts, audit):
   0  ok (a watch: the release completed, or awaits promotion; the build succeeded)
   1  failure: API unreachable or failing (5xx), unreadable answer
   2  usage: bad flags or arguments, bad configuration, or input the API refused (400)
@@ -43,8 +44,8 @@ const ExitCodesHelp = `exit codes (tenants, releases, builds, hosts):
   4  refused in the present state (409), or gone (410: credentials already taken)
   5  denied: no valid token (401), or the token's role may not (403)
   6  a watched release or build ended without success (failed, aborted,
-     not promoted, completed with failures) or paused; a tenant created
-     with --wait failed
+     not promoted, completed with failures) or paused; a tenant created,
+     or an operation followed, with --wait failed
   130 interrupted (Ctrl-C)`
 
 // exitForStatus maps an API answer's HTTP status to an exit code.

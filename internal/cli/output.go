@@ -133,12 +133,16 @@ func (p *pager) flags(cmd *cobra.Command, noun, sizeHelp string) {
 }
 
 // query adds the page asked for to q.
-func (p *pager) query(q url.Values) url.Values {
+func (p *pager) query(q url.Values) url.Values { return p.queryAs(q, "pageSize", "pageToken") }
+
+// queryAs adds the page asked for to q under a route's own parameter
+// names (GET /v1/audit: limit and after).
+func (p *pager) queryAs(q url.Values, size, token string) url.Values {
 	if p.token != "" {
-		q.Set("pageToken", p.token)
+		q.Set(token, p.token)
 	}
 	if p.size > 0 {
-		q.Set("pageSize", strconv.Itoa(p.size))
+		q.Set(size, strconv.Itoa(p.size))
 	}
 	return q
 }
@@ -148,6 +152,7 @@ type page interface{ nextPage() string }
 
 func (l tenantList) nextPage() string  { return l.NextPageToken }
 func (l releaseList) nextPage() string { return l.NextPageToken }
+func (l auditPage) nextPage() string   { return l.Next }
 
 // presentPage prints a page of a list: the API's answer with -o json, else
 // rows under header, and on stderr how to ask for the next page (command

@@ -1,5 +1,5 @@
 // Package cli is the tenantflow command line for people: `tenantflow
-// tenants|releases|builds …`. It talks only to the REST API, with the
+// tenants|releases|builds|hosts|audit …`. It talks only to the REST API, with the
 // caller's bearer token, so it can do nothing that token's role may not;
 // it prints tables (or the API's JSON with -o json), follows releases and
 // builds live, and ends with an exit code scripts can branch on (exit.go).
@@ -20,7 +20,7 @@ import (
 
 // Commands lists the top-level commands this package runs (main dispatches
 // them here).
-var Commands = []string{"tenants", "releases", "builds", "hosts"}
+var Commands = []string{"tenants", "releases", "builds", "hosts", "audit"}
 
 // IO is where the CLI writes and what it knows of the terminal.
 type IO struct {
@@ -156,7 +156,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVarP(&a.flags.output, "output", "o", "table", "output: table, or json (the API's answer as is)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err.Error()) })
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + ExitCodesHelp + "\n")
-	root.AddCommand(a.tenantsCmd(), a.releasesCmd(), a.buildsCmd(), a.hostsCmd())
+	root.AddCommand(a.tenantsCmd(), a.releasesCmd(), a.buildsCmd(), a.hostsCmd(), a.auditCmd())
 	return root
 }
 

@@ -16,8 +16,9 @@ func (a *app) tenantsCmd() *cobra.Command {
 	return group(&cobra.Command{
 		Use:     "tenants",
 		Aliases: []string{"tenant"},
-		Short:   "list, create, read, back up, decommission and restore tenants",
-	}, a.tenantsLs(), a.tenantsGet(), a.tenantsCreate(), a.tenantsDecommission(), a.tenantsRestore(), a.tenantsCredentials(),
+		Short:   "list, create, read, change, suspend, move, back up, decommission and restore tenants; their domains and logs",
+	}, a.tenantsLs(), a.tenantsGet(), a.tenantsCreate(), a.tenantsSet(), a.tenantsSuspend(), a.tenantsResume(), a.tenantsMove(),
+		a.tenantsDomains(), a.tenantsLogs(), a.tenantsDecommission(), a.tenantsRestore(), a.tenantsCredentials(),
 		a.tenantsBackup(), a.tenantsBackups())
 }
 
@@ -103,6 +104,7 @@ func (a *app) printTenant(t tenantView) error {
 	if d := t.Decommission; d != nil {
 		kv = append(kv, [2]string{"decommission", decommissionText(*d)})
 	}
+	kv = append(kv, changeFields(t)...)
 	var services []string
 	for _, s := range t.Services {
 		services = append(services, s.Service+" "+shortImage(s.Image))
@@ -113,6 +115,11 @@ func (a *app) printTenant(t tenantView) error {
 		settings = append(settings, k+"="+t.Settings[k])
 	}
 	kv = append(kv, [2]string{"settings", strings.Join(settings, " ")})
+	var domains []string
+	for _, d := range t.Domains {
+		domains = append(domains, d.Host+" "+d.Status)
+	}
+	kv = append(kv, [2]string{"domains", strings.Join(domains, ", ")})
 	if !t.CreatedAt.IsZero() {
 		kv = append(kv, [2]string{"created", when(&t.CreatedAt)})
 	}
@@ -168,13 +175,9 @@ func (a *app) tenantsCreate() *cobra.Command {
 			}
 		}
 		if len(settings) > 0 {
-			m := map[string]string{}
-			for _, s := range settings {
-				k, v, ok := strings.Cut(s, "=")
-				if !ok || k == "" {
-					return usageError(fmt.Sprintf("--set %q: want KEY=VALUE", s))
-				}
-				m[k] = v
+			m, err := parseSettings(settings)
+			if err != nil {
+				return err
 			}
 			body["settings"] = m
 		}
@@ -357,6 +360,19 @@ func (a *app) tenantsCredentials() *cobra.Command {
 		return fields(a.io.Out, [2]string{"username", cr.Username}, [2]string{"dn", cr.DN}, [2]string{"password", cr.Password}, [2]string{"url", cr.URL})
 	})
 	return cmd
+}
+
+// parseSettings reads --set KEY=VALUE flags (a later one wins).
+func parseSettings(flags []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, s := range flags {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, usageError(fmt.Sprintf("--set %q: want KEY=VALUE", s))
+		}
+		m[k] = v
+	}
+	return m, nil
 }
 
 func joinNonEmpty(sep string, parts ...string) string {

@@ -50,13 +50,13 @@ type tenantView struct {
 	Placement *struct {
 		Host string `json:"host"`
 	} `json:"placement"`
-	Decommission *decommissionView `json:"decommission"`
-	Suspension   *struct {
-		Phase  string `json:"phase"`
-		Reason string `json:"reason"`
-		Error  string `json:"error"`
-	} `json:"suspension"`
-	Degraded *struct {
+	Decommission   *decommissionView   `json:"decommission"`
+	Suspension     *suspensionView     `json:"suspension"`
+	Move           *moveView           `json:"move"`
+	PlanChange     *planChangeView     `json:"planChange"`
+	SettingsChange *settingsChangeView `json:"settingsChange"`
+	Domains        []domainView        `json:"domains"`
+	Degraded       *struct {
 		Host   string `json:"host"`
 		Reason string `json:"reason"`
 	} `json:"degraded"`
@@ -73,6 +73,106 @@ type decommissionView struct {
 	ConfirmedBy    string     `json:"confirmedBy"`
 	RetentionUntil *time.Time `json:"retentionUntil"`
 	Error          string     `json:"error"`
+}
+
+// suspensionView is a tenant's suspension, under way or the last one
+// (workflows/tenant.Suspension).
+type suspensionView struct {
+	Phase        string `json:"phase"`
+	By           string `json:"by"`
+	Reason       string `json:"reason"`
+	ResumedBy    string `json:"resumedBy"`
+	ResumeReason string `json:"resumeReason"`
+	Error        string `json:"error"`
+}
+
+// suspensionAnswer is the 202 of POST /v1/tenants/{name}/suspend and
+// …/resume.
+type suspensionAnswer struct {
+	Tenant     string         `json:"tenant"`
+	Suspension suspensionView `json:"suspension"`
+}
+
+// moveView is a tenant's move between hosts (workflows/tenant.Move): POST
+// /v1/tenants/{name}/move's 202, and the tenant's move.
+type moveView struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	By    string `json:"by"`
+	Phase string `json:"phase"`
+	Error string `json:"error"`
+}
+
+// planChangeView is a tenant's plan change (workflows/tenant.PlanChange).
+type planChangeView struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	By    string `json:"by"`
+	Phase string `json:"phase"`
+	Error string `json:"error"`
+}
+
+// settingsChangeView is a tenant's settings change
+// (workflows/tenant.SettingsChange); a nil value goes back to the
+// template's default.
+type settingsChangeView struct {
+	Settings map[string]*string `json:"settings"`
+	By       string             `json:"by"`
+	Phase    string             `json:"phase"`
+	Error    string             `json:"error"`
+}
+
+// tenantChanges is PATCH /v1/tenants/{name}'s 202: the changes accepted.
+type tenantChanges struct {
+	Tenant         string              `json:"tenant"`
+	PlanChange     *planChangeView     `json:"planChange"`
+	SettingsChange *settingsChangeView `json:"settingsChange"`
+}
+
+// domainView is a tenant's custom domain (workflows/tenant.Domain): POST
+// and DELETE /v1/tenants/{name}/domains…'s 202, and the tenant's domains.
+type domainView struct {
+	Host   string `json:"host"`
+	Status string `json:"status"`
+	Record struct {
+		Name  string `json:"name"`
+		Type  string `json:"type"`
+		Value string `json:"value"`
+	} `json:"record"`
+	RequestedAt time.Time `json:"requestedAt"`
+	Error       string    `json:"error"`
+}
+
+// logLine is one line of GET /v1/tenants/{name}/logs (NDJSON;
+// activities/runtimes.LogLine).
+type logLine struct {
+	Time    time.Time `json:"time"`
+	Service string    `json:"service"`
+	Stream  string    `json:"stream"`
+	Line    string    `json:"line"`
+}
+
+// auditEntry is one entry of GET /v1/audit (internal/audit.Entry).
+type auditEntry struct {
+	At      time.Time `json:"at"`
+	Role    string    `json:"role"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Tenant  string    `json:"tenant"`
+	Release string    `json:"release"`
+	Host    string    `json:"host"`
+	Reason  string    `json:"reason"`
+	Detail  string    `json:"detail"`
+	Outcome string    `json:"outcome"`
+	Status  int       `json:"status"`
+	Error   string    `json:"error"`
+}
+
+// auditPage is GET /v1/audit: entries oldest first, and the after of the
+// next page.
+type auditPage struct {
+	Entries []auditEntry `json:"entries"`
+	Next    string       `json:"next"`
 }
 
 // tenantCreated is POST /v1/tenants's 202.
