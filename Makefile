@@ -5,7 +5,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
-.PHONY: temporal-tools test-cluster run test unit bench bench-capacity bench-backups bench-move bench-scale fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
+.PHONY: temporal-tools test-cluster run test unit bench bench-capacity bench-backups bench-move bench-scale bench-portal fuzz histories build demo-image postgres-image fmt vet lint lint-tools clean kube-tools
 
 build: $(BIN)/tenantflow
 
@@ -114,6 +114,10 @@ bench: $(BIN)/temporal kube-tools
 # How many tenants one Docker host takes at once (TENANTFLOW_BENCH_TENANTS,
 # 200 by default): time until all are active, and idle CPU per tenant; then
 # a release to all of them under reads, and a batch decommissioned.
+# The portal's customers page with 200 tenants (testsuite/webui).
+bench-portal: $(BIN)/temporal
+	$(GO) test -run '^$$' -bench '^BenchmarkPortalCustomers$$' -benchtime 100x -timeout 10m -v ./testsuite/webui/ | grep -v '^\s*harness.go'
+
 bench-capacity: $(BIN)/temporal
 	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'
 

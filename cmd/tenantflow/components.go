@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/tenantflow/tenantflow/internal/audit"
 	"github.com/tenantflow/tenantflow/internal/config"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
+	"github.com/tenantflow/tenantflow/portal"
 	"github.com/tenantflow/tenantflow/wiring"
 	"github.com/tenantflow/tenantflow/workflows/hosts"
 	"github.com/tenantflow/tenantflow/workflows/reconcile"
@@ -70,6 +72,11 @@ type apiSettings struct {
 	// enabled: those answer 501). In `dev` it is the worker's settings
 	// (one flag set); `api` registers its own.
 	OpenShift *openshift.Config
+	// The distributor portal's session key (base64 of 32 bytes; empty: a
+	// random one, sessions end with the process) and whether its cookie
+	// is marked Secure (behind an HTTPS proxy).
+	PortalSessionKey    string
+	PortalSecureCookies bool
 }
 
 // defaultAuditRetention keeps the audit trail 400 days: a year and the
@@ -93,6 +100,8 @@ func (a *apiSettings) register(s *config.Set) {
 	s.Secret(&a.AuditDSN, "audit-dsn", "TENANTFLOW_AUDIT_DSN", "PostgreSQL URL of the audit trail (postgres://user:password@host:5432/db), shared by API replicas; the table is made if missing")
 	s.String(&a.AuditDir, "audit-dir", "TENANTFLOW_AUDIT_DIR", "", "directory of the audit trail (daily JSON-lines files) for a single API process, when TENANTFLOW_AUDIT_DSN is not set; neither: entries go to the JSON log only")
 	s.String(&a.LogsDocker, "logs-docker-host", "TENANTFLOW_LOGS_DOCKER_HOST", "", "Docker Engine whose unplaced tenants' container logs GET /v1/tenants/{name}/logs reads (empty: DOCKER_HOST or the default socket; dev: the worker's)")
+	s.Secret(&a.PortalSessionKey, "portal-session-key", "TENANTFLOW_PORTAL_SESSION_KEY", "key sealing the portal's session cookies: base64 of 32 random bytes (openssl rand -base64 32), the same on every API replica; empty: a random key, and sign-ins end when the process stops")
+	s.Bool(&a.PortalSecureCookies, "portal-secure-cookies", "TENANTFLOW_PORTAL_SECURE_COOKIES", false, "mark the portal's session cookie Secure (the API served over HTTPS behind a proxy)")
 	s.Duration(&a.AuditRetention, "audit-retention", "TENANTFLOW_AUDIT_RETENTION", defaultAuditRetention, "how long audit entries are kept (at least 24h)")
 }
 
@@ -379,8 +388,35 @@ func buildAPI(a apiSettings, files apiFiles, tcfg temporalx.Config, c client.Cli
 		return ok && role == api.RoleOps
 	})
 	r.Any("/codec/*op", gin.WrapH(http.StripPrefix("/codec", codec)))
+	if err := mountPortal(r, a, templates, log); err != nil {
+		return nil, err
+	}
 	log.Info("api configured", "templates", templates.Names(), "codecOrigins", origins)
 	return r, nil
+}
+
+// mountPortal serves the distributor portal at /portal; it calls the API
+// in-process, with each person's own token.
+func mountPortal(r *gin.Engine, a apiSettings, templates spec.Templates, log *slog.Logger) error {
+	var key []byte
+	if a.PortalSessionKey != "" {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(a.PortalSessionKey))
+		if err != nil || len(k) != 32 {
+			return errors.New("TENANTFLOW_PORTAL_SESSION_KEY: want base64 of 32 bytes (openssl rand -base64 32)")
+		}
+		key = k
+	}
+	p, err := portal.New(portal.Config{
+		API: &http.Client{Transport: portal.InProcess(r)}, BaseURL: "http://api.internal",
+		Templates: templates, SessionKey: key, SecureCookies: a.PortalSecureCookies,
+	}, log.With("component", "portal"))
+	if err != nil {
+		return err
+	}
+	h := gin.WrapH(p)
+	r.GET(portal.Prefix, h)
+	r.Any(portal.Prefix+"/*page", h)
+	return nil
 }
 
 // openShiftLogs is the reader of the OpenShift tenants' logs, on the

@@ -252,6 +252,7 @@ func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config) {
     Temporal Web UI  %s
     Temporal gRPC    %s  (namespace %s, task queue %s)
     REST API         http://%s
+    Portal           http://%s/portal  (sign in with the distributor token)
     Dev tokens       %s
       ops          %s
       distributor  %s
@@ -262,7 +263,7 @@ func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config) {
       -d '{"name":"acme","template":"default","stage":"prod"}'
     curl -s http://%s/v1/tenants/acme -H "Authorization: Bearer %s"
 
-`, uiURL, tcfg.Address, tcfg.Namespace, tcfg.TaskQueue, a.Listen, a.TokensFile,
+`, uiURL, tcfg.Address, tcfg.Namespace, tcfg.TaskQueue, a.Listen, a.Listen, a.TokensFile,
 		tokens["ops"], tokens["distributor"], tokens["developer"],
 		a.Listen, tokens["ops"], a.Listen, tokens["ops"])
 }

@@ -18,17 +18,19 @@ import (
 // Temporal dev server with its Web UI, the worker and the API, on free
 // loopback ports with a data dir of the test's own.
 type devPlatform struct {
-	t        *testing.T
+	t        testing.TB
 	UIURL    string // http://127.0.0.1:<ui-port>
 	APIURL   string // http://127.0.0.1:<api-port>
 	Temporal string // the dev server's gRPC address
 	OpsToken string // the ops token dev wrote into its data dir
+	DataDir  string
 	proc     *harness.Process
 }
 
 // startDev builds the tenantflow binary and runs `tenantflow dev` until
-// the test ends. It returns once the API answers /healthz.
-func startDev(t *testing.T, cli string) *devPlatform {
+// the test ends, with env's TENANTFLOW_* settings besides the flags. It
+// returns once the API answers /healthz.
+func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 	t.Helper()
 	bin := harness.BuildTenantflow(t)
 	dataDir := t.TempDir()
@@ -38,8 +40,9 @@ func startDev(t *testing.T, cli string) *devPlatform {
 		UIURL:    "http://" + harness.Addr(uiPort),
 		APIURL:   "http://" + harness.Addr(apiPort),
 		Temporal: harness.Addr(temporalPort),
+		DataDir:  dataDir,
 	}
-	p.proc = harness.NewProcess(t, dataDir, envWithoutTenantflow(), bin, "dev",
+	p.proc = harness.NewProcess(t, dataDir, append(envWithoutTenantflow(), env...), bin, "dev",
 		"--data-dir", dataDir,
 		"--ui-port", strconv.Itoa(uiPort),
 		"--api-listen", harness.Addr(apiPort),
@@ -71,7 +74,7 @@ func envWithoutTenantflow() []string {
 
 // devToken reads a role's token from the file dev writes, as the README's
 // tour does.
-func devToken(t *testing.T, path, role string) string {
+func devToken(t testing.TB, path, role string) string {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
