@@ -34,13 +34,14 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	var tcfg temporalx.Config
 	var wcfg wiring.Config
 	var a apiSettings
-	var dataDir, cli, uiPort string
+	var dataDir, cli, uiPort, registryListen string
 	tcfg.Register(s)
 	wcfg.Register(s)
 	a.register(s)
 	s.String(&dataDir, "data-dir", "TENANTFLOW_DATA_DIR", ".data", "state of the dev server, dev tokens and dev codec key")
 	s.String(&cli, "temporal-cli", "TENANTFLOW_TEMPORAL_CLI", "bin/temporal", "the pinned temporal CLI (make bin/temporal)")
 	s.String(&uiPort, "ui-port", "TENANTFLOW_UI_PORT", "8233", "Temporal Web UI port")
+	s.String(&registryListen, "registry-listen", "TENANTFLOW_DEV_REGISTRY_LISTEN", "127.0.0.1:5050", "loopback address of the dev registry, which holds the demo app's releases (empty: none)")
 	if err := parse(s, args); err != nil {
 		return err
 	}
@@ -96,6 +97,19 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		}
 		tcfg.CodecKeys = keys
 	}
+	var demoImages map[string]string
+	if registryListen != "" {
+		reg, images, err := startDevRegistry(ctx, registryListen, dataDir, wcfg.Docker.Host, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = reg.Close(stop)
+		}()
+		demoImages = images
+	}
 	uiURL := "http://127.0.0.1:" + uiPort
 	devCodecDefaults(&a, uiURL, uiPort, log)
 	if err := a.checkCodec(); err != nil {
@@ -130,7 +144,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := waitForTemporal(ctx, tcfg, exited); err != nil {
 		return err
 	}
-	printBanner(uiURL, a, tcfg)
+	printBanner(uiURL, a, tcfg, registryListen, demoImages, dataDir)
 	return process{temporal: tcfg, worker: &wcfg, api: &a}.run(ctx, log)
 }
 
@@ -242,7 +256,7 @@ func ensureDevCodecKey(path string) (string, error) {
 	return k, os.WriteFile(path, []byte(k+"\n"), 0o600)
 }
 
-func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config) {
+func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config, registryAddr string, demoImages map[string]string, dataDir string) {
 	tokens := map[string]string{}
 	if b, err := os.ReadFile(a.TokensFile); err == nil {
 		_ = json.Unmarshal(b, &tokens)
@@ -266,4 +280,11 @@ func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config) {
 `, uiURL, tcfg.Address, tcfg.Namespace, tcfg.TaskQueue, a.Listen, a.Listen, a.TokensFile,
 		tokens["ops"], tokens["distributor"], tokens["developer"],
 		a.Listen, tokens["ops"], a.Listen, tokens["ops"])
+	if len(demoImages) > 0 {
+		fmt.Fprintf(os.Stderr, "  Registry %s holds the demo app's releases (%s):\n", registryAddr, filepath.Join(dataDir, demoImagesFile))
+		for _, v := range demoVersions {
+			fmt.Fprintf(os.Stderr, "    %s  %s\n", v, demoImages[v])
+		}
+		fmt.Fprintln(os.Stderr)
+	}
 }

@@ -99,3 +99,20 @@ func BuildWith(ctx context.Context, d *docker.Driver, binPath, tag, version stri
 		},
 	})
 }
+
+// Derive makes the image tag from base (a demo image on the engine) with
+// the app reporting version: a new release of the same app without
+// compiling it again, as `make run` seeds its registry.
+func Derive(ctx context.Context, d *docker.Driver, base, tag, version string) (string, error) {
+	dockerfile := "FROM " + base + "\nENV DEMO_VERSION=" + version + "\n"
+	buildCtx, err := dockerbuild.ContextTar(map[string]dockerbuild.ContextFile{
+		"Dockerfile": {Mode: 0o644, Data: []byte(dockerfile)},
+	})
+	if err != nil {
+		return "", err
+	}
+	return dockerbuild.New(d.Client(), nil).BuildImage(ctx, buildCtx, dockerbuild.BuildOptions{
+		Tags:   []string{tag},
+		Labels: map[string]string{"org.opencontainers.image.version": version},
+	})
+}

@@ -45,6 +45,7 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 	p.proc = harness.NewProcess(t, dataDir, append(envWithoutTenantflow(), env...), bin, "dev",
 		"--data-dir", dataDir,
 		"--ui-port", strconv.Itoa(uiPort),
+		"--registry-listen", harness.Addr(harness.FreePort(t)),
 		"--api-listen", harness.Addr(apiPort),
 		"--temporal-address", p.Temporal,
 		"--temporal-cli", cli,
@@ -93,6 +94,12 @@ func devToken(t testing.TB, path, role string) string {
 // do calls the REST API as ops and decodes the JSON answer.
 func (p *devPlatform) do(method, path string, body any) (int, map[string]any) {
 	p.t.Helper()
+	return p.doAs(p.OpsToken, method, path, body)
+}
+
+// doAs calls the REST API with token and decodes the JSON answer.
+func (p *devPlatform) doAs(token, method, path string, body any) (int, map[string]any) {
+	p.t.Helper()
 	var r *bytes.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -107,7 +114,7 @@ func (p *devPlatform) do(method, path string, body any) (int, map[string]any) {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+p.OpsToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,0 +1,126 @@
+package webui
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantflow/tenantflow/internal/demoimage"
+	"github.com/tenantflow/tenantflow/testsuite/harness"
+)
+
+// TestTourReleasesFromTheDevRegistry runs the README's release tour on
+// `tenantflow dev` alone: dev serves a registry holding the demo app's
+// v1 and v2, pinned by digest in demo-images.json; v2 is released to a
+// staging and a prod tenant, promoted by a developer, then rolled back,
+// each tenant's app answering the version it should at each step.
+func TestTourReleasesFromTheDevRegistry(t *testing.T) {
+	harness.SkipShort(t, "tenantflow dev with its registry")
+	cli := harness.TemporalCLI(t)
+	docker := harness.Docker(t)
+	harness.DemoImage(t, docker, demoimage.Tag, "v1")
+
+	suffix := harness.UniqueSuffix()
+	staging, prod := "tour-stg-"+suffix, "tour-prd-"+suffix
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, name := range []string{staging, prod} {
+			_ = docker.RemoveServices(ctx, name, "")
+			_ = docker.RemoveVolumes(ctx, name, "")
+			_ = docker.RemoveNetwork(ctx, name, "")
+		}
+	})
+	dev := startDev(t, cli)
+	developer := devToken(t, filepath.Join(dev.DataDir, "dev-tokens.json"), "developer")
+
+	raw, err := os.ReadFile(filepath.Join(dev.DataDir, "demo-images.json"))
+	if err != nil {
+		t.Fatalf("dev wrote no demo-images.json: %v", err)
+	}
+	var images map[string]string
+	if err := json.Unmarshal(raw, &images); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(images["v2"], "/demo/app@sha256:") {
+		t.Fatalf("demo-images.json: v2 is %q, want a reference by digest", images["v2"])
+	}
+
+	for name, stage := range map[string]string{staging: "staging", prod: "prod"} {
+		if code, body := dev.do(http.MethodPost, "/v1/tenants", map[string]any{"name": name, "template": "light", "stage": stage}); code != http.StatusAccepted {
+			t.Fatalf("POST /v1/tenants %s: %d %v", name, code, body)
+		}
+	}
+	dev.waitActive(staging, time.Minute)
+	dev.waitActive(prod, time.Minute)
+	dev.requireVersion(staging, "v1")
+
+	code, body := dev.doAs(developer, http.MethodPost, "/v1/releases", map[string]any{
+		"image": images["v2"], "tenants": map[string]any{"names": []string{staging, prod}}, "drain": "0s"})
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /v1/releases: %d %v", code, body)
+	}
+	id, _ := body["id"].(string)
+	dev.waitRelease(developer, id, "awaiting-promotion")
+	dev.requireVersion(staging, "v2")
+	dev.requireVersion(prod, "v1")
+
+	if code, body := dev.doAs(developer, http.MethodPost, "/v1/releases/"+id+"/promote", map[string]any{"reason": "QA ok"}); code != http.StatusOK {
+		t.Fatalf("promote: %d %v", code, body)
+	}
+	dev.waitRelease(developer, id, "completed")
+	dev.requireVersion(prod, "v2")
+
+	code, body = dev.doAs(developer, http.MethodPost, "/v1/releases", map[string]any{"rollbackOf": id, "drain": "0s"})
+	if code != http.StatusAccepted {
+		t.Fatalf("rollback: %d %v", code, body)
+	}
+	back, _ := body["id"].(string)
+	dev.waitRelease(developer, back, "awaiting-promotion")
+	dev.doAs(developer, http.MethodPost, "/v1/releases/"+back+"/promote", map[string]any{"reason": "back"})
+	dev.waitRelease(developer, back, "completed")
+	dev.requireVersion(staging, "v1")
+	dev.requireVersion(prod, "v1")
+}
+
+// waitRelease polls the release until it is in state want.
+func (p *devPlatform) waitRelease(token, id, want string) {
+	p.t.Helper()
+	var last map[string]any
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		_, last = p.doAs(token, http.MethodGet, "/v1/releases/"+id, nil)
+		if last["state"] == want {
+			return
+		}
+		if s, _ := last["state"].(string); s == "aborted" || s == "paused" || s == "not-promoted" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.t.Fatalf("release %s not %s: %v", id, want, last)
+}
+
+// requireVersion reads the tenant's app's /version at its URL.
+func (p *devPlatform) requireVersion(name, want string) {
+	p.t.Helper()
+	_, state := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
+	url, _ := state["url"].(string)
+	if url == "" {
+		p.t.Fatalf("tenant %s has no URL: %v", name, state)
+	}
+	resp, err := http.Get(url + "/version")
+	if err != nil {
+		p.t.Fatalf("%s /version: %v", name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if got := strings.TrimSpace(string(b)); got != want {
+		p.t.Fatalf("tenant %s runs %q, want %q (image %v)", name, got, want, state["image"])
+	}
+}
