@@ -114,9 +114,11 @@ bench: $(BIN)/temporal kube-tools
 # How many tenants one Docker host takes at once (TENANTFLOW_BENCH_TENANTS,
 # 200 by default): time until all are active, and idle CPU per tenant; then
 # a release to all of them under reads, and a batch decommissioned.
-# The portal's customers page with 200 tenants (testsuite/webui).
+# The portal's customers page with 200 tenants, and `tenantflow tenants
+# ls` with 1,000 (testsuite/webui/portal_bench_test.go).
 bench-portal: $(BIN)/temporal
-	$(GO) test -run '^$$' -bench '^BenchmarkPortalCustomers$$' -benchtime 100x -timeout 10m -v ./testsuite/webui/ | grep -v '^\s*harness.go'
+	set -o pipefail; $(GO) test -run '^$$' -bench '^BenchmarkPortalCustomers$$' -benchtime 100x -timeout 10m -v ./testsuite/webui/ | grep -v '^\s*harness.go'
+	set -o pipefail; $(GO) test -run '^$$' -bench '^BenchmarkCLITenantsList$$' -benchtime 20x -timeout 10m -v ./testsuite/webui/ | grep -v '^\s*harness.go'
 
 bench-capacity: $(BIN)/temporal
 	$(GO) test -run '^$$' -bench '^BenchmarkHostCapacity$$' -benchtime 1x -timeout 60m -v ./testsuite/e2e/ | grep -v '^\s*harness.go'

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -208,4 +209,57 @@ func nextPage(body string) string {
 	}
 	href := body[j+len(`href="`):]
 	return strings.ReplaceAll(href[:strings.IndexByte(href, '"')], "&amp;", "&")
+}
+
+// BenchmarkCLITenantsList (`make bench-portal`) times `tenantflow tenants
+// ls` as a person runs it (a new process each time, to its last line)
+// with 1,000 tenants in the fleet: the first page (the API's 100) and the
+// whole fleet in one page (--page-size 1000). The tenants are seeded as
+// for BenchmarkPortalCustomers.
+func BenchmarkCLITenantsList(b *testing.B) {
+	const tenants = 1000
+	cli := harness.TemporalCLI(b)
+	dev := startDev(b, cli)
+	seedTenants(b, dev.Temporal, tenants)
+	bin := harness.BuildTenantflow(b)
+	token := devToken(b, filepath.Join(dev.DataDir, "dev-tokens.json"), "ops")
+	run := func(args ...string) (time.Duration, int) {
+		cmd := exec.Command(bin, append([]string{"tenants", "ls"}, args...)...)
+		cmd.Env = append(envWithoutTenantflow(), "TENANTFLOW_API_URL="+dev.APIURL, "TENANTFLOW_TOKEN="+token)
+		start := time.Now()
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("tenantflow tenants ls %v: %v\n%s", args, err, out)
+		}
+		return time.Since(start), strings.Count(string(out), "bench-")
+	}
+	harness.WaitFor(b, "1,000 tenants listed", time.Minute, func() error {
+		if _, n := run("--page-size", "1000"); n < tenants {
+			return fmt.Errorf("%d listed", n)
+		}
+		return nil
+	})
+
+	var first, all []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d, n := run()
+		if n != 100 {
+			b.Fatalf("the first page lists %d tenants, want 100", n)
+		}
+		first = append(first, d)
+		d, n = run("--page-size", "1000")
+		if n != tenants {
+			b.Fatalf("--page-size 1000 lists %d tenants, want %d", n, tenants)
+		}
+		all = append(all, d)
+	}
+	b.StopTimer()
+	slices.Sort(first)
+	slices.Sort(all)
+	b.ReportMetric(float64(first[len(first)/2].Microseconds())/1000, "first-page-p50-ms")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "all-1000-p50-ms")
+	b.Logf("tenantflow tenants ls with %d tenants, %d runs each: first page (100) p50 %s, max %s; --page-size 1000 p50 %s, max %s",
+		tenants, len(first), first[len(first)/2].Round(time.Millisecond), first[len(first)-1].Round(time.Millisecond),
+		all[len(all)/2].Round(time.Millisecond), all[len(all)-1].Round(time.Millisecond))
 }
