@@ -194,13 +194,17 @@ func cacheStatic(h http.Handler) http.Handler {
 	})
 }
 
-// sameOrigin refuses a form sent from another site: a browser sends Origin
-// with every POST (Sec-Fetch-Site too, in current ones). A request with
-// neither is not from a browser, and carries no cookie of a victim's
-// unless it is a very old browser, which the CSRF token still stops.
+// sameOrigin refuses a form sent from another site: current browsers send
+// Sec-Fetch-Site with every request, older ones Origin with every POST
+// (compared with Host then). A request with neither is not from a
+// browser, and carries no cookie of a victim's unless it is a very old
+// browser, which the CSRF token still stops.
 func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
+	// The browser's own word, when it gives it, decides: a proxy in
+	// front may rewrite Host, so Origin and Host may differ for a form
+	// of the portal itself.
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" || origin == "null" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -117,7 +118,8 @@ func TestCreateShowsTheAPIsRefusalNextToItsField(t *testing.T) {
 	}{
 		{http.StatusBadRequest, map[string]string{"error": "name must be a DNS label", "field": "name"}, `id="name"`, `id="name-error">name must be a DNS label`},
 		{http.StatusBadRequest, map[string]string{"error": `settings.LOG_LEVEL: "loud" is not one of debug, info`, "field": "settings.LOG_LEVEL"}, `id="setting.default.LOG_LEVEL"`, `id="setting.default.LOG_LEVEL-error">settings.LOG_LEVEL: &#34;loud&#34; is not one of`},
-		{http.StatusConflict, map[string]string{"error": "tenant acme already exists"}, `id="name"`, `id="name-error">tenant acme already exists`},
+		{http.StatusConflict, map[string]string{"error": "tenant acme already exists", "field": "name"}, `id="name"`, `id="name-error">tenant acme already exists`},
+		{http.StatusConflict, map[string]string{"error": "no host has room for plan small"}, ``, `role="alert">no host has room for plan small`},
 		{http.StatusBadRequest, map[string]string{"error": "host: no such host", "field": "host"}, ``, `role="alert">host: no such host`},
 	} {
 		h.api.on("POST /v1/tenants", answerWith(tc.status, tc.answer))
@@ -327,4 +329,101 @@ func TestATenantNotAnsweringYetIsFollowed(t *testing.T) {
 	assert.Equal(t, http.StatusOK, pg.Status)
 	assert.Contains(t, pg.Body, `data-events="/portal/tenants/acme/events"`)
 	assert.Contains(t, pg.Body, "The platform has not answered yet")
+}
+
+func TestEventsOutliveTheServersWriteTimeout(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	// A server whose answers must be written within 300 ms, as the API's
+	// own are within its write timeout.
+	slow := httptest.NewUnstartedServer(h.portal)
+	slow.Config.WriteTimeout = 300 * time.Millisecond
+	slow.Start()
+	t.Cleanup(slow.Close)
+	var n atomic.Int32
+	h.api.on("GET /v1/tenants/acme", func(w http.ResponseWriter, _ *http.Request, _ string) {
+		answer(w, http.StatusOK, map[string]any{"name": "acme", "state": "provisioning", "progress": map[string]any{"done": n.Add(1), "total": 1000000}})
+	})
+	req, _ := http.NewRequest(http.MethodGet, slow.URL+"/portal/tenants/acme/events", nil)
+	for _, c := range h.client.Jar.Cookies(nil) {
+		req.AddCookie(c)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	start := time.Now()
+	events := 0
+	for time.Since(start) < time.Second && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			events++
+		}
+	}
+	require.NoError(t, sc.Err())
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "the stream was cut after %d events", events)
+}
+
+func TestOddNamesAreNoCustomer(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	for _, path := range []string{"/portal/tenants/a%2F..%2Fvictim/credentials", "/portal/tenants/x%3Fy/decommission", "/portal/tenants/AB/events", "/portal/tenants/ab"} {
+		pg := h.get(path)
+		assert.Equal(t, http.StatusNotFound, pg.Status, path)
+		assert.NotContains(t, pg.Body, "victim", path)
+	}
+	assert.Empty(t, h.api.sent(http.MethodGet, "/v1/tenants/ab"), "nothing asked of the API")
+}
+
+func TestDecommissionIsOfferedAsTheWorkflowAllowsIt(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	for _, tc := range []struct {
+		state, phase string
+		offered      bool
+	}{
+		{"active", "", true}, {"suspended", "", true}, {"active", "cancelled", true}, {"active", "restored", true},
+		{"active", "failed", true}, {"active", "awaiting-confirmation", false}, {"provisioning", "", false}, {"decommissioned", "retained", false},
+	} {
+		body := map[string]any{"name": "acme", "state": tc.state}
+		if tc.phase != "" {
+			body["decommission"] = map[string]string{"phase": tc.phase}
+		}
+		h.api.on("GET /v1/tenants/acme", answerWith(http.StatusOK, body))
+		pg := h.get("/portal/tenants/acme")
+		assert.Equal(t, tc.offered, strings.Contains(pg.Body, `href="/portal/tenants/acme/decommission"`), "%s/%s", tc.state, tc.phase)
+	}
+}
+
+func TestAStaleAnswerIsFollowedUntilAFreshOne(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	h.api.on("GET /v1/tenants/acme", answerWith(http.StatusOK, map[string]any{"name": "acme", "state": "active", "stale": true, "staleReason": "its workflow is busy"}))
+	pg := h.get("/portal/tenants/acme")
+	assert.Contains(t, pg.Body, `data-events="/portal/tenants/acme/events"`)
+	assert.Contains(t, pg.Body, `data-stale="true"`)
+}
+
+func TestFormsFromTheBrowsersOwnWord(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	h.api.on("POST /v1/tenants", answerWith(http.StatusAccepted, map[string]any{"name": "acme"}))
+	send := func(site, origin string) int {
+		form := url.Values{"name": {"acme"}, "template": {"light"}, "stage": {"prod"}, "csrf": {h.csrf}}
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/portal/tenants", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		return h.do(req).Status
+	}
+	// Behind a proxy that rewrites Host, Origin differs; the browser says
+	// the form is the portal's own.
+	assert.Equal(t, http.StatusSeeOther, send("same-origin", "https://portal.example"))
+	assert.Equal(t, http.StatusForbidden, send("cross-site", h.srv.URL))
+	assert.Equal(t, http.StatusForbidden, send("same-site", h.srv.URL))
+	assert.Equal(t, http.StatusSeeOther, send("", h.srv.URL))
+	assert.Equal(t, http.StatusForbidden, send("", "https://evil.example"))
 }

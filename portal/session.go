@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/tenantflow/tenantflow/activities/spec"
 )
 
 // cookieName is the session cookie, scoped to the portal's path.
@@ -125,6 +127,12 @@ func (p *Portal) signedIn(h func(http.ResponseWriter, *http.Request, session)) h
 			p.fail(w, r, http.StatusUnauthorized, "Your session has ended. Sign in again.")
 			return
 		}
+		if name := r.PathValue("name"); name != "" && !validName(name) {
+			// Never echoed into a form's address: a name the API could
+			// not have is no customer.
+			p.fail(w, r, http.StatusNotFound, "There is no such customer.")
+			return
+		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 			if !sess.validCSRF(r) {
@@ -134,6 +142,12 @@ func (p *Portal) signedIn(h func(http.ResponseWriter, *http.Request, session)) h
 		}
 		h(w, r, sess)
 	}
+}
+
+// validName is the API's rule for a tenant's name: a DNS label of 3–40
+// characters.
+func validName(name string) bool {
+	return len(name) >= 3 && spec.IsDNSLabel(name, 40)
 }
 
 // maxFormBytes bounds a form: the largest, a new customer with every

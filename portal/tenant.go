@@ -41,13 +41,32 @@ func (p *Portal) showTenant(w http.ResponseWriter, r *http.Request, sess session
 		return
 	}
 	d := tenantData{
-		T: t, Busy: stateTag(string(t.State)) == "busy",
-		CanDecommission:      t.State == tenant.StateActive && (t.Decommission == nil || t.Decommission.Phase == tenant.PhaseCancelled),
+		// A stale answer (the workflow busy) lacks what the actions need:
+		// the page follows the tenant until a fresh one comes.
+		T: t, Busy: stateTag(string(t.State)) == "busy" || t.Stale,
+		CanDecommission:      canDecommission(t),
 		AwaitingConfirmation: t.Decommission != nil && t.Decommission.Phase == tenant.PhaseAwaitingConfirmation,
 		CredentialsTaken:     t.CredentialsFetchedAt != nil,
 		Key:                  newKey(),
 	}
 	p.render(w, r, http.StatusOK, "tenant", view{Title: t.Name, SignedIn: true, CSRF: sess.CSRF, Notice: notice(r.URL.Query().Get("done")), Data: d})
+}
+
+// canDecommission mirrors the workflow's rule: an active or suspended
+// tenant without a request under way (none, or one withdrawn, failed, or
+// ended by a restore). The API decides in the end.
+func canDecommission(t tenantView) bool {
+	if t.State != tenant.StateActive && t.State != tenant.StateSuspended {
+		return false
+	}
+	if t.Decommission == nil {
+		return true
+	}
+	switch t.Decommission.Phase {
+	case tenant.PhaseCancelled, tenant.PhaseFailed, tenant.PhaseRestored:
+		return true
+	}
+	return false
 }
 
 // liveState is what a tenant's page updates as it changes.

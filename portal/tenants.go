@@ -112,11 +112,7 @@ func (p *Portal) createTenant(w http.ResponseWriter, r *http.Request, sess sessi
 	err := p.api.createTenant(r.Context(), sess.Token, req)
 	var ae *apiError
 	if errors.As(err, &ae) && (ae.Status == http.StatusBadRequest || ae.Status == http.StatusConflict) {
-		field := ae.Field
-		if ae.Status == http.StatusConflict && field == "" {
-			field = "name" // a tenant of that name exists
-		}
-		f.Errors = map[string]string{formField(field): ae.Message}
+		f.Errors = map[string]string{formField(ae.Field): ae.Message}
 		p.render(w, r, ae.Status, "new", view{Title: "New customer", SignedIn: true, CSRF: sess.CSRF, Data: f})
 		return
 	}

@@ -41,12 +41,12 @@ func startDevRegistry(ctx context.Context, addr, dataDir, dockerHost string, log
 	defer cancel()
 	images, err := seedDemoImages(seedCtx, reg.Addr, dockerHost, log)
 	if err != nil {
-		log.Warn("demo releases not in the dev registry (run `make demo-image`, then restart): releases need another image", "error", err)
+		log.Warn("the demo app's releases are not in the dev registry: a release needs another image", "error", err)
 		return reg, nil, nil
 	}
 	b, _ := json.MarshalIndent(images, "", "  ")
 	if err := os.WriteFile(filepath.Join(dataDir, demoImagesFile), append(b, '\n'), 0o600); err != nil {
-		return reg, images, fmt.Errorf("TENANTFLOW_DATA_DIR: %w", err)
+		log.Warn("demo releases pushed, but their list is not written", "error", err)
 	}
 	return reg, images, nil
 }
@@ -60,6 +60,11 @@ func seedDemoImages(ctx context.Context, regAddr, dockerHost string, log *slog.L
 		return nil, fmt.Errorf("TENANTFLOW_DOCKER_HOST: %w", err)
 	}
 	defer d.Close()
+	// The base must be on the engine: a build FROM a missing image would
+	// look for it on Docker Hub.
+	if _, err := d.Client().ImageInspect(ctx, demoimage.Tag); err != nil {
+		return nil, fmt.Errorf("no %s on the engine (make demo-image builds it): %w", demoimage.Tag, err)
+	}
 	builder := dockerbuild.New(d.Client(), log)
 	images := map[string]string{}
 	for _, v := range demoVersions {
@@ -69,7 +74,10 @@ func seedDemoImages(ctx context.Context, regAddr, dockerHost string, log *slog.L
 		}
 		digest, err := builder.PushImage(ctx, tag, registry.AuthConfig{}, nil)
 		if err != nil {
-			return nil, err
+			// The engine pushes from its own network: a remote engine,
+			// Docker Desktop or a rootless one does not reach this
+			// process's loopback.
+			return nil, fmt.Errorf("the engine could not push to %s (is it on this machine, not rootless?): %w", regAddr, err)
 		}
 		images[v] = regAddr + "/" + demoRepo + "@" + digest
 	}

@@ -277,7 +277,7 @@ follows it). --unset puts a setting back to its template's default.
 		}
 		resp, err := c.Update(ctx, http.MethodPatch, apiPath("v1", "tenants", args[0]), body)
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict && len(body) > 1 {
+		if errors.As(err, &apiErr) && len(body) > 1 {
 			// The API makes the changes one by one (window, plan,
 			// settings): those before the refused one stand.
 			printf(a.io.Err, "note: the changes before the refused one (window, plan, settings, in that order) stand: see tenantflow tenants get %s\n", args[0])

@@ -273,6 +273,12 @@ func TestTenantsSetRefused(t *testing.T) {
 	require.Equal(t, ExitRefused, r.code)
 	require.Equal(t, "note: the changes before the refused one (window, plan, settings, in that order) stand: see tenantflow tenants get acme\n"+
 		"error: tenant acme is changing its plan already\n", r.err)
+
+	// a settings value the workflow refuses (400) after a plan change it took
+	api.on("PATCH /v1/tenants/acme", answer(400, refusal("TITLE must be at most 80 characters", "settings.TITLE")))
+	r = api.cli(nil, false, "tenants", "set", "acme", "--plan", "large", "--set", "TITLE=very long")
+	require.Equal(t, ExitUsage, r.code)
+	require.Contains(t, r.err, "note: the changes before the refused one")
 }
 
 // set --wait follows the plan and the settings change both, until both

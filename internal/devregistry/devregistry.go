@@ -51,16 +51,15 @@ func Start(ctx context.Context, addr, dir string, log *slog.Logger) (*Registry, 
 		return nil, err
 	}
 	cfg := &configuration.Configuration{Version: "0.1"}
-	cfg.Log.Level = "warn"
-	cfg.Log.Formatter = "json"
-	cfg.Log.AccessLog.Disabled = true
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
 	cfg.Storage = configuration.Storage{
 		"filesystem": configuration.Parameters{"rootdirectory": dir},
 		"delete":     configuration.Parameters{"enabled": true},
 	}
-	// The registry logs through logrus; only its warnings matter here,
-	// as JSON lines like ours.
+	// The registry logs through logrus's standard logger, which its
+	// handlers take from no context of ours: only its warnings matter
+	// here, as JSON lines like ours. This is process-wide; dev uses no
+	// other logrus logger.
 	logrus.SetLevel(logrus.WarnLevel)
 	logrus.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
 	logrus.SetOutput(os.Stderr)

@@ -4,8 +4,9 @@
 "use strict";
 
 // A tenant's page follows its state over Server-Sent Events while an
-// operation runs, and reloads once the state changes, to show the actions
-// the new state allows.
+// operation runs (or while the platform answered from its last record),
+// and reloads once the state changes (or a fresh answer comes), to show
+// the actions the tenant now allows.
 function followTenant(section) {
   const url = section.dataset.events;
   if (!url || !window.EventSource) return;
@@ -28,6 +29,9 @@ function followTenant(section) {
       events.close();
       // Without ?done=…: the notice of what was done is past.
       window.location.replace(window.location.pathname);
+    } else if (section.dataset.stale === "true" && !s.stale) {
+      events.close();
+      window.location.reload();
     }
   });
   events.addEventListener("end", () => events.close());

@@ -45,7 +45,10 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 	p.proc = harness.NewProcess(t, dataDir, append(envWithoutTenantflow(), env...), bin, "dev",
 		"--data-dir", dataDir,
 		"--ui-port", strconv.Itoa(uiPort),
-		"--registry-listen", harness.Addr(harness.FreePort(t)),
+		// No registry unless the test asks for one
+		// (TENANTFLOW_DEV_REGISTRY_LISTEN in env): seeding it costs
+		// each start a build and a push.
+		"--registry-listen", registryListen(env),
 		"--api-listen", harness.Addr(apiPort),
 		"--temporal-address", p.Temporal,
 		"--temporal-cli", cli,
@@ -58,6 +61,17 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 	harness.WaitFor(t, "tenantflow dev's API", 90*time.Second, harness.HTTPOK(p.APIURL+"/healthz"))
 	p.OpsToken = devToken(t, filepath.Join(dataDir, "dev-tokens.json"), "ops")
 	return p
+}
+
+// registryListen is the dev registry's address env sets, "" (none) if
+// it sets none.
+func registryListen(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "TENANTFLOW_DEV_REGISTRY_LISTEN="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // envWithoutTenantflow is this process's environment without the

@@ -36,7 +36,7 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 			_ = docker.RemoveNetwork(ctx, name, "")
 		}
 	})
-	dev := startDev(t, cli)
+	dev := startDev(t, cli, "TENANTFLOW_DEV_REGISTRY_LISTEN="+harness.Addr(harness.FreePort(t)))
 	developer := devToken(t, filepath.Join(dev.DataDir, "dev-tokens.json"), "developer")
 
 	raw, err := os.ReadFile(filepath.Join(dev.DataDir, "demo-images.json"))
@@ -82,7 +82,9 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	}
 	back, _ := body["id"].(string)
 	dev.waitRelease(developer, back, "awaiting-promotion")
-	dev.doAs(developer, http.MethodPost, "/v1/releases/"+back+"/promote", map[string]any{"reason": "back"})
+	if code, body := dev.doAs(developer, http.MethodPost, "/v1/releases/"+back+"/promote", map[string]any{"reason": "back"}); code != http.StatusOK {
+		t.Fatalf("promote the rollback: %d %v", code, body)
+	}
 	dev.waitRelease(developer, back, "completed")
 	dev.requireVersion(staging, "v1")
 	dev.requireVersion(prod, "v1")
@@ -114,7 +116,7 @@ func (p *devPlatform) requireVersion(name, want string) {
 	if url == "" {
 		p.t.Fatalf("tenant %s has no URL: %v", name, state)
 	}
-	resp, err := http.Get(url + "/version")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url + "/version")
 	if err != nil {
 		p.t.Fatalf("%s /version: %v", name, err)
 	}
