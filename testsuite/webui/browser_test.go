@@ -16,6 +16,10 @@ import (
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
+// uiInternalError is what the Web UI shows in place of a page whose data
+// it could not get.
+const uiInternalError = "Internal Error"
+
 // pageTimeout bounds each wait for the Web UI to show something. The UI
 // loads in a few seconds; a busy machine (tests running beside) gets room.
 const pageTimeout = 30 * time.Second
@@ -131,6 +135,8 @@ func (p *page) waitText(selector, what string, ok func(string) bool) string {
 
 // waitTrue polls a JavaScript expression until it is true (an element the
 // UI renders once its data arrived), and fails the test after pageTimeout.
+// A page the UI replaced with its "Internal Error" (a query the worker did
+// not answer in time, on a busy machine) is reloaded, as a person would.
 func (p *page) waitTrue(what, expression string) {
 	p.t.Helper()
 	deadline := time.Now().Add(pageTimeout)
@@ -138,6 +144,12 @@ func (p *page) waitTrue(what, expression string) {
 		done, err := eval[bool](p, expression)
 		if err == nil && done {
 			return
+		}
+		if strings.Contains(p.text("body"), uiInternalError) {
+			p.t.Logf("%s: the UI shows %q; reloading", p.name, uiInternalError)
+			if err := p.do(chromedp.Reload()); err != nil {
+				p.t.Logf("%s: reload: %v", p.name, err)
+			}
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%s: %s not done after %s (last error: %v)", p.name, what, pageTimeout, err)
