@@ -26,7 +26,8 @@ import (
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
-// CommitResolver turns a ref into a commit: the GitLab client.
+// CommitResolver turns a ref into a commit: the GitLab client, or
+// build.Resolver for projects with a git remote too.
 // ResolveCommit takes any branch, tag or SHA (POST /v1/builds); ResolveRef
 // only the kind of ref a webhook event names.
 type CommitResolver interface {
@@ -137,7 +138,7 @@ func (s *server) createBuild(c *gin.Context) {
 		return
 	case err != nil:
 		s.log.ErrorContext(c.Request.Context(), "resolve ref failed", "project", p.Path, "ref", req.Ref, "error", err)
-		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("resolve %s@%s in GitLab: %v", p.Path, req.Ref, err))
+		respondError(c, http.StatusServiceUnavailable, fmt.Sprintf("resolve %s@%s: %v", p.Path, req.Ref, err))
 		return
 	}
 	if commit.RefType == "tag" && !dockerTag.MatchString(commit.Ref) {
@@ -152,7 +153,7 @@ func (s *server) createBuild(c *gin.Context) {
 func (s *server) startBuild(c *gin.Context, p *build.Project, commit gitlab.Commit, trigger string) {
 	id := imagebuild.WorkflowID(p.Path, commit.SHA, tagOf(commit))
 	in := build.BuildInput{
-		Project: p.Path, ProjectID: commit.ProjectID, SHA: commit.SHA, Ref: commit.Ref, RefType: commit.RefType,
+		Project: p.Path, ProjectID: commit.ProjectID, Git: p.Git, SHA: commit.SHA, Ref: commit.Ref, RefType: commit.RefType,
 		Image: p.Image, Dockerfile: p.Dockerfile, BuildArgs: p.Args(commit.SHA, commit.Ref),
 	}
 	opts := client.StartWorkflowOptions{

@@ -82,6 +82,20 @@ func TestCreateBuild(t *testing.T) {
 	assert.Equal(t, "api", req.Trigger)
 }
 
+// A project with a git remote builds from it: its input carries the
+// remote, for the worker to read the commit there.
+func TestCreateBuildOfAGitProject(t *testing.T) {
+	e := newTestEnv(t, withProjects(fakeResolver{}, `
+projects:
+  - {path: demo/app, git: /srv/git/demo, image: builds/demo-app}
+`))
+	rec := e.do(http.MethodPost, "/v1/builds", developerToken, `{"project":"demo/app","ref":"v2"}`)
+	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())
+	req := e.temporal.startCalls()[0].args[0].(imagebuild.Request)
+	assert.Equal(t, "/srv/git/demo", req.Build.Git)
+	assert.Equal(t, "builds/demo-app", req.Build.Image)
+}
+
 func TestCreateBuildResolvesWithinResolveTimeout(t *testing.T) {
 	var deadline time.Time
 	e := newTestEnv(t, withBuilds(fakeResolver{deadline: &deadline}))

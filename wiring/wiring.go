@@ -40,6 +40,7 @@ import (
 	"github.com/tenantflow/tenantflow/activities/fence"
 	"github.com/tenantflow/tenantflow/activities/fleet"
 	"github.com/tenantflow/tenantflow/activities/gitlab"
+	"github.com/tenantflow/tenantflow/activities/gitsource"
 	"github.com/tenantflow/tenantflow/activities/integrations"
 	"github.com/tenantflow/tenantflow/activities/ldap"
 	"github.com/tenantflow/tenantflow/activities/openshift"
@@ -238,9 +239,9 @@ func NewIntegrations(c Config, log *slog.Logger) (Deps, error) {
 	}
 	errs = append(errs, c.HostSync.check(c.Host)...)
 	d.syncToken = c.HostSync.Token
-	if c.GitLab.Enabled != c.Registry.Enabled {
-		errs = append(errs, errors.New("image builds need both TENANTFLOW_GITLAB_ENABLED and TENANTFLOW_REGISTRY_ENABLED"))
-	} else if c.GitLab.Enabled {
+	if c.GitLab.Enabled && !c.Registry.Enabled {
+		errs = append(errs, errors.New("TENANTFLOW_GITLAB_ENABLED builds images: it needs TENANTFLOW_REGISTRY_ENABLED too"))
+	} else if c.Registry.Enabled {
 		d.newBuilds(c, log, enable)
 	}
 	d.Integrations = c.Settings()
@@ -300,11 +301,11 @@ func (d *Deps) newOutsideSystems(c Config, log *slog.Logger, enable enabler) {
 	})
 }
 
-// newBuilds builds the GitLab and registry clients and the image build
-// activities.
+// newBuilds builds the registry client (and GitLab's, when enabled) and
+// the image build activities.
 func (d *Deps) newBuilds(c Config, log *slog.Logger, enable enabler) {
 	var err error
-	enable(true, "gitlab", func() error {
+	enable(c.GitLab.Enabled, "gitlab", func() error {
 		d.gitlabClient, err = gitlab.NewClient(c.GitLab, log.With("component", "gitlab"))
 		return err
 	})
@@ -312,11 +313,18 @@ func (d *Deps) newBuilds(c Config, log *slog.Logger, enable enabler) {
 		d.registryClient, err = registry.NewClient(c.Registry, log.With("component", "registry"))
 		return err
 	})
-	if d.gitlabClient != nil && d.registryClient != nil {
-		d.checks["gitlab"], d.checks["registry"] = d.gitlabClient, d.registryClient
+	if d.registryClient == nil {
+		return
+	}
+	// Projects with a git remote build with the registry alone; GitLab's
+	// need GitLab too.
+	d.checks["registry"] = d.registryClient
+	d.Build = &build.Activities{Git: gitsource.Archiver{}, Registry: d.registryClient,
+		Heartbeat: activity.RecordHeartbeat, Log: log.With("component", "build")}
+	if d.gitlabClient != nil {
+		d.checks["gitlab"] = d.gitlabClient
 		d.GitLab = gitlab.NewActivities(d.gitlabClient)
-		d.Build = &build.Activities{Source: d.gitlabClient, Registry: d.registryClient,
-			Heartbeat: activity.RecordHeartbeat, Log: log.With("component", "build")}
+		d.Build.Source = d.gitlabClient
 	}
 }
 
@@ -346,8 +354,8 @@ func (c Config) checkRuntimes() []error {
 	if c.DockerDisabled && !c.OpenShift.Enabled() {
 		errs = append(errs, fmt.Errorf("no runtime: TENANTFLOW_DOCKER_DISABLED is set and neither %s nor %s is", openshift.EnvKubeconfig, openshift.EnvInCluster))
 	}
-	if c.DockerDisabled && c.GitLab.Enabled {
-		errs = append(errs, errors.New("image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine: unset TENANTFLOW_DOCKER_DISABLED"))
+	if c.DockerDisabled && c.Registry.Enabled {
+		errs = append(errs, errors.New("image builds (TENANTFLOW_REGISTRY_ENABLED) run on the Docker Engine: unset TENANTFLOW_DOCKER_DISABLED"))
 	}
 	return errs
 }

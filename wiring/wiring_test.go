@@ -50,7 +50,11 @@ func TestRuntimeSettingsAreChecked(t *testing.T) {
 
 	_, err = NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"},
 		GitLab: gitlab.Config{Enabled: true}, Registry: registry.Config{Enabled: true}}, slog.New(slog.DiscardHandler))
-	require.ErrorContains(t, err, "image builds (TENANTFLOW_GITLAB_ENABLED) run on the Docker Engine")
+	require.ErrorContains(t, err, "image builds (TENANTFLOW_REGISTRY_ENABLED) run on the Docker Engine")
+
+	_, err = NewIntegrations(Config{DockerDisabled: true, OpenShift: openshift.Config{Kubeconfig: "/k", VolumeSize: "1Gi"},
+		GitLab: gitlab.Config{Enabled: true}}, slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "TENANTFLOW_GITLAB_ENABLED builds images: it needs TENANTFLOW_REGISTRY_ENABLED too")
 
 	// OpenShift tenants keep their volumes for the retention, backup
 	// location or not: no retention would purge them at once.
@@ -61,4 +65,16 @@ func TestRuntimeSettingsAreChecked(t *testing.T) {
 		Backup: backup.Config{Retention: time.Hour}}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.Equal(t, []string{"docker"}, d.Integrations.Routed, "only Docker tenants are behind the proxy")
+}
+
+// Builds of git projects need the registry alone: the build activities
+// then read git repositories, and nothing of GitLab's is registered.
+func TestBuildsWithoutGitLab(t *testing.T) {
+	d, err := NewIntegrations(Config{DockerDisabled: false, Backup: backup.Config{Retention: time.Hour},
+		Registry: registry.Config{Enabled: true, URL: "http://127.0.0.1:5050"}}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NotNil(t, d.Build)
+	require.NotNil(t, d.Build.Git)
+	require.Nil(t, d.Build.Source, "no GitLab source (a typed nil would pass for one)")
+	require.Nil(t, d.GitLab)
 }

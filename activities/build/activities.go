@@ -31,6 +31,16 @@ type Source interface {
 	Archive(ctx context.Context, projectID int64, sha string) (io.ReadCloser, error)
 }
 
+// GitSource yields the archive of a commit of any git repository
+// (gitsource), laid out as GitLab's: one top directory.
+type GitSource interface {
+	Archive(ctx context.Context, remote, sha string) (io.ReadCloser, error)
+}
+
+// ErrNoSource is the failure type of a build whose project's source this
+// worker does not have (a GitLab project without GitLab configured).
+const ErrNoSource = "BuildSourceMissing"
+
 // Engine builds and pushes images: a Docker Engine's dockerbuild.Builder.
 type Engine interface {
 	BuildImage(ctx context.Context, buildContext io.Reader, opts dockerbuild.BuildOptions) (string, error)
@@ -48,7 +58,8 @@ type Registry interface {
 // Activities build images. Heartbeat reports progress (build log lines,
 // push progress); the worker sets it to activity.RecordHeartbeat.
 type Activities struct {
-	Source    Source
+	Source    Source    // GitLab projects' (nil: GitLab is not configured)
+	Git       GitSource // projects with a git remote
 	Engine    Engine
 	Registry  Registry
 	Heartbeat func(ctx context.Context, details ...any)
@@ -57,8 +68,10 @@ type Activities struct {
 
 // BuildInput is one commit to build.
 type BuildInput struct {
-	Project    string            `json:"project"`
-	ProjectID  int64             `json:"projectId"`
+	Project   string `json:"project"`
+	ProjectID int64  `json:"projectId"`
+	// Git is the project's git remote or path; empty: a GitLab project.
+	Git        string            `json:"git,omitempty"`
 	SHA        string            `json:"sha"`
 	Ref        string            `json:"ref"`
 	RefType    string            `json:"refType"` // branch, tag or commit
@@ -172,7 +185,7 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 		}
 	}()
 	progress("downloading the repository archive")
-	archive, err := a.Source.Archive(ctx, in.ProjectID, in.SHA)
+	archive, err := a.archive(ctx, in)
 	if err != nil {
 		return Image{}, err
 	}
@@ -230,6 +243,17 @@ func (a *Activities) BuildAndPushImage(ctx context.Context, in BuildInput) (Imag
 	got.Built = true
 	log.Info("image pushed", "ref", got.Ref, "digest", got.Digest)
 	return got, nil
+}
+
+// archive is the commit's tree from the project's source.
+func (a *Activities) archive(ctx context.Context, in BuildInput) (io.ReadCloser, error) {
+	switch {
+	case in.Git != "" && a.Git != nil:
+		return a.Git.Archive(ctx, in.Git, in.SHA)
+	case in.Git == "" && a.Source != nil:
+		return a.Source.Archive(ctx, in.ProjectID, in.SHA)
+	}
+	return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: this worker has no source for it (GitLab configured: %t)", in.Project, a.Source != nil), ErrNoSource, nil)
 }
 
 // RemoveImage deletes what the registry holds under the build's tags

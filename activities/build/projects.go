@@ -15,10 +15,17 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Project is one GitLab project Tenantflow builds, from deploy/projects.yaml.
+// Project is one project Tenantflow builds, from deploy/projects.yaml: a
+// GitLab project, or any git repository (Git).
 type Project struct {
-	// Path is the project's path in GitLab, e.g. "group/app".
+	// Path is the project's path in GitLab, e.g. "group/app"; for a git
+	// project, the name builds go by (the same form).
 	Path string `yaml:"path" json:"path"`
+	// Git, when set, is where the project's source is: a git remote
+	// (https://, http://, ssh://, git://) or a repository on the worker's
+	// and the API's disk (an absolute path or file://). GitLab is then
+	// not asked, and no commit status is reported.
+	Git string `yaml:"git,omitempty" json:"git,omitempty"`
 	// Image is the repository in the private registry, e.g. "tenants/app".
 	Image string `yaml:"image" json:"image"`
 	// Dockerfile is the path of the Dockerfile inside the repository.
@@ -39,6 +46,7 @@ var (
 	projectPath = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)+$`)
 	imageRepo   = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
 	buildArgRef = regexp.MustCompile(`\$\{([^}]*)\}`)
+	gitRemote   = regexp.MustCompile(`^(https?|ssh|git|file)://[^\s]+$`)
 )
 
 // LoadProjects reads and validates a projects file.
@@ -72,6 +80,9 @@ func ParseProjects(data []byte) (Projects, error) {
 		if !imageRepo.MatchString(p.Image) {
 			return nil, fmt.Errorf("%s: image %q is not a registry repository name (lowercase, e.g. tenants/app)", where, p.Image)
 		}
+		if p.Git != "" && !gitRemote.MatchString(p.Git) && !strings.HasPrefix(p.Git, "/") {
+			return nil, fmt.Errorf("%s: git %q: want an https://, http://, ssh://, git:// or file:// URL, or an absolute path", where, p.Git)
+		}
 		if p.Dockerfile == "" {
 			p.Dockerfile = "Dockerfile"
 		}
@@ -88,6 +99,16 @@ func ParseProjects(data []byte) (Projects, error) {
 		out[p.Path] = p
 	}
 	return out, nil
+}
+
+// NeedGitLab tells whether a project of ps is GitLab's.
+func (ps Projects) NeedGitLab() bool {
+	for _, p := range ps {
+		if p.Git == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Names lists the configured project paths, sorted, for error messages.

@@ -331,17 +331,23 @@ func loadAPIFiles(a apiSettings) (apiFiles, error) {
 		if err != nil {
 			return apiFiles{}, fmt.Errorf("TENANTFLOW_BUILD_PROJECTS_FILE: %w", err)
 		}
-		if a.GitLab == nil || !a.GitLab.Enabled {
-			return apiFiles{}, errors.New("TENANTFLOW_BUILD_PROJECTS_FILE is set but TENANTFLOW_GITLAB_ENABLED is not: refs are resolved in GitLab")
+		resolver := build.Resolver{Projects: projects}
+		if projects.NeedGitLab() {
+			// Projects without a git remote are GitLab's: refs are
+			// resolved there, and pushes come from its webhook.
+			if a.GitLab == nil || !a.GitLab.Enabled {
+				return apiFiles{}, errors.New("TENANTFLOW_BUILD_PROJECTS_FILE lists GitLab projects (without git:) but TENANTFLOW_GITLAB_ENABLED is not set: their refs are resolved in GitLab")
+			}
+			if len(a.WebhookSecret) < 16 {
+				return apiFiles{}, errors.New("TENANTFLOW_GITLAB_WEBHOOK_SECRET must be at least 16 characters when GitLab projects are built")
+			}
+			glc, err := gitlab.NewClient(*a.GitLab, slog.Default().With("component", "gitlab"))
+			if err != nil {
+				return apiFiles{}, fmt.Errorf("gitlab: %w", err)
+			}
+			resolver.GitLab = glc
 		}
-		if len(a.WebhookSecret) < 16 {
-			return apiFiles{}, errors.New("TENANTFLOW_GITLAB_WEBHOOK_SECRET must be at least 16 characters when builds are on")
-		}
-		glc, err := gitlab.NewClient(*a.GitLab, slog.Default().With("component", "gitlab"))
-		if err != nil {
-			return apiFiles{}, fmt.Errorf("gitlab: %w", err)
-		}
-		files.builds = &api.Builds{Projects: projects, Resolver: glc, WebhookSecret: a.WebhookSecret, WebUIURL: a.WebUIURL}
+		files.builds = &api.Builds{Projects: projects, Resolver: resolver, WebhookSecret: a.WebhookSecret, WebUIURL: a.WebUIURL}
 	}
 	return files, nil
 }

@@ -109,6 +109,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 			_ = reg.Close(stop)
 		}()
 		demoImages = images
+		devBuilds(&a, &wcfg, reg.Addr, dataDir, log)
 	}
 	uiURL := "http://127.0.0.1:" + uiPort
 	devCodecDefaults(&a, uiURL, uiPort, log)
@@ -146,6 +147,22 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	printBanner(uiURL, a, tcfg, registryListen, demoImages, dataDir)
 	return process{temporal: tcfg, worker: &wcfg, api: &a}.run(ctx, log)
+}
+
+// devBuilds turns image builds on with the dev registry, from the demo
+// app's git repository, unless builds are configured already (a projects
+// file, or GitLab).
+func devBuilds(a *apiSettings, wcfg *wiring.Config, regAddr, dataDir string, log *slog.Logger) {
+	if a.ProjectsFile != "" || wcfg.GitLab.Enabled || wcfg.Registry.Enabled {
+		return
+	}
+	projects, err := seedDemoRepo(dataDir)
+	if err != nil {
+		log.Warn("builds off: the demo repository could not be made", "error", err)
+		return
+	}
+	a.ProjectsFile = projects
+	wcfg.Registry.Enabled, wcfg.Registry.URL = true, "http://"+regAddr
 }
 
 // devCodecDefaults lets the dev Web UI call /codec unless origins were

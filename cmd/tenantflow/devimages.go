@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/registry"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tenantflow/tenantflow/activities/docker"
 	"github.com/tenantflow/tenantflow/activities/dockerbuild"
@@ -82,4 +84,70 @@ func seedDemoImages(ctx context.Context, regAddr, dockerHost string, log *slog.L
 		images[v] = regAddr + "/" + demoRepo + "@" + digest
 	}
 	return images, nil
+}
+
+// demoRepoDir and demoProjectsFile are the demo app's git repository and
+// the projects file that builds it, in the data dir.
+const (
+	demoRepoDir      = "demo-repo"
+	demoProjectsFile = "projects.yaml"
+	demoBuildImage   = "builds/demo-app"
+)
+
+// seedDemoRepo makes the demo app's git repository once: two commits,
+// tagged v1 and v2, whose Dockerfile builds on the demo image, so a build
+// needs nothing from the network. It returns the projects file that
+// builds it (from the registry alone, no GitLab).
+func seedDemoRepo(dataDir string) (string, error) {
+	dir, err := filepath.Abs(filepath.Join(dataDir, demoRepoDir))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".git")); os.IsNotExist(err) {
+		if err := initDemoRepo(dir); err != nil {
+			return "", fmt.Errorf("demo repository %s: %w", dir, err)
+		}
+	}
+	projects := filepath.Join(dataDir, demoProjectsFile)
+	doc := fmt.Sprintf(`# Written by tenantflow dev: the demo app, built from its git repository
+# in the data dir (no GitLab needed). Edit %s/Dockerfile, commit, and
+# POST /v1/builds {"project":"demo/app","ref":"master"}.
+projects:
+  - path: demo/app
+    git: %s
+    image: %s
+    branches: [master]
+    tags: true
+`, dir, dir, demoBuildImage)
+	return projects, os.WriteFile(projects, []byte(doc), 0o600)
+}
+
+func initDemoRepo(dir string) error {
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		return err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return err
+	}
+	sig := &object.Signature{Name: "tenantflow dev", Email: "dev@tenantflow.invalid", When: time.Now()}
+	for _, v := range demoVersions {
+		dockerfile := "# The demo app, release " + v + ": the demo image, reporting " + v + " on /version.\n" +
+			"FROM " + demoimage.Tag + "\nENV DEMO_VERSION=" + v + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+			return err
+		}
+		if _, err := wt.Add("Dockerfile"); err != nil {
+			return err
+		}
+		h, err := wt.Commit("Release "+v, &git.CommitOptions{Author: sig})
+		if err != nil {
+			return err
+		}
+		if _, err := repo.CreateTag(v, h, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -97,13 +97,18 @@ func (a *app) buildsWatch() *cobra.Command {
 	return cmd
 }
 
-// pinned is the built image by digest, what a release takes ("" until
-// pushed).
+// pinned is the built image by digest, what a release takes (its ref by
+// tag until pushed): the registry and repository of its ref, which the
+// repository alone lacks.
 func pinned(b buildView) string {
-	if b.Image.Digest == "" || b.Image.Repository == "" {
+	if b.Image.Digest == "" {
 		return b.Image.Ref
 	}
-	return b.Image.Repository + "@" + b.Image.Digest
+	name := b.Image.Ref
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	return name + "@" + b.Image.Digest
 }
 
 func skippedText(b buildView) string {

@@ -23,7 +23,7 @@ func buildAt(state imagebuild.State, done int, step, errMsg string) map[string]a
 	b := imagebuild.Build{Project: "group/app", Ref: "main", RefType: "branch", SHA: buildSHA, State: state,
 		Progress: flow.Progress{Done: done, Total: 2, Step: step}, Error: errMsg, StartedAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
 	if state == imagebuild.StateSucceeded {
-		b.Image = build.Image{Repository: "registry.test/group/app", Tags: []string{buildSHA, "main"}, Ref: "registry.test/group/app:" + buildSHA,
+		b.Image = build.Image{Repository: "group/app", Tags: []string{buildSHA, "main"}, Ref: "registry.test/group/app:" + buildSHA,
 			Digest: digest, Built: true}
 	}
 	return map[string]any{"id": buildID, "workflowId": "build:group/app@" + buildSHA, "build": b}

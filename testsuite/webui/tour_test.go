@@ -15,11 +15,13 @@ import (
 	"github.com/tenantflow/tenantflow/testsuite/harness"
 )
 
-// TestTourReleasesFromTheDevRegistry runs the README's release tour on
-// `tenantflow dev` alone: dev serves a registry holding the demo app's
-// v1 and v2, pinned by digest in demo-images.json; v2 is released to a
-// staging and a prod tenant, promoted by a developer, then rolled back,
-// each tenant's app answering the version it should at each step.
+// TestTourReleasesFromTheDevRegistry runs the README's build and release
+// tour on `tenantflow dev` alone: dev serves a registry holding the demo
+// app's v1 and v2 (pinned by digest in demo-images.json) and builds from
+// the demo app's git repository in its data dir; v2 is built from its
+// tag, released to a staging and a prod tenant, promoted by a developer,
+// then rolled back, each tenant's app answering the version it should at
+// each step.
 func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	harness.SkipShort(t, "tenantflow dev with its registry")
 	cli := harness.TemporalCLI(t)
@@ -60,8 +62,14 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	dev.waitActive(prod, time.Minute)
 	dev.requireVersion(staging, "v1")
 
+	// v2 built from the demo app's git repository in the data dir (no
+	// GitLab), pushed to dev's registry.
+	built := dev.build(developer, "demo/app", "v2")
+	if !strings.Contains(built, "/builds/demo-app@sha256:") {
+		t.Fatalf("the build's image is %q", built)
+	}
 	code, body := dev.doAs(developer, http.MethodPost, "/v1/releases", map[string]any{
-		"image": images["v2"], "tenants": map[string]any{"names": []string{staging, prod}}, "drain": "0s"})
+		"image": built, "tenants": map[string]any{"names": []string{staging, prod}}, "drain": "0s"})
 	if code != http.StatusAccepted {
 		t.Fatalf("POST /v1/releases: %d %v", code, body)
 	}
@@ -88,6 +96,35 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	dev.waitRelease(developer, back, "completed")
 	dev.requireVersion(staging, "v1")
 	dev.requireVersion(prod, "v1")
+}
+
+// build builds project at ref and returns its image by digest.
+func (p *devPlatform) build(token, project, ref string) string {
+	p.t.Helper()
+	code, body := p.doAs(token, http.MethodPost, "/v1/builds", map[string]any{"project": project, "ref": ref})
+	if code != http.StatusAccepted {
+		p.t.Fatalf("POST /v1/builds: %d %v", code, body)
+	}
+	id, _ := body["id"].(string)
+	var last map[string]any
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		_, answer := p.doAs(token, http.MethodGet, "/v1/builds/"+id, nil)
+		last, _ = answer["build"].(map[string]any)
+		switch last["state"] {
+		case "succeeded":
+			img, _ := last["image"].(map[string]any)
+			ref, _ := img["ref"].(string)
+			digest, _ := img["digest"].(string)
+			repo, _, _ := strings.Cut(ref[strings.LastIndex(ref, "/")+1:], ":")
+			return ref[:strings.LastIndex(ref, "/")+1] + repo + "@" + digest
+		case "failed":
+			p.t.Fatalf("build %s failed: %v", id, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.t.Fatalf("build %s not done: %v", id, last)
+	return ""
 }
 
 // waitRelease polls the release until it is in state want.

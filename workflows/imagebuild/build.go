@@ -1,6 +1,6 @@
 // Package imagebuild is the BuildImage workflow and its contract: one
-// GitLab commit built into the private registry, its status reported back
-// to GitLab.
+// commit (of a GitLab project, or any git repository) built into the
+// private registry, its status reported back to GitLab for GitLab's.
 package imagebuild
 
 import (
@@ -179,12 +179,15 @@ func timePtr(t time.Time) *time.Time { return &t }
 type reporter struct {
 	statuses workflow.Channel
 	done     workflow.WaitGroup
+	// off: a git project's build, with no GitLab to report to (decided
+	// by the input, so replays of GitLab builds are unchanged).
+	off bool
 }
 
 type commitStatus struct{ state, description string }
 
 func startReporter(dctx workflow.Context, req Request) *reporter {
-	r := &reporter{statuses: workflow.NewBufferedChannel(dctx, 4), done: workflow.NewWaitGroup(dctx)}
+	r := &reporter{statuses: workflow.NewBufferedChannel(dctx, 4), done: workflow.NewWaitGroup(dctx), off: req.Build.Git != ""}
 	r.done.Add(1)
 	workflow.Go(dctx, func(ctx workflow.Context) {
 		defer r.done.Done()
@@ -203,6 +206,9 @@ func startReporter(dctx workflow.Context, req Request) *reporter {
 }
 
 func (r *reporter) send(dctx workflow.Context, state, description string) {
+	if r.off {
+		return
+	}
 	r.statuses.Send(dctx, commitStatus{state, description})
 }
 

@@ -109,6 +109,20 @@ func TestBuildPushesAndReportsToGitLab(t *testing.T) {
 	require.Zero(t, m.removed)
 }
 
+// A project with a git remote has no GitLab to report to: the build runs
+// the same, without a commit status.
+func TestGitProjectBuildReportsNoStatus(t *testing.T) {
+	env, m := newBuildEnv(t, false, nil, nil)
+	req := buildRequest
+	req.Build.ProjectID, req.Build.Git = 0, "/srv/git/app"
+	env.ExecuteWorkflow(WorkflowType, req)
+	st := result(t, env)
+	require.Equal(t, StateSucceeded, st.State)
+	require.Equal(t, "sha256:new", st.Image.Digest)
+	require.Equal(t, 1, m.builds)
+	require.Empty(t, m.statuses)
+}
+
 func TestBuildSkipsWhatTheRegistryHas(t *testing.T) {
 	env, m := newBuildEnv(t, true, nil, nil)
 	env.ExecuteWorkflow(WorkflowType, buildRequest)
