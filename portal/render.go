@@ -9,7 +9,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -108,8 +107,6 @@ func newKey() string {
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // safeNext keeps a sign-in's return address inside the portal.
 func safeNext(next string) string {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/tenantflow/tenantflow/activities/spec"
@@ -121,7 +122,7 @@ func (p *Portal) signedIn(h func(http.ResponseWriter, *http.Request, session)) h
 		sess, ok := p.sessions.read(r, p.now())
 		if !ok {
 			if r.Method == http.MethodGet && r.Header.Get("Accept") != "text/event-stream" {
-				http.Redirect(w, r, Prefix+"/signin?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, Prefix+"/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
 			p.fail(w, r, http.StatusUnauthorized, "Your session has ended. Sign in again.")

@@ -71,17 +71,16 @@ func canDecommission(t tenantView) bool {
 
 // liveState is what a tenant's page updates as it changes.
 type liveState struct {
-	State    string `json:"state"`
-	Tag      string `json:"tag"`
-	Done     int    `json:"done"`
-	Total    int    `json:"total"`
-	Percent  int    `json:"percent"`
-	Step     string `json:"step"`
-	Error    string `json:"error,omitempty"`
-	URL      string `json:"url,omitempty"`
-	Phase    string `json:"phase,omitempty"` // of a decommission
-	Stale    bool   `json:"stale,omitempty"`
-	Deferred string `json:"deferred,omitempty"` // why no answer came this time
+	State   string `json:"state"`
+	Tag     string `json:"tag"`
+	Done    int    `json:"done"`
+	Total   int    `json:"total"`
+	Percent int    `json:"percent"`
+	Step    string `json:"step"`
+	Error   string `json:"error,omitempty"`
+	URL     string `json:"url,omitempty"`
+	Phase   string `json:"phase,omitempty"` // of a decommission
+	Stale   bool   `json:"stale,omitempty"`
 }
 
 func live(t tenantView) liveState {

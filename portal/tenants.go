@@ -58,7 +58,6 @@ type createForm struct {
 	Settings                    map[string]string
 	Errors                      map[string]string // field -> message
 	Templates                   []templateChoice
-	Key                         string
 }
 
 // templateChoice is one template as the form offers it.

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -261,17 +260,4 @@ func Redact(remote string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
-}
-
-// Check tells whether remote can be read (for start-up checks): a local
-// path must be a repository.
-func Check(remote string) error {
-	if !Local(remote) {
-		return nil
-	}
-	if _, err := os.Stat(strings.TrimPrefix(remote, "file://")); err != nil {
-		return err
-	}
-	_, err := openLocal(remote)
-	return err
 }

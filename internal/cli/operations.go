@@ -103,12 +103,8 @@ func (a *app) accepted(ctx context.Context, c *Client, name string, resp *Respon
 func (a *app) pollChanges(c *Client, name string, changes ...change) poll {
 	var last frame
 	return func(ctx context.Context) (frame, error) {
-		resp, err := c.Get(ctx, apiPath("v1", "tenants", name), nil)
+		t, resp, err := getTenant(ctx, c, name)
 		if err != nil {
-			return frame{}, err
-		}
-		var t tenantView
-		if err := resp.Decode(&t); err != nil {
 			return frame{}, err
 		}
 		if t.Stale && last.title != "" { // a summary without the changes: keep the last seen

@@ -204,17 +204,25 @@ func (a *app) tenantsCreate() *cobra.Command {
 	return cmd
 }
 
+// getTenant reads the tenant as GET /v1/tenants/{name} answers, with the
+// answer kept for -o json.
+func getTenant(ctx context.Context, c *Client, name string) (tenantView, *Response, error) {
+	resp, err := c.Get(ctx, apiPath("v1", "tenants", name), nil)
+	if err != nil {
+		return tenantView{}, nil, err
+	}
+	var t tenantView
+	err = resp.Decode(&t)
+	return t, resp, err
+}
+
 // pollTenant follows a tenant until it is no longer provisioning: active
 // ends well, anything else (failed) does not.
 func (a *app) pollTenant(c *Client, name string) poll {
 	var last progressView
 	return func(ctx context.Context) (frame, error) {
-		resp, err := c.Get(ctx, apiPath("v1", "tenants", name), nil)
+		t, resp, err := getTenant(ctx, c, name)
 		if err != nil {
-			return frame{}, err
-		}
-		var t tenantView
-		if err := resp.Decode(&t); err != nil {
 			return frame{}, err
 		}
 		if t.Stale { // a summary without progress: keep the last seen
