@@ -57,12 +57,13 @@ func Start(ctx context.Context, addr, dir string, log *slog.Logger) (*Registry, 
 		"delete":     configuration.Parameters{"enabled": true},
 	}
 	// The registry logs through logrus's standard logger, which its
-	// handlers take from no context of ours: only its warnings matter
-	// here, as JSON lines like ours. This is process-wide; dev uses no
+	// handlers take from no context of ours: its warnings and errors go
+	// to our log instead (see toSlog). This is process-wide; dev uses no
 	// other logrus logger.
 	logrus.SetLevel(logrus.WarnLevel)
-	logrus.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
-	logrus.SetOutput(os.Stderr)
+	logrus.SetOutput(io.Discard)
+	logrus.StandardLogger().ReplaceHooks(logrus.LevelHooks{})
+	logrus.AddHook(toSlog{log})
 	app, err := newApp(context.Background(), cfg)
 	if err != nil {
 		return nil, err
@@ -80,6 +81,33 @@ func Start(ctx context.Context, addr, dir string, log *slog.Logger) (*Registry, 
 	go func() { done <- srv.Serve(ln) }()
 	log.Info("registry serving", "address", r.Addr, "storage", dir)
 	return r, nil
+}
+
+// toSlog sends the registry's log entries to our logger, with their
+// fields. A request the registry answered with a 4xx is logged as an
+// error by the library, but it is the client's business (a push asks for
+// each blob before uploading it, and is told 404): Debug.
+type toSlog struct{ log *slog.Logger }
+
+func (toSlog) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h toSlog) Fire(e *logrus.Entry) error {
+	level := slog.LevelWarn
+	if e.Level <= logrus.ErrorLevel {
+		level = slog.LevelError
+	}
+	if status, ok := e.Data["http.response.status"].(int); ok && status < 500 {
+		level = slog.LevelDebug
+	}
+	attrs := make([]slog.Attr, 0, len(e.Data))
+	for k, v := range e.Data {
+		if err, ok := v.(error); ok {
+			v = err.Error()
+		}
+		attrs = append(attrs, slog.Any(k, v))
+	}
+	h.log.LogAttrs(context.Background(), level, "registry: "+e.Message, attrs...)
+	return nil
 }
 
 // newApp builds the registry's handler; the library panics on a bad

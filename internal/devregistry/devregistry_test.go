@@ -9,8 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -107,4 +110,51 @@ func TestRegistryRefusesAnAddressOthersReach(t *testing.T) {
 		_, err := Start(context.Background(), addr, t.TempDir(), slog.New(slog.DiscardHandler))
 		assert.Error(t, err, addr)
 	}
+}
+
+// records keeps the records logged at or above Debug.
+type records struct {
+	mu   sync.Mutex
+	list []slog.Record
+}
+
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, rec)
+	return nil
+}
+func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *records) WithGroup(string) slog.Handler      { return r }
+
+func (r *records) at(level slog.Level) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.list {
+		if rec.Level >= level {
+			out = append(out, rec.Message)
+		}
+	}
+	return out
+}
+
+// The registry's log goes to ours; the 404 a push's blob check gets is
+// no error of the registry's (the library logs it as one).
+func TestRegistryLogsThroughSlog(t *testing.T) {
+	rec := &records{}
+	r, err := Start(context.Background(), "127.0.0.1:0", t.TempDir(), slog.New(rec))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	req, err := http.NewRequest(http.MethodHead, "http://"+r.Addr+"/v2/demo/app/blobs/"+digestOf([]byte("none")), nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(rec.at(slog.LevelDebug), func(m string) bool { return strings.HasPrefix(m, "registry: ") })
+	}, 5*time.Second, 10*time.Millisecond, "the registry's entry reaches our log")
+	require.Equal(t, []string{"registry serving"}, rec.at(slog.LevelInfo), "a client's 404 is not logged as a problem")
 }
