@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 TEMPORAL_CLI_VERSION := v1.5.1
+CADDY_VERSION := v2.11.9
 BIN := bin
 TEST_FLAGS ?= -count=1 -timeout 30m
 
@@ -15,6 +16,12 @@ $(BIN)/tenantflow: FORCE
 # The pinned Temporal CLI serves the dev server and Web UI offline.
 $(BIN)/temporal:
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# The pinned Caddy `make run` serves each tenant at a stable
+# http://<tenant>.localhost:8088 with, built from the module proxy once
+# (~3 min cold), like the temporal CLI.
+$(BIN)/caddy:
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION)
 
 # The test control plane of the OpenShift driver's tests (kube-apiserver,
 # controller-manager, scheduler, etcd, kwok), built from the module proxy
@@ -45,16 +52,17 @@ demo-image: $(BIN)/tenantflow
 postgres-image:
 	tools/images/postgres/build.sh >/dev/null
 
-# Dev server (UI http://127.0.0.1:8233) + worker + API (http://127.0.0.1:8080),
-# state under .data/; Ctrl-C stops all of it.
-run: $(BIN)/temporal demo-image postgres-image
+# Dev server (UI http://127.0.0.1:8233) + worker + API (http://127.0.0.1:8080)
+# + Caddy (tenants at http://<tenant>.localhost:8088), state under .data/;
+# Ctrl-C stops all of it.
+run: $(BIN)/temporal $(BIN)/caddy demo-image postgres-image
 	$(BIN)/tenantflow dev
 
 # Every test: the linters and the determinism check (lint), unit, workflow
 # (SDK test env), integration against the real Docker Engine and a real
 # Temporal dev server, replay of committed histories.
 # With TENANTFLOW_REQUIRE_INTEGRATION=1 (CI) a missing dependency fails.
-test: $(BIN)/temporal kube-tools temporal-tools vet lint
+test: $(BIN)/temporal $(BIN)/caddy kube-tools temporal-tools vet lint
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test $(TEST_FLAGS) ./...

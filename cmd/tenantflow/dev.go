@@ -20,6 +20,7 @@ import (
 
 	"github.com/tenantflow/tenantflow/internal/codec"
 	"github.com/tenantflow/tenantflow/internal/config"
+	"github.com/tenantflow/tenantflow/internal/devproxy"
 	"github.com/tenantflow/tenantflow/internal/devserver"
 	"github.com/tenantflow/tenantflow/internal/temporalx"
 	"github.com/tenantflow/tenantflow/wiring"
@@ -35,6 +36,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	var wcfg wiring.Config
 	var a apiSettings
 	var dataDir, cli, uiPort, registryListen string
+	var px devproxy.Config
 	tcfg.Register(s)
 	wcfg.Register(s)
 	a.register(s)
@@ -42,6 +44,9 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	s.String(&cli, "temporal-cli", "TENANTFLOW_TEMPORAL_CLI", "bin/temporal", "the pinned temporal CLI (make bin/temporal)")
 	s.String(&uiPort, "ui-port", "TENANTFLOW_UI_PORT", "8233", "Temporal Web UI port")
 	s.String(&registryListen, "registry-listen", "TENANTFLOW_DEV_REGISTRY_LISTEN", "127.0.0.1:5050", "loopback address of the dev registry, which holds the demo app's releases (empty: none)")
+	s.String(&px.Listen, "dev-proxy-listen", "TENANTFLOW_DEV_PROXY_LISTEN", "127.0.0.1:8088", "loopback address where dev's Caddy serves each tenant at http://<tenant>.localhost:<port> (empty: no proxy, a tenant's URL is its container's port)")
+	s.String(&px.Admin, "dev-proxy-admin", "TENANTFLOW_DEV_PROXY_ADMIN", "127.0.0.1:2119", "loopback address of dev's Caddy admin API")
+	s.String(&px.Caddy, "caddy", "TENANTFLOW_DEV_CADDY", "bin/caddy", "the caddy binary dev runs as its proxy (make bin/caddy)")
 	if err := parse(s, args); err != nil {
 		return err
 	}
@@ -111,6 +116,17 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 		demoImages = images
 		devBuilds(&a, &wcfg, reg.Addr, dataDir, log)
 	}
+	var tenantURL string
+	if px.Listen != "" && !wcfg.Proxy.Enabled {
+		px.Dir = filepath.Join(dataDir, "caddy")
+		p, err := startDevProxy(ctx, px, log)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		wcfg.Proxy = p.Wiring()
+		tenantURL = p.URL("<tenant>")
+	}
 	uiURL := "http://127.0.0.1:" + uiPort
 	devCodecDefaults(&a, uiURL, uiPort, log)
 	if err := a.checkCodec(); err != nil {
@@ -145,7 +161,7 @@ func runDev(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := waitForTemporal(ctx, tcfg, exited); err != nil {
 		return err
 	}
-	printBanner(uiURL, a, tcfg, registryListen, demoImages, dataDir)
+	printBanner(uiURL, a, tcfg, registryListen, demoImages, dataDir, tenantURL)
 	return process{temporal: tcfg, worker: &wcfg, api: &a}.run(ctx, log)
 }
 
@@ -180,6 +196,17 @@ func devCodecDefaults(a *apiSettings, uiURL, uiPort string, log *slog.Logger) {
 	}
 	log.Warn("the API listens beyond loopback: /codec needs an ops token, so the Web UI shows payloads encrypted",
 		"listen", a.Listen)
+}
+
+// startDevProxy runs dev's Caddy. A proxy that cannot start stops dev,
+// naming the setting to change.
+func startDevProxy(ctx context.Context, cfg devproxy.Config, log *slog.Logger) (*devproxy.Proxy, error) {
+	p, err := devproxy.Start(ctx, cfg, log.With("component", "caddy"))
+	if err != nil {
+		return nil, fmt.Errorf("dev proxy (TENANTFLOW_DEV_PROXY_LISTEN %s, TENANTFLOW_DEV_PROXY_ADMIN %s, TENANTFLOW_DEV_CADDY %s; empty TENANTFLOW_DEV_PROXY_LISTEN runs without): %w",
+			cfg.Listen, cfg.Admin, cfg.Caddy, err)
+	}
+	return p, nil
 }
 
 func stopServer(cmd *exec.Cmd, exited chan error, log *slog.Logger) {
@@ -273,7 +300,11 @@ func ensureDevCodecKey(path string) (string, error) {
 	return k, os.WriteFile(path, []byte(k+"\n"), 0o600)
 }
 
-func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config, registryAddr string, demoImages map[string]string, dataDir string) {
+func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config, registryAddr string, demoImages map[string]string, dataDir, tenantURL string) {
+	tenants := "each at its container's published port (no dev proxy)"
+	if tenantURL != "" {
+		tenants = tenantURL + "  (dev's Caddy: one URL for life)"
+	}
 	tokens := map[string]string{}
 	if b, err := os.ReadFile(a.TokensFile); err == nil {
 		_ = json.Unmarshal(b, &tokens)
@@ -284,6 +315,7 @@ func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config, registryAdd
     Temporal gRPC    %s  (namespace %s, task queue %s)
     REST API         http://%s
     Portal           http://%s/portal  (sign in with the distributor token)
+    Tenants          %s
     Dev tokens       %s
       ops          %s
       distributor  %s
@@ -294,7 +326,7 @@ func printBanner(uiURL string, a apiSettings, tcfg temporalx.Config, registryAdd
       -d '{"name":"acme","template":"default","stage":"prod"}'
     curl -s http://%s/v1/tenants/acme -H "Authorization: Bearer %s"
 
-`, uiURL, tcfg.Address, tcfg.Namespace, tcfg.TaskQueue, a.Listen, a.Listen, a.TokensFile,
+`, uiURL, tcfg.Address, tcfg.Namespace, tcfg.TaskQueue, a.Listen, a.Listen, tenants, a.TokensFile,
 		tokens["ops"], tokens["distributor"], tokens["developer"],
 		a.Listen, tokens["ops"], a.Listen, tokens["ops"])
 	if len(demoImages) > 0 {

@@ -168,6 +168,21 @@ func TemporalCLI(t testing.TB) string {
 	return p
 }
 
+// DevCaddy is the pinned Caddy `make bin/caddy` installs into bin/, the
+// one `make run` serves tenants with (TENANTFLOW_DEV_CADDY names another).
+func DevCaddy(t testing.TB) string {
+	t.Helper()
+	SkipShort(t, "caddy")
+	p := os.Getenv("TENANTFLOW_DEV_CADDY")
+	if p == "" {
+		p = filepath.Join(RepoRoot(), "bin", "caddy")
+	}
+	if _, err := exec.LookPath(p); err != nil {
+		Unavailable(t, "caddy at %s (run `make bin/caddy`): %v", p, err)
+	}
+	return p
+}
+
 // UniqueSuffix is a short lower-case suffix that keeps the names of one
 // test run apart from another's on a shared engine.
 func UniqueSuffix() string {

@@ -24,7 +24,9 @@ type devPlatform struct {
 	Temporal string // the dev server's gRPC address
 	OpsToken string // the ops token dev wrote into its data dir
 	DataDir  string
-	proc     *harness.Process
+	// urls are the tenants' URLs for life, if the test expects some.
+	urls map[string]string
+	proc *harness.Process
 }
 
 // startDev builds the tenantflow binary and runs `tenantflow dev` until
@@ -42,13 +44,17 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 		Temporal: harness.Addr(temporalPort),
 		DataDir:  dataDir,
 	}
-	p.proc = harness.NewProcess(t, dataDir, append(envWithoutTenantflow(), env...), bin, "dev",
+	args := []string{"dev",
 		"--data-dir", dataDir,
 		"--ui-port", strconv.Itoa(uiPort),
 		// No registry unless the test asks for one
 		// (TENANTFLOW_DEV_REGISTRY_LISTEN in env): seeding it costs
 		// each start a build and a push.
-		"--registry-listen", registryListen(env),
+		"--registry-listen", envValue(env, "TENANTFLOW_DEV_REGISTRY_LISTEN"),
+		// No proxy either unless asked (TENANTFLOW_DEV_PROXY_LISTEN):
+		// tenants then answer at their containers' ports.
+		"--dev-proxy-listen", envValue(env, "TENANTFLOW_DEV_PROXY_LISTEN"),
+		"--dev-proxy-admin", harness.Addr(harness.FreePort(t)),
 		"--api-listen", harness.Addr(apiPort),
 		"--temporal-address", p.Temporal,
 		"--temporal-cli", cli,
@@ -56,18 +62,21 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 		// One round at start is enough; its orphan grace (an hour) outlasts the test.
 		"--reconcile-every", "24h",
 		"--stop-timeout", "2s",
-	)
+	}
+	if envValue(env, "TENANTFLOW_DEV_PROXY_LISTEN") != "" {
+		args = append(args, "--caddy", harness.DevCaddy(t))
+	}
+	p.proc = harness.NewProcess(t, dataDir, append(envWithoutTenantflow(), env...), bin, args...)
 	p.proc.Start()
 	harness.WaitFor(t, "tenantflow dev's API", 90*time.Second, harness.HTTPOK(p.APIURL+"/healthz"))
 	p.OpsToken = devToken(t, filepath.Join(dataDir, "dev-tokens.json"), "ops")
 	return p
 }
 
-// registryListen is the dev registry's address env sets, "" (none) if
-// it sets none.
-func registryListen(env []string) string {
+// envValue is the value env sets for key, "" if none.
+func envValue(env []string, key string) string {
 	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "TENANTFLOW_DEV_REGISTRY_LISTEN="); ok {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
 			return v
 		}
 	}

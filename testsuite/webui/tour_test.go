@@ -21,7 +21,9 @@ import (
 // the demo app's git repository in its data dir; v2 is built from its
 // tag, released to a staging and a prod tenant, promoted by a developer,
 // then rolled back, each tenant's app answering the version it should at
-// each step.
+// each step; the staging tenant is then decommissioned and restored. Dev's
+// Caddy serves each tenant at http://<tenant>.localhost:<port>, and that
+// URL stays the same through all of it.
 func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	harness.SkipShort(t, "tenantflow dev with its registry")
 	cli := harness.TemporalCLI(t)
@@ -38,7 +40,9 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 			_ = docker.RemoveNetwork(ctx, name, "")
 		}
 	})
-	dev := startDev(t, cli, "TENANTFLOW_DEV_REGISTRY_LISTEN="+harness.Addr(harness.FreePort(t)))
+	proxyAddr := harness.Addr(harness.FreePort(t))
+	dev := startDev(t, cli, "TENANTFLOW_DEV_REGISTRY_LISTEN="+harness.Addr(harness.FreePort(t)),
+		"TENANTFLOW_DEV_PROXY_LISTEN="+proxyAddr)
 	developer := devToken(t, filepath.Join(dev.DataDir, "dev-tokens.json"), "developer")
 
 	raw, err := os.ReadFile(filepath.Join(dev.DataDir, "demo-images.json"))
@@ -60,6 +64,9 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	}
 	dev.waitActive(staging, time.Minute)
 	dev.waitActive(prod, time.Minute)
+	port := proxyAddr[strings.LastIndex(proxyAddr, ":"):]
+	urls := map[string]string{staging: "http://" + staging + ".localhost" + port, prod: "http://" + prod + ".localhost" + port}
+	dev.urls = urls
 	dev.requireVersion(staging, "v1")
 
 	// v2 built from the demo app's git repository in the data dir (no
@@ -96,6 +103,37 @@ func TestTourReleasesFromTheDevRegistry(t *testing.T) {
 	dev.waitRelease(developer, back, "completed")
 	dev.requireVersion(staging, "v1")
 	dev.requireVersion(prod, "v1")
+
+	// Decommissioned (its data archived, its containers gone), then
+	// restored: back on the same URL.
+	if code, body := dev.do(http.MethodDelete, "/v1/tenants/"+staging+"?force=true&reason=tour", nil); code != http.StatusAccepted {
+		t.Fatalf("decommission: %d %v", code, body)
+	}
+	dev.waitPhase(staging, "retained")
+	if code, body := dev.do(http.MethodPost, "/v1/tenants/"+staging+"/restore", nil); code != http.StatusAccepted {
+		t.Fatalf("restore: %d %v", code, body)
+	}
+	dev.waitActive(staging, 2*time.Minute)
+	dev.requireVersion(staging, "v1")
+}
+
+// waitPhase polls the tenant until its decommission is in phase want.
+func (p *devPlatform) waitPhase(name, want string) {
+	p.t.Helper()
+	var last map[string]any
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		_, last = p.do(http.MethodGet, "/v1/tenants/"+name, nil)
+		d, _ := last["decommission"].(map[string]any)
+		switch d["phase"] {
+		case want:
+			return
+		case "failed":
+			p.t.Fatalf("decommission of %s failed: %v", name, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.t.Fatalf("tenant %s not %s: %v", name, want, last)
 }
 
 // build builds project at ref and returns its image by digest.
@@ -145,7 +183,8 @@ func (p *devPlatform) waitRelease(token, id, want string) {
 	p.t.Fatalf("release %s not %s: %v", id, want, last)
 }
 
-// requireVersion reads the tenant's app's /version at its URL.
+// requireVersion reads the tenant's app's /version at its URL, which
+// must be the one in p.urls if the test set one.
 func (p *devPlatform) requireVersion(name, want string) {
 	p.t.Helper()
 	_, state := p.do(http.MethodGet, "/v1/tenants/"+name, nil)
@@ -153,7 +192,12 @@ func (p *devPlatform) requireVersion(name, want string) {
 	if url == "" {
 		p.t.Fatalf("tenant %s has no URL: %v", name, state)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url + "/version")
+	if u, ok := p.urls[name]; ok && url != u {
+		p.t.Fatalf("tenant %s is at %s, want %s", name, url, u)
+	}
+	c := harness.LocalhostClient(10 * time.Second)
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(url + "/version")
 	if err != nil {
 		p.t.Fatalf("%s /version: %v", name, err)
 	}
