@@ -157,28 +157,27 @@ func DemoImageWith(t testing.TB, d *docker.Driver, tag, version string, opts dem
 // TemporalCLI is the pinned temporal CLI installed into bin/ by the Makefile.
 func TemporalCLI(t testing.TB) string {
 	t.Helper()
-	SkipShort(t, "the temporal CLI")
-	p := os.Getenv("TENANTFLOW_TEMPORAL_CLI")
-	if p == "" {
-		p = filepath.Join(RepoRoot(), "bin", "temporal")
-	}
-	if _, err := exec.LookPath(p); err != nil {
-		Unavailable(t, "temporal CLI at %s (run `make bin/temporal`): %v", p, err)
-	}
-	return p
+	return pinnedBinary(t, "TENANTFLOW_TEMPORAL_CLI", "temporal")
 }
 
 // DevCaddy is the pinned Caddy `make bin/caddy` installs into bin/, the
 // one `make run` serves tenants with (TENANTFLOW_DEV_CADDY names another).
 func DevCaddy(t testing.TB) string {
 	t.Helper()
-	SkipShort(t, "caddy")
-	p := os.Getenv("TENANTFLOW_DEV_CADDY")
+	return pinnedBinary(t, "TENANTFLOW_DEV_CADDY", "caddy")
+}
+
+// pinnedBinary is the program the Makefile installs as bin/<name>, or the
+// one env names.
+func pinnedBinary(t testing.TB, env, name string) string {
+	t.Helper()
+	SkipShort(t, name)
+	p := os.Getenv(env)
 	if p == "" {
-		p = filepath.Join(RepoRoot(), "bin", "caddy")
+		p = filepath.Join(RepoRoot(), "bin", name)
 	}
 	if _, err := exec.LookPath(p); err != nil {
-		Unavailable(t, "caddy at %s (run `make bin/caddy`): %v", p, err)
+		Unavailable(t, "%s at %s (run `make bin/%s`): %v", name, p, name, err)
 	}
 	return p
 }
