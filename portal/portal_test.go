@@ -2,7 +2,9 @@ package portal
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -361,6 +363,29 @@ func TestEventsOutliveTheServersWriteTimeout(t *testing.T) {
 	}
 	require.NoError(t, sc.Err())
 	assert.GreaterOrEqual(t, time.Since(start), time.Second, "the stream was cut after %d events", events)
+}
+
+// A stream ends with its session, not up to streamFor later.
+func TestTenantEventsEndWithTheSession(t *testing.T) {
+	h := newHarness(t)
+	h.signIn()
+	h.api.on("GET /v1/tenants/acme", func(w http.ResponseWriter, _ *http.Request, _ string) {
+		answer(w, http.StatusOK, map[string]any{"name": "acme", "state": "provisioning", "progress": map[string]any{"done": 1, "total": 4}})
+	})
+	// The session has two seconds left.
+	h.portal.now = func() time.Time { return time.Now().Add(defaultSessionTTL - 2*time.Second) }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.srv.URL+"/portal/tenants/acme/events", nil)
+	require.NoError(t, err)
+	resp, err := h.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "the stream outlived its session: %s", b)
+	pg := page{Status: resp.StatusCode, Body: string(b)}
+	assert.Contains(t, pg.Body, "event: tenant\n", "followed while the session lasted")
+	assert.True(t, strings.HasSuffix(pg.Body, "event: end\ndata: {\"reason\":\""+sessionEnded+"\"}\n\n"), pg.Body)
 }
 
 func TestOddNamesAreNoCustomer(t *testing.T) {

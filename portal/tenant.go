@@ -94,6 +94,9 @@ func live(t tenantView) liveState {
 	return s
 }
 
+// sessionEnded ends a stream whose session has.
+const sessionEnded = "Your session has ended: sign in again."
+
 // Server-Sent Events bounds: a comment every keepAlive keeps proxies
 // from closing a quiet stream; after streamFor the stream ends and the
 // browser reconnects, so no connection lives for ever.
@@ -116,12 +119,20 @@ func (p *Portal) tenantEvents(w http.ResponseWriter, r *http.Request, sess sessi
 
 	ctx := r.Context()
 	end := time.Now().Add(streamFor)
+	expires := time.Unix(sess.Expires, 0)
 	tick := time.NewTicker(p.cfg.PollEvery)
 	defer tick.Stop()
 	var last []byte
 	lastSent := time.Now()
 	for {
-		msg, final := p.nextEvent(r, sess, name, &last)
+		var msg string
+		var final bool
+		if p.now().Before(expires) {
+			msg, final = p.nextEvent(r, sess, name, &last)
+		} else {
+			// The session has ended: the stream with it, as every page.
+			msg, final = sse("end", map[string]string{"reason": sessionEnded}), true
+		}
 		if msg == "" && time.Since(lastSent) >= keepAlive {
 			msg = ": keep-alive\n\n"
 		}
