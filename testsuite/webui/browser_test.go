@@ -126,6 +126,7 @@ func (p *page) waitText(selector, what string, ok func(string) bool) string {
 		if ok(s) {
 			return s
 		}
+		p.reloadAnInternalError()
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%s: %s not shown after %s; %s reads:\n%s", p.name, what, pageTimeout, selector, s)
 		}
@@ -135,8 +136,7 @@ func (p *page) waitText(selector, what string, ok func(string) bool) string {
 
 // waitTrue polls a JavaScript expression until it is true (an element the
 // UI renders once its data arrived), and fails the test after pageTimeout.
-// A page the UI replaced with its "Internal Error" (a query the worker did
-// not answer in time, on a busy machine) is reloaded, as a person would.
+// A page showing the UI's "Internal Error" is reloaded.
 func (p *page) waitTrue(what, expression string) {
 	p.t.Helper()
 	deadline := time.Now().Add(pageTimeout)
@@ -145,16 +145,24 @@ func (p *page) waitTrue(what, expression string) {
 		if err == nil && done {
 			return
 		}
-		if strings.Contains(p.text("body"), uiInternalError) {
-			p.t.Logf("%s: the UI shows %q; reloading", p.name, uiInternalError)
-			if err := p.do(chromedp.Reload()); err != nil {
-				p.t.Logf("%s: reload: %v", p.name, err)
-			}
-		}
+		p.reloadAnInternalError()
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%s: %s not done after %s (last error: %v)", p.name, what, pageTimeout, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// reloadAnInternalError reloads a page the UI replaced with its "Internal
+// Error" (a query the worker did not answer in time, on a busy machine),
+// as a person would.
+func (p *page) reloadAnInternalError() {
+	if !strings.Contains(p.text("body"), uiInternalError) {
+		return
+	}
+	p.t.Logf("%s: the UI shows %q; reloading", p.name, uiInternalError)
+	if err := p.do(chromedp.Reload()); err != nil {
+		p.t.Logf("%s: reload: %v", p.name, err)
 	}
 }
 
