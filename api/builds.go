@@ -26,19 +26,10 @@ import (
 	"github.com/tenantflow/tenantflow/workflows/tenant"
 )
 
-// CommitResolver turns a ref into a commit: the GitLab client, or
-// build.Resolver for projects with a git remote too.
-// ResolveCommit takes any branch, tag or SHA (POST /v1/builds); ResolveRef
-// only the kind of ref a webhook event names.
-type CommitResolver interface {
-	ResolveCommit(ctx context.Context, project, ref string) (gitlab.Commit, error)
-	ResolveRef(ctx context.Context, project, refType, name string) (gitlab.Commit, error)
-}
-
 // Builds configures the build routes; nil in Config disables them.
 type Builds struct {
 	Projects build.Projects
-	Resolver CommitResolver
+	Resolver build.CommitResolver
 	// WebhookSecret is GitLab's X-Gitlab-Token for POST /v1/hooks/gitlab.
 	WebhookSecret string
 	// WebUIURL and Namespace make the link GitLab's commit status points

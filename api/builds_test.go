@@ -47,14 +47,14 @@ func (r fakeResolver) ResolveRef(_ context.Context, project, refType, name strin
 	return gitlab.Commit{Project: project, ProjectID: 42, SHA: testSHA, Ref: name, RefType: refType}, nil
 }
 
-func withBuilds(res CommitResolver) envOption {
+func withBuilds(res build.CommitResolver) envOption {
 	return withProjects(res, `
 projects:
   - {path: group/app, image: tenants/app, buildArgs: {VERSION: "${shortSha}-${ref}"}, branches: [main]}
 `)
 }
 
-func withProjects(res CommitResolver, yaml string) envOption {
+func withProjects(res build.CommitResolver, yaml string) envOption {
 	return func(c *Config) {
 		projects, err := build.ParseProjects([]byte(yaml))
 		if err != nil {
@@ -109,7 +109,7 @@ func TestCreateBuildResolvesWithinResolveTimeout(t *testing.T) {
 func TestCreateBuildBadInput(t *testing.T) {
 	tests := []struct {
 		name, token, body string
-		res               CommitResolver
+		res               build.CommitResolver
 		code              int
 		field             string
 	}{

@@ -11,8 +11,11 @@ import (
 	"github.com/tenantflow/tenantflow/activities/gitsource"
 )
 
-// GitLabResolver resolves refs in GitLab: the GitLab client.
-type GitLabResolver interface {
+// CommitResolver turns a ref into a commit: the GitLab client, or
+// Resolver for projects with a git remote too. ResolveCommit takes any
+// branch, tag or SHA; ResolveRef only the kind of ref a webhook event
+// names.
+type CommitResolver interface {
 	ResolveCommit(ctx context.Context, project, ref string) (gitlab.Commit, error)
 	ResolveRef(ctx context.Context, project, refType, name string) (gitlab.Commit, error)
 }
@@ -22,7 +25,7 @@ type GitLabResolver interface {
 // API asks before it starts a build.
 type Resolver struct {
 	Projects Projects
-	GitLab   GitLabResolver // nil: no GitLab configured
+	GitLab   CommitResolver // the GitLab client; nil: no GitLab configured
 }
 
 // ErrUnknownProject is the failure type of a project that is not

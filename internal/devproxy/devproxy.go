@@ -56,6 +56,7 @@ type Config struct {
 // Proxy is a running Caddy.
 type Proxy struct {
 	cfg     Config
+	port    string // of cfg.Listen
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when Caddy has exited
 	waitErr error         // how, once exited is closed
@@ -105,7 +106,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Proxy, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (run `make bin/caddy`): %w", cfg.Caddy, err)
 	}
-	p := &Proxy{cfg: cfg, cmd: cmd, exited: make(chan struct{}), log: log}
+	_, port, _ := net.SplitHostPort(cfg.Listen) // checked above
+	p := &Proxy{cfg: cfg, port: port, cmd: cmd, exited: make(chan struct{}), log: log}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
@@ -120,7 +122,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Proxy, error) {
 // Wiring is the worker's proxy configuration for this Caddy: tenants at
 // http://<tenant>.localhost:<port>.
 func (p *Proxy) Wiring() proxy.Config {
-	_, port, _ := net.SplitHostPort(p.cfg.Listen)
 	return proxy.Config{
 		Enabled:      true,
 		AdminURL:     "http://" + p.cfg.Admin,
@@ -128,14 +129,13 @@ func (p *Proxy) Wiring() proxy.Config {
 		Listen:       p.cfg.Listen,
 		Domain:       Domain,
 		PublicScheme: "http",
-		PublicPort:   port,
+		PublicPort:   p.port,
 	}
 }
 
 // URL is where a tenant's app answers.
 func (p *Proxy) URL(tenant string) string {
-	_, port, _ := net.SplitHostPort(p.cfg.Listen)
-	return "http://" + tenant + "." + Domain + ":" + port
+	return "http://" + tenant + "." + Domain + ":" + p.port
 }
 
 // Close stops Caddy gracefully (it finishes the requests it serves), then

@@ -244,7 +244,7 @@ func BenchmarkImageBuild(b *testing.B) {
 				b.Fatalf("build: %v", st)
 			}
 			*out = append(*out, time.Since(start))
-			bb.waitClosed(demoProject, sha)
+			bb.waitClosed(demoProject, sha, "")
 			if (out == &noop) != (st["skipped"] == true) {
 				b.Fatalf("skipped=%v on the %s build: %v", st["skipped"], map[bool]string{true: "no-op", false: "cold"}[out == &noop], st)
 			}

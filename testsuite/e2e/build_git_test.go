@@ -86,21 +86,12 @@ projects:
 
 	// The same tag again, once that run has ended: a new one finds the
 	// image and builds nothing.
-	wid := imagebuild.WorkflowID(demoProject, sha, "v1")
-	b.waitClosedID(wid)
-	b.checkHistory(wid, "build-git-succeeded")
+	b.waitClosed(demoProject, sha, "v1")
+	b.checkHistory(imagebuild.WorkflowID(demoProject, sha, "v1"), "build-git-succeeded")
 	code, body, _ = p.do(http.MethodPost, "/v1/builds", map[string]any{"project": demoProject, "ref": "v1"})
 	require.Equal(t, http.StatusAccepted, code, body)
 	st = b.waitBuild(body["id"].(string), time.Minute)
 	require.Equal(t, string(imagebuild.StateSucceeded), st["state"], st)
 	require.Equal(t, true, st["skipped"], st)
 	require.Equal(t, digest, st["image"].(map[string]any)["digest"])
-}
-
-// waitClosedID waits until the build workflow's run has finished.
-func (b *buildBench) waitClosedID(workflowID string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_ = b.temporal.Client.GetWorkflow(ctx, workflowID, "").Get(ctx, nil)
 }

@@ -130,11 +130,12 @@ func (b *buildBench) waitBuild(id string, timeout time.Duration) map[string]any 
 // waitClosed waits until the build's workflow run has finished (it reports
 // "succeeded" before its last GitLab status call returns; a request in
 // between joins that run instead of starting a new one).
-func (b *buildBench) waitClosed(project, sha string) {
+// A tag's build is its own run (tag "" for a branch's).
+func (b *buildBench) waitClosed(project, sha, tag string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_ = b.temporal.Client.GetWorkflow(ctx, imagebuild.WorkflowID(project, sha, ""), "").Get(ctx, nil)
+	_ = b.temporal.Client.GetWorkflow(ctx, imagebuild.WorkflowID(project, sha, tag), "").Get(ctx, nil)
 }
 
 func (b *buildBench) archiveDownloads() int {
@@ -185,7 +186,7 @@ func TestPushEventBuildsTheImageOnce(t *testing.T) {
 	})
 
 	// GitLab saw pending → running → success.
-	b.waitClosed(demoProject, sha)
+	b.waitClosed(demoProject, sha, "")
 	var states []string
 	for _, s := range b.gitlab.Statuses(b.project, sha) {
 		states = append(states, s.State)
@@ -193,7 +194,7 @@ func TestPushEventBuildsTheImageOnce(t *testing.T) {
 	require.Equal(t, []string{"success"}, lastStates(states))
 
 	// A second delivery of the same event builds nothing.
-	b.waitClosed(demoProject, sha)
+	b.waitClosed(demoProject, sha, "")
 	downloads := b.archiveDownloads()
 	code, body = b.hook("Push Hook", event, hookSecret)
 	require.Equal(t, http.StatusAccepted, code, body)
@@ -261,7 +262,7 @@ func TestBuildRequestsAndFailures(t *testing.T) {
 	st = b.waitBuild(body["id"].(string), 5*time.Minute)
 	require.Equal(t, string(imagebuild.StateFailed), st["state"], st)
 	require.Contains(t, st["error"], build.ErrDockerfileMissing)
-	b.waitClosed(demoProject, broken) // the final GitLab status is posted last
+	b.waitClosed(demoProject, broken, "") // the final GitLab status is posted last
 	statuses := b.gitlab.Statuses(b.project, broken)
 	require.Equal(t, "failed", statuses[len(statuses)-1].State)
 	_, found, err = b.regc.ManifestDigest(context.Background(), demoImageRepo, broken)

@@ -24,9 +24,9 @@ type devPlatform struct {
 	Temporal string // the dev server's gRPC address
 	OpsToken string // the ops token dev wrote into its data dir
 	DataDir  string
-	// urls are the tenants' URLs for life, if the test expects some.
-	urls map[string]string
-	proc *harness.Process
+	// ProxyAddr is where dev's Caddy serves the tenants ("": no proxy).
+	ProxyAddr string
+	proc      *harness.Process
 }
 
 // startDev builds the tenantflow binary and runs `tenantflow dev` until
@@ -38,11 +38,12 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 	dataDir := t.TempDir()
 	uiPort, apiPort, temporalPort := harness.FreePort(t), harness.FreePort(t), harness.FreePort(t)
 	p := &devPlatform{
-		t:        t,
-		UIURL:    "http://" + harness.Addr(uiPort),
-		APIURL:   "http://" + harness.Addr(apiPort),
-		Temporal: harness.Addr(temporalPort),
-		DataDir:  dataDir,
+		t:         t,
+		UIURL:     "http://" + harness.Addr(uiPort),
+		APIURL:    "http://" + harness.Addr(apiPort),
+		Temporal:  harness.Addr(temporalPort),
+		DataDir:   dataDir,
+		ProxyAddr: envValue(env, "TENANTFLOW_DEV_PROXY_LISTEN"),
 	}
 	args := []string{"dev",
 		"--data-dir", dataDir,
@@ -63,7 +64,7 @@ func startDev(t testing.TB, cli string, env ...string) *devPlatform {
 		"--reconcile-every", "24h",
 		"--stop-timeout", "2s",
 	}
-	if envValue(env, "TENANTFLOW_DEV_PROXY_LISTEN") != "" {
+	if p.ProxyAddr != "" {
 		args = append(args, "--caddy", harness.DevCaddy(t))
 	}
 	p.proc = harness.NewProcess(t, dataDir, append(envWithoutTenantflow(), env...), bin, args...)
